@@ -1,0 +1,181 @@
+//! # Switchboard connector contract
+//!
+//! The types every channel connector speaks, and nothing that does I/O:
+//!
+//! - [`InboundMessage`]: what a connector makes of one raw inbound input (an HTTP body,
+//!   a MIME message, a Telegram update) in pure code, before the daemon ingests it.
+//! - [`OutboundMessage`]: what the daemon's outbox hands a connector to send.
+//! - [`SendError`]: the connector's verdict on a failed send, transient (retry later,
+//!   maybe after a time the other side named) or permanent (dead letter). Each connector
+//!   classifies its own errors in one place; the outbox only reads the verdict.
+//! - [`OutboundChannel`]: the sending half of the contract.
+//!
+//! A connector crate depends on this crate only; it never touches the store. The daemon
+//! acknowledges the source of an inbound message only after the message is committed.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::future::Future;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+/// The kind of channel an inbox speaks. Stored with every contact identity and shown
+/// in the API, so the names are part of the wire format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ChannelKind {
+    Webhook,
+    Email,
+    Telegram,
+}
+
+impl ChannelKind {
+    pub const ALL: [ChannelKind; 3] = [ChannelKind::Webhook, ChannelKind::Email, ChannelKind::Telegram];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ChannelKind::Webhook => "webhook",
+            ChannelKind::Email => "email",
+            ChannelKind::Telegram => "telegram",
+        }
+    }
+
+    pub fn parse(name: &str) -> Option<ChannelKind> {
+        ChannelKind::ALL.into_iter().find(|kind| kind.as_str() == name)
+    }
+}
+
+impl fmt::Display for ChannelKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The person (or system) who sent an inbound message, as the channel names them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Sender {
+    /// The channel's stable id for this sender in this inbox (an app's user id, an email
+    /// address, a Telegram chat id). With the inbox it forms the contact identity.
+    pub external_id: String,
+    pub name: Option<String>,
+    pub email: Option<String>,
+}
+
+/// An attachment as received, before the store deduplicates it by content hash.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InboundAttachment {
+    pub filename: String,
+    pub content_type: String,
+    pub data: Vec<u8>,
+}
+
+/// One inbound message, normalized. Built by a connector in pure code.
+#[derive(Debug, Clone, PartialEq)]
+pub struct InboundMessage {
+    /// The channel's id for this message; `(inbox, external_id)` is the dedupe key, so a
+    /// redelivered message is recognised and stored once.
+    pub external_id: String,
+    pub sender: Sender,
+    /// A thread key the channel gives (the webhook `thread`, an email thread root): the
+    /// message joins the sender's open conversation with that key.
+    pub thread: Option<String>,
+    pub subject: Option<String>,
+    pub text: String,
+    pub html: Option<String>,
+    pub attachments: Vec<InboundAttachment>,
+    /// A language tag the channel states (BCP 47, e.g. `de` or `pt-BR`).
+    pub language: Option<String>,
+    /// Free-form attributes the channel gives about the sender (plan, customer value);
+    /// merged into the contact and available to routing rules.
+    pub metadata: BTreeMap<String, serde_json::Value>,
+}
+
+/// Why a message leaves: an agent's reply or an automated status update. Channels that
+/// can show the difference (the webhook `kind` field) do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OutboundKind {
+    Reply,
+    StatusUpdate,
+}
+
+impl OutboundKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OutboundKind::Reply => "reply",
+            OutboundKind::StatusUpdate => "status_update",
+        }
+    }
+}
+
+/// One message for a connector to send. Internal notes never become one.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OutboundMessage {
+    /// Stable across retries of the same message, so the receiver can deduplicate.
+    pub delivery_id: String,
+    pub conversation_id: i64,
+    pub message_id: i64,
+    /// The recipient's external id in this inbox (the contact identity).
+    pub recipient: String,
+    pub thread: Option<String>,
+    pub subject: Option<String>,
+    pub text: String,
+    pub kind: OutboundKind,
+}
+
+/// What the channel said when it accepted a message.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Receipt {
+    /// The channel's id for the sent message, when it gives one.
+    pub external_id: Option<String>,
+    /// A short human-readable note on the acceptance (e.g. `HTTP 202`).
+    pub detail: String,
+}
+
+/// A failed send, classified by the connector.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SendError {
+    /// Worth retrying: the other side was down, slow, or limiting us.
+    #[error("transient: {reason}")]
+    Transient {
+        reason: String,
+        /// How long the other side asked us to wait, when it said.
+        retry_after: Option<Duration>,
+    },
+    /// Retrying cannot help (rejected payload, unknown recipient, blocked).
+    #[error("permanent: {reason}")]
+    Permanent { reason: String },
+}
+
+impl SendError {
+    pub fn transient(reason: impl Into<String>) -> SendError {
+        SendError::Transient {
+            reason: reason.into(),
+            retry_after: None,
+        }
+    }
+
+    pub fn permanent(reason: impl Into<String>) -> SendError {
+        SendError::Permanent { reason: reason.into() }
+    }
+}
+
+/// The sending half of a connector.
+pub trait OutboundChannel {
+    fn send(&self, message: &OutboundMessage) -> impl Future<Output = Result<Receipt, SendError>> + Send;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn channel_kind_names_round_trip() {
+        for kind in ChannelKind::ALL {
+            assert_eq!(ChannelKind::parse(kind.as_str()), Some(kind));
+            assert_eq!(serde_json::to_value(kind).unwrap(), kind.as_str());
+        }
+        assert_eq!(ChannelKind::parse("sms"), None);
+    }
+}

@@ -1,0 +1,347 @@
+//! The inbound JSON body, turned into an [`InboundMessage`] in pure code.
+//!
+//! ```json
+//! {"id": "evt-1", "from": {"id": "user-42", "name": "Ada", "email": "ada@example.com"},
+//!  "thread": "order-1001", "text": "Where is my parcel?",
+//!  "attachments": [{"filename": "a.png", "content_type": "image/png", "data_base64": "..."}],
+//!  "language": "en", "metadata": {"plan": "pro"}}
+//! ```
+//!
+//! Every refusal names the offending field by its path (`from.id`,
+//! `attachments[0].data_base64`) so the sender knows what to change. Unknown fields are
+//! ignored, so senders can add their own without breaking.
+
+use std::collections::BTreeMap;
+
+use base64::Engine;
+use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
+use serde_json::{Map, Value};
+use switchboard_connector_core::{InboundAttachment, InboundMessage, Sender};
+
+/// Longest accepted id (`id`, `from.id`, `thread`): ids are keys, not content.
+const MAX_ID_LEN: usize = 255;
+
+/// Base64 with or without padding: senders differ, the bytes do not.
+const BASE64: GeneralPurpose = GeneralPurpose::new(
+    &base64::alphabet::STANDARD,
+    GeneralPurposeConfig::new().with_decode_padding_mode(DecodePaddingMode::Indifferent),
+);
+
+/// Why a body was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum BodyError {
+    /// HTTP 400: the body is not JSON at all.
+    #[error("the body is not valid JSON: {0}")]
+    NotJson(String),
+    /// HTTP 422: JSON, but a field is missing or wrong.
+    #[error("`{field}` {problem}")]
+    InvalidField { field: String, problem: String },
+}
+
+fn invalid(field: impl Into<String>, problem: impl Into<String>) -> BodyError {
+    BodyError::InvalidField {
+        field: field.into(),
+        problem: problem.into(),
+    }
+}
+
+struct Fields<'a> {
+    object: &'a Map<String, Value>,
+    path: String,
+}
+
+impl<'a> Fields<'a> {
+    fn of(value: &'a Value, path: &str) -> Result<Fields<'a>, BodyError> {
+        let what = if path.is_empty() { "the body" } else { path };
+        match value {
+            Value::Object(object) => Ok(Fields {
+                object,
+                path: path.to_owned(),
+            }),
+            _ => Err(invalid(what, "must be a JSON object")),
+        }
+    }
+
+    fn path_of(&self, key: &str) -> String {
+        if self.path.is_empty() {
+            key.to_owned()
+        } else {
+            format!("{}.{key}", self.path)
+        }
+    }
+
+    /// A present, non-null field.
+    fn get(&self, key: &str) -> Option<&'a Value> {
+        self.object.get(key).filter(|value| !value.is_null())
+    }
+
+    fn required(&self, key: &str) -> Result<&'a Value, BodyError> {
+        self.get(key).ok_or_else(|| invalid(self.path_of(key), "is required"))
+    }
+
+    fn string(&self, key: &str, value: &'a Value) -> Result<&'a str, BodyError> {
+        value
+            .as_str()
+            .ok_or_else(|| invalid(self.path_of(key), "must be a string"))
+    }
+
+    fn required_string(&self, key: &str) -> Result<&'a str, BodyError> {
+        self.string(key, self.required(key)?)
+    }
+
+    fn optional_string(&self, key: &str) -> Result<Option<&'a str>, BodyError> {
+        self.get(key).map(|value| self.string(key, value)).transpose()
+    }
+
+    fn id(&self, key: &str, value: &str) -> Result<String, BodyError> {
+        let trimmed = value.trim();
+        if trimmed.is_empty() {
+            return Err(invalid(self.path_of(key), "must not be empty"));
+        }
+        if trimmed.len() > MAX_ID_LEN {
+            return Err(invalid(
+                self.path_of(key),
+                format!("must be at most {MAX_ID_LEN} bytes"),
+            ));
+        }
+        Ok(trimmed.to_owned())
+    }
+
+    fn required_id(&self, key: &str) -> Result<String, BodyError> {
+        self.id(key, self.required_string(key)?)
+    }
+
+    /// An optional string that, when given, must not be blank.
+    fn optional_text(&self, key: &str) -> Result<Option<String>, BodyError> {
+        match self.optional_string(key)? {
+            Some(value) if value.trim().is_empty() => Err(invalid(self.path_of(key), "must not be empty when given")),
+            other => Ok(other.map(|value| value.trim().to_owned())),
+        }
+    }
+}
+
+/// Parses and validates one inbound webhook body.
+pub fn parse_body(body: &[u8]) -> Result<InboundMessage, BodyError> {
+    let value: Value = serde_json::from_slice(body).map_err(|err| BodyError::NotJson(err.to_string()))?;
+    let root = Fields::of(&value, "")?;
+
+    let external_id = root.required_id("id")?;
+    let from = Fields::of(root.required("from")?, "from")?;
+    let sender = Sender {
+        external_id: from.required_id("id")?,
+        name: from.optional_text("name")?,
+        email: from.optional_text("email")?,
+    };
+    if let Some(email) = &sender.email
+        && !looks_like_email(email)
+    {
+        return Err(invalid("from.email", "must be an email address"));
+    }
+
+    let thread = root
+        .optional_string("thread")?
+        .map(|thread| root.id("thread", thread))
+        .transpose()?;
+    let text = root.required_string("text")?.to_owned();
+    let attachments = parse_attachments(&root)?;
+    if text.trim().is_empty() && attachments.is_empty() {
+        return Err(invalid("text", "must not be empty when there are no attachments"));
+    }
+
+    let language = root.optional_text("language")?;
+    if let Some(language) = &language
+        && !is_language_tag(language)
+    {
+        return Err(invalid("language", "must be a language tag such as `en` or `pt-BR`"));
+    }
+
+    let metadata = match root.get("metadata") {
+        None => BTreeMap::new(),
+        Some(Value::Object(object)) => object.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
+        Some(_) => return Err(invalid("metadata", "must be a JSON object")),
+    };
+
+    Ok(InboundMessage {
+        external_id,
+        sender,
+        thread,
+        subject: None,
+        text,
+        html: None,
+        attachments,
+        language,
+        metadata,
+    })
+}
+
+fn parse_attachments(root: &Fields<'_>) -> Result<Vec<InboundAttachment>, BodyError> {
+    let Some(value) = root.get("attachments") else {
+        return Ok(Vec::new());
+    };
+    let items = value
+        .as_array()
+        .ok_or_else(|| invalid("attachments", "must be an array"))?;
+    items
+        .iter()
+        .enumerate()
+        .map(|(index, item)| {
+            let fields = Fields::of(item, &format!("attachments[{index}]"))?;
+            let filename = fields.required_string("filename")?.trim();
+            if filename.is_empty() {
+                return Err(invalid(fields.path_of("filename"), "must not be empty"));
+            }
+            let content_type = fields.required_string("content_type")?.trim();
+            if !content_type.contains('/') {
+                return Err(invalid(
+                    fields.path_of("content_type"),
+                    "must be a media type such as `image/png`",
+                ));
+            }
+            let data = BASE64
+                .decode(fields.required_string("data_base64")?)
+                .map_err(|_| invalid(fields.path_of("data_base64"), "must be base64"))?;
+            Ok(InboundAttachment {
+                filename: filename.to_owned(),
+                content_type: content_type.to_owned(),
+                data,
+            })
+        })
+        .collect()
+}
+
+fn looks_like_email(text: &str) -> bool {
+    match text.split_once('@') {
+        Some((local, domain)) => !local.is_empty() && domain.contains('.') && !text.contains(char::is_whitespace),
+        None => false,
+    }
+}
+
+/// A loose BCP 47 shape: a 2–3 letter primary subtag, then alphanumeric subtags.
+fn is_language_tag(tag: &str) -> bool {
+    let mut parts = tag.split(['-', '_']);
+    let primary_ok = parts
+        .next()
+        .is_some_and(|primary| (2..=3).contains(&primary.len()) && primary.chars().all(|c| c.is_ascii_alphabetic()));
+    primary_ok && parts.all(|part| (1..=8).contains(&part.len()) && part.chars().all(|c| c.is_ascii_alphanumeric()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn parse(value: Value) -> Result<InboundMessage, BodyError> {
+        parse_body(value.to_string().as_bytes())
+    }
+
+    fn field_of(result: Result<InboundMessage, BodyError>) -> String {
+        match result {
+            Err(BodyError::InvalidField { field, .. }) => field,
+            other => panic!("expected an invalid field, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn parses_a_full_body() {
+        let message = parse(json!({
+            "id": "evt-1",
+            "from": {"id": "user-42", "name": "Ada", "email": "ada@example.com"},
+            "thread": "order-1001",
+            "text": "Where is my parcel?",
+            "attachments": [{"filename": "a.txt", "content_type": "text/plain", "data_base64": "aGVsbG8"}],
+            "language": "pt-BR",
+            "metadata": {"plan": "pro", "ltv": 1200},
+            "something_new": true
+        }))
+        .unwrap();
+        assert_eq!(message.external_id, "evt-1");
+        assert_eq!(message.sender.external_id, "user-42");
+        assert_eq!(message.sender.name.as_deref(), Some("Ada"));
+        assert_eq!(message.thread.as_deref(), Some("order-1001"));
+        assert_eq!(message.attachments[0].data, b"hello");
+        assert_eq!(message.language.as_deref(), Some("pt-BR"));
+        assert_eq!(message.metadata["ltv"], json!(1200));
+    }
+
+    #[test]
+    fn refuses_bodies_that_are_not_json_or_not_objects() {
+        assert!(matches!(parse_body(b"{not json"), Err(BodyError::NotJson(_))));
+        assert_eq!(field_of(parse(json!([1, 2]))), "the body");
+    }
+
+    #[test]
+    fn names_each_missing_or_wrong_field_by_path() {
+        let base = json!({"id": "e", "from": {"id": "u"}, "text": "hi"});
+        let cases: Vec<(Box<dyn Fn(&mut Value)>, &str)> = vec![
+            (
+                Box::new(|v| {
+                    v.as_object_mut().unwrap().remove("id");
+                }),
+                "id",
+            ),
+            (Box::new(|v| v["id"] = json!(7)), "id"),
+            (Box::new(|v| v["id"] = json!("  ")), "id"),
+            (Box::new(|v| v["id"] = json!("x".repeat(256))), "id"),
+            (
+                Box::new(|v| {
+                    v.as_object_mut().unwrap().remove("from");
+                }),
+                "from",
+            ),
+            (Box::new(|v| v["from"] = json!("u")), "from"),
+            (Box::new(|v| v["from"] = json!({"name": "n"})), "from.id"),
+            (Box::new(|v| v["from"]["email"] = json!("not-an-address")), "from.email"),
+            (
+                Box::new(|v| {
+                    v.as_object_mut().unwrap().remove("text");
+                }),
+                "text",
+            ),
+            (Box::new(|v| v["text"] = json!("")), "text"),
+            (Box::new(|v| v["thread"] = json!(12)), "thread"),
+            (Box::new(|v| v["language"] = json!("english please")), "language"),
+            (Box::new(|v| v["metadata"] = json!([1])), "metadata"),
+            (Box::new(|v| v["attachments"] = json!({})), "attachments"),
+            (
+                Box::new(|v| v["attachments"] = json!([{"filename": "a", "content_type": "text/plain"}])),
+                "attachments[0].data_base64",
+            ),
+            (
+                Box::new(|v| {
+                    v["attachments"] = json!([{"filename": "a", "content_type": "text/plain", "data_base64": "!!"}])
+                }),
+                "attachments[0].data_base64",
+            ),
+            (
+                Box::new(|v| v["attachments"] = json!([{"filename": "a", "content_type": "plain", "data_base64": ""}])),
+                "attachments[0].content_type",
+            ),
+        ];
+        for (mutate, field) in cases {
+            let mut body = base.clone();
+            mutate(&mut body);
+            assert_eq!(field_of(parse(body.clone())), field, "body: {body}");
+        }
+    }
+
+    #[test]
+    fn accepts_an_attachment_without_text() {
+        let message = parse(json!({
+            "id": "e", "from": {"id": "u"}, "text": "",
+            "attachments": [{"filename": "a.bin", "content_type": "application/octet-stream", "data_base64": "AAE="}]
+        }))
+        .unwrap();
+        assert_eq!(message.attachments[0].data, vec![0, 1]);
+    }
+
+    #[test]
+    fn treats_null_optional_fields_as_absent() {
+        let message = parse(
+            json!({"id": "e", "from": {"id": "u", "name": null}, "text": "hi", "thread": null, "metadata": null}),
+        )
+        .unwrap();
+        assert_eq!(message.sender.name, None);
+        assert_eq!(message.thread, None);
+        assert!(message.metadata.is_empty());
+    }
+}

@@ -1,0 +1,129 @@
+//! `POST /hooks/{inbox}`: channel ingress. The sender gets its 2xx only after the
+//! message is committed; any error stores nothing.
+
+use std::sync::Arc;
+
+use axum::Json;
+use axum::body::Body;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use http_body_util::{BodyExt, LengthLimitError, Limited};
+use switchboard_connector_webhook::{BodyError, WebhookSettings, parse_body, verify};
+
+use super::AppState;
+use super::error::ApiError;
+use crate::config::ChannelSettings;
+use crate::store::IngestContext;
+
+pub async fn receive(
+    State(state): State<Arc<AppState>>,
+    Path(inbox_key): Path<String>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, ApiError> {
+    let Some(inbox) = state.inboxes.get(&inbox_key) else {
+        return Err(ApiError::not_found(&format!("inbox `{inbox_key}`")));
+    };
+    match &inbox.settings.channel {
+        ChannelSettings::Webhook(settings) => receive_webhook(&state, inbox, settings, &headers, body).await,
+    }
+}
+
+async fn receive_webhook(
+    state: &AppState,
+    inbox: &super::Inbox,
+    settings: &WebhookSettings,
+    headers: &HeaderMap,
+    body: Body,
+) -> Result<Response, ApiError> {
+    let limit = settings.max_body_bytes;
+    let too_large = || {
+        ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "body_too_large",
+            format!("the body is larger than {limit} bytes"),
+        )
+    };
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|length| length > limit as u64) {
+        return Err(too_large());
+    }
+    let bytes = match Limited::new(body, limit).collect().await {
+        Ok(collected) => collected.to_bytes(),
+        Err(err) if err.downcast_ref::<LengthLimitError>().is_some() => return Err(too_large()),
+        Err(err) => {
+            return Err(ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "unreadable_body",
+                format!("the body could not be read: {err}"),
+            ));
+        }
+    };
+
+    // Authenticate before looking inside: an unsigned caller learns nothing else.
+    let now_ms = state.clock.now_ms();
+    verify(
+        &settings.secrets,
+        headers,
+        &bytes,
+        now_ms.div_euclid(1000),
+        settings.timestamp_tolerance_secs,
+    )
+    .map_err(|err| ApiError::new(StatusCode::UNAUTHORIZED, err.code(), err.to_string()))?;
+
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    let media_type = content_type.split(';').next().unwrap_or("").trim();
+    if !media_type.eq_ignore_ascii_case("application/json") {
+        return Err(ApiError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+            format!("send `Content-Type: application/json`, not `{content_type}`"),
+        ));
+    }
+    let message = parse_body(&bytes).map_err(|err| match err {
+        BodyError::NotJson(_) => ApiError::new(StatusCode::BAD_REQUEST, "invalid_json", err.to_string()),
+        BodyError::InvalidField { .. } => {
+            ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_field", err.to_string())
+        }
+    })?;
+
+    let context = IngestContext {
+        inbox: &inbox.reference,
+        router: &state.settings.router,
+        acknowledgement: state
+            .settings
+            .acknowledgement
+            .as_ref()
+            .filter(|_| inbox.settings.acknowledge),
+        now: now_ms,
+        expires_at: state.expires_at(now_ms),
+    };
+    let outcome = state.store.ingest(&context, &message).await?;
+    if outcome.queued_outbound {
+        state.outbox_wakeup.notify_one();
+    }
+    if outcome.duplicate {
+        tracing::debug!(inbox = %inbox.reference.key, message_id = outcome.message_id, "duplicate delivery acknowledged");
+    } else {
+        tracing::info!(
+            inbox = %inbox.reference.key,
+            conversation_id = outcome.conversation_id,
+            message_id = outcome.message_id,
+            new_conversation = outcome.created_conversation,
+            "message received"
+        );
+    }
+    let status = if outcome.duplicate {
+        StatusCode::OK
+    } else {
+        StatusCode::ACCEPTED
+    };
+    Ok((status, Json(outcome)).into_response())
+}

@@ -1,0 +1,78 @@
+//! The HTTP interface: `/hooks/{inbox}` for channels, `/api/v1` for agents, and
+//! `/healthz` and `/readyz` for whoever runs the daemon.
+
+mod error;
+mod hooks;
+mod v1;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use axum::Router;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::routing::{get, post};
+use serde_json::json;
+use tokio::sync::Notify;
+
+pub use error::ApiError;
+
+use crate::clock::Clock;
+use crate::config::{InboxSettings, Settings};
+use crate::store::{InboxRef, Store};
+
+/// A configured inbox with its database row.
+pub struct Inbox {
+    pub settings: InboxSettings,
+    pub reference: InboxRef,
+}
+
+/// What every handler shares.
+pub struct AppState {
+    pub settings: Settings,
+    pub store: Arc<dyn Store>,
+    pub clock: Arc<dyn Clock>,
+    /// Configured inboxes by key, as they appear in `/hooks/{key}`.
+    pub inboxes: HashMap<String, Inbox>,
+    /// Poked after a commit that queued outbound messages, so they leave at once.
+    pub outbox_wakeup: Arc<Notify>,
+    /// Cleared when shutdown begins, so `/readyz` tells load balancers to stop sending.
+    pub ready: AtomicBool,
+}
+
+impl AppState {
+    /// When a message queued at `now` stops being worth sending.
+    pub fn expires_at(&self, now: i64) -> i64 {
+        now.saturating_add(self.settings.outbox.expire_after.as_millis() as i64)
+    }
+}
+
+pub fn router(state: Arc<AppState>) -> Router {
+    Router::new()
+        .route("/healthz", get(|| async { axum::Json(json!({"status": "ok"})) }))
+        .route("/readyz", get(ready))
+        .route("/hooks/{inbox}", post(hooks::receive))
+        .nest("/api/v1", v1::router())
+        .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such endpoint") })
+        .method_not_allowed_fallback(|| async {
+            ApiError::new(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "method_not_allowed",
+                "this endpoint does not take that method",
+            )
+        })
+        .with_state(state)
+}
+
+async fn ready(State(state): State<Arc<AppState>>) -> Result<axum::Json<serde_json::Value>, ApiError> {
+    if !state.ready.load(Ordering::Relaxed) {
+        return Err(ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "shutting_down",
+            "the daemon is shutting down",
+        ));
+    }
+    state.store.ping().await?;
+    Ok(axum::Json(json!({"status": "ready"})))
+}

@@ -1,0 +1,300 @@
+//! `/api/v1`: what agents and consoles use. Bearer tokens from `switchboard agent add`.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::extract::{FromRequestParts, Path, Query, State};
+use axum::http::request::Parts;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use serde_json::{Map, Value, json};
+
+use super::AppState;
+use super::error::ApiError;
+use crate::auth::hash_token;
+use crate::model::{Priority, Status};
+use crate::store::{
+    Agent, AgentSelector, AssigneeFilter, ConversationChanges, ConversationFilter, Cursor, NewAgentMessage,
+};
+
+const DEFAULT_PAGE: u32 = 25;
+const MAX_PAGE: u32 = 100;
+/// The longest reply or note accepted, in bytes.
+const MAX_TEXT: usize = 64 * 1024;
+
+pub fn router() -> Router<Arc<AppState>> {
+    Router::new()
+        .route("/agents/me", get(me))
+        .route("/teams", get(teams))
+        .route("/conversations", get(list_conversations))
+        .route("/conversations/{id}", get(conversation).patch(update_conversation))
+        .route("/conversations/{id}/messages", axum::routing::post(add_message))
+        .route("/attachments/{id}", get(attachment))
+}
+
+/// The agent a bearer token belongs to.
+pub struct Authenticated(pub Agent);
+
+impl FromRequestParts<Arc<AppState>> for Authenticated {
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, state: &Arc<AppState>) -> Result<Self, Self::Rejection> {
+        let unauthorized = |message: &str| {
+            let mut response = ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", message).into_response();
+            response
+                .headers_mut()
+                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+            response
+        };
+        let token = parts
+            .headers
+            .get(header::AUTHORIZATION)
+            .and_then(|value| value.to_str().ok())
+            .and_then(|value| value.strip_prefix("Bearer "))
+            .map(str::trim)
+            .filter(|token| !token.is_empty());
+        let Some(token) = token else {
+            return Err(unauthorized(
+                "send `Authorization: Bearer <token>`; `switchboard agent add` creates tokens",
+            ));
+        };
+        match state.store.agent_by_token_hash(&hash_token(token)).await {
+            Ok(Some(agent)) => Ok(Authenticated(agent)),
+            Ok(None) => Err(unauthorized("the token is not valid")),
+            Err(err) => Err(ApiError::from(err).into_response()),
+        }
+    }
+}
+
+fn parse_id(text: &str, what: &str) -> Result<i64, ApiError> {
+    text.parse::<i64>()
+        .ok()
+        .filter(|id| *id > 0)
+        .ok_or_else(|| ApiError::not_found(what))
+}
+
+fn json_object(body: &Bytes) -> Result<Map<String, Value>, ApiError> {
+    match serde_json::from_slice::<Value>(body) {
+        Ok(Value::Object(object)) => Ok(object),
+        Ok(_) => Err(ApiError::invalid("the body", "must be a JSON object")),
+        Err(err) => Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_json",
+            format!("the body is not valid JSON: {err}"),
+        )),
+    }
+}
+
+fn reject_unknown<'a>(keys: impl Iterator<Item = &'a String>, known: &[&str], what: &str) -> Result<(), ApiError> {
+    for key in keys {
+        if !known.contains(&key.as_str()) {
+            return Err(ApiError::invalid(
+                key,
+                format!("is not a {what}; known: {}", known.join(", ")),
+            ));
+        }
+    }
+    Ok(())
+}
+
+async fn me(Authenticated(agent): Authenticated) -> Json<Agent> {
+    Json(agent)
+}
+
+async fn teams(State(state): State<Arc<AppState>>, _agent: Authenticated) -> Result<Json<Value>, ApiError> {
+    Ok(Json(json!({"teams": state.store.team_summaries().await?})))
+}
+
+async fn list_conversations(
+    State(state): State<Arc<AppState>>,
+    Authenticated(agent): Authenticated,
+    Query(params): Query<HashMap<String, String>>,
+) -> Result<Json<Value>, ApiError> {
+    reject_unknown(
+        params.keys(),
+        &["team", "status", "assignee", "inbox", "cursor", "limit"],
+        "query parameter",
+    )?;
+    let statuses = match params.get("status").map(String::as_str) {
+        None | Some("all") | Some("") => Vec::new(),
+        Some(list) => list
+            .split(',')
+            .map(|name| {
+                Status::parse(name.trim()).ok_or_else(|| {
+                    ApiError::invalid(
+                        "status",
+                        format!("has `{name}`; use all or some of {}", Status::names()),
+                    )
+                })
+            })
+            .collect::<Result<_, _>>()?,
+    };
+    let assignee = match params.get("assignee").map(String::as_str) {
+        None | Some("") | Some("any") => AssigneeFilter::Anyone,
+        Some("none") => AssigneeFilter::Nobody,
+        Some("me") => AssigneeFilter::Agent(agent.id),
+        Some(other) => AssigneeFilter::Agent(
+            other
+                .parse()
+                .map_err(|_| ApiError::invalid("assignee", "must be `me`, `none`, `any` or an agent id"))?,
+        ),
+    };
+    let after = params
+        .get("cursor")
+        .map(|cursor| {
+            Cursor::decode(cursor).ok_or_else(|| ApiError::invalid("cursor", "is not a cursor this API returned"))
+        })
+        .transpose()?;
+    let limit = match params.get("limit") {
+        None => DEFAULT_PAGE,
+        Some(text) => text
+            .parse::<u32>()
+            .ok()
+            .filter(|limit| (1..=MAX_PAGE).contains(limit))
+            .ok_or_else(|| ApiError::invalid("limit", format!("must be a number from 1 to {MAX_PAGE}")))?,
+    };
+    let filter = ConversationFilter {
+        team: params.get("team").cloned(),
+        statuses,
+        assignee,
+        inbox: params.get("inbox").cloned(),
+    };
+    let page = state.store.list_conversations(&filter, after, limit).await?;
+    Ok(Json(serde_json::to_value(page).map_err(|err| {
+        ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", err.to_string())
+    })?))
+}
+
+async fn conversation(
+    State(state): State<Arc<AppState>>,
+    _agent: Authenticated,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    let id = parse_id(&id, "conversation")?;
+    Ok(Json(state.store.conversation(id).await?).into_response())
+}
+
+async fn add_message(
+    State(state): State<Arc<AppState>>,
+    Authenticated(agent): Authenticated,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let conversation_id = parse_id(&id, "conversation")?;
+    let object = json_object(&body)?;
+    reject_unknown(object.keys(), &["text", "private"], "field")?;
+    let text = match object.get("text") {
+        Some(Value::String(text)) if !text.trim().is_empty() => text.trim().to_owned(),
+        Some(Value::String(_)) => return Err(ApiError::invalid("text", "must not be empty")),
+        Some(_) => return Err(ApiError::invalid("text", "must be a string")),
+        None => return Err(ApiError::invalid("text", "is required")),
+    };
+    if text.len() > MAX_TEXT {
+        return Err(ApiError::invalid("text", format!("must be at most {MAX_TEXT} bytes")));
+    }
+    let private = match object.get("private") {
+        None | Some(Value::Null) => false,
+        Some(Value::Bool(private)) => *private,
+        Some(_) => return Err(ApiError::invalid("private", "must be true or false")),
+    };
+    let now = state.clock.now_ms();
+    let message = state
+        .store
+        .add_agent_message(NewAgentMessage {
+            conversation_id,
+            agent_id: agent.id,
+            text,
+            private,
+            now,
+            expires_at: state.expires_at(now),
+        })
+        .await?;
+    if !private {
+        state.outbox_wakeup.notify_one();
+    }
+    Ok((StatusCode::CREATED, Json(message)).into_response())
+}
+
+async fn update_conversation(
+    State(state): State<Arc<AppState>>,
+    Authenticated(agent): Authenticated,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let id = parse_id(&id, "conversation")?;
+    let object = json_object(&body)?;
+    reject_unknown(object.keys(), &["status", "priority", "assignee", "team"], "field")?;
+    let string_of = |field: &str| -> Result<Option<&str>, ApiError> {
+        match object.get(field) {
+            None => Ok(None),
+            Some(Value::String(text)) => Ok(Some(text.as_str())),
+            Some(_) => Err(ApiError::invalid(field, "must be a string")),
+        }
+    };
+    let mut changes = ConversationChanges {
+        status: string_of("status")?
+            .map(|s| {
+                Status::parse(s)
+                    .ok_or_else(|| ApiError::invalid("status", format!("must be one of {}", Status::names())))
+            })
+            .transpose()?,
+        priority: string_of("priority")?
+            .map(|p| {
+                Priority::parse(p)
+                    .ok_or_else(|| ApiError::invalid("priority", format!("must be one of {}", Priority::names())))
+            })
+            .transpose()?,
+        assignee: None,
+        team: string_of("team")?.map(str::to_owned),
+    };
+    changes.assignee = match object.get("assignee") {
+        None => None,
+        Some(Value::Null) => Some(None),
+        Some(Value::String(name)) if name == "me" => Some(Some(AgentSelector::Id(agent.id))),
+        Some(Value::String(name)) => Some(Some(AgentSelector::Name(name.clone()))),
+        Some(Value::Number(number)) => {
+            Some(Some(AgentSelector::Id(number.as_i64().ok_or_else(|| {
+                ApiError::invalid("assignee", "must be an agent id, name, `me` or null")
+            })?)))
+        }
+        Some(_) => return Err(ApiError::invalid("assignee", "must be an agent id, name, `me` or null")),
+    };
+    if changes.is_empty() {
+        return Err(ApiError::invalid(
+            "the body",
+            "must change at least one of status, priority, assignee, team",
+        ));
+    }
+    let detail = state
+        .store
+        .update_conversation(id, agent.id, &changes, state.clock.now_ms())
+        .await?;
+    Ok(Json(detail).into_response())
+}
+
+async fn attachment(
+    State(state): State<Arc<AppState>>,
+    _agent: Authenticated,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    let id = parse_id(&id, "attachment")?;
+    let attachment = state.store.attachment(id).await?;
+    let content_type = HeaderValue::from_str(&attachment.content_type)
+        .unwrap_or_else(|_| HeaderValue::from_static("application/octet-stream"));
+    // Served as a download, never rendered: the bytes come from customers.
+    let filename = attachment.filename.replace(['"', '\\', '\r', '\n'], "_");
+    let disposition = HeaderValue::from_str(&format!("attachment; filename=\"{filename}\""))
+        .unwrap_or_else(|_| HeaderValue::from_static("attachment"));
+    Ok((
+        [
+            (header::CONTENT_TYPE, content_type),
+            (header::CONTENT_DISPOSITION, disposition),
+            (header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff")),
+        ],
+        attachment.data,
+    )
+        .into_response())
+}

@@ -1,0 +1,55 @@
+//! The sending half of each configured inbox, one closed enum over the connectors.
+
+use std::collections::HashMap;
+
+use switchboard_connector_core::{OutboundChannel, OutboundMessage, Receipt, SendError};
+use switchboard_connector_webhook::WebhookSender;
+
+use crate::config::{ChannelSettings, InboxSettings};
+use crate::store::Catalog;
+
+#[derive(Debug, Clone)]
+pub enum ChannelSender {
+    Webhook(WebhookSender),
+}
+
+impl ChannelSender {
+    pub async fn send(&self, message: &OutboundMessage) -> Result<Receipt, SendError> {
+        match self {
+            ChannelSender::Webhook(sender) => sender.send(message).await,
+        }
+    }
+}
+
+/// Senders by inbox id, built once at start.
+#[derive(Debug, Default)]
+pub struct Channels {
+    senders: HashMap<i64, ChannelSender>,
+}
+
+impl Channels {
+    pub fn build(inboxes: &[InboxSettings], catalog: &Catalog) -> Result<Channels, reqwest::Error> {
+        // Redirects are not followed: a moved callback is a configuration problem for
+        // the operator, not something to chase with a signed body.
+        let client = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()?;
+        let mut senders = HashMap::new();
+        for inbox in inboxes {
+            let Some(reference) = catalog.inboxes.get(&inbox.key) else {
+                continue;
+            };
+            let sender = match &inbox.channel {
+                ChannelSettings::Webhook(settings) => {
+                    ChannelSender::Webhook(WebhookSender::new(client.clone(), settings.clone()))
+                }
+            };
+            senders.insert(reference.id, sender);
+        }
+        Ok(Channels { senders })
+    }
+
+    pub fn get(&self, inbox_id: i64) -> Option<&ChannelSender> {
+        self.senders.get(&inbox_id)
+    }
+}

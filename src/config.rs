@@ -1,0 +1,767 @@
+//! Configuration: `config/switchboard.toml`, then `SWITCHBOARD__SECTION__KEY` environment
+//! overrides, deserialized into [`RawConfig`] (unknown keys refused) and validated into
+//! [`Settings`] before any I/O. Every error names the key to change.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::time::Duration;
+
+use serde::Deserialize;
+use switchboard_connector_core::ChannelKind;
+use switchboard_connector_webhook::{WebhookConfig, WebhookSettings};
+
+use crate::model::Priority;
+use crate::router::{RouteAction, RouteCondition, Router};
+use crate::templates::AckTemplate;
+
+/// The prefix of environment overrides: `SWITCHBOARD__SERVER__LISTEN=127.0.0.1:9090`.
+pub const ENV_PREFIX: &str = "SWITCHBOARD";
+/// The default config file, relative to the working directory.
+pub const DEFAULT_PATH: &str = "config/switchboard.toml";
+
+/// A configuration problem and the key (dotted path) or source that causes it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    pub key: String,
+    pub problem: String,
+}
+
+impl ConfigError {
+    pub fn new(key: impl Into<String>, problem: impl Into<String>) -> ConfigError {
+        ConfigError {
+            key: key.into(),
+            problem: problem.into(),
+        }
+    }
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "configuration key `{}`: {}", self.key, self.problem)
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+/// The whole file, as written.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawConfig {
+    #[serde(default)]
+    pub server: ServerConfig,
+    #[serde(default)]
+    pub storage: StorageConfig,
+    #[serde(default)]
+    pub log: LogConfig,
+    #[serde(default)]
+    pub outbox: OutboxConfig,
+    #[serde(default)]
+    pub acknowledgement: AcknowledgementConfig,
+    pub routing: RoutingConfig,
+    /// Team queues by key (`[teams.billing]`).
+    pub teams: BTreeMap<String, TeamConfig>,
+    /// Channel endpoints by key (`[inboxes.shop]`); the key appears in `/hooks/{key}`.
+    #[serde(default)]
+    pub inboxes: BTreeMap<String, InboxConfig>,
+    /// Routing rules, tried in order; the first that matches decides.
+    #[serde(default)]
+    pub rules: Vec<RuleConfig>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerConfig {
+    /// Address of the HTTP listener (hooks, agent API, health). Port 0 picks a free port;
+    /// the daemon prints the address it bound on standard output.
+    #[serde(default = "default_listen")]
+    pub listen: String,
+    /// How long shutdown waits for open HTTP requests to finish.
+    #[serde(default = "default_shutdown_grace")]
+    pub shutdown_grace: String,
+}
+
+fn default_listen() -> String {
+    "127.0.0.1:8080".into()
+}
+
+fn default_shutdown_grace() -> String {
+    "10s".into()
+}
+
+impl Default for ServerConfig {
+    fn default() -> ServerConfig {
+        ServerConfig {
+            listen: default_listen(),
+            shutdown_grace: default_shutdown_grace(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StorageConfig {
+    /// Store URL. `sqlite://PATH` (relative paths are from the working directory; the
+    /// file and its folder are created when missing).
+    #[serde(default = "default_storage_url")]
+    pub url: String,
+}
+
+fn default_storage_url() -> String {
+    "sqlite://data/switchboard.db".into()
+}
+
+impl Default for StorageConfig {
+    fn default() -> StorageConfig {
+        StorageConfig {
+            url: default_storage_url(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LogConfig {
+    /// A tracing filter: `info`, or per module, `info,switchboard::outbox=debug`.
+    #[serde(default = "default_log_level")]
+    pub level: String,
+    /// `text` for people, `json` for log collectors.
+    #[serde(default = "default_log_format")]
+    pub format: String,
+}
+
+fn default_log_level() -> String {
+    "info".into()
+}
+
+fn default_log_format() -> String {
+    "text".into()
+}
+
+impl Default for LogConfig {
+    fn default() -> LogConfig {
+        LogConfig {
+            level: default_log_level(),
+            format: default_log_format(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OutboxConfig {
+    /// Waits before each retry of a failed send (`5s`, `2m`, `1h`); after the last one the
+    /// message fails for good. A channel's own `retry-after` wins when it is longer.
+    #[serde(default = "default_retry_schedule")]
+    pub retry_schedule: Vec<String>,
+    /// A message not delivered this long after it was queued fails for good.
+    #[serde(default = "default_expire_after")]
+    pub expire_after: String,
+    /// Sends in flight at once, across all inboxes.
+    #[serde(default = "default_concurrency")]
+    pub concurrency: u32,
+    /// How long shutdown waits for sends in flight; what does not finish is sent again
+    /// after the restart.
+    #[serde(default = "default_shutdown_grace")]
+    pub shutdown_grace: String,
+}
+
+/// Close to the Standard Webhooks schedule, with a 30 s step added early so that a
+/// receiver down for a minute hears from us soon after it is back.
+fn default_retry_schedule() -> Vec<String> {
+    ["5s", "30s", "2m", "5m", "30m", "2h", "5h", "10h", "14h", "20h", "24h"]
+        .map(String::from)
+        .to_vec()
+}
+
+fn default_expire_after() -> String {
+    "4days".into()
+}
+
+fn default_concurrency() -> u32 {
+    32
+}
+
+impl Default for OutboxConfig {
+    fn default() -> OutboxConfig {
+        OutboxConfig {
+            retry_schedule: default_retry_schedule(),
+            expire_after: default_expire_after(),
+            concurrency: default_concurrency(),
+            shutdown_grace: default_shutdown_grace(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AcknowledgementConfig {
+    /// Send the acknowledgement to every new conversation (each inbox can opt out).
+    #[serde(default = "default_true")]
+    pub enabled: bool,
+    /// A minijinja template. Variables: `contact.name`, `contact.email`,
+    /// `conversation.id`, `conversation.reference` (`#42`), `conversation.team`,
+    /// `conversation.priority`, `inbox.key`, `inbox.name`.
+    #[serde(default = "default_ack_template")]
+    pub template: String,
+}
+
+fn default_true() -> bool {
+    true
+}
+
+fn default_ack_template() -> String {
+    "Hello{% if contact.name %} {{ contact.name }}{% endif %}, we received your message. \
+     Your reference is {{ conversation.reference }}; we will get back to you soon."
+        .into()
+}
+
+impl Default for AcknowledgementConfig {
+    fn default() -> AcknowledgementConfig {
+        AcknowledgementConfig {
+            enabled: true,
+            template: default_ack_template(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RoutingConfig {
+    /// The team that takes every conversation no rule claims.
+    pub default_team: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TeamConfig {
+    /// The name agents see.
+    pub name: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct InboxConfig {
+    /// The name agents see; the key when absent.
+    pub name: Option<String>,
+    /// Send the acknowledgement to new conversations of this inbox (when
+    /// `acknowledgement.enabled`).
+    #[serde(default = "default_true")]
+    pub acknowledge: bool,
+    /// The channel: exactly one of these tables.
+    pub webhook: Option<WebhookConfig>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RuleConfig {
+    /// Shown in the routing event, so agents see why a conversation landed where it did.
+    pub name: String,
+    /// Conditions, all of which must hold; an empty `when` matches everything.
+    #[serde(default)]
+    pub when: RuleWhen,
+    /// What a match does.
+    pub then: RuleThen,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RuleWhen {
+    /// Inbox keys.
+    pub inbox: Option<Vec<String>>,
+    /// Channel kinds: `webhook`, `email`, `telegram`.
+    pub channel: Option<Vec<String>>,
+    /// A regular expression searched in the subject and text (`(?i)` for any case).
+    pub text: Option<String>,
+    /// Language tags; `de` matches `de-AT`.
+    pub language: Option<Vec<String>>,
+    /// Contact attributes that must equal these values (`{ plan = "enterprise" }`).
+    pub metadata: Option<BTreeMap<String, String>>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RuleThen {
+    /// The team key to queue the conversation in; the default team when absent.
+    pub team: Option<String>,
+    /// `low`, `normal`, `high` or `urgent`.
+    pub priority: Option<String>,
+    /// Labels added to the conversation.
+    #[serde(default)]
+    pub labels: Vec<String>,
+}
+
+/// Everything the daemon needs, validated.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub listen: SocketAddr,
+    pub http_shutdown_grace: Duration,
+    pub storage_url: String,
+    pub log_level: String,
+    pub log_json: bool,
+    pub outbox: OutboxSettings,
+    /// `None` when acknowledgements are off everywhere.
+    pub acknowledgement: Option<AckTemplate>,
+    pub teams: Vec<TeamSettings>,
+    pub inboxes: Vec<InboxSettings>,
+    pub router: Router,
+}
+
+#[derive(Debug, Clone)]
+pub struct OutboxSettings {
+    pub retry_schedule: Vec<Duration>,
+    pub expire_after: Duration,
+    pub concurrency: usize,
+    pub shutdown_grace: Duration,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TeamSettings {
+    pub key: String,
+    pub name: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct InboxSettings {
+    pub key: String,
+    pub name: String,
+    pub acknowledge: bool,
+    pub channel: ChannelSettings,
+}
+
+#[derive(Debug, Clone)]
+pub enum ChannelSettings {
+    Webhook(WebhookSettings),
+}
+
+impl ChannelSettings {
+    pub fn kind(&self) -> ChannelKind {
+        match self {
+            ChannelSettings::Webhook(_) => ChannelKind::Webhook,
+        }
+    }
+}
+
+/// Reads the file and the environment and validates the result.
+pub fn load(path: &Path) -> Result<Settings, ConfigError> {
+    load_raw(path)?.validate()
+}
+
+/// Reads the file and the environment, refusing unknown keys and values of the wrong
+/// type, without validating the values.
+pub fn load_raw(path: &Path) -> Result<RawConfig, ConfigError> {
+    if !path.is_file() {
+        return Err(ConfigError::new(
+            "--config",
+            format!("no config file at {}", path.display()),
+        ));
+    }
+    let environment = config::Environment::with_prefix(ENV_PREFIX)
+        .separator("__")
+        .try_parsing(true)
+        .list_separator(",")
+        .with_list_parse_key("outbox.retry_schedule");
+    config::Config::builder()
+        .add_source(config::File::from(path).format(config::FileFormat::Toml))
+        .add_source(environment)
+        .build()
+        .and_then(|config| config.try_deserialize::<RawConfig>())
+        .map_err(|err| describe_config_crate_error(err, path))
+}
+
+/// The config crate says "… for key `server`" or "… in FILE"; turn that into our
+/// key-first form so the operator sees what to change first. An unknown field is named
+/// by its full key (`server.lisen`), the table it sits in being only half the answer.
+fn describe_config_crate_error(err: config::ConfigError, path: &Path) -> ConfigError {
+    let text = err.to_string();
+    let between = |text: &str, start: &str| {
+        text.split(start)
+            .nth(1)
+            .and_then(|rest| rest.split('`').next())
+            .map(str::to_owned)
+    };
+    let table = between(&text, "for key `");
+    let unknown = between(&text, "unknown field `");
+    let problem = text.split(" for key `").next().unwrap_or(&text).to_owned();
+    let key = match (table, unknown) {
+        (Some(table), Some(field)) => Some(format!("{table}.{field}")),
+        (None, Some(field)) => Some(field),
+        (table, None) => table,
+    };
+    match (key, &err) {
+        (Some(key), _) => ConfigError::new(
+            key,
+            format!("{problem} (set in {} or a {ENV_PREFIX}__ variable)", path.display()),
+        ),
+        (None, config::ConfigError::FileParse { .. }) => ConfigError::new(path.display().to_string(), text),
+        (None, _) => ConfigError::new("(top level)", text),
+    }
+}
+
+fn duration(key: &str, text: &str) -> Result<Duration, ConfigError> {
+    humantime::parse_duration(text)
+        .map_err(|err| ConfigError::new(key, format!("`{text}` is not a duration such as `30s` or `5m`: {err}")))
+}
+
+/// Keys that appear in URLs and in rules: lowercase letters, digits, `-` and `_`.
+fn check_key(what: &str, key: &str) -> Result<(), ConfigError> {
+    let ok = !key.is_empty()
+        && key.len() <= 64
+        && key
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_');
+    if ok {
+        Ok(())
+    } else {
+        Err(ConfigError::new(
+            format!("{what}.{key}"),
+            "keys are 1 to 64 characters of lowercase letters, digits, `-` and `_`",
+        ))
+    }
+}
+
+impl RawConfig {
+    pub fn validate(&self) -> Result<Settings, ConfigError> {
+        let listen: SocketAddr = self.server.listen.parse().map_err(|_| {
+            ConfigError::new(
+                "server.listen",
+                format!("`{}` is not an address such as 127.0.0.1:8080", self.server.listen),
+            )
+        })?;
+        let http_shutdown_grace = duration("server.shutdown_grace", &self.server.shutdown_grace)?;
+        if !self.storage.url.starts_with("sqlite:") {
+            return Err(ConfigError::new(
+                "storage.url",
+                format!(
+                    "`{}` is not supported: use a sqlite:// URL such as sqlite://data/switchboard.db",
+                    self.storage.url
+                ),
+            ));
+        }
+        if !matches!(self.log.format.as_str(), "text" | "json") {
+            return Err(ConfigError::new(
+                "log.format",
+                format!("`{}` is not `text` or `json`", self.log.format),
+            ));
+        }
+        if let Err(err) = tracing_subscriber::EnvFilter::try_new(&self.log.level) {
+            return Err(ConfigError::new(
+                "log.level",
+                format!("`{}` is not a log filter: {err}", self.log.level),
+            ));
+        }
+
+        let outbox = self.validate_outbox()?;
+        let teams = self.validate_teams()?;
+        let inboxes = self.validate_inboxes()?;
+        let acknowledgement = if self.acknowledgement.enabled {
+            Some(
+                AckTemplate::compile(&self.acknowledgement.template)
+                    .map_err(|problem| ConfigError::new("acknowledgement.template", problem))?,
+            )
+        } else {
+            None
+        };
+        let router = self.validate_rules(&teams, &inboxes)?;
+
+        Ok(Settings {
+            listen,
+            http_shutdown_grace,
+            storage_url: self.storage.url.clone(),
+            log_level: self.log.level.clone(),
+            log_json: self.log.format == "json",
+            outbox,
+            acknowledgement,
+            teams,
+            inboxes,
+            router,
+        })
+    }
+
+    fn validate_outbox(&self) -> Result<OutboxSettings, ConfigError> {
+        let retry_schedule = self
+            .outbox
+            .retry_schedule
+            .iter()
+            .enumerate()
+            .map(|(index, text)| duration(&format!("outbox.retry_schedule[{index}]"), text))
+            .collect::<Result<Vec<_>, _>>()?;
+        let expire_after = duration("outbox.expire_after", &self.outbox.expire_after)?;
+        if expire_after.is_zero() {
+            return Err(ConfigError::new("outbox.expire_after", "must be longer than zero"));
+        }
+        if self.outbox.concurrency == 0 || self.outbox.concurrency > 10_000 {
+            return Err(ConfigError::new("outbox.concurrency", "must be between 1 and 10000"));
+        }
+        Ok(OutboxSettings {
+            retry_schedule,
+            expire_after,
+            concurrency: self.outbox.concurrency as usize,
+            shutdown_grace: duration("outbox.shutdown_grace", &self.outbox.shutdown_grace)?,
+        })
+    }
+
+    fn validate_teams(&self) -> Result<Vec<TeamSettings>, ConfigError> {
+        if self.teams.is_empty() {
+            return Err(ConfigError::new(
+                "teams",
+                "define at least one team, e.g. [teams.support] name = \"Support\"",
+            ));
+        }
+        let mut teams = Vec::new();
+        for (key, team) in &self.teams {
+            check_key("teams", key)?;
+            if team.name.trim().is_empty() {
+                return Err(ConfigError::new(format!("teams.{key}.name"), "must not be empty"));
+            }
+            teams.push(TeamSettings {
+                key: key.clone(),
+                name: team.name.trim().to_owned(),
+            });
+        }
+        if !self.teams.contains_key(&self.routing.default_team) {
+            return Err(ConfigError::new(
+                "routing.default_team",
+                format!(
+                    "`{}` is not a team; teams are: {}",
+                    self.routing.default_team,
+                    self.team_keys()
+                ),
+            ));
+        }
+        Ok(teams)
+    }
+
+    fn team_keys(&self) -> String {
+        self.teams.keys().map(String::as_str).collect::<Vec<_>>().join(", ")
+    }
+
+    fn validate_inboxes(&self) -> Result<Vec<InboxSettings>, ConfigError> {
+        let mut inboxes = Vec::new();
+        for (key, inbox) in &self.inboxes {
+            check_key("inboxes", key)?;
+            let channel = match &inbox.webhook {
+                Some(webhook) => ChannelSettings::Webhook(
+                    webhook
+                        .validate()
+                        .map_err(|err| ConfigError::new(format!("inboxes.{key}.webhook.{}", err.key), err.problem))?,
+                ),
+                None => {
+                    return Err(ConfigError::new(
+                        format!("inboxes.{key}"),
+                        "name the channel with a table: [inboxes.KEY.webhook]",
+                    ));
+                }
+            };
+            let name = inbox
+                .name
+                .as_deref()
+                .map(str::trim)
+                .filter(|name| !name.is_empty())
+                .unwrap_or(key);
+            inboxes.push(InboxSettings {
+                key: key.clone(),
+                name: name.to_owned(),
+                acknowledge: inbox.acknowledge,
+                channel,
+            });
+        }
+        Ok(inboxes)
+    }
+
+    fn validate_rules(&self, teams: &[TeamSettings], inboxes: &[InboxSettings]) -> Result<Router, ConfigError> {
+        let mut rules = Vec::new();
+        for (index, rule) in self.rules.iter().enumerate() {
+            let at = |key: &str| format!("rules[{index}].{key}");
+            if rule.name.trim().is_empty() {
+                return Err(ConfigError::new(at("name"), "must not be empty"));
+            }
+            let mut conditions = Vec::new();
+            if let Some(keys) = &rule.when.inbox {
+                for (i, key) in keys.iter().enumerate() {
+                    if !inboxes.iter().any(|inbox| &inbox.key == key) {
+                        return Err(ConfigError::new(
+                            at(&format!("when.inbox[{i}]")),
+                            format!("`{key}` is not an inbox"),
+                        ));
+                    }
+                }
+                conditions.push(RouteCondition::Inbox(keys.clone()));
+            }
+            if let Some(kinds) = &rule.when.channel {
+                let parsed = kinds
+                    .iter()
+                    .enumerate()
+                    .map(|(i, kind)| {
+                        ChannelKind::parse(kind).ok_or_else(|| {
+                            ConfigError::new(
+                                at(&format!("when.channel[{i}]")),
+                                format!("`{kind}` is not webhook, email or telegram"),
+                            )
+                        })
+                    })
+                    .collect::<Result<Vec<_>, _>>()?;
+                conditions.push(RouteCondition::Channel(parsed));
+            }
+            if let Some(pattern) = &rule.when.text {
+                let regex = regex::RegexBuilder::new(pattern)
+                    .size_limit(1 << 20)
+                    .build()
+                    .map_err(|err| ConfigError::new(at("when.text"), format!("is not a regular expression: {err}")))?;
+                conditions.push(RouteCondition::Text(regex));
+            }
+            if let Some(languages) = &rule.when.language {
+                conditions.push(RouteCondition::Language(
+                    languages.iter().map(|l| l.to_ascii_lowercase()).collect(),
+                ));
+            }
+            if let Some(metadata) = &rule.when.metadata {
+                conditions.push(RouteCondition::Metadata(metadata.clone()));
+            }
+
+            let team = match &rule.then.team {
+                Some(team) if !teams.iter().any(|t| &t.key == team) => {
+                    return Err(ConfigError::new(
+                        at("then.team"),
+                        format!("`{team}` is not a team; teams are: {}", self.team_keys()),
+                    ));
+                }
+                other => other.clone(),
+            };
+            let priority = rule
+                .then
+                .priority
+                .as_deref()
+                .map(|p| {
+                    Priority::parse(p).ok_or_else(|| {
+                        ConfigError::new(at("then.priority"), format!("`{p}` is not low, normal, high or urgent"))
+                    })
+                })
+                .transpose()?;
+            if team.is_none() && priority.is_none() && rule.then.labels.is_empty() {
+                return Err(ConfigError::new(
+                    at("then"),
+                    "set at least one of team, priority, labels",
+                ));
+            }
+            rules.push((
+                rule.name.trim().to_owned(),
+                conditions,
+                RouteAction {
+                    team,
+                    priority,
+                    labels: rule.then.labels.clone(),
+                },
+            ));
+        }
+        Ok(Router::new(rules, self.routing.default_team.clone()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MINIMAL: &str = r#"
+        [routing]
+        default_team = "support"
+        [teams.support]
+        name = "Support"
+        [teams.billing]
+        name = "Billing"
+        [inboxes.shop.webhook]
+        secret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
+        callback_url = "http://127.0.0.1:9/cb"
+        [[rules]]
+        name = "refunds"
+        when = { text = "(?i)refund" }
+        then = { team = "billing", priority = "high" }
+    "#;
+
+    fn raw(text: &str) -> Result<RawConfig, ConfigError> {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.toml");
+        std::fs::write(&path, text).unwrap();
+        load_raw(&path)
+    }
+
+    fn key_of_error(text: &str) -> String {
+        match raw(text).and_then(|raw| raw.validate()) {
+            Ok(_) => panic!("config was accepted:\n{text}"),
+            Err(err) => err.key,
+        }
+    }
+
+    #[test]
+    fn a_minimal_config_validates_with_defaults() {
+        let settings = raw(MINIMAL).unwrap().validate().unwrap();
+        assert_eq!(settings.listen.to_string(), "127.0.0.1:8080");
+        assert_eq!(settings.outbox.retry_schedule[0], Duration::from_secs(5));
+        assert_eq!(settings.inboxes[0].key, "shop");
+        assert!(settings.acknowledgement.is_some());
+    }
+
+    #[test]
+    fn the_shipped_default_config_validates() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join(DEFAULT_PATH);
+        let settings = load(&path).unwrap();
+        assert!(!settings.inboxes.is_empty() && settings.teams.len() >= 3);
+    }
+
+    #[test]
+    fn unknown_keys_are_named() {
+        assert_eq!(
+            key_of_error(&format!("{MINIMAL}\n[server]\nlisten_on = \"x\"")),
+            "server.listen_on"
+        );
+        assert_eq!(key_of_error(&format!("surprise = 1\n{MINIMAL}")), "surprise");
+        let err = raw(&format!("{MINIMAL}\n[server]\nlisten_on = \"x\"")).unwrap_err();
+        assert!(err.problem.contains("listen_on"), "{err}");
+        assert_eq!(
+            key_of_error(&MINIMAL.replace("callback_url", "callback")),
+            "inboxes.shop.webhook.callback"
+        );
+    }
+
+    #[test]
+    fn bad_values_are_named() {
+        let cases = [
+            (
+                MINIMAL.replace("default_team = \"support\"", "default_team = \"nobody\""),
+                "routing.default_team",
+            ),
+            (
+                MINIMAL.replace("team = \"billing\"", "team = \"biling\""),
+                "rules[0].then.team",
+            ),
+            (
+                MINIMAL.replace("priority = \"high\"", "priority = \"asap\""),
+                "rules[0].then.priority",
+            ),
+            (MINIMAL.replace("(?i)refund", "(unclosed"), "rules[0].when.text"),
+            (
+                MINIMAL.replace("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw", "secret"),
+                "inboxes.shop.webhook.secret",
+            ),
+            (format!("{MINIMAL}\n[server]\nlisten = \"localhost\""), "server.listen"),
+            (
+                format!("{MINIMAL}\n[outbox]\nretry_schedule = [\"5s\", \"soon\"]"),
+                "outbox.retry_schedule[1]",
+            ),
+            (
+                format!("{MINIMAL}\n[outbox]\nconcurrency = \"many\""),
+                "outbox.concurrency",
+            ),
+            (format!("{MINIMAL}\n[storage]\nurl = \"mysql://x\""), "storage.url"),
+            (
+                format!("{MINIMAL}\n[acknowledgement]\ntemplate = \"{{{{ oops\""),
+                "acknowledgement.template",
+            ),
+            (MINIMAL.replace("[teams.billing]", "[teams.Billing]"), "teams.Billing"),
+        ];
+        for (text, key) in cases {
+            assert_eq!(key_of_error(&text), key, "config:\n{text}");
+        }
+    }
+}

@@ -1,0 +1,33 @@
+//! # Switchboard
+//!
+//! An omnichannel message gateway: connectors turn every inbound message into one
+//! conversation model, a router queues each conversation for a team, agents answer
+//! through one API, and replies leave by the customer's own channel.
+//!
+//! # Layout
+//!
+//! - [`config`]: the TOML file and `SWITCHBOARD__…` overrides, validated into
+//!   [`config::Settings`] before any I/O; every error names its key.
+//! - [`model`]: the closed vocabularies (status, priority, direction, role) stored in the
+//!   database and shown in the API.
+//! - [`store`]: the [`store::Store`] trait and its SQLite backend. Ingest, agent actions
+//!   and outbox bookkeeping are each one transaction there.
+//! - [`router`]: ordered routing rules, pure, run by the store inside ingest.
+//! - [`templates`]: the automated acknowledgement's template.
+//! - [`outbox`]: the dispatcher that sends queued messages and retries with backoff.
+//! - [`channels`]: the sending half of each configured inbox.
+//! - [`api`]: HTTP: `/hooks/{inbox}`, `/api/v1`, `/healthz`, `/readyz`.
+//! - [`server`]: `serve` wiring and graceful shutdown.
+//! - [`auth`], [`clock`]: agent tokens, and the time source tests can replace.
+
+pub mod api;
+pub mod auth;
+pub mod channels;
+pub mod clock;
+pub mod config;
+pub mod model;
+pub mod outbox;
+pub mod router;
+pub mod server;
+pub mod store;
+pub mod templates;

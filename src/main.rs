@@ -1,0 +1,182 @@
+use std::io::{IsTerminal, Write};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use switchboard::auth::{generate_token, hash_token};
+use switchboard::clock::{Clock, SystemClock};
+use switchboard::config::{self, Settings};
+use switchboard::model::Role;
+use switchboard::server;
+use switchboard::store::NewAgent;
+use tokio_util::sync::CancellationToken;
+
+/// Switchboard: one backend for every customer channel.
+#[derive(Debug, Parser)]
+#[command(version, about)]
+struct Cli {
+    /// The configuration file. Any key can be overridden by an environment variable
+    /// SWITCHBOARD__SECTION__KEY, e.g. SWITCHBOARD__SERVER__LISTEN=0.0.0.0:8080.
+    #[arg(long, short, global = true, env = "SWITCHBOARD_CONFIG", default_value = config::DEFAULT_PATH)]
+    config: PathBuf,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the daemon until SIGTERM or SIGINT.
+    Serve,
+    /// Validate the configuration and exit: 0 when valid, 1 naming the bad key.
+    CheckConfig,
+    /// Manage agents.
+    #[command(subcommand)]
+    Agent(AgentCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum AgentCommand {
+    /// Create an agent and print its API token, once, on standard output.
+    Add {
+        /// A unique name, shown to other agents.
+        name: String,
+        /// The key of the agent's team.
+        #[arg(long)]
+        team: String,
+        /// agent, supervisor or admin.
+        #[arg(long, default_value = "agent")]
+        role: String,
+    },
+    /// List agents.
+    List,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let settings = match config::load(&cli.config) {
+        Ok(settings) => settings,
+        Err(err) => {
+            eprintln!("error: {err}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = match cli.command {
+        Command::CheckConfig => {
+            println!(
+                "{}: valid ({} inboxes, {} teams, storage {})",
+                cli.config.display(),
+                settings.inboxes.len(),
+                settings.teams.len(),
+                settings.storage_url
+            );
+            Ok(())
+        }
+        Command::Serve => serve(settings),
+        Command::Agent(command) => runtime().and_then(|runtime| runtime.block_on(agent(settings, command))),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("error: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")
+}
+
+fn init_logging(settings: &Settings) {
+    let filter = tracing_subscriber::EnvFilter::new(&settings.log_level);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal());
+    if settings.log_json {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+}
+
+fn serve(settings: Settings) -> anyhow::Result<()> {
+    init_logging(&settings);
+    runtime()?.block_on(async {
+        let listener = tokio::net::TcpListener::bind(settings.listen)
+            .await
+            .with_context(|| format!("binding {} (server.listen)", settings.listen))?;
+        // A stable line on stdout, so scripts and tests that ask for port 0 learn the port.
+        println!("switchboard listening on http://{}", listener.local_addr()?);
+        std::io::stdout().flush()?;
+        let shutdown = CancellationToken::new();
+        tokio::spawn(cancel_on_signal(shutdown.clone()));
+        server::run(settings, listener, shutdown).await
+    })
+}
+
+async fn cancel_on_signal(shutdown: CancellationToken) {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (Ok(mut terminate), Ok(mut interrupt)) = (signal(SignalKind::terminate()), signal(SignalKind::interrupt()))
+    else {
+        tracing::error!("cannot listen for SIGTERM/SIGINT; stop the daemon with SIGKILL");
+        return;
+    };
+    tokio::select! {
+        _ = terminate.recv() => tracing::info!("SIGTERM received"),
+        _ = interrupt.recv() => tracing::info!("SIGINT received"),
+    }
+    shutdown.cancel();
+}
+
+async fn agent(settings: Settings, command: AgentCommand) -> anyhow::Result<()> {
+    let clock = SystemClock;
+    let (store, _) = server::open_store(&settings, &clock).await?;
+    match command {
+        AgentCommand::Add { name, team, role } => {
+            let name = name.trim().to_owned();
+            anyhow::ensure!(
+                !name.is_empty() && name.len() <= 100,
+                "the agent name must be 1 to 100 characters"
+            );
+            let role =
+                Role::parse(&role).with_context(|| format!("--role `{role}` is not one of {}", Role::names()))?;
+            let token = generate_token().context("reading the system's random source")?;
+            let agent = store
+                .create_agent(
+                    NewAgent {
+                        name,
+                        role,
+                        team,
+                        token_hash: hash_token(&token),
+                    },
+                    clock.now_ms(),
+                )
+                .await?;
+            eprintln!(
+                "created agent `{}` (id {}, {}, team {}); its token follows, shown only this once:",
+                agent.name,
+                agent.id,
+                agent.role,
+                agent.team.as_deref().unwrap_or("-")
+            );
+            println!("{token}");
+        }
+        AgentCommand::List => {
+            for agent in store.list_agents().await? {
+                println!(
+                    "{}\t{}\t{}\t{}",
+                    agent.id,
+                    agent.name,
+                    agent.role,
+                    agent.team.as_deref().unwrap_or("-")
+                );
+            }
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,124 @@
+//! The conversation model's closed vocabularies. Their names are stored in the database
+//! and shown in the API, so renaming one is a migration and an API change.
+
+use serde::{Deserialize, Serialize};
+
+macro_rules! vocabulary {
+    ($(#[$meta:meta])* $name:ident { $($variant:ident => $text:literal),+ $(,)? }) => {
+        $(#[$meta])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+        #[serde(rename_all = "snake_case")]
+        pub enum $name { $($variant),+ }
+
+        impl $name {
+            pub const ALL: &'static [$name] = &[$($name::$variant),+];
+
+            pub fn as_str(self) -> &'static str {
+                match self { $($name::$variant => $text),+ }
+            }
+
+            pub fn parse(text: &str) -> Option<$name> {
+                match text { $($text => Some($name::$variant),)+ _ => None }
+            }
+
+            /// The accepted names, for error messages.
+            pub fn names() -> String {
+                $name::ALL.iter().map(|v| v.as_str()).collect::<Vec<_>>().join(", ")
+            }
+        }
+
+        impl std::fmt::Display for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+    };
+}
+
+vocabulary! {
+    /// Where a conversation stands. `pending` waits on the customer; `snoozed` is set
+    /// aside by an agent; a customer message on either makes it `open` again.
+    Status { Open => "open", Pending => "pending", Snoozed => "snoozed", Resolved => "resolved", Closed => "closed" }
+}
+
+impl Status {
+    /// A conversation a new customer message can still join.
+    pub fn accepts_customer_messages(self) -> bool {
+        matches!(self, Status::Open | Status::Pending | Status::Snoozed)
+    }
+}
+
+vocabulary! {
+    /// Orders the queue; declared from least to most urgent so `Ord` sorts by urgency.
+    Priority { Low => "low", Normal => "normal", High => "high", Urgent => "urgent" }
+}
+
+vocabulary! {
+    /// `note` is internal: it never leaves the system.
+    Direction { Inbound => "inbound", Outbound => "outbound", Note => "note" }
+}
+
+vocabulary! {
+    /// What a message is: a customer's `message`, an agent's `reply`, an automated
+    /// `status_update`, or an internal `note`.
+    MessageKind { Message => "message", Reply => "reply", StatusUpdate => "status_update", Note => "note" }
+}
+
+vocabulary! {
+    /// Who did something: the customer, an agent, or Switchboard itself.
+    ActorKind { Contact => "contact", Agent => "agent", System => "system" }
+}
+
+vocabulary! {
+    /// What an agent may do. Every role reads and answers conversations; supervisors and
+    /// admins get more as later features arrive.
+    Role { Agent => "agent", Supervisor => "supervisor", Admin => "admin" }
+}
+
+vocabulary! {
+    /// Where an outbound message is on its way out.
+    DeliveryStatus { Scheduled => "scheduled", InFlight => "in_flight", Sent => "sent", Failed => "failed" }
+}
+
+/// A point in time, Unix milliseconds in storage, RFC 3339 (UTC) on the wire.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Timestamp(pub i64);
+
+impl Serialize for Timestamp {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let millis = u64::try_from(self.0).unwrap_or(0);
+        let time = std::time::UNIX_EPOCH + std::time::Duration::from_millis(millis);
+        serializer.collect_str(&humantime::format_rfc3339_millis(time))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_round_trip_and_match_serde() {
+        for status in Status::ALL {
+            assert_eq!(Status::parse(status.as_str()), Some(*status));
+            assert_eq!(serde_json::to_value(status).unwrap(), status.as_str());
+        }
+        assert_eq!(DeliveryStatus::parse("in_flight"), Some(DeliveryStatus::InFlight));
+        assert_eq!(Priority::parse("asap"), None);
+        assert_eq!(Role::names(), "agent, supervisor, admin");
+    }
+
+    #[test]
+    fn timestamps_serialize_as_rfc3339_utc() {
+        assert_eq!(
+            serde_json::to_value(Timestamp(1_614_265_330_123)).unwrap(),
+            "2021-02-25T15:02:10.123Z"
+        );
+    }
+
+    #[test]
+    fn priorities_sort_by_urgency() {
+        assert!(
+            Priority::Urgent > Priority::High && Priority::High > Priority::Normal && Priority::Normal > Priority::Low
+        );
+    }
+}

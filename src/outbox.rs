@@ -1,0 +1,241 @@
+//! The dispatcher: claims due outbox rows, sends each through its inbox's connector,
+//! and records what happened: sent, retry later, or failed for good.
+//!
+//! Rows are written in the same transaction as the change that caused them, so the
+//! dispatcher only has to be woken ([`Notify`]) or to wake itself at the next due time.
+//! A conversation's messages leave in order: the store hands out at most one row per
+//! conversation at a time.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use switchboard_connector_core::SendError;
+use tokio::sync::{Notify, Semaphore};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::channels::Channels;
+use crate::clock::Clock;
+use crate::config::OutboxSettings;
+use crate::store::{Delivery, DeliveryResult, Store};
+
+/// How long a claimed row belongs to this dispatcher. Longer than any send may take.
+const LEASE: Duration = Duration::from_secs(300);
+/// The longest the dispatcher sleeps without looking, in case a wake-up was missed
+/// (another process wrote a row, or a row waits behind a conversation's earlier one).
+const IDLE_CHECK: Duration = Duration::from_secs(5);
+/// Pause after a storage error before trying again.
+const STORE_ERROR_PAUSE: Duration = Duration::from_secs(1);
+
+/// What to do after a transient failure. Pure, so the schedule is testable.
+///
+/// `attempts` counts the attempts made, this one included; `jitter` is in `[0, 1)`
+/// and spreads retries by ±10 % so receivers coming back are not hit all at once.
+pub fn after_transient_failure(
+    schedule: &[Duration],
+    attempts: u32,
+    now: i64,
+    expires_at: i64,
+    retry_after: Option<Duration>,
+    reason: String,
+    jitter: f64,
+) -> DeliveryResult {
+    let Some(base) = schedule.get(attempts.saturating_sub(1) as usize) else {
+        return DeliveryResult::Failed {
+            error: format!("gave up after {attempts} attempts: {reason}"),
+        };
+    };
+    let spread = base.mul_f64(0.9 + 0.2 * jitter.clamp(0.0, 1.0));
+    let delay = retry_after.map_or(spread, |asked| asked.max(spread));
+    let at = now.saturating_add(delay.as_millis() as i64);
+    if at > expires_at {
+        return DeliveryResult::Failed {
+            error: format!("expired after {attempts} attempts: {reason}"),
+        };
+    }
+    DeliveryResult::RetryAt { at, error: reason }
+}
+
+pub struct Dispatcher {
+    pub store: Arc<dyn Store>,
+    pub channels: Arc<Channels>,
+    pub clock: Arc<dyn Clock>,
+    pub settings: OutboxSettings,
+    /// Poked after every commit that queued a row, and after every finished send.
+    pub wakeup: Arc<Notify>,
+}
+
+impl Dispatcher {
+    /// Runs until `shutdown`, then gives sends in flight `shutdown_grace` to finish.
+    /// A send cut off there stays in flight in the store and is retried after restart.
+    pub async fn run(self, shutdown: CancellationToken) {
+        let this = Arc::new(self);
+        match this.store.release_in_flight(this.clock.now_ms()).await {
+            Ok(0) => {}
+            Ok(released) => tracing::info!(released, "re-queued deliveries left in flight by the previous run"),
+            Err(error) => tracing::error!(%error, "could not re-queue deliveries left in flight"),
+        }
+        let slots = Arc::new(Semaphore::new(this.settings.concurrency));
+        let tracker = TaskTracker::new();
+        while !shutdown.is_cancelled() {
+            let wait = match this.dispatch_due(&slots, &tracker).await {
+                Ok(wait) => wait,
+                Err(error) => {
+                    tracing::error!(%error, "outbox: storage failed; retrying");
+                    STORE_ERROR_PAUSE
+                }
+            };
+            tokio::select! {
+                () = shutdown.cancelled() => break,
+                () = this.wakeup.notified() => {}
+                () = tokio::time::sleep(wait) => {}
+            }
+        }
+        tracker.close();
+        if tokio::time::timeout(this.settings.shutdown_grace, tracker.wait())
+            .await
+            .is_err()
+        {
+            tracing::warn!(
+                in_flight = tracker.len(),
+                "outbox: grace period over; unfinished sends are retried after restart"
+            );
+        }
+    }
+
+    /// Starts every due delivery there is room for; returns how long to wait before
+    /// looking again (unless woken first).
+    async fn dispatch_due(
+        self: &Arc<Self>,
+        slots: &Arc<Semaphore>,
+        tracker: &TaskTracker,
+    ) -> Result<Duration, crate::store::StoreError> {
+        let free = slots.available_permits();
+        if free > 0 {
+            let now = self.clock.now_ms();
+            let lease_until = now + LEASE.as_millis() as i64;
+            let batch = self.store.claim_deliveries(now, free as u32, lease_until).await?;
+            let filled = batch.len() == free;
+            for delivery in batch {
+                let Ok(permit) = Arc::clone(slots).try_acquire_owned() else {
+                    break;
+                };
+                let this = Arc::clone(self);
+                tracker.spawn(async move {
+                    this.deliver(delivery).await;
+                    drop(permit);
+                    this.wakeup.notify_one();
+                });
+            }
+            if !filled {
+                return self.until_next_due().await;
+            }
+        }
+        // Every slot is busy: a finished send wakes us.
+        Ok(IDLE_CHECK)
+    }
+
+    async fn until_next_due(&self) -> Result<Duration, crate::store::StoreError> {
+        let now = self.clock.now_ms();
+        Ok(match self.store.next_delivery_due().await? {
+            // Due already but not claimable: it waits behind an earlier message of its
+            // conversation, and that send's completion wakes us.
+            Some(at) if at > now => Duration::from_millis((at - now) as u64).min(IDLE_CHECK),
+            _ => IDLE_CHECK,
+        })
+    }
+
+    async fn deliver(&self, delivery: Delivery) {
+        let outcome = match self.channels.get(delivery.inbox_id) {
+            Some(channel) => channel.send(&delivery.message).await,
+            None => Err(SendError::permanent("the inbox is no longer configured")),
+        };
+        let now = self.clock.now_ms();
+        let result = match outcome {
+            Ok(receipt) => DeliveryResult::Sent(receipt),
+            Err(SendError::Permanent { reason }) => DeliveryResult::Failed { error: reason },
+            Err(SendError::Transient { reason, retry_after }) => after_transient_failure(
+                &self.settings.retry_schedule,
+                delivery.attempts,
+                now,
+                delivery.expires_at,
+                retry_after,
+                reason,
+                fastrand::f64(),
+            ),
+        };
+        let message_id = delivery.message.message_id;
+        match &result {
+            DeliveryResult::Sent(_) => tracing::debug!(message_id, attempts = delivery.attempts, "delivered"),
+            DeliveryResult::RetryAt { error, .. } => {
+                tracing::info!(message_id, attempts = delivery.attempts, %error, "delivery failed; will retry")
+            }
+            DeliveryResult::Failed { error } => {
+                tracing::warn!(message_id, attempts = delivery.attempts, %error, "delivery failed for good")
+            }
+        }
+        // The send happened; losing its record would send it again. Keep trying.
+        let mut pause = Duration::from_millis(50);
+        while let Err(error) = self.store.record_delivery(delivery.outbox_id, &result, now).await {
+            tracing::error!(message_id, %error, "could not record a delivery; retrying");
+            tokio::time::sleep(pause).await;
+            pause = (pause * 2).min(Duration::from_secs(5));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SECOND: i64 = 1000;
+
+    fn schedule() -> Vec<Duration> {
+        vec![Duration::from_secs(5), Duration::from_secs(60)]
+    }
+
+    #[test]
+    fn follows_the_schedule_with_bounded_jitter() {
+        let retry =
+            |attempts, jitter| after_transient_failure(&schedule(), attempts, 0, i64::MAX, None, "down".into(), jitter);
+        assert!(matches!(retry(1, 0.5), DeliveryResult::RetryAt { at, .. } if at == 5 * SECOND));
+        assert!(matches!(retry(1, 0.0), DeliveryResult::RetryAt { at, .. } if at == 4500));
+        assert!(matches!(retry(2, 0.999_999), DeliveryResult::RetryAt { at, .. } if (65_999..=66_000).contains(&at)));
+    }
+
+    #[test]
+    fn gives_up_after_the_last_step() {
+        let result = after_transient_failure(&schedule(), 3, 0, i64::MAX, None, "HTTP 503".into(), 0.5);
+        assert!(matches!(result, DeliveryResult::Failed { error } if error == "gave up after 3 attempts: HTTP 503"));
+    }
+
+    #[test]
+    fn honours_a_longer_retry_after_but_not_a_shorter_one() {
+        let longer = after_transient_failure(
+            &schedule(),
+            1,
+            0,
+            i64::MAX,
+            Some(Duration::from_secs(30)),
+            "429".into(),
+            0.5,
+        );
+        assert!(matches!(longer, DeliveryResult::RetryAt { at, .. } if at == 30 * SECOND));
+        let shorter = after_transient_failure(
+            &schedule(),
+            1,
+            0,
+            i64::MAX,
+            Some(Duration::from_secs(1)),
+            "429".into(),
+            0.5,
+        );
+        assert!(matches!(shorter, DeliveryResult::RetryAt { at, .. } if at == 5 * SECOND));
+    }
+
+    #[test]
+    fn fails_when_the_next_try_would_come_after_expiry() {
+        let result = after_transient_failure(&schedule(), 1, 0, 4 * SECOND, None, "down".into(), 0.5);
+        assert!(matches!(result, DeliveryResult::Failed { error } if error.starts_with("expired after 1 attempts")));
+    }
+}

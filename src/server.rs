@@ -1,0 +1,117 @@
+//! `switchboard serve`: opens the store, starts the outbox dispatcher and the HTTP
+//! listener, and shuts both down in order when told.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use anyhow::Context;
+use tokio::net::TcpListener;
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+
+use crate::api::{self, AppState, Inbox};
+use crate::channels::Channels;
+use crate::clock::{Clock, SystemClock};
+use crate::config::Settings;
+use crate::outbox::Dispatcher;
+use crate::store::sqlite::SqliteStore;
+use crate::store::{InboxSpec, Store, TeamSpec};
+
+/// Opens the configured store, runs migrations, and makes the configured teams and
+/// inboxes exist in it.
+pub async fn open_store(
+    settings: &Settings,
+    clock: &dyn Clock,
+) -> anyhow::Result<(Arc<dyn Store>, crate::store::Catalog)> {
+    let store = SqliteStore::open(&settings.storage_url)
+        .await
+        .with_context(|| format!("opening the store at {} (storage.url)", settings.storage_url))?;
+    let teams: Vec<TeamSpec> = settings
+        .teams
+        .iter()
+        .map(|t| TeamSpec {
+            key: t.key.clone(),
+            name: t.name.clone(),
+        })
+        .collect();
+    let inboxes: Vec<InboxSpec> = settings
+        .inboxes
+        .iter()
+        .map(|i| InboxSpec {
+            key: i.key.clone(),
+            name: i.name.clone(),
+            channel: i.channel.kind(),
+        })
+        .collect();
+    let catalog = store.sync_catalog(&teams, &inboxes, clock.now_ms()).await?;
+    Ok((Arc::new(store), catalog))
+}
+
+/// Serves on `listener` until `shutdown` is cancelled, then stops accepting, lets open
+/// requests finish (up to `server.shutdown_grace`), and gives the outbox its own grace.
+pub async fn run(settings: Settings, listener: TcpListener, shutdown: CancellationToken) -> anyhow::Result<()> {
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    let (store, catalog) = open_store(&settings, clock.as_ref()).await?;
+    let channels =
+        Arc::new(Channels::build(&settings.inboxes, &catalog).context("building the HTTP client for callbacks")?);
+    let inboxes: HashMap<String, Inbox> = settings
+        .inboxes
+        .iter()
+        .filter_map(|inbox| {
+            let reference = catalog.inboxes.get(&inbox.key)?.clone();
+            Some((
+                inbox.key.clone(),
+                Inbox {
+                    settings: inbox.clone(),
+                    reference,
+                },
+            ))
+        })
+        .collect();
+    let outbox_wakeup = Arc::new(Notify::new());
+
+    let dispatcher = Dispatcher {
+        store: Arc::clone(&store),
+        channels,
+        clock: Arc::clone(&clock),
+        settings: settings.outbox.clone(),
+        wakeup: Arc::clone(&outbox_wakeup),
+    };
+    // The outbox outlives the HTTP listener: requests finishing during shutdown may
+    // still queue messages, and those are sent if the grace allows.
+    let outbox_shutdown = CancellationToken::new();
+    let outbox_task = tokio::spawn(dispatcher.run(outbox_shutdown.clone()));
+
+    let http_grace = settings.http_shutdown_grace;
+    let state = Arc::new(AppState {
+        settings,
+        store,
+        clock,
+        inboxes,
+        outbox_wakeup,
+        ready: AtomicBool::new(true),
+    });
+    let app = api::router(Arc::clone(&state));
+    tracing::info!(address = %listener.local_addr()?, "listening");
+
+    let stop_accepting = shutdown.clone();
+    let serve = axum::serve(listener, app).with_graceful_shutdown(async move {
+        stop_accepting.cancelled().await;
+        state.ready.store(false, Ordering::Relaxed);
+        tracing::info!("shutting down: no new connections");
+    });
+    let server_result = tokio::select! {
+        result = serve.into_future() => result.context("serving HTTP"),
+        () = async { shutdown.cancelled().await; tokio::time::sleep(http_grace).await } => {
+            tracing::warn!("shutdown grace over; dropping open HTTP connections");
+            Ok(())
+        }
+    };
+    outbox_shutdown.cancel();
+    if let Err(err) = outbox_task.await {
+        tracing::error!(%err, "the outbox dispatcher ended abnormally");
+    }
+    tracing::info!("stopped");
+    server_result
+}

@@ -1,0 +1,399 @@
+//! Storage: the [`Store`] trait callers use, the read models it returns, and its
+//! backends. Callers never see SQL types, so a PostgreSQL backend can be added beside
+//! [`sqlite::SqliteStore`] without touching them.
+//!
+//! Every method that changes a conversation writes the change, its events and its
+//! outbound messages in one transaction. Methods take `now` (Unix ms) from the caller's
+//! clock rather than reading one, so tests can drive time.
+
+pub mod migrations;
+pub mod sqlite;
+
+use std::collections::HashMap;
+
+use async_trait::async_trait;
+use serde::Serialize;
+use serde_json::Value;
+use switchboard_connector_core::{ChannelKind, InboundMessage, OutboundMessage, Receipt};
+
+use crate::model::{ActorKind, DeliveryStatus, Direction, MessageKind, Priority, Role, Status, Timestamp};
+use crate::router::Router;
+use crate::templates::AckTemplate;
+
+pub type StoreResult<T> = Result<T, StoreError>;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The thing named does not exist (HTTP 404).
+    #[error("{0} not found")]
+    NotFound(&'static str),
+    /// A value refers to something that does not exist or is not allowed (HTTP 422).
+    #[error("`{field}` {problem}")]
+    Invalid { field: &'static str, problem: String },
+    /// The request conflicts with the current state (HTTP 409).
+    #[error("{0}")]
+    Conflict(String),
+    /// The database failed; the caller may retry.
+    #[error("storage failure: {0}")]
+    Backend(String),
+}
+
+impl From<sqlx::Error> for StoreError {
+    fn from(err: sqlx::Error) -> StoreError {
+        StoreError::Backend(err.to_string())
+    }
+}
+
+impl From<sqlx::migrate::MigrateError> for StoreError {
+    fn from(err: sqlx::migrate::MigrateError) -> StoreError {
+        StoreError::Backend(format!("migration failed: {err}"))
+    }
+}
+
+/// A configured team, as the store is told about it at start.
+#[derive(Debug, Clone)]
+pub struct TeamSpec {
+    pub key: String,
+    pub name: String,
+}
+
+/// A configured inbox, as the store is told about it at start.
+#[derive(Debug, Clone)]
+pub struct InboxSpec {
+    pub key: String,
+    pub name: String,
+    pub channel: ChannelKind,
+}
+
+/// An inbox with its database id, as ingest and the outbox need it.
+#[derive(Debug, Clone)]
+pub struct InboxRef {
+    pub id: i64,
+    pub key: String,
+    pub name: String,
+    pub channel: ChannelKind,
+}
+
+/// What [`Store::sync_catalog`] made sure exists: inbox keys to their rows.
+#[derive(Debug, Clone, Default)]
+pub struct Catalog {
+    pub inboxes: HashMap<String, InboxRef>,
+}
+
+/// What ingest needs besides the message: pure policies it runs inside the transaction.
+pub struct IngestContext<'a> {
+    pub inbox: &'a InboxRef,
+    pub router: &'a Router,
+    /// The acknowledgement for new conversations; `None` when this inbox sends none.
+    pub acknowledgement: Option<&'a AckTemplate>,
+    pub now: i64,
+    /// When an outbound message queued now stops being worth sending.
+    pub expires_at: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct IngestOutcome {
+    pub conversation_id: i64,
+    pub message_id: i64,
+    pub duplicate: bool,
+    /// Whether ingest opened a new conversation.
+    #[serde(skip)]
+    pub created_conversation: bool,
+    /// Whether ingest queued an outbound message (so the outbox should look).
+    #[serde(skip)]
+    pub queued_outbound: bool,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Agent {
+    pub id: i64,
+    pub name: String,
+    pub role: Role,
+    pub team: Option<String>,
+    pub created_at: Timestamp,
+}
+
+#[derive(Debug, Clone)]
+pub struct NewAgent {
+    pub name: String,
+    pub role: Role,
+    pub team: String,
+    pub token_hash: Vec<u8>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct TeamSummary {
+    pub key: String,
+    pub name: String,
+    pub tier: i64,
+    /// Conversations in status `open` queued in this team.
+    pub open_conversations: i64,
+    /// Of those, how many nobody is assigned to.
+    pub unassigned_conversations: i64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AssigneeFilter {
+    Anyone,
+    Nobody,
+    Agent(i64),
+}
+
+#[derive(Debug, Clone)]
+pub struct ConversationFilter {
+    pub team: Option<String>,
+    /// Empty: every status.
+    pub statuses: Vec<Status>,
+    pub assignee: AssigneeFilter,
+    pub inbox: Option<String>,
+}
+
+/// A position in the newest-activity-first listing: the last row already seen.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Cursor {
+    pub last_activity_at: i64,
+    pub id: i64,
+}
+
+impl Cursor {
+    pub fn encode(self) -> String {
+        format!("{}.{}", self.last_activity_at, self.id)
+    }
+
+    pub fn decode(text: &str) -> Option<Cursor> {
+        let (activity, id) = text.split_once('.')?;
+        Some(Cursor {
+            last_activity_at: activity.parse().ok()?,
+            id: id.parse().ok()?,
+        })
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct TeamRef {
+    pub key: String,
+    pub name: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct AgentRef {
+    pub id: i64,
+    pub name: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ContactRef {
+    pub id: i64,
+    pub name: Option<String>,
+    pub email: Option<String>,
+    /// The contact's id in this conversation's inbox.
+    pub external_id: String,
+    pub language: Option<String>,
+    pub metadata: Value,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct MessagePreview {
+    pub id: i64,
+    pub direction: Direction,
+    pub kind: MessageKind,
+    pub text: String,
+    pub created_at: Timestamp,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ConversationSummary {
+    pub id: i64,
+    pub reference: String,
+    pub inbox: String,
+    pub channel: ChannelKind,
+    pub subject: Option<String>,
+    pub thread: Option<String>,
+    pub status: Status,
+    pub priority: Priority,
+    pub team: Option<TeamRef>,
+    pub tier: i64,
+    pub assignee: Option<AgentRef>,
+    pub labels: Vec<String>,
+    pub language: Option<String>,
+    pub transfer_count: i64,
+    pub contact: ContactRef,
+    pub created_at: Timestamp,
+    pub updated_at: Timestamp,
+    pub last_activity_at: Timestamp,
+    pub first_response_at: Option<Timestamp>,
+    pub last_message: Option<MessagePreview>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ConversationPage {
+    pub conversations: Vec<ConversationSummary>,
+    /// Pass as `cursor` for the next page; absent on the last page.
+    pub next_cursor: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Actor {
+    pub kind: ActorKind,
+    pub id: Option<i64>,
+    pub name: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct AttachmentView {
+    pub id: i64,
+    pub filename: String,
+    pub content_type: String,
+    pub size: i64,
+    pub sha256: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct DeliveryView {
+    pub status: DeliveryStatus,
+    pub attempts: i64,
+    pub next_attempt_at: Option<Timestamp>,
+    pub last_error: Option<String>,
+    pub sent_at: Option<Timestamp>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct MessageView {
+    pub id: i64,
+    pub conversation_id: i64,
+    pub direction: Direction,
+    pub kind: MessageKind,
+    pub author: Actor,
+    pub text: String,
+    pub html: Option<String>,
+    pub external_id: Option<String>,
+    pub language: Option<String>,
+    pub attachments: Vec<AttachmentView>,
+    /// For outbound messages: where they are on their way out.
+    pub delivery: Option<DeliveryView>,
+    pub created_at: Timestamp,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct EventView {
+    pub id: i64,
+    pub kind: String,
+    pub actor: Actor,
+    pub data: Value,
+    pub created_at: Timestamp,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ConversationDetail {
+    #[serde(flatten)]
+    pub conversation: ConversationSummary,
+    pub messages: Vec<MessageView>,
+    pub events: Vec<EventView>,
+}
+
+/// Who an assignment names.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AgentSelector {
+    Id(i64),
+    Name(String),
+}
+
+/// A PATCH of a conversation; `None` leaves a field as it is.
+#[derive(Debug, Clone, Default)]
+pub struct ConversationChanges {
+    pub status: Option<Status>,
+    pub priority: Option<Priority>,
+    /// `Some(None)` unassigns.
+    pub assignee: Option<Option<AgentSelector>>,
+    pub team: Option<String>,
+}
+
+impl ConversationChanges {
+    pub fn is_empty(&self) -> bool {
+        self.status.is_none() && self.priority.is_none() && self.assignee.is_none() && self.team.is_none()
+    }
+}
+
+/// An agent's reply (sent by the conversation's channel) or internal note (never sent).
+#[derive(Debug, Clone)]
+pub struct NewAgentMessage {
+    pub conversation_id: i64,
+    pub agent_id: i64,
+    pub text: String,
+    pub private: bool,
+    pub now: i64,
+    pub expires_at: i64,
+}
+
+/// An outbound message claimed for sending.
+#[derive(Debug, Clone)]
+pub struct Delivery {
+    pub outbox_id: i64,
+    pub inbox_id: i64,
+    /// Counting this one.
+    pub attempts: u32,
+    pub expires_at: i64,
+    pub message: OutboundMessage,
+}
+
+/// What became of one attempt.
+#[derive(Debug, Clone)]
+pub enum DeliveryResult {
+    Sent(Receipt),
+    RetryAt { at: i64, error: String },
+    Failed { error: String },
+}
+
+/// Attachment bytes for download.
+#[derive(Debug, Clone)]
+pub struct AttachmentData {
+    pub filename: String,
+    pub content_type: String,
+    pub data: Vec<u8>,
+}
+
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// Answers when the database can serve a query.
+    async fn ping(&self) -> StoreResult<()>;
+
+    /// Makes the configured teams and inboxes exist (inserted or renamed by key) and
+    /// returns the inboxes with their ids. Teams and inboxes removed from config stay in
+    /// the database, because conversations refer to them.
+    async fn sync_catalog(&self, teams: &[TeamSpec], inboxes: &[InboxSpec], now: i64) -> StoreResult<Catalog>;
+
+    /// Stores one inbound message, in one transaction: dedupe, contact, threading,
+    /// routing of a new conversation, the message, its events, and the acknowledgement.
+    async fn ingest(&self, context: &IngestContext<'_>, message: &InboundMessage) -> StoreResult<IngestOutcome>;
+
+    async fn create_agent(&self, agent: NewAgent, now: i64) -> StoreResult<Agent>;
+    async fn agent_by_token_hash(&self, token_hash: &[u8]) -> StoreResult<Option<Agent>>;
+    async fn list_agents(&self) -> StoreResult<Vec<Agent>>;
+
+    async fn team_summaries(&self) -> StoreResult<Vec<TeamSummary>>;
+    async fn list_conversations(
+        &self,
+        filter: &ConversationFilter,
+        after: Option<Cursor>,
+        limit: u32,
+    ) -> StoreResult<ConversationPage>;
+    async fn conversation(&self, id: i64) -> StoreResult<ConversationDetail>;
+    async fn add_agent_message(&self, message: NewAgentMessage) -> StoreResult<MessageView>;
+    async fn update_conversation(
+        &self,
+        id: i64,
+        agent_id: i64,
+        changes: &ConversationChanges,
+        now: i64,
+    ) -> StoreResult<ConversationDetail>;
+    async fn attachment(&self, id: i64) -> StoreResult<AttachmentData>;
+
+    /// Puts deliveries left in flight by a previous run back in the queue.
+    async fn release_in_flight(&self, now: i64) -> StoreResult<u64>;
+    /// Claims up to `limit` due deliveries, oldest first, at most one per conversation
+    /// at a time so a conversation's messages leave in order.
+    async fn claim_deliveries(&self, now: i64, limit: u32, lease_until: i64) -> StoreResult<Vec<Delivery>>;
+    async fn record_delivery(&self, outbox_id: i64, result: &DeliveryResult, now: i64) -> StoreResult<()>;
+    /// When the next scheduled delivery falls due, if any is waiting.
+    async fn next_delivery_due(&self) -> StoreResult<Option<i64>>;
+}
