@@ -138,10 +138,9 @@ impl Dispatcher {
     async fn until_next_due(&self) -> Result<Duration, crate::store::StoreError> {
         let now = self.clock.now_ms();
         Ok(match self.store.next_delivery_due().await? {
-            // Due already but not claimable: it waits behind an earlier message of its
-            // conversation, and that send's completion wakes us.
-            Some(at) if at > now => Duration::from_millis((at - now) as u64).min(IDLE_CHECK),
-            _ => IDLE_CHECK,
+            // Zero when it fell due since the claim: look again at once.
+            Some(at) => Duration::from_millis(at.saturating_sub(now).max(0) as u64).min(IDLE_CHECK),
+            None => IDLE_CHECK,
         })
     }
 

@@ -394,6 +394,7 @@ pub trait Store: Send + Sync + 'static {
     /// at a time so a conversation's messages leave in order.
     async fn claim_deliveries(&self, now: i64, limit: u32, lease_until: i64) -> StoreResult<Vec<Delivery>>;
     async fn record_delivery(&self, outbox_id: i64, result: &DeliveryResult, now: i64) -> StoreResult<()>;
-    /// When the next scheduled delivery falls due, if any is waiting.
+    /// When the next claimable delivery falls due: rows waiting behind an earlier
+    /// message of their conversation do not count.
     async fn next_delivery_due(&self) -> StoreResult<Option<i64>>;
 }

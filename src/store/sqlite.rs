@@ -1382,9 +1382,19 @@ impl Store for SqliteStore {
     }
 
     async fn next_delivery_due(&self) -> StoreResult<Option<i64>> {
-        let due: Option<i64> = sqlx::query_scalar("SELECT MIN(next_attempt_at) FROM outbox WHERE status = 'scheduled'")
-            .fetch_one(&self.reader)
-            .await?;
+        // Only rows first in their conversation's line count: one waiting behind an
+        // earlier message is due when that message is done, and its completion wakes
+        // the dispatcher. Counting it would hide a later retry time behind a past one.
+        let due: Option<i64> = sqlx::query_scalar(
+            "SELECT MIN(o.next_attempt_at) FROM outbox o
+             WHERE o.status = 'scheduled'
+               AND NOT EXISTS (
+                   SELECT 1 FROM outbox earlier
+                   WHERE earlier.conversation_id = o.conversation_id AND earlier.id < o.id
+                     AND earlier.status IN ('scheduled', 'in_flight'))",
+        )
+        .fetch_one(&self.reader)
+        .await?;
         Ok(due)
     }
 }

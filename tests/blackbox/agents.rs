@@ -1,0 +1,416 @@
+//! `/api/v1`: agents list their queue, read conversations, reply, note, and change
+//! status, priority, assignee and team, with bearer tokens from the CLI.
+
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+
+use crate::harness::{Daemon, Receiver, customer_message, message_by_id};
+
+#[tokio::test]
+async fn requests_without_a_valid_token_are_refused_with_json() {
+    let receiver = Receiver::start().await;
+    let daemon = Daemon::start(&receiver.url()).await;
+    daemon.agent("sam", "support", "agent");
+    for token in ["", "sb_not-a-real-token"] {
+        let response = reqwest::Client::new()
+            .get(daemon.url("/api/v1/conversations"))
+            .header("authorization", format!("Bearer {token}"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+        assert_eq!(response.headers()["www-authenticate"], "Bearer");
+        let body: Value = response.json().await.unwrap();
+        assert_eq!(body["error"]["code"], "unauthorized");
+    }
+}
+
+#[tokio::test]
+async fn teams_show_their_open_conversation_counts() {
+    let receiver = Receiver::start().await;
+    let daemon = Daemon::start(&receiver.url()).await;
+    let token = daemon.agent("sam", "support", "agent");
+    daemon
+        .post_signed(&customer_message("e1", "ada", "I need a refund"))
+        .await;
+    daemon
+        .post_signed(&customer_message("e2", "bob", "My invoice is wrong"))
+        .await;
+    daemon.post_signed(&customer_message("e3", "cy", "Hello")).await;
+    let teams = daemon.get("/teams", &token).await;
+    let counts: Vec<(String, i64)> = teams["teams"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| {
+            (
+                t["key"].as_str().unwrap().to_owned(),
+                t["open_conversations"].as_i64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        counts,
+        vec![("billing".into(), 2), ("support".into(), 1), ("technical".into(), 0)]
+    );
+}
+
+#[tokio::test]
+async fn the_queue_pages_newest_activity_first_without_gaps_or_repeats() {
+    let receiver = Receiver::start().await;
+    let daemon = Daemon::start(&receiver.url()).await;
+    let token = daemon.agent("sam", "support", "agent");
+    let mut conversations = Vec::new();
+    for n in 0..5 {
+        let (_, body) = daemon
+            .post_signed(&customer_message(&format!("e{n}"), &format!("customer-{n}"), "Hello"))
+            .await;
+        conversations.push(body["conversation_id"].as_i64().unwrap());
+    }
+    // Activity on the oldest moves it to the top.
+    daemon
+        .post_signed(&customer_message("e-late", "customer-0", "Still there?"))
+        .await;
+    let expected: Vec<i64> = vec![
+        conversations[0],
+        conversations[4],
+        conversations[3],
+        conversations[2],
+        conversations[1],
+    ];
+
+    let mut seen = Vec::new();
+    let mut path = "/conversations?limit=2".to_owned();
+    loop {
+        let page = daemon.get(&path, &token).await;
+        seen.extend(
+            page["conversations"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|c| c["id"].as_i64().unwrap()),
+        );
+        match page["next_cursor"].as_str() {
+            Some(cursor) => path = format!("/conversations?limit=2&cursor={cursor}"),
+            None => break,
+        }
+    }
+    assert_eq!(seen, expected);
+}
+
+#[tokio::test]
+async fn list_filters_and_bad_parameters() {
+    let receiver = Receiver::start().await;
+    let daemon = Daemon::start(&receiver.url()).await;
+    let token = daemon.agent("sam", "support", "agent");
+    let (_, first) = daemon.post_signed(&customer_message("e1", "ada", "Hello")).await;
+    daemon.post_signed(&customer_message("e2", "bob", "Hello")).await;
+    let id = first["conversation_id"].as_i64().unwrap();
+    daemon
+        .api(
+            Method::PATCH,
+            &format!("/conversations/{id}"),
+            &token,
+            Some(json!({"assignee": "me", "status": "pending"})),
+        )
+        .await;
+
+    let ids = |page: &Value| -> Vec<i64> {
+        page["conversations"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c["id"].as_i64().unwrap())
+            .collect()
+    };
+    assert_eq!(ids(&daemon.get("/conversations?assignee=me", &token).await), vec![id]);
+    assert_eq!(
+        ids(&daemon.get("/conversations?status=pending", &token).await),
+        vec![id]
+    );
+    assert_eq!(
+        ids(&daemon
+            .get("/conversations?status=open,pending&assignee=none", &token)
+            .await)
+        .len(),
+        1
+    );
+
+    for (query, field) in [
+        ("status=waiting", "status"),
+        ("team=nobody", "team"),
+        ("limit=0", "limit"),
+        ("limit=101", "limit"),
+        ("cursor=garbage", "cursor"),
+        ("assignee=someone", "assignee"),
+        ("stauts=open", "stauts"),
+    ] {
+        let (status, body) = daemon
+            .api(Method::GET, &format!("/conversations?{query}"), &token, None)
+            .await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{query}: {body}");
+        assert!(
+            body["error"]["message"]
+                .as_str()
+                .unwrap()
+                .contains(&format!("`{field}`")),
+            "{query}: {body}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_reply_leaves_by_the_channel_and_a_note_never_does() {
+    let receiver = Receiver::start().await;
+    let daemon = Daemon::start(&receiver.url()).await;
+    let token = daemon.agent("bea", "billing", "agent");
+    let (_, inbound) = daemon
+        .post_signed(&customer_message("e1", "user-42", "I was charged twice"))
+        .await;
+    let conversation_id = inbound["conversation_id"].as_i64().unwrap();
+    let path = format!("/conversations/{conversation_id}/messages");
+
+    let (status, note) = daemon
+        .api(
+            Method::POST,
+            &path,
+            &token,
+            Some(json!({"text": "Stripe shows two charges", "private": true})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{note}");
+    assert_eq!(
+        (note["direction"].as_str(), note["delivery"].clone()),
+        (Some("note"), Value::Null)
+    );
+    let (status, reply) = daemon
+        .api(
+            Method::POST,
+            &path,
+            &token,
+            Some(json!({"text": "Refund is on its way"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{reply}");
+    let reply_id = reply["id"].as_i64().unwrap();
+
+    let delivered = daemon.delivery_reaches(&token, conversation_id, reply_id, "sent").await;
+    assert_eq!(delivered["delivery"]["attempts"], 1);
+    let callbacks = receiver.for_message(reply_id);
+    assert_eq!(callbacks.len(), 1, "exactly one callback for the reply: {callbacks:?}");
+    let callback = &callbacks[0];
+    assert!(callback.signature_valid, "the callback is signed with the inbox secret");
+    assert_eq!(callback.headers["webhook-id"], format!("msg_{reply_id}").as_str());
+    assert_eq!(
+        callback.body,
+        json!({"type": "message.outbound", "conversation_id": conversation_id, "message_id": reply_id,
+               "to": {"id": "user-42"}, "thread": null, "text": "Refund is on its way", "kind": "reply"})
+    );
+    // Only the acknowledgement and the reply left; the note is nowhere.
+    let everything = receiver.callbacks();
+    assert_eq!(everything.len(), 2, "{everything:?}");
+    assert!(everything.iter().all(|c| c.body["text"] != "Stripe shows two charges"));
+    assert!(everything.iter().all(|c| c.body["message_id"] != note["id"]));
+
+    let detail = daemon.get(&format!("/conversations/{conversation_id}"), &token).await;
+    assert_eq!(
+        detail["assignee"]["name"], "bea",
+        "replying to an unassigned conversation takes it"
+    );
+    assert!(detail["first_response_at"].is_string());
+    assert_eq!(
+        message_by_id(&detail, note["id"].as_i64().unwrap()).unwrap()["delivery"],
+        Value::Null
+    );
+}
+
+#[tokio::test]
+async fn bad_message_bodies_are_refused() {
+    let receiver = Receiver::start().await;
+    let daemon = Daemon::start(&receiver.url()).await;
+    let token = daemon.agent("sam", "support", "agent");
+    let (_, inbound) = daemon.post_signed(&customer_message("e1", "ada", "Hello")).await;
+    let path = format!("/conversations/{}/messages", inbound["conversation_id"]);
+    for (body, status, mentions) in [
+        (json!({}), StatusCode::UNPROCESSABLE_ENTITY, "`text`"),
+        (json!({"text": "  "}), StatusCode::UNPROCESSABLE_ENTITY, "`text`"),
+        (json!({"text": 5}), StatusCode::UNPROCESSABLE_ENTITY, "`text`"),
+        (
+            json!({"text": "hi", "private": "yes"}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "`private`",
+        ),
+        (
+            json!({"text": "hi", "internal": true}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "`internal`",
+        ),
+        (json!(["hi"]), StatusCode::UNPROCESSABLE_ENTITY, "JSON object"),
+    ] {
+        let before = daemon.snapshot().await;
+        let (got, error) = daemon.api(Method::POST, &path, &token, Some(body.clone())).await;
+        assert_eq!(got, status, "{body}: {error}");
+        assert!(
+            error["error"]["message"].as_str().unwrap().contains(mentions),
+            "{body}: {error}"
+        );
+        let after = daemon.snapshot().await;
+        assert_eq!(before["messages"], after["messages"], "{body} stored a message");
+    }
+    let (status, error) = daemon
+        .api(
+            Method::POST,
+            "/conversations/999/messages",
+            &token,
+            Some(json!({"text": "hi"})),
+        )
+        .await;
+    assert_eq!(
+        (status, error["error"]["code"].as_str()),
+        (StatusCode::NOT_FOUND, Some("not_found"))
+    );
+    let (status, _) = daemon.api(Method::GET, "/conversations/abc", &token, None).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
+async fn agents_change_status_priority_assignee_and_team_with_events() {
+    let receiver = Receiver::start().await;
+    let daemon = Daemon::start(&receiver.url()).await;
+    let sam = daemon.agent("sam", "support", "agent");
+    daemon.agent("bea", "billing", "agent");
+    let (_, inbound) = daemon.post_signed(&customer_message("e1", "ada", "Hello")).await;
+    let id = inbound["conversation_id"].as_i64().unwrap();
+    let path = format!("/conversations/{id}");
+
+    let (status, detail) = daemon
+        .api(
+            Method::PATCH,
+            &path,
+            &sam,
+            Some(json!({"assignee": "me", "priority": "urgent"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{detail}");
+    assert_eq!(
+        (detail["assignee"]["name"].as_str(), detail["priority"].as_str()),
+        (Some("sam"), Some("urgent"))
+    );
+
+    // A transfer to billing counts, and sam (support) no longer holds it.
+    let (_, detail) = daemon
+        .api(Method::PATCH, &path, &sam, Some(json!({"team": "billing"})))
+        .await;
+    assert_eq!(
+        (detail["team"]["key"].as_str(), detail["transfer_count"].as_i64()),
+        (Some("billing"), Some(1))
+    );
+    assert_eq!(detail["assignee"], Value::Null);
+    let (_, detail) = daemon
+        .api(
+            Method::PATCH,
+            &path,
+            &sam,
+            Some(json!({"assignee": "bea", "status": "resolved"})),
+        )
+        .await;
+    assert_eq!(
+        (detail["assignee"]["name"].as_str(), detail["status"].as_str()),
+        (Some("bea"), Some("resolved"))
+    );
+
+    let kinds: Vec<&str> = detail["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["kind"].as_str().unwrap())
+        .collect();
+    for expected in [
+        "conversation.assigned",
+        "conversation.priority_changed",
+        "conversation.transferred",
+        "conversation.status_changed",
+    ] {
+        assert!(kinds.contains(&expected), "{expected} missing from {kinds:?}");
+    }
+    let transfer = detail["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["kind"] == "conversation.transferred")
+        .unwrap();
+    assert_eq!(
+        (transfer["data"].clone(), transfer["actor"]["name"].as_str()),
+        (json!({"from": "support", "to": "billing"}), Some("sam"))
+    );
+
+    // The same values again change nothing and record nothing.
+    let events_before = detail["events"].as_array().unwrap().len();
+    let (_, detail) = daemon
+        .api(
+            Method::PATCH,
+            &path,
+            &sam,
+            Some(json!({"status": "resolved", "team": "billing"})),
+        )
+        .await;
+    assert_eq!(detail["events"].as_array().unwrap().len(), events_before);
+
+    for (body, field) in [
+        (json!({"team": "sales"}), "team"),
+        (json!({"status": "done"}), "status"),
+        (json!({"priority": 3}), "priority"),
+        (json!({"assignee": "nobody"}), "assignee"),
+        (json!({"colour": "red"}), "colour"),
+        (json!({}), "the body"),
+    ] {
+        let before = daemon.snapshot().await;
+        let (status, error) = daemon.api(Method::PATCH, &path, &sam, Some(body.clone())).await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}: {error}");
+        assert!(
+            error["error"]["message"]
+                .as_str()
+                .unwrap()
+                .contains(&format!("`{field}`")),
+            "{body}: {error}"
+        );
+        assert_eq!(before, daemon.snapshot().await, "{body} changed the store");
+    }
+}
+
+#[tokio::test]
+async fn a_closed_conversation_takes_notes_but_not_replies() {
+    let receiver = Receiver::start().await;
+    let daemon = Daemon::start(&receiver.url()).await;
+    let token = daemon.agent("sam", "support", "agent");
+    let (_, inbound) = daemon.post_signed(&customer_message("e1", "ada", "Hello")).await;
+    let id = inbound["conversation_id"].as_i64().unwrap();
+    daemon
+        .api(
+            Method::PATCH,
+            &format!("/conversations/{id}"),
+            &token,
+            Some(json!({"status": "closed"})),
+        )
+        .await;
+    let path = format!("/conversations/{id}/messages");
+    let (status, error) = daemon
+        .api(Method::POST, &path, &token, Some(json!({"text": "Hi again"})))
+        .await;
+    assert_eq!(
+        (status, error["error"]["code"].as_str()),
+        (StatusCode::CONFLICT, Some("conflict"))
+    );
+    let (status, _) = daemon
+        .api(
+            Method::POST,
+            &path,
+            &token,
+            Some(json!({"text": "for the record", "private": true})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED);
+    // A closed conversation is final: the customer's next message opens a new one.
+    let (_, next) = daemon.post_signed(&customer_message("e2", "ada", "Hello again")).await;
+    assert_ne!(next["conversation_id"].as_i64(), Some(id));
+}

@@ -1,0 +1,109 @@
+//! The command line: `check-config` names the bad key; `agent add` validates.
+
+use std::process::Command;
+
+use crate::harness::config;
+
+fn switchboard(config_text: &str, args: &[&str], env: &[(&str, &str)]) -> (bool, String, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("switchboard.toml");
+    std::fs::write(&path, config_text).unwrap();
+    let output = Command::new(env!("CARGO_BIN_EXE_switchboard"))
+        .arg("--config")
+        .arg(&path)
+        .args(args)
+        .envs(env.iter().copied())
+        .output()
+        .unwrap();
+    (
+        output.status.success(),
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+fn base() -> String {
+    config(std::path::Path::new("/tmp/unused"), "http://127.0.0.1:9/callback")
+}
+
+#[test]
+fn check_config_accepts_the_test_config_and_the_shipped_default() {
+    let (ok, stdout, stderr) = switchboard(&base(), &["check-config"], &[]);
+    assert!(ok, "{stderr}");
+    assert!(stdout.contains("valid"), "{stdout}");
+    let shipped = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/config/switchboard.toml")).unwrap();
+    let (ok, _, stderr) = switchboard(&shipped, &["check-config"], &[]);
+    assert!(ok, "{stderr}");
+}
+
+#[test]
+fn check_config_names_an_unknown_key() {
+    let (ok, _, stderr) = switchboard(
+        &base().replace("[outbox]", "[outbox]\nretry_shedule = [\"1s\"]"),
+        &["check-config"],
+        &[],
+    );
+    assert!(!ok);
+    assert!(stderr.contains("`outbox.retry_shedule`"), "{stderr}");
+}
+
+#[test]
+fn check_config_names_a_bad_value() {
+    let (ok, _, stderr) = switchboard(
+        &base().replace("default_team = \"support\"", "default_team = \"sales\""),
+        &["check-config"],
+        &[],
+    );
+    assert!(!ok);
+    assert!(
+        stderr.contains("`routing.default_team`") && stderr.contains("sales"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn environment_overrides_apply_and_are_checked_like_the_file() {
+    let (ok, _, stderr) = switchboard(
+        &base(),
+        &["check-config"],
+        &[("SWITCHBOARD__SERVER__LISTEN", "not-an-address")],
+    );
+    assert!(!ok);
+    assert!(stderr.contains("`server.listen`"), "{stderr}");
+    let (ok, _, stderr) = switchboard(
+        &base(),
+        &["check-config"],
+        &[("SWITCHBOARD__SERVER__LISTN", "127.0.0.1:1")],
+    );
+    assert!(!ok);
+    assert!(stderr.contains("`server.listn`"), "{stderr}");
+    let (ok, stdout, stderr) = switchboard(
+        &base(),
+        &["check-config"],
+        &[("SWITCHBOARD__STORAGE__URL", "sqlite://elsewhere/x.db")],
+    );
+    assert!(ok, "{stderr}");
+    assert!(stdout.contains("sqlite://elsewhere/x.db"), "{stdout}");
+}
+
+#[test]
+fn agent_add_refuses_unknown_teams_roles_and_taken_names() {
+    let dir = tempfile::tempdir().unwrap();
+    let text = config(dir.path(), "http://127.0.0.1:9/callback");
+    let (ok, token, stderr) = switchboard(&text, &["agent", "add", "sam", "--team", "support"], &[]);
+    assert!(ok && token.trim().starts_with("sb_"), "{stderr}");
+    let (ok, _, stderr) = switchboard(&text, &["agent", "add", "sam", "--team", "support"], &[]);
+    assert!(!ok && stderr.contains("already exists"), "{stderr}");
+    let (ok, _, stderr) = switchboard(&text, &["agent", "add", "kim", "--team", "sales"], &[]);
+    assert!(!ok && stderr.contains("sales"), "{stderr}");
+    let (ok, _, stderr) = switchboard(
+        &text,
+        &["agent", "add", "kim", "--team", "support", "--role", "boss"],
+        &[],
+    );
+    assert!(!ok && stderr.contains("--role"), "{stderr}");
+    let (ok, listing, _) = switchboard(&text, &["agent", "list"], &[]);
+    assert!(ok);
+    assert_eq!(listing.lines().count(), 1, "{listing}");
+    assert!(listing.contains("sam\tagent\tsupport"), "{listing}");
+}

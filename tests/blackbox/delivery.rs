@@ -1,0 +1,194 @@
+//! The outbox: acknowledgements and replies reach the callback once, in order, through
+//! a receiver that is down, busy, or refusing.
+
+use reqwest::{Method, StatusCode};
+use serde_json::json;
+
+use crate::harness::{Daemon, Receiver, customer_message, eventually};
+
+#[tokio::test]
+async fn the_acknowledgement_goes_out_once_per_new_conversation() {
+    let receiver = Receiver::start().await;
+    let daemon = Daemon::start(&receiver.url()).await;
+    let token = daemon.agent("sam", "support", "agent");
+    let (_, first) = daemon
+        .post_signed(&customer_message("e1", "ada", "I need a refund"))
+        .await;
+    daemon.post_signed(&customer_message("e2", "ada", "Any news?")).await;
+    let (_, other) = daemon.post_signed(&customer_message("e3", "bob", "Hello")).await;
+
+    let acks = eventually("two acknowledgements", || async {
+        let acks: Vec<_> = receiver
+            .callbacks()
+            .into_iter()
+            .filter(|c| c.body["kind"] == "status_update")
+            .collect();
+        (acks.len() >= 2).then_some(acks)
+    })
+    .await;
+    // Both acknowledgements are in; make sure no third is on its way before counting:
+    // every outbound message of both conversations must have reached a final state.
+    for conversation in [&first, &other] {
+        let id = conversation["conversation_id"].as_i64().unwrap();
+        let detail = daemon.get(&format!("/conversations/{id}"), &token).await;
+        let outbound: Vec<_> = detail["messages"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|m| m["direction"] == "outbound")
+            .collect();
+        assert_eq!(outbound.len(), 1, "one acknowledgement stored for #{id}");
+        daemon
+            .delivery_reaches(&token, id, outbound[0]["id"].as_i64().unwrap(), "sent")
+            .await;
+    }
+    assert_eq!(receiver.callbacks().len(), 2);
+    let mut conversations: Vec<i64> = acks
+        .iter()
+        .map(|c| c.body["conversation_id"].as_i64().unwrap())
+        .collect();
+    conversations.sort();
+    assert_eq!(
+        conversations,
+        vec![
+            first["conversation_id"].as_i64().unwrap(),
+            other["conversation_id"].as_i64().unwrap()
+        ]
+    );
+    let billing_ack = acks
+        .iter()
+        .find(|c| c.body["conversation_id"] == first["conversation_id"])
+        .unwrap();
+    assert_eq!(
+        billing_ack.body["text"],
+        format!(
+            "Hello Ada Lovelace, your reference is #{} with Billing.",
+            first["conversation_id"]
+        )
+    );
+    assert_eq!(billing_ack.body["to"], json!({"id": "ada"}));
+}
+
+#[tokio::test]
+async fn a_receiver_that_is_down_at_first_gets_every_message_once_it_is_up() {
+    // Reserve a port, then leave nothing listening on it: the receiver is down.
+    let reserved = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = reserved.local_addr().unwrap();
+    drop(reserved);
+    let daemon = Daemon::start(&format!("http://{address}/callback")).await;
+    let token = daemon.agent("sam", "support", "agent");
+    let (_, inbound) = daemon.post_signed(&customer_message("e1", "ada", "Hello")).await;
+    let conversation_id = inbound["conversation_id"].as_i64().unwrap();
+    let (_, reply) = daemon
+        .api(
+            Method::POST,
+            &format!("/conversations/{conversation_id}/messages"),
+            &token,
+            Some(json!({"text": "Hi Ada"})),
+        )
+        .await;
+    let reply_id = reply["id"].as_i64().unwrap();
+
+    // The acknowledgement fails and is rescheduled, with the reason on the message.
+    let ack = eventually("a failed attempt to be recorded", || async {
+        let detail = daemon.get(&format!("/conversations/{conversation_id}"), &token).await;
+        let ack = detail["messages"]
+            .as_array()?
+            .iter()
+            .find(|m| m["kind"] == "status_update")?
+            .clone();
+        // Attempts count from the claim, so wait for one that failed and awaits a retry.
+        (ack["delivery"]["attempts"].as_i64()? >= 2 && ack["delivery"]["status"] == "scheduled").then_some(ack)
+    })
+    .await;
+    assert!(
+        ack["delivery"]["last_error"]
+            .as_str()
+            .unwrap()
+            .contains("could not connect"),
+        "{ack}"
+    );
+
+    let receiver = Receiver::start_on(tokio::net::TcpListener::bind(address).await.unwrap()).await;
+    daemon.delivery_reaches(&token, conversation_id, reply_id, "sent").await;
+    let ack_id = ack["id"].as_i64().unwrap();
+    assert_eq!(receiver.for_message(ack_id).len(), 1);
+    assert_eq!(receiver.for_message(reply_id).len(), 1);
+    // In the order they were written: the acknowledgement, then the reply.
+    let order: Vec<i64> = receiver
+        .callbacks()
+        .iter()
+        .map(|c| c.body["message_id"].as_i64().unwrap())
+        .collect();
+    assert_eq!(order, vec![ack_id, reply_id]);
+}
+
+#[tokio::test]
+async fn a_busy_receiver_is_retried_with_the_same_webhook_id() {
+    let receiver = Receiver::start().await;
+    receiver.script(&[503, 500, 429]);
+    let daemon = Daemon::start(&receiver.url()).await;
+    let token = daemon.agent("sam", "support", "agent");
+    let (_, inbound) = daemon.post_signed(&customer_message("e1", "ada", "Hello")).await;
+    let conversation_id = inbound["conversation_id"].as_i64().unwrap();
+    let detail = daemon.get(&format!("/conversations/{conversation_id}"), &token).await;
+    let ack_id = detail["messages"][1]["id"].as_i64().unwrap();
+
+    let sent = daemon.delivery_reaches(&token, conversation_id, ack_id, "sent").await;
+    assert_eq!(sent["delivery"]["attempts"], 4);
+    let attempts = receiver.for_message(ack_id);
+    assert_eq!(attempts.len(), 4);
+    let ids: Vec<_> = attempts.iter().map(|c| c.headers["webhook-id"].clone()).collect();
+    assert!(
+        ids.iter().all(|id| *id == ids[0]),
+        "webhook-id must be stable across retries: {ids:?}"
+    );
+    assert!(attempts.iter().all(|c| c.signature_valid));
+}
+
+#[tokio::test]
+async fn a_refusing_receiver_fails_the_message_for_good_with_its_reason() {
+    let receiver = Receiver::start().await;
+    receiver.script(&[400]);
+    let daemon = Daemon::start(&receiver.url()).await;
+    let token = daemon.agent("sam", "support", "agent");
+    let (_, inbound) = daemon.post_signed(&customer_message("e1", "ada", "Hello")).await;
+    let conversation_id = inbound["conversation_id"].as_i64().unwrap();
+    let detail = daemon.get(&format!("/conversations/{conversation_id}"), &token).await;
+    let ack_id = detail["messages"][1]["id"].as_i64().unwrap();
+
+    let failed = daemon.delivery_reaches(&token, conversation_id, ack_id, "failed").await;
+    assert_eq!(failed["delivery"]["attempts"], 1);
+    assert!(
+        failed["delivery"]["last_error"].as_str().unwrap().contains("400"),
+        "{failed}"
+    );
+    let detail = daemon.get(&format!("/conversations/{conversation_id}"), &token).await;
+    let event = detail["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["kind"] == "delivery.failed")
+        .unwrap();
+    assert_eq!(event["data"]["message_id"], ack_id);
+
+    // A failed message does not block the conversation: the next reply goes out.
+    let (_, reply) = daemon
+        .api(
+            Method::POST,
+            &format!("/conversations/{conversation_id}/messages"),
+            &token,
+            Some(json!({"text": "Hi"})),
+        )
+        .await;
+    daemon
+        .delivery_reaches(&token, conversation_id, reply["id"].as_i64().unwrap(), "sent")
+        .await;
+    assert_eq!(
+        receiver.for_message(ack_id).len(),
+        1,
+        "a refused message is not retried"
+    );
+    let (status, _) = daemon.api(Method::GET, "/conversations", &token, None).await;
+    assert_eq!(status, StatusCode::OK);
+}

@@ -1,0 +1,447 @@
+//! The black-box fixture: the real `switchboard` binary on a loopback port with a temp
+//! database, a callback receiver standing in for the business's app, and helpers to
+//! sign requests and read the database's full contents.
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use serde_json::{Value, json};
+use sqlx::{Row, SqlitePool};
+use switchboard_connector_webhook::signature::{HEADER_ID, HEADER_SIGNATURE, HEADER_TIMESTAMP};
+use switchboard_connector_webhook::{Secret, verify};
+use tempfile::TempDir;
+
+pub const SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+/// How long any awaited effect may take before a test fails.
+pub const DEADLINE: Duration = Duration::from_secs(20);
+
+pub fn secret() -> Secret {
+    Secret::parse(SECRET).unwrap()
+}
+
+pub fn unix_now() -> i64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs() as i64
+}
+
+/// Polls `probe` until it returns `Some`, or fails the test after [`DEADLINE`].
+pub async fn eventually<T, F, Fut>(what: &str, mut probe: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    let started = Instant::now();
+    loop {
+        if let Some(value) = probe().await {
+            return value;
+        }
+        assert!(started.elapsed() < DEADLINE, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+}
+
+/// A config for tests: the shipped example's shape, short retries, a temp database.
+pub fn config(dir: &Path, callback_url: &str) -> String {
+    format!(
+        r#"
+[server]
+listen = "127.0.0.1:0"
+shutdown_grace = "5s"
+
+[storage]
+url = "sqlite://{db}"
+
+[log]
+level = "info,switchboard=debug"
+
+[outbox]
+retry_schedule = [{retries}]
+expire_after = "1h"
+shutdown_grace = "2s"
+
+[acknowledgement]
+template = "Hello{{% if contact.name %}} {{{{ contact.name }}}}{{% endif %}}, your reference is {{{{ conversation.reference }}}} with {{{{ conversation.team }}}}."
+
+[routing]
+default_team = "support"
+
+[teams.support]
+name = "Customer Support"
+
+[teams.billing]
+name = "Billing"
+
+[teams.technical]
+name = "Technical Support"
+
+[inboxes.shop]
+name = "Shop app"
+
+[inboxes.shop.webhook]
+secret = "{SECRET}"
+callback_url = "{callback_url}"
+max_body_bytes = 65536
+
+[[rules]]
+name = "billing"
+when = {{ text = '(?i)\b(refund|invoice|charged)\b' }}
+then = {{ team = "billing", priority = "high", labels = ["billing"] }}
+
+[[rules]]
+name = "enterprise"
+when = {{ metadata = {{ plan = "enterprise" }} }}
+then = {{ team = "technical", priority = "urgent" }}
+"#,
+        db = dir.join("switchboard.db").display(),
+        retries = vec!["\"150ms\""; 200].join(", "),
+    )
+}
+
+/// The running daemon. Killed on drop; its log is printed when a test fails.
+pub struct Daemon {
+    pub dir: TempDir,
+    pub base: String,
+    child: Option<Child>,
+    http: reqwest::Client,
+}
+
+impl Daemon {
+    /// Starts the daemon on the test config with this callback URL.
+    pub async fn start(callback_url: &str) -> Daemon {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("switchboard.toml"), config(dir.path(), callback_url)).unwrap();
+        Daemon::start_in(dir).await
+    }
+
+    /// Starts (or restarts) the daemon on the config and database already in `dir`.
+    pub async fn start_in(dir: TempDir) -> Daemon {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(dir.path().join("daemon.log"))
+            .unwrap();
+        let mut child = Command::new(env!("CARGO_BIN_EXE_switchboard"))
+            .arg("--config")
+            .arg(dir.path().join("switchboard.toml"))
+            .arg("serve")
+            .stdout(Stdio::piped())
+            .stderr(log)
+            .spawn()
+            .expect("the switchboard binary starts");
+        let mut first_line = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut first_line)
+            .unwrap();
+        let Some(base) = first_line
+            .trim()
+            .strip_prefix("switchboard listening on ")
+            .map(str::to_owned)
+        else {
+            let log = std::fs::read_to_string(dir.path().join("daemon.log")).unwrap_or_default();
+            panic!("the daemon did not start; stdout: {first_line:?}\nlog:\n{log}");
+        };
+        let daemon = Daemon {
+            dir,
+            base,
+            child: Some(child),
+            http: reqwest::Client::new(),
+        };
+        eventually("the daemon to be ready", || async {
+            let response = daemon.http.get(daemon.url("/readyz")).send().await.ok()?;
+            (response.status() == StatusCode::OK).then_some(())
+        })
+        .await;
+        daemon
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    pub fn config_path(&self) -> PathBuf {
+        self.dir.path().join("switchboard.toml")
+    }
+
+    /// SIGTERM, then waits for the exit. The temp dir (config and database) is returned
+    /// for a restart.
+    pub fn stop(mut self) -> (TempDir, ExitStatus) {
+        let mut child = self.child.take().unwrap();
+        let status = Command::new("kill")
+            .arg("-TERM")
+            .arg(child.id().to_string())
+            .status()
+            .unwrap();
+        assert!(status.success(), "kill -TERM failed");
+        let started = Instant::now();
+        let exit = loop {
+            if let Some(exit) = child.try_wait().unwrap() {
+                break exit;
+            }
+            assert!(started.elapsed() < DEADLINE, "the daemon did not stop after SIGTERM");
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        let dir = std::mem::replace(&mut self.dir, tempfile::tempdir().unwrap());
+        (dir, exit)
+    }
+
+    /// Runs a CLI command against this daemon's config.
+    pub fn cli(&self, args: &[&str]) -> std::process::Output {
+        Command::new(env!("CARGO_BIN_EXE_switchboard"))
+            .arg("--config")
+            .arg(self.config_path())
+            .args(args)
+            .output()
+            .unwrap()
+    }
+
+    /// Creates an agent with the CLI and returns its token.
+    pub fn agent(&self, name: &str, team: &str, role: &str) -> String {
+        let output = self.cli(&["agent", "add", name, "--team", team, "--role", role]);
+        assert!(
+            output.status.success(),
+            "agent add failed: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        let token = String::from_utf8(output.stdout).unwrap().trim().to_owned();
+        assert!(token.starts_with("sb_"), "unexpected token output {token:?}");
+        token
+    }
+
+    /// POSTs a body to `/hooks/shop`, signed now with the inbox secret.
+    pub async fn post_signed(&self, body: &Value) -> (StatusCode, Value) {
+        self.post_raw("shop", body.to_string().into_bytes(), SignAs::Now).await
+    }
+
+    pub async fn post_raw(&self, inbox: &str, body: Vec<u8>, sign: SignAs) -> (StatusCode, Value) {
+        let content_type = match &sign {
+            SignAs::ContentType(content_type) => content_type,
+            _ => "application/json",
+        };
+        let mut request = self
+            .http
+            .post(self.url(&format!("/hooks/{inbox}")))
+            .header("content-type", content_type);
+        let delivery_id = format!("delivery-{}", fastrand::u64(..));
+        let timestamp = match sign {
+            SignAs::SecondsAgo(seconds) => unix_now() - seconds,
+            _ => unix_now(),
+        };
+        let signature = match &sign {
+            SignAs::Now | SignAs::SecondsAgo(_) => Some(secret().sign(&delivery_id, timestamp, &body)),
+            SignAs::WrongSecret => Some(Secret::parse("whsec_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA").unwrap().sign(
+                &delivery_id,
+                timestamp,
+                &body,
+            )),
+            SignAs::ContentType(_) => Some(secret().sign(&delivery_id, timestamp, &body)),
+            SignAs::Unsigned => None,
+        };
+        if let Some(signature) = signature {
+            request = request
+                .header(HEADER_ID, delivery_id)
+                .header(HEADER_TIMESTAMP, timestamp.to_string())
+                .header(HEADER_SIGNATURE, signature);
+        }
+        let response = request.body(body).send().await.unwrap();
+        let status = response.status();
+        let json = response.json::<Value>().await.unwrap_or(Value::Null);
+        (status, json)
+    }
+
+    pub async fn api(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        token: &str,
+        body: Option<Value>,
+    ) -> (StatusCode, Value) {
+        let mut request = self
+            .http
+            .request(method, self.url(&format!("/api/v1{path}")))
+            .bearer_auth(token);
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let response = request.send().await.unwrap();
+        let status = response.status();
+        (status, response.json::<Value>().await.unwrap_or(Value::Null))
+    }
+
+    pub async fn get(&self, path: &str, token: &str) -> Value {
+        let (status, body) = self.api(reqwest::Method::GET, path, token, None).await;
+        assert_eq!(status, StatusCode::OK, "GET {path}: {body}");
+        body
+    }
+
+    /// Waits until an outbound message's delivery reaches `status`, returns the message.
+    pub async fn delivery_reaches(&self, token: &str, conversation_id: i64, message_id: i64, status: &str) -> Value {
+        eventually(&format!("message {message_id} to be {status}"), || async {
+            let detail = self.get(&format!("/conversations/{conversation_id}"), token).await;
+            let message = message_by_id(&detail, message_id)?;
+            (message["delivery"]["status"] == status).then(|| message.clone())
+        })
+        .await
+    }
+
+    /// Every row of every table, as text: equal snapshots mean nothing changed.
+    pub async fn snapshot(&self) -> BTreeMap<String, Vec<String>> {
+        snapshot(&self.dir.path().join("switchboard.db")).await
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        if let Some(child) = &mut self.child {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        if std::thread::panicking() {
+            let log = std::fs::read_to_string(self.dir.path().join("daemon.log")).unwrap_or_default();
+            eprintln!("---- daemon log ----\n{log}");
+        }
+    }
+}
+
+pub fn message_by_id(detail: &Value, message_id: i64) -> Option<&Value> {
+    detail["messages"]
+        .as_array()?
+        .iter()
+        .find(|message| message["id"] == message_id)
+}
+
+pub enum SignAs {
+    Now,
+    SecondsAgo(i64),
+    WrongSecret,
+    Unsigned,
+    /// Signed correctly, sent with this Content-Type.
+    ContentType(&'static str),
+}
+
+pub async fn snapshot(db: &Path) -> BTreeMap<String, Vec<String>> {
+    let pool = SqlitePool::connect(&format!("sqlite://{}?mode=ro", db.display()))
+        .await
+        .unwrap();
+    let tables: Vec<String> = sqlx::query_scalar(
+        "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY name",
+    )
+    .fetch_all(&pool)
+    .await
+    .unwrap();
+    let mut snapshot = BTreeMap::new();
+    for table in tables {
+        let columns: Vec<String> = sqlx::query(&format!("PRAGMA table_info({table})"))
+            .fetch_all(&pool)
+            .await
+            .unwrap()
+            .iter()
+            .map(|row| row.get::<String, _>("name"))
+            .collect();
+        let select = columns
+            .iter()
+            .map(|c| format!("quote({c})"))
+            .collect::<Vec<_>>()
+            .join(" || '|' || ");
+        let rows: Vec<String> = sqlx::query_scalar(&format!("SELECT {select} FROM {table} ORDER BY rowid"))
+            .fetch_all(&pool)
+            .await
+            .unwrap();
+        snapshot.insert(table, rows);
+    }
+    pool.close().await;
+    snapshot
+}
+
+/// One callback the receiver got.
+#[derive(Debug, Clone)]
+pub struct Callback {
+    pub headers: HeaderMap,
+    pub body: Value,
+    /// Whether the Standard Webhooks signature verified against the inbox secret.
+    pub signature_valid: bool,
+}
+
+#[derive(Default)]
+struct ReceiverState {
+    callbacks: Mutex<Vec<Callback>>,
+    /// Answers to give, in order; 204 once they run out.
+    scripted: Mutex<Vec<StatusCode>>,
+}
+
+/// The business's app: records every callback and answers as scripted.
+pub struct Receiver {
+    pub address: SocketAddr,
+    state: Arc<ReceiverState>,
+    _server: tokio::task::JoinHandle<()>,
+}
+
+impl Receiver {
+    pub async fn start() -> Receiver {
+        Receiver::start_on(tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap()).await
+    }
+
+    pub async fn start_on(listener: tokio::net::TcpListener) -> Receiver {
+        let address = listener.local_addr().unwrap();
+        let state = Arc::new(ReceiverState::default());
+        let app = axum::Router::new()
+            .route("/callback", axum::routing::post(receive))
+            .with_state(Arc::clone(&state));
+        let server = tokio::spawn(async move {
+            axum::serve(listener, app).await.unwrap();
+        });
+        Receiver {
+            address,
+            state,
+            _server: server,
+        }
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://{}/callback", self.address)
+    }
+
+    /// The next answers, before it falls back to 204.
+    pub fn script(&self, statuses: &[u16]) {
+        *self.state.scripted.lock().unwrap() = statuses
+            .iter()
+            .rev()
+            .map(|s| StatusCode::from_u16(*s).unwrap())
+            .collect();
+    }
+
+    pub fn callbacks(&self) -> Vec<Callback> {
+        self.state.callbacks.lock().unwrap().clone()
+    }
+
+    /// The callbacks for one message, answered or not.
+    pub fn for_message(&self, message_id: i64) -> Vec<Callback> {
+        self.callbacks()
+            .into_iter()
+            .filter(|c| c.body["message_id"] == message_id)
+            .collect()
+    }
+}
+
+async fn receive(State(state): State<Arc<ReceiverState>>, headers: HeaderMap, body: Bytes) -> StatusCode {
+    let signature_valid = verify(&[secret()], &headers, &body, unix_now(), 300).is_ok();
+    let body = serde_json::from_slice(&body).unwrap_or_else(|_| json!({"unparsable": String::from_utf8_lossy(&body)}));
+    state.callbacks.lock().unwrap().push(Callback {
+        headers,
+        body,
+        signature_valid,
+    });
+    state.scripted.lock().unwrap().pop().unwrap_or(StatusCode::NO_CONTENT)
+}
+
+/// A customer message body.
+pub fn customer_message(id: &str, from: &str, text: &str) -> Value {
+    json!({"id": id, "from": {"id": from, "name": "Ada Lovelace", "email": "ada@example.com"}, "text": text})
+}

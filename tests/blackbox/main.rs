@@ -1,0 +1,7 @@
+//! Black-box tests: the real `switchboard` binary, driven through HTTP and its CLI.
+
+mod agents;
+mod cli;
+mod delivery;
+mod harness;
+mod ingest;
