@@ -269,10 +269,13 @@ mod tests {
         assert_eq!(field_of(parse(json!([1, 2]))), "the body");
     }
 
+    /// A change that breaks one field of a valid body.
+    type Mutation = Box<dyn Fn(&mut Value)>;
+
     #[test]
     fn names_each_missing_or_wrong_field_by_path() {
         let base = json!({"id": "e", "from": {"id": "u"}, "text": "hi"});
-        let cases: Vec<(Box<dyn Fn(&mut Value)>, &str)> = vec![
+        let cases: Vec<(Mutation, &str)> = vec![
             (
                 Box::new(|v| {
                     v.as_object_mut().unwrap().remove("id");
