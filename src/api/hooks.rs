@@ -5,20 +5,20 @@ use std::sync::Arc;
 
 use axum::Json;
 use axum::body::Body;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use http_body_util::{BodyExt, LengthLimitError, Limited};
 use switchboard_connector_webhook::{BodyError, WebhookSettings, parse_body, verify};
 
-use super::AppState;
 use super::error::ApiError;
+use super::{AppState, PathParam};
 use crate::config::ChannelSettings;
 use crate::store::IngestContext;
 
 pub async fn receive(
     State(state): State<Arc<AppState>>,
-    Path(inbox_key): Path<String>,
+    PathParam(inbox_key): PathParam,
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {

@@ -4,7 +4,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use axum::body::Bytes;
-use axum::extract::{FromRequestParts, Path, Query, State};
+use axum::extract::{FromRequestParts, Query, State};
 use axum::http::request::Parts;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -12,12 +12,13 @@ use axum::routing::get;
 use axum::{Json, Router};
 use serde_json::{Map, Value, json};
 
-use super::AppState;
 use super::error::ApiError;
+use super::{AppState, PathParam};
 use crate::auth::hash_token;
 use crate::model::{Priority, Status};
 use crate::store::{
-    Agent, AgentSelector, AssigneeFilter, ConversationChanges, ConversationFilter, Cursor, NewAgentMessage,
+    Agent, AgentSelector, AssigneeFilter, ConversationChanges, ConversationFilter, ConversationPage, Cursor,
+    NewAgentMessage,
 };
 
 const DEFAULT_PAGE: u32 = 25;
@@ -112,7 +113,7 @@ async fn list_conversations(
     State(state): State<Arc<AppState>>,
     Authenticated(agent): Authenticated,
     Query(params): Query<HashMap<String, String>>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<ConversationPage>, ApiError> {
     reject_unknown(
         params.keys(),
         &["team", "status", "assignee", "inbox", "cursor", "limit"],
@@ -162,16 +163,13 @@ async fn list_conversations(
         assignee,
         inbox: params.get("inbox").cloned(),
     };
-    let page = state.store.list_conversations(&filter, after, limit).await?;
-    Ok(Json(serde_json::to_value(page).map_err(|err| {
-        ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", err.to_string())
-    })?))
+    Ok(Json(state.store.list_conversations(&filter, after, limit).await?))
 }
 
 async fn conversation(
     State(state): State<Arc<AppState>>,
     _agent: Authenticated,
-    Path(id): Path<String>,
+    PathParam(id): PathParam,
 ) -> Result<Response, ApiError> {
     let id = parse_id(&id, "conversation")?;
     Ok(Json(state.store.conversation(id).await?).into_response())
@@ -180,7 +178,7 @@ async fn conversation(
 async fn add_message(
     State(state): State<Arc<AppState>>,
     Authenticated(agent): Authenticated,
-    Path(id): Path<String>,
+    PathParam(id): PathParam,
     body: Bytes,
 ) -> Result<Response, ApiError> {
     let conversation_id = parse_id(&id, "conversation")?;
@@ -221,7 +219,7 @@ async fn add_message(
 async fn update_conversation(
     State(state): State<Arc<AppState>>,
     Authenticated(agent): Authenticated,
-    Path(id): Path<String>,
+    PathParam(id): PathParam,
     body: Bytes,
 ) -> Result<Response, ApiError> {
     let id = parse_id(&id, "conversation")?;
@@ -278,7 +276,7 @@ async fn update_conversation(
 async fn attachment(
     State(state): State<Arc<AppState>>,
     _agent: Authenticated,
-    Path(id): Path<String>,
+    PathParam(id): PathParam,
 ) -> Result<Response, ApiError> {
     let id = parse_id(&id, "attachment")?;
     let attachment = state.store.attachment(id).await?;

@@ -450,3 +450,35 @@ fn texts_id(detail: &serde_json::Value, text: &str) -> i64 {
         .as_i64()
         .unwrap()
 }
+
+#[tokio::test]
+async fn malformed_paths_unknown_endpoints_and_wrong_methods_get_json_errors() {
+    let receiver = Receiver::start().await;
+    let daemon = Daemon::start(&receiver.url()).await;
+    let client = reqwest::Client::new();
+    for (method, path, status, code) in [
+        (
+            reqwest::Method::POST,
+            "/hooks/%FF",
+            StatusCode::BAD_REQUEST,
+            "invalid_path",
+        ),
+        (
+            reqwest::Method::GET,
+            "/hooks/shop",
+            StatusCode::METHOD_NOT_ALLOWED,
+            "method_not_allowed",
+        ),
+        (
+            reqwest::Method::GET,
+            "/nothing/here",
+            StatusCode::NOT_FOUND,
+            "not_found",
+        ),
+    ] {
+        let response = client.request(method, daemon.url(path)).send().await.unwrap();
+        assert_eq!(response.status(), status, "{path}");
+        let body: serde_json::Value = response.json().await.unwrap();
+        assert_eq!(body["error"]["code"], code, "{path}");
+    }
+}
