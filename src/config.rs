@@ -1,5 +1,6 @@
 //! Configuration: `config/switchboard.toml`, then `SWITCHBOARD__SECTION__KEY` environment
-//! overrides, deserialized into [`RawConfig`] (unknown keys refused) and validated into
+//! overrides (for keys holding one value, and `outbox.retry_schedule` as a comma-separated
+//! list; lists and the `[[rules]]` array come from the file), deserialized into [`RawConfig`] (unknown keys refused) and validated into
 //! [`Settings`] before any I/O. Every error names the key to change.
 
 use std::collections::BTreeMap;
@@ -370,33 +371,54 @@ pub fn load_raw(path: &Path) -> Result<RawConfig, ConfigError> {
         .map_err(|err| describe_config_crate_error(err, path))
 }
 
-/// The config crate says "… for key `server`" or "… in FILE"; turn that into our
-/// key-first form so the operator sees what to change first. An unknown field is named
-/// by its full key (`server.lisen`), the table it sits in being only half the answer.
+/// The config crate says "… for key `server`", "missing configuration field "x"" or
+/// "… in FILE"; turn that into our key-first form so the operator sees what to change
+/// first. An unknown field is named by its full key (`server.lisen`), the table it sits
+/// in being only half the answer.
 fn describe_config_crate_error(err: config::ConfigError, path: &Path) -> ConfigError {
     let text = err.to_string();
-    let between = |text: &str, start: &str| {
+    let between = |start: &str, end: char| {
         text.split(start)
             .nth(1)
-            .and_then(|rest| rest.split('`').next())
+            .and_then(|rest| rest.split(end).next())
             .map(str::to_owned)
     };
-    let table = between(&text, "for key `");
-    let unknown = between(&text, "unknown field `");
+    let table = between("for key `", '`');
+    let unknown = between("unknown field `", '`');
+    let missing = between("missing configuration field \"", '"');
     let problem = text.split(" for key `").next().unwrap_or(&text).to_owned();
-    let key = match (table, unknown) {
-        (Some(table), Some(field)) => Some(format!("{table}.{field}")),
-        (None, Some(field)) => Some(field),
-        (table, None) => table,
+    let key = match (table, unknown, missing) {
+        (_, _, Some(missing)) => Some(missing),
+        (Some(table), Some(field), _) => Some(format!("{table}.{field}")),
+        (None, Some(field), _) => Some(field),
+        (table, None, None) => table,
     };
+    let source = format!("(set in {} or a {ENV_PREFIX}__ variable)", path.display());
     match (key, &err) {
-        (Some(key), _) => ConfigError::new(
-            key,
-            format!("{problem} (set in {} or a {ENV_PREFIX}__ variable)", path.display()),
-        ),
+        (Some(key), _) => {
+            let problem = if problem.starts_with("missing configuration field") {
+                "is required".to_owned()
+            } else {
+                problem
+            };
+            ConfigError::new(dotted(&key), format!("{problem} {source}"))
+        }
         (None, config::ConfigError::FileParse { .. }) => ConfigError::new(path.display().to_string(), text),
         (None, _) => ConfigError::new("(top level)", text),
     }
+}
+
+/// The config crate writes `rules[0]then`; we write `rules[0].then`.
+fn dotted(key: &str) -> String {
+    let mut out = String::with_capacity(key.len() + 4);
+    let mut chars = key.chars().peekable();
+    while let Some(c) = chars.next() {
+        out.push(c);
+        if c == ']' && chars.peek().is_some_and(|next| *next != '.' && *next != '[') {
+            out.push('.');
+        }
+    }
+    out
 }
 
 fn duration(key: &str, text: &str) -> Result<Duration, ConfigError> {
@@ -716,6 +738,25 @@ mod tests {
             "server.listen_on"
         );
         assert_eq!(key_of_error(&format!("surprise = 1\n{MINIMAL}")), "surprise");
+        let in_rule = MINIMAL.replace("when = { text", "when = { subject = \"x\", text");
+        assert_eq!(key_of_error(&in_rule), "rules[0].when.subject");
+    }
+
+    #[test]
+    fn missing_keys_are_named() {
+        assert_eq!(
+            key_of_error(&MINIMAL.replace("then = { team = \"billing\", priority = \"high\" }", "")),
+            "rules[0].then"
+        );
+        assert_eq!(
+            key_of_error(&MINIMAL.replace("default_team = \"support\"", "")),
+            "routing.default_team"
+        );
+        let err = raw(&MINIMAL.replace("secret = \"whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw\"", "")).unwrap_err();
+        assert_eq!(
+            (err.key.as_str(), err.problem.starts_with("is required")),
+            ("inboxes.shop.webhook.secret", true)
+        );
         let err = raw(&format!("{MINIMAL}\n[server]\nlisten_on = \"x\"")).unwrap_err();
         assert!(err.problem.contains("listen_on"), "{err}");
         assert_eq!(

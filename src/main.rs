@@ -16,8 +16,9 @@ use tokio_util::sync::CancellationToken;
 #[derive(Debug, Parser)]
 #[command(version, about)]
 struct Cli {
-    /// The configuration file. Any key can be overridden by an environment variable
-    /// SWITCHBOARD__SECTION__KEY, e.g. SWITCHBOARD__SERVER__LISTEN=0.0.0.0:8080.
+    /// The configuration file. A key holding one value can be overridden by an
+    /// environment variable SWITCHBOARD__SECTION__KEY, e.g. SWITCHBOARD__SERVER__LISTEN=0.0.0.0:8080
+    /// (outbox.retry_schedule takes a comma-separated list).
     #[arg(long, short, global = true, env = "SWITCHBOARD_CONFIG", default_value = config::DEFAULT_PATH)]
     config: PathBuf,
     #[command(subcommand)]

@@ -145,9 +145,17 @@ impl Dispatcher {
     }
 
     async fn deliver(&self, delivery: Delivery) {
-        let outcome = match self.channels.get(delivery.inbox_id) {
-            Some(channel) => channel.send(&delivery.message).await,
-            None => Err(SendError::permanent("the inbox is no longer configured")),
+        // A message that waited past its expiry (behind an earlier message of its
+        // conversation, or through a long downtime) is stale news: it is not sent.
+        let outcome = if self.clock.now_ms() > delivery.expires_at {
+            Err(SendError::permanent(
+                "expired before it could be sent (outbox.expire_after)",
+            ))
+        } else {
+            match self.channels.get(delivery.inbox_id) {
+                Some(channel) => channel.send(&delivery.message).await,
+                None => Err(SendError::permanent("the inbox is no longer configured")),
+            }
         };
         let now = self.clock.now_ms();
         let result = match outcome {
@@ -186,6 +194,14 @@ impl Dispatcher {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::{ChannelSettings, InboxSettings};
+    use crate::router::Router;
+    use crate::store::sqlite::SqliteStore;
+    use crate::store::{InboxSpec, IngestContext, TeamSpec};
+    use crate::templates::AckTemplate;
+    use std::collections::BTreeMap;
+    use switchboard_connector_core::{ChannelKind, InboundMessage, Sender};
+    use switchboard_connector_webhook::WebhookConfig;
 
     const SECOND: i64 = 1000;
 
@@ -236,5 +252,106 @@ mod tests {
     fn fails_when_the_next_try_would_come_after_expiry() {
         let result = after_transient_failure(&schedule(), 1, 0, 4 * SECOND, None, "down".into(), 0.5);
         assert!(matches!(result, DeliveryResult::Failed { error } if error.starts_with("expired after 1 attempts")));
+    }
+
+    #[tokio::test]
+    async fn a_message_past_its_expiry_is_failed_without_being_sent() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(&format!("sqlite://{}", dir.path().join("t.db").display()))
+            .await
+            .unwrap();
+        let team = TeamSpec {
+            key: "support".into(),
+            name: "Support".into(),
+        };
+        let inbox = InboxSpec {
+            key: "shop".into(),
+            name: "Shop".into(),
+            channel: ChannelKind::Webhook,
+        };
+        let catalog = store.sync_catalog(&[team], &[inbox], 0).await.unwrap();
+        let reference = catalog.inboxes["shop"].clone();
+        let now = crate::clock::SystemClock.now_ms();
+        let message = InboundMessage {
+            external_id: "e1".into(),
+            sender: Sender {
+                external_id: "ada".into(),
+                name: None,
+                email: None,
+            },
+            thread: None,
+            subject: None,
+            text: "Hello".into(),
+            html: None,
+            attachments: vec![],
+            language: None,
+            metadata: BTreeMap::new(),
+        };
+        let ack = AckTemplate::compile("Received").unwrap();
+        let context = IngestContext {
+            inbox: &reference,
+            router: &Router::new(vec![], "support".into()),
+            acknowledgement: Some(&ack),
+            now,
+            // Already expired when it is queued.
+            expires_at: now - 1,
+        };
+        let outcome = store.ingest(&context, &message).await.unwrap();
+
+        // Nothing listens on the callback port: were the message sent, the attempt would
+        // fail with "could not connect" rather than the expiry reason.
+        let closed_port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let webhook = WebhookConfig {
+            secret: "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw".into(),
+            previous_secrets: vec![],
+            callback_url: format!("http://127.0.0.1:{closed_port}/cb"),
+            max_body_bytes: 65536,
+            timestamp_tolerance_secs: 300,
+            callback_timeout_secs: 1,
+        };
+        let inboxes = [InboxSettings {
+            key: "shop".into(),
+            name: "Shop".into(),
+            acknowledge: true,
+            channel: ChannelSettings::Webhook(webhook.validate().unwrap()),
+        }];
+        let store: Arc<dyn Store> = Arc::new(store);
+        let dispatcher = Dispatcher {
+            store: Arc::clone(&store),
+            channels: Arc::new(Channels::build(&inboxes, &catalog).unwrap()),
+            clock: Arc::new(crate::clock::SystemClock),
+            settings: OutboxSettings {
+                retry_schedule: vec![Duration::from_secs(60)],
+                expire_after: Duration::from_secs(60),
+                concurrency: 4,
+                shutdown_grace: Duration::from_secs(1),
+            },
+            wakeup: Arc::new(Notify::new()),
+        };
+        let shutdown = CancellationToken::new();
+        let running = tokio::spawn(dispatcher.run(shutdown.clone()));
+        let started = std::time::Instant::now();
+        let delivery = loop {
+            let detail = store.conversation(outcome.conversation_id).await.unwrap();
+            let delivery = detail.messages.iter().find_map(|m| m.delivery.clone()).unwrap();
+            if delivery.status == crate::model::DeliveryStatus::Failed {
+                break delivery;
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(10),
+                "the expired message was not failed"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        };
+        shutdown.cancel();
+        running.await.unwrap();
+        assert_eq!(
+            delivery.last_error.as_deref(),
+            Some("expired before it could be sent (outbox.expire_after)")
+        );
     }
 }

@@ -41,19 +41,31 @@ pub struct AckTemplate {
 const NAME: &str = "acknowledgement";
 
 impl AckTemplate {
-    /// Compiles the template and renders it once with sample values, so an unknown
-    /// variable is caught now (strict undefined behaviour).
+    /// Compiles the template and renders it with sample values, once with every
+    /// optional value given and once with none, so an unknown variable or a filter
+    /// that fails on a missing value is caught now (strict undefined behaviour).
     pub fn compile(source: &str) -> Result<AckTemplate, String> {
         let mut env = Environment::new();
         env.set_undefined_behavior(UndefinedBehavior::Strict);
+        // A value the customer did not give (a contact without a name) prints as
+        // nothing, not as the word "none".
+        env.set_formatter(|out, state, value| {
+            if value.is_none() {
+                Ok(())
+            } else {
+                minijinja::escape_formatter(out, state, value)
+            }
+        });
         env.add_template_owned(NAME, source.to_owned())
             .map_err(|err| format!("does not compile: {err}"))?;
         let template = AckTemplate { env };
-        let rendered = template
-            .render(&AckContext::sample())
-            .map_err(|err| format!("does not render: {err}"))?;
-        if rendered.trim().is_empty() {
-            return Err("renders to empty text".into());
+        for sample in [AckContext::sample(), AckContext::sample_without_optionals()] {
+            let rendered = template
+                .render(&sample)
+                .map_err(|err| format!("does not render: {err}"))?;
+            if rendered.trim().is_empty() {
+                return Err("renders to empty text".into());
+            }
         }
         Ok(template)
     }
@@ -86,6 +98,17 @@ impl AckContext {
             },
         }
     }
+
+    /// The same, for a contact the channel told us nothing about.
+    fn sample_without_optionals() -> AckContext {
+        AckContext {
+            contact: AckContact {
+                name: None,
+                email: None,
+            },
+            ..AckContext::sample()
+        }
+    }
 }
 
 #[cfg(test)]
@@ -98,10 +121,26 @@ mod tests {
             "Hi{% if contact.name %} {{ contact.name }}{% endif %}, ref {{ conversation.reference }}",
         )
         .unwrap();
-        let mut context = AckContext::sample();
-        assert_eq!(template.render(&context).unwrap(), "Hi Ada, ref #1");
-        context.contact.name = None;
-        assert_eq!(template.render(&context).unwrap(), "Hi, ref #1");
+        assert_eq!(template.render(&AckContext::sample()).unwrap(), "Hi Ada, ref #1");
+        assert_eq!(
+            template.render(&AckContext::sample_without_optionals()).unwrap(),
+            "Hi, ref #1"
+        );
+    }
+
+    #[test]
+    fn a_missing_optional_value_prints_as_nothing() {
+        let template = AckTemplate::compile("Dear {{ contact.name }}, ref {{ conversation.reference }}").unwrap();
+        assert_eq!(
+            template.render(&AckContext::sample_without_optionals()).unwrap(),
+            "Dear , ref #1"
+        );
+    }
+
+    #[test]
+    fn a_filter_that_fails_on_a_missing_value_is_caught_at_start() {
+        let err = AckTemplate::compile("{{ contact.email | split('@') | first }}").unwrap_err();
+        assert!(err.contains("render"), "{err}");
     }
 
     #[test]

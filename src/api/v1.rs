@@ -4,7 +4,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use axum::body::Bytes;
-use axum::extract::{FromRequestParts, Query, State};
+use axum::extract::{FromRequest, FromRequestParts, Query, Request, State};
 use axum::http::request::Parts;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -54,7 +54,9 @@ impl FromRequestParts<Arc<AppState>> for Authenticated {
             .headers
             .get(header::AUTHORIZATION)
             .and_then(|value| value.to_str().ok())
-            .and_then(|value| value.strip_prefix("Bearer "))
+            .and_then(|value| value.split_once(' '))
+            // The scheme name is case-insensitive (RFC 9110).
+            .and_then(|(scheme, token)| scheme.eq_ignore_ascii_case("bearer").then_some(token))
             .map(str::trim)
             .filter(|token| !token.is_empty());
         let Some(token) = token else {
@@ -77,15 +79,31 @@ fn parse_id(text: &str, what: &str) -> Result<i64, ApiError> {
         .ok_or_else(|| ApiError::not_found(what))
 }
 
-fn json_object(body: &Bytes) -> Result<Map<String, Value>, ApiError> {
-    match serde_json::from_slice::<Value>(body) {
-        Ok(Value::Object(object)) => Ok(object),
-        Ok(_) => Err(ApiError::invalid("the body", "must be a JSON object")),
-        Err(err) => Err(ApiError::new(
-            StatusCode::BAD_REQUEST,
-            "invalid_json",
-            format!("the body is not valid JSON: {err}"),
-        )),
+/// A JSON object request body. Every refusal is JSON: unreadable or too large (axum's
+/// default 2 MiB limit), not JSON, or not an object.
+pub struct JsonObject(pub Map<String, Value>);
+
+impl<S: Send + Sync> FromRequest<S> for JsonObject {
+    type Rejection = ApiError;
+
+    async fn from_request(request: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let body = Bytes::from_request(request, state).await.map_err(|rejection| {
+            let code = if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                "body_too_large"
+            } else {
+                "unreadable_body"
+            };
+            ApiError::new(rejection.status(), code, rejection.body_text())
+        })?;
+        match serde_json::from_slice::<Value>(&body) {
+            Ok(Value::Object(object)) => Ok(JsonObject(object)),
+            Ok(_) => Err(ApiError::invalid("the body", "must be a JSON object")),
+            Err(err) => Err(ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "invalid_json",
+                format!("the body is not valid JSON: {err}"),
+            )),
+        }
     }
 }
 
@@ -99,6 +117,14 @@ fn reject_unknown<'a>(keys: impl Iterator<Item = &'a String>, known: &[&str], wh
         }
     }
     Ok(())
+}
+
+/// An agent named by id (digits) or by name.
+fn agent_selector(text: &str) -> AgentSelector {
+    match text.parse::<i64>() {
+        Ok(id) => AgentSelector::Id(id),
+        Err(_) => AgentSelector::Name(text.to_owned()),
+    }
 }
 
 async fn me(Authenticated(agent): Authenticated) -> Json<Agent> {
@@ -119,12 +145,21 @@ async fn list_conversations(
         &["team", "status", "assignee", "inbox", "cursor", "limit"],
         "query parameter",
     )?;
-    let statuses = match params.get("status").map(String::as_str) {
-        None | Some("all") | Some("") => Vec::new(),
+    // An empty value is the same as leaving the parameter out.
+    let param = |name: &str| {
+        params
+            .get(name)
+            .map(|value| value.trim())
+            .filter(|value| !value.is_empty())
+    };
+    let statuses = match param("status") {
+        None | Some("all") => Vec::new(),
         Some(list) => list
             .split(',')
+            .map(str::trim)
+            .filter(|name| !name.is_empty())
             .map(|name| {
-                Status::parse(name.trim()).ok_or_else(|| {
+                Status::parse(name).ok_or_else(|| {
                     ApiError::invalid(
                         "status",
                         format!("has `{name}`; use all or some of {}", Status::names()),
@@ -133,23 +168,18 @@ async fn list_conversations(
             })
             .collect::<Result<_, _>>()?,
     };
-    let assignee = match params.get("assignee").map(String::as_str) {
-        None | Some("") | Some("any") => AssigneeFilter::Anyone,
+    let assignee = match param("assignee") {
+        None | Some("any") => AssigneeFilter::Anyone,
         Some("none") => AssigneeFilter::Nobody,
-        Some("me") => AssigneeFilter::Agent(agent.id),
-        Some(other) => AssigneeFilter::Agent(
-            other
-                .parse()
-                .map_err(|_| ApiError::invalid("assignee", "must be `me`, `none`, `any` or an agent id"))?,
-        ),
+        Some("me") => AssigneeFilter::Agent(AgentSelector::Id(agent.id)),
+        Some(other) => AssigneeFilter::Agent(agent_selector(other)),
     };
-    let after = params
-        .get("cursor")
+    let after = param("cursor")
         .map(|cursor| {
             Cursor::decode(cursor).ok_or_else(|| ApiError::invalid("cursor", "is not a cursor this API returned"))
         })
         .transpose()?;
-    let limit = match params.get("limit") {
+    let limit = match param("limit") {
         None => DEFAULT_PAGE,
         Some(text) => text
             .parse::<u32>()
@@ -158,10 +188,10 @@ async fn list_conversations(
             .ok_or_else(|| ApiError::invalid("limit", format!("must be a number from 1 to {MAX_PAGE}")))?,
     };
     let filter = ConversationFilter {
-        team: params.get("team").cloned(),
+        team: param("team").map(str::to_owned),
         statuses,
         assignee,
-        inbox: params.get("inbox").cloned(),
+        inbox: param("inbox").map(str::to_owned),
     };
     Ok(Json(state.store.list_conversations(&filter, after, limit).await?))
 }
@@ -179,10 +209,9 @@ async fn add_message(
     State(state): State<Arc<AppState>>,
     Authenticated(agent): Authenticated,
     PathParam(id): PathParam,
-    body: Bytes,
+    JsonObject(object): JsonObject,
 ) -> Result<Response, ApiError> {
     let conversation_id = parse_id(&id, "conversation")?;
-    let object = json_object(&body)?;
     reject_unknown(object.keys(), &["text", "private"], "field")?;
     let text = match object.get("text") {
         Some(Value::String(text)) if !text.trim().is_empty() => text.trim().to_owned(),
@@ -220,10 +249,9 @@ async fn update_conversation(
     State(state): State<Arc<AppState>>,
     Authenticated(agent): Authenticated,
     PathParam(id): PathParam,
-    body: Bytes,
+    JsonObject(object): JsonObject,
 ) -> Result<Response, ApiError> {
     let id = parse_id(&id, "conversation")?;
-    let object = json_object(&body)?;
     reject_unknown(object.keys(), &["status", "priority", "assignee", "team"], "field")?;
     let string_of = |field: &str| -> Result<Option<&str>, ApiError> {
         match object.get(field) {
@@ -252,7 +280,7 @@ async fn update_conversation(
         None => None,
         Some(Value::Null) => Some(None),
         Some(Value::String(name)) if name == "me" => Some(Some(AgentSelector::Id(agent.id))),
-        Some(Value::String(name)) => Some(Some(AgentSelector::Name(name.clone()))),
+        Some(Value::String(name)) => Some(Some(agent_selector(name))),
         Some(Value::Number(number)) => {
             Some(Some(AgentSelector::Id(number.as_i64().ok_or_else(|| {
                 ApiError::invalid("assignee", "must be an agent id, name, `me` or null")
@@ -283,9 +311,7 @@ async fn attachment(
     let content_type = HeaderValue::from_str(&attachment.content_type)
         .unwrap_or_else(|_| HeaderValue::from_static("application/octet-stream"));
     // Served as a download, never rendered: the bytes come from customers.
-    let filename = attachment.filename.replace(['"', '\\', '\r', '\n'], "_");
-    let disposition = HeaderValue::from_str(&format!("attachment; filename=\"{filename}\""))
-        .unwrap_or_else(|_| HeaderValue::from_static("attachment"));
+    let disposition = content_disposition(&attachment.filename);
     Ok((
         [
             (header::CONTENT_TYPE, content_type),
@@ -295,4 +321,50 @@ async fn attachment(
         attachment.data,
     )
         .into_response())
+}
+
+/// `attachment` with the name twice (RFC 6266): an ASCII fallback for old clients, and
+/// `filename*` with the exact UTF-8 name percent-encoded.
+fn content_disposition(filename: &str) -> HeaderValue {
+    let fallback: String = filename
+        .chars()
+        .map(|c| {
+            if (c.is_ascii_graphic() || c == ' ') && c != '"' && c != '\\' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    let encoded: String = filename
+        .bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || b"!#$&+-.^_`|~".contains(&b) {
+                char::from(b).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect();
+    HeaderValue::from_str(&format!(
+        "attachment; filename=\"{fallback}\"; filename*=UTF-8''{encoded}"
+    ))
+    .unwrap_or_else(|_| HeaderValue::from_static("attachment"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn download_names_keep_non_ascii_and_cannot_break_the_header() {
+        assert_eq!(
+            content_disposition("Rechnung März.pdf"),
+            "attachment; filename=\"Rechnung M_rz.pdf\"; filename*=UTF-8''Rechnung%20M%C3%A4rz.pdf"
+        );
+        assert_eq!(
+            content_disposition("a\"b\r\nSet-Cookie: x.txt"),
+            "attachment; filename=\"a_b__Set-Cookie: x.txt\"; filename*=UTF-8''a%22b%0D%0ASet-Cookie%3A%20x.txt"
+        );
+    }
 }

@@ -132,11 +132,12 @@ pub struct TeamSummary {
     pub unassigned_conversations: i64,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum AssigneeFilter {
     Anyone,
     Nobody,
-    Agent(i64),
+    /// An agent that must exist (HTTP 422 otherwise).
+    Agent(AgentSelector),
 }
 
 #[derive(Debug, Clone)]
@@ -228,7 +229,7 @@ pub struct ConversationSummary {
 #[derive(Debug, Clone, Serialize)]
 pub struct ConversationPage {
     pub conversations: Vec<ConversationSummary>,
-    /// Pass as `cursor` for the next page; absent on the last page.
+    /// Pass as `cursor` for the next page; `null` on the last page.
     pub next_cursor: Option<String>,
 }
 

@@ -775,8 +775,8 @@ impl Store for SqliteStore {
         }
 
         sqlx::query(
-            "UPDATE conversations SET status = 'open', last_activity_at = ?, updated_at = ?, last_message_id = ?,
-                    language = COALESCE(language, ?)
+            "UPDATE conversations SET status = 'open', resolved_at = NULL, last_activity_at = ?, updated_at = ?,
+                    last_message_id = ?, language = COALESCE(language, ?)
              WHERE id = ?",
         )
         .bind(now)
@@ -922,12 +922,13 @@ impl Store for SqliteStore {
             }
             query.push(")");
         }
-        match filter.assignee {
+        match &filter.assignee {
             AssigneeFilter::Anyone => {}
             AssigneeFilter::Nobody => {
                 query.push(" AND c.assignee_id IS NULL");
             }
-            AssigneeFilter::Agent(id) => {
+            AssigneeFilter::Agent(selector) => {
+                let id = resolve_agent(&mut conn, selector).await?;
                 query.push(" AND c.assignee_id = ").push_bind(id);
             }
         }
@@ -1143,30 +1144,7 @@ impl Store for SqliteStore {
         if let Some(selector) = &changes.assignee {
             let target = match selector {
                 None => None,
-                Some(selector) => {
-                    let found: Option<i64> = match selector {
-                        AgentSelector::Id(agent) => {
-                            sqlx::query_scalar("SELECT id FROM agents WHERE id = ?")
-                                .bind(*agent)
-                                .fetch_optional(&mut *tx)
-                                .await?
-                        }
-                        AgentSelector::Name(name) => {
-                            sqlx::query_scalar("SELECT id FROM agents WHERE name = ?")
-                                .bind(name)
-                                .fetch_optional(&mut *tx)
-                                .await?
-                        }
-                    };
-                    let problem = match selector {
-                        AgentSelector::Id(agent) => format!("no agent has id {agent}"),
-                        AgentSelector::Name(name) => format!("no agent is named `{name}`"),
-                    };
-                    Some(found.ok_or(StoreError::Invalid {
-                        field: "assignee",
-                        problem,
-                    })?)
-                }
+                Some(selector) => Some(resolve_agent(&mut tx, selector).await?),
             };
             if target != assignee {
                 events.push(NewEvent::by_agent(
@@ -1397,6 +1375,30 @@ impl Store for SqliteStore {
         .await?;
         Ok(due)
     }
+}
+
+/// The id of the agent a selector names; an unknown one is the caller's mistake.
+async fn resolve_agent(conn: &mut SqliteConnection, selector: &AgentSelector) -> StoreResult<i64> {
+    let (found, problem) = match selector {
+        AgentSelector::Id(id) => (
+            sqlx::query_scalar("SELECT id FROM agents WHERE id = ?")
+                .bind(*id)
+                .fetch_optional(&mut *conn)
+                .await?,
+            format!("no agent has id {id}"),
+        ),
+        AgentSelector::Name(name) => (
+            sqlx::query_scalar("SELECT id FROM agents WHERE name = ?")
+                .bind(name)
+                .fetch_optional(&mut *conn)
+                .await?,
+            format!("no agent is named `{name}`"),
+        ),
+    };
+    found.ok_or(StoreError::Invalid {
+        field: "assignee",
+        problem,
+    })
 }
 
 fn agent_from_row(row: &SqliteRow) -> StoreResult<Agent> {

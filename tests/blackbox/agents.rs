@@ -26,6 +26,21 @@ async fn requests_without_a_valid_token_are_refused_with_json() {
 }
 
 #[tokio::test]
+async fn the_bearer_scheme_is_case_insensitive() {
+    let receiver = Receiver::start().await;
+    let daemon = Daemon::start(&receiver.url()).await;
+    let token = daemon.agent("sam", "support", "agent");
+    let response = reqwest::Client::new()
+        .get(daemon.url("/api/v1/agents/me"))
+        .header("authorization", format!("bearer {token}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(response.json::<Value>().await.unwrap()["name"], "sam");
+}
+
+#[tokio::test]
 async fn teams_show_their_open_conversation_counts() {
     let receiver = Receiver::start().await;
     let daemon = Daemon::start(&receiver.url()).await;
@@ -257,6 +272,20 @@ async fn bad_message_bodies_are_refused() {
         let after = daemon.snapshot().await;
         assert_eq!(before["messages"], after["messages"], "{body} stored a message");
     }
+    // Its own client: the server closes a connection whose body it refused unread, and a
+    // pooled client could otherwise reuse that connection for the next request.
+    let oversized = reqwest::Client::new()
+        .post(daemon.url(&format!("/api/v1{path}")))
+        .bearer_auth(&token)
+        .json(&json!({"text": "x".repeat(3 << 20)}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(oversized.status(), StatusCode::PAYLOAD_TOO_LARGE);
+    assert_eq!(
+        oversized.json::<Value>().await.unwrap()["error"]["code"],
+        "body_too_large"
+    );
     let (status, error) = daemon
         .api(
             Method::POST,

@@ -7,7 +7,7 @@ use serde::Deserialize;
 
 use crate::signature::Secret;
 
-/// `[inboxes.<name>]` with `kind = "webhook"`.
+/// The `[inboxes.<key>.webhook]` table: the inbox speaks the generic webhook channel.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct WebhookConfig {
