@@ -129,10 +129,7 @@ async fn a_busy_receiver_is_retried_with_the_same_webhook_id() {
     receiver.script(&[503, 500, 429]);
     let daemon = Daemon::start(&receiver.url()).await;
     let token = daemon.agent("sam", "support", "agent");
-    let (_, inbound) = daemon.post_signed(&customer_message("e1", "ada", "Hello")).await;
-    let conversation_id = inbound["conversation_id"].as_i64().unwrap();
-    let detail = daemon.get(&format!("/conversations/{conversation_id}"), &token).await;
-    let ack_id = detail["messages"][1]["id"].as_i64().unwrap();
+    let (conversation_id, ack_id) = acknowledged_conversation(&daemon, &token).await;
 
     let sent = daemon.delivery_reaches(&token, conversation_id, ack_id, "sent").await;
     assert_eq!(sent["delivery"]["attempts"], 4);
@@ -152,10 +149,7 @@ async fn a_refusing_receiver_fails_the_message_for_good_with_its_reason() {
     receiver.script(&[400]);
     let daemon = Daemon::start(&receiver.url()).await;
     let token = daemon.agent("sam", "support", "agent");
-    let (_, inbound) = daemon.post_signed(&customer_message("e1", "ada", "Hello")).await;
-    let conversation_id = inbound["conversation_id"].as_i64().unwrap();
-    let detail = daemon.get(&format!("/conversations/{conversation_id}"), &token).await;
-    let ack_id = detail["messages"][1]["id"].as_i64().unwrap();
+    let (conversation_id, ack_id) = acknowledged_conversation(&daemon, &token).await;
 
     let failed = daemon.delivery_reaches(&token, conversation_id, ack_id, "failed").await;
     assert_eq!(failed["delivery"]["attempts"], 1);
@@ -191,4 +185,18 @@ async fn a_refusing_receiver_fails_the_message_for_good_with_its_reason() {
     );
     let (status, _) = daemon.api(Method::GET, "/conversations", &token, None).await;
     assert_eq!(status, StatusCode::OK);
+}
+
+/// Opens a conversation; returns its id and its acknowledgement's message id.
+async fn acknowledged_conversation(daemon: &Daemon, token: &str) -> (i64, i64) {
+    let (_, inbound) = daemon.post_signed(&customer_message("e1", "ada", "Hello")).await;
+    let conversation_id = inbound["conversation_id"].as_i64().unwrap();
+    let detail = daemon.get(&format!("/conversations/{conversation_id}"), token).await;
+    let ack = detail["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["kind"] == "status_update")
+        .unwrap();
+    (conversation_id, ack["id"].as_i64().unwrap())
 }
