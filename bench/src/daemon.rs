@@ -1,0 +1,232 @@
+//! The processes under test: the real `switchboard` release binary (one fresh process and
+//! store per scenario, so each peak RSS is that scenario's) and the bare endpoint.
+
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+
+pub const SECRET: &str = "whsec_c3dpdGNoYm9hcmQtYmVuY2htYXJrLXNlY3JldC0wMDE=";
+
+/// The release daemon beside this program, built first when missing or stale.
+pub fn daemon_binary() -> anyhow::Result<PathBuf> {
+    let own = std::env::current_exe().context("locating the benchmark program")?;
+    let folder = own.parent().context("the benchmark program has no folder")?;
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let manifest = Path::new(env!("CARGO_MANIFEST_DIR")).join("../Cargo.toml");
+    // Cheap when up to date, and it keeps the daemon in step with this program.
+    let status = Command::new(cargo)
+        .args([
+            "build",
+            "--release",
+            "--quiet",
+            "--locked",
+            "-p",
+            "switchboard",
+            "--bin",
+            "switchboard",
+            "--manifest-path",
+        ])
+        .arg(&manifest)
+        .status()
+        .context("running cargo to build the daemon")?;
+    if !status.success() {
+        bail!("building the daemon failed");
+    }
+    let binary = folder.join("switchboard");
+    if !binary.is_file() {
+        bail!("no daemon binary at {}", binary.display());
+    }
+    Ok(binary)
+}
+
+/// A daemon configuration for benchmarks: the shipped defaults where they matter
+/// (synchronous = FULL storage, the acknowledgement on), loopback only.
+pub fn config(db: &Path, callback_url: &str, rules: &str) -> String {
+    format!(
+        r#"
+[server]
+listen = "127.0.0.1:0"
+
+[storage]
+url = "sqlite://{db}"
+
+[log]
+level = "warn"
+
+[outbox]
+retry_schedule = ["1s", "5s", "30s"]
+
+[routing]
+default_team = "support"
+
+[teams.support]
+name = "Customer Support"
+
+[teams.billing]
+name = "Billing"
+
+[teams.technical]
+name = "Technical Support"
+
+[inboxes.shop]
+name = "Shop app"
+
+[inboxes.shop.webhook]
+secret = "{SECRET}"
+callback_url = "{callback_url}"
+
+{rules}
+"#,
+        db = db.display()
+    )
+}
+
+pub struct Process {
+    child: Option<Child>,
+    pub address: SocketAddr,
+}
+
+impl Process {
+    /// Starts `command`, which must print `… listening on http://ADDR` as its first line.
+    pub fn start(mut command: Command) -> anyhow::Result<Process> {
+        let mut child = command
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .context("starting a process")?;
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().context("no stdout")?).read_line(&mut line)?;
+        let address = line
+            .trim()
+            .rsplit("http://")
+            .next()
+            .and_then(|address| address.parse().ok())
+            .with_context(|| format!("unexpected first line {line:?}"))?;
+        Ok(Process {
+            child: Some(child),
+            address,
+        })
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().map_or(0, Child::id)
+    }
+
+    /// (current RSS, peak RSS) in MiB, from /proc.
+    pub fn rss_mib(&self) -> (f64, f64) {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid())).unwrap_or_default();
+        let field = |name: &str| {
+            status
+                .lines()
+                .find_map(|line| line.strip_prefix(name))
+                .and_then(|rest| rest.split_whitespace().next())
+                .and_then(|kib| kib.parse::<f64>().ok())
+                .map_or(0.0, |kib| kib / 1024.0)
+        };
+        (field("VmRSS:"), field("VmHWM:"))
+    }
+
+    /// SIGTERM, and wait for a clean exit.
+    pub fn stop(mut self) -> anyhow::Result<()> {
+        let Some(mut child) = self.child.take() else {
+            return Ok(());
+        };
+        Command::new("kill").arg("-TERM").arg(child.id().to_string()).status()?;
+        let started = Instant::now();
+        loop {
+            if let Some(status) = child.try_wait()? {
+                if !status.success() {
+                    bail!("the process exited with {status}");
+                }
+                return Ok(());
+            }
+            if started.elapsed() > Duration::from_secs(30) {
+                child.kill()?;
+                bail!("the process did not stop within 30 s of SIGTERM");
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        if let Some(child) = &mut self.child {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// Waits until `/readyz` answers 200.
+pub async fn wait_ready(address: SocketAddr) -> anyhow::Result<()> {
+    let started = Instant::now();
+    loop {
+        if let Ok(mut stream) = tokio::net::TcpStream::connect(address).await {
+            use tokio::io::{AsyncReadExt, AsyncWriteExt};
+            let request = format!("GET /readyz HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\n\r\n");
+            if stream.write_all(request.as_bytes()).await.is_ok() {
+                let mut answer = Vec::new();
+                let _ = stream.read_to_end(&mut answer).await;
+                if answer.starts_with(b"HTTP/1.1 200") {
+                    return Ok(());
+                }
+            }
+        }
+        if started.elapsed() > Duration::from_secs(30) {
+            bail!("{address} did not become ready");
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// A daemon on a fresh store in `dir`.
+pub struct Daemon {
+    pub process: Process,
+    pub dir: PathBuf,
+    binary: PathBuf,
+}
+
+impl Daemon {
+    pub async fn start(binary: &Path, dir: &Path, callback_url: &str, rules: &str) -> anyhow::Result<Daemon> {
+        std::fs::write(
+            dir.join("switchboard.toml"),
+            config(&dir.join("switchboard.db"), callback_url, rules),
+        )?;
+        Daemon::start_existing(binary, dir).await
+    }
+
+    /// Starts on the config and store already in `dir`.
+    pub async fn start_existing(binary: &Path, dir: &Path) -> anyhow::Result<Daemon> {
+        let mut command = Command::new(binary);
+        command.arg("--config").arg(dir.join("switchboard.toml")).arg("serve");
+        let process = Process::start(command)?;
+        wait_ready(process.address).await?;
+        Ok(Daemon {
+            process,
+            dir: dir.to_owned(),
+            binary: binary.to_owned(),
+        })
+    }
+
+    pub fn database(&self) -> PathBuf {
+        self.dir.join("switchboard.db")
+    }
+
+    /// Creates an agent and returns its token.
+    pub fn agent(&self, name: &str, team: &str) -> anyhow::Result<String> {
+        let output = Command::new(&self.binary)
+            .arg("--config")
+            .arg(self.dir.join("switchboard.toml"))
+            .args(["agent", "add", name, "--team", team])
+            .output()?;
+        if !output.status.success() {
+            bail!("agent add failed: {}", String::from_utf8_lossy(&output.stderr));
+        }
+        Ok(String::from_utf8(output.stdout)?.trim().to_owned())
+    }
+}

@@ -1,0 +1,180 @@
+//! A closed-loop HTTP/1.1 load generator: N clients, each on its own keep-alive
+//! connection, each sending its next request as soon as the previous one is answered.
+//! Built on hyper's connection API directly so the generator spends as little of the
+//! machine's two cores as it can: what it spends, both the daemon and the bare endpoint
+//! lose alike.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use hdrhistogram::Histogram;
+use http_body_util::{BodyExt, Full};
+use hyper::{Request, StatusCode};
+use hyper_util::rt::TokioIo;
+use tokio::net::TcpStream;
+
+/// What one client sends, and what it makes of the answer.
+pub trait Workload: Send + Sync + 'static {
+    fn request(&self, client: usize, seq: u64) -> Request<Full<Bytes>>;
+
+    /// Whether the answer counts as acknowledged.
+    fn accepted(&self, status: StatusCode) -> bool {
+        status.is_success()
+    }
+
+    /// Called for every accepted answer, with the time the request was sent.
+    fn on_accepted(&self, _started: Instant, _body: &Bytes) {}
+}
+
+/// Latencies in microseconds, up to one minute.
+pub fn histogram() -> Histogram<u64> {
+    Histogram::new_with_bounds(1, 60_000_000, 3).expect("valid histogram bounds")
+}
+
+pub struct LoadResult {
+    pub clients: usize,
+    pub elapsed: Duration,
+    pub accepted: u64,
+    pub errors: u64,
+    /// The first few error descriptions, to say what went wrong.
+    pub error_samples: Vec<String>,
+    pub latency_us: Histogram<u64>,
+}
+
+impl LoadResult {
+    pub fn per_second(&self) -> f64 {
+        self.accepted as f64 / self.elapsed.as_secs_f64()
+    }
+
+    pub fn percentile_ms(&self, percentile: f64) -> f64 {
+        self.latency_us.value_at_quantile(percentile / 100.0) as f64 / 1000.0
+    }
+}
+
+struct ClientResult {
+    accepted: u64,
+    errors: u64,
+    error_samples: Vec<String>,
+    latency_us: Histogram<u64>,
+}
+
+/// Runs `clients` closed-loop clients against `address` for `duration`. Requests still
+/// in flight at the end are awaited and counted, so `accepted` is exactly what the
+/// server acknowledged.
+pub async fn run(address: SocketAddr, clients: usize, duration: Duration, workload: Arc<dyn Workload>) -> LoadResult {
+    let started = Instant::now();
+    let deadline = started + duration;
+    let tasks: Vec<_> = (0..clients)
+        .map(|client| {
+            let workload = Arc::clone(&workload);
+            tokio::spawn(async move { run_client(address, client, deadline, workload).await })
+        })
+        .collect();
+    let mut result = LoadResult {
+        clients,
+        elapsed: Duration::ZERO,
+        accepted: 0,
+        errors: 0,
+        error_samples: Vec::new(),
+        latency_us: histogram(),
+    };
+    for task in tasks {
+        let client = task.await.expect("a load client panicked");
+        result.accepted += client.accepted;
+        result.errors += client.errors;
+        result
+            .latency_us
+            .add(&client.latency_us)
+            .expect("same histogram bounds");
+        for sample in client.error_samples {
+            if result.error_samples.len() < 5 {
+                result.error_samples.push(sample);
+            }
+        }
+    }
+    result.elapsed = started.elapsed();
+    result
+}
+
+type Sender = hyper::client::conn::http1::SendRequest<Full<Bytes>>;
+
+async fn connect(address: SocketAddr) -> Result<Sender, String> {
+    let stream = TcpStream::connect(address)
+        .await
+        .map_err(|err| format!("connect: {err}"))?;
+    stream.set_nodelay(true).map_err(|err| format!("nodelay: {err}"))?;
+    let (sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+        .await
+        .map_err(|err| format!("handshake: {err}"))?;
+    tokio::spawn(connection);
+    Ok(sender)
+}
+
+async fn run_client(
+    address: SocketAddr,
+    client: usize,
+    deadline: Instant,
+    workload: Arc<dyn Workload>,
+) -> ClientResult {
+    let mut result = ClientResult {
+        accepted: 0,
+        errors: 0,
+        error_samples: Vec::new(),
+        latency_us: histogram(),
+    };
+    let failed = |result: &mut ClientResult, what: String| {
+        result.errors += 1;
+        if result.error_samples.len() < 3 {
+            result.error_samples.push(what);
+        }
+    };
+    let mut sender: Option<Sender> = None;
+    let mut seq = 0u64;
+    while Instant::now() < deadline {
+        let current = match sender.as_mut() {
+            Some(current) => current,
+            None => match connect(address).await {
+                Ok(new) => sender.insert(new),
+                Err(err) => {
+                    failed(&mut result, err);
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                    continue;
+                }
+            },
+        };
+        let request = workload.request(client, seq);
+        seq += 1;
+        let sent = Instant::now();
+        let response = match current.send_request(request).await {
+            Ok(response) => response,
+            Err(err) => {
+                failed(&mut result, format!("request: {err}"));
+                sender = None;
+                continue;
+            }
+        };
+        let status = response.status();
+        let body = match response.into_body().collect().await {
+            Ok(body) => body.to_bytes(),
+            Err(err) => {
+                failed(&mut result, format!("body: {err}"));
+                sender = None;
+                continue;
+            }
+        };
+        let latency = sent.elapsed();
+        if workload.accepted(status) {
+            result.accepted += 1;
+            result.latency_us.saturating_record(latency.as_micros() as u64);
+            workload.on_accepted(sent, &body);
+        } else {
+            failed(
+                &mut result,
+                format!("HTTP {status}: {}", String::from_utf8_lossy(&body)),
+            );
+        }
+    }
+    result
+}

@@ -1,0 +1,87 @@
+//! # switchboard-bench
+//!
+//! Starts the real daemon (the release binary) on loopback with a fresh store for each
+//! scenario, drives it, prints a table and writes the same figures as JSON.
+//!
+//! - `load`: the closed-loop HTTP client and its latency histograms.
+//! - `workloads`: signed customer messages, agents' queue queries, 50 routing rules.
+//! - `daemon`: the daemon and bare-endpoint processes, their RSS, the benchmark config.
+//! - `bare`: the bare endpoint (this program run as `switchboard-bench bare-endpoint`).
+//! - `receiver`: the callback receiver that times acknowledgements.
+//! - `scenarios`: ingest against both servers, mixed load, end-to-end, scale.
+//! - `report`: the table and the JSON.
+//!
+//! Usage: `cargo run --release -p switchboard-bench -- [--seconds N] [--only NAME,…] [--json PATH]`
+
+mod bare;
+mod daemon;
+mod load;
+mod receiver;
+mod report;
+mod scale;
+mod scenarios;
+mod workloads;
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+
+pub struct Options {
+    /// Length of each measured run.
+    pub seconds: u64,
+    /// Scenarios to run; all when empty.
+    pub only: Vec<String>,
+    pub json: PathBuf,
+    /// Messages seeded for the scale scenario.
+    pub scale_messages: u64,
+}
+
+impl Options {
+    fn parse() -> anyhow::Result<Options> {
+        let mut options = Options {
+            seconds: 10,
+            only: Vec::new(),
+            json: PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../target/bench/results.json")),
+            scale_messages: 1_000_000,
+        };
+        let mut args = std::env::args().skip(1);
+        while let Some(arg) = args.next() {
+            let mut value = || args.next().with_context(|| format!("{arg} needs a value"));
+            match arg.as_str() {
+                "--seconds" => options.seconds = value()?.parse().context("--seconds takes a number")?,
+                "--only" => options.only = value()?.split(',').map(str::to_owned).collect(),
+                "--json" => options.json = PathBuf::from(value()?),
+                "--scale-messages" => {
+                    options.scale_messages = value()?.parse().context("--scale-messages takes a number")?
+                }
+                other => bail!(
+                    "unknown argument {other}; use --seconds N, --only ingest,mixed,e2e,scale, --json PATH, --scale-messages N"
+                ),
+            }
+        }
+        Ok(options)
+    }
+
+    pub fn runs(&self, scenario: &str) -> bool {
+        self.only.is_empty() || self.only.iter().any(|name| name == scenario)
+    }
+
+    pub fn duration(&self) -> Duration {
+        Duration::from_secs(self.seconds)
+    }
+}
+
+fn main() -> anyhow::Result<()> {
+    if std::env::args().nth(1).as_deref() == Some("bare-endpoint") {
+        return bare::serve();
+    }
+    let options = Options::parse()?;
+    let binary = daemon::daemon_binary()?;
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    let report = runtime.block_on(scenarios::run_all(&options, &binary))?;
+    report.print();
+    report.write_json(&options.json)?;
+    println!("\nfigures written to {}", options.json.display());
+    Ok(())
+}

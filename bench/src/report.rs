@@ -1,0 +1,196 @@
+//! The figures: a table on standard output and the same numbers as JSON.
+
+use std::path::Path;
+
+use serde_json::{Value, json};
+
+use crate::load::LoadResult;
+use crate::scale::ScaleFigures;
+use crate::scenarios::{BareFigures, EndToEndFigures, IngestFigures, MixedFigures, machine};
+
+pub struct Report {
+    json: serde_json::Map<String, Value>,
+    lines: Vec<String>,
+}
+
+fn ms(histogram: &hdrhistogram::Histogram<u64>, percentile: f64) -> f64 {
+    histogram.value_at_quantile(percentile / 100.0) as f64 / 1000.0
+}
+
+fn load_json(load: &LoadResult) -> Value {
+    json!({
+        "clients": load.clients,
+        "seconds": load.elapsed.as_secs_f64(),
+        "acknowledged": load.accepted,
+        "per_second": load.per_second().round(),
+        "p50_ms": load.percentile_ms(50.0),
+        "p99_ms": load.percentile_ms(99.0),
+        "p99_9_ms": load.percentile_ms(99.9),
+        "max_ms": load.latency_us.max() as f64 / 1000.0,
+        "errors": load.errors,
+        "error_samples": load.error_samples,
+    })
+}
+
+fn row(name: &str, load: &LoadResult, rss: f64) -> String {
+    format!(
+        "{name:<34} {:>7} {:>10.0} {:>8.2} {:>8.2} {:>8.2} {:>7} {:>9.1}",
+        load.clients,
+        load.per_second(),
+        load.percentile_ms(50.0),
+        load.percentile_ms(99.0),
+        load.percentile_ms(99.9),
+        load.errors,
+        rss
+    )
+}
+
+const HEADER: &str =
+    "scenario                           clients      msg/s   p50 ms   p99 ms p99.9 ms  errors  peak MiB";
+
+impl Report {
+    pub fn new(seconds: u64) -> Report {
+        let mut json = serde_json::Map::new();
+        json.insert("machine".into(), machine());
+        json.insert("seconds_per_run".into(), json!(seconds));
+        json.insert(
+            "durability".into(),
+            json!("SQLite WAL, synchronous=FULL: every acknowledged message is on disk (fsync) before its 202"),
+        );
+        Report {
+            json,
+            lines: vec![HEADER.into(), "-".repeat(HEADER.len())],
+        }
+    }
+
+    pub fn ingest(&mut self, clients: usize, daemon: &IngestFigures, bare: &BareFigures) {
+        let ratio = daemon.load.per_second() / bare.load.per_second();
+        let entry = json!({
+            "daemon": load_json(&daemon.load),
+            "bare_endpoint": load_json(&bare.load),
+            "ratio_to_bare": (ratio * 1000.0).round() / 1000.0,
+            "daemon_idle_rss_mib": daemon.idle_rss_mib,
+            "daemon_peak_rss_mib": daemon.peak_rss_mib,
+            "bare_peak_rss_mib": bare.peak_rss_mib,
+            "acknowledged_including_warmup": daemon.acknowledged,
+            "stored_inbound": daemon.stored,
+            "store_matches_acknowledged": daemon.stored == daemon.acknowledged,
+            "store_bytes": daemon.store_bytes,
+            "store_bytes_per_100k_messages": (daemon.store_bytes as f64 / daemon.stored.max(1) as f64 * 100_000.0).round(),
+        });
+        self.json
+            .entry("ingest")
+            .or_insert_with(|| json!([]))
+            .as_array_mut()
+            .expect("an array")
+            .push(entry);
+        self.lines
+            .push(row("ingest: daemon", &daemon.load, daemon.peak_rss_mib));
+        self.lines
+            .push(row("ingest: bare endpoint", &bare.load, bare.peak_rss_mib));
+        self.lines.push(format!(
+            "{:<34} {:>7} {:>9.1}%   stored {} = acknowledged {}: {}",
+            "  daemon / bare",
+            clients,
+            ratio * 100.0,
+            daemon.stored,
+            daemon.acknowledged,
+            if daemon.stored == daemon.acknowledged {
+                "ok"
+            } else {
+                "MISMATCH"
+            }
+        ));
+        self.json.insert("idle_rss_mib".into(), json!(daemon.idle_rss_mib));
+    }
+
+    pub fn mixed(&mut self, mixed: &MixedFigures) {
+        self.json.insert(
+            "mixed".into(),
+            json!({
+                "description": "64 clients: 80% messages from returning customers joining their open conversation, 20% new conversations routed through 50 rules; 4 agents polling queue lists alongside",
+                "base_conversations": mixed.base_conversations,
+                "ingest": load_json(&mixed.ingest),
+                "agent_list_queries": load_json(&mixed.queries),
+                "peak_rss_mib": mixed.peak_rss_mib,
+            }),
+        );
+        self.lines
+            .push(row("mixed 80/20, 50 rules: ingest", &mixed.ingest, mixed.peak_rss_mib));
+        self.lines
+            .push(row("mixed: agents' list queries", &mixed.queries, mixed.peak_rss_mib));
+    }
+
+    pub fn end_to_end(&mut self, e2e: &EndToEndFigures) {
+        self.json.insert(
+            "end_to_end".into(),
+            json!({
+                "description": "16 clients, every message a new conversation; from sending the message to its acknowledgement arriving at a local callback receiver",
+                "ingest": load_json(&e2e.load),
+                "acknowledgements_timed": e2e.latency_us.len(),
+                "acknowledgements_missing": e2e.missing,
+                "p50_ms": ms(&e2e.latency_us, 50.0),
+                "p99_ms": ms(&e2e.latency_us, 99.0),
+                "max_ms": e2e.latency_us.max() as f64 / 1000.0,
+            }),
+        );
+        self.lines.push(format!(
+            "{:<34} {:>7} {:>10.0} {:>8.2} {:>8.2} {:>8.2} {:>7}   (message -> acknowledgement received; {} missing)",
+            "end to end: acknowledgement",
+            e2e.load.clients,
+            e2e.load.per_second(),
+            ms(&e2e.latency_us, 50.0),
+            ms(&e2e.latency_us, 99.0),
+            ms(&e2e.latency_us, 99.9),
+            e2e.load.errors,
+            e2e.missing
+        ));
+    }
+
+    pub fn scale(&mut self, scale: &ScaleFigures) {
+        self.json.insert("scale".into(), scale.to_json());
+        for (name, load) in [
+            ("scale: list queries", &scale.list),
+            ("scale: detail queries", &scale.detail),
+        ] {
+            self.lines.push(format!(
+                "{:<34} {:>7} {:>10.0} {:>8.2} {:>8.2} {:>8.2} {:>7} {:>9.1}   ({} messages)",
+                name,
+                load.clients,
+                load.per_second(),
+                load.percentile_ms(50.0),
+                load.percentile_ms(99.0),
+                load.percentile_ms(99.9),
+                load.errors,
+                scale.peak_rss_mib,
+                scale.messages
+            ));
+        }
+    }
+
+    pub fn print(&self) {
+        println!();
+        for line in &self.lines {
+            println!("{line}");
+        }
+        if let Some(idle) = self.json.get("idle_rss_mib") {
+            println!("\ndaemon idle RSS: {idle:.1} MiB");
+        }
+        let per_100k = self
+            .json
+            .get("ingest")
+            .and_then(|runs| runs.as_array()?.last()?["store_bytes_per_100k_messages"].as_f64());
+        if let Some(per_100k) = per_100k {
+            println!("store size: {:.1} MiB per 100,000 messages", per_100k / 1024.0 / 1024.0);
+        }
+        println!("durability: {}", self.json["durability"].as_str().unwrap_or_default());
+    }
+
+    pub fn write_json(&self, path: &Path) -> anyhow::Result<()> {
+        if let Some(folder) = path.parent() {
+            std::fs::create_dir_all(folder)?;
+        }
+        std::fs::write(path, serde_json::to_string_pretty(&Value::Object(self.json.clone()))?)?;
+        Ok(())
+    }
+}

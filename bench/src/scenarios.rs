@@ -1,0 +1,317 @@
+//! The scenarios, each on a fresh daemon process and store.
+
+use std::path::Path;
+use std::process::Command;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use anyhow::bail;
+use bytes::Bytes;
+use hdrhistogram::Histogram;
+use http_body_util::Full;
+use hyper::Request;
+use serde_json::json;
+use switchboard_connector_webhook::Secret;
+
+use crate::Options;
+use crate::daemon::{Daemon, Process, SECRET, wait_ready};
+use crate::load::{self, LoadResult, Workload};
+use crate::receiver::Receiver;
+use crate::report::Report;
+use crate::workloads::{CustomerMessages, QueueQueries, Senders, fifty_rules};
+
+pub const CLIENT_COUNTS: [usize; 4] = [1, 16, 64, 256];
+const WARMUP: Duration = Duration::from_secs(1);
+/// Returning customers in the ingest scenario.
+const CUSTOMER_BASE: u64 = 10_000;
+
+pub async fn run_all(options: &Options, binary: &Path) -> anyhow::Result<Report> {
+    let mut report = Report::new(options.seconds);
+    if options.runs("ingest") {
+        for clients in CLIENT_COUNTS {
+            let daemon = ingest_daemon(binary, clients, options.duration()).await?;
+            let bare = ingest_bare(clients, options.duration()).await?;
+            report.ingest(clients, &daemon, &bare);
+        }
+    }
+    if options.runs("mixed") {
+        report.mixed(&mixed(binary, options.duration()).await?);
+    }
+    if options.runs("e2e") {
+        report.end_to_end(&end_to_end(binary, options.duration()).await?);
+    }
+    if options.runs("scale") {
+        report.scale(&crate::scale::run(binary, options.scale_messages, options.duration()).await?);
+    }
+    Ok(report)
+}
+
+fn messages(run: &'static str, address: std::net::SocketAddr, senders: Senders) -> CustomerMessages {
+    CustomerMessages {
+        run,
+        host: address.to_string(),
+        secret: Secret::parse(SECRET).expect("a valid secret"),
+        senders,
+    }
+}
+
+pub struct IngestFigures {
+    pub load: LoadResult,
+    pub idle_rss_mib: f64,
+    pub peak_rss_mib: f64,
+    /// Inbound messages in the store after the run, warm-up included.
+    pub stored: u64,
+    /// Acknowledged (202) messages, warm-up included.
+    pub acknowledged: u64,
+    pub store_bytes: u64,
+}
+
+async fn count_inbound(database: &Path) -> anyhow::Result<u64> {
+    let pool = sqlx::SqlitePool::connect(&format!("sqlite://{}?mode=ro", database.display())).await?;
+    let count: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM messages WHERE direction = 'inbound'")
+        .fetch_one(&pool)
+        .await?;
+    pool.close().await;
+    Ok(count as u64)
+}
+
+async fn ingest_daemon(binary: &Path, clients: usize, duration: Duration) -> anyhow::Result<IngestFigures> {
+    let dir = tempfile::tempdir()?;
+    let receiver = Receiver::start().await?;
+    let daemon = Daemon::start(binary, dir.path(), &receiver.url(), "").await?;
+    let address = daemon.process.address;
+    let idle_rss_mib = daemon.process.rss_mib().0;
+    let warm = load::run(
+        address,
+        clients,
+        WARMUP,
+        Arc::new(messages("warm", address, Senders::Base(CUSTOMER_BASE))),
+    )
+    .await;
+    let run = load::run(
+        address,
+        clients,
+        duration,
+        Arc::new(messages("run", address, Senders::Base(CUSTOMER_BASE))),
+    )
+    .await;
+    let peak_rss_mib = daemon.process.rss_mib().1;
+    let database = daemon.database();
+    daemon.process.stop()?;
+    let stored = count_inbound(&database).await?;
+    let store_bytes = std::fs::metadata(&database)?.len();
+    Ok(IngestFigures {
+        acknowledged: warm.accepted + run.accepted,
+        load: run,
+        idle_rss_mib,
+        peak_rss_mib,
+        stored,
+        store_bytes,
+    })
+}
+
+pub struct BareFigures {
+    pub load: LoadResult,
+    pub peak_rss_mib: f64,
+}
+
+async fn ingest_bare(clients: usize, duration: Duration) -> anyhow::Result<BareFigures> {
+    let mut command = Command::new(std::env::current_exe()?);
+    command.arg("bare-endpoint");
+    let bare = Process::start(command)?;
+    wait_ready(bare.address).await?;
+    let address = bare.address;
+    load::run(
+        address,
+        clients,
+        WARMUP,
+        Arc::new(messages("warm", address, Senders::Base(CUSTOMER_BASE))),
+    )
+    .await;
+    let run = load::run(
+        address,
+        clients,
+        duration,
+        Arc::new(messages("run", address, Senders::Base(CUSTOMER_BASE))),
+    )
+    .await;
+    let peak_rss_mib = bare.rss_mib().1;
+    bare.stop()?;
+    Ok(BareFigures {
+        load: run,
+        peak_rss_mib,
+    })
+}
+
+pub struct MixedFigures {
+    pub ingest: LoadResult,
+    pub queries: LoadResult,
+    pub peak_rss_mib: f64,
+    pub base_conversations: u64,
+}
+
+/// 80 % of messages from returning customers (joining their open conversation), 20 %
+/// from new ones (a conversation routed through 50 rules), while agents poll queues.
+async fn mixed(binary: &Path, duration: Duration) -> anyhow::Result<MixedFigures> {
+    const BASE: u64 = 2_000;
+    const INGEST_CLIENTS: usize = 64;
+    const AGENTS: usize = 4;
+    let dir = tempfile::tempdir()?;
+    let receiver = Receiver::start().await?;
+    let daemon = Daemon::start(binary, dir.path(), &receiver.url(), &fifty_rules()).await?;
+    let address = daemon.process.address;
+    let token = daemon.agent("bench", "support")?;
+    // The returning customers' conversations exist before the measurement.
+    let seed = load::run(
+        address,
+        INGEST_CLIENTS,
+        Duration::from_secs(2),
+        Arc::new(messages("seed", address, Senders::Base(BASE))),
+    )
+    .await;
+    if seed.accepted < BASE * 2 {
+        bail!(
+            "seeding the mixed scenario acknowledged only {} messages",
+            seed.accepted
+        );
+    }
+    let base_conversations = BASE;
+    let ingest = load::run(
+        address,
+        INGEST_CLIENTS,
+        duration,
+        Arc::new(messages(
+            "mixed",
+            address,
+            Senders::Mixed {
+                new_per_mille: 200,
+                base: BASE,
+            },
+        )),
+    );
+    let queue_paths = [
+        "/api/v1/conversations?team=billing&status=open",
+        "/api/v1/conversations?team=support&status=open",
+        "/api/v1/conversations?team=technical&status=open,pending",
+        "/api/v1/conversations?assignee=none&status=open&limit=50",
+        "/api/v1/conversations",
+    ];
+    let queries = load::run(
+        address,
+        AGENTS,
+        duration,
+        Arc::new(QueueQueries {
+            host: address.to_string(),
+            token,
+            paths: queue_paths.map(String::from).to_vec(),
+        }),
+    );
+    let (ingest, queries) = tokio::join!(ingest, queries);
+    let peak_rss_mib = daemon.process.rss_mib().1;
+    daemon.process.stop()?;
+    Ok(MixedFigures {
+        ingest,
+        queries,
+        peak_rss_mib,
+        base_conversations,
+    })
+}
+
+pub struct EndToEndFigures {
+    pub load: LoadResult,
+    /// From sending the message to the acknowledgement's arrival at the receiver.
+    pub latency_us: Histogram<u64>,
+    pub missing: u64,
+}
+
+/// Every message opens a conversation; its acknowledgement goes to the receiver.
+struct Timed {
+    inner: CustomerMessages,
+    sent: Mutex<Vec<(i64, Instant)>>,
+}
+
+impl Workload for Timed {
+    fn request(&self, client: usize, seq: u64) -> Request<Full<Bytes>> {
+        self.inner.request(client, seq)
+    }
+
+    fn accepted(&self, status: hyper::StatusCode) -> bool {
+        self.inner.accepted(status)
+    }
+
+    fn on_accepted(&self, started: Instant, body: &Bytes) {
+        if let Some(conversation) = serde_json::from_slice::<serde_json::Value>(body)
+            .ok()
+            .and_then(|b| b["conversation_id"].as_i64())
+        {
+            self.sent.lock().unwrap().push((conversation, started));
+        }
+    }
+}
+
+async fn end_to_end(binary: &Path, duration: Duration) -> anyhow::Result<EndToEndFigures> {
+    const CLIENTS: usize = 16;
+    let dir = tempfile::tempdir()?;
+    let receiver = Receiver::start().await?;
+    let daemon = Daemon::start(binary, dir.path(), &receiver.url(), "").await?;
+    let address = daemon.process.address;
+    let workload = Arc::new(Timed {
+        inner: messages("e2e", address, Senders::AllNew),
+        sent: Mutex::new(Vec::new()),
+    });
+    let run = load::run(address, CLIENTS, duration, Arc::clone(&workload) as Arc<dyn Workload>).await;
+    let expected = workload.sent.lock().unwrap().len();
+    let started = Instant::now();
+    while receiver.acknowledged() < expected && started.elapsed() < Duration::from_secs(60) {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    daemon.process.stop()?;
+    let arrivals = receiver.received.acknowledged.lock().unwrap();
+    let mut latency_us = load::histogram();
+    let mut missing = 0;
+    for (conversation, sent) in workload.sent.lock().unwrap().iter() {
+        match arrivals.get(conversation) {
+            Some(arrived) => latency_us.saturating_record(arrived.duration_since(*sent).as_micros() as u64),
+            None => missing += 1,
+        }
+    }
+    Ok(EndToEndFigures {
+        load: run,
+        latency_us,
+        missing,
+    })
+}
+
+/// The machine the figures come from.
+pub fn machine() -> serde_json::Value {
+    let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+    let model = cpuinfo
+        .lines()
+        .find_map(|l| l.strip_prefix("model name"))
+        .map(|l| l.trim_start_matches([' ', '\t', ':']).to_owned());
+    let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
+    let meminfo = std::fs::read_to_string("/proc/meminfo").unwrap_or_default();
+    let memory_gib = meminfo
+        .lines()
+        .find_map(|l| l.strip_prefix("MemTotal:"))
+        .and_then(|l| l.split_whitespace().next()?.parse::<f64>().ok())
+        .map(|kib| (kib / 1024.0 / 1024.0 * 10.0).round() / 10.0);
+    let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease")
+        .unwrap_or_default()
+        .trim()
+        .to_owned();
+    let disk = Command::new("df")
+        .args(["-h", "--output=source,fstype", "/tmp"])
+        .output()
+        .ok()
+        .map(|o| {
+            String::from_utf8_lossy(&o.stdout)
+                .lines()
+                .nth(1)
+                .unwrap_or_default()
+                .split_whitespace()
+                .collect::<Vec<_>>()
+                .join(" ")
+        });
+    json!({"cpu": model, "cores": cores, "memory_gib": memory_gib, "kernel": kernel, "temp_dir_filesystem": disk})
+}
