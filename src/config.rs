@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::net::SocketAddr;
 use std::path::Path;
+use std::sync::Arc;
 use std::time::Duration;
 
 use serde::Deserialize;
@@ -303,10 +304,10 @@ pub struct Settings {
     pub log_json: bool,
     pub outbox: OutboxSettings,
     /// `None` when acknowledgements are off everywhere.
-    pub acknowledgement: Option<AckTemplate>,
+    pub acknowledgement: Option<Arc<AckTemplate>>,
     pub teams: Vec<TeamSettings>,
     pub inboxes: Vec<InboxSettings>,
-    pub router: Router,
+    pub router: Arc<Router>,
 }
 
 #[derive(Debug, Clone)]
@@ -478,10 +479,9 @@ impl RawConfig {
         let teams = self.validate_teams()?;
         let inboxes = self.validate_inboxes()?;
         let acknowledgement = if self.acknowledgement.enabled {
-            Some(
-                AckTemplate::compile(&self.acknowledgement.template)
-                    .map_err(|problem| ConfigError::new("acknowledgement.template", problem))?,
-            )
+            Some(Arc::new(AckTemplate::compile(&self.acknowledgement.template).map_err(
+                |problem| ConfigError::new("acknowledgement.template", problem),
+            )?))
         } else {
             None
         };
@@ -497,7 +497,7 @@ impl RawConfig {
             acknowledgement,
             teams,
             inboxes,
-            router,
+            router: Arc::new(router),
         })
     }
 

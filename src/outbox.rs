@@ -289,14 +289,14 @@ mod tests {
         };
         let ack = AckTemplate::compile("Received").unwrap();
         let context = IngestContext {
-            inbox: &reference,
-            router: &Router::new(vec![], "support".into()),
-            acknowledgement: Some(&ack),
+            inbox: reference,
+            router: Arc::new(Router::new(vec![], "support".into())),
+            acknowledgement: Some(Arc::new(ack)),
             now,
             // Already expired when it is queued.
             expires_at: now - 1,
         };
-        let outcome = store.ingest(&context, &message).await.unwrap();
+        let outcome = store.ingest(context, message).await.unwrap();
 
         // Nothing listens on the callback port: were the message sent, the attempt would
         // fail with "could not connect" rather than the expiry reason.

@@ -11,7 +11,7 @@
 //! - `scenarios`: ingest against both servers, mixed load, end-to-end, scale.
 //! - `report`: the table and the JSON.
 //!
-//! Usage: `cargo run --release -p switchboard-bench -- [--seconds N] [--only NAME,…] [--json PATH]`
+//! Usage: `cargo run --release -p switchboard-bench -- [--seconds N] [--only NAME,…] [--clients N,…] [--json PATH]`
 
 mod bare;
 mod daemon;
@@ -35,6 +35,10 @@ pub struct Options {
     pub json: PathBuf,
     /// Messages seeded for the scale scenario.
     pub scale_messages: u64,
+    /// Client counts for the ingest scenario.
+    pub clients: Vec<usize>,
+    /// Skip the bare endpoint (for quick iterations on the daemon alone).
+    pub no_bare: bool,
 }
 
 impl Options {
@@ -44,6 +48,8 @@ impl Options {
             only: Vec::new(),
             json: PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../target/bench/results.json")),
             scale_messages: 1_000_000,
+            clients: scenarios::CLIENT_COUNTS.to_vec(),
+            no_bare: false,
         };
         let mut args = std::env::args().skip(1);
         while let Some(arg) = args.next() {
@@ -55,8 +61,15 @@ impl Options {
                 "--scale-messages" => {
                     options.scale_messages = value()?.parse().context("--scale-messages takes a number")?
                 }
+                "--no-bare" => options.no_bare = true,
+                "--clients" => {
+                    options.clients = value()?
+                        .split(',')
+                        .map(|n| n.parse().context("--clients takes numbers, e.g. 16,64"))
+                        .collect::<anyhow::Result<_>>()?
+                }
                 other => bail!(
-                    "unknown argument {other}; use --seconds N, --only ingest,mixed,e2e,scale, --json PATH, --scale-messages N"
+                    "unknown argument {other}; use --seconds N, --only ingest,mixed,e2e,scale, --clients 1,16,64,256, --no-bare, --json PATH, --scale-messages N"
                 ),
             }
         }

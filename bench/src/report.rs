@@ -63,19 +63,20 @@ impl Report {
         }
     }
 
-    pub fn ingest(&mut self, clients: usize, daemon: &IngestFigures, bare: &BareFigures) {
-        let ratio = daemon.load.per_second() / bare.load.per_second();
+    pub fn ingest(&mut self, clients: usize, daemon: &IngestFigures, bare: Option<&BareFigures>) {
+        let ratio = bare.map(|bare| daemon.load.per_second() / bare.load.per_second());
         let entry = json!({
             "daemon": load_json(&daemon.load),
-            "bare_endpoint": load_json(&bare.load),
-            "ratio_to_bare": (ratio * 1000.0).round() / 1000.0,
+            "bare_endpoint": bare.map(|bare| load_json(&bare.load)),
+            "ratio_to_bare": ratio.map(|ratio| (ratio * 1000.0).round() / 1000.0),
             "daemon_idle_rss_mib": daemon.idle_rss_mib,
             "daemon_peak_rss_mib": daemon.peak_rss_mib,
-            "bare_peak_rss_mib": bare.peak_rss_mib,
+            "bare_peak_rss_mib": bare.map(|bare| bare.peak_rss_mib),
             "acknowledged_including_warmup": daemon.acknowledged,
             "stored_inbound": daemon.stored,
             "store_matches_acknowledged": daemon.stored == daemon.acknowledged,
             "store_bytes": daemon.store_bytes,
+            "wal_bytes_at_end_of_load": daemon.wal_bytes,
             "store_bytes_per_100k_messages": (daemon.store_bytes as f64 / daemon.stored.max(1) as f64 * 100_000.0).round(),
         });
         self.json
@@ -86,13 +87,16 @@ impl Report {
             .push(entry);
         self.lines
             .push(row("ingest: daemon", &daemon.load, daemon.peak_rss_mib));
-        self.lines
-            .push(row("ingest: bare endpoint", &bare.load, bare.peak_rss_mib));
+        if let Some(bare) = bare {
+            self.lines
+                .push(row("ingest: bare endpoint", &bare.load, bare.peak_rss_mib));
+        }
+        let ratio = ratio.map_or_else(|| "-".to_owned(), |ratio| format!("{:.1}%", ratio * 100.0));
         self.lines.push(format!(
-            "{:<34} {:>7} {:>9.1}%   stored {} = acknowledged {}: {}",
+            "{:<34} {:>7} {:>10}   stored {} = acknowledged {}: {}",
             "  daemon / bare",
             clients,
-            ratio * 100.0,
+            ratio,
             daemon.stored,
             daemon.acknowledged,
             if daemon.stored == daemon.acknowledged {

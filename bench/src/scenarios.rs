@@ -28,10 +28,14 @@ const CUSTOMER_BASE: u64 = 10_000;
 pub async fn run_all(options: &Options, binary: &Path) -> anyhow::Result<Report> {
     let mut report = Report::new(options.seconds);
     if options.runs("ingest") {
-        for clients in CLIENT_COUNTS {
+        for &clients in &options.clients {
             let daemon = ingest_daemon(binary, clients, options.duration()).await?;
-            let bare = ingest_bare(clients, options.duration()).await?;
-            report.ingest(clients, &daemon, &bare);
+            let bare = if options.no_bare {
+                None
+            } else {
+                Some(ingest_bare(clients, options.duration()).await?)
+            };
+            report.ingest(clients, &daemon, bare.as_ref());
         }
     }
     if options.runs("mixed") {
@@ -64,6 +68,8 @@ pub struct IngestFigures {
     /// Acknowledged (202) messages, warm-up included.
     pub acknowledged: u64,
     pub store_bytes: u64,
+    /// The WAL's size at the end of the run: bounded by the checkpoints under load.
+    pub wal_bytes: u64,
 }
 
 async fn count_inbound(database: &Path) -> anyhow::Result<u64> {
@@ -97,6 +103,8 @@ async fn ingest_daemon(binary: &Path, clients: usize, duration: Duration) -> any
     .await;
     let peak_rss_mib = daemon.process.rss_mib().1;
     let database = daemon.database();
+    // Checked before the daemon stops, which checkpoints and removes it.
+    let wal_bytes = std::fs::metadata(dir.path().join("switchboard.db-wal")).map_or(0, |m| m.len());
     daemon.process.stop()?;
     let stored = count_inbound(&database).await?;
     let store_bytes = std::fs::metadata(&database)?.len();
@@ -107,6 +115,7 @@ async fn ingest_daemon(binary: &Path, clients: usize, duration: Duration) -> any
         peak_rss_mib,
         stored,
         store_bytes,
+        wal_bytes,
     })
 }
 

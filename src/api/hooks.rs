@@ -95,24 +95,24 @@ async fn receive_webhook(
     })?;
 
     let context = IngestContext {
-        inbox: &inbox.reference,
-        router: &state.settings.router,
+        inbox: inbox.reference.clone(),
+        router: Arc::clone(&state.settings.router),
         acknowledgement: state
             .settings
             .acknowledgement
-            .as_ref()
+            .clone()
             .filter(|_| inbox.settings.acknowledge),
         now: now_ms,
         expires_at: state.expires_at(now_ms),
     };
-    let outcome = state.store.ingest(&context, &message).await?;
+    let outcome = state.store.ingest(context, message).await?;
     if outcome.queued_outbound {
         state.outbox_wakeup.notify_one();
     }
     if outcome.duplicate {
         tracing::debug!(inbox = %inbox.reference.key, message_id = outcome.message_id, "duplicate delivery acknowledged");
     } else {
-        tracing::info!(
+        tracing::debug!(
             inbox = %inbox.reference.key,
             conversation_id = outcome.conversation_id,
             message_id = outcome.message_id,

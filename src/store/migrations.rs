@@ -11,7 +11,14 @@ use sqlx::migrate::{Migration, MigrationSource, MigrationType, Migrator};
 
 /// `(version, description, sql)`, in order. Applied migrations must never change:
 /// sqlx refuses to start when an applied migration's checksum differs.
-const MIGRATIONS: &[(i64, &str, &str)] = &[(1, "initial", include_str!("../../migrations/0001_initial.sql"))];
+const MIGRATIONS: &[(i64, &str, &str)] = &[
+    (1, "initial", include_str!("../../migrations/0001_initial.sql")),
+    (
+        2,
+        "assignee index without activity",
+        include_str!("../../migrations/0002_assignee_index_without_activity.sql"),
+    ),
+];
 
 #[derive(Debug)]
 struct Embedded;

@@ -10,6 +10,7 @@ pub mod migrations;
 pub mod sqlite;
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use async_trait::async_trait;
 use serde::Serialize;
@@ -22,7 +23,7 @@ use crate::templates::AckTemplate;
 
 pub type StoreResult<T> = Result<T, StoreError>;
 
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum StoreError {
     /// The thing named does not exist (HTTP 404).
     #[error("{0} not found")]
@@ -40,6 +41,12 @@ pub enum StoreError {
 
 impl From<sqlx::Error> for StoreError {
     fn from(err: sqlx::Error) -> StoreError {
+        StoreError::Backend(err.to_string())
+    }
+}
+
+impl From<rusqlite::Error> for StoreError {
+    fn from(err: rusqlite::Error) -> StoreError {
         StoreError::Backend(err.to_string())
     }
 }
@@ -81,11 +88,12 @@ pub struct Catalog {
 }
 
 /// What ingest needs besides the message: pure policies it runs inside the transaction.
-pub struct IngestContext<'a> {
-    pub inbox: &'a InboxRef,
-    pub router: &'a Router,
+/// Owned, so the work can move to the thread that writes.
+pub struct IngestContext {
+    pub inbox: InboxRef,
+    pub router: Arc<Router>,
     /// The acknowledgement for new conversations; `None` when this inbox sends none.
-    pub acknowledgement: Option<&'a AckTemplate>,
+    pub acknowledgement: Option<Arc<AckTemplate>>,
     pub now: i64,
     /// When an outbound message queued now stops being worth sending.
     pub expires_at: i64,
@@ -365,7 +373,7 @@ pub trait Store: Send + Sync + 'static {
 
     /// Stores one inbound message, in one transaction: dedupe, contact, threading,
     /// routing of a new conversation, the message, its events, and the acknowledgement.
-    async fn ingest(&self, context: &IngestContext<'_>, message: &InboundMessage) -> StoreResult<IngestOutcome>;
+    async fn ingest(&self, context: IngestContext, message: InboundMessage) -> StoreResult<IngestOutcome>;
 
     async fn create_agent(&self, agent: NewAgent, now: i64) -> StoreResult<Agent>;
     async fn agent_by_token_hash(&self, token_hash: &[u8]) -> StoreResult<Option<Agent>>;

@@ -1,0 +1,180 @@
+//! The embedded SQLite store.
+//!
+//! - `writer`: the one thread that writes, committing concurrent writes in groups.
+//! - `write`: every change (ingest, agent actions, outbox bookkeeping), run there.
+//! - `read`: every query, through sqlx's async pool of read connections.
+//!
+//! WAL journal with `synchronous = FULL`: a commit is on disk before its callers hear
+//! back, so a message acknowledged to its sender survives a crash or a power cut. The
+//! schema's migrations run through sqlx's migrator at open.
+
+mod read;
+mod write;
+mod writer;
+
+use std::path::Path;
+use std::str::FromStr;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::{Connection, SqliteConnection, SqlitePool};
+use switchboard_connector_core::InboundMessage;
+
+use super::*;
+use read::MessageScope;
+use writer::Writer;
+
+/// Read connections: agents' list and detail queries run on them in parallel.
+const READERS: u32 = 4;
+/// How long a read waits for a lock another process holds.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+
+pub struct SqliteStore {
+    reader: SqlitePool,
+    /// Dropped last: its thread finishes queued writes and closes the file cleanly.
+    writer: Writer,
+}
+
+impl SqliteStore {
+    /// Opens (creating when missing) the database at a `sqlite://PATH` URL and runs the
+    /// migrations it has not seen yet.
+    pub async fn open(url: &str) -> StoreResult<SqliteStore> {
+        let options = SqliteConnectOptions::from_str(url)
+            .map_err(|err| StoreError::Backend(format!("`{url}` is not a SQLite URL: {err}")))?
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Full)
+            .busy_timeout(BUSY_TIMEOUT)
+            .foreign_keys(true);
+        let path = options.get_filename().to_owned();
+        if let Some(folder) = path.parent().filter(|folder| !folder.as_os_str().is_empty()) {
+            create_folder(folder)?;
+        }
+        let mut migrating = SqliteConnection::connect_with(&options).await?;
+        super::migrations::migrator().await?.run(&mut migrating).await?;
+        migrating.close().await?;
+        let writer = Writer::open(&path)?;
+        let reader = SqlitePoolOptions::new()
+            .max_connections(READERS)
+            .connect_with(options)
+            .await?;
+        Ok(SqliteStore { reader, writer })
+    }
+}
+
+fn create_folder(folder: &Path) -> StoreResult<()> {
+    std::fs::create_dir_all(folder)
+        .map_err(|err| StoreError::Backend(format!("cannot create the database folder {}: {err}", folder.display())))
+}
+
+/// A stored vocabulary name back into its enum; anything else is a corrupt database.
+fn vocabulary<T>(parse: fn(&str) -> Option<T>, text: &str) -> StoreResult<T> {
+    parse(text).ok_or_else(|| StoreError::Backend(format!("unexpected value `{text}` in the database")))
+}
+
+fn json_column<T: serde::de::DeserializeOwned>(text: &str) -> StoreResult<T> {
+    serde_json::from_str(text).map_err(|err| StoreError::Backend(format!("unreadable JSON in the database: {err}")))
+}
+
+#[async_trait]
+impl Store for SqliteStore {
+    async fn ping(&self) -> StoreResult<()> {
+        read::ping(&self.reader).await
+    }
+
+    async fn sync_catalog(&self, teams: &[TeamSpec], inboxes: &[InboxSpec], now: i64) -> StoreResult<Catalog> {
+        let (teams, inboxes) = (teams.to_vec(), inboxes.to_vec());
+        self.writer
+            .write(move |conn| write::sync_catalog(conn, &teams, &inboxes, now))
+            .await
+    }
+
+    async fn ingest(&self, context: IngestContext, message: InboundMessage) -> StoreResult<IngestOutcome> {
+        self.writer
+            .write(move |conn| write::ingest(conn, &context, &message))
+            .await
+    }
+
+    async fn create_agent(&self, agent: NewAgent, now: i64) -> StoreResult<Agent> {
+        self.writer
+            .write(move |conn| write::create_agent(conn, &agent, now))
+            .await
+    }
+
+    async fn agent_by_token_hash(&self, token_hash: &[u8]) -> StoreResult<Option<Agent>> {
+        read::agent_by_token_hash(&self.reader, token_hash).await
+    }
+
+    async fn list_agents(&self) -> StoreResult<Vec<Agent>> {
+        read::list_agents(&self.reader).await
+    }
+
+    async fn team_summaries(&self) -> StoreResult<Vec<TeamSummary>> {
+        read::team_summaries(&self.reader).await
+    }
+
+    async fn list_conversations(
+        &self,
+        filter: &ConversationFilter,
+        after: Option<Cursor>,
+        limit: u32,
+    ) -> StoreResult<ConversationPage> {
+        read::list_conversations(&self.reader, filter, after, limit).await
+    }
+
+    async fn conversation(&self, id: i64) -> StoreResult<ConversationDetail> {
+        read::conversation(&self.reader, id).await
+    }
+
+    async fn add_agent_message(&self, new: NewAgentMessage) -> StoreResult<MessageView> {
+        let message_id = self
+            .writer
+            .write(move |conn| write::add_agent_message(conn, &new))
+            .await?;
+        let mut conn = self.reader.acquire().await?;
+        read::message_views(&mut conn, MessageScope::Message(message_id))
+            .await?
+            .pop()
+            .ok_or(StoreError::NotFound("message"))
+    }
+
+    async fn update_conversation(
+        &self,
+        id: i64,
+        agent_id: i64,
+        changes: &ConversationChanges,
+        now: i64,
+    ) -> StoreResult<ConversationDetail> {
+        let changes = changes.clone();
+        self.writer
+            .write(move |conn| write::update_conversation(conn, id, agent_id, &changes, now))
+            .await?;
+        read::conversation(&self.reader, id).await
+    }
+
+    async fn attachment(&self, id: i64) -> StoreResult<AttachmentData> {
+        read::attachment(&self.reader, id).await
+    }
+
+    async fn release_in_flight(&self, now: i64) -> StoreResult<u64> {
+        self.writer.write(move |conn| write::release_in_flight(conn, now)).await
+    }
+
+    async fn claim_deliveries(&self, now: i64, limit: u32, lease_until: i64) -> StoreResult<Vec<Delivery>> {
+        self.writer
+            .write(move |conn| write::claim_deliveries(conn, now, limit, lease_until))
+            .await
+    }
+
+    async fn record_delivery(&self, outbox_id: i64, result: &DeliveryResult, now: i64) -> StoreResult<()> {
+        let result = result.clone();
+        self.writer
+            .write(move |conn| write::record_delivery(conn, outbox_id, &result, now))
+            .await
+    }
+
+    async fn next_delivery_due(&self) -> StoreResult<Option<i64>> {
+        read::next_delivery_due(&self.reader).await
+    }
+}

@@ -1,0 +1,856 @@
+//! Every change to the SQLite store. Each function runs on the writer thread inside its
+//! own savepoint of a group transaction (see `writer.rs`), so it either applies whole or
+//! not at all, and its caller hears back only after the commit.
+
+use std::collections::BTreeMap;
+
+use rusqlite::{Connection, OptionalExtension, params};
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+use switchboard_connector_core::{InboundMessage, OutboundKind, OutboundMessage};
+
+use super::{json_column, vocabulary};
+use crate::model::{ActorKind, Direction, MessageKind, Priority, Status, Timestamp};
+use crate::router::RouteInput;
+use crate::store::{
+    Agent, AgentSelector, Catalog, ConversationChanges, Delivery, DeliveryResult, InboxRef, InboxSpec, IngestContext,
+    IngestOutcome, NewAgent, NewAgentMessage, StoreError, StoreResult, TeamSpec,
+};
+use crate::templates::{AckContact, AckContext, AckConversation, AckInbox};
+
+/// An event to write with the change that caused it. Events record changes of a
+/// conversation's state (created, routed, assigned, transferred, status); a message is
+/// its own record and gets no event row: that row's index entry would be one more page
+/// written at a random place for every message, the costliest thing ingest does.
+struct NewEvent {
+    kind: &'static str,
+    actor_kind: ActorKind,
+    actor_id: Option<i64>,
+    data: Value,
+}
+
+impl NewEvent {
+    fn system(kind: &'static str, data: Value) -> NewEvent {
+        NewEvent {
+            kind,
+            actor_kind: ActorKind::System,
+            actor_id: None,
+            data,
+        }
+    }
+
+    fn by_agent(kind: &'static str, agent_id: i64, data: Value) -> NewEvent {
+        NewEvent {
+            kind,
+            actor_kind: ActorKind::Agent,
+            actor_id: Some(agent_id),
+            data,
+        }
+    }
+
+    fn by_contact(kind: &'static str, contact_id: i64, data: Value) -> NewEvent {
+        NewEvent {
+            kind,
+            actor_kind: ActorKind::Contact,
+            actor_id: Some(contact_id),
+            data,
+        }
+    }
+}
+
+fn insert_events(conn: &Connection, conversation_id: i64, events: &[NewEvent], now: i64) -> StoreResult<()> {
+    let mut insert = conn.prepare_cached(
+        "INSERT INTO events (conversation_id, kind, actor_kind, actor_id, data, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+    )?;
+    for event in events {
+        insert.execute(params![
+            conversation_id,
+            event.kind,
+            event.actor_kind.as_str(),
+            event.actor_id,
+            event.data.to_string(),
+            now
+        ])?;
+    }
+    Ok(())
+}
+
+/// A message row to insert.
+struct NewMessage<'a> {
+    conversation_id: i64,
+    inbox_id: i64,
+    direction: Direction,
+    kind: MessageKind,
+    author_kind: ActorKind,
+    author_id: Option<i64>,
+    text: &'a str,
+    html: Option<&'a str>,
+    external_id: Option<&'a str>,
+    language: Option<&'a str>,
+    metadata: Option<String>,
+}
+
+fn insert_message(conn: &Connection, message: NewMessage<'_>, now: i64) -> StoreResult<i64> {
+    Ok(conn
+        .prepare_cached(
+            "INSERT INTO messages (conversation_id, inbox_id, direction, kind, author_kind, author_id, text, html,
+                                   external_id, language, metadata, created_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12) RETURNING id",
+        )?
+        .query_row(
+            params![
+                message.conversation_id,
+                message.inbox_id,
+                message.direction.as_str(),
+                message.kind.as_str(),
+                message.author_kind.as_str(),
+                message.author_id,
+                message.text,
+                message.html,
+                message.external_id,
+                message.language,
+                message.metadata,
+                now
+            ],
+            |row| row.get(0),
+        )?)
+}
+
+fn insert_outbox(
+    conn: &Connection,
+    message_id: i64,
+    conversation_id: i64,
+    inbox_id: i64,
+    now: i64,
+    expires_at: i64,
+) -> StoreResult<()> {
+    conn.prepare_cached(
+        "INSERT INTO outbox (message_id, conversation_id, inbox_id, status, next_attempt_at, expires_at, created_at, updated_at)
+         VALUES (?1, ?2, ?3, 'scheduled', ?4, ?5, ?4, ?4)",
+    )?
+    .execute(params![message_id, conversation_id, inbox_id, now, expires_at])?;
+    Ok(())
+}
+
+fn sha256_hex(data: &[u8]) -> String {
+    Sha256::digest(data).iter().map(|byte| format!("{byte:02x}")).collect()
+}
+
+fn team(conn: &Connection, key: &str) -> StoreResult<Option<(i64, String)>> {
+    Ok(conn
+        .prepare_cached("SELECT id, name FROM teams WHERE key = ?1 AND active = 1")?
+        .query_row([key], |row| Ok((row.get(0)?, row.get(1)?)))
+        .optional()?)
+}
+
+pub fn sync_catalog(conn: &Connection, teams: &[TeamSpec], inboxes: &[InboxSpec], now: i64) -> StoreResult<Catalog> {
+    conn.execute("UPDATE teams SET active = 0", [])?;
+    for team in teams {
+        conn.prepare_cached(
+            "INSERT INTO teams (key, name, active, created_at) VALUES (?1, ?2, 1, ?3)
+             ON CONFLICT (key) DO UPDATE SET name = excluded.name, active = 1",
+        )?
+        .execute(params![team.key, team.name, now])?;
+    }
+    conn.execute("UPDATE inboxes SET active = 0", [])?;
+    let mut catalog = Catalog::default();
+    for inbox in inboxes {
+        let (id, kind): (i64, String) = conn
+            .prepare_cached(
+                "INSERT INTO inboxes (key, name, kind, active, created_at) VALUES (?1, ?2, ?3, 1, ?4)
+                 ON CONFLICT (key) DO UPDATE SET name = excluded.name, active = 1
+                 RETURNING id, kind",
+            )?
+            .query_row(params![inbox.key, inbox.name, inbox.channel.as_str(), now], |row| {
+                Ok((row.get(0)?, row.get(1)?))
+            })?;
+        if kind != inbox.channel.as_str() {
+            return Err(StoreError::Conflict(format!(
+                "inbox `{}` holds {kind} conversations and cannot become a {} inbox; give the new channel its own key",
+                inbox.key, inbox.channel
+            )));
+        }
+        let reference = InboxRef {
+            id,
+            key: inbox.key.clone(),
+            name: inbox.name.clone(),
+            channel: inbox.channel,
+        };
+        catalog.inboxes.insert(inbox.key.clone(), reference);
+    }
+    Ok(catalog)
+}
+
+/// The contact behind an inbound message, after merging what the message says of them.
+struct ContactRow {
+    contact_id: i64,
+    identity_id: i64,
+    name: Option<String>,
+    email: Option<String>,
+    language: Option<String>,
+    metadata: BTreeMap<String, Value>,
+}
+
+/// Finds the contact by the sender's identity in this inbox, or creates both. What the
+/// channel now says of them (name, email, language, attributes) replaces what we had.
+fn find_or_create_contact(
+    conn: &Connection,
+    context: &IngestContext,
+    message: &InboundMessage,
+) -> StoreResult<ContactRow> {
+    let sender = &message.sender;
+    let existing = conn
+        .prepare_cached(
+            "SELECT ci.id, c.id, c.name, c.email, c.language, c.metadata
+             FROM contact_identities ci JOIN contacts c ON c.id = ci.contact_id
+             WHERE ci.inbox_id = ?1 AND ci.external_id = ?2",
+        )?
+        .query_row(params![context.inbox.id, sender.external_id], |row| {
+            Ok((
+                row.get(0)?,
+                row.get(1)?,
+                row.get(2)?,
+                row.get(3)?,
+                row.get(4)?,
+                row.get::<_, String>(5)?,
+            ))
+        })
+        .optional()?;
+
+    let Some((identity_id, contact_id, name, email, language, metadata)) = existing else {
+        let metadata = serde_json::to_string(&message.metadata).unwrap_or_else(|_| "{}".into());
+        let contact_id: i64 = conn
+            .prepare_cached(
+                "INSERT INTO contacts (name, email, language, metadata, created_at, updated_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?5) RETURNING id",
+            )?
+            .query_row(
+                params![sender.name, sender.email, message.language, metadata, context.now],
+                |row| row.get(0),
+            )?;
+        let identity_id: i64 = conn
+            .prepare_cached(
+                "INSERT INTO contact_identities (contact_id, inbox_id, channel, external_id, created_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5) RETURNING id",
+            )?
+            .query_row(
+                params![
+                    contact_id,
+                    context.inbox.id,
+                    context.inbox.channel.as_str(),
+                    sender.external_id,
+                    context.now
+                ],
+                |row| row.get(0),
+            )?;
+        return Ok(ContactRow {
+            contact_id,
+            identity_id,
+            name: sender.name.clone(),
+            email: sender.email.clone(),
+            language: message.language.clone(),
+            metadata: message.metadata.clone(),
+        });
+    };
+
+    let mut contact = ContactRow {
+        contact_id,
+        identity_id,
+        name,
+        email,
+        language,
+        metadata: json_column(&metadata)?,
+    };
+    let mut changed = false;
+    for (field, new) in [
+        (&mut contact.name, &sender.name),
+        (&mut contact.email, &sender.email),
+        (&mut contact.language, &message.language),
+    ] {
+        if new.is_some() && field != new {
+            field.clone_from(new);
+            changed = true;
+        }
+    }
+    for (key, value) in &message.metadata {
+        if contact.metadata.get(key) != Some(value) {
+            contact.metadata.insert(key.clone(), value.clone());
+            changed = true;
+        }
+    }
+    if changed {
+        conn.prepare_cached(
+            "UPDATE contacts SET name = ?1, email = ?2, language = ?3, metadata = ?4, updated_at = ?5 WHERE id = ?6",
+        )?
+        .execute(params![
+            contact.name,
+            contact.email,
+            contact.language,
+            serde_json::to_string(&contact.metadata).unwrap_or_else(|_| "{}".into()),
+            context.now,
+            contact.contact_id
+        ])?;
+    }
+    Ok(contact)
+}
+
+/// The conversation a new message of this contact joins, if any.
+///
+/// With a thread key: the contact's conversation with that key unless it is closed
+/// (a resolved one reopens: the customer continues that thread). Without: the contact's
+/// most recently active unresolved conversation in this inbox that has no thread key.
+/// Conversations of other contacts are never joined, whatever key they carry.
+fn find_thread(
+    conn: &Connection,
+    inbox_id: i64,
+    contact_id: i64,
+    thread: Option<&str>,
+) -> StoreResult<Option<(i64, Status)>> {
+    let row: Option<(i64, String)> = match thread {
+        Some(key) => conn
+            .prepare_cached(
+                "SELECT id, status FROM conversations
+                 WHERE contact_id = ?1 AND inbox_id = ?2 AND thread_key = ?3 AND status != 'closed'
+                 ORDER BY id DESC LIMIT 1",
+            )?
+            .query_row(params![contact_id, inbox_id, key], |row| Ok((row.get(0)?, row.get(1)?)))
+            .optional()?,
+        None => conn
+            .prepare_cached(
+                "SELECT id, status FROM conversations
+                 WHERE contact_id = ?1 AND inbox_id = ?2 AND thread_key IS NULL
+                   AND status IN ('open', 'pending', 'snoozed')
+                 ORDER BY last_activity_at DESC, id DESC LIMIT 1",
+            )?
+            .query_row(params![contact_id, inbox_id], |row| Ok((row.get(0)?, row.get(1)?)))
+            .optional()?,
+    };
+    row.map(|(id, status)| Ok((id, vocabulary(Status::parse, &status)?)))
+        .transpose()
+}
+
+pub fn ingest(conn: &Connection, context: &IngestContext, message: &InboundMessage) -> StoreResult<IngestOutcome> {
+    let now = context.now;
+    let inbox = &context.inbox;
+
+    let duplicate = conn
+        .prepare_cached("SELECT id, conversation_id FROM messages WHERE inbox_id = ?1 AND external_id = ?2")?
+        .query_row(params![inbox.id, message.external_id], |row| {
+            Ok((row.get(0)?, row.get(1)?))
+        })
+        .optional()?;
+    if let Some((message_id, conversation_id)) = duplicate {
+        return Ok(IngestOutcome {
+            conversation_id,
+            message_id,
+            duplicate: true,
+            created_conversation: false,
+            queued_outbound: false,
+        });
+    }
+
+    let contact = find_or_create_contact(conn, context, message)?;
+    let language = message.language.as_deref().or(contact.language.as_deref());
+    let mut events = Vec::new();
+    let existing = find_thread(conn, inbox.id, contact.contact_id, message.thread.as_deref())?;
+    let (conversation_id, routed) = match existing {
+        Some((id, status)) => {
+            if status != Status::Open {
+                events.push(NewEvent::by_contact(
+                    "conversation.status_changed",
+                    contact.contact_id,
+                    json!({"from": status, "to": Status::Open, "reason": "customer_message"}),
+                ));
+            }
+            (id, None)
+        }
+        None => {
+            let decision = context.router.route(&RouteInput {
+                inbox: &inbox.key,
+                channel: inbox.channel,
+                subject: message.subject.as_deref(),
+                text: &message.text,
+                language,
+                metadata: &contact.metadata,
+            });
+            let team = team(conn, &decision.team)?;
+            let id: i64 = conn
+                .prepare_cached(
+                    "INSERT INTO conversations (inbox_id, contact_id, identity_id, thread_key, subject, status, priority,
+                                                team_id, labels, language, created_at, updated_at, last_activity_at)
+                     VALUES (?1, ?2, ?3, ?4, ?5, 'open', ?6, ?7, ?8, ?9, ?10, ?10, ?10) RETURNING id",
+                )?
+                .query_row(
+                    params![
+                        inbox.id,
+                        contact.contact_id,
+                        contact.identity_id,
+                        message.thread,
+                        message.subject,
+                        decision.priority.as_str(),
+                        team.as_ref().map(|(id, _)| *id),
+                        serde_json::to_string(&decision.labels).unwrap_or_else(|_| "[]".into()),
+                        language,
+                        now
+                    ],
+                    |row| row.get(0),
+                )?;
+            events.push(NewEvent::by_contact(
+                "conversation.created",
+                contact.contact_id,
+                json!({"inbox": inbox.key, "channel": inbox.channel, "thread": message.thread}),
+            ));
+            events.push(NewEvent::system(
+                "conversation.routed",
+                json!({"rule": decision.rule, "team": decision.team, "priority": decision.priority, "labels": decision.labels}),
+            ));
+            (id, Some((decision, team)))
+        }
+    };
+
+    let metadata = (!message.metadata.is_empty()).then(|| serde_json::to_string(&message.metadata).unwrap_or_default());
+    let message_id = insert_message(
+        conn,
+        NewMessage {
+            conversation_id,
+            inbox_id: inbox.id,
+            direction: Direction::Inbound,
+            kind: MessageKind::Message,
+            author_kind: ActorKind::Contact,
+            author_id: Some(contact.contact_id),
+            text: &message.text,
+            html: message.html.as_deref(),
+            external_id: Some(&message.external_id),
+            language: message.language.as_deref(),
+            metadata,
+        },
+        now,
+    )?;
+    for attachment in &message.attachments {
+        let sha256 = sha256_hex(&attachment.data);
+        let size = attachment.data.len() as i64;
+        conn.prepare_cached(
+            "INSERT INTO blobs (sha256, size, data, created_at) VALUES (?1, ?2, ?3, ?4) ON CONFLICT (sha256) DO NOTHING",
+        )?
+        .execute(params![sha256, size, attachment.data, now])?;
+        conn.prepare_cached(
+            "INSERT INTO attachments (message_id, blob_sha256, filename, content_type, size) VALUES (?1, ?2, ?3, ?4, ?5)",
+        )?
+        .execute(params![message_id, sha256, attachment.filename, attachment.content_type, size])?;
+    }
+
+    let mut queued_outbound = false;
+    if let (Some((decision, team)), Some(template)) = (&routed, &context.acknowledgement) {
+        let ack_context = AckContext {
+            contact: AckContact {
+                name: contact.name.clone(),
+                email: contact.email.clone(),
+            },
+            conversation: AckConversation {
+                id: conversation_id,
+                reference: format!("#{conversation_id}"),
+                team: team
+                    .as_ref()
+                    .map_or_else(|| decision.team.clone(), |(_, name)| name.clone()),
+                priority: decision.priority.to_string(),
+            },
+            inbox: AckInbox {
+                key: inbox.key.clone(),
+                name: inbox.name.clone(),
+            },
+        };
+        match template.render(&ack_context) {
+            Ok(text) => {
+                let ack_id = insert_message(
+                    conn,
+                    NewMessage {
+                        conversation_id,
+                        inbox_id: inbox.id,
+                        direction: Direction::Outbound,
+                        kind: MessageKind::StatusUpdate,
+                        author_kind: ActorKind::System,
+                        author_id: None,
+                        text: &text,
+                        html: None,
+                        external_id: None,
+                        language: None,
+                        metadata: None,
+                    },
+                    now,
+                )?;
+                insert_outbox(conn, ack_id, conversation_id, inbox.id, now, context.expires_at)?;
+                queued_outbound = true;
+            }
+            // Validated at start with sample values, so this is data the sample did
+            // not foresee; the customer's message must still be taken.
+            Err(error) => {
+                tracing::warn!(conversation_id, %error, "acknowledgement template failed to render");
+                events.push(NewEvent::system("acknowledgement.failed", json!({"error": error})));
+            }
+        }
+    }
+
+    conn.prepare_cached(
+        "UPDATE conversations SET status = 'open', resolved_at = NULL, last_activity_at = ?1, updated_at = ?1,
+                last_message_id = ?2, language = COALESCE(language, ?3)
+         WHERE id = ?4",
+    )?
+    .execute(params![now, message_id, language, conversation_id])?;
+    insert_events(conn, conversation_id, &events, now)?;
+    Ok(IngestOutcome {
+        conversation_id,
+        message_id,
+        duplicate: false,
+        created_conversation: routed.is_some(),
+        queued_outbound,
+    })
+}
+
+pub fn create_agent(conn: &Connection, agent: &NewAgent, now: i64) -> StoreResult<Agent> {
+    let Some((team_id, _)) = team(conn, &agent.team)? else {
+        return Err(StoreError::Invalid {
+            field: "team",
+            problem: format!("`{}` is not a configured team", agent.team),
+        });
+    };
+    let taken = conn
+        .prepare_cached("SELECT 1 FROM agents WHERE name = ?1")?
+        .exists([&agent.name])?;
+    if taken {
+        return Err(StoreError::Conflict(format!(
+            "an agent named `{}` already exists",
+            agent.name
+        )));
+    }
+    let id: i64 = conn
+        .prepare_cached(
+            "INSERT INTO agents (name, role, team_id, token_hash, created_at) VALUES (?1, ?2, ?3, ?4, ?5) RETURNING id",
+        )?
+        .query_row(
+            params![agent.name, agent.role.as_str(), team_id, agent.token_hash, now],
+            |row| row.get(0),
+        )?;
+    Ok(Agent {
+        id,
+        name: agent.name.clone(),
+        role: agent.role,
+        team: Some(agent.team.clone()),
+        created_at: Timestamp(now),
+    })
+}
+
+/// Stores an agent's reply (with its outbox row) or note; returns the message id.
+pub fn add_agent_message(conn: &Connection, new: &NewAgentMessage) -> StoreResult<i64> {
+    let (status, inbox_id, assignee): (String, i64, Option<i64>) = conn
+        .prepare_cached("SELECT status, inbox_id, assignee_id FROM conversations WHERE id = ?1")?
+        .query_row([new.conversation_id], |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)))
+        .optional()?
+        .ok_or(StoreError::NotFound("conversation"))?;
+    if !new.private && vocabulary(Status::parse, &status)? == Status::Closed {
+        return Err(StoreError::Conflict(format!(
+            "conversation #{} is closed; reopen it (status open) before replying",
+            new.conversation_id
+        )));
+    }
+    let (direction, kind) = if new.private {
+        (Direction::Note, MessageKind::Note)
+    } else {
+        (Direction::Outbound, MessageKind::Reply)
+    };
+    let message_id = insert_message(
+        conn,
+        NewMessage {
+            conversation_id: new.conversation_id,
+            inbox_id,
+            direction,
+            kind,
+            author_kind: ActorKind::Agent,
+            author_id: Some(new.agent_id),
+            text: &new.text,
+            html: None,
+            external_id: None,
+            language: None,
+            metadata: None,
+        },
+        new.now,
+    )?;
+    let mut events = Vec::new();
+    let public = !new.private;
+    if public {
+        insert_outbox(conn, message_id, new.conversation_id, inbox_id, new.now, new.expires_at)?;
+        // Whoever answers an unassigned conversation owns it, as in most help desks:
+        // the customer's next message then reaches the agent they talked to.
+        if assignee.is_none() {
+            events.push(NewEvent::by_agent(
+                "conversation.assigned",
+                new.agent_id,
+                json!({"from": null, "to": new.agent_id, "reason": "replied"}),
+            ));
+        }
+    }
+    conn.prepare_cached(
+        "UPDATE conversations SET last_activity_at = ?1, updated_at = ?1, last_message_id = ?2,
+                first_response_at = CASE WHEN ?3 THEN COALESCE(first_response_at, ?1) ELSE first_response_at END,
+                assignee_id = CASE WHEN ?3 THEN COALESCE(assignee_id, ?4) ELSE assignee_id END
+         WHERE id = ?5",
+    )?
+    .execute(params![new.now, message_id, public, new.agent_id, new.conversation_id])?;
+    insert_events(conn, new.conversation_id, &events, new.now)?;
+    Ok(message_id)
+}
+
+/// The id of the agent a selector names; an unknown one is the caller's mistake.
+fn resolve_agent(conn: &Connection, selector: &AgentSelector) -> StoreResult<i64> {
+    let (found, problem) = match selector {
+        AgentSelector::Id(id) => (
+            conn.prepare_cached("SELECT id FROM agents WHERE id = ?1")?
+                .query_row([id], |row| row.get(0))
+                .optional()?,
+            format!("no agent has id {id}"),
+        ),
+        AgentSelector::Name(name) => (
+            conn.prepare_cached("SELECT id FROM agents WHERE name = ?1")?
+                .query_row([name], |row| row.get(0))
+                .optional()?,
+            format!("no agent is named `{name}`"),
+        ),
+    };
+    found.ok_or(StoreError::Invalid {
+        field: "assignee",
+        problem,
+    })
+}
+
+pub fn update_conversation(
+    conn: &Connection,
+    id: i64,
+    agent_id: i64,
+    changes: &ConversationChanges,
+    now: i64,
+) -> StoreResult<()> {
+    type Row = (
+        String,
+        String,
+        Option<i64>,
+        Option<i64>,
+        Option<String>,
+        i64,
+        Option<i64>,
+    );
+    let (status, priority, mut assignee, mut team_id, team_key, mut transfer_count, mut resolved_at): Row = conn
+        .prepare_cached(
+            "SELECT c.status, c.priority, c.assignee_id, c.team_id, t.key, c.transfer_count, c.resolved_at
+             FROM conversations c LEFT JOIN teams t ON t.id = c.team_id WHERE c.id = ?1",
+        )?
+        .query_row([id], |row| {
+            Ok((
+                row.get(0)?,
+                row.get(1)?,
+                row.get(2)?,
+                row.get(3)?,
+                row.get(4)?,
+                row.get(5)?,
+                row.get(6)?,
+            ))
+        })
+        .optional()?
+        .ok_or(StoreError::NotFound("conversation"))?;
+    let mut status = vocabulary(Status::parse, &status)?;
+    let mut priority = vocabulary(Priority::parse, &priority)?;
+    let mut events = Vec::new();
+
+    if let Some(new_status) = changes.status
+        && new_status != status
+    {
+        events.push(NewEvent::by_agent(
+            "conversation.status_changed",
+            agent_id,
+            json!({"from": status, "to": new_status}),
+        ));
+        resolved_at = (new_status == Status::Resolved)
+            .then_some(now)
+            .or(resolved_at.filter(|_| new_status == Status::Closed));
+        status = new_status;
+    }
+    if let Some(new_priority) = changes.priority
+        && new_priority != priority
+    {
+        events.push(NewEvent::by_agent(
+            "conversation.priority_changed",
+            agent_id,
+            json!({"from": priority, "to": new_priority}),
+        ));
+        priority = new_priority;
+    }
+    if let Some(selector) = &changes.assignee {
+        let target = selector
+            .as_ref()
+            .map(|selector| resolve_agent(conn, selector))
+            .transpose()?;
+        if target != assignee {
+            events.push(NewEvent::by_agent(
+                "conversation.assigned",
+                agent_id,
+                json!({"from": assignee, "to": target}),
+            ));
+            assignee = target;
+        }
+    }
+    if let Some(new_team) = &changes.team {
+        let Some((new_team_id, _)) = team(conn, new_team)? else {
+            return Err(StoreError::Invalid {
+                field: "team",
+                problem: format!("`{new_team}` is not a configured team"),
+            });
+        };
+        if team_id != Some(new_team_id) {
+            events.push(NewEvent::by_agent(
+                "conversation.transferred",
+                agent_id,
+                json!({"from": team_key, "to": new_team}),
+            ));
+            team_id = Some(new_team_id);
+            transfer_count += 1;
+            // The new team's queue decides who works on it, unless this same change
+            // names an assignee: an agent of another team keeps no hold on it.
+            if changes.assignee.is_none()
+                && let Some(current) = assignee
+            {
+                let current_team: Option<i64> = conn
+                    .prepare_cached("SELECT team_id FROM agents WHERE id = ?1")?
+                    .query_row([current], |row| row.get(0))?;
+                if current_team != Some(new_team_id) {
+                    events.push(NewEvent::by_agent(
+                        "conversation.assigned",
+                        agent_id,
+                        json!({"from": current, "to": null, "reason": "transferred"}),
+                    ));
+                    assignee = None;
+                }
+            }
+        }
+    }
+    if events.is_empty() {
+        return Ok(());
+    }
+    conn.prepare_cached(
+        "UPDATE conversations SET status = ?1, priority = ?2, assignee_id = ?3, team_id = ?4, transfer_count = ?5,
+                resolved_at = ?6, updated_at = ?7
+         WHERE id = ?8",
+    )?
+    .execute(params![
+        status.as_str(),
+        priority.as_str(),
+        assignee,
+        team_id,
+        transfer_count,
+        resolved_at,
+        now,
+        id
+    ])?;
+    insert_events(conn, id, &events, now)
+}
+
+pub fn release_in_flight(conn: &Connection, now: i64) -> StoreResult<u64> {
+    let released = conn.execute(
+        "UPDATE outbox SET status = 'scheduled', lease_until = NULL, next_attempt_at = MIN(next_attempt_at, ?1), updated_at = ?1
+         WHERE status = 'in_flight'",
+        [now],
+    )?;
+    Ok(released as u64)
+}
+
+pub fn claim_deliveries(conn: &Connection, now: i64, limit: u32, lease_until: i64) -> StoreResult<Vec<Delivery>> {
+    let claimed: Vec<i64> = conn
+        .prepare_cached(
+            "UPDATE outbox SET status = 'in_flight', attempts = attempts + 1, lease_until = ?1, updated_at = ?2
+             WHERE id IN (
+                 SELECT o.id FROM outbox o
+                 WHERE o.status = 'scheduled' AND o.next_attempt_at <= ?2
+                   AND NOT EXISTS (
+                       SELECT 1 FROM outbox earlier
+                       WHERE earlier.conversation_id = o.conversation_id AND earlier.id < o.id
+                         AND earlier.status IN ('scheduled', 'in_flight'))
+                 ORDER BY o.next_attempt_at, o.id LIMIT ?3)
+             RETURNING id",
+        )?
+        .query_map(params![lease_until, now, limit], |row| row.get(0))?
+        .collect::<Result<_, _>>()?;
+    let mut select = conn.prepare_cached(
+        "SELECT o.id, o.inbox_id, o.attempts, o.expires_at, m.id, m.kind, m.text,
+                c.id, c.thread_key, c.subject, ci.external_id
+         FROM outbox o
+         JOIN messages m ON m.id = o.message_id
+         JOIN conversations c ON c.id = o.conversation_id
+         JOIN contact_identities ci ON ci.id = c.identity_id
+         WHERE o.id = ?1",
+    )?;
+    let mut deliveries = Vec::with_capacity(claimed.len());
+    for outbox_id in claimed {
+        let delivery = select.query_row([outbox_id], |row| {
+            let message_id: i64 = row.get(4)?;
+            let kind: String = row.get(5)?;
+            Ok(Delivery {
+                outbox_id: row.get(0)?,
+                inbox_id: row.get(1)?,
+                attempts: row.get::<_, i64>(2)?.try_into().unwrap_or(u32::MAX),
+                expires_at: row.get(3)?,
+                message: OutboundMessage {
+                    delivery_id: format!("msg_{message_id}"),
+                    conversation_id: row.get(7)?,
+                    message_id,
+                    recipient: row.get(10)?,
+                    thread: row.get(8)?,
+                    subject: row.get(9)?,
+                    text: row.get(6)?,
+                    kind: if kind == MessageKind::StatusUpdate.as_str() {
+                        OutboundKind::StatusUpdate
+                    } else {
+                        OutboundKind::Reply
+                    },
+                },
+            })
+        })?;
+        deliveries.push(delivery);
+    }
+    deliveries.sort_by_key(|delivery| delivery.outbox_id);
+    Ok(deliveries)
+}
+
+pub fn record_delivery(conn: &Connection, outbox_id: i64, result: &DeliveryResult, now: i64) -> StoreResult<()> {
+    match result {
+        DeliveryResult::Sent(receipt) => {
+            let receipt = json!({"external_id": receipt.external_id, "detail": receipt.detail}).to_string();
+            conn.prepare_cached(
+                "UPDATE outbox SET status = 'sent', receipt = ?1, sent_at = ?2, last_error = NULL, lease_until = NULL,
+                        updated_at = ?2
+                 WHERE id = ?3",
+            )?
+            .execute(params![receipt, now, outbox_id])?;
+        }
+        DeliveryResult::RetryAt { at, error } => {
+            conn.prepare_cached(
+                "UPDATE outbox SET status = 'scheduled', next_attempt_at = ?1, last_error = ?2, lease_until = NULL,
+                        updated_at = ?3
+                 WHERE id = ?4",
+            )?
+            .execute(params![at, error, now, outbox_id])?;
+        }
+        DeliveryResult::Failed { error } => {
+            let (conversation_id, message_id, attempts): (i64, i64, i64) = conn
+                .prepare_cached(
+                    "UPDATE outbox SET status = 'failed', last_error = ?1, lease_until = NULL, updated_at = ?2
+                     WHERE id = ?3 RETURNING conversation_id, message_id, attempts",
+                )?
+                .query_row(params![error, now, outbox_id], |row| {
+                    Ok((row.get(0)?, row.get(1)?, row.get(2)?))
+                })?;
+            let event = NewEvent::system(
+                "delivery.failed",
+                json!({"message_id": message_id, "attempts": attempts, "error": error}),
+            );
+            insert_events(conn, conversation_id, &[event], now)?;
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,288 @@
+//! The one thread that writes the SQLite file, committing in groups.
+//!
+//! Every write is a job sent to this thread. The thread takes all jobs waiting (up to
+//! [`MAX_BATCH`]), runs each in a savepoint of one `BEGIN IMMEDIATE` transaction (a job
+//! that fails rolls back to its savepoint and touches nothing else), commits once, and
+//! only then answers each job. A caller therefore hears "done" only when its change is
+//! on disk (`synchronous = FULL`), while one fsync serves every job that arrived during
+//! the previous commit: the busier the daemon, the bigger the groups.
+//!
+//! Statements run here, on the thread that owns the connection. sqlx's SQLite driver
+//! hands every statement to a worker thread and back, which costs about 50 µs a statement
+//! on two cores (see `bench --bin sqlite-drivers`); here one costs 0.4 to 2 µs.
+
+use std::future::Future;
+use std::path::Path;
+use std::sync::Mutex;
+use std::sync::mpsc;
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use rusqlite::{Connection, TransactionBehavior};
+
+use crate::store::{StoreError, StoreResult};
+
+/// The most jobs in one transaction: bounds how long any one commit holds the others.
+const MAX_BATCH: usize = 512;
+/// Statements the connection keeps prepared; every write statement of the store fits.
+const STATEMENT_CACHE: usize = 128;
+/// How long a write waits for another process (the CLI) holding the write lock.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+/// WAL pages (4 KiB each, 16 MiB) after which a commit also copies the WAL into the
+/// database. SQLite's default of 1000 checkpoints four times as often; larger costs a
+/// longer pause each time. Measured with `switchboard-bench` (see BENCHMARKS.md).
+const CHECKPOINT_PAGES: i64 = 4000;
+
+/// One write waiting for a group transaction.
+trait Job: Send {
+    /// Runs the work, again when the group is retried; says whether it succeeded.
+    fn run(&mut self, connection: &Connection) -> bool;
+    /// Answers the caller: the work's result once the group committed, else the
+    /// group's error.
+    fn answer(self: Box<Self>, committed: Result<(), &StoreError>);
+}
+
+struct Pending<T, F> {
+    work: F,
+    result: Option<StoreResult<T>>,
+    reply: tokio::sync::oneshot::Sender<StoreResult<T>>,
+}
+
+impl<T, F> Job for Pending<T, F>
+where
+    T: Send,
+    F: Fn(&Connection) -> StoreResult<T> + Send,
+{
+    fn run(&mut self, connection: &Connection) -> bool {
+        let result = (self.work)(connection);
+        let succeeded = result.is_ok();
+        self.result = Some(result);
+        succeeded
+    }
+
+    fn answer(self: Box<Self>, committed: Result<(), &StoreError>) {
+        let outcome = match (committed, self.result) {
+            (_, Some(Err(err))) => Err(err),
+            (Err(err), _) => Err(err.clone()),
+            (Ok(()), Some(result)) => result,
+            (Ok(()), None) => Err(StoreError::Backend("a write was committed without running".into())),
+        };
+        let _ = self.reply.send(outcome);
+    }
+}
+
+pub struct Writer {
+    /// Dropped first on close: the thread finishes the queued jobs and ends.
+    jobs: Option<mpsc::Sender<Box<dyn Job>>>,
+    /// Joined on drop, so the connection is closed (and the WAL checkpointed) before
+    /// the process exits.
+    thread: Mutex<Option<JoinHandle<()>>>,
+}
+
+impl Writer {
+    pub fn open(path: &Path) -> StoreResult<Writer> {
+        let connection = Connection::open(path)?;
+        connection.busy_timeout(BUSY_TIMEOUT)?;
+        connection.pragma_update(None, "journal_mode", "WAL")?;
+        connection.pragma_update(None, "synchronous", "FULL")?;
+        connection.pragma_update(None, "foreign_keys", "ON")?;
+        // The checkpoint runs here, between two groups, when no write is appending to
+        // the WAL: so it can copy every frame and the WAL starts over instead of growing.
+        // (On a thread of its own it raced the writer and the WAL grew past 1 GiB in
+        // ten seconds of load.)
+        connection.pragma_update(None, "wal_autocheckpoint", CHECKPOINT_PAGES)?;
+        connection.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
+        let (jobs, queue) = mpsc::channel();
+        let thread = std::thread::Builder::new()
+            .name("sqlite-writer".into())
+            .spawn(move || run(connection, queue))
+            .map_err(|err| StoreError::Backend(format!("cannot start the writer thread: {err}")))?;
+        Ok(Writer {
+            jobs: Some(jobs),
+            thread: Mutex::new(Some(thread)),
+        })
+    }
+
+    /// Queues `work` for the next group transaction, now, and returns a future of its
+    /// result once that transaction has committed. An error from `work` undoes only
+    /// `work`'s changes. `work` may run twice: when another write of its group fails,
+    /// the group is rolled back and run again with each write in a savepoint of its own.
+    pub fn write<T, F>(&self, work: F) -> impl Future<Output = StoreResult<T>> + use<T, F>
+    where
+        T: Send + 'static,
+        F: Fn(&Connection) -> StoreResult<T> + Send + 'static,
+    {
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        let job: Box<dyn Job> = Box::new(Pending {
+            work,
+            result: None,
+            reply,
+        });
+        let queued = self.jobs.as_ref().is_some_and(|jobs| jobs.send(job).is_ok());
+        async move {
+            let stopped = || StoreError::Backend("the database writer has stopped".into());
+            if !queued {
+                return Err(stopped());
+            }
+            answer.await.map_err(|_| stopped())?
+        }
+    }
+}
+
+impl Drop for Writer {
+    fn drop(&mut self) {
+        self.jobs.take();
+        if let Some(thread) = self
+            .thread
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .take()
+        {
+            let _ = thread.join();
+        }
+    }
+}
+
+fn run(mut connection: Connection, queue: mpsc::Receiver<Box<dyn Job>>) {
+    while let Ok(first) = queue.recv() {
+        let mut batch = vec![first];
+        while batch.len() < MAX_BATCH {
+            match queue.try_recv() {
+                Ok(job) => batch.push(job),
+                Err(_) => break,
+            }
+        }
+        // Most groups succeed whole: run them without savepoints, which cost a copy of
+        // every page a write touches. Only a group with a failing write pays for them.
+        let committed = match commit_optimistically(&mut connection, &mut batch) {
+            Ok(true) => Ok(()),
+            Ok(false) => commit_with_savepoints(&mut connection, &mut batch),
+            Err(err) => Err(err),
+        };
+        if let Err(err) = &committed {
+            tracing::error!(%err, writes = batch.len(), "a write transaction failed; none of its writes were applied");
+        }
+        for job in batch {
+            job.answer(committed.as_ref().map(|_| ()));
+        }
+    }
+}
+
+/// Runs every write in one transaction and commits when all succeed; rolls back and
+/// says `false` when one failed.
+fn commit_optimistically(connection: &mut Connection, batch: &mut [Box<dyn Job>]) -> StoreResult<bool> {
+    let transaction = connection.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    for job in batch.iter_mut() {
+        if !job.run(&transaction) {
+            transaction.rollback()?;
+            return Ok(false);
+        }
+    }
+    transaction.commit()?;
+    Ok(true)
+}
+
+/// Runs every write in a savepoint of its own, so a failing one leaves no trace, and
+/// commits the rest.
+fn commit_with_savepoints(connection: &mut Connection, batch: &mut [Box<dyn Job>]) -> StoreResult<()> {
+    let mut transaction = connection.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    for job in batch.iter_mut() {
+        let mut savepoint = transaction.savepoint()?;
+        if !job.run(&savepoint) {
+            savepoint.rollback()?;
+        }
+        savepoint.commit()?;
+    }
+    transaction.commit()?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rows(path: &Path) -> Vec<String> {
+        let connection = Connection::open(path).unwrap();
+        let mut select = connection.prepare("SELECT v FROM t ORDER BY rowid").unwrap();
+        select
+            .query_map([], |row| row.get(0))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap()
+    }
+
+    fn insert(value: &'static str) -> impl Fn(&Connection) -> StoreResult<()> {
+        move |connection| {
+            connection.execute("INSERT INTO t (v) VALUES (?1)", [value])?;
+            Ok(())
+        }
+    }
+
+    /// A writer with table `t`, and a write holding it busy until `release` is sent, so
+    /// the writes queued meanwhile form one group.
+    async fn held_writer() -> (
+        tempfile::TempDir,
+        Writer,
+        mpsc::Sender<()>,
+        impl Future<Output = StoreResult<()>>,
+    ) {
+        let dir = tempfile::tempdir().unwrap();
+        let writer = Writer::open(&dir.path().join("w.db")).unwrap();
+        writer
+            .write(|connection| Ok(connection.execute_batch("CREATE TABLE t (v TEXT)")?))
+            .await
+            .unwrap();
+        let (release, released) = mpsc::channel::<()>();
+        let (started, holding) = mpsc::channel::<()>();
+        let (released, started) = (Mutex::new(released), Mutex::new(started));
+        let hold = writer.write(move |_| {
+            let _ = started.lock().unwrap().send(());
+            let _ = released.lock().unwrap().recv();
+            Ok(())
+        });
+        holding.recv().unwrap();
+        (dir, writer, release, hold)
+    }
+
+    #[tokio::test]
+    async fn a_group_of_writes_commits_together_in_order() {
+        let (dir, writer, release, hold) = held_writer().await;
+        let writes = [
+            writer.write(insert("a")),
+            writer.write(insert("b")),
+            writer.write(insert("c")),
+        ];
+        release.send(()).unwrap();
+        hold.await.unwrap();
+        for write in writes {
+            write.await.unwrap();
+        }
+        assert_eq!(rows(&dir.path().join("w.db")), ["a", "b", "c"]);
+    }
+
+    #[tokio::test]
+    async fn a_failing_write_leaves_no_trace_and_the_rest_of_its_group_commits() {
+        let (dir, writer, release, hold) = held_writer().await;
+        let first = writer.write(insert("a"));
+        // Writes a row, then fails: its row must not survive.
+        let failing = writer.write(|connection| {
+            connection.execute("INSERT INTO t (v) VALUES ('half-done')", [])?;
+            Err::<(), _>(StoreError::Conflict("refused".into()))
+        });
+        let last = writer.write(insert("c"));
+        release.send(()).unwrap();
+        hold.await.unwrap();
+        assert!(first.await.is_ok());
+        assert!(matches!(failing.await, Err(StoreError::Conflict(reason)) if reason == "refused"));
+        assert!(last.await.is_ok());
+        assert_eq!(rows(&dir.path().join("w.db")), ["a", "c"]);
+    }
+
+    #[tokio::test]
+    async fn writes_after_close_fail_instead_of_hanging() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut writer = Writer::open(&dir.path().join("w.db")).unwrap();
+        writer.jobs.take();
+        assert!(matches!(writer.write(|_| Ok(())).await, Err(StoreError::Backend(_))));
+    }
+}
