@@ -1,14 +1,39 @@
-//! Scale: list and detail queries with a million messages in the store.
+//! Scale: agents' list and detail queries with a million messages in the store.
+//!
+//! Posting a million signed messages would take the whole time budget, so the store is
+//! seeded directly, in the daemon's own schema (its migrations ran first), with the
+//! shape a busy desk accumulates over a year: ten messages a conversation alternating
+//! customer and agent, every reply with its delivered outbox row, two events a
+//! conversation, three teams, twenty agents. As at a real desk, the work in progress is
+//! the newest 6 % of conversations (open, pending, snoozed; 40 % of them unassigned) and
+//! the history behind it is resolved or closed, nearly all of it by an agent. The daemon
+//! is then restarted on that store and queried through its API, as agents would.
 
 use std::path::Path;
-use std::time::Duration;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
-use serde_json::Value;
+use serde_json::{Value, json};
 
-use crate::load::LoadResult;
+use crate::daemon::Daemon;
+use crate::load::{self, LoadResult};
+use crate::workloads::{QueueQueries, mix};
+
+/// Messages per conversation; the conversation count follows from the message count.
+const MESSAGES_PER_CONVERSATION: u64 = 10;
+/// Agents querying at once.
+const AGENTS: usize = 4;
+/// Agents the history is assigned to, the bench agent among them.
+const AGENTS_AT_DESK: i64 = 20;
+/// When the seeded history starts (2026-01-01), and one conversation per minute after it.
+const HISTORY_START_MS: i64 = 1_767_225_600_000;
+const MINUTE_MS: i64 = 60_000;
 
 pub struct ScaleFigures {
     pub messages: u64,
+    pub conversations: u64,
+    pub seed_seconds: f64,
+    pub store_bytes: u64,
     pub list: LoadResult,
     pub detail: LoadResult,
     pub peak_rss_mib: f64,
@@ -16,10 +41,209 @@ pub struct ScaleFigures {
 
 impl ScaleFigures {
     pub fn to_json(&self) -> Value {
-        Value::Null
+        let load = |load: &LoadResult| {
+            json!({
+                "clients": load.clients,
+                "per_second": load.per_second().round(),
+                "p50_ms": load.percentile_ms(50.0),
+                "p99_ms": load.percentile_ms(99.0),
+                "p99_9_ms": load.percentile_ms(99.9),
+                "errors": load.errors,
+                "error_samples": load.error_samples,
+            })
+        };
+        json!({
+            "messages": self.messages,
+            "conversations": self.conversations,
+            "seed_seconds": self.seed_seconds,
+            "store_bytes": self.store_bytes,
+            "list": load(&self.list),
+            "detail": load(&self.detail),
+            "peak_rss_mib": self.peak_rss_mib,
+        })
     }
 }
 
-pub async fn run(_binary: &Path, _messages: u64, _duration: Duration) -> anyhow::Result<ScaleFigures> {
-    anyhow::bail!("not built yet")
+fn last_activity_at(conversation: u64) -> i64 {
+    HISTORY_START_MS + conversation as i64 * MINUTE_MS + (MESSAGES_PER_CONVERSATION as i64 - 1) * 1000
+}
+
+pub async fn run(binary: &Path, messages: u64, duration: Duration) -> anyhow::Result<ScaleFigures> {
+    let conversations = (messages / MESSAGES_PER_CONVERSATION).max(1);
+    let messages = conversations * MESSAGES_PER_CONVERSATION;
+    let dir = tempfile::tempdir()?;
+    // Every seeded reply is already delivered: nothing is sent to this address.
+    let daemon = Daemon::start(binary, dir.path(), "http://127.0.0.1:9/unused", "").await?;
+    let token = daemon.agent("bench", "support")?;
+    let database = daemon.database();
+    daemon.process.stop()?;
+
+    let started = Instant::now();
+    let seeding = database.clone();
+    tokio::task::spawn_blocking(move || seed(&seeding, conversations)).await??;
+    let seed_seconds = started.elapsed().as_secs_f64();
+    let store_bytes = std::fs::metadata(&database)?.len();
+
+    let daemon = Daemon::start_existing(binary, dir.path()).await?;
+    let host = daemon.process.address.to_string();
+    let middle = last_activity_at(conversations / 2);
+    let list_paths = vec![
+        "/api/v1/conversations".to_owned(),
+        "/api/v1/conversations?status=open".to_owned(),
+        "/api/v1/conversations?team=billing&status=open".to_owned(),
+        "/api/v1/conversations?team=support&status=open,pending".to_owned(),
+        "/api/v1/conversations?team=technical&status=resolved&limit=100".to_owned(),
+        "/api/v1/conversations?assignee=none&status=open&limit=50".to_owned(),
+        "/api/v1/conversations?assignee=me&status=open,pending".to_owned(),
+        // An agent's whole history, newest first: the one listing left to sort.
+        "/api/v1/conversations?assignee=me".to_owned(),
+        "/api/v1/conversations?inbox=shop&status=pending".to_owned(),
+        // A page from the middle of the history, as when scrolling far back.
+        format!("/api/v1/conversations?cursor={middle}.{}", conversations / 2),
+        format!(
+            "/api/v1/conversations?team=billing&status=open&cursor={middle}.{}",
+            conversations / 2
+        ),
+    ];
+    let list = load::run(
+        daemon.process.address,
+        AGENTS,
+        duration,
+        Arc::new(QueueQueries {
+            host: host.clone(),
+            token: token.clone(),
+            paths: list_paths,
+        }),
+    )
+    .await;
+    let detail_paths = (0..4096u64)
+        .map(|draw| format!("/api/v1/conversations/{}", mix(draw) % conversations + 1))
+        .collect();
+    let detail = load::run(
+        daemon.process.address,
+        AGENTS,
+        duration,
+        Arc::new(QueueQueries {
+            host,
+            token,
+            paths: detail_paths,
+        }),
+    )
+    .await;
+    let peak_rss_mib = daemon.process.rss_mib().1;
+    daemon.process.stop()?;
+    Ok(ScaleFigures {
+        messages,
+        conversations,
+        seed_seconds,
+        store_bytes,
+        list,
+        detail,
+        peak_rss_mib,
+    })
+}
+
+/// Writes the history in one transaction. Not durable while it runs (synchronous off):
+/// this is setup, not the measurement, and the daemon's own settings apply afterwards.
+fn seed(database: &Path, conversations: u64) -> anyhow::Result<()> {
+    let mut connection = rusqlite::Connection::open(database)?;
+    connection.execute_batch("PRAGMA journal_mode = WAL; PRAGMA synchronous = OFF; PRAGMA cache_size = -262144;")?;
+    let transaction = connection.transaction()?;
+    let ids = |sql: &str| -> anyhow::Result<i64> { Ok(transaction.query_row(sql, [], |row| row.get(0))?) };
+    let inbox = ids("SELECT id FROM inboxes WHERE key = 'shop'")?;
+    let agent = ids("SELECT id FROM agents WHERE name = 'bench'")?;
+    // The bench agent's colleagues: their token hashes are random, nobody logs in as them.
+    transaction.execute(
+        "WITH RECURSIVE seq(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM seq WHERE n < :colleagues)
+         INSERT INTO agents (name, role, team_id, token_hash, created_at)
+         SELECT 'agent ' || n, 'agent', (SELECT team_id FROM agents WHERE id = :agent), randomblob(32), 0 FROM seq",
+        rusqlite::named_params! {":colleagues": AGENTS_AT_DESK - 1, ":agent": agent},
+    )?;
+    let first_colleague = agent + 1;
+    let support = ids("SELECT id FROM teams WHERE key = 'support'")?;
+    let billing = ids("SELECT id FROM teams WHERE key = 'billing'")?;
+    let technical = ids("SELECT id FROM teams WHERE key = 'technical'")?;
+    let per = MESSAGES_PER_CONVERSATION as i64;
+    let params = rusqlite::named_params! {
+        ":n": conversations as i64,
+        ":inbox": inbox,
+        ":agent": agent,
+        ":first_colleague": first_colleague,
+        ":desk": AGENTS_AT_DESK,
+        ":active_from": conversations as i64 - conversations as i64 * 6 / 100,
+        ":support": support,
+        ":billing": billing,
+        ":technical": technical,
+        ":start": HISTORY_START_MS,
+        ":minute": MINUTE_MS,
+        ":per": per,
+    };
+    // One customer per conversation; conversation n is contact n and identity n.
+    let statements = [
+        "WITH RECURSIVE seq(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM seq WHERE n < :n)
+         INSERT INTO contacts (id, name, email, language, created_at, updated_at)
+         SELECT n, 'Customer ' || n, 'customer' || n || '@example.com',
+                CASE n % 3 WHEN 0 THEN 'en' WHEN 1 THEN 'de' ELSE 'es' END,
+                :start + n * :minute, :start + n * :minute
+         FROM seq",
+        "INSERT INTO contact_identities (id, contact_id, inbox_id, channel, external_id, created_at)
+         SELECT id, id, :inbox, 'webhook', 'seed-customer-' || id, created_at FROM contacts",
+        "INSERT INTO conversations (id, inbox_id, contact_id, identity_id, status, priority, team_id, assignee_id,
+                                    labels, language, last_message_id, created_at, updated_at, last_activity_at,
+                                    first_response_at, resolved_at)
+         SELECT id, :inbox, id, id,
+                CASE WHEN id <= :active_from THEN (CASE WHEN id % 4 = 0 THEN 'resolved' ELSE 'closed' END)
+                     WHEN id % 20 < 12 THEN 'open' WHEN id % 20 < 17 THEN 'pending' ELSE 'snoozed' END,
+                CASE id % 7 WHEN 0 THEN 'high' WHEN 1 THEN 'low' WHEN 2 THEN 'urgent' ELSE 'normal' END,
+                CASE id % 3 WHEN 0 THEN :support WHEN 1 THEN :billing ELSE :technical END,
+                CASE WHEN (id > :active_from AND id % 5 < 2) OR (id <= :active_from AND id % 33 = 0) THEN NULL
+                     WHEN id % :desk = 0 THEN :agent
+                     ELSE :first_colleague + id % :desk - 1 END,
+                '[]', language, id * :per, created_at, created_at + (:per - 1) * 1000,
+                created_at + (:per - 1) * 1000, created_at + 1000,
+                CASE WHEN id <= :active_from THEN created_at + (:per - 1) * 1000 END
+         FROM contacts",
+        // Message k of conversation c has id (c - 1) * per + k + 1: even k from the
+        // customer, odd k a reply (the first of them the acknowledgement).
+        "WITH RECURSIVE k(k) AS (SELECT 0 UNION ALL SELECT k + 1 FROM k WHERE k < :per - 1)
+         INSERT INTO messages (id, conversation_id, inbox_id, direction, kind, author_kind, author_id, text,
+                               external_id, language, created_at)
+         SELECT (c.id - 1) * :per + k.k + 1, c.id, :inbox,
+                CASE WHEN k.k % 2 = 0 THEN 'inbound' ELSE 'outbound' END,
+                CASE WHEN k.k % 2 = 0 THEN 'message' WHEN k.k = 1 THEN 'status_update' ELSE 'reply' END,
+                CASE WHEN k.k % 2 = 0 THEN 'contact' WHEN k.k = 1 THEN 'system' ELSE 'agent' END,
+                CASE WHEN k.k % 2 = 0 THEN c.id WHEN k.k = 1 THEN NULL ELSE :agent END,
+                CASE WHEN k.k % 2 = 0
+                     THEN 'Hello, this is message ' || k.k || ' about my order ' || c.id || '. It has not arrived yet.'
+                     ELSE 'Thanks for your patience, we are looking into order ' || c.id || ' and will update you.' END,
+                CASE WHEN k.k % 2 = 0 THEN 'seed-' || c.id || '-' || k.k END,
+                c.language, c.created_at + k.k * 1000
+         FROM conversations c, k ORDER BY 1",
+        "INSERT INTO outbox (message_id, conversation_id, inbox_id, status, attempts, next_attempt_at, expires_at,
+                             receipt, sent_at, created_at, updated_at)
+         SELECT id, conversation_id, inbox_id, 'sent', 1, created_at, created_at + 86400000, '{\"status\":202}',
+                created_at + 50, created_at, created_at + 50
+         FROM messages WHERE direction = 'outbound'",
+        "INSERT INTO events (conversation_id, kind, actor_kind, actor_id, data, created_at)
+         SELECT id, 'conversation.created', 'contact', contact_id, '{\"inbox\":\"shop\",\"channel\":\"webhook\"}', created_at
+         FROM conversations
+         UNION ALL
+         SELECT id, 'conversation.routed', 'system', NULL,
+                '{\"rule\":null,\"team\":\"support\",\"priority\":\"normal\",\"labels\":[]}', created_at
+         FROM conversations
+         ORDER BY 1, 2",
+    ];
+    for statement in statements {
+        let mut prepared = transaction.prepare(statement)?;
+        // Each statement names only some of the parameters.
+        let wanted: Vec<(&str, &dyn rusqlite::ToSql)> = params
+            .iter()
+            .filter(|(name, _)| prepared.parameter_index(name).ok().flatten().is_some())
+            .copied()
+            .collect();
+        prepared.execute(wanted.as_slice())?;
+    }
+    transaction.commit()?;
+    connection.execute_batch("PRAGMA wal_checkpoint(TRUNCATE);")?;
+    Ok(())
 }

@@ -101,8 +101,8 @@ fn actor(row: &SqliteRow, kind: &str, id: &str, name: &str) -> StoreResult<Actor
     })
 }
 
-/// The columns of a [`ConversationSummary`]; callers add `WHERE`, `ORDER BY`, `LIMIT`.
-const SUMMARY_SELECT: &str = "
+/// The columns of a [`ConversationSummary`], read through [`SUMMARY_JOINS`].
+const SUMMARY_COLUMNS: &str = "
     SELECT c.id, i.key AS inbox_key, i.kind AS channel, c.subject, c.thread_key, c.status, c.priority,
            t.key AS team_key, t.name AS team_name, c.tier, a.id AS assignee_id, a.name AS assignee_name,
            c.labels, c.language, c.transfer_count, c.created_at, c.updated_at, c.last_activity_at,
@@ -110,8 +110,10 @@ const SUMMARY_SELECT: &str = "
            ct.id AS contact_id, ct.name AS contact_name, ct.email AS contact_email,
            ct.language AS contact_language, ct.metadata AS contact_metadata, ci.external_id AS contact_external_id,
            lm.id AS last_id, lm.direction AS last_direction, lm.kind AS last_kind,
-           SUBSTR(lm.text, 1, 200) AS last_text, lm.created_at AS last_created_at
-    FROM conversations c
+           SUBSTR(lm.text, 1, 200) AS last_text, lm.created_at AS last_created_at";
+
+/// The joins behind [`SUMMARY_COLUMNS`], after `FROM conversations c` (or a page of them).
+const SUMMARY_JOINS: &str = "
     JOIN inboxes i ON i.id = c.inbox_id
     JOIN contacts ct ON ct.id = c.contact_id
     JOIN contact_identities ci ON ci.id = c.identity_id
@@ -232,8 +234,11 @@ pub async fn list_conversations(
     limit: u32,
 ) -> StoreResult<ConversationPage> {
     let mut conn = pool.acquire().await?;
-    let mut query = QueryBuilder::<Sqlite>::new(SUMMARY_SELECT);
-    query.push(" WHERE 1 = 1");
+    // The page is chosen from the conversations table alone and joined afterwards: when
+    // the filter leaves a sort to do (an agent's whole history), only ids and times are
+    // sorted, not every joined row of the match.
+    let mut query = QueryBuilder::<Sqlite>::new(SUMMARY_COLUMNS);
+    query.push(" FROM (SELECT c.id FROM conversations c WHERE 1 = 1");
     if let Some(team) = &filter.team {
         let team_id: Option<i64> = sqlx::query_scalar("SELECT id FROM teams WHERE key = ?")
             .bind(team)
@@ -289,7 +294,12 @@ pub async fn list_conversations(
     // One more than asked tells whether there is a next page.
     query
         .push(" ORDER BY c.last_activity_at DESC, c.id DESC LIMIT ")
-        .push_bind(i64::from(limit) + 1);
+        .push_bind(i64::from(limit) + 1)
+        // CROSS JOIN keeps the page the outer loop: with the limit a bound parameter the
+        // planner would otherwise walk every conversation and look each up in the page.
+        .push(") page CROSS JOIN conversations c ON c.id = page.id")
+        .push(SUMMARY_JOINS)
+        .push(" ORDER BY c.last_activity_at DESC, c.id DESC");
     let rows = query.build().fetch_all(&mut *conn).await?;
     let mut conversations = rows.iter().map(summary).collect::<StoreResult<Vec<_>>>()?;
     let next_cursor = if conversations.len() > limit as usize {
@@ -313,11 +323,13 @@ pub async fn list_conversations(
 pub async fn conversation(pool: &SqlitePool, id: i64) -> StoreResult<ConversationDetail> {
     // One read transaction: the conversation, its messages and its events agree.
     let mut tx = pool.begin().await?;
-    let row = sqlx::query(&format!("{SUMMARY_SELECT} WHERE c.id = ?"))
-        .bind(id)
-        .fetch_optional(&mut *tx)
-        .await?
-        .ok_or(StoreError::NotFound("conversation"))?;
+    let row = sqlx::query(&format!(
+        "{SUMMARY_COLUMNS} FROM conversations c {SUMMARY_JOINS} WHERE c.id = ?"
+    ))
+    .bind(id)
+    .fetch_optional(&mut *tx)
+    .await?
+    .ok_or(StoreError::NotFound("conversation"))?;
     let conversation = summary(&row)?;
     let messages = message_views(&mut tx, MessageScope::Conversation(id)).await?;
     let events = sqlx::query(
