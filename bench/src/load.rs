@@ -64,12 +64,41 @@ struct ClientResult {
 /// in flight at the end are awaited and counted, so `accepted` is exactly what the
 /// server acknowledged.
 pub async fn run(address: SocketAddr, clients: usize, duration: Duration, workload: Arc<dyn Workload>) -> LoadResult {
+    run_with(address, clients, duration, None, workload).await
+}
+
+/// Like [`run`], but the clients together offer `per_second` requests, evenly spaced,
+/// whatever the answers' speed. A request's latency counts from when it was due, not
+/// from when a late client got round to sending it, so a server that falls behind
+/// shows it (no coordinated omission).
+pub async fn run_paced(
+    address: SocketAddr,
+    clients: usize,
+    duration: Duration,
+    per_second: f64,
+    workload: Arc<dyn Workload>,
+) -> LoadResult {
+    run_with(address, clients, duration, Some(per_second), workload).await
+}
+
+async fn run_with(
+    address: SocketAddr,
+    clients: usize,
+    duration: Duration,
+    per_second: Option<f64>,
+    workload: Arc<dyn Workload>,
+) -> LoadResult {
     let started = Instant::now();
     let deadline = started + duration;
     let tasks: Vec<_> = (0..clients)
         .map(|client| {
             let workload = Arc::clone(&workload);
-            tokio::spawn(async move { run_client(address, client, deadline, workload).await })
+            // Client i of n sends the requests due at (i + k n) / rate.
+            let pace = per_second.map(|rate| Pace {
+                first: started + Duration::from_secs_f64(client as f64 / rate),
+                interval: Duration::from_secs_f64(clients as f64 / rate),
+            });
+            tokio::spawn(async move { run_client(address, client, deadline, pace, workload).await })
         })
         .collect();
     let mut result = LoadResult {
@@ -98,6 +127,22 @@ pub async fn run(address: SocketAddr, clients: usize, duration: Duration, worklo
     result
 }
 
+/// One request on a connection of its own: for checks outside the measurement.
+pub async fn fetch(address: SocketAddr, request: Request<Full<Bytes>>) -> Result<(StatusCode, Bytes), String> {
+    let mut sender = connect(address).await?;
+    let response = sender
+        .send_request(request)
+        .await
+        .map_err(|err| format!("request: {err}"))?;
+    let status = response.status();
+    let body = response
+        .into_body()
+        .collect()
+        .await
+        .map_err(|err| format!("body: {err}"))?;
+    Ok((status, body.to_bytes()))
+}
+
 type Sender = hyper::client::conn::http1::SendRequest<Full<Bytes>>;
 
 async fn connect(address: SocketAddr) -> Result<Sender, String> {
@@ -112,10 +157,17 @@ async fn connect(address: SocketAddr) -> Result<Sender, String> {
     Ok(sender)
 }
 
+#[derive(Clone, Copy)]
+struct Pace {
+    first: Instant,
+    interval: Duration,
+}
+
 async fn run_client(
     address: SocketAddr,
     client: usize,
     deadline: Instant,
+    pace: Option<Pace>,
     workload: Arc<dyn Workload>,
 ) -> ClientResult {
     let mut result = ClientResult {
@@ -144,9 +196,19 @@ async fn run_client(
                 }
             },
         };
+        let sent = match pace {
+            Some(pace) => {
+                let due = pace.first + pace.interval * seq as u32;
+                if due >= deadline {
+                    break;
+                }
+                tokio::time::sleep_until(due.into()).await;
+                due
+            }
+            None => Instant::now(),
+        };
         let request = workload.request(client, seq);
         seq += 1;
-        let sent = Instant::now();
         let response = match current.send_request(request).await {
             Ok(response) => response,
             Err(err) => {

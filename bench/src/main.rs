@@ -1,17 +1,19 @@
 //! # switchboard-bench
 //!
-//! Starts the real daemon (the release binary) on loopback with a fresh store for each
+//! Starts the real daemon (the release binary, or `--daemon PATH`) on loopback with a fresh store for each
 //! scenario, drives it, prints a table and writes the same figures as JSON.
 //!
-//! - `load`: the closed-loop HTTP client and its latency histograms.
+//! - `load`: the HTTP load generator (closed-loop or paced) and its latency histograms.
 //! - `workloads`: signed customer messages, agents' queue queries, 50 routing rules.
 //! - `daemon`: the daemon and bare-endpoint processes, their RSS, the benchmark config.
 //! - `bare`: the bare endpoint (this program run as `switchboard-bench bare-endpoint`).
 //! - `receiver`: the callback receiver that times acknowledgements.
-//! - `scenarios`: ingest against both servers, mixed load, end-to-end, scale.
+//! - `scenarios`: ingest against both servers, mixed load, end-to-end.
+//! - `scale`: a million messages seeded into the store, then list and detail queries.
 //! - `report`: the table and the JSON.
 //!
-//! Usage: `cargo run --release -p switchboard-bench -- [--seconds N] [--only NAME,…] [--clients N,…] [--json PATH]`
+//! Usage: `cargo run --release -p switchboard-bench -- [--seconds N] [--only NAME,…] [--clients N,…]
+//! [--no-bare] [--scale-messages N] [--json PATH] [--daemon PATH]`
 
 mod bare;
 mod daemon;
@@ -39,7 +41,12 @@ pub struct Options {
     pub clients: Vec<usize>,
     /// Skip the bare endpoint (for quick iterations on the daemon alone).
     pub no_bare: bool,
+    /// A daemon binary to measure instead of building the release one (the smoke test
+    /// passes the debug build it already has).
+    pub daemon: Option<PathBuf>,
 }
+
+const SCENARIOS: [&str; 4] = ["ingest", "mixed", "e2e", "scale"];
 
 impl Options {
     fn parse() -> anyhow::Result<Options> {
@@ -50,13 +57,20 @@ impl Options {
             scale_messages: 1_000_000,
             clients: scenarios::CLIENT_COUNTS.to_vec(),
             no_bare: false,
+            daemon: None,
         };
         let mut args = std::env::args().skip(1);
         while let Some(arg) = args.next() {
             let mut value = || args.next().with_context(|| format!("{arg} needs a value"));
             match arg.as_str() {
                 "--seconds" => options.seconds = value()?.parse().context("--seconds takes a number")?,
-                "--only" => options.only = value()?.split(',').map(str::to_owned).collect(),
+                "--only" => {
+                    options.only = value()?.split(',').map(str::to_owned).collect();
+                    if let Some(unknown) = options.only.iter().find(|name| !SCENARIOS.contains(&name.as_str())) {
+                        bail!("--only: no scenario `{unknown}`; there are {}", SCENARIOS.join(", "));
+                    }
+                }
+                "--daemon" => options.daemon = Some(PathBuf::from(value()?)),
                 "--json" => options.json = PathBuf::from(value()?),
                 "--scale-messages" => {
                     options.scale_messages = value()?.parse().context("--scale-messages takes a number")?
@@ -69,7 +83,7 @@ impl Options {
                         .collect::<anyhow::Result<_>>()?
                 }
                 other => bail!(
-                    "unknown argument {other}; use --seconds N, --only ingest,mixed,e2e,scale, --clients 1,16,64,256, --no-bare, --json PATH, --scale-messages N"
+                    "unknown argument {other}; use --seconds N, --only ingest,mixed,e2e,scale, --clients 1,16,64,256, --no-bare, --json PATH, --scale-messages N, --daemon PATH"
                 ),
             }
         }
@@ -90,7 +104,10 @@ fn main() -> anyhow::Result<()> {
         return bare::serve();
     }
     let options = Options::parse()?;
-    let binary = daemon::daemon_binary()?;
+    let binary = match &options.daemon {
+        Some(binary) => binary.clone(),
+        None => daemon::daemon_binary()?,
+    };
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     let report = runtime.block_on(scenarios::run_all(&options, &binary))?;
     report.print();

@@ -13,6 +13,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use anyhow::{bail, ensure};
 use serde_json::{Value, json};
 
 use crate::daemon::Daemon;
@@ -101,10 +102,11 @@ pub async fn run(binary: &Path, messages: u64, duration: Duration) -> anyhow::Re
         // A page from the middle of the history, as when scrolling far back.
         format!("/api/v1/conversations?cursor={middle}.{}", conversations / 2),
         format!(
-            "/api/v1/conversations?team=billing&status=open&cursor={middle}.{}",
+            "/api/v1/conversations?team=billing&status=closed&cursor={middle}.{}",
             conversations / 2
         ),
     ];
+    check_seed(daemon.process.address, &host, &token, &list_paths, conversations).await?;
     let list = load::run(
         daemon.process.address,
         AGENTS,
@@ -112,7 +114,7 @@ pub async fn run(binary: &Path, messages: u64, duration: Duration) -> anyhow::Re
         Arc::new(QueueQueries {
             host: host.clone(),
             token: token.clone(),
-            paths: list_paths,
+            paths: list_paths.clone(),
         }),
     )
     .await;
@@ -141,6 +143,45 @@ pub async fn run(binary: &Path, messages: u64, duration: Duration) -> anyhow::Re
         detail,
         peak_rss_mib,
     })
+}
+
+/// Every listing the agents will run finds conversations, and a conversation reads
+/// back whole: the seed is data the daemon understands, so the timings measure work.
+async fn check_seed(
+    address: std::net::SocketAddr,
+    host: &str,
+    token: &str,
+    list_paths: &[String],
+    conversations: u64,
+) -> anyhow::Result<()> {
+    let workload = QueueQueries {
+        host: host.to_owned(),
+        token: token.to_owned(),
+        paths: Vec::new(),
+    };
+    let get = |path: String| {
+        let request = workload.get(&path);
+        async move {
+            match load::fetch(address, request).await {
+                Ok((status, body)) if status.is_success() => Ok(serde_json::from_slice::<Value>(&body)?),
+                Ok((status, body)) => bail!("{path}: HTTP {status}: {}", String::from_utf8_lossy(&body)),
+                Err(error) => bail!("{path}: {error}"),
+            }
+        }
+    };
+    for path in list_paths {
+        let page = get(path.clone()).await?;
+        let found = page["conversations"].as_array().map_or(0, Vec::len);
+        ensure!(found > 0, "the seeded store answers {path} with no conversations");
+    }
+    let detail = get(format!("/api/v1/conversations/{}", conversations / 2)).await?;
+    let messages = detail["messages"].as_array().map_or(0, Vec::len) as u64;
+    let events = detail["events"].as_array().map_or(0, Vec::len);
+    ensure!(
+        messages == MESSAGES_PER_CONVERSATION && events == 2,
+        "a seeded conversation reads back with {messages} messages and {events} events"
+    );
+    Ok(())
 }
 
 /// Writes the history in one transaction. Not durable while it runs (synchronous off):
@@ -197,8 +238,9 @@ fn seed(database: &Path, conversations: u64) -> anyhow::Result<()> {
                 CASE id % 7 WHEN 0 THEN 'high' WHEN 1 THEN 'low' WHEN 2 THEN 'urgent' ELSE 'normal' END,
                 CASE id % 3 WHEN 0 THEN :support WHEN 1 THEN :billing ELSE :technical END,
                 CASE WHEN (id > :active_from AND id % 5 < 2) OR (id <= :active_from AND id % 33 = 0) THEN NULL
-                     WHEN id % :desk = 0 THEN :agent
-                     ELSE :first_colleague + id % :desk - 1 END,
+                     ELSE (SELECT CASE WHEN slot = 0 THEN :agent ELSE :first_colleague + slot - 1 END
+                           -- A multiplicative hash: agents independent of the status pattern.
+                           FROM (SELECT ((id * 2654435761) >> 7) % :desk AS slot)) END,
                 '[]', language, id * :per, created_at, created_at + (:per - 1) * 1000,
                 created_at + (:per - 1) * 1000, created_at + 1000,
                 CASE WHEN id <= :active_from THEN created_at + (:per - 1) * 1000 END

@@ -49,7 +49,7 @@ pub enum Senders {
 
 pub struct CustomerMessages {
     /// Keeps ids unique across the runs of one benchmark against one store.
-    pub run: &'static str,
+    pub run: String,
     pub host: String,
     pub secret: Secret,
     pub senders: Senders,
@@ -104,14 +104,19 @@ pub struct QueueQueries {
     pub paths: Vec<String>,
 }
 
-impl Workload for QueueQueries {
-    fn request(&self, client: usize, seq: u64) -> Request<Full<Bytes>> {
-        let path = &self.paths[(mix(seq ^ (client as u64) << 32) % self.paths.len() as u64) as usize];
-        Request::get(path.as_str())
+impl QueueQueries {
+    pub fn get(&self, path: &str) -> Request<Full<Bytes>> {
+        Request::get(path)
             .header("host", &self.host)
             .header("authorization", format!("Bearer {}", self.token))
             .body(Full::new(Bytes::new()))
             .expect("a valid request")
+    }
+}
+
+impl Workload for QueueQueries {
+    fn request(&self, client: usize, seq: u64) -> Request<Full<Bytes>> {
+        self.get(&self.paths[(mix(seq ^ (client as u64) << 32) % self.paths.len() as u64) as usize])
     }
 }
 

@@ -15,8 +15,13 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     (1, "initial", include_str!("../../migrations/0001_initial.sql")),
     (
         2,
+        "assignee index without activity",
+        include_str!("../../migrations/0002_assignee_index_without_activity.sql"),
+    ),
+    (
+        3,
         "assignee index by status",
-        include_str!("../../migrations/0002_assignee_index_by_status.sql"),
+        include_str!("../../migrations/0003_assignee_index_by_status.sql"),
     ),
 ];
 

@@ -353,9 +353,10 @@ pub fn ingest(conn: &Connection, context: &IngestContext, message: &InboundMessa
     let language = message.language.as_deref().or(contact.language.as_deref());
     let mut events = Vec::new();
     let existing = find_thread(conn, inbox.id, contact.contact_id, message.thread.as_deref())?;
+    let reopens = existing.is_some_and(|(_, status)| status != Status::Open);
     let (conversation_id, routed) = match existing {
         Some((id, status)) => {
-            if status != Status::Open {
+            if reopens {
                 events.push(NewEvent::by_contact(
                     "conversation.status_changed",
                     contact.contact_id,
@@ -490,9 +491,15 @@ pub fn ingest(conn: &Connection, context: &IngestContext, message: &InboundMessa
         }
     }
 
+    if reopens {
+        conn.prepare_cached("UPDATE conversations SET status = 'open', resolved_at = NULL WHERE id = ?1")?
+            .execute([conversation_id])?;
+    }
+    // Status stays out of this statement: SQLite rewrites the entries of every index
+    // holding a column the statement sets, changed or not, and status is in three.
     conn.prepare_cached(
-        "UPDATE conversations SET status = 'open', resolved_at = NULL, last_activity_at = ?1, updated_at = ?1,
-                last_message_id = ?2, language = COALESCE(language, ?3)
+        "UPDATE conversations SET last_activity_at = ?1, updated_at = ?1, last_message_id = ?2,
+                language = COALESCE(language, ?3)
          WHERE id = ?4",
     )?
     .execute(params![now, message_id, language, conversation_id])?;
