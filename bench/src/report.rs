@@ -17,7 +17,7 @@ fn ms(histogram: &hdrhistogram::Histogram<u64>, percentile: f64) -> f64 {
     histogram.value_at_quantile(percentile / 100.0) as f64 / 1000.0
 }
 
-fn load_json(load: &LoadResult) -> Value {
+pub fn load_json(load: &LoadResult) -> Value {
     json!({
         "clients": load.clients,
         "seconds": load.elapsed.as_secs_f64(),

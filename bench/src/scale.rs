@@ -18,6 +18,7 @@ use serde_json::{Value, json};
 
 use crate::daemon::Daemon;
 use crate::load::{self, LoadResult};
+use crate::report::load_json;
 use crate::workloads::{QueueQueries, mix};
 
 /// Messages per conversation; the conversation count follows from the message count.
@@ -42,24 +43,13 @@ pub struct ScaleFigures {
 
 impl ScaleFigures {
     pub fn to_json(&self) -> Value {
-        let load = |load: &LoadResult| {
-            json!({
-                "clients": load.clients,
-                "per_second": load.per_second().round(),
-                "p50_ms": load.percentile_ms(50.0),
-                "p99_ms": load.percentile_ms(99.0),
-                "p99_9_ms": load.percentile_ms(99.9),
-                "errors": load.errors,
-                "error_samples": load.error_samples,
-            })
-        };
         json!({
             "messages": self.messages,
             "conversations": self.conversations,
             "seed_seconds": self.seed_seconds,
             "store_bytes": self.store_bytes,
-            "list": load(&self.list),
-            "detail": load(&self.detail),
+            "list": load_json(&self.list),
+            "detail": load_json(&self.detail),
             "peak_rss_mib": self.peak_rss_mib,
         })
     }
