@@ -2,7 +2,9 @@
 
 use std::collections::HashMap;
 
+use anyhow::Context;
 use switchboard_connector_core::{OutboundChannel, OutboundMessage, Receipt, SendError};
+use switchboard_connector_email::SmtpSender;
 use switchboard_connector_webhook::WebhookSender;
 
 use crate::config::{ChannelSettings, InboxSettings};
@@ -11,12 +13,14 @@ use crate::store::Catalog;
 #[derive(Debug, Clone)]
 pub enum ChannelSender {
     Webhook(WebhookSender),
+    Email(Box<SmtpSender>),
 }
 
 impl ChannelSender {
     pub async fn send(&self, message: &OutboundMessage) -> Result<Receipt, SendError> {
         match self {
             ChannelSender::Webhook(sender) => sender.send(message).await,
+            ChannelSender::Email(sender) => sender.send(message).await,
         }
     }
 }
@@ -28,12 +32,13 @@ pub struct Channels {
 }
 
 impl Channels {
-    pub fn build(inboxes: &[InboxSettings], catalog: &Catalog) -> Result<Channels, reqwest::Error> {
+    pub fn build(inboxes: &[InboxSettings], catalog: &Catalog) -> anyhow::Result<Channels> {
         // Redirects are not followed: a moved callback is a configuration problem for
         // the operator, not something to chase with a signed body.
         let client = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
-            .build()?;
+            .build()
+            .context("building the HTTP client for callbacks")?;
         let mut senders = HashMap::new();
         for inbox in inboxes {
             let Some(reference) = catalog.inboxes.get(&inbox.key) else {
@@ -43,6 +48,9 @@ impl Channels {
                 ChannelSettings::Webhook(settings) => {
                     ChannelSender::Webhook(WebhookSender::new(client.clone(), settings.clone()))
                 }
+                ChannelSettings::Email(settings) => ChannelSender::Email(Box::new(
+                    SmtpSender::new(settings).map_err(|err| anyhow::anyhow!("inboxes.{}.email.{err}", inbox.key))?,
+                )),
             };
             senders.insert(reference.id, sender);
         }

@@ -12,6 +12,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 use switchboard_connector_core::ChannelKind;
+use switchboard_connector_email::{EmailConfig, EmailSettings};
 use switchboard_connector_webhook::{WebhookConfig, WebhookSettings};
 
 use crate::model::Priority;
@@ -253,6 +254,7 @@ pub struct InboxConfig {
     pub acknowledge: bool,
     /// The channel: exactly one of these tables.
     pub webhook: Option<WebhookConfig>,
+    pub email: Option<EmailConfig>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -335,12 +337,14 @@ pub struct InboxSettings {
 #[derive(Debug, Clone)]
 pub enum ChannelSettings {
     Webhook(WebhookSettings),
+    Email(Box<EmailSettings>),
 }
 
 impl ChannelSettings {
     pub fn kind(&self) -> ChannelKind {
         match self {
             ChannelSettings::Webhook(_) => ChannelKind::Webhook,
+            ChannelSettings::Email(_) => ChannelKind::Email,
         }
     }
 }
@@ -563,16 +567,27 @@ impl RawConfig {
         let mut inboxes = Vec::new();
         for (key, inbox) in &self.inboxes {
             check_key("inboxes", key)?;
-            let channel = match &inbox.webhook {
-                Some(webhook) => ChannelSettings::Webhook(
+            let channel = match (&inbox.webhook, &inbox.email) {
+                (Some(webhook), None) => ChannelSettings::Webhook(
                     webhook
                         .validate()
                         .map_err(|err| ConfigError::new(format!("inboxes.{key}.webhook.{}", err.key), err.problem))?,
                 ),
-                None => {
+                (None, Some(email)) => {
+                    ChannelSettings::Email(Box::new(email.validate(&|name| std::env::var(name).ok()).map_err(
+                        |err| ConfigError::new(format!("inboxes.{key}.email.{}", err.key), err.problem),
+                    )?))
+                }
+                (Some(_), Some(_)) => {
                     return Err(ConfigError::new(
                         format!("inboxes.{key}"),
-                        "name the channel with a table: [inboxes.KEY.webhook]",
+                        "an inbox speaks one channel: keep either [inboxes.KEY.webhook] or [inboxes.KEY.email]",
+                    ));
+                }
+                (None, None) => {
+                    return Err(ConfigError::new(
+                        format!("inboxes.{key}"),
+                        "name the channel with a table: [inboxes.KEY.webhook] or [inboxes.KEY.email]",
                     ));
                 }
             };

@@ -16,6 +16,7 @@
 //! - [`templates`]: the automated acknowledgement's template.
 //! - [`outbox`]: the dispatcher that sends queued messages and retries with backoff.
 //! - [`channels`]: the sending half of each configured inbox.
+//! - [`email`]: the reading half of each email inbox (IMAP, cursor after commit).
 //! - [`api`]: HTTP: `/hooks/{inbox}`, `/api/v1`, `/healthz`, `/readyz`.
 //! - [`server`]: `serve` wiring and graceful shutdown.
 //! - [`auth`], [`clock`]: agent tokens, and the time source tests can replace.
@@ -25,6 +26,7 @@ pub mod auth;
 pub mod channels;
 pub mod clock;
 pub mod config;
+pub mod email;
 pub mod model;
 pub mod outbox;
 pub mod router;

@@ -286,6 +286,7 @@ mod tests {
             attachments: vec![],
             language: None,
             metadata: BTreeMap::new(),
+            ..InboundMessage::default()
         };
         let ack = AckTemplate::compile("Received").unwrap();
         let context = IngestContext {

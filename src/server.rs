@@ -13,7 +13,7 @@ use tokio_util::sync::CancellationToken;
 use crate::api::{self, AppState, Inbox};
 use crate::channels::Channels;
 use crate::clock::{Clock, SystemClock};
-use crate::config::Settings;
+use crate::config::{ChannelSettings, Settings};
 use crate::outbox::Dispatcher;
 use crate::store::sqlite::SqliteStore;
 use crate::store::{InboxSpec, Store, TeamSpec};
@@ -53,8 +53,7 @@ pub async fn open_store(
 pub async fn run(settings: Settings, listener: TcpListener, shutdown: CancellationToken) -> anyhow::Result<()> {
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let (store, catalog) = open_store(&settings, clock.as_ref()).await?;
-    let channels =
-        Arc::new(Channels::build(&settings.inboxes, &catalog).context("building the HTTP client for callbacks")?);
+    let channels = Arc::new(Channels::build(&settings.inboxes, &catalog)?);
     let inboxes: HashMap<String, Inbox> = settings
         .inboxes
         .iter()
@@ -92,6 +91,20 @@ pub async fn run(settings: Settings, listener: TcpListener, shutdown: Cancellati
         outbox_wakeup,
         ready: AtomicBool::new(true),
     });
+    // Email inboxes read their folders until shutdown; each stops at its next await,
+    // and a mail cut off mid-way is read again from the cursor on the next start.
+    let readers_shutdown = shutdown.child_token();
+    let mut readers = Vec::new();
+    for inbox in &state.settings.inboxes {
+        if let (ChannelSettings::Email(email), Some(reference)) = (&inbox.channel, catalog.inboxes.get(&inbox.key)) {
+            readers.push(tokio::spawn(crate::email::run(
+                Arc::clone(&state),
+                reference.clone(),
+                Arc::new((**email).clone()),
+                readers_shutdown.clone(),
+            )));
+        }
+    }
     let app = api::router(Arc::clone(&state));
     tracing::info!(address = %listener.local_addr()?, "listening");
 
@@ -108,6 +121,10 @@ pub async fn run(settings: Settings, listener: TcpListener, shutdown: Cancellati
             Ok(())
         }
     };
+    readers_shutdown.cancel();
+    for reader in readers {
+        let _ = reader.await;
+    }
     outbox_shutdown.cancel();
     if let Err(err) = outbox_task.await {
         tracing::error!(%err, "the outbox dispatcher ended abnormally");

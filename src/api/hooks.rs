@@ -27,6 +27,8 @@ pub async fn receive(
     };
     match &inbox.settings.channel {
         ChannelSettings::Webhook(settings) => receive_webhook(&state, inbox, settings, &headers, body).await,
+        // Mail arrives over IMAP; a POST here is somebody guessing keys.
+        ChannelSettings::Email(_) => Err(ApiError::not_found(&format!("inbox `{inbox_key}`"))),
     }
 }
 

@@ -23,6 +23,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "assignee index by status",
         include_str!("../../migrations/0003_assignee_index_by_status.sql"),
     ),
+    (
+        4,
+        "channel cursors",
+        include_str!("../../migrations/0004_channel_cursors.sql"),
+    ),
 ];
 
 #[derive(Debug)]

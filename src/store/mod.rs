@@ -406,4 +406,9 @@ pub trait Store: Send + Sync + 'static {
     /// When the next claimable delivery falls due: rows waiting behind an earlier
     /// message of their conversation do not count.
     async fn next_delivery_due(&self) -> StoreResult<Option<i64>>;
+
+    /// Where a connector stands in its source (see migration 0004).
+    async fn channel_cursor(&self, inbox_id: i64, name: &str) -> StoreResult<Option<String>>;
+    /// Moves the cursor; call only after what came before it is committed.
+    async fn set_channel_cursor(&self, inbox_id: i64, name: &str, value: &str, now: i64) -> StoreResult<()>;
 }

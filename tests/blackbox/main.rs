@@ -3,5 +3,7 @@
 mod agents;
 mod cli;
 mod delivery;
+mod email;
 mod harness;
 mod ingest;
+mod mailservers;

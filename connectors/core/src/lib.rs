@@ -53,7 +53,7 @@ impl fmt::Display for ChannelKind {
 }
 
 /// The person (or system) who sent an inbound message, as the channel names them.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Sender {
     /// The channel's stable id for this sender in this inbox (an app's user id, an email
     /// address, a Telegram chat id). With the inbox it forms the contact identity.
@@ -71,7 +71,7 @@ pub struct InboundAttachment {
 }
 
 /// One inbound message, normalized. Built by a connector in pure code.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct InboundMessage {
     /// The channel's id for this message; `(inbox, external_id)` is the dedupe key, so a
     /// redelivered message is recognised and stored once.
@@ -89,6 +89,52 @@ pub struct InboundMessage {
     /// Free-form attributes the channel gives about the sender (plan, customer value);
     /// merged into the contact and available to routing rules.
     pub metadata: BTreeMap<String, serde_json::Value>,
+    /// What ties this message to an earlier conversation besides `thread` (email).
+    pub hints: ThreadHints,
+    /// Why the message is machine-made (an auto-reply, a mailing list), when it is: it
+    /// is stored, but never acknowledged and never reopens a conversation.
+    pub automated: Option<String>,
+    /// A delivery report saying one of our messages did not arrive.
+    pub bounce: Option<BounceReport>,
+    /// What the channel knows of this message that the conversation does not show (the
+    /// full body of a trimmed reply, header ids), kept with the message.
+    pub details: BTreeMap<String, serde_json::Value>,
+}
+
+/// The threading keys of a channel whose messages name earlier ones (email), strongest
+/// first. The store honours them only within the sender's own conversations.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ThreadHints {
+    /// Channel ids of the messages this one answers, nearest first (In-Reply-To, then
+    /// References from the last).
+    pub answers: Vec<String>,
+    /// Conversations this message names by our own ids (our Message-IDs it answers).
+    pub conversations: Vec<i64>,
+    /// The conversation reference the sender quotes (`[#42]` in a subject).
+    pub reference: Option<i64>,
+    /// What the message is about (a normalized subject): it joins the sender's recent
+    /// open conversation on the same topic, and a different topic opens a new one even
+    /// when the message answers an old one.
+    pub topic: Option<String>,
+    /// How recent a conversation must be for `topic` alone to join it.
+    pub topic_window: Duration,
+}
+
+impl ThreadHints {
+    pub fn is_empty(&self) -> bool {
+        self.answers.is_empty() && self.conversations.is_empty() && self.reference.is_none() && self.topic.is_none()
+    }
+}
+
+/// A report that messages we sent did not arrive (an email DSN).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BounceReport {
+    /// Our message ids (the store's) the report names.
+    pub message_ids: Vec<i64>,
+    /// A permanent failure marks those messages failed; a delay only gets noted.
+    pub permanent: bool,
+    /// The remote server's words, for the agent.
+    pub reason: String,
 }
 
 /// Why a message leaves: an agent's reply or an automated status update. Channels that
@@ -122,6 +168,10 @@ pub struct OutboundMessage {
     pub subject: Option<String>,
     pub text: String,
     pub kind: OutboundKind,
+    /// The channel id of the customer's latest message, which this one answers.
+    pub in_reply_to: Option<String>,
+    /// Channel ids of the conversation's messages so far, oldest first (email References).
+    pub references: Vec<String>,
 }
 
 /// What the channel said when it accepted a message.
@@ -131,6 +181,9 @@ pub struct Receipt {
     pub external_id: Option<String>,
     /// A short human-readable note on the acceptance (e.g. `HTTP 202`).
     pub detail: String,
+    /// An id the customer's answers will quote to name this message (an email
+    /// Message-ID), when the channel has one: kept with the message for threading.
+    pub thread_id: Option<String>,
 }
 
 /// A failed send, classified by the connector.

@@ -100,13 +100,17 @@ fn is_attribution(lines: &[&str], index: usize) -> bool {
     if !opens {
         return false;
     }
-    let attribution = |text: &str| {
+    let says_wrote = |text: &str| {
         let lower = text.to_lowercase();
-        lower.ends_with([':', '：'])
-            && ATTRIBUTION_VERBS.iter().any(|verb| lower.contains(verb))
-            && (text.contains('@') || text.chars().any(|c| c.is_ascii_digit()))
+        lower.ends_with([':', '：']) && ATTRIBUTION_VERBS.iter().any(|verb| lower.contains(verb))
     };
+    let attribution = |text: &str| says_wrote(text) && (text.contains('@') || text.chars().any(|c| c.is_ascii_digit()));
     if attribution(line) {
+        return true;
+    }
+    // Without date or address, the quote right below it is what makes it one.
+    let rest = &lines[index + 1..];
+    if says_wrote(line) && rest.iter().any(|next| next.trim().starts_with('>')) && rest_is_quote(rest) {
         return true;
     }
     lines
@@ -163,6 +167,12 @@ mod tests {
     fn a_mail_that_is_all_quote_keeps_its_text() {
         let forward = "---------- Forwarded message ---------\nFrom: shop\nYour order shipped";
         assert_eq!(shown_text(forward), forward);
+    }
+
+    #[test]
+    fn a_short_attribution_above_a_closing_quote_is_cut() {
+        let text = "Thank you.\n\nOn Tue, Support wrote:\n> We refunded it.\n";
+        assert_eq!(shown_text(text), "Thank you.");
     }
 
     #[test]

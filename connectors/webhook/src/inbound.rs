@@ -171,6 +171,7 @@ pub fn parse_body(body: &[u8]) -> Result<InboundMessage, BodyError> {
         attachments,
         language,
         metadata,
+        ..InboundMessage::default()
     })
 }
 

@@ -115,6 +115,7 @@ pub fn classify_status(status: StatusCode, retry_after: Option<Duration>) -> Res
         return Ok(Receipt {
             external_id: None,
             detail: format!("HTTP {}", status.as_u16()),
+            thread_id: None,
         });
     }
     let reason = format!("callback answered HTTP {status}");
@@ -186,6 +187,8 @@ mod tests {
             subject: None,
             text: "Hello".into(),
             kind: OutboundKind::StatusUpdate,
+            in_reply_to: None,
+            references: vec![],
         };
         let body: serde_json::Value = serde_json::from_slice(&WebhookSender::body(&message)).unwrap();
         assert_eq!(

@@ -177,4 +177,15 @@ impl Store for SqliteStore {
     async fn next_delivery_due(&self) -> StoreResult<Option<i64>> {
         read::next_delivery_due(&self.reader).await
     }
+
+    async fn channel_cursor(&self, inbox_id: i64, name: &str) -> StoreResult<Option<String>> {
+        read::channel_cursor(&self.reader, inbox_id, name).await
+    }
+
+    async fn set_channel_cursor(&self, inbox_id: i64, name: &str, value: &str, now: i64) -> StoreResult<()> {
+        let (name, value) = (name.to_owned(), value.to_owned());
+        self.writer
+            .write(move |conn| write::set_channel_cursor(conn, inbox_id, &name, &value, now))
+            .await
+    }
 }

@@ -394,6 +394,16 @@ pub async fn next_delivery_due(pool: &SqlitePool) -> StoreResult<Option<i64>> {
     Ok(due)
 }
 
+pub async fn channel_cursor(pool: &SqlitePool, inbox_id: i64, name: &str) -> StoreResult<Option<String>> {
+    Ok(
+        sqlx::query_scalar("SELECT value FROM channel_cursors WHERE inbox_id = ?1 AND name = ?2")
+            .bind(inbox_id)
+            .bind(name)
+            .fetch_optional(pool)
+            .await?,
+    )
+}
+
 async fn resolve_agent(conn: &mut SqliteConnection, selector: &AgentSelector) -> StoreResult<i64> {
     let (found, problem) = match selector {
         AgentSelector::Id(id) => (

@@ -7,7 +7,9 @@ use std::collections::BTreeMap;
 use rusqlite::{Connection, OptionalExtension, params};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
-use switchboard_connector_core::{InboundMessage, OutboundKind, OutboundMessage};
+use switchboard_connector_core::{
+    BounceReport, ChannelKind, InboundMessage, OutboundKind, OutboundMessage, ThreadHints,
+};
 
 use super::{json_column, vocabulary};
 use crate::model::{ActorKind, Direction, MessageKind, Priority, Status, Timestamp};
@@ -329,6 +331,227 @@ fn find_thread(
         .transpose()
 }
 
+/// A conversation of the sender that a threading key pointed at.
+struct Candidate {
+    id: i64,
+    status: Status,
+    topic: Option<String>,
+}
+
+/// Conversation `id` if it belongs to this contact in this inbox and is not closed.
+fn own_conversation(conn: &Connection, id: i64, inbox_id: i64, contact_id: i64) -> StoreResult<Option<Candidate>> {
+    let row: Option<(String, Option<String>)> = conn
+        .prepare_cached(
+            "SELECT status, thread_key FROM conversations
+             WHERE id = ?1 AND inbox_id = ?2 AND contact_id = ?3 AND status != 'closed'",
+        )?
+        .query_row(params![id, inbox_id, contact_id], |row| Ok((row.get(0)?, row.get(1)?)))
+        .optional()?;
+    row.map(|(status, topic)| {
+        Ok(Candidate {
+            id,
+            status: vocabulary(Status::parse, &status)?,
+            topic,
+        })
+    })
+    .transpose()
+}
+
+/// Threading by a channel's hints (email), in order of strength, only ever within the
+/// sender's own conversations, so a reply from somebody else to a shared thread (a
+/// newsletter) never lands in another person's conversation:
+///
+/// 1. the message answers one of ours or an earlier message of the conversation, and
+///    stays on its topic (or quotes its tag);
+/// 2. the `[#N]` tag, whatever the message answers (Outlook rewrites In-Reply-To);
+/// 3. an answer that changed the topic opens a new conversation;
+/// 4. otherwise a recent open conversation on the same topic.
+fn thread_by_hints(
+    conn: &Connection,
+    inbox_id: i64,
+    contact_id: i64,
+    hints: &ThreadHints,
+    now: i64,
+) -> StoreResult<Option<(i64, Status)>> {
+    let mut answered = None;
+    for &id in &hints.conversations {
+        answered = own_conversation(conn, id, inbox_id, contact_id)?;
+        if answered.is_some() {
+            break;
+        }
+    }
+    if answered.is_none() {
+        let mut lookup =
+            conn.prepare_cached("SELECT conversation_id FROM messages WHERE inbox_id = ?1 AND external_id = ?2")?;
+        for external_id in &hints.answers {
+            let Some(id) = lookup
+                .query_row(params![inbox_id, external_id], |row| row.get::<_, i64>(0))
+                .optional()?
+            else {
+                continue;
+            };
+            answered = own_conversation(conn, id, inbox_id, contact_id)?;
+            if answered.is_some() {
+                break;
+            }
+        }
+    }
+    let tagged = match hints.reference {
+        Some(id) => own_conversation(conn, id, inbox_id, contact_id)?,
+        None => None,
+    };
+    // An added word or a dropped `[EXTERNAL]` marker is the same topic; a subject that
+    // shares nothing with the conversation's is a new one.
+    let same_topic = |candidate: &Candidate| match (hints.topic.as_deref(), candidate.topic.as_deref()) {
+        (Some(new), Some(old)) if !new.is_empty() && !old.is_empty() => new.contains(old) || old.contains(new),
+        _ => true,
+    };
+    if let Some(candidate) = &answered
+        && (same_topic(candidate) || tagged.as_ref().is_some_and(|tag| tag.id == candidate.id))
+    {
+        return Ok(Some((candidate.id, candidate.status)));
+    }
+    if let Some(candidate) = tagged {
+        return Ok(Some((candidate.id, candidate.status)));
+    }
+    if answered.is_some() {
+        return Ok(None);
+    }
+    let Some(topic) = hints.topic.as_deref().filter(|topic| !topic.is_empty()) else {
+        return Ok(None);
+    };
+    let window = i64::try_from(hints.topic_window.as_millis()).unwrap_or(i64::MAX);
+    let row: Option<(i64, String)> = conn
+        .prepare_cached(
+            "SELECT id, status FROM conversations
+             WHERE contact_id = ?1 AND inbox_id = ?2 AND thread_key = ?3
+               AND status IN ('open', 'pending', 'snoozed') AND last_activity_at >= ?4
+             ORDER BY last_activity_at DESC, id DESC LIMIT 1",
+        )?
+        .query_row(
+            params![contact_id, inbox_id, topic, now.saturating_sub(window)],
+            |row| Ok((row.get(0)?, row.get(1)?)),
+        )
+        .optional()?;
+    row.map(|(id, status)| Ok((id, vocabulary(Status::parse, &status)?)))
+        .transpose()
+}
+
+/// A delivery report on our own messages: it joins the conversation of the message it
+/// reports on (whoever sent the report), and a permanent failure marks that message
+/// failed with the remote server's reason. `None` when it names none of ours.
+fn ingest_bounce(
+    conn: &Connection,
+    context: &IngestContext,
+    message: &InboundMessage,
+    bounce: &BounceReport,
+) -> StoreResult<Option<IngestOutcome>> {
+    let now = context.now;
+    let mut conversation_id = None;
+    let mut events = Vec::new();
+    for &bounced_id in &bounce.message_ids {
+        let row: Option<(i64, Option<i64>, Option<String>)> = conn
+            .prepare_cached(
+                "SELECT m.conversation_id, o.id, o.status FROM messages m LEFT JOIN outbox o ON o.message_id = m.id
+                 WHERE m.id = ?1 AND m.inbox_id = ?2 AND m.direction = 'outbound'",
+            )?
+            .query_row(params![bounced_id, context.inbox.id], |row| {
+                Ok((row.get(0)?, row.get(1)?, row.get(2)?))
+            })
+            .optional()?;
+        let Some((conversation, outbox_id, status)) = row else {
+            continue;
+        };
+        conversation_id.get_or_insert(conversation);
+        if conversation_id != Some(conversation) {
+            continue;
+        }
+        let error = format!("bounced: {}", bounce.reason);
+        if bounce.permanent
+            && let Some(outbox_id) = outbox_id
+            && status.as_deref() != Some("failed")
+        {
+            conn.prepare_cached(
+                "UPDATE outbox SET status = 'failed', last_error = ?1, lease_until = NULL, updated_at = ?2 WHERE id = ?3",
+            )?
+            .execute(params![error, now, outbox_id])?;
+            events.push(NewEvent::system(
+                "delivery.failed",
+                json!({"message_id": bounced_id, "error": error, "bounce": true}),
+            ));
+        } else if !bounce.permanent {
+            events.push(NewEvent::system(
+                "delivery.delayed",
+                json!({"message_id": bounced_id, "reason": bounce.reason}),
+            ));
+        }
+    }
+    let Some(conversation_id) = conversation_id else {
+        return Ok(None);
+    };
+    let message_id = insert_message(
+        conn,
+        NewMessage {
+            conversation_id,
+            inbox_id: context.inbox.id,
+            direction: Direction::Inbound,
+            kind: MessageKind::Message,
+            author_kind: ActorKind::System,
+            author_id: None,
+            text: &message.text,
+            html: message.html.as_deref(),
+            external_id: Some(&message.external_id),
+            language: None,
+            metadata: message_details(message),
+        },
+        now,
+    )?;
+    insert_attachments(conn, message_id, message, now)?;
+    insert_events(conn, conversation_id, &events, now)?;
+    Ok(Some(IngestOutcome {
+        conversation_id,
+        message_id,
+        duplicate: false,
+        created_conversation: false,
+        queued_outbound: false,
+    }))
+}
+
+/// What the messages row keeps besides the text: the channel's details, or the
+/// sender's attributes as given with this message.
+fn message_details(message: &InboundMessage) -> Option<String> {
+    if !message.details.is_empty() {
+        return serde_json::to_string(&message.details).ok();
+    }
+    (!message.metadata.is_empty()).then(|| serde_json::to_string(&message.metadata).unwrap_or_default())
+}
+
+/// Attachment bytes go in once per content hash, however many messages carry them.
+fn insert_attachments(conn: &Connection, message_id: i64, message: &InboundMessage, now: i64) -> StoreResult<()> {
+    for attachment in &message.attachments {
+        let sha256 = sha256_hex(&attachment.data);
+        let size = attachment.data.len() as i64;
+        conn.prepare_cached(
+            "INSERT INTO blobs (sha256, size, data, created_at) VALUES (?1, ?2, ?3, ?4) ON CONFLICT (sha256) DO NOTHING",
+        )?
+        .execute(params![sha256, size, attachment.data, now])?;
+        conn.prepare_cached(
+            "INSERT INTO attachments (message_id, blob_sha256, filename, content_type, size) VALUES (?1, ?2, ?3, ?4, ?5)",
+        )?
+        .execute(params![message_id, sha256, attachment.filename, attachment.content_type, size])?;
+    }
+    Ok(())
+}
+
+pub fn set_channel_cursor(conn: &Connection, inbox_id: i64, name: &str, value: &str, now: i64) -> StoreResult<()> {
+    conn.prepare_cached(
+        "INSERT INTO channel_cursors (inbox_id, name, value, updated_at) VALUES (?1, ?2, ?3, ?4)
+         ON CONFLICT (inbox_id, name) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at",
+    )?
+    .execute(params![inbox_id, name, value, now])?;
+    Ok(())
+}
+
 pub fn ingest(conn: &Connection, context: &IngestContext, message: &InboundMessage) -> StoreResult<IngestOutcome> {
     let now = context.now;
     let inbox = &context.inbox;
@@ -349,11 +572,23 @@ pub fn ingest(conn: &Connection, context: &IngestContext, message: &InboundMessa
         });
     }
 
+    if let Some(bounce) = &message.bounce
+        && let Some(outcome) = ingest_bounce(conn, context, message, bounce)?
+    {
+        return Ok(outcome);
+    }
+
     let contact = find_or_create_contact(conn, context, message)?;
     let language = message.language.as_deref().or(contact.language.as_deref());
     let mut events = Vec::new();
-    let existing = find_thread(conn, inbox.id, contact.contact_id, message.thread.as_deref())?;
-    let reopens = existing.is_some_and(|(_, status)| status != Status::Open);
+    let existing = if message.hints.is_empty() {
+        find_thread(conn, inbox.id, contact.contact_id, message.thread.as_deref())?
+    } else {
+        thread_by_hints(conn, inbox.id, contact.contact_id, &message.hints, now)?
+    };
+    // Machines (an out-of-office answer to our "resolved" mail) do not reopen.
+    let automated = message.automated.is_some() || message.bounce.is_some();
+    let reopens = !automated && existing.is_some_and(|(_, status)| status != Status::Open);
     let (conversation_id, routed) = match existing {
         Some((id, status)) => {
             if reopens {
@@ -386,7 +621,7 @@ pub fn ingest(conn: &Connection, context: &IngestContext, message: &InboundMessa
                         inbox.id,
                         contact.contact_id,
                         contact.identity_id,
-                        message.thread,
+                        message.thread.as_deref().or(message.hints.topic.as_deref()),
                         message.subject,
                         decision.priority.as_str(),
                         team.as_ref().map(|(id, _)| *id),
@@ -409,7 +644,6 @@ pub fn ingest(conn: &Connection, context: &IngestContext, message: &InboundMessa
         }
     };
 
-    let metadata = (!message.metadata.is_empty()).then(|| serde_json::to_string(&message.metadata).unwrap_or_default());
     let message_id = insert_message(
         conn,
         NewMessage {
@@ -423,25 +657,14 @@ pub fn ingest(conn: &Connection, context: &IngestContext, message: &InboundMessa
             html: message.html.as_deref(),
             external_id: Some(&message.external_id),
             language: message.language.as_deref(),
-            metadata,
+            metadata: message_details(message),
         },
         now,
     )?;
-    for attachment in &message.attachments {
-        let sha256 = sha256_hex(&attachment.data);
-        let size = attachment.data.len() as i64;
-        conn.prepare_cached(
-            "INSERT INTO blobs (sha256, size, data, created_at) VALUES (?1, ?2, ?3, ?4) ON CONFLICT (sha256) DO NOTHING",
-        )?
-        .execute(params![sha256, size, attachment.data, now])?;
-        conn.prepare_cached(
-            "INSERT INTO attachments (message_id, blob_sha256, filename, content_type, size) VALUES (?1, ?2, ?3, ?4, ?5)",
-        )?
-        .execute(params![message_id, sha256, attachment.filename, attachment.content_type, size])?;
-    }
+    insert_attachments(conn, message_id, message, now)?;
 
     let mut queued_outbound = false;
-    if let (Some((decision, team)), Some(template)) = (&routed, &context.acknowledgement) {
+    if let (Some((decision, team)), Some(template), false) = (&routed, &context.acknowledgement, automated) {
         let ack_context = AckContext {
             contact: AckContact {
                 name: contact.name.clone(),
@@ -785,7 +1008,7 @@ pub fn claim_deliveries(conn: &Connection, now: i64, limit: u32, lease_until: i6
         .collect::<Result<_, _>>()?;
     let mut select = conn.prepare_cached(
         "SELECT o.id, o.inbox_id, o.attempts, o.expires_at, m.id, m.kind, m.text,
-                c.id, c.thread_key, c.subject, ci.external_id
+                c.id, c.thread_key, c.subject, ci.external_id, ci.channel
          FROM outbox o
          JOIN messages m ON m.id = o.message_id
          JOIN conversations c ON c.id = o.conversation_id
@@ -797,7 +1020,8 @@ pub fn claim_deliveries(conn: &Connection, now: i64, limit: u32, lease_until: i6
         let delivery = select.query_row([outbox_id], |row| {
             let message_id: i64 = row.get(4)?;
             let kind: String = row.get(5)?;
-            Ok(Delivery {
+            let channel: String = row.get(11)?;
+            let delivery = Delivery {
                 outbox_id: row.get(0)?,
                 inbox_id: row.get(1)?,
                 attempts: row.get::<_, i64>(2)?.try_into().unwrap_or(u32::MAX),
@@ -815,13 +1039,71 @@ pub fn claim_deliveries(conn: &Connection, now: i64, limit: u32, lease_until: i6
                     } else {
                         OutboundKind::Reply
                     },
+                    in_reply_to: None,
+                    references: Vec::new(),
                 },
-            })
+            };
+            Ok((delivery, channel))
         })?;
+        let (mut delivery, channel) = delivery;
+        // Only email threads by earlier messages' ids; the others skip the lookup.
+        if channel == ChannelKind::Email.as_str() {
+            thread_ids(conn, &mut delivery.message)?;
+        }
         deliveries.push(delivery);
     }
     deliveries.sort_by_key(|delivery| delivery.outbox_id);
     Ok(deliveries)
+}
+
+fn receipt_thread_id(result: &DeliveryResult) -> Option<String> {
+    match result {
+        DeliveryResult::Sent(receipt) => receipt.thread_id.clone(),
+        _ => None,
+    }
+}
+
+/// How many ids of earlier messages a References header carries: the first (the thread's
+/// root) and the latest ones, as RFC 5322 suggests trimming long threads.
+const MAX_REFERENCES: usize = 20;
+
+/// The channel ids of the conversation's earlier messages, for a channel that threads by
+/// them (email): the customer's latest one is what this message answers.
+fn thread_ids(conn: &Connection, message: &mut OutboundMessage) -> StoreResult<()> {
+    let mut latest: Vec<(String, String)> = conn
+        .prepare_cached(
+            "SELECT external_id, direction FROM messages
+             WHERE conversation_id = ?1 AND id < ?2 AND external_id IS NOT NULL
+               AND NOT (direction = 'inbound' AND author_kind = 'system')
+             ORDER BY id DESC LIMIT ?3",
+        )?
+        .query_map(
+            params![message.conversation_id, message.message_id, MAX_REFERENCES as i64],
+            |row| Ok((row.get(0)?, row.get(1)?)),
+        )?
+        .collect::<Result<_, _>>()?;
+    latest.reverse();
+    if latest.len() == MAX_REFERENCES {
+        let root: Option<String> = conn
+            .prepare_cached(
+                "SELECT external_id FROM messages WHERE conversation_id = ?1 AND external_id IS NOT NULL
+                 ORDER BY id LIMIT 1",
+            )?
+            .query_row([message.conversation_id], |row| row.get(0))
+            .optional()?;
+        if let Some(root) = root
+            && latest.first().is_none_or(|(first, _)| *first != root)
+        {
+            latest[0] = (root, Direction::Inbound.as_str().to_owned());
+        }
+    }
+    message.in_reply_to = latest
+        .iter()
+        .rev()
+        .find(|(_, direction)| direction == Direction::Inbound.as_str())
+        .map(|(id, _)| id.clone());
+    message.references = latest.into_iter().map(|(id, _)| id).collect();
+    Ok(())
 }
 
 pub fn record_delivery(conn: &Connection, outbox_id: i64, result: &DeliveryResult, now: i64) -> StoreResult<()> {
@@ -834,6 +1116,15 @@ pub fn record_delivery(conn: &Connection, outbox_id: i64, result: &DeliveryResul
                  WHERE id = ?3",
             )?
             .execute(params![receipt, now, outbox_id])?;
+            if let Some(thread_id) = &receipt_thread_id(result) {
+                // OR IGNORE: an id some inbound message already holds must not fail the
+                // record of a send that happened; threading then finds that message.
+                conn.prepare_cached(
+                    "UPDATE OR IGNORE messages SET external_id = ?1
+                     WHERE id = (SELECT message_id FROM outbox WHERE id = ?2) AND external_id IS NULL",
+                )?
+                .execute(params![thread_id, outbox_id])?;
+            }
         }
         DeliveryResult::RetryAt { at, error } => {
             conn.prepare_cached(

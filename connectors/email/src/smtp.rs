@@ -1,0 +1,252 @@
+//! The sending half: replies and status updates as mail, threaded so the customer's
+//! client shows them under the customer's own message.
+
+use lettre::message::header::{ContentType, Header, HeaderName, HeaderValue};
+use lettre::message::{Mailbox, MultiPart, SinglePart};
+use lettre::transport::smtp::authentication::Credentials;
+use lettre::transport::smtp::client::{Tls, TlsParameters};
+use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
+use switchboard_connector_core::{OutboundChannel, OutboundKind, OutboundMessage, Receipt, SendError};
+
+use crate::config::{EmailSettings, Security};
+use crate::thread::{OurMessageId, reply_subject};
+
+/// How long one SMTP conversation may take before it counts as failed (and retries).
+const SMTP_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+
+#[derive(Clone)]
+pub struct SmtpSender {
+    transport: AsyncSmtpTransport<Tokio1Executor>,
+    from: Mailbox,
+    domain: String,
+}
+
+impl std::fmt::Debug for SmtpSender {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SmtpSender")
+            .field("from", &self.from.to_string())
+            .finish()
+    }
+}
+
+/// RFC 3834: an automatic message says so, so the customer's autoresponder stays quiet.
+#[derive(Debug, Clone)]
+struct AutoSubmitted;
+
+impl Header for AutoSubmitted {
+    fn name() -> HeaderName {
+        HeaderName::new_from_ascii_str("Auto-Submitted")
+    }
+
+    fn parse(_: &str) -> Result<Self, Box<dyn std::error::Error + Send + Sync>> {
+        Ok(AutoSubmitted)
+    }
+
+    fn display(&self) -> HeaderValue {
+        HeaderValue::new(Self::name(), "auto-replied".into())
+    }
+}
+
+impl SmtpSender {
+    pub fn new(settings: &EmailSettings) -> Result<SmtpSender, String> {
+        let smtp = &settings.smtp;
+        let builder = match smtp.security {
+            Security::Tls => AsyncSmtpTransport::<Tokio1Executor>::relay(&smtp.host),
+            Security::StartTls => AsyncSmtpTransport::<Tokio1Executor>::starttls_relay(&smtp.host),
+            Security::Plain => Ok(AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(&smtp.host).tls(Tls::None)),
+        }
+        .map_err(|err| format!("smtp.host `{}`: {err}", smtp.host))?;
+        let mut builder = builder.port(smtp.port).timeout(Some(SMTP_TIMEOUT));
+        if smtp.security == Security::Tls {
+            let parameters = TlsParameters::new(smtp.host.clone()).map_err(|err| format!("smtp TLS: {err}"))?;
+            builder = builder.tls(Tls::Wrapper(parameters));
+        }
+        if let Some(password) = &smtp.password {
+            builder = builder.credentials(Credentials::new(smtp.user.clone(), password.0.clone()));
+        }
+        let address = settings
+            .address
+            .parse()
+            .map_err(|err| format!("address `{}`: {err}", settings.address))?;
+        Ok(SmtpSender {
+            transport: builder.build(),
+            from: Mailbox::new(settings.display_name.clone(), address),
+            domain: settings.domain.clone(),
+        })
+    }
+
+    /// The mail for one outbound message; its Message-ID names conversation and message.
+    pub fn build(&self, message: &OutboundMessage) -> Result<(Message, String), SendError> {
+        let recipient: Mailbox = message.recipient.parse().map_err(|err| {
+            SendError::permanent(format!(
+                "the recipient `{}` is not an address: {err}",
+                message.recipient
+            ))
+        })?;
+        let message_id = OurMessageId {
+            conversation_id: message.conversation_id,
+            message_id: message.message_id,
+        }
+        .format(&self.domain);
+        let mut builder = Message::builder()
+            .from(self.from.clone())
+            .to(recipient)
+            .subject(reply_subject(message.subject.as_deref(), message.conversation_id))
+            .message_id(Some(format!("<{message_id}>")));
+        if let Some(in_reply_to) = &message.in_reply_to {
+            builder = builder.in_reply_to(format!("<{in_reply_to}>"));
+        }
+        if !message.references.is_empty() {
+            let references: Vec<String> = message.references.iter().map(|id| format!("<{id}>")).collect();
+            builder = builder.references(references.join(" "));
+        }
+        if message.kind == OutboundKind::StatusUpdate {
+            builder = builder.header(AutoSubmitted);
+        }
+        let body = MultiPart::alternative()
+            .singlepart(
+                SinglePart::builder()
+                    .header(ContentType::TEXT_PLAIN)
+                    .body(message.text.clone()),
+            )
+            .singlepart(
+                SinglePart::builder()
+                    .header(ContentType::TEXT_HTML)
+                    .body(text_to_html(&message.text)),
+            );
+        let mail = builder
+            .multipart(body)
+            .map_err(|err| SendError::permanent(format!("the mail cannot be built: {err}")))?;
+        Ok((mail, message_id))
+    }
+}
+
+impl OutboundChannel for SmtpSender {
+    async fn send(&self, message: &OutboundMessage) -> Result<Receipt, SendError> {
+        let (mail, message_id) = self.build(message)?;
+        match self.transport.send(mail).await {
+            Ok(response) => Ok(Receipt {
+                external_id: Some(message_id.clone()),
+                detail: format!(
+                    "SMTP {} {}",
+                    response.code(),
+                    response.message().collect::<Vec<_>>().join(" ")
+                ),
+                thread_id: Some(message_id),
+            }),
+            // 5xx: the server refuses this mail (unknown mailbox, rejected content);
+            // the same mail will be refused again. Everything else (4xx, refused or
+            // dropped connections, timeouts) is the server being away: retry.
+            Err(err) if err.is_permanent() => Err(SendError::permanent(format!("SMTP {err}"))),
+            Err(err) => Err(SendError::transient(format!("SMTP {err}"))),
+        }
+    }
+}
+
+/// The HTML part of a reply: the text, escaped, with its line breaks.
+pub fn text_to_html(text: &str) -> String {
+    let mut html = String::with_capacity(text.len() + 64);
+    html.push_str("<!DOCTYPE html><html><body><div style=\"white-space: pre-wrap\">");
+    for c in text.chars() {
+        match c {
+            '<' => html.push_str("&lt;"),
+            '>' => html.push_str("&gt;"),
+            '&' => html.push_str("&amp;"),
+            '"' => html.push_str("&quot;"),
+            '\n' => html.push_str("<br>\n"),
+            '\r' => {}
+            c => html.push(c),
+        }
+    }
+    html.push_str("</div></body></html>");
+    html
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{Password, ServerSettings};
+    use crate::parse::{Limits, parse};
+    use std::time::Duration;
+
+    fn settings() -> EmailSettings {
+        let server = ServerSettings {
+            host: "127.0.0.1".into(),
+            port: 2525,
+            security: Security::Plain,
+            user: "support@example.com".into(),
+            password: Some(Password("secret".into())),
+        };
+        EmailSettings {
+            address: "support@example.com".into(),
+            display_name: Some("Example Support".into()),
+            domain: "example.com".into(),
+            imap: server.clone(),
+            smtp: server,
+            folder: "INBOX".into(),
+            backfill: Duration::ZERO,
+            backfill_unseen_only: true,
+            poll_interval: Duration::from_secs(30),
+            max_message_bytes: 1 << 20,
+            limits: Limits::default(),
+            thread_window: Duration::from_secs(86_400),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_reply_is_threaded_and_tagged() {
+        let sender = SmtpSender::new(&settings()).unwrap();
+        let message = OutboundMessage {
+            delivery_id: "msg_9".into(),
+            conversation_id: 42,
+            message_id: 9,
+            recipient: "ada@example.org".into(),
+            thread: None,
+            subject: Some("AW: Invoice <missing>".into()),
+            text: "Hello Ada,\n<b>not bold</b> & done".into(),
+            kind: OutboundKind::StatusUpdate,
+            in_reply_to: Some("CAF=abc@mail.example.org".into()),
+            references: vec!["root@example.org".into(), "CAF=abc@mail.example.org".into()],
+        };
+        let (mail, id) = sender.build(&message).unwrap();
+        assert_eq!(id, "switchboard.42.9@example.com");
+        let raw = mail.formatted();
+        let parsed = parse(&raw, Limits::default()).unwrap();
+        assert_eq!(parsed.message_id.as_deref(), Some(id.as_str()));
+        assert_eq!(parsed.in_reply_to, vec!["CAF=abc@mail.example.org".to_owned()]);
+        assert_eq!(
+            parsed.references,
+            vec!["root@example.org".to_owned(), "CAF=abc@mail.example.org".to_owned()]
+        );
+        assert_eq!(parsed.subject.as_deref(), Some("Re: Invoice <missing> [#42]"));
+        assert_eq!(parsed.text.trim_end(), "Hello Ada,\n<b>not bold</b> & done");
+        assert!(parsed.html.unwrap().contains("&lt;b&gt;not bold&lt;/b&gt; &amp; done"));
+        assert!(
+            parsed.automated.is_some(),
+            "status updates carry Auto-Submitted so autoresponders stay quiet"
+        );
+        let from = parsed.from.unwrap();
+        assert_eq!(
+            (from.address.as_str(), from.name.as_deref()),
+            ("support@example.com", Some("Example Support"))
+        );
+    }
+
+    #[tokio::test]
+    async fn a_bad_recipient_is_permanent() {
+        let sender = SmtpSender::new(&settings()).unwrap();
+        let message = OutboundMessage {
+            delivery_id: "msg_1".into(),
+            conversation_id: 1,
+            message_id: 1,
+            recipient: "not an address".into(),
+            thread: None,
+            subject: None,
+            text: "x".into(),
+            kind: OutboundKind::Reply,
+            in_reply_to: None,
+            references: vec![],
+        };
+        assert!(matches!(sender.build(&message), Err(SendError::Permanent { .. })));
+    }
+}

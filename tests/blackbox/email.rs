@@ -1,0 +1,610 @@
+//! The email channel end to end: a private Dovecot holds the support mailbox and the
+//! customers' mailboxes, a real SMTP server relays the daemon's mail into them, and
+//! everything is checked through the daemon's API and the customer's own mailbox.
+
+use std::time::{Duration, Instant};
+
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+use switchboard_connector_email::{Limits, ParsedMail, parse};
+
+use crate::harness::{Daemon, eventually, message_by_id};
+use crate::mailservers::{Dovecot, SmtpRelay};
+
+const SUPPORT: &str = "support@test.local";
+const CUSTOMER: &str = "customer@test.local";
+const OTHER: &str = "other@test.local";
+
+fn email_config(dir: &std::path::Path, dovecot: &Dovecot, smtp_port: u16) -> String {
+    std::fs::write(dir.join("imap-password"), "secret\n").unwrap();
+    format!(
+        r#"
+[server]
+listen = "127.0.0.1:0"
+
+[storage]
+url = "sqlite://{db}"
+
+[log]
+level = "info,switchboard=debug"
+
+[outbox]
+retry_schedule = [{retries}]
+expire_after = "1h"
+
+[acknowledgement]
+template = "We received your message. Your reference is {{{{ conversation.reference }}}}."
+
+[routing]
+default_team = "support"
+
+[teams.support]
+name = "Customer Support"
+
+[teams.billing]
+name = "Billing"
+
+[inboxes.mail]
+name = "Support mail"
+
+[inboxes.mail.email]
+address = "{SUPPORT}"
+display_name = "Test Support"
+imap = {{ host = "127.0.0.1", port = {imap}, security = "plain", password_file = "{password}" }}
+smtp = {{ host = "127.0.0.1", port = {smtp_port}, security = "plain" }}
+
+[[rules]]
+name = "billing"
+when = {{ text = '(?i)\b(refund|invoice|charged)\b' }}
+then = {{ team = "billing" }}
+"#,
+        db = dir.join("switchboard.db").display(),
+        retries = vec!["\"150ms\""; 200].join(", "),
+        imap = dovecot.imap_port(),
+        password = dir.join("imap-password").display(),
+    )
+}
+
+/// Dovecot, the SMTP relay into it, and the daemon reading `support@test.local`.
+struct Desk {
+    /// `None` only while a test has it stopped.
+    daemon: Option<Daemon>,
+    relay: SmtpRelay,
+    dovecot: Dovecot,
+    token: String,
+}
+
+impl Desk {
+    async fn start() -> Desk {
+        let dovecot = Dovecot::start().await;
+        let relay = SmtpRelay::start(&dovecot).await;
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join("switchboard.toml"),
+            email_config(dir.path(), &dovecot, relay.port()),
+        )
+        .unwrap();
+        let daemon = Daemon::start_in(dir).await;
+        let token = daemon.agent("sam", "support", "admin");
+        let desk = Desk {
+            daemon: Some(daemon),
+            relay,
+            dovecot,
+            token,
+        };
+        // The reader is logged in (and idling) before a test delivers anything.
+        eventually("the daemon's IMAP session", || async {
+            (desk.dovecot.sessions(SUPPORT) > 0).then_some(())
+        })
+        .await;
+        desk
+    }
+
+    fn daemon(&self) -> &Daemon {
+        self.daemon.as_ref().expect("the daemon is running")
+    }
+
+    async fn conversations(&self) -> Vec<Value> {
+        let page = self.daemon().get("/conversations?limit=100", &self.token).await;
+        let mut conversations = page["conversations"].as_array().unwrap().clone();
+        conversations.sort_by_key(|c| c["id"].as_i64());
+        conversations
+    }
+
+    async fn detail(&self, id: i64) -> Value {
+        self.daemon().get(&format!("/conversations/{id}"), &self.token).await
+    }
+
+    /// Waits until `count` customer messages are stored, and returns every conversation.
+    async fn wait_for_messages(&self, count: usize) -> Vec<Value> {
+        eventually(&format!("{count} inbound messages"), || async {
+            let conversations = self.conversations().await;
+            let mut inbound = 0;
+            for conversation in &conversations {
+                let detail = self.detail(conversation["id"].as_i64().unwrap()).await;
+                inbound += inbound_messages(&detail).len();
+            }
+            assert!(
+                inbound <= count,
+                "more inbound messages than delivered: {inbound} > {count}"
+            );
+            (inbound == count).then_some(conversations)
+        })
+        .await
+    }
+
+    /// Waits until `user`'s mailbox holds `count` mails and returns them parsed.
+    async fn mailbox(&self, user: &str, count: usize) -> Vec<ParsedMail> {
+        eventually(&format!("{count} mails in {user}'s mailbox"), || async {
+            let mails = self.dovecot.messages(user).await;
+            (mails.len() >= count).then(|| {
+                mails
+                    .iter()
+                    .map(|raw| parse(raw, Limits::default()).unwrap())
+                    .collect::<Vec<_>>()
+            })
+        })
+        .await
+    }
+
+    async fn reply(&self, conversation_id: i64, text: &str) -> i64 {
+        let (status, body) = self
+            .daemon()
+            .api(
+                Method::POST,
+                &format!("/conversations/{conversation_id}/messages"),
+                &self.token,
+                Some(json!({"text": text})),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+        body["id"].as_i64().unwrap()
+    }
+}
+
+fn inbound_messages(detail: &Value) -> Vec<Value> {
+    detail["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|m| m["direction"] == "inbound")
+        .cloned()
+        .collect()
+}
+
+fn outbound_messages(detail: &Value) -> Vec<Value> {
+    detail["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|m| m["direction"] == "outbound")
+        .cloned()
+        .collect()
+}
+
+/// A plain-text mail as a customer's client writes it.
+fn mail(from: &str, subject: &str, message_id: &str, threading: &[(&str, &str)], body: &str) -> Vec<u8> {
+    let mut raw = format!(
+        "From: {from}\r\nTo: Test Support <{SUPPORT}>\r\nSubject: {subject}\r\nMessage-ID: <{message_id}>\r\n\
+         Date: Tue, 24 Nov 2026 10:00:00 +0000\r\nMIME-Version: 1.0\r\n"
+    );
+    for (name, value) in threading {
+        raw.push_str(&format!("{name}: {value}\r\n"));
+    }
+    raw.push_str("Content-Type: text/plain; charset=utf-8\r\n\r\n");
+    raw.push_str(body);
+    raw.push_str("\r\n");
+    raw.into_bytes()
+}
+
+fn id_of(mail: &ParsedMail) -> String {
+    mail.message_id.clone().expect("our mail has a Message-ID")
+}
+
+#[tokio::test]
+async fn a_mail_becomes_a_routed_conversation_and_the_thread_survives_replies() {
+    let desk = Desk::start().await;
+
+    let delivered = Instant::now();
+    desk.dovecot
+        .deliver(
+            SUPPORT,
+            &mail(
+                &format!("Ada Lovelace <{CUSTOMER}>"),
+                "Invoice 4411 charged twice",
+                "first@client.test",
+                &[],
+                "Hello,\r\nmy card was charged twice for invoice 4411.\r\nAda",
+            ),
+        )
+        .await;
+    let conversation = eventually("the mail to become a conversation", || async {
+        desk.conversations().await.into_iter().next()
+    })
+    .await;
+    let latency = delivered.elapsed();
+    // IDLE: the server tells the reader at once; pollers (Chatwoot, Zammad) take 30-60 s.
+    assert!(latency < Duration::from_secs(2), "took {latency:?}");
+    assert_eq!(conversation["team"]["key"], "billing", "{conversation}");
+    assert_eq!(conversation["channel"], "email");
+    assert_eq!(conversation["subject"], "Invoice 4411 charged twice");
+    assert_eq!(conversation["contact"]["email"], CUSTOMER);
+    assert_eq!(conversation["contact"]["name"], "Ada Lovelace");
+    let id = conversation["id"].as_i64().unwrap();
+    let tag = format!("[#{id}]");
+
+    // The acknowledgement, then the agent's reply, reach the customer's mailbox threaded
+    // under her mail.
+    let acknowledgement = &desk.mailbox(CUSTOMER, 1).await[0];
+    assert!(
+        acknowledgement.text.contains(&format!("#{id}")),
+        "{}",
+        acknowledgement.text
+    );
+    assert!(
+        acknowledgement.automated.is_some(),
+        "acknowledgements say Auto-Submitted"
+    );
+    assert_eq!(acknowledgement.in_reply_to, vec!["first@client.test".to_owned()]);
+    desk.reply(id, "We refunded the second charge.").await;
+    let reply = desk.mailbox(CUSTOMER, 2).await.pop().unwrap();
+    assert_eq!(
+        reply.subject.as_deref(),
+        Some(format!("Re: Invoice 4411 charged twice {tag}").as_str())
+    );
+    assert_eq!(reply.in_reply_to, vec!["first@client.test".to_owned()]);
+    assert_eq!(reply.references.first().map(String::as_str), Some("first@client.test"));
+    assert!(
+        reply.references.contains(&id_of(acknowledgement)),
+        "{:?}",
+        reply.references
+    );
+    let from = reply.from.as_ref().unwrap();
+    assert_eq!(
+        (from.address.as_str(), from.name.as_deref()),
+        (SUPPORT, Some("Test Support"))
+    );
+    assert!(reply.text.contains("We refunded the second charge."));
+    assert!(
+        reply
+            .html
+            .as_deref()
+            .unwrap()
+            .contains("We refunded the second charge.")
+    );
+
+    // The customer answers the reply: same conversation, the quote trimmed from the text.
+    let references = format!("<first@client.test> <{}> <{}>", id_of(acknowledgement), id_of(&reply));
+    desk.dovecot
+        .deliver(
+            SUPPORT,
+            &mail(
+                CUSTOMER,
+                &format!("Re: Invoice 4411 charged twice {tag}"),
+                "second@client.test",
+                &[
+                    ("In-Reply-To", &format!("<{}>", id_of(&reply))),
+                    ("References", &references),
+                ],
+                "Thank you, I see it.\r\n\r\nOn Tue, Test Support wrote:\r\n> We refunded the second charge.",
+            ),
+        )
+        .await;
+    // Outlook: In-Reply-To points at a copy we never saw, no References, the tag kept.
+    desk.dovecot
+        .deliver(
+            SUPPORT,
+            &mail(
+                CUSTOMER,
+                &format!("AW: Invoice 4411 charged twice {tag}"),
+                "third@outlook.test",
+                &[("In-Reply-To", "<AM0PR01MB0001@outlook.test>")],
+                "One more thing about the invoice.",
+            ),
+        )
+        .await;
+    // Answering our reply with a new subject: a new topic, a new conversation.
+    desk.dovecot
+        .deliver(
+            SUPPORT,
+            &mail(
+                CUSTOMER,
+                "New delivery address",
+                "fourth@client.test",
+                &[("In-Reply-To", &format!("<{}>", id_of(&reply)))],
+                "Please send my next order to Baker Street 221b.",
+            ),
+        )
+        .await;
+
+    let conversations = desk.wait_for_messages(4).await;
+    assert_eq!(conversations.len(), 2, "{conversations:#?}");
+    let detail = desk.detail(id).await;
+    let texts: Vec<String> = inbound_messages(&detail)
+        .iter()
+        .map(|m| m["text"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(texts.len(), 3, "{texts:?}");
+    assert_eq!(texts[1], "Thank you, I see it.", "the quoted history is trimmed");
+    assert_eq!(texts[2], "One more thing about the invoice.");
+    let new_topic = &conversations[1];
+    assert_eq!(new_topic["subject"], "New delivery address");
+    assert_eq!(new_topic["contact"]["email"], CUSTOMER);
+}
+
+#[tokio::test]
+async fn replies_of_different_people_to_one_newsletter_stay_apart() {
+    let desk = Desk::start().await;
+    let newsletter = mail(
+        "Shop News <news@shop.test>",
+        "November news",
+        "newsletter-11@shop.test",
+        &[
+            ("Precedence", "bulk"),
+            ("List-Unsubscribe", "<mailto:unsubscribe@shop.test>"),
+        ],
+        "Our November offers.",
+    );
+    desk.dovecot.deliver(SUPPORT, &newsletter).await;
+    for (who, id) in [(CUSTOMER, "ada-1@client.test"), (OTHER, "bob-1@client.test")] {
+        desk.dovecot
+            .deliver(
+                SUPPORT,
+                &mail(
+                    who,
+                    "Re: November news",
+                    id,
+                    &[
+                        ("In-Reply-To", "<newsletter-11@shop.test>"),
+                        ("References", "<newsletter-11@shop.test>"),
+                    ],
+                    &format!("A question from {who}."),
+                ),
+            )
+            .await;
+    }
+    // The same person again on the same subject: her own open conversation.
+    desk.dovecot
+        .deliver(
+            SUPPORT,
+            &mail(CUSTOMER, "Re: November news", "ada-2@client.test", &[], "And another."),
+        )
+        .await;
+
+    let conversations = desk.wait_for_messages(4).await;
+    let by_contact: Vec<(String, usize)> = {
+        let mut rows = Vec::new();
+        for conversation in &conversations {
+            let detail = desk.detail(conversation["id"].as_i64().unwrap()).await;
+            rows.push((
+                conversation["contact"]["email"].as_str().unwrap().to_owned(),
+                inbound_messages(&detail).len(),
+            ));
+        }
+        rows
+    };
+    assert_eq!(
+        by_contact,
+        vec![
+            ("news@shop.test".to_owned(), 1),
+            (CUSTOMER.to_owned(), 2),
+            (OTHER.to_owned(), 1)
+        ]
+    );
+    // The newsletter is bulk mail: stored, never acknowledged.
+    let newsletter_detail = desk.detail(conversations[0]["id"].as_i64().unwrap()).await;
+    assert!(
+        outbound_messages(&newsletter_detail).is_empty(),
+        "{newsletter_detail:#}"
+    );
+}
+
+#[tokio::test]
+async fn auto_replies_and_bounces_get_no_acknowledgement() {
+    let desk = Desk::start().await;
+    desk.dovecot
+        .deliver(
+            SUPPORT,
+            &mail(CUSTOMER, "Broken login", "login-1@client.test", &[], "I cannot log in."),
+        )
+        .await;
+    let id = desk.wait_for_messages(1).await[0]["id"].as_i64().unwrap();
+    let acknowledgement = desk.mailbox(CUSTOMER, 1).await.remove(0);
+
+    // Her out-of-office answers our acknowledgement; a stranger's vacation notice opens
+    // its own conversation; neither is acknowledged.
+    desk.dovecot
+        .deliver(
+            SUPPORT,
+            &mail(
+                CUSTOMER,
+                "Automatic reply: Broken login",
+                "ooo-1@client.test",
+                &[
+                    ("Auto-Submitted", "auto-replied"),
+                    ("In-Reply-To", &format!("<{}>", id_of(&acknowledgement))),
+                ],
+                "I am out of office until Monday.",
+            ),
+        )
+        .await;
+    desk.dovecot
+        .deliver(
+            SUPPORT,
+            &mail(
+                OTHER,
+                "Out of office",
+                "ooo-2@client.test",
+                &[("X-Autoreply", "yes")],
+                "Away.",
+            ),
+        )
+        .await;
+
+    // A reply to an address the relay refuses fails with the server's words ...
+    let reply_id = desk.reply(id, "Please try resetting your password.").await;
+    let reply_mail = desk.mailbox(CUSTOMER, 2).await.pop().unwrap();
+    // ... and a DSN for the reply (as a remote server would send after accepting it)
+    // marks it failed and lands in the conversation, unacknowledged.
+    let dsn = format!(
+        "From: Mail Delivery System <MAILER-DAEMON@mx.client.test>\r\nTo: {SUPPORT}\r\n\
+         Subject: Undelivered Mail Returned to Sender\r\nMessage-ID: <dsn-1@mx.client.test>\r\n\
+         Auto-Submitted: auto-replied\r\nMIME-Version: 1.0\r\n\
+         Content-Type: multipart/report; report-type=delivery-status; boundary=\"b\"\r\n\r\n\
+         --b\r\nContent-Type: text/plain\r\n\r\nYour message could not be delivered.\r\n\
+         --b\r\nContent-Type: message/delivery-status\r\n\r\nReporting-MTA: dns; mx.client.test\r\n\r\n\
+         Final-Recipient: rfc822; {CUSTOMER}\r\nAction: failed\r\nStatus: 5.2.2\r\n\
+         Diagnostic-Code: smtp; 552 5.2.2 mailbox full\r\n\r\n\
+         --b\r\nContent-Type: text/rfc822-headers\r\n\r\nFrom: {SUPPORT}\r\nTo: {CUSTOMER}\r\n\
+         Message-ID: <{}>\r\nSubject: Re: Broken login [#{id}]\r\n\r\n--b--\r\n",
+        id_of(&reply_mail)
+    );
+    desk.dovecot.deliver(SUPPORT, dsn.as_bytes()).await;
+
+    let failed = desk
+        .daemon()
+        .delivery_reaches(&desk.token, id, reply_id, "failed")
+        .await;
+    assert!(
+        failed["delivery"]["last_error"]
+            .as_str()
+            .unwrap()
+            .contains("mailbox full"),
+        "{failed}"
+    );
+    let conversations = desk.wait_for_messages(4).await;
+    assert_eq!(conversations.len(), 2, "{conversations:#?}");
+    let detail = desk.detail(id).await;
+    assert_eq!(inbound_messages(&detail).len(), 3, "message, out-of-office, bounce");
+    assert_eq!(
+        outbound_messages(&detail).len(),
+        2,
+        "the acknowledgement and the reply, nothing else"
+    );
+    assert!(
+        detail["events"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["kind"] == "delivery.failed" && e["data"]["bounce"] == true),
+        "{detail:#}"
+    );
+    let stranger = desk.detail(conversations[1]["id"].as_i64().unwrap()).await;
+    assert!(outbound_messages(&stranger).is_empty(), "{stranger:#}");
+    // Only the acknowledgement and the reply ever left.
+    assert_eq!(desk.relay.sent().len(), 2);
+}
+
+#[tokio::test]
+async fn a_dropped_connection_and_a_restart_lose_and_duplicate_nothing() {
+    let mut desk = Desk::start().await;
+    let numbered = |n: usize| {
+        mail(
+            &format!("Sender {n} <sender{n}@client.test>"),
+            &format!("Question {n}"),
+            &format!("q{n}@client.test"),
+            &[],
+            &format!("Question number {n}."),
+        )
+    };
+    for n in 0..10 {
+        desk.dovecot.deliver(SUPPORT, &numbered(n)).await;
+    }
+    desk.wait_for_messages(10).await;
+
+    // Drop the IMAP session while more mail arrives: the reader reconnects and resumes.
+    assert!(desk.dovecot.kick(SUPPORT), "the daemon had an IMAP session to kick");
+    for n in 10..20 {
+        desk.dovecot.deliver(SUPPORT, &numbered(n)).await;
+    }
+    desk.wait_for_messages(20).await;
+
+    // Stop the daemon, deliver while it is down, start it again on the same database.
+    let (dir, exit) = desk.daemon.take().unwrap().stop();
+    assert!(exit.success(), "{exit}");
+    for n in 20..30 {
+        desk.dovecot.deliver(SUPPORT, &numbered(n)).await;
+    }
+    desk.daemon = Some(Daemon::start_in(dir).await);
+    let conversations = desk.wait_for_messages(30).await;
+    assert_eq!(conversations.len(), 30);
+    // A last mail, read after everything before it in UID order: once it is in, no
+    // duplicate of an earlier one can still be on its way.
+    desk.dovecot.deliver(SUPPORT, &numbered(30)).await;
+    let conversations = desk.wait_for_messages(31).await;
+    let mut subjects: Vec<String> = conversations
+        .iter()
+        .map(|c| c["subject"].as_str().unwrap().to_owned())
+        .collect();
+    subjects.sort();
+    subjects.dedup();
+    assert_eq!(subjects.len(), 31, "every mail once");
+    let snapshot = desk.daemon().snapshot().await;
+    let cursor = &snapshot["channel_cursors"];
+    assert_eq!(cursor.len(), 1, "{cursor:?}");
+    assert!(cursor[0].contains(":31'"), "the cursor stands after UID 31: {cursor:?}");
+}
+
+#[tokio::test]
+async fn a_reply_waits_out_an_smtp_outage_and_is_delivered_once() {
+    let mut desk = Desk::start().await;
+    desk.relay.stop().await;
+    desk.dovecot
+        .deliver(
+            SUPPORT,
+            &mail(
+                CUSTOMER,
+                "Where is my parcel?",
+                "parcel-1@client.test",
+                &[],
+                "It is late.",
+            ),
+        )
+        .await;
+    let id = desk.wait_for_messages(1).await[0]["id"].as_i64().unwrap();
+    let reply_id = desk.reply(id, "It left our warehouse today.").await;
+    // Both the acknowledgement and the reply are retried while the server is down.
+    let detail = eventually("a failed attempt on record", || async {
+        let detail = desk.detail(id).await;
+        let acknowledgement = outbound_messages(&detail).into_iter().next()?;
+        (acknowledgement["delivery"]["attempts"].as_i64()? >= 2).then_some(acknowledgement)
+    })
+    .await;
+    assert_eq!(detail["delivery"]["status"], "scheduled", "{detail}");
+    assert!(
+        detail["delivery"]["last_error"].as_str().unwrap().contains("SMTP"),
+        "{detail}"
+    );
+
+    desk.relay.restart().await;
+    desk.daemon().delivery_reaches(&desk.token, id, reply_id, "sent").await;
+    let mails = desk.mailbox(CUSTOMER, 2).await;
+    let replies = mails
+        .iter()
+        .filter(|m| m.text.contains("It left our warehouse today."))
+        .count();
+    assert_eq!(replies, 1, "the reply arrives once");
+    assert_eq!(desk.relay.sent().len(), 2, "acknowledgement and reply, once each");
+}
+
+#[tokio::test]
+async fn a_refused_recipient_fails_with_the_servers_reason() {
+    let desk = Desk::start().await;
+    desk.dovecot
+        .deliver(
+            SUPPORT,
+            &mail("nobody@reject.test", "Hello", "hello-1@reject.test", &[], "Hi."),
+        )
+        .await;
+    let id = desk.wait_for_messages(1).await[0]["id"].as_i64().unwrap();
+    let detail = desk.detail(id).await;
+    let acknowledgement = outbound_messages(&detail)[0]["id"].as_i64().unwrap();
+    let failed = desk
+        .daemon()
+        .delivery_reaches(&desk.token, id, acknowledgement, "failed")
+        .await;
+    let error = failed["delivery"]["last_error"].as_str().unwrap();
+    assert!(error.contains("550"), "{error}");
+    assert_eq!(failed["delivery"]["attempts"], 1, "a 5xx is not retried");
+    assert!(message_by_id(&desk.detail(id).await, acknowledgement).is_some());
+}
