@@ -9,7 +9,7 @@ use serde_json::{Value, json};
 use switchboard_connector_email::{Limits, ParsedMail, parse};
 
 use crate::harness::{Daemon, eventually, message_by_id};
-use crate::mailservers::{Dovecot, SmtpRelay};
+use switchboard_test_mailservers::{Dovecot, SmtpRelay};
 
 const SUPPORT: &str = "support@test.local";
 const CUSTOMER: &str = "customer@test.local";

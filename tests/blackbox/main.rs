@@ -6,4 +6,3 @@ mod delivery;
 mod email;
 mod harness;
 mod ingest;
-mod mailservers;

@@ -1,7 +1,10 @@
 //! Real mail servers for the email-channel tests: a private Dovecot (IMAP, and LMTP to
-//! deliver into it) and an SMTP server (`tests/support/smtp_relay.py`, aiosmtpd) that keeps
+//! deliver into it) and an SMTP server (`smtp_relay.py` beside this crate, aiosmtpd) that keeps
 //! a copy of every message it accepts and relays it into that Dovecot over LMTP. Each is
 //! a private instance on free loopback ports in its own temp dir, so tests run in parallel.
+//!
+//! A crate of its own because two programs start them: the black-box tests and the
+//! benchmark program's email scenario.
 
 use std::fs::{File, OpenOptions};
 use std::io::{BufRead, BufReader};
@@ -15,7 +18,24 @@ use tempfile::TempDir;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-use crate::harness::{DEADLINE, eventually};
+/// How long any awaited effect may take before the caller fails.
+pub const DEADLINE: Duration = Duration::from_secs(20);
+
+/// Polls `probe` until it returns `Some`, or panics after [`DEADLINE`].
+pub async fn eventually<T, F, Fut>(what: &str, mut probe: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    let started = Instant::now();
+    loop {
+        if let Some(value) = probe().await {
+            return value;
+        }
+        assert!(started.elapsed() < DEADLINE, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
 
 /// Every mailbox's password.
 pub const PASSWORD: &str = "secret";
@@ -23,7 +43,7 @@ pub const PASSWORD: &str = "secret";
 pub const USERS: [&str; 3] = ["support@test.local", "customer@test.local", "other@test.local"];
 /// Not `python3`: that may be a pyenv shim without aiosmtpd.
 const PYTHON: &str = "/usr/bin/python3";
-const RELAY_SCRIPT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/support/smtp_relay.py");
+const RELAY_SCRIPT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/smtp_relay.py");
 /// Starts are retried with fresh ports when a port picked as free was taken meanwhile.
 const START_ATTEMPTS: usize = 3;
 
@@ -551,7 +571,7 @@ mod tests {
     use super::*;
 
     fn fixtures() -> Vec<(PathBuf, Vec<u8>)> {
-        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/email");
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fixtures/email");
         let mut paths: Vec<PathBuf> = std::fs::read_dir(&dir)
             .unwrap()
             .map(|entry| entry.unwrap().path())
