@@ -4,13 +4,15 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use axum::body::Bytes;
-use axum::extract::{FromRequest, FromRequestParts, Query, Request, State};
+use axum::extract::{DefaultBodyLimit, FromRequest, FromRequestParts, Query, Request, State};
 use axum::http::request::Parts;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
+use base64::prelude::{BASE64_STANDARD, Engine as _};
 use serde_json::{Map, Value, json};
+use switchboard_connector_core::OutboundAttachment;
 
 use super::error::ApiError;
 use super::{AppState, PathParam};
@@ -25,6 +27,11 @@ const DEFAULT_PAGE: u32 = 25;
 const MAX_PAGE: u32 = 100;
 /// The longest reply or note accepted, in bytes.
 const MAX_TEXT: usize = 64 * 1024;
+const MAX_ATTACHMENTS: usize = 10;
+/// The files of one message together: what most mail servers take, after base64.
+const MAX_ATTACHMENT_BYTES: usize = 10 * 1024 * 1024;
+/// A reply's body: its files in base64 (4/3 of their size) plus text and JSON.
+const MAX_MESSAGE_BODY: usize = MAX_ATTACHMENT_BYTES / 3 * 4 + 2 * MAX_TEXT + 64 * 1024;
 
 pub fn router() -> Router<Arc<AppState>> {
     Router::new()
@@ -32,7 +39,10 @@ pub fn router() -> Router<Arc<AppState>> {
         .route("/teams", get(teams))
         .route("/conversations", get(list_conversations))
         .route("/conversations/{id}", get(conversation).patch(update_conversation))
-        .route("/conversations/{id}/messages", axum::routing::post(add_message))
+        .route(
+            "/conversations/{id}/messages",
+            axum::routing::post(add_message).layer(DefaultBodyLimit::max(MAX_MESSAGE_BODY)),
+        )
         .route("/attachments/{id}", get(attachment))
 }
 
@@ -212,7 +222,7 @@ async fn add_message(
     JsonObject(object): JsonObject,
 ) -> Result<Response, ApiError> {
     let conversation_id = parse_id(&id, "conversation")?;
-    reject_unknown(object.keys(), &["text", "private"], "field")?;
+    reject_unknown(object.keys(), &["text", "private", "attachments"], "field")?;
     let text = match object.get("text") {
         Some(Value::String(text)) if !text.trim().is_empty() => text.trim().to_owned(),
         Some(Value::String(_)) => return Err(ApiError::invalid("text", "must not be empty")),
@@ -227,6 +237,10 @@ async fn add_message(
         Some(Value::Bool(private)) => *private,
         Some(_) => return Err(ApiError::invalid("private", "must be true or false")),
     };
+    let attachments = match object.get("attachments") {
+        None | Some(Value::Null) => Vec::new(),
+        Some(value) => parse_attachments(value)?,
+    };
     let now = state.clock.now_ms();
     let message = state
         .store
@@ -235,6 +249,7 @@ async fn add_message(
             agent_id: agent.id,
             text,
             private,
+            attachments,
             now,
             expires_at: state.expires_at(now),
         })
@@ -243,6 +258,92 @@ async fn add_message(
         state.outbox_wakeup.notify_one();
     }
     Ok((StatusCode::CREATED, Json(message)).into_response())
+}
+
+/// `[{"filename": …, "content_type": …, "data": <base64>}]`, within the limits below.
+fn parse_attachments(value: &Value) -> Result<Vec<OutboundAttachment>, ApiError> {
+    let Some(items) = value.as_array() else {
+        return Err(ApiError::invalid("attachments", "must be an array"));
+    };
+    if items.len() > MAX_ATTACHMENTS {
+        return Err(ApiError::invalid(
+            "attachments",
+            format!("at most {MAX_ATTACHMENTS} files per message"),
+        ));
+    }
+    let mut attachments = Vec::with_capacity(items.len());
+    let mut total = 0;
+    for (index, item) in items.iter().enumerate() {
+        let at = |key: &str| format!("attachments[{index}].{key}");
+        let Some(item) = item.as_object() else {
+            return Err(ApiError::invalid(&format!("attachments[{index}]"), "must be an object"));
+        };
+        if let Some(unknown) = item
+            .keys()
+            .find(|key| !["filename", "content_type", "data"].contains(&key.as_str()))
+        {
+            return Err(ApiError::invalid(
+                &at(unknown),
+                "is not a field; known: filename, content_type, data",
+            ));
+        }
+        let filename = match item.get("filename") {
+            Some(Value::String(name))
+                if !name.trim().is_empty() && name.len() <= 255 && !name.contains(['/', '\\']) =>
+            {
+                name.trim().to_owned()
+            }
+            Some(_) => {
+                return Err(ApiError::invalid(
+                    &at("filename"),
+                    "must be a file name of 1 to 255 bytes without slashes",
+                ));
+            }
+            None => return Err(ApiError::invalid(&at("filename"), "is required")),
+        };
+        let content_type = match item.get("content_type") {
+            None | Some(Value::Null) => "application/octet-stream".to_owned(),
+            Some(Value::String(kind)) if is_media_type(kind) => kind.trim().to_ascii_lowercase(),
+            Some(_) => {
+                return Err(ApiError::invalid(
+                    &at("content_type"),
+                    "must be a media type such as application/pdf",
+                ));
+            }
+        };
+        let data = match item.get("data") {
+            Some(Value::String(data)) => BASE64_STANDARD
+                .decode(data)
+                .map_err(|err| ApiError::invalid(&at("data"), format!("is not standard base64: {err}")))?,
+            Some(_) => return Err(ApiError::invalid(&at("data"), "must be a base64 string")),
+            None => return Err(ApiError::invalid(&at("data"), "is required")),
+        };
+        total += data.len();
+        if total > MAX_ATTACHMENT_BYTES {
+            return Err(ApiError::invalid(
+                "attachments",
+                format!("the files of one message may total at most {MAX_ATTACHMENT_BYTES} bytes"),
+            ));
+        }
+        attachments.push(OutboundAttachment {
+            filename,
+            content_type,
+            data,
+        });
+    }
+    Ok(attachments)
+}
+
+fn is_media_type(text: &str) -> bool {
+    let token = |part: &str| {
+        !part.is_empty()
+            && part
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"!#$&-^_.+".contains(&b))
+    };
+    text.trim()
+        .split_once('/')
+        .is_some_and(|(kind, subtype)| token(kind) && token(subtype))
 }
 
 async fn update_conversation(

@@ -15,7 +15,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use serde::Serialize;
 use serde_json::Value;
-use switchboard_connector_core::{ChannelKind, InboundMessage, OutboundMessage, Receipt};
+use switchboard_connector_core::{ChannelKind, InboundMessage, OutboundAttachment, OutboundMessage, Receipt};
 
 use crate::model::{ActorKind, DeliveryStatus, Direction, MessageKind, Priority, Role, Status, Timestamp};
 use crate::router::Router;
@@ -330,6 +330,8 @@ pub struct NewAgentMessage {
     pub agent_id: i64,
     pub text: String,
     pub private: bool,
+    /// Files sent with a reply (channels that carry files only) or kept with a note.
+    pub attachments: Vec<OutboundAttachment>,
     pub now: i64,
     pub expires_at: i64,
 }

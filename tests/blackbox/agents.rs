@@ -261,6 +261,32 @@ async fn bad_message_bodies_are_refused() {
             "`internal`",
         ),
         (json!(["hi"]), StatusCode::UNPROCESSABLE_ENTITY, "JSON object"),
+        // The webhook channel carries no files: a reply must not pretend it sent one.
+        (
+            json!({"text": "hi", "attachments": [{"filename": "a.pdf", "data": "aGk="}]}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "`attachments`",
+        ),
+        (
+            json!({"text": "hi", "attachments": "a.pdf"}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "`attachments`",
+        ),
+        (
+            json!({"text": "hi", "private": true, "attachments": [{"filename": "../a", "data": "aGk="}]}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "`attachments[0].filename`",
+        ),
+        (
+            json!({"text": "hi", "private": true, "attachments": [{"filename": "a", "data": "%%"}]}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "`attachments[0].data`",
+        ),
+        (
+            json!({"text": "hi", "private": true, "attachments": [{"filename": "a", "data": "aGk=", "url": "x"}]}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "`attachments[0].url`",
+        ),
     ] {
         let before = daemon.snapshot().await;
         let (got, error) = daemon.api(Method::POST, &path, &token, Some(body.clone())).await;
@@ -277,7 +303,7 @@ async fn bad_message_bodies_are_refused() {
     let oversized = reqwest::Client::new()
         .post(daemon.url(&format!("/api/v1{path}")))
         .bearer_auth(&token)
-        .json(&json!({"text": "x".repeat(3 << 20)}))
+        .json(&json!({"text": "x".repeat(15 << 20)}))
         .send()
         .await
         .unwrap();
@@ -286,6 +312,20 @@ async fn bad_message_bodies_are_refused() {
         oversized.json::<Value>().await.unwrap()["error"]["code"],
         "body_too_large"
     );
+    // A note keeps its files whatever the channel: they never leave.
+    let (status, note) = daemon
+        .api(
+            Method::POST,
+            &path,
+            &token,
+            Some(json!({"text": "the customer's screenshot", "private": true,
+                        "attachments": [{"filename": "screen.png", "content_type": "image/png", "data": "iVBORw0KGgo="}]})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{note}");
+    assert_eq!(note["attachments"][0]["filename"], "screen.png");
+    assert_eq!(note["attachments"][0]["content_type"], "image/png");
+    assert_eq!(note["attachments"][0]["size"], 8);
     let (status, error) = daemon
         .api(
             Method::POST,

@@ -148,13 +148,17 @@ impl Desk {
     }
 
     async fn reply(&self, conversation_id: i64, text: &str) -> i64 {
+        self.reply_with(conversation_id, json!({"text": text})).await
+    }
+
+    async fn reply_with(&self, conversation_id: i64, body: Value) -> i64 {
         let (status, body) = self
             .daemon()
             .api(
                 Method::POST,
                 &format!("/conversations/{conversation_id}/messages"),
                 &self.token,
-                Some(json!({"text": text})),
+                Some(body),
             )
             .await;
         assert_eq!(status, StatusCode::CREATED, "{body}");
@@ -246,7 +250,13 @@ async fn a_mail_becomes_a_routed_conversation_and_the_thread_survives_replies() 
         "acknowledgements say Auto-Submitted"
     );
     assert_eq!(acknowledgement.in_reply_to, vec!["first@client.test".to_owned()]);
-    desk.reply(id, "We refunded the second charge.").await;
+    desk.reply_with(
+        id,
+        json!({"text": "We refunded the second charge.", "attachments": [
+            {"filename": "Gutschrift 4411.pdf", "content_type": "application/pdf", "data": "JVBERi0xLjQ="}
+        ]}),
+    )
+    .await;
     let reply = desk.mailbox(CUSTOMER, 2).await.pop().unwrap();
     assert_eq!(
         reply.subject.as_deref(),
@@ -272,6 +282,12 @@ async fn a_mail_becomes_a_routed_conversation_and_the_thread_survives_replies() 
             .unwrap()
             .contains("We refunded the second charge.")
     );
+    let files: Vec<(&str, &[u8])> = reply
+        .attachments
+        .iter()
+        .map(|a| (a.filename.as_str(), a.data.as_slice()))
+        .collect();
+    assert_eq!(files, vec![("Gutschrift 4411.pdf", &b"%PDF-1.4"[..])]);
 
     // The customer answers the reply: same conversation, the quote trimmed from the text.
     let references = format!("<first@client.test> <{}> <{}>", id_of(acknowledgement), id_of(&reply));

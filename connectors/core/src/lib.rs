@@ -70,6 +70,14 @@ pub struct InboundAttachment {
     pub data: Vec<u8>,
 }
 
+/// A file an agent attaches to a reply, with its bytes, as the channel sends it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutboundAttachment {
+    pub filename: String,
+    pub content_type: String,
+    pub data: Vec<u8>,
+}
+
 /// One inbound message, normalized. Built by a connector in pure code.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct InboundMessage {
@@ -172,6 +180,8 @@ pub struct OutboundMessage {
     pub in_reply_to: Option<String>,
     /// Channel ids of the conversation's messages so far, oldest first (email References).
     pub references: Vec<String>,
+    /// Files the agent attached; only channels that carry files get any (email).
+    pub attachments: Vec<OutboundAttachment>,
 }
 
 /// What the channel said when it accepted a message.

@@ -2,7 +2,7 @@
 //! client shows them under the customer's own message.
 
 use lettre::message::header::{ContentType, Header, HeaderName, HeaderValue};
-use lettre::message::{Mailbox, MultiPart, SinglePart};
+use lettre::message::{Attachment, Mailbox, MultiPart};
 use lettre::transport::smtp::authentication::Credentials;
 use lettre::transport::smtp::client::{Tls, TlsParameters};
 use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
@@ -103,17 +103,22 @@ impl SmtpSender {
         if message.kind == OutboundKind::StatusUpdate {
             builder = builder.header(AutoSubmitted);
         }
-        let body = MultiPart::alternative()
-            .singlepart(
-                SinglePart::builder()
-                    .header(ContentType::TEXT_PLAIN)
-                    .body(message.text.clone()),
-            )
-            .singlepart(
-                SinglePart::builder()
-                    .header(ContentType::TEXT_HTML)
-                    .body(text_to_html(&message.text)),
-            );
+        let text = MultiPart::alternative_plain_html(message.text.clone(), text_to_html(&message.text));
+        let body = if message.attachments.is_empty() {
+            text
+        } else {
+            let mut mixed = MultiPart::mixed().multipart(text);
+            for attachment in &message.attachments {
+                // A content type the agent's client sent that lettre cannot read still
+                // leaves, as plain bytes.
+                let content_type = ContentType::parse(&attachment.content_type)
+                    .unwrap_or_else(|_| ContentType::parse("application/octet-stream").expect("a valid type"));
+                mixed = mixed.singlepart(
+                    Attachment::new(attachment.filename.clone()).body(attachment.data.clone(), content_type),
+                );
+            }
+            mixed
+        };
         let mail = builder
             .multipart(body)
             .map_err(|err| SendError::permanent(format!("the mail cannot be built: {err}")))?;
@@ -168,6 +173,7 @@ mod tests {
     use crate::config::{Password, ServerSettings};
     use crate::parse::{Limits, parse};
     use std::time::Duration;
+    use switchboard_connector_core::OutboundAttachment;
 
     fn settings() -> EmailSettings {
         let server = ServerSettings {
@@ -207,6 +213,11 @@ mod tests {
             kind: OutboundKind::StatusUpdate,
             in_reply_to: Some("CAF=abc@mail.example.org".into()),
             references: vec!["root@example.org".into(), "CAF=abc@mail.example.org".into()],
+            attachments: vec![OutboundAttachment {
+                filename: "Rechnung März.pdf".into(),
+                content_type: "application/pdf".into(),
+                data: b"%PDF-1.4 not really".to_vec(),
+            }],
         };
         let (mail, id) = sender.build(&message).unwrap();
         assert_eq!(id, "switchboard.42.9@example.com");
@@ -225,6 +236,10 @@ mod tests {
             parsed.automated.is_some(),
             "status updates carry Auto-Submitted so autoresponders stay quiet"
         );
+        assert_eq!(parsed.attachments.len(), 1);
+        assert_eq!(parsed.attachments[0].filename, "Rechnung März.pdf");
+        assert_eq!(parsed.attachments[0].content_type, "application/pdf");
+        assert_eq!(parsed.attachments[0].data, b"%PDF-1.4 not really");
         let from = parsed.from.unwrap();
         assert_eq!(
             (from.address.as_str(), from.name.as_deref()),
@@ -246,6 +261,7 @@ mod tests {
             kind: OutboundKind::Reply,
             in_reply_to: None,
             references: vec![],
+            attachments: vec![],
         };
         assert!(matches!(sender.build(&message), Err(SendError::Permanent { .. })));
     }

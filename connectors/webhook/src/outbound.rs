@@ -189,6 +189,7 @@ mod tests {
             kind: OutboundKind::StatusUpdate,
             in_reply_to: None,
             references: vec![],
+            attachments: vec![],
         };
         let body: serde_json::Value = serde_json::from_slice(&WebhookSender::body(&message)).unwrap();
         assert_eq!(

@@ -8,7 +8,7 @@ use rusqlite::{Connection, OptionalExtension, params};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 use switchboard_connector_core::{
-    BounceReport, ChannelKind, InboundMessage, OutboundKind, OutboundMessage, ThreadHints,
+    BounceReport, ChannelKind, InboundMessage, OutboundAttachment, OutboundKind, OutboundMessage, ThreadHints,
 };
 
 use super::{json_column, vocabulary};
@@ -527,18 +527,37 @@ fn message_details(message: &InboundMessage) -> Option<String> {
 }
 
 /// Attachment bytes go in once per content hash, however many messages carry them.
+fn insert_attachment(
+    conn: &Connection,
+    message_id: i64,
+    filename: &str,
+    content_type: &str,
+    data: &[u8],
+    now: i64,
+) -> StoreResult<()> {
+    let sha256 = sha256_hex(data);
+    let size = data.len() as i64;
+    conn.prepare_cached(
+        "INSERT INTO blobs (sha256, size, data, created_at) VALUES (?1, ?2, ?3, ?4) ON CONFLICT (sha256) DO NOTHING",
+    )?
+    .execute(params![sha256, size, data, now])?;
+    conn.prepare_cached(
+        "INSERT INTO attachments (message_id, blob_sha256, filename, content_type, size) VALUES (?1, ?2, ?3, ?4, ?5)",
+    )?
+    .execute(params![message_id, sha256, filename, content_type, size])?;
+    Ok(())
+}
+
 fn insert_attachments(conn: &Connection, message_id: i64, message: &InboundMessage, now: i64) -> StoreResult<()> {
     for attachment in &message.attachments {
-        let sha256 = sha256_hex(&attachment.data);
-        let size = attachment.data.len() as i64;
-        conn.prepare_cached(
-            "INSERT INTO blobs (sha256, size, data, created_at) VALUES (?1, ?2, ?3, ?4) ON CONFLICT (sha256) DO NOTHING",
-        )?
-        .execute(params![sha256, size, attachment.data, now])?;
-        conn.prepare_cached(
-            "INSERT INTO attachments (message_id, blob_sha256, filename, content_type, size) VALUES (?1, ?2, ?3, ?4, ?5)",
-        )?
-        .execute(params![message_id, sha256, attachment.filename, attachment.content_type, size])?;
+        insert_attachment(
+            conn,
+            message_id,
+            &attachment.filename,
+            &attachment.content_type,
+            &attachment.data,
+            now,
+        )?;
     }
     Ok(())
 }
@@ -771,11 +790,27 @@ pub fn create_agent(conn: &Connection, agent: &NewAgent, now: i64) -> StoreResul
 
 /// Stores an agent's reply (with its outbox row) or note; returns the message id.
 pub fn add_agent_message(conn: &Connection, new: &NewAgentMessage) -> StoreResult<i64> {
-    let (status, inbox_id, assignee): (String, i64, Option<i64>) = conn
-        .prepare_cached("SELECT status, inbox_id, assignee_id FROM conversations WHERE id = ?1")?
-        .query_row([new.conversation_id], |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)))
+    let (status, inbox_id, assignee, channel): (String, i64, Option<i64>, String) = conn
+        .prepare_cached(
+            "SELECT c.status, c.inbox_id, c.assignee_id, i.kind FROM conversations c JOIN inboxes i ON i.id = c.inbox_id
+             WHERE c.id = ?1",
+        )?
+        .query_row([new.conversation_id], |row| {
+            Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?))
+        })
         .optional()?
         .ok_or(StoreError::NotFound("conversation"))?;
+    // A file the customer would never get must not look sent.
+    if !new.private && !new.attachments.is_empty() && channel != ChannelKind::Email.as_str() {
+        return Err(StoreError::Invalid {
+            field: "attachments",
+            problem: format!(
+                "the {channel} channel of conversation #{} does not carry files; send them by link, \
+                 or attach them to an internal note",
+                new.conversation_id
+            ),
+        });
+    }
     if !new.private && vocabulary(Status::parse, &status)? == Status::Closed {
         return Err(StoreError::Conflict(format!(
             "conversation #{} is closed; reopen it (status open) before replying",
@@ -804,6 +839,16 @@ pub fn add_agent_message(conn: &Connection, new: &NewAgentMessage) -> StoreResul
         },
         new.now,
     )?;
+    for attachment in &new.attachments {
+        insert_attachment(
+            conn,
+            message_id,
+            &attachment.filename,
+            &attachment.content_type,
+            &attachment.data,
+            new.now,
+        )?;
+    }
     let mut events = Vec::new();
     let public = !new.private;
     if public {
@@ -1041,6 +1086,7 @@ pub fn claim_deliveries(conn: &Connection, now: i64, limit: u32, lease_until: i6
                     },
                     in_reply_to: None,
                     references: Vec::new(),
+                    attachments: Vec::new(),
                 },
             };
             Ok((delivery, channel))
@@ -1049,6 +1095,19 @@ pub fn claim_deliveries(conn: &Connection, now: i64, limit: u32, lease_until: i6
         // Only email threads by earlier messages' ids; the others skip the lookup.
         if channel == ChannelKind::Email.as_str() {
             thread_ids(conn, &mut delivery.message)?;
+            delivery.message.attachments = conn
+                .prepare_cached(
+                    "SELECT a.filename, a.content_type, b.data FROM attachments a JOIN blobs b ON b.sha256 = a.blob_sha256
+                     WHERE a.message_id = ?1 ORDER BY a.id",
+                )?
+                .query_map([delivery.message.message_id], |row| {
+                    Ok(OutboundAttachment {
+                        filename: row.get(0)?,
+                        content_type: row.get(1)?,
+                        data: row.get(2)?,
+                    })
+                })?
+                .collect::<Result<_, _>>()?;
         }
         deliveries.push(delivery);
     }
