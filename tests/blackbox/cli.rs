@@ -107,3 +107,33 @@ fn agent_add_refuses_unknown_teams_roles_and_taken_names() {
     assert_eq!(listing.lines().count(), 1, "{listing}");
     assert!(listing.contains("sam\tagent\tsupport"), "{listing}");
 }
+
+#[test]
+fn check_config_reads_the_email_example_and_names_its_keys() {
+    let example = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/config/examples/email.toml")).unwrap();
+    let (ok, stdout, stderr) = switchboard(&example, &["check-config"], &[("SUPPORT_MAIL_PASSWORD", "s3cret")]);
+    assert!(ok, "{stderr}");
+    assert!(stdout.contains("1 inboxes"), "{stdout}");
+
+    let (ok, _, stderr) = switchboard(&example, &["check-config"], &[("SUPPORT_MAIL_PASSWORD", "")]);
+    assert!(!ok);
+    assert!(
+        stderr.contains("`inboxes.support-mail.email.imap.password_env`"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("s3cret"));
+
+    let plain = example.replace("port = 993\nsecurity = \"tls\"", "port = 143\nsecurity = \"plain\"");
+    let (ok, _, stderr) = switchboard(&plain, &["check-config"], &[("SUPPORT_MAIL_PASSWORD", "s3cret")]);
+    assert!(!ok);
+    assert!(
+        stderr.contains("`inboxes.support-mail.email.imap.security`"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("loopback"), "{stderr}");
+
+    let unknown = example.replace("folder = \"INBOX\"", "mailbox = \"INBOX\"");
+    let (ok, _, stderr) = switchboard(&unknown, &["check-config"], &[("SUPPORT_MAIL_PASSWORD", "s3cret")]);
+    assert!(!ok);
+    assert!(stderr.contains("inboxes.support-mail.email.mailbox"), "{stderr}");
+}

@@ -78,6 +78,11 @@ impl Desk {
     async fn start() -> Desk {
         let dovecot = Dovecot::start().await;
         let relay = SmtpRelay::start(&dovecot).await;
+        Desk::open(dovecot, relay).await
+    }
+
+    /// The daemon on servers that may already hold mail.
+    async fn open(dovecot: Dovecot, relay: SmtpRelay) -> Desk {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(
             dir.path().join("switchboard.toml"),
@@ -623,4 +628,57 @@ async fn a_refused_recipient_fails_with_the_servers_reason() {
     assert!(error.contains("550"), "{error}");
     assert_eq!(failed["delivery"]["attempts"], 1, "a 5xx is not retried");
     assert!(message_by_id(&desk.detail(id).await, acknowledgement).is_some());
+}
+
+#[tokio::test]
+async fn the_first_start_imports_unread_mail_of_the_backfill_window() {
+    let dovecot = Dovecot::start().await;
+    let relay = SmtpRelay::start(&dovecot).await;
+    for n in 1..=3 {
+        dovecot
+            .deliver(
+                SUPPORT,
+                &mail(
+                    CUSTOMER,
+                    &format!("Waiting {n}"),
+                    &format!("waiting-{n}@client.test"),
+                    &[],
+                    "Hello?",
+                ),
+            )
+            .await;
+    }
+    // A colleague already read the second one in the mailbox.
+    let mut session = dovecot.imap(SUPPORT).await;
+    session.select("INBOX").await.unwrap();
+    let stored: Vec<_> =
+        futures_util::TryStreamExt::try_collect(session.uid_store("2", "+FLAGS (\\Seen)").await.unwrap())
+            .await
+            .unwrap();
+    assert_eq!(stored.len(), 1);
+    session.logout().await.unwrap();
+
+    let desk = Desk::open(dovecot, relay).await;
+    let conversations = desk.wait_for_messages(2).await;
+    let subjects: Vec<&str> = conversations.iter().map(|c| c["subject"].as_str().unwrap()).collect();
+    assert_eq!(subjects, vec!["Waiting 1", "Waiting 3"], "unread mail only");
+    let log = std::fs::read_to_string(desk.daemon().dir.path().join("daemon.log")).unwrap();
+    assert!(log.contains("backfill started") && log.contains("mails=2"), "{log}");
+    assert!(log.contains("done=2 of=2"), "progress is logged: {log}");
+
+    // After the backfill the reader is live: new mail, read or not, comes in.
+    desk.dovecot
+        .deliver(
+            SUPPORT,
+            &mail(CUSTOMER, "Waiting 4", "waiting-4@client.test", &[], "Hello?"),
+        )
+        .await;
+    let conversations = desk.wait_for_messages(3).await;
+    assert_eq!(conversations.last().unwrap()["subject"], "Waiting 4");
+    // The mailbox is as people left it: importing marks nothing read.
+    let mut session = desk.dovecot.imap(SUPPORT).await;
+    session.select("INBOX").await.unwrap();
+    let mut unread: Vec<u32> = session.uid_search("UNSEEN").await.unwrap().into_iter().collect();
+    unread.sort_unstable();
+    assert_eq!(unread, vec![1, 3, 4]);
 }
