@@ -10,9 +10,10 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
-use base64::prelude::{BASE64_STANDARD, Engine as _};
+use base64::Engine as _;
 use serde_json::{Map, Value, json};
 use switchboard_connector_core::OutboundAttachment;
+use switchboard_connector_webhook::inbound::BASE64;
 
 use super::error::ApiError;
 use super::{AppState, PathParam};
@@ -260,7 +261,8 @@ async fn add_message(
     Ok((StatusCode::CREATED, Json(message)).into_response())
 }
 
-/// `[{"filename": …, "content_type": …, "data": <base64>}]`, within the limits below.
+/// `[{"filename": …, "content_type": …, "data_base64": …}]` (the shape the webhook channel
+/// takes), within the limits below.
 fn parse_attachments(value: &Value) -> Result<Vec<OutboundAttachment>, ApiError> {
     let Some(items) = value.as_array() else {
         return Err(ApiError::invalid("attachments", "must be an array"));
@@ -280,11 +282,11 @@ fn parse_attachments(value: &Value) -> Result<Vec<OutboundAttachment>, ApiError>
         };
         if let Some(unknown) = item
             .keys()
-            .find(|key| !["filename", "content_type", "data"].contains(&key.as_str()))
+            .find(|key| !["filename", "content_type", "data_base64"].contains(&key.as_str()))
         {
             return Err(ApiError::invalid(
                 &at(unknown),
-                "is not a field; known: filename, content_type, data",
+                "is not a field; known: filename, content_type, data_base64",
             ));
         }
         let filename = match item.get("filename") {
@@ -311,12 +313,12 @@ fn parse_attachments(value: &Value) -> Result<Vec<OutboundAttachment>, ApiError>
                 ));
             }
         };
-        let data = match item.get("data") {
-            Some(Value::String(data)) => BASE64_STANDARD
+        let data = match item.get("data_base64") {
+            Some(Value::String(data)) => BASE64
                 .decode(data)
-                .map_err(|err| ApiError::invalid(&at("data"), format!("is not standard base64: {err}")))?,
-            Some(_) => return Err(ApiError::invalid(&at("data"), "must be a base64 string")),
-            None => return Err(ApiError::invalid(&at("data"), "is required")),
+                .map_err(|err| ApiError::invalid(&at("data_base64"), format!("is not standard base64: {err}")))?,
+            Some(_) => return Err(ApiError::invalid(&at("data_base64"), "must be a base64 string")),
+            None => return Err(ApiError::invalid(&at("data_base64"), "is required")),
         };
         total += data.len();
         if total > MAX_ATTACHMENT_BYTES {

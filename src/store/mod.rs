@@ -277,6 +277,10 @@ pub struct MessageView {
     pub html: Option<String>,
     pub external_id: Option<String>,
     pub language: Option<String>,
+    /// What the channel told about the message beyond its text (email: the Message-ID,
+    /// the full text of a trimmed reply, dropped attachments, a bounce's report; webhook:
+    /// the sender's attributes as sent with it). `{}` when nothing.
+    pub details: Value,
     pub attachments: Vec<AttachmentView>,
     /// For outbound messages: where they are on their way out.
     pub delivery: Option<DeliveryView>,

@@ -263,7 +263,7 @@ async fn bad_message_bodies_are_refused() {
         (json!(["hi"]), StatusCode::UNPROCESSABLE_ENTITY, "JSON object"),
         // The webhook channel carries no files: a reply must not pretend it sent one.
         (
-            json!({"text": "hi", "attachments": [{"filename": "a.pdf", "data": "aGk="}]}),
+            json!({"text": "hi", "attachments": [{"filename": "a.pdf", "data_base64": "aGk="}]}),
             StatusCode::UNPROCESSABLE_ENTITY,
             "`attachments`",
         ),
@@ -273,17 +273,17 @@ async fn bad_message_bodies_are_refused() {
             "`attachments`",
         ),
         (
-            json!({"text": "hi", "private": true, "attachments": [{"filename": "../a", "data": "aGk="}]}),
+            json!({"text": "hi", "private": true, "attachments": [{"filename": "../a", "data_base64": "aGk="}]}),
             StatusCode::UNPROCESSABLE_ENTITY,
             "`attachments[0].filename`",
         ),
         (
-            json!({"text": "hi", "private": true, "attachments": [{"filename": "a", "data": "%%"}]}),
+            json!({"text": "hi", "private": true, "attachments": [{"filename": "a", "data_base64": "%%"}]}),
             StatusCode::UNPROCESSABLE_ENTITY,
-            "`attachments[0].data`",
+            "`attachments[0].data_base64`",
         ),
         (
-            json!({"text": "hi", "private": true, "attachments": [{"filename": "a", "data": "aGk=", "url": "x"}]}),
+            json!({"text": "hi", "private": true, "attachments": [{"filename": "a", "data_base64": "aGk=", "url": "x"}]}),
             StatusCode::UNPROCESSABLE_ENTITY,
             "`attachments[0].url`",
         ),
@@ -319,7 +319,7 @@ async fn bad_message_bodies_are_refused() {
             &path,
             &token,
             Some(json!({"text": "the customer's screenshot", "private": true,
-                        "attachments": [{"filename": "screen.png", "content_type": "image/png", "data": "iVBORw0KGgo="}]})),
+                        "attachments": [{"filename": "screen.png", "content_type": "image/png", "data_base64": "iVBORw0KGgo="}]})),
         )
         .await;
     assert_eq!(status, StatusCode::CREATED, "{note}");

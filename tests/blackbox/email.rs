@@ -258,7 +258,7 @@ async fn a_mail_becomes_a_routed_conversation_and_the_thread_survives_replies() 
     desk.reply_with(
         id,
         json!({"text": "We refunded the second charge.", "attachments": [
-            {"filename": "Gutschrift 4411.pdf", "content_type": "application/pdf", "data": "JVBERi0xLjQ="}
+            {"filename": "Gutschrift 4411.pdf", "content_type": "application/pdf", "data_base64": "JVBERi0xLjQ="}
         ]}),
     )
     .await;
@@ -347,6 +347,15 @@ async fn a_mail_becomes_a_routed_conversation_and_the_thread_survives_replies() 
         .collect();
     assert_eq!(texts.len(), 3, "{texts:?}");
     assert_eq!(texts[1], "Thank you, I see it.", "the quoted history is trimmed");
+    let kept = &inbound_messages(&detail)[1]["details"];
+    assert!(
+        kept["full_text"]
+            .as_str()
+            .unwrap()
+            .contains("> We refunded the second charge."),
+        "the full text is kept: {kept}"
+    );
+    assert_eq!(kept["message_id"], "second@client.test");
     assert_eq!(texts[2], "One more thing about the invoice.");
     let new_topic = &conversations[1];
     assert_eq!(new_topic["subject"], "New delivery address");

@@ -21,8 +21,9 @@ use switchboard_connector_core::{InboundAttachment, InboundMessage, Sender};
 /// Longest accepted id (`id`, `from.id`, `thread`): ids are keys, not content.
 const MAX_ID_LEN: usize = 255;
 
-/// Base64 with or without padding: senders differ, the bytes do not.
-const BASE64: GeneralPurpose = GeneralPurpose::new(
+/// Base64 with or without padding: senders differ, the bytes do not. The agent API
+/// decodes reply attachments with it too, so both take the same `data_base64`.
+pub const BASE64: GeneralPurpose = GeneralPurpose::new(
     &base64::alphabet::STANDARD,
     GeneralPurposeConfig::new().with_decode_padding_mode(DecodePaddingMode::Indifferent),
 );

@@ -23,7 +23,7 @@ pub async fn message_views(conn: &mut SqliteConnection, scope: MessageScope) -> 
     };
     let rows = sqlx::query(&format!(
         "SELECT m.id, m.conversation_id, m.direction, m.kind, m.author_kind, m.author_id, m.text, m.html,
-                m.external_id, m.language, m.created_at,
+                m.external_id, m.language, m.metadata, m.created_at,
                 COALESCE(ag.name, ct.name) AS author_name,
                 o.status AS delivery_status, o.attempts, o.next_attempt_at, o.last_error, o.sent_at
          FROM messages m
@@ -80,6 +80,11 @@ pub async fn message_views(conn: &mut SqliteConnection, scope: MessageScope) -> 
                 html: row.try_get("html")?,
                 external_id: row.try_get("external_id")?,
                 language: row.try_get("language")?,
+                details: row
+                    .try_get::<Option<&str>, _>("metadata")?
+                    .map(json_column)
+                    .transpose()?
+                    .unwrap_or_else(|| serde_json::Value::Object(Default::default())),
                 attachments: attachments.remove(&id).unwrap_or_default(),
                 delivery,
                 created_at: Timestamp(row.try_get("created_at")?),
