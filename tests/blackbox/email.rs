@@ -9,13 +9,28 @@ use serde_json::{Value, json};
 use switchboard_connector_email::{Limits, ParsedMail, parse};
 
 use crate::harness::{Daemon, eventually, message_by_id};
-use switchboard_test_mailservers::{Dovecot, SmtpRelay};
+use switchboard_test_mailservers::{Dovecot, SmtpRelay, TestCa};
 
 const SUPPORT: &str = "support@test.local";
 const CUSTOMER: &str = "customer@test.local";
 const OTHER: &str = "other@test.local";
 
-fn email_config(dir: &std::path::Path, dovecot: &Dovecot, smtp_port: u16) -> String {
+/// The IMAP and SMTP tables of the test inbox, plain on loopback.
+fn plain_servers(dir: &std::path::Path, dovecot: &Dovecot, relay: &SmtpRelay) -> (String, String) {
+    (
+        format!(
+            r#"{{ host = "127.0.0.1", port = {}, security = "plain", password_file = "{}" }}"#,
+            dovecot.imap_port(),
+            dir.join("imap-password").display()
+        ),
+        format!(
+            r#"{{ host = "127.0.0.1", port = {}, security = "plain" }}"#,
+            relay.port()
+        ),
+    )
+}
+
+fn email_config(dir: &std::path::Path, imap: &str, smtp: &str) -> String {
     std::fs::write(dir.join("imap-password"), "secret\n").unwrap();
     format!(
         r#"
@@ -50,8 +65,8 @@ name = "Support mail"
 [inboxes.mail.email]
 address = "{SUPPORT}"
 display_name = "Test Support"
-imap = {{ host = "127.0.0.1", port = {imap}, security = "plain", password_file = "{password}" }}
-smtp = {{ host = "127.0.0.1", port = {smtp_port}, security = "plain" }}
+imap = {imap}
+smtp = {smtp}
 
 [[rules]]
 name = "billing"
@@ -60,8 +75,6 @@ then = {{ team = "billing" }}
 "#,
         db = dir.join("switchboard.db").display(),
         retries = vec!["\"150ms\""; 200].join(", "),
-        imap = dovecot.imap_port(),
-        password = dir.join("imap-password").display(),
     )
 }
 
@@ -83,10 +96,20 @@ impl Desk {
 
     /// The daemon on servers that may already hold mail.
     async fn open(dovecot: Dovecot, relay: SmtpRelay) -> Desk {
+        Desk::open_with(dovecot, relay, plain_servers).await
+    }
+
+    /// `servers` gives the `imap` and `smtp` tables for the daemon's temp dir.
+    async fn open_with(
+        dovecot: Dovecot,
+        relay: SmtpRelay,
+        servers: impl FnOnce(&std::path::Path, &Dovecot, &SmtpRelay) -> (String, String),
+    ) -> Desk {
         let dir = tempfile::tempdir().unwrap();
+        let (imap, smtp) = servers(dir.path(), &dovecot, &relay);
         std::fs::write(
             dir.path().join("switchboard.toml"),
-            email_config(dir.path(), &dovecot, relay.port()),
+            email_config(dir.path(), &imap, &smtp),
         )
         .unwrap();
         let daemon = Daemon::start_in(dir).await;
@@ -690,4 +713,67 @@ async fn the_first_start_imports_unread_mail_of_the_backfill_window() {
     let mut unread: Vec<u32> = session.uid_search("UNSEEN").await.unwrap().into_iter().collect();
     unread.sort_unstable();
     assert_eq!(unread, vec![1, 3, 4]);
+}
+
+#[tokio::test]
+async fn imap_over_tls_and_smtp_with_starttls_check_the_servers_certificates() {
+    let ca = TestCa::new();
+    let dovecot = Dovecot::start_with_tls(&ca).await;
+    let relay = SmtpRelay::start_with_tls(&dovecot, &ca).await;
+    let ca_file = ca.ca_path();
+    let desk = Desk::open_with(dovecot, relay, |dir, dovecot, relay| {
+        (
+            format!(
+                r#"{{ host = "localhost", port = {}, security = "tls", password_file = "{}", ca_file = "{}" }}"#,
+                dovecot.imaps_port(),
+                dir.join("imap-password").display(),
+                ca_file.display()
+            ),
+            format!(
+                r#"{{ host = "localhost", port = {}, security = "starttls", ca_file = "{}" }}"#,
+                relay.port(),
+                ca_file.display()
+            ),
+        )
+    })
+    .await;
+    desk.dovecot
+        .deliver(
+            SUPPORT,
+            &mail(CUSTOMER, "Over TLS", "tls-1@client.test", &[], "Secure hello."),
+        )
+        .await;
+    desk.wait_for_messages(1).await;
+    // The acknowledgement left over STARTTLS (the relay refuses MAIL before it).
+    let acknowledgement = desk.mailbox(CUSTOMER, 1).await.remove(0);
+    assert_eq!(acknowledgement.in_reply_to, vec!["tls-1@client.test".to_owned()]);
+    assert!(
+        desk.dovecot
+            .log()
+            .lines()
+            .any(|line| line.contains("Login: user=<support@test.local>") && line.contains("TLS")),
+        "the daemon logged in over TLS:\n{}",
+        desk.dovecot.log()
+    );
+
+    // Without the private CA the same server is not trusted: no login, nothing read.
+    let dir = tempfile::tempdir().unwrap();
+    let imap = format!(
+        r#"{{ host = "localhost", port = {}, security = "tls", password_file = "{}" }}"#,
+        desk.dovecot.imaps_port(),
+        dir.path().join("imap-password").display()
+    );
+    let smtp = r#"{ host = "localhost", port = 1, security = "tls" }"#;
+    std::fs::write(
+        dir.path().join("switchboard.toml"),
+        email_config(dir.path(), &imap, smtp),
+    )
+    .unwrap();
+    let untrusting = Daemon::start_in(dir).await;
+    let log_path = untrusting.dir.path().join("daemon.log");
+    eventually("the daemon to refuse the certificate", || async {
+        let log = std::fs::read_to_string(&log_path).ok()?;
+        log.contains("UnknownIssuer").then_some(())
+    })
+    .await;
 }

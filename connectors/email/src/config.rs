@@ -5,6 +5,8 @@ use std::fmt;
 use std::path::Path;
 use std::time::Duration;
 
+use rustls::pki_types::CertificateDer;
+use rustls::pki_types::pem::PemObject;
 use serde::Deserialize;
 
 use crate::parse::Limits;
@@ -60,6 +62,9 @@ pub struct ServerConfig {
     pub password_env: Option<String>,
     /// A file holding the password (trailing newline ignored).
     pub password_file: Option<String>,
+    /// PEM certificates of a private CA to trust besides the public roots, for a mail
+    /// server whose certificate the company signs itself.
+    pub ca_file: Option<String>,
 }
 
 fn default_folder() -> String {
@@ -119,6 +124,8 @@ pub struct ServerSettings {
     pub user: String,
     /// `None`: the server takes mail without a login (an SMTP relay on loopback).
     pub password: Option<Password>,
+    /// PEM certificates trusted besides the public roots (`ca_file`), checked at load.
+    pub extra_roots_pem: Option<Vec<u8>>,
 }
 
 /// A validated email inbox.
@@ -293,12 +300,33 @@ impl ServerConfig {
             }
             (None, None) => None,
         };
+        let extra_roots_pem = match &self.ca_file {
+            None => None,
+            Some(_) if security == Security::Plain => {
+                return Err(key_error(at("ca_file"), "applies to `tls` and `starttls` only"));
+            }
+            Some(path) => {
+                let pem = std::fs::read(path)
+                    .map_err(|err| key_error(at("ca_file"), format!("cannot read `{path}`: {err}")))?;
+                let certificates = CertificateDer::pem_slice_iter(&pem)
+                    .collect::<Result<Vec<_>, _>>()
+                    .map_err(|err| key_error(at("ca_file"), format!("`{path}` is not PEM: {err}")))?;
+                if certificates.is_empty() {
+                    return Err(key_error(
+                        at("ca_file"),
+                        format!("`{path}` holds no certificate (-----BEGIN CERTIFICATE-----)"),
+                    ));
+                }
+                Some(pem)
+            }
+        };
         Ok(ServerSettings {
             host: host.to_owned(),
             port,
             security,
             user: self.user.clone().unwrap_or_else(|| address.to_owned()),
             password,
+            extra_roots_pem,
         })
     }
 }
@@ -315,6 +343,7 @@ mod tests {
             user: None,
             password_env: Some("IMAP_PASSWORD".into()),
             password_file: None,
+            ca_file: None,
         }
     }
 
@@ -380,6 +409,10 @@ mod tests {
         let mut bad = config();
         bad.smtp.password_file = Some("/nonexistent/password".into());
         assert_eq!(bad.validate(&env).unwrap_err().key, "smtp.password_file");
+
+        let mut bad = config();
+        bad.imap.ca_file = Some("/etc/hostname".into());
+        assert_eq!(bad.validate(&env).unwrap_err().key, "imap.ca_file");
 
         let mut bad = config();
         bad.backfill = "a week".into();

@@ -8,6 +8,8 @@ use std::time::Duration;
 
 use async_imap::extensions::idle::IdleResponse;
 use futures_util::TryStreamExt;
+use rustls::pki_types::CertificateDer;
+use rustls::pki_types::pem::PemObject;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
 
@@ -98,10 +100,16 @@ impl fmt::Debug for ImapSession {
     }
 }
 
-fn tls_connector() -> tokio_rustls::TlsConnector {
-    let roots = rustls::RootCertStore {
+fn tls_connector(settings: &ServerSettings) -> tokio_rustls::TlsConnector {
+    let mut roots = rustls::RootCertStore {
         roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
     };
+    if let Some(pem) = &settings.extra_roots_pem {
+        // Checked when the config was loaded.
+        for certificate in CertificateDer::pem_slice_iter(pem).flatten() {
+            let _ = roots.add(certificate);
+        }
+    }
     let config = rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
         .with_safe_default_protocol_versions()
         .expect("ring supports the default TLS versions")
@@ -127,7 +135,7 @@ pub async fn connect(settings: &ServerSettings) -> Result<ImapSession, ImapError
                 host: host.clone(),
                 reason: err.to_string(),
             })?;
-            let tls = tokio::time::timeout(COMMAND_TIMEOUT, tls_connector().connect(name, tcp))
+            let tls = tokio::time::timeout(COMMAND_TIMEOUT, tls_connector(settings).connect(name, tcp))
                 .await
                 .map_err(|_| ImapError::Timeout("TLS handshake"))?
                 .map_err(|err| ImapError::Tls {

@@ -4,7 +4,7 @@
 use lettre::message::header::{ContentType, Header, HeaderName, HeaderValue};
 use lettre::message::{Attachment, Mailbox, MultiPart};
 use lettre::transport::smtp::authentication::Credentials;
-use lettre::transport::smtp::client::{Tls, TlsParameters};
+use lettre::transport::smtp::client::{Certificate, Tls, TlsParameters};
 use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 use switchboard_connector_core::{OutboundChannel, OutboundKind, OutboundMessage, Receipt, SendError};
 
@@ -50,17 +50,25 @@ impl Header for AutoSubmitted {
 impl SmtpSender {
     pub fn new(settings: &EmailSettings) -> Result<SmtpSender, String> {
         let smtp = &settings.smtp;
-        let builder = match smtp.security {
-            Security::Tls => AsyncSmtpTransport::<Tokio1Executor>::relay(&smtp.host),
-            Security::StartTls => AsyncSmtpTransport::<Tokio1Executor>::starttls_relay(&smtp.host),
-            Security::Plain => Ok(AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(&smtp.host).tls(Tls::None)),
-        }
-        .map_err(|err| format!("smtp.host `{}`: {err}", smtp.host))?;
-        let mut builder = builder.port(smtp.port).timeout(Some(SMTP_TIMEOUT));
-        if smtp.security == Security::Tls {
-            let parameters = TlsParameters::new(smtp.host.clone()).map_err(|err| format!("smtp TLS: {err}"))?;
-            builder = builder.tls(Tls::Wrapper(parameters));
-        }
+        let tls_parameters = || {
+            let mut builder = TlsParameters::builder(smtp.host.clone());
+            if let Some(pem) = &smtp.extra_roots_pem {
+                let certificate = Certificate::from_pem(pem).map_err(|err| format!("smtp.ca_file: {err}"))?;
+                builder = builder.add_root_certificate(certificate);
+            }
+            builder
+                .build_rustls()
+                .map_err(|err| format!("smtp.host `{}`: {err}", smtp.host))
+        };
+        let tls = match smtp.security {
+            Security::Tls => Tls::Wrapper(tls_parameters()?),
+            Security::StartTls => Tls::Required(tls_parameters()?),
+            Security::Plain => Tls::None,
+        };
+        let mut builder = AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(&smtp.host)
+            .tls(tls)
+            .port(smtp.port)
+            .timeout(Some(SMTP_TIMEOUT));
         if let Some(password) = &smtp.password {
             builder = builder.credentials(Credentials::new(smtp.user.clone(), password.0.clone()));
         }
@@ -182,6 +190,7 @@ mod tests {
             security: Security::Plain,
             user: "support@example.com".into(),
             password: Some(Password("secret".into())),
+            extra_roots_pem: None,
         };
         EmailSettings {
             address: "support@example.com".into(),

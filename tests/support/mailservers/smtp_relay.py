@@ -1,11 +1,12 @@
 #!/usr/bin/python3
 """A real SMTP server for the black-box tests: the daemon's outbound mail goes here.
 
-Usage: smtp_relay.py --listen-port N --lmtp-port M --dir DIR
+Usage: smtp_relay.py --listen-port N --lmtp-port M --dir DIR [--tls-cert F --tls-key F]
 
 Every accepted message is kept as DIR/sent/<number>.eml (what the daemon sent, byte for
 byte) and relayed over LMTP to the test's Dovecot, so it lands in the recipient's mailbox.
-Recipients at reject.test are refused at RCPT with a permanent 550. Prints "ready" once
+Recipients at reject.test are refused at RCPT with a permanent 550. With a certificate
+and key it requires STARTTLS before MAIL, as a submission server does. Prints "ready" once
 listening; SIGTERM stops it.
 """
 
@@ -15,6 +16,7 @@ import itertools
 import os
 import signal
 import smtplib
+import ssl
 from pathlib import Path
 
 from aiosmtpd.controller import Controller
@@ -67,14 +69,21 @@ def main():
     parser.add_argument("--listen-port", type=int, required=True)
     parser.add_argument("--lmtp-port", type=int, required=True)
     parser.add_argument("--dir", type=Path, required=True)
+    parser.add_argument("--tls-cert", type=Path)
+    parser.add_argument("--tls-key", type=Path)
     args = parser.parse_args()
+    tls = {}
+    if args.tls_cert:
+        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        context.load_cert_chain(args.tls_cert, args.tls_key)
+        tls = {"tls_context": context, "require_starttls": True}
     sent_dir = args.dir / "sent"
     sent_dir.mkdir(parents=True, exist_ok=True)
 
     # Blocked before the server thread starts (it inherits the mask), so SIGTERM waits
     # for sigwait below and the server is stopped in order.
     signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM, signal.SIGINT})
-    controller = Controller(Relay(args.lmtp_port, sent_dir), hostname="127.0.0.1", port=args.listen_port)
+    controller = Controller(Relay(args.lmtp_port, sent_dir), hostname="127.0.0.1", port=args.listen_port, **tls)
     controller.start()  # returns once a test connection got the greeting
     print("ready", flush=True)
     signal.sigwait({signal.SIGTERM, signal.SIGINT})

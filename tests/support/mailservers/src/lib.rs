@@ -53,14 +53,25 @@ pub struct Dovecot {
     child: Child,
     imap_port: u16,
     lmtp_port: u16,
+    /// IMAP over TLS, when started with a certificate.
+    imaps_port: Option<u16>,
 }
 
 impl Dovecot {
     /// Starts an instance and waits until a user can log in over IMAP.
     pub async fn start() -> Dovecot {
+        Dovecot::start_with(None).await
+    }
+
+    /// Also serves IMAP over TLS (`imaps_port`) with a certificate of `ca`.
+    pub async fn start_with_tls(ca: &TestCa) -> Dovecot {
+        Dovecot::start_with(Some(ca)).await
+    }
+
+    async fn start_with(tls: Option<&TestCa>) -> Dovecot {
         let mut failures = Vec::new();
         for _ in 0..START_ATTEMPTS {
-            match Dovecot::try_start().await {
+            match Dovecot::try_start(tls).await {
                 Ok(dovecot) => return dovecot,
                 Err(failure) => failures.push(failure),
             }
@@ -69,10 +80,11 @@ impl Dovecot {
     }
 
     /// `Err(log)` if Dovecot exited while starting (typically a port taken meanwhile).
-    async fn try_start() -> Result<Dovecot, String> {
+    async fn try_start(tls: Option<&TestCa>) -> Result<Dovecot, String> {
         let dir = tempfile::tempdir().expect("a temp dir for Dovecot");
-        let [imap_port, lmtp_port] = free_ports();
-        write_config(dir.path(), imap_port, lmtp_port);
+        let [imap_port, lmtp_port, imaps_port] = free_ports();
+        let imaps_port = tls.map(|_| imaps_port);
+        write_config(dir.path(), imap_port, lmtp_port, tls.zip(imaps_port));
         let log = log_file(&dir.path().join("dovecot.log"));
         let child = Command::new("/usr/sbin/dovecot")
             .arg("-F")
@@ -88,6 +100,7 @@ impl Dovecot {
             child,
             imap_port,
             lmtp_port,
+            imaps_port,
         };
         // Ready means a login works, not only an open port.
         let started = Instant::now();
@@ -116,6 +129,11 @@ impl Dovecot {
 
     pub fn imap_port(&self) -> u16 {
         self.imap_port
+    }
+
+    /// IMAP over TLS; only for an instance started with [`Dovecot::start_with_tls`].
+    pub fn imaps_port(&self) -> u16 {
+        self.imaps_port.expect("this Dovecot was started without TLS")
     }
 
     pub fn lmtp_port(&self) -> u16 {
@@ -229,7 +247,7 @@ impl Drop for Dovecot {
 }
 
 /// The mail user is the system user `dovecot`, as Dovecot refuses to run mail as root.
-fn write_config(dir: &Path, imap_port: u16, lmtp_port: u16) {
+fn write_config(dir: &Path, imap_port: u16, lmtp_port: u16, tls: Option<(&TestCa, u16)>) {
     static INSTANCES: AtomicU32 = AtomicU32::new(0);
     let instance = format!(
         "switchboard-test-{}-{}",
@@ -238,6 +256,18 @@ fn write_config(dir: &Path, imap_port: u16, lmtp_port: u16) {
     );
     let (uid, gid) = system_user("dovecot");
     let d = dir.display();
+    // TLS on the imaps port only; the plain port stays for the harness's own sessions.
+    let (ssl, imaps_port) = match tls {
+        Some((ca, port)) => (
+            format!(
+                "ssl = yes\nssl_cert = <{}\nssl_key = <{}",
+                ca.cert_path().display(),
+                ca.key_path().display()
+            ),
+            port,
+        ),
+        None => ("ssl = no".to_owned(), 0),
+    };
     // Self-contained: nothing from /etc/dovecot. Every `{` must end its line.
     let config = format!(
         r#"instance_name = {instance}
@@ -246,7 +276,7 @@ state_dir = {d}/state
 log_path = {d}/dovecot.log
 protocols = imap lmtp
 listen = 127.0.0.1
-ssl = no
+{ssl}
 disable_plaintext_auth = no
 default_login_user = dovenull
 default_internal_user = dovecot
@@ -268,7 +298,8 @@ service imap-login {{
     port = {imap_port}
   }}
   inet_listener imaps {{
-    port = 0
+    address = 127.0.0.1
+    port = {imaps_port}
   }}
 }}
 service lmtp {{
@@ -401,18 +432,30 @@ pub struct SmtpRelay {
     dir: TempDir,
     port: u16,
     lmtp_port: u16,
+    /// Certificate and key: the server then requires STARTTLS.
+    tls: Option<(PathBuf, PathBuf)>,
     child: Option<Child>,
 }
 
 impl SmtpRelay {
     /// Starts a relay into `dovecot` on a free loopback port.
     pub async fn start(dovecot: &Dovecot) -> SmtpRelay {
+        SmtpRelay::start_with(dovecot, None).await
+    }
+
+    /// A relay that requires STARTTLS, with a certificate of `ca`.
+    pub async fn start_with_tls(dovecot: &Dovecot, ca: &TestCa) -> SmtpRelay {
+        SmtpRelay::start_with(dovecot, Some(ca)).await
+    }
+
+    async fn start_with(dovecot: &Dovecot, tls: Option<&TestCa>) -> SmtpRelay {
         let mut failures = Vec::new();
         for _ in 0..START_ATTEMPTS {
             let mut relay = SmtpRelay {
                 dir: tempfile::tempdir().expect("a temp dir for the SMTP relay"),
                 port: free_ports::<1>()[0],
                 lmtp_port: dovecot.lmtp_port(),
+                tls: tls.map(|ca| (ca.cert_path(), ca.key_path())),
                 child: None,
             };
             match relay.spawn().await {
@@ -478,14 +521,19 @@ impl SmtpRelay {
 
     /// Runs the script and waits for its "ready"; `Err(log)` if it exits instead.
     async fn spawn(&mut self) -> Result<(), String> {
-        let mut child = Command::new(PYTHON)
+        let mut command = Command::new(PYTHON);
+        command
             .arg(RELAY_SCRIPT)
             .arg("--listen-port")
             .arg(self.port.to_string())
             .arg("--lmtp-port")
             .arg(self.lmtp_port.to_string())
             .arg("--dir")
-            .arg(self.dir.path())
+            .arg(self.dir.path());
+        if let Some((cert, key)) = &self.tls {
+            command.arg("--tls-cert").arg(cert).arg("--tls-key").arg(key);
+        }
+        let mut child = command
             .stdout(Stdio::piped())
             .stderr(log_file(&self.dir.path().join("relay.log")))
             .spawn()
@@ -525,6 +573,106 @@ impl Drop for SmtpRelay {
 }
 
 /// Distinct loopback ports that were free a moment ago.
+/// A private certificate authority and a server certificate it signed for `localhost`
+/// and 127.0.0.1, made with the openssl command line, for the TLS paths.
+pub struct TestCa {
+    dir: TempDir,
+}
+
+impl TestCa {
+    pub fn new() -> TestCa {
+        let dir = tempfile::tempdir().expect("a temp dir for the test CA");
+        let d = dir.path();
+        let openssl = |args: &[&str]| {
+            run(Command::new("openssl")
+                .current_dir(d)
+                .args(args)
+                .stdout(Stdio::null())
+                .stderr(Stdio::null()))
+        };
+        // P-256 keys: generated in milliseconds, unlike RSA.
+        openssl(&[
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+            "-nodes",
+            "-keyout",
+            "ca.key",
+            "-out",
+            "ca.pem",
+            "-days",
+            "2",
+            "-subj",
+            "/CN=Switchboard Test CA",
+            "-addext",
+            "basicConstraints=critical,CA:TRUE",
+            "-addext",
+            "keyUsage=critical,keyCertSign,cRLSign",
+        ]);
+        openssl(&[
+            "req",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+            "-nodes",
+            "-keyout",
+            "server.key",
+            "-out",
+            "server.csr",
+            "-subj",
+            "/CN=localhost",
+        ]);
+        std::fs::write(
+            d.join("server.ext"),
+            "subjectAltName=DNS:localhost,IP:127.0.0.1\nbasicConstraints=CA:FALSE\n\
+             keyUsage=digitalSignature\nextendedKeyUsage=serverAuth\n",
+        )
+        .unwrap();
+        openssl(&[
+            "x509",
+            "-req",
+            "-in",
+            "server.csr",
+            "-CA",
+            "ca.pem",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-out",
+            "server.pem",
+            "-days",
+            "2",
+            "-extfile",
+            "server.ext",
+        ]);
+        // Dovecot's unprivileged processes read nothing here; the master reads as root.
+        TestCa { dir }
+    }
+
+    /// The CA certificate a client must trust.
+    pub fn ca_path(&self) -> PathBuf {
+        self.dir.path().join("ca.pem")
+    }
+
+    pub fn cert_path(&self) -> PathBuf {
+        self.dir.path().join("server.pem")
+    }
+
+    pub fn key_path(&self) -> PathBuf {
+        self.dir.path().join("server.key")
+    }
+}
+
+impl Default for TestCa {
+    fn default() -> Self {
+        TestCa::new()
+    }
+}
+
 fn free_ports<const N: usize>() -> [u16; N] {
     // Held together, so the kernel gives distinct ones.
     let listeners: [std::net::TcpListener; N] =
