@@ -191,3 +191,135 @@ fn inbound(parsed: &ParsedMail, raw: &[u8], settings: &EmailSettings) -> Inbound
         details,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::config::{Security, ServerSettings};
+    use crate::parse::Limits;
+
+    fn settings() -> EmailSettings {
+        let server = ServerSettings {
+            host: "127.0.0.1".into(),
+            port: 143,
+            security: Security::Plain,
+            user: "support@example.com".into(),
+            password: None,
+            extra_roots_pem: None,
+        };
+        EmailSettings {
+            address: "support@example.com".into(),
+            display_name: None,
+            domain: "example.com".into(),
+            imap: server.clone(),
+            smtp: server,
+            folder: "INBOX".into(),
+            backfill: Duration::ZERO,
+            backfill_unseen_only: true,
+            poll_interval: Duration::from_secs(30),
+            max_message_bytes: 1 << 20,
+            limits: Limits::default(),
+            thread_window: Duration::from_secs(3600),
+        }
+    }
+
+    fn ingested(raw: &str) -> InboundMessage {
+        match disposition(raw.as_bytes(), &settings()) {
+            Disposition::Ingest(message) => *message,
+            Disposition::Skip(reason) => panic!("skipped: {reason}"),
+        }
+    }
+
+    #[test]
+    fn a_reply_carries_every_threading_key_nearest_first() {
+        let message = ingested(
+            "From: Ada <Ada@Example.org>\r\nSubject: AW: Refund [#42]\r\nMessage-ID: <r2@example.org>\r\n\
+             In-Reply-To: <switchboard.42.7@example.com>\r\n\
+             References: <r1@example.org> <switchboard.42.7@example.com>\r\n\r\nThanks!\r\n",
+        );
+        assert_eq!(message.external_id, "r2@example.org");
+        assert_eq!(message.sender.external_id, "ada@example.org");
+        assert_eq!(
+            message.hints.answers,
+            vec!["switchboard.42.7@example.com", "r1@example.org"]
+        );
+        assert_eq!(message.hints.conversations, vec![42]);
+        assert_eq!(message.hints.reference, Some(42));
+        assert_eq!(message.hints.topic.as_deref(), Some("refund"));
+        assert_eq!(message.hints.topic_window, Duration::from_secs(3600));
+        assert!(message.automated.is_none() && message.bounce.is_none());
+    }
+
+    #[test]
+    fn our_ids_on_another_domain_name_no_conversation() {
+        let message = ingested(
+            "From: a@example.org\r\nSubject: Re: x\r\nMessage-ID: <m@example.org>\r\n\
+             In-Reply-To: <switchboard.42.7@elsewhere.com>\r\n\r\nHi\r\n",
+        );
+        assert!(message.hints.conversations.is_empty());
+        assert_eq!(message.hints.answers, vec!["switchboard.42.7@elsewhere.com"]);
+    }
+
+    #[test]
+    fn our_own_mail_coming_back_is_skipped() {
+        let raw = "From: support@example.com\r\nSubject: Re: x [#3]\r\nMessage-ID: <switchboard.3.9@example.com>\r\n\r\nHi\r\n";
+        assert_eq!(
+            disposition(raw.as_bytes(), &settings()),
+            Disposition::Skip("our own message")
+        );
+    }
+
+    #[test]
+    fn a_mail_without_message_id_is_keyed_by_its_bytes() {
+        let raw = "From: a@example.org\r\nSubject: no id\r\n\r\nHi\r\n";
+        let first = ingested(raw);
+        assert!(first.external_id.starts_with("sha256:"), "{}", first.external_id);
+        assert_eq!(first.external_id, ingested(raw).external_id);
+        assert_ne!(first.external_id, ingested(&raw.replace("Hi", "Ho")).external_id);
+    }
+
+    #[test]
+    fn a_bounce_names_our_message_and_the_servers_reason() {
+        let message = ingested(
+            "From: MAILER-DAEMON@mx.example.org\r\nTo: support@example.com\r\nSubject: Undelivered\r\n\
+             Message-ID: <dsn@mx.example.org>\r\nMIME-Version: 1.0\r\n\
+             Content-Type: multipart/report; report-type=delivery-status; boundary=b\r\n\r\n\
+             --b\r\nContent-Type: text/plain\r\n\r\nFailed.\r\n\
+             --b\r\nContent-Type: message/delivery-status\r\n\r\nReporting-MTA: dns; mx.example.org\r\n\r\n\
+             Final-Recipient: rfc822; ada@example.org\r\nAction: failed\r\nStatus: 5.1.1\r\n\
+             Diagnostic-Code: smtp; 550 5.1.1 no such user\r\n\r\n\
+             --b\r\nContent-Type: text/rfc822-headers\r\n\r\nMessage-ID: <switchboard.5.11@example.com>\r\n\r\n--b--\r\n",
+        );
+        let bounce = message.bounce.expect("a bounce report");
+        assert_eq!(bounce.message_ids, vec![11]);
+        assert!(bounce.permanent);
+        assert!(bounce.reason.contains("550 5.1.1 no such user"), "{}", bounce.reason);
+        assert_eq!(message.details["bounce"]["permanent"], true);
+    }
+
+    #[test]
+    fn a_mail_over_the_limit_keeps_its_sender_and_says_why() {
+        let headers = b"From: Ada <ada@example.org>\r\nSubject: Scans\r\nMessage-ID: <big@example.org>\r\n\r\n";
+        let message = too_large(headers, 40_000_000, &settings());
+        assert_eq!(message.sender.external_id, "ada@example.org");
+        assert_eq!(message.external_id, "big@example.org");
+        assert_eq!(message.subject.as_deref(), Some("Scans"));
+        assert!(message.text.contains("40000000 bytes"), "{}", message.text);
+        assert_eq!(message.details["too_large"], 40_000_000);
+    }
+
+    #[test]
+    fn an_unreadable_mail_reaches_an_agent_whole() {
+        // Nothing mail-parser can take headers from (an empty message in a folder).
+        let raw = b" \r\n";
+        let message = match disposition(raw, &settings()) {
+            Disposition::Ingest(message) => *message,
+            Disposition::Skip(reason) => panic!("skipped: {reason}"),
+        };
+        assert_eq!(message.attachments.len(), 1);
+        assert_eq!(message.attachments[0].data, raw);
+        assert!(message.automated.is_some(), "nobody to acknowledge");
+    }
+}
