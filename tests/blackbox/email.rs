@@ -8,7 +8,7 @@ use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use switchboard_connector_email::{Limits, ParsedMail, parse};
 
-use crate::harness::{Daemon, eventually, message_by_id};
+use crate::harness::{Daemon, config_with_inbox, eventually, message_by_id};
 use switchboard_test_mailservers::{Dovecot, SmtpRelay, TestCa};
 
 const SUPPORT: &str = "support@test.local";
@@ -32,33 +32,10 @@ fn plain_servers(dir: &std::path::Path, dovecot: &Dovecot, relay: &SmtpRelay) ->
 
 fn email_config(dir: &std::path::Path, imap: &str, smtp: &str) -> String {
     std::fs::write(dir.join("imap-password"), "secret\n").unwrap();
-    format!(
-        r#"
-[server]
-listen = "127.0.0.1:0"
-
-[storage]
-url = "sqlite://{db}"
-
-[log]
-level = "info,switchboard=debug"
-
-[outbox]
-retry_schedule = [{retries}]
-expire_after = "1h"
-
-[acknowledgement]
-template = "We received your message. Your reference is {{{{ conversation.reference }}}}."
-
-[routing]
-default_team = "support"
-
-[teams.support]
-name = "Customer Support"
-
-[teams.billing]
-name = "Billing"
-
+    config_with_inbox(
+        dir,
+        &format!(
+            r#"
 [inboxes.mail]
 name = "Support mail"
 
@@ -67,14 +44,8 @@ address = "{SUPPORT}"
 display_name = "Test Support"
 imap = {imap}
 smtp = {smtp}
-
-[[rules]]
-name = "billing"
-when = {{ text = '(?i)\b(refund|invoice|charged)\b' }}
-then = {{ team = "billing" }}
-"#,
-        db = dir.join("switchboard.db").display(),
-        retries = vec!["\"150ms\""; 200].join(", "),
+"#
+        ),
     )
 }
 
@@ -175,6 +146,11 @@ impl Desk {
         .await
     }
 
+    /// A mail arrives in the support mailbox, as an MTA delivers it.
+    async fn receive(&self, raw: &[u8]) {
+        self.dovecot.deliver(SUPPORT, raw).await;
+    }
+
     async fn reply(&self, conversation_id: i64, text: &str) -> i64 {
         self.reply_with(conversation_id, json!({"text": text})).await
     }
@@ -238,18 +214,14 @@ async fn a_mail_becomes_a_routed_conversation_and_the_thread_survives_replies() 
     let desk = Desk::start().await;
 
     let delivered = Instant::now();
-    desk.dovecot
-        .deliver(
-            SUPPORT,
-            &mail(
-                &format!("Ada Lovelace <{CUSTOMER}>"),
-                "Invoice 4411 charged twice",
-                "first@client.test",
-                &[],
-                "Hello,\r\nmy card was charged twice for invoice 4411.\r\nAda",
-            ),
-        )
-        .await;
+    desk.receive(&mail(
+        &format!("Ada Lovelace <{CUSTOMER}>"),
+        "Invoice 4411 charged twice",
+        "first@client.test",
+        &[],
+        "Hello,\r\nmy card was charged twice for invoice 4411.\r\nAda",
+    ))
+    .await;
     let conversation = eventually("the mail to become a conversation", || async {
         desk.conversations().await.into_iter().next()
     })
@@ -319,47 +291,35 @@ async fn a_mail_becomes_a_routed_conversation_and_the_thread_survives_replies() 
 
     // The customer answers the reply: same conversation, the quote trimmed from the text.
     let references = format!("<first@client.test> <{}> <{}>", id_of(acknowledgement), id_of(&reply));
-    desk.dovecot
-        .deliver(
-            SUPPORT,
-            &mail(
-                CUSTOMER,
-                &format!("Re: Invoice 4411 charged twice {tag}"),
-                "second@client.test",
-                &[
-                    ("In-Reply-To", &format!("<{}>", id_of(&reply))),
-                    ("References", &references),
-                ],
-                "Thank you, I see it.\r\n\r\nOn Tue, Test Support wrote:\r\n> We refunded the second charge.",
-            ),
-        )
-        .await;
+    desk.receive(&mail(
+        CUSTOMER,
+        &format!("Re: Invoice 4411 charged twice {tag}"),
+        "second@client.test",
+        &[
+            ("In-Reply-To", &format!("<{}>", id_of(&reply))),
+            ("References", &references),
+        ],
+        "Thank you, I see it.\r\n\r\nOn Tue, Test Support wrote:\r\n> We refunded the second charge.",
+    ))
+    .await;
     // Outlook: In-Reply-To points at a copy we never saw, no References, the tag kept.
-    desk.dovecot
-        .deliver(
-            SUPPORT,
-            &mail(
-                CUSTOMER,
-                &format!("AW: Invoice 4411 charged twice {tag}"),
-                "third@outlook.test",
-                &[("In-Reply-To", "<AM0PR01MB0001@outlook.test>")],
-                "One more thing about the invoice.",
-            ),
-        )
-        .await;
+    desk.receive(&mail(
+        CUSTOMER,
+        &format!("AW: Invoice 4411 charged twice {tag}"),
+        "third@outlook.test",
+        &[("In-Reply-To", "<AM0PR01MB0001@outlook.test>")],
+        "One more thing about the invoice.",
+    ))
+    .await;
     // Answering our reply with a new subject: a new topic, a new conversation.
-    desk.dovecot
-        .deliver(
-            SUPPORT,
-            &mail(
-                CUSTOMER,
-                "New delivery address",
-                "fourth@client.test",
-                &[("In-Reply-To", &format!("<{}>", id_of(&reply)))],
-                "Please send my next order to Baker Street 221b.",
-            ),
-        )
-        .await;
+    desk.receive(&mail(
+        CUSTOMER,
+        "New delivery address",
+        "fourth@client.test",
+        &[("In-Reply-To", &format!("<{}>", id_of(&reply)))],
+        "Please send my next order to Baker Street 221b.",
+    ))
+    .await;
 
     let conversations = desk.wait_for_messages(4).await;
     assert_eq!(conversations.len(), 2, "{conversations:#?}");
@@ -398,31 +358,29 @@ async fn replies_of_different_people_to_one_newsletter_stay_apart() {
         ],
         "Our November offers.",
     );
-    desk.dovecot.deliver(SUPPORT, &newsletter).await;
+    desk.receive(&newsletter).await;
     for (who, id) in [(CUSTOMER, "ada-1@client.test"), (OTHER, "bob-1@client.test")] {
-        desk.dovecot
-            .deliver(
-                SUPPORT,
-                &mail(
-                    who,
-                    "Re: November news",
-                    id,
-                    &[
-                        ("In-Reply-To", "<newsletter-11@shop.test>"),
-                        ("References", "<newsletter-11@shop.test>"),
-                    ],
-                    &format!("A question from {who}."),
-                ),
-            )
-            .await;
+        desk.receive(&mail(
+            who,
+            "Re: November news",
+            id,
+            &[
+                ("In-Reply-To", "<newsletter-11@shop.test>"),
+                ("References", "<newsletter-11@shop.test>"),
+            ],
+            &format!("A question from {who}."),
+        ))
+        .await;
     }
     // The same person again on the same subject: her own open conversation.
-    desk.dovecot
-        .deliver(
-            SUPPORT,
-            &mail(CUSTOMER, "Re: November news", "ada-2@client.test", &[], "And another."),
-        )
-        .await;
+    desk.receive(&mail(
+        CUSTOMER,
+        "Re: November news",
+        "ada-2@client.test",
+        &[],
+        "And another.",
+    ))
+    .await;
 
     let conversations = desk.wait_for_messages(4).await;
     let by_contact: Vec<(String, usize)> = {
@@ -455,44 +413,38 @@ async fn replies_of_different_people_to_one_newsletter_stay_apart() {
 #[tokio::test]
 async fn auto_replies_and_bounces_get_no_acknowledgement() {
     let desk = Desk::start().await;
-    desk.dovecot
-        .deliver(
-            SUPPORT,
-            &mail(CUSTOMER, "Broken login", "login-1@client.test", &[], "I cannot log in."),
-        )
-        .await;
+    desk.receive(&mail(
+        CUSTOMER,
+        "Broken login",
+        "login-1@client.test",
+        &[],
+        "I cannot log in.",
+    ))
+    .await;
     let id = desk.wait_for_messages(1).await[0]["id"].as_i64().unwrap();
     let acknowledgement = desk.mailbox(CUSTOMER, 1).await.remove(0);
 
     // Her out-of-office answers our acknowledgement; a stranger's vacation notice opens
     // its own conversation; neither is acknowledged.
-    desk.dovecot
-        .deliver(
-            SUPPORT,
-            &mail(
-                CUSTOMER,
-                "Automatic reply: Broken login",
-                "ooo-1@client.test",
-                &[
-                    ("Auto-Submitted", "auto-replied"),
-                    ("In-Reply-To", &format!("<{}>", id_of(&acknowledgement))),
-                ],
-                "I am out of office until Monday.",
-            ),
-        )
-        .await;
-    desk.dovecot
-        .deliver(
-            SUPPORT,
-            &mail(
-                OTHER,
-                "Out of office",
-                "ooo-2@client.test",
-                &[("X-Autoreply", "yes")],
-                "Away.",
-            ),
-        )
-        .await;
+    desk.receive(&mail(
+        CUSTOMER,
+        "Automatic reply: Broken login",
+        "ooo-1@client.test",
+        &[
+            ("Auto-Submitted", "auto-replied"),
+            ("In-Reply-To", &format!("<{}>", id_of(&acknowledgement))),
+        ],
+        "I am out of office until Monday.",
+    ))
+    .await;
+    desk.receive(&mail(
+        OTHER,
+        "Out of office",
+        "ooo-2@client.test",
+        &[("X-Autoreply", "yes")],
+        "Away.",
+    ))
+    .await;
 
     // A reply to an address the relay refuses fails with the server's words ...
     let reply_id = desk.reply(id, "Please try resetting your password.").await;
@@ -512,7 +464,7 @@ async fn auto_replies_and_bounces_get_no_acknowledgement() {
          Message-ID: <{}>\r\nSubject: Re: Broken login [#{id}]\r\n\r\n--b--\r\n",
         id_of(&reply_mail)
     );
-    desk.dovecot.deliver(SUPPORT, dsn.as_bytes()).await;
+    desk.receive(dsn.as_bytes()).await;
 
     let failed = desk
         .daemon()
@@ -561,14 +513,14 @@ async fn a_dropped_connection_and_a_restart_lose_and_duplicate_nothing() {
         )
     };
     for n in 0..10 {
-        desk.dovecot.deliver(SUPPORT, &numbered(n)).await;
+        desk.receive(&numbered(n)).await;
     }
     desk.wait_for_messages(10).await;
 
     // Drop the IMAP session while more mail arrives: the reader reconnects and resumes.
     assert!(desk.dovecot.kick(SUPPORT), "the daemon had an IMAP session to kick");
     for n in 10..20 {
-        desk.dovecot.deliver(SUPPORT, &numbered(n)).await;
+        desk.receive(&numbered(n)).await;
     }
     desk.wait_for_messages(20).await;
 
@@ -576,14 +528,14 @@ async fn a_dropped_connection_and_a_restart_lose_and_duplicate_nothing() {
     let (dir, exit) = desk.daemon.take().unwrap().stop();
     assert!(exit.success(), "{exit}");
     for n in 20..30 {
-        desk.dovecot.deliver(SUPPORT, &numbered(n)).await;
+        desk.receive(&numbered(n)).await;
     }
     desk.daemon = Some(Daemon::start_in(dir).await);
     let conversations = desk.wait_for_messages(30).await;
     assert_eq!(conversations.len(), 30);
     // A last mail, read after everything before it in UID order: once it is in, no
     // duplicate of an earlier one can still be on its way.
-    desk.dovecot.deliver(SUPPORT, &numbered(30)).await;
+    desk.receive(&numbered(30)).await;
     let conversations = desk.wait_for_messages(31).await;
     let mut subjects: Vec<String> = conversations
         .iter()
@@ -602,18 +554,14 @@ async fn a_dropped_connection_and_a_restart_lose_and_duplicate_nothing() {
 async fn a_reply_waits_out_an_smtp_outage_and_is_delivered_once() {
     let mut desk = Desk::start().await;
     desk.relay.stop().await;
-    desk.dovecot
-        .deliver(
-            SUPPORT,
-            &mail(
-                CUSTOMER,
-                "Where is my parcel?",
-                "parcel-1@client.test",
-                &[],
-                "It is late.",
-            ),
-        )
-        .await;
+    desk.receive(&mail(
+        CUSTOMER,
+        "Where is my parcel?",
+        "parcel-1@client.test",
+        &[],
+        "It is late.",
+    ))
+    .await;
     let id = desk.wait_for_messages(1).await[0]["id"].as_i64().unwrap();
     let reply_id = desk.reply(id, "It left our warehouse today.").await;
     // Both the acknowledgement and the reply are retried while the server is down.
@@ -643,11 +591,7 @@ async fn a_reply_waits_out_an_smtp_outage_and_is_delivered_once() {
 #[tokio::test]
 async fn a_refused_recipient_fails_with_the_servers_reason() {
     let desk = Desk::start().await;
-    desk.dovecot
-        .deliver(
-            SUPPORT,
-            &mail("nobody@reject.test", "Hello", "hello-1@reject.test", &[], "Hi."),
-        )
+    desk.receive(&mail("nobody@reject.test", "Hello", "hello-1@reject.test", &[], "Hi."))
         .await;
     let id = desk.wait_for_messages(1).await[0]["id"].as_i64().unwrap();
     let detail = desk.detail(id).await;
@@ -699,11 +643,7 @@ async fn the_first_start_imports_unread_mail_of_the_backfill_window() {
     assert!(log.contains("done=2 of=2"), "progress is logged: {log}");
 
     // After the backfill the reader is live: new mail, read or not, comes in.
-    desk.dovecot
-        .deliver(
-            SUPPORT,
-            &mail(CUSTOMER, "Waiting 4", "waiting-4@client.test", &[], "Hello?"),
-        )
+    desk.receive(&mail(CUSTOMER, "Waiting 4", "waiting-4@client.test", &[], "Hello?"))
         .await;
     let conversations = desk.wait_for_messages(3).await;
     assert_eq!(conversations.last().unwrap()["subject"], "Waiting 4");
@@ -737,11 +677,7 @@ async fn imap_over_tls_and_smtp_with_starttls_check_the_servers_certificates() {
         )
     })
     .await;
-    desk.dovecot
-        .deliver(
-            SUPPORT,
-            &mail(CUSTOMER, "Over TLS", "tls-1@client.test", &[], "Secure hello."),
-        )
+    desk.receive(&mail(CUSTOMER, "Over TLS", "tls-1@client.test", &[], "Secure hello."))
         .await;
     desk.wait_for_messages(1).await;
     // The acknowledgement left over STARTTLS (the relay refuses MAIL before it).

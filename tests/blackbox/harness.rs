@@ -3,7 +3,6 @@
 //! sign requests and read the database's full contents.
 
 use std::collections::BTreeMap;
-use std::future::Future;
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -21,8 +20,9 @@ use switchboard_connector_webhook::{Secret, verify};
 use tempfile::TempDir;
 
 pub const SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
-/// How long any awaited effect may take before a test fails.
-pub const DEADLINE: Duration = Duration::from_secs(20);
+/// How long any awaited effect may take before a test fails, and the poll for it: one
+/// definition for these tests and the mail servers they start.
+pub use switchboard_test_mailservers::{DEADLINE, eventually};
 
 pub fn secret() -> Secret {
     Secret::parse(SECRET).unwrap()
@@ -32,24 +32,26 @@ pub fn unix_now() -> i64 {
     SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs() as i64
 }
 
-/// Polls `probe` until it returns `Some`, or fails the test after [`DEADLINE`].
-pub async fn eventually<T, F, Fut>(what: &str, mut probe: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = Option<T>>,
-{
-    let started = Instant::now();
-    loop {
-        if let Some(value) = probe().await {
-            return value;
-        }
-        assert!(started.elapsed() < DEADLINE, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
-}
-
 /// A config for tests: the shipped example's shape, short retries, a temp database.
 pub fn config(dir: &Path, callback_url: &str) -> String {
+    config_with_inbox(
+        dir,
+        &format!(
+            r#"
+[inboxes.shop]
+name = "Shop app"
+
+[inboxes.shop.webhook]
+secret = "{SECRET}"
+callback_url = "{callback_url}"
+max_body_bytes = 65536
+"#
+        ),
+    )
+}
+
+/// The test config around one inbox's tables (TOML).
+pub fn config_with_inbox(dir: &Path, inbox: &str) -> String {
     format!(
         r#"
 [server]
@@ -81,15 +83,7 @@ name = "Billing"
 
 [teams.technical]
 name = "Technical Support"
-
-[inboxes.shop]
-name = "Shop app"
-
-[inboxes.shop.webhook]
-secret = "{SECRET}"
-callback_url = "{callback_url}"
-max_body_bytes = 65536
-
+{inbox}
 [[rules]]
 name = "billing"
 when = {{ text = '(?i)\b(refund|invoice|charged)\b' }}

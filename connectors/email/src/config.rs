@@ -331,6 +331,33 @@ impl ServerConfig {
     }
 }
 
+/// Settings for unit tests: `support@example.com` on plain loopback servers.
+#[cfg(test)]
+pub(crate) fn test_settings() -> EmailSettings {
+    let server = ServerSettings {
+        host: "127.0.0.1".into(),
+        port: 2525,
+        security: Security::Plain,
+        user: "support@example.com".into(),
+        password: Some(Password("secret".into())),
+        extra_roots_pem: None,
+    };
+    EmailSettings {
+        address: "support@example.com".into(),
+        display_name: Some("Example Support".into()),
+        domain: "example.com".into(),
+        imap: server.clone(),
+        smtp: server,
+        folder: "INBOX".into(),
+        backfill: Duration::ZERO,
+        backfill_unseen_only: true,
+        poll_interval: Duration::from_secs(30),
+        max_message_bytes: 1 << 20,
+        limits: Limits::default(),
+        thread_window: Duration::from_secs(3600),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

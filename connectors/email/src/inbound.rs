@@ -197,32 +197,9 @@ mod tests {
     use std::time::Duration;
 
     use super::*;
-    use crate::config::{Security, ServerSettings};
-    use crate::parse::Limits;
 
     fn settings() -> EmailSettings {
-        let server = ServerSettings {
-            host: "127.0.0.1".into(),
-            port: 143,
-            security: Security::Plain,
-            user: "support@example.com".into(),
-            password: None,
-            extra_roots_pem: None,
-        };
-        EmailSettings {
-            address: "support@example.com".into(),
-            display_name: None,
-            domain: "example.com".into(),
-            imap: server.clone(),
-            smtp: server,
-            folder: "INBOX".into(),
-            backfill: Duration::ZERO,
-            backfill_unseen_only: true,
-            poll_interval: Duration::from_secs(30),
-            max_message_bytes: 1 << 20,
-            limits: Limits::default(),
-            thread_window: Duration::from_secs(3600),
-        }
+        crate::config::test_settings()
     }
 
     fn ingested(raw: &str) -> InboundMessage {

@@ -506,7 +506,7 @@ fn ingest_bounce(
         },
         now,
     )?;
-    insert_attachments(conn, message_id, message, now)?;
+    insert_attachments(conn, message_id, inbound_files(message), now)?;
     insert_events(conn, conversation_id, &events, now)?;
     Ok(Some(IngestOutcome {
         conversation_id,
@@ -527,39 +527,33 @@ fn message_details(message: &InboundMessage) -> Option<String> {
 }
 
 /// Attachment bytes go in once per content hash, however many messages carry them.
-fn insert_attachment(
+/// Files are `(filename, content type, bytes)`.
+fn insert_attachments<'a>(
     conn: &Connection,
     message_id: i64,
-    filename: &str,
-    content_type: &str,
-    data: &[u8],
+    files: impl IntoIterator<Item = (&'a str, &'a str, &'a [u8])>,
     now: i64,
 ) -> StoreResult<()> {
-    let sha256 = sha256_hex(data);
-    let size = data.len() as i64;
-    conn.prepare_cached(
-        "INSERT INTO blobs (sha256, size, data, created_at) VALUES (?1, ?2, ?3, ?4) ON CONFLICT (sha256) DO NOTHING",
-    )?
-    .execute(params![sha256, size, data, now])?;
-    conn.prepare_cached(
-        "INSERT INTO attachments (message_id, blob_sha256, filename, content_type, size) VALUES (?1, ?2, ?3, ?4, ?5)",
-    )?
-    .execute(params![message_id, sha256, filename, content_type, size])?;
+    for (filename, content_type, data) in files {
+        let sha256 = sha256_hex(data);
+        let size = data.len() as i64;
+        conn.prepare_cached(
+            "INSERT INTO blobs (sha256, size, data, created_at) VALUES (?1, ?2, ?3, ?4) ON CONFLICT (sha256) DO NOTHING",
+        )?
+        .execute(params![sha256, size, data, now])?;
+        conn.prepare_cached(
+            "INSERT INTO attachments (message_id, blob_sha256, filename, content_type, size) VALUES (?1, ?2, ?3, ?4, ?5)",
+        )?
+        .execute(params![message_id, sha256, filename, content_type, size])?;
+    }
     Ok(())
 }
 
-fn insert_attachments(conn: &Connection, message_id: i64, message: &InboundMessage, now: i64) -> StoreResult<()> {
-    for attachment in &message.attachments {
-        insert_attachment(
-            conn,
-            message_id,
-            &attachment.filename,
-            &attachment.content_type,
-            &attachment.data,
-            now,
-        )?;
-    }
-    Ok(())
+fn inbound_files(message: &InboundMessage) -> impl Iterator<Item = (&str, &str, &[u8])> {
+    message
+        .attachments
+        .iter()
+        .map(|a| (a.filename.as_str(), a.content_type.as_str(), a.data.as_slice()))
 }
 
 pub fn set_channel_cursor(conn: &Connection, inbox_id: i64, name: &str, value: &str, now: i64) -> StoreResult<()> {
@@ -680,7 +674,7 @@ pub fn ingest(conn: &Connection, context: &IngestContext, message: &InboundMessa
         },
         now,
     )?;
-    insert_attachments(conn, message_id, message, now)?;
+    insert_attachments(conn, message_id, inbound_files(message), now)?;
 
     let mut queued_outbound = false;
     if let (Some((decision, team)), Some(template), false) = (&routed, &context.acknowledgement, automated) {
@@ -839,16 +833,11 @@ pub fn add_agent_message(conn: &Connection, new: &NewAgentMessage) -> StoreResul
         },
         new.now,
     )?;
-    for attachment in &new.attachments {
-        insert_attachment(
-            conn,
-            message_id,
-            &attachment.filename,
-            &attachment.content_type,
-            &attachment.data,
-            new.now,
-        )?;
-    }
+    let files = new
+        .attachments
+        .iter()
+        .map(|a| (a.filename.as_str(), a.content_type.as_str(), a.data.as_slice()));
+    insert_attachments(conn, message_id, files, new.now)?;
     let mut events = Vec::new();
     let public = !new.private;
     if public {
