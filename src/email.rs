@@ -125,9 +125,7 @@ impl Reader {
             let uids = session.uids_after(last_uid).await?;
             for batch in uids.chunks(FETCH_BATCH) {
                 let mails = session.fetch(batch, self.settings.max_message_bytes).await?;
-                for mail in &mails {
-                    self.take(mail).await?;
-                }
+                self.take(mails).await?;
                 // Every UID of the batch is committed (or was not there any more).
                 last_uid = batch.iter().copied().max().unwrap_or(last_uid);
                 self.save_cursor(folder.uid_validity, last_uid).await?;
@@ -162,39 +160,86 @@ impl Reader {
         );
         let mut done = 0;
         for batch in uids.chunks(FETCH_BATCH) {
-            for mail in &session.fetch(batch, self.settings.max_message_bytes).await? {
-                self.take(mail).await?;
-            }
+            self.take(session.fetch(batch, self.settings.max_message_bytes).await?)
+                .await?;
             done += batch.len();
             tracing::info!(inbox = %self.inbox.key, done, of = uids.len(), "email inbox: backfill progress");
         }
         Ok(())
     }
 
-    /// Stores one mail; returns once it is committed (or known not to be needed).
-    async fn take(&self, mail: &FetchedMail) -> Result<(), ReadError> {
-        let settings = Arc::clone(&self.settings);
-        let raw = mail.raw.clone();
-        let (size, headers_only) = (mail.size, mail.headers_only);
-        // MIME decoding of a large mail is CPU work; keep it off the async workers.
-        let disposition = tokio::task::spawn_blocking(move || {
-            if headers_only {
-                Disposition::Ingest(Box::new(too_large(&raw, size, &settings)))
-            } else {
-                disposition(&raw, &settings)
+    /// Stores a batch of mails in UID order; returns once all are committed (or known
+    /// not to be needed).
+    async fn take(&self, mails: Vec<FetchedMail>) -> Result<(), ReadError> {
+        // MIME decoding of a large mail is CPU work; keep it off the async workers, and
+        // let the mails of a batch decode side by side.
+        let normalizing: Vec<_> = mails
+            .into_iter()
+            .map(|mail| {
+                let settings = Arc::clone(&self.settings);
+                let uid = mail.uid;
+                let disposition = tokio::task::spawn_blocking(move || {
+                    if mail.headers_only {
+                        Disposition::Ingest(Box::new(too_large(&mail.raw, mail.size, &settings)))
+                    } else {
+                        disposition(&mail.raw, &settings)
+                    }
+                });
+                (uid, disposition)
+            })
+            .collect();
+        let mut batch = Vec::with_capacity(normalizing.len());
+        let mut uids = Vec::with_capacity(normalizing.len());
+        for (uid, disposition) in normalizing {
+            let disposition = disposition
+                .await
+                .map_err(|err| StoreError::Conflict(format!("mail normalization failed: {err}")))?;
+            match disposition {
+                Disposition::Ingest(message) => {
+                    batch.push((self.context(), *message));
+                    uids.push(uid);
+                }
+                Disposition::Skip(reason) => {
+                    tracing::debug!(inbox = %self.inbox.key, uid, reason, "email inbox: mail skipped");
+                }
             }
-        })
-        .await
-        .map_err(|err| StoreError::Conflict(format!("mail normalization failed: {err}")))?;
-        let message = match disposition {
-            Disposition::Ingest(message) => *message,
-            Disposition::Skip(reason) => {
-                tracing::debug!(inbox = %self.inbox.key, uid = mail.uid, reason, "email inbox: mail skipped");
-                return Ok(());
+        }
+        let outcomes = self.state.store.ingest_in_order(batch).await;
+        let mut queued_outbound = false;
+        let mut failure = None;
+        for (uid, outcome) in uids.into_iter().zip(outcomes) {
+            match outcome {
+                Ok(outcome) => {
+                    queued_outbound |= outcome.queued_outbound;
+                    tracing::debug!(
+                        inbox = %self.inbox.key,
+                        uid,
+                        conversation_id = outcome.conversation_id,
+                        message_id = outcome.message_id,
+                        duplicate = outcome.duplicate,
+                        new_conversation = outcome.created_conversation,
+                        "email inbox: mail taken"
+                    );
+                }
+                Err(err) => {
+                    failure.get_or_insert(err);
+                }
             }
-        };
+        }
+        if queued_outbound {
+            self.state.outbox_wakeup.notify_one();
+        }
+        // The cursor stays before the batch: it is read again, and what was committed
+        // is recognised by its Message-ID.
+        match failure {
+            Some(err) => Err(err.into()),
+            None => Ok(()),
+        }
+    }
+
+    fn context(&self) -> IngestContext {
         let now = self.state.clock.now_ms();
-        let context = IngestContext {
+        IngestContext {
             inbox: self.inbox.clone(),
             router: Arc::clone(&self.state.settings.router),
             acknowledgement: self.state.settings.acknowledgement.clone().filter(|_| {
@@ -205,21 +250,7 @@ impl Reader {
             }),
             now,
             expires_at: self.state.expires_at(now),
-        };
-        let outcome = self.state.store.ingest(context, message).await?;
-        if outcome.queued_outbound {
-            self.state.outbox_wakeup.notify_one();
         }
-        tracing::debug!(
-            inbox = %self.inbox.key,
-            uid = mail.uid,
-            conversation_id = outcome.conversation_id,
-            message_id = outcome.message_id,
-            duplicate = outcome.duplicate,
-            new_conversation = outcome.created_conversation,
-            "email inbox: mail taken"
-        );
-        Ok(())
     }
 
     async fn save_cursor(&self, uid_validity: u32, last_uid: u32) -> Result<(), StoreError> {

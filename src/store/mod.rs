@@ -381,6 +381,12 @@ pub trait Store: Send + Sync + 'static {
     /// routing of a new conversation, the message, its events, and the acknowledgement.
     async fn ingest(&self, context: IngestContext, message: InboundMessage) -> StoreResult<IngestOutcome>;
 
+    /// Ingests several messages, each in its own transaction but in this order (a reply
+    /// later in the batch sees the message before it), sharing commits where the
+    /// backend can: a connector catching up on a backlog (an IMAP batch) waits for one
+    /// fsync, not one per message.
+    async fn ingest_in_order(&self, batch: Vec<(IngestContext, InboundMessage)>) -> Vec<StoreResult<IngestOutcome>>;
+
     async fn create_agent(&self, agent: NewAgent, now: i64) -> StoreResult<Agent>;
     async fn agent_by_token_hash(&self, token_hash: &[u8]) -> StoreResult<Option<Agent>>;
     async fn list_agents(&self) -> StoreResult<Vec<Agent>>;

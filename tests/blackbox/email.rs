@@ -571,7 +571,8 @@ async fn a_reply_waits_out_an_smtp_outage_and_is_delivered_once() {
         (acknowledgement["delivery"]["attempts"].as_i64()? >= 2).then_some(acknowledgement)
     })
     .await;
-    assert_eq!(detail["delivery"]["status"], "scheduled", "{detail}");
+    let status = detail["delivery"]["status"].as_str().unwrap();
+    assert!(matches!(status, "scheduled" | "in_flight"), "retried, not failed: {detail}");
     assert!(
         detail["delivery"]["last_error"].as_str().unwrap().contains("SMTP"),
         "{detail}"

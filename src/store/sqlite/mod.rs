@@ -96,6 +96,20 @@ impl Store for SqliteStore {
             .await
     }
 
+    async fn ingest_in_order(&self, batch: Vec<(IngestContext, InboundMessage)>) -> Vec<StoreResult<IngestOutcome>> {
+        // `write` queues its job when called, so the jobs reach the writer in batch
+        // order and commit in the same groups.
+        let pending: Vec<_> = batch
+            .into_iter()
+            .map(|(context, message)| self.writer.write(move |conn| write::ingest(conn, &context, &message)))
+            .collect();
+        let mut outcomes = Vec::with_capacity(pending.len());
+        for outcome in pending {
+            outcomes.push(outcome.await);
+        }
+        outcomes
+    }
+
     async fn create_agent(&self, agent: NewAgent, now: i64) -> StoreResult<Agent> {
         self.writer
             .write(move |conn| write::create_agent(conn, &agent, now))
