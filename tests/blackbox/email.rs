@@ -44,6 +44,8 @@ address = "{SUPPORT}"
 display_name = "Test Support"
 imap = {imap}
 smtp = {smtp}
+# Used only where the server has no IDLE.
+poll_interval = "1s"
 "#
         ),
     )
@@ -572,7 +574,10 @@ async fn a_reply_waits_out_an_smtp_outage_and_is_delivered_once() {
     })
     .await;
     let status = detail["delivery"]["status"].as_str().unwrap();
-    assert!(matches!(status, "scheduled" | "in_flight"), "retried, not failed: {detail}");
+    assert!(
+        matches!(status, "scheduled" | "in_flight"),
+        "retried, not failed: {detail}"
+    );
     assert!(
         detail["delivery"]["last_error"].as_str().unwrap().contains("SMTP"),
         "{detail}"
@@ -713,4 +718,23 @@ async fn imap_over_tls_and_smtp_with_starttls_check_the_servers_certificates() {
         log.contains("UnknownIssuer").then_some(())
     })
     .await;
+}
+
+#[tokio::test]
+async fn a_server_without_idle_is_polled() {
+    let dovecot = Dovecot::start_without_idle().await;
+    let relay = SmtpRelay::start(&dovecot).await;
+    let desk = Desk::open(dovecot, relay).await;
+    let log_path = desk.daemon().dir.path().join("daemon.log");
+    let log = std::fs::read_to_string(&log_path).unwrap();
+    assert!(log.contains("idle=false"), "the reader saw no IDLE: {log}");
+    desk.receive(&mail(CUSTOMER, "Polled", "polled-1@client.test", &[], "Anyone?"))
+        .await;
+    let delivered = Instant::now();
+    desk.wait_for_messages(1).await;
+    let latency = delivered.elapsed();
+    assert!(
+        latency < Duration::from_secs(3),
+        "one poll interval (1 s) and a fetch: {latency:?}"
+    );
 }

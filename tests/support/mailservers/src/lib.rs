@@ -60,18 +60,23 @@ pub struct Dovecot {
 impl Dovecot {
     /// Starts an instance and waits until a user can log in over IMAP.
     pub async fn start() -> Dovecot {
-        Dovecot::start_with(None).await
+        Dovecot::start_with(None, true).await
     }
 
     /// Also serves IMAP over TLS (`imaps_port`) with a certificate of `ca`.
     pub async fn start_with_tls(ca: &TestCa) -> Dovecot {
-        Dovecot::start_with(Some(ca)).await
+        Dovecot::start_with(Some(ca), true).await
     }
 
-    async fn start_with(tls: Option<&TestCa>) -> Dovecot {
+    /// A server that does not announce IDLE, as some providers' do not: clients must poll.
+    pub async fn start_without_idle() -> Dovecot {
+        Dovecot::start_with(None, false).await
+    }
+
+    async fn start_with(tls: Option<&TestCa>, idle: bool) -> Dovecot {
         let mut failures = Vec::new();
         for _ in 0..START_ATTEMPTS {
-            match Dovecot::try_start(tls).await {
+            match Dovecot::try_start(tls, idle).await {
                 Ok(dovecot) => return dovecot,
                 Err(failure) => failures.push(failure),
             }
@@ -80,11 +85,11 @@ impl Dovecot {
     }
 
     /// `Err(log)` if Dovecot exited while starting (typically a port taken meanwhile).
-    async fn try_start(tls: Option<&TestCa>) -> Result<Dovecot, String> {
+    async fn try_start(tls: Option<&TestCa>, idle: bool) -> Result<Dovecot, String> {
         let dir = tempfile::tempdir().expect("a temp dir for Dovecot");
         let [imap_port, lmtp_port, imaps_port] = free_ports();
         let imaps_port = tls.map(|_| imaps_port);
-        write_config(dir.path(), imap_port, lmtp_port, tls.zip(imaps_port));
+        write_config(dir.path(), imap_port, lmtp_port, tls.zip(imaps_port), idle);
         let log = log_file(&dir.path().join("dovecot.log"));
         let child = Command::new("/usr/sbin/dovecot")
             .arg("-F")
@@ -247,7 +252,7 @@ impl Drop for Dovecot {
 }
 
 /// The mail user is the system user `dovecot`, as Dovecot refuses to run mail as root.
-fn write_config(dir: &Path, imap_port: u16, lmtp_port: u16, tls: Option<(&TestCa, u16)>) {
+fn write_config(dir: &Path, imap_port: u16, lmtp_port: u16, tls: Option<(&TestCa, u16)>, idle: bool) {
     static INSTANCES: AtomicU32 = AtomicU32::new(0);
     let instance = format!(
         "switchboard-test-{}-{}",
@@ -268,6 +273,12 @@ fn write_config(dir: &Path, imap_port: u16, lmtp_port: u16, tls: Option<(&TestCa
         ),
         None => ("ssl = no".to_owned(), 0),
     };
+    // The capabilities announced after login, without IDLE (the server still knows it).
+    let capability = if idle {
+        ""
+    } else {
+        "imap_capability = IMAP4rev1 SASL-IR LOGIN-REFERRALS ID ENABLE LITERAL+ UIDPLUS NAMESPACE UNSELECT"
+    };
     // Self-contained: nothing from /etc/dovecot. Every `{` must end its line.
     let config = format!(
         r#"instance_name = {instance}
@@ -276,6 +287,7 @@ state_dir = {d}/state
 log_path = {d}/dovecot.log
 protocols = imap lmtp
 listen = 127.0.0.1
+{capability}
 {ssl}
 disable_plaintext_auth = no
 default_login_user = dovenull
