@@ -662,7 +662,7 @@ async fn the_first_start_imports_unread_mail_of_the_backfill_window() {
 }
 
 #[tokio::test]
-async fn imap_over_tls_and_smtp_with_starttls_check_the_servers_certificates() {
+async fn imap_over_tls_and_smtp_with_starttls_and_auth_check_the_servers_certificates() {
     let ca = TestCa::new();
     let dovecot = Dovecot::start_with_tls(&ca).await;
     let relay = SmtpRelay::start_with_tls(&dovecot, &ca).await;
@@ -676,8 +676,9 @@ async fn imap_over_tls_and_smtp_with_starttls_check_the_servers_certificates() {
                 ca_file.display()
             ),
             format!(
-                r#"{{ host = "localhost", port = {}, security = "starttls", ca_file = "{}" }}"#,
+                r#"{{ host = "localhost", port = {}, security = "starttls", password_file = "{}", ca_file = "{}" }}"#,
                 relay.port(),
+                dir.join("imap-password").display(),
                 ca_file.display()
             ),
         )
@@ -686,7 +687,7 @@ async fn imap_over_tls_and_smtp_with_starttls_check_the_servers_certificates() {
     desk.receive(&mail(CUSTOMER, "Over TLS", "tls-1@client.test", &[], "Secure hello."))
         .await;
     desk.wait_for_messages(1).await;
-    // The acknowledgement left over STARTTLS (the relay refuses MAIL before it).
+    // The acknowledgement left over STARTTLS and AUTH (the relay refuses MAIL before both).
     let acknowledgement = desk.mailbox(CUSTOMER, 1).await.remove(0);
     assert_eq!(acknowledgement.in_reply_to, vec!["tls-1@client.test".to_owned()]);
     assert!(

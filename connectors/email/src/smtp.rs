@@ -147,13 +147,32 @@ impl OutboundChannel for SmtpSender {
                 ),
                 thread_id: Some(message_id),
             }),
-            // 5xx: the server refuses this mail (unknown mailbox, rejected content);
-            // the same mail will be refused again. Everything else (4xx, refused or
-            // dropped connections, timeouts) is the server being away: retry.
-            Err(err) if err.is_permanent() => Err(SendError::permanent(format!("SMTP {err}"))),
-            Err(err) => Err(SendError::transient(format!("SMTP {err}"))),
+            Err(err) => Err(classify(&err)),
         }
     }
+}
+
+/// 5xx: the server refuses this mail (unknown mailbox, rejected content); the same
+/// mail will be refused again. Except 53x, a refused login: that is the operator's
+/// password, not the mail, and the reply must still leave once it is fixed. Everything
+/// else (4xx, refused or dropped connections, timeouts) is the server being away: retry.
+fn classify(err: &lettre::transport::smtp::Error) -> SendError {
+    let code = err.status().map(|code| code.to_string());
+    if code.as_deref().is_some_and(is_login_refusal) {
+        return SendError::transient(format!(
+            "SMTP login refused, check the inbox's smtp user and password: {err}"
+        ));
+    }
+    if err.is_permanent() {
+        SendError::permanent(format!("SMTP {err}"))
+    } else {
+        SendError::transient(format!("SMTP {err}"))
+    }
+}
+
+/// 530 (authentication required), 534 and 535 (credentials refused), 538.
+fn is_login_refusal(code: &str) -> bool {
+    code.len() == 3 && code.starts_with("53")
 }
 
 /// The HTML part of a reply: the text, escaped, with its line breaks.
@@ -231,6 +250,14 @@ mod tests {
             (from.address.as_str(), from.name.as_deref()),
             ("support@example.com", Some("Example Support"))
         );
+    }
+
+    #[test]
+    fn a_refused_login_is_not_the_mails_fault() {
+        assert!(is_login_refusal("535"));
+        assert!(is_login_refusal("530"));
+        assert!(!is_login_refusal("550"));
+        assert!(!is_login_refusal("554"));
     }
 
     #[tokio::test]

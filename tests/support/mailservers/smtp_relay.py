@@ -2,11 +2,13 @@
 """A real SMTP server for the black-box tests: the daemon's outbound mail goes here.
 
 Usage: smtp_relay.py --listen-port N --lmtp-port M --dir DIR [--tls-cert F --tls-key F]
+                     [--require-auth USER:PASSWORD]
 
 Every accepted message is kept as DIR/sent/<number>.eml (what the daemon sent, byte for
 byte) and relayed over LMTP to the test's Dovecot, so it lands in the recipient's mailbox.
 Recipients at reject.test are refused at RCPT with a permanent 550. With a certificate
-and key it requires STARTTLS before MAIL, as a submission server does. Prints "ready" once
+and key it requires STARTTLS before MAIL, as a submission server does; with
+--require-auth also AUTH (PLAIN or LOGIN) with that user and password. Prints "ready" once
 listening; SIGTERM stops it.
 """
 
@@ -20,6 +22,7 @@ import ssl
 from pathlib import Path
 
 from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import AuthResult
 
 
 class Relay:
@@ -71,12 +74,20 @@ def main():
     parser.add_argument("--dir", type=Path, required=True)
     parser.add_argument("--tls-cert", type=Path)
     parser.add_argument("--tls-key", type=Path)
+    parser.add_argument("--require-auth")
     args = parser.parse_args()
     tls = {}
     if args.tls_cert:
         context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
         context.load_cert_chain(args.tls_cert, args.tls_key)
         tls = {"tls_context": context, "require_starttls": True}
+    if args.require_auth:
+        user, password = args.require_auth.split(":", 1)
+
+        def authenticator(server, session, envelope, mechanism, login):
+            return AuthResult(success=(login.login.decode(), login.password.decode()) == (user, password))
+
+        tls.update(authenticator=authenticator, auth_required=True, auth_require_tls=bool(args.tls_cert))
     sent_dir = args.dir / "sent"
     sent_dir.mkdir(parents=True, exist_ok=True)
 

@@ -37,8 +37,10 @@ where
     }
 }
 
-/// Every mailbox's password.
+/// Every mailbox's password, and the TLS relay's.
 pub const PASSWORD: &str = "secret";
+/// The login the TLS relay requires.
+pub const RELAY_USER: &str = "support@test.local";
 /// The mailboxes every Dovecot has.
 pub const USERS: [&str; 3] = ["support@test.local", "customer@test.local", "other@test.local"];
 /// Not `python3`: that may be a pyenv shim without aiosmtpd.
@@ -444,7 +446,8 @@ pub struct SmtpRelay {
     dir: TempDir,
     port: u16,
     lmtp_port: u16,
-    /// Certificate and key: the server then requires STARTTLS.
+    /// Certificate and key: the server then requires STARTTLS, and AUTH as
+    /// [`RELAY_USER`] with [`PASSWORD`].
     tls: Option<(PathBuf, PathBuf)>,
     child: Option<Child>,
 }
@@ -455,7 +458,8 @@ impl SmtpRelay {
         SmtpRelay::start_with(dovecot, None).await
     }
 
-    /// A relay that requires STARTTLS, with a certificate of `ca`.
+    /// A submission server: STARTTLS with a certificate of `ca`, then AUTH as
+    /// [`RELAY_USER`] with [`PASSWORD`].
     pub async fn start_with_tls(dovecot: &Dovecot, ca: &TestCa) -> SmtpRelay {
         SmtpRelay::start_with(dovecot, Some(ca)).await
     }
@@ -543,7 +547,13 @@ impl SmtpRelay {
             .arg("--dir")
             .arg(self.dir.path());
         if let Some((cert, key)) = &self.tls {
-            command.arg("--tls-cert").arg(cert).arg("--tls-key").arg(key);
+            command
+                .arg("--tls-cert")
+                .arg(cert)
+                .arg("--tls-key")
+                .arg(key)
+                .arg("--require-auth")
+                .arg(format!("{RELAY_USER}:{PASSWORD}"));
         }
         let mut child = command
             .stdout(Stdio::piped())
