@@ -18,7 +18,27 @@ pub fn daemon_binary() -> anyhow::Result<PathBuf> {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let manifest = Path::new(env!("CARGO_MANIFEST_DIR")).join("../Cargo.toml");
     // Cheap when up to date, and it keeps the daemon in step with this program.
-    let status = Command::new(cargo)
+    let mut command = Command::new(cargo);
+    // `cargo run` gives this program its package's variables (CARGO_MANIFEST_DIR,
+    // CARGO_PKG_NAME, …). Passed on, they reach build scripts that watch them (ring's
+    // does), so this build and the next one outside it would each rebuild ring and
+    // everything above it, a minute or more every run.
+    for (name, _) in std::env::vars_os() {
+        if let Some(name) = name.to_str()
+            && (name.starts_with("CARGO_PKG_")
+                || matches!(
+                    name,
+                    "CARGO_MANIFEST_DIR"
+                        | "CARGO_MANIFEST_PATH"
+                        | "CARGO_CRATE_NAME"
+                        | "CARGO_BIN_NAME"
+                        | "CARGO_PRIMARY_PACKAGE"
+                ))
+        {
+            command.env_remove(name);
+        }
+    }
+    let status = command
         .args([
             "build",
             "--release",
@@ -128,6 +148,22 @@ impl Process {
                 .map_or(0.0, |kib| kib / 1024.0)
         };
         (field("VmRSS:"), field("VmHWM:"))
+    }
+
+    /// CPU time used so far, user and system, all threads, from /proc.
+    pub fn cpu_seconds(&self) -> f64 {
+        let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.pid())).unwrap_or_default();
+        // utime and stime are the 14th and 15th fields; the command name before them
+        // (in parentheses) may hold spaces.
+        let after_name = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
+        let ticks: u64 = after_name
+            .split_whitespace()
+            .skip(11)
+            .take(2)
+            .filter_map(|field| field.parse::<u64>().ok())
+            .sum();
+        // USER_HZ, which /proc counts in: 100 on every Linux architecture that matters here.
+        ticks as f64 / 100.0
     }
 
     /// SIGTERM, and wait for a clean exit.

@@ -10,13 +10,15 @@
 //! - `receiver`: the callback receiver that times acknowledgements.
 //! - `scenarios`: ingest against both servers, mixed load, end-to-end.
 //! - `scale`: a million messages seeded into the store, then list and detail queries.
+//! - `email`: a Dovecot mailbox imported on the daemon's first start, then mail over IMAP IDLE.
 //! - `report`: the table and the JSON.
 //!
 //! Usage: `cargo run --release -p switchboard-bench -- [--seconds N] [--only NAME,…] [--clients N,…]
-//! [--no-bare] [--scale-messages N] [--json PATH] [--daemon PATH]`
+//! [--no-bare] [--scale-messages N] [--email-mails N] [--email-live N] [--json PATH] [--daemon PATH]`
 
 mod bare;
 mod daemon;
+mod email;
 mod load;
 mod receiver;
 mod report;
@@ -37,6 +39,10 @@ pub struct Options {
     pub json: PathBuf,
     /// Messages seeded for the scale scenario.
     pub scale_messages: u64,
+    /// Mails in the mailbox when the email scenario's daemon starts.
+    pub email_mails: u64,
+    /// Mails delivered one at a time after the email scenario's backfill, each timed.
+    pub email_live: usize,
     /// Client counts for the ingest scenario.
     pub clients: Vec<usize>,
     /// Skip the bare endpoint (for quick iterations on the daemon alone).
@@ -46,7 +52,7 @@ pub struct Options {
     pub daemon: Option<PathBuf>,
 }
 
-const SCENARIOS: [&str; 4] = ["ingest", "mixed", "e2e", "scale"];
+const SCENARIOS: [&str; 5] = ["ingest", "mixed", "e2e", "scale", "email"];
 
 impl Options {
     fn parse() -> anyhow::Result<Options> {
@@ -55,6 +61,8 @@ impl Options {
             only: Vec::new(),
             json: PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../target/bench/results.json")),
             scale_messages: 1_000_000,
+            email_mails: 2_000,
+            email_live: email::LIVE_MAILS,
             clients: scenarios::CLIENT_COUNTS.to_vec(),
             no_bare: false,
             daemon: None,
@@ -75,6 +83,8 @@ impl Options {
                 "--scale-messages" => {
                     options.scale_messages = value()?.parse().context("--scale-messages takes a number")?
                 }
+                "--email-mails" => options.email_mails = value()?.parse().context("--email-mails takes a number")?,
+                "--email-live" => options.email_live = value()?.parse().context("--email-live takes a number")?,
                 "--no-bare" => options.no_bare = true,
                 "--clients" => {
                     options.clients = value()?
@@ -83,7 +93,7 @@ impl Options {
                         .collect::<anyhow::Result<_>>()?
                 }
                 other => bail!(
-                    "unknown argument {other}; use --seconds N, --only ingest,mixed,e2e,scale, --clients 1,16,64,256, --no-bare, --json PATH, --scale-messages N, --daemon PATH"
+                    "unknown argument {other}; use --seconds N, --only ingest,mixed,e2e,scale,email, --clients 1,16,64,256, --no-bare, --json PATH, --scale-messages N, --email-mails N, --email-live N, --daemon PATH"
                 ),
             }
         }

@@ -4,6 +4,7 @@ use std::path::Path;
 
 use serde_json::{Value, json};
 
+use crate::email::EmailFigures;
 use crate::load::LoadResult;
 use crate::scale::ScaleFigures;
 use crate::scenarios::{BareFigures, EndToEndFigures, IngestFigures, MixedFigures, machine};
@@ -181,6 +182,79 @@ impl Report {
                 scale.messages
             ));
         }
+    }
+
+    pub fn email(&mut self, email: &EmailFigures) {
+        self.json.insert("email".into(), email.to_json());
+        for (name, backfill, peak_rss_mib) in [
+            ("email: IMAP backfill", &email.backfill, email.peak_rss_mib),
+            (
+                "email: backfill without acks",
+                &email.backfill_without_acks,
+                email.peak_rss_without_acks_mib,
+            ),
+        ] {
+            self.lines.push(format!(
+                "{:<34} {:>7} {:>10.0} {:>8} {:>8} {:>8} {:>7} {:>9.1}   ({} mails stored {:.2} s after the daemon's start, daemon CPU {:.2} s; stored {} = delivered {}: {})",
+                name,
+                1,
+                backfill.per_second(),
+                "-",
+                "-",
+                "-",
+                backfill.mails - backfill.stored.min(backfill.mails),
+                peak_rss_mib,
+                backfill.mails,
+                backfill.seconds,
+                backfill.cpu_seconds,
+                backfill.stored,
+                backfill.mails,
+                if backfill.stored == backfill.mails {
+                    "ok"
+                } else {
+                    "MISMATCH"
+                }
+            ));
+        }
+        let acks = &email.acknowledgements;
+        self.lines.push(format!(
+            "{:<34} {:>7} {:>10.0} {:>8} {:>8} {:>8} {:>7} {:>9.1}   ({} sent by {:.2} s after the start; {} in all, the relay accepted {})",
+            "email: acknowledgements over SMTP",
+            "-",
+            acks.backfill_sent as f64 / acks.all_sent_seconds,
+            "-",
+            "-",
+            "-",
+            acks.failed,
+            email.peak_rss_mib,
+            acks.backfill_sent,
+            acks.all_sent_seconds,
+            acks.sent,
+            acks.relay_accepted,
+        ));
+        self.lines.push(format!(
+            "{:<34} {:>7} {:>10} {:>8.2} {:>8.2} {:>8.2} {:>7} {:>9.1}   (delivery -> stored, {} mails one at a time, Dovecot's 500 ms IDLE delay included; max {:.2} ms)",
+            "email: live mail over IMAP IDLE",
+            1,
+            "-",
+            email.live_ms(50.0),
+            email.live_ms(99.0),
+            email.live_ms(99.9),
+            email.live_mails - email.live_us.len(),
+            email.peak_rss_mib,
+            email.live_mails,
+            email.live_us.max() as f64 / 1000.0,
+        ));
+        self.lines
+            .push(format!("  mail mix: {}", email.mix.describe(email.mails)));
+        self.lines.push(format!(
+            "  {} conversations; {} of {} replies threaded to the mail they answer; store {:.1} MiB for {} mails",
+            email.conversations,
+            email.replies_threaded,
+            email.replies,
+            email.store_bytes as f64 / 1024.0 / 1024.0,
+            email.mails + email.live_mails,
+        ));
     }
 
     pub fn print(&self) {

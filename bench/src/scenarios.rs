@@ -53,6 +53,9 @@ pub async fn run_all(options: &Options, binary: &Path) -> anyhow::Result<Report>
     if options.runs("scale") {
         report.scale(&crate::scale::run(binary, options.scale_messages, options.duration()).await?);
     }
+    if options.runs("email") {
+        report.email(&crate::email::run(binary, options.email_mails, options.email_live).await?);
+    }
     Ok(report)
 }
 

@@ -1,5 +1,6 @@
 //! The benchmark program runs every scenario end to end against the debug daemon, for a
-//! second each, and what it reports is consistent: every acknowledged message stored,
+//! second each (the email scenario on 200 mails and 10 live ones), and what it reports
+//! is consistent: every acknowledged message stored, every mail imported and threaded,
 //! every acknowledgement delivered, no request failed. Speed is not asserted here; the
 //! figures are for BENCHMARKS.md, from release builds.
 
@@ -41,6 +42,11 @@ fn every_scenario_runs_and_reports_consistent_figures() {
             "4",
             "--scale-messages",
             "20000",
+            "--email-mails",
+            "200",
+            // Dovecot holds each IDLE notification for 500 ms: ten are enough here.
+            "--email-live",
+            "10",
             "--json",
         ])
         .arg(&json)
@@ -57,6 +63,9 @@ fn every_scenario_runs_and_reports_consistent_figures() {
         "ingest: bare endpoint",
         "mixed: agents' list queries",
         "scale: detail queries",
+        "email: IMAP backfill",
+        "email: backfill without acks",
+        "email: live mail over IMAP IDLE",
     ] {
         assert!(stdout.contains(row), "the table has no `{row}` row:\n{stdout}");
     }
@@ -90,4 +99,34 @@ fn every_scenario_runs_and_reports_consistent_figures() {
         );
         assert!(scale[kind]["per_second"].as_f64().unwrap() > 0.0);
     }
+
+    let email = &report["email"];
+    assert_eq!(email["mails"], 200);
+    for backfill in ["backfill", "backfill_without_acknowledgements"] {
+        let backfill = &email[backfill];
+        assert_eq!(backfill["stored_inbound"], 200, "{email}");
+        assert_eq!(backfill["store_matches_delivered"], true);
+        assert!(backfill["per_second"].as_f64().unwrap() > 0.0, "{email}");
+        assert!(backfill["daemon_cpu_seconds"].as_f64().unwrap() > 0.0, "{email}");
+    }
+    let mix = &email["mix"];
+    let formats: u64 = ["plain_text", "text_and_html", "with_attachment"]
+        .iter()
+        .map(|kind| mix[kind].as_u64().unwrap())
+        .sum();
+    assert_eq!(formats, 200, "every mail has one format: {mix}");
+    for kind in ["with_attachment", "replies"] {
+        assert!(mix[kind].as_u64().unwrap() > 0, "no mail in the mix is {kind}: {mix}");
+    }
+    assert_eq!(email["replies_threaded"], email["replies"], "{email}");
+    let acks = &email["acknowledgements"];
+    assert_eq!(acks["failed"], 0, "{acks}");
+    assert_eq!(acks["sent"], acks["queued"], "{acks}");
+    assert_eq!(acks["relay_accepted"], acks["sent"], "{acks}");
+    assert!(acks["sent"].as_u64().unwrap() > 0, "{acks}");
+    let live = &email["live"];
+    assert_eq!(live["timed"], live["mails"], "{live}");
+    assert!(live["p50_ms"].as_f64().unwrap() > 0.0, "{live}");
+    assert!(email["peak_rss_mib"].as_f64().unwrap() > 0.0, "{email}");
+    assert!(email["store_bytes"].as_u64().unwrap() > 0, "{email}");
 }
