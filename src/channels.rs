@@ -5,6 +5,7 @@ use std::collections::HashMap;
 use anyhow::Context;
 use switchboard_connector_core::{OutboundChannel, OutboundMessage, Receipt, SendError};
 use switchboard_connector_email::SmtpSender;
+use switchboard_connector_telegram::TelegramSender;
 use switchboard_connector_webhook::WebhookSender;
 
 use crate::config::{ChannelSettings, InboxSettings};
@@ -14,6 +15,7 @@ use crate::store::Catalog;
 pub enum ChannelSender {
     Webhook(WebhookSender),
     Email(Box<SmtpSender>),
+    Telegram(TelegramSender),
 }
 
 impl ChannelSender {
@@ -21,6 +23,7 @@ impl ChannelSender {
         match self {
             ChannelSender::Webhook(sender) => sender.send(message).await,
             ChannelSender::Email(sender) => sender.send(message).await,
+            ChannelSender::Telegram(sender) => sender.send(message).await,
         }
     }
 }
@@ -47,6 +50,15 @@ impl Channels {
             let sender = match &inbox.channel {
                 ChannelSettings::Webhook(settings) => {
                     ChannelSender::Webhook(WebhookSender::new(client.clone(), settings.clone()))
+                }
+                ChannelSettings::Telegram(channel) => {
+                    let http = reqwest::Client::builder()
+                        .timeout(std::time::Duration::from_secs(120))
+                        .build()
+                        .context("building the Telegram HTTP client")?;
+                    let bot = switchboard_connector_telegram::client::bot(&channel.settings, http)
+                        .map_err(|err| anyhow::anyhow!("inboxes.{}.telegram.{err}", inbox.key))?;
+                    ChannelSender::Telegram(TelegramSender::new(bot, channel.settings.limits))
                 }
                 ChannelSettings::Email(settings) => ChannelSender::Email(Box::new(
                     SmtpSender::new(settings).map_err(|err| anyhow::anyhow!("inboxes.{}.email.{err}", inbox.key))?,

@@ -13,6 +13,7 @@ use std::time::Duration;
 use serde::Deserialize;
 use switchboard_connector_core::ChannelKind;
 use switchboard_connector_email::{EmailConfig, EmailSettings};
+use switchboard_connector_telegram::{TelegramConfig, TelegramSettings};
 use switchboard_connector_webhook::{WebhookConfig, WebhookSettings};
 
 use crate::model::Priority;
@@ -255,6 +256,7 @@ pub struct InboxConfig {
     /// The channel: exactly one of these tables.
     pub webhook: Option<WebhookConfig>,
     pub email: Option<EmailConfig>,
+    pub telegram: Option<TelegramConfig>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -338,6 +340,15 @@ pub struct InboxSettings {
 pub enum ChannelSettings {
     Webhook(WebhookSettings),
     Email(Box<EmailSettings>),
+    Telegram(Box<TelegramChannel>),
+}
+
+/// A Telegram inbox: the connector's settings and the daemon's `/start` greeting.
+#[derive(Debug, Clone)]
+pub struct TelegramChannel {
+    pub settings: TelegramSettings,
+    /// Sent instead of the acknowledgement when `/start` opens a conversation.
+    pub greeting: Option<Arc<AckTemplate>>,
 }
 
 impl ChannelSettings {
@@ -345,6 +356,7 @@ impl ChannelSettings {
         match self {
             ChannelSettings::Webhook(_) => ChannelKind::Webhook,
             ChannelSettings::Email(_) => ChannelKind::Email,
+            ChannelSettings::Telegram(_) => ChannelKind::Telegram,
         }
     }
 }
@@ -567,27 +579,40 @@ impl RawConfig {
         let mut inboxes = Vec::new();
         for (key, inbox) in &self.inboxes {
             check_key("inboxes", key)?;
-            let channel = match (&inbox.webhook, &inbox.email) {
-                (Some(webhook), None) => ChannelSettings::Webhook(
+            let at = |table: &str, field: &str| format!("inboxes.{key}.{table}.{field}");
+            let channel = match (&inbox.webhook, &inbox.email, &inbox.telegram) {
+                (Some(webhook), None, None) => ChannelSettings::Webhook(
                     webhook
                         .validate()
-                        .map_err(|err| ConfigError::new(format!("inboxes.{key}.webhook.{}", err.key), err.problem))?,
+                        .map_err(|err| ConfigError::new(at("webhook", &err.key), err.problem))?,
                 ),
-                (None, Some(email)) => {
-                    ChannelSettings::Email(Box::new(email.validate(&|name| std::env::var(name).ok()).map_err(
-                        |err| ConfigError::new(format!("inboxes.{key}.email.{}", err.key), err.problem),
-                    )?))
+                (None, Some(email), None) => ChannelSettings::Email(Box::new(
+                    email
+                        .validate(&|name| std::env::var(name).ok())
+                        .map_err(|err| ConfigError::new(at("email", &err.key), err.problem))?,
+                )),
+                (None, None, Some(telegram)) => {
+                    let settings = telegram
+                        .validate(key, &|name| std::env::var(name).ok())
+                        .map_err(|err| ConfigError::new(at("telegram", &err.key), err.problem))?;
+                    let greeting = settings
+                        .greeting
+                        .as_deref()
+                        .map(|text| AckTemplate::compile(text).map(Arc::new))
+                        .transpose()
+                        .map_err(|problem| ConfigError::new(at("telegram", "greeting"), problem))?;
+                    ChannelSettings::Telegram(Box::new(TelegramChannel { settings, greeting }))
                 }
-                (Some(_), Some(_)) => {
+                (None, None, None) => {
                     return Err(ConfigError::new(
                         format!("inboxes.{key}"),
-                        "an inbox speaks one channel: keep either [inboxes.KEY.webhook] or [inboxes.KEY.email]",
+                        "name the channel with a table: [inboxes.KEY.webhook], [inboxes.KEY.email] or [inboxes.KEY.telegram]",
                     ));
                 }
-                (None, None) => {
+                _ => {
                     return Err(ConfigError::new(
                         format!("inboxes.{key}"),
-                        "name the channel with a table: [inboxes.KEY.webhook] or [inboxes.KEY.email]",
+                        "an inbox speaks one channel: keep one of [inboxes.KEY.webhook], [inboxes.KEY.email], [inboxes.KEY.telegram]",
                     ));
                 }
             };

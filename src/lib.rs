@@ -17,6 +17,7 @@
 //! - [`outbox`]: the dispatcher that sends queued messages and retries with backoff.
 //! - [`channels`]: the sending half of each configured inbox.
 //! - [`email`]: the reading half of each email inbox (IMAP, cursor after commit).
+//! - [`telegram`]: the inbound half of each Telegram inbox (long polling or webhook).
 //! - [`api`]: HTTP: `/hooks/{inbox}`, `/api/v1`, `/healthz`, `/readyz`.
 //! - [`server`]: `serve` wiring and graceful shutdown.
 //! - [`auth`], [`clock`]: agent tokens, and the time source tests can replace.
@@ -32,4 +33,5 @@ pub mod outbox;
 pub mod router;
 pub mod server;
 pub mod store;
+pub mod telegram;
 pub mod templates;

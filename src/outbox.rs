@@ -161,6 +161,7 @@ impl Dispatcher {
         let result = match outcome {
             Ok(receipt) => DeliveryResult::Sent(receipt),
             Err(SendError::Permanent { reason }) => DeliveryResult::Failed { error: reason },
+            Err(SendError::Unreachable { reason }) => DeliveryResult::Unreachable { error: reason },
             Err(SendError::Transient { reason, retry_after }) => after_transient_failure(
                 &self.settings.retry_schedule,
                 delivery.attempts,
@@ -177,7 +178,7 @@ impl Dispatcher {
             DeliveryResult::RetryAt { error, .. } => {
                 tracing::info!(message_id, attempts = delivery.attempts, %error, "delivery failed; will retry")
             }
-            DeliveryResult::Failed { error } => {
+            DeliveryResult::Failed { error } | DeliveryResult::Unreachable { error } => {
                 tracing::warn!(message_id, attempts = delivery.attempts, %error, "delivery failed for good")
             }
         }

@@ -69,6 +69,7 @@ pub async fn run(settings: Settings, listener: TcpListener, shutdown: Cancellati
         })
         .collect();
     let outbox_wakeup = Arc::new(Notify::new());
+    let telegram = crate::telegram::inboxes(&settings, &catalog)?;
 
     let dispatcher = Dispatcher {
         store: Arc::clone(&store),
@@ -89,6 +90,7 @@ pub async fn run(settings: Settings, listener: TcpListener, shutdown: Cancellati
         clock,
         inboxes,
         outbox_wakeup,
+        telegram,
         ready: AtomicBool::new(true),
     });
     // Email inboxes read their folders until shutdown; each stops at its next await,
@@ -104,6 +106,13 @@ pub async fn run(settings: Settings, listener: TcpListener, shutdown: Cancellati
                 readers_shutdown.clone(),
             )));
         }
+    }
+    for inbox in state.telegram.values() {
+        readers.push(tokio::spawn(crate::telegram::run(
+            Arc::clone(&state),
+            Arc::clone(inbox),
+            readers_shutdown.clone(),
+        )));
     }
     let app = api::router(Arc::clone(&state));
     tracing::info!(address = %listener.local_addr()?, "listening");

@@ -15,6 +15,10 @@ use super::error::ApiError;
 use super::{AppState, PathParam};
 use crate::config::ChannelSettings;
 use crate::store::IngestContext;
+use crate::telegram::TelegramInbox;
+use subtle::ConstantTimeEq;
+use switchboard_connector_telegram::config::Mode;
+use teloxide::types::Update;
 
 pub async fn receive(
     State(state): State<Arc<AppState>>,
@@ -29,7 +33,68 @@ pub async fn receive(
         ChannelSettings::Webhook(settings) => receive_webhook(&state, inbox, settings, &headers, body).await,
         // Mail arrives over IMAP; a POST here is somebody guessing keys.
         ChannelSettings::Email(_) => Err(ApiError::not_found(&format!("inbox `{inbox_key}`"))),
+        ChannelSettings::Telegram(channel) => {
+            let Some(telegram) = state.telegram.get(&inbox_key) else {
+                return Err(ApiError::not_found(&format!("inbox `{inbox_key}`")));
+            };
+            if !matches!(channel.settings.mode, Mode::Webhook { .. }) {
+                return Err(ApiError::not_found(&format!("inbox `{inbox_key}`")));
+            }
+            receive_telegram(&state, telegram, &headers, body).await
+        }
     }
+}
+
+/// The largest Telegram update accepted: updates carry file ids, not files.
+const MAX_TELEGRAM_UPDATE: usize = 1024 * 1024;
+
+/// Telegram's webhook POST. Only a request carrying the secret registered with
+/// `setWebhook` counts (403 otherwise, nothing stored). An update we cannot read is
+/// acknowledged with 200 and logged: Telegram would otherwise resend it forever and
+/// hold back every later update of the bot.
+async fn receive_telegram(
+    state: &AppState,
+    telegram: &TelegramInbox,
+    headers: &HeaderMap,
+    body: Body,
+) -> Result<Response, ApiError> {
+    let given = headers
+        .get("x-telegram-bot-api-secret-token")
+        .map(|value| value.as_bytes())
+        .unwrap_or_default();
+    if !bool::from(given.ct_eq(telegram.secret.as_bytes())) {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "invalid_secret_token",
+            "the X-Telegram-Bot-Api-Secret-Token header is missing or wrong",
+        ));
+    }
+    let bytes = match Limited::new(body, MAX_TELEGRAM_UPDATE).collect().await {
+        Ok(collected) => collected.to_bytes(),
+        Err(err) if err.downcast_ref::<LengthLimitError>().is_some() => {
+            return Err(ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "body_too_large",
+                format!("the body is larger than {MAX_TELEGRAM_UPDATE} bytes"),
+            ));
+        }
+        Err(err) => {
+            return Err(ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "unreadable_body",
+                format!("the body could not be read: {err}"),
+            ));
+        }
+    };
+    let update: Update = match serde_json::from_slice(&bytes) {
+        Ok(update) => update,
+        Err(err) => {
+            tracing::warn!(inbox = %telegram.reference.key, error = %err, "telegram webhook: an update could not be read; skipped");
+            return Ok((StatusCode::OK, Json(serde_json::json!({"skipped": true}))).into_response());
+        }
+    };
+    crate::telegram::take(state, telegram, &update).await?;
+    Ok((StatusCode::OK, Json(serde_json::json!({"ok": true}))).into_response())
 }
 
 async fn receive_webhook(

@@ -38,6 +38,8 @@ pub struct AppState {
     pub inboxes: HashMap<String, Inbox>,
     /// Poked after a commit that queued outbound messages, so they leave at once.
     pub outbox_wakeup: Arc<Notify>,
+    /// Telegram inboxes by key: their bot, identity and webhook secret.
+    pub telegram: HashMap<String, Arc<crate::telegram::TelegramInbox>>,
     /// Cleared when shutdown begins, so `/readyz` tells load balancers to stop sending.
     pub ready: AtomicBool,
 }

@@ -28,6 +28,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "channel cursors",
         include_str!("../../migrations/0004_channel_cursors.sql"),
     ),
+    (
+        5,
+        "identity reachability",
+        include_str!("../../migrations/0005_identity_reachability.sql"),
+    ),
 ];
 
 #[derive(Debug)]

@@ -197,6 +197,9 @@ pub struct ContactRef {
     pub email: Option<String>,
     /// The contact's id in this conversation's inbox.
     pub external_id: String,
+    /// Why replies in this inbox cannot reach them (they blocked the bot), since their
+    /// last message; `null` when they can be reached.
+    pub unreachable: Option<String>,
     pub language: Option<String>,
     pub metadata: Value,
 }
@@ -355,8 +358,18 @@ pub struct Delivery {
 #[derive(Debug, Clone)]
 pub enum DeliveryResult {
     Sent(Receipt),
-    RetryAt { at: i64, error: String },
-    Failed { error: String },
+    RetryAt {
+        at: i64,
+        error: String,
+    },
+    Failed {
+        error: String,
+    },
+    /// Failed for good because the recipient is gone from the channel: the contact's
+    /// identity in this inbox is marked unreachable too.
+    Unreachable {
+        error: String,
+    },
 }
 
 /// Attachment bytes for download.
@@ -418,6 +431,10 @@ pub trait Store: Send + Sync + 'static {
     /// When the next claimable delivery falls due: rows waiting behind an earlier
     /// message of their conversation do not count.
     async fn next_delivery_due(&self) -> StoreResult<Option<i64>>;
+
+    /// The channel says this identity cannot be reached there any more (the customer
+    /// blocked the bot). Returns whether such an identity exists.
+    async fn mark_unreachable(&self, inbox_id: i64, external_id: &str, reason: &str, now: i64) -> StoreResult<bool>;
 
     /// Where a connector stands in its source (see migration 0004).
     async fn channel_cursor(&self, inbox_id: i64, name: &str) -> StoreResult<Option<String>>;

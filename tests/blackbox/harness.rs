@@ -186,6 +186,15 @@ impl Daemon {
         (dir, exit)
     }
 
+    /// SIGKILL: no shutdown, as a crash or a power cut. The temp dir is returned for a
+    /// restart.
+    pub fn kill(mut self) -> TempDir {
+        let mut child = self.child.take().unwrap();
+        child.kill().unwrap();
+        child.wait().unwrap();
+        std::mem::replace(&mut self.dir, tempfile::tempdir().unwrap())
+    }
+
     /// Runs a CLI command against this daemon's config.
     pub fn cli(&self, args: &[&str]) -> std::process::Output {
         Command::new(env!("CARGO_BIN_EXE_switchboard"))

@@ -6,3 +6,4 @@ mod delivery;
 mod email;
 mod harness;
 mod ingest;
+mod telegram;

@@ -104,6 +104,9 @@ pub struct InboundMessage {
     pub automated: Option<String>,
     /// A delivery report saying one of our messages did not arrive.
     pub bounce: Option<BounceReport>,
+    /// The channel id of a message this one is a new version of (a Telegram edit): the
+    /// store updates that message instead of adding one, and keeps the earlier text.
+    pub edits: Option<String>,
     /// What the channel knows of this message that the conversation does not show (the
     /// full body of a trimmed reply, header ids), kept with the message.
     pub details: BTreeMap<String, serde_json::Value>,
@@ -206,9 +209,14 @@ pub enum SendError {
         /// How long the other side asked us to wait, when it said.
         retry_after: Option<Duration>,
     },
-    /// Retrying cannot help (rejected payload, unknown recipient, blocked).
+    /// Retrying cannot help (rejected payload, unknown recipient).
     #[error("permanent: {reason}")]
     Permanent { reason: String },
+    /// The recipient cannot be reached on this channel any more (they blocked the bot,
+    /// the chat is gone): this message fails, and the contact's identity is marked so
+    /// agents know before they write again.
+    #[error("unreachable: {reason}")]
+    Unreachable { reason: String },
 }
 
 impl SendError {

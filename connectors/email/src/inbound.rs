@@ -188,6 +188,7 @@ fn inbound(parsed: &ParsedMail, raw: &[u8], settings: &EmailSettings) -> Inbound
         hints,
         automated: parsed.automated.as_ref().map(|automated| automated.reason.clone()),
         bounce,
+        edits: None,
         details,
     }
 }

@@ -192,6 +192,13 @@ impl Store for SqliteStore {
         read::next_delivery_due(&self.reader).await
     }
 
+    async fn mark_unreachable(&self, inbox_id: i64, external_id: &str, reason: &str, now: i64) -> StoreResult<bool> {
+        let (external_id, reason) = (external_id.to_owned(), reason.to_owned());
+        self.writer
+            .write(move |conn| write::mark_unreachable(conn, inbox_id, &external_id, &reason, now))
+            .await
+    }
+
     async fn channel_cursor(&self, inbox_id: i64, name: &str) -> StoreResult<Option<String>> {
         read::channel_cursor(&self.reader, inbox_id, name).await
     }

@@ -114,6 +114,7 @@ const SUMMARY_COLUMNS: &str = "
            c.first_response_at,
            ct.id AS contact_id, ct.name AS contact_name, ct.email AS contact_email,
            ct.language AS contact_language, ct.metadata AS contact_metadata, ci.external_id AS contact_external_id,
+           ci.unreachable_reason AS contact_unreachable,
            lm.id AS last_id, lm.direction AS last_direction, lm.kind AS last_kind,
            SUBSTR(lm.text, 1, 200) AS last_text, lm.created_at AS last_created_at";
 
@@ -172,6 +173,7 @@ fn summary(row: &SqliteRow) -> StoreResult<ConversationSummary> {
             name: row.try_get("contact_name")?,
             email: row.try_get("contact_email")?,
             external_id: row.try_get("contact_external_id")?,
+            unreachable: row.try_get("contact_unreachable")?,
             language: row.try_get("contact_language")?,
             metadata: json_column(row.try_get("contact_metadata")?)?,
         },

@@ -203,7 +203,7 @@ fn find_or_create_contact(
     let sender = &message.sender;
     let existing = conn
         .prepare_cached(
-            "SELECT ci.id, c.id, c.name, c.email, c.language, c.metadata
+            "SELECT ci.id, c.id, c.name, c.email, c.language, c.metadata, ci.unreachable_reason IS NOT NULL
              FROM contact_identities ci JOIN contacts c ON c.id = ci.contact_id
              WHERE ci.inbox_id = ?1 AND ci.external_id = ?2",
         )?
@@ -215,21 +215,38 @@ fn find_or_create_contact(
                 row.get(3)?,
                 row.get(4)?,
                 row.get::<_, String>(5)?,
+                row.get::<_, bool>(6)?,
             ))
         })
         .optional()?;
 
-    let Some((identity_id, contact_id, name, email, language, metadata)) = existing else {
-        let metadata = serde_json::to_string(&message.metadata).unwrap_or_else(|_| "{}".into());
-        let contact_id: i64 = conn
-            .prepare_cached(
-                "INSERT INTO contacts (name, email, language, metadata, created_at, updated_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?5) RETURNING id",
+    let Some((identity_id, contact_id, name, email, language, metadata, unreachable)) = existing else {
+        // Email addresses and Telegram user ids name one person whatever inbox they
+        // write to: a second inbox's identity joins the contact the first one made.
+        // A webhook id is the app's own, so there it stays one contact per inbox.
+        let known_contact: Option<i64> =
+            if context.inbox.channel == ChannelKind::Webhook {
+                None
+            } else {
+                conn.prepare_cached(
+                "SELECT contact_id FROM contact_identities WHERE channel = ?1 AND external_id = ?2 ORDER BY id LIMIT 1",
             )?
-            .query_row(
-                params![sender.name, sender.email, message.language, metadata, context.now],
-                |row| row.get(0),
-            )?;
+            .query_row(params![context.inbox.channel.as_str(), sender.external_id], |row| row.get(0))
+            .optional()?
+            };
+        let metadata = serde_json::to_string(&message.metadata).unwrap_or_else(|_| "{}".into());
+        let contact_id: i64 = match known_contact {
+            Some(id) => id,
+            None => conn
+                .prepare_cached(
+                    "INSERT INTO contacts (name, email, language, metadata, created_at, updated_at)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?5) RETURNING id",
+                )?
+                .query_row(
+                    params![sender.name, sender.email, message.language, metadata, context.now],
+                    |row| row.get(0),
+                )?,
+        };
         let identity_id: i64 = conn
             .prepare_cached(
                 "INSERT INTO contact_identities (contact_id, inbox_id, channel, external_id, created_at)
@@ -255,6 +272,13 @@ fn find_or_create_contact(
         });
     };
 
+    if unreachable {
+        // They wrote again: whatever blocked the channel is over.
+        conn.prepare_cached(
+            "UPDATE contact_identities SET unreachable_reason = NULL, unreachable_at = NULL WHERE id = ?1",
+        )?
+        .execute([identity_id])?;
+    }
     let mut contact = ContactRow {
         contact_id,
         identity_id,
@@ -517,6 +541,67 @@ fn ingest_bounce(
     }))
 }
 
+/// A new version of a message we have (a Telegram edit): the text is replaced, the
+/// earlier one kept in the message's details under `edits`, with a `message.edited`
+/// event. `None` when the original is unknown (it predates the inbox): then the edit is
+/// stored as a message of its own.
+fn apply_edit(
+    conn: &Connection,
+    context: &IngestContext,
+    message: &InboundMessage,
+    original: &str,
+) -> StoreResult<Option<IngestOutcome>> {
+    let row: Option<(i64, i64, String, Option<String>)> = conn
+        .prepare_cached(
+            "SELECT id, conversation_id, text, metadata FROM messages
+             WHERE inbox_id = ?1 AND external_id = ?2 AND direction = 'inbound'",
+        )?
+        .query_row(params![context.inbox.id, original], |row| {
+            Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?))
+        })
+        .optional()?;
+    let Some((message_id, conversation_id, text, metadata)) = row else {
+        return Ok(None);
+    };
+    let outcome = |duplicate| IngestOutcome {
+        conversation_id,
+        message_id,
+        duplicate,
+        created_conversation: false,
+        queued_outbound: false,
+    };
+    // The same edit delivered again changes nothing.
+    if text == message.text {
+        return Ok(Some(outcome(true)));
+    }
+    let mut details: BTreeMap<String, Value> = match metadata.as_deref() {
+        Some(text) => json_column(text)?,
+        None => BTreeMap::new(),
+    };
+    let mut edits = match details.remove("edits") {
+        Some(Value::Array(edits)) => edits,
+        _ => Vec::new(),
+    };
+    edits.push(json!({"text": text, "replaced_at": Timestamp(context.now)}));
+    details.extend(message.details.clone());
+    details.insert("edits".into(), Value::Array(edits));
+    conn.prepare_cached("UPDATE messages SET text = ?1, metadata = ?2 WHERE id = ?3")?
+        .execute(params![
+            message.text,
+            serde_json::to_string(&details).unwrap_or_default(),
+            message_id
+        ])?;
+    conn.prepare_cached("UPDATE conversations SET updated_at = ?1 WHERE id = ?2")?
+        .execute(params![context.now, conversation_id])?;
+    insert_events(
+        conn,
+        conversation_id,
+        &[NewEvent::system("message.edited", json!({"message_id": message_id}))],
+        context.now,
+    )?;
+    Ok(Some(outcome(false)))
+}
+
 /// What the messages row keeps besides the text: the channel's details, or the
 /// sender's attributes as given with this message.
 fn message_details(message: &InboundMessage) -> Option<String> {
@@ -556,6 +641,23 @@ fn inbound_files(message: &InboundMessage) -> impl Iterator<Item = (&str, &str, 
         .map(|a| (a.filename.as_str(), a.content_type.as_str(), a.data.as_slice()))
 }
 
+/// The channel says a contact cannot be reached there any more (they blocked the bot).
+pub fn mark_unreachable(
+    conn: &Connection,
+    inbox_id: i64,
+    external_id: &str,
+    reason: &str,
+    now: i64,
+) -> StoreResult<bool> {
+    let changed = conn
+        .prepare_cached(
+            "UPDATE contact_identities SET unreachable_reason = ?1, unreachable_at = ?2
+             WHERE inbox_id = ?3 AND external_id = ?4",
+        )?
+        .execute(params![reason, now, inbox_id, external_id])?;
+    Ok(changed > 0)
+}
+
 pub fn set_channel_cursor(conn: &Connection, inbox_id: i64, name: &str, value: &str, now: i64) -> StoreResult<()> {
     conn.prepare_cached(
         "INSERT INTO channel_cursors (inbox_id, name, value, updated_at) VALUES (?1, ?2, ?3, ?4)
@@ -587,6 +689,11 @@ pub fn ingest(conn: &Connection, context: &IngestContext, message: &InboundMessa
 
     if let Some(bounce) = &message.bounce
         && let Some(outcome) = ingest_bounce(conn, context, message, bounce)?
+    {
+        return Ok(outcome);
+    }
+    if let Some(original) = &message.edits
+        && let Some(outcome) = apply_edit(conn, context, message, original)?
     {
         return Ok(outcome);
     }
@@ -795,7 +902,7 @@ pub fn add_agent_message(conn: &Connection, new: &NewAgentMessage) -> StoreResul
         .optional()?
         .ok_or(StoreError::NotFound("conversation"))?;
     // A file the customer would never get must not look sent.
-    if !new.private && !new.attachments.is_empty() && channel != ChannelKind::Email.as_str() {
+    if !new.private && !new.attachments.is_empty() && channel == ChannelKind::Webhook.as_str() {
         return Err(StoreError::Invalid {
             field: "attachments",
             problem: format!(
@@ -1081,8 +1188,9 @@ pub fn claim_deliveries(conn: &Connection, now: i64, limit: u32, lease_until: i6
             Ok((delivery, channel))
         })?;
         let (mut delivery, channel) = delivery;
-        // Only email threads by earlier messages' ids; the others skip the lookup.
-        if channel == ChannelKind::Email.as_str() {
+        // Email threads by earlier messages' ids, Telegram answers the customer's latest
+        // message in groups; both carry files. The webhook skips the lookups.
+        if channel != ChannelKind::Webhook.as_str() {
             thread_ids(conn, &mut delivery.message)?;
             delivery.message.attachments = conn
                 .prepare_cached(
@@ -1182,7 +1290,7 @@ pub fn record_delivery(conn: &Connection, outbox_id: i64, result: &DeliveryResul
             )?
             .execute(params![at, error, now, outbox_id])?;
         }
-        DeliveryResult::Failed { error } => {
+        DeliveryResult::Failed { error } | DeliveryResult::Unreachable { error } => {
             let (conversation_id, message_id, attempts): (i64, i64, i64) = conn
                 .prepare_cached(
                     "UPDATE outbox SET status = 'failed', last_error = ?1, lease_until = NULL, updated_at = ?2
@@ -1196,6 +1304,13 @@ pub fn record_delivery(conn: &Connection, outbox_id: i64, result: &DeliveryResul
                 json!({"message_id": message_id, "attempts": attempts, "error": error}),
             );
             insert_events(conn, conversation_id, &[event], now)?;
+            if matches!(result, DeliveryResult::Unreachable { .. }) {
+                conn.prepare_cached(
+                    "UPDATE contact_identities SET unreachable_reason = ?1, unreachable_at = ?2
+                     WHERE id = (SELECT identity_id FROM conversations WHERE id = ?3)",
+                )?
+                .execute(params![error, now, conversation_id])?;
+            }
         }
     }
     Ok(())

@@ -1,0 +1,17 @@
+//! # Switchboard's Telegram channel
+//!
+//! - [`normalize`]: a Bot API update as the conversation model takes it (pure).
+//! - [`client`]: the Bot API calls besides sending (getMe, getUpdates read entry by
+//!   entry, files, the webhook, button answers); errors never carry the token.
+//! - [`config`]: the `[inboxes.<key>.telegram]` table and its validation.
+//! - [`send`]: [`TelegramSender`], replies through teloxide within Telegram's rate
+//!   limits, long texts split at 4096 characters.
+
+pub mod client;
+pub mod config;
+pub mod normalize;
+pub mod send;
+
+pub use config::{TelegramConfig, TelegramSettings};
+pub use normalize::{BotIdentity, FileRef, Normalized, normalize};
+pub use send::TelegramSender;

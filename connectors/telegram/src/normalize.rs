@@ -1,0 +1,305 @@
+//! What a Bot API update means for the conversation model, in pure code: a customer
+//! message (with the files to fetch), an edit of one, a button press, the customer
+//! blocking the bot, or nothing (with the reason, for the log).
+
+use std::collections::BTreeMap;
+
+use serde_json::{Value, json};
+use switchboard_connector_core::{InboundMessage, Sender};
+use teloxide::types::{
+    ChatMemberKind, MediaKind, Message, MessageEntityKind, MessageKind, MessageOrigin, Update, UpdateKind,
+};
+
+/// The bot an inbox speaks as, from `getMe`: group messages count only when they
+/// address it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BotIdentity {
+    pub id: u64,
+    pub username: String,
+}
+
+/// A file to download with `getFile` before the message is stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FileRef {
+    pub file_id: String,
+    pub filename: String,
+    pub content_type: String,
+    /// As Telegram states it, to refuse an oversized file before downloading it.
+    pub size: u64,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Normalized {
+    /// A customer's message, or a new version of one (`message.edits`).
+    Message {
+        message: Box<InboundMessage>,
+        files: Vec<FileRef>,
+        /// `/start` in a private chat: the customer opened the bot.
+        start: bool,
+    },
+    /// A button press: answered at once (the customer's client shows a spinner until
+    /// then) and recorded as a message.
+    Callback {
+        query_id: String,
+        message: Box<InboundMessage>,
+    },
+    /// The customer blocked the bot, or removed it from the chat.
+    Unreachable { external_id: String, reason: String },
+    /// Nothing for the desk (a service message, a channel post, a group message for
+    /// somebody else, an update kind we do not take).
+    Ignored(&'static str),
+}
+
+/// The dedupe key of a message: unique per chat, stable across redeliveries and across
+/// polling and webhook.
+pub fn message_key(message: &Message) -> String {
+    format!("{}:{}", message.chat.id.0, message.id.0)
+}
+
+pub fn normalize(update: &Update, bot: &BotIdentity) -> Normalized {
+    match &update.kind {
+        UpdateKind::Message(message) => from_message(message, bot, false),
+        UpdateKind::EditedMessage(message) => from_message(message, bot, true),
+        UpdateKind::CallbackQuery(query) => {
+            let (thread, chat_details) = match &query.message {
+                Some(origin) if !origin.chat().is_private() => {
+                    (Some(format!("chat:{}", origin.chat().id.0)), json!(origin.chat().id.0))
+                }
+                Some(origin) => (None, json!(origin.chat().id.0)),
+                None => (None, Value::Null),
+            };
+            let data = query.data.clone().unwrap_or_default();
+            let mut details = BTreeMap::new();
+            details.insert("callback_data".into(), json!(data));
+            details.insert("chat_id".into(), chat_details);
+            Normalized::Callback {
+                query_id: query.id.0.clone(),
+                message: Box::new(InboundMessage {
+                    external_id: format!("callback:{}", query.id.0),
+                    sender: sender_of(&query.from),
+                    thread,
+                    text: format!("[button] {data}"),
+                    language: query.from.language_code.clone(),
+                    metadata: user_metadata(&query.from),
+                    details,
+                    ..InboundMessage::default()
+                }),
+            }
+        }
+        UpdateKind::MyChatMember(change) if change.chat.is_private() => match &change.new_chat_member.kind {
+            ChatMemberKind::Banned(_) | ChatMemberKind::Left => Normalized::Unreachable {
+                external_id: change.chat.id.0.to_string(),
+                reason: "the customer blocked the bot".into(),
+            },
+            _ => Normalized::Ignored("the bot's membership changed"),
+        },
+        UpdateKind::MyChatMember(_) => Normalized::Ignored("the bot's group membership changed"),
+        UpdateKind::ChannelPost(_) | UpdateKind::EditedChannelPost(_) => Normalized::Ignored("channel post"),
+        UpdateKind::Error(_) => Normalized::Ignored("an update kind this version does not read"),
+        _ => Normalized::Ignored("an update kind the desk does not take"),
+    }
+}
+
+fn sender_of(user: &teloxide::types::User) -> Sender {
+    let name = match &user.last_name {
+        Some(last) => format!("{} {last}", user.first_name),
+        None => user.first_name.clone(),
+    };
+    Sender {
+        external_id: user.id.0.to_string(),
+        name: Some(name.trim().to_owned()).filter(|name| !name.is_empty()),
+        email: None,
+    }
+}
+
+fn user_metadata(user: &teloxide::types::User) -> BTreeMap<String, Value> {
+    let mut metadata = BTreeMap::new();
+    if let Some(username) = &user.username {
+        metadata.insert("telegram_username".into(), json!(username));
+    }
+    metadata
+}
+
+/// Whether a group message is meant for the bot: a mention, a command (for any bot, or
+/// named for this one), or a reply to one of its messages.
+fn addresses_bot(message: &Message, bot: &BotIdentity) -> bool {
+    let mention = format!("@{}", bot.username).to_lowercase();
+    let text = message.text().or(message.caption()).unwrap_or_default();
+    if !bot.username.is_empty() && text.to_lowercase().contains(&mention) {
+        return true;
+    }
+    let commands = message.entities().or(message.caption_entities()).unwrap_or_default();
+    let command_for_us = commands.iter().any(|entity| {
+        entity.kind == MessageEntityKind::BotCommand && {
+            let command = utf16_slice(text, entity.offset, entity.length);
+            match command.split_once('@') {
+                Some((_, name)) => name.eq_ignore_ascii_case(&bot.username),
+                None => true,
+            }
+        }
+    });
+    if command_for_us {
+        return true;
+    }
+    message
+        .reply_to_message()
+        .and_then(|replied| replied.from.as_ref())
+        .is_some_and(|author| author.id.0 == bot.id)
+}
+
+/// Entity offsets and lengths count UTF-16 code units, not bytes or chars.
+fn utf16_slice(text: &str, offset: usize, length: usize) -> String {
+    let units: Vec<u16> = text.encode_utf16().skip(offset).take(length).collect();
+    String::from_utf16_lossy(&units)
+}
+
+fn from_message(message: &Message, bot: &BotIdentity, edited: bool) -> Normalized {
+    let MessageKind::Common(common) = &message.kind else {
+        return Normalized::Ignored("service message");
+    };
+    let Some(from) = &message.from else {
+        return Normalized::Ignored("message without a sender");
+    };
+    if from.is_bot {
+        return Normalized::Ignored("message from a bot");
+    }
+    let private = message.chat.is_private();
+    if !private && !addresses_bot(message, bot) {
+        return Normalized::Ignored("group message not addressed to the bot");
+    }
+
+    let mut files = Vec::new();
+    let mut details = BTreeMap::new();
+    details.insert("chat_id".into(), json!(message.chat.id.0));
+    details.insert("message_id".into(), json!(message.id.0));
+    let mut text = message.text().or(message.caption()).unwrap_or_default().to_owned();
+    match &common.media_kind {
+        MediaKind::Photo(photo) => {
+            // Telegram sends every size it made; the largest is the customer's picture.
+            if let Some(largest) = photo
+                .photo
+                .iter()
+                .max_by_key(|size| u64::from(size.width) * u64::from(size.height))
+            {
+                files.push(FileRef {
+                    file_id: largest.file.id.0.clone(),
+                    filename: format!("photo-{}.jpg", message.id.0),
+                    content_type: "image/jpeg".into(),
+                    size: u64::from(largest.file.size),
+                });
+            }
+        }
+        MediaKind::Document(document) => files.push(FileRef {
+            file_id: document.document.file.id.0.clone(),
+            filename: document
+                .document
+                .file_name
+                .clone()
+                .unwrap_or_else(|| format!("document-{}", message.id.0)),
+            content_type: document
+                .document
+                .mime_type
+                .as_ref()
+                .map_or_else(|| "application/octet-stream".to_owned(), ToString::to_string),
+            size: u64::from(document.document.file.size),
+        }),
+        MediaKind::Voice(voice) => files.push(FileRef {
+            file_id: voice.voice.file.id.0.clone(),
+            filename: format!("voice-{}.ogg", message.id.0),
+            content_type: voice
+                .voice
+                .mime_type
+                .as_ref()
+                .map_or_else(|| "audio/ogg".to_owned(), ToString::to_string),
+            size: u64::from(voice.voice.file.size),
+        }),
+        MediaKind::Video(video) => files.push(FileRef {
+            file_id: video.video.file.id.0.clone(),
+            filename: video
+                .video
+                .file_name
+                .clone()
+                .unwrap_or_else(|| format!("video-{}.mp4", message.id.0)),
+            content_type: video
+                .video
+                .mime_type
+                .as_ref()
+                .map_or_else(|| "video/mp4".to_owned(), ToString::to_string),
+            size: u64::from(video.video.file.size),
+        }),
+        MediaKind::Sticker(sticker) => {
+            text = format!("[sticker {}]", sticker.sticker.emoji.clone().unwrap_or_default()).replace(" ]", "]");
+        }
+        MediaKind::Location(location) => {
+            let (latitude, longitude) = (location.location.latitude, location.location.longitude);
+            text = format!("[location] {latitude}, {longitude}");
+            details.insert("location".into(), json!({"latitude": latitude, "longitude": longitude}));
+        }
+        MediaKind::Contact(contact) => {
+            let contact = &contact.contact;
+            let name = format!(
+                "{} {}",
+                contact.first_name,
+                contact.last_name.clone().unwrap_or_default()
+            );
+            text = format!("[contact] {} {}", name.trim(), contact.phone_number);
+            details.insert(
+                "contact".into(),
+                json!({"name": name.trim(), "phone_number": contact.phone_number}),
+            );
+        }
+        MediaKind::Text(_) => {}
+        _ => {
+            if text.is_empty() {
+                return Normalized::Ignored("a message kind the desk does not take");
+            }
+        }
+    }
+    if let Some(origin) = message.forward_origin() {
+        let who = match origin {
+            MessageOrigin::User { sender_user, .. } => sender_user.first_name.clone(),
+            MessageOrigin::HiddenUser { sender_user_name, .. } => sender_user_name.clone(),
+            MessageOrigin::Chat { sender_chat, .. } => sender_chat.title().unwrap_or("a chat").to_owned(),
+            MessageOrigin::Channel { chat, .. } => chat.title().unwrap_or("a channel").to_owned(),
+        };
+        details.insert("forwarded_from".into(), json!(who));
+        text = format!("[forwarded from {who}]\n{text}");
+    }
+    if let Some(replied) = message.reply_to_message() {
+        details.insert("reply_to_message_id".into(), json!(replied.id.0));
+    }
+    if text.is_empty() && files.is_empty() {
+        return Normalized::Ignored("an empty message");
+    }
+
+    // A group conversation is the group's (and the forum topic's): replies go there.
+    let thread = (!private).then(|| match message.thread_id.filter(|_| message.is_topic_message) {
+        Some(topic) => format!("chat:{}:topic:{}", message.chat.id.0, topic.0.0),
+        None => format!("chat:{}", message.chat.id.0),
+    });
+    let key = message_key(message);
+    let (external_id, edits) = match (edited, message.edit_date()) {
+        (true, Some(date)) => (format!("{key}:edit:{}", date.timestamp()), Some(key)),
+        (true, None) => (format!("{key}:edit"), Some(key)),
+        (false, _) => (key, None),
+    };
+    let start = private && !edited && text.trim_start().starts_with("/start");
+    Normalized::Message {
+        message: Box::new(InboundMessage {
+            external_id,
+            sender: sender_of(from),
+            thread,
+            subject: None,
+            text,
+            html: None,
+            attachments: Vec::new(),
+            language: from.language_code.clone(),
+            metadata: user_metadata(from),
+            edits,
+            details,
+            ..InboundMessage::default()
+        }),
+        files,
+        start,
+    }
+}

@@ -1,0 +1,388 @@
+//! The sending half: replies and status updates as Telegram messages, within Telegram's
+//! limits (about 1 message/s per private chat, 20/min per group, 30/s per bot). A send
+//! waits for its slot here, so bursts are smoothed instead of answered with 429s; a 429
+//! that comes anyway is retried through the outbox after the time Telegram names.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use switchboard_connector_core::{OutboundChannel, OutboundMessage, Receipt, SendError};
+use teloxide::payloads::{SendDocumentSetters, SendMessageSetters};
+use teloxide::prelude::Requester;
+use teloxide::types::{ChatId, InputFile, MessageId, ReplyParameters, ThreadId};
+use teloxide::{ApiError, Bot, RequestError};
+use tokio::time::Instant;
+
+use crate::client::describe;
+use crate::config::Limits;
+
+/// Telegram's longest message text, in UTF-16 code units.
+pub const MAX_TEXT_UNITS: usize = 4096;
+
+#[derive(Clone)]
+pub struct TelegramSender {
+    bot: Bot,
+    limiter: Arc<Limiter>,
+}
+
+impl std::fmt::Debug for TelegramSender {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TelegramSender").finish_non_exhaustive()
+    }
+}
+
+/// Where a conversation's messages go: a private chat (the customer's user id is its
+/// chat id) or a group, maybe a forum topic in it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Destination {
+    pub chat: i64,
+    pub topic: Option<i32>,
+    pub group: bool,
+}
+
+impl Destination {
+    /// From the conversation's thread key (`chat:<id>` or `chat:<id>:topic:<n>`, set for
+    /// group conversations) or else the recipient's id.
+    pub fn of(message: &OutboundMessage) -> Option<Destination> {
+        if let Some(thread) = message.thread.as_deref().and_then(|t| t.strip_prefix("chat:")) {
+            let (chat, topic) = match thread.split_once(":topic:") {
+                Some((chat, topic)) => (chat, Some(topic.parse().ok()?)),
+                None => (thread, None),
+            };
+            return Some(Destination {
+                chat: chat.parse().ok()?,
+                topic,
+                group: true,
+            });
+        }
+        Some(Destination {
+            chat: message.recipient.parse().ok()?,
+            topic: None,
+            group: false,
+        })
+    }
+}
+
+impl TelegramSender {
+    pub fn new(bot: Bot, limits: Limits) -> TelegramSender {
+        TelegramSender {
+            bot,
+            limiter: Arc::new(Limiter::new(limits)),
+        }
+    }
+
+    async fn send_all(&self, message: &OutboundMessage, to: Destination) -> Result<Receipt, RequestError> {
+        let chat = ChatId(to.chat);
+        // In a group, answer the customer's own message, so the group sees whom we answer.
+        let reply_to = message
+            .in_reply_to
+            .as_deref()
+            .filter(|_| to.group)
+            .and_then(|key| key.rsplit_once(':'))
+            .and_then(|(_, id)| id.parse().ok())
+            .map(|id| ReplyParameters {
+                message_id: MessageId(id),
+                allow_sending_without_reply: Some(true),
+                ..ReplyParameters::new(MessageId(id))
+            });
+        let mut last = None;
+        for (index, part) in split_text(&message.text).into_iter().enumerate() {
+            self.limiter.wait_turn(to).await;
+            let mut request = self.bot.send_message(chat, part);
+            if let Some(topic) = to.topic {
+                request = request.message_thread_id(ThreadId(MessageId(topic)));
+            }
+            if let (0, Some(reply)) = (index, &reply_to) {
+                request = request.reply_parameters(reply.clone());
+            }
+            last = Some(request.await?.id);
+        }
+        for attachment in &message.attachments {
+            self.limiter.wait_turn(to).await;
+            let file = InputFile::memory(attachment.data.clone()).file_name(attachment.filename.clone());
+            let mut request = self.bot.send_document(chat, file);
+            if let Some(topic) = to.topic {
+                request = request.message_thread_id(ThreadId(MessageId(topic)));
+            }
+            last = Some(request.await?.id);
+        }
+        let external_id = last.map(|id| format!("{}:{}", to.chat, id.0));
+        Ok(Receipt {
+            detail: format!("Telegram message {}", external_id.as_deref().unwrap_or("-")),
+            external_id,
+            thread_id: None,
+        })
+    }
+}
+
+impl OutboundChannel for TelegramSender {
+    async fn send(&self, message: &OutboundMessage) -> Result<Receipt, SendError> {
+        let Some(to) = Destination::of(message) else {
+            return Err(SendError::permanent(format!(
+                "`{}` is not a Telegram chat id",
+                message.recipient
+            )));
+        };
+        self.send_all(message, to).await.map_err(|err| classify(&err))
+    }
+}
+
+/// A 429 waits the time Telegram names; blocked, deactivated or kicked means the
+/// customer is gone from this bot; other refusals will not change on a retry; network
+/// trouble will.
+fn classify(error: &RequestError) -> SendError {
+    let reason = describe(error);
+    match error {
+        RequestError::RetryAfter(seconds) => SendError::Transient {
+            reason: format!("Telegram: too many requests, {reason}"),
+            retry_after: Some(seconds.duration()),
+        },
+        RequestError::Api(
+            ApiError::BotBlocked
+            | ApiError::UserDeactivated
+            | ApiError::BotKicked
+            | ApiError::BotKickedFromSupergroup
+            | ApiError::CantInitiateConversation,
+        ) => SendError::Unreachable {
+            reason: format!("Telegram: {reason}"),
+        },
+        RequestError::Api(_) | RequestError::MigrateToChatId(_) => SendError::permanent(format!("Telegram: {reason}")),
+        RequestError::Network(_) | RequestError::Io(_) | RequestError::InvalidJson { .. } => {
+            SendError::transient(format!("Telegram: {reason}"))
+        }
+    }
+}
+
+/// Splits a text into parts Telegram takes, at a paragraph, line or word break where
+/// one is near the limit, so no word is cut in two.
+pub fn split_text(text: &str) -> Vec<String> {
+    let mut parts = Vec::new();
+    let mut rest = text;
+    while rest.encode_utf16().count() > MAX_TEXT_UNITS {
+        // The longest prefix within the limit, on a char boundary.
+        let mut units = 0;
+        let mut end = 0;
+        for (index, c) in rest.char_indices() {
+            units += c.len_utf16();
+            if units > MAX_TEXT_UNITS {
+                break;
+            }
+            end = index + c.len_utf8();
+        }
+        let window = &rest[..end];
+        // A break in the last quarter of the window; otherwise cut at the limit.
+        let floor = end * 3 / 4;
+        let cut = ["\n\n", "\n", " "]
+            .iter()
+            .find_map(|separator| window.rfind(separator).filter(|at| *at >= floor))
+            .unwrap_or(end);
+        let (part, tail) = rest.split_at(cut);
+        parts.push(part.trim_end().to_owned());
+        rest = tail.trim_start();
+    }
+    if !rest.trim_end().is_empty() || parts.is_empty() {
+        parts.push(rest.trim_end().to_owned());
+    }
+    parts
+}
+
+/// Per chat and per bot send schedules. A turn is reserved under the lock and waited
+/// for outside it.
+struct Limiter {
+    limits: Limits,
+    state: Mutex<LimiterState>,
+}
+
+#[derive(Default)]
+struct LimiterState {
+    /// The earliest next send per chat.
+    chat_next: HashMap<i64, Instant>,
+    /// Each group's sends of the last minute.
+    group_sends: HashMap<i64, VecDeque<Instant>>,
+    /// The bot's next free slot: slots are spaced 1/limit apart.
+    bot_next: Option<Instant>,
+}
+
+impl Limiter {
+    fn new(limits: Limits) -> Limiter {
+        Limiter {
+            limits,
+            state: Mutex::new(LimiterState::default()),
+        }
+    }
+
+    /// Waits until a message to `to` may leave, and takes that slot.
+    async fn wait_turn(&self, to: Destination) {
+        // The chat's turn first: waiting for it must not hold a bot slot others could use.
+        let chat_turn = self.reserve_chat(to, Instant::now());
+        tokio::time::sleep_until(chat_turn).await;
+        let bot_turn = self.reserve_bot(to, Instant::now());
+        tokio::time::sleep_until(bot_turn).await;
+    }
+
+    fn reserve_chat(&self, to: Destination, now: Instant) -> Instant {
+        let mut state = self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut turn = state.chat_next.get(&to.chat).copied().unwrap_or(now).max(now);
+        if to.group {
+            let minute = Duration::from_secs(60);
+            let sends = state.group_sends.entry(to.chat).or_default();
+            while sends.front().is_some_and(|sent| *sent + minute <= now) {
+                sends.pop_front();
+            }
+            let limit = self.limits.group_per_minute as usize;
+            if sends.len() >= limit {
+                turn = turn.max(sends[sends.len() - limit] + minute);
+            }
+            sends.push_back(turn);
+        }
+        let interval = if to.group {
+            Duration::ZERO
+        } else {
+            self.limits.chat_interval
+        };
+        state.chat_next.insert(to.chat, turn + interval);
+        turn
+    }
+
+    fn reserve_bot(&self, to: Destination, now: Instant) -> Instant {
+        let mut state = self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let spacing = Duration::from_secs(1) / self.limits.bot_per_second;
+        let turn = state.bot_next.unwrap_or(now).max(now);
+        state.bot_next = Some(turn + spacing);
+        // The chat's interval counts from when the message really leaves.
+        if !to.group {
+            let next = state.chat_next.entry(to.chat).or_insert(turn);
+            *next = (*next).max(turn + self.limits.chat_interval);
+        }
+        turn
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn limits() -> Limits {
+        Limits {
+            chat_interval: Duration::from_secs(1),
+            group_per_minute: 20,
+            bot_per_second: 30,
+        }
+    }
+
+    #[test]
+    fn long_texts_split_at_word_breaks_within_the_limit() {
+        let word = "Wörter ";
+        let text = word.repeat(1500);
+        let parts = split_text(&text);
+        assert!(parts.len() >= 3);
+        for part in &parts {
+            assert!(part.encode_utf16().count() <= MAX_TEXT_UNITS);
+            assert!(
+                part.ends_with("Wörter"),
+                "cut inside a word: …{}",
+                &part[part.len() - 10..]
+            );
+        }
+        assert_eq!(parts.join(" "), text.trim_end());
+        assert_eq!(split_text("short"), vec!["short"]);
+        // Emoji count two UTF-16 units each.
+        let emoji = "😀".repeat(3000);
+        assert!(
+            split_text(&emoji)
+                .iter()
+                .all(|p| p.encode_utf16().count() <= MAX_TEXT_UNITS)
+        );
+    }
+
+    #[test]
+    fn destinations_come_from_the_thread_key_or_the_recipient() {
+        let mut message = OutboundMessage {
+            delivery_id: "msg_1".into(),
+            conversation_id: 1,
+            message_id: 1,
+            recipient: "42".into(),
+            thread: None,
+            subject: None,
+            text: "hi".into(),
+            kind: switchboard_connector_core::OutboundKind::Reply,
+            in_reply_to: None,
+            references: vec![],
+            attachments: vec![],
+        };
+        assert_eq!(
+            Destination::of(&message),
+            Some(Destination {
+                chat: 42,
+                topic: None,
+                group: false
+            })
+        );
+        message.thread = Some("chat:-100123:topic:7".into());
+        assert_eq!(
+            Destination::of(&message),
+            Some(Destination {
+                chat: -100123,
+                topic: Some(7),
+                group: true
+            })
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_chat_gets_one_message_a_second_and_the_bot_thirty() {
+        let limiter = Limiter::new(limits());
+        let start = Instant::now();
+        let chat = Destination {
+            chat: 1,
+            topic: None,
+            group: false,
+        };
+        let mut turns = Vec::new();
+        for _ in 0..3 {
+            limiter.wait_turn(chat).await;
+            turns.push(Instant::now() - start);
+        }
+        assert_eq!(
+            turns,
+            vec![Duration::ZERO, Duration::from_secs(1), Duration::from_secs(2)]
+        );
+
+        let start = Instant::now();
+        for chat in 100..160 {
+            limiter
+                .wait_turn(Destination {
+                    chat,
+                    topic: None,
+                    group: false,
+                })
+                .await;
+        }
+        // 60 chats at 30/s: the last leaves about 2 s after the first.
+        let elapsed = Instant::now() - start;
+        assert!(
+            elapsed >= Duration::from_millis(1960) && elapsed <= Duration::from_millis(2000),
+            "{elapsed:?}"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_group_gets_twenty_a_minute() {
+        let limiter = Limiter::new(limits());
+        let group = Destination {
+            chat: -5,
+            topic: None,
+            group: true,
+        };
+        let start = Instant::now();
+        for _ in 0..21 {
+            limiter.wait_turn(group).await;
+        }
+        let elapsed = Instant::now() - start;
+        assert!(
+            elapsed >= Duration::from_secs(60) && elapsed < Duration::from_secs(61),
+            "{elapsed:?}"
+        );
+    }
+}

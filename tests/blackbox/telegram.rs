@@ -1,0 +1,405 @@
+//! The Telegram channel end to end against a fake Bot API (the real one cannot run
+//! here) that speaks its wire format: long polling and webhook in, teloxide's requests
+//! out, through the daemon's API and the fake's record of every call.
+
+use std::time::Duration;
+
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+use switchboard_test_telegram::{Failure, FakeTelegram};
+
+use crate::harness::{Daemon, config_with_inbox, eventually};
+
+const TOKEN: &str = "5000000001:AAHfake-token-for-the-shop-help-bot";
+const OTHER_TOKEN: &str = "5000000002:AAHfake-token-for-the-second-bot-00";
+const ADA: i64 = 424_242;
+
+fn telegram_inbox(dir: &std::path::Path, key: &str, token: &str, fake: &FakeTelegram, extra: &str) -> String {
+    let token_file = dir.join(format!("{key}.token"));
+    std::fs::write(&token_file, format!("{token}\n")).unwrap();
+    format!(
+        r#"
+[inboxes.{key}]
+name = "Bot {key}"
+
+[inboxes.{key}.telegram]
+token_file = "{token_file}"
+api_url = "{api}"
+poll_timeout = "5s"
+greeting = "Welcome! Write your question and our team answers here."
+{extra}
+"#,
+        token_file = token_file.display(),
+        api = fake.url().trim_end_matches('/'),
+    )
+}
+
+/// The daemon on one bot (`shop-bot`), polling the fake.
+async fn start(fake: &FakeTelegram, extra_inboxes: impl FnOnce(&std::path::Path) -> String) -> (Daemon, String) {
+    fake.add_bot(TOKEN, 5_000_000_001, "ShopHelpBot");
+    let dir = tempfile::tempdir().unwrap();
+    let inboxes = format!(
+        "{}{}",
+        telegram_inbox(dir.path(), "shop-bot", TOKEN, fake, ""),
+        extra_inboxes(dir.path())
+    );
+    std::fs::write(
+        dir.path().join("switchboard.toml"),
+        config_with_inbox(dir.path(), &inboxes),
+    )
+    .unwrap();
+    let daemon = Daemon::start_in(dir).await;
+    let token = daemon.agent("sam", "support", "admin");
+    // Polling: the reader is waiting on a held getUpdates before a test pushes anything.
+    eventually("the daemon's first getUpdates", || async {
+        (fake.polls_in_flight(TOKEN) > 0).then_some(())
+    })
+    .await;
+    (daemon, token)
+}
+
+fn private_text(user: i64, message_id: i64, text: &str) -> Value {
+    json!({
+        "message": {
+            "message_id": message_id,
+            "from": {"id": user, "is_bot": false, "first_name": "Ada", "last_name": "Lovelace", "language_code": "en", "username": "ada"},
+            "chat": {"id": user, "type": "private", "first_name": "Ada", "username": "ada"},
+            "date": 1_795_000_000,
+            "text": text
+        }
+    })
+}
+
+async fn conversations(daemon: &Daemon, token: &str) -> Vec<Value> {
+    let page = daemon.get("/conversations?limit=100", token).await;
+    let mut list = page["conversations"].as_array().unwrap().clone();
+    list.sort_by_key(|c| c["id"].as_i64());
+    list
+}
+
+async fn inbound(daemon: &Daemon, token: &str, count: usize) -> Vec<Value> {
+    eventually(&format!("{count} inbound messages"), || async {
+        let mut messages = Vec::new();
+        for conversation in conversations(daemon, token).await {
+            let detail = daemon
+                .get(&format!("/conversations/{}", conversation["id"]), token)
+                .await;
+            messages.extend(
+                detail["messages"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .filter(|m| m["direction"] == "inbound")
+                    .cloned(),
+            );
+        }
+        assert!(messages.len() <= count, "more than {count}: {messages:#?}");
+        (messages.len() == count).then_some(messages)
+    })
+    .await
+}
+
+async fn reply(daemon: &Daemon, token: &str, conversation: i64, text: &str) -> i64 {
+    let (status, body) = daemon
+        .api(
+            Method::POST,
+            &format!("/conversations/{conversation}/messages"),
+            token,
+            Some(json!({"text": text})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    body["id"].as_i64().unwrap()
+}
+
+#[tokio::test]
+async fn a_private_text_becomes_a_routed_conversation_and_the_reply_reaches_the_chat() {
+    let fake = FakeTelegram::start().await;
+    let (daemon, token) = start(&fake, |_| String::new()).await;
+    fake.push_update(TOKEN, private_text(ADA, 1, "/start"));
+    fake.push_update(TOKEN, private_text(ADA, 2, "I want a refund for order 77"));
+    inbound(&daemon, &token, 2).await;
+    let list = conversations(&daemon, &token).await;
+    assert_eq!(list.len(), 1, "one private chat, one conversation: {list:#?}");
+    let conversation = &list[0];
+    assert_eq!(conversation["channel"], "telegram");
+    assert_eq!(conversation["contact"]["external_id"], ADA.to_string());
+    assert_eq!(conversation["contact"]["name"], "Ada Lovelace");
+    // /start opened it: the greeting, not the acknowledgement, answered.
+    let greeting = fake
+        .wait_for_calls(TOKEN, "sendMessage", 1, Duration::from_secs(20))
+        .await;
+    assert_eq!(greeting[0].chat_id(), Some(ADA));
+    assert!(
+        greeting[0].text().unwrap().starts_with("Welcome!"),
+        "{:?}",
+        greeting[0].text()
+    );
+
+    let id = conversation["id"].as_i64().unwrap();
+    let reply_id = reply(&daemon, &token, id, "Your refund for order 77 is on its way.").await;
+    daemon.delivery_reaches(&token, id, reply_id, "sent").await;
+    let sent = fake.sent_messages(TOKEN);
+    assert_eq!(sent.len(), 2);
+    assert_eq!(sent[1].chat_id(), Some(ADA));
+    assert_eq!(
+        sent[1].text().as_deref(),
+        Some("Your refund for order 77 is on its way.")
+    );
+}
+
+#[tokio::test]
+async fn photos_and_documents_arrive_with_their_bytes_and_an_edit_replaces_the_text() {
+    let fake = FakeTelegram::start().await;
+    let (daemon, token) = start(&fake, |_| String::new()).await;
+    let jpeg = b"\xff\xd8\xff\xe0 a small photo".to_vec();
+    let pdf = b"%PDF-1.4 the invoice".to_vec();
+    fake.add_file(TOKEN, "photo-big", "u-photo-big", jpeg.clone(), "photos/file_1.jpg");
+    fake.add_file(TOKEN, "doc-1", "u-doc-1", pdf.clone(), "documents/file_2.pdf");
+    let mut photo = private_text(ADA, 10, "");
+    photo["message"].as_object_mut().unwrap().remove("text");
+    photo["message"]["caption"] = json!("The parcel arrived like this");
+    photo["message"]["photo"] = json!([
+        {"file_id": "photo-small", "file_unique_id": "u-photo-small", "file_size": 100, "width": 90, "height": 60},
+        {"file_id": "photo-big", "file_unique_id": "u-photo-big", "file_size": jpeg.len(), "width": 1280, "height": 853}
+    ]);
+    fake.push_update(TOKEN, photo);
+    let mut document = private_text(ADA, 11, "");
+    document["message"].as_object_mut().unwrap().remove("text");
+    document["message"]["document"] = json!({
+        "file_id": "doc-1", "file_unique_id": "u-doc-1", "file_name": "invoice-77.pdf",
+        "mime_type": "application/pdf", "file_size": pdf.len()
+    });
+    fake.push_update(TOKEN, document);
+    fake.push_update(TOKEN, private_text(ADA, 12, "The box is brokn"));
+    let mut edit = private_text(ADA, 12, "The box is broken");
+    edit["edited_message"] = edit["message"].take();
+    edit["edited_message"]["edit_date"] = json!(1_795_000_100);
+    edit.as_object_mut().unwrap().remove("message");
+    fake.push_update(TOKEN, edit);
+
+    // Three messages, not four: the edit replaced the third one's text.
+    let messages = eventually("the edit to be applied", || async {
+        let messages = inbound(&daemon, &token, 3).await;
+        (messages[2]["text"] == "The box is broken").then_some(messages)
+    })
+    .await;
+    assert_eq!(messages[2]["details"]["edits"][0]["text"], "The box is brokn");
+    assert_eq!(messages[0]["text"], "The parcel arrived like this");
+    for (message, (name, bytes)) in messages[..2]
+        .iter()
+        .zip([("photo-10.jpg", &jpeg), ("invoice-77.pdf", &pdf)])
+    {
+        let attachment = &message["attachments"][0];
+        assert_eq!(attachment["filename"], name);
+        let response = reqwest::Client::new()
+            .get(daemon.url(&format!("/api/v1/attachments/{}", attachment["id"])))
+            .bearer_auth(&token)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.bytes().await.unwrap().as_ref(), bytes.as_slice());
+    }
+}
+
+#[tokio::test]
+async fn one_person_writing_to_two_bots_is_two_conversations_of_one_contact() {
+    let fake = FakeTelegram::start().await;
+    fake.add_bot(OTHER_TOKEN, 5_000_000_002, "ShopReturnsBot");
+    let (daemon, token) = start(&fake, |dir| telegram_inbox(dir, "returns-bot", OTHER_TOKEN, &fake, "")).await;
+    eventually("the second bot's first getUpdates", || async {
+        (fake.polls_in_flight(OTHER_TOKEN) > 0).then_some(())
+    })
+    .await;
+    fake.push_update(TOKEN, private_text(ADA, 1, "Where is my order?"));
+    fake.push_update(OTHER_TOKEN, private_text(ADA, 1, "I want to return a jacket"));
+    inbound(&daemon, &token, 2).await;
+    let list = conversations(&daemon, &token).await;
+    assert_eq!(list.len(), 2);
+    assert_ne!(list[0]["inbox"], list[1]["inbox"]);
+    assert_eq!(
+        list[0]["contact"]["id"], list[1]["contact"]["id"],
+        "one person, one contact"
+    );
+}
+
+#[tokio::test]
+async fn group_messages_count_only_when_addressed_to_the_bot() {
+    let fake = FakeTelegram::start().await;
+    let (daemon, token) = start(&fake, |_| String::new()).await;
+    let group = |message_id: i64, text: &str| {
+        json!({"message": {
+            "message_id": message_id,
+            "from": {"id": ADA, "is_bot": false, "first_name": "Ada"},
+            "chat": {"id": -100_777, "type": "supergroup", "title": "Shop customers"},
+            "date": 1_795_000_000,
+            "text": text
+        }})
+    };
+    fake.push_update(TOKEN, group(1, "Has anyone tried the new jacket?"));
+    fake.push_update(TOKEN, group(2, "@ShopHelpBot my order 88 is late"));
+    let messages = inbound(&daemon, &token, 1).await;
+    assert_eq!(messages[0]["text"], "@ShopHelpBot my order 88 is late");
+    // The conversation is the group's: the acknowledgement goes there, answering her.
+    let list = conversations(&daemon, &token).await;
+    assert_eq!(list[0]["thread"], "chat:-100777");
+    let sent = fake
+        .wait_for_calls(TOKEN, "sendMessage", 1, Duration::from_secs(20))
+        .await;
+    assert_eq!(sent[0].chat_id(), Some(-100_777));
+    assert_eq!(sent[0].reply_parameters().unwrap()["message_id"], 2);
+    // Addressed again, taken again: two of the three group messages are in.
+    fake.push_update(TOKEN, group(3, "@ShopHelpBot thanks"));
+    inbound(&daemon, &token, 2).await;
+}
+
+#[tokio::test]
+async fn a_429_waits_its_retry_after_and_delivers_once() {
+    let fake = FakeTelegram::start().await;
+    let (daemon, token) = start(&fake, |_| String::new()).await;
+    fake.fail_next(
+        TOKEN,
+        "sendMessage",
+        Some(ADA),
+        Failure::TooManyRequests { retry_after: 2 },
+        1,
+    );
+    fake.push_update(TOKEN, private_text(ADA, 1, "Hello"));
+    let id = inbound(&daemon, &token, 1).await[0]["conversation_id"]
+        .as_i64()
+        .unwrap();
+    let detail = daemon.get(&format!("/conversations/{id}"), &token).await;
+    let acknowledgement = detail["messages"][1]["id"].as_i64().unwrap();
+    daemon.delivery_reaches(&token, id, acknowledgement, "sent").await;
+    let attempts = fake.calls_to(TOKEN, "sendMessage");
+    assert_eq!(attempts.len(), 2, "one refused, one delivered");
+    assert_eq!(attempts[0].status, 429);
+    assert!(attempts[1].ok());
+    let waited = attempts[1].at - attempts[0].at;
+    assert!(waited >= Duration::from_secs(2), "retried after {waited:?}");
+    assert_eq!(fake.sent_messages(TOKEN).len(), 1, "delivered once");
+}
+
+#[tokio::test]
+async fn a_blocked_bot_fails_the_message_and_marks_the_contact_unreachable() {
+    let fake = FakeTelegram::start().await;
+    let (daemon, token) = start(&fake, |_| String::new()).await;
+    fake.push_update(TOKEN, private_text(ADA, 1, "Hello"));
+    let id = inbound(&daemon, &token, 1).await[0]["conversation_id"]
+        .as_i64()
+        .unwrap();
+    fake.wait_for_calls(TOKEN, "sendMessage", 1, Duration::from_secs(20))
+        .await;
+    fake.block_chat(TOKEN, ADA);
+    let reply_id = reply(&daemon, &token, id, "Are you still there?").await;
+    let failed = daemon.delivery_reaches(&token, id, reply_id, "failed").await;
+    assert!(
+        failed["delivery"]["last_error"].as_str().unwrap().contains("blocked"),
+        "{failed}"
+    );
+    assert_eq!(failed["delivery"]["attempts"], 1);
+    let conversation = daemon.get(&format!("/conversations/{id}"), &token).await;
+    assert!(
+        conversation["contact"]["unreachable"]
+            .as_str()
+            .unwrap()
+            .contains("blocked"),
+        "{conversation}"
+    );
+    // Writing again makes her reachable again.
+    fake.unblock_chat(TOKEN, ADA);
+    fake.push_update(TOKEN, private_text(ADA, 2, "Sorry, I blocked you by mistake"));
+    inbound(&daemon, &token, 2).await;
+    let conversation = daemon.get(&format!("/conversations/{id}"), &token).await;
+    assert_eq!(conversation["contact"]["unreachable"], Value::Null);
+}
+
+#[tokio::test]
+async fn a_killed_daemon_takes_every_update_exactly_once_after_a_restart() {
+    let fake = FakeTelegram::start().await;
+    let (daemon, token) = start(&fake, |_| String::new()).await;
+    for n in 0..40 {
+        fake.push_update(TOKEN, private_text(ADA + n, 1, &format!("Question {n}")));
+    }
+    // Kill as soon as the daemon has fetched them: some may be committed, the offset
+    // not yet moved past them.
+    eventually("the updates to be fetched", || async {
+        fake.calls_to(TOKEN, "getUpdates")
+            .iter()
+            .any(|call| call.response["result"].as_array().is_some_and(|r| !r.is_empty()))
+            .then_some(())
+    })
+    .await;
+    let dir = daemon.kill();
+    let daemon = Daemon::start_in(dir).await;
+    let messages = inbound(&daemon, &token, 40).await;
+    let mut texts: Vec<&str> = messages.iter().map(|m| m["text"].as_str().unwrap()).collect();
+    texts.sort();
+    texts.dedup();
+    assert_eq!(texts.len(), 40, "each update exactly once");
+    // A last update, taken after all before it: no duplicate is still on its way.
+    fake.push_update(TOKEN, private_text(ADA, 2, "The last one"));
+    inbound(&daemon, &token, 41).await;
+}
+
+#[tokio::test]
+async fn a_malformed_get_updates_answer_costs_only_its_bad_entries() {
+    let fake = FakeTelegram::start().await;
+    let (daemon, token) = start(&fake, |_| String::new()).await;
+    let malformed = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/fixtures/telegram/tlx-getUpdates-response-with-malformed-entries.json"
+    ))
+    .unwrap();
+    fake.push_raw_get_updates(TOKEN, malformed);
+    fake.push_update(TOKEN, private_text(ADA, 1, "Still here"));
+    let messages = inbound(&daemon, &token, 1).await;
+    assert_eq!(messages[0]["text"], "Still here");
+    let log = std::fs::read_to_string(daemon.dir.path().join("daemon.log")).unwrap();
+    assert!(log.contains("could not be read"), "the bad entries are logged: {log}");
+}
+
+#[tokio::test]
+async fn webhook_mode_refuses_a_wrong_or_missing_secret_and_takes_the_right_one() {
+    let fake = FakeTelegram::start().await;
+    fake.add_bot(TOKEN, 5_000_000_001, "ShopHelpBot");
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let dir = tempfile::tempdir().unwrap();
+    let inbox = telegram_inbox(
+        dir.path(),
+        "shop-bot",
+        TOKEN,
+        &fake,
+        &format!("mode = \"webhook\"\nwebhook_url = \"http://127.0.0.1:{port}\""),
+    );
+    let config = config_with_inbox(dir.path(), &inbox).replace("127.0.0.1:0", &format!("127.0.0.1:{port}"));
+    std::fs::write(dir.path().join("switchboard.toml"), config).unwrap();
+    let daemon = Daemon::start_in(dir).await;
+    let token = daemon.agent("sam", "support", "admin");
+    let webhook = eventually("setWebhook", || async { fake.webhook(TOKEN) }).await;
+    assert_eq!(webhook.url, format!("http://127.0.0.1:{port}/hooks/shop-bot"));
+    let secret = webhook.secret_token.clone().expect("a secret token is registered");
+    assert!(secret.len() >= 32);
+    assert!(!webhook.url.contains(TOKEN), "the token never goes into a URL");
+
+    let before = daemon.snapshot().await;
+    let update = private_text(ADA, 1, "Hello over the webhook");
+    for wrong in [None, Some("not-the-secret")] {
+        let status = switchboard_test_telegram::post_update(&webhook.url, wrong, &update).await;
+        assert_eq!(status, 403, "secret {wrong:?}");
+    }
+    assert_eq!(before, daemon.snapshot().await, "a refused update stores nothing");
+
+    assert_eq!(fake.deliver_webhook_update(TOKEN, update).await, 200);
+    let messages = inbound(&daemon, &token, 1).await;
+    assert_eq!(messages[0]["text"], "Hello over the webhook");
+    let log = std::fs::read_to_string(daemon.dir.path().join("daemon.log")).unwrap();
+    assert!(
+        !log.contains(TOKEN) && !log.contains(&secret),
+        "neither token nor secret is logged"
+    );
+}
