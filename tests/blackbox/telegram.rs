@@ -146,6 +146,30 @@ async fn a_private_text_becomes_a_routed_conversation_and_the_reply_reaches_the_
         sent[1].text().as_deref(),
         Some("Your refund for order 77 is on its way.")
     );
+
+    // Files: a picture as a photo, a PDF as a document, with their bytes.
+    let (status, body) = daemon
+        .api(
+            Method::POST,
+            &format!("/conversations/{id}/messages"),
+            &token,
+            Some(json!({"text": "Here is the label and the receipt.", "attachments": [
+                {"filename": "label.png", "content_type": "image/png", "data_base64": "iVBORw0KGgo="},
+                {"filename": "receipt.pdf", "content_type": "application/pdf", "data_base64": "JVBERi0xLjQ="}
+            ]})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    daemon
+        .delivery_reaches(&token, id, body["id"].as_i64().unwrap(), "sent")
+        .await;
+    let photo = &fake.calls_to(TOKEN, "sendPhoto")[0];
+    assert_eq!(photo.uploads[0].file_name, "label.png");
+    assert_eq!(photo.uploads[0].bytes, b"\x89PNG\r\n\x1a\n");
+    let document = &fake.calls_to(TOKEN, "sendDocument")[0];
+    assert_eq!(document.uploads[0].file_name, "receipt.pdf");
+    assert_eq!(document.uploads[0].bytes, b"%PDF-1.4");
+    assert_eq!(document.chat_id(), Some(ADA));
 }
 
 #[tokio::test]

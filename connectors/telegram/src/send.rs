@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use switchboard_connector_core::{OutboundChannel, OutboundMessage, Receipt, SendError};
-use teloxide::payloads::{SendDocumentSetters, SendMessageSetters};
+use teloxide::payloads::{SendDocumentSetters, SendMessageSetters, SendPhotoSetters};
 use teloxide::prelude::Requester;
 use teloxide::types::{ChatId, InputFile, MessageId, ReplyParameters, ThreadId};
 use teloxide::{ApiError, Bot, RequestError};
@@ -101,11 +101,23 @@ impl TelegramSender {
         for attachment in &message.attachments {
             self.limiter.wait_turn(to).await;
             let file = InputFile::memory(attachment.data.clone()).file_name(attachment.filename.clone());
-            let mut request = self.bot.send_document(chat, file);
-            if let Some(topic) = to.topic {
-                request = request.message_thread_id(ThreadId(MessageId(topic)));
-            }
-            last = Some(request.await?.id);
+            let topic = to.topic.map(|topic| ThreadId(MessageId(topic)));
+            // A picture shows inline as a photo (Telegram takes up to 10 MB so, and
+            // recompresses it); anything else, or a larger picture, goes as a file.
+            let sent = if is_photo(&attachment.content_type, attachment.data.len()) {
+                let mut request = self.bot.send_photo(chat, file);
+                if let Some(topic) = topic {
+                    request = request.message_thread_id(topic);
+                }
+                request.await?
+            } else {
+                let mut request = self.bot.send_document(chat, file);
+                if let Some(topic) = topic {
+                    request = request.message_thread_id(topic);
+                }
+                request.await?
+            };
+            last = Some(sent.id);
         }
         let external_id = last.map(|id| format!("{}:{}", to.chat, id.0));
         Ok(Receipt {
@@ -126,6 +138,10 @@ impl OutboundChannel for TelegramSender {
         };
         self.send_all(message, to).await.map_err(|err| classify(&err))
     }
+}
+
+fn is_photo(content_type: &str, size: usize) -> bool {
+    matches!(content_type, "image/jpeg" | "image/png" | "image/webp") && size <= 10 * 1024 * 1024
 }
 
 /// A 429 waits the time Telegram names; blocked, deactivated or kicked means the
