@@ -137,3 +137,28 @@ fn check_config_reads_the_email_example_and_names_its_keys() {
     assert!(!ok);
     assert!(stderr.contains("inboxes.support-mail.email.mailbox"), "{stderr}");
 }
+
+#[test]
+fn check_config_reads_the_telegram_example_and_keeps_the_token_out_of_errors() {
+    let example =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/config/examples/telegram.toml")).unwrap();
+    let token = "5000000001:AAHexample-token-0123456789abcdef";
+    let (ok, stdout, stderr) = switchboard(&example, &["check-config"], &[("SHOP_BOT_TOKEN", token)]);
+    assert!(ok, "{stderr}");
+    assert!(stdout.contains("1 inboxes"), "{stdout}");
+
+    let (ok, _, stderr) = switchboard(&example, &["check-config"], &[("SHOP_BOT_TOKEN", "not a token")]);
+    assert!(!ok);
+    assert!(stderr.contains("`inboxes.shop-bot.telegram.token_env`"), "{stderr}");
+    assert!(!stderr.contains("not a token"), "the value is not echoed: {stderr}");
+
+    let webhook = example.replace("mode = \"polling\"", "mode = \"webhook\"");
+    let (ok, _, stderr) = switchboard(&webhook, &["check-config"], &[("SHOP_BOT_TOKEN", token)]);
+    assert!(!ok);
+    assert!(stderr.contains("`inboxes.shop-bot.telegram.webhook_url`"), "{stderr}");
+
+    let bad_greeting = example.replace("{{ contact.name }}", "{{ contact.name");
+    let (ok, _, stderr) = switchboard(&bad_greeting, &["check-config"], &[("SHOP_BOT_TOKEN", token)]);
+    assert!(!ok);
+    assert!(stderr.contains("`inboxes.shop-bot.telegram.greeting`"), "{stderr}");
+}
