@@ -116,24 +116,26 @@ async fn reply(daemon: &Daemon, token: &str, conversation: i64, text: &str) -> i
 async fn a_private_text_becomes_a_routed_conversation_and_the_reply_reaches_the_chat() {
     let fake = FakeTelegram::start().await;
     let (daemon, token) = start(&fake, |_| String::new()).await;
-    fake.push_update(TOKEN, private_text(ADA, 1, "/start"));
-    fake.push_update(TOKEN, private_text(ADA, 2, "I want a refund for order 77"));
+    fake.push_update(TOKEN, private_text(ADA, 1, "I want a refund for order 77"));
+    fake.push_update(TOKEN, private_text(ADA, 2, "It was charged on Monday"));
     inbound(&daemon, &token, 2).await;
     let list = conversations(&daemon, &token).await;
     assert_eq!(list.len(), 1, "one private chat, one conversation: {list:#?}");
     let conversation = &list[0];
     assert_eq!(conversation["channel"], "telegram");
+    assert_eq!(conversation["team"]["key"], "billing", "routed by the billing rule");
     assert_eq!(conversation["contact"]["external_id"], ADA.to_string());
     assert_eq!(conversation["contact"]["name"], "Ada Lovelace");
-    // /start opened it: the greeting, not the acknowledgement, answered.
-    let greeting = fake
+    assert_eq!(conversation["contact"]["metadata"]["telegram_username"], "ada");
+    let acknowledgement = fake
         .wait_for_calls(TOKEN, "sendMessage", 1, Duration::from_secs(20))
         .await;
-    assert_eq!(greeting[0].chat_id(), Some(ADA));
+    assert_eq!(acknowledgement[0].chat_id(), Some(ADA));
     assert!(
-        greeting[0].text().unwrap().starts_with("Welcome!"),
-        "{:?}",
-        greeting[0].text()
+        acknowledgement[0]
+            .text()
+            .unwrap()
+            .contains(&format!("#{}", conversation["id"]))
     );
 
     let id = conversation["id"].as_i64().unwrap();
@@ -236,7 +238,7 @@ async fn one_person_writing_to_two_bots_is_two_conversations_of_one_contact() {
     })
     .await;
     fake.push_update(TOKEN, private_text(ADA, 1, "Where is my order?"));
-    fake.push_update(OTHER_TOKEN, private_text(ADA, 1, "I want to return a jacket"));
+    fake.push_update(OTHER_TOKEN, private_text(ADA, 1, "/start"));
     inbound(&daemon, &token, 2).await;
     let list = conversations(&daemon, &token).await;
     assert_eq!(list.len(), 2);
@@ -245,6 +247,50 @@ async fn one_person_writing_to_two_bots_is_two_conversations_of_one_contact() {
         list[0]["contact"]["id"], list[1]["contact"]["id"],
         "one person, one contact"
     );
+    // /start opened the second: the greeting, not the acknowledgement, answered it.
+    let greeting = fake
+        .wait_for_calls(OTHER_TOKEN, "sendMessage", 1, Duration::from_secs(20))
+        .await;
+    assert!(
+        greeting[0].text().unwrap().starts_with("Welcome!"),
+        "{:?}",
+        greeting[0].text()
+    );
+    let acknowledgement = fake
+        .wait_for_calls(TOKEN, "sendMessage", 1, Duration::from_secs(20))
+        .await;
+    assert!(!acknowledgement[0].text().unwrap().starts_with("Welcome!"));
+}
+
+#[tokio::test]
+async fn a_button_press_is_answered_and_recorded() {
+    let fake = FakeTelegram::start().await;
+    let (daemon, token) = start(&fake, |_| String::new()).await;
+    fake.push_update(TOKEN, private_text(ADA, 1, "Is my order shipped?"));
+    inbound(&daemon, &token, 1).await;
+    fake.push_update(
+        TOKEN,
+        json!({"callback_query": {
+            "id": "4382bfdwdsb323b2d9",
+            "from": {"id": ADA, "is_bot": false, "first_name": "Ada"},
+            "message": {
+                "message_id": 2,
+                "from": {"id": 5_000_000_001_i64, "is_bot": true, "first_name": "Shop", "username": "ShopHelpBot"},
+                "chat": {"id": ADA, "type": "private", "first_name": "Ada"},
+                "date": 1_795_000_000,
+                "text": "Was this helpful?"
+            },
+            "chat_instance": "-1234",
+            "data": "helpful:yes"
+        }}),
+    );
+    let messages = inbound(&daemon, &token, 2).await;
+    assert_eq!(messages[1]["text"], "[button] helpful:yes");
+    assert_eq!(messages[0]["conversation_id"], messages[1]["conversation_id"]);
+    let answered = fake
+        .wait_for_calls(TOKEN, "answerCallbackQuery", 1, Duration::from_secs(20))
+        .await;
+    assert_eq!(answered[0].params["callback_query_id"], "4382bfdwdsb323b2d9");
 }
 
 #[tokio::test]
