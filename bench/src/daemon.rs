@@ -66,6 +66,25 @@ pub fn daemon_binary() -> anyhow::Result<PathBuf> {
 /// A daemon configuration for benchmarks: the shipped defaults where they matter
 /// (synchronous = FULL storage, the acknowledgement on), loopback only.
 pub fn config(db: &Path, callback_url: &str, rules: &str) -> String {
+    config_with(
+        db,
+        &format!(
+            r#"
+[inboxes.shop]
+name = "Shop app"
+
+[inboxes.shop.webhook]
+secret = "{SECRET}"
+callback_url = "{callback_url}"
+
+{rules}
+"#
+        ),
+    )
+}
+
+/// The benchmark configuration around one inbox's tables (and rules), as TOML.
+pub fn config_with(db: &Path, inbox_and_rules: &str) -> String {
     format!(
         r#"
 [server]
@@ -91,16 +110,7 @@ name = "Billing"
 
 [teams.technical]
 name = "Technical Support"
-
-[inboxes.shop]
-name = "Shop app"
-
-[inboxes.shop.webhook]
-secret = "{SECRET}"
-callback_url = "{callback_url}"
-
-{rules}
-"#,
+{inbox_and_rules}"#,
         db = db.display()
     )
 }

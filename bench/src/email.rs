@@ -370,29 +370,10 @@ fn rfc2822(unix: i64) -> String {
 fn config(dir: &Path, imap_port: u16, smtp_port: u16, acknowledge: bool) -> anyhow::Result<String> {
     let password = dir.join("imap-password");
     std::fs::write(&password, format!("{}\n", switchboard_test_mailservers::PASSWORD))?;
-    Ok(format!(
-        r#"
-[server]
-listen = "127.0.0.1:0"
-
-[storage]
-url = "sqlite://{db}"
-
-[log]
-level = "warn"
-
-[outbox]
-retry_schedule = ["1s", "5s", "30s"]
-
-[routing]
-default_team = "support"
-
-[teams.support]
-name = "Customer Support"
-
-[teams.billing]
-name = "Billing"
-
+    Ok(crate::daemon::config_with(
+        &dir.join("switchboard.db"),
+        &format!(
+            r#"
 [inboxes.mail]
 name = "Support mail"
 acknowledge = {acknowledge}
@@ -410,8 +391,8 @@ name = "billing"
 when = {{ text = '(?i)\b(refunds?|invoices?|charged|rechnung)\b' }}
 then = {{ team = "billing" }}
 "#,
-        db = dir.join("switchboard.db").display(),
-        password = password.display(),
+            password = password.display(),
+        ),
     ))
 }
 

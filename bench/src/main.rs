@@ -11,10 +11,13 @@
 //! - `scenarios`: ingest against both servers, mixed load, end-to-end.
 //! - `scale`: a million messages seeded into the store, then list and detail queries.
 //! - `email`: a Dovecot mailbox imported on the daemon's first start, then mail over IMAP IDLE.
+//! - `telegram`: agents' replies through a bot to a fake Bot API that times them: 300 to one chat (five
+//!   minutes by design: Telegram allows about one message a second to a chat), then one to each of 300 chats.
 //! - `report`: the table and the JSON.
 //!
 //! Usage: `cargo run --release -p switchboard-bench -- [--seconds N] [--only NAME,…] [--clients N,…]
-//! [--no-bare] [--scale-messages N] [--email-mails N] [--email-live N] [--json PATH] [--daemon PATH]`
+//! [--no-bare] [--scale-messages N] [--email-mails N] [--email-live N] [--telegram-replies N]
+//! [--telegram-chats N] [--json PATH] [--daemon PATH]`
 
 mod bare;
 mod daemon;
@@ -24,6 +27,7 @@ mod receiver;
 mod report;
 mod scale;
 mod scenarios;
+mod telegram;
 mod workloads;
 
 use std::path::PathBuf;
@@ -43,6 +47,10 @@ pub struct Options {
     pub email_mails: u64,
     /// Mails delivered one at a time after the email scenario's backfill, each timed.
     pub email_live: usize,
+    /// Replies posted to one Telegram chat: at one a second, 300 take five minutes.
+    pub telegram_replies: usize,
+    /// Telegram chats answered once each, all at once.
+    pub telegram_chats: usize,
     /// Client counts for the ingest scenario.
     pub clients: Vec<usize>,
     /// Skip the bare endpoint (for quick iterations on the daemon alone).
@@ -52,7 +60,7 @@ pub struct Options {
     pub daemon: Option<PathBuf>,
 }
 
-const SCENARIOS: [&str; 5] = ["ingest", "mixed", "e2e", "scale", "email"];
+const SCENARIOS: [&str; 6] = ["ingest", "mixed", "e2e", "scale", "email", "telegram"];
 
 impl Options {
     fn parse() -> anyhow::Result<Options> {
@@ -63,6 +71,8 @@ impl Options {
             scale_messages: 1_000_000,
             email_mails: 2_000,
             email_live: email::LIVE_MAILS,
+            telegram_replies: telegram::REPLIES,
+            telegram_chats: telegram::CHATS,
             clients: scenarios::CLIENT_COUNTS.to_vec(),
             no_bare: false,
             daemon: None,
@@ -85,6 +95,12 @@ impl Options {
                 }
                 "--email-mails" => options.email_mails = value()?.parse().context("--email-mails takes a number")?,
                 "--email-live" => options.email_live = value()?.parse().context("--email-live takes a number")?,
+                "--telegram-replies" => {
+                    options.telegram_replies = value()?.parse().context("--telegram-replies takes a number")?
+                }
+                "--telegram-chats" => {
+                    options.telegram_chats = value()?.parse().context("--telegram-chats takes a number")?
+                }
                 "--no-bare" => options.no_bare = true,
                 "--clients" => {
                     options.clients = value()?
@@ -93,7 +109,7 @@ impl Options {
                         .collect::<anyhow::Result<_>>()?
                 }
                 other => bail!(
-                    "unknown argument {other}; use --seconds N, --only ingest,mixed,e2e,scale,email, --clients 1,16,64,256, --no-bare, --json PATH, --scale-messages N, --email-mails N, --email-live N, --daemon PATH"
+                    "unknown argument {other}; use --seconds N, --only ingest,mixed,e2e,scale,email,telegram, --clients 1,16,64,256, --no-bare, --json PATH, --scale-messages N, --email-mails N, --email-live N, --telegram-replies N (300: five minutes, one reply a second to one chat), --telegram-chats N, --daemon PATH"
                 ),
             }
         }

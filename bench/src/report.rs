@@ -8,6 +8,7 @@ use crate::email::EmailFigures;
 use crate::load::LoadResult;
 use crate::scale::ScaleFigures;
 use crate::scenarios::{BareFigures, EndToEndFigures, IngestFigures, MixedFigures, machine};
+use crate::telegram::{BOT_PER_SECOND, Burst, TelegramFigures};
 
 pub struct Report {
     json: serde_json::Map<String, Value>,
@@ -254,6 +255,70 @@ impl Report {
             email.replies,
             email.store_bytes as f64 / 1024.0 / 1024.0,
             email.mails + email.live_mails,
+        ));
+    }
+
+    pub fn telegram(&mut self, telegram: &TelegramFigures) {
+        self.json.insert("telegram".into(), telegram.to_json());
+        let one = &telegram.one_chat;
+        self.lines.push(format!(
+            "{:<34} {:>7} {:>10.2} {:>8} {:>8} {:>8} {:>7} {:>9.1}   ({} messages to the chat, {} replies in {:.1} s from the first posted; gap min {:.1} / median {:.1} / max {:.1} ms; {}; {} 429s)",
+            format!("telegram: {} replies, one chat", one.replies),
+            1,
+            one.per_second(),
+            "-",
+            "-",
+            "-",
+            one.too_many_requests + one.failed_calls,
+            one.peak_rss_mib,
+            one.sent,
+            one.replies,
+            one.seconds,
+            one.min_gap_ms(),
+            one.median_gap_ms(),
+            one.max_gap_ms(),
+            if one.in_order { "in order" } else { "OUT OF ORDER" },
+            one.too_many_requests,
+        ));
+        let many = &telegram.many_chats;
+        let burst = |name: String, burst: &Burst, from: &str| {
+            format!(
+                "{:<34} {:>7} {:>10.1} {:>8} {:>8} {:>8} {:>7} {:>9.1}   ({} sent {:.2} s after {from}; at most {} in any 1 s; {} in no less than {})",
+                name,
+                "-",
+                burst.per_second(),
+                "-",
+                "-",
+                "-",
+                "-",
+                many.peak_rss_mib,
+                burst.sent,
+                burst.seconds,
+                burst.max_in_one_second,
+                BOT_PER_SECOND + 1,
+                burst
+                    .shortest_span_ms
+                    .map_or_else(|| "-".to_owned(), |ms| format!("{ms:.1} ms")),
+            )
+        };
+        self.lines.push(burst(
+            format!("telegram: {} chats, acks", many.chats),
+            &many.acknowledgements,
+            "the updates were queued",
+        ));
+        self.lines.push(burst(
+            format!("telegram: {} chats, replies", many.chats),
+            &many.replies,
+            "the first reply was posted",
+        ));
+        self.lines.push(format!(
+            "  all {} of the bot's messages: at most {} in any 1 s window; {} of {} chats got the acknowledgement, then the reply; {} 429s, {} other failures",
+            many.all.sent,
+            many.all.max_in_one_second,
+            many.chats_complete,
+            many.chats,
+            many.too_many_requests,
+            many.failed_calls,
         ));
     }
 

@@ -56,6 +56,9 @@ pub async fn run_all(options: &Options, binary: &Path) -> anyhow::Result<Report>
     if options.runs("email") {
         report.email(&crate::email::run(binary, options.email_mails, options.email_live).await?);
     }
+    if options.runs("telegram") {
+        report.telegram(&crate::telegram::run(binary, options.telegram_replies, options.telegram_chats).await?);
+    }
     Ok(report)
 }
 

@@ -1,8 +1,10 @@
 //! The benchmark program runs every scenario end to end against the debug daemon, for a
-//! second each (the email scenario on 200 mails and 10 live ones), and what it reports
-//! is consistent: every acknowledged message stored, every mail imported and threaded,
-//! every acknowledgement delivered, no request failed. Speed is not asserted here; the
-//! figures are for BENCHMARKS.md, from release builds.
+//! second each (the email scenario on 200 mails and 10 live ones, Telegram on 5 replies
+//! to one chat and 60 chats), and what it reports is consistent: every acknowledged
+//! message stored, every mail imported and threaded, every acknowledgement delivered,
+//! every Telegram reply sent once and in order within the sending limits, no request
+//! failed. Speed is not asserted here; the figures are for BENCHMARKS.md, from release
+//! builds.
 
 use std::path::PathBuf;
 use std::process::Command;
@@ -47,6 +49,12 @@ fn every_scenario_runs_and_reports_consistent_figures() {
             // Dovecot holds each IDLE notification for 500 ms: ten are enough here.
             "--email-live",
             "10",
+            // One message a second to a chat: five replies take five seconds. Sixty
+            // chats are two seconds' worth of the bot's 30 a second, twice.
+            "--telegram-replies",
+            "5",
+            "--telegram-chats",
+            "60",
             "--json",
         ])
         .arg(&json)
@@ -66,6 +74,9 @@ fn every_scenario_runs_and_reports_consistent_figures() {
         "email: IMAP backfill",
         "email: backfill without acks",
         "email: live mail over IMAP IDLE",
+        "telegram: 5 replies, one chat",
+        "telegram: 60 chats, acks",
+        "telegram: 60 chats, replies",
     ] {
         assert!(stdout.contains(row), "the table has no `{row}` row:\n{stdout}");
     }
@@ -129,4 +140,25 @@ fn every_scenario_runs_and_reports_consistent_figures() {
     assert!(live["p50_ms"].as_f64().unwrap() > 0.0, "{live}");
     assert!(email["peak_rss_mib"].as_f64().unwrap() > 0.0, "{email}");
     assert!(email["store_bytes"].as_u64().unwrap() > 0, "{email}");
+
+    let telegram = &report["telegram"];
+    let one = &telegram["one_chat"];
+    assert_eq!(
+        one["sent_to_the_chat"], 6,
+        "the acknowledgement and five replies: {one}"
+    );
+    assert_eq!(one["in_order"], true, "{one}");
+    assert_eq!(one["too_many_requests"], 0, "{one}");
+    assert_eq!(one["failed_calls"], 0, "{one}");
+    // The limits as Telegram states them, measured where Telegram would count: the
+    // sender keeps a margin for jitter between its clock and the fake's.
+    let min_gap = one["gap_ms"]["min"].as_f64().unwrap();
+    assert!(min_gap >= 1000.0, "two messages to one chat {min_gap} ms apart: {one}");
+    let many = &telegram["many_chats"];
+    assert_eq!(many["chats_complete"], 60, "{many}");
+    assert_eq!(many["all_sends"]["sent"], 120, "{many}");
+    assert_eq!(many["too_many_requests"], 0, "{many}");
+    assert_eq!(many["failed_calls"], 0, "{many}");
+    let most = many["all_sends"]["max_in_any_1s_window"].as_u64().unwrap();
+    assert!(most <= 30, "{most} messages in one second: {many}");
 }
