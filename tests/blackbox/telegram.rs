@@ -382,6 +382,23 @@ async fn a_blocked_bot_fails_the_message_and_marks_the_contact_unreachable() {
     inbound(&daemon, &token, 2).await;
     let conversation = daemon.get(&format!("/conversations/{id}"), &token).await;
     assert_eq!(conversation["contact"]["unreachable"], Value::Null);
+    // Telegram's own report of a block (my_chat_member, kicked) marks her too.
+    fake.push_update(
+        TOKEN,
+        json!({"my_chat_member": {
+            "chat": {"id": ADA, "type": "private", "first_name": "Ada"},
+            "from": {"id": ADA, "is_bot": false, "first_name": "Ada"},
+            "date": 1_795_000_200,
+            "old_chat_member": {"user": {"id": 5_000_000_001_i64, "is_bot": true, "first_name": "Shop"}, "status": "member"},
+            "new_chat_member": {"user": {"id": 5_000_000_001_i64, "is_bot": true, "first_name": "Shop"}, "status": "kicked", "until_date": 0}
+        }}),
+    );
+    let marked = eventually("the block to be recorded", || async {
+        let conversation = daemon.get(&format!("/conversations/{id}"), &token).await;
+        conversation["contact"]["unreachable"].as_str().map(str::to_owned)
+    })
+    .await;
+    assert!(marked.contains("blocked"), "{marked}");
 }
 
 #[tokio::test]
