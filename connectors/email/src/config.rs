@@ -205,6 +205,11 @@ impl EmailConfig {
         if poll_interval < Duration::from_secs(1) {
             return Err(key_error("poll_interval", "must be at least 1s"));
         }
+        let backfill = duration("backfill", &self.backfill)?;
+        // An IMAP date before the year 1 is no date: keep the window to what a mailbox holds.
+        if backfill > Duration::from_secs(100 * 365 * 86_400) {
+            return Err(key_error("backfill", "must be at most 100 years"));
+        }
         if self.max_message_bytes < 64 * 1024 {
             return Err(key_error("max_message_bytes", "must be at least 65536"));
         }
@@ -220,7 +225,7 @@ impl EmailConfig {
             imap,
             smtp,
             folder: self.folder.trim().to_owned(),
-            backfill: duration("backfill", &self.backfill)?,
+            backfill,
             backfill_unseen_only: self.backfill_unseen_only,
             poll_interval,
             max_message_bytes: self.max_message_bytes,
@@ -443,6 +448,8 @@ mod tests {
 
         let mut bad = config();
         bad.backfill = "a week".into();
+        assert_eq!(bad.validate(&env).unwrap_err().key, "backfill");
+        bad.backfill = "5000years".into();
         assert_eq!(bad.validate(&env).unwrap_err().key, "backfill");
     }
 
