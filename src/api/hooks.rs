@@ -1,5 +1,6 @@
-//! `POST /hooks/{inbox}`: channel ingress. The sender gets its 2xx only after the
-//! message is committed; any error stores nothing.
+//! `POST /hooks/{inbox}`: channel ingress for webhook inboxes and Telegram inboxes in
+//! webhook mode. The sender gets its 2xx only after the message is committed; any error
+//! stores nothing.
 
 use std::sync::Arc;
 
@@ -9,16 +10,16 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use http_body_util::{BodyExt, LengthLimitError, Limited};
+use subtle::ConstantTimeEq;
+use switchboard_connector_telegram::config::Mode;
 use switchboard_connector_webhook::{BodyError, WebhookSettings, parse_body, verify};
+use teloxide::types::Update;
 
 use super::error::ApiError;
 use super::{AppState, PathParam};
 use crate::config::ChannelSettings;
 use crate::store::IngestContext;
 use crate::telegram::TelegramInbox;
-use subtle::ConstantTimeEq;
-use switchboard_connector_telegram::config::Mode;
-use teloxide::types::Update;
 
 pub async fn receive(
     State(state): State<Arc<AppState>>,
