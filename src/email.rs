@@ -13,7 +13,7 @@ use switchboard_connector_email::inbound::{Disposition, disposition, too_large};
 use tokio_util::sync::CancellationToken;
 
 use crate::api::AppState;
-use crate::store::{InboxRef, IngestContext, StoreError};
+use crate::store::{InboxRef, StoreError};
 
 /// Mails fetched per command: the cursor moves after each batch.
 const FETCH_BATCH: usize = 50;
@@ -196,7 +196,7 @@ impl Reader {
                 .map_err(|err| StoreError::Conflict(format!("mail normalization failed: {err}")))?;
             match disposition {
                 Disposition::Ingest(message) => {
-                    batch.push((self.context(), *message));
+                    batch.push((self.state.ingest_context(&self.inbox), *message));
                     uids.push(uid);
                 }
                 Disposition::Skip(reason) => {
@@ -234,22 +234,6 @@ impl Reader {
         match failure {
             Some(err) => Err(err.into()),
             None => Ok(()),
-        }
-    }
-
-    fn context(&self) -> IngestContext {
-        let now = self.state.clock.now_ms();
-        IngestContext {
-            inbox: self.inbox.clone(),
-            router: Arc::clone(&self.state.settings.router),
-            acknowledgement: self.state.settings.acknowledgement.clone().filter(|_| {
-                self.state
-                    .inboxes
-                    .get(&self.inbox.key)
-                    .is_some_and(|i| i.settings.acknowledge)
-            }),
-            now,
-            expires_at: self.state.expires_at(now),
         }
     }
 

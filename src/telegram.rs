@@ -18,7 +18,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::api::AppState;
 use crate::config::{ChannelSettings, Settings, TelegramChannel};
-use crate::store::{Catalog, InboxRef, IngestContext, StoreError};
+use crate::store::{Catalog, InboxRef, StoreError};
 
 const CURSOR: &str = "updates";
 const BACKOFF_FIRST: Duration = Duration::from_secs(1);
@@ -237,19 +237,10 @@ pub async fn take(state: &AppState, inbox: &TelegramInbox, update: &Update) -> R
             .details
             .insert("files_not_fetched".into(), serde_json::Value::Array(missing));
     }
-    let now = state.clock.now_ms();
-    let acknowledge = state.inboxes.get(key).is_some_and(|i| i.settings.acknowledge);
-    let acknowledgement = match (&inbox.channel.greeting, start) {
-        (Some(greeting), true) => Some(Arc::clone(greeting)),
-        _ => state.settings.acknowledgement.clone().filter(|_| acknowledge),
-    };
-    let context = IngestContext {
-        inbox: inbox.reference.clone(),
-        router: Arc::clone(&state.settings.router),
-        acknowledgement,
-        now,
-        expires_at: state.expires_at(now),
-    };
+    let mut context = state.ingest_context(&inbox.reference);
+    if let (Some(greeting), true) = (&inbox.channel.greeting, start) {
+        context.acknowledgement = Some(Arc::clone(greeting));
+    }
     let outcome = state.store.ingest(context, *message).await?;
     if outcome.queued_outbound {
         state.outbox_wakeup.notify_one();

@@ -18,7 +18,6 @@ use teloxide::types::Update;
 use super::error::ApiError;
 use super::{AppState, PathParam};
 use crate::config::ChannelSettings;
-use crate::store::IngestContext;
 use crate::telegram::TelegramInbox;
 
 pub async fn receive(
@@ -162,18 +161,10 @@ async fn receive_webhook(
         }
     })?;
 
-    let context = IngestContext {
-        inbox: inbox.reference.clone(),
-        router: Arc::clone(&state.settings.router),
-        acknowledgement: state
-            .settings
-            .acknowledgement
-            .clone()
-            .filter(|_| inbox.settings.acknowledge),
-        now: now_ms,
-        expires_at: state.expires_at(now_ms),
-    };
-    let outcome = state.store.ingest(context, message).await?;
+    let outcome = state
+        .store
+        .ingest(state.ingest_context(&inbox.reference), message)
+        .await?;
     if outcome.queued_outbound {
         state.outbox_wakeup.notify_one();
     }

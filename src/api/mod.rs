@@ -21,7 +21,7 @@ pub use error::ApiError;
 
 use crate::clock::Clock;
 use crate::config::{InboxSettings, Settings};
-use crate::store::{InboxRef, Store};
+use crate::store::{InboxRef, IngestContext, Store};
 
 /// A configured inbox with its database row.
 pub struct Inbox {
@@ -48,6 +48,20 @@ impl AppState {
     /// When a message queued at `now` stops being worth sending.
     pub fn expires_at(&self, now: i64) -> i64 {
         now.saturating_add(self.settings.outbox.expire_after.as_millis() as i64)
+    }
+
+    /// What ingest needs for a message arriving now in `inbox`, every channel alike: the
+    /// acknowledgement when it is on and the inbox sends one.
+    pub fn ingest_context(&self, inbox: &InboxRef) -> IngestContext {
+        let now = self.clock.now_ms();
+        let acknowledge = self.inboxes.get(&inbox.key).is_some_and(|i| i.settings.acknowledge);
+        IngestContext {
+            inbox: inbox.clone(),
+            router: Arc::clone(&self.settings.router),
+            acknowledgement: self.settings.acknowledgement.clone().filter(|_| acknowledge),
+            now,
+            expires_at: self.expires_at(now),
+        }
     }
 }
 
