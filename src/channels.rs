@@ -1,6 +1,7 @@
 //! The sending half of each configured inbox, one closed enum over the connectors.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use anyhow::Context;
 use switchboard_connector_core::{OutboundChannel, OutboundMessage, Receipt, SendError};
@@ -10,6 +11,7 @@ use switchboard_connector_webhook::WebhookSender;
 
 use crate::config::{ChannelSettings, InboxSettings};
 use crate::store::Catalog;
+use crate::telegram::TelegramInbox;
 
 #[derive(Debug, Clone)]
 pub enum ChannelSender {
@@ -35,7 +37,13 @@ pub struct Channels {
 }
 
 impl Channels {
-    pub fn build(inboxes: &[InboxSettings], catalog: &Catalog) -> anyhow::Result<Channels> {
+    /// `telegram` gives each Telegram inbox's bot: the reader and the sender share one
+    /// bot and its connection pool.
+    pub fn build(
+        inboxes: &[InboxSettings],
+        catalog: &Catalog,
+        telegram: &HashMap<String, Arc<TelegramInbox>>,
+    ) -> anyhow::Result<Channels> {
         // Redirects are not followed: a moved callback is a configuration problem for
         // the operator, not something to chase with a signed body.
         let client = reqwest::Client::builder()
@@ -52,13 +60,10 @@ impl Channels {
                     ChannelSender::Webhook(WebhookSender::new(client.clone(), settings.clone()))
                 }
                 ChannelSettings::Telegram(channel) => {
-                    let http = reqwest::Client::builder()
-                        .timeout(std::time::Duration::from_secs(120))
-                        .build()
-                        .context("building the Telegram HTTP client")?;
-                    let bot = switchboard_connector_telegram::client::bot(&channel.settings, http)
-                        .map_err(|err| anyhow::anyhow!("inboxes.{}.telegram.{err}", inbox.key))?;
-                    ChannelSender::Telegram(TelegramSender::new(bot, channel.settings.limits))
+                    let Some(runtime) = telegram.get(&inbox.key) else {
+                        continue;
+                    };
+                    ChannelSender::Telegram(TelegramSender::new(runtime.bot.clone(), channel.settings.limits))
                 }
                 ChannelSettings::Email(settings) => ChannelSender::Email(Box::new(
                     SmtpSender::new(settings).map_err(|err| anyhow::anyhow!("inboxes.{}.email.{err}", inbox.key))?,

@@ -324,7 +324,7 @@ mod tests {
         let store: Arc<dyn Store> = Arc::new(store);
         let dispatcher = Dispatcher {
             store: Arc::clone(&store),
-            channels: Arc::new(Channels::build(&inboxes, &catalog).unwrap()),
+            channels: Arc::new(Channels::build(&inboxes, &catalog, &std::collections::HashMap::new()).unwrap()),
             clock: Arc::new(crate::clock::SystemClock),
             settings: OutboxSettings {
                 retry_schedule: vec![Duration::from_secs(60)],

@@ -53,7 +53,8 @@ pub async fn open_store(
 pub async fn run(settings: Settings, listener: TcpListener, shutdown: CancellationToken) -> anyhow::Result<()> {
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let (store, catalog) = open_store(&settings, clock.as_ref()).await?;
-    let channels = Arc::new(Channels::build(&settings.inboxes, &catalog)?);
+    let telegram = crate::telegram::inboxes(&settings, &catalog)?;
+    let channels = Arc::new(Channels::build(&settings.inboxes, &catalog, &telegram)?);
     let inboxes: HashMap<String, Inbox> = settings
         .inboxes
         .iter()
@@ -69,7 +70,6 @@ pub async fn run(settings: Settings, listener: TcpListener, shutdown: Cancellati
         })
         .collect();
     let outbox_wakeup = Arc::new(Notify::new());
-    let telegram = crate::telegram::inboxes(&settings, &catalog)?;
 
     let dispatcher = Dispatcher {
         store: Arc::clone(&store),
