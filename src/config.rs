@@ -16,8 +16,10 @@ use switchboard_connector_email::{EmailConfig, EmailSettings};
 use switchboard_connector_telegram::{TelegramConfig, TelegramSettings};
 use switchboard_connector_webhook::{WebhookConfig, WebhookSettings};
 
+use crate::desk::{Assignment, BreachActions, ClockKind, Desk, SlaPolicy, TeamPolicy};
+use crate::hours::BusinessHours;
 use crate::model::Priority;
-use crate::router::{RouteAction, RouteCondition, Router};
+use crate::router::{KeywordSet, RouteAction, RouteCondition, Router};
 use crate::templates::AckTemplate;
 
 /// The prefix of environment overrides: `SWITCHBOARD__SERVER__LISTEN=127.0.0.1:9090`.
@@ -69,9 +71,93 @@ pub struct RawConfig {
     /// Channel endpoints by key (`[inboxes.shop]`); the key appears in `/hooks/{key}`.
     #[serde(default)]
     pub inboxes: BTreeMap<String, InboxConfig>,
-    /// Routing rules, tried in order; the first that matches decides.
+    /// Routing rules, all evaluated: see [`crate::router`] for how matches combine.
     #[serde(default)]
     pub rules: Vec<RuleConfig>,
+    /// Named keyword lists in any languages, for rules' `when.keywords`.
+    #[serde(default)]
+    pub keywords: BTreeMap<String, Vec<String>>,
+    /// Named weekly calendars teams refer to (`[business_hours.office]`).
+    #[serde(default)]
+    pub business_hours: BTreeMap<String, BusinessHoursConfig>,
+    /// Named SLA policies teams refer to (`[sla_policies.standard]`).
+    #[serde(default)]
+    pub sla_policies: BTreeMap<String, SlaPolicyConfig>,
+    #[serde(default)]
+    pub sla: SlaConfig,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BusinessHoursConfig {
+    /// An IANA time zone: `Europe/Berlin`, `Asia/Bangkok`.
+    pub time_zone: String,
+    /// `mon` … `sun` to `"09:00-18:00"`, `"09:00-12:00, 13:00-17:00"` or `"closed"`; a
+    /// day not listed is closed.
+    pub week: BTreeMap<String, String>,
+    /// Closed local days: `"2026-12-25"` or `"2026-12-24..2026-12-26"`.
+    #[serde(default)]
+    pub holidays: Vec<String>,
+}
+
+/// One duration for every priority, or one per priority (`{ urgent = "30m", high = "1h" }`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+pub enum TargetConfig {
+    All(String),
+    PerPriority(BTreeMap<String, String>),
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SlaPolicyConfig {
+    /// `business` (the team's business hours) or `calendar` (around the clock).
+    #[serde(default = "default_sla_time")]
+    pub time: String,
+    /// The share of a target after which `sla.warning` fires, above 0 and below 1; 0 for none.
+    #[serde(default = "default_sla_warning")]
+    pub warning: f64,
+    pub first_response: Option<TargetConfig>,
+    pub next_response: Option<TargetConfig>,
+    pub resolution: Option<TargetConfig>,
+    /// What a breach does besides its event: `escalate`, `raise_priority`, `notify`.
+    #[serde(default = "default_on_breach")]
+    pub on_breach: Vec<String>,
+    /// The team a breach escalates to; the next tier of the team's department when absent.
+    pub escalate_to: Option<String>,
+}
+
+fn default_sla_time() -> String {
+    "business".into()
+}
+
+fn default_sla_warning() -> f64 {
+    0.8
+}
+
+fn default_on_breach() -> Vec<String> {
+    vec!["escalate".into(), "notify".into()]
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SlaConfig {
+    /// No conversation stays unresolved longer than this (calendar time): it is then
+    /// escalated and labelled `overdue`.
+    #[serde(default = "default_max_open")]
+    pub max_open: String,
+}
+
+fn default_max_open() -> String {
+    "30days".into()
+}
+
+impl Default for SlaConfig {
+    fn default() -> SlaConfig {
+        SlaConfig {
+            max_open: default_max_open(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -242,6 +328,31 @@ pub struct RoutingConfig {
 pub struct TeamConfig {
     /// The name agents see.
     pub name: String,
+    /// Teams of one department escalate among themselves by tier; the key when absent.
+    pub department: Option<String>,
+    /// 0 (first line) to 3.
+    #[serde(default)]
+    pub tier: u8,
+    /// The team `{"tier": "next"}` escalates to; the department's next tier when absent.
+    pub escalate_to: Option<String>,
+    /// `manual`, `round_robin` or `least_loaded`.
+    #[serde(default = "default_assignment")]
+    pub assignment: String,
+    /// The most open conversations each agent holds (an agent's own capacity wins).
+    #[serde(default = "default_capacity")]
+    pub capacity: u32,
+    /// A `[business_hours.NAME]`; around the clock when absent.
+    pub business_hours: Option<String>,
+    /// A `[sla_policies.NAME]`; no SLA clocks but the `sla.max_open` cap when absent.
+    pub sla: Option<String>,
+}
+
+fn default_assignment() -> String {
+    "manual".into()
+}
+
+fn default_capacity() -> u32 {
+    10
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -284,6 +395,12 @@ pub struct RuleWhen {
     pub language: Option<Vec<String>>,
     /// Contact attributes that must equal these values (`{ plan = "enterprise" }`).
     pub metadata: Option<BTreeMap<String, String>>,
+    /// Names of `[keywords]` lists; any keyword of any of them must occur.
+    pub keywords: Option<Vec<String>>,
+    /// The contact's `value_tier` attribute is one of these.
+    pub value_tier: Option<Vec<String>>,
+    /// The contact's `flags` attribute holds one of these (`vip`, `influencer`).
+    pub flags: Option<Vec<String>>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -312,6 +429,7 @@ pub struct Settings {
     pub teams: Vec<TeamSettings>,
     pub inboxes: Vec<InboxSettings>,
     pub router: Arc<Router>,
+    pub desk: Arc<Desk>,
 }
 
 #[derive(Debug, Clone)]
@@ -326,6 +444,7 @@ pub struct OutboxSettings {
 pub struct TeamSettings {
     pub key: String,
     pub name: String,
+    pub tier: u8,
 }
 
 #[derive(Debug, Clone)]
@@ -443,6 +562,14 @@ fn duration(key: &str, text: &str) -> Result<Duration, ConfigError> {
         .map_err(|err| ConfigError::new(key, format!("`{text}` is not a duration such as `30s` or `5m`: {err}")))
 }
 
+fn positive_duration(key: &str, text: &str) -> Result<Duration, ConfigError> {
+    let value = duration(key, text)?;
+    if value.is_zero() || value > Duration::from_secs(366 * 86_400) {
+        return Err(ConfigError::new(key, "must be longer than zero and at most a year"));
+    }
+    Ok(value)
+}
+
 /// Keys that appear in URLs and in rules: lowercase letters, digits, `-` and `_`.
 fn check_key(what: &str, key: &str) -> Result<(), ConfigError> {
     let ok = !key.is_empty()
@@ -502,6 +629,7 @@ impl RawConfig {
             None
         };
         let router = self.validate_rules(&teams, &inboxes)?;
+        let desk = self.validate_desk()?;
 
         Ok(Settings {
             listen,
@@ -514,6 +642,7 @@ impl RawConfig {
             teams,
             inboxes,
             router: Arc::new(router),
+            desk: Arc::new(desk),
         })
     }
 
@@ -553,9 +682,13 @@ impl RawConfig {
             if team.name.trim().is_empty() {
                 return Err(ConfigError::new(format!("teams.{key}.name"), "must not be empty"));
             }
+            if team.tier > 3 {
+                return Err(ConfigError::new(format!("teams.{key}.tier"), "must be 0, 1, 2 or 3"));
+            }
             teams.push(TeamSettings {
                 key: key.clone(),
                 name: team.name.trim().to_owned(),
+                tier: team.tier,
             });
         }
         if !self.teams.contains_key(&self.routing.default_team) {
@@ -569,6 +702,179 @@ impl RawConfig {
             ));
         }
         Ok(teams)
+    }
+
+    fn keyword_names(&self) -> String {
+        if self.keywords.is_empty() {
+            return "(none defined)".into();
+        }
+        self.keywords.keys().map(String::as_str).collect::<Vec<_>>().join(", ")
+    }
+
+    fn validate_desk(&self) -> Result<Desk, ConfigError> {
+        let mut calendars = BTreeMap::new();
+        for (name, hours) in &self.business_hours {
+            let calendar = BusinessHours::new(&hours.time_zone, &hours.week, &hours.holidays)
+                .map_err(|err| ConfigError::new(format!("business_hours.{name}.{}", err.key), err.problem))?;
+            calendars.insert(name.clone(), Arc::new(calendar));
+        }
+        let mut policies = BTreeMap::new();
+        for (name, policy) in &self.sla_policies {
+            policies.insert(name.clone(), Arc::new(self.validate_sla_policy(name, policy)?));
+        }
+        let mut teams = BTreeMap::new();
+        for (key, team) in &self.teams {
+            let at = |field: &str| format!("teams.{key}.{field}");
+            let assignment = Assignment::parse(&team.assignment).ok_or_else(|| {
+                ConfigError::new(
+                    at("assignment"),
+                    format!("`{}` is not one of {}", team.assignment, Assignment::NAMES),
+                )
+            })?;
+            if team.capacity > 10_000 {
+                return Err(ConfigError::new(at("capacity"), "must be at most 10000"));
+            }
+            let hours = match &team.business_hours {
+                None => Arc::new(BusinessHours::always()),
+                Some(name) => Arc::clone(calendars.get(name).ok_or_else(|| {
+                    ConfigError::new(
+                        at("business_hours"),
+                        format!("`{name}` is not a [business_hours.NAME] table"),
+                    )
+                })?),
+            };
+            let sla = match &team.sla {
+                None => None,
+                Some(name) => Some(Arc::clone(policies.get(name).ok_or_else(|| {
+                    ConfigError::new(at("sla"), format!("`{name}` is not a [sla_policies.NAME] table"))
+                })?)),
+            };
+            if let Some(target) = &team.escalate_to
+                && (!self.teams.contains_key(target) || target == key)
+            {
+                return Err(ConfigError::new(
+                    at("escalate_to"),
+                    format!("`{target}` is not another team; teams are: {}", self.team_keys()),
+                ));
+            }
+            let department = team.department.clone().unwrap_or_else(|| key.clone());
+            let next_tier = team.escalate_to.clone().or_else(|| {
+                self.teams
+                    .iter()
+                    .filter(|(other_key, other)| {
+                        other.department.as_deref().unwrap_or(other_key) == department && other.tier > team.tier
+                    })
+                    .min_by_key(|(other_key, other)| (other.tier, other_key.as_str()))
+                    .map(|(other_key, _)| other_key.clone())
+            });
+            teams.insert(
+                key.clone(),
+                TeamPolicy {
+                    key: key.clone(),
+                    name: team.name.trim().to_owned(),
+                    department,
+                    tier: team.tier,
+                    next_tier,
+                    assignment,
+                    capacity: team.capacity,
+                    hours,
+                    hours_name: team.business_hours.clone(),
+                    sla,
+                },
+            );
+        }
+        let max_open = duration("sla.max_open", &self.sla.max_open)?;
+        if max_open < Duration::from_secs(3600) {
+            return Err(ConfigError::new("sla.max_open", "must be at least 1h"));
+        }
+        Ok(Desk {
+            teams,
+            max_open,
+            max_open_actions: BreachActions {
+                escalate: true,
+                escalate_to: None,
+                raise_priority: false,
+                notify: true,
+            },
+        })
+    }
+
+    fn validate_sla_policy(&self, name: &str, policy: &SlaPolicyConfig) -> Result<SlaPolicy, ConfigError> {
+        let at = |field: &str| format!("sla_policies.{name}.{field}");
+        let business_time = match policy.time.as_str() {
+            "business" => true,
+            "calendar" => false,
+            other => {
+                return Err(ConfigError::new(
+                    at("time"),
+                    format!("`{other}` is not `business` or `calendar`"),
+                ));
+            }
+        };
+        if !(0.0..1.0).contains(&policy.warning) {
+            return Err(ConfigError::new(
+                at("warning"),
+                "must be a share of the target above 0 and below 1 (0.8 warns at 80%), or 0 for no warning",
+            ));
+        }
+        let mut targets = BTreeMap::new();
+        for (kind, target) in [
+            (ClockKind::FirstResponse, &policy.first_response),
+            (ClockKind::NextResponse, &policy.next_response),
+            (ClockKind::Resolution, &policy.resolution),
+        ] {
+            let key = at(kind.as_str());
+            match target {
+                None => {}
+                Some(TargetConfig::All(text)) => {
+                    let value = positive_duration(&key, text)?;
+                    for priority in Priority::ALL {
+                        targets.insert((kind, *priority), value);
+                    }
+                }
+                Some(TargetConfig::PerPriority(map)) => {
+                    for (priority, text) in map {
+                        let parsed = Priority::parse(priority).ok_or_else(|| {
+                            ConfigError::new(
+                                format!("{key}.{priority}"),
+                                format!("is not a priority; use {}", Priority::names()),
+                            )
+                        })?;
+                        targets.insert((kind, parsed), positive_duration(&format!("{key}.{priority}"), text)?);
+                    }
+                }
+            }
+        }
+        let mut on_breach = BreachActions::default();
+        for (i, action) in policy.on_breach.iter().enumerate() {
+            match action.as_str() {
+                "escalate" => on_breach.escalate = true,
+                "raise_priority" => on_breach.raise_priority = true,
+                "notify" => on_breach.notify = true,
+                other => {
+                    return Err(ConfigError::new(
+                        at(&format!("on_breach[{i}]")),
+                        format!("`{other}` is not escalate, raise_priority or notify"),
+                    ));
+                }
+            }
+        }
+        if let Some(target) = &policy.escalate_to {
+            if !self.teams.contains_key(target) {
+                return Err(ConfigError::new(
+                    at("escalate_to"),
+                    format!("`{target}` is not a team; teams are: {}", self.team_keys()),
+                ));
+            }
+            on_breach.escalate_to = Some(target.clone());
+        }
+        Ok(SlaPolicy {
+            name: name.to_owned(),
+            business_time,
+            warning_permille: (policy.warning > 0.0).then(|| (policy.warning * 1000.0).round() as u32),
+            targets,
+            on_breach,
+        })
     }
 
     fn team_keys(&self) -> String {
@@ -680,6 +986,28 @@ impl RawConfig {
             }
             if let Some(metadata) = &rule.when.metadata {
                 conditions.push(RouteCondition::Metadata(metadata.clone()));
+            }
+            if let Some(names) = &rule.when.keywords {
+                let mut sets = Vec::new();
+                for (i, name) in names.iter().enumerate() {
+                    let Some(words) = self.keywords.get(name) else {
+                        return Err(ConfigError::new(
+                            at(&format!("when.keywords[{i}]")),
+                            format!("`{name}` is not a [keywords] list; lists are: {}", self.keyword_names()),
+                        ));
+                    };
+                    sets.push(
+                        KeywordSet::new(name, words)
+                            .map_err(|problem| ConfigError::new(format!("keywords.{name}"), problem))?,
+                    );
+                }
+                conditions.push(RouteCondition::Keywords(sets));
+            }
+            if let Some(tiers) = &rule.when.value_tier {
+                conditions.push(RouteCondition::ValueTier(tiers.clone()));
+            }
+            if let Some(flags) = &rule.when.flags {
+                conditions.push(RouteCondition::Flags(flags.clone()));
             }
 
             let team = match &rule.then.team {

@@ -205,12 +205,11 @@ impl Reader {
             }
         }
         let outcomes = self.state.store.ingest_in_order(batch).await;
-        let mut queued_outbound = false;
         let mut failure = None;
         for (uid, outcome) in uids.into_iter().zip(outcomes) {
             match outcome {
                 Ok(outcome) => {
-                    queued_outbound |= outcome.queued_outbound;
+                    self.state.committed(&outcome);
                     tracing::debug!(
                         inbox = %self.inbox.key,
                         uid,
@@ -225,9 +224,6 @@ impl Reader {
                     failure.get_or_insert(err);
                 }
             }
-        }
-        if queued_outbound {
-            self.state.outbox_wakeup.notify_one();
         }
         // The cursor stays before the batch: it is read again, and what was committed
         // is recognised by its Message-ID.

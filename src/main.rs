@@ -34,6 +34,25 @@ enum Command {
     /// Manage agents.
     #[command(subcommand)]
     Agent(AgentCommand),
+    /// Try routing rules.
+    #[command(subcommand)]
+    Route(RouteCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum RouteCommand {
+    /// Show what the configured rules (this config file, no daemon needed) do with a
+    /// sample message: every rule and condition, the team, tier, priority and SLA
+    /// deadlines. The file is JSON: {"inbox": "shop", "text": "…", "subject"?,
+    /// "language"?, "metadata"?: {…}, "at"?: "2026-11-27T17:55:00Z"}.
+    Explain {
+        /// The sample message (JSON); `-` reads standard input.
+        #[arg(long)]
+        message: PathBuf,
+        /// Print the explanation as JSON (what `POST /api/v1/route/explain` returns).
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -48,6 +67,13 @@ enum AgentCommand {
         /// agent, supervisor or admin.
         #[arg(long, default_value = "agent")]
         role: String,
+        /// The most open conversations queues assign to them; the team's `capacity` when absent.
+        #[arg(long)]
+        capacity: Option<u32>,
+        /// Available for assignment from the start (agents can change it with
+        /// `PUT /api/v1/agents/me/availability`).
+        #[arg(long)]
+        available: bool,
     },
     /// List agents.
     List,
@@ -75,6 +101,7 @@ fn main() -> ExitCode {
         }
         Command::Serve => serve(settings),
         Command::Agent(command) => runtime().and_then(|runtime| runtime.block_on(agent(settings, command))),
+        Command::Route(RouteCommand::Explain { message, json }) => explain(&settings, &message, json),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -134,11 +161,39 @@ async fn cancel_on_signal(shutdown: CancellationToken) {
     shutdown.cancel();
 }
 
+fn explain(settings: &Settings, path: &std::path::Path, json: bool) -> anyhow::Result<()> {
+    let text = if path.as_os_str() == "-" {
+        std::io::read_to_string(std::io::stdin()).context("reading the message from standard input")?
+    } else {
+        std::fs::read_to_string(path).with_context(|| format!("reading --message {}", path.display()))?
+    };
+    let object = match serde_json::from_str::<serde_json::Value>(&text) {
+        Ok(serde_json::Value::Object(object)) => object,
+        Ok(_) => anyhow::bail!("--message {}: must be a JSON object", path.display()),
+        Err(err) => anyhow::bail!("--message {}: not JSON: {err}", path.display()),
+    };
+    let sample = switchboard::explain::Sample::parse(&object, settings)
+        .map_err(|err| anyhow::anyhow!("--message {}: `{}` {}", path.display(), err.field, err.problem))?;
+    let explanation = switchboard::explain::explain(settings, &sample, SystemClock.now_ms());
+    if json {
+        println!("{}", serde_json::to_string_pretty(&explanation)?);
+    } else {
+        print!("{}", switchboard::explain::render_text(&explanation));
+    }
+    Ok(())
+}
+
 async fn agent(settings: Settings, command: AgentCommand) -> anyhow::Result<()> {
     let clock = SystemClock;
     let (store, _) = server::open_store(&settings, &clock).await?;
     match command {
-        AgentCommand::Add { name, team, role } => {
+        AgentCommand::Add {
+            name,
+            team,
+            role,
+            capacity,
+            available,
+        } => {
             let name = name.trim().to_owned();
             anyhow::ensure!(
                 !name.is_empty() && name.len() <= 100,
@@ -154,6 +209,8 @@ async fn agent(settings: Settings, command: AgentCommand) -> anyhow::Result<()> 
                         role,
                         team,
                         token_hash: hash_token(&token),
+                        capacity,
+                        available,
                     },
                     clock.now_ms(),
                 )

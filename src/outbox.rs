@@ -196,6 +196,7 @@ impl Dispatcher {
 mod tests {
     use super::*;
     use crate::config::{ChannelSettings, InboxSettings};
+    use crate::desk::Desk;
     use crate::router::Router;
     use crate::store::sqlite::SqliteStore;
     use crate::store::{InboxSpec, IngestContext, TeamSpec};
@@ -264,13 +265,17 @@ mod tests {
         let team = TeamSpec {
             key: "support".into(),
             name: "Support".into(),
+            tier: 0,
         };
         let inbox = InboxSpec {
             key: "shop".into(),
             name: "Shop".into(),
             channel: ChannelKind::Webhook,
         };
-        let catalog = store.sync_catalog(&[team], &[inbox], 0).await.unwrap();
+        let catalog = store
+            .sync_catalog(&[team], &[inbox], Arc::new(Desk::plain(&[("support", "Support")])), 0)
+            .await
+            .unwrap();
         let reference = catalog.inboxes["shop"].clone();
         let now = crate::clock::SystemClock.now_ms();
         let message = InboundMessage {

@@ -15,6 +15,7 @@ use crate::channels::Channels;
 use crate::clock::{Clock, SystemClock};
 use crate::config::{ChannelSettings, Settings};
 use crate::outbox::Dispatcher;
+use crate::scheduler::{Scheduler, SchedulerHandle};
 use crate::store::sqlite::SqliteStore;
 use crate::store::{InboxSpec, Store, TeamSpec};
 
@@ -33,6 +34,7 @@ pub async fn open_store(
         .map(|t| TeamSpec {
             key: t.key.clone(),
             name: t.name.clone(),
+            tier: t.tier,
         })
         .collect();
     let inboxes: Vec<InboxSpec> = settings
@@ -44,15 +46,33 @@ pub async fn open_store(
             channel: i.channel.kind(),
         })
         .collect();
-    let catalog = store.sync_catalog(&teams, &inboxes, clock.now_ms()).await?;
+    let catalog = store
+        .sync_catalog(&teams, &inboxes, Arc::clone(&settings.desk), clock.now_ms())
+        .await?;
     Ok((Arc::new(store), catalog))
 }
 
 /// Serves on `listener` until `shutdown` is cancelled, then stops accepting, lets open
 /// requests finish (up to `server.shutdown_grace`), and gives the outbox its own grace.
 pub async fn run(settings: Settings, listener: TcpListener, shutdown: CancellationToken) -> anyhow::Result<()> {
-    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    run_with_clock(settings, listener, shutdown, Arc::new(SystemClock)).await
+}
+
+/// [`run`] on a clock of the caller's: tests drive SLA deadlines with a [`ManualClock`].
+///
+/// [`ManualClock`]: crate::clock::ManualClock
+pub async fn run_with_clock(
+    settings: Settings,
+    listener: TcpListener,
+    shutdown: CancellationToken,
+    clock: Arc<dyn Clock>,
+) -> anyhow::Result<()> {
     let (store, catalog) = open_store(&settings, clock.as_ref()).await?;
+    // Capacities or policies may have changed since the last run.
+    let assigned = store.drain_queues(clock.now_ms()).await?;
+    if assigned > 0 {
+        tracing::info!(assigned, "assigned waiting conversations at start");
+    }
     let telegram = crate::telegram::inboxes(&settings, &catalog)?;
     let channels = Arc::new(Channels::build(&settings.inboxes, &catalog, &telegram)?);
     let inboxes: HashMap<String, Inbox> = settings
@@ -82,6 +102,16 @@ pub async fn run(settings: Settings, listener: TcpListener, shutdown: Cancellati
     // still queue messages, and those are sent if the grace allows.
     let outbox_shutdown = CancellationToken::new();
     let outbox_task = tokio::spawn(dispatcher.run(outbox_shutdown.clone()));
+    let scheduler = Arc::new(SchedulerHandle::default());
+    let scheduler_shutdown = shutdown.child_token();
+    let scheduler_task = tokio::spawn(
+        Scheduler {
+            store: Arc::clone(&store),
+            clock: Arc::clone(&clock),
+            handle: Arc::clone(&scheduler),
+        }
+        .run(scheduler_shutdown.clone()),
+    );
 
     let http_grace = settings.http_shutdown_grace;
     let state = Arc::new(AppState {
@@ -91,6 +121,7 @@ pub async fn run(settings: Settings, listener: TcpListener, shutdown: Cancellati
         inboxes,
         outbox_wakeup,
         telegram,
+        scheduler,
         ready: AtomicBool::new(true),
     });
     // Email inboxes read their folders until shutdown; each stops at its next await,
@@ -134,6 +165,8 @@ pub async fn run(settings: Settings, listener: TcpListener, shutdown: Cancellati
     for reader in readers {
         let _ = reader.await;
     }
+    scheduler_shutdown.cancel();
+    let _ = scheduler_task.await;
     outbox_shutdown.cancel();
     if let Err(err) = outbox_task.await {
         tracing::error!(%err, "the outbox dispatcher ended abnormally");

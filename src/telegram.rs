@@ -242,9 +242,7 @@ pub async fn take(state: &AppState, inbox: &TelegramInbox, update: &Update) -> R
         context.acknowledgement = Some(Arc::clone(greeting));
     }
     let outcome = state.store.ingest(context, *message).await?;
-    if outcome.queued_outbound {
-        state.outbox_wakeup.notify_one();
-    }
+    state.committed(&outcome);
     tracing::debug!(
         inbox = %key,
         update_id = update.id.0,

@@ -52,6 +52,7 @@ impl From<StoreError> for ApiError {
             StoreError::NotFound(what) => ApiError::not_found(what),
             StoreError::Invalid { field, problem } => ApiError::invalid(field, problem),
             StoreError::Conflict(message) => ApiError::new(StatusCode::CONFLICT, "conflict", message),
+            StoreError::Forbidden(message) => ApiError::new(StatusCode::FORBIDDEN, "forbidden", message),
             StoreError::Backend(detail) => {
                 tracing::error!(%detail, "storage failure while serving a request");
                 ApiError::new(

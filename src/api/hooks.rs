@@ -165,9 +165,7 @@ async fn receive_webhook(
         .store
         .ingest(state.ingest_context(&inbox.reference), message)
         .await?;
-    if outcome.queued_outbound {
-        state.outbox_wakeup.notify_one();
-    }
+    state.committed(&outcome);
     if outcome.duplicate {
         tracing::debug!(inbox = %inbox.reference.key, message_id = outcome.message_id, "duplicate delivery acknowledged");
     } else {

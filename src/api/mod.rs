@@ -21,7 +21,8 @@ pub use error::ApiError;
 
 use crate::clock::Clock;
 use crate::config::{InboxSettings, Settings};
-use crate::store::{InboxRef, IngestContext, Store};
+use crate::scheduler::SchedulerHandle;
+use crate::store::{InboxRef, IngestContext, IngestOutcome, Store};
 
 /// A configured inbox with its database row.
 pub struct Inbox {
@@ -40,6 +41,8 @@ pub struct AppState {
     pub outbox_wakeup: Arc<Notify>,
     /// Telegram inboxes by key: their bot, identity and webhook secret.
     pub telegram: HashMap<String, Arc<crate::telegram::TelegramInbox>>,
+    /// Wakes the SLA scheduler when a commit scheduled something sooner than it planned.
+    pub scheduler: Arc<SchedulerHandle>,
     /// Cleared when shutdown begins, so `/readyz` tells load balancers to stop sending.
     pub ready: AtomicBool,
 }
@@ -48,6 +51,14 @@ impl AppState {
     /// When a message queued at `now` stops being worth sending.
     pub fn expires_at(&self, now: i64) -> i64 {
         now.saturating_add(self.settings.outbox.expire_after.as_millis() as i64)
+    }
+
+    /// Tells the outbox and the SLA scheduler what an ingest committed for them.
+    pub fn committed(&self, outcome: &IngestOutcome) {
+        if outcome.queued_outbound {
+            self.outbox_wakeup.notify_one();
+        }
+        self.scheduler.scheduled(outcome.next_sla_fire);
     }
 
     /// What ingest needs for a message arriving now in `inbox`, every channel alike: the

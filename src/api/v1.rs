@@ -21,7 +21,7 @@ use crate::auth::hash_token;
 use crate::model::{Priority, Status};
 use crate::store::{
     Agent, AgentSelector, AssigneeFilter, ConversationChanges, ConversationFilter, ConversationPage, Cursor,
-    NewAgentMessage,
+    Escalation, EscalationTarget, NewAgentMessage,
 };
 
 const DEFAULT_PAGE: u32 = 25;
@@ -37,6 +37,9 @@ const MAX_MESSAGE_BODY: usize = MAX_ATTACHMENT_BYTES / 3 * 4 + 2 * MAX_TEXT + 64
 pub fn router() -> Router<Arc<AppState>> {
     Router::new()
         .route("/agents/me", get(me))
+        .route("/agents/me/availability", axum::routing::put(set_availability))
+        .route("/conversations/{id}/escalate", axum::routing::post(escalate))
+        .route("/route/explain", axum::routing::post(explain_route))
         .route("/teams", get(teams))
         .route("/conversations", get(list_conversations))
         .route("/conversations/{id}", get(conversation).patch(update_conversation))
@@ -140,6 +143,112 @@ fn agent_selector(text: &str) -> AgentSelector {
 
 async fn me(Authenticated(agent): Authenticated) -> Json<Agent> {
     Json(agent)
+}
+
+/// `{"available": true}`: queues may assign to the agent (and do, at once, if theirs
+/// has conversations waiting); `false`: no new assignments, current ones stay.
+async fn set_availability(
+    State(state): State<Arc<AppState>>,
+    Authenticated(agent): Authenticated,
+    JsonObject(object): JsonObject,
+) -> Result<Json<Agent>, ApiError> {
+    reject_unknown(object.keys(), &["available"], "field")?;
+    let available = match object.get("available") {
+        Some(Value::Bool(available)) => *available,
+        Some(_) => return Err(ApiError::invalid("available", "must be true or false")),
+        None => return Err(ApiError::invalid("available", "is required")),
+    };
+    let agent = state
+        .store
+        .set_availability(agent.id, available, state.clock.now_ms())
+        .await?;
+    Ok(Json(agent))
+}
+
+/// `{"to": {"team": "billing"} | {"tier": "next"}, "summary": "…", "reason"?: "…"}`.
+async fn escalate(
+    State(state): State<Arc<AppState>>,
+    Authenticated(agent): Authenticated,
+    PathParam(id): PathParam,
+    JsonObject(object): JsonObject,
+) -> Result<Response, ApiError> {
+    let conversation_id = parse_id(&id, "conversation")?;
+    reject_unknown(object.keys(), &["to", "summary", "reason"], "field")?;
+    let to = match object.get("to") {
+        Some(Value::Object(to)) => {
+            reject_unknown(to.keys(), &["team", "tier"], "field of `to`")?;
+            match (to.get("team"), to.get("tier")) {
+                (Some(Value::String(team)), None) if !team.trim().is_empty() => {
+                    EscalationTarget::Team(team.trim().to_owned())
+                }
+                (None, Some(Value::String(tier))) if tier == "next" => EscalationTarget::NextTier,
+                (None, Some(_)) => return Err(ApiError::invalid("to.tier", "must be \"next\"")),
+                (Some(_), None) => return Err(ApiError::invalid("to.team", "must be a team key")),
+                _ => {
+                    return Err(ApiError::invalid(
+                        "to",
+                        "must name one of {\"team\": KEY} or {\"tier\": \"next\"}",
+                    ));
+                }
+            }
+        }
+        Some(_) => {
+            return Err(ApiError::invalid(
+                "to",
+                "must be {\"team\": KEY} or {\"tier\": \"next\"}",
+            ));
+        }
+        None => return Err(ApiError::invalid("to", "is required")),
+    };
+    let summary = match object.get("summary") {
+        Some(Value::String(text)) if !text.trim().is_empty() => text.trim().to_owned(),
+        Some(Value::String(_)) | None | Some(Value::Null) => {
+            return Err(ApiError::invalid(
+                "summary",
+                "is required: tell the receiving team what happened and what is needed, so the customer is not asked again",
+            ));
+        }
+        Some(_) => return Err(ApiError::invalid("summary", "must be a string")),
+    };
+    if summary.len() > MAX_TEXT {
+        return Err(ApiError::invalid(
+            "summary",
+            format!("must be at most {MAX_TEXT} bytes"),
+        ));
+    }
+    let reason = match object.get("reason") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(text)) if text.len() <= 200 => Some(text.trim().to_owned()),
+        Some(_) => return Err(ApiError::invalid("reason", "must be a string of at most 200 bytes")),
+    };
+    let detail = state
+        .store
+        .escalate(Escalation {
+            conversation_id,
+            agent,
+            to,
+            summary,
+            reason,
+            now: state.clock.now_ms(),
+        })
+        .await?;
+    state.scheduler.nudge();
+    Ok(Json(detail).into_response())
+}
+
+/// What routing would do with a sample message (see [`crate::explain`]); stores nothing.
+async fn explain_route(
+    State(state): State<Arc<AppState>>,
+    _agent: Authenticated,
+    JsonObject(object): JsonObject,
+) -> Result<Json<crate::explain::Explanation>, ApiError> {
+    let sample = crate::explain::Sample::parse(&object, &state.settings)
+        .map_err(|err| ApiError::invalid(&err.field, err.problem))?;
+    Ok(Json(crate::explain::explain(
+        &state.settings,
+        &sample,
+        state.clock.now_ms(),
+    )))
 }
 
 async fn teams(State(state): State<Arc<AppState>>, _agent: Authenticated) -> Result<Json<Value>, ApiError> {
@@ -401,6 +510,7 @@ async fn update_conversation(
         .store
         .update_conversation(id, agent.id, &changes, state.clock.now_ms())
         .await?;
+    state.scheduler.nudge();
     Ok(Json(detail).into_response())
 }
 

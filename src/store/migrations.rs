@@ -33,6 +33,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "identity reachability",
         include_str!("../../migrations/0005_identity_reachability.sql"),
     ),
+    (
+        6,
+        "escalation and sla",
+        include_str!("../../migrations/0006_escalation_and_sla.sql"),
+    ),
 ];
 
 #[derive(Debug)]

@@ -17,6 +17,7 @@ use serde::Serialize;
 use serde_json::Value;
 use switchboard_connector_core::{ChannelKind, InboundMessage, OutboundAttachment, OutboundMessage, Receipt};
 
+use crate::desk::Desk;
 use crate::model::{ActorKind, DeliveryStatus, Direction, MessageKind, Priority, Role, Status, Timestamp};
 use crate::router::Router;
 use crate::templates::AckTemplate;
@@ -34,6 +35,9 @@ pub enum StoreError {
     /// The request conflicts with the current state (HTTP 409).
     #[error("{0}")]
     Conflict(String),
+    /// The agent may not do this (HTTP 403).
+    #[error("{0}")]
+    Forbidden(String),
     /// The database failed; the caller may retry.
     #[error("storage failure: {0}")]
     Backend(String),
@@ -62,6 +66,7 @@ impl From<sqlx::migrate::MigrateError> for StoreError {
 pub struct TeamSpec {
     pub key: String,
     pub name: String,
+    pub tier: u8,
 }
 
 /// A configured inbox, as the store is told about it at start.
@@ -110,6 +115,9 @@ pub struct IngestOutcome {
     /// Whether ingest queued an outbound message (so the outbox should look).
     #[serde(skip)]
     pub queued_outbound: bool,
+    /// The earliest SLA moment this message scheduled (so the scheduler can wake sooner).
+    #[serde(skip)]
+    pub next_sla_fire: Option<i64>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -118,6 +126,12 @@ pub struct Agent {
     pub name: String,
     pub role: Role,
     pub team: Option<String>,
+    /// Whether queues may assign conversations to them.
+    pub available: bool,
+    /// Their own limit of open conversations; `null`: the team's.
+    pub capacity: Option<i64>,
+    /// Open conversations assigned to them now.
+    pub open_conversations: i64,
     pub created_at: Timestamp,
 }
 
@@ -127,17 +141,31 @@ pub struct NewAgent {
     pub role: Role,
     pub team: String,
     pub token_hash: Vec<u8>,
+    /// `None`: the team's capacity.
+    pub capacity: Option<u32>,
+    pub available: bool,
 }
 
 #[derive(Debug, Clone, Serialize)]
 pub struct TeamSummary {
     pub key: String,
     pub name: String,
+    pub department: String,
     pub tier: i64,
-    /// Conversations in status `open` queued in this team.
-    pub open_conversations: i64,
-    /// Of those, how many nobody is assigned to.
-    pub unassigned_conversations: i64,
+    pub assignment: &'static str,
+    /// Where `{"tier": "next"}` goes.
+    pub escalates_to: Option<String>,
+    /// Open conversations nobody is assigned to: the queue.
+    pub waiting: i64,
+    /// Open conversations an agent holds.
+    pub assigned: i64,
+    /// Unresolved conversations (open, pending, snoozed) with an SLA breach.
+    pub breached: i64,
+    /// When the longest-waiting conversation of the queue entered it.
+    pub oldest_waiting_since: Option<Timestamp>,
+    /// Members marked available, and all members.
+    pub agents_available: i64,
+    pub agents: i64,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -234,6 +262,12 @@ pub struct ConversationSummary {
     pub updated_at: Timestamp,
     pub last_activity_at: Timestamp,
     pub first_response_at: Option<Timestamp>,
+    /// When it entered its current team's queue.
+    pub queued_at: Option<Timestamp>,
+    /// The latest escalation, shown first to the team that received it: kind
+    /// (functional or hierarchical), from, to, summary, reason, by, at.
+    pub escalation: Option<Value>,
+    pub sla_breached_at: Option<Timestamp>,
     pub last_message: Option<MessagePreview>,
 }
 
@@ -303,8 +337,54 @@ pub struct EventView {
 pub struct ConversationDetail {
     #[serde(flatten)]
     pub conversation: ConversationSummary,
+    /// Its SLA clocks.
+    pub sla: Vec<ClockView>,
     pub messages: Vec<MessageView>,
     pub events: Vec<EventView>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ClockView {
+    pub kind: String,
+    pub state: String,
+    /// The target, e.g. `1h`.
+    pub target: String,
+    pub started_at: Timestamp,
+    /// Set while running.
+    pub warn_at: Option<Timestamp>,
+    pub due_at: Option<Timestamp>,
+    pub warned_at: Option<Timestamp>,
+    pub breached_at: Option<Timestamp>,
+    pub stopped_at: Option<Timestamp>,
+}
+
+/// Where an escalation goes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EscalationTarget {
+    /// A named team (functional escalation, or hierarchical if it is a higher tier of
+    /// the same department).
+    Team(String),
+    /// The next tier of the current team's department (or its `escalate_to`).
+    NextTier,
+}
+
+#[derive(Debug, Clone)]
+pub struct Escalation {
+    pub conversation_id: i64,
+    pub agent: Agent,
+    pub to: EscalationTarget,
+    pub summary: String,
+    pub reason: Option<String>,
+    pub now: i64,
+}
+
+/// What one pass of the SLA scheduler did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct FireOutcome {
+    /// Clocks looked at (due by the time given).
+    pub clocks: u32,
+    pub warnings: u32,
+    pub breaches: u32,
 }
 
 /// Who an assignment names.
@@ -388,7 +468,13 @@ pub trait Store: Send + Sync + 'static {
     /// Makes the configured teams and inboxes exist (inserted or renamed by key) and
     /// returns the inboxes with their ids. Teams and inboxes removed from config stay in
     /// the database, because conversations refer to them.
-    async fn sync_catalog(&self, teams: &[TeamSpec], inboxes: &[InboxSpec], now: i64) -> StoreResult<Catalog>;
+    async fn sync_catalog(
+        &self,
+        teams: &[TeamSpec],
+        inboxes: &[InboxSpec],
+        desk: Arc<Desk>,
+        now: i64,
+    ) -> StoreResult<Catalog>;
 
     /// Stores one inbound message, in one transaction: dedupe, contact, threading,
     /// routing of a new conversation, the message, its events, and the acknowledgement.
@@ -440,4 +526,16 @@ pub trait Store: Send + Sync + 'static {
     async fn channel_cursor(&self, inbox_id: i64, name: &str) -> StoreResult<Option<String>>;
     /// Moves the cursor; call only after what came before it is committed.
     async fn set_channel_cursor(&self, inbox_id: i64, name: &str, value: &str, now: i64) -> StoreResult<()>;
+
+    /// Moves a conversation to another team with a summary (kept as an internal note),
+    /// counting the transfer; only members of its team and supervisors may.
+    async fn escalate(&self, escalation: Escalation) -> StoreResult<ConversationDetail>;
+    /// Marks an agent available (their team's queue is then served) or not.
+    async fn set_availability(&self, agent_id: i64, available: bool, now: i64) -> StoreResult<Agent>;
+    /// Serves every automatically assigning team's queue; returns how many it assigned.
+    async fn drain_queues(&self, now: i64) -> StoreResult<u32>;
+    /// The earliest moment an SLA clock needs the scheduler.
+    async fn next_sla_fire(&self) -> StoreResult<Option<i64>>;
+    /// Fires up to `limit` SLA warnings and breaches due by `now`, with their actions.
+    async fn fire_sla(&self, now: i64, limit: u32) -> StoreResult<FireOutcome>;
 }

@@ -60,7 +60,7 @@ async fn teams_show_their_open_conversation_counts() {
         .map(|t| {
             (
                 t["key"].as_str().unwrap().to_owned(),
-                t["open_conversations"].as_i64().unwrap(),
+                t["waiting"].as_i64().unwrap() + t["assigned"].as_i64().unwrap(),
             )
         })
         .collect();
@@ -68,6 +68,14 @@ async fn teams_show_their_open_conversation_counts() {
         counts,
         vec![("billing".into(), 2), ("support".into(), 1), ("technical".into(), 0)]
     );
+    // Nobody is assigned (manual teams): all of them wait, the oldest since the first.
+    let billing = &teams["teams"][0];
+    assert_eq!(
+        (billing["waiting"].as_i64(), billing["assigned"].as_i64()),
+        (Some(2), Some(0))
+    );
+    assert!(billing["oldest_waiting_since"].is_string(), "{billing}");
+    assert_eq!(billing["breached"], 0);
 }
 
 #[tokio::test]

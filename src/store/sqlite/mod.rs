@@ -8,12 +8,14 @@
 //! back, so a message acknowledged to its sender survives a crash or a power cut. The
 //! schema's migrations run through sqlx's migrator at open.
 
+mod desk;
 mod read;
 mod write;
 mod writer;
 
 use std::path::Path;
 use std::str::FromStr;
+use std::sync::RwLock;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -32,6 +34,8 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 
 pub struct SqliteStore {
     reader: SqlitePool,
+    /// Teams' policies, SLA targets, calendars: set by `sync_catalog` at start.
+    desk: RwLock<Arc<Desk>>,
     /// Dropped last: its thread finishes queued writes and closes the file cleanly.
     writer: Writer,
 }
@@ -59,7 +63,26 @@ impl SqliteStore {
             .max_connections(READERS)
             .connect_with(options)
             .await?;
-        Ok(SqliteStore { reader, writer })
+        Ok(SqliteStore {
+            reader,
+            desk: RwLock::new(Arc::new(Desk::plain(&[]))),
+            writer,
+        })
+    }
+}
+
+impl SqliteStore {
+    fn desk(&self) -> Arc<Desk> {
+        // A poisoned lock still holds a whole Arc: nothing can be half-written there.
+        Arc::clone(&self.desk.read().unwrap_or_else(|poisoned| poisoned.into_inner()))
+    }
+}
+
+/// Fills in the language when the channel did not give one, before the message goes to
+/// the writer thread: detection costs tens of microseconds the one writer should not pay.
+fn detect_language(message: &mut InboundMessage) {
+    if message.language.is_none() && message.automated.is_none() && message.bounce.is_none() {
+        message.language = crate::language::detect(&message.text).map(str::to_owned);
     }
 }
 
@@ -83,16 +106,25 @@ impl Store for SqliteStore {
         read::ping(&self.reader).await
     }
 
-    async fn sync_catalog(&self, teams: &[TeamSpec], inboxes: &[InboxSpec], now: i64) -> StoreResult<Catalog> {
+    async fn sync_catalog(
+        &self,
+        teams: &[TeamSpec],
+        inboxes: &[InboxSpec],
+        desk: Arc<Desk>,
+        now: i64,
+    ) -> StoreResult<Catalog> {
+        *self.desk.write().unwrap_or_else(|poisoned| poisoned.into_inner()) = desk;
         let (teams, inboxes) = (teams.to_vec(), inboxes.to_vec());
         self.writer
             .write(move |conn| write::sync_catalog(conn, &teams, &inboxes, now))
             .await
     }
 
-    async fn ingest(&self, context: IngestContext, message: InboundMessage) -> StoreResult<IngestOutcome> {
+    async fn ingest(&self, context: IngestContext, mut message: InboundMessage) -> StoreResult<IngestOutcome> {
+        detect_language(&mut message);
+        let desk = self.desk();
         self.writer
-            .write(move |conn| write::ingest(conn, &context, &message))
+            .write(move |conn| write::ingest(conn, &desk, &context, &message))
             .await
     }
 
@@ -101,7 +133,12 @@ impl Store for SqliteStore {
         // order and commit in the same groups.
         let pending: Vec<_> = batch
             .into_iter()
-            .map(|(context, message)| self.writer.write(move |conn| write::ingest(conn, &context, &message)))
+            .map(|(context, mut message)| {
+                detect_language(&mut message);
+                let desk = self.desk();
+                self.writer
+                    .write(move |conn| write::ingest(conn, &desk, &context, &message))
+            })
             .collect();
         let mut outcomes = Vec::with_capacity(pending.len());
         for outcome in pending {
@@ -125,7 +162,7 @@ impl Store for SqliteStore {
     }
 
     async fn team_summaries(&self) -> StoreResult<Vec<TeamSummary>> {
-        read::team_summaries(&self.reader).await
+        read::team_summaries(&self.reader, &self.desk()).await
     }
 
     async fn list_conversations(
@@ -144,7 +181,10 @@ impl Store for SqliteStore {
     async fn add_agent_message(&self, new: NewAgentMessage) -> StoreResult<MessageView> {
         let message_id = self
             .writer
-            .write(move |conn| write::add_agent_message(conn, &new))
+            .write({
+                let desk = self.desk();
+                move |conn| write::add_agent_message(conn, &desk, &new)
+            })
             .await?;
         let mut conn = self.reader.acquire().await?;
         read::message_views(&mut conn, MessageScope::Message(message_id))
@@ -161,8 +201,9 @@ impl Store for SqliteStore {
         now: i64,
     ) -> StoreResult<ConversationDetail> {
         let changes = changes.clone();
+        let desk = self.desk();
         self.writer
-            .write(move |conn| write::update_conversation(conn, id, agent_id, &changes, now))
+            .write(move |conn| write::update_conversation(conn, &desk, id, agent_id, &changes, now))
             .await?;
         read::conversation(&self.reader, id).await
     }
@@ -207,6 +248,39 @@ impl Store for SqliteStore {
         let (name, value) = (name.to_owned(), value.to_owned());
         self.writer
             .write(move |conn| write::set_channel_cursor(conn, inbox_id, &name, &value, now))
+            .await
+    }
+
+    async fn escalate(&self, request: Escalation) -> StoreResult<ConversationDetail> {
+        let desk = self.desk();
+        let id = request.conversation_id;
+        self.writer
+            .write(move |conn| desk::escalate(conn, &desk, &request))
+            .await?;
+        read::conversation(&self.reader, id).await
+    }
+
+    async fn set_availability(&self, agent_id: i64, available: bool, now: i64) -> StoreResult<Agent> {
+        let desk = self.desk();
+        self.writer
+            .write(move |conn| desk::set_availability(conn, &desk, agent_id, available, now))
+            .await?;
+        read::agent(&self.reader, agent_id).await
+    }
+
+    async fn drain_queues(&self, now: i64) -> StoreResult<u32> {
+        let desk = self.desk();
+        self.writer.write(move |conn| desk::drain_all(conn, &desk, now)).await
+    }
+
+    async fn next_sla_fire(&self) -> StoreResult<Option<i64>> {
+        read::next_sla_fire(&self.reader).await
+    }
+
+    async fn fire_sla(&self, now: i64, limit: u32) -> StoreResult<FireOutcome> {
+        let desk = self.desk();
+        self.writer
+            .write(move |conn| desk::fire_due(conn, &desk, now, limit))
             .await
     }
 }

@@ -9,9 +9,10 @@ use sqlx::{QueryBuilder, Row, Sqlite, SqliteConnection, SqlitePool};
 use switchboard_connector_core::ChannelKind;
 
 use super::{json_column, vocabulary};
+use crate::desk::Desk;
 use crate::model::{ActorKind, DeliveryStatus, Direction, MessageKind, Priority, Role, Status, Timestamp};
 use crate::store::{
-    Actor, Agent, AgentRef, AgentSelector, AssigneeFilter, AttachmentData, AttachmentView, ContactRef,
+    Actor, Agent, AgentRef, AgentSelector, AssigneeFilter, AttachmentData, AttachmentView, ClockView, ContactRef,
     ConversationDetail, ConversationFilter, ConversationPage, ConversationSummary, Cursor, DeliveryView, EventView,
     MessagePreview, MessageView, StoreError, StoreResult, TeamRef, TeamSummary,
 };
@@ -111,7 +112,7 @@ const SUMMARY_COLUMNS: &str = "
     SELECT c.id, i.key AS inbox_key, i.kind AS channel, c.subject, c.thread_key, c.status, c.priority,
            t.key AS team_key, t.name AS team_name, c.tier, a.id AS assignee_id, a.name AS assignee_name,
            c.labels, c.language, c.transfer_count, c.created_at, c.updated_at, c.last_activity_at,
-           c.first_response_at,
+           c.first_response_at, c.queued_at, c.escalation, c.sla_breached_at,
            ct.id AS contact_id, ct.name AS contact_name, ct.email AS contact_email,
            ct.language AS contact_language, ct.metadata AS contact_metadata, ci.external_id AS contact_external_id,
            ci.unreachable_reason AS contact_unreachable,
@@ -181,6 +182,12 @@ fn summary(row: &SqliteRow) -> StoreResult<ConversationSummary> {
         updated_at: Timestamp(row.try_get("updated_at")?),
         last_activity_at: Timestamp(row.try_get("last_activity_at")?),
         first_response_at: row.try_get::<Option<i64>, _>("first_response_at")?.map(Timestamp),
+        queued_at: row.try_get::<Option<i64>, _>("queued_at")?.map(Timestamp),
+        escalation: row
+            .try_get::<Option<String>, _>("escalation")?
+            .map(|text| json_column(&text))
+            .transpose()?,
+        sla_breached_at: row.try_get::<Option<i64>, _>("sla_breached_at")?.map(Timestamp),
         last_message,
     })
 }
@@ -191,44 +198,57 @@ pub async fn ping(pool: &SqlitePool) -> StoreResult<()> {
 }
 
 pub async fn agent_by_token_hash(pool: &SqlitePool, token_hash: &[u8]) -> StoreResult<Option<Agent>> {
-    let row = sqlx::query(
-        "SELECT a.id, a.name, a.role, t.key AS team_key, a.created_at
-         FROM agents a LEFT JOIN teams t ON t.id = a.team_id WHERE a.token_hash = ?",
-    )
-    .bind(token_hash)
-    .fetch_optional(pool)
-    .await?;
+    let row = sqlx::query(&format!("{AGENT_COLUMNS} WHERE a.token_hash = ?"))
+        .bind(token_hash)
+        .fetch_optional(pool)
+        .await?;
     row.as_ref().map(agent_from_row).transpose()
 }
 
 pub async fn list_agents(pool: &SqlitePool) -> StoreResult<Vec<Agent>> {
-    let rows = sqlx::query(
-        "SELECT a.id, a.name, a.role, t.key AS team_key, a.created_at
-         FROM agents a LEFT JOIN teams t ON t.id = a.team_id ORDER BY a.name",
-    )
-    .fetch_all(pool)
-    .await?;
+    let rows = sqlx::query(&format!("{AGENT_COLUMNS} ORDER BY a.name"))
+        .fetch_all(pool)
+        .await?;
     rows.iter().map(agent_from_row).collect()
 }
 
-pub async fn team_summaries(pool: &SqlitePool) -> StoreResult<Vec<TeamSummary>> {
+pub async fn team_summaries(pool: &SqlitePool, desk: &Desk) -> StoreResult<Vec<TeamSummary>> {
+    // Each count is one range of an index: the waiting queue's, the team's by status,
+    // the members'. A breach is rare, so its scan of the team's unresolved ones is short.
     let rows = sqlx::query(
         "SELECT t.key, t.name, t.tier,
-                COUNT(c.id) AS open_conversations,
-                COUNT(c.id) FILTER (WHERE c.assignee_id IS NULL) AS unassigned_conversations
-         FROM teams t LEFT JOIN conversations c ON c.team_id = t.id AND c.status = 'open'
-         WHERE t.active = 1 GROUP BY t.id ORDER BY t.tier, t.key",
+                (SELECT COUNT(*) FROM conversations c INDEXED BY conversations_waiting
+                 WHERE c.team_id = t.id AND c.status = 'open' AND c.assignee_id IS NULL) AS waiting,
+                (SELECT COUNT(*) FROM conversations c
+                 WHERE c.team_id = t.id AND c.status = 'open' AND c.assignee_id IS NOT NULL) AS assigned,
+                (SELECT COUNT(*) FROM conversations c
+                 WHERE c.team_id = t.id AND c.status IN ('open', 'pending', 'snoozed')
+                   AND c.sla_breached_at IS NOT NULL) AS breached,
+                (SELECT MIN(c.queued_at) FROM conversations c INDEXED BY conversations_waiting
+                 WHERE c.team_id = t.id AND c.status = 'open' AND c.assignee_id IS NULL) AS oldest_waiting,
+                (SELECT COUNT(*) FROM agents a WHERE a.team_id = t.id AND a.available = 1) AS agents_available,
+                (SELECT COUNT(*) FROM agents a WHERE a.team_id = t.id) AS agents
+         FROM teams t WHERE t.active = 1 ORDER BY t.tier, t.key",
     )
     .fetch_all(pool)
     .await?;
     rows.iter()
         .map(|row| {
+            let key: String = row.try_get("key")?;
+            let policy = desk.team(&key);
             Ok(TeamSummary {
-                key: row.try_get("key")?,
+                department: policy.map_or_else(|| key.clone(), |team| team.department.clone()),
+                assignment: policy.map_or("manual", |team| team.assignment.as_str()),
+                escalates_to: policy.and_then(|team| team.next_tier.clone()),
                 name: row.try_get("name")?,
                 tier: row.try_get("tier")?,
-                open_conversations: row.try_get("open_conversations")?,
-                unassigned_conversations: row.try_get("unassigned_conversations")?,
+                waiting: row.try_get("waiting")?,
+                assigned: row.try_get("assigned")?,
+                breached: row.try_get("breached")?,
+                oldest_waiting_since: row.try_get::<Option<i64>, _>("oldest_waiting")?.map(Timestamp),
+                agents_available: row.try_get("agents_available")?,
+                agents: row.try_get("agents")?,
+                key,
             })
         })
         .collect()
@@ -360,9 +380,38 @@ pub async fn conversation(pool: &SqlitePool, id: i64) -> StoreResult<Conversatio
         })
     })
     .collect::<StoreResult<Vec<_>>>()?;
+    let sla = sqlx::query(
+        "SELECT kind, state, target_ms, started_at, warn_at, due_at, warned_at, breached_at, stopped_at
+         FROM sla_clocks WHERE conversation_id = ?
+         ORDER BY CASE kind WHEN 'first_response' THEN 0 WHEN 'next_response' THEN 1 WHEN 'resolution' THEN 2 ELSE 3 END",
+    )
+    .bind(id)
+    .fetch_all(&mut *tx)
+    .await?
+    .iter()
+    .map(|row| {
+        let time = |column: &str| -> StoreResult<Option<Timestamp>> {
+            Ok(row.try_get::<Option<i64>, _>(column)?.map(Timestamp))
+        };
+        let target: i64 = row.try_get("target_ms")?;
+        Ok(ClockView {
+            kind: row.try_get("kind")?,
+            state: row.try_get("state")?,
+            target: humantime::format_duration(std::time::Duration::from_secs((target.max(0) / 1000) as u64))
+                .to_string(),
+            started_at: Timestamp(row.try_get("started_at")?),
+            warn_at: time("warn_at")?,
+            due_at: time("due_at")?,
+            warned_at: time("warned_at")?,
+            breached_at: time("breached_at")?,
+            stopped_at: time("stopped_at")?,
+        })
+    })
+    .collect::<StoreResult<Vec<_>>>()?;
     tx.commit().await?;
     Ok(ConversationDetail {
         conversation,
+        sla,
         messages,
         events,
     })
@@ -440,6 +489,30 @@ fn agent_from_row(row: &SqliteRow) -> StoreResult<Agent> {
         name: row.try_get("name")?,
         role: vocabulary(Role::parse, row.try_get("role")?)?,
         team: row.try_get("team_key")?,
+        available: row.try_get("available")?,
+        capacity: row.try_get("capacity")?,
+        open_conversations: row.try_get("open_count")?,
         created_at: Timestamp(row.try_get("created_at")?),
     })
+}
+
+pub async fn agent(pool: &SqlitePool, id: i64) -> StoreResult<Agent> {
+    let row = sqlx::query(&format!("{AGENT_COLUMNS} WHERE a.id = ?"))
+        .bind(id)
+        .fetch_optional(pool)
+        .await?
+        .ok_or(StoreError::NotFound("agent"))?;
+    agent_from_row(&row)
+}
+
+const AGENT_COLUMNS: &str = "SELECT a.id, a.name, a.role, t.key AS team_key, a.created_at, a.available, a.capacity,
+        (SELECT COUNT(*) FROM conversations c WHERE c.assignee_id = a.id AND c.status = 'open') AS open_count
+     FROM agents a LEFT JOIN teams t ON t.id = a.team_id";
+
+pub async fn next_sla_fire(pool: &SqlitePool) -> StoreResult<Option<i64>> {
+    Ok(
+        sqlx::query_scalar("SELECT MIN(next_fire_at) FROM sla_clocks WHERE next_fire_at IS NOT NULL")
+            .fetch_one(pool)
+            .await?,
+    )
 }

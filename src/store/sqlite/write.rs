@@ -11,7 +11,11 @@ use switchboard_connector_core::{
     BounceReport, ChannelKind, InboundMessage, OutboundAttachment, OutboundKind, OutboundMessage, ThreadHints,
 };
 
+use super::desk::{
+    ClockChange, ConversationState, assign_new, conversation_state, drain_agent_team, drain_team, update_clocks,
+};
 use super::{json_column, vocabulary};
+use crate::desk::Desk;
 use crate::model::{ActorKind, Direction, MessageKind, Priority, Status, Timestamp};
 use crate::router::RouteInput;
 use crate::store::{
@@ -24,15 +28,15 @@ use crate::templates::{AckContact, AckContext, AckConversation, AckInbox};
 /// conversation's state (created, routed, assigned, transferred, status); a message is
 /// its own record and gets no event row: that row's index entry would be one more page
 /// written at a random place for every message, the costliest thing ingest does.
-struct NewEvent {
-    kind: &'static str,
-    actor_kind: ActorKind,
-    actor_id: Option<i64>,
-    data: Value,
+pub(super) struct NewEvent {
+    pub kind: &'static str,
+    pub actor_kind: ActorKind,
+    pub actor_id: Option<i64>,
+    pub data: Value,
 }
 
 impl NewEvent {
-    fn system(kind: &'static str, data: Value) -> NewEvent {
+    pub fn system(kind: &'static str, data: Value) -> NewEvent {
         NewEvent {
             kind,
             actor_kind: ActorKind::System,
@@ -41,7 +45,7 @@ impl NewEvent {
         }
     }
 
-    fn by_agent(kind: &'static str, agent_id: i64, data: Value) -> NewEvent {
+    pub fn by_agent(kind: &'static str, agent_id: i64, data: Value) -> NewEvent {
         NewEvent {
             kind,
             actor_kind: ActorKind::Agent,
@@ -60,7 +64,7 @@ impl NewEvent {
     }
 }
 
-fn insert_events(conn: &Connection, conversation_id: i64, events: &[NewEvent], now: i64) -> StoreResult<()> {
+pub(super) fn insert_events(conn: &Connection, conversation_id: i64, events: &[NewEvent], now: i64) -> StoreResult<()> {
     let mut insert = conn.prepare_cached(
         "INSERT INTO events (conversation_id, kind, actor_kind, actor_id, data, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
     )?;
@@ -78,21 +82,21 @@ fn insert_events(conn: &Connection, conversation_id: i64, events: &[NewEvent], n
 }
 
 /// A message row to insert.
-struct NewMessage<'a> {
-    conversation_id: i64,
-    inbox_id: i64,
-    direction: Direction,
-    kind: MessageKind,
-    author_kind: ActorKind,
-    author_id: Option<i64>,
-    text: &'a str,
-    html: Option<&'a str>,
-    external_id: Option<&'a str>,
-    language: Option<&'a str>,
-    metadata: Option<String>,
+pub(super) struct NewMessage<'a> {
+    pub conversation_id: i64,
+    pub inbox_id: i64,
+    pub direction: Direction,
+    pub kind: MessageKind,
+    pub author_kind: ActorKind,
+    pub author_id: Option<i64>,
+    pub text: &'a str,
+    pub html: Option<&'a str>,
+    pub external_id: Option<&'a str>,
+    pub language: Option<&'a str>,
+    pub metadata: Option<String>,
 }
 
-fn insert_message(conn: &Connection, message: NewMessage<'_>, now: i64) -> StoreResult<i64> {
+pub(super) fn insert_message(conn: &Connection, message: NewMessage<'_>, now: i64) -> StoreResult<i64> {
     Ok(conn
         .prepare_cached(
             "INSERT INTO messages (conversation_id, inbox_id, direction, kind, author_kind, author_id, text, html,
@@ -138,7 +142,7 @@ fn sha256_hex(data: &[u8]) -> String {
     Sha256::digest(data).iter().map(|byte| format!("{byte:02x}")).collect()
 }
 
-fn team(conn: &Connection, key: &str) -> StoreResult<Option<(i64, String)>> {
+pub(super) fn team(conn: &Connection, key: &str) -> StoreResult<Option<(i64, String)>> {
     Ok(conn
         .prepare_cached("SELECT id, name FROM teams WHERE key = ?1 AND active = 1")?
         .query_row([key], |row| Ok((row.get(0)?, row.get(1)?)))
@@ -149,10 +153,10 @@ pub fn sync_catalog(conn: &Connection, teams: &[TeamSpec], inboxes: &[InboxSpec]
     conn.execute("UPDATE teams SET active = 0", [])?;
     for team in teams {
         conn.prepare_cached(
-            "INSERT INTO teams (key, name, active, created_at) VALUES (?1, ?2, 1, ?3)
-             ON CONFLICT (key) DO UPDATE SET name = excluded.name, active = 1",
+            "INSERT INTO teams (key, name, tier, active, created_at) VALUES (?1, ?2, ?3, 1, ?4)
+             ON CONFLICT (key) DO UPDATE SET name = excluded.name, tier = excluded.tier, active = 1",
         )?
-        .execute(params![team.key, team.name, now])?;
+        .execute(params![team.key, team.name, team.tier, now])?;
     }
     conn.execute("UPDATE inboxes SET active = 0", [])?;
     let mut catalog = Catalog::default();
@@ -538,6 +542,7 @@ fn ingest_bounce(
         duplicate: false,
         created_conversation: false,
         queued_outbound: false,
+        next_sla_fire: None,
     }))
 }
 
@@ -569,6 +574,7 @@ fn apply_edit(
         duplicate,
         created_conversation: false,
         queued_outbound: false,
+        next_sla_fire: None,
     };
     // The same edit delivered again changes nothing.
     if text == message.text {
@@ -667,7 +673,12 @@ pub fn set_channel_cursor(conn: &Connection, inbox_id: i64, name: &str, value: &
     Ok(())
 }
 
-pub fn ingest(conn: &Connection, context: &IngestContext, message: &InboundMessage) -> StoreResult<IngestOutcome> {
+pub fn ingest(
+    conn: &Connection,
+    desk: &Desk,
+    context: &IngestContext,
+    message: &InboundMessage,
+) -> StoreResult<IngestOutcome> {
     let now = context.now;
     let inbox = &context.inbox;
 
@@ -684,6 +695,7 @@ pub fn ingest(conn: &Connection, context: &IngestContext, message: &InboundMessa
             duplicate: true,
             created_conversation: false,
             queued_outbound: false,
+            next_sla_fire: None,
         });
     }
 
@@ -730,11 +742,13 @@ pub fn ingest(conn: &Connection, context: &IngestContext, message: &InboundMessa
                 metadata: &contact.metadata,
             });
             let team = team(conn, &decision.team)?;
+            let tier = desk.team(&decision.team).map_or(0, |team| team.tier);
             let id: i64 = conn
                 .prepare_cached(
                     "INSERT INTO conversations (inbox_id, contact_id, identity_id, thread_key, subject, status, priority,
-                                                team_id, labels, language, created_at, updated_at, last_activity_at)
-                     VALUES (?1, ?2, ?3, ?4, ?5, 'open', ?6, ?7, ?8, ?9, ?10, ?10, ?10) RETURNING id",
+                                                team_id, labels, language, created_at, updated_at, last_activity_at,
+                                                tier, queued_at)
+                     VALUES (?1, ?2, ?3, ?4, ?5, 'open', ?6, ?7, ?8, ?9, ?10, ?10, ?10, ?11, ?10) RETURNING id",
                 )?
                 .query_row(
                     params![
@@ -747,7 +761,8 @@ pub fn ingest(conn: &Connection, context: &IngestContext, message: &InboundMessa
                         team.as_ref().map(|(id, _)| *id),
                         serde_json::to_string(&decision.labels).unwrap_or_else(|_| "[]".into()),
                         language,
-                        now
+                        now,
+                        tier
                     ],
                     |row| row.get(0),
                 )?;
@@ -758,7 +773,8 @@ pub fn ingest(conn: &Connection, context: &IngestContext, message: &InboundMessa
             ));
             events.push(NewEvent::system(
                 "conversation.routed",
-                json!({"rule": decision.rule, "team": decision.team, "priority": decision.priority, "labels": decision.labels}),
+                json!({"rule": decision.rule, "matched": decision.matched, "team": decision.team, "tier": tier,
+                       "priority": decision.priority, "labels": decision.labels, "language": language}),
             ));
             (id, Some((decision, team)))
         }
@@ -847,12 +863,53 @@ pub fn ingest(conn: &Connection, context: &IngestContext, message: &InboundMessa
     )?
     .execute(params![now, message_id, language, conversation_id])?;
     insert_events(conn, conversation_id, &events, now)?;
+
+    let next_sla_fire = match &routed {
+        Some((decision, team)) => {
+            let state = ConversationState {
+                id: conversation_id,
+                team_id: team.as_ref().map(|(id, _)| *id),
+                team_key: Some(decision.team.clone()),
+                tier: 0,
+                status: Status::Open,
+                priority: decision.priority,
+                assignee: None,
+                first_response_at: None,
+                labels: Vec::new(),
+            };
+            let next = update_clocks(conn, desk, &state, ClockChange::Created, now)?;
+            if let Some((team_id, _)) = team {
+                assign_new(
+                    conn,
+                    desk,
+                    conversation_id,
+                    contact.contact_id,
+                    *team_id,
+                    &decision.team,
+                    now,
+                )?;
+            }
+            next
+        }
+        None if automated => None,
+        None => {
+            let state = conversation_state(conn, conversation_id)?;
+            update_clocks(
+                conn,
+                desk,
+                &state,
+                ClockChange::CustomerMessage { reopened: reopens },
+                now,
+            )?
+        }
+    };
     Ok(IngestOutcome {
         conversation_id,
         message_id,
         duplicate: false,
         created_conversation: routed.is_some(),
         queued_outbound,
+        next_sla_fire,
     })
 }
 
@@ -874,10 +931,19 @@ pub fn create_agent(conn: &Connection, agent: &NewAgent, now: i64) -> StoreResul
     }
     let id: i64 = conn
         .prepare_cached(
-            "INSERT INTO agents (name, role, team_id, token_hash, created_at) VALUES (?1, ?2, ?3, ?4, ?5) RETURNING id",
+            "INSERT INTO agents (name, role, team_id, token_hash, created_at, capacity, available)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) RETURNING id",
         )?
         .query_row(
-            params![agent.name, agent.role.as_str(), team_id, agent.token_hash, now],
+            params![
+                agent.name,
+                agent.role.as_str(),
+                team_id,
+                agent.token_hash,
+                now,
+                agent.capacity,
+                agent.available
+            ],
             |row| row.get(0),
         )?;
     Ok(Agent {
@@ -885,12 +951,15 @@ pub fn create_agent(conn: &Connection, agent: &NewAgent, now: i64) -> StoreResul
         name: agent.name.clone(),
         role: agent.role,
         team: Some(agent.team.clone()),
+        available: agent.available,
+        capacity: agent.capacity.map(i64::from),
+        open_conversations: 0,
         created_at: Timestamp(now),
     })
 }
 
 /// Stores an agent's reply (with its outbox row) or note; returns the message id.
-pub fn add_agent_message(conn: &Connection, new: &NewAgentMessage) -> StoreResult<i64> {
+pub fn add_agent_message(conn: &Connection, desk: &Desk, new: &NewAgentMessage) -> StoreResult<i64> {
     let (status, inbox_id, assignee, channel): (String, i64, Option<i64>, String) = conn
         .prepare_cached(
             "SELECT c.status, c.inbox_id, c.assignee_id, i.kind FROM conversations c JOIN inboxes i ON i.id = c.inbox_id
@@ -967,6 +1036,11 @@ pub fn add_agent_message(conn: &Connection, new: &NewAgentMessage) -> StoreResul
     )?
     .execute(params![new.now, message_id, public, new.agent_id, new.conversation_id])?;
     insert_events(conn, new.conversation_id, &events, new.now)?;
+    if public {
+        // A reply only ends clocks, so the scheduler's plan cannot get earlier.
+        let state = conversation_state(conn, new.conversation_id)?;
+        update_clocks(conn, desk, &state, ClockChange::AgentReply, new.now)?;
+    }
     Ok(message_id)
 }
 
@@ -994,6 +1068,7 @@ fn resolve_agent(conn: &Connection, selector: &AgentSelector) -> StoreResult<i64
 
 pub fn update_conversation(
     conn: &Connection,
+    desk: &Desk,
     id: i64,
     agent_id: i64,
     changes: &ConversationChanges,
@@ -1029,6 +1104,8 @@ pub fn update_conversation(
     let mut status = vocabulary(Status::parse, &status)?;
     let mut priority = vocabulary(Priority::parse, &priority)?;
     let mut events = Vec::new();
+    let (old_status, old_priority, old_team, old_team_key, old_assignee) =
+        (status, priority, team_id, team_key.clone(), assignee);
 
     if let Some(new_status) = changes.status
         && new_status != status
@@ -1119,7 +1196,53 @@ pub fn update_conversation(
         now,
         id
     ])?;
-    insert_events(conn, id, &events, now)
+    insert_events(conn, id, &events, now)?;
+
+    let state = conversation_state(conn, id)?;
+    if team_id != old_team {
+        // A transfer puts it at the back of the new team's queue, at that team's tier.
+        let tier = state
+            .team_key
+            .as_deref()
+            .and_then(|key| desk.team(key))
+            .map_or(0, |team| team.tier);
+        conn.prepare_cached("UPDATE conversations SET queued_at = ?1, tier = ?2 WHERE id = ?3")?
+            .execute(params![now, tier, id])?;
+    }
+    if status != old_status {
+        update_clocks(
+            conn,
+            desk,
+            &state,
+            ClockChange::Status {
+                from: old_status,
+                to: status,
+            },
+            now,
+        )?;
+    }
+    if team_id != old_team || priority != old_priority {
+        let change = ClockChange::Retarget {
+            old_team: old_team_key.clone(),
+            old_priority,
+        };
+        update_clocks(conn, desk, &state, change, now)?;
+    }
+    // Whatever freed room or queued work: the conversation's team, the team it left,
+    // and the team of the agent it left.
+    let mut teams = vec![(team_id, state.team_key.clone()), (old_team, old_team_key)];
+    teams.dedup();
+    for (team_id, key) in teams {
+        if let (Some(team_id), Some(key)) = (team_id, key) {
+            drain_team(conn, desk, team_id, &key, now)?;
+        }
+    }
+    if let Some(previous) = old_assignee
+        && (assignee != old_assignee || status != old_status)
+    {
+        drain_agent_team(conn, desk, previous, now)?;
+    }
+    Ok(())
 }
 
 pub fn release_in_flight(conn: &Connection, now: i64) -> StoreResult<u64> {

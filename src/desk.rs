@@ -1,0 +1,217 @@
+//! The support desk's shape, validated from config: teams as queues (department, tier,
+//! escalation path, assignment policy, capacity), their business hours, and the SLA
+//! policies that time them. Pure data the store consults inside its transactions.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::Serialize;
+
+use crate::hours::BusinessHours;
+use crate::model::Priority;
+
+/// How a team's waiting conversations find an agent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Assignment {
+    /// Agents take conversations themselves (or a supervisor assigns them).
+    Manual,
+    /// Each next conversation to the available agent with room who was given one
+    /// least recently.
+    RoundRobin,
+    /// To the available agent with the fewest open conversations.
+    LeastLoaded,
+}
+
+impl Assignment {
+    pub const NAMES: &'static str = "manual, round_robin, least_loaded";
+
+    pub fn parse(text: &str) -> Option<Assignment> {
+        match text {
+            "manual" => Some(Assignment::Manual),
+            "round_robin" => Some(Assignment::RoundRobin),
+            "least_loaded" => Some(Assignment::LeastLoaded),
+            _ => None,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Assignment::Manual => "manual",
+            Assignment::RoundRobin => "round_robin",
+            Assignment::LeastLoaded => "least_loaded",
+        }
+    }
+}
+
+/// The clocks an SLA policy can run on a conversation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ClockKind {
+    /// From the conversation's first customer message to the first agent reply.
+    FirstResponse,
+    /// From a customer message that follows an agent reply to the next agent reply.
+    NextResponse,
+    /// From the first customer message to resolution.
+    Resolution,
+    /// The hard cap on how long any conversation stays unresolved (calendar time).
+    MaxOpen,
+}
+
+impl ClockKind {
+    pub const ALL: [ClockKind; 4] = [
+        ClockKind::FirstResponse,
+        ClockKind::NextResponse,
+        ClockKind::Resolution,
+        ClockKind::MaxOpen,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ClockKind::FirstResponse => "first_response",
+            ClockKind::NextResponse => "next_response",
+            ClockKind::Resolution => "resolution",
+            ClockKind::MaxOpen => "max_open",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<ClockKind> {
+        ClockKind::ALL.into_iter().find(|kind| kind.as_str() == text)
+    }
+}
+
+/// What a breach does besides recording `sla.breached`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct BreachActions {
+    /// Escalate: to `escalate_to` when set, else to the next tier of the department.
+    pub escalate: bool,
+    pub escalate_to: Option<String>,
+    /// One step up (low → normal → high → urgent).
+    pub raise_priority: bool,
+    /// Name the team's supervisors in the breach event (and, with event subscriptions,
+    /// deliver it to them).
+    pub notify: bool,
+}
+
+#[derive(Debug, Clone)]
+pub struct SlaPolicy {
+    pub name: String,
+    /// Measured in the team's business hours (`true`) or around the clock.
+    pub business_time: bool,
+    /// The warning fires when this share of the target has passed, in thousandths.
+    pub warning_permille: Option<u32>,
+    /// Targets per clock and priority; a missing one runs no clock.
+    pub targets: BTreeMap<(ClockKind, Priority), Duration>,
+    pub on_breach: BreachActions,
+}
+
+#[derive(Debug, Clone)]
+pub struct TeamPolicy {
+    pub key: String,
+    pub name: String,
+    pub department: String,
+    pub tier: u8,
+    /// Where `{"tier": "next"}` and breach escalations go: `escalate_to` from config, or
+    /// the department's team of the lowest tier above this one.
+    pub next_tier: Option<String>,
+    pub assignment: Assignment,
+    /// The most open conversations an agent of this team holds, unless the agent has
+    /// their own capacity.
+    pub capacity: u32,
+    pub hours: Arc<BusinessHours>,
+    pub hours_name: Option<String>,
+    pub sla: Option<Arc<SlaPolicy>>,
+}
+
+/// One clock's target as a team measures it.
+#[derive(Debug, Clone)]
+pub struct ClockTarget {
+    pub target_ms: i64,
+    pub warn_ms: Option<i64>,
+    pub calendar: Arc<BusinessHours>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Desk {
+    pub teams: BTreeMap<String, TeamPolicy>,
+    /// No conversation stays unresolved longer than this (calendar time).
+    pub max_open: Duration,
+    /// What the cap's breach does.
+    pub max_open_actions: BreachActions,
+}
+
+impl Desk {
+    pub fn team(&self, key: &str) -> Option<&TeamPolicy> {
+        self.teams.get(key)
+    }
+
+    /// The target of `kind` for a conversation of `priority` in `team`; `None` when the
+    /// team's policy sets none (or the team is gone from config).
+    pub fn target(&self, team: Option<&str>, kind: ClockKind, priority: Priority) -> Option<ClockTarget> {
+        if kind == ClockKind::MaxOpen {
+            return Some(ClockTarget {
+                target_ms: millis(self.max_open),
+                warn_ms: None,
+                calendar: Arc::new(BusinessHours::always()),
+            });
+        }
+        let team = self.team(team?)?;
+        let policy = team.sla.as_ref()?;
+        let target = millis(*policy.targets.get(&(kind, priority))?);
+        Some(ClockTarget {
+            target_ms: target,
+            warn_ms: policy
+                .warning_permille
+                .map(|permille| target.saturating_mul(i64::from(permille)) / 1000),
+            calendar: if policy.business_time {
+                Arc::clone(&team.hours)
+            } else {
+                Arc::new(BusinessHours::always())
+            },
+        })
+    }
+
+    /// What a breach of `kind` in `team` does.
+    pub fn breach_actions(&self, team: Option<&str>, kind: ClockKind) -> BreachActions {
+        if kind == ClockKind::MaxOpen {
+            return self.max_open_actions.clone();
+        }
+        team.and_then(|team| self.team(team))
+            .and_then(|team| team.sla.as_ref())
+            .map(|policy| policy.on_breach.clone())
+            .unwrap_or_default()
+    }
+
+    /// A desk with the given teams and no SLA policies: for tests of other parts.
+    pub fn plain(teams: &[(&str, &str)]) -> Desk {
+        Desk {
+            teams: teams
+                .iter()
+                .map(|(key, name)| {
+                    (
+                        key.to_string(),
+                        TeamPolicy {
+                            key: key.to_string(),
+                            name: name.to_string(),
+                            department: key.to_string(),
+                            tier: 0,
+                            next_tier: None,
+                            assignment: Assignment::Manual,
+                            capacity: 10,
+                            hours: Arc::new(BusinessHours::always()),
+                            hours_name: None,
+                            sla: None,
+                        },
+                    )
+                })
+                .collect(),
+            max_open: Duration::from_secs(30 * 86_400),
+            max_open_actions: BreachActions::default(),
+        }
+    }
+}
+
+pub fn millis(duration: Duration) -> i64 {
+    i64::try_from(duration.as_millis()).unwrap_or(i64::MAX)
+}

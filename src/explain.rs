@@ -1,0 +1,281 @@
+//! `route explain`: what the router and the desk would do with a message, rule by rule,
+//! without storing anything. The API and the CLI share it, so an operator can try a
+//! changed config file on sample messages before deploying it.
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+use serde_json::{Map, Value};
+use switchboard_connector_core::ChannelKind;
+
+use crate::config::Settings;
+use crate::desk::ClockKind;
+use crate::model::{Priority, Timestamp};
+use crate::router::{RouteInput, RuleTrace};
+
+/// A sample message: `{"inbox": "shop", "text": "…", "subject"?, "language"?,
+/// "metadata"?: {…contact attributes…}, "at"?: "2026-11-27T17:55:00Z"}`.
+#[derive(Debug, Clone)]
+pub struct Sample {
+    pub inbox: String,
+    pub channel: ChannelKind,
+    pub subject: Option<String>,
+    pub text: String,
+    pub language: Option<String>,
+    pub metadata: BTreeMap<String, Value>,
+    /// When the message arrives (deadlines are computed from it); now when absent.
+    pub at: Option<i64>,
+}
+
+/// A field of the sample and what is wrong with it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SampleError {
+    pub field: String,
+    pub problem: String,
+}
+
+impl Sample {
+    pub fn parse(object: &Map<String, Value>, settings: &Settings) -> Result<Sample, SampleError> {
+        let error = |field: &str, problem: String| SampleError {
+            field: field.to_owned(),
+            problem,
+        };
+        const KNOWN: [&str; 7] = ["inbox", "text", "subject", "language", "metadata", "at", "channel"];
+        if let Some(unknown) = object.keys().find(|key| !KNOWN.contains(&key.as_str())) {
+            return Err(error(unknown, format!("is not a field; known: {}", KNOWN.join(", "))));
+        }
+        let text_of = |field: &str| -> Result<Option<String>, SampleError> {
+            match object.get(field) {
+                None | Some(Value::Null) => Ok(None),
+                Some(Value::String(text)) => Ok(Some(text.clone())),
+                Some(_) => Err(error(field, "must be a string".into())),
+            }
+        };
+        let inbox = text_of("inbox")?.ok_or_else(|| error("inbox", "is required".into()))?;
+        let Some(configured) = settings.inboxes.iter().find(|i| i.key == inbox) else {
+            let known: Vec<&str> = settings.inboxes.iter().map(|i| i.key.as_str()).collect();
+            return Err(error(
+                "inbox",
+                format!("`{inbox}` is not an inbox; inboxes are: {}", known.join(", ")),
+            ));
+        };
+        let text = text_of("text")?.ok_or_else(|| error("text", "is required".into()))?;
+        let metadata = match object.get("metadata") {
+            None | Some(Value::Null) => BTreeMap::new(),
+            Some(Value::Object(map)) => map.clone().into_iter().collect(),
+            Some(_) => return Err(error("metadata", "must be a JSON object".into())),
+        };
+        let at = text_of("at")?
+            .map(|text| {
+                humantime::parse_rfc3339_weak(&text)
+                    .map_err(|err| {
+                        error(
+                            "at",
+                            format!("is not an RFC 3339 time such as 2026-11-27T17:55:00Z: {err}"),
+                        )
+                    })
+                    .map(|time| {
+                        time.duration_since(std::time::UNIX_EPOCH)
+                            .map_or(0, |since| since.as_millis() as i64)
+                    })
+            })
+            .transpose()?;
+        Ok(Sample {
+            inbox,
+            channel: configured.channel.kind(),
+            subject: text_of("subject")?,
+            text,
+            language: text_of("language")?,
+            metadata,
+            at,
+        })
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Explanation {
+    pub evaluated_at: Timestamp,
+    pub language: LanguageSeen,
+    /// Every rule, in config order.
+    pub rules: Vec<RuleTrace>,
+    pub decision: Decision,
+    pub sla: Option<SlaPlan>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct LanguageSeen {
+    pub tag: Option<String>,
+    /// `message` (the channel said), `detected`, or `null`.
+    pub source: Option<&'static str>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Decision {
+    /// The rule that chose the team; `null`: the default team.
+    pub team_rule: Option<String>,
+    pub matched_rules: Vec<String>,
+    pub team: String,
+    pub team_name: Option<String>,
+    pub department: Option<String>,
+    pub tier: u8,
+    pub priority: Priority,
+    pub labels: Vec<String>,
+    pub assignment: Option<&'static str>,
+    pub escalates_to: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct SlaPlan {
+    pub policy: String,
+    /// `business` or `calendar`.
+    pub time: &'static str,
+    pub business_hours: Option<String>,
+    pub time_zone: String,
+    pub open_now: bool,
+    pub deadlines: Vec<Deadline>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Deadline {
+    pub clock: ClockKind,
+    pub target: String,
+    pub warn_at: Option<Timestamp>,
+    pub due_at: Timestamp,
+}
+
+pub fn explain(settings: &Settings, sample: &Sample, now: i64) -> Explanation {
+    let at = sample.at.unwrap_or(now);
+    let (language, source) = match &sample.language {
+        Some(tag) => (Some(tag.clone()), Some("message")),
+        None => match crate::language::detect(&sample.text) {
+            Some(tag) => (Some(tag.to_owned()), Some("detected")),
+            None => (None, None),
+        },
+    };
+    let (decision, rules) = settings.router.explain(&RouteInput {
+        inbox: &sample.inbox,
+        channel: sample.channel,
+        subject: sample.subject.as_deref(),
+        text: &sample.text,
+        language: language.as_deref(),
+        metadata: &sample.metadata,
+    });
+    let team = settings.desk.team(&decision.team);
+    let sla = team.and_then(|team| {
+        let policy = team.sla.as_ref()?;
+        let deadlines = [ClockKind::FirstResponse, ClockKind::Resolution, ClockKind::MaxOpen]
+            .into_iter()
+            .filter_map(|kind| {
+                let target = settings.desk.target(Some(&team.key), kind, decision.priority)?;
+                Some(Deadline {
+                    clock: kind,
+                    target: humantime::format_duration(std::time::Duration::from_millis(target.target_ms as u64))
+                        .to_string(),
+                    warn_at: target.warn_ms.map(|warn| Timestamp(target.calendar.add(at, warn))),
+                    due_at: Timestamp(target.calendar.add(at, target.target_ms)),
+                })
+            })
+            .collect();
+        Some(SlaPlan {
+            policy: policy.name.clone(),
+            time: if policy.business_time { "business" } else { "calendar" },
+            business_hours: team.hours_name.clone(),
+            time_zone: team.hours.time_zone().to_owned(),
+            open_now: team.hours.is_open(at),
+            deadlines,
+        })
+    });
+    Explanation {
+        evaluated_at: Timestamp(at),
+        language: LanguageSeen { tag: language, source },
+        rules,
+        decision: Decision {
+            team_rule: decision.rule,
+            matched_rules: decision.matched,
+            team_name: team.map(|team| team.name.clone()),
+            department: team.map(|team| team.department.clone()),
+            tier: team.map_or(0, |team| team.tier),
+            assignment: team.map(|team| team.assignment.as_str()),
+            escalates_to: team.and_then(|team| team.next_tier.clone()),
+            team: decision.team,
+            priority: decision.priority,
+            labels: decision.labels,
+        },
+        sla,
+    }
+}
+
+/// The explanation as people read it in a terminal.
+pub fn render_text(explanation: &Explanation) -> String {
+    use std::fmt::Write as _;
+    let mut out = String::new();
+    let language = match (&explanation.language.tag, explanation.language.source) {
+        (Some(tag), Some(source)) => format!("{tag} ({source})"),
+        _ => "unknown".into(),
+    };
+    let _ = writeln!(out, "language: {language}");
+    let _ = writeln!(out, "rules:");
+    for rule in &explanation.rules {
+        let mark = if rule.matched { "MATCH" } else { "no   " };
+        let mut then = Vec::new();
+        if let Some(team) = &rule.team {
+            then.push(format!("team {team}"));
+        }
+        if let Some(priority) = rule.priority {
+            then.push(format!("priority {priority}"));
+        }
+        if !rule.labels.is_empty() {
+            then.push(format!("labels {}", rule.labels.join(", ")));
+        }
+        let _ = writeln!(out, "  {mark} {} -> {}", rule.rule, then.join(", "));
+        for condition in &rule.conditions {
+            let verdict = if condition.matched { "yes" } else { "no " };
+            let detail = condition
+                .detail
+                .as_deref()
+                .map(|detail| format!(" (saw: {detail})"))
+                .unwrap_or_default();
+            let _ = writeln!(out, "        {verdict} {}{detail}", condition.condition);
+        }
+    }
+    let decision = &explanation.decision;
+    let _ = writeln!(
+        out,
+        "decision: team {} (tier {}, {}), priority {}, labels [{}]",
+        decision.team,
+        decision.tier,
+        decision
+            .team_rule
+            .as_deref()
+            .map_or("default team".to_owned(), |rule| format!("rule `{rule}`")),
+        decision.priority,
+        decision.labels.join(", ")
+    );
+    if let Some(sla) = &explanation.sla {
+        let _ = writeln!(
+            out,
+            "sla: policy {} in {} time ({}{}), from {}",
+            sla.policy,
+            sla.time,
+            sla.time_zone,
+            if sla.open_now { ", open now" } else { ", closed now" },
+            serde_json::to_value(explanation.evaluated_at)
+                .unwrap_or_default()
+                .as_str()
+                .unwrap_or_default()
+        );
+        for deadline in &sla.deadlines {
+            let due = serde_json::to_value(deadline.due_at).unwrap_or_default();
+            let _ = writeln!(
+                out,
+                "  {:<15} {:>8}  due {}",
+                deadline.clock.as_str(),
+                deadline.target,
+                due.as_str().unwrap_or_default()
+            );
+        }
+    } else {
+        let _ = writeln!(out, "sla: none for team {}", decision.team);
+    }
+    out
+}

@@ -1,0 +1,129 @@
+//! The SLA scheduler: one task that sleeps until the earliest stored deadline (a warning
+//! or a breach), fires what is due through the store, and sleeps again. It never walks
+//! the open conversations: the store answers "when next?" from an index, and work that
+//! makes a deadline earlier than the planned wake-up wakes it.
+//!
+//! Deadlines are stored, so a restart loses none: what fell due while the daemon was
+//! down fires at start, once (firing and its actions commit together).
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::time::Duration;
+
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+
+use crate::clock::Clock;
+use crate::store::Store;
+
+/// Clocks fired per transaction: a burst of due clocks (a restart after a weekend)
+/// commits in steps, and other writes interleave.
+const BATCH: u32 = 256;
+/// The longest single sleep: a guard against the wall clock being stepped while the
+/// process sleeps on a monotonic timer. Waking this rarely costs nothing.
+const MAX_SLEEP_MS: i64 = 15 * 60 * 1000;
+/// The wait before trying again after the store failed.
+const RETRY_AFTER_FAILURE: Duration = Duration::from_secs(1);
+
+/// How other tasks reach the scheduler, and what it has done.
+#[derive(Debug)]
+pub struct SchedulerHandle {
+    wakeup: Notify,
+    /// When it plans to wake next (`i64::MAX`: nothing scheduled).
+    planned: AtomicI64,
+    /// Times it woke up (deadline, nudge, or the guard).
+    pub wakeups: AtomicU64,
+    pub warnings: AtomicU64,
+    pub breaches: AtomicU64,
+}
+
+impl Default for SchedulerHandle {
+    fn default() -> SchedulerHandle {
+        SchedulerHandle {
+            wakeup: Notify::new(),
+            planned: AtomicI64::new(i64::MAX),
+            wakeups: AtomicU64::new(0),
+            warnings: AtomicU64::new(0),
+            breaches: AtomicU64::new(0),
+        }
+    }
+}
+
+impl SchedulerHandle {
+    /// A commit scheduled something at `at`: wakes the scheduler if that is sooner than
+    /// it planned. Cheap enough to call after every ingest.
+    pub fn scheduled(&self, at: Option<i64>) {
+        if let Some(at) = at
+            && at < self.planned.load(Ordering::Relaxed)
+        {
+            self.wakeup.notify_one();
+        }
+    }
+
+    /// Something changed deadlines in ways the caller does not know (an agent's edit):
+    /// the scheduler looks again.
+    pub fn nudge(&self) {
+        self.wakeup.notify_one();
+    }
+}
+
+pub struct Scheduler {
+    pub store: Arc<dyn Store>,
+    pub clock: Arc<dyn Clock>,
+    pub handle: Arc<SchedulerHandle>,
+}
+
+impl Scheduler {
+    pub async fn run(self, shutdown: CancellationToken) {
+        loop {
+            let next = match self.fire_due().await {
+                Ok(()) => self.store.next_sla_fire().await,
+                Err(err) => Err(err),
+            };
+            let wake_at = match next {
+                Ok(next) => {
+                    let now = self.clock.now_ms();
+                    let guard = now.saturating_add(MAX_SLEEP_MS);
+                    self.handle.planned.store(next.unwrap_or(i64::MAX), Ordering::Relaxed);
+                    next.map_or(guard, |next| next.min(guard))
+                }
+                Err(err) => {
+                    tracing::error!(%err, "SLA scheduler: the store failed; trying again");
+                    self.handle.planned.store(i64::MIN, Ordering::Relaxed);
+                    self.clock
+                        .now_ms()
+                        .saturating_add(RETRY_AFTER_FAILURE.as_millis() as i64)
+                }
+            };
+            tokio::select! {
+                () = shutdown.cancelled() => return,
+                () = self.clock.sleep_until(wake_at) => {}
+                () = self.handle.wakeup.notified() => {}
+            }
+            self.handle.wakeups.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// Fires everything due now, a batch per transaction.
+    async fn fire_due(&self) -> Result<(), crate::store::StoreError> {
+        loop {
+            let outcome = self.store.fire_sla(self.clock.now_ms(), BATCH).await?;
+            self.handle
+                .warnings
+                .fetch_add(u64::from(outcome.warnings), Ordering::Relaxed);
+            self.handle
+                .breaches
+                .fetch_add(u64::from(outcome.breaches), Ordering::Relaxed);
+            if outcome.breaches > 0 || outcome.warnings > 0 {
+                tracing::info!(
+                    warnings = outcome.warnings,
+                    breaches = outcome.breaches,
+                    "SLA clocks fired"
+                );
+            }
+            if outcome.clocks < BATCH {
+                return Ok(());
+            }
+        }
+    }
+}

@@ -1,0 +1,919 @@
+//! Escalation, assignment and SLA clocks, through the HTTP API of a daemon running in
+//! this process on a [`ManualClock`]: the tests set Friday 17:55, then Monday, and watch
+//! what the scheduler does, without waiting for real time to pass.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+use switchboard::auth::{generate_token, hash_token};
+use switchboard::clock::{Clock, ManualClock};
+use switchboard::model::Role;
+use switchboard::store::NewAgent;
+use switchboard_connector_webhook::Secret;
+use switchboard_connector_webhook::signature::{HEADER_ID, HEADER_SIGNATURE, HEADER_TIMESTAMP};
+use switchboard_test_mailservers::eventually;
+use tempfile::TempDir;
+use tokio_util::sync::CancellationToken;
+
+const SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+
+/// Unix ms of an RFC 3339 time.
+fn at(text: &str) -> i64 {
+    humantime::parse_rfc3339(text)
+        .unwrap()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64
+}
+
+fn config(dir: &Path) -> String {
+    format!(
+        r#"
+[server]
+listen = "127.0.0.1:0"
+[storage]
+url = "sqlite://{db}"
+[log]
+level = "warn"
+[acknowledgement]
+enabled = false
+[routing]
+default_team = "support"
+
+[keywords]
+billing = ["refund", "charged twice", "unexpected fee", "invoice", "คืนเงิน", "เก็บเงินซ้ำ", "استرداد", "فاتورة"]
+outage = ["outage", "is down", "not loading", "ระบบล่ม", "ใช้งานไม่ได้", "معطل", "لا يعمل"]
+delivery = ["never arrived", "not delivered", "broken link", "ยังไม่ได้รับสินค้า", "لم يصل"]
+
+[business_hours.office]
+time_zone = "Europe/Berlin"
+week = {{ mon = "09:00-18:00", tue = "09:00-18:00", wed = "09:00-18:00", thu = "09:00-18:00", fri = "09:00-18:00" }}
+holidays = ["2026-12-25"]
+
+[sla_policies.standard]
+time = "business"
+warning = 0.8
+first_response = "1h"
+next_response = "2h"
+resolution = {{ urgent = "1day", high = "2days", normal = "3days", low = "5days" }}
+on_breach = ["escalate", "notify"]
+
+[teams.support]
+name = "Support"
+department = "support"
+tier = 0
+assignment = "round_robin"
+capacity = 2
+business_hours = "office"
+sla = "standard"
+
+[teams.support-l1]
+name = "Support L1"
+department = "support"
+tier = 1
+assignment = "least_loaded"
+capacity = 3
+business_hours = "office"
+sla = "standard"
+
+[teams.billing]
+name = "Billing"
+business_hours = "office"
+sla = "standard"
+
+[teams.technical]
+name = "Technical"
+assignment = "least_loaded"
+capacity = 3
+
+[teams.returns]
+name = "Returns"
+
+[teams.returns-l2]
+name = "Returns L2"
+department = "returns"
+tier = 2
+
+[inboxes.shop.webhook]
+secret = "{SECRET}"
+callback_url = "http://127.0.0.1:9/callback"
+
+[[rules]]
+name = "billing"
+when = {{ keywords = ["billing"] }}
+then = {{ team = "billing", priority = "high", labels = ["billing"] }}
+
+[[rules]]
+name = "outage"
+when = {{ keywords = ["outage"] }}
+then = {{ team = "technical", priority = "urgent", labels = ["outage"] }}
+
+[[rules]]
+name = "delivery problems"
+when = {{ keywords = ["delivery"] }}
+then = {{ team = "returns", priority = "high", labels = ["delivery"] }}
+
+[[rules]]
+name = "vip and influencers"
+when = {{ flags = ["vip", "influencer"] }}
+then = {{ priority = "high", labels = ["vip"] }}
+
+[[rules]]
+name = "thai speakers"
+when = {{ language = ["th"] }}
+then = {{ labels = ["thai"] }}
+"#,
+        db = dir.join("switchboard.db").display()
+    )
+}
+
+struct Desk {
+    dir: TempDir,
+    path: PathBuf,
+    clock: Arc<ManualClock>,
+    addr: SocketAddr,
+    shutdown: CancellationToken,
+    task: std::thread::JoinHandle<anyhow::Result<()>>,
+    http: reqwest::Client,
+    tokens: HashMap<String, String>,
+}
+
+/// `(name, team, role, available)`
+type AgentSpec<'a> = (&'a str, &'a str, Role, bool);
+
+impl Desk {
+    /// Writes the config, creates the agents, and starts the daemon at `now`.
+    async fn start(now: i64, agents: &[AgentSpec<'_>]) -> Desk {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("switchboard.toml");
+        std::fs::write(&path, config(dir.path())).unwrap();
+        let clock = Arc::new(ManualClock::new(now));
+        let settings = switchboard::config::load(&path).unwrap();
+        let (store, _) = switchboard::server::open_store(&settings, clock.as_ref())
+            .await
+            .unwrap();
+        let mut tokens = HashMap::new();
+        for (name, team, role, available) in agents {
+            let token = generate_token().unwrap();
+            store
+                .create_agent(
+                    NewAgent {
+                        name: name.to_string(),
+                        role: *role,
+                        team: team.to_string(),
+                        token_hash: hash_token(&token),
+                        capacity: None,
+                        available: *available,
+                    },
+                    now,
+                )
+                .await
+                .unwrap();
+            tokens.insert(name.to_string(), token);
+        }
+        drop(store);
+        Desk::run(dir, path, clock, tokens).await
+    }
+
+    async fn run(dir: TempDir, path: PathBuf, clock: Arc<ManualClock>, tokens: HashMap<String, String>) -> Desk {
+        let settings = switchboard::config::load(&path).unwrap();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let shutdown = CancellationToken::new();
+        // Its own runtime on its own thread, as `serve` runs it (opening the store is
+        // not a `Send` future, so it cannot be a task of the test's runtime).
+        let listener = listener.into_std().unwrap();
+        let task = std::thread::spawn({
+            let (shutdown, clock) = (shutdown.clone(), Arc::clone(&clock) as Arc<dyn Clock>);
+            move || {
+                let runtime = tokio::runtime::Builder::new_multi_thread()
+                    .worker_threads(2)
+                    .enable_all()
+                    .build()
+                    .unwrap();
+                runtime.block_on(async move {
+                    let listener = tokio::net::TcpListener::from_std(listener).unwrap();
+                    switchboard::server::run_with_clock(settings, listener, shutdown, clock).await
+                })
+            }
+        });
+        Desk {
+            dir,
+            path,
+            clock,
+            addr,
+            shutdown,
+            task,
+            http: reqwest::Client::new(),
+            tokens,
+        }
+    }
+
+    /// Stops the daemon cleanly and starts it again on the same database and clock.
+    async fn restart(self) -> Desk {
+        let Desk {
+            dir,
+            path,
+            clock,
+            shutdown,
+            task,
+            tokens,
+            ..
+        } = self;
+        shutdown.cancel();
+        join(task).await;
+        Desk::run(dir, path, clock, tokens).await
+    }
+
+    async fn stop(self) -> (TempDir, PathBuf, Arc<ManualClock>, HashMap<String, String>) {
+        self.shutdown.cancel();
+        join(self.task).await;
+        (self.dir, self.path, self.clock, self.tokens)
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+
+    /// A customer message through the signed webhook; returns its conversation id.
+    async fn customer(&self, id: &str, from: &str, text: &str, metadata: Value) -> i64 {
+        let body =
+            json!({"id": id, "from": {"id": from, "name": from}, "text": text, "metadata": metadata}).to_string();
+        let timestamp = self.clock.now_ms() / 1000;
+        let signature = Secret::parse(SECRET).unwrap().sign(id, timestamp, body.as_bytes());
+        let response = self
+            .http
+            .post(self.url("/hooks/shop"))
+            .header("content-type", "application/json")
+            .header(HEADER_ID, id)
+            .header(HEADER_TIMESTAMP, timestamp.to_string())
+            .header(HEADER_SIGNATURE, signature)
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        assert!(response.status().is_success(), "{}", response.text().await.unwrap());
+        response.json::<Value>().await.unwrap()["conversation_id"]
+            .as_i64()
+            .unwrap()
+    }
+
+    async fn call(&self, method: reqwest::Method, path: &str, agent: &str, body: Option<Value>) -> (StatusCode, Value) {
+        let mut request = self
+            .http
+            .request(method, self.url(&format!("/api/v1{path}")))
+            .bearer_auth(&self.tokens[agent]);
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let response = request.send().await.unwrap();
+        let status = response.status();
+        (status, response.json().await.unwrap_or(Value::Null))
+    }
+
+    async fn get(&self, path: &str, agent: &str) -> Value {
+        let (status, body) = self.call(reqwest::Method::GET, path, agent, None).await;
+        assert_eq!(status, StatusCode::OK, "GET {path}: {body}");
+        body
+    }
+
+    async fn conversation(&self, id: i64) -> Value {
+        let agent = self.tokens.keys().next().unwrap().clone();
+        self.get(&format!("/conversations/{id}"), &agent).await
+    }
+
+    async fn escalate(&self, id: i64, agent: &str, body: Value) -> (StatusCode, Value) {
+        self.call(
+            reqwest::Method::POST,
+            &format!("/conversations/{id}/escalate"),
+            agent,
+            Some(body),
+        )
+        .await
+    }
+
+    async fn patch(&self, id: i64, agent: &str, body: Value) -> Value {
+        let (status, body) = self
+            .call(
+                reqwest::Method::PATCH,
+                &format!("/conversations/{id}"),
+                agent,
+                Some(body),
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        body
+    }
+
+    /// Waits until the conversation has at least `count` events of `kind`, and returns them.
+    async fn events(&self, id: i64, kind: &str, count: usize) -> Vec<Value> {
+        eventually(&format!("{count} {kind} event(s) on #{id}"), || async {
+            let events: Vec<Value> = self.conversation(id).await["events"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter(|event| event["kind"] == kind)
+                .cloned()
+                .collect();
+            (events.len() >= count).then_some(events)
+        })
+        .await
+    }
+}
+
+async fn join(task: std::thread::JoinHandle<anyhow::Result<()>>) {
+    tokio::task::spawn_blocking(move || task.join().unwrap())
+        .await
+        .unwrap()
+        .unwrap();
+}
+
+fn assignee(conversation: &Value) -> Option<String> {
+    conversation["assignee"]["name"].as_str().map(str::to_owned)
+}
+
+fn clock_of<'a>(conversation: &'a Value, kind: &str) -> &'a Value {
+    conversation["sla"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|clock| clock["kind"] == kind)
+        .unwrap_or_else(|| panic!("no {kind} clock in {}", conversation["sla"]))
+}
+
+fn count(conversation: &Value, kind: &str, clock: &str) -> usize {
+    conversation["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|event| event["kind"] == kind && event["data"]["clock"] == clock)
+        .count()
+}
+
+/// Monday 2026-11-30, 10:00 in Berlin.
+const MONDAY_10: &str = "2026-11-30T09:00:00Z";
+
+#[tokio::test]
+async fn rules_set_team_priority_and_language_in_english_thai_and_arabic() {
+    let desk = Desk::start(at(MONDAY_10), &[("sue", "support", Role::Supervisor, false)]).await;
+    let cases = [
+        (
+            "th",
+            "ขอคืนเงินค่าสินค้าที่สั่งไปเมื่อวานด้วยครับ ผมจ่ายไปสองครั้ง",
+            json!({}),
+            "billing",
+            "high",
+            "th",
+        ),
+        (
+            "ar",
+            "التطبيق معطل منذ الصباح ولا أستطيع الدخول إلى حسابي",
+            json!({}),
+            "technical",
+            "urgent",
+            "ar",
+        ),
+        (
+            "en",
+            "Hello, my parcel never arrived and the tracking page shows nothing",
+            json!({}),
+            "returns",
+            "high",
+            "en",
+        ),
+        (
+            "vip",
+            "Good morning, could you tell me when your shop opens on Sundays?",
+            json!({"flags": ["vip"]}),
+            "support",
+            "high",
+            "en",
+        ),
+        (
+            "plain",
+            "Good morning, could you tell me when your shop opens on Sundays?",
+            json!({}),
+            "support",
+            "normal",
+            "en",
+        ),
+    ];
+    for (id, text, metadata, team, priority, language) in cases {
+        let conversation = desk.conversation(desk.customer(id, id, text, metadata).await).await;
+        assert_eq!(
+            (
+                conversation["team"]["key"].as_str(),
+                conversation["priority"].as_str(),
+                conversation["language"].as_str(),
+                conversation["contact"]["language"].as_str(),
+            ),
+            (Some(team), Some(priority), Some(language), Some(language)),
+            "{id}: {text}"
+        );
+    }
+    // Labels from every matching rule: the Thai billing message is labelled both.
+    let thai = desk.conversation(1).await;
+    assert_eq!(thai["labels"], json!(["billing", "thai"]));
+    let routed = &thai["events"].as_array().unwrap()[1];
+    assert_eq!(routed["kind"], "conversation.routed");
+    assert_eq!(routed["data"]["matched"], json!(["billing", "thai speakers"]));
+}
+
+#[tokio::test]
+async fn escalations_carry_a_summary_count_transfers_and_are_refused_without_one() {
+    let desk = Desk::start(
+        at(MONDAY_10),
+        &[
+            ("lea", "support", Role::Agent, false),
+            ("bill", "billing", Role::Agent, false),
+            ("sue", "support-l1", Role::Supervisor, false),
+        ],
+    )
+    .await;
+    let id = desk
+        .customer(
+            "m1",
+            "ada",
+            "Hello, the export button does nothing when I press it",
+            json!({}),
+        )
+        .await;
+
+    let before = desk.conversation(id).await;
+    let (status, body) = desk.escalate(id, "lea", json!({"to": {"tier": "next"}})).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    assert!(body["error"]["message"].as_str().unwrap().contains("summary"), "{body}");
+    let (status, _) = desk
+        .escalate(id, "lea", json!({"to": {"tier": "next"}, "summary": "  "}))
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    let (status, body) = desk
+        .escalate(
+            id,
+            "bill",
+            json!({"to": {"tier": "next"}, "summary": "not mine to move"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
+    let unchanged = desk.conversation(id).await;
+    assert_eq!(
+        (
+            &unchanged["team"],
+            &unchanged["transfer_count"],
+            unchanged["messages"].as_array().unwrap().len()
+        ),
+        (
+            &before["team"],
+            &before["transfer_count"],
+            before["messages"].as_array().unwrap().len()
+        )
+    );
+
+    // Hierarchical: the next tier of the department.
+    let summary = "Export fails for all CSV files since the update; tried two browsers. Needs a developer.";
+    let (status, moved) = desk
+        .escalate(
+            id,
+            "lea",
+            json!({"to": {"tier": "next"}, "summary": summary, "reason": "needs_expertise"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{moved}");
+    assert_eq!(
+        (moved["team"]["key"].as_str(), moved["tier"].as_i64()),
+        (Some("support-l1"), Some(1))
+    );
+    assert_eq!(moved["transfer_count"], 1);
+    assert_eq!(moved["escalation"]["kind"], "hierarchical");
+    assert_eq!(moved["escalation"]["summary"], summary);
+    assert_eq!(moved["escalation"]["from"]["team"], "support");
+    // The summary is an internal note: stored, never sent.
+    let note = moved["messages"].as_array().unwrap().last().unwrap();
+    assert_eq!(
+        (note["direction"].as_str(), note["text"].as_str()),
+        (Some("note"), Some(summary))
+    );
+    assert!(note["delivery"].is_null());
+    let event = desk.events(id, "conversation.escalated", 1).await.remove(0);
+    assert_eq!(event["actor"]["name"], "lea");
+    assert_eq!(
+        (
+            &event["data"]["kind"],
+            &event["data"]["to"]["team"],
+            &event["data"]["reason"]
+        ),
+        (&json!("hierarchical"), &json!("support-l1"), &json!("needs_expertise"))
+    );
+    // The receiving team's queue shows the summary with the conversation.
+    let queue = desk.get("/conversations?team=support-l1", "sue").await;
+    assert_eq!(queue["conversations"][0]["escalation"]["summary"], summary);
+
+    // Functional, by a supervisor: to the team with the expertise.
+    let (status, moved) = desk
+        .escalate(
+            id,
+            "sue",
+            json!({"to": {"team": "billing"}, "summary": "Turns out the export is an invoice question."}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{moved}");
+    assert_eq!(
+        (
+            moved["team"]["key"].as_str(),
+            moved["escalation"]["kind"].as_str(),
+            moved["transfer_count"].as_i64()
+        ),
+        (Some("billing"), Some("functional"), Some(2))
+    );
+    // Billing is its department's top tier.
+    let (status, body) = desk
+        .escalate(id, "bill", json!({"to": {"tier": "next"}, "summary": "higher please"}))
+        .await;
+    assert_eq!(status, StatusCode::CONFLICT, "{body}");
+    let (status, body) = desk
+        .escalate(id, "bill", json!({"to": {"team": "nowhere"}, "summary": "x"}))
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+}
+
+#[tokio::test]
+async fn round_robin_spreads_within_capacity_and_a_full_team_queues_urgent_then_oldest_first() {
+    let desk = Desk::start(
+        at(MONDAY_10),
+        &[
+            ("ana", "support", Role::Agent, true),
+            ("ben", "support", Role::Agent, true),
+            ("cem", "support", Role::Agent, false),
+        ],
+    )
+    .await;
+    let question = "Good morning, could you tell me when your shop opens on Sundays?";
+    let mut ids = Vec::new();
+    for n in 1..=4 {
+        desk.clock.advance(std::time::Duration::from_secs(60));
+        ids.push(
+            desk.customer(&format!("m{n}"), &format!("c{n}"), question, json!({}))
+                .await,
+        );
+    }
+    let mut assigned = Vec::new();
+    for id in &ids {
+        assigned.push(assignee(&desk.conversation(*id).await));
+    }
+    let names = |list: &[&str]| list.iter().map(|n| Some(n.to_string())).collect::<Vec<_>>();
+    assert_eq!(assigned, names(&["ana", "ben", "ana", "ben"]));
+
+    // Both at capacity (2): the next ones wait. The later one is from a VIP.
+    desk.clock.advance(std::time::Duration::from_secs(60));
+    let older = desk.customer("m5", "c5", question, json!({})).await;
+    desk.clock.advance(std::time::Duration::from_secs(60));
+    let urgent = desk.customer("m6", "c6", question, json!({"flags": ["vip"]})).await;
+    assert_eq!(
+        (
+            assignee(&desk.conversation(older).await),
+            assignee(&desk.conversation(urgent).await)
+        ),
+        (None, None)
+    );
+    let teams = desk.get("/teams", "ana").await;
+    let support = teams["teams"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["key"] == "support")
+        .unwrap()
+        .clone();
+    assert_eq!(
+        (support["waiting"].as_i64(), support["assigned"].as_i64()),
+        (Some(2), Some(4)),
+        "{support}"
+    );
+    assert_eq!(
+        (support["agents_available"].as_i64(), support["agents"].as_i64()),
+        (Some(2), Some(3))
+    );
+
+    // Ana resolves one: her free place goes to the higher priority, though it came later.
+    desk.patch(ids[0], "ana", json!({"status": "resolved"})).await;
+    assert_eq!(assignee(&desk.conversation(urgent).await).as_deref(), Some("ana"));
+    assert_eq!(assignee(&desk.conversation(older).await), None);
+    // Cem, unavailable so far, becomes available and takes the rest of the queue.
+    let (status, me) = desk
+        .call(
+            reqwest::Method::PUT,
+            "/agents/me/availability",
+            "cem",
+            Some(json!({"available": true})),
+        )
+        .await;
+    assert_eq!(
+        (status, me["available"].as_bool()),
+        (StatusCode::OK, Some(true)),
+        "{me}"
+    );
+    assert_eq!(assignee(&desk.conversation(older).await).as_deref(), Some("cem"));
+    let (status, _) = desk
+        .call(
+            reqwest::Method::PUT,
+            "/agents/me/availability",
+            "cem",
+            Some(json!({"available": "yes"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+
+    // A returning customer goes back to their agent, who is available and has room.
+    desk.patch(ids[1], "ben", json!({"status": "resolved"})).await;
+    desk.clock.advance(std::time::Duration::from_secs(60));
+    let again = desk
+        .customer("m7", "c2", "Me again: do you also open on holidays?", json!({}))
+        .await;
+    assert_ne!(again, ids[1]);
+    assert_eq!(assignee(&desk.conversation(again).await).as_deref(), Some("ben"));
+}
+
+#[tokio::test]
+async fn least_loaded_gives_each_new_conversation_to_the_agent_with_the_fewest() {
+    let desk = Desk::start(
+        at(MONDAY_10),
+        &[
+            ("tom", "technical", Role::Agent, true),
+            ("tia", "technical", Role::Agent, false),
+        ],
+    )
+    .await;
+    let outage = |n: usize| format!("Our dashboard is down again, case {n}");
+    let mut ids = Vec::new();
+    for n in 0..2 {
+        ids.push(
+            desk.customer(&format!("o{n}"), &format!("c{n}"), &outage(n), json!({}))
+                .await,
+        );
+    }
+    desk.call(
+        reqwest::Method::PUT,
+        "/agents/me/availability",
+        "tia",
+        Some(json!({"available": true})),
+    )
+    .await;
+    for n in 2..5 {
+        desk.clock.advance(std::time::Duration::from_secs(60));
+        ids.push(
+            desk.customer(&format!("o{n}"), &format!("c{n}"), &outage(n), json!({}))
+                .await,
+        );
+    }
+    let mut assigned = Vec::new();
+    for id in &ids {
+        assigned.push(assignee(&desk.conversation(*id).await).unwrap());
+    }
+    // Tom had two; Tia gets the next two, then the one who waited longest since their
+    // last assignment among equals.
+    assert_eq!(assigned, ["tom", "tom", "tia", "tia", "tom"]);
+}
+
+#[tokio::test]
+async fn a_first_response_breach_counts_business_hours_warns_then_escalates_once() {
+    // Friday 2026-11-27 17:55 in Berlin; the office closes at 18:00.
+    let desk = Desk::start(
+        at("2026-11-27T16:55:00Z"),
+        &[
+            ("sue", "support", Role::Supervisor, false),
+            ("lea", "support-l1", Role::Agent, false),
+        ],
+    )
+    .await;
+    let id = desk
+        .customer(
+            "late",
+            "ada",
+            "Hello, the export button does nothing when I press it",
+            json!({}),
+        )
+        .await;
+    let conversation = desk.conversation(id).await;
+    let first = clock_of(&conversation, "first_response");
+    // Five minutes on Friday, fifty-five on Monday: 09:55 Berlin, not Friday 18:55.
+    assert_eq!(first["due_at"], "2026-11-30T08:55:00.000Z");
+    assert_eq!(first["warn_at"], "2026-11-30T08:43:00.000Z");
+    assert_eq!(first["target"], "1h");
+
+    // Friday evening and the weekend pass without a warning; Monday 09:50 warns.
+    desk.clock.set(at("2026-11-27T17:55:00Z"));
+    desk.clock.set(at("2026-11-30T08:50:00Z"));
+    let warning = desk.events(id, "sla.warning", 1).await.remove(0);
+    assert_eq!(warning["data"]["clock"], "first_response");
+    assert_eq!(count(&desk.conversation(id).await, "sla.breached", "first_response"), 0);
+
+    desk.clock.set(at("2026-11-30T08:55:00Z"));
+    let breach = desk.events(id, "sla.breached", 1).await.remove(0);
+    assert_eq!(breach["actor"]["kind"], "system");
+    assert_eq!(breach["data"]["clock"], "first_response");
+    assert_eq!(breach["data"]["notified"], json!(["sue"]));
+    let moved = desk.conversation(id).await;
+    assert_eq!(
+        (moved["team"]["key"].as_str(), moved["transfer_count"].as_i64()),
+        (Some("support-l1"), Some(1))
+    );
+    assert_eq!(moved["escalation"]["by"]["kind"], "system");
+    let summary = moved["escalation"]["summary"].as_str().unwrap();
+    assert!(
+        summary.contains("first response") && summary.contains("export button"),
+        "{summary}"
+    );
+    assert!(moved["sla_breached_at"].is_string());
+
+    // Exactly once: a later conversation's breach proves the scheduler ran again, and
+    // the first one's breach did not repeat in the new team.
+    let later = desk
+        .customer(
+            "later",
+            "bob",
+            "Hello, where can I change my delivery address?",
+            json!({}),
+        )
+        .await;
+    desk.clock.set(at("2026-11-30T09:56:00Z"));
+    desk.events(later, "sla.breached", 1).await;
+    let first = desk.conversation(id).await;
+    assert_eq!(count(&first, "sla.breached", "first_response"), 1);
+    assert_eq!(first["transfer_count"], 1);
+    let teams = desk.get("/teams", "sue").await;
+    let l1 = teams["teams"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["key"] == "support-l1")
+        .unwrap()
+        .clone();
+    assert_eq!(l1["breached"], 2, "{l1}");
+}
+
+#[tokio::test]
+async fn pending_on_the_customer_pauses_the_clock() {
+    let desk = Desk::start(at(MONDAY_10), &[("lea", "support", Role::Agent, false)]).await;
+    let id = desk
+        .customer(
+            "p1",
+            "ada",
+            "Hello, the export button does nothing when I press it",
+            json!({}),
+        )
+        .await;
+    desk.clock.set(at("2026-11-30T09:30:00Z"));
+    let pending = desk.patch(id, "lea", json!({"status": "pending"})).await;
+    let first = clock_of(&pending, "first_response");
+    assert_eq!(
+        (first["state"].as_str(), &first["due_at"]),
+        (Some("paused"), &Value::Null)
+    );
+
+    // Five hours later the customer answers: 30 minutes were used, 30 remain.
+    desk.clock.set(at("2026-11-30T14:00:00Z"));
+    desk.customer("p2", "ada", "Here is the screenshot you asked for", json!({}))
+        .await;
+    let open = desk.conversation(id).await;
+    assert_eq!(open["status"], "open");
+    let first = clock_of(&open, "first_response");
+    assert_eq!(
+        (first["state"].as_str(), first["due_at"].as_str()),
+        (Some("running"), Some("2026-11-30T14:30:00.000Z"))
+    );
+    assert_eq!(count(&open, "sla.breached", "first_response"), 0);
+
+    // A reply meets it; the customer's next message starts the next-response clock.
+    desk.call(
+        reqwest::Method::POST,
+        &format!("/conversations/{id}/messages"),
+        "lea",
+        Some(json!({"text": "Thanks, looking"})),
+    )
+    .await;
+    desk.clock.set(at("2026-11-30T14:10:00Z"));
+    desk.customer("p3", "ada", "Any news?", json!({})).await;
+    let answered = desk.conversation(id).await;
+    assert_eq!(clock_of(&answered, "first_response")["state"], "met");
+    let next = clock_of(&answered, "next_response");
+    assert_eq!(
+        (next["state"].as_str(), next["due_at"].as_str()),
+        (Some("running"), Some("2026-11-30T16:10:00.000Z"))
+    );
+}
+
+#[tokio::test]
+async fn a_breach_due_while_the_daemon_was_down_escalates_once_after_restart() {
+    let desk = Desk::start(at(MONDAY_10), &[("sue", "support", Role::Supervisor, false)]).await;
+    let id = desk
+        .customer(
+            "r1",
+            "ada",
+            "Hello, the export button does nothing when I press it",
+            json!({}),
+        )
+        .await;
+    let (dir, path, clock, tokens) = desk.stop().await;
+    clock.set(at("2026-11-30T11:00:00Z"));
+    let desk = Desk::run(dir, path, clock, tokens).await;
+    desk.events(id, "sla.breached", 1).await;
+    let desk = desk.restart().await;
+    let later = desk
+        .customer("r2", "bob", "Hello, where can I change my delivery address?", json!({}))
+        .await;
+    desk.clock.set(at("2026-11-30T12:00:00Z"));
+    desk.events(later, "sla.breached", 1).await;
+    let first = desk.conversation(id).await;
+    assert_eq!(count(&first, "sla.breached", "first_response"), 1);
+    assert_eq!(
+        (first["team"]["key"].as_str(), first["transfer_count"].as_i64()),
+        (Some("support-l1"), Some(1))
+    );
+}
+
+#[tokio::test]
+async fn thirty_days_open_escalates_and_flags_the_conversation() {
+    let desk = Desk::start(at(MONDAY_10), &[("rui", "returns", Role::Agent, false)]).await;
+    let id = desk
+        .customer("d1", "ada", "My order never arrived, it has been two weeks", json!({}))
+        .await;
+    assert_eq!(desk.conversation(id).await["team"]["key"], "returns");
+    desk.patch(id, "rui", json!({"status": "pending"})).await;
+    desk.clock.set(at("2026-12-30T08:59:59Z"));
+    desk.clock.set(at("2026-12-30T09:00:00Z"));
+    let breach = desk.events(id, "sla.breached", 1).await.remove(0);
+    assert_eq!(breach["data"]["clock"], "max_open");
+    let flagged = desk.conversation(id).await;
+    assert!(
+        flagged["labels"].as_array().unwrap().contains(&json!("overdue")),
+        "{}",
+        flagged["labels"]
+    );
+    assert_eq!(
+        (flagged["team"]["key"].as_str(), flagged["tier"].as_i64()),
+        (Some("returns-l2"), Some(2))
+    );
+    assert_eq!(flagged["escalation"]["kind"], "hierarchical");
+}
+
+#[tokio::test]
+async fn route_explain_shows_every_rule_and_the_deadlines_without_storing_anything() {
+    let desk = Desk::start(at(MONDAY_10), &[("sue", "support", Role::Supervisor, false)]).await;
+    let (status, explained) = desk
+        .call(
+            reqwest::Method::POST,
+            "/route/explain",
+            "sue",
+            Some(
+                json!({"inbox": "shop", "text": "ขอคืนเงินด้วยครับ จ่ายเงินซ้ำสองครั้ง", "metadata": {"flags": ["influencer"]},
+                        "at": "2026-11-27T16:55:00Z"}),
+            ),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{explained}");
+    assert_eq!(explained["language"], json!({"tag": "th", "source": "detected"}));
+    let rules: Vec<(String, bool)> = explained["rules"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|rule| {
+            (
+                rule["rule"].as_str().unwrap().to_owned(),
+                rule["matched"].as_bool().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        rules,
+        [
+            ("billing".to_owned(), true),
+            ("outage".to_owned(), false),
+            ("delivery problems".to_owned(), false),
+            ("vip and influencers".to_owned(), true),
+            ("thai speakers".to_owned(), true)
+        ]
+    );
+    assert_eq!(explained["rules"][0]["conditions"][0]["detail"], "billing: คืนเงิน");
+    let decision = &explained["decision"];
+    assert_eq!(
+        (decision["team"].as_str(), decision["priority"].as_str()),
+        (Some("billing"), Some("high"))
+    );
+    assert_eq!(explained["sla"]["deadlines"][0]["clock"], "first_response");
+    assert_eq!(explained["sla"]["deadlines"][0]["due_at"], "2026-11-30T08:55:00.000Z");
+    // Nothing was stored.
+    let page = desk.get("/conversations", "sue").await;
+    assert_eq!(page["conversations"], json!([]));
+    let (status, body) = desk
+        .call(
+            reqwest::Method::POST,
+            "/route/explain",
+            "sue",
+            Some(json!({"inbox": "nope", "text": "x"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+}
