@@ -1134,6 +1134,75 @@ mod tests {
     }
 
     #[test]
+    fn teams_form_departments_with_tiers_and_the_next_tier_is_found() {
+        let text = format!(
+            "{MINIMAL}
+[teams.billing-l1]
+name = \"Billing L1\"
+department = \"billing\"
+tier = 1
+[teams.billing-l3]
+name = \"Billing L3\"
+department = \"billing\"
+tier = 3
+[teams.vip]
+name = \"VIP desk\"
+escalate_to = \"billing-l3\"
+"
+        );
+        let desk = raw(&text).unwrap().validate().unwrap().desk;
+        let next = |key: &str| desk.team(key).unwrap().next_tier.clone();
+        assert_eq!(next("billing").as_deref(), Some("billing-l1"));
+        assert_eq!(next("billing-l1").as_deref(), Some("billing-l3"));
+        assert_eq!(next("billing-l3"), None);
+        assert_eq!(next("vip").as_deref(), Some("billing-l3"));
+        assert_eq!(next("support"), None);
+    }
+
+    #[test]
+    fn sla_targets_per_priority_and_for_all() {
+        let text = format!(
+            "{MINIMAL}
+[business_hours.office]
+time_zone = \"Asia/Bangkok\"
+week = {{ mon = \"09:00-18:00\", sat = \"closed\" }}
+[sla_policies.standard]
+time = \"calendar\"
+first_response = {{ urgent = \"15m\", normal = \"4h\" }}
+resolution = \"3days\"
+on_breach = [\"raise_priority\"]
+"
+        )
+        .replace(
+            "name = \"Support\"",
+            "name = \"Support\"\nsla = \"standard\"\nbusiness_hours = \"office\"",
+        );
+        let desk = raw(&text).unwrap().validate().unwrap().desk;
+        let target = |kind, priority| desk.target(Some("support"), kind, priority).map(|t| t.target_ms);
+        assert_eq!(target(ClockKind::FirstResponse, Priority::Urgent), Some(15 * 60_000));
+        assert_eq!(target(ClockKind::FirstResponse, Priority::High), None);
+        assert_eq!(target(ClockKind::Resolution, Priority::Low), Some(3 * 86_400_000));
+        assert_eq!(target(ClockKind::NextResponse, Priority::Normal), None);
+        // Calendar time: the office calendar is not used.
+        let first = desk
+            .target(Some("support"), ClockKind::FirstResponse, Priority::Normal)
+            .unwrap();
+        assert!(first.calendar.is_always());
+        assert_eq!(first.warn_ms, Some(4 * 3_600_000 * 8 / 10));
+        let actions = desk.breach_actions(Some("support"), ClockKind::FirstResponse);
+        assert!(actions.raise_priority && !actions.escalate && !actions.notify);
+        // No policy: only the cap.
+        assert!(
+            desk.target(Some("billing"), ClockKind::FirstResponse, Priority::Urgent)
+                .is_none()
+        );
+        assert!(
+            desk.target(Some("billing"), ClockKind::MaxOpen, Priority::Low)
+                .is_some()
+        );
+    }
+
+    #[test]
     fn bad_values_are_named() {
         let cases = [
             (
@@ -1168,6 +1237,66 @@ mod tests {
                 "acknowledgement.template",
             ),
             (MINIMAL.replace("[teams.billing]", "[teams.Billing]"), "teams.Billing"),
+            (
+                MINIMAL.replace("name = \"Billing\"", "name = \"Billing\"\ntier = 4"),
+                "teams.billing.tier",
+            ),
+            (
+                MINIMAL.replace("name = \"Billing\"", "name = \"Billing\"\nassignment = \"random\""),
+                "teams.billing.assignment",
+            ),
+            (
+                MINIMAL.replace("name = \"Billing\"", "name = \"Billing\"\nescalate_to = \"billing\""),
+                "teams.billing.escalate_to",
+            ),
+            (
+                MINIMAL.replace("name = \"Billing\"", "name = \"Billing\"\nbusiness_hours = \"office\""),
+                "teams.billing.business_hours",
+            ),
+            (
+                MINIMAL.replace("name = \"Billing\"", "name = \"Billing\"\nsla = \"gold\""),
+                "teams.billing.sla",
+            ),
+            (
+                format!(
+                    "{MINIMAL}\n[business_hours.office]\ntime_zone = \"Mars/Olympus\"\nweek = {{ mon = \"09:00-17:00\" }}"
+                ),
+                "business_hours.office.time_zone",
+            ),
+            (
+                format!("{MINIMAL}\n[business_hours.office]\ntime_zone = \"UTC\"\nweek = {{ mon = \"9 to 5\" }}"),
+                "business_hours.office.week.mon",
+            ),
+            (
+                format!("{MINIMAL}\n[sla_policies.gold]\nfirst_response = {{ asap = \"1h\" }}"),
+                "sla_policies.gold.first_response.asap",
+            ),
+            (
+                format!("{MINIMAL}\n[sla_policies.gold]\nresolution = \"0s\""),
+                "sla_policies.gold.resolution",
+            ),
+            (
+                format!("{MINIMAL}\n[sla_policies.gold]\nwarning = 1.5"),
+                "sla_policies.gold.warning",
+            ),
+            (
+                format!("{MINIMAL}\n[sla_policies.gold]\non_breach = [\"escalate\", \"page\"]"),
+                "sla_policies.gold.on_breach[1]",
+            ),
+            (
+                format!("{MINIMAL}\n[sla_policies.gold]\nescalate_to = \"nobody\""),
+                "sla_policies.gold.escalate_to",
+            ),
+            (format!("{MINIMAL}\n[sla]\nmax_open = \"5m\""), "sla.max_open"),
+            (
+                MINIMAL.replace("when = { text = \"(?i)refund\" }", "when = { keywords = [\"money\"] }"),
+                "rules[0].when.keywords[0]",
+            ),
+            (
+                MINIMAL.replace("when = { text = \"(?i)refund\" }", "when = { keywords = [\"money\"] }")
+                    + "\n[keywords]\nmoney = [\"refund\", \" \"]",
+                "keywords.money",
+            ),
         ];
         for (text, key) in cases {
             assert_eq!(key_of_error(&text), key, "config:\n{text}");

@@ -131,6 +131,7 @@ pub struct SlaPlan {
     pub time: &'static str,
     pub business_hours: Option<String>,
     pub time_zone: String,
+    /// Whether the team's business hours are open at `evaluated_at`.
     pub open_now: bool,
     pub deadlines: Vec<Deadline>,
 }
@@ -258,7 +259,7 @@ pub fn render_text(explanation: &Explanation) -> String {
             sla.policy,
             sla.time,
             sla.time_zone,
-            if sla.open_now { ", open now" } else { ", closed now" },
+            if sla.open_now { ", open then" } else { ", closed then" },
             serde_json::to_value(explanation.evaluated_at)
                 .unwrap_or_default()
                 .as_str()

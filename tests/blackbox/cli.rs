@@ -162,3 +162,48 @@ fn check_config_reads_the_telegram_example_and_keeps_the_token_out_of_errors() {
     assert!(!ok);
     assert!(stderr.contains("`inboxes.shop-bot.telegram.greeting`"), "{stderr}");
 }
+
+#[test]
+fn route_explain_shows_each_rule_and_the_decision_for_a_sample_message() {
+    let shipped = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/config/switchboard.toml")).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let sample = dir.path().join("sample.json");
+    // Thai, from a VIP, on a Friday at 17:55 in Berlin.
+    std::fs::write(
+        &sample,
+        r#"{"inbox": "shop", "text": "ขอคืนเงินด้วยครับ ผมถูกเก็บเงินซ้ำสองครั้ง", "metadata": {"flags": ["vip"]}, "at": "2026-11-27T16:55:00Z"}"#,
+    )
+    .unwrap();
+    let path = sample.to_str().unwrap();
+    let (ok, stdout, stderr) = switchboard(&shipped, &["route", "explain", "--message", path], &[]);
+    assert!(ok, "{stderr}");
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert_eq!(lines[0], "language: th (detected)", "{stdout}");
+    for expected in [
+        "  no    outage -> team technical, priority urgent, labels outage",
+        "  MATCH billing -> team billing, priority high, labels billing",
+        "        yes text has a keyword of billing (saw: billing: คืนเงิน)",
+        "  MATCH high-value and public accounts -> priority high, labels vip",
+        "decision: team billing (tier 0, rule `billing`), priority high, labels [billing, vip]",
+        "  first_response        1h  due 2026-11-30T08:55:00.000Z",
+    ] {
+        assert!(lines.contains(&expected), "missing {expected:?} in:\n{stdout}");
+    }
+    // Every configured rule is shown, matched or not.
+    assert_eq!(
+        stdout.matches("\n  MATCH ").count() + stdout.matches("\n  no    ").count(),
+        6,
+        "{stdout}"
+    );
+
+    let (ok, json, stderr) = switchboard(&shipped, &["route", "explain", "--json", "--message", path], &[]);
+    assert!(ok, "{stderr}");
+    let json: serde_json::Value = serde_json::from_str(&json).unwrap();
+    assert_eq!(json["decision"]["team"], "billing");
+    assert_eq!(json["rules"].as_array().unwrap().len(), 6);
+
+    std::fs::write(&sample, r#"{"inbox": "nowhere", "text": "hi"}"#).unwrap();
+    let (ok, _, stderr) = switchboard(&shipped, &["route", "explain", "--message", path], &[]);
+    assert!(!ok);
+    assert!(stderr.contains("`inbox`") && stderr.contains("nowhere"), "{stderr}");
+}

@@ -85,10 +85,16 @@ name = "Billing"
 business_hours = "office"
 sla = "standard"
 
+[sla_policies.around-the-clock]
+time = "calendar"
+first_response = "30m"
+on_breach = ["notify"]
+
 [teams.technical]
 name = "Technical"
 assignment = "least_loaded"
 capacity = 3
+sla = "around-the-clock"
 
 [teams.returns]
 name = "Returns"
@@ -567,18 +573,16 @@ async fn round_robin_spreads_within_capacity_and_a_full_team_queues_urgent_then_
     let names = |list: &[&str]| list.iter().map(|n| Some(n.to_string())).collect::<Vec<_>>();
     assert_eq!(assigned, names(&["ana", "ben", "ana", "ben"]));
 
-    // Both at capacity (2): the next ones wait. The later one is from a VIP.
+    // Both at capacity (2): the next ones wait. The second is from a VIP (high priority).
     desk.clock.advance(std::time::Duration::from_secs(60));
     let older = desk.customer("m5", "c5", question, json!({})).await;
     desk.clock.advance(std::time::Duration::from_secs(60));
     let urgent = desk.customer("m6", "c6", question, json!({"flags": ["vip"]})).await;
-    assert_eq!(
-        (
-            assignee(&desk.conversation(older).await),
-            assignee(&desk.conversation(urgent).await)
-        ),
-        (None, None)
-    );
+    desk.clock.advance(std::time::Duration::from_secs(60));
+    let newest = desk.customer("m7", "c7", question, json!({})).await;
+    for id in [older, urgent, newest] {
+        assert_eq!(assignee(&desk.conversation(id).await), None);
+    }
     let teams = desk.get("/teams", "ana").await;
     let support = teams["teams"]
         .as_array()
@@ -589,18 +593,25 @@ async fn round_robin_spreads_within_capacity_and_a_full_team_queues_urgent_then_
         .clone();
     assert_eq!(
         (support["waiting"].as_i64(), support["assigned"].as_i64()),
-        (Some(2), Some(4)),
+        (Some(3), Some(4)),
         "{support}"
     );
     assert_eq!(
         (support["agents_available"].as_i64(), support["agents"].as_i64()),
         (Some(2), Some(3))
     );
+    assert_eq!(
+        support["oldest_waiting_since"],
+        desk.conversation(older).await["queued_at"]
+    );
 
-    // Ana resolves one: her free place goes to the higher priority, though it came later.
+    // Ana resolves one: her place goes to the higher priority, though it came later.
     desk.patch(ids[0], "ana", json!({"status": "resolved"})).await;
     assert_eq!(assignee(&desk.conversation(urgent).await).as_deref(), Some("ana"));
-    assert_eq!(assignee(&desk.conversation(older).await), None);
+    // Ben sets one pending (waiting on the customer frees room too): the oldest of the rest.
+    desk.patch(ids[1], "ben", json!({"status": "pending"})).await;
+    assert_eq!(assignee(&desk.conversation(older).await).as_deref(), Some("ben"));
+    assert_eq!(assignee(&desk.conversation(newest).await), None);
     // Cem, unavailable so far, becomes available and takes the rest of the queue.
     let (status, me) = desk
         .call(
@@ -615,7 +626,8 @@ async fn round_robin_spreads_within_capacity_and_a_full_team_queues_urgent_then_
         (StatusCode::OK, Some(true)),
         "{me}"
     );
-    assert_eq!(assignee(&desk.conversation(older).await).as_deref(), Some("cem"));
+    assert_eq!(me["open_conversations"], 1);
+    assert_eq!(assignee(&desk.conversation(newest).await).as_deref(), Some("cem"));
     let (status, _) = desk
         .call(
             reqwest::Method::PUT,
@@ -625,15 +637,53 @@ async fn round_robin_spreads_within_capacity_and_a_full_team_queues_urgent_then_
         )
         .await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+}
 
-    // A returning customer goes back to their agent, who is available and has room.
-    desk.patch(ids[1], "ben", json!({"status": "resolved"})).await;
+#[tokio::test]
+async fn a_returning_customer_goes_back_to_their_agent_only_when_that_agent_can_take_them() {
+    let desk = Desk::start(
+        at(MONDAY_10),
+        &[
+            ("ana", "support", Role::Agent, true),
+            ("ben", "support", Role::Agent, true),
+        ],
+    )
+    .await;
+    let question = "Good morning, could you tell me when your shop opens on Sundays?";
+    let mut ids = Vec::new();
+    for n in 1..=3 {
+        desk.clock.advance(std::time::Duration::from_secs(60));
+        ids.push(
+            desk.customer(&format!("m{n}"), &format!("c{n}"), question, json!({}))
+                .await,
+        );
+    }
+    // Round-robin: ana, ben, ana; the next turn is ben's.
+    assert_eq!(assignee(&desk.conversation(ids[2]).await).as_deref(), Some("ana"));
+    desk.patch(ids[0], "ana", json!({"status": "resolved"})).await;
     desk.clock.advance(std::time::Duration::from_secs(60));
     let again = desk
-        .customer("m7", "c2", "Me again: do you also open on holidays?", json!({}))
+        .customer("m4", "c1", "Me again: do you also open on holidays?", json!({}))
         .await;
-    assert_ne!(again, ids[1]);
-    assert_eq!(assignee(&desk.conversation(again).await).as_deref(), Some("ben"));
+    assert_ne!(again, ids[0]);
+    assert_eq!(assignee(&desk.conversation(again).await).as_deref(), Some("ana"));
+    let event = desk.events(again, "conversation.assigned", 1).await.remove(0);
+    assert_eq!(event["data"]["reason"], "returning_customer");
+
+    // Offline, ana does not get her returning customer back: the queue's turn decides.
+    desk.call(
+        reqwest::Method::PUT,
+        "/agents/me/availability",
+        "ana",
+        Some(json!({"available": false})),
+    )
+    .await;
+    desk.patch(again, "ana", json!({"status": "resolved"})).await;
+    desk.clock.advance(std::time::Duration::from_secs(60));
+    let third = desk
+        .customer("m5", "c1", "And one more thing about the opening hours", json!({}))
+        .await;
+    assert_eq!(assignee(&desk.conversation(third).await).as_deref(), Some("ben"));
 }
 
 #[tokio::test]
@@ -703,8 +753,22 @@ async fn a_first_response_breach_counts_business_hours_warns_then_escalates_once
     assert_eq!(first["warn_at"], "2026-11-30T08:43:00.000Z");
     assert_eq!(first["target"], "1h");
 
-    // Friday evening and the weekend pass without a warning; Monday 09:50 warns.
-    desk.clock.set(at("2026-11-27T17:55:00Z"));
+    // Friday 18:55 and the weekend pass without a warning. An outage reported at the
+    // same time, in a team on calendar time, breaches on Friday: once that breach is
+    // recorded, the scheduler has run past Friday 18:55.
+    let outage = desk
+        .customer("night", "cy", "Our dashboard is down, nothing loads", json!({}))
+        .await;
+    desk.clock.set(at("2026-11-29T12:00:00Z"));
+    desk.events(outage, "sla.breached", 1).await;
+    let sunday = desk.conversation(id).await;
+    assert_eq!(
+        (
+            count(&sunday, "sla.warning", "first_response"),
+            count(&sunday, "sla.breached", "first_response")
+        ),
+        (0, 0)
+    );
     desk.clock.set(at("2026-11-30T08:50:00Z"));
     let warning = desk.events(id, "sla.warning", 1).await.remove(0);
     assert_eq!(warning["data"]["clock"], "first_response");
