@@ -146,6 +146,16 @@ impl Desk {
         self.teams.get(key)
     }
 
+    /// Whether any team runs next-response clocks: when none does, a customer message
+    /// that does not reopen its conversation cannot move a clock, and ingest skips them.
+    pub fn runs_next_response(&self) -> bool {
+        self.teams.values().any(|team| {
+            team.sla
+                .as_ref()
+                .is_some_and(|policy| policy.targets.keys().any(|(kind, _)| *kind == ClockKind::NextResponse))
+        })
+    }
+
     /// The target of `kind` for a conversation of `priority` in `team`; `None` when the
     /// team's policy sets none (or the team is gone from config).
     pub fn target(&self, team: Option<&str>, kind: ClockKind, priority: Priority) -> Option<ClockTarget> {

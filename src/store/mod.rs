@@ -467,7 +467,8 @@ pub trait Store: Send + Sync + 'static {
 
     /// Makes the configured teams and inboxes exist (inserted or renamed by key) and
     /// returns the inboxes with their ids. Teams and inboxes removed from config stay in
-    /// the database, because conversations refer to them.
+    /// the database, because conversations refer to them. The desk (teams' policies, SLA
+    /// targets) is what every later write that moves clocks or queues consults.
     async fn sync_catalog(
         &self,
         teams: &[TeamSpec],

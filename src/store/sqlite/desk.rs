@@ -459,21 +459,18 @@ pub(super) fn set_priority(
         None => NewEvent::system("conversation.priority_changed", data),
     };
     insert_events(conn, conversation.id, &[event], now)?;
-    let moved = ConversationState {
-        priority,
-        ..conversation_state(conn, conversation.id)?
+    retarget_clocks(conn, desk, conversation, now)
+}
+
+/// Moves the clocks to the team and priority the conversation has now, from those it had
+/// in `before`.
+fn retarget_clocks(conn: &Connection, desk: &Desk, before: &ConversationState, now: i64) -> StoreResult<()> {
+    let after = conversation_state(conn, before.id)?;
+    let change = ClockChange::Retarget {
+        old_team: before.team_key.clone(),
+        old_priority: before.priority,
     };
-    update_clocks(
-        conn,
-        desk,
-        &moved,
-        ClockChange::Retarget {
-            old_team: conversation.team_key.clone(),
-            old_priority: conversation.priority,
-        },
-        now,
-    )?;
-    Ok(())
+    update_clocks(conn, desk, &after, change, now).map(|_| ())
 }
 
 // ---------------------------------------------------------------- escalation
@@ -640,17 +637,7 @@ fn move_to_team(
         });
     }
     insert_events(conn, conversation.id, &events, now)?;
-    let moved = conversation_state(conn, conversation.id)?;
-    update_clocks(
-        conn,
-        desk,
-        &moved,
-        ClockChange::Retarget {
-            old_team: conversation.team_key.clone(),
-            old_priority: conversation.priority,
-        },
-        now,
-    )?;
+    retarget_clocks(conn, desk, conversation, now)?;
     drain_team(conn, desk, to_id, to, now)?;
     if let Some(freed) = conversation.assignee.filter(|_| assignee.is_none()) {
         drain_agent_team(conn, desk, freed, now)?;

@@ -891,7 +891,7 @@ pub fn ingest(
             }
             next
         }
-        None if automated => None,
+        None if automated || (!reopens && !desk.runs_next_response()) => None,
         None => {
             let state = conversation_state(conn, conversation_id)?;
             update_clocks(
