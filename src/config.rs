@@ -18,6 +18,7 @@ use switchboard_connector_webhook::{WebhookConfig, WebhookSettings};
 
 use crate::desk::{Assignment, BreachActions, ClockKind, Desk, SlaPolicy, TeamPolicy};
 use crate::hours::BusinessHours;
+use crate::language::LanguageDetector;
 use crate::model::Priority;
 use crate::router::{KeywordSet, RouteAction, RouteCondition, Router};
 use crate::templates::AckTemplate;
@@ -321,6 +322,10 @@ impl Default for AcknowledgementConfig {
 pub struct RoutingConfig {
     /// The team that takes every conversation no rule claims.
     pub default_team: String,
+    /// The languages (ISO 639-1) detection chooses among when a channel gives none;
+    /// all it knows when empty.
+    #[serde(default)]
+    pub detect_languages: Vec<String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -787,8 +792,21 @@ impl RawConfig {
         if max_open < Duration::from_secs(3600) {
             return Err(ConfigError::new("sla.max_open", "must be at least 1h"));
         }
+        let languages = LanguageDetector::only(&self.routing.detect_languages).map_err(|tag| {
+            let index = self
+                .routing
+                .detect_languages
+                .iter()
+                .position(|given| given.trim().eq_ignore_ascii_case(&tag))
+                .unwrap_or(0);
+            ConfigError::new(
+                format!("routing.detect_languages[{index}]"),
+                format!("`{tag}` is not a language detection knows; use ISO 639-1 tags such as en, de, th, ar"),
+            )
+        })?;
         Ok(Desk {
             teams,
+            languages,
             max_open,
             max_open_actions: BreachActions {
                 escalate: true,
@@ -1288,6 +1306,13 @@ on_breach = [\"raise_priority\"]
                 "sla_policies.gold.escalate_to",
             ),
             (format!("{MINIMAL}\n[sla]\nmax_open = \"5m\""), "sla.max_open"),
+            (
+                MINIMAL.replace(
+                    "default_team = \"support\"",
+                    "default_team = \"support\"\ndetect_languages = [\"en\", \"klingon\"]",
+                ),
+                "routing.detect_languages[1]",
+            ),
             (
                 MINIMAL.replace("when = { text = \"(?i)refund\" }", "when = { keywords = [\"money\"] }"),
                 "rules[0].when.keywords[0]",

@@ -9,6 +9,7 @@ use std::time::Duration;
 use serde::Serialize;
 
 use crate::hours::BusinessHours;
+use crate::language::LanguageDetector;
 use crate::model::Priority;
 
 /// How a team's waiting conversations find an agent.
@@ -135,6 +136,8 @@ pub struct ClockTarget {
 #[derive(Debug, Clone)]
 pub struct Desk {
     pub teams: BTreeMap<String, TeamPolicy>,
+    /// Detects a message's language when its channel gives none.
+    pub languages: LanguageDetector,
     /// No conversation stays unresolved longer than this (calendar time).
     pub max_open: Duration,
     /// What the cap's breach does.
@@ -216,6 +219,7 @@ impl Desk {
                     )
                 })
                 .collect(),
+            languages: LanguageDetector::default(),
             max_open: Duration::from_secs(30 * 86_400),
             max_open_actions: BreachActions::default(),
         }

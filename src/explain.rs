@@ -148,7 +148,7 @@ pub fn explain(settings: &Settings, sample: &Sample, now: i64) -> Explanation {
     let at = sample.at.unwrap_or(now);
     let (language, source) = match &sample.language {
         Some(tag) => (Some(tag.clone()), Some("message")),
-        None => match crate::language::detect(&sample.text) {
+        None => match settings.desk.languages.detect(&sample.text) {
             Some(tag) => (Some(tag.to_owned()), Some("detected")),
             None => (None, None),
         },

@@ -47,21 +47,37 @@ pub struct KeywordSet {
 
 impl KeywordSet {
     pub fn new(name: &str, keywords: &[String]) -> Result<KeywordSet, String> {
-        let mut alternatives = Vec::with_capacity(keywords.len());
+        let (mut word_starts, mut anywhere) = (Vec::new(), Vec::new());
         for keyword in keywords {
             let keyword = keyword.trim();
             let Some(first) = keyword.chars().next() else {
                 return Err("keywords must not be empty".into());
             };
-            let boundary = if spaced_script(first) { r"\b" } else { "" };
-            alternatives.push(format!("{boundary}{}", regex::escape(keyword)));
+            let list = if spaced_script(first) {
+                &mut word_starts
+            } else {
+                &mut anywhere
+            };
+            list.push(regex::escape(keyword));
+        }
+        // Longest first, so the match reported is the most specific keyword.
+        for list in [&mut word_starts, &mut anywhere] {
+            list.sort_by_key(|keyword| std::cmp::Reverse(keyword.len()));
+        }
+        // "Starts a word" is written `(?:^|\W)`, not `\b`: a Unicode `\b` keeps the
+        // regex crate off its fast engine whenever the text has a non-ASCII character,
+        // which made a Thai or German email take 100 times longer to route.
+        let mut alternatives = Vec::new();
+        if !word_starts.is_empty() {
+            alternatives.push(format!(r"(?:^|\W)({})", word_starts.join("|")));
+        }
+        if !anywhere.is_empty() {
+            alternatives.push(format!("({})", anywhere.join("|")));
         }
         if alternatives.is_empty() {
             return Err("list at least one keyword".into());
         }
-        // Longest first, so the match reported is the most specific keyword.
-        alternatives.sort_by_key(|alternative| std::cmp::Reverse(alternative.len()));
-        let pattern = regex::RegexBuilder::new(&format!("(?i)(?:{})", alternatives.join("|")))
+        let pattern = regex::RegexBuilder::new(&format!("(?i){}", alternatives.join("|")))
             .size_limit(1 << 22)
             .build()
             .map_err(|err| format!("cannot be compiled: {err}"))?;
@@ -71,8 +87,10 @@ impl KeywordSet {
         })
     }
 
+    /// The keyword found, without the character before it.
     fn find<'t>(&self, text: &'t str) -> Option<&'t str> {
-        self.pattern.find(text).map(|found| found.as_str())
+        let captures = self.pattern.captures(text)?;
+        captures.iter().skip(1).flatten().next().map(|found| found.as_str())
     }
 }
 
@@ -448,6 +466,13 @@ mod tests {
         let none = BTreeMap::new();
         assert_eq!(router().route(&input("refunded yesterday?", &none)).team, "billing");
         assert_eq!(router().route(&input("nonrefundable ticket", &none)).team, "general");
+        assert_eq!(router().route(&input("(refund) asap", &none)).team, "billing");
+        // The detail is the keyword, without the character before it.
+        let (_, traces) = router().explain(&input("I was Charged Twice.", &none));
+        assert_eq!(
+            traces[1].conditions[0].detail.as_deref(),
+            Some("billing: Charged Twice")
+        );
     }
 
     #[test]

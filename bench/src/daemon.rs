@@ -101,6 +101,9 @@ retry_schedule = ["1s", "5s", "30s"]
 
 [routing]
 default_team = "support"
+# The languages its messages and rules are in, as a desk names them (the shipped config
+# does): detection among all 69 would cost about 35 µs a message instead of 4.
+detect_languages = ["en", "de", "es"]
 
 [teams.support]
 name = "Customer Support"
@@ -162,18 +165,7 @@ impl Process {
 
     /// CPU time used so far, user and system, all threads, from /proc.
     pub fn cpu_seconds(&self) -> f64 {
-        let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.pid())).unwrap_or_default();
-        // utime and stime are the 14th and 15th fields; the command name before them
-        // (in parentheses) may hold spaces.
-        let after_name = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
-        let ticks: u64 = after_name
-            .split_whitespace()
-            .skip(11)
-            .take(2)
-            .filter_map(|field| field.parse::<u64>().ok())
-            .sum();
-        // USER_HZ, which /proc counts in: 100 on every Linux architecture that matters here.
-        ticks as f64 / 100.0
+        process_cpu_seconds(self.pid())
     }
 
     /// SIGTERM, and wait for a clean exit.
@@ -206,6 +198,23 @@ impl Drop for Process {
             let _ = child.wait();
         }
     }
+}
+
+/// CPU time a process (a pid, or `self`) has used so far, user and system, all threads,
+/// from /proc.
+pub fn process_cpu_seconds(pid: impl std::fmt::Display) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // utime and stime are the 14th and 15th fields; the command name before them
+    // (in parentheses) may hold spaces.
+    let after_name = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
+    let ticks: u64 = after_name
+        .split_whitespace()
+        .skip(11)
+        .take(2)
+        .filter_map(|field| field.parse::<u64>().ok())
+        .sum();
+    // USER_HZ, which /proc counts in: 100 on every Linux architecture that matters here.
+    ticks as f64 / 100.0
 }
 
 /// Waits until `/readyz` answers 200.

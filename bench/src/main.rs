@@ -1,7 +1,8 @@
 //! # switchboard-bench
 //!
 //! Starts the real daemon (the release binary, or `--daemon PATH`) on loopback with a fresh store for each
-//! scenario, drives it, prints a table and writes the same figures as JSON.
+//! scenario, drives it, prints a table and writes the same figures as JSON. Two scenarios, `routing` and
+//! `scheduler`, measure the daemon's library in this process instead.
 //!
 //! - `load`: the HTTP load generator (closed-loop or paced) and its latency histograms.
 //! - `workloads`: signed customer messages, agents' queue queries, 50 routing rules.
@@ -13,11 +14,15 @@
 //! - `email`: a Dovecot mailbox imported on the daemon's first start, then mail over IMAP IDLE.
 //! - `telegram`: agents' replies through a bot to a fake Bot API that times them: 300 to one chat (five
 //!   minutes by design: Telegram allows about one message a second to a chat), then one to each of 300 chats.
+//! - `routing`: 200 routing rules and language detection, timed in this process for `--seconds` in all.
+//! - `scheduler`: the SLA scheduler and its store in this process, with 100,000 open conversations: idle
+//!   wake-ups and CPU, breaches fired per second.
 //! - `report`: the table and the JSON.
 //!
 //! Usage: `cargo run --release -p switchboard-bench -- [--seconds N] [--only NAME,…] [--clients N,…]
 //! [--no-bare] [--scale-messages N] [--email-mails N] [--email-live N] [--telegram-replies N]
-//! [--telegram-chats N] [--json PATH] [--daemon PATH]`
+//! [--telegram-chats N] [--scheduler-conversations N] [--scheduler-idle-seconds N] [--json PATH]
+//! [--daemon PATH]`
 
 mod bare;
 mod daemon;
@@ -25,8 +30,10 @@ mod email;
 mod load;
 mod receiver;
 mod report;
+mod routing;
 mod scale;
 mod scenarios;
+mod scheduler;
 mod telegram;
 mod workloads;
 
@@ -51,6 +58,10 @@ pub struct Options {
     pub telegram_replies: usize,
     /// Telegram chats answered once each, all at once.
     pub telegram_chats: usize,
+    /// Open conversations with SLA deadlines in the scheduler scenario.
+    pub scheduler_conversations: u64,
+    /// Length of each of the scheduler scenario's two idle windows.
+    pub scheduler_idle_seconds: u64,
     /// Client counts for the ingest scenario.
     pub clients: Vec<usize>,
     /// Skip the bare endpoint (for quick iterations on the daemon alone).
@@ -60,7 +71,18 @@ pub struct Options {
     pub daemon: Option<PathBuf>,
 }
 
-const SCENARIOS: [&str; 6] = ["ingest", "mixed", "e2e", "scale", "email", "telegram"];
+const SCENARIOS: [&str; 8] = [
+    "ingest",
+    "mixed",
+    "e2e",
+    "scale",
+    "email",
+    "telegram",
+    "routing",
+    "scheduler",
+];
+/// The scenarios that run in this process, with no daemon to build.
+const IN_PROCESS: [&str; 2] = ["routing", "scheduler"];
 
 impl Options {
     fn parse() -> anyhow::Result<Options> {
@@ -73,6 +95,8 @@ impl Options {
             email_live: email::LIVE_MAILS,
             telegram_replies: telegram::REPLIES,
             telegram_chats: telegram::CHATS,
+            scheduler_conversations: 100_000,
+            scheduler_idle_seconds: 20,
             clients: scenarios::CLIENT_COUNTS.to_vec(),
             no_bare: false,
             daemon: None,
@@ -101,6 +125,14 @@ impl Options {
                 "--telegram-chats" => {
                     options.telegram_chats = value()?.parse().context("--telegram-chats takes a number")?
                 }
+                "--scheduler-conversations" => {
+                    options.scheduler_conversations =
+                        value()?.parse().context("--scheduler-conversations takes a number")?
+                }
+                "--scheduler-idle-seconds" => {
+                    options.scheduler_idle_seconds =
+                        value()?.parse().context("--scheduler-idle-seconds takes a number")?
+                }
                 "--no-bare" => options.no_bare = true,
                 "--clients" => {
                     options.clients = value()?
@@ -109,7 +141,7 @@ impl Options {
                         .collect::<anyhow::Result<_>>()?
                 }
                 other => bail!(
-                    "unknown argument {other}; use --seconds N, --only ingest,mixed,e2e,scale,email,telegram, --clients 1,16,64,256, --no-bare, --json PATH, --scale-messages N, --email-mails N, --email-live N, --telegram-replies N (300: five minutes, one reply a second to one chat), --telegram-chats N, --daemon PATH"
+                    "unknown argument {other}; use --seconds N, --only ingest,mixed,e2e,scale,email,telegram,routing,scheduler, --clients 1,16,64,256, --no-bare, --json PATH, --scale-messages N, --email-mails N, --email-live N, --telegram-replies N (300: five minutes, one reply a second to one chat), --telegram-chats N, --scheduler-conversations N, --scheduler-idle-seconds N, --daemon PATH"
                 ),
             }
         }
@@ -118,6 +150,13 @@ impl Options {
 
     pub fn runs(&self, scenario: &str) -> bool {
         self.only.is_empty() || self.only.iter().any(|name| name == scenario)
+    }
+
+    /// Whether any scenario selected runs the daemon binary.
+    fn needs_daemon(&self) -> bool {
+        SCENARIOS
+            .iter()
+            .any(|scenario| !IN_PROCESS.contains(scenario) && self.runs(scenario))
     }
 
     pub fn duration(&self) -> Duration {
@@ -130,11 +169,16 @@ fn main() -> anyhow::Result<()> {
         return bare::serve();
     }
     let options = Options::parse()?;
+    // Building the daemon takes minutes when the library changed; the in-process
+    // scenarios alone need none.
     let binary = match &options.daemon {
         Some(binary) => binary.clone(),
-        None => daemon::daemon_binary()?,
+        None if options.needs_daemon() => daemon::daemon_binary()?,
+        None => PathBuf::new(),
     };
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    // On this thread, not spawned: the scheduler scenario opens the store, which is not
+    // a `Send` future.
     let report = runtime.block_on(scenarios::run_all(&options, &binary))?;
     report.print();
     report.write_json(&options.json)?;

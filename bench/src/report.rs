@@ -6,8 +6,10 @@ use serde_json::{Value, json};
 
 use crate::email::EmailFigures;
 use crate::load::LoadResult;
+use crate::routing::RoutingFigures;
 use crate::scale::ScaleFigures;
 use crate::scenarios::{BareFigures, EndToEndFigures, IngestFigures, MixedFigures, machine};
+use crate::scheduler::SchedulerFigures;
 use crate::telegram::{BOT_PER_SECOND, Burst, TelegramFigures};
 
 pub struct Report {
@@ -320,6 +322,153 @@ impl Report {
             many.too_many_requests,
             many.failed_calls,
         ));
+    }
+
+    pub fn routing(&mut self, routing: &RoutingFigures) {
+        self.json.insert("routing".into(), routing.to_json());
+        for (name, route, detect, count, (shortest, longest)) in [
+            (
+                "chat lines",
+                &routing.chat,
+                &routing.detect_chat,
+                routing.chat_lines,
+                routing.chat_chars,
+            ),
+            (
+                "emails",
+                &routing.email,
+                &routing.detect_email,
+                routing.emails,
+                routing.email_chars,
+            ),
+        ] {
+            self.lines.push(format!(
+                "{:<34} {:>7} {:>10.0} {:>8} {:>8} {:>8} {:>7} {:>9}   ({count} {name} of {shortest}-{longest} chars: mean {:.1} / p50 {:.1} / p99 {:.1} µs a decision; language detection {:.1} µs)",
+                format!("routing: {} rules, {name}", routing.rules),
+                1,
+                route.per_second(),
+                "-",
+                "-",
+                "-",
+                "-",
+                "-",
+                route.mean_us(),
+                route.us(50.0),
+                route.us(99.0),
+                detect.mean_us(),
+            ));
+        }
+        self.lines.push(format!(
+            "  routing mix: {} messages' first matching rule among the first {}, {} only later ones, {} none; explain of one {}-rule email ({}) {:.1} µs (route {:.1} µs)",
+            routing.mix.early,
+            crate::routing::EARLY_RULES,
+            routing.mix.late,
+            routing.mix.none,
+            routing.explained_matches,
+            routing.explained_language.unwrap_or("no language"),
+            routing.explain.mean_us(),
+            routing.explained_route.mean_us(),
+        ));
+        self.lines.push(format!(
+            "  routing by language, chat lines: {}",
+            routing.chat_by_language.describe()
+        ));
+        self.lines.push(format!(
+            "  routing by language, emails: {}",
+            routing.email_by_language.describe()
+        ));
+        let costliest: Vec<String> = routing
+            .rule_costs
+            .iter()
+            .take(crate::routing::COSTLIEST)
+            .map(|cost| format!("{} {:.0} µs", cost.name, cost.email_us))
+            .collect();
+        self.lines.push(format!(
+            "  costliest rules alone, per email: {} (all {} alone: {:.0} µs)",
+            costliest.join(", "),
+            routing.rule_costs.len(),
+            routing.rule_costs.iter().map(|cost| cost.email_us).sum::<f64>(),
+        ));
+    }
+
+    pub fn scheduler(&mut self, scheduler: &SchedulerFigures) {
+        self.json.insert("scheduler".into(), scheduler.to_json());
+        let seeding = &scheduler.seeding;
+        self.lines.push(format!(
+            "{:<34} {:>7} {:>10.0} {:>8} {:>8} {:>8} {:>7} {:>9}   ({} conversations with SLA clocks in {:.1} s; database {:.1} MiB + WAL {:.1} MiB)",
+            "scheduler: seeding",
+            1,
+            seeding.per_second(),
+            "-",
+            "-",
+            "-",
+            "-",
+            "-",
+            seeding.conversations,
+            seeding.seconds,
+            seeding.database_bytes as f64 / 1024.0 / 1024.0,
+            seeding.wal_bytes as f64 / 1024.0 / 1024.0,
+        ));
+        for (name, window) in [
+            ("scheduler: idle", &scheduler.idle),
+            ("scheduler: idle, paced ingest", &scheduler.paced),
+        ] {
+            self.lines.push(format!(
+                "{:<34} {:>7} {:>10.0} {:>8} {:>8} {:>8} {:>7} {:>9}   (wake-ups: {}; process CPU {:.2} s in {:.1} s; {} new conversations, {} of them urgent)",
+                name,
+                "-",
+                window.ingested as f64 / window.seconds,
+                "-",
+                "-",
+                "-",
+                "-",
+                "-",
+                window.wakeups,
+                window.cpu_seconds,
+                window.seconds,
+                window.ingested,
+                window.urgent,
+            ));
+        }
+        for (name, firing) in [
+            ("scheduler: breaches, notify", &scheduler.notify),
+            ("scheduler: breaches, escalate", &scheduler.escalate),
+        ] {
+            self.lines.push(format!(
+                "{:<34} {:>7} {:>10.0} {:>8} {:>8} {:>8} {:>7} {:>9}   ({} breaches in {:.2} s after the clock jumped; wake-ups: {}; process CPU {:.2} s: {:.0} µs a breach)",
+                name,
+                "-",
+                firing.per_second(),
+                "-",
+                "-",
+                "-",
+                "-",
+                "-",
+                firing.breaches,
+                firing.seconds,
+                firing.wakeups,
+                firing.cpu_seconds,
+                firing.cpu_seconds * 1e6 / firing.breaches.max(1) as f64,
+            ));
+        }
+        self.lines.push(format!(
+            "{:<34} {:>7} {:>10} {:>8.3} {:>8.3} {:>8} {:>7} {:>9}   ({} calls with {} clocks pending; escalated {} of {})",
+            "scheduler: next_sla_fire query",
+            1,
+            "-",
+            scheduler.query_us(50.0) / 1000.0,
+            scheduler.query_us(99.0) / 1000.0,
+            "-",
+            "-",
+            "-",
+            scheduler.next_fire_us.len(),
+            scheduler.pending_clocks,
+            scheduler.escalated,
+            scheduler.escalate.conversations,
+        ));
+        for (query, plan) in &scheduler.plans {
+            self.lines.push(format!("  query plan, {query}: {}", plan.join("; ")));
+        }
     }
 
     pub fn print(&self) {

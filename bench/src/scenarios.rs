@@ -1,4 +1,4 @@
-//! The scenarios, each on a fresh daemon process and store.
+//! The scenarios, each on a fresh daemon process and store (the in-process ones on a fresh store).
 
 use std::path::Path;
 use std::process::Command;
@@ -58,6 +58,13 @@ pub async fn run_all(options: &Options, binary: &Path) -> anyhow::Result<Report>
     }
     if options.runs("telegram") {
         report.telegram(&crate::telegram::run(binary, options.telegram_replies, options.telegram_chats).await?);
+    }
+    if options.runs("routing") {
+        report.routing(&crate::routing::run(options.duration()));
+    }
+    if options.runs("scheduler") {
+        let conversations = options.scheduler_conversations;
+        report.scheduler(&crate::scheduler::run(conversations, options.scheduler_idle_seconds).await?);
     }
     Ok(report)
 }

@@ -1,10 +1,11 @@
 //! The benchmark program runs every scenario end to end against the debug daemon, for a
 //! second each (the email scenario on 200 mails and 10 live ones, Telegram on 5 replies
-//! to one chat and 60 chats), and what it reports is consistent: every acknowledged
-//! message stored, every mail imported and threaded, every acknowledgement delivered,
-//! every Telegram reply sent once and in order within the sending limits, no request
-//! failed. Speed is not asserted here; the figures are for BENCHMARKS.md, from release
-//! builds.
+//! to one chat and 60 chats, the SLA scheduler on 2,000 conversations), and what it
+//! reports is consistent: every acknowledged message stored, every mail imported and
+//! threaded, every acknowledgement delivered, every Telegram reply sent once and in order
+//! within the sending limits, every SLA breach fired once, no request failed. Speed is
+//! not asserted here; the figures are for BENCHMARKS.md, from release builds. The
+//! scheduler's wake-ups are: a handful, however many conversations are open.
 
 use std::path::PathBuf;
 use std::process::Command;
@@ -55,6 +56,10 @@ fn every_scenario_runs_and_reports_consistent_figures() {
             "5",
             "--telegram-chats",
             "60",
+            "--scheduler-conversations",
+            "2000",
+            "--scheduler-idle-seconds",
+            "1",
             "--json",
         ])
         .arg(&json)
@@ -77,6 +82,10 @@ fn every_scenario_runs_and_reports_consistent_figures() {
         "telegram: 5 replies, one chat",
         "telegram: 60 chats, acks",
         "telegram: 60 chats, replies",
+        "routing: 200 rules, chat lines",
+        "routing: 200 rules, emails",
+        "scheduler: breaches, notify",
+        "scheduler: breaches, escalate",
     ] {
         assert!(stdout.contains(row), "the table has no `{row}` row:\n{stdout}");
     }
@@ -161,4 +170,57 @@ fn every_scenario_runs_and_reports_consistent_figures() {
     assert_eq!(many["failed_calls"], 0, "{many}");
     let most = many["all_sends"]["max_in_any_1s_window"].as_u64().unwrap();
     assert!(most <= 30, "{most} messages in one second: {many}");
+
+    let routing = &report["routing"];
+    assert_eq!(routing["rules"], 200, "{routing}");
+    for kind in ["chat_lines", "emails"] {
+        for timing in ["route", "detect_language"] {
+            let per_second = routing[kind][timing]["per_second"].as_f64().unwrap();
+            assert!(per_second > 0.0, "routing {kind} {timing}: {routing}");
+        }
+    }
+    let first_match = &routing["first_match"];
+    let messages =
+        routing["chat_lines"]["messages"].as_u64().unwrap() + routing["emails"]["messages"].as_u64().unwrap();
+    let placed: u64 = ["early_rule", "late_rule_only", "no_rule"]
+        .iter()
+        .map(|place| first_match[place].as_u64().unwrap())
+        .sum();
+    assert_eq!(placed, messages, "{first_match}");
+    for place in ["early_rule", "late_rule_only", "no_rule"] {
+        assert!(
+            first_match[place].as_u64().unwrap() > 0,
+            "no message matches {place}: {first_match}"
+        );
+    }
+    assert!(
+        routing["explain_one_email"]["rules_matched"].as_u64().unwrap() > 1,
+        "{routing}"
+    );
+
+    let scheduler = &report["scheduler"];
+    assert_eq!(scheduler["seeding"]["conversations"], 2_000, "{scheduler}");
+    assert_eq!(
+        scheduler["idle"]["wakeups"], 0,
+        "nothing falls due while idle: {scheduler}"
+    );
+    let paced = &scheduler["idle_with_paced_ingest"]["window"];
+    let newcomers = paced["new_conversations"].as_u64().unwrap();
+    let wakeups = paced["wakeups"].as_u64().unwrap();
+    // The first urgent newcomer is due before every stored deadline; the later ones are
+    // not before it. A wake-up or two more when commits overtake one another.
+    assert!(
+        (1..=5).contains(&wakeups),
+        "{wakeups} wake-ups for {newcomers} newcomers: {paced}"
+    );
+    let notify = &scheduler["firing_notify"];
+    assert_eq!(notify["breaches"], 2_000 + newcomers, "{notify}");
+    assert_eq!(
+        notify["warnings"], 0,
+        "each clock fires once, its warning with its breach: {notify}"
+    );
+    let escalate = &scheduler["firing_escalate"];
+    assert_eq!(escalate["firing"]["breaches"], 400, "{escalate}");
+    assert_eq!(escalate["escalated_conversations"], 400, "{escalate}");
+    assert_eq!(scheduler["next_sla_fire"]["calls"], 1_000, "{scheduler}");
 }

@@ -43,6 +43,7 @@ level = "warn"
 enabled = false
 [routing]
 default_team = "support"
+detect_languages = ["en", "de", "th", "ar"]
 
 [keywords]
 billing = ["refund", "charged twice", "unexpected fee", "invoice", "คืนเงิน", "เก็บเงินซ้ำ", "استرداد", "فاتورة"]

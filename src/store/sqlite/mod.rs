@@ -80,9 +80,9 @@ impl SqliteStore {
 
 /// Fills in the language when the channel did not give one, before the message goes to
 /// the writer thread: detection costs tens of microseconds the one writer should not pay.
-fn detect_language(message: &mut InboundMessage) {
+fn detect_language(desk: &Desk, message: &mut InboundMessage) {
     if message.language.is_none() && message.automated.is_none() && message.bounce.is_none() {
-        message.language = crate::language::detect(&message.text).map(str::to_owned);
+        message.language = desk.languages.detect(&message.text).map(str::to_owned);
     }
 }
 
@@ -121,8 +121,8 @@ impl Store for SqliteStore {
     }
 
     async fn ingest(&self, context: IngestContext, mut message: InboundMessage) -> StoreResult<IngestOutcome> {
-        detect_language(&mut message);
         let desk = self.desk();
+        detect_language(&desk, &mut message);
         self.writer
             .write(move |conn| write::ingest(conn, &desk, &context, &message))
             .await
@@ -134,8 +134,8 @@ impl Store for SqliteStore {
         let pending: Vec<_> = batch
             .into_iter()
             .map(|(context, mut message)| {
-                detect_language(&mut message);
                 let desk = self.desk();
+                detect_language(&desk, &mut message);
                 self.writer
                     .write(move |conn| write::ingest(conn, &desk, &context, &message))
             })
