@@ -982,3 +982,36 @@ async fn route_explain_shows_every_rule_and_the_deadlines_without_storing_anythi
         .await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
 }
+
+#[tokio::test]
+async fn a_customer_reopening_an_unassigned_conversation_puts_it_in_the_queue() {
+    let desk = Desk::start(
+        at(MONDAY_10),
+        &[
+            ("sue", "support", Role::Supervisor, false),
+            ("ana", "support", Role::Agent, false),
+        ],
+    )
+    .await;
+    let id = desk
+        .customer("q1", "ada", "Hello, where can I change my delivery address?", json!({}))
+        .await;
+    // Nobody available: it waits; the supervisor asks the customer for the order number.
+    desk.patch(id, "sue", json!({"status": "pending"})).await;
+    desk.call(
+        reqwest::Method::PUT,
+        "/agents/me/availability",
+        "ana",
+        Some(json!({"available": true})),
+    )
+    .await;
+    // Pending is waiting on the customer, not on us: not assigned.
+    assert_eq!(assignee(&desk.conversation(id).await), None);
+    desk.customer("q2", "ada", "The order number is 48213377", json!({}))
+        .await;
+    let reopened = desk.conversation(id).await;
+    assert_eq!(
+        (reopened["status"].as_str(), assignee(&reopened).as_deref()),
+        (Some("open"), Some("ana"))
+    );
+}

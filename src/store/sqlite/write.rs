@@ -894,13 +894,21 @@ pub fn ingest(
         None if automated || (!reopens && !desk.runs_next_response()) => None,
         None => {
             let state = conversation_state(conn, conversation_id)?;
-            update_clocks(
+            let next = update_clocks(
                 conn,
                 desk,
                 &state,
                 ClockChange::CustomerMessage { reopened: reopens },
                 now,
-            )?
+            )?;
+            // A reopened conversation nobody holds joins its team's queue.
+            if reopens
+                && state.assignee.is_none()
+                && let (Some(team_id), Some(team_key)) = (state.team_id, &state.team_key)
+            {
+                drain_team(conn, desk, team_id, team_key, now)?;
+            }
+            next
         }
     };
     Ok(IngestOutcome {
