@@ -9,7 +9,7 @@ use sqlx::{QueryBuilder, Row, Sqlite, SqliteConnection, SqlitePool};
 use switchboard_connector_core::ChannelKind;
 
 use super::{json_column, vocabulary};
-use crate::desk::Desk;
+use crate::desk::{ClockKind, Desk};
 use crate::model::{ActorKind, DeliveryStatus, Direction, MessageKind, Priority, Role, Status, Timestamp};
 use crate::store::{
     Actor, Agent, AgentRef, AgentSelector, AssigneeFilter, AttachmentData, AttachmentView, ClockView, ContactRef,
@@ -350,8 +350,14 @@ pub async fn list_conversations(
 pub async fn conversation(pool: &SqlitePool, id: i64) -> StoreResult<ConversationDetail> {
     // One read transaction: the conversation, its messages and its events agree.
     let mut tx = pool.begin().await?;
+    // The clocks come as one JSON column of the same row: a statement through sqlx
+    // costs about 50 µs here, a fifth of the whole detail.
     let row = sqlx::query(&format!(
-        "{SUMMARY_COLUMNS} FROM conversations c {SUMMARY_JOINS} WHERE c.id = ?"
+        "{SUMMARY_COLUMNS},
+                (SELECT json_group_array(json_array(kind, state, target_ms, started_at, warn_at, due_at, warned_at,
+                                                    breached_at, stopped_at))
+                 FROM sla_clocks WHERE conversation_id = c.id) AS sla
+         FROM conversations c {SUMMARY_JOINS} WHERE c.id = ?"
     ))
     .bind(id)
     .fetch_optional(&mut *tx)
@@ -380,34 +386,7 @@ pub async fn conversation(pool: &SqlitePool, id: i64) -> StoreResult<Conversatio
         })
     })
     .collect::<StoreResult<Vec<_>>>()?;
-    let sla = sqlx::query(
-        "SELECT kind, state, target_ms, started_at, warn_at, due_at, warned_at, breached_at, stopped_at
-         FROM sla_clocks WHERE conversation_id = ?
-         ORDER BY CASE kind WHEN 'first_response' THEN 0 WHEN 'next_response' THEN 1 WHEN 'resolution' THEN 2 ELSE 3 END",
-    )
-    .bind(id)
-    .fetch_all(&mut *tx)
-    .await?
-    .iter()
-    .map(|row| {
-        let time = |column: &str| -> StoreResult<Option<Timestamp>> {
-            Ok(row.try_get::<Option<i64>, _>(column)?.map(Timestamp))
-        };
-        let target: i64 = row.try_get("target_ms")?;
-        Ok(ClockView {
-            kind: row.try_get("kind")?,
-            state: row.try_get("state")?,
-            target: humantime::format_duration(std::time::Duration::from_secs((target.max(0) / 1000) as u64))
-                .to_string(),
-            started_at: Timestamp(row.try_get("started_at")?),
-            warn_at: time("warn_at")?,
-            due_at: time("due_at")?,
-            warned_at: time("warned_at")?,
-            breached_at: time("breached_at")?,
-            stopped_at: time("stopped_at")?,
-        })
-    })
-    .collect::<StoreResult<Vec<_>>>()?;
+    let sla = clock_views(row.try_get("sla")?)?;
     tx.commit().await?;
     Ok(ConversationDetail {
         conversation,
@@ -415,6 +394,36 @@ pub async fn conversation(pool: &SqlitePool, id: i64) -> StoreResult<Conversatio
         messages,
         events,
     })
+}
+
+/// A conversation's clocks from their JSON column, in the order of [`ClockKind::ALL`].
+fn clock_views(json: &str) -> StoreResult<Vec<ClockView>> {
+    type Row = (String, String, i64, i64, Option<i64>, Option<i64>, Option<i64>, Option<i64>, Option<i64>);
+    let rows: Vec<Row> = json_column(json)?;
+    let mut views: Vec<(usize, ClockView)> = rows
+        .into_iter()
+        .map(|(kind, state, target, started, warn, due, warned, breached, stopped)| {
+            let order = ClockKind::ALL
+                .iter()
+                .position(|known| known.as_str() == kind)
+                .unwrap_or(ClockKind::ALL.len());
+            let view = ClockView {
+                kind,
+                state,
+                target: humantime::format_duration(std::time::Duration::from_secs((target.max(0) / 1000) as u64))
+                    .to_string(),
+                started_at: Timestamp(started),
+                warn_at: warn.map(Timestamp),
+                due_at: due.map(Timestamp),
+                warned_at: warned.map(Timestamp),
+                breached_at: breached.map(Timestamp),
+                stopped_at: stopped.map(Timestamp),
+            };
+            (order, view)
+        })
+        .collect();
+    views.sort_by_key(|(order, _)| *order);
+    Ok(views.into_iter().map(|(_, view)| view).collect())
 }
 
 pub async fn attachment(pool: &SqlitePool, id: i64) -> StoreResult<AttachmentData> {
