@@ -115,6 +115,10 @@ pub struct SlaPolicyConfig {
     /// `business` (the team's business hours) or `calendar` (around the clock).
     #[serde(default = "default_sla_time")]
     pub time: String,
+    /// `time` for one clock alone.
+    pub first_response_time: Option<String>,
+    pub next_response_time: Option<String>,
+    pub resolution_time: Option<String>,
     /// The share of a target after which `sla.warning` fires, above 0 and below 1; 0 for none.
     #[serde(default = "default_sla_warning")]
     pub warning: f64,
@@ -819,16 +823,37 @@ impl RawConfig {
 
     fn validate_sla_policy(&self, name: &str, policy: &SlaPolicyConfig) -> Result<SlaPolicy, ConfigError> {
         let at = |field: &str| format!("sla_policies.{name}.{field}");
-        let business_time = match policy.time.as_str() {
-            "business" => true,
-            "calendar" => false,
-            other => {
-                return Err(ConfigError::new(
-                    at("time"),
-                    format!("`{other}` is not `business` or `calendar`"),
-                ));
-            }
+        let calendar = |key: &str, text: &str| match text {
+            "business" => Ok(false),
+            "calendar" => Ok(true),
+            other => Err(ConfigError::new(
+                at(key),
+                format!("`{other}` is not `business` or `calendar`"),
+            )),
         };
+        let all_calendar = calendar("time", &policy.time)?;
+        let mut calendar_time = std::collections::BTreeSet::new();
+        for (kind, key, over) in [
+            (
+                ClockKind::FirstResponse,
+                "first_response_time",
+                &policy.first_response_time,
+            ),
+            (
+                ClockKind::NextResponse,
+                "next_response_time",
+                &policy.next_response_time,
+            ),
+            (ClockKind::Resolution, "resolution_time", &policy.resolution_time),
+        ] {
+            let around_the_clock = match over {
+                Some(text) => calendar(key, text)?,
+                None => all_calendar,
+            };
+            if around_the_clock {
+                calendar_time.insert(kind);
+            }
+        }
         if !(0.0..1.0).contains(&policy.warning) {
             return Err(ConfigError::new(
                 at("warning"),
@@ -888,7 +913,7 @@ impl RawConfig {
         }
         Ok(SlaPolicy {
             name: name.to_owned(),
-            business_time,
+            calendar_time,
             warning_permille: (policy.warning > 0.0).then(|| (policy.warning * 1000.0).round() as u32),
             targets,
             on_breach,
@@ -1186,6 +1211,7 @@ time_zone = \"Asia/Bangkok\"
 week = {{ mon = \"09:00-18:00\", sat = \"closed\" }}
 [sla_policies.standard]
 time = \"calendar\"
+resolution_time = \"business\"
 first_response = {{ urgent = \"15m\", normal = \"4h\" }}
 resolution = \"3days\"
 on_breach = [\"raise_priority\"]
@@ -1206,6 +1232,11 @@ on_breach = [\"raise_priority\"]
             .target(Some("support"), ClockKind::FirstResponse, Priority::Normal)
             .unwrap();
         assert!(first.calendar.is_always());
+        // …but resolution in the office's hours.
+        let resolution = desk
+            .target(Some("support"), ClockKind::Resolution, Priority::Normal)
+            .unwrap();
+        assert_eq!(resolution.calendar.time_zone(), "Asia/Bangkok");
         assert_eq!(first.warn_ms, Some(4 * 3_600_000 * 8 / 10));
         let actions = desk.breach_actions(Some("support"), ClockKind::FirstResponse);
         assert!(actions.raise_priority && !actions.escalate && !actions.notify);
@@ -1292,6 +1323,10 @@ on_breach = [\"raise_priority\"]
             (
                 format!("{MINIMAL}\n[sla_policies.gold]\nresolution = \"0s\""),
                 "sla_policies.gold.resolution",
+            ),
+            (
+                format!("{MINIMAL}\n[sla_policies.gold]\nresolution_time = \"weekdays\""),
+                "sla_policies.gold.resolution_time",
             ),
             (
                 format!("{MINIMAL}\n[sla_policies.gold]\nwarning = 1.5"),

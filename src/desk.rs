@@ -2,7 +2,7 @@
 //! escalation path, assignment policy, capacity), their business hours, and the SLA
 //! policies that time them. Pure data the store consults inside its transactions.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -98,8 +98,8 @@ pub struct BreachActions {
 #[derive(Debug, Clone)]
 pub struct SlaPolicy {
     pub name: String,
-    /// Measured in the team's business hours (`true`) or around the clock.
-    pub business_time: bool,
+    /// The clocks measured around the clock; the others run in the team's business hours.
+    pub calendar_time: BTreeSet<ClockKind>,
     /// The warning fires when this share of the target has passed, in thousandths.
     pub warning_permille: Option<u32>,
     /// Targets per clock and priority; a missing one runs no clock.
@@ -177,10 +177,10 @@ impl Desk {
             warn_ms: policy
                 .warning_permille
                 .map(|permille| target.saturating_mul(i64::from(permille)) / 1000),
-            calendar: if policy.business_time {
-                Arc::clone(&team.hours)
-            } else {
+            calendar: if policy.calendar_time.contains(&kind) {
                 Arc::new(BusinessHours::always())
+            } else {
+                Arc::clone(&team.hours)
             },
         })
     }

@@ -127,8 +127,6 @@ pub struct Decision {
 #[derive(Debug, Clone, Serialize)]
 pub struct SlaPlan {
     pub policy: String,
-    /// `business` or `calendar`.
-    pub time: &'static str,
     pub business_hours: Option<String>,
     pub time_zone: String,
     /// Whether the team's business hours are open at `evaluated_at`.
@@ -139,6 +137,8 @@ pub struct SlaPlan {
 #[derive(Debug, Clone, Serialize)]
 pub struct Deadline {
     pub clock: ClockKind,
+    /// `business` (the team's hours) or `calendar`.
+    pub time: &'static str,
     pub target: String,
     pub warn_at: Option<Timestamp>,
     pub due_at: Timestamp,
@@ -170,6 +170,11 @@ pub fn explain(settings: &Settings, sample: &Sample, now: i64) -> Explanation {
                 let target = settings.desk.target(Some(&team.key), kind, decision.priority)?;
                 Some(Deadline {
                     clock: kind,
+                    time: if target.calendar.is_always() {
+                        "calendar"
+                    } else {
+                        "business"
+                    },
                     target: humantime::format_duration(std::time::Duration::from_millis(target.target_ms as u64))
                         .to_string(),
                     warn_at: target.warn_ms.map(|warn| Timestamp(target.calendar.add(at, warn))),
@@ -179,7 +184,6 @@ pub fn explain(settings: &Settings, sample: &Sample, now: i64) -> Explanation {
             .collect();
         Some(SlaPlan {
             policy: policy.name.clone(),
-            time: if policy.business_time { "business" } else { "calendar" },
             business_hours: team.hours_name.clone(),
             time_zone: team.hours.time_zone().to_owned(),
             open_now: team.hours.is_open(at),
@@ -255,9 +259,8 @@ pub fn render_text(explanation: &Explanation) -> String {
     if let Some(sla) = &explanation.sla {
         let _ = writeln!(
             out,
-            "sla: policy {} in {} time ({}{}), from {}",
+            "sla: policy {} ({}{}), from {}",
             sla.policy,
-            sla.time,
             sla.time_zone,
             if sla.open_now { ", open then" } else { ", closed then" },
             serde_json::to_value(explanation.evaluated_at)
@@ -269,9 +272,10 @@ pub fn render_text(explanation: &Explanation) -> String {
             let due = serde_json::to_value(deadline.due_at).unwrap_or_default();
             let _ = writeln!(
                 out,
-                "  {:<15} {:>8}  due {}",
+                "  {:<15} {:>8} {:<8}  due {}",
                 deadline.clock.as_str(),
                 deadline.target,
+                deadline.time,
                 due.as_str().unwrap_or_default()
             );
         }

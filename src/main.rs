@@ -225,13 +225,19 @@ async fn agent(settings: Settings, command: AgentCommand) -> anyhow::Result<()> 
             println!("{token}");
         }
         AgentCommand::List => {
+            println!("id\tname\trole\tteam\tavailable\tcapacity\topen");
             for agent in store.list_agents().await? {
                 println!(
-                    "{}\t{}\t{}\t{}",
+                    "{}\t{}\t{}\t{}\t{}\t{}\t{}",
                     agent.id,
                     agent.name,
                     agent.role,
-                    agent.team.as_deref().unwrap_or("-")
+                    agent.team.as_deref().unwrap_or("-"),
+                    if agent.available { "yes" } else { "no" },
+                    agent
+                        .capacity
+                        .map_or_else(|| "team".to_owned(), |capacity| capacity.to_string()),
+                    agent.open_conversations
                 );
             }
         }

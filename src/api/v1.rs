@@ -18,7 +18,7 @@ use switchboard_connector_webhook::inbound::BASE64;
 use super::error::ApiError;
 use super::{AppState, PathParam};
 use crate::auth::hash_token;
-use crate::model::{Priority, Status};
+use crate::model::{Priority, Role, Status};
 use crate::store::{
     Agent, AgentSelector, AssigneeFilter, ConversationChanges, ConversationFilter, ConversationPage, Cursor,
     Escalation, EscalationTarget, NewAgentMessage,
@@ -37,7 +37,7 @@ const MAX_MESSAGE_BODY: usize = MAX_ATTACHMENT_BYTES / 3 * 4 + 2 * MAX_TEXT + 64
 pub fn router() -> Router<Arc<AppState>> {
     Router::new()
         .route("/agents/me", get(me))
-        .route("/agents/me/availability", axum::routing::put(set_availability))
+        .route("/agents/{agent}/availability", axum::routing::put(set_availability))
         .route("/conversations/{id}/escalate", axum::routing::post(escalate))
         .route("/route/explain", axum::routing::post(explain_route))
         .route("/teams", get(teams))
@@ -146,12 +146,37 @@ async fn me(Authenticated(agent): Authenticated) -> Json<Agent> {
 }
 
 /// `{"available": true}`: queues may assign to the agent (and do, at once, if theirs
-/// has conversations waiting); `false`: no new assignments, current ones stay.
+/// has conversations waiting); `false`: no new assignments, current ones stay. `me`
+/// for oneself; supervisors and admins may set anyone's (an agent who left without
+/// signing off).
 async fn set_availability(
     State(state): State<Arc<AppState>>,
-    Authenticated(agent): Authenticated,
+    Authenticated(caller): Authenticated,
+    PathParam(who): PathParam,
     JsonObject(object): JsonObject,
 ) -> Result<Json<Agent>, ApiError> {
+    let agent = if who == "me" {
+        caller
+    } else {
+        if caller.role == Role::Agent {
+            return Err(ApiError::new(
+                StatusCode::FORBIDDEN,
+                "forbidden",
+                "only supervisors and admins may set another agent's availability; use `me` for your own",
+            ));
+        }
+        let selector = agent_selector(&who);
+        state
+            .store
+            .list_agents()
+            .await?
+            .into_iter()
+            .find(|agent| match &selector {
+                AgentSelector::Id(id) => agent.id == *id,
+                AgentSelector::Name(name) => agent.name == *name,
+            })
+            .ok_or_else(|| ApiError::not_found("agent"))?
+    };
     reject_unknown(object.keys(), &["available"], "field")?;
     let available = match object.get("available") {
         Some(Value::Bool(available)) => *available,

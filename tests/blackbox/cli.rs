@@ -102,10 +102,33 @@ fn agent_add_refuses_unknown_teams_roles_and_taken_names() {
         &[],
     );
     assert!(!ok && stderr.contains("--role"), "{stderr}");
+    let (ok, _, stderr) = switchboard(
+        &text,
+        &[
+            "agent",
+            "add",
+            "lea",
+            "--team",
+            "support",
+            "--capacity",
+            "3",
+            "--available",
+        ],
+        &[],
+    );
+    assert!(ok, "{stderr}");
     let (ok, listing, _) = switchboard(&text, &["agent", "list"], &[]);
     assert!(ok);
-    assert_eq!(listing.lines().count(), 1, "{listing}");
-    assert!(listing.contains("sam\tagent\tsupport"), "{listing}");
+    let lines: Vec<&str> = listing.lines().collect();
+    assert_eq!(
+        lines,
+        [
+            "id\tname\trole\tteam\tavailable\tcapacity\topen",
+            "2\tlea\tagent\tsupport\tyes\t3\t0",
+            "1\tsam\tagent\tsupport\tno\tteam\t0"
+        ],
+        "{listing}"
+    );
 }
 
 #[test]
@@ -185,7 +208,7 @@ fn route_explain_shows_each_rule_and_the_decision_for_a_sample_message() {
         "        yes text has a keyword of billing (saw: billing: คืนเงิน)",
         "  MATCH high-value and public accounts -> priority high, labels vip",
         "decision: team billing (tier 0, rule `billing`), priority high, labels [billing, vip]",
-        "  first_response        1h  due 2026-11-30T08:55:00.000Z",
+        "  first_response        1h business  due 2026-11-30T08:55:00.000Z",
     ] {
         assert!(lines.contains(&expected), "missing {expected:?} in:\n{stdout}");
     }

@@ -555,6 +555,7 @@ async fn round_robin_spreads_within_capacity_and_a_full_team_queues_urgent_then_
             ("ana", "support", Role::Agent, true),
             ("ben", "support", Role::Agent, true),
             ("cem", "support", Role::Agent, false),
+            ("sue", "support-l1", Role::Supervisor, false),
         ],
     )
     .await;
@@ -638,6 +639,23 @@ async fn round_robin_spreads_within_capacity_and_a_full_team_queues_urgent_then_
         )
         .await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    // An agent sets only their own; a supervisor may set anyone's.
+    let off = || Some(json!({"available": false}));
+    let (status, _) = desk
+        .call(reqwest::Method::PUT, "/agents/ana/availability", "cem", off())
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    let (status, ana) = desk
+        .call(reqwest::Method::PUT, "/agents/ana/availability", "sue", off())
+        .await;
+    assert_eq!(
+        (status, ana["name"].as_str(), ana["available"].as_bool()),
+        (StatusCode::OK, Some("ana"), Some(false))
+    );
+    let (status, _) = desk
+        .call(reqwest::Method::PUT, "/agents/nobody/availability", "sue", off())
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
 }
 
 #[tokio::test]

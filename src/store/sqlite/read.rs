@@ -398,7 +398,17 @@ pub async fn conversation(pool: &SqlitePool, id: i64) -> StoreResult<Conversatio
 
 /// A conversation's clocks from their JSON column, in the order of [`ClockKind::ALL`].
 fn clock_views(json: &str) -> StoreResult<Vec<ClockView>> {
-    type Row = (String, String, i64, i64, Option<i64>, Option<i64>, Option<i64>, Option<i64>, Option<i64>);
+    type Row = (
+        String,
+        String,
+        i64,
+        i64,
+        Option<i64>,
+        Option<i64>,
+        Option<i64>,
+        Option<i64>,
+        Option<i64>,
+    );
     let rows: Vec<Row> = json_column(json)?;
     let mut views: Vec<(usize, ClockView)> = rows
         .into_iter()
