@@ -40,7 +40,7 @@ impl Sample {
             field: field.to_owned(),
             problem,
         };
-        const KNOWN: [&str; 7] = ["inbox", "text", "subject", "language", "metadata", "at", "channel"];
+        const KNOWN: [&str; 6] = ["inbox", "text", "subject", "language", "metadata", "at"];
         if let Some(unknown) = object.keys().find(|key| !KNOWN.contains(&key.as_str())) {
             return Err(error(unknown, format!("is not a field; known: {}", KNOWN.join(", "))));
         }

@@ -12,7 +12,11 @@
 //!   database and shown in the API.
 //! - [`store`]: the [`store::Store`] trait and its SQLite backend. Ingest, agent actions
 //!   and outbox bookkeeping are each one transaction there.
-//! - [`router`]: ordered routing rules, pure, run by the store inside ingest.
+//! - [`router`]: routing rules (all evaluated, combined) and their explanation, pure, run
+//!   by the store inside ingest; [`language`] detects a message's language before it.
+//! - [`desk`]: teams as queues (department, tier, assignment, capacity) and SLA policies;
+//!   [`hours`]: business hours; [`sla`]: one SLA clock; [`scheduler`]: the task that fires
+//!   them; [`explain`]: `route explain`.
 //! - [`templates`]: the automated acknowledgement's template.
 //! - [`outbox`]: the dispatcher that sends queued messages and retries with backoff.
 //! - [`channels`]: the sending half of each configured inbox.
@@ -20,7 +24,7 @@
 //! - [`telegram`]: the inbound half of each Telegram inbox (long polling or webhook).
 //! - [`api`]: HTTP: `/hooks/{inbox}`, `/api/v1`, `/healthz`, `/readyz`.
 //! - [`server`]: `serve` wiring and graceful shutdown.
-//! - [`auth`], [`clock`]: agent tokens, and the time source tests can replace.
+//! - [`auth`], [`clock`]: agent tokens, and the time source (and sleep) tests can replace.
 
 pub mod api;
 pub mod auth;

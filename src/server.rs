@@ -1,5 +1,6 @@
-//! `switchboard serve`: opens the store, starts the outbox dispatcher and the HTTP
-//! listener, and shuts both down in order when told.
+//! `switchboard serve`: opens the store, serves waiting queues, starts the outbox
+//! dispatcher, the SLA scheduler, the channel readers and the HTTP listener, and shuts
+//! them down in order when told.
 
 use std::collections::HashMap;
 use std::sync::Arc;
