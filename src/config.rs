@@ -793,8 +793,11 @@ impl RawConfig {
             );
         }
         let max_open = duration("sla.max_open", &self.sla.max_open)?;
-        if max_open < Duration::from_secs(3600) {
-            return Err(ConfigError::new("sla.max_open", "must be at least 1h"));
+        if max_open < Duration::from_secs(3600) || max_open > Duration::from_secs(10 * 366 * 86_400) {
+            return Err(ConfigError::new(
+                "sla.max_open",
+                "must be at least 1h and at most 10 years",
+            ));
         }
         let languages = LanguageDetector::only(&self.routing.detect_languages).map_err(|tag| {
             let index = self

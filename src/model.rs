@@ -84,9 +84,14 @@ vocabulary! {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub struct Timestamp(pub i64);
 
+/// 9999-12-31T23:59:59.999Z: RFC 3339 has four digits for the year.
+const LAST_WRITABLE_MS: i64 = 253_402_300_799_999;
+
 impl Serialize for Timestamp {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        let millis = u64::try_from(self.0).unwrap_or(0);
+        // Clamped, because the formatter fails past year 9999 and serde_json panics on a
+        // failing Display: a far-future deadline must not take the response down.
+        let millis = u64::try_from(self.0.min(LAST_WRITABLE_MS)).unwrap_or(0);
         let time = std::time::UNIX_EPOCH + std::time::Duration::from_millis(millis);
         serializer.collect_str(&humantime::format_rfc3339_millis(time))
     }
@@ -113,6 +118,17 @@ mod tests {
             serde_json::to_value(Timestamp(1_614_265_330_123)).unwrap(),
             "2021-02-25T15:02:10.123Z"
         );
+    }
+
+    #[test]
+    fn times_past_year_9999_are_written_as_its_last_instant() {
+        for far in [LAST_WRITABLE_MS + 1, i64::MAX] {
+            assert_eq!(
+                serde_json::to_value(Timestamp(far)).unwrap(),
+                "9999-12-31T23:59:59.999Z"
+            );
+        }
+        assert_eq!(serde_json::to_value(Timestamp(-5)).unwrap(), "1970-01-01T00:00:00.000Z");
     }
 
     #[test]

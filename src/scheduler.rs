@@ -76,6 +76,9 @@ pub struct Scheduler {
 impl Scheduler {
     pub async fn run(self, shutdown: CancellationToken) {
         loop {
+            // While it fires and asks, every new deadline must wake it again: what it
+            // reads may predate that commit.
+            self.handle.planned.store(i64::MIN, Ordering::Relaxed);
             let next = match self.fire_due().await {
                 Ok(()) => self.store.next_sla_fire().await,
                 Err(err) => Err(err),

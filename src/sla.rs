@@ -106,10 +106,14 @@ impl SlaClock {
     fn schedule(&mut self, calendar: &BusinessHours) {
         match (self.state, self.running_since) {
             (ClockState::Running, Some(since)) => {
-                self.due_at = Some(calendar.add(since, self.target_ms.saturating_sub(self.elapsed_ms)));
-                self.warn_at = self
-                    .warn_ms
-                    .map(|warn| calendar.add(since, warn.saturating_sub(self.elapsed_ms)));
+                let elapsed = self.elapsed_ms;
+                let at = |used: i64| {
+                    // `add` answers i64::MAX past its horizon (years of business time):
+                    // such a deadline never comes, so there is none to keep.
+                    Some(calendar.add(since, used.saturating_sub(elapsed))).filter(|at| *at != i64::MAX)
+                };
+                self.warn_at = self.warn_ms.and_then(at);
+                self.due_at = at(self.target_ms);
             }
             _ => {
                 self.due_at = None;
@@ -255,6 +259,15 @@ mod tests {
         clock.retarget(2 * HOUR, &urgent.calendar, &target(30 * MIN, BusinessHours::always()));
         assert_eq!(clock.due_at, Some(2 * HOUR));
         assert!(clock.fire(2 * HOUR).breach);
+    }
+
+    #[test]
+    fn a_deadline_past_the_calendars_horizon_is_none() {
+        let week = BTreeMap::from([("mon".to_string(), "09:00-10:00".to_string())]);
+        let hourly = BusinessHours::new("UTC", &week, &[]).unwrap();
+        // A year of business time at an hour a week: far beyond the calendar's horizon.
+        let clock = SlaClock::start(ClockKind::Resolution, &target(366 * 24 * HOUR, hourly), 0);
+        assert_eq!((clock.due_at, clock.warn_at, clock.next_fire_at()), (None, None, None));
     }
 
     #[test]

@@ -155,6 +155,12 @@ async fn set_availability(
     PathParam(who): PathParam,
     JsonObject(object): JsonObject,
 ) -> Result<Json<Agent>, ApiError> {
+    reject_unknown(object.keys(), &["available"], "field")?;
+    let available = match object.get("available") {
+        Some(Value::Bool(available)) => *available,
+        Some(_) => return Err(ApiError::invalid("available", "must be true or false")),
+        None => return Err(ApiError::invalid("available", "is required")),
+    };
     let agent = if who == "me" {
         caller
     } else {
@@ -176,12 +182,6 @@ async fn set_availability(
                 AgentSelector::Name(name) => agent.name == *name,
             })
             .ok_or_else(|| ApiError::not_found("agent"))?
-    };
-    reject_unknown(object.keys(), &["available"], "field")?;
-    let available = match object.get("available") {
-        Some(Value::Bool(available)) => *available,
-        Some(_) => return Err(ApiError::invalid("available", "must be true or false")),
-        None => return Err(ApiError::invalid("available", "is required")),
     };
     let agent = state
         .store

@@ -81,6 +81,13 @@ capacity = 3
 business_hours = "office"
 sla = "standard"
 
+[teams.support-l2]
+name = "Support L2"
+department = "support"
+tier = 2
+business_hours = "office"
+sla = "standard"
+
 [teams.billing]
 name = "Billing"
 business_hours = "office"
@@ -1032,4 +1039,51 @@ async fn a_customer_reopening_an_unassigned_conversation_puts_it_in_the_queue() 
         (reopened["status"].as_str(), assignee(&reopened).as_deref()),
         (Some("open"), Some("ana"))
     );
+}
+
+#[tokio::test]
+async fn clocks_found_breached_together_escalate_once_and_an_answered_clock_stays_answered() {
+    let desk = Desk::start(at(MONDAY_10), &[("lea", "support", Role::Agent, false)]).await;
+    // Resolved before any reply, then answered anyway: reopening must not owe a first
+    // response again.
+    let answered = desk
+        .customer(
+            "a1",
+            "ada",
+            "Hello, the export button does nothing when I press it",
+            json!({}),
+        )
+        .await;
+    desk.clock.set(at("2026-11-30T09:30:00Z"));
+    desk.patch(answered, "lea", json!({"status": "resolved"})).await;
+    desk.call(
+        reqwest::Method::POST,
+        &format!("/conversations/{answered}/messages"),
+        "lea",
+        Some(json!({"text": "Fixed in today's release."})),
+    )
+    .await;
+    // The customer says it still fails; the agent reopens it.
+    desk.clock.set(at("2026-12-01T09:00:00Z"));
+    let reopened = desk.patch(answered, "lea", json!({"status": "open"})).await;
+    assert_eq!(clock_of(&reopened, "first_response")["state"], "stopped");
+    assert_eq!(clock_of(&reopened, "resolution")["state"], "running");
+    let late = desk
+        .customer("b1", "bob", "Hello, where can I change my delivery address?", json!({}))
+        .await;
+
+    // A month later every clock of the late one is past: first response, resolution and
+    // the 30-day cap breach in one pass, and it moves up one tier, not three.
+    desk.clock.set(at("2027-01-04T09:00:00Z"));
+    let breaches = desk.events(late, "sla.breached", 3).await;
+    let clocks: Vec<&str> = breaches.iter().map(|e| e["data"]["clock"].as_str().unwrap()).collect();
+    assert_eq!(clocks.len(), 3, "{clocks:?}");
+    let moved = desk.conversation(late).await;
+    assert_eq!(
+        (moved["team"]["key"].as_str(), moved["transfer_count"].as_i64()),
+        (Some("support-l1"), Some(1))
+    );
+    assert_eq!(desk.events(late, "conversation.escalated", 1).await.len(), 1);
+    let answered = desk.conversation(answered).await;
+    assert_eq!(count(&answered, "sla.breached", "first_response"), 0);
 }

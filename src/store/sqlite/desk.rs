@@ -185,7 +185,7 @@ pub(super) fn update_clocks(
             let mut clocks = load_clocks(conn, conversation.id)?;
             if reopened {
                 for clock in &mut clocks {
-                    if reopen_resumes(clock) {
+                    if reopen_resumes(desk, conversation, clock) {
                         clock.resume(now, &calendar_of(desk, team, clock.kind, priority));
                         changed.push(clock.clone());
                     }
@@ -218,9 +218,12 @@ pub(super) fn update_clocks(
                 let calendar = calendar_of(desk, team, clock.kind, priority);
                 let before = clock.clone();
                 if ends {
-                    clock.finish(now, &calendar, clock.kind == ClockKind::Resolution);
+                    // Resolving meets the resolution target and the cap; a response
+                    // never given stays unmet.
+                    let met = matches!(clock.kind, ClockKind::Resolution | ClockKind::MaxOpen);
+                    clock.finish(now, &calendar, met);
                 } else {
-                    if was_ended && reopen_resumes(&clock) {
+                    if was_ended && reopen_resumes(desk, conversation, &clock) {
                         clock.resume(now, &calendar);
                     }
                     // The cap counts every day the conversation stays unresolved.
@@ -274,13 +277,20 @@ pub(super) fn update_clocks(
 }
 
 /// Which ended clocks a reopened conversation runs again: resolution and the cap keep
-/// counting where they stopped; a first response never given is still owed.
-fn reopen_resumes(clock: &SlaClock) -> bool {
-    match clock.kind {
+/// counting where they stopped; a first response never given is still owed. A clock
+/// whose team no longer sets its target (it moved to one without) stays ended.
+fn reopen_resumes(desk: &Desk, conversation: &ConversationState, clock: &SlaClock) -> bool {
+    let resumes = match clock.kind {
         ClockKind::Resolution | ClockKind::MaxOpen => clock.state != ClockState::Running,
-        ClockKind::FirstResponse => matches!(clock.state, ClockState::Stopped | ClockState::Paused),
+        ClockKind::FirstResponse => {
+            conversation.first_response_at.is_none() && matches!(clock.state, ClockState::Stopped | ClockState::Paused)
+        }
         ClockKind::NextResponse => clock.state == ClockState::Paused,
-    }
+    };
+    resumes
+        && desk
+            .target(conversation.team_key.as_deref(), clock.kind, conversation.priority)
+            .is_some()
 }
 
 /// Fires up to `limit` clocks due by `now`, each in this transaction with what its
@@ -297,6 +307,9 @@ pub(super) fn fire_due(conn: &Connection, desk: &Desk, now: i64, limit: u32) -> 
         clocks: due.len() as u32,
         ..FireOutcome::default()
     };
+    // Two clocks of one conversation found breached together (after the daemon was
+    // down) are one lapse to the customer: one escalation, not a jump of two tiers.
+    let mut escalated = std::collections::HashSet::new();
     for (conversation_id, kind) in due {
         let kind = vocabulary(ClockKind::parse, &kind)?;
         let Some(mut clock) = load_clocks(conn, conversation_id)?
@@ -329,21 +342,25 @@ pub(super) fn fire_due(conn: &Connection, desk: &Desk, now: i64, limit: u32) -> 
         }
         if fired.breach {
             outcome.breaches += 1;
-            breach(conn, desk, &conversation, &clock, details, now)?;
+            let may_escalate = !escalated.contains(&conversation_id);
+            if breach(conn, desk, &conversation, &clock, details, may_escalate, now)? {
+                escalated.insert(conversation_id);
+            }
         }
     }
     Ok(outcome)
 }
 
-/// Records a breach and does what the policy says.
+/// Records a breach and does what the policy says; returns whether it escalated.
 fn breach(
     conn: &Connection,
     desk: &Desk,
     conversation: &ConversationState,
     clock: &SlaClock,
     mut details: Value,
+    may_escalate: bool,
     now: i64,
-) -> StoreResult<()> {
+) -> StoreResult<bool> {
     let team = conversation.team_key.as_deref();
     let actions = desk.breach_actions(team, clock.kind);
     conn.prepare_cached("UPDATE conversations SET sla_breached_at = COALESCE(sla_breached_at, ?1) WHERE id = ?2")?
@@ -357,7 +374,7 @@ fn breach(
             .collect::<Result<_, _>>()?;
         details["notified"] = json!(supervisors);
     }
-    let escalate_to = if actions.escalate {
+    let escalate_to = if actions.escalate && may_escalate {
         actions
             .escalate_to
             .clone()
@@ -389,21 +406,15 @@ fn breach(
         let raised = Priority::ALL[(conversation.priority as usize + 1).min(Priority::ALL.len() - 1)];
         set_priority(conn, desk, conversation, raised, None, now)?;
     }
-    if let Some(target) = escalate_to {
-        let conversation = conversation_state(conn, conversation.id)?;
-        let summary = breach_summary(conn, &conversation, clock, now)?;
-        move_to_team(
-            conn,
-            desk,
-            &conversation,
-            &target,
-            &summary,
-            Some(&format!("sla_breach:{}", clock.kind.as_str())),
-            None,
-            now,
-        )?;
-    }
-    Ok(())
+    let Some(target) = escalate_to else {
+        return Ok(false);
+    };
+    // Raising the priority may have changed it since `conversation` was read.
+    let current = conversation_state(conn, conversation.id)?;
+    let summary = breach_summary(conn, &current, clock, now)?;
+    let reason = format!("sla_breach:{}", clock.kind.as_str());
+    move_to_team(conn, desk, &current, &target, &summary, Some(&reason), None, now)?;
+    Ok(true)
 }
 
 /// Labels a conversation that outlived `sla.max_open`.
@@ -487,17 +498,17 @@ pub(super) fn escalate(conn: &Connection, desk: &Desk, request: &Escalation) -> 
     } = request;
     let (conversation_id, now) = (*conversation_id, *now);
     let conversation = conversation_state(conn, conversation_id)?;
-    if matches!(conversation.status, Status::Resolved | Status::Closed) {
-        return Err(StoreError::Conflict(format!(
-            "conversation #{conversation_id} is {}; reopen it before escalating",
-            conversation.status
-        )));
-    }
     let member = agent.team.is_some() && agent.team == conversation.team_key;
     if !member && agent.role == Role::Agent {
         return Err(StoreError::Forbidden(format!(
             "only members of team `{}` or supervisors may escalate conversation #{conversation_id}",
             conversation.team_key.as_deref().unwrap_or("-")
+        )));
+    }
+    if matches!(conversation.status, Status::Resolved | Status::Closed) {
+        return Err(StoreError::Conflict(format!(
+            "conversation #{conversation_id} is {}; reopen it before escalating",
+            conversation.status
         )));
     }
     let current = conversation.team_key.as_deref().and_then(|key| desk.team(key));

@@ -78,11 +78,13 @@ impl SqliteStore {
     }
 }
 
-/// Fills in the language when the channel did not give one, before the message goes to
-/// the writer thread: detection costs tens of microseconds the one writer should not pay.
-fn detect_language(desk: &Desk, message: &mut InboundMessage) {
+/// The language of a message whose channel gave none, detected before the message goes
+/// to the writer thread: detection costs microseconds the one writer should not pay.
+fn detect_language(desk: &Desk, message: &InboundMessage) -> Option<String> {
     if message.language.is_none() && message.automated.is_none() && message.bounce.is_none() {
-        message.language = desk.languages.detect(&message.text).map(str::to_owned);
+        desk.languages.detect(&message.text).map(str::to_owned)
+    } else {
+        None
     }
 }
 
@@ -120,11 +122,11 @@ impl Store for SqliteStore {
             .await
     }
 
-    async fn ingest(&self, context: IngestContext, mut message: InboundMessage) -> StoreResult<IngestOutcome> {
+    async fn ingest(&self, context: IngestContext, message: InboundMessage) -> StoreResult<IngestOutcome> {
         let desk = self.desk();
-        detect_language(&desk, &mut message);
+        let detected = detect_language(&desk, &message);
         self.writer
-            .write(move |conn| write::ingest(conn, &desk, &context, &message))
+            .write(move |conn| write::ingest(conn, &desk, &context, &message, detected.as_deref()))
             .await
     }
 
@@ -133,11 +135,11 @@ impl Store for SqliteStore {
         // order and commit in the same groups.
         let pending: Vec<_> = batch
             .into_iter()
-            .map(|(context, mut message)| {
+            .map(|(context, message)| {
                 let desk = self.desk();
-                detect_language(&desk, &mut message);
+                let detected = detect_language(&desk, &message);
                 self.writer
-                    .write(move |conn| write::ingest(conn, &desk, &context, &message))
+                    .write(move |conn| write::ingest(conn, &desk, &context, &message, detected.as_deref()))
             })
             .collect();
         let mut outcomes = Vec::with_capacity(pending.len());

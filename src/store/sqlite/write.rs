@@ -203,7 +203,9 @@ fn find_or_create_contact(
     conn: &Connection,
     context: &IngestContext,
     message: &InboundMessage,
+    detected: Option<&str>,
 ) -> StoreResult<ContactRow> {
+    let language = message.language.clone().or_else(|| detected.map(str::to_owned));
     let sender = &message.sender;
     let existing = conn
         .prepare_cached(
@@ -224,7 +226,7 @@ fn find_or_create_contact(
         })
         .optional()?;
 
-    let Some((identity_id, contact_id, name, email, language, metadata, unreachable)) = existing else {
+    let Some((identity_id, contact_id, name, email, stored_language, metadata, unreachable)) = existing else {
         // Email addresses and Telegram user ids name one person whatever inbox they
         // write to: a second inbox's identity joins the contact the first one made.
         // A webhook id is the app's own, so there it stays one contact per inbox.
@@ -247,7 +249,7 @@ fn find_or_create_contact(
                      VALUES (?1, ?2, ?3, ?4, ?5, ?5) RETURNING id",
                 )?
                 .query_row(
-                    params![sender.name, sender.email, message.language, metadata, context.now],
+                    params![sender.name, sender.email, language, metadata, context.now],
                     |row| row.get(0),
                 )?,
         };
@@ -271,7 +273,7 @@ fn find_or_create_contact(
             identity_id,
             name: sender.name.clone(),
             email: sender.email.clone(),
-            language: message.language.clone(),
+            language,
             metadata: message.metadata.clone(),
         });
     };
@@ -288,7 +290,7 @@ fn find_or_create_contact(
         identity_id,
         name,
         email,
-        language,
+        language: stored_language,
         metadata: json_column(&metadata)?,
     };
     let mut changed = false;
@@ -301,6 +303,11 @@ fn find_or_create_contact(
             field.clone_from(new);
             changed = true;
         }
+    }
+    // A detected language fills a gap; it never replaces one the channel gave.
+    if contact.language.is_none() && language.is_some() {
+        contact.language = language;
+        changed = true;
     }
     for (key, value) in &message.metadata {
         if contact.metadata.get(key) != Some(value) {
@@ -673,11 +680,15 @@ pub fn set_channel_cursor(conn: &Connection, inbox_id: i64, name: &str, value: &
     Ok(())
 }
 
+/// `detected`: the language detected from the text when the channel gave none. It is the
+/// message's language, and the contact's when they have none yet; it never replaces a
+/// language the channel gave.
 pub fn ingest(
     conn: &Connection,
     desk: &Desk,
     context: &IngestContext,
     message: &InboundMessage,
+    detected: Option<&str>,
 ) -> StoreResult<IngestOutcome> {
     let now = context.now;
     let inbox = &context.inbox;
@@ -710,8 +721,9 @@ pub fn ingest(
         return Ok(outcome);
     }
 
-    let contact = find_or_create_contact(conn, context, message)?;
-    let language = message.language.as_deref().or(contact.language.as_deref());
+    let contact = find_or_create_contact(conn, context, message, detected)?;
+    let stated = message.language.as_deref().or(detected);
+    let language = stated.or(contact.language.as_deref());
     let mut events = Vec::new();
     let existing = if message.hints.is_empty() {
         find_thread(conn, inbox.id, contact.contact_id, message.thread.as_deref())?
@@ -792,7 +804,7 @@ pub fn ingest(
             text: &message.text,
             html: message.html.as_deref(),
             external_id: Some(&message.external_id),
-            language: message.language.as_deref(),
+            language: stated,
             metadata: message_details(message),
         },
         now,
@@ -901,11 +913,13 @@ pub fn ingest(
                 ClockChange::CustomerMessage { reopened: reopens },
                 now,
             )?;
-            // A reopened conversation nobody holds joins its team's queue.
+            // A reopened conversation nobody holds joins its team's queue, from now.
             if reopens
                 && state.assignee.is_none()
                 && let (Some(team_id), Some(team_key)) = (state.team_id, &state.team_key)
             {
+                conn.prepare_cached("UPDATE conversations SET queued_at = ?1 WHERE id = ?2")?
+                    .execute(params![now, conversation_id])?;
                 drain_team(conn, desk, team_id, team_key, now)?;
             }
             next
@@ -1207,6 +1221,7 @@ pub fn update_conversation(
     insert_events(conn, id, &events, now)?;
 
     let state = conversation_state(conn, id)?;
+    let waiting = |status: Status, assignee: Option<i64>| status == Status::Open && assignee.is_none();
     if team_id != old_team {
         // A transfer puts it at the back of the new team's queue, at that team's tier.
         let tier = state
@@ -1216,6 +1231,11 @@ pub fn update_conversation(
             .map_or(0, |team| team.tier);
         conn.prepare_cached("UPDATE conversations SET queued_at = ?1, tier = ?2 WHERE id = ?3")?
             .execute(params![now, tier, id])?;
+    } else if waiting(status, assignee) && !waiting(old_status, old_assignee) {
+        // Back in the queue (unassigned, or reopened with nobody on it): it waits from now,
+        // behind what already waited.
+        conn.prepare_cached("UPDATE conversations SET queued_at = ?1 WHERE id = ?2")?
+            .execute(params![now, id])?;
     }
     if status != old_status {
         update_clocks(
