@@ -229,3 +229,9 @@ impl Desk {
 pub fn millis(duration: Duration) -> i64 {
     i64::try_from(duration.as_millis()).unwrap_or(i64::MAX)
 }
+
+/// A target or a delay as people read it (`1h`, `2days 3h`), to the second: what the
+/// API, events, breach summaries and `route explain` show.
+pub fn human_duration(ms: i64) -> String {
+    humantime::format_duration(Duration::from_secs((ms.max(0) / 1000) as u64)).to_string()
+}

@@ -9,7 +9,7 @@ use serde_json::{Map, Value};
 use switchboard_connector_core::ChannelKind;
 
 use crate::config::Settings;
-use crate::desk::ClockKind;
+use crate::desk::{ClockKind, human_duration};
 use crate::model::{Priority, Timestamp};
 use crate::router::{RouteInput, RuleTrace};
 
@@ -175,8 +175,7 @@ pub fn explain(settings: &Settings, sample: &Sample, now: i64) -> Explanation {
                     } else {
                         "business"
                     },
-                    target: humantime::format_duration(std::time::Duration::from_millis(target.target_ms as u64))
-                        .to_string(),
+                    target: human_duration(target.target_ms),
                     warn_at: target.warn_ms.map(|warn| Timestamp(target.calendar.add(at, warn))),
                     due_at: Timestamp(target.calendar.add(at, target.target_ms)),
                 })

@@ -7,7 +7,7 @@ use serde_json::{Value, json};
 
 use super::vocabulary;
 use super::write::{NewEvent, NewMessage, insert_events, insert_message, team};
-use crate::desk::{Assignment, ClockKind, Desk, TeamPolicy};
+use crate::desk::{Assignment, ClockKind, Desk, TeamPolicy, human_duration};
 use crate::hours::BusinessHours;
 use crate::model::{ActorKind, Direction, MessageKind, Priority, Role, Status, Timestamp};
 use crate::sla::{ClockState, SlaClock};
@@ -327,7 +327,7 @@ pub(super) fn fire_due(conn: &Connection, desk: &Desk, now: i64, limit: u32) -> 
             "team": team,
             "tier": conversation.tier,
             "priority": conversation.priority,
-            "target": humantime::format_duration(std::time::Duration::from_millis(clock.target_ms.max(0) as u64)).to_string(),
+            "target": human_duration(clock.target_ms),
             "time": if calendar_of(desk, team, kind, conversation.priority).is_always() { "calendar" } else { "business" },
             "due_at": clock.due_at.map(Timestamp),
         });
@@ -433,14 +433,12 @@ fn breach_summary(
         )?
         .query_row([conversation.id], |row| row.get(0))
         .optional()?;
-    let overdue_by = humantime::format_duration(std::time::Duration::from_secs(
-        (now.saturating_sub(clock.due_at.unwrap_or(now)).max(0) / 1000) as u64,
-    ));
+    let overdue_by = human_duration(now.saturating_sub(clock.due_at.unwrap_or(now)));
     let mut summary = format!(
         "Escalated automatically: the {} SLA ({} target) was breached in team {} (tier {}), {} after it was due. \
          Priority {}.",
         clock.kind.as_str().replace('_', " "),
-        humantime::format_duration(std::time::Duration::from_secs((clock.target_ms.max(0) / 1000) as u64)),
+        human_duration(clock.target_ms),
         conversation.team_key.as_deref().unwrap_or("-"),
         conversation.tier,
         overdue_by,

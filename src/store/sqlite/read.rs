@@ -9,7 +9,7 @@ use sqlx::{QueryBuilder, Row, Sqlite, SqliteConnection, SqlitePool};
 use switchboard_connector_core::ChannelKind;
 
 use super::{json_column, vocabulary};
-use crate::desk::{ClockKind, Desk};
+use crate::desk::{ClockKind, Desk, human_duration};
 use crate::model::{ActorKind, DeliveryStatus, Direction, MessageKind, Priority, Role, Status, Timestamp};
 use crate::store::{
     Actor, Agent, AgentRef, AgentSelector, AssigneeFilter, AttachmentData, AttachmentView, ClockView, ContactRef,
@@ -420,8 +420,7 @@ fn clock_views(json: &str) -> StoreResult<Vec<ClockView>> {
             let view = ClockView {
                 kind,
                 state,
-                target: humantime::format_duration(std::time::Duration::from_secs((target.max(0) / 1000) as u64))
-                    .to_string(),
+                target: human_duration(target),
                 started_at: Timestamp(started),
                 warn_at: warn.map(Timestamp),
                 due_at: due.map(Timestamp),
