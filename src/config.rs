@@ -453,7 +453,6 @@ pub struct OutboxSettings {
 pub struct TeamSettings {
     pub key: String,
     pub name: String,
-    pub tier: u8,
 }
 
 #[derive(Debug, Clone)]
@@ -691,13 +690,9 @@ impl RawConfig {
             if team.name.trim().is_empty() {
                 return Err(ConfigError::new(format!("teams.{key}.name"), "must not be empty"));
             }
-            if team.tier > 3 {
-                return Err(ConfigError::new(format!("teams.{key}.tier"), "must be 0, 1, 2 or 3"));
-            }
             teams.push(TeamSettings {
                 key: key.clone(),
                 name: team.name.trim().to_owned(),
-                tier: team.tier,
             });
         }
         if !self.teams.contains_key(&self.routing.default_team) {
@@ -734,6 +729,9 @@ impl RawConfig {
         let mut teams = BTreeMap::new();
         for (key, team) in &self.teams {
             let at = |field: &str| format!("teams.{key}.{field}");
+            if team.tier > 3 {
+                return Err(ConfigError::new(at("tier"), "must be 0, 1, 2 or 3"));
+            }
             let assignment = Assignment::parse(&team.assignment).ok_or_else(|| {
                 ConfigError::new(
                     at("assignment"),

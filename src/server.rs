@@ -30,8 +30,9 @@ pub async fn open_store(
         .await
         .with_context(|| format!("opening the store at {} (storage.url)", settings.storage_url))?;
     let teams: Vec<TeamSpec> = settings
+        .desk
         .teams
-        .iter()
+        .values()
         .map(|t| TeamSpec {
             key: t.key.clone(),
             name: t.name.clone(),
