@@ -110,6 +110,44 @@ pub struct InboundMessage {
     /// What the channel knows of this message that the conversation does not show (the
     /// full body of a trimmed reply, header ids), kept with the message.
     pub details: BTreeMap<String, serde_json::Value>,
+    /// A satisfaction score the channel recognised as such (a Telegram button, a webhook
+    /// `csat` body). A reply that is only a digit is recognised by the store instead,
+    /// which knows whether a question is open.
+    pub csat: Option<CsatAnswer>,
+    /// The customer asked to stop (`Some(true)`) or resume (`Some(false)`) automated
+    /// status updates: `stop` on Telegram, a keyword or header on email.
+    pub opt_out: Option<bool>,
+}
+
+/// A satisfaction answer: which question, the score 1–5, and an optional comment.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CsatAnswer {
+    /// The question's token (Telegram buttons, email links).
+    pub token: Option<String>,
+    /// The conversation asked about (the webhook, whose sender is trusted by signature).
+    pub conversation_id: Option<i64>,
+    pub score: u8,
+    pub comment: Option<String>,
+}
+
+/// The prefix of a CSAT button's callback data: `csat:<token>:<score>`.
+const CSAT_CALLBACK_PREFIX: &str = "csat:";
+
+impl CsatAnswer {
+    /// Reads a CSAT button's callback data; `None` for any other button.
+    pub fn from_callback_data(data: &str) -> Option<CsatAnswer> {
+        let (token, score) = data.strip_prefix(CSAT_CALLBACK_PREFIX)?.rsplit_once(':')?;
+        let score: u8 = score.parse().ok()?;
+        if token.is_empty() || !(1..=5).contains(&score) {
+            return None;
+        }
+        Some(CsatAnswer {
+            token: Some(token.to_owned()),
+            conversation_id: None,
+            score,
+            comment: None,
+        })
+    }
 }
 
 /// The threading keys of a channel whose messages name earlier ones (email), strongest
@@ -185,6 +223,46 @@ pub struct OutboundMessage {
     pub references: Vec<String>,
     /// Files the agent attached; only channels that carry files get any (email).
     pub attachments: Vec<OutboundAttachment>,
+    /// What an automated status update carries beyond its plain `text`.
+    pub update: Option<StatusUpdate>,
+}
+
+/// An automated status update, rendered from the desk's templates for the channel it
+/// leaves by. Each channel uses the parts it can show and ignores the rest.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct StatusUpdate {
+    /// What happened: `received`, `out_of_hours`, `assigned`, `escalated`,
+    /// `waiting_reminder`, `resolved`, `auto_closed`, `csat.requested`, `greeting`.
+    pub event: String,
+    /// The email subject, without the conversation tag the channel adds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subject: Option<String>,
+    /// The email HTML part; channels without one build it from the text.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub html: Option<String>,
+    /// Telegram MarkdownV2 with every variable escaped; plain `text` when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub markdown_v2: Option<String>,
+    /// Structured fields for channels whose receiver shows its own UI (webhook).
+    #[serde(default)]
+    pub fields: serde_json::Value,
+    /// A satisfaction question: the channel offers the scores 1–5 its own way.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub csat: Option<CsatQuestion>,
+}
+
+/// A satisfaction question the customer answers with a score from 1 to 5.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CsatQuestion {
+    /// Unguessable: it names the conversation in button data and public links.
+    pub token: String,
+}
+
+impl CsatQuestion {
+    /// A button's callback data for `score` (at most 64 bytes, as Telegram requires).
+    pub fn callback_data(&self, score: u8) -> String {
+        format!("{CSAT_CALLBACK_PREFIX}{}:{score}", self.token)
+    }
 }
 
 /// What the channel said when it accepted a message.
@@ -248,5 +326,19 @@ mod tests {
             assert_eq!(serde_json::to_value(kind).unwrap(), kind.as_str());
         }
         assert_eq!(ChannelKind::parse("sms"), None);
+    }
+
+    #[test]
+    fn csat_callback_data_round_trips_and_refuses_other_buttons() {
+        let question = CsatQuestion {
+            token: "Zm9vYmFyYmF6cXV4".into(),
+        };
+        let data = question.callback_data(4);
+        assert!(data.len() <= 64);
+        let answer = CsatAnswer::from_callback_data(&data).unwrap();
+        assert_eq!((answer.token.as_deref(), answer.score), (Some("Zm9vYmFyYmF6cXV4"), 4));
+        for other in ["order:42", "csat:tok:6", "csat:tok:0", "csat::3", "csat:tok:x"] {
+            assert_eq!(CsatAnswer::from_callback_data(other), None, "{other}");
+        }
     }
 }

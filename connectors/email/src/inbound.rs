@@ -190,6 +190,9 @@ fn inbound(parsed: &ParsedMail, raw: &[u8], settings: &EmailSettings) -> Inbound
         bounce,
         edits: None,
         details,
+        csat: None,
+        // Filled in by the opt-out reading (keyword or header).
+        opt_out: None,
     }
 }
 

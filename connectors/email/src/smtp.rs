@@ -223,6 +223,7 @@ mod tests {
                 content_type: "application/pdf".into(),
                 data: b"%PDF-1.4 not really".to_vec(),
             }],
+            update: None,
         };
         let (mail, id) = sender.build(&message).unwrap();
         assert_eq!(id, "switchboard.42.9@example.com");
@@ -275,6 +276,7 @@ mod tests {
             in_reply_to: None,
             references: vec![],
             attachments: vec![],
+            update: None,
         };
         assert!(matches!(sender.build(&message), Err(SendError::Permanent { .. })));
     }

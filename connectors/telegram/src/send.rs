@@ -331,6 +331,7 @@ mod tests {
             in_reply_to: None,
             references: vec![],
             attachments: vec![],
+            update: None,
         };
         assert_eq!(
             Destination::of(&message),

@@ -190,6 +190,7 @@ mod tests {
             in_reply_to: None,
             references: vec![],
             attachments: vec![],
+            update: None,
         };
         let body: serde_json::Value = serde_json::from_slice(&WebhookSender::body(&message)).unwrap();
         assert_eq!(

@@ -1334,6 +1334,7 @@ pub fn claim_deliveries(conn: &Connection, now: i64, limit: u32, lease_until: i6
                     in_reply_to: None,
                     references: Vec::new(),
                     attachments: Vec::new(),
+                    update: None,
                 },
             };
             Ok((delivery, channel))
