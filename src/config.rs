@@ -3,7 +3,7 @@
 //! list; lists and the `[[rules]]` array come from the file), deserialized into [`RawConfig`] (unknown keys refused) and validated into
 //! [`Settings`] before any I/O. Every error names the key to change.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fmt;
 use std::net::SocketAddr;
 use std::path::Path;
@@ -21,7 +21,7 @@ use crate::hours::BusinessHours;
 use crate::language::LanguageDetector;
 use crate::model::Priority;
 use crate::router::{KeywordSet, RouteAction, RouteCondition, Router};
-use crate::templates::AckTemplate;
+use crate::updates::{AfterResolution, CsatPolicy, TemplateSource, UpdateEvent, UpdatePolicy, UpdatePolicySource};
 
 /// The prefix of environment overrides: `SWITCHBOARD__SERVER__LISTEN=127.0.0.1:9090`.
 pub const ENV_PREFIX: &str = "SWITCHBOARD";
@@ -64,8 +64,12 @@ pub struct RawConfig {
     pub log: LogConfig,
     #[serde(default)]
     pub outbox: OutboxConfig,
+    /// Automated status updates to customers: which events, templates, guards.
     #[serde(default)]
-    pub acknowledgement: AcknowledgementConfig,
+    pub updates: UpdatesConfig,
+    /// The satisfaction question after resolution.
+    #[serde(default)]
+    pub csat: CsatConfig,
     pub routing: RoutingConfig,
     /// Team queues by key (`[teams.billing]`).
     pub teams: BTreeMap<String, TeamConfig>,
@@ -291,32 +295,103 @@ impl Default for OutboxConfig {
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct AcknowledgementConfig {
-    /// Send the acknowledgement to every new conversation (each inbox can opt out).
-    #[serde(default = "default_true")]
-    pub enabled: bool,
-    /// A minijinja template. Variables: `contact.name`, `contact.email`,
-    /// `conversation.id`, `conversation.reference` (`#42`), `conversation.team`,
-    /// `conversation.priority`, `inbox.key`, `inbox.name`.
-    #[serde(default = "default_ack_template")]
-    pub template: String,
+pub struct UpdatesConfig {
+    /// The events that send an update (each inbox and team can turn any off):
+    /// `received`, `greeting`, `out_of_hours`, `assigned`, `escalated`,
+    /// `waiting_reminder`, `resolved`, `auto_closed`, `csat`.
+    #[serde(default = "default_update_events")]
+    pub events: Vec<String>,
+    /// At most one update of a kind per conversation within this window.
+    #[serde(default = "default_update_window")]
+    pub window: String,
+    /// The language of updates whose contact's language and inbox's have no template.
+    #[serde(default = "default_update_language")]
+    pub default_language: String,
+    /// Remind a customer the desk waits on (status pending) after this long; none when absent.
+    #[serde(default = "default_waiting_reminder_after")]
+    pub waiting_reminder_after: Option<String>,
+    /// Resolve a conversation still pending after this long; never when absent.
+    pub auto_close_after: Option<String>,
+    /// `[updates.templates.EVENT.LANGUAGE]` with `text` and optional `subject`, `html`,
+    /// `markdown` (Telegram MarkdownV2); built-in English fills what is not given.
+    #[serde(default)]
+    pub templates: BTreeMap<String, BTreeMap<String, TemplateConfig>>,
 }
 
-fn default_true() -> bool {
-    true
+fn default_update_events() -> Vec<String> {
+    UpdateEvent::ALL
+        .into_iter()
+        .filter(|event| *event != UpdateEvent::Assigned)
+        .map(|event| event.as_str().to_owned())
+        .collect()
 }
 
-fn default_ack_template() -> String {
-    "Hello{% if contact.name %} {{ contact.name }}{% endif %}, we received your message. \
-     Your reference is {{ conversation.reference }}; we will get back to you soon."
-        .into()
+fn default_update_window() -> String {
+    "1h".into()
 }
 
-impl Default for AcknowledgementConfig {
-    fn default() -> AcknowledgementConfig {
-        AcknowledgementConfig {
-            enabled: true,
-            template: default_ack_template(),
+fn default_update_language() -> String {
+    "en".into()
+}
+
+fn default_waiting_reminder_after() -> Option<String> {
+    Some("48h".into())
+}
+
+impl Default for UpdatesConfig {
+    fn default() -> UpdatesConfig {
+        UpdatesConfig {
+            events: default_update_events(),
+            window: default_update_window(),
+            default_language: default_update_language(),
+            waiting_reminder_after: default_waiting_reminder_after(),
+            auto_close_after: None,
+            templates: BTreeMap::new(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TemplateConfig {
+    pub text: String,
+    /// Email only.
+    pub subject: Option<String>,
+    /// Email only; the text, escaped, when absent.
+    pub html: Option<String>,
+    /// Telegram only, MarkdownV2 with every variable escaped; plain text when absent.
+    pub markdown: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CsatConfig {
+    /// The daemon's public address, for the five links in satisfaction emails
+    /// (`https://support.example.com`); without it email customers reply with a digit.
+    pub public_url: Option<String>,
+    /// How long after the question a score is taken (and a reply reopens).
+    #[serde(default = "default_csat_answer_window")]
+    pub answer_window: String,
+    /// What a reply after resolution that is not a score does: `reopen` or
+    /// `new_conversation`.
+    #[serde(default = "default_after_resolution")]
+    pub reply_after_resolution: String,
+}
+
+fn default_csat_answer_window() -> String {
+    "7days".into()
+}
+
+fn default_after_resolution() -> String {
+    "reopen".into()
+}
+
+impl Default for CsatConfig {
+    fn default() -> CsatConfig {
+        CsatConfig {
+            public_url: None,
+            answer_window: default_csat_answer_window(),
+            reply_after_resolution: default_after_resolution(),
         }
     }
 }
@@ -354,6 +429,9 @@ pub struct TeamConfig {
     pub business_hours: Option<String>,
     /// A `[sla_policies.NAME]`; no SLA clocks but the `sla.max_open` cap when absent.
     pub sla: Option<String>,
+    /// Update events this team's conversations do not send (see `updates.events`).
+    #[serde(default)]
+    pub updates_off: Vec<String>,
 }
 
 fn default_assignment() -> String {
@@ -369,10 +447,11 @@ fn default_capacity() -> u32 {
 pub struct InboxConfig {
     /// The name agents see; the key when absent.
     pub name: Option<String>,
-    /// Send the acknowledgement to new conversations of this inbox (when
-    /// `acknowledgement.enabled`).
-    #[serde(default = "default_true")]
-    pub acknowledge: bool,
+    /// Update events this inbox does not send (see `updates.events`).
+    #[serde(default)]
+    pub updates_off: Vec<String>,
+    /// The language of updates to contacts whose own language has no template.
+    pub language: Option<String>,
     /// The channel: exactly one of these tables.
     pub webhook: Option<WebhookConfig>,
     pub email: Option<EmailConfig>,
@@ -433,8 +512,6 @@ pub struct Settings {
     pub log_level: String,
     pub log_json: bool,
     pub outbox: OutboxSettings,
-    /// `None` when acknowledgements are off everywhere.
-    pub acknowledgement: Option<Arc<AckTemplate>>,
     pub teams: Vec<TeamSettings>,
     pub inboxes: Vec<InboxSettings>,
     pub router: Arc<Router>,
@@ -459,7 +536,6 @@ pub struct TeamSettings {
 pub struct InboxSettings {
     pub key: String,
     pub name: String,
-    pub acknowledge: bool,
     pub channel: ChannelSettings,
 }
 
@@ -470,12 +546,10 @@ pub enum ChannelSettings {
     Telegram(Box<TelegramChannel>),
 }
 
-/// A Telegram inbox: the connector's settings and the daemon's `/start` greeting.
+/// A Telegram inbox's settings.
 #[derive(Debug, Clone)]
 pub struct TelegramChannel {
     pub settings: TelegramSettings,
-    /// Sent instead of the acknowledgement when `/start` opens a conversation.
-    pub greeting: Option<Arc<AckTemplate>>,
 }
 
 impl ChannelSettings {
@@ -629,15 +703,9 @@ impl RawConfig {
         let outbox = self.validate_outbox()?;
         let teams = self.validate_teams()?;
         let inboxes = self.validate_inboxes()?;
-        let acknowledgement = if self.acknowledgement.enabled {
-            Some(Arc::new(AckTemplate::compile(&self.acknowledgement.template).map_err(
-                |problem| ConfigError::new("acknowledgement.template", problem),
-            )?))
-        } else {
-            None
-        };
         let router = self.validate_rules(&teams, &inboxes)?;
-        let desk = self.validate_desk()?;
+        let updates = self.validate_updates(&outbox)?;
+        let desk = self.validate_desk(updates)?;
 
         Ok(Settings {
             listen,
@@ -646,7 +714,6 @@ impl RawConfig {
             log_level: self.log.level.clone(),
             log_json: self.log.format == "json",
             outbox,
-            acknowledgement,
             teams,
             inboxes,
             router: Arc::new(router),
@@ -715,7 +782,128 @@ impl RawConfig {
         self.keywords.keys().map(String::as_str).collect::<Vec<_>>().join(", ")
     }
 
-    fn validate_desk(&self) -> Result<Desk, ConfigError> {
+    fn validate_updates(&self, outbox: &OutboxSettings) -> Result<UpdatePolicy, ConfigError> {
+        let events = |key: &str, names: &[String]| {
+            names
+                .iter()
+                .enumerate()
+                .map(|(index, name)| {
+                    UpdateEvent::parse(name).ok_or_else(|| {
+                        let known: Vec<&str> = UpdateEvent::ALL.iter().map(|event| event.as_str()).collect();
+                        ConfigError::new(
+                            format!("{key}[{index}]"),
+                            format!("`{name}` is not an update event; events are: {}", known.join(", ")),
+                        )
+                    })
+                })
+                .collect::<Result<BTreeSet<_>, _>>()
+        };
+        let language = |key: &str, tag: &str| {
+            let tag = tag.trim().to_ascii_lowercase().replace('_', "-");
+            let shaped = tag.split('-').next().is_some_and(|primary| {
+                (2..=3).contains(&primary.len()) && primary.chars().all(|c| c.is_ascii_lowercase())
+            }) && tag
+                .split('-')
+                .all(|part| !part.is_empty() && part.len() <= 8 && part.chars().all(|c| c.is_ascii_alphanumeric()));
+            if shaped {
+                Ok(tag)
+            } else {
+                Err(ConfigError::new(
+                    key,
+                    format!("`{tag}` is not a language tag such as `en`, `th` or `pt-br`"),
+                ))
+            }
+        };
+        let optional_duration =
+            |key: &str, text: &Option<String>| text.as_deref().map(|text| positive_duration(key, text)).transpose();
+        let mut inbox_off = HashMap::new();
+        let mut inbox_language = HashMap::new();
+        for (key, inbox) in &self.inboxes {
+            inbox_off.insert(
+                key.clone(),
+                events(&format!("inboxes.{key}.updates_off"), &inbox.updates_off)?,
+            );
+            if let Some(tag) = &inbox.language {
+                inbox_language.insert(key.clone(), language(&format!("inboxes.{key}.language"), tag)?);
+            }
+        }
+        let mut team_off = HashMap::new();
+        for (key, team) in &self.teams {
+            team_off.insert(
+                key.clone(),
+                events(&format!("teams.{key}.updates_off"), &team.updates_off)?,
+            );
+        }
+        let mut templates = BTreeMap::new();
+        for (event_name, languages) in &self.updates.templates {
+            let event = UpdateEvent::parse(event_name).ok_or_else(|| {
+                ConfigError::new(
+                    format!("updates.templates.{event_name}"),
+                    "is not an update event; see `updates.events` for the names",
+                )
+            })?;
+            for (tag, template) in languages {
+                let tag = language(&format!("updates.templates.{event_name}.{tag}"), tag)?;
+                templates.insert(
+                    (event, tag),
+                    TemplateSource {
+                        text: template.text.clone(),
+                        subject: template.subject.clone(),
+                        html: template.html.clone(),
+                        markdown: template.markdown.clone(),
+                    },
+                );
+            }
+        }
+        let public_url = match &self.csat.public_url {
+            None => None,
+            Some(url) => {
+                let parsed = reqwest::Url::parse(url)
+                    .ok()
+                    .filter(|url| matches!(url.scheme(), "http" | "https"));
+                if parsed.is_none() {
+                    return Err(ConfigError::new(
+                        "csat.public_url",
+                        format!("`{url}` is not an http(s) URL such as https://support.example.com"),
+                    ));
+                }
+                Some(url.trim_end_matches('/').to_owned())
+            }
+        };
+        let after_resolution = match self.csat.reply_after_resolution.as_str() {
+            "reopen" => AfterResolution::Reopen,
+            "new_conversation" => AfterResolution::NewConversation,
+            other => {
+                return Err(ConfigError::new(
+                    "csat.reply_after_resolution",
+                    format!("`{other}` is not `reopen` or `new_conversation`"),
+                ));
+            }
+        };
+        UpdatePolicy::compile(UpdatePolicySource {
+            enabled: events("updates.events", &self.updates.events)?,
+            window: duration("updates.window", &self.updates.window)?,
+            default_language: language("updates.default_language", &self.updates.default_language)?,
+            waiting_reminder_after: optional_duration(
+                "updates.waiting_reminder_after",
+                &self.updates.waiting_reminder_after,
+            )?,
+            auto_close_after: optional_duration("updates.auto_close_after", &self.updates.auto_close_after)?,
+            inbox_off,
+            inbox_language,
+            team_off,
+            csat: CsatPolicy {
+                public_url,
+                answer_window: positive_duration("csat.answer_window", &self.csat.answer_window)?,
+                after_resolution,
+            },
+            expire_after: outbox.expire_after,
+            templates,
+        })
+        .map_err(|err| ConfigError::new(err.key, err.problem))
+    }
+
+    fn validate_desk(&self, updates: UpdatePolicy) -> Result<Desk, ConfigError> {
         let mut calendars = BTreeMap::new();
         for (name, hours) in &self.business_hours {
             let calendar = BusinessHours::new(&hours.time_zone, &hours.week, &hours.holidays)
@@ -812,6 +1000,7 @@ impl RawConfig {
         Ok(Desk {
             teams,
             languages,
+            updates: Arc::new(updates),
             max_open,
             max_open_actions: BreachActions {
                 escalate: true,
@@ -945,13 +1134,13 @@ impl RawConfig {
                     let settings = telegram
                         .validate(key, &|name| std::env::var(name).ok())
                         .map_err(|err| ConfigError::new(at("telegram", &err.key), err.problem))?;
-                    let greeting = settings
-                        .greeting
-                        .as_deref()
-                        .map(|text| AckTemplate::compile(text).map(Arc::new))
-                        .transpose()
-                        .map_err(|problem| ConfigError::new(at("telegram", "greeting"), problem))?;
-                    ChannelSettings::Telegram(Box::new(TelegramChannel { settings, greeting }))
+                    if settings.greeting.is_some() {
+                        return Err(ConfigError::new(
+                            at("telegram", "greeting"),
+                            "moved: write it as [updates.templates.greeting.LANGUAGE] text = \"…\"",
+                        ));
+                    }
+                    ChannelSettings::Telegram(Box::new(TelegramChannel { settings }))
                 }
                 (None, None, None) => {
                     return Err(ConfigError::new(
@@ -975,7 +1164,6 @@ impl RawConfig {
             inboxes.push(InboxSettings {
                 key: key.clone(),
                 name: name.to_owned(),
-                acknowledge: inbox.acknowledge,
                 channel,
             });
         }
@@ -1133,7 +1321,12 @@ mod tests {
         assert_eq!(settings.listen.to_string(), "127.0.0.1:8080");
         assert_eq!(settings.outbox.retry_schedule[0], Duration::from_secs(5));
         assert_eq!(settings.inboxes[0].key, "shop");
-        assert!(settings.acknowledgement.is_some());
+        assert!(
+            settings
+                .desk
+                .updates
+                .sends(UpdateEvent::Received, "shop", Some("billing"))
+        );
     }
 
     #[test]
@@ -1283,8 +1476,37 @@ on_breach = [\"raise_priority\"]
             ),
             (format!("{MINIMAL}\n[storage]\nurl = \"mysql://x\""), "storage.url"),
             (
-                format!("{MINIMAL}\n[acknowledgement]\ntemplate = \"{{{{ oops\""),
-                "acknowledgement.template",
+                format!("{MINIMAL}\n[updates.templates.received.th]\ntext = \"{{{{ oops\""),
+                "updates.templates.received.th.text",
+            ),
+            (
+                format!("{MINIMAL}\n[updates.templates.resolved.ar]\ntext = \"{{{{ conversation.nope }}}}\""),
+                "updates.templates.resolved.ar.text",
+            ),
+            (
+                format!("{MINIMAL}\n[updates.templates.solved.en]\ntext = \"ok\""),
+                "updates.templates.solved",
+            ),
+            (
+                format!("{MINIMAL}\n[updates]\nevents = [\"received\", \"sent\"]"),
+                "updates.events[1]",
+            ),
+            (format!("{MINIMAL}\n[updates]\nwindow = \"soon\""), "updates.window"),
+            (
+                format!("{MINIMAL}\n[updates]\nauto_close_after = \"0s\""),
+                "updates.auto_close_after",
+            ),
+            (
+                format!("{MINIMAL}\n[csat]\npublic_url = \"ftp://x\""),
+                "csat.public_url",
+            ),
+            (
+                format!("{MINIMAL}\n[csat]\nreply_after_resolution = \"ignore\""),
+                "csat.reply_after_resolution",
+            ),
+            (
+                MINIMAL.replace("name = \"Billing\"", "name = \"Billing\"\nupdates_off = [\"nope\"]"),
+                "teams.billing.updates_off[0]",
             ),
             (MINIMAL.replace("[teams.billing]", "[teams.Billing]"), "teams.Billing"),
             (

@@ -11,6 +11,7 @@ use serde::Serialize;
 use crate::hours::BusinessHours;
 use crate::language::LanguageDetector;
 use crate::model::Priority;
+use crate::updates::UpdatePolicy;
 
 /// How a team's waiting conversations find an agent.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -138,6 +139,8 @@ pub struct Desk {
     pub teams: BTreeMap<String, TeamPolicy>,
     /// Detects a message's language when its channel gives none.
     pub languages: LanguageDetector,
+    /// Automated status updates to customers.
+    pub updates: Arc<UpdatePolicy>,
     /// No conversation stays unresolved longer than this (calendar time).
     pub max_open: Duration,
     /// What the cap's breach does.
@@ -220,6 +223,7 @@ impl Desk {
                 })
                 .collect(),
             languages: LanguageDetector::default(),
+            updates: Arc::new(UpdatePolicy::defaults()),
             max_open: Duration::from_secs(30 * 86_400),
             max_open_actions: BreachActions::default(),
         }

@@ -44,4 +44,4 @@ pub mod server;
 pub mod sla;
 pub mod store;
 pub mod telegram;
-pub mod templates;
+pub mod updates;

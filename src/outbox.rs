@@ -200,7 +200,6 @@ mod tests {
     use crate::router::Router;
     use crate::store::sqlite::SqliteStore;
     use crate::store::{InboxSpec, IngestContext, TeamSpec};
-    use crate::templates::AckTemplate;
     use std::collections::BTreeMap;
     use switchboard_connector_core::{ChannelKind, InboundMessage, Sender};
     use switchboard_connector_webhook::WebhookConfig;
@@ -294,11 +293,10 @@ mod tests {
             metadata: BTreeMap::new(),
             ..InboundMessage::default()
         };
-        let ack = AckTemplate::compile("Received").unwrap();
         let context = IngestContext {
             inbox: reference,
             router: Arc::new(Router::new(vec![], "support".into())),
-            acknowledgement: Some(Arc::new(ack)),
+            greeting: false,
             now,
             // Already expired when it is queued.
             expires_at: now - 1,
@@ -323,7 +321,6 @@ mod tests {
         let inboxes = [InboxSettings {
             key: "shop".into(),
             name: "Shop".into(),
-            acknowledge: true,
             channel: ChannelSettings::Webhook(webhook.validate().unwrap()),
         }];
         let store: Arc<dyn Store> = Arc::new(store);

@@ -71,6 +71,9 @@ pub struct Scheduler {
     pub store: Arc<dyn Store>,
     pub clock: Arc<dyn Clock>,
     pub handle: Arc<SchedulerHandle>,
+    /// Wakes the outbox after a batch that may have queued status updates (an
+    /// escalation, a reminder, an automatic close).
+    pub outbox_wakeup: Arc<Notify>,
 }
 
 impl Scheduler {
@@ -117,6 +120,15 @@ impl Scheduler {
             self.handle
                 .breaches
                 .fetch_add(u64::from(outcome.breaches), Ordering::Relaxed);
+            if outcome.breaches > 0 || outcome.follow_ups > 0 {
+                self.outbox_wakeup.notify_one();
+            }
+            if outcome.follow_ups > 0 {
+                tracing::info!(
+                    follow_ups = outcome.follow_ups,
+                    "follow-ups of waiting conversations fired"
+                );
+            }
             if outcome.breaches > 0 || outcome.warnings > 0 {
                 tracing::info!(
                     warnings = outcome.warnings,
@@ -124,7 +136,7 @@ impl Scheduler {
                     "SLA clocks fired"
                 );
             }
-            if outcome.clocks < BATCH {
+            if outcome.clocks < BATCH && outcome.follow_ups < BATCH {
                 return Ok(());
             }
         }

@@ -111,6 +111,7 @@ pub async fn run_with_clock(
             store: Arc::clone(&store),
             clock: Arc::clone(&clock),
             handle: Arc::clone(&scheduler),
+            outbox_wakeup: Arc::clone(&outbox_wakeup),
         }
         .run(scheduler_shutdown.clone()),
     );

@@ -238,9 +238,7 @@ pub async fn take(state: &AppState, inbox: &TelegramInbox, update: &Update) -> R
             .insert("files_not_fetched".into(), serde_json::Value::Array(missing));
     }
     let mut context = state.ingest_context(&inbox.reference);
-    if let (Some(greeting), true) = (&inbox.channel.greeting, start) {
-        context.acknowledgement = Some(Arc::clone(greeting));
-    }
+    context.greeting = start;
     let outcome = state.store.ingest(context, *message).await?;
     state.committed(&outcome);
     tracing::debug!(

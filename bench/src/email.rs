@@ -376,7 +376,7 @@ fn config(dir: &Path, imap_port: u16, smtp_port: u16, acknowledge: bool) -> anyh
             r#"
 [inboxes.mail]
 name = "Support mail"
-acknowledge = {acknowledge}
+updates_off = {updates_off}
 
 [inboxes.mail.email]
 address = "{SUPPORT}"
@@ -392,6 +392,7 @@ when = {{ text = '(?i)\b(refunds?|invoices?|charged|rechnung)\b' }}
 then = {{ team = "billing" }}
 "#,
             password = password.display(),
+            updates_off = if acknowledge { "[]" } else { r#"["received"]"# },
         ),
     ))
 }

@@ -67,8 +67,8 @@ listen = "127.0.0.1:0"
 url = "sqlite://{database}"
 [log]
 level = "warn"
-[acknowledgement]
-enabled = false
+[updates]
+events = []
 [routing]
 default_team = "support"
 
@@ -251,7 +251,7 @@ impl Intake {
         let context = IngestContext {
             inbox: self.inbox.clone(),
             router: Arc::clone(&self.router),
-            acknowledgement: None,
+            greeting: false,
             now,
             expires_at: now + HOUR_MS,
         };
@@ -305,6 +305,7 @@ fn start_scheduler(
             store: Arc::clone(store),
             clock,
             handle: Arc::clone(&handle),
+            outbox_wakeup: Arc::new(tokio::sync::Notify::new()),
         }
         .run(shutdown.clone()),
     );

@@ -1,6 +1,7 @@
 //! The HTTP interface: `/hooks/{inbox}` for channels, `/api/v1` for agents, and
 //! `/healthz` and `/readyz` for whoever runs the daemon.
 
+mod csat;
 mod error;
 mod hooks;
 mod v1;
@@ -61,15 +62,20 @@ impl AppState {
         self.scheduler.scheduled(outcome.next_sla_fire);
     }
 
-    /// What ingest needs for a message arriving now in `inbox`, every channel alike: the
-    /// acknowledgement when it is on and the inbox sends one.
+    /// After an agent's change (status, team, assignee, availability): it may have
+    /// queued status updates and moved clocks or follow-ups.
+    pub fn changed(&self) {
+        self.outbox_wakeup.notify_one();
+        self.scheduler.nudge();
+    }
+
+    /// What ingest needs for a message arriving now in `inbox`, every channel alike.
     pub fn ingest_context(&self, inbox: &InboxRef) -> IngestContext {
         let now = self.clock.now_ms();
-        let acknowledge = self.inboxes.get(&inbox.key).is_some_and(|i| i.settings.acknowledge);
         IngestContext {
             inbox: inbox.clone(),
             router: Arc::clone(&self.settings.router),
-            acknowledgement: self.settings.acknowledgement.clone().filter(|_| acknowledge),
+            greeting: false,
             now,
             expires_at: self.expires_at(now),
         }
@@ -81,6 +87,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/healthz", get(|| async { axum::Json(json!({"status": "ok"})) }))
         .route("/readyz", get(ready))
         .route("/hooks/{inbox}", post(hooks::receive))
+        .route("/csat/{token}", get(csat::show).post(csat::answer))
         .nest("/api/v1", v1::router())
         .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such endpoint") })
         .method_not_allowed_fallback(|| async {

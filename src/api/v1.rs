@@ -187,6 +187,8 @@ async fn set_availability(
         .store
         .set_availability(agent.id, available, state.clock.now_ms())
         .await?;
+    // Becoming available may have assigned waiting conversations.
+    state.changed();
     Ok(Json(agent))
 }
 
@@ -257,7 +259,7 @@ async fn escalate(
             now: state.clock.now_ms(),
         })
         .await?;
-    state.scheduler.nudge();
+    state.changed();
     Ok(Json(detail).into_response())
 }
 
@@ -535,7 +537,7 @@ async fn update_conversation(
         .store
         .update_conversation(id, agent.id, &changes, state.clock.now_ms())
         .await?;
-    state.scheduler.nudge();
+    state.changed();
     Ok(Json(detail).into_response())
 }
 

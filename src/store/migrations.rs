@@ -38,6 +38,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "escalation and sla",
         include_str!("../../migrations/0006_escalation_and_sla.sql"),
     ),
+    (
+        7,
+        "status updates and csat",
+        include_str!("../../migrations/0007_status_updates_and_csat.sql"),
+    ),
 ];
 
 #[derive(Debug)]

@@ -20,7 +20,6 @@ use switchboard_connector_core::{ChannelKind, InboundMessage, OutboundAttachment
 use crate::desk::Desk;
 use crate::model::{ActorKind, DeliveryStatus, Direction, MessageKind, Priority, Role, Status, Timestamp};
 use crate::router::Router;
-use crate::templates::AckTemplate;
 
 pub type StoreResult<T> = Result<T, StoreError>;
 
@@ -97,8 +96,9 @@ pub struct Catalog {
 pub struct IngestContext {
     pub inbox: InboxRef,
     pub router: Arc<Router>,
-    /// The acknowledgement for new conversations; `None` when this inbox sends none.
-    pub acknowledgement: Option<Arc<AckTemplate>>,
+    /// The message is Telegram's `/start`: a conversation it opens is greeted rather
+    /// than acknowledged.
+    pub greeting: bool,
     pub now: i64,
     /// When an outbound message queued now stops being worth sending.
     pub expires_at: i64,
@@ -230,6 +230,8 @@ pub struct ContactRef {
     pub unreachable: Option<String>,
     pub language: Option<String>,
     pub metadata: Value,
+    /// Since when the customer wants no automated status updates (`stop`).
+    pub updates_stopped_at: Option<Timestamp>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -268,7 +270,17 @@ pub struct ConversationSummary {
     /// (functional or hierarchical), from, to, summary, reason, by, at.
     pub escalation: Option<Value>,
     pub sla_breached_at: Option<Timestamp>,
+    /// The satisfaction question of the latest resolution and its answer.
+    pub csat: Option<CsatView>,
     pub last_message: Option<MessagePreview>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct CsatView {
+    pub requested_at: Timestamp,
+    pub score: Option<i64>,
+    pub comment: Option<String>,
+    pub answered_at: Option<Timestamp>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -385,6 +397,18 @@ pub struct FireOutcome {
     pub clocks: u32,
     pub warnings: u32,
     pub breaches: u32,
+    /// Follow-ups of conversations waiting on the customer (reminders, automatic closes).
+    pub follow_ups: u32,
+}
+
+/// The satisfaction page of one conversation.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct CsatPage {
+    pub conversation_id: i64,
+    pub score: Option<u8>,
+    pub comment: Option<String>,
+    /// The contact's language, for the page's words.
+    pub language: Option<String>,
 }
 
 /// Who an assignment names.
@@ -535,8 +559,14 @@ pub trait Store: Send + Sync + 'static {
     async fn set_availability(&self, agent_id: i64, available: bool, now: i64) -> StoreResult<Agent>;
     /// Serves every automatically assigning team's queue; returns how many it assigned.
     async fn drain_queues(&self, now: i64) -> StoreResult<u32>;
-    /// The earliest moment an SLA clock needs the scheduler.
+    /// The earliest moment an SLA clock or a follow-up needs the scheduler.
     async fn next_sla_fire(&self) -> StoreResult<Option<i64>>;
-    /// Fires up to `limit` SLA warnings and breaches due by `now`, with their actions.
+    /// Fires up to `limit` SLA warnings and breaches and up to `limit` follow-ups due by
+    /// `now`, with their actions.
     async fn fire_sla(&self, now: i64, limit: u32) -> StoreResult<FireOutcome>;
+
+    /// Records a satisfaction answer given on the web page a CSAT email links to.
+    async fn answer_csat(&self, token: &str, score: u8, comment: Option<String>, now: i64) -> StoreResult<CsatPage>;
+    /// What the page for a CSAT token shows; `NotFound` for an unknown token.
+    async fn csat_page(&self, token: &str) -> StoreResult<CsatPage>;
 }

@@ -162,7 +162,7 @@ fn check_config_reads_the_email_example_and_names_its_keys() {
 }
 
 #[test]
-fn check_config_reads_the_telegram_example_and_keeps_the_token_out_of_errors() {
+fn check_config_reads_the_telegram_example_names_template_errors_and_keeps_the_token_out() {
     let example =
         std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/config/examples/telegram.toml")).unwrap();
     let token = "5000000001:AAHexample-token-0123456789abcdef";
@@ -180,10 +180,23 @@ fn check_config_reads_the_telegram_example_and_keeps_the_token_out_of_errors() {
     assert!(!ok);
     assert!(stderr.contains("`inboxes.shop-bot.telegram.webhook_url`"), "{stderr}");
 
-    let bad_greeting = example.replace("{{ contact.name }}", "{{ contact.name");
-    let (ok, _, stderr) = switchboard(&bad_greeting, &["check-config"], &[("SHOP_BOT_TOKEN", token)]);
+    // A template's mistake is named with its template and line, before anything runs.
+    let unknown_variable = format!(
+        "{example}\n[updates.templates.resolved.th]\ntext = \"\"\"\nเรื่อง {{{{ conversation.reference }}}}\n{{{{ conversation.nope }}}}\n\"\"\"\n"
+    );
+    let (ok, _, stderr) = switchboard(&unknown_variable, &["check-config"], &[("SHOP_BOT_TOKEN", token)]);
     assert!(!ok);
-    assert!(stderr.contains("`inboxes.shop-bot.telegram.greeting`"), "{stderr}");
+    assert!(
+        stderr.contains("`updates.templates.resolved.th.text`: line 2: undefined value"),
+        "{stderr}"
+    );
+    let bad_syntax = format!("{example}\n[updates.templates.csat.ar]\ntext = \"ok\"\nhtml = \"<p>{{% if %}}</p>\"\n");
+    let (ok, _, stderr) = switchboard(&bad_syntax, &["check-config"], &[("SHOP_BOT_TOKEN", token)]);
+    assert!(!ok);
+    assert!(
+        stderr.contains("`updates.templates.csat.ar.html`: line 1: syntax error"),
+        "{stderr}"
+    );
 }
 
 #[test]

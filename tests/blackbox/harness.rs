@@ -69,8 +69,16 @@ retry_schedule = [{retries}]
 expire_after = "1h"
 shutdown_grace = "2s"
 
-[acknowledgement]
-template = "Hello{{% if contact.name %}} {{{{ contact.name }}}}{{% endif %}}, your reference is {{{{ conversation.reference }}}} with {{{{ conversation.team }}}}."
+[updates]
+# The acknowledgement (and Telegram's greeting) only: the tests of other updates live
+# in tests/escalation, on an injected clock.
+events = ["received", "greeting"]
+
+[updates.templates.greeting.en]
+text = "Welcome! Write your question and our team answers here."
+
+[updates.templates.received.en]
+text = "Hello{{% if contact.name %}} {{{{ contact.name }}}}{{% endif %}}, your reference is {{{{ conversation.reference }}}} with {{{{ team.name }}}}."
 
 [routing]
 default_team = "support"
@@ -353,7 +361,7 @@ pub async fn snapshot(db: &Path) -> BTreeMap<String, Vec<String>> {
             .map(|c| format!("quote({c})"))
             .collect::<Vec<_>>()
             .join(" || '|' || ");
-        let rows: Vec<String> = sqlx::query_scalar(&format!("SELECT {select} FROM {table} ORDER BY rowid"))
+        let rows: Vec<String> = sqlx::query_scalar(&format!("SELECT {select} FROM {table} ORDER BY {select}"))
             .fetch_all(&pool)
             .await
             .unwrap();

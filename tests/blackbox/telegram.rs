@@ -26,7 +26,6 @@ name = "Bot {key}"
 token_file = "{token_file}"
 api_url = "{api}"
 poll_timeout = "5s"
-greeting = "Welcome! Write your question and our team answers here."
 {extra}
 "#,
         token_file = token_file.display(),

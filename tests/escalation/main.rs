@@ -39,8 +39,8 @@ listen = "127.0.0.1:0"
 url = "sqlite://{db}"
 [log]
 level = "warn"
-[acknowledgement]
-enabled = false
+[updates]
+events = []
 [routing]
 default_team = "support"
 detect_languages = ["en", "de", "th", "ar"]

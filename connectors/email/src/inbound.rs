@@ -9,7 +9,15 @@ use switchboard_connector_core::{BounceReport, InboundAttachment, InboundMessage
 
 use crate::config::EmailSettings;
 use crate::parse::{ParsedMail, parse};
+use crate::smtp::UNSUBSCRIBE_SUBJECT;
 use crate::thread::{OurMessageId, normalize_subject, reference_tag};
+
+/// What a customer writes, alone, as the subject or the first line of a mail to stop
+/// automated status updates; the first is what our List-Unsubscribe asks clients to send.
+const STOP_WORDS: [&str; 2] = [UNSUBSCRIBE_SUBJECT, "stop"];
+
+/// What a customer writes the same way to have status updates again.
+const START_WORDS: [&str; 2] = ["subscribe", "start"];
 
 /// What to do with one mail of the folder.
 #[derive(Debug, Clone, PartialEq)]
@@ -82,6 +90,44 @@ fn unreadable(raw: &[u8], error: &str) -> InboundMessage {
         automated: Some("unreadable".into()),
         ..InboundMessage::default()
     }
+}
+
+/// Whether the customer asks to stop (`Some(true)`) or resume (`Some(false)`) status
+/// updates: the subject without reply prefixes and tags, or the first line they wrote,
+/// is one of the words and nothing else, so a sentence that uses one is not a request.
+/// Asking to stop wins when the subject and the line disagree: an update too many is
+/// the worse mistake.
+///
+/// Machine-made mail never asks: an auto-reply or a bounce that quotes our update, or
+/// an out-of-office notice whose first line happens to say "stop", must not silence the
+/// desk for a customer who did not choose it. That includes mail carrying
+/// `X-Auto-Response-Suppress: All` or `AutoReply`: [`mod@crate::parse`] counts it as
+/// automated (Outlook's out-of-office replies carry it, some with no other mark), and
+/// it asks for no automatic answer to that one mail, not for no updates from now on.
+fn opt_out(parsed: &ParsedMail) -> Option<bool> {
+    if parsed.automated.is_some() || parsed.bounce.is_some() {
+        return None;
+    }
+    let subject = normalize_subject(parsed.subject.as_deref().unwrap_or_default());
+    let first_line = parsed
+        .shown_text
+        .lines()
+        .find(|line| !line.trim().is_empty())
+        .unwrap_or_default();
+    let words = [keyword(&subject), keyword(first_line)];
+    if words.iter().any(|word| STOP_WORDS.contains(&word.as_str())) {
+        Some(true)
+    } else if words.iter().any(|word| START_WORDS.contains(&word.as_str())) {
+        Some(false)
+    } else {
+        None
+    }
+}
+
+/// A line as a keyword: case folded, without the punctuation and whitespace around it
+/// (`STOP!`, `"Unsubscribe."`).
+fn keyword(line: &str) -> String {
+    line.trim_matches(|c: char| !c.is_alphanumeric()).to_lowercase()
 }
 
 fn inbound(parsed: &ParsedMail, raw: &[u8], settings: &EmailSettings) -> InboundMessage {
@@ -191,8 +237,7 @@ fn inbound(parsed: &ParsedMail, raw: &[u8], settings: &EmailSettings) -> Inbound
         edits: None,
         details,
         csat: None,
-        // Filled in by the opt-out reading (keyword or header).
-        opt_out: None,
+        opt_out: opt_out(parsed),
     }
 }
 
@@ -289,6 +334,104 @@ mod tests {
         assert_eq!(message.subject.as_deref(), Some("Scans"));
         assert!(message.text.contains("40000000 bytes"), "{}", message.text);
         assert_eq!(message.details["too_large"], 40_000_000);
+    }
+
+    /// A customer's mail in conversation 42 with `subject` and `body`.
+    fn customer_mail(subject: &str, body: &str) -> InboundMessage {
+        ingested(&format!(
+            "From: Ada <ada@example.org>\r\nSubject: {subject}\r\nMessage-ID: <o1@example.org>\r\n\
+             In-Reply-To: <switchboard.42.7@example.com>\r\n\r\n{body}\r\n"
+        ))
+    }
+
+    #[test]
+    fn a_stop_word_as_the_subject_opts_out() {
+        for subject in ["unsubscribe", "Re: STOP [#42]", "AW: \"Unsubscribe!\""] {
+            let message = customer_mail(subject, "");
+            assert_eq!(message.opt_out, Some(true), "{subject}");
+        }
+    }
+
+    #[test]
+    fn a_stop_word_as_the_first_line_opts_out() {
+        for body in [
+            "Stop.",
+            "\r\n  STOP!!  \r\nI get too many of these.",
+            "unsubscribe\r\n\r\nOn Mon, 3 Nov 2025, Support <support@example.com> wrote:\r\n> Your request is resolved.",
+        ] {
+            let message = customer_mail("Re: Your request is resolved [#42]", body);
+            assert_eq!(message.opt_out, Some(true), "{body}");
+        }
+    }
+
+    #[test]
+    fn a_start_word_as_the_subject_or_first_line_opts_back_in() {
+        assert_eq!(customer_mail("Subscribe", "").opt_out, Some(false));
+        assert_eq!(customer_mail("Re: Refund [#42]", "Start").opt_out, Some(false));
+        assert_eq!(customer_mail("Re: Refund [#42]", "- subscribe -").opt_out, Some(false));
+    }
+
+    #[test]
+    fn stop_wins_when_subject_and_first_line_disagree() {
+        assert_eq!(customer_mail("unsubscribe", "start").opt_out, Some(true));
+        assert_eq!(customer_mail("start", "STOP").opt_out, Some(true));
+    }
+
+    #[test]
+    fn a_sentence_that_uses_a_stop_word_is_not_an_opt_out() {
+        for (subject, body) in [
+            ("Re: Refund [#42]", "Please stop the delivery, I have moved."),
+            ("Re: Refund [#42]", "Thanks!\r\nstop"),
+            ("Stop my order", "It was a mistake."),
+            (
+                "Re: Refund [#42]",
+                "unsubscribe me from the newsletter and start the refund",
+            ),
+        ] {
+            let message = customer_mail(subject, body);
+            assert_eq!(message.opt_out, None, "{subject} / {body}");
+        }
+    }
+
+    #[test]
+    fn machine_made_mail_never_opts_out() {
+        for (headers, body) in [
+            ("Subject: unsubscribe\r\nAuto-Submitted: auto-replied\r\n", "I am away."),
+            (
+                "Subject: Automatic reply: Refund [#42]\r\nAuto-Submitted: auto-replied\r\n",
+                "STOP",
+            ),
+            ("Subject: unsubscribe\r\nPrecedence: bulk\r\n", ""),
+            (
+                "Subject: Undelivered Mail Returned to Sender\r\n",
+                "stop\r\n\r\nThe mail system could not deliver your message.",
+            ),
+        ] {
+            let from = if headers.contains("Undelivered") {
+                "MAILER-DAEMON@mx.example.org"
+            } else {
+                "ada@example.org"
+            };
+            let message = ingested(&format!(
+                "From: {from}\r\n{headers}Message-ID: <auto@example.org>\r\n\r\n{body}\r\n"
+            ));
+            assert!(message.automated.is_some(), "{headers}");
+            assert_eq!(message.opt_out, None, "{headers}");
+        }
+    }
+
+    #[test]
+    fn asking_for_no_auto_replies_is_not_an_opt_out() {
+        // Outlook's out-of-office reply: the header is its only mark of automation.
+        for value in ["All", "OOF, AutoReply", "autoreply,dr"] {
+            let message = ingested(&format!(
+                "From: ada@example.org\r\nSubject: Automatic reply: Refund [#42]\r\n\
+                 X-Auto-Response-Suppress: {value}\r\nMessage-ID: <oof@example.org>\r\n\r\n\
+                 Stop.\r\nI am travelling until July 31.\r\n"
+            ));
+            assert!(message.automated.is_some(), "{value}");
+            assert_eq!(message.opt_out, None, "{value}");
+        }
     }
 
     #[test]

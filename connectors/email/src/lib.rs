@@ -10,14 +10,16 @@
 //! - [`thread`]: our own Message-IDs (they name conversation and message), the `[#N]`
 //!   reference tag, and normalized subjects: the keys that thread a mail.
 //! - [`inbound`]: a raw mail as one `InboundMessage` with its threading hints, bounce
-//!   report and automation flag, or a reason to skip it (our own mail come back).
+//!   report, automation flag and opt-out (`stop`, `unsubscribe`, `start` as subject or
+//!   first line), or a reason to skip it (our own mail come back).
 //! - [`config`]: the `[inboxes.<key>.email]` table and its validation.
 //!
 //! And the I/O at the edges, which never touches the store:
 //!
 //! - [`imap`]: one IMAP session (TLS or plain on loopback): select, search by UID or
 //!   date, fetch without marking read, IDLE or poll.
-//! - [`smtp`]: [`SmtpSender`], replies and status updates as threaded mail through lettre.
+//! - [`smtp`]: [`SmtpSender`], replies and status updates as threaded mail through lettre;
+//!   status updates with the template's subject and HTML, and a List-Unsubscribe.
 
 pub mod config;
 pub mod imap;

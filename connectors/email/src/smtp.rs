@@ -1,6 +1,7 @@
 //! The sending half: replies and status updates as mail, threaded so the customer's
 //! client shows them under the customer's own message.
 
+use lettre::Address;
 use lettre::message::header::{ContentType, Header, HeaderName, HeaderValue};
 use lettre::message::{Attachment, Mailbox, MultiPart};
 use lettre::transport::smtp::authentication::Credentials;
@@ -9,7 +10,7 @@ use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 use switchboard_connector_core::{OutboundChannel, OutboundKind, OutboundMessage, Receipt, SendError};
 
 use crate::config::{EmailSettings, Security};
-use crate::thread::{OurMessageId, reply_subject};
+use crate::thread::{OurMessageId, reply_subject, tagged_subject};
 
 /// How long one SMTP conversation may take before it counts as failed (and retries).
 const SMTP_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
@@ -45,6 +46,49 @@ impl Header for AutoSubmitted {
     fn display(&self) -> HeaderValue {
         HeaderValue::new(Self::name(), "auto-replied".into())
     }
+}
+
+/// RFC 2369: a status update names where to ask for no more of them, so the customer's
+/// client can show an Unsubscribe button. The mail that button sends has the subject
+/// [`UNSUBSCRIBE_SUBJECT`], which [`crate::inbound`] reads as an opt-out.
+#[derive(Debug, Clone)]
+struct ListUnsubscribe(String);
+
+impl Header for ListUnsubscribe {
+    fn name() -> HeaderName {
+        HeaderName::new_from_ascii_str("List-Unsubscribe")
+    }
+
+    fn parse(value: &str) -> Result<Self, Box<dyn std::error::Error + Send + Sync>> {
+        Ok(ListUnsubscribe(value.to_owned()))
+    }
+
+    fn display(&self) -> HeaderValue {
+        HeaderValue::new(Self::name(), self.0.clone())
+    }
+}
+
+/// The subject of the mail a client's Unsubscribe button sends us; one of the words
+/// inbound mail is read for.
+pub const UNSUBSCRIBE_SUBJECT: &str = "unsubscribe";
+
+/// `<mailto:address?subject=unsubscribe>` for the List-Unsubscribe header. The address
+/// is percent-encoded where RFC 6068 asks (a `?`, `#` or `%` in the local part would
+/// end or garble the address), and so are non-ASCII bytes: otherwise the header
+/// encoder would turn the URI into an RFC 2047 encoded word no client reads as a link.
+fn unsubscribe_uri(address: &Address) -> String {
+    let mut uri = String::from("<mailto:");
+    for byte in address.to_string().bytes() {
+        if byte.is_ascii_alphanumeric() || b"-._~!$'()*+;:@".contains(&byte) {
+            uri.push(char::from(byte));
+        } else {
+            uri.push_str(&format!("%{byte:02X}"));
+        }
+    }
+    uri.push_str("?subject=");
+    uri.push_str(UNSUBSCRIBE_SUBJECT);
+    uri.push('>');
+    uri
 }
 
 impl SmtpSender {
@@ -96,10 +140,18 @@ impl SmtpSender {
             message_id: message.message_id,
         }
         .format(&self.domain);
+        let update = message.update.as_ref();
+        let subject = match update
+            .and_then(|update| update.subject.as_deref())
+            .filter(|subject| !subject.trim().is_empty())
+        {
+            Some(subject) => tagged_subject(subject, message.conversation_id),
+            None => reply_subject(message.subject.as_deref(), message.conversation_id),
+        };
         let mut builder = Message::builder()
             .from(self.from.clone())
             .to(recipient)
-            .subject(reply_subject(message.subject.as_deref(), message.conversation_id))
+            .subject(subject)
             .message_id(Some(format!("<{message_id}>")));
         if let Some(in_reply_to) = &message.in_reply_to {
             builder = builder.in_reply_to(format!("<{in_reply_to}>"));
@@ -109,9 +161,15 @@ impl SmtpSender {
             builder = builder.references(references.join(" "));
         }
         if message.kind == OutboundKind::StatusUpdate {
-            builder = builder.header(AutoSubmitted);
+            builder = builder
+                .header(AutoSubmitted)
+                .header(ListUnsubscribe(unsubscribe_uri(&self.from.email)));
         }
-        let text = MultiPart::alternative_plain_html(message.text.clone(), text_to_html(&message.text));
+        let html = match update.and_then(|update| update.html.clone()) {
+            Some(html) => html,
+            None => text_to_html(&message.text),
+        };
+        let text = MultiPart::alternative_plain_html(message.text.clone(), html);
         let body = if message.attachments.is_empty() {
             text
         } else {
@@ -198,10 +256,138 @@ pub fn text_to_html(text: &str) -> String {
 mod tests {
     use super::*;
     use crate::parse::{Limits, parse};
-    use switchboard_connector_core::OutboundAttachment;
+    use switchboard_connector_core::{OutboundAttachment, StatusUpdate};
 
     fn settings() -> EmailSettings {
         crate::config::test_settings()
+    }
+
+    /// An update in conversation 42 about a customer mail whose subject was `Invoice`.
+    fn outbound(kind: OutboundKind, update: Option<StatusUpdate>) -> OutboundMessage {
+        OutboundMessage {
+            delivery_id: "msg_9".into(),
+            conversation_id: 42,
+            message_id: 9,
+            recipient: "ada@example.org".into(),
+            thread: None,
+            subject: Some("Invoice".into()),
+            text: "Your request is resolved.".into(),
+            kind,
+            in_reply_to: Some("CAF=abc@mail.example.org".into()),
+            references: vec!["CAF=abc@mail.example.org".into()],
+            attachments: vec![],
+            update,
+        }
+    }
+
+    /// The built mail's raw header `name`, for headers [`parse`] does not keep.
+    fn header(raw: &[u8], name: &str) -> Option<String> {
+        let message = mail_parser::MessageParser::default().parse(raw).unwrap();
+        message.header_raw(name).map(|value| value.trim().to_owned())
+    }
+
+    #[tokio::test]
+    async fn a_status_update_leaves_with_the_templates_subject_and_html() {
+        let sender = SmtpSender::new(&settings()).unwrap();
+        let update = StatusUpdate {
+            event: "resolved".into(),
+            subject: Some("Your request is resolved".into()),
+            html: Some("<!DOCTYPE html><html><body><p><b>Resolved</b></p></body></html>".into()),
+            ..StatusUpdate::default()
+        };
+        let (mail, _) = sender
+            .build(&outbound(OutboundKind::StatusUpdate, Some(update)))
+            .unwrap();
+        let parsed = parse(&mail.formatted(), Limits::default()).unwrap();
+        assert_eq!(parsed.subject.as_deref(), Some("Your request is resolved [#42]"));
+        assert_eq!(parsed.text.trim_end(), "Your request is resolved.");
+        assert_eq!(
+            parsed.html.as_deref().map(str::trim_end),
+            Some("<!DOCTYPE html><html><body><p><b>Resolved</b></p></body></html>")
+        );
+    }
+
+    #[tokio::test]
+    async fn a_template_subject_that_names_the_conversation_is_not_tagged_twice() {
+        let sender = SmtpSender::new(&settings()).unwrap();
+        let update = StatusUpdate {
+            event: "assigned".into(),
+            subject: Some("Request [#42]: Grace is on it".into()),
+            ..StatusUpdate::default()
+        };
+        let (mail, _) = sender
+            .build(&outbound(OutboundKind::StatusUpdate, Some(update)))
+            .unwrap();
+        let parsed = parse(&mail.formatted(), Limits::default()).unwrap();
+        assert_eq!(parsed.subject.as_deref(), Some("Request [#42]: Grace is on it"));
+    }
+
+    #[tokio::test]
+    async fn a_status_update_without_template_parts_reads_like_a_reply() {
+        let sender = SmtpSender::new(&settings()).unwrap();
+        let update = StatusUpdate {
+            event: "received".into(),
+            subject: Some("  ".into()),
+            ..StatusUpdate::default()
+        };
+        let (mail, _) = sender
+            .build(&outbound(OutboundKind::StatusUpdate, Some(update)))
+            .unwrap();
+        let parsed = parse(&mail.formatted(), Limits::default()).unwrap();
+        assert_eq!(parsed.subject.as_deref(), Some("Re: Invoice [#42]"));
+        assert_eq!(
+            parsed.html.as_deref().map(str::trim_end),
+            Some(text_to_html("Your request is resolved.").as_str())
+        );
+    }
+
+    #[tokio::test]
+    async fn status_updates_offer_unsubscribe_and_replies_do_not() {
+        let sender = SmtpSender::new(&settings()).unwrap();
+        let (update, _) = sender.build(&outbound(OutboundKind::StatusUpdate, None)).unwrap();
+        let update = update.formatted();
+        assert_eq!(
+            header(&update, "List-Unsubscribe").as_deref(),
+            Some("<mailto:support@example.com?subject=unsubscribe>")
+        );
+        assert_eq!(header(&update, "Auto-Submitted").as_deref(), Some("auto-replied"));
+        let (reply, _) = sender.build(&outbound(OutboundKind::Reply, None)).unwrap();
+        let reply = reply.formatted();
+        assert_eq!(header(&reply, "List-Unsubscribe"), None);
+        assert_eq!(header(&reply, "Auto-Submitted"), None);
+    }
+
+    #[test]
+    fn the_unsubscribe_address_is_encoded_where_it_would_end_the_uri() {
+        let address = Address::new("help?desk#1%", "example.com").unwrap();
+        assert_eq!(
+            unsubscribe_uri(&address),
+            "<mailto:help%3Fdesk%231%25@example.com?subject=unsubscribe>"
+        );
+    }
+
+    #[tokio::test]
+    async fn the_mail_the_unsubscribe_button_sends_is_an_opt_out() {
+        let settings = settings();
+        let sender = SmtpSender::new(&settings).unwrap();
+        let (update, _) = sender.build(&outbound(OutboundKind::StatusUpdate, None)).unwrap();
+        let uri = header(&update.formatted(), "List-Unsubscribe").unwrap();
+        let (to, subject) = uri
+            .trim_start_matches("<mailto:")
+            .trim_end_matches('>')
+            .split_once("?subject=")
+            .unwrap();
+        // What a client sends for the button: the URI's address and subject, and a
+        // body of its own.
+        let button = format!(
+            "From: Ada <ada@example.org>\r\nTo: {to}\r\nSubject: {subject}\r\n\
+             Message-ID: <unsub-1@example.org>\r\n\r\nThis message was generated by the mail client.\r\n"
+        );
+        let message = match crate::inbound::disposition(button.as_bytes(), &settings) {
+            crate::inbound::Disposition::Ingest(message) => message,
+            crate::inbound::Disposition::Skip(reason) => panic!("skipped: {reason}"),
+        };
+        assert_eq!(message.opt_out, Some(true));
     }
 
     #[tokio::test]

@@ -161,6 +161,21 @@ pub fn reply_subject(subject: Option<&str>, conversation_id: i64) -> String {
     }
 }
 
+/// The subject of a status update: the template's words as written (no `Re: `, the
+/// desk chose them), with our tag at the end unless the template already ends on it.
+pub fn tagged_subject(subject: &str, conversation_id: i64) -> String {
+    // A subject is one line: a template that renders a line break must not make a
+    // folded or encoded header out of it.
+    let subject = subject.split_whitespace().collect::<Vec<_>>().join(" ");
+    // The last tag is the one threading reads, so a tag of ours earlier in the subject
+    // (or another conversation's at the end) still needs ours after it.
+    if reference_tag(&subject) == Some(conversation_id) {
+        subject
+    } else {
+        format!("{subject} [#{conversation_id}]")
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -219,5 +234,17 @@ mod tests {
         assert_eq!(reply_subject(Some("Refund"), 42), "Re: Refund [#42]");
         assert_eq!(reply_subject(Some("Re: AW: Refund [#42]"), 42), "Re: Refund [#42]");
         assert_eq!(reply_subject(None, 3), "Re: your message [#3]");
+    }
+
+    #[test]
+    fn status_update_subjects_carry_our_tag_once() {
+        assert_eq!(
+            tagged_subject("Your request is resolved", 42),
+            "Your request is resolved [#42]"
+        );
+        assert_eq!(tagged_subject("Request [#42] resolved", 42), "Request [#42] resolved");
+        assert_eq!(tagged_subject("Resolved [# 42 ]", 42), "Resolved [# 42 ]");
+        assert_eq!(tagged_subject("Resolved [#7]", 42), "Resolved [#7] [#42]");
+        assert_eq!(tagged_subject("  Resolved\r\n  today ", 42), "Resolved today [#42]");
     }
 }

@@ -5,7 +5,8 @@
 //!   entry, files, the webhook, button answers); errors never carry the token.
 //! - [`config`]: the `[inboxes.<key>.telegram]` table and its validation.
 //! - [`send`]: [`TelegramSender`], replies through teloxide within Telegram's rate
-//!   limits, long texts split at 4096 characters.
+//!   limits, long texts split at 4096 characters; status updates in MarkdownV2 (plain
+//!   text when Telegram cannot parse it) with the CSAT scores as buttons.
 
 pub mod client;
 pub mod config;

@@ -1,11 +1,12 @@
 //! What a Bot API update means for the conversation model, in pure code: a customer
-//! message (with the files to fetch), an edit of one, a button press, the customer
-//! blocking the bot, or nothing (with the reason, for the log).
+//! message (with the files to fetch), an edit of one, a button press (a satisfaction
+//! score among them), the customer blocking the bot, or nothing (with the reason, for the
+//! log). `stop` and `/start` in a private chat also stop and resume status updates.
 
 use std::collections::BTreeMap;
 
 use serde_json::{Value, json};
-use switchboard_connector_core::{InboundMessage, Sender};
+use switchboard_connector_core::{CsatAnswer, InboundMessage, Sender};
 use teloxide::types::{
     ChatMemberKind, MediaKind, Message, MessageEntityKind, MessageKind, MessageOrigin, Update, UpdateKind,
 };
@@ -72,16 +73,24 @@ pub fn normalize(update: &Update, bot: &BotIdentity) -> Normalized {
             let mut details = BTreeMap::new();
             details.insert("callback_data".into(), json!(data));
             details.insert("chat_id".into(), chat_details);
+            // A score button of a status update's satisfaction question; the store checks
+            // the token, so forged or stale data is only a message.
+            let csat = CsatAnswer::from_callback_data(&data);
+            let text = match &csat {
+                Some(answer) => format!("CSAT {}/5", answer.score),
+                None => format!("[button] {data}"),
+            };
             Normalized::Callback {
                 query_id: query.id.0.clone(),
                 message: Box::new(InboundMessage {
                     external_id: format!("callback:{}", query.id.0),
                     sender: sender_of(&query.from),
                     thread,
-                    text: format!("[button] {data}"),
+                    text,
                     language: query.from.language_code.clone(),
                     metadata: user_metadata(&query.from),
                     details,
+                    csat,
                     ..InboundMessage::default()
                 }),
             }
@@ -284,6 +293,18 @@ fn from_message(message: &Message, bot: &BotIdentity, edited: bool) -> Normalize
         (false, _) => (key, None),
     };
     let start = private && !edited && text.trim_start().starts_with("/start");
+    // Only the customer's own new words: not an edit, a caption or a forward of somebody's.
+    let opt_out = if start {
+        Some(false)
+    } else if private
+        && !edited
+        && message.forward_origin().is_none()
+        && message.text().is_some_and(|t| is_stop(t, bot))
+    {
+        Some(true)
+    } else {
+        None
+    };
     Normalized::Message {
         message: Box::new(InboundMessage {
             external_id,
@@ -297,9 +318,196 @@ fn from_message(message: &Message, bot: &BotIdentity, edited: bool) -> Normalize
             metadata: user_metadata(from),
             edits,
             details,
+            opt_out,
             ..InboundMessage::default()
         }),
         files,
         start,
+    }
+}
+
+/// `stop` or `/stop` (for any bot or named for this one) and nothing else: a sentence that
+/// contains the word is a message for an agent, not an instruction.
+fn is_stop(text: &str, bot: &BotIdentity) -> bool {
+    let text = text.trim();
+    if text.eq_ignore_ascii_case("stop") || text.eq_ignore_ascii_case("/stop") {
+        return true;
+    }
+    match text.split_once('@') {
+        Some((command, name)) => {
+            command.eq_ignore_ascii_case("/stop")
+                && !bot.username.is_empty()
+                && name.eq_ignore_ascii_case(&bot.username)
+        }
+        None => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::{Value, json};
+
+    use super::*;
+
+    fn bot() -> BotIdentity {
+        BotIdentity {
+            id: 111_111_111,
+            username: "ShopHelpBot".into(),
+        }
+    }
+
+    /// From text: teloxide's update reader needs borrowed keys, which a `Value` lacks.
+    fn update(json: Value) -> Update {
+        serde_json::from_str(&json.to_string()).unwrap_or_else(|err| panic!("{json}: {err}"))
+    }
+
+    fn customer() -> Value {
+        json!({"id": 222_222_222, "is_bot": false, "first_name": "Mario", "language_code": "it"})
+    }
+
+    /// A button press on one of the bot's messages in the customer's private chat, shaped
+    /// like tests/fixtures/telegram/ntg-update-callback_query.json.
+    fn callback(data: &str) -> Update {
+        update(json!({
+            "update_id": 2,
+            "callback_query": {
+                "id": "666728699048485871",
+                "from": customer(),
+                "message": {
+                    "message_id": 69587,
+                    "from": {"id": 111_111_111, "is_bot": true, "first_name": "Shop", "username": "ShopHelpBot"},
+                    "chat": {"id": 222_222_222, "first_name": "Mario", "type": "private"},
+                    "date": 1_584_984_711,
+                    "text": "How did we do?",
+                },
+                "chat_instance": "1628661761791766620",
+                "data": data,
+            }
+        }))
+    }
+
+    fn text_in(chat: Value, text: &str) -> Value {
+        json!({
+            "update_id": 306_197_398,
+            "message": {"message_id": 154, "date": 1_581_448_857, "chat": chat, "from": customer(), "text": text}
+        })
+    }
+
+    fn private_text(text: &str) -> Update {
+        update(text_in(
+            json!({"id": 222_222_222, "type": "private", "first_name": "Mario"}),
+            text,
+        ))
+    }
+
+    fn message(update: &Update) -> (InboundMessage, bool) {
+        match normalize(update, &bot()) {
+            Normalized::Message { message, start, .. } => (*message, start),
+            other => panic!("expected a message, got {other:?}"),
+        }
+    }
+
+    fn callback_message(update: &Update) -> InboundMessage {
+        match normalize(update, &bot()) {
+            Normalized::Callback { message, .. } => *message,
+            other => panic!("expected a callback, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_csat_button_is_a_score_with_its_token() {
+        let message = callback_message(&callback("csat:Zm9vYmFy:4"));
+        let answer = message.csat.expect("a CSAT answer");
+        assert_eq!((answer.token.as_deref(), answer.score), (Some("Zm9vYmFy"), 4));
+        assert_eq!(message.text, "CSAT 4/5");
+        assert_eq!(message.details["callback_data"], json!("csat:Zm9vYmFy:4"));
+        assert_eq!(message.external_id, "callback:666728699048485871");
+    }
+
+    #[test]
+    fn other_buttons_stay_plain_button_presses() {
+        for data in ["thedata", "csat:Zm9vYmFy:9", "csat::3"] {
+            let message = callback_message(&callback(data));
+            assert_eq!(message.csat, None, "{data}");
+            assert_eq!(message.text, format!("[button] {data}"));
+            assert_eq!(message.details["callback_data"], json!(data));
+        }
+    }
+
+    #[test]
+    fn stop_in_a_private_chat_opts_out_of_status_updates() {
+        for text in [
+            "stop",
+            "STOP",
+            "  Stop\n",
+            "/stop",
+            "/Stop@shophelpbot",
+            " /stop@ShopHelpBot ",
+        ] {
+            let (message, start) = message(&private_text(text));
+            assert_eq!(message.opt_out, Some(true), "{text:?}");
+            assert!(!start);
+            assert_eq!(message.text, text, "the message itself is kept as written");
+        }
+    }
+
+    #[test]
+    fn only_a_bare_stop_opts_out() {
+        for text in [
+            "stop sending me these",
+            "please stop",
+            "/stop@OtherBot",
+            "/stopp",
+            "stop.",
+        ] {
+            assert_eq!(message(&private_text(text)).0.opt_out, None, "{text:?}");
+        }
+    }
+
+    #[test]
+    fn start_resumes_status_updates() {
+        let (message, start) = message(&private_text("/start"));
+        assert!(start);
+        assert_eq!(message.opt_out, Some(false));
+        assert_eq!(self::message(&private_text("hello")).0.opt_out, None);
+    }
+
+    #[test]
+    fn stop_in_a_group_an_edit_a_caption_or_a_forward_is_no_opt_out() {
+        // A group command for this bot is taken as a message, but a group is not the
+        // customer's own channel to silence.
+        let group = json!({"id": -1_001_234_567_890_i64, "type": "supergroup", "title": "Shop"});
+        let (in_group, _) = message(&update(text_in(group, "/stop@ShopHelpBot")));
+        assert_eq!(in_group.opt_out, None);
+
+        let mut edited = text_in(
+            json!({"id": 222_222_222, "type": "private", "first_name": "Mario"}),
+            "stop",
+        );
+        edited["edited_message"] = edited["message"].take();
+        edited.as_object_mut().unwrap().remove("message");
+        edited["edited_message"]["edit_date"] = json!(1_581_448_900);
+        assert_eq!(message(&update(edited)).0.opt_out, None);
+
+        let mut forwarded = text_in(
+            json!({"id": 222_222_222, "type": "private", "first_name": "Mario"}),
+            "stop",
+        );
+        forwarded["message"]["forward_origin"] = json!({
+            "type": "user",
+            "date": 1_581_448_000,
+            "sender_user": {"id": 333, "is_bot": false, "first_name": "Luigi"},
+        });
+        assert_eq!(message(&update(forwarded)).0.opt_out, None);
+
+        let mut captioned = text_in(json!({"id": 222_222_222, "type": "private", "first_name": "Mario"}), "");
+        let body = captioned["message"].as_object_mut().unwrap();
+        body.remove("text");
+        body.insert("caption".into(), json!("stop"));
+        body.insert(
+            "document".into(),
+            json!({"file_id": "BQAC", "file_unique_id": "AgAD", "file_name": "x.pdf", "file_size": 3}),
+        );
+        assert_eq!(message(&update(captioned)).0.opt_out, None);
     }
 }

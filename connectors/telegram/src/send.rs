@@ -2,15 +2,20 @@
 //! limits (about 1 message/s per private chat, 20/min per group, 30/s per bot). A send
 //! waits for its slot here, so bursts are smoothed instead of answered with 429s; a 429
 //! that comes anyway is retried through the outbox after the time Telegram names.
+//!
+//! A status update goes as MarkdownV2 when the desk rendered it so (plain text if Telegram
+//! cannot parse it), with the scores 1–5 as buttons when it asks for satisfaction.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use switchboard_connector_core::{OutboundChannel, OutboundMessage, Receipt, SendError};
+use switchboard_connector_core::{CsatQuestion, OutboundChannel, OutboundMessage, Receipt, SendError};
 use teloxide::payloads::{SendDocumentSetters, SendMessageSetters, SendPhotoSetters};
 use teloxide::prelude::Requester;
-use teloxide::types::{ChatId, InputFile, MessageId, ReplyParameters, ThreadId};
+use teloxide::types::{
+    ChatId, InlineKeyboardButton, InlineKeyboardMarkup, InputFile, MessageId, ParseMode, ReplyParameters, ThreadId,
+};
 use teloxide::{ApiError, Bot, RequestError};
 use tokio::time::Instant;
 
@@ -91,17 +96,45 @@ impl TelegramSender {
                 allow_sending_without_reply: Some(true),
                 ..ReplyParameters::new(MessageId(id))
             });
+        let keyboard = message
+            .update
+            .as_ref()
+            .and_then(|update| update.csat.as_ref())
+            .map(csat_keyboard);
         let mut last = None;
-        for (index, part) in split_text(&message.text).into_iter().enumerate() {
-            self.limiter.wait_turn(to).await;
-            let mut request = self.bot.send_message(chat, part);
-            if let Some(topic) = to.topic {
-                request = request.message_thread_id(ThreadId(MessageId(topic)));
+        if let Some(markdown) = markdown_of(message) {
+            let text = Text {
+                text: markdown.to_owned(),
+                markdown: true,
+                reply_to: reply_to.clone(),
+                keyboard: keyboard.clone(),
+            };
+            match self.send_text(to, text).await {
+                Ok(id) => last = Some(id),
+                // A template (or a variable it failed to escape) the desk got wrong must not
+                // cost the customer the update: the plain text says the same.
+                Err(err) if refused_markup(&err) => tracing::warn!(
+                    message_id = message.message_id,
+                    event = message.update.as_ref().map_or("", |update| update.event.as_str()),
+                    error = %describe(&err),
+                    "Telegram cannot parse the status update's MarkdownV2; sending it as plain text"
+                ),
+                Err(err) => return Err(err),
             }
-            if let (0, Some(reply)) = (index, &reply_to) {
-                request = request.reply_parameters(reply.clone());
+        }
+        if last.is_none() {
+            let parts = split_text(&message.text);
+            let count = parts.len();
+            for (index, part) in parts.into_iter().enumerate() {
+                let text = Text {
+                    text: part,
+                    markdown: false,
+                    reply_to: reply_to.clone().filter(|_| index == 0),
+                    // Under the last part, where the customer's reading ends.
+                    keyboard: keyboard.clone().filter(|_| index + 1 == count),
+                };
+                last = Some(self.send_text(to, text).await?);
             }
-            last = Some(request.await?.id);
         }
         for attachment in &message.attachments {
             self.limiter.wait_turn(to).await;
@@ -131,6 +164,65 @@ impl TelegramSender {
             thread_id: None,
         })
     }
+
+    /// One `sendMessage`, in its turn.
+    async fn send_text(&self, to: Destination, text: Text) -> Result<MessageId, RequestError> {
+        self.limiter.wait_turn(to).await;
+        let mut request = self.bot.send_message(ChatId(to.chat), text.text);
+        if text.markdown {
+            request = request.parse_mode(ParseMode::MarkdownV2);
+        }
+        if let Some(topic) = to.topic {
+            request = request.message_thread_id(ThreadId(MessageId(topic)));
+        }
+        if let Some(reply) = text.reply_to {
+            request = request.reply_parameters(reply);
+        }
+        if let Some(keyboard) = text.keyboard {
+            request = request.reply_markup(keyboard);
+        }
+        Ok(request.await?.id)
+    }
+}
+
+/// One text message to send and what goes with it.
+struct Text {
+    text: String,
+    /// Whether `text` is MarkdownV2 rather than plain.
+    markdown: bool,
+    reply_to: Option<ReplyParameters>,
+    keyboard: Option<InlineKeyboardMarkup>,
+}
+
+/// The status update's MarkdownV2, when it has one that fits in one message.
+///
+/// A longer one goes as plain text instead of being split: a cut must fall neither inside
+/// an escape (`\.`) nor inside an entity (a `*bold*` cut in two fails to parse in both
+/// halves), which means parsing the markup here as Telegram does. Status updates are
+/// short, and the plain text says the same, so the simple rule costs only formatting.
+/// The source length bounds the parsed length Telegram checks, so what fits here fits there.
+fn markdown_of(message: &OutboundMessage) -> Option<&str> {
+    let markdown = message.update.as_ref()?.markdown_v2.as_deref()?;
+    (markdown.encode_utf16().count() <= MAX_TEXT_UNITS).then_some(markdown)
+}
+
+/// Whether Telegram refused a text for its markup (a 400 `can't parse entities`), which
+/// plain text would cure. teloxide names the error when the description starts as
+/// Telegram words it today; the fallback catches a rewording it does not know.
+fn refused_markup(error: &RequestError) -> bool {
+    match error {
+        RequestError::Api(ApiError::CantParseEntities(_)) => true,
+        RequestError::Api(ApiError::Unknown(description)) => description.contains("can't parse entities"),
+        _ => false,
+    }
+}
+
+/// One row of the scores 1–5 as buttons whose data names the question and the score.
+fn csat_keyboard(question: &CsatQuestion) -> InlineKeyboardMarkup {
+    let row: Vec<InlineKeyboardButton> = (1..=5u8)
+        .map(|score| InlineKeyboardButton::callback(format!("{score} ⭐"), question.callback_data(score)))
+        .collect();
+    InlineKeyboardMarkup::new([row])
 }
 
 impl OutboundChannel for TelegramSender {
@@ -350,6 +442,79 @@ mod tests {
                 group: true
             })
         );
+    }
+
+    fn status_update(markdown: Option<&str>) -> OutboundMessage {
+        OutboundMessage {
+            delivery_id: "msg_2".into(),
+            conversation_id: 1,
+            message_id: 2,
+            recipient: "42".into(),
+            thread: None,
+            subject: None,
+            text: "Your request #1 was received.".into(),
+            kind: switchboard_connector_core::OutboundKind::StatusUpdate,
+            in_reply_to: None,
+            references: vec![],
+            attachments: vec![],
+            update: Some(switchboard_connector_core::StatusUpdate {
+                event: "received".into(),
+                markdown_v2: markdown.map(str::to_owned),
+                ..Default::default()
+            }),
+        }
+    }
+
+    #[test]
+    fn markdown_goes_out_only_when_it_fits_in_one_message() {
+        let short = status_update(Some("Your request *\\#1* was received\\."));
+        assert_eq!(markdown_of(&short), Some("Your request *\\#1* was received\\."));
+        assert_eq!(markdown_of(&status_update(None)), None);
+        let mut reply = status_update(None);
+        reply.update = None;
+        assert_eq!(markdown_of(&reply), None);
+        // Exactly at the limit in UTF-16 units (emoji count two), then one over.
+        let at_limit = "😀".repeat(MAX_TEXT_UNITS / 2);
+        assert!(markdown_of(&status_update(Some(&at_limit))).is_some());
+        let over = format!("{at_limit}x");
+        assert_eq!(markdown_of(&status_update(Some(&over))), None);
+    }
+
+    #[test]
+    fn only_a_markup_refusal_falls_back_to_plain_text() {
+        let parse =
+            "Bad Request: can't parse entities: Character '.' is reserved and must be escaped with the preceding '\\'";
+        assert!(refused_markup(&RequestError::Api(ApiError::CantParseEntities(
+            parse.into()
+        ))));
+        assert!(refused_markup(&RequestError::Api(ApiError::Unknown(
+            "Bad Request: can't parse entities in message text".into()
+        ))));
+        assert!(!refused_markup(&RequestError::Api(ApiError::ChatNotFound)));
+        assert!(!refused_markup(&RequestError::Api(ApiError::MessageIsTooLong)));
+        assert!(!refused_markup(&RequestError::Api(ApiError::Unknown(
+            "Bad Request: chat not found".into()
+        ))));
+    }
+
+    #[test]
+    fn a_csat_question_is_one_row_of_five_score_buttons() {
+        let question = CsatQuestion {
+            token: "Zm9vYmFy".into(),
+        };
+        let keyboard = csat_keyboard(&question);
+        assert_eq!(keyboard.inline_keyboard.len(), 1);
+        let row = &keyboard.inline_keyboard[0];
+        let labels: Vec<&str> = row.iter().map(|button| button.text.as_str()).collect();
+        assert_eq!(labels, ["1 ⭐", "2 ⭐", "3 ⭐", "4 ⭐", "5 ⭐"]);
+        for (score, button) in (1..=5u8).zip(row) {
+            let teloxide::types::InlineKeyboardButtonKind::CallbackData(data) = &button.kind else {
+                panic!("not a callback button: {button:?}");
+            };
+            assert_eq!(data, &question.callback_data(score));
+            let answer = switchboard_connector_core::CsatAnswer::from_callback_data(data).unwrap();
+            assert_eq!(answer.score, score);
+        }
     }
 
     #[tokio::test(start_paused = true)]

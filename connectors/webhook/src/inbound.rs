@@ -7,6 +7,13 @@
 //!  "language": "en", "metadata": {"plan": "pro"}}
 //! ```
 //!
+//! A satisfaction answer to a `csat.requested` update comes the same way, with `csat`
+//! instead of (or besides) `text`:
+//!
+//! ```json
+//! {"id": "evt-2", "from": {"id": "user-42"}, "csat": {"conversation_id": 7, "score": 4, "comment": "Quick"}}
+//! ```
+//!
 //! Every refusal names the offending field by its path (`from.id`,
 //! `attachments[0].data_base64`) so the sender knows what to change. Unknown fields are
 //! ignored, so senders can add their own without breaking.
@@ -16,7 +23,7 @@ use std::collections::BTreeMap;
 use base64::Engine;
 use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
 use serde_json::{Map, Value};
-use switchboard_connector_core::{InboundAttachment, InboundMessage, Sender};
+use switchboard_connector_core::{CsatAnswer, InboundAttachment, InboundMessage, Sender};
 
 /// Longest accepted id (`id`, `from.id`, `thread`): ids are keys, not content.
 const MAX_ID_LEN: usize = 255;
@@ -143,7 +150,16 @@ pub fn parse_body(body: &[u8]) -> Result<InboundMessage, BodyError> {
         .optional_string("thread")?
         .map(|thread| root.id("thread", thread))
         .transpose()?;
-    let text = root.required_string("text")?.to_owned();
+    let csat = parse_csat(&root)?;
+    let text = match (root.optional_string("text")?, &csat) {
+        (Some(text), _) => text.to_owned(),
+        // What agents read in the conversation.
+        (None, Some(answer)) => match &answer.comment {
+            Some(comment) => format!("CSAT {}/5: {comment}", answer.score),
+            None => format!("CSAT {}/5", answer.score),
+        },
+        (None, None) => return Err(invalid("text", "is required")),
+    };
     let attachments = parse_attachments(&root)?;
     if text.trim().is_empty() && attachments.is_empty() {
         return Err(invalid("text", "must not be empty when there are no attachments"));
@@ -172,8 +188,36 @@ pub fn parse_body(body: &[u8]) -> Result<InboundMessage, BodyError> {
         attachments,
         language,
         metadata,
+        csat,
         ..InboundMessage::default()
     })
+}
+
+fn parse_csat(root: &Fields<'_>) -> Result<Option<CsatAnswer>, BodyError> {
+    let Some(value) = root.get("csat") else {
+        return Ok(None);
+    };
+    let fields = Fields::of(value, "csat")?;
+    let conversation_id = fields
+        .required("conversation_id")?
+        .as_i64()
+        .filter(|id| *id > 0)
+        .ok_or_else(|| invalid("csat.conversation_id", "must be a conversation id (a positive integer)"))?;
+    let score = fields
+        .required("score")?
+        .as_u64()
+        .filter(|score| (1..=5).contains(score))
+        .ok_or_else(|| invalid("csat.score", "must be a whole number from 1 to 5"))?;
+    let comment = fields
+        .optional_string("comment")?
+        .map(str::trim)
+        .filter(|c| !c.is_empty());
+    Ok(Some(CsatAnswer {
+        token: None,
+        conversation_id: Some(conversation_id),
+        score: score as u8,
+        comment: comment.map(str::to_owned),
+    }))
 }
 
 fn parse_attachments(root: &Fields<'_>) -> Result<Vec<InboundAttachment>, BodyError> {
@@ -348,5 +392,30 @@ mod tests {
         assert_eq!(message.sender.name, None);
         assert_eq!(message.thread, None);
         assert!(message.metadata.is_empty());
+    }
+
+    #[test]
+    fn takes_a_satisfaction_answer_without_text_and_names_a_bad_field() {
+        let message = parse(json!({
+            "id": "e", "from": {"id": "u"}, "csat": {"conversation_id": 7, "score": 4, "comment": " Quick "}
+        }))
+        .unwrap();
+        let answer = message.csat.unwrap();
+        assert_eq!((answer.conversation_id, answer.score), (Some(7), 4));
+        assert_eq!(answer.comment.as_deref(), Some("Quick"));
+        assert_eq!(message.text, "CSAT 4/5: Quick");
+        for (csat, field) in [
+            (json!({"conversation_id": 7, "score": 6}), "csat.score"),
+            (json!({"conversation_id": 7, "score": 2.5}), "csat.score"),
+            (json!({"score": 3}), "csat.conversation_id"),
+            (json!({"conversation_id": "7", "score": 3}), "csat.conversation_id"),
+            (json!(5), "csat"),
+        ] {
+            assert_eq!(
+                field_of(parse(json!({"id": "e", "from": {"id": "u"}, "csat": csat}))),
+                field
+            );
+        }
+        assert_eq!(field_of(parse(json!({"id": "e", "from": {"id": "u"}}))), "text");
     }
 }

@@ -28,9 +28,10 @@ impl WebhookSender {
         WebhookSender { client, settings }
     }
 
-    /// The JSON body of a callback.
+    /// The JSON body of a callback. A status update adds its `event` and structured
+    /// `fields`, so the receiving app can show its own UI instead of the text.
     pub fn body(message: &OutboundMessage) -> Vec<u8> {
-        json!({
+        let mut body = json!({
             "type": OUTBOUND_TYPE,
             "conversation_id": message.conversation_id,
             "message_id": message.message_id,
@@ -38,9 +39,12 @@ impl WebhookSender {
             "thread": message.thread,
             "text": message.text,
             "kind": message.kind.as_str(),
-        })
-        .to_string()
-        .into_bytes()
+        });
+        if let Some(update) = &message.update {
+            body["event"] = json!(update.event);
+            body["fields"] = update.fields.clone();
+        }
+        body.to_string().into_bytes()
     }
 }
 

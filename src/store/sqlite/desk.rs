@@ -5,6 +5,7 @@
 use rusqlite::{Connection, OptionalExtension, params};
 use serde_json::{Value, json};
 
+use super::updates::{fire_follow_ups, record_events};
 use super::vocabulary;
 use super::write::{NewEvent, NewMessage, insert_events, insert_message, team};
 use crate::desk::{Assignment, ClockKind, Desk, TeamPolicy, human_duration};
@@ -305,6 +306,7 @@ pub(super) fn fire_due(conn: &Connection, desk: &Desk, now: i64, limit: u32) -> 
         .collect::<Result<_, _>>()?;
     let mut outcome = FireOutcome {
         clocks: due.len() as u32,
+        follow_ups: fire_follow_ups(conn, desk, now, limit)?,
         ..FireOutcome::default()
     };
     // Two clocks of one conversation found breached together (after the daemon was
@@ -645,7 +647,7 @@ fn move_to_team(
             data: json!({"from": conversation.assignee, "to": null, "reason": "escalated"}),
         });
     }
-    insert_events(conn, conversation.id, &events, now)?;
+    record_events(conn, desk, conversation.id, &events, now)?;
     retarget_clocks(conn, desk, conversation, now)?;
     drain_team(conn, desk, to_id, to, now)?;
     if let Some(freed) = conversation.assignee.filter(|_| assignee.is_none()) {
@@ -705,20 +707,29 @@ fn pick(policy: &TeamPolicy, mut free: Vec<Candidate>) -> Option<i64> {
     }
 }
 
-fn assign(conn: &Connection, conversation_id: i64, agent_id: i64, reason: &str, now: i64) -> StoreResult<()> {
+fn assign(
+    conn: &Connection,
+    desk: &Desk,
+    conversation_id: i64,
+    agent_id: i64,
+    reason: &str,
+    now: i64,
+) -> StoreResult<()> {
     conn.prepare_cached("UPDATE conversations SET assignee_id = ?1, updated_at = ?2 WHERE id = ?3")?
         .execute(params![agent_id, now, conversation_id])?;
     conn.prepare_cached("UPDATE agents SET last_assigned_at = ?1 WHERE id = ?2")?
         .execute(params![now, agent_id])?;
-    insert_events(
+    record_events(
         conn,
+        desk,
         conversation_id,
         &[NewEvent::system(
             "conversation.assigned",
             json!({"from": null, "to": agent_id, "reason": reason}),
         )],
         now,
-    )
+    )?;
+    Ok(())
 }
 
 /// Assigns a team's waiting conversations, most urgent and then longest waiting first,
@@ -745,7 +756,7 @@ pub(super) fn drain_team(conn: &Connection, desk: &Desk, team_id: i64, team_key:
         let Some(agent) = pick(policy, candidates(conn, team_id, policy.capacity)?) else {
             return Ok(assigned);
         };
-        assign(conn, conversation_id, agent, policy.assignment.as_str(), now)?;
+        assign(conn, desk, conversation_id, agent, policy.assignment.as_str(), now)?;
         assigned += 1;
     }
 }
@@ -788,7 +799,7 @@ pub(super) fn assign_new(
             .iter()
             .any(|candidate| candidate.id == previous)
     {
-        return assign(conn, conversation_id, previous, "returning_customer", now);
+        return assign(conn, desk, conversation_id, previous, "returning_customer", now);
     }
     drain_team(conn, desk, team_id, team_key, now).map(|_| ())
 }

@@ -10,6 +10,7 @@
 
 mod desk;
 mod read;
+mod updates;
 mod write;
 mod writer;
 
@@ -284,5 +285,21 @@ impl Store for SqliteStore {
         self.writer
             .write(move |conn| desk::fire_due(conn, &desk, now, limit))
             .await
+    }
+
+    async fn answer_csat(&self, token: &str, score: u8, comment: Option<String>, now: i64) -> StoreResult<CsatPage> {
+        let desk = self.desk();
+        let token_owned = token.to_owned();
+        self.writer
+            .write(move |conn| {
+                let id = updates::csat_conversation(conn, &token_owned)?.ok_or(StoreError::NotFound("question"))?;
+                updates::record_csat(conn, &desk, id, score, comment.as_deref(), "email_link", now)
+            })
+            .await?;
+        self.csat_page(token).await
+    }
+
+    async fn csat_page(&self, token: &str) -> StoreResult<CsatPage> {
+        read::csat_page(&self.reader, token).await
     }
 }

@@ -13,8 +13,8 @@ use crate::desk::{ClockKind, Desk, human_duration};
 use crate::model::{ActorKind, DeliveryStatus, Direction, MessageKind, Priority, Role, Status, Timestamp};
 use crate::store::{
     Actor, Agent, AgentRef, AgentSelector, AssigneeFilter, AttachmentData, AttachmentView, ClockView, ContactRef,
-    ConversationDetail, ConversationFilter, ConversationPage, ConversationSummary, Cursor, DeliveryView, EventView,
-    MessagePreview, MessageView, StoreError, StoreResult, TeamRef, TeamSummary,
+    ConversationDetail, ConversationFilter, ConversationPage, ConversationSummary, CsatPage, CsatView, Cursor,
+    DeliveryView, EventView, MessagePreview, MessageView, StoreError, StoreResult, TeamRef, TeamSummary,
 };
 
 pub async fn message_views(conn: &mut SqliteConnection, scope: MessageScope) -> StoreResult<Vec<MessageView>> {
@@ -113,6 +113,8 @@ const SUMMARY_COLUMNS: &str = "
            t.key AS team_key, t.name AS team_name, c.tier, a.id AS assignee_id, a.name AS assignee_name,
            c.labels, c.language, c.transfer_count, c.created_at, c.updated_at, c.last_activity_at,
            c.first_response_at, c.queued_at, c.escalation, c.sla_breached_at,
+           c.csat_score, c.csat_comment, c.csat_requested_at, c.csat_answered_at,
+           ct.updates_opted_out_at AS contact_updates_stopped_at,
            ct.id AS contact_id, ct.name AS contact_name, ct.email AS contact_email,
            ct.language AS contact_language, ct.metadata AS contact_metadata, ci.external_id AS contact_external_id,
            ci.unreachable_reason AS contact_unreachable,
@@ -177,6 +179,9 @@ fn summary(row: &SqliteRow) -> StoreResult<ConversationSummary> {
             unreachable: row.try_get("contact_unreachable")?,
             language: row.try_get("contact_language")?,
             metadata: json_column(row.try_get("contact_metadata")?)?,
+            updates_stopped_at: row
+                .try_get::<Option<i64>, _>("contact_updates_stopped_at")?
+                .map(Timestamp),
         },
         created_at: Timestamp(row.try_get("created_at")?),
         updated_at: Timestamp(row.try_get("updated_at")?),
@@ -188,6 +193,15 @@ fn summary(row: &SqliteRow) -> StoreResult<ConversationSummary> {
             .map(|text| json_column(&text))
             .transpose()?,
         sla_breached_at: row.try_get::<Option<i64>, _>("sla_breached_at")?.map(Timestamp),
+        csat: match row.try_get::<Option<i64>, _>("csat_requested_at")? {
+            None => None,
+            Some(requested_at) => Some(CsatView {
+                requested_at: Timestamp(requested_at),
+                score: row.try_get("csat_score")?,
+                comment: row.try_get("csat_comment")?,
+                answered_at: row.try_get::<Option<i64>, _>("csat_answered_at")?.map(Timestamp),
+            }),
+        },
         last_message,
     })
 }
@@ -528,9 +542,28 @@ const AGENT_COLUMNS: &str = "SELECT a.id, a.name, a.role, t.key AS team_key, a.c
      FROM agents a LEFT JOIN teams t ON t.id = a.team_id";
 
 pub async fn next_sla_fire(pool: &SqlitePool) -> StoreResult<Option<i64>> {
-    Ok(
-        sqlx::query_scalar("SELECT MIN(next_fire_at) FROM sla_clocks WHERE next_fire_at IS NOT NULL")
-            .fetch_one(pool)
-            .await?,
+    // Two index lookups (each MIN reads the first entry of its index).
+    Ok(sqlx::query_scalar(
+        "SELECT MIN(at) FROM (SELECT MIN(next_fire_at) AS at FROM sla_clocks WHERE next_fire_at IS NOT NULL
+                            UNION ALL SELECT MIN(fire_at) FROM conversation_timers)",
     )
+    .fetch_one(pool)
+    .await?)
+}
+
+pub async fn csat_page(pool: &SqlitePool, token: &str) -> StoreResult<CsatPage> {
+    let row = sqlx::query(
+        "SELECT c.id, c.csat_score, c.csat_comment, COALESCE(ct.language, c.language) AS language
+         FROM conversations c JOIN contacts ct ON ct.id = c.contact_id WHERE c.csat_token = ?1",
+    )
+    .bind(token)
+    .fetch_optional(pool)
+    .await?
+    .ok_or(StoreError::NotFound("question"))?;
+    Ok(CsatPage {
+        conversation_id: row.try_get("id")?,
+        score: row.try_get::<Option<i64>, _>("csat_score")?.map(|score| score as u8),
+        comment: row.try_get("csat_comment")?,
+        language: row.try_get("language")?,
+    })
 }

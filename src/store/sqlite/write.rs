@@ -8,11 +8,16 @@ use rusqlite::{Connection, OptionalExtension, params};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 use switchboard_connector_core::{
-    BounceReport, ChannelKind, InboundMessage, OutboundAttachment, OutboundKind, OutboundMessage, ThreadHints,
+    BounceReport, ChannelKind, InboundMessage, OutboundAttachment, OutboundKind, OutboundMessage, StatusUpdate,
+    ThreadHints,
 };
 
 use super::desk::{
     ClockChange, ConversationState, assign_new, conversation_state, drain_agent_team, drain_team, update_clocks,
+};
+use super::updates::{
+    csat_conversation, load as load_update_target, record_csat, record_events, send as send_update,
+    send_expiring as send_update_expiring, set_opt_out,
 };
 use super::{json_column, vocabulary};
 use crate::desk::Desk;
@@ -22,7 +27,7 @@ use crate::store::{
     Agent, AgentSelector, Catalog, ConversationChanges, Delivery, DeliveryResult, InboxRef, InboxSpec, IngestContext,
     IngestOutcome, NewAgent, NewAgentMessage, StoreError, StoreResult, TeamSpec,
 };
-use crate::templates::{AckContact, AckContext, AckConversation, AckInbox};
+use crate::updates::{AfterResolution, UpdateEvent, parse_score};
 
 /// An event to write with the change that caused it. Events record changes of a
 /// conversation's state (created, routed, assigned, transferred, status); a message is
@@ -122,7 +127,7 @@ pub(super) fn insert_message(conn: &Connection, message: NewMessage<'_>, now: i6
         )?)
 }
 
-fn insert_outbox(
+pub(super) fn insert_outbox(
     conn: &Connection,
     message_id: i64,
     conversation_id: i64,
@@ -364,6 +369,39 @@ fn find_thread(
     };
     row.map(|(id, status)| Ok((id, vocabulary(Status::parse, &status)?)))
         .transpose()
+}
+
+/// The resolved conversation whose satisfaction question a reply may answer: the one
+/// the message threads into, or for a channel without threads (a private chat) the
+/// sender's latest one asked within `csat.answer_window`.
+fn awaiting_csat(
+    conn: &Connection,
+    desk: &Desk,
+    inbox_id: i64,
+    contact_id: i64,
+    existing: Option<(i64, Status)>,
+    message: &InboundMessage,
+    now: i64,
+) -> StoreResult<Option<i64>> {
+    let window = i64::try_from(desk.updates.csat.answer_window.as_millis()).unwrap_or(i64::MAX);
+    let since = now.saturating_sub(window);
+    match existing {
+        Some((id, Status::Resolved)) => Ok(conn
+            .prepare_cached("SELECT id FROM conversations WHERE id = ?1 AND csat_requested_at >= ?2")?
+            .query_row(params![id, since], |row| row.get(0))
+            .optional()?),
+        Some(_) => Ok(None),
+        None if message.thread.is_some() || !message.hints.is_empty() => Ok(None),
+        None => Ok(conn
+            .prepare_cached(
+                "SELECT id FROM conversations
+                 WHERE contact_id = ?1 AND inbox_id = ?2 AND status = 'resolved' AND thread_key IS NULL
+                   AND csat_requested_at >= ?3
+                 ORDER BY csat_requested_at DESC LIMIT 1",
+            )?
+            .query_row(params![contact_id, inbox_id, since], |row| row.get(0))
+            .optional()?),
+    }
 }
 
 /// A conversation of the sender that a threading key pointed at.
@@ -725,14 +763,58 @@ pub fn ingest(
     let stated = message.language.as_deref().or(detected);
     let language = stated.or(contact.language.as_deref());
     let mut events = Vec::new();
-    let existing = if message.hints.is_empty() {
+    let mut existing = if message.hints.is_empty() {
         find_thread(conn, inbox.id, contact.contact_id, message.thread.as_deref())?
     } else {
         thread_by_hints(conn, inbox.id, contact.contact_id, &message.hints, now)?
     };
     // Machines (an out-of-office answer to our "resolved" mail) do not reopen.
     let automated = message.automated.is_some() || message.bounce.is_some();
-    let reopens = !automated && existing.is_some_and(|(_, status)| status != Status::Open);
+    // A satisfaction score: a button or a webhook answer names its question; a reply
+    // that is only a digit answers the customer's latest question still open.
+    let mut csat = None;
+    if let Some(answer) = &message.csat {
+        let named = match (&answer.token, answer.conversation_id) {
+            (Some(token), _) => csat_conversation(conn, token)?,
+            (None, Some(id)) => Some(id),
+            (None, None) => None,
+        };
+        match named
+            .map(|id| own_conversation(conn, id, inbox.id, contact.contact_id))
+            .transpose()?
+            .flatten()
+        {
+            Some(candidate) => {
+                existing = Some((candidate.id, candidate.status));
+                csat = Some((answer.score, answer.comment.clone()));
+            }
+            // A webhook answer names its conversation outright: a wrong one is the
+            // sender's mistake. A stale button is just a message.
+            None if answer.token.is_none() => {
+                return Err(StoreError::Invalid {
+                    field: "csat.conversation_id",
+                    problem: "is not a conversation of this sender in this inbox".into(),
+                });
+            }
+            None => {}
+        }
+    } else if !automated
+        && let Some(asked) = awaiting_csat(conn, desk, inbox.id, contact.contact_id, existing, message, now)?
+    {
+        match parse_score(&message.text) {
+            Some((score, comment)) => {
+                existing = Some((asked, Status::Resolved));
+                csat = Some((score, comment));
+            }
+            None => match desk.updates.csat.after_resolution {
+                AfterResolution::Reopen => existing = Some((asked, Status::Resolved)),
+                AfterResolution::NewConversation => existing = None,
+            },
+        }
+    }
+    let stops_updates = message.opt_out == Some(true);
+    let reopens =
+        !automated && csat.is_none() && !stops_updates && existing.is_some_and(|(_, status)| status != Status::Open);
     let (conversation_id, routed) = match existing {
         Some((id, status)) => {
             if reopens {
@@ -811,57 +893,48 @@ pub fn ingest(
     )?;
     insert_attachments(conn, message_id, inbound_files(message), now)?;
 
-    let mut queued_outbound = false;
-    if let (Some((decision, team)), Some(template), false) = (&routed, &context.acknowledgement, automated) {
-        let ack_context = AckContext {
-            contact: AckContact {
-                name: contact.name.clone(),
-                email: contact.email.clone(),
-            },
-            conversation: AckConversation {
-                id: conversation_id,
-                reference: format!("#{conversation_id}"),
-                team: team
-                    .as_ref()
-                    .map_or_else(|| decision.team.clone(), |(_, name)| name.clone()),
-                priority: decision.priority.to_string(),
-            },
-            inbox: AckInbox {
-                key: inbox.key.clone(),
-                name: inbox.name.clone(),
-            },
-        };
-        match template.render(&ack_context) {
-            Ok(text) => {
-                let ack_id = insert_message(
-                    conn,
-                    NewMessage {
-                        conversation_id,
-                        inbox_id: inbox.id,
-                        direction: Direction::Outbound,
-                        kind: MessageKind::StatusUpdate,
-                        author_kind: ActorKind::System,
-                        author_id: None,
-                        text: &text,
-                        html: None,
-                        external_id: None,
-                        language: None,
-                        metadata: None,
-                    },
-                    now,
-                )?;
-                insert_outbox(conn, ack_id, conversation_id, inbox.id, now, context.expires_at)?;
-                queued_outbound = true;
-            }
-            // Validated at start with sample values, so this is data the sample did
-            // not foresee; the customer's message must still be taken.
-            Err(error) => {
-                tracing::warn!(conversation_id, %error, "acknowledgement template failed to render");
-                events.push(NewEvent::system("acknowledgement.failed", json!({"error": error})));
-            }
-        }
+    if let Some(opt_out) = message.opt_out
+        && !automated
+    {
+        set_opt_out(conn, contact.contact_id, conversation_id, opt_out, now)?;
+    }
+    if let Some((score, comment)) = &csat {
+        record_csat(
+            conn,
+            desk,
+            conversation_id,
+            *score,
+            comment.as_deref(),
+            inbox.channel.as_str(),
+            now,
+        )?;
     }
 
+    let mut queued_outbound = false;
+    // Customers hear that their message arrived (or when the team is back) when it
+    // opens a conversation, and when the team is closed as they reopen one.
+    let team_closed = |team_key: &str| desk.team(team_key).is_some_and(|team| !team.hours.is_open(now));
+    let announce = if automated || csat.is_some() {
+        None
+    } else if let Some((decision, _)) = &routed {
+        Some(if context.greeting {
+            UpdateEvent::Greeting
+        } else if team_closed(&decision.team)
+            && desk
+                .updates
+                .sends(UpdateEvent::OutOfHours, &inbox.key, Some(&decision.team))
+        {
+            UpdateEvent::OutOfHours
+        } else {
+            UpdateEvent::Received
+        })
+    } else {
+        None
+    };
+    if let Some(event) = announce {
+        let target = load_update_target(conn, conversation_id)?;
+        queued_outbound |= send_update_expiring(conn, desk, &target, event, now, context.expires_at)?;
+    }
     if reopens {
         conn.prepare_cached("UPDATE conversations SET status = 'open', resolved_at = NULL WHERE id = ?1")?
             .execute([conversation_id])?;
@@ -874,7 +947,14 @@ pub fn ingest(
          WHERE id = ?4",
     )?
     .execute(params![now, message_id, language, conversation_id])?;
-    insert_events(conn, conversation_id, &events, now)?;
+    queued_outbound |= record_events(conn, desk, conversation_id, &events, now)?;
+    if reopens
+        && let Some(team_key) = conversation_state(conn, conversation_id)?.team_key
+        && team_closed(&team_key)
+    {
+        let target = load_update_target(conn, conversation_id)?;
+        queued_outbound |= send_update(conn, desk, &target, UpdateEvent::OutOfHours, now)?;
+    }
 
     let next_sla_fire = match &routed {
         Some((decision, team)) => {
@@ -903,7 +983,7 @@ pub fn ingest(
             }
             next
         }
-        None if automated || (!reopens && !desk.runs_next_response()) => None,
+        None if automated || csat.is_some() || (!reopens && !desk.runs_next_response()) => None,
         None => {
             let state = conversation_state(conn, conversation_id)?;
             let next = update_clocks(
@@ -1218,7 +1298,7 @@ pub fn update_conversation(
         now,
         id
     ])?;
-    insert_events(conn, id, &events, now)?;
+    record_events(conn, desk, id, &events, now)?;
 
     let state = conversation_state(conn, id)?;
     let waiting = |status: Status, assignee: Option<i64>| status == Status::Open && assignee.is_none();
@@ -1300,7 +1380,7 @@ pub fn claim_deliveries(conn: &Connection, now: i64, limit: u32, lease_until: i6
         .collect::<Result<_, _>>()?;
     let mut select = conn.prepare_cached(
         "SELECT o.id, o.inbox_id, o.attempts, o.expires_at, m.id, m.kind, m.text,
-                c.id, c.thread_key, c.subject, ci.external_id, ci.channel
+                c.id, c.thread_key, c.subject, ci.external_id, ci.channel, m.html, m.metadata
          FROM outbox o
          JOIN messages m ON m.id = o.message_id
          JOIN conversations c ON c.id = o.conversation_id
@@ -1313,6 +1393,21 @@ pub fn claim_deliveries(conn: &Connection, now: i64, limit: u32, lease_until: i6
             let message_id: i64 = row.get(4)?;
             let kind: String = row.get(5)?;
             let channel: String = row.get(11)?;
+            let status_update = kind == MessageKind::StatusUpdate.as_str();
+            // An update's rendered parts ride in its metadata; the HTML part has its column.
+            let update = if status_update {
+                let metadata: Option<String> = row.get(13)?;
+                metadata
+                    .and_then(|text| serde_json::from_str::<Value>(&text).ok())
+                    .and_then(|mut value| serde_json::from_value::<StatusUpdate>(value["update"].take()).ok())
+                    .map(|mut update| -> rusqlite::Result<StatusUpdate> {
+                        update.html = row.get(12)?;
+                        Ok(update)
+                    })
+                    .transpose()?
+            } else {
+                None
+            };
             let delivery = Delivery {
                 outbox_id: row.get(0)?,
                 inbox_id: row.get(1)?,
@@ -1326,7 +1421,7 @@ pub fn claim_deliveries(conn: &Connection, now: i64, limit: u32, lease_until: i6
                     thread: row.get(8)?,
                     subject: row.get(9)?,
                     text: row.get(6)?,
-                    kind: if kind == MessageKind::StatusUpdate.as_str() {
+                    kind: if status_update {
                         OutboundKind::StatusUpdate
                     } else {
                         OutboundKind::Reply
@@ -1334,7 +1429,7 @@ pub fn claim_deliveries(conn: &Connection, now: i64, limit: u32, lease_until: i6
                     in_reply_to: None,
                     references: Vec::new(),
                     attachments: Vec::new(),
-                    update: None,
+                    update,
                 },
             };
             Ok((delivery, channel))

@@ -31,14 +31,24 @@
 //! Deliberate departures from Telegram, all to keep tests simple: webhooks may be plain HTTP on any port; pushed
 //! updates are never delivered to a webhook by themselves (use [`FakeTelegram::deliver_webhook_update`]);
 //! `allowed_updates` is recorded but does not filter; chats are rendered from the id alone (positive = private,
-//! `-100…` = supergroup, other negative = group) and `@username` chat ids are "chat not found"; `parse_mode` markup is
-//! echoed, not parsed; `reply_to_message` is not filled in.
+//! `-100…` = supergroup, other negative = group) and `@username` chat ids are "chat not found"; `reply_to_message` is
+//! not filled in.
+//!
+//! # Markup and buttons
+//!
+//! `parse_mode=MarkdownV2` text and captions are read as Telegram reads them, and refused as Telegram refuses them: an
+//! unescaped reserved character or an unclosed entity answers 400 `Bad Request: can't parse entities: …` with TDLib's
+//! words (see `markdown.rs` for the little it simplifies, always towards accepting). The message is still echoed with
+//! its markup rather than turned into `entities`; HTML and legacy Markdown are echoed unread. An inline keyboard
+//! (`reply_markup`) is echoed in the sent message, and callback data outside 1–64 bytes answers 400
+//! `BUTTON_DATA_INVALID`. [`FakeTelegram::push_callback_query`] presses a button.
 //!
 //! # Waiting
 //!
 //! Tests must not sleep to wait for the daemon. [`FakeTelegram::wait_for_calls`] and [`FakeTelegram::wait_until`]
 //! wake on every change of the fake's state and panic with what was seen when their deadline passes.
 
+mod markdown;
 mod params;
 mod server;
 mod state;
@@ -47,7 +57,7 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
-use serde_json::Value;
+use serde_json::{Value, json};
 use tokio::sync::oneshot;
 
 pub use state::{Call, Failure, Upload, Webhook};
@@ -55,6 +65,9 @@ use state::{FailureRule, Identity, Shared, StoredFile};
 
 /// The header Telegram sets on webhook requests when `setWebhook` had a `secret_token`.
 pub const SECRET_TOKEN_HEADER: &str = "X-Telegram-Bot-Api-Secret-Token";
+
+/// Who presses a button in a group chat in [`FakeTelegram::callback_query`].
+pub const GROUP_MEMBER_ID: i64 = 7_000_000_001;
 
 /// Methods whose successful calls are messages the bot sent.
 const SEND_METHODS: &[&str] = &["sendMessage", "sendDocument", "sendPhoto"];
@@ -167,6 +180,69 @@ impl FakeTelegram {
         };
         self.shared.bump();
         id
+    }
+
+    /// A `callback_query` update: the user of `chat_id` pressed a button with `data` under the bot's latest message in
+    /// that chat that has an inline keyboard (as the fake answered it), or under a made-up bot message when there is
+    /// none. In a private chat the presser is the chat's user; in a group it is user [`GROUP_MEMBER_ID`]. `data` is not
+    /// checked against the keyboard, so a test can press a stale or forged button. Returned rather than pushed, to
+    /// change (another presser) or to deliver by webhook; [`push_callback_query`](Self::push_callback_query) pushes.
+    pub fn callback_query(&self, token: &str, chat_id: i64, data: &str) -> Value {
+        let mut state = self.shared.lock();
+        // A refused token still gets an update: what the client makes of it is the test's business.
+        let identity = state.identity(token);
+        let bot_id = identity.as_ref().map_or(0, |identity| identity.id);
+        let bot_user = identity.map_or_else(
+            || json!({"id": bot_id, "is_bot": true, "first_name": "Bot"}),
+            |identity| identity.user_json(),
+        );
+        let keyboard_message = state
+            .calls
+            .iter()
+            .rev()
+            .filter(|c| c.token == token && SEND_METHODS.contains(&c.method.as_str()) && c.ok())
+            .filter_map(|c| c.response.get("result"))
+            .find(|message| {
+                message.pointer("/chat/id").and_then(Value::as_i64) == Some(chat_id)
+                    && message.get("reply_markup").is_some()
+            })
+            .cloned();
+        let message = keyboard_message.unwrap_or_else(|| {
+            json!({
+                "message_id": 1,
+                "from": bot_user,
+                "chat": server::chat_json(chat_id),
+                "date": server::unix_now(),
+                "text": "Choose one",
+                "reply_markup": {"inline_keyboard": [[{"text": data, "callback_data": data}]]},
+            })
+        });
+        let bot = state.bot(token);
+        bot.callback_queries += 1;
+        // Telegram's ids are long decimal strings, unique per bot.
+        let id = format!("{}{:07}", bot_id.unsigned_abs(), bot.callback_queries);
+        let presser = if chat_id > 0 { chat_id } else { GROUP_MEMBER_ID };
+        json!({
+            "callback_query": {
+                "id": id,
+                "from": {
+                    "id": presser,
+                    "is_bot": false,
+                    "first_name": format!("User {presser}"),
+                    "language_code": "en",
+                },
+                "message": message,
+                // One per chat, as Telegram's: a number rendered as a string.
+                "chat_instance": (chat_id.unsigned_abs().wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 2).to_string(),
+                "data": data,
+            }
+        })
+    }
+
+    /// Pushes [`callback_query`](Self::callback_query) for `getUpdates`; returns its `update_id`.
+    pub fn push_callback_query(&self, token: &str, chat_id: i64, data: &str) -> i64 {
+        let update = self.callback_query(token, chat_id, data);
+        self.push_update(token, update)
     }
 
     /// Serves `body` verbatim as the answer to the next `getUpdates` of `token` (ahead of queued updates), e.g.

@@ -10,6 +10,7 @@ use axum::http::{HeaderValue, header};
 use axum::response::Response;
 use serde_json::{Value, json};
 
+use crate::markdown;
 use crate::params::{self, Params};
 use crate::state::{Call, Identity, Shared, StoredFile, Upload, Webhook, error, params_chat_id};
 
@@ -288,7 +289,7 @@ async fn get_updates(shared: &Shared, token: &str, params: &Params) -> Reply {
     }
 }
 
-fn unix_now() -> i64 {
+pub(crate) fn unix_now() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_secs() as i64)
@@ -296,7 +297,7 @@ fn unix_now() -> i64 {
 
 /// Telegram's chat ids encode the chat kind: users are positive, basic groups small negatives, supergroups and
 /// channels `-100…`. The fake has no chat directory, so it renders a plausible chat from the id alone.
-fn chat_json(chat_id: i64) -> Value {
+pub(crate) fn chat_json(chat_id: i64) -> Value {
     if chat_id > 0 {
         json!({"id": chat_id, "type": "private", "first_name": format!("User {chat_id}")})
     } else if chat_id <= -1_000_000_000_000 {
@@ -328,7 +329,50 @@ fn new_message(shared: &Shared, token: &str, identity: &Identity, chat_id: i64, 
         message["message_thread_id"] = Value::from(thread);
         message["is_topic_message"] = Value::Bool(chat_id <= -1_000_000_000_000);
     }
+    // Telegram shows an inline keyboard in the sent message (and in a callback query's message); reply keyboards
+    // belong to the chat, not the message, and are not echoed.
+    if let Some(markup) = params::json(params, "reply_markup").filter(|m| m.get("inline_keyboard").is_some()) {
+        message["reply_markup"] = markup;
+    }
     message
+}
+
+/// Telegram refuses a message whose inline buttons carry no callback data or more than 64 bytes of it.
+fn check_reply_markup(params: &Params) -> Result<(), Reply> {
+    if params.get("reply_markup").is_none_or(Value::is_null) {
+        return Ok(());
+    }
+    let Some(markup) = params::json(params, "reply_markup").filter(Value::is_object) else {
+        return Err(fail(400, "Bad Request: can't parse reply keyboard markup JSON object"));
+    };
+    let buttons = markup
+        .get("inline_keyboard")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_array)
+        .flatten();
+    for button in buttons {
+        if let Some(data) = button.get("callback_data") {
+            let len = data.as_str().map_or(0, str::len);
+            if !(1..=64).contains(&len) {
+                return Err(fail(400, "Bad Request: BUTTON_DATA_INVALID"));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// What the chat will show of `text` under the request's `parse_mode`: MarkdownV2 is read as Telegram reads it and
+/// refused as Telegram refuses it; HTML and legacy Markdown are not read, so what they show is unknown (`None`).
+fn shown_text(text: &str, params: &Params) -> Result<Option<String>, Reply> {
+    match params::text(params, "parse_mode").filter(|mode| !mode.is_empty()) {
+        None => Ok(Some(text.to_owned())),
+        Some(mode) if mode.eq_ignore_ascii_case("MarkdownV2") => markdown::parse(text)
+            .map(Some)
+            .map_err(|detail| fail(400, &format!("Bad Request: can't parse entities: {detail}"))),
+        Some(_) => Ok(None),
+    }
 }
 
 fn send_message(shared: &Shared, token: &str, identity: &Identity, params: &Params) -> Reply {
@@ -340,12 +384,23 @@ fn send_message(shared: &Shared, token: &str, identity: &Identity, params: &Para
     if text.trim().is_empty() {
         return fail(400, "Bad Request: message text is empty");
     }
-    // Telegram measures the limit after parsing markup, which the fake does not do; only plain text is checked,
-    // in UTF-16 code units like Telegram's entity offsets (the stricter reading).
-    if params.get("parse_mode").is_none() && text.encode_utf16().count() > MAX_TEXT {
+    let shown = match shown_text(&text, params) {
+        Ok(shown) => shown,
+        Err(reply) => return reply,
+    };
+    if shown.as_ref().is_some_and(|shown| shown.trim().is_empty()) {
+        return fail(400, "Bad Request: message text is empty");
+    }
+    // Telegram measures the limit after parsing markup; the fake can for plain text and MarkdownV2, in UTF-16 code
+    // units like Telegram's entity offsets (the stricter reading).
+    if shown.is_some_and(|shown| shown.encode_utf16().count() > MAX_TEXT) {
         return fail(400, "Bad Request: message is too long");
     }
+    if let Err(reply) = check_reply_markup(params) {
+        return reply;
+    }
     let mut message = new_message(shared, token, identity, chat_id, params);
+    // Echoed as sent, markup included: the fake does not turn markup into `entities`.
     message["text"] = Value::String(text);
     ok(message)
 }
@@ -400,8 +455,19 @@ fn send_media(
         Err(reply) => return reply,
     };
     let caption = params::text(params, "caption");
-    if caption.as_ref().is_some_and(|c| c.encode_utf16().count() > MAX_CAPTION) && params.get("parse_mode").is_none() {
+    let shown = match caption
+        .as_deref()
+        .map(|caption| shown_text(caption, params))
+        .transpose()
+    {
+        Ok(shown) => shown.flatten(),
+        Err(reply) => return reply,
+    };
+    if shown.is_some_and(|c| c.encode_utf16().count() > MAX_CAPTION) {
         return fail(400, "Bad Request: message caption is too long");
+    }
+    if let Err(reply) = check_reply_markup(params) {
+        return reply;
     }
     let value = params::text(params, field);
     let upload = match value.as_deref().and_then(|v| v.strip_prefix("attach://")) {

@@ -74,6 +74,12 @@ impl Call {
         params::int(&self.params, "message_thread_id")
     }
 
+    /// `reply_markup` as JSON whether it came as an object or as multipart text, e.g.
+    /// `{"inline_keyboard": [[{"text": "1", "callback_data": "…"}]]}`.
+    pub fn reply_markup(&self) -> Option<Value> {
+        params::json(&self.params, "reply_markup")
+    }
+
     /// `reply_parameters` as JSON whether it came as an object or as multipart text.
     pub fn reply_parameters(&self) -> Option<Value> {
         params::json(&self.params, "reply_parameters")
@@ -215,6 +221,8 @@ pub(crate) struct BotState {
     pub last_message_id: HashMap<i64, i64>,
     pub files: HashMap<String, StoredFile>,
     pub uploads_stored: u64,
+    /// Callback queries made up so far, to give each its own id.
+    pub callback_queries: u64,
 }
 
 impl BotState {

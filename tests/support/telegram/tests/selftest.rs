@@ -5,12 +5,13 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
-use switchboard_test_telegram::{Failure, FakeTelegram, SECRET_TOKEN_HEADER, post_update};
+use switchboard_test_telegram::{Failure, FakeTelegram, GROUP_MEMBER_ID, SECRET_TOKEN_HEADER, post_update};
 use teloxide::net::Download;
 use teloxide::payloads::setters::*;
 use teloxide::prelude::*;
 use teloxide::types::{
-    CallbackQueryId, ChatId, FileId, InputFile, MessageId, Recipient, ReplyParameters, Seconds, ThreadId, UpdateKind,
+    CallbackQueryId, ChatId, FileId, InlineKeyboardButton, InlineKeyboardMarkup, InputFile, MessageId, ParseMode,
+    Recipient, ReplyParameters, Seconds, ThreadId, UpdateKind,
 };
 use teloxide::{ApiError, RequestError};
 
@@ -682,4 +683,173 @@ async fn dropping_the_fake_looks_like_an_outage() {
             other => assert!(Instant::now() < deadline, "fake still answering after drop: {other:?}"),
         }
     }
+}
+
+#[tokio::test]
+async fn markdown_v2_is_refused_as_telegram_refuses_it() {
+    let fake = FakeTelegram::start().await;
+    let bot = bot(&fake, TOKEN);
+    let refused = bot
+        .send_message(ChatId(5), "Your request #42 was received.")
+        .parse_mode(ParseMode::MarkdownV2)
+        .await;
+    let Err(RequestError::Api(ApiError::CantParseEntities(description))) = &refused else {
+        panic!("expected can't parse entities, got {refused:?}");
+    };
+    assert_eq!(
+        description,
+        "Bad Request: can't parse entities: Character '#' is reserved and must be escaped with the preceding '\\'"
+    );
+    let unclosed = bot
+        .send_message(ChatId(5), "*bold")
+        .parse_mode(ParseMode::MarkdownV2)
+        .await;
+    assert!(
+        matches!(&unclosed, Err(RequestError::Api(ApiError::CantParseEntities(d))) if d.ends_with("Can't find end of Bold entity at byte offset 0")),
+        "{unclosed:?}"
+    );
+    // The same words without parse_mode are plain text, and escaped markup is fine.
+    bot.send_message(ChatId(5), "Your request #42 was received.")
+        .await
+        .expect("plain text");
+    let sent = bot
+        .send_message(ChatId(5), "Your request *\\#42* was received\\.")
+        .parse_mode(ParseMode::MarkdownV2)
+        .await
+        .expect("escaped MarkdownV2");
+    assert_eq!(
+        sent.text(),
+        Some("Your request *\\#42* was received\\."),
+        "echoed with its markup"
+    );
+
+    // The length limit counts what the chat shows: escapes do not count, markup is read before measuring.
+    bot.send_message(ChatId(5), "\\.".repeat(4000))
+        .parse_mode(ParseMode::MarkdownV2)
+        .await
+        .expect("4000 dots shown");
+    let long = bot
+        .send_message(ChatId(5), "x".repeat(4097))
+        .parse_mode(ParseMode::MarkdownV2)
+        .await;
+    assert!(
+        matches!(long, Err(RequestError::Api(ApiError::MessageIsTooLong))),
+        "{long:?}"
+    );
+
+    let calls = fake.calls_to(TOKEN, "sendMessage");
+    let recorded: Vec<(u16, Option<String>)> = calls.iter().map(|c| (c.status, c.parse_mode())).collect();
+    let markdown = Some("MarkdownV2".to_owned());
+    assert_eq!(
+        recorded,
+        [
+            (400, markdown.clone()),
+            (400, markdown.clone()),
+            (200, None),
+            (200, markdown.clone()),
+            (200, markdown.clone()),
+            (400, markdown),
+        ]
+    );
+    // Captions are read the same way.
+    let caption = bot
+        .send_document(ChatId(5), InputFile::memory(&b"x"[..]).file_name("x.txt"))
+        .caption("v1.2")
+        .parse_mode(ParseMode::MarkdownV2)
+        .await;
+    assert!(
+        matches!(&caption, Err(RequestError::Api(ApiError::CantParseEntities(d))) if d.contains("Character '.'")),
+        "{caption:?}"
+    );
+}
+
+fn score_keyboard(data: impl Fn(u8) -> String) -> InlineKeyboardMarkup {
+    InlineKeyboardMarkup::new([(1..=5u8)
+        .map(|score| InlineKeyboardButton::callback(score.to_string(), data(score)))
+        .collect::<Vec<_>>()])
+}
+
+#[tokio::test]
+async fn inline_keyboards_are_recorded_echoed_and_their_data_checked() {
+    let fake = FakeTelegram::start().await;
+    let bot = bot(&fake, TOKEN);
+    let sent = bot
+        .send_message(ChatId(5), "How did we do?")
+        .reply_markup(score_keyboard(|score| format!("csat:tok:{score}")))
+        .await
+        .expect("sendMessage with a keyboard");
+    let echoed = sent.reply_markup().expect("the sent message shows its keyboard");
+    assert_eq!(echoed.inline_keyboard[0].len(), 5);
+
+    let call = &fake.sent_messages(TOKEN)[0];
+    let markup = call.reply_markup().expect("reply_markup recorded");
+    let data: Vec<&str> = markup["inline_keyboard"][0]
+        .as_array()
+        .expect("one row")
+        .iter()
+        .map(|button| button["callback_data"].as_str().expect("callback data"))
+        .collect();
+    assert_eq!(
+        data,
+        ["csat:tok:1", "csat:tok:2", "csat:tok:3", "csat:tok:4", "csat:tok:5"]
+    );
+
+    let too_long = bot
+        .send_message(ChatId(5), "How did we do?")
+        .reply_markup(score_keyboard(|score| format!("csat:{}:{score}", "t".repeat(60))))
+        .await;
+    assert!(
+        matches!(too_long, Err(RequestError::Api(ApiError::ButtonDataInvalid))),
+        "{too_long:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_pushed_callback_query_presses_a_button_under_the_bots_keyboard() {
+    let fake = FakeTelegram::start().await;
+    let bot = bot(&fake, TOKEN);
+    bot.send_message(ChatId(5), "first").await.expect("sendMessage");
+    let asked = bot
+        .send_message(ChatId(5), "How did we do?")
+        .reply_markup(score_keyboard(|score| format!("csat:tok:{score}")))
+        .await
+        .expect("sendMessage with a keyboard");
+    bot.send_message(ChatId(5), "later, without buttons")
+        .await
+        .expect("sendMessage");
+    let private = fake.push_callback_query(TOKEN, 5, "csat:tok:4");
+    let in_group = fake.push_callback_query(TOKEN, -1_001_234_567_890, "order:7");
+
+    let updates = bot.get_updates().timeout(0).await.expect("getUpdates");
+    assert_eq!(
+        updates.iter().map(|u| i64::from(u.id.0)).collect::<Vec<_>>(),
+        [private, in_group]
+    );
+    let UpdateKind::CallbackQuery(query) = &updates[0].kind else {
+        panic!("expected a callback query, got {:?}", updates[0].kind);
+    };
+    assert_eq!(query.data.as_deref(), Some("csat:tok:4"));
+    assert_eq!(query.from.id.0, 5, "in a private chat the chat's user presses");
+    assert!(!query.id.0.is_empty() && !query.chat_instance.is_empty());
+    let message = query.message.as_ref().expect("the message with the keyboard");
+    assert_eq!(
+        (message.chat().id, message.id()),
+        (ChatId(5), asked.id),
+        "the latest message with a keyboard, not the latest message"
+    );
+
+    let UpdateKind::CallbackQuery(query) = &updates[1].kind else {
+        panic!("expected a callback query, got {:?}", updates[1].kind);
+    };
+    assert_eq!(query.from.id.0, GROUP_MEMBER_ID.unsigned_abs());
+    assert_eq!(query.data.as_deref(), Some("order:7"));
+    let message = query.message.as_ref().expect("a made-up bot message");
+    assert_eq!(message.chat().id, ChatId(-1_001_234_567_890));
+    let regular = message.regular_message().expect("an accessible message");
+    assert!(regular.from.as_ref().is_some_and(|from| from.is_bot));
+
+    // Built without pushing, e.g. to deliver by webhook; each query gets its own id.
+    let other = fake.callback_query(TOKEN, 5, "csat:tok:1");
+    assert_ne!(other["callback_query"]["id"], json!(query.id.0));
+    assert_eq!(fake.pending_updates(TOKEN), 2);
 }
