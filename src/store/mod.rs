@@ -112,7 +112,7 @@ pub struct IngestOutcome {
     /// Whether ingest opened a new conversation.
     #[serde(skip)]
     pub created_conversation: bool,
-    /// Whether ingest queued an outbound message (so the outbox should look).
+    /// Whether ingest may have queued an outbound message (so the outbox should look).
     #[serde(skip)]
     pub queued_outbound: bool,
     /// The earliest SLA moment this message scheduled (so the scheduler can wake sooner).

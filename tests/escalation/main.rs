@@ -19,6 +19,8 @@ use switchboard_test_mailservers::eventually;
 use tempfile::TempDir;
 use tokio_util::sync::CancellationToken;
 
+mod updates;
+
 const SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
 
 /// Unix ms of an RFC 3339 time.
@@ -30,7 +32,26 @@ fn at(text: &str) -> i64 {
         .as_millis() as i64
 }
 
-fn config(dir: &Path) -> String {
+/// What a test adds to the desk's config.
+struct Setup {
+    /// The `[updates]` and `[csat]` tables.
+    updates: String,
+    /// Where the shop inbox's replies and updates go.
+    callback_url: String,
+}
+
+impl Default for Setup {
+    /// No status updates, and a callback nobody listens on: the escalation tests watch
+    /// the API, not the channel.
+    fn default() -> Setup {
+        Setup {
+            updates: "[updates]\nevents = []".into(),
+            callback_url: "http://127.0.0.1:9/callback".into(),
+        }
+    }
+}
+
+fn config(dir: &Path, setup: &Setup) -> String {
     format!(
         r#"
 [server]
@@ -39,8 +60,7 @@ listen = "127.0.0.1:0"
 url = "sqlite://{db}"
 [log]
 level = "warn"
-[updates]
-events = []
+{updates}
 [routing]
 default_team = "support"
 detect_languages = ["en", "de", "th", "ar"]
@@ -114,7 +134,7 @@ tier = 2
 
 [inboxes.shop.webhook]
 secret = "{SECRET}"
-callback_url = "http://127.0.0.1:9/callback"
+callback_url = "{callback_url}"
 
 [[rules]]
 name = "billing"
@@ -141,7 +161,9 @@ name = "thai speakers"
 when = {{ language = ["th"] }}
 then = {{ labels = ["thai"] }}
 "#,
-        db = dir.join("switchboard.db").display()
+        db = dir.join("switchboard.db").display(),
+        updates = setup.updates,
+        callback_url = setup.callback_url,
     )
 }
 
@@ -162,9 +184,13 @@ type AgentSpec<'a> = (&'a str, &'a str, Role, bool);
 impl Desk {
     /// Writes the config, creates the agents, and starts the daemon at `now`.
     async fn start(now: i64, agents: &[AgentSpec<'_>]) -> Desk {
+        Desk::start_with(now, agents, &Setup::default()).await
+    }
+
+    async fn start_with(now: i64, agents: &[AgentSpec<'_>], setup: &Setup) -> Desk {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("switchboard.toml");
-        std::fs::write(&path, config(dir.path())).unwrap();
+        std::fs::write(&path, config(dir.path(), setup)).unwrap();
         let clock = Arc::new(ManualClock::new(now));
         let settings = switchboard::config::load(&path).unwrap();
         let (store, _) = switchboard::server::open_store(&settings, clock.as_ref())
@@ -255,25 +281,32 @@ impl Desk {
 
     /// A customer message through the signed webhook; returns its conversation id.
     async fn customer(&self, id: &str, from: &str, text: &str, metadata: Value) -> i64 {
-        let body =
-            json!({"id": id, "from": {"id": from, "name": from}, "text": text, "metadata": metadata}).to_string();
+        let (status, body) = self
+            .hook(json!({"id": id, "from": {"id": from, "name": from}, "text": text, "metadata": metadata}))
+            .await;
+        assert!(status.is_success(), "{body}");
+        body["conversation_id"].as_i64().unwrap()
+    }
+
+    /// Any body through the signed webhook: the answer's status and JSON.
+    async fn hook(&self, body: Value) -> (StatusCode, Value) {
+        let id = body["id"].as_str().unwrap().to_owned();
+        let body = body.to_string();
         let timestamp = self.clock.now_ms() / 1000;
-        let signature = Secret::parse(SECRET).unwrap().sign(id, timestamp, body.as_bytes());
+        let signature = Secret::parse(SECRET).unwrap().sign(&id, timestamp, body.as_bytes());
         let response = self
             .http
             .post(self.url("/hooks/shop"))
             .header("content-type", "application/json")
-            .header(HEADER_ID, id)
+            .header(HEADER_ID, &id)
             .header(HEADER_TIMESTAMP, timestamp.to_string())
             .header(HEADER_SIGNATURE, signature)
             .body(body)
             .send()
             .await
             .unwrap();
-        assert!(response.status().is_success(), "{}", response.text().await.unwrap());
-        response.json::<Value>().await.unwrap()["conversation_id"]
-            .as_i64()
-            .unwrap()
+        let status = response.status();
+        (status, response.json().await.unwrap_or(Value::Null))
     }
 
     async fn call(&self, method: reqwest::Method, path: &str, agent: &str, body: Option<Value>) -> (StatusCode, Value) {

@@ -14,6 +14,9 @@
 //! {"id": "evt-2", "from": {"id": "user-42"}, "csat": {"conversation_id": 7, "score": 4, "comment": "Quick"}}
 //! ```
 //!
+//! `"opt_out": true` says the customer wants no more automated status updates (the app's
+//! own "stop notifications" switch), `false` that they want them again.
+//!
 //! Every refusal names the offending field by its path (`from.id`,
 //! `attachments[0].data_base64`) so the sender knows what to change. Unknown fields are
 //! ignored, so senders can add their own without breaking.
@@ -189,6 +192,11 @@ pub fn parse_body(body: &[u8]) -> Result<InboundMessage, BodyError> {
         language,
         metadata,
         csat,
+        opt_out: match root.get("opt_out") {
+            None => None,
+            Some(Value::Bool(value)) => Some(*value),
+            Some(_) => return Err(invalid("opt_out", "must be true or false")),
+        },
         ..InboundMessage::default()
     })
 }
@@ -417,5 +425,13 @@ mod tests {
             );
         }
         assert_eq!(field_of(parse(json!({"id": "e", "from": {"id": "u"}}))), "text");
+        let stop = parse(json!({"id": "e", "from": {"id": "u"}, "text": "stop", "opt_out": true})).unwrap();
+        assert_eq!(stop.opt_out, Some(true));
+        assert_eq!(
+            field_of(parse(
+                json!({"id": "e", "from": {"id": "u"}, "text": "x", "opt_out": "yes"})
+            )),
+            "opt_out"
+        );
     }
 }

@@ -1010,7 +1010,9 @@ pub fn ingest(
         message_id,
         duplicate: false,
         created_conversation: routed.is_some(),
-        queued_outbound,
+        // Assigning a new or reopened conversation may queue an `assigned` update deep
+        // in the queue's code: waking the outbox for nothing costs one lookup.
+        queued_outbound: queued_outbound || routed.is_some() || reopens,
         next_sla_fire,
     })
 }
