@@ -223,14 +223,17 @@ fn environment() -> Environment<'static> {
     env
 }
 
-fn describe(err: &minijinja::Error) -> String {
+/// `line 2 (`{{ conversation.nope }}`): undefined value`: minijinja does not name the
+/// variable, so the line's own text shows which it is.
+fn describe(source: Option<&str>, err: &minijinja::Error) -> String {
     let what = match err.detail() {
         Some(detail) => format!("{}: {detail}", err.kind()),
         None => err.kind().to_string(),
     };
-    match err.line() {
-        Some(line) => format!("line {line}: {what}"),
-        None => what,
+    let Some(line) = err.line() else { return what };
+    match source.and_then(|source| source.lines().nth(line.saturating_sub(1))) {
+        Some(text) if !text.trim().is_empty() => format!("line {line} (`{}`): {what}", text.trim()),
+        _ => format!("line {line}: {what}"),
     }
 }
 
@@ -272,10 +275,10 @@ impl UpdatePolicy {
             let mut add = |part: &str, text: Option<String>| -> Result<bool, TemplateError> {
                 let Some(text) = text else { return Ok(false) };
                 let name = template_name(event, &language, part);
-                env.add_template_owned(name.clone(), text)
+                env.add_template_owned(name.clone(), text.clone())
                     .map_err(|err| TemplateError {
                         key: name,
-                        problem: describe(&err),
+                        problem: describe(Some(&text), &err),
                     })?;
                 Ok(true)
             };
@@ -339,11 +342,11 @@ impl UpdatePolicy {
     }
 
     fn render_part(&self, name: &str, vars: &UpdateVars) -> Result<String, String> {
-        let template = self.env.get_template(name).map_err(|err| describe(&err))?;
+        let template = self.env.get_template(name).map_err(|err| describe(None, &err))?;
         template
             .render(vars)
             .map(|text| text.trim().to_owned())
-            .map_err(|err| describe(&err))
+            .map_err(|err| describe(Some(template.source()), &err))
     }
 
     /// Whether `event` sends an update in this inbox for this team.
@@ -748,7 +751,7 @@ mod tests {
         )]))
         .unwrap_err();
         assert_eq!(err.key, "updates.templates.resolved.th.text");
-        assert!(err.problem.starts_with("line 2: "), "{}", err.problem);
+        assert_eq!(err.problem, "line 2 (`{{ conversation.nope }}`): undefined value");
 
         let err = UpdatePolicy::compile(source(vec![(
             UpdateEvent::Received,
@@ -761,7 +764,11 @@ mod tests {
         )]))
         .unwrap_err();
         assert_eq!(err.key, "updates.templates.received.ar.html");
-        assert!(err.problem.starts_with("line 3: syntax error"), "{}", err.problem);
+        assert!(
+            err.problem.starts_with("line 3 (`{% if %}</p>`): syntax error"),
+            "{}",
+            err.problem
+        );
     }
 
     #[test]

@@ -187,14 +187,14 @@ fn check_config_reads_the_telegram_example_names_template_errors_and_keeps_the_t
     let (ok, _, stderr) = switchboard(&unknown_variable, &["check-config"], &[("SHOP_BOT_TOKEN", token)]);
     assert!(!ok);
     assert!(
-        stderr.contains("`updates.templates.resolved.th.text`: line 2: undefined value"),
+        stderr.contains("`updates.templates.resolved.th.text`: line 2 (`{{ conversation.nope }}`): undefined value"),
         "{stderr}"
     );
     let bad_syntax = format!("{example}\n[updates.templates.csat.ar]\ntext = \"ok\"\nhtml = \"<p>{{% if %}}</p>\"\n");
     let (ok, _, stderr) = switchboard(&bad_syntax, &["check-config"], &[("SHOP_BOT_TOKEN", token)]);
     assert!(!ok);
     assert!(
-        stderr.contains("`updates.templates.csat.ar.html`: line 1: syntax error"),
+        stderr.contains("`updates.templates.csat.ar.html`: line 1 (`<p>{% if %}</p>`): syntax error"),
         "{stderr}"
     );
 }
