@@ -21,7 +21,7 @@ use crate::hours::BusinessHours;
 use crate::language::LanguageDetector;
 use crate::model::Priority;
 use crate::router::{KeywordSet, RouteAction, RouteCondition, Router};
-use crate::updates::{AfterResolution, CsatPolicy, TemplateSource, UpdateEvent, UpdatePolicy, UpdatePolicySource};
+use crate::updates::{AfterResolution, CsatPolicy, TemplateSource, UpdateEvent, UpdatePolicy, UpdateSettings};
 
 /// The prefix of environment overrides: `SWITCHBOARD__SERVER__LISTEN=127.0.0.1:9090`.
 pub const ENV_PREFIX: &str = "SWITCHBOARD";
@@ -880,7 +880,7 @@ impl RawConfig {
                 ));
             }
         };
-        UpdatePolicy::compile(UpdatePolicySource {
+        let settings = UpdateSettings {
             enabled: events("updates.events", &self.updates.events)?,
             window: duration("updates.window", &self.updates.window)?,
             default_language: language("updates.default_language", &self.updates.default_language)?,
@@ -898,9 +898,8 @@ impl RawConfig {
                 after_resolution,
             },
             expire_after: outbox.expire_after,
-            templates,
-        })
-        .map_err(|err| ConfigError::new(err.key, err.problem))
+        };
+        UpdatePolicy::compile(settings, templates).map_err(|err| ConfigError::new(err.key, err.problem))
     }
 
     fn validate_desk(&self, updates: UpdatePolicy) -> Result<Desk, ConfigError> {

@@ -115,21 +115,10 @@ pub struct TemplateSource {
     pub markdown: Option<String>,
 }
 
-/// Everything about status updates, validated.
+/// Everything about status updates, validated: the settings and the compiled templates.
 #[derive(Debug, Clone)]
 pub struct UpdatePolicy {
-    enabled: BTreeSet<UpdateEvent>,
-    /// At most one update of a kind per conversation within this window.
-    pub window: Duration,
-    default_language: String,
-    pub waiting_reminder_after: Option<Duration>,
-    pub auto_close_after: Option<Duration>,
-    inbox_off: HashMap<String, BTreeSet<UpdateEvent>>,
-    inbox_language: HashMap<String, String>,
-    team_off: HashMap<String, BTreeSet<UpdateEvent>>,
-    pub csat: CsatPolicy,
-    /// When a queued update stops being worth sending (the outbox's `expire_after`).
-    pub expire_after: Duration,
+    pub settings: UpdateSettings,
     env: Environment<'static>,
     templates: HashMap<UpdateEvent, BTreeMap<String, Parts>>,
 }
@@ -151,10 +140,11 @@ pub struct Rendered {
     pub markdown_v2: Option<String>,
 }
 
-/// The policy as configuration gives it, before templates are compiled.
+/// When updates go out and to whom, as configuration gives it.
 #[derive(Debug, Clone)]
-pub struct UpdatePolicySource {
+pub struct UpdateSettings {
     pub enabled: BTreeSet<UpdateEvent>,
+    /// At most one update of a kind per conversation within this window.
     pub window: Duration,
     pub default_language: String,
     pub waiting_reminder_after: Option<Duration>,
@@ -163,10 +153,12 @@ pub struct UpdatePolicySource {
     pub inbox_language: HashMap<String, String>,
     pub team_off: HashMap<String, BTreeSet<UpdateEvent>>,
     pub csat: CsatPolicy,
+    /// When a queued update stops being worth sending (the outbox's `expire_after`).
     pub expire_after: Duration,
-    /// `(event, language) → templates`; built-in English fills what is not given.
-    pub templates: BTreeMap<(UpdateEvent, String), TemplateSource>,
 }
+
+/// `(event, language) → templates`; built-in English fills what is not given.
+pub type TemplateSources = BTreeMap<(UpdateEvent, String), TemplateSource>;
 
 const TEXT: &str = "text";
 const SUBJECT: &str = "subject";
@@ -241,7 +233,7 @@ impl UpdatePolicy {
     /// What a desk without an `[updates]` table sends: every event but `assigned`,
     /// in English.
     pub fn defaults() -> UpdatePolicy {
-        UpdatePolicy::compile(UpdatePolicySource {
+        let settings = UpdateSettings {
             enabled: UpdateEvent::ALL
                 .into_iter()
                 .filter(|event| *event != UpdateEvent::Assigned)
@@ -259,15 +251,14 @@ impl UpdatePolicy {
                 after_resolution: AfterResolution::Reopen,
             },
             expire_after: Duration::from_secs(86_400),
-            templates: BTreeMap::new(),
-        })
-        .expect("the built-in templates compile")
+        };
+        UpdatePolicy::compile(settings, TemplateSources::new()).expect("the built-in templates compile")
     }
 
     /// Compiles every template and renders it with each event's samples.
-    pub fn compile(source: UpdatePolicySource) -> Result<UpdatePolicy, TemplateError> {
-        let mut templates: BTreeMap<(UpdateEvent, String), TemplateSource> = default_templates();
-        templates.extend(source.templates);
+    pub fn compile(settings: UpdateSettings, configured: TemplateSources) -> Result<UpdatePolicy, TemplateError> {
+        let mut templates = default_templates();
+        templates.extend(configured);
         let mut env = environment();
         let mut available: HashMap<UpdateEvent, BTreeMap<String, Parts>> = HashMap::new();
         for ((event, language), template) in templates {
@@ -289,16 +280,7 @@ impl UpdatePolicy {
             available.entry(event).or_default().insert(language, parts);
         }
         let policy = UpdatePolicy {
-            enabled: source.enabled,
-            window: source.window,
-            default_language: source.default_language,
-            waiting_reminder_after: source.waiting_reminder_after,
-            auto_close_after: source.auto_close_after,
-            inbox_off: source.inbox_off,
-            inbox_language: source.inbox_language,
-            team_off: source.team_off,
-            csat: source.csat,
-            expire_after: source.expire_after,
+            settings,
             env,
             templates: available,
         };
@@ -351,10 +333,11 @@ impl UpdatePolicy {
 
     /// Whether `event` sends an update in this inbox for this team.
     pub fn sends(&self, event: UpdateEvent, inbox: &str, team: Option<&str>) -> bool {
-        self.enabled.contains(&event)
-            && !self.inbox_off.get(inbox).is_some_and(|off| off.contains(&event))
+        let settings = &self.settings;
+        settings.enabled.contains(&event)
+            && !settings.inbox_off.get(inbox).is_some_and(|off| off.contains(&event))
             && !team
-                .and_then(|team| self.team_off.get(team))
+                .and_then(|team| settings.team_off.get(team))
                 .is_some_and(|off| off.contains(&event))
     }
 
@@ -375,10 +358,10 @@ impl UpdatePolicy {
                 wanted.push(tag);
             }
         }
-        if let Some(default) = self.inbox_language.get(inbox) {
+        if let Some(default) = self.settings.inbox_language.get(inbox) {
             wanted.push(default.clone());
         }
-        wanted.push(self.default_language.clone());
+        wanted.push(self.settings.default_language.clone());
         wanted
             .into_iter()
             .find(|language| languages.contains_key(language))
@@ -698,8 +681,8 @@ fn digit_value(c: char) -> Option<u8> {
 mod tests {
     use super::*;
 
-    fn source(templates: Vec<(UpdateEvent, &str, TemplateSource)>) -> UpdatePolicySource {
-        UpdatePolicySource {
+    fn settings() -> UpdateSettings {
+        UpdateSettings {
             enabled: UpdateEvent::ALL.into_iter().collect(),
             window: Duration::from_secs(600),
             default_language: "en".into(),
@@ -714,11 +697,22 @@ mod tests {
                 after_resolution: AfterResolution::Reopen,
             },
             expire_after: Duration::from_secs(86400),
-            templates: templates
-                .into_iter()
-                .map(|(event, language, source)| ((event, language.to_owned()), source))
-                .collect(),
         }
+    }
+
+    fn compile(templates: Vec<(UpdateEvent, &str, TemplateSource)>) -> Result<UpdatePolicy, TemplateError> {
+        compile_with(settings(), templates)
+    }
+
+    fn compile_with(
+        settings: UpdateSettings,
+        templates: Vec<(UpdateEvent, &str, TemplateSource)>,
+    ) -> Result<UpdatePolicy, TemplateError> {
+        let templates = templates
+            .into_iter()
+            .map(|(event, language, source)| ((event, language.to_owned()), source))
+            .collect();
+        UpdatePolicy::compile(settings, templates)
     }
 
     fn text(text: &str) -> TemplateSource {
@@ -730,7 +724,7 @@ mod tests {
 
     #[test]
     fn the_built_in_templates_render_on_every_channel() {
-        let policy = UpdatePolicy::compile(source(vec![])).unwrap();
+        let policy = compile(vec![]).unwrap();
         for event in UpdateEvent::ALL {
             for channel in ChannelKind::ALL {
                 let rendered = policy
@@ -744,16 +738,16 @@ mod tests {
 
     #[test]
     fn names_the_template_and_line_of_an_unknown_variable_or_bad_syntax() {
-        let err = UpdatePolicy::compile(source(vec![(
+        let err = compile(vec![(
             UpdateEvent::Resolved,
             "th",
             text("สวัสดี\n{{ conversation.nope }}"),
-        )]))
+        )])
         .unwrap_err();
         assert_eq!(err.key, "updates.templates.resolved.th.text");
         assert_eq!(err.problem, "line 2 (`{{ conversation.nope }}`): undefined value");
 
-        let err = UpdatePolicy::compile(source(vec![(
+        let err = compile(vec![(
             UpdateEvent::Received,
             "ar",
             TemplateSource {
@@ -761,7 +755,7 @@ mod tests {
                 html: Some("<p>\n\n{% if %}</p>".into()),
                 ..TemplateSource::default()
             },
-        )]))
+        )])
         .unwrap_err();
         assert_eq!(err.key, "updates.templates.received.ar.html");
         assert!(
@@ -774,31 +768,26 @@ mod tests {
     #[test]
     fn a_variable_of_another_event_or_an_unguarded_optional_one_is_refused() {
         // `next_open` exists only for out-of-hours updates.
-        let err = UpdatePolicy::compile(source(vec![(
-            UpdateEvent::Resolved,
-            "en",
-            text("{{ next_open.time }}"),
-        )]))
-        .unwrap_err();
+        let err = compile(vec![(UpdateEvent::Resolved, "en", text("{{ next_open.time }}"))]).unwrap_err();
         assert_eq!(err.key, "updates.templates.resolved.en.text");
         // A conversation nobody holds has no agent.
-        assert!(UpdatePolicy::compile(source(vec![(UpdateEvent::Escalated, "en", text("{{ agent.name }}"))])).is_err());
+        assert!(compile(vec![(UpdateEvent::Escalated, "en", text("{{ agent.name }}"))]).is_err());
         assert!(
-            UpdatePolicy::compile(source(vec![(
+            compile(vec![(
                 UpdateEvent::Escalated,
                 "en",
                 text("{% if agent %}{{ agent.name }}{% endif %} ok")
-            )]))
+            )])
             .is_ok()
         );
     }
 
     #[test]
     fn languages_fall_back_from_contact_to_inbox_to_default() {
-        let policy = UpdatePolicy::compile(source(vec![
+        let policy = compile(vec![
             (UpdateEvent::Resolved, "th", text("th")),
             (UpdateEvent::Resolved, "pt", text("pt")),
-        ]))
+        ])
         .unwrap();
         assert_eq!(policy.language(UpdateEvent::Resolved, Some("pt-BR"), "shop"), "pt");
         assert_eq!(policy.language(UpdateEvent::Resolved, Some("de"), "thai-shop"), "th");
@@ -808,7 +797,7 @@ mod tests {
 
     #[test]
     fn markdown_templates_escape_values_and_html_templates_escape_markup() {
-        let policy = UpdatePolicy::compile(source(vec![(
+        let policy = compile(vec![(
             UpdateEvent::Resolved,
             "en",
             TemplateSource {
@@ -817,7 +806,7 @@ mod tests {
                 markdown: Some("*{{ contact.name }}* \\#ok".into()),
                 subject: None,
             },
-        )]))
+        )])
         .unwrap();
         let mut vars = UpdateVars::sample(UpdateEvent::Resolved, ChannelKind::Telegram, true);
         vars.contact.name = Some("A.B <x> (1)".into());
@@ -832,12 +821,12 @@ mod tests {
 
     #[test]
     fn switches_per_inbox_and_team() {
-        let mut config = source(vec![]);
+        let mut config = settings();
         config
             .inbox_off
             .insert("shop".into(), BTreeSet::from([UpdateEvent::Resolved]));
         config.enabled.remove(&UpdateEvent::Greeting);
-        let policy = UpdatePolicy::compile(config).unwrap();
+        let policy = compile_with(config, vec![]).unwrap();
         assert!(!policy.sends(UpdateEvent::Resolved, "shop", Some("support")));
         assert!(policy.sends(UpdateEvent::Resolved, "other", Some("support")));
         assert!(!policy.sends(UpdateEvent::Assigned, "other", Some("billing")));

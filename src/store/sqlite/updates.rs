@@ -15,7 +15,7 @@ use switchboard_connector_core::{ChannelKind, CsatQuestion, StatusUpdate};
 use super::desk::{ClockChange, conversation_state, drain_agent_team, update_clocks};
 use super::vocabulary;
 use super::write::{NewEvent, NewMessage, insert_events, insert_message, insert_outbox};
-use crate::desk::{ClockKind, Desk, human_duration};
+use crate::desk::{ClockKind, Desk, human_duration, millis};
 use crate::model::{ActorKind, Direction, MessageKind, Priority, Status};
 use crate::store::{StoreError, StoreResult};
 use crate::updates::{
@@ -110,7 +110,7 @@ pub(super) fn load(conn: &Connection, id: i64) -> StoreResult<Target> {
 /// Queues `event`'s update for the conversation unless a guard holds it back; returns
 /// whether it queued one.
 pub(super) fn send(conn: &Connection, desk: &Desk, target: &Target, event: UpdateEvent, now: i64) -> StoreResult<bool> {
-    let expires_at = now.saturating_add(i64::try_from(desk.updates.expire_after.as_millis()).unwrap_or(i64::MAX));
+    let expires_at = now.saturating_add(millis(desk.updates.settings.expire_after));
     send_expiring(conn, desk, target, event, now, expires_at)
 }
 
@@ -127,7 +127,7 @@ pub(super) fn send_expiring(
     if target.opted_out || !policy.sends(event, &target.inbox_key, target.team_key.as_deref()) {
         return Ok(false);
     }
-    let window = i64::try_from(policy.window.as_millis()).unwrap_or(i64::MAX);
+    let window = millis(policy.settings.window);
     let last: Option<i64> = conn
         .prepare_cached("SELECT sent_at FROM status_updates_sent WHERE conversation_id = ?1 AND event = ?2")?
         .query_row(params![target.id, event.as_str()], |row| row.get(0))
@@ -160,7 +160,7 @@ pub(super) fn send_expiring(
         .then(|| ask_csat(conn, target.id, now))
         .transpose()?;
     let csat = question.as_ref().map(|question| CsatVars {
-        links: match (&policy.csat.public_url, target.channel) {
+        links: match (&policy.settings.csat.public_url, target.channel) {
             (Some(base), ChannelKind::Email) => (1..=5)
                 .map(|score| format!("{base}/csat/{}?score={score}", question.token))
                 .collect(),
@@ -349,12 +349,12 @@ pub(super) fn record_events(
 fn schedule_follow_ups(conn: &Connection, desk: &Desk, conversation_id: i64, now: i64) -> StoreResult<()> {
     let policy = &desk.updates;
     let timers = [
-        ("waiting_reminder", policy.waiting_reminder_after),
-        ("auto_close", policy.auto_close_after),
+        ("waiting_reminder", policy.settings.waiting_reminder_after),
+        ("auto_close", policy.settings.auto_close_after),
     ];
     for (kind, after) in timers {
         let Some(after) = after else { continue };
-        let at = now.saturating_add(i64::try_from(after.as_millis()).unwrap_or(i64::MAX));
+        let at = now.saturating_add(millis(after));
         conn.prepare_cached(
             "INSERT INTO conversation_timers (conversation_id, kind, fire_at) VALUES (?1, ?2, ?3)
              ON CONFLICT (conversation_id, kind) DO UPDATE SET fire_at = excluded.fire_at",
@@ -395,7 +395,7 @@ fn auto_close(conn: &Connection, desk: &Desk, conversation_id: i64, now: i64) ->
         "UPDATE conversations SET status = 'resolved', resolved_at = ?1, updated_at = ?1 WHERE id = ?2",
     )?
     .execute(params![now, conversation_id])?;
-    let after = i64::try_from(desk.updates.auto_close_after.unwrap_or_default().as_millis()).unwrap_or(i64::MAX);
+    let after = millis(desk.updates.settings.auto_close_after.unwrap_or_default());
     record_events(
         conn,
         desk,
@@ -440,7 +440,7 @@ pub(super) fn record_csat(
         .query_row([conversation_id], |row| row.get(0))
         .optional()?
         .ok_or(StoreError::NotFound("conversation"))?;
-    let window = i64::try_from(desk.updates.csat.answer_window.as_millis()).unwrap_or(i64::MAX);
+    let window = millis(desk.updates.settings.csat.answer_window);
     if requested_at.is_none_or(|at| now.saturating_sub(at) > window) {
         return Err(StoreError::Invalid {
             field: "csat",

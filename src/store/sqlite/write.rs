@@ -20,7 +20,7 @@ use super::updates::{
     send_expiring as send_update_expiring, set_opt_out,
 };
 use super::{json_column, vocabulary};
-use crate::desk::Desk;
+use crate::desk::{Desk, millis};
 use crate::model::{ActorKind, Direction, MessageKind, Priority, Status, Timestamp};
 use crate::router::RouteInput;
 use crate::store::{
@@ -383,7 +383,7 @@ fn awaiting_csat(
     message: &InboundMessage,
     now: i64,
 ) -> StoreResult<Option<i64>> {
-    let window = i64::try_from(desk.updates.csat.answer_window.as_millis()).unwrap_or(i64::MAX);
+    let window = millis(desk.updates.settings.csat.answer_window);
     let since = now.saturating_sub(window);
     match existing {
         Some((id, Status::Resolved)) => Ok(conn
@@ -493,7 +493,7 @@ fn thread_by_hints(
     let Some(topic) = hints.topic.as_deref().filter(|topic| !topic.is_empty()) else {
         return Ok(None);
     };
-    let window = i64::try_from(hints.topic_window.as_millis()).unwrap_or(i64::MAX);
+    let window = millis(hints.topic_window);
     let row: Option<(i64, String)> = conn
         .prepare_cached(
             "SELECT id, status FROM conversations
@@ -806,7 +806,7 @@ pub fn ingest(
                 existing = Some((asked, Status::Resolved));
                 csat = Some((score, comment));
             }
-            None => match desk.updates.csat.after_resolution {
+            None => match desk.updates.settings.csat.after_resolution {
                 AfterResolution::Reopen => existing = Some((asked, Status::Resolved)),
                 AfterResolution::NewConversation => existing = None,
             },
