@@ -635,7 +635,8 @@ fn default_templates() -> BTreeMap<(UpdateEvent, String), TemplateSource> {
                 (event, "en".to_owned()),
                 TemplateSource {
                     text,
-                    subject: Some(format!("{subject} {{{{ conversation.reference }}}}")),
+                    // The email channel adds the conversation's `[#42]` tag.
+                    subject: Some(subject.to_owned()),
                     html,
                     markdown: None,
                 },

@@ -8,7 +8,7 @@ use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use switchboard_connector_email::{Limits, ParsedMail, parse};
 
-use crate::harness::{Daemon, config_with_inbox, eventually, message_by_id};
+use crate::harness::{Daemon, config_with_inbox, eventually, message_by_id, with_update_events};
 use switchboard_test_mailservers::{Dovecot, SmtpRelay, TestCa};
 
 const SUPPORT: &str = "support@test.local";
@@ -78,11 +78,28 @@ impl Desk {
         relay: SmtpRelay,
         servers: impl FnOnce(&std::path::Path, &Dovecot, &SmtpRelay) -> (String, String),
     ) -> Desk {
+        Desk::open_configured(dovecot, relay, servers, |config| config).await
+    }
+
+    /// New servers and the daemon on the test config changed by `edit`.
+    async fn start_with(edit: impl FnOnce(String) -> String) -> Desk {
+        let dovecot = Dovecot::start().await;
+        let relay = SmtpRelay::start(&dovecot).await;
+        Desk::open_configured(dovecot, relay, plain_servers, edit).await
+    }
+
+    /// [`Desk::open_with`], with the config changed by `edit` before the daemon reads it.
+    async fn open_configured(
+        dovecot: Dovecot,
+        relay: SmtpRelay,
+        servers: impl FnOnce(&std::path::Path, &Dovecot, &SmtpRelay) -> (String, String),
+        edit: impl FnOnce(String) -> String,
+    ) -> Desk {
         let dir = tempfile::tempdir().unwrap();
         let (imap, smtp) = servers(dir.path(), &dovecot, &relay);
         std::fs::write(
             dir.path().join("switchboard.toml"),
-            email_config(dir.path(), &imap, &smtp),
+            edit(email_config(dir.path(), &imap, &smtp)),
         )
         .unwrap();
         let daemon = Daemon::start_in(dir).await;
@@ -170,6 +187,35 @@ impl Desk {
         assert_eq!(status, StatusCode::CREATED, "{body}");
         body["id"].as_i64().unwrap()
     }
+
+    /// An agent resolves the conversation.
+    async fn resolve(&self, conversation_id: i64) {
+        let (status, body) = self
+            .daemon()
+            .api(
+                Method::PATCH,
+                &format!("/conversations/{conversation_id}"),
+                &self.token,
+                Some(json!({"status": "resolved"})),
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        assert_eq!(body["status"], "resolved", "{body}");
+    }
+
+    /// Waits until `user`'s mailbox holds a mail whose subject starts with `start` and
+    /// names conversation `id` at its end; returns it parsed and raw.
+    async fn mail_about(&self, user: &str, id: i64, start: &str) -> (ParsedMail, Vec<u8>) {
+        let tag = format!("[#{id}]");
+        eventually(&format!("a mail `{start} … {tag}` for {user}"), || async {
+            self.dovecot.messages(user).await.into_iter().find_map(|raw| {
+                let mail = parse(&raw, Limits::default()).unwrap();
+                let subject = mail.subject.as_deref().unwrap_or_default();
+                (subject.starts_with(start) && subject.ends_with(&tag)).then_some((mail, raw))
+            })
+        })
+        .await
+    }
 }
 
 fn inbound_messages(detail: &Value) -> Vec<Value> {
@@ -209,6 +255,69 @@ fn mail(from: &str, subject: &str, message_id: &str, threading: &[(&str, &str)],
 
 fn id_of(mail: &ParsedMail) -> String {
     mail.message_id.clone().expect("our mail has a Message-ID")
+}
+
+/// The test config, also telling customers of a resolution and asking them for a score.
+fn with_resolution_updates(config: String) -> String {
+    with_update_events(&config, &["received", "greeting", "resolved", "csat"])
+}
+
+/// [`with_resolution_updates`] on a known port, with satisfaction links to it.
+fn with_csat_links(config: String) -> String {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let any_port = r#"listen = "127.0.0.1:0""#;
+    assert!(config.contains(any_port), "the test config listens elsewhere");
+    let config = with_resolution_updates(config).replacen(any_port, &format!(r#"listen = "127.0.0.1:{port}""#), 1);
+    format!("{config}\n[csat]\npublic_url = \"http://127.0.0.1:{port}\"\n")
+}
+
+/// A header of a raw mail, unfolded; the first when there are several.
+fn header(raw: &[u8], name: &str) -> Option<String> {
+    let text = String::from_utf8_lossy(raw);
+    let head = text.split("\r\n\r\n").next().unwrap_or_default();
+    let mut found: Option<String> = None;
+    for line in head.split("\r\n") {
+        if line.starts_with([' ', '\t']) {
+            if let Some(value) = found.as_mut() {
+                value.push(' ');
+                value.push_str(line.trim());
+            }
+            continue;
+        }
+        if found.is_some() {
+            break;
+        }
+        if let Some((key, value)) = line.split_once(':')
+            && key.eq_ignore_ascii_case(name)
+        {
+            found = Some(value.trim().to_owned());
+        }
+    }
+    found
+}
+
+/// The data of the conversation's events of one kind, oldest first.
+fn events_of(detail: &Value, kind: &str) -> Vec<Value> {
+    detail["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|event| event["kind"] == kind)
+        .map(|event| event["data"].clone())
+        .collect()
+}
+
+/// The satisfaction links in a mail's text, in the order written.
+fn csat_links(text: &str, base: &str) -> Vec<String> {
+    let prefix = format!("{base}/csat/");
+    text.split_whitespace()
+        .filter(|word| word.starts_with(&prefix))
+        .map(str::to_owned)
+        .collect()
 }
 
 #[tokio::test]
@@ -743,4 +852,225 @@ async fn a_server_without_idle_is_polled() {
         latency < Duration::from_secs(3),
         "one poll interval (1 s) and a fetch: {latency:?}"
     );
+}
+
+#[tokio::test]
+async fn a_resolved_mail_conversation_takes_a_score_by_reply_or_link_and_another_reply_reopens_it() {
+    let desk = Desk::start_with(with_csat_links).await;
+    let base = desk.daemon().base.clone();
+    for (subject, message_id) in [
+        ("Parcel 5512 is late", "late-1@client.test"),
+        ("Wrong size delivered", "size-1@client.test"),
+        ("The app crashes on login", "crash-1@client.test"),
+    ] {
+        desk.receive(&mail(CUSTOMER, subject, message_id, &[], "Please help."))
+            .await;
+    }
+    let conversations = desk.wait_for_messages(3).await;
+    let ids: Vec<i64> = conversations.iter().map(|c| c["id"].as_i64().unwrap()).collect();
+    let (late, size, crash) = (ids[0], ids[1], ids[2]);
+    assert_eq!(conversations[0]["subject"], "Parcel 5512 is late");
+    for id in &ids {
+        desk.resolve(*id).await;
+    }
+
+    // The resolution, then the question: tagged, in HTML too, marked automatic, with a
+    // way to stop them and five links to the daemon.
+    let (resolved, resolved_raw) = desk.mail_about(CUSTOMER, late, "Your request is resolved").await;
+    let (question, question_raw) = desk.mail_about(CUSTOMER, late, "How did we do?").await;
+    let mailbox = desk.dovecot.messages(CUSTOMER).await;
+    let position = |raw: &Vec<u8>| mailbox.iter().position(|mail| mail == raw).unwrap();
+    assert!(
+        position(&resolved_raw) < position(&question_raw),
+        "the resolution comes first"
+    );
+    assert!(resolved.text.contains(&format!("#{late}")), "{}", resolved.text);
+    for raw in [&resolved_raw, &question_raw] {
+        assert_eq!(
+            header(raw, "List-Unsubscribe").as_deref(),
+            Some("<mailto:support@test.local?subject=unsubscribe>")
+        );
+        assert_eq!(header(raw, "Auto-Submitted").as_deref(), Some("auto-replied"));
+    }
+    assert!(question.text.contains("reply with a digit"), "{}", question.text);
+    let links = csat_links(&question.text, &base);
+    assert_eq!(links.len(), 5, "{}", question.text);
+    let link_token = links[0]
+        .strip_prefix(&format!("{base}/csat/"))
+        .and_then(|rest| rest.strip_suffix("?score=1"))
+        .unwrap_or_else(|| panic!("unexpected link {}", links[0]));
+    for (n, link) in links.iter().enumerate() {
+        assert_eq!(link, &format!("{base}/csat/{link_token}?score={}", n + 1));
+    }
+    // The links in the HTML part, as a mail client reads the attribute.
+    let html = question.html.as_deref().expect("an HTML part").replace("&#x2f;", "/");
+    for link in &links {
+        assert!(html.contains(&format!("href=\"{link}\"")), "{html}");
+    }
+
+    // A digit and a comment, answering the question: recorded, still resolved.
+    desk.receive(&mail(
+        CUSTOMER,
+        &format!("Re: {}", question.subject.as_deref().unwrap()),
+        "late-2@client.test",
+        &[
+            ("In-Reply-To", &format!("<{}>", id_of(&question))),
+            ("References", &format!("<late-1@client.test> <{}>", id_of(&question))),
+        ],
+        "5\r\nVery quick, thanks\r\n\r\nOn Tue, Test Support wrote:\r\n> How satisfied are you with our help?",
+    ))
+    .await;
+    let detail = eventually("the score by mail", || async {
+        let detail = desk.detail(late).await;
+        (!detail["csat"]["score"].is_null()).then_some(detail)
+    })
+    .await;
+    assert_eq!(detail["csat"]["score"], 5, "{detail:#}");
+    assert_eq!(detail["csat"]["comment"], "Very quick, thanks");
+    assert!(!detail["csat"]["answered_at"].is_null());
+    assert_eq!(detail["status"], "resolved", "a score does not reopen");
+    assert_eq!(
+        events_of(&detail, "csat.answered"),
+        vec![json!({"score": 5, "comment": "Very quick, thanks", "via": "email"})]
+    );
+    assert_eq!(
+        outbound_messages(&detail).len(),
+        3,
+        "acknowledgement, resolution, question; nothing answers the score"
+    );
+
+    // The second conversation's link: opening it (as a mail scanner does) records
+    // nothing; the form it shows, sent, does.
+    let (question, _) = desk.mail_about(CUSTOMER, size, "How did we do?").await;
+    let links = csat_links(&question.text, &base);
+    assert_ne!(
+        links[1],
+        format!("{base}/csat/{link_token}?score=2"),
+        "a token per question"
+    );
+    let http = reqwest::Client::new();
+    let page = http.get(&links[1]).send().await.unwrap();
+    assert_eq!(page.status(), StatusCode::OK);
+    let page = page.text().await.unwrap();
+    assert!(
+        page.contains(r#"value="2" checked"#),
+        "the chosen score is preselected: {page}"
+    );
+    let detail = desk.detail(size).await;
+    assert_eq!(detail["csat"]["score"], Value::Null, "{detail:#}");
+    assert!(events_of(&detail, "csat.answered").is_empty(), "{detail:#}");
+    let action = links[1].split_once('?').unwrap().0;
+    let sent = http
+        .post(action)
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body("score=2&comment=Two+weeks+for+an+exchange")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(sent.status(), StatusCode::OK);
+    let thanks = sent.text().await.unwrap();
+    assert!(thanks.contains("rating of 2"), "{thanks}");
+    let detail = desk.detail(size).await;
+    assert_eq!(detail["csat"]["score"], 2, "{detail:#}");
+    assert_eq!(detail["csat"]["comment"], "Two weeks for an exchange");
+    assert_eq!(detail["status"], "resolved");
+    assert_eq!(
+        events_of(&detail, "csat.answered"),
+        vec![json!({"score": 2, "comment": "Two weeks for an exchange", "via": "email_link"})]
+    );
+
+    // A reply that is not a score reopens the third.
+    let (question, _) = desk.mail_about(CUSTOMER, crash, "How did we do?").await;
+    desk.receive(&mail(
+        CUSTOMER,
+        &format!("Re: {}", question.subject.as_deref().unwrap()),
+        "crash-2@client.test",
+        &[("In-Reply-To", &format!("<{}>", id_of(&question)))],
+        "It broke again",
+    ))
+    .await;
+    let detail = eventually("the third conversation to reopen", || async {
+        let detail = desk.detail(crash).await;
+        (detail["status"] == "open").then_some(detail)
+    })
+    .await;
+    assert_eq!(
+        events_of(&detail, "conversation.status_changed").last(),
+        Some(&json!({"from": "resolved", "to": "open", "reason": "customer_message"}))
+    );
+    assert_eq!(inbound_messages(&detail).last().unwrap()["text"], "It broke again");
+    assert_eq!(detail["csat"]["score"], Value::Null);
+    assert_eq!(desk.conversations().await.len(), 3, "no new conversation");
+}
+
+#[tokio::test]
+async fn unsubscribe_stops_status_mails_but_not_agent_replies() {
+    let desk = Desk::start_with(with_resolution_updates).await;
+    desk.receive(&mail(
+        CUSTOMER,
+        "Broken login",
+        "login-1@client.test",
+        &[],
+        "I cannot log in.",
+    ))
+    .await;
+    let id = desk.wait_for_messages(1).await[0]["id"].as_i64().unwrap();
+    let acknowledgement = desk.mailbox(CUSTOMER, 1).await.remove(0);
+
+    // What a client's Unsubscribe button sends, per our List-Unsubscribe.
+    desk.receive(&mail(
+        CUSTOMER,
+        "unsubscribe",
+        "unsubscribe-1@client.test",
+        &[],
+        "This is an unsubscribe request.",
+    ))
+    .await;
+    let detail = eventually("the opt-out to be recorded", || async {
+        let detail = desk.detail(id).await;
+        (!detail["contact"]["updates_stopped_at"].is_null()).then_some(detail)
+    })
+    .await;
+    // The request joins her conversation (no new case for the queue), on record once.
+    let conversations = desk.wait_for_messages(2).await;
+    assert_eq!(conversations.len(), 1, "{conversations:#?}");
+    let mut stopped = Vec::new();
+    for conversation in &conversations {
+        let detail = desk.detail(conversation["id"].as_i64().unwrap()).await;
+        stopped.extend(events_of(&detail, "contact.updates_stopped"));
+    }
+    assert_eq!(stopped.len(), 1, "{conversations:#?}");
+    assert_eq!(detail["status"], "open");
+
+    // Resolved: on record, nothing queued for the customer ...
+    desk.resolve(id).await;
+    let detail = desk.detail(id).await;
+    assert!(
+        events_of(&detail, "conversation.status_changed")
+            .iter()
+            .any(|data| data["to"] == "resolved"),
+        "{detail:#}"
+    );
+    // ... while an agent's reply still reaches her, as a reply, not an update.
+    let reply_id = desk.reply(id, "Your password reset link is on its way.").await;
+    desk.daemon().delivery_reaches(&desk.token, id, reply_id, "sent").await;
+    let mailbox = desk.mailbox(CUSTOMER, 2).await;
+    let subjects: Vec<&str> = mailbox.iter().map(|m| m.subject.as_deref().unwrap()).collect();
+    assert_eq!(
+        mailbox.len(),
+        2,
+        "the acknowledgement and the reply, no update: {subjects:?}"
+    );
+    assert_eq!(id_of(&mailbox[0]), id_of(&acknowledgement));
+    assert!(mailbox[1].text.contains("Your password reset link is on its way."));
+    let raw = desk.dovecot.messages(CUSTOMER).await.pop().unwrap();
+    assert_eq!(header(&raw, "List-Unsubscribe"), None, "a reply is no status update");
+    let detail = desk.detail(id).await;
+    let updates = outbound_messages(&detail)
+        .iter()
+        .filter(|m| m["kind"] == "status_update")
+        .count();
+    assert_eq!(updates, 1, "the acknowledgement only: {detail:#}");
+    assert_eq!(detail["csat"], Value::Null, "no question was asked");
+    assert_eq!(desk.relay.sent().len(), 2);
 }

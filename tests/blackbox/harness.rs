@@ -107,6 +107,20 @@ then = {{ team = "technical", priority = "urgent" }}
     )
 }
 
+/// The update events of the test config.
+const TEST_UPDATE_EVENTS: &str = r#"events = ["received", "greeting"]"#;
+
+/// A test config (from [`config_with_inbox`]) that sends these update events instead of
+/// the acknowledgement and greeting only.
+pub fn with_update_events(config: &str, events: &[&str]) -> String {
+    assert!(
+        config.contains(TEST_UPDATE_EVENTS),
+        "the test config no longer says `{TEST_UPDATE_EVENTS}`"
+    );
+    let events: Vec<String> = events.iter().map(|event| format!("{event:?}")).collect();
+    config.replacen(TEST_UPDATE_EVENTS, &format!("events = [{}]", events.join(", ")), 1)
+}
+
 /// The running daemon. Killed on drop; its log is printed when a test fails.
 pub struct Daemon {
     pub dir: TempDir,

@@ -8,7 +8,7 @@ use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use switchboard_test_telegram::{Failure, FakeTelegram};
 
-use crate::harness::{Daemon, config_with_inbox, eventually};
+use crate::harness::{Daemon, config_with_inbox, eventually, with_update_events};
 
 const TOKEN: &str = "5000000001:AAHfake-token-for-the-shop-help-bot";
 const OTHER_TOKEN: &str = "5000000002:AAHfake-token-for-the-second-bot-00";
@@ -35,6 +35,15 @@ poll_timeout = "5s"
 
 /// The daemon on one bot (`shop-bot`), polling the fake.
 async fn start(fake: &FakeTelegram, extra_inboxes: impl FnOnce(&std::path::Path) -> String) -> (Daemon, String) {
+    start_with(fake, extra_inboxes, |config| config).await
+}
+
+/// [`start`], with the config changed by `edit` before the daemon reads it.
+async fn start_with(
+    fake: &FakeTelegram,
+    extra_inboxes: impl FnOnce(&std::path::Path) -> String,
+    edit: impl FnOnce(String) -> String,
+) -> (Daemon, String) {
     fake.add_bot(TOKEN, 5_000_000_001, "ShopHelpBot");
     let dir = tempfile::tempdir().unwrap();
     let inboxes = format!(
@@ -44,7 +53,7 @@ async fn start(fake: &FakeTelegram, extra_inboxes: impl FnOnce(&std::path::Path)
     );
     std::fs::write(
         dir.path().join("switchboard.toml"),
-        config_with_inbox(dir.path(), &inboxes),
+        edit(config_with_inbox(dir.path(), &inboxes)),
     )
     .unwrap();
     let daemon = Daemon::start_in(dir).await;
@@ -109,6 +118,57 @@ async fn reply(daemon: &Daemon, token: &str, conversation: i64, text: &str) -> i
         .await;
     assert_eq!(status, StatusCode::CREATED, "{body}");
     body["id"].as_i64().unwrap()
+}
+
+/// A config that also tells the customer of a resolution and asks for a score.
+fn with_resolution_updates(config: String) -> String {
+    with_update_events(&config, &["received", "greeting", "resolved", "csat"])
+}
+
+/// An agent resolves the conversation; returns the conversation as the PATCH answers it.
+async fn resolve(daemon: &Daemon, token: &str, conversation: i64) -> Value {
+    let (status, body) = daemon
+        .api(
+            Method::PATCH,
+            &format!("/conversations/{conversation}"),
+            token,
+            Some(json!({"status": "resolved"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["status"], "resolved", "{body}");
+    body
+}
+
+/// The data of the conversation's events of one kind, oldest first.
+fn events_of(detail: &Value, kind: &str) -> Vec<Value> {
+    detail["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|event| event["kind"] == kind)
+        .map(|event| event["data"].clone())
+        .collect()
+}
+
+/// The texts of the conversation's automated status updates, in order.
+fn status_updates(detail: &Value) -> Vec<String> {
+    detail["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|message| message["kind"] == "status_update")
+        .map(|message| message["text"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+/// Waits until the bot has sent `count` messages in all, and returns them.
+async fn sent_messages(fake: &FakeTelegram, count: usize) -> Vec<switchboard_test_telegram::Call> {
+    fake.wait_until(Duration::from_secs(20), &format!("{count} sent messages"), |fake| {
+        let sent = fake.sent_messages(TOKEN);
+        (sent.len() >= count).then_some(sent)
+    })
+    .await
 }
 
 #[tokio::test]
@@ -487,5 +547,144 @@ async fn webhook_mode_refuses_a_wrong_or_missing_secret_and_takes_the_right_one(
     assert!(
         !log.contains(TOKEN) && !log.contains(&secret),
         "neither token nor secret is logged"
+    );
+}
+
+#[tokio::test]
+async fn a_resolved_chat_is_asked_for_a_score_and_a_pressed_button_records_it() {
+    let fake = FakeTelegram::start().await;
+    let (daemon, token) = start_with(&fake, |_| String::new(), with_resolution_updates).await;
+    fake.push_update(TOKEN, private_text(ADA, 1, "Is my order 91 shipped?"));
+    let id = inbound(&daemon, &token, 1).await[0]["conversation_id"]
+        .as_i64()
+        .unwrap();
+    sent_messages(&fake, 1).await;
+
+    resolve(&daemon, &token, id).await;
+    // The acknowledgement, then the resolution, then the question under its buttons.
+    let sent = sent_messages(&fake, 3).await;
+    assert_eq!(sent.len(), 3, "{sent:#?}");
+    let (resolved, question) = (&sent[1], &sent[2]);
+    assert_eq!(resolved.chat_id(), Some(ADA));
+    let text = resolved.text().unwrap();
+    assert!(text.contains("resolved") && text.contains(&format!("#{id}")), "{text}");
+    assert_eq!(resolved.reply_markup(), None, "the resolution has no buttons");
+    assert_eq!(question.chat_id(), Some(ADA));
+    let text = question.text().unwrap();
+    assert!(
+        text.contains("Tap a score") && text.contains(&format!("#{id}")),
+        "{text}"
+    );
+    let keyboard = question.reply_markup().expect("the question carries a keyboard");
+    let rows = keyboard["inline_keyboard"].as_array().unwrap();
+    assert_eq!(rows.len(), 1, "one row: {keyboard}");
+    let data: Vec<&str> = rows[0]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|button| button["callback_data"].as_str().unwrap())
+        .collect();
+    let question_token = data[0]
+        .strip_prefix("csat:")
+        .and_then(|rest| rest.strip_suffix(":1"))
+        .unwrap_or_else(|| panic!("unexpected button data {data:?}"));
+    let expected: Vec<String> = (1..=5).map(|score| format!("csat:{question_token}:{score}")).collect();
+    assert_eq!(data, expected);
+    let asked = daemon.get(&format!("/conversations/{id}"), &token).await;
+    assert!(!asked["csat"]["requested_at"].is_null(), "{asked:#}");
+    assert_eq!(asked["csat"]["score"], Value::Null);
+
+    // She presses 4 under the question.
+    let press = fake.callback_query(TOKEN, ADA, data[3]);
+    assert_eq!(
+        press["callback_query"]["message"]["message_id"].as_i64(),
+        question.message_id()
+    );
+    let query_id = press["callback_query"]["id"].as_str().unwrap().to_owned();
+    fake.push_update(TOKEN, press);
+    let detail = eventually("the score to be recorded", || async {
+        let detail = daemon.get(&format!("/conversations/{id}"), &token).await;
+        (!detail["csat"]["score"].is_null()).then_some(detail)
+    })
+    .await;
+    assert_eq!(detail["csat"]["score"], 4, "{detail:#}");
+    assert_eq!(detail["csat"]["comment"], Value::Null);
+    assert!(!detail["csat"]["answered_at"].is_null(), "{detail:#}");
+    assert_eq!(detail["status"], "resolved", "a score does not reopen");
+    assert_eq!(
+        events_of(&detail, "csat.answered"),
+        vec![json!({"score": 4, "comment": null, "via": "telegram"})]
+    );
+    // Nothing answers the score in the chat (it was queued with it, or not at all) ...
+    assert_eq!(status_updates(&detail).len(), 3, "{detail:#}");
+    // ... but the press is answered, so her client stops its spinner.
+    let answered = fake
+        .wait_for_calls(TOKEN, "answerCallbackQuery", 1, Duration::from_secs(20))
+        .await;
+    assert_eq!(answered[0].params["callback_query_id"], query_id.as_str());
+}
+
+#[tokio::test]
+async fn stop_silences_status_updates_but_not_agents_and_start_resumes_them() {
+    let fake = FakeTelegram::start().await;
+    let (daemon, token) = start_with(&fake, |_| String::new(), with_resolution_updates).await;
+    fake.push_update(TOKEN, private_text(ADA, 1, "Where is my parcel?"));
+    let id = inbound(&daemon, &token, 1).await[0]["conversation_id"]
+        .as_i64()
+        .unwrap();
+    sent_messages(&fake, 1).await;
+
+    fake.push_update(TOKEN, private_text(ADA, 2, "stop"));
+    let detail = eventually("the opt-out to be recorded", || async {
+        let detail = daemon.get(&format!("/conversations/{id}"), &token).await;
+        (!detail["contact"]["updates_stopped_at"].is_null()).then_some(detail)
+    })
+    .await;
+    assert_eq!(events_of(&detail, "contact.updates_stopped").len(), 1, "{detail:#}");
+    let before = fake.sent_messages(TOKEN).len();
+    assert_eq!(before, 1, "only the acknowledgement went out");
+
+    // Resolved: the change is on record, and no update or question is queued for it.
+    let resolved = resolve(&daemon, &token, id).await;
+    assert!(
+        events_of(&resolved, "conversation.status_changed")
+            .iter()
+            .any(|data| data["to"] == "resolved"),
+        "{resolved:#}"
+    );
+    // An agent's reply still goes out, and it is the only message the chat gets.
+    let reply_text = "Your parcel is with the neighbour at number 12.";
+    let reply_id = reply(&daemon, &token, id, reply_text).await;
+    daemon.delivery_reaches(&token, id, reply_id, "sent").await;
+    let after: Vec<Option<String>> = fake.sent_messages(TOKEN)[before..]
+        .iter()
+        .map(|call| call.text())
+        .collect();
+    assert_eq!(after, vec![Some(reply_text.to_owned())]);
+    let detail = daemon.get(&format!("/conversations/{id}"), &token).await;
+    assert_eq!(status_updates(&detail).len(), 1, "the acknowledgement only: {detail:#}");
+    assert_eq!(detail["csat"], Value::Null, "no question was asked");
+
+    // /start: she hears from the desk again, from the greeting on.
+    fake.push_update(TOKEN, private_text(ADA, 3, "/start"));
+    let sent = sent_messages(&fake, before + 2).await;
+    let greeting = sent[before + 1].text().unwrap();
+    assert!(greeting.starts_with("Welcome!"), "{greeting}");
+    let list = conversations(&daemon, &token).await;
+    assert_eq!(
+        list.len(),
+        2,
+        "/start after the resolution is a new conversation: {list:#?}"
+    );
+    let again = list[1]["id"].as_i64().unwrap();
+    let detail = daemon.get(&format!("/conversations/{again}"), &token).await;
+    assert_eq!(detail["contact"]["updates_stopped_at"], Value::Null, "{detail:#}");
+    assert_eq!(events_of(&detail, "contact.updates_resumed").len(), 1, "{detail:#}");
+    resolve(&daemon, &token, again).await;
+    let sent = sent_messages(&fake, before + 4).await;
+    assert!(sent[before + 2].text().unwrap().contains("resolved"));
+    assert!(
+        sent[before + 3].reply_markup().is_some(),
+        "the question and its buttons"
     );
 }

@@ -404,6 +404,20 @@ fn awaiting_csat(
     }
 }
 
+/// The contact's most recent conversation in this inbox that is not closed.
+fn latest_conversation(conn: &Connection, inbox_id: i64, contact_id: i64) -> StoreResult<Option<(i64, Status)>> {
+    let row: Option<(i64, String)> = conn
+        .prepare_cached(
+            "SELECT id, status FROM conversations
+             WHERE contact_id = ?1 AND inbox_id = ?2 AND status != 'closed'
+             ORDER BY last_activity_at DESC, id DESC LIMIT 1",
+        )?
+        .query_row(params![contact_id, inbox_id], |row| Ok((row.get(0)?, row.get(1)?)))
+        .optional()?;
+    row.map(|(id, status)| Ok((id, vocabulary(Status::parse, &status)?)))
+        .transpose()
+}
+
 /// A conversation of the sender that a threading key pointed at.
 struct Candidate {
     id: i64,
@@ -799,6 +813,8 @@ pub fn ingest(
             None => {}
         }
     } else if !automated
+        // Telegram's `/start` opens a new conversation; it answers no question.
+        && !context.greeting
         && let Some(asked) = awaiting_csat(conn, desk, inbox.id, contact.contact_id, existing, message, now)?
     {
         match parse_score(&message.text) {
@@ -813,6 +829,11 @@ pub fn ingest(
         }
     }
     let stops_updates = message.opt_out == Some(true);
+    // "stop" (or the unsubscribe mail a List-Unsubscribe button sends) is not a new case
+    // for the queue: it joins the customer's latest conversation here, reopening nothing.
+    if stops_updates && existing.is_none() && !automated {
+        existing = latest_conversation(conn, inbox.id, contact.contact_id)?;
+    }
     let reopens =
         !automated && csat.is_none() && !stops_updates && existing.is_some_and(|(_, status)| status != Status::Open);
     let (conversation_id, routed) = match existing {
