@@ -127,13 +127,17 @@ pub(super) fn send_expiring(
     if target.opted_out || !policy.sends(event, &target.inbox_key, target.team_key.as_deref()) {
         return Ok(false);
     }
-    let window = millis(policy.settings.window);
-    let last: Option<i64> = conn
-        .prepare_cached("SELECT sent_at FROM status_updates_sent WHERE conversation_id = ?1 AND event = ?2")?
-        .query_row(params![target.id, event.as_str()], |row| row.get(0))
-        .optional()?;
-    if last.is_some_and(|last| now.saturating_sub(last) < window) {
-        return Ok(false);
+    // A conversation is opened once: its acknowledgement needs no record of the window,
+    // which saves every new conversation a lookup and an index insert.
+    let repeatable = !matches!(event, UpdateEvent::Received | UpdateEvent::Greeting);
+    if repeatable {
+        let last: Option<i64> = conn
+            .prepare_cached("SELECT sent_at FROM status_updates_sent WHERE conversation_id = ?1 AND event = ?2")?
+            .query_row(params![target.id, event.as_str()], |row| row.get(0))
+            .optional()?;
+        if last.is_some_and(|last| now.saturating_sub(last) < millis(policy.settings.window)) {
+            return Ok(false);
+        }
     }
     let team = target.team_key.as_deref().and_then(|key| desk.team(key));
     let next_open = if event == UpdateEvent::OutOfHours {
@@ -251,11 +255,13 @@ pub(super) fn send_expiring(
         now,
     )?;
     insert_outbox(conn, message_id, target.id, target.inbox_id, now, expires_at)?;
-    conn.prepare_cached(
-        "INSERT INTO status_updates_sent (conversation_id, event, sent_at) VALUES (?1, ?2, ?3)
-         ON CONFLICT (conversation_id, event) DO UPDATE SET sent_at = excluded.sent_at",
-    )?
-    .execute(params![target.id, event.as_str(), now])?;
+    if repeatable {
+        conn.prepare_cached(
+            "INSERT INTO status_updates_sent (conversation_id, event, sent_at) VALUES (?1, ?2, ?3)
+             ON CONFLICT (conversation_id, event) DO UPDATE SET sent_at = excluded.sent_at",
+        )?
+        .execute(params![target.id, event.as_str(), now])?;
+    }
     Ok(true)
 }
 

@@ -914,6 +914,19 @@ pub fn ingest(
     )?;
     insert_attachments(conn, message_id, inbound_files(message), now)?;
 
+    if reopens {
+        conn.prepare_cached("UPDATE conversations SET status = 'open', resolved_at = NULL WHERE id = ?1")?
+            .execute([conversation_id])?;
+    }
+    // Status stays out of this statement: SQLite rewrites the entries of every index
+    // holding a column the statement sets, changed or not, and status is in three.
+    conn.prepare_cached(
+        "UPDATE conversations SET last_activity_at = ?1, updated_at = ?1, last_message_id = ?2,
+                language = COALESCE(language, ?3)
+         WHERE id = ?4",
+    )?
+    .execute(params![now, message_id, language, conversation_id])?;
+    let mut queued_outbound = record_events(conn, desk, conversation_id, &events, now)?;
     if let Some(opt_out) = message.opt_out
         && !automated
     {
@@ -931,7 +944,6 @@ pub fn ingest(
         )?;
     }
 
-    let mut queued_outbound = false;
     // Customers hear that their message arrived (or when the team is back) when it
     // opens a conversation, and when the team is closed as they reopen one.
     let team_closed = |team_key: &str| desk.team(team_key).is_some_and(|team| !team.hours.is_open(now));
@@ -956,19 +968,6 @@ pub fn ingest(
         let target = load_update_target(conn, conversation_id)?;
         queued_outbound |= send_update_expiring(conn, desk, &target, event, now, context.expires_at)?;
     }
-    if reopens {
-        conn.prepare_cached("UPDATE conversations SET status = 'open', resolved_at = NULL WHERE id = ?1")?
-            .execute([conversation_id])?;
-    }
-    // Status stays out of this statement: SQLite rewrites the entries of every index
-    // holding a column the statement sets, changed or not, and status is in three.
-    conn.prepare_cached(
-        "UPDATE conversations SET last_activity_at = ?1, updated_at = ?1, last_message_id = ?2,
-                language = COALESCE(language, ?3)
-         WHERE id = ?4",
-    )?
-    .execute(params![now, message_id, language, conversation_id])?;
-    queued_outbound |= record_events(conn, desk, conversation_id, &events, now)?;
     if reopens
         && let Some(team_key) = conversation_state(conn, conversation_id)?.team_key
         && team_closed(&team_key)
