@@ -8,6 +8,7 @@
 use std::sync::Arc;
 
 use axum::Form;
+use axum::extract::rejection::FormRejection;
 use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use axum::response::{Html, IntoResponse, Response};
@@ -47,8 +48,18 @@ pub async fn show(
 pub async fn answer(
     State(state): State<Arc<AppState>>,
     PathParam(token): PathParam,
-    Form(answer): Form<Answer>,
+    form: Result<Form<Answer>, FormRejection>,
 ) -> Response {
+    let Ok(Form(answer)) = form else {
+        return (
+            StatusCode::BAD_REQUEST,
+            Html(page_html(
+                "Sorry",
+                "<p>We could not read your answer. Please use the form on the page the link opened.</p>",
+            )),
+        )
+            .into_response();
+    };
     let Some(chosen) = answer.score.as_deref().and_then(score) else {
         return match state.store.csat_page(&token).await {
             Ok(page) => (

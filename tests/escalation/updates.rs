@@ -521,3 +521,35 @@ async fn reply(desk: &Desk, id: i64, agent: &str, text: &str) {
         .await;
     assert_eq!(status, StatusCode::CREATED, "{body}");
 }
+
+#[tokio::test]
+async fn the_satisfaction_page_refuses_what_it_cannot_record_in_words_for_people() {
+    let desk = Desk::start(at("2026-11-30T09:00:00Z"), &[]).await;
+    let http = reqwest::Client::new();
+    let page = http.get(desk.url("/csat/not-a-token?score=4")).send().await.unwrap();
+    assert_eq!(page.status(), StatusCode::NOT_FOUND);
+    assert!(
+        page.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/html")
+    );
+    assert!(page.text().await.unwrap().contains("This link is not valid"));
+    let posted = http
+        .post(desk.url("/csat/not-a-token"))
+        .form(&[("score", "4")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(posted.status(), StatusCode::NOT_FOUND);
+    let unreadable = http
+        .post(desk.url("/csat/not-a-token"))
+        .header("content-type", "application/json")
+        .body("{}")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(unreadable.status(), StatusCode::BAD_REQUEST);
+    assert!(unreadable.text().await.unwrap().contains("could not read your answer"));
+    desk.stop().await;
+}
