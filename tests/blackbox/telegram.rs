@@ -688,3 +688,56 @@ async fn stop_silences_status_updates_but_not_agents_and_start_resumes_them() {
         "the question and its buttons"
     );
 }
+
+#[tokio::test]
+async fn markdown_updates_escape_the_customers_name_and_fall_back_to_plain_text_when_refused() {
+    let fake = FakeTelegram::start().await;
+    let templates = |config: String| {
+        format!(
+            r#"{}
+[updates.templates.resolved.en]
+text = "Solved, {{{{ contact.name }}}}: {{{{ conversation.reference }}}}"
+markdown = "*Solved*, {{{{ contact.name }}}}: {{{{ conversation.reference }}}}"
+
+[updates.templates.csat.en]
+text = "Rate us from 1 to 5"
+# A template mistake: `.` and `-` are reserved in MarkdownV2 and not escaped here.
+markdown = "*Rate us* 1-5."
+"#,
+            with_resolution_updates(config)
+        )
+    };
+    let (daemon, token) = start_with(&fake, |_| String::new(), templates).await;
+    // Her name is full of MarkdownV2's reserved characters.
+    let mut hello = private_text(ADA, 1, "Is my order 91 shipped?");
+    hello["message"]["from"]["first_name"] = json!("A.B");
+    hello["message"]["from"]["last_name"] = json!("(Ops)!");
+    fake.push_update(TOKEN, hello);
+    let id = inbound(&daemon, &token, 1).await[0]["conversation_id"]
+        .as_i64()
+        .unwrap();
+    sent_messages(&fake, 1).await;
+
+    resolve(&daemon, &token, id).await;
+    let sent = sent_messages(&fake, 3).await;
+    let (resolved, question) = (&sent[1], &sent[2]);
+    // Accepted by the fake, which refuses MarkdownV2 as Telegram does.
+    assert_eq!(resolved.parse_mode().as_deref(), Some("MarkdownV2"));
+    assert_eq!(
+        resolved.params["text"],
+        format!("*Solved*, A\\.B \\(Ops\\)\\!: \\#{id}").as_str()
+    );
+    // The refused markdown went again as the plain text, buttons and all.
+    assert_eq!(question.parse_mode(), None);
+    assert_eq!(question.text().as_deref(), Some("Rate us from 1 to 5"));
+    assert!(question.reply_markup().is_some());
+    let refused = fake
+        .calls_to(TOKEN, "sendMessage")
+        .into_iter()
+        .filter(|call| call.parse_mode().as_deref() == Some("MarkdownV2"))
+        .count();
+    assert_eq!(refused, 2, "one accepted, one refused and sent again");
+    // The message record keeps the plain text agents read.
+    let detail = daemon.get(&format!("/conversations/{id}"), &token).await;
+    assert_eq!(status_updates(&detail)[1], format!("Solved, A.B (Ops)!: #{id}"));
+}
