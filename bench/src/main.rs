@@ -1,8 +1,8 @@
 //! # switchboard-bench
 //!
 //! Starts the real daemon (the release binary, or `--daemon PATH`) on loopback with a fresh store for each
-//! scenario, drives it, prints a table and writes the same figures as JSON. Two scenarios, `routing` and
-//! `scheduler`, measure the daemon's library in this process instead.
+//! scenario, drives it, prints a table and writes the same figures as JSON. Three scenarios, `routing`,
+//! `scheduler` and `updates`, measure the daemon's library in this process instead.
 //!
 //! - `load`: the HTTP load generator (closed-loop or paced) and its latency histograms.
 //! - `workloads`: signed customer messages, agents' queue queries, 50 routing rules.
@@ -17,12 +17,14 @@
 //! - `routing`: 200 routing rules and language detection, timed in this process for `--seconds` in all.
 //! - `scheduler`: the SLA scheduler and its store in this process, with 100,000 open conversations: idle
 //!   wake-ups and CPU, breaches fired per second.
+//! - `updates`: automated status updates: rendering per event and channel (English and Thai), and what
+//!   they add to ingest and resolution in the store, 20,000 conversations with updates off and on.
 //! - `report`: the table and the JSON.
 //!
 //! Usage: `cargo run --release -p switchboard-bench -- [--seconds N] [--only NAME,…] [--clients N,…]
 //! [--no-bare] [--scale-messages N] [--email-mails N] [--email-live N] [--telegram-replies N]
-//! [--telegram-chats N] [--scheduler-conversations N] [--scheduler-idle-seconds N] [--json PATH]
-//! [--daemon PATH]`
+//! [--telegram-chats N] [--scheduler-conversations N] [--scheduler-idle-seconds N]
+//! [--updates-conversations N] [--json PATH] [--daemon PATH]`
 
 mod bare;
 mod daemon;
@@ -35,6 +37,7 @@ mod scale;
 mod scenarios;
 mod scheduler;
 mod telegram;
+mod updates;
 mod workloads;
 
 use std::path::PathBuf;
@@ -62,6 +65,8 @@ pub struct Options {
     pub scheduler_conversations: u64,
     /// Length of each of the scheduler scenario's two idle windows.
     pub scheduler_idle_seconds: u64,
+    /// Conversations ingested and resolved in each of the updates scenario's two stores.
+    pub updates_conversations: u64,
     /// Client counts for the ingest scenario.
     pub clients: Vec<usize>,
     /// Skip the bare endpoint (for quick iterations on the daemon alone).
@@ -71,7 +76,7 @@ pub struct Options {
     pub daemon: Option<PathBuf>,
 }
 
-const SCENARIOS: [&str; 8] = [
+const SCENARIOS: [&str; 9] = [
     "ingest",
     "mixed",
     "e2e",
@@ -80,9 +85,10 @@ const SCENARIOS: [&str; 8] = [
     "telegram",
     "routing",
     "scheduler",
+    "updates",
 ];
 /// The scenarios that run in this process, with no daemon to build.
-const IN_PROCESS: [&str; 2] = ["routing", "scheduler"];
+const IN_PROCESS: [&str; 3] = ["routing", "scheduler", "updates"];
 
 impl Options {
     fn parse() -> anyhow::Result<Options> {
@@ -97,6 +103,7 @@ impl Options {
             telegram_chats: telegram::CHATS,
             scheduler_conversations: 100_000,
             scheduler_idle_seconds: 20,
+            updates_conversations: 20_000,
             clients: scenarios::CLIENT_COUNTS.to_vec(),
             no_bare: false,
             daemon: None,
@@ -133,6 +140,10 @@ impl Options {
                     options.scheduler_idle_seconds =
                         value()?.parse().context("--scheduler-idle-seconds takes a number")?
                 }
+                "--updates-conversations" => {
+                    options.updates_conversations =
+                        value()?.parse().context("--updates-conversations takes a number")?
+                }
                 "--no-bare" => options.no_bare = true,
                 "--clients" => {
                     options.clients = value()?
@@ -141,7 +152,7 @@ impl Options {
                         .collect::<anyhow::Result<_>>()?
                 }
                 other => bail!(
-                    "unknown argument {other}; use --seconds N, --only ingest,mixed,e2e,scale,email,telegram,routing,scheduler, --clients 1,16,64,256, --no-bare, --json PATH, --scale-messages N, --email-mails N, --email-live N, --telegram-replies N (300: five minutes, one reply a second to one chat), --telegram-chats N, --scheduler-conversations N, --scheduler-idle-seconds N, --daemon PATH"
+                    "unknown argument {other}; use --seconds N, --only ingest,mixed,e2e,scale,email,telegram,routing,scheduler,updates, --clients 1,16,64,256, --no-bare, --json PATH, --scale-messages N, --email-mails N, --email-live N, --telegram-replies N (300: five minutes, one reply a second to one chat), --telegram-chats N, --scheduler-conversations N, --scheduler-idle-seconds N, --updates-conversations N, --daemon PATH"
                 ),
             }
         }
@@ -177,8 +188,8 @@ fn main() -> anyhow::Result<()> {
         None => PathBuf::new(),
     };
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
-    // On this thread, not spawned: the scheduler scenario opens the store, which is not
-    // a `Send` future.
+    // On this thread, not spawned: the scheduler and updates scenarios open the store,
+    // which is not a `Send` future.
     let report = runtime.block_on(scenarios::run_all(&options, &binary))?;
     report.print();
     report.write_json(&options.json)?;

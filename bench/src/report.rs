@@ -11,6 +11,7 @@ use crate::scale::ScaleFigures;
 use crate::scenarios::{BareFigures, EndToEndFigures, IngestFigures, MixedFigures, machine};
 use crate::scheduler::SchedulerFigures;
 use crate::telegram::{BOT_PER_SECOND, Burst, TelegramFigures};
+use crate::updates::{LANGUAGES, UpdatesFigures};
 
 pub struct Report {
     json: serde_json::Map<String, Value>,
@@ -469,6 +470,96 @@ impl Report {
         for (query, plan) in &scheduler.plans {
             self.lines.push(format!("  query plan, {query}: {}", plan.join("; ")));
         }
+    }
+
+    pub fn updates(&mut self, updates: &UpdatesFigures) {
+        self.json.insert("updates".into(), updates.to_json());
+        let render = &updates.render;
+        for language in LANGUAGES {
+            for channel in switchboard_connector_core::ChannelKind::ALL {
+                let pooled = render.pooled(language, channel);
+                let slowest = render.slowest(language, channel);
+                self.lines.push(format!(
+                    "{:<34} {:>7} {:>10.0} {:>8} {:>8} {:>8} {:>7} {:>9}   ({} renders of 9 events: p50 {:.1} / p99 {:.1} µs a render; slowest {} p50 {:.1} µs)",
+                    format!("updates: render {language}, {channel}"),
+                    1,
+                    1e9 / pooled.mean(),
+                    "-",
+                    "-",
+                    "-",
+                    "-",
+                    "-",
+                    pooled.len(),
+                    pooled.value_at_quantile(0.5) as f64 / 1000.0,
+                    pooled.value_at_quantile(0.99) as f64 / 1000.0,
+                    slowest.map_or("-", |cell| cell.event.as_str()),
+                    slowest.map_or(0.0, |cell| cell.ns.value_at_quantile(0.5) as f64 / 1000.0),
+                ));
+            }
+        }
+        self.lines.push(format!(
+            "  updates: config load (templates compiled and rendered with samples): updates off {:.1} ms, built-in English {:.1} ms, English and Thai {:.1} ms",
+            render.load_off_ms, render.load_en_ms, render.load_th_ms,
+        ));
+        let kib = |bytes: f64| bytes / 1024.0;
+        for (name, run) in [
+            ("updates: ingest, updates off", &updates.off),
+            ("updates: ingest, received on", &updates.on),
+        ] {
+            self.lines.push(format!(
+                "{:<34} {:>7} {:>10.0} {:>8} {:>8} {:>8} {:>7} {:>9}   ({} conversations in {:.2} s, batches of {}: {:.1} µs wall, writer thread {:.1} µs CPU a conversation; store {:.0} KiB per 1,000)",
+                name,
+                1,
+                run.ingest_per_second(),
+                "-",
+                "-",
+                "-",
+                "-",
+                "-",
+                run.conversations,
+                run.ingest_seconds,
+                crate::scheduler::SEED_BATCH,
+                run.ingest_wall_us(),
+                run.ingest_writer_us(),
+                kib(run.per_thousand(run.bytes_after_ingest)),
+            ));
+        }
+        for (name, run) in [
+            ("updates: resolve, updates off", &updates.off),
+            ("updates: resolve, resolved+csat on", &updates.on),
+        ] {
+            self.lines.push(format!(
+                "{:<34} {:>7} {:>10.0} {:>8.3} {:>8.3} {:>8} {:>7} {:>9}   (one call at a time: mean {:.0} µs; writer thread {:.1} µs CPU a resolve; store {:.0} KiB per 1,000 after)",
+                name,
+                1,
+                run.resolves_per_second(),
+                run.resolve_us.value_at_quantile(0.5) as f64 / 1000.0,
+                run.resolve_us.value_at_quantile(0.99) as f64 / 1000.0,
+                "-",
+                "-",
+                "-",
+                run.resolve_mean_us(),
+                run.resolve_writer_us(),
+                kib(run.per_thousand(run.bytes_after_resolve)),
+            ));
+        }
+        let (off, on) = (&updates.off, &updates.on);
+        let growth: Vec<String> = updates
+            .growth()
+            .iter()
+            .take(5)
+            .map(|(name, bytes)| format!("{name} +{:.0} KiB", kib(*bytes)))
+            .collect();
+        self.lines.push(format!(
+            "  updates added: ingest {:+.1} µs wall, {:+.1} µs writer CPU a conversation; resolve {:+.0} µs mean, {:+.1} µs writer CPU; store per 1,000 conversations {:+.0} KiB after ingest, {:+.0} KiB after resolve ({})",
+            on.ingest_wall_us() - off.ingest_wall_us(),
+            on.ingest_writer_us() - off.ingest_writer_us(),
+            on.resolve_mean_us() - off.resolve_mean_us(),
+            on.resolve_writer_us() - off.resolve_writer_us(),
+            kib(on.per_thousand(on.bytes_after_ingest) - off.per_thousand(off.bytes_after_ingest)),
+            kib(on.per_thousand(on.bytes_after_resolve) - off.per_thousand(off.bytes_after_resolve)),
+            growth.join(", "),
+        ));
     }
 
     pub fn print(&self) {

@@ -66,6 +66,9 @@ pub async fn run_all(options: &Options, binary: &Path) -> anyhow::Result<Report>
         let conversations = options.scheduler_conversations;
         report.scheduler(&crate::scheduler::run(conversations, options.scheduler_idle_seconds).await?);
     }
+    if options.runs("updates") {
+        report.updates(&crate::updates::run(options.updates_conversations, options.duration()).await?);
+    }
     Ok(report)
 }
 

@@ -38,7 +38,7 @@ use crate::daemon::{SECRET, process_cpu_seconds};
 
 /// Messages per `ingest_in_order` call while seeding: the writer commits them in a group
 /// or two (up to 512 a group), not with one fsync each.
-const SEED_BATCH: u64 = 500;
+pub(crate) const SEED_BATCH: u64 = 500;
 /// New conversations a second while the scheduler idles: a busy desk's daytime rate.
 const PACED_PER_SECOND: u32 = 200;
 /// Calls of `next_sla_fire` timed.
@@ -238,11 +238,12 @@ impl SchedulerFigures {
     }
 }
 
-/// What ingest needs for the one inbox, as the webhook hook builds it.
-struct Intake {
-    store: Arc<dyn Store>,
-    inbox: InboxRef,
-    router: Arc<Router>,
+/// What ingest needs for the one inbox, as the webhook hook builds it (the updates
+/// scenario seeds its stores with it too).
+pub(crate) struct Intake {
+    pub(crate) store: Arc<dyn Store>,
+    pub(crate) inbox: InboxRef,
+    pub(crate) router: Arc<Router>,
 }
 
 impl Intake {
@@ -269,7 +270,7 @@ impl Intake {
 
     /// Ingests `count` conversations in batches; tells `handle` of their deadlines as
     /// the daemon's hooks do, when there is a scheduler to tell.
-    async fn seed(
+    pub(crate) async fn seed(
         &self,
         clock: &dyn Clock,
         handle: Option<&SchedulerHandle>,
@@ -365,7 +366,9 @@ pub async fn run(conversations: u64, idle_seconds: u64) -> anyhow::Result<Schedu
         &database,
         "SELECT COUNT(*) FROM sla_clocks WHERE next_fire_at IS NOT NULL",
     )?;
-    let mut next_fire_us = Histogram::new(3)?;
+    // Bounded, not `Histogram::new`: `saturating_record` clamps a value above an
+    // auto-resizing histogram's current range (2 at first) instead of growing it.
+    let mut next_fire_us = crate::load::histogram();
     for _ in 0..QUERY_CALLS {
         let before = Instant::now();
         store.next_sla_fire().await?.context("no SLA moment is pending")?;

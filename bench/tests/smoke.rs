@@ -1,9 +1,10 @@
 //! The benchmark program runs every scenario end to end against the debug daemon, for a
 //! second each (the email scenario on 200 mails and 10 live ones, Telegram on 5 replies
-//! to one chat and 60 chats, the SLA scheduler on 2,000 conversations), and what it
-//! reports is consistent: every acknowledged message stored, every mail imported and
-//! threaded, every acknowledgement delivered, every Telegram reply sent once and in order
-//! within the sending limits, every SLA breach fired once, no request failed. Speed is
+//! to one chat and 60 chats, the SLA scheduler on 2,000 conversations, status updates on
+//! 300), and what it reports is consistent: every acknowledged message stored, every mail
+//! imported and threaded, every acknowledgement delivered, every Telegram reply sent once
+//! and in order within the sending limits, every SLA breach fired once, every status
+//! update written once and none with updates off, no request failed. Speed is
 //! not asserted here; the figures are for BENCHMARKS.md, from release builds. The
 //! scheduler's wake-ups are: a handful, however many conversations are open.
 
@@ -60,6 +61,8 @@ fn every_scenario_runs_and_reports_consistent_figures() {
             "2000",
             "--scheduler-idle-seconds",
             "1",
+            "--updates-conversations",
+            "300",
             "--json",
         ])
         .arg(&json)
@@ -86,6 +89,9 @@ fn every_scenario_runs_and_reports_consistent_figures() {
         "routing: 200 rules, emails",
         "scheduler: breaches, notify",
         "scheduler: breaches, escalate",
+        "updates: render th, telegram",
+        "updates: ingest, received on",
+        "updates: resolve, resolved+csat on",
     ] {
         assert!(stdout.contains(row), "the table has no `{row}` row:\n{stdout}");
     }
@@ -223,4 +229,31 @@ fn every_scenario_runs_and_reports_consistent_figures() {
     assert_eq!(escalate["firing"]["breaches"], 400, "{escalate}");
     assert_eq!(escalate["escalated_conversations"], 400, "{escalate}");
     assert_eq!(scheduler["next_sla_fire"]["calls"], 1_000, "{scheduler}");
+
+    let updates = &report["updates"];
+    let cells = updates["render"]["by_event"].as_array().unwrap();
+    assert_eq!(cells.len(), 2 * 9 * 3, "two languages, nine events, three channels");
+    for cell in cells {
+        assert!(cell["renders"].as_u64().unwrap() >= 100, "{cell}");
+        assert!(cell["p50_us"].as_f64().unwrap() > 0.0, "{cell}");
+    }
+    let store = &updates["store"];
+    assert_eq!(store["conversations"], 300, "{store}");
+    let off = &store["updates_off"]["rows"];
+    let on = &store["updates_on"]["rows"];
+    for rows in [off, on] {
+        assert_eq!(rows["resolved_conversations"], 300, "{rows}");
+    }
+    for count in ["status_update_messages", "outbox", "status_updates_sent", "csat_tokens"] {
+        assert_eq!(off[count], 0, "updates off wrote {count}: {off}");
+    }
+    // received on ingest; resolved and csat on resolution.
+    assert_eq!(on["status_update_messages"], 900, "{on}");
+    assert_eq!(on["outbox"], 900, "{on}");
+    assert_eq!(
+        on["status_updates_sent"], 600,
+        "only repeatable updates keep a window: {on}"
+    );
+    assert_eq!(on["csat_tokens"], 300, "{on}");
+    assert_eq!(store["updates_on"]["resolve"]["calls"], 300, "{store}");
 }
