@@ -36,7 +36,11 @@ pub async fn show(
     PathParam(token): PathParam,
     Query(chosen): Query<Chosen>,
 ) -> Response {
-    match state.store.csat_page(&token).await {
+    match state.store.csat_page(&token, state.clock.now_ms()).await {
+        Ok(page) if !page.open => error_page(&StoreError::Invalid {
+            field: "csat",
+            problem: String::new(),
+        }),
         Ok(page) => {
             let preselected = chosen.score.as_deref().and_then(score).or(page.score);
             Html(form_page(&token, &page, preselected, None)).into_response()
@@ -61,7 +65,7 @@ pub async fn answer(
             .into_response();
     };
     let Some(chosen) = answer.score.as_deref().and_then(score) else {
-        return match state.store.csat_page(&token).await {
+        return match state.store.csat_page(&token, state.clock.now_ms()).await {
             Ok(page) => (
                 StatusCode::UNPROCESSABLE_ENTITY,
                 Html(form_page(
@@ -133,7 +137,8 @@ fn error_page(err: &StoreError) -> Response {
         ),
         StoreError::Invalid { .. } => (
             StatusCode::GONE,
-            "The time to rate this conversation has passed. Thank you all the same.",
+            "This question is closed: the time to answer has passed, or the conversation was \
+             opened again. Thank you all the same.",
         ),
         _ => {
             tracing::error!(error = %err, "csat page: storage failure");

@@ -409,6 +409,9 @@ pub struct CsatPage {
     pub comment: Option<String>,
     /// The contact's language, for the page's words.
     pub language: Option<String>,
+    /// Whether an answer is taken now: the conversation is resolved and the question
+    /// within `csat.answer_window`.
+    pub open: bool,
 }
 
 /// Who an assignment names.
@@ -567,6 +570,6 @@ pub trait Store: Send + Sync + 'static {
 
     /// Records a satisfaction answer given on the web page a CSAT email links to.
     async fn answer_csat(&self, token: &str, score: u8, comment: Option<String>, now: i64) -> StoreResult<CsatPage>;
-    /// What the page for a CSAT token shows; `NotFound` for an unknown token.
-    async fn csat_page(&self, token: &str) -> StoreResult<CsatPage>;
+    /// What the page for a CSAT token shows at `now`; `NotFound` for an unknown token.
+    async fn csat_page(&self, token: &str, now: i64) -> StoreResult<CsatPage>;
 }

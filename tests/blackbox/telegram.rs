@@ -741,3 +741,33 @@ markdown = "*Rate us* 1-5."
     let detail = daemon.get(&format!("/conversations/{id}"), &token).await;
     assert_eq!(status_updates(&detail)[1], format!("Solved, A.B (Ops)!: #{id}"));
 }
+
+#[tokio::test]
+async fn a_button_pressed_after_its_conversation_reopened_changes_nothing_and_blocks_nothing() {
+    let fake = FakeTelegram::start().await;
+    let (daemon, token) = start_with(&fake, |_| String::new(), with_resolution_updates).await;
+    fake.push_update(TOKEN, private_text(ADA, 1, "Is my order 91 shipped?"));
+    let id = inbound(&daemon, &token, 1).await[0]["conversation_id"]
+        .as_i64()
+        .unwrap();
+    resolve(&daemon, &token, id).await;
+    let question = sent_messages(&fake, 3).await.remove(2);
+    let keyboard = question.reply_markup().expect("the question's buttons");
+    let four = keyboard["inline_keyboard"][0][3]["callback_data"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+
+    // She writes again instead: the conversation reopens, and the question closes.
+    fake.push_update(TOKEN, private_text(ADA, 2, "It still says processing"));
+    inbound(&daemon, &token, 2).await;
+    // The old button, pressed now, and a message after it.
+    fake.push_update(TOKEN, fake.callback_query(TOKEN, ADA, &four));
+    fake.push_update(TOKEN, private_text(ADA, 3, "Hello?"));
+    let messages = inbound(&daemon, &token, 4).await;
+    assert!(messages.iter().all(|m| m["conversation_id"] == id), "{messages:#?}");
+    let detail = daemon.get(&format!("/conversations/{id}"), &token).await;
+    assert_eq!(detail["status"], "open");
+    assert_eq!(detail["csat"]["score"], Value::Null, "{detail:#}");
+    assert!(events_of(&detail, "csat.answered").is_empty());
+}

@@ -553,3 +553,58 @@ async fn the_satisfaction_page_refuses_what_it_cannot_record_in_words_for_people
     assert!(unreadable.text().await.unwrap().contains("could not read your answer"));
     desk.stop().await;
 }
+
+#[tokio::test]
+async fn late_answers_are_refused_and_a_stop_with_words_is_still_a_message() {
+    let callbacks = Callbacks::start().await;
+    let desk = Desk::start_with(
+        at("2026-11-30T09:00:00Z"),
+        &[("rita", "returns", Role::Agent, true)],
+        &setup(&callbacks),
+    )
+    .await;
+    let [emma, somchai, layla] = &CUSTOMERS;
+    let mut ids = Vec::new();
+    for customer in [emma, somchai, layla] {
+        let id = write(&desk, &format!("{}-1", customer.id), customer, customer.complaint).await;
+        desk.patch(id, "rita", json!({"status": "resolved"})).await;
+        callbacks.wait(id, 3).await;
+        ids.push(id);
+    }
+
+    // A bare "stop" on a resolved conversation reopens nothing.
+    let (status, _) = desk
+        .hook(json!({"id": "layla-stop", "from": {"id": "layla"}, "text": "stop", "opt_out": true}))
+        .await;
+    assert_eq!(status, StatusCode::ACCEPTED);
+    let stopped = desk.conversation(ids[2]).await;
+    assert_eq!(stopped["status"], "resolved");
+    assert!(stopped["contact"]["updates_stopped_at"].is_string());
+    // One that says more is a message like any other: it reopens.
+    let (status, body) = desk
+        .hook(json!({"id": "somchai-stop", "from": {"id": "somchai"}, "opt_out": true,
+                     "text": "stop the messages\nbut my parcel still never arrived"}))
+        .await;
+    assert_eq!(status, StatusCode::ACCEPTED);
+    assert_eq!(body["conversation_id"], ids[1]);
+    let reopened = desk.conversation(ids[1]).await;
+    assert_eq!(reopened["status"], "open");
+    assert!(reopened["contact"]["updates_stopped_at"].is_string());
+
+    // A week and a minute later the question is closed: an answer is refused and
+    // changes nothing, a digit is a new message.
+    desk.clock.advance(Duration::from_secs(7 * 86_400 + 60));
+    let before = desk.conversation(ids[0]).await;
+    let (status, body) = desk
+        .hook(json!({"id": "emma-late", "from": {"id": "emma"},
+                     "csat": {"conversation_id": ids[0], "score": 5}}))
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    let after = desk.conversation(ids[0]).await;
+    assert_eq!(after["csat"], before["csat"]);
+    assert_eq!(after["messages"], before["messages"]);
+    let digit = write(&desk, "emma-digit", emma, "5").await;
+    assert_ne!(digit, ids[0]);
+    assert_eq!(desk.conversation(ids[0]).await["csat"]["score"], Value::Null);
+    desk.stop().await;
+}

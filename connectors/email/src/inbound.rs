@@ -95,6 +95,9 @@ fn unreadable(raw: &[u8], error: &str) -> InboundMessage {
 /// Whether the customer asks to stop (`Some(true)`) or resume (`Some(false)`) status
 /// updates: the subject without reply prefixes and tags, or the first line they wrote,
 /// is one of the words and nothing else, so a sentence that uses one is not a request.
+/// The subject counts for a new mail (what a List-Unsubscribe button sends) or an empty
+/// reply, not for a reply with words of its own: in a thread that began "Unsubscribe",
+/// every answer carries that subject.
 /// Asking to stop wins when the subject and the line disagree: an update too many is
 /// the worse mistake.
 ///
@@ -108,7 +111,12 @@ fn opt_out(parsed: &ParsedMail) -> Option<bool> {
     if parsed.automated.is_some() || parsed.bounce.is_some() {
         return None;
     }
-    let subject = normalize_subject(parsed.subject.as_deref().unwrap_or_default());
+    let is_reply = !parsed.in_reply_to.is_empty() || !parsed.references.is_empty();
+    let subject = if is_reply && !parsed.shown_text.trim().is_empty() {
+        String::new()
+    } else {
+        normalize_subject(parsed.subject.as_deref().unwrap_or_default())
+    };
     let first_line = parsed
         .shown_text
         .lines()
@@ -371,10 +379,29 @@ mod tests {
         assert_eq!(customer_mail("Re: Refund [#42]", "- subscribe -").opt_out, Some(false));
     }
 
+    /// A mail that answers nothing, as a List-Unsubscribe button sends it.
+    fn new_mail(subject: &str, body: &str) -> InboundMessage {
+        ingested(&format!(
+            "From: Ada <ada@example.org>\r\nSubject: {subject}\r\nMessage-ID: <n1@example.org>\r\n\r\n{body}\r\n"
+        ))
+    }
+
     #[test]
     fn stop_wins_when_subject_and_first_line_disagree() {
-        assert_eq!(customer_mail("unsubscribe", "start").opt_out, Some(true));
-        assert_eq!(customer_mail("start", "STOP").opt_out, Some(true));
+        assert_eq!(new_mail("unsubscribe", "start").opt_out, Some(true));
+        assert_eq!(new_mail("start", "STOP").opt_out, Some(true));
+        assert_eq!(
+            new_mail("unsubscribe", "This is an unsubscribe request.").opt_out,
+            Some(true)
+        );
+    }
+
+    #[test]
+    fn a_reply_with_words_of_its_own_in_a_stop_thread_is_no_opt_out() {
+        assert_eq!(
+            customer_mail("Re: Unsubscribe [#42]", "I still get your newsletter").opt_out,
+            None
+        );
     }
 
     #[test]

@@ -296,10 +296,11 @@ impl Store for SqliteStore {
                 updates::record_csat(conn, &desk, id, score, comment.as_deref(), "email_link", now)
             })
             .await?;
-        self.csat_page(token).await
+        self.csat_page(token, now).await
     }
 
-    async fn csat_page(&self, token: &str) -> StoreResult<CsatPage> {
-        read::csat_page(&self.reader, token).await
+    async fn csat_page(&self, token: &str, now: i64) -> StoreResult<CsatPage> {
+        let since = now.saturating_sub(crate::desk::millis(self.desk().updates.settings.csat.answer_window));
+        read::csat_page(&self.reader, token, since).await
     }
 }

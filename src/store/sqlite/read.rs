@@ -551,12 +551,15 @@ pub async fn next_sla_fire(pool: &SqlitePool) -> StoreResult<Option<i64>> {
     .await?)
 }
 
-pub async fn csat_page(pool: &SqlitePool, token: &str) -> StoreResult<CsatPage> {
+/// `asked_since`: the earliest question still open (now less the answer window).
+pub async fn csat_page(pool: &SqlitePool, token: &str, asked_since: i64) -> StoreResult<CsatPage> {
     let row = sqlx::query(
-        "SELECT c.id, c.csat_score, c.csat_comment, COALESCE(ct.language, c.language) AS language
+        "SELECT c.id, c.csat_score, c.csat_comment, COALESCE(ct.language, c.language) AS language,
+                c.status = 'resolved' AND c.csat_requested_at >= ?2 AS open
          FROM conversations c JOIN contacts ct ON ct.id = c.contact_id WHERE c.csat_token = ?1",
     )
     .bind(token)
+    .bind(asked_since)
     .fetch_optional(pool)
     .await?
     .ok_or(StoreError::NotFound("question"))?;
@@ -565,5 +568,6 @@ pub async fn csat_page(pool: &SqlitePool, token: &str) -> StoreResult<CsatPage> 
         score: row.try_get::<Option<i64>, _>("csat_score")?.map(|score| score as u8),
         comment: row.try_get("csat_comment")?,
         language: row.try_get("language")?,
+        open: row.try_get("open")?,
     })
 }

@@ -160,9 +160,7 @@ pub(super) fn send_expiring(
     } else {
         None
     };
-    let question = (event == UpdateEvent::Csat)
-        .then(|| ask_csat(conn, target.id, now))
-        .transpose()?;
+    let question = (event == UpdateEvent::Csat).then(new_question).transpose()?;
     let csat = question.as_ref().map(|question| CsatVars {
         links: match (&policy.settings.csat.public_url, target.channel) {
             (Some(base), ChannelKind::Email) => (1..=5)
@@ -229,6 +227,15 @@ pub(super) fn send_expiring(
             return Ok(false);
         }
     };
+    // Only a question that goes out replaces the one before, and its answer.
+    if let Some(question) = &question {
+        conn.prepare_cached(
+            "UPDATE conversations SET csat_token = ?1, csat_requested_at = ?2, csat_score = NULL, csat_comment = NULL,
+                    csat_answered_at = NULL
+             WHERE id = ?3",
+        )?
+        .execute(params![question.token, now, target.id])?;
+    }
     let update = StatusUpdate {
         event: event.wire_name().to_owned(),
         subject: rendered.subject,
@@ -287,19 +294,26 @@ fn fields(target: &Target, event: UpdateEvent, vars: &UpdateVars) -> Value {
     fields
 }
 
-/// A new question: a fresh token, the earlier answer cleared (the conversation was
-/// reopened and resolved again).
-fn ask_csat(conn: &Connection, conversation_id: i64, now: i64) -> StoreResult<CsatQuestion> {
+/// A question with a fresh, unguessable token (144 bits).
+fn new_question() -> StoreResult<CsatQuestion> {
     let mut bytes = [0u8; 18];
     getrandom::fill(&mut bytes).map_err(|err| StoreError::Backend(format!("no random bytes: {err}")))?;
-    let token = URL_SAFE_NO_PAD.encode(bytes);
-    conn.prepare_cached(
-        "UPDATE conversations SET csat_token = ?1, csat_requested_at = ?2, csat_score = NULL, csat_comment = NULL,
-                csat_answered_at = NULL
-         WHERE id = ?3",
-    )?
-    .execute(params![token, now, conversation_id])?;
-    Ok(CsatQuestion { token })
+    Ok(CsatQuestion {
+        token: URL_SAFE_NO_PAD.encode(bytes),
+    })
+}
+
+/// Whether the conversation's satisfaction question can be answered now: it is resolved
+/// (a reopened one is being worked on again) and was asked within `csat.answer_window`.
+pub(super) fn question_open(conn: &Connection, desk: &Desk, conversation_id: i64, now: i64) -> StoreResult<bool> {
+    let since = now.saturating_sub(millis(desk.updates.settings.csat.answer_window));
+    Ok(conn
+        .prepare_cached(
+            "SELECT 1 FROM conversations WHERE id = ?1 AND status = 'resolved' AND csat_requested_at >= ?2",
+        )?
+        .query_row(params![conversation_id, since], |_| Ok(()))
+        .optional()?
+        .is_some())
 }
 
 /// Writes the events of a change and the updates and follow-ups they call for.
@@ -382,7 +396,12 @@ pub(super) fn fire_follow_ups(conn: &Connection, desk: &Desk, now: i64, limit: u
         conn.prepare_cached("DELETE FROM conversation_timers WHERE conversation_id = ?1 AND kind = ?2")?
             .execute(params![conversation_id, kind])?;
         let state = conversation_state(conn, *conversation_id)?;
-        if state.status != Status::Pending {
+        // Scheduled under an earlier configuration that had it: not any more.
+        let still_configured = match kind.as_str() {
+            "auto_close" => desk.updates.settings.auto_close_after.is_some(),
+            _ => desk.updates.settings.waiting_reminder_after.is_some(),
+        };
+        if state.status != Status::Pending || !still_configured {
             continue;
         }
         if kind == "auto_close" {
@@ -397,8 +416,13 @@ pub(super) fn fire_follow_ups(conn: &Connection, desk: &Desk, now: i64, limit: u
 
 /// Resolves a conversation the customer left waiting, as the desk.
 fn auto_close(conn: &Connection, desk: &Desk, conversation_id: i64, now: i64) -> StoreResult<()> {
+    // No question follows an automatic close; one left unanswered from an earlier
+    // resolution is withdrawn, so a digit now is not taken for its answer.
     conn.prepare_cached(
-        "UPDATE conversations SET status = 'resolved', resolved_at = ?1, updated_at = ?1 WHERE id = ?2",
+        "UPDATE conversations SET status = 'resolved', resolved_at = ?1, updated_at = ?1,
+                csat_token = CASE WHEN csat_answered_at IS NULL THEN NULL ELSE csat_token END,
+                csat_requested_at = CASE WHEN csat_answered_at IS NULL THEN NULL ELSE csat_requested_at END
+         WHERE id = ?2",
     )?
     .execute(params![now, conversation_id])?;
     let after = millis(desk.updates.settings.auto_close_after.unwrap_or_default());
@@ -441,13 +465,7 @@ pub(super) fn record_csat(
     via: &str,
     now: i64,
 ) -> StoreResult<()> {
-    let requested_at: Option<i64> = conn
-        .prepare_cached("SELECT csat_requested_at FROM conversations WHERE id = ?1")?
-        .query_row([conversation_id], |row| row.get(0))
-        .optional()?
-        .ok_or(StoreError::NotFound("conversation"))?;
-    let window = millis(desk.updates.settings.csat.answer_window);
-    if requested_at.is_none_or(|at| now.saturating_sub(at) > window) {
+    if !question_open(conn, desk, conversation_id, now)? {
         return Err(StoreError::Invalid {
             field: "csat",
             problem: "the conversation has no open satisfaction question".into(),

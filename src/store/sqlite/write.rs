@@ -16,7 +16,7 @@ use super::desk::{
     ClockChange, ConversationState, assign_new, conversation_state, drain_agent_team, drain_team, update_clocks,
 };
 use super::updates::{
-    csat_conversation, load as load_update_target, record_csat, record_events, send as send_update,
+    csat_conversation, load as load_update_target, question_open, record_csat, record_events, send as send_update,
     send_expiring as send_update_expiring, set_opt_out,
 };
 use super::{json_column, vocabulary};
@@ -787,30 +787,50 @@ pub fn ingest(
     // A satisfaction score: a button or a webhook answer names its question; a reply
     // that is only a digit answers the customer's latest question still open.
     let mut csat = None;
+    // A message that joins without reopening, acknowledging or moving clocks: a score
+    // button whose question is gone, or a bare "stop".
+    let mut quiet = false;
     if let Some(answer) = &message.csat {
         let named = match (&answer.token, answer.conversation_id) {
             (Some(token), _) => csat_conversation(conn, token)?,
             (None, Some(id)) => Some(id),
             (None, None) => None,
         };
-        match named
+        let candidate = named
             .map(|id| own_conversation(conn, id, inbox.id, contact.contact_id))
             .transpose()?
-            .flatten()
-        {
-            Some(candidate) => {
+            .flatten();
+        let open = match &candidate {
+            Some(candidate) => question_open(conn, desk, candidate.id, now)?,
+            None => false,
+        };
+        match (candidate, answer.token.is_some()) {
+            (Some(candidate), _) if open => {
                 existing = Some((candidate.id, candidate.status));
                 csat = Some((answer.score, answer.comment.clone()));
             }
+            // A button pressed after its question expired, was replaced or its
+            // conversation reopened: kept with the conversation, changing nothing. An
+            // error here would stop the inbox, which reads its updates in order.
+            (Some(candidate), true) => {
+                existing = Some((candidate.id, candidate.status));
+                quiet = true;
+            }
+            (None, true) => quiet = true,
             // A webhook answer names its conversation outright: a wrong one is the
-            // sender's mistake. A stale button is just a message.
-            None if answer.token.is_none() => {
+            // sender's mistake.
+            (Some(_), false) => {
+                return Err(StoreError::Invalid {
+                    field: "csat",
+                    problem: "the conversation has no open satisfaction question".into(),
+                });
+            }
+            (None, false) => {
                 return Err(StoreError::Invalid {
                     field: "csat.conversation_id",
                     problem: "is not a conversation of this sender in this inbox".into(),
                 });
             }
-            None => {}
         }
     } else if !automated
         // Telegram's `/start` opens a new conversation; it answers no question.
@@ -828,14 +848,14 @@ pub fn ingest(
             },
         }
     }
-    let stops_updates = message.opt_out == Some(true);
-    // "stop" (or the unsubscribe mail a List-Unsubscribe button sends) is not a new case
-    // for the queue: it joins the customer's latest conversation here, reopening nothing.
-    if stops_updates && existing.is_none() && !automated {
+    // A bare "stop" (or the mail a List-Unsubscribe button sends) is not a case for the
+    // queue. One that says more ("stop\nI was charged twice") is a message like any other.
+    let single_line = message.text.lines().filter(|line| !line.trim().is_empty()).count() <= 1;
+    quiet |= message.opt_out == Some(true) && single_line;
+    if quiet && existing.is_none() && !automated {
         existing = latest_conversation(conn, inbox.id, contact.contact_id)?;
     }
-    let reopens =
-        !automated && csat.is_none() && !stops_updates && existing.is_some_and(|(_, status)| status != Status::Open);
+    let reopens = !automated && csat.is_none() && !quiet && existing.is_some_and(|(_, status)| status != Status::Open);
     let (conversation_id, routed) = match existing {
         Some((id, status)) => {
             if reopens {
@@ -947,7 +967,7 @@ pub fn ingest(
     // Customers hear that their message arrived (or when the team is back) when it
     // opens a conversation, and when the team is closed as they reopen one.
     let team_closed = |team_key: &str| desk.team(team_key).is_some_and(|team| !team.hours.is_open(now));
-    let announce = if automated || csat.is_some() {
+    let announce = if automated || csat.is_some() || quiet {
         None
     } else if let Some((decision, _)) = &routed {
         Some(if context.greeting {
@@ -966,7 +986,12 @@ pub fn ingest(
     };
     if let Some(event) = announce {
         let target = load_update_target(conn, conversation_id)?;
-        queued_outbound |= send_update_expiring(conn, desk, &target, event, now, context.expires_at)?;
+        let mut sent = send_update_expiring(conn, desk, &target, event, now, context.expires_at)?;
+        // A team with no opening ahead (or a zone that cannot be told) still acknowledges.
+        if !sent && event == UpdateEvent::OutOfHours {
+            sent = send_update_expiring(conn, desk, &target, UpdateEvent::Received, now, context.expires_at)?;
+        }
+        queued_outbound |= sent;
     }
     if reopens
         && let Some(team_key) = conversation_state(conn, conversation_id)?.team_key
@@ -1003,7 +1028,7 @@ pub fn ingest(
             }
             next
         }
-        None if automated || csat.is_some() || (!reopens && !desk.runs_next_response()) => None,
+        None if automated || csat.is_some() || quiet || (!reopens && !desk.runs_next_response()) => None,
         None => {
             let state = conversation_state(conn, conversation_id)?;
             let next = update_clocks(
