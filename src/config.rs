@@ -268,8 +268,10 @@ pub struct OutboxConfig {
 
 /// Close to the Standard Webhooks schedule, with a 30 s step added early so that a
 /// receiver down for a minute hears from us soon after it is back.
+/// The Standard Webhooks schedule: the first attempt at once, then these waits (about
+/// three days in all, within the default `expire_after`).
 fn default_retry_schedule() -> Vec<String> {
-    ["5s", "30s", "2m", "5m", "30m", "2h", "5h", "10h", "14h", "20h", "24h"]
+    ["5s", "5m", "30m", "2h", "5h", "10h", "14h", "20h", "24h"]
         .map(String::from)
         .to_vec()
 }

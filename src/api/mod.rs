@@ -2,6 +2,7 @@
 //! `/healthz` and `/readyz` for whoever runs the daemon.
 
 mod csat;
+mod deliveries;
 mod error;
 mod hooks;
 mod v1;
@@ -86,6 +87,7 @@ pub fn router(state: Arc<AppState>) -> Router {
     Router::new()
         .route("/healthz", get(|| async { axum::Json(json!({"status": "ok"})) }))
         .route("/readyz", get(ready))
+        .route("/metrics", get(deliveries::metrics))
         .route("/hooks/{inbox}", post(hooks::receive))
         .route("/csat/{token}", get(csat::show).post(csat::answer))
         .nest("/api/v1", v1::router())

@@ -48,6 +48,8 @@ pub fn router() -> Router<Arc<AppState>> {
             axum::routing::post(add_message).layer(DefaultBodyLimit::max(MAX_MESSAGE_BODY)),
         )
         .route("/attachments/{id}", get(attachment))
+        .route("/deliveries", get(super::deliveries::list))
+        .route("/deliveries/{id}/retry", axum::routing::post(super::deliveries::retry))
 }
 
 /// The agent a bearer token belongs to.
@@ -86,7 +88,19 @@ impl FromRequestParts<Arc<AppState>> for Authenticated {
     }
 }
 
-fn parse_id(text: &str, what: &str) -> Result<i64, ApiError> {
+/// A list's `limit` parameter: a page of 1 to 100, 25 when absent.
+pub(super) fn page_limit(value: Option<&str>) -> Result<u32, ApiError> {
+    match value {
+        None => Ok(DEFAULT_PAGE),
+        Some(text) => text
+            .parse::<u32>()
+            .ok()
+            .filter(|limit| (1..=MAX_PAGE).contains(limit))
+            .ok_or_else(|| ApiError::invalid("limit", format!("must be a number from 1 to {MAX_PAGE}"))),
+    }
+}
+
+pub(super) fn parse_id(text: &str, what: &str) -> Result<i64, ApiError> {
     text.parse::<i64>()
         .ok()
         .filter(|id| *id > 0)
@@ -121,7 +135,11 @@ impl<S: Send + Sync> FromRequest<S> for JsonObject {
     }
 }
 
-fn reject_unknown<'a>(keys: impl Iterator<Item = &'a String>, known: &[&str], what: &str) -> Result<(), ApiError> {
+pub(super) fn reject_unknown<'a>(
+    keys: impl Iterator<Item = &'a String>,
+    known: &[&str],
+    what: &str,
+) -> Result<(), ApiError> {
     for key in keys {
         if !known.contains(&key.as_str()) {
             return Err(ApiError::invalid(
@@ -326,14 +344,7 @@ async fn list_conversations(
             Cursor::decode(cursor).ok_or_else(|| ApiError::invalid("cursor", "is not a cursor this API returned"))
         })
         .transpose()?;
-    let limit = match param("limit") {
-        None => DEFAULT_PAGE,
-        Some(text) => text
-            .parse::<u32>()
-            .ok()
-            .filter(|limit| (1..=MAX_PAGE).contains(limit))
-            .ok_or_else(|| ApiError::invalid("limit", format!("must be a number from 1 to {MAX_PAGE}")))?,
-    };
+    let limit = page_limit(param("limit"))?;
     let filter = ConversationFilter {
         team: param("team").map(str::to_owned),
         statuses,

@@ -43,6 +43,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "status updates and csat",
         include_str!("../../migrations/0007_status_updates_and_csat.sql"),
     ),
+    (
+        8,
+        "delivery visibility",
+        include_str!("../../migrations/0008_delivery_visibility.sql"),
+    ),
 ];
 
 #[derive(Debug)]

@@ -308,6 +308,8 @@ pub struct AttachmentView {
 
 #[derive(Debug, Clone, Serialize)]
 pub struct DeliveryView {
+    /// The delivery's id (`POST /api/v1/deliveries/{id}/retry`).
+    pub id: i64,
     pub status: DeliveryStatus,
     pub attempts: i64,
     pub next_attempt_at: Option<Timestamp>,
@@ -399,6 +401,45 @@ pub struct FireOutcome {
     pub breaches: u32,
     /// Follow-ups of conversations waiting on the customer (reminders, automatic closes).
     pub follow_ups: u32,
+}
+
+/// One outbound delivery, as `GET /api/v1/deliveries` lists it.
+#[derive(Debug, Clone, Serialize)]
+pub struct DeliveryRecord {
+    pub id: i64,
+    pub message_id: i64,
+    pub conversation_id: i64,
+    pub inbox: String,
+    pub channel: ChannelKind,
+    /// `reply` or `status_update`.
+    pub kind: MessageKind,
+    pub status: DeliveryStatus,
+    pub attempts: i64,
+    pub next_attempt_at: Option<Timestamp>,
+    pub expires_at: Timestamp,
+    pub last_error: Option<String>,
+    pub receipt: Option<Value>,
+    pub sent_at: Option<Timestamp>,
+    pub created_at: Timestamp,
+    pub updated_at: Timestamp,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct DeliveryPage {
+    pub deliveries: Vec<DeliveryRecord>,
+    /// Pass as `cursor` for the next page; `null` on the last page.
+    pub next_cursor: Option<String>,
+}
+
+/// The outbox at a glance, for `/metrics`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct OutboxGauges {
+    pub scheduled: u64,
+    pub in_flight: u64,
+    pub sent: u64,
+    pub failed: u64,
+    /// When the oldest delivery not yet sent nor failed was queued.
+    pub oldest_unsent_at: Option<i64>,
 }
 
 /// The satisfaction page of one conversation.
@@ -567,6 +608,18 @@ pub trait Store: Send + Sync + 'static {
     /// Fires up to `limit` SLA warnings and breaches and up to `limit` follow-ups due by
     /// `now`, with their actions.
     async fn fire_sla(&self, now: i64, limit: u32) -> StoreResult<FireOutcome>;
+
+    /// Deliveries newest first, of one status or all; `before`: the last id already seen.
+    async fn list_deliveries(
+        &self,
+        status: Option<DeliveryStatus>,
+        before: Option<i64>,
+        limit: u32,
+    ) -> StoreResult<DeliveryPage>;
+    /// Schedules a failed delivery again from now, its retry schedule from the start and
+    /// a new expiry; `Conflict` unless it failed.
+    async fn retry_delivery(&self, id: i64, agent_id: i64, now: i64, expires_at: i64) -> StoreResult<DeliveryRecord>;
+    async fn outbox_gauges(&self) -> StoreResult<OutboxGauges>;
 
     /// Records a satisfaction answer given on the web page a CSAT email links to.
     async fn answer_csat(&self, token: &str, score: u8, comment: Option<String>, now: i64) -> StoreResult<CsatPage>;

@@ -200,3 +200,91 @@ async fn acknowledged_conversation(daemon: &Daemon, token: &str) -> (i64, i64) {
         .unwrap();
     (conversation_id, ack["id"].as_i64().unwrap())
 }
+
+#[tokio::test]
+async fn a_failed_delivery_is_listed_with_its_error_retried_by_an_agent_and_counted_in_metrics() {
+    let receiver = Receiver::start().await;
+    receiver.script(&[400]);
+    let daemon = Daemon::start(&receiver.url()).await;
+    let token = daemon.agent("sam", "support", "agent");
+    let (conversation_id, ack_id) = acknowledged_conversation(&daemon, &token).await;
+    let failed = daemon.delivery_reaches(&token, conversation_id, ack_id, "failed").await;
+    let delivery_id = failed["delivery"]["id"].as_i64().unwrap();
+
+    let page = daemon.get("/deliveries?status=failed", &token).await;
+    let listed = page["deliveries"].as_array().unwrap();
+    assert_eq!(listed.len(), 1, "{page}");
+    assert_eq!(listed[0]["id"], delivery_id);
+    assert_eq!(listed[0]["message_id"], ack_id);
+    assert_eq!(listed[0]["conversation_id"], conversation_id);
+    assert_eq!(
+        (listed[0]["kind"].as_str(), listed[0]["inbox"].as_str()),
+        (Some("status_update"), Some("shop"))
+    );
+    assert!(listed[0]["last_error"].as_str().unwrap().contains("400"), "{page}");
+    let metrics = reqwest::get(daemon.url("/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains("switchboard_outbox_deliveries{status=\"failed\"} 1\n"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("switchboard_outbox_deliveries{status=\"sent\"} 0\n"),
+        "{metrics}"
+    );
+
+    // The receiver is fixed; the agent retries: same message, same webhook-id, delivered.
+    let (status, retried) = daemon
+        .api(Method::POST, &format!("/deliveries/{delivery_id}/retry"), &token, None)
+        .await;
+    assert_eq!(status, StatusCode::OK, "{retried}");
+    assert_eq!(retried["status"], "scheduled");
+    assert_eq!(retried["attempts"], 0);
+    let sent = daemon.delivery_reaches(&token, conversation_id, ack_id, "sent").await;
+    assert_eq!(sent["delivery"]["attempts"], 1);
+    let attempts = receiver.for_message(ack_id);
+    assert_eq!(attempts.len(), 2);
+    assert_eq!(attempts[0].headers["webhook-id"], attempts[1].headers["webhook-id"]);
+    let detail = daemon.get(&format!("/conversations/{conversation_id}"), &token).await;
+    let retried_event = detail["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|event| event["kind"] == "delivery.retried")
+        .expect("a delivery.retried event");
+    assert_eq!(retried_event["data"]["attempts_before"], 1);
+    let page = daemon.get("/deliveries?status=failed", &token).await;
+    assert!(page["deliveries"].as_array().unwrap().is_empty(), "{page}");
+    let metrics = reqwest::get(daemon.url("/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains("switchboard_outbox_deliveries{status=\"sent\"} 1\n"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("switchboard_outbox_oldest_unsent_age_seconds 0.000\n"),
+        "{metrics}"
+    );
+
+    // Only a failed delivery can be retried; bad requests are named.
+    let (status, body) = daemon
+        .api(Method::POST, &format!("/deliveries/{delivery_id}/retry"), &token, None)
+        .await;
+    assert_eq!(status, StatusCode::CONFLICT, "{body}");
+    let (status, _) = daemon.api(Method::POST, "/deliveries/999999/retry", &token, None).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let (status, body) = daemon.api(Method::GET, "/deliveries?status=lost", &token, None).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(
+        body["error"]["message"].as_str().unwrap().starts_with("`status`"),
+        "{body}"
+    );
+}

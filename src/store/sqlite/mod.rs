@@ -287,6 +287,26 @@ impl Store for SqliteStore {
             .await
     }
 
+    async fn list_deliveries(
+        &self,
+        status: Option<DeliveryStatus>,
+        before: Option<i64>,
+        limit: u32,
+    ) -> StoreResult<DeliveryPage> {
+        read::list_deliveries(&self.reader, status, before, limit).await
+    }
+
+    async fn retry_delivery(&self, id: i64, agent_id: i64, now: i64, expires_at: i64) -> StoreResult<DeliveryRecord> {
+        self.writer
+            .write(move |conn| write::retry_delivery(conn, id, agent_id, now, expires_at))
+            .await?;
+        read::delivery(&self.reader, id).await
+    }
+
+    async fn outbox_gauges(&self) -> StoreResult<OutboxGauges> {
+        read::outbox_gauges(&self.reader).await
+    }
+
     async fn answer_csat(&self, token: &str, score: u8, comment: Option<String>, now: i64) -> StoreResult<CsatPage> {
         let desk = self.desk();
         let token_owned = token.to_owned();

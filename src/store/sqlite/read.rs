@@ -14,7 +14,8 @@ use crate::model::{ActorKind, DeliveryStatus, Direction, MessageKind, Priority, 
 use crate::store::{
     Actor, Agent, AgentRef, AgentSelector, AssigneeFilter, AttachmentData, AttachmentView, ClockView, ContactRef,
     ConversationDetail, ConversationFilter, ConversationPage, ConversationSummary, CsatPage, CsatView, Cursor,
-    DeliveryView, EventView, MessagePreview, MessageView, StoreError, StoreResult, TeamRef, TeamSummary,
+    DeliveryPage, DeliveryRecord, DeliveryView, EventView, MessagePreview, MessageView, OutboxGauges, StoreError,
+    StoreResult, TeamRef, TeamSummary,
 };
 
 pub async fn message_views(conn: &mut SqliteConnection, scope: MessageScope) -> StoreResult<Vec<MessageView>> {
@@ -26,7 +27,8 @@ pub async fn message_views(conn: &mut SqliteConnection, scope: MessageScope) -> 
         "SELECT m.id, m.conversation_id, m.direction, m.kind, m.author_kind, m.author_id, m.text, m.html,
                 m.external_id, m.language, m.metadata, m.created_at,
                 COALESCE(ag.name, ct.name) AS author_name,
-                o.status AS delivery_status, o.attempts, o.next_attempt_at, o.last_error, o.sent_at
+                o.id AS delivery_id, o.status AS delivery_status, o.attempts, o.next_attempt_at, o.last_error,
+                o.sent_at
          FROM messages m
          LEFT JOIN agents ag ON m.author_kind = 'agent' AND ag.id = m.author_id
          LEFT JOIN contacts ct ON m.author_kind = 'contact' AND ct.id = m.author_id
@@ -61,6 +63,7 @@ pub async fn message_views(conn: &mut SqliteConnection, scope: MessageScope) -> 
             let id: i64 = row.try_get("id")?;
             let delivery = match row.try_get::<Option<String>, _>("delivery_status")? {
                 Some(status) => Some(DeliveryView {
+                    id: row.try_get("delivery_id")?,
                     status: vocabulary(DeliveryStatus::parse, &status)?,
                     attempts: row.try_get("attempts")?,
                     next_attempt_at: (status == DeliveryStatus::Scheduled.as_str())
@@ -569,5 +572,101 @@ pub async fn csat_page(pool: &SqlitePool, token: &str, asked_since: i64) -> Stor
         comment: row.try_get("csat_comment")?,
         language: row.try_get("language")?,
         open: row.try_get("open")?,
+    })
+}
+
+const DELIVERY_COLUMNS: &str = "SELECT o.id, o.message_id, o.conversation_id, i.key AS inbox, i.kind AS channel,
+        m.kind, o.status, o.attempts, o.next_attempt_at, o.expires_at, o.last_error, o.receipt, o.sent_at,
+        o.created_at, o.updated_at
+     FROM outbox o JOIN inboxes i ON i.id = o.inbox_id JOIN messages m ON m.id = o.message_id";
+
+fn delivery_record(row: &SqliteRow) -> StoreResult<DeliveryRecord> {
+    let status = vocabulary(DeliveryStatus::parse, row.try_get("status")?)?;
+    Ok(DeliveryRecord {
+        id: row.try_get("id")?,
+        message_id: row.try_get("message_id")?,
+        conversation_id: row.try_get("conversation_id")?,
+        inbox: row.try_get("inbox")?,
+        channel: vocabulary(ChannelKind::parse, row.try_get("channel")?)?,
+        kind: vocabulary(MessageKind::parse, row.try_get("kind")?)?,
+        status,
+        attempts: row.try_get("attempts")?,
+        next_attempt_at: (status == DeliveryStatus::Scheduled)
+            .then(|| row.try_get("next_attempt_at").map(Timestamp))
+            .transpose()?,
+        expires_at: Timestamp(row.try_get("expires_at")?),
+        last_error: row.try_get("last_error")?,
+        receipt: row
+            .try_get::<Option<String>, _>("receipt")?
+            .map(|text| json_column(&text))
+            .transpose()?,
+        sent_at: row.try_get::<Option<i64>, _>("sent_at")?.map(Timestamp),
+        created_at: Timestamp(row.try_get("created_at")?),
+        updated_at: Timestamp(row.try_get("updated_at")?),
+    })
+}
+
+pub async fn list_deliveries(
+    pool: &SqlitePool,
+    status: Option<DeliveryStatus>,
+    before: Option<i64>,
+    limit: u32,
+) -> StoreResult<DeliveryPage> {
+    let mut query = QueryBuilder::<Sqlite>::new(DELIVERY_COLUMNS);
+    query.push(" WHERE o.id < ").push_bind(before.unwrap_or(i64::MAX));
+    if let Some(status) = status {
+        query.push(" AND o.status = ").push_bind(status.as_str());
+    }
+    // One more than asked: whether a next page exists.
+    query.push(" ORDER BY o.id DESC LIMIT ").push_bind(i64::from(limit) + 1);
+    let rows = query.build().fetch_all(pool).await?;
+    let mut deliveries = rows.iter().map(delivery_record).collect::<StoreResult<Vec<_>>>()?;
+    let next_cursor = (deliveries.len() > limit as usize).then(|| {
+        deliveries.truncate(limit as usize);
+        deliveries.last().map(|last| last.id.to_string())
+    });
+    Ok(DeliveryPage {
+        deliveries,
+        next_cursor: next_cursor.flatten(),
+    })
+}
+
+pub async fn delivery(pool: &SqlitePool, id: i64) -> StoreResult<DeliveryRecord> {
+    let row = sqlx::query(&format!("{DELIVERY_COLUMNS} WHERE o.id = ?1"))
+        .bind(id)
+        .fetch_optional(pool)
+        .await?
+        .ok_or(StoreError::NotFound("delivery"))?;
+    delivery_record(&row)
+}
+
+pub async fn outbox_gauges(pool: &SqlitePool) -> StoreResult<OutboxGauges> {
+    // Each count walks an index: the unsent rows' and the failed rows' are partial (a
+    // backlog's size); the whole table's is one pass over its smallest index.
+    let unsent: Vec<(String, i64)> = sqlx::query_as(
+        "SELECT status, COUNT(*) FROM outbox WHERE status IN ('scheduled', 'in_flight') GROUP BY status",
+    )
+    .fetch_all(pool)
+    .await?;
+    let failed: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM outbox WHERE status = 'failed'")
+        .fetch_one(pool)
+        .await?;
+    let total: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM outbox")
+        .fetch_one(pool)
+        .await?;
+    let oldest_unsent_at: Option<i64> = sqlx::query_scalar(
+        "SELECT created_at FROM outbox WHERE id = (SELECT MIN(id) FROM outbox WHERE status IN ('scheduled', 'in_flight'))",
+    )
+    .fetch_optional(pool)
+    .await?;
+    let count = |status: &str| unsent.iter().find(|(s, _)| s == status).map_or(0, |(_, n)| *n);
+    let (scheduled, in_flight) = (count("scheduled"), count("in_flight"));
+    let unsigned = |n: i64| u64::try_from(n).unwrap_or(0);
+    Ok(OutboxGauges {
+        scheduled: unsigned(scheduled),
+        in_flight: unsigned(in_flight),
+        failed: unsigned(failed),
+        sent: unsigned(total - scheduled - in_flight - failed),
+        oldest_unsent_at,
     })
 }

@@ -21,7 +21,7 @@ use super::updates::{
 };
 use super::{json_column, vocabulary};
 use crate::desk::{Desk, millis};
-use crate::model::{ActorKind, Direction, MessageKind, Priority, Status, Timestamp};
+use crate::model::{ActorKind, DeliveryStatus, Direction, MessageKind, Priority, Status, Timestamp};
 use crate::router::RouteInput;
 use crate::store::{
     Agent, AgentSelector, Catalog, ConversationChanges, Delivery, DeliveryResult, InboxRef, InboxSpec, IngestContext,
@@ -1608,4 +1608,37 @@ pub fn record_delivery(conn: &Connection, outbox_id: i64, result: &DeliveryResul
         }
     }
     Ok(())
+}
+
+/// Schedules a failed delivery again: due now, its retry schedule from the start (the
+/// attempt count restarts), a new expiry; `Conflict` unless it failed.
+pub fn retry_delivery(conn: &Connection, id: i64, agent_id: i64, now: i64, expires_at: i64) -> StoreResult<()> {
+    let row: Option<(String, i64, i64, i64)> = conn
+        .prepare_cached("SELECT status, conversation_id, message_id, attempts FROM outbox WHERE id = ?1")?
+        .query_row([id], |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?)))
+        .optional()?;
+    let Some((status, conversation_id, message_id, attempts)) = row else {
+        return Err(StoreError::NotFound("delivery"));
+    };
+    if status != DeliveryStatus::Failed.as_str() {
+        return Err(StoreError::Conflict(format!(
+            "delivery {id} is {status}; only a failed delivery can be retried"
+        )));
+    }
+    conn.prepare_cached(
+        "UPDATE outbox SET status = 'scheduled', attempts = 0, next_attempt_at = ?1, expires_at = ?2, lease_until = NULL,
+                updated_at = ?1
+         WHERE id = ?3",
+    )?
+    .execute(params![now, expires_at, id])?;
+    insert_events(
+        conn,
+        conversation_id,
+        &[NewEvent::by_agent(
+            "delivery.retried",
+            agent_id,
+            json!({"message_id": message_id, "delivery_id": id, "attempts_before": attempts}),
+        )],
+        now,
+    )
 }

@@ -1,0 +1,100 @@
+//! Delivery visibility and control: failed deliveries listed and retried through the
+//! agent API, the outbox's gauges on `/metrics` for Prometheus.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use axum::Json;
+use axum::extract::{Query, State};
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+
+use super::v1::{Authenticated, page_limit, parse_id, reject_unknown};
+use super::{ApiError, AppState, PathParam};
+use crate::model::DeliveryStatus;
+use crate::store::{DeliveryPage, DeliveryRecord};
+
+/// `GET /api/v1/deliveries?status=failed&limit=25&cursor=…`, newest first.
+pub async fn list(
+    State(state): State<Arc<AppState>>,
+    _agent: Authenticated,
+    Query(params): Query<HashMap<String, String>>,
+) -> Result<Json<DeliveryPage>, ApiError> {
+    reject_unknown(params.keys(), &["status", "cursor", "limit"], "query parameter")?;
+    let param = |name: &str| {
+        params
+            .get(name)
+            .map(|value| value.trim())
+            .filter(|value| !value.is_empty())
+    };
+    let status = match param("status") {
+        None | Some("all") => None,
+        Some(name) => Some(DeliveryStatus::parse(name).ok_or_else(|| {
+            ApiError::invalid(
+                "status",
+                format!("is `{name}`; use all or one of {}", DeliveryStatus::names()),
+            )
+        })?),
+    };
+    let before = param("cursor")
+        .map(|cursor| {
+            cursor
+                .parse::<i64>()
+                .map_err(|_| ApiError::invalid("cursor", "is not a cursor this API returned"))
+        })
+        .transpose()?;
+    let limit = page_limit(param("limit"))?;
+    Ok(Json(state.store.list_deliveries(status, before, limit).await?))
+}
+
+/// `POST /api/v1/deliveries/{id}/retry`: a failed delivery goes again, now.
+pub async fn retry(
+    State(state): State<Arc<AppState>>,
+    Authenticated(agent): Authenticated,
+    PathParam(id): PathParam,
+) -> Result<Json<DeliveryRecord>, ApiError> {
+    let id = parse_id(&id, "delivery")?;
+    let now = state.clock.now_ms();
+    let delivery = state
+        .store
+        .retry_delivery(id, agent.id, now, state.expires_at(now))
+        .await?;
+    state.outbox_wakeup.notify_one();
+    Ok(Json(delivery))
+}
+
+/// `GET /metrics`: the outbox's gauges in the Prometheus text format.
+pub async fn metrics(State(state): State<Arc<AppState>>) -> Response {
+    let gauges = match state.store.outbox_gauges().await {
+        Ok(gauges) => gauges,
+        Err(err) => return ApiError::from(err).into_response(),
+    };
+    let oldest_age = gauges
+        .oldest_unsent_at
+        .map_or(0.0, |at| (state.clock.now_ms() - at).max(0) as f64 / 1000.0);
+    let mut text = String::from(
+        "# HELP switchboard_outbox_deliveries Outbound deliveries (replies and status updates) by status.\n\
+         # TYPE switchboard_outbox_deliveries gauge\n",
+    );
+    for (status, count) in [
+        ("scheduled", gauges.scheduled),
+        ("in_flight", gauges.in_flight),
+        ("sent", gauges.sent),
+        ("failed", gauges.failed),
+    ] {
+        text.push_str(&format!(
+            "switchboard_outbox_deliveries{{status=\"{status}\"}} {count}\n"
+        ));
+    }
+    text.push_str(&format!(
+        "# HELP switchboard_outbox_oldest_unsent_age_seconds Age of the oldest delivery not yet sent or failed; 0 when none waits.\n\
+         # TYPE switchboard_outbox_oldest_unsent_age_seconds gauge\n\
+         switchboard_outbox_oldest_unsent_age_seconds {oldest_age:.3}\n"
+    ));
+    (
+        StatusCode::OK,
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
+        text,
+    )
+        .into_response()
+}
