@@ -70,6 +70,9 @@ pub struct RawConfig {
     /// The satisfaction question after resolution.
     #[serde(default)]
     pub csat: CsatConfig,
+    /// Where event subscriptions may deliver.
+    #[serde(default)]
+    pub subscriptions: SubscriptionsConfig,
     pub routing: RoutingConfig,
     /// Team queues by key (`[teams.billing]`).
     pub teams: BTreeMap<String, TeamConfig>,
@@ -367,6 +370,31 @@ pub struct TemplateConfig {
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
+pub struct SubscriptionsConfig {
+    /// Hosts (names or IP addresses) subscriptions may point at although they are inside
+    /// the network (loopback, private ranges, link-local): refused otherwise.
+    #[serde(default)]
+    pub allow_hosts: Vec<String>,
+    /// How long one delivery POST may take before it counts as failed.
+    #[serde(default = "default_subscription_timeout")]
+    pub timeout: String,
+}
+
+fn default_subscription_timeout() -> String {
+    "10s".into()
+}
+
+impl Default for SubscriptionsConfig {
+    fn default() -> SubscriptionsConfig {
+        SubscriptionsConfig {
+            allow_hosts: Vec::new(),
+            timeout: default_subscription_timeout(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct CsatConfig {
     /// The daemon's public address, for the five links in satisfaction emails
     /// (`https://support.example.com`); without it email customers reply with a digit.
@@ -518,6 +546,13 @@ pub struct Settings {
     pub inboxes: Vec<InboxSettings>,
     pub router: Arc<Router>,
     pub desk: Arc<Desk>,
+    pub subscriptions: SubscriptionSettings,
+}
+
+#[derive(Debug, Clone)]
+pub struct SubscriptionSettings {
+    pub policy: crate::subscriptions::UrlPolicy,
+    pub timeout: Duration,
 }
 
 #[derive(Debug, Clone)]
@@ -708,6 +743,21 @@ impl RawConfig {
         let router = self.validate_rules(&teams, &inboxes)?;
         let updates = self.validate_updates(&outbox)?;
         let desk = self.validate_desk(updates)?;
+        let timeout = positive_duration("subscriptions.timeout", &self.subscriptions.timeout)?;
+        if timeout > Duration::from_secs(60) {
+            return Err(ConfigError::new("subscriptions.timeout", "must be at most 60s"));
+        }
+        let subscriptions = SubscriptionSettings {
+            policy: crate::subscriptions::UrlPolicy {
+                allow_hosts: self
+                    .subscriptions
+                    .allow_hosts
+                    .iter()
+                    .map(|host| host.trim().trim_start_matches('[').trim_end_matches(']').to_owned())
+                    .collect(),
+            },
+            timeout,
+        };
 
         Ok(Settings {
             listen,
@@ -720,6 +770,7 @@ impl RawConfig {
             inboxes,
             router: Arc::new(router),
             desk: Arc::new(desk),
+            subscriptions,
         })
     }
 

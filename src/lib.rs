@@ -43,5 +43,6 @@ pub mod scheduler;
 pub mod server;
 pub mod sla;
 pub mod store;
+pub mod subscriptions;
 pub mod telegram;
 pub mod updates;

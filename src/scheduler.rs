@@ -74,6 +74,9 @@ pub struct Scheduler {
     /// Wakes the outbox after a batch that may have queued status updates (an
     /// escalation, a reminder, an automatic close).
     pub outbox_wakeup: Arc<Notify>,
+    /// Wakes the event dispatcher after a batch that may have told subscribers
+    /// (`sla.warning`, `sla.breached`).
+    pub events_wakeup: Arc<Notify>,
 }
 
 impl Scheduler {
@@ -122,6 +125,9 @@ impl Scheduler {
                 .fetch_add(u64::from(outcome.breaches), Ordering::Relaxed);
             if outcome.breaches > 0 || outcome.follow_ups > 0 {
                 self.outbox_wakeup.notify_one();
+            }
+            if outcome.breaches > 0 || outcome.warnings > 0 || outcome.follow_ups > 0 {
+                self.events_wakeup.notify_one();
             }
             if outcome.follow_ups > 0 {
                 tracing::info!(

@@ -19,6 +19,7 @@ use crate::outbox::Dispatcher;
 use crate::scheduler::{Scheduler, SchedulerHandle};
 use crate::store::sqlite::SqliteStore;
 use crate::store::{InboxSpec, Store, TeamSpec};
+use crate::subscriptions::EventDispatcher;
 
 /// Opens the configured store, runs migrations, and makes the configured teams and
 /// inboxes exist in it.
@@ -104,6 +105,23 @@ pub async fn run_with_clock(
     // still queue messages, and those are sent if the grace allows.
     let outbox_shutdown = CancellationToken::new();
     let outbox_task = tokio::spawn(dispatcher.run(outbox_shutdown.clone()));
+    let events_wakeup = Arc::new(Notify::new());
+    let subscribed = !store.list_subscriptions().await?.iter().all(|s| !s.active);
+    let events = EventDispatcher {
+        store: Arc::clone(&store),
+        clock: Arc::clone(&clock),
+        settings: settings.outbox.clone(),
+        policy: settings.subscriptions.policy.clone(),
+        timeout: settings.subscriptions.timeout,
+        // Redirects are not followed: a signed body goes where the admin said, only.
+        client: reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .context("building the HTTP client for subscriptions")?,
+        wakeup: Arc::clone(&events_wakeup),
+    };
+    let events_shutdown = CancellationToken::new();
+    let events_task = tokio::spawn(events.run(events_shutdown.clone()));
     let scheduler = Arc::new(SchedulerHandle::default());
     let scheduler_shutdown = shutdown.child_token();
     let scheduler_task = tokio::spawn(
@@ -112,6 +130,7 @@ pub async fn run_with_clock(
             clock: Arc::clone(&clock),
             handle: Arc::clone(&scheduler),
             outbox_wakeup: Arc::clone(&outbox_wakeup),
+            events_wakeup: Arc::clone(&events_wakeup),
         }
         .run(scheduler_shutdown.clone()),
     );
@@ -123,6 +142,8 @@ pub async fn run_with_clock(
         clock,
         inboxes,
         outbox_wakeup,
+        events_wakeup,
+        subscribed: AtomicBool::new(subscribed),
         telegram,
         scheduler,
         ready: AtomicBool::new(true),
@@ -171,8 +192,12 @@ pub async fn run_with_clock(
     scheduler_shutdown.cancel();
     let _ = scheduler_task.await;
     outbox_shutdown.cancel();
+    events_shutdown.cancel();
     if let Err(err) = outbox_task.await {
         tracing::error!(%err, "the outbox dispatcher ended abnormally");
+    }
+    if let Err(err) = events_task.await {
+        tracing::error!(%err, "the event dispatcher ended abnormally");
     }
     tracing::info!("stopped");
     server_result

@@ -307,6 +307,7 @@ fn start_scheduler(
             clock,
             handle: Arc::clone(&handle),
             outbox_wakeup: Arc::new(tokio::sync::Notify::new()),
+            events_wakeup: Arc::new(tokio::sync::Notify::new()),
         }
         .run(shutdown.clone()),
     );

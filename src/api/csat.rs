@@ -87,14 +87,17 @@ pub async fn answer(
         .answer_csat(&token, chosen, comment, state.clock.now_ms())
         .await
     {
-        Ok(page) => Html(page_html(
-            "Thank you",
-            &format!(
-                "<p>We recorded your rating of {chosen} out of 5 for conversation #{}.</p>",
-                page.conversation_id
-            ),
-        ))
-        .into_response(),
+        Ok(page) => {
+            state.tell_subscribers();
+            Html(page_html(
+                "Thank you",
+                &format!(
+                    "<p>We recorded your rating of {chosen} out of 5 for conversation #{}.</p>",
+                    page.conversation_id
+                ),
+            ))
+            .into_response()
+        }
         Err(err) => error_page(&err),
     }
 }

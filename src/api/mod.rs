@@ -5,6 +5,7 @@ mod csat;
 mod deliveries;
 mod error;
 mod hooks;
+mod subscriptions;
 mod v1;
 
 use std::collections::HashMap;
@@ -43,6 +44,10 @@ pub struct AppState {
     pub outbox_wakeup: Arc<Notify>,
     /// Telegram inboxes by key: their bot, identity and webhook secret.
     pub telegram: HashMap<String, Arc<crate::telegram::TelegramInbox>>,
+    /// Wakes the event dispatcher when a commit may have told subscribers something.
+    pub events_wakeup: Arc<Notify>,
+    /// Whether any subscription is active: only then is the event dispatcher woken.
+    pub subscribed: AtomicBool,
     /// Wakes the SLA scheduler when a commit scheduled something sooner than it planned.
     pub scheduler: Arc<SchedulerHandle>,
     /// Cleared when shutdown begins, so `/readyz` tells load balancers to stop sending.
@@ -60,13 +65,24 @@ impl AppState {
         if outcome.queued_outbound {
             self.outbox_wakeup.notify_one();
         }
+        if !outcome.duplicate {
+            self.tell_subscribers();
+        }
         self.scheduler.scheduled(outcome.next_sla_fire);
+    }
+
+    /// Pokes the event dispatcher when there is anyone to tell.
+    pub fn tell_subscribers(&self) {
+        if self.subscribed.load(Ordering::Relaxed) {
+            self.events_wakeup.notify_one();
+        }
     }
 
     /// After an agent's change (status, team, assignee, availability): it may have
     /// queued status updates and moved clocks or follow-ups.
     pub fn changed(&self) {
         self.outbox_wakeup.notify_one();
+        self.tell_subscribers();
         self.scheduler.nudge();
     }
 

@@ -50,6 +50,20 @@ pub fn router() -> Router<Arc<AppState>> {
         .route("/attachments/{id}", get(attachment))
         .route("/deliveries", get(super::deliveries::list))
         .route("/deliveries/{id}/retry", axum::routing::post(super::deliveries::retry))
+        .route(
+            "/subscriptions",
+            get(super::subscriptions::list).post(super::subscriptions::create),
+        )
+        .route(
+            "/subscriptions/{id}",
+            get(super::subscriptions::get)
+                .patch(super::subscriptions::update)
+                .delete(super::subscriptions::delete),
+        )
+        .route(
+            "/subscriptions/{id}/ping",
+            axum::routing::post(super::subscriptions::ping),
+        )
 }
 
 /// The agent a bearer token belongs to.
@@ -404,6 +418,7 @@ async fn add_message(
         .await?;
     if !private {
         state.outbox_wakeup.notify_one();
+        state.tell_subscribers();
     }
     Ok((StatusCode::CREATED, Json(message)).into_response())
 }

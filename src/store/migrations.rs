@@ -48,6 +48,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "delivery visibility",
         include_str!("../../migrations/0008_delivery_visibility.sql"),
     ),
+    (
+        9,
+        "event subscriptions",
+        include_str!("../../migrations/0009_event_subscriptions.sql"),
+    ),
 ];
 
 #[derive(Debug)]

@@ -442,6 +442,59 @@ pub struct OutboxGauges {
     pub oldest_unsent_at: Option<i64>,
 }
 
+/// An integration told of the desk's events (`/api/v1/subscriptions`).
+#[derive(Debug, Clone, Serialize)]
+pub struct Subscription {
+    pub id: i64,
+    pub url: String,
+    pub events: Vec<String>,
+    /// Shown once, when it is created; listings leave it out.
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub secret: String,
+    pub description: Option<String>,
+    pub active: bool,
+    pub disabled_reason: Option<String>,
+    pub disabled_at: Option<Timestamp>,
+    pub created_at: Timestamp,
+    pub updated_at: Timestamp,
+}
+
+pub struct NewSubscription {
+    pub url: String,
+    pub events: Vec<String>,
+    pub secret: String,
+    pub description: Option<String>,
+    pub created_by: i64,
+}
+
+/// One event on its way to one subscription, claimed for sending.
+#[derive(Debug, Clone)]
+pub struct EventDelivery {
+    pub id: i64,
+    pub subscription_id: i64,
+    pub event_type: String,
+    pub payload: Vec<u8>,
+    /// Counting this one.
+    pub attempts: u32,
+    pub created_at: i64,
+    pub url: String,
+    pub secret: String,
+}
+
+/// A subscription's delivery, as its listing shows it.
+#[derive(Debug, Clone, Serialize)]
+pub struct SubscriptionDelivery {
+    pub id: i64,
+    pub event_type: String,
+    pub conversation_id: Option<i64>,
+    pub status: DeliveryStatus,
+    pub attempts: i64,
+    pub next_attempt_at: Option<Timestamp>,
+    pub last_error: Option<String>,
+    pub sent_at: Option<Timestamp>,
+    pub created_at: Timestamp,
+}
+
 /// The satisfaction page of one conversation.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct CsatPage {
@@ -620,6 +673,27 @@ pub trait Store: Send + Sync + 'static {
     /// a new expiry; `Conflict` unless it failed.
     async fn retry_delivery(&self, id: i64, agent_id: i64, now: i64, expires_at: i64) -> StoreResult<DeliveryRecord>;
     async fn outbox_gauges(&self) -> StoreResult<OutboxGauges>;
+
+    async fn create_subscription(&self, new: NewSubscription, now: i64) -> StoreResult<Subscription>;
+    async fn list_subscriptions(&self) -> StoreResult<Vec<Subscription>>;
+    async fn subscription(&self, id: i64) -> StoreResult<Subscription>;
+    async fn delete_subscription(&self, id: i64, now: i64) -> StoreResult<()>;
+    async fn set_subscription_active(&self, id: i64, active: bool, now: i64) -> StoreResult<Subscription>;
+    /// Queues a `ping` event for the subscription (sent even while it is disabled);
+    /// returns the delivery's id.
+    async fn ping_subscription(&self, id: i64, now: i64) -> StoreResult<i64>;
+    async fn subscription_deliveries(&self, id: i64, limit: u32) -> StoreResult<Vec<SubscriptionDelivery>>;
+    async fn release_event_deliveries(&self, now: i64) -> StoreResult<u64>;
+    async fn claim_event_deliveries(&self, now: i64, limit: u32, lease_until: i64) -> StoreResult<Vec<EventDelivery>>;
+    /// Records an attempt's outcome, and disables the subscription when told why.
+    async fn record_event_delivery(
+        &self,
+        id: i64,
+        result: DeliveryResult,
+        disable: Option<String>,
+        now: i64,
+    ) -> StoreResult<()>;
+    async fn next_event_delivery_due(&self) -> StoreResult<Option<i64>>;
 
     /// Records a satisfaction answer given on the web page a CSAT email links to.
     async fn answer_csat(&self, token: &str, score: u8, comment: Option<String>, now: i64) -> StoreResult<CsatPage>;

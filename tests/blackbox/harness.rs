@@ -69,6 +69,10 @@ retry_schedule = [{retries}]
 expire_after = "1h"
 shutdown_grace = "2s"
 
+[subscriptions]
+# The tests' receivers listen on loopback, which subscriptions may not reach otherwise.
+allow_hosts = ["127.0.0.1"]
+
 [updates]
 # The acknowledgement (and Telegram's greeting) only: the tests of other updates live
 # in tests/escalation, on an injected clock.
@@ -388,6 +392,10 @@ pub async fn snapshot(db: &Path) -> BTreeMap<String, Vec<String>> {
 /// One callback the receiver got.
 #[derive(Debug, Clone)]
 pub struct Callback {
+    /// When it arrived.
+    pub at: std::time::Instant,
+    /// What the receiver answered.
+    pub answered: StatusCode,
     pub headers: HeaderMap,
     pub body: Value,
     /// Whether the Standard Webhooks signature verified against the inbox secret.
@@ -399,6 +407,8 @@ struct ReceiverState {
     callbacks: Mutex<Vec<Callback>>,
     /// Answers to give, in order; 204 once they run out.
     scripted: Mutex<Vec<StatusCode>>,
+    /// Sent as `Retry-After` (seconds) with every 429.
+    retry_after: Mutex<Option<u64>>,
 }
 
 /// The business's app: records every callback and answers as scripted.
@@ -442,6 +452,11 @@ impl Receiver {
             .collect();
     }
 
+    /// 429 answers name this wait, in seconds.
+    pub fn retry_after(&self, seconds: u64) {
+        *self.state.retry_after.lock().unwrap() = Some(seconds);
+    }
+
     pub fn callbacks(&self) -> Vec<Callback> {
         self.state.callbacks.lock().unwrap().clone()
     }
@@ -455,15 +470,24 @@ impl Receiver {
     }
 }
 
-async fn receive(State(state): State<Arc<ReceiverState>>, headers: HeaderMap, body: Bytes) -> StatusCode {
+async fn receive(State(state): State<Arc<ReceiverState>>, headers: HeaderMap, body: Bytes) -> axum::response::Response {
     let signature_valid = verify(&[secret()], &headers, &body, unix_now(), 300).is_ok();
     let body = serde_json::from_slice(&body).unwrap_or_else(|_| json!({"unparsable": String::from_utf8_lossy(&body)}));
+    let status = state.scripted.lock().unwrap().pop().unwrap_or(StatusCode::NO_CONTENT);
     state.callbacks.lock().unwrap().push(Callback {
+        at: std::time::Instant::now(),
+        answered: status,
         headers,
         body,
         signature_valid,
     });
-    state.scripted.lock().unwrap().pop().unwrap_or(StatusCode::NO_CONTENT)
+    let mut response = axum::response::IntoResponse::into_response(status);
+    if let (StatusCode::TOO_MANY_REQUESTS, Some(seconds)) = (status, *state.retry_after.lock().unwrap()) {
+        response
+            .headers_mut()
+            .insert("retry-after", seconds.to_string().parse().unwrap());
+    }
+    response
 }
 
 /// A customer message body.

@@ -6,4 +6,5 @@ mod delivery;
 mod email;
 mod harness;
 mod ingest;
+mod subscriptions;
 mod telegram;

@@ -50,35 +50,55 @@ impl WebhookSender {
 
 impl OutboundChannel for WebhookSender {
     async fn send(&self, message: &OutboundMessage) -> Result<Receipt, SendError> {
-        let body = WebhookSender::body(message);
-        // The spec signs each attempt with its own send time; the id stays the same so
-        // the receiver can drop a retry it already processed.
+        let request = SignedPost {
+            url: self.settings.callback_url.clone(),
+            timeout: self.settings.callback_timeout,
+            secret: self.settings.signing_secret(),
+            id: &message.delivery_id,
+            body: WebhookSender::body(message),
+        };
+        let (status, retry_after) = request.send(&self.client).await?;
+        classify_status(status, retry_after)
+    }
+}
+
+/// One Standard Webhooks request: the body signed with its id and this attempt's time.
+pub struct SignedPost<'a> {
+    pub url: reqwest::Url,
+    pub timeout: Duration,
+    pub secret: &'a crate::signature::Secret,
+    /// Stable across retries of the same payload, so the receiver can drop one it
+    /// already processed.
+    pub id: &'a str,
+    pub body: Vec<u8>,
+}
+
+impl SignedPost<'_> {
+    /// POSTs it; returns the receiver's status and the `Retry-After` it named, or the
+    /// transport failure (always transient).
+    pub async fn send(self, client: &reqwest::Client) -> Result<(StatusCode, Option<Duration>), SendError> {
+        // The spec signs each attempt with its own send time.
         let timestamp = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.as_secs() as i64);
-        let signature = self
-            .settings
-            .signing_secret()
-            .sign(&message.delivery_id, timestamp, &body);
-        let response = self
-            .client
-            .post(self.settings.callback_url.clone())
-            .timeout(self.settings.callback_timeout)
+        let signature = self.secret.sign(self.id, timestamp, &self.body);
+        let response = client
+            .post(self.url)
+            .timeout(self.timeout)
             .header(CONTENT_TYPE, "application/json")
-            .header(HEADER_ID, &message.delivery_id)
+            .header(HEADER_ID, self.id)
             .header(HEADER_TIMESTAMP, timestamp.to_string())
             .header(HEADER_SIGNATURE, signature)
-            .body(body)
+            .body(self.body)
             .send()
             .await
             .map_err(|err| classify_transport_error(&err))?;
-        let status = response.status();
         let retry_after = response
             .headers()
             .get(RETRY_AFTER)
             .and_then(|value| value.to_str().ok())
             .and_then(parse_retry_after);
-        classify_status(status, retry_after)
+        Ok((response.status(), retry_after))
     }
 }
 

@@ -10,6 +10,7 @@
 
 mod desk;
 mod read;
+mod subscriptions;
 mod updates;
 mod write;
 mod writer;
@@ -305,6 +306,75 @@ impl Store for SqliteStore {
 
     async fn outbox_gauges(&self) -> StoreResult<OutboxGauges> {
         read::outbox_gauges(&self.reader).await
+    }
+
+    async fn create_subscription(&self, new: NewSubscription, now: i64) -> StoreResult<Subscription> {
+        self.writer
+            .write(move |conn| subscriptions::create(conn, &new, now))
+            .await
+    }
+
+    async fn list_subscriptions(&self) -> StoreResult<Vec<Subscription>> {
+        self.writer.write(subscriptions::list).await
+    }
+
+    async fn subscription(&self, id: i64) -> StoreResult<Subscription> {
+        self.writer.write(move |conn| subscriptions::get(conn, id)).await
+    }
+
+    async fn delete_subscription(&self, id: i64, now: i64) -> StoreResult<()> {
+        self.writer
+            .write(move |conn| subscriptions::delete(conn, id, now))
+            .await
+    }
+
+    async fn set_subscription_active(&self, id: i64, active: bool, now: i64) -> StoreResult<Subscription> {
+        self.writer
+            .write(move |conn| {
+                subscriptions::set_active(conn, id, active, Some("disabled by an admin"), now)?;
+                subscriptions::get(conn, id)
+            })
+            .await
+    }
+
+    async fn ping_subscription(&self, id: i64, now: i64) -> StoreResult<i64> {
+        self.writer
+            .write(move |conn| subscriptions::queue_ping(conn, id, now))
+            .await
+    }
+
+    async fn subscription_deliveries(&self, id: i64, limit: u32) -> StoreResult<Vec<SubscriptionDelivery>> {
+        self.writer
+            .write(move |conn| subscriptions::deliveries(conn, id, limit))
+            .await
+    }
+
+    async fn release_event_deliveries(&self, now: i64) -> StoreResult<u64> {
+        self.writer
+            .write(move |conn| subscriptions::release_in_flight(conn, now))
+            .await
+    }
+
+    async fn claim_event_deliveries(&self, now: i64, limit: u32, lease_until: i64) -> StoreResult<Vec<EventDelivery>> {
+        self.writer
+            .write(move |conn| subscriptions::claim(conn, now, limit, lease_until))
+            .await
+    }
+
+    async fn record_event_delivery(
+        &self,
+        id: i64,
+        result: DeliveryResult,
+        disable: Option<String>,
+        now: i64,
+    ) -> StoreResult<()> {
+        self.writer
+            .write(move |conn| subscriptions::record(conn, id, &result, disable.as_deref(), now))
+            .await
+    }
+
+    async fn next_event_delivery_due(&self) -> StoreResult<Option<i64>> {
+        self.writer.write(subscriptions::next_due).await
     }
 
     async fn answer_csat(&self, token: &str, score: u8, comment: Option<String>, now: i64) -> StoreResult<CsatPage> {

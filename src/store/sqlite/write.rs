@@ -15,6 +15,7 @@ use switchboard_connector_core::{
 use super::desk::{
     ClockChange, ConversationState, assign_new, conversation_state, drain_agent_team, drain_team, update_clocks,
 };
+use super::subscriptions::fan_out;
 use super::updates::{
     csat_conversation, load as load_update_target, question_open, record_csat, record_events, send as send_update,
     send_expiring as send_update_expiring, set_opt_out,
@@ -27,6 +28,7 @@ use crate::store::{
     Agent, AgentSelector, Catalog, ConversationChanges, Delivery, DeliveryResult, InboxRef, InboxSpec, IngestContext,
     IngestOutcome, NewAgent, NewAgentMessage, StoreError, StoreResult, TeamSpec,
 };
+use crate::subscriptions::EventType;
 use crate::updates::{AfterResolution, UpdateEvent, parse_score};
 
 /// An event to write with the change that caused it. Events record changes of a
@@ -82,6 +84,17 @@ pub(super) fn insert_events(conn: &Connection, conversation_id: i64, events: &[N
             event.data.to_string(),
             now
         ])?;
+        // Integrations are told in the same transaction: an event is theirs exactly
+        // when it is recorded.
+        if let Some(event_type) = EventType::of_conversation_event(event.kind, &event.data) {
+            let data = json!({
+                "conversation_id": conversation_id,
+                "event": event.kind,
+                "actor": {"kind": event.actor_kind, "id": event.actor_id},
+                "details": event.data,
+            });
+            fan_out(conn, event_type, Some(conversation_id), data, now)?;
+        }
     }
     Ok(())
 }
@@ -102,7 +115,17 @@ pub(super) struct NewMessage<'a> {
 }
 
 pub(super) fn insert_message(conn: &Connection, message: NewMessage<'_>, now: i64) -> StoreResult<i64> {
-    Ok(conn
+    // Internal notes are for agents; everything said to or by the customer is news.
+    let public = message.kind != MessageKind::Note;
+    let news = public.then(|| {
+        json!({
+            "conversation_id": message.conversation_id,
+            "message": {"direction": message.direction, "kind": message.kind,
+                        "author": {"kind": message.author_kind, "id": message.author_id},
+                        "text": message.text, "language": message.language},
+        })
+    });
+    let id: i64 = conn
         .prepare_cached(
             "INSERT INTO messages (conversation_id, inbox_id, direction, kind, author_kind, author_id, text, html,
                                    external_id, language, metadata, created_at)
@@ -124,7 +147,18 @@ pub(super) fn insert_message(conn: &Connection, message: NewMessage<'_>, now: i6
                 now
             ],
             |row| row.get(0),
-        )?)
+        )?;
+    if let Some(mut news) = news {
+        news["message"]["id"] = json!(id);
+        fan_out(
+            conn,
+            EventType::MessageCreated,
+            Some(message.conversation_id),
+            news,
+            now,
+        )?;
+    }
+    Ok(id)
 }
 
 pub(super) fn insert_outbox(
@@ -915,6 +949,9 @@ pub fn ingest(
         }
     };
 
+    // The conversation's events first: an integration hears of a new conversation
+    // before its first message.
+    let mut queued_outbound = record_events(conn, desk, conversation_id, &events, now)?;
     let message_id = insert_message(
         conn,
         NewMessage {
@@ -946,7 +983,6 @@ pub fn ingest(
          WHERE id = ?4",
     )?
     .execute(params![now, message_id, language, conversation_id])?;
-    let mut queued_outbound = record_events(conn, desk, conversation_id, &events, now)?;
     if let Some(opt_out) = message.opt_out
         && !automated
     {

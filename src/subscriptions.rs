@@ -1,0 +1,384 @@
+//! Event subscriptions for integrations (a CRM, Zendesk, Jira): which events there are,
+//! which URLs may receive them, and the dispatcher that delivers them per Standard
+//! Webhooks from their own durable queue (`event_deliveries`), retried on the outbox's
+//! schedule, in order per subscription and conversation.
+
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use reqwest::StatusCode;
+use reqwest::Url;
+use switchboard_connector_core::{Receipt, SendError};
+use switchboard_connector_webhook::Secret;
+use switchboard_connector_webhook::outbound::SignedPost;
+use tokio::sync::{Notify, Semaphore};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::clock::Clock;
+use crate::config::OutboxSettings;
+use crate::desk::millis;
+use crate::outbox::after_transient_failure;
+use crate::store::{DeliveryResult, EventDelivery, Store};
+
+/// What a subscription can ask to be told.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EventType {
+    ConversationCreated,
+    MessageCreated,
+    ConversationAssigned,
+    ConversationEscalated,
+    SlaWarning,
+    SlaBreached,
+    ConversationResolved,
+    CsatReceived,
+    /// The test event an admin sends (`POST /api/v1/subscriptions/{id}/ping`).
+    Ping,
+}
+
+impl EventType {
+    /// The types a subscription may list (`ping` goes to every subscription on request).
+    pub const SUBSCRIBABLE: [EventType; 8] = [
+        EventType::ConversationCreated,
+        EventType::MessageCreated,
+        EventType::ConversationAssigned,
+        EventType::ConversationEscalated,
+        EventType::SlaWarning,
+        EventType::SlaBreached,
+        EventType::ConversationResolved,
+        EventType::CsatReceived,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EventType::ConversationCreated => "conversation.created",
+            EventType::MessageCreated => "message.created",
+            EventType::ConversationAssigned => "conversation.assigned",
+            EventType::ConversationEscalated => "conversation.escalated",
+            EventType::SlaWarning => "sla.warning",
+            EventType::SlaBreached => "sla.breached",
+            EventType::ConversationResolved => "conversation.resolved",
+            EventType::CsatReceived => "csat.received",
+            EventType::Ping => "ping",
+        }
+    }
+
+    pub fn parse(name: &str) -> Option<EventType> {
+        EventType::SUBSCRIBABLE.into_iter().find(|event| event.as_str() == name)
+    }
+
+    /// The subscription event a conversation event is, if any: `data` is the event's.
+    pub fn of_conversation_event(kind: &str, data: &serde_json::Value) -> Option<EventType> {
+        match kind {
+            "conversation.created" => Some(EventType::ConversationCreated),
+            "conversation.assigned" if !data["to"].is_null() => Some(EventType::ConversationAssigned),
+            "conversation.escalated" => Some(EventType::ConversationEscalated),
+            "sla.warning" => Some(EventType::SlaWarning),
+            "sla.breached" => Some(EventType::SlaBreached),
+            "conversation.status_changed" if data["to"] == "resolved" => Some(EventType::ConversationResolved),
+            "csat.answered" => Some(EventType::CsatReceived),
+            _ => None,
+        }
+    }
+}
+
+/// A fresh signing secret: 32 random bytes, as Standard Webhooks writes them.
+pub fn new_secret() -> Result<String, getrandom::Error> {
+    let mut bytes = [0u8; 32];
+    getrandom::fill(&mut bytes)?;
+    Ok(format!("whsec_{}", STANDARD.encode(bytes)))
+}
+
+/// Which hosts subscriptions may point at. Addresses inside the network (loopback,
+/// private ranges, link-local, the cloud metadata service) are refused unless listed:
+/// a subscription is an admin telling the daemon to POST wherever they like, and the
+/// daemon usually sits where those addresses reach things no admin of the desk should.
+#[derive(Debug, Clone, Default)]
+pub struct UrlPolicy {
+    /// Host names or IP addresses allowed even though they are inside the network.
+    pub allow_hosts: Vec<String>,
+}
+
+impl UrlPolicy {
+    /// Parses and checks `url`, resolving its host; the error says why it is refused.
+    pub async fn check(&self, url: &str) -> Result<Url, String> {
+        let parsed = Url::parse(url).map_err(|err| format!("is not a URL: {err}"))?;
+        if !matches!(parsed.scheme(), "http" | "https") {
+            return Err("must be an http or https URL".into());
+        }
+        let host = parsed.host_str().ok_or("must name a host")?.to_owned();
+        let bare = host.trim_start_matches('[').trim_end_matches(']');
+        if self
+            .allow_hosts
+            .iter()
+            .any(|allowed| allowed.eq_ignore_ascii_case(bare))
+        {
+            return Ok(parsed);
+        }
+        if bare.eq_ignore_ascii_case("metadata.google.internal") {
+            return Err(format!("`{host}` is a cloud metadata service"));
+        }
+        let port = parsed.port_or_known_default().unwrap_or(443);
+        let addresses: Vec<IpAddr> = match bare.parse::<IpAddr>() {
+            Ok(address) => vec![address],
+            Err(_) => tokio::net::lookup_host((bare, port))
+                .await
+                .map_err(|err| format!("host `{host}` does not resolve: {err}"))?
+                .map(|socket| socket.ip())
+                .collect(),
+        };
+        match addresses.iter().find(|address| internal(address)) {
+            Some(address) => Err(format!(
+                "points inside the network ({address}); list the host in subscriptions.allow_hosts to allow it"
+            )),
+            None if addresses.is_empty() => Err(format!("host `{host}` does not resolve")),
+            None => Ok(parsed),
+        }
+    }
+}
+
+/// Loopback, private, link-local (the metadata service's 169.254.169.254 among them),
+/// shared (CGNAT), unspecified, multicast, broadcast, and their IPv6 counterparts.
+fn internal(address: &IpAddr) -> bool {
+    match address {
+        IpAddr::V4(v4) => {
+            let [a, b, ..] = v4.octets();
+            v4.is_loopback()
+                || v4.is_private()
+                || v4.is_link_local()
+                || v4.is_unspecified()
+                || v4.is_multicast()
+                || v4.is_broadcast()
+                || (a == 100 && (64..128).contains(&b))
+                || a == 0
+        }
+        IpAddr::V6(v6) => {
+            let first = v6.segments()[0];
+            v6.is_loopback()
+                || v6.is_unspecified()
+                || v6.is_multicast()
+                || (first & 0xfe00) == 0xfc00
+                || (first & 0xffc0) == 0xfe80
+                || v6.to_ipv4_mapped().is_some_and(|v4| internal(&IpAddr::V4(v4)))
+        }
+    }
+}
+
+/// How long a claimed delivery belongs to this dispatcher.
+const LEASE: Duration = Duration::from_secs(300);
+const IDLE_CHECK: Duration = Duration::from_secs(5);
+const STORE_ERROR_PAUSE: Duration = Duration::from_secs(1);
+
+/// Delivers queued events to their subscriptions.
+pub struct EventDispatcher {
+    pub store: Arc<dyn Store>,
+    pub clock: Arc<dyn Clock>,
+    pub settings: OutboxSettings,
+    pub policy: UrlPolicy,
+    pub timeout: Duration,
+    pub client: reqwest::Client,
+    /// Poked when events are queued, and after every finished send.
+    pub wakeup: Arc<Notify>,
+}
+
+impl EventDispatcher {
+    pub async fn run(self, shutdown: CancellationToken) {
+        let this = Arc::new(self);
+        if let Err(error) = this.store.release_event_deliveries(this.clock.now_ms()).await {
+            tracing::error!(%error, "could not re-queue event deliveries left in flight");
+        }
+        let slots = Arc::new(Semaphore::new(this.settings.concurrency));
+        let tracker = TaskTracker::new();
+        while !shutdown.is_cancelled() {
+            let wait = match this.dispatch_due(&slots, &tracker).await {
+                Ok(wait) => wait,
+                Err(error) => {
+                    tracing::error!(%error, "event deliveries: storage failed; retrying");
+                    STORE_ERROR_PAUSE
+                }
+            };
+            tokio::select! {
+                () = shutdown.cancelled() => break,
+                () = this.wakeup.notified() => {}
+                () = tokio::time::sleep(wait) => {}
+            }
+        }
+        tracker.close();
+        if tokio::time::timeout(this.settings.shutdown_grace, tracker.wait())
+            .await
+            .is_err()
+        {
+            tracing::warn!("event deliveries: grace period over; unfinished sends are retried after restart");
+        }
+    }
+
+    async fn dispatch_due(
+        self: &Arc<Self>,
+        slots: &Arc<Semaphore>,
+        tracker: &TaskTracker,
+    ) -> Result<Duration, crate::store::StoreError> {
+        let free = slots.available_permits();
+        if free == 0 {
+            return Ok(IDLE_CHECK);
+        }
+        let now = self.clock.now_ms();
+        let batch = self
+            .store
+            .claim_event_deliveries(now, free as u32, now + millis(LEASE))
+            .await?;
+        let filled = batch.len() == free;
+        for delivery in batch {
+            let Ok(permit) = Arc::clone(slots).try_acquire_owned() else {
+                break;
+            };
+            let this = Arc::clone(self);
+            tracker.spawn(async move {
+                this.deliver(delivery).await;
+                drop(permit);
+                this.wakeup.notify_one();
+            });
+        }
+        if filled {
+            return Ok(IDLE_CHECK);
+        }
+        let now = self.clock.now_ms();
+        Ok(match self.store.next_event_delivery_due().await? {
+            Some(at) => Duration::from_millis(at.saturating_sub(now).max(0) as u64).min(IDLE_CHECK),
+            None => IDLE_CHECK,
+        })
+    }
+
+    async fn deliver(&self, delivery: EventDelivery) {
+        let expires_at = delivery.created_at.saturating_add(millis(self.settings.expire_after));
+        let outcome = if self.clock.now_ms() > expires_at {
+            Err(SendError::permanent(
+                "expired before it could be sent (outbox.expire_after)",
+            ))
+        } else {
+            self.send(&delivery).await
+        };
+        let now = self.clock.now_ms();
+        let (result, disable) = match outcome {
+            Ok(receipt) => (DeliveryResult::Sent(receipt), None),
+            // The receiver says the endpoint is gone for good: stop telling it.
+            Err(SendError::Unreachable { reason }) => (
+                DeliveryResult::Failed { error: reason.clone() },
+                Some(format!("{reason}: the receiver asked to be told no more")),
+            ),
+            Err(SendError::Permanent { reason }) => (DeliveryResult::Failed { error: reason }, None),
+            Err(SendError::Transient { reason, retry_after }) => {
+                let result = after_transient_failure(
+                    &self.settings.retry_schedule,
+                    delivery.attempts,
+                    now,
+                    expires_at,
+                    retry_after,
+                    reason,
+                    fastrand::f64(),
+                );
+                // Every retry used up: the receiver is not coming back by itself.
+                let disable = match &result {
+                    DeliveryResult::Failed { error } => Some(format!("a delivery failed for good: {error}")),
+                    _ => None,
+                };
+                (result, disable)
+            }
+        };
+        if let Some(reason) = &disable {
+            tracing::warn!(subscription = delivery.subscription_id, %reason, "subscription disabled");
+        }
+        let mut pause = Duration::from_millis(50);
+        while let Err(error) = self
+            .store
+            .record_event_delivery(delivery.id, result.clone(), disable.clone(), now)
+            .await
+        {
+            tracing::error!(delivery = delivery.id, %error, "could not record an event delivery; retrying");
+            tokio::time::sleep(pause).await;
+            pause = (pause * 2).min(Duration::from_secs(5));
+        }
+    }
+
+    async fn send(&self, delivery: &EventDelivery) -> Result<Receipt, SendError> {
+        // Checked again at each send: a name may resolve elsewhere than when it was added.
+        let url = self.policy.check(&delivery.url).await.map_err(|problem| {
+            SendError::permanent(format!("the subscription's URL is not allowed now: it {problem}"))
+        })?;
+        let secret = Secret::parse(&delivery.secret).map_err(SendError::permanent)?;
+        let id = format!("evt_{}", delivery.id);
+        let request = SignedPost {
+            url,
+            timeout: self.timeout,
+            secret: &secret,
+            id: &id,
+            body: delivery.payload.clone(),
+        };
+        let (status, retry_after) = request.send(&self.client).await?;
+        if status == StatusCode::GONE {
+            return Err(SendError::Unreachable {
+                reason: "the receiver answered HTTP 410 Gone".into(),
+            });
+        }
+        switchboard_connector_webhook::outbound::classify_status(status, retry_after)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn addresses_inside_the_network_are_refused_unless_allowed() {
+        let policy = UrlPolicy::default();
+        for url in [
+            "http://127.0.0.1:9000/hook",
+            "http://10.1.2.3/hook",
+            "http://192.168.0.10/hook",
+            "http://169.254.169.254/latest/meta-data",
+            "http://[::1]/hook",
+            "http://[fe80::1]/hook",
+            "http://[fd00:ec2::254]/",
+            "http://[::ffff:10.0.0.1]/",
+            "http://100.64.0.1/",
+            "http://0.0.0.0/",
+            "http://metadata.google.internal/computeMetadata/v1/",
+        ] {
+            assert!(policy.check(url).await.is_err(), "{url}");
+        }
+        assert!(policy.check("ftp://93.184.215.14/").await.is_err());
+        assert!(policy.check("http://93.184.215.14/hook").await.is_ok());
+        let allowed = UrlPolicy {
+            allow_hosts: vec!["127.0.0.1".into(), "::1".into()],
+        };
+        assert!(allowed.check("http://127.0.0.1:9000/hook").await.is_ok());
+        assert!(allowed.check("http://[::1]:9000/hook").await.is_ok());
+        assert!(allowed.check("http://10.1.2.3/hook").await.is_err());
+    }
+
+    #[test]
+    fn conversation_events_map_to_subscription_events() {
+        let to = |value: serde_json::Value| serde_json::json!({"to": value});
+        assert_eq!(
+            EventType::of_conversation_event("conversation.status_changed", &to("resolved".into())),
+            Some(EventType::ConversationResolved)
+        );
+        assert_eq!(
+            EventType::of_conversation_event("conversation.status_changed", &to("pending".into())),
+            None
+        );
+        assert_eq!(
+            EventType::of_conversation_event("conversation.assigned", &to(serde_json::Value::Null)),
+            None
+        );
+        assert_eq!(
+            EventType::parse("ping"),
+            None,
+            "ping is sent on request, not subscribed"
+        );
+        let secret = new_secret().unwrap();
+        assert!(Secret::parse(&secret).is_ok(), "{secret}");
+    }
+}
