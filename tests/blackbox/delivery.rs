@@ -1,6 +1,10 @@
 //! The outbox: acknowledgements and replies reach the callback once, in order, through
 //! a receiver that is down, busy, or refusing.
 
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::time::Duration;
+
 use reqwest::{Method, StatusCode};
 use serde_json::json;
 
@@ -287,4 +291,81 @@ async fn a_failed_delivery_is_listed_with_its_error_retried_by_an_agent_and_coun
         body["error"]["message"].as_str().unwrap().starts_with("`status`"),
         "{body}"
     );
+}
+
+#[tokio::test]
+async fn a_killed_daemon_delivers_every_message_of_a_burst_after_restart() {
+    const BURST: usize = 1000;
+    let receiver = Receiver::start().await;
+    // A receiver slow enough that the burst is still leaving when the daemon dies.
+    receiver.delay(Duration::from_millis(200));
+    let daemon = Daemon::start(&receiver.url()).await;
+    // Each message opens a conversation, and each conversation's acknowledgement leaves.
+    let client = Arc::new(daemon);
+    let mut posts = Vec::new();
+    for chunk in 0..10 {
+        let daemon = Arc::clone(&client);
+        posts.push(tokio::spawn(async move {
+            for n in 0..BURST / 10 {
+                let id = format!("burst-{chunk}-{n}");
+                let (status, body) = daemon.post_signed(&customer_message(&id, &id, "Hello")).await;
+                assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+            }
+        }));
+    }
+    for post in posts {
+        post.await.unwrap();
+    }
+    // Mid-burst: some delivered, most not yet.
+    eventually("a part of the burst delivered", || async {
+        (receiver.callbacks().len() >= BURST / 5).then_some(())
+    })
+    .await;
+    let daemon = Arc::into_inner(client).expect("no other owner");
+    let delivered_before = receiver.callbacks().len();
+    let dir = daemon.kill();
+    assert!(delivered_before < BURST, "the burst was over before the kill");
+
+    receiver.delay(Duration::ZERO);
+    let daemon = Daemon::start_in(dir).await;
+    let callbacks = eventually("every acknowledgement delivered", || async {
+        let callbacks = receiver.callbacks();
+        let distinct: HashSet<String> = callbacks.iter().map(webhook_id).collect();
+        (distinct.len() >= BURST).then_some(callbacks)
+    })
+    .await;
+    let distinct: HashSet<String> = callbacks.iter().map(webhook_id).collect();
+    assert_eq!(distinct.len(), BURST);
+    // A send the receiver answered but the daemon had not recorded when it died goes
+    // again, with the same webhook-id: a receiver that dedupes on it sees each once.
+    let duplicates = callbacks.len() - distinct.len();
+    assert!(
+        duplicates <= 32,
+        "at most the sends in flight (outbox.concurrency): {duplicates}"
+    );
+    println!("burst of {BURST}: {delivered_before} delivered before the kill, {duplicates} duplicates after restart");
+    let token = daemon.agent("sam", "support", "agent");
+    let page = daemon.get("/deliveries?status=sent&limit=1", &token).await;
+    assert!(page["deliveries"].as_array().unwrap().len() == 1);
+    let metrics = reqwest::get(daemon.url("/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let sent = eventually("every delivery recorded as sent", || async {
+        let metrics = reqwest::get(daemon.url("/metrics")).await.ok()?.text().await.ok()?;
+        metrics
+            .contains(&format!("switchboard_outbox_deliveries{{status=\"sent\"}} {BURST}\n"))
+            .then_some(metrics)
+    })
+    .await;
+    assert!(
+        sent.contains("switchboard_outbox_deliveries{status=\"failed\"} 0\n"),
+        "{metrics}"
+    );
+}
+
+fn webhook_id(callback: &crate::harness::Callback) -> String {
+    callback.headers["webhook-id"].to_str().unwrap().to_owned()
 }

@@ -409,6 +409,8 @@ struct ReceiverState {
     scripted: Mutex<Vec<StatusCode>>,
     /// Sent as `Retry-After` (seconds) with every 429.
     retry_after: Mutex<Option<u64>>,
+    /// How long each answer takes: a receiver that is slow, as under load.
+    delay: Mutex<Duration>,
 }
 
 /// The business's app: records every callback and answers as scripted.
@@ -452,6 +454,11 @@ impl Receiver {
             .collect();
     }
 
+    /// Each answer takes this long from now on.
+    pub fn delay(&self, delay: Duration) {
+        *self.state.delay.lock().unwrap() = delay;
+    }
+
     /// 429 answers name this wait, in seconds.
     pub fn retry_after(&self, seconds: u64) {
         *self.state.retry_after.lock().unwrap() = Some(seconds);
@@ -473,6 +480,10 @@ impl Receiver {
 async fn receive(State(state): State<Arc<ReceiverState>>, headers: HeaderMap, body: Bytes) -> axum::response::Response {
     let signature_valid = verify(&[secret()], &headers, &body, unix_now(), 300).is_ok();
     let body = serde_json::from_slice(&body).unwrap_or_else(|_| json!({"unparsable": String::from_utf8_lossy(&body)}));
+    let delay = *state.delay.lock().unwrap();
+    if !delay.is_zero() {
+        tokio::time::sleep(delay).await;
+    }
     let status = state.scripted.lock().unwrap().pop().unwrap_or(StatusCode::NO_CONTENT);
     state.callbacks.lock().unwrap().push(Callback {
         at: std::time::Instant::now(),
