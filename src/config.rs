@@ -267,10 +267,31 @@ pub struct OutboxConfig {
     /// after the restart.
     #[serde(default = "default_shutdown_grace")]
     pub shutdown_grace: String,
+    /// Sends in flight at once to one inbox's destination, so a slow one cannot take
+    /// every slot.
+    #[serde(default = "default_inbox_concurrency")]
+    pub inbox_concurrency: u32,
+    /// Consecutive transient failures of one inbox's destination that pause it.
+    #[serde(default = "default_breaker_failures")]
+    pub breaker_failures: u32,
+    /// How long a paused destination waits before one probe; doubles while probes fail,
+    /// up to 10 minutes.
+    #[serde(default = "default_breaker_pause")]
+    pub breaker_pause: String,
 }
 
-/// Close to the Standard Webhooks schedule, with a 30 s step added early so that a
-/// receiver down for a minute hears from us soon after it is back.
+fn default_inbox_concurrency() -> u32 {
+    16
+}
+
+fn default_breaker_failures() -> u32 {
+    5
+}
+
+fn default_breaker_pause() -> String {
+    "30s".into()
+}
+
 /// The Standard Webhooks schedule: the first attempt at once, then these waits (about
 /// three days in all, within the default `expire_after`).
 fn default_retry_schedule() -> Vec<String> {
@@ -294,6 +315,9 @@ impl Default for OutboxConfig {
             expire_after: default_expire_after(),
             concurrency: default_concurrency(),
             shutdown_grace: default_shutdown_grace(),
+            inbox_concurrency: default_inbox_concurrency(),
+            breaker_failures: default_breaker_failures(),
+            breaker_pause: default_breaker_pause(),
         }
     }
 }
@@ -561,6 +585,9 @@ pub struct OutboxSettings {
     pub expire_after: Duration,
     pub concurrency: usize,
     pub shutdown_grace: Duration,
+    pub inbox_concurrency: u32,
+    pub breaker_failures: u32,
+    pub breaker_pause: Duration,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -794,6 +821,15 @@ impl RawConfig {
             expire_after,
             concurrency: self.outbox.concurrency as usize,
             shutdown_grace: duration("outbox.shutdown_grace", &self.outbox.shutdown_grace)?,
+            inbox_concurrency: match self.outbox.inbox_concurrency {
+                0 => return Err(ConfigError::new("outbox.inbox_concurrency", "must be at least 1")),
+                n => n,
+            },
+            breaker_failures: match self.outbox.breaker_failures {
+                0 => return Err(ConfigError::new("outbox.breaker_failures", "must be at least 1")),
+                n => n,
+            },
+            breaker_pause: positive_duration("outbox.breaker_pause", &self.outbox.breaker_pause)?,
         })
     }
 

@@ -93,6 +93,7 @@ pub async fn run_with_clock(
         })
         .collect();
     let outbox_wakeup = Arc::new(Notify::new());
+    let destinations = Arc::new(crate::outbox::Destinations::default());
 
     let dispatcher = Dispatcher {
         store: Arc::clone(&store),
@@ -100,6 +101,7 @@ pub async fn run_with_clock(
         clock: Arc::clone(&clock),
         settings: settings.outbox.clone(),
         wakeup: Arc::clone(&outbox_wakeup),
+        destinations: Arc::clone(&destinations),
     };
     // The outbox outlives the HTTP listener: requests finishing during shutdown may
     // still queue messages, and those are sent if the grace allows.
@@ -142,6 +144,7 @@ pub async fn run_with_clock(
         clock,
         inboxes,
         outbox_wakeup,
+        destinations,
         events_wakeup,
         subscribed: AtomicBool::new(subscribed),
         telegram,

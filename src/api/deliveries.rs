@@ -86,6 +86,40 @@ pub async fn metrics(State(state): State<Arc<AppState>>) -> Response {
             "switchboard_outbox_deliveries{{status=\"{status}\"}} {count}\n"
         ));
     }
+    let now = state.clock.now_ms();
+    let views = state.destinations.views();
+    if !views.is_empty() {
+        text.push_str(
+            "# HELP switchboard_outbox_destination_paused 1 while an inbox's destination is paused by its circuit breaker.\n\
+             # TYPE switchboard_outbox_destination_paused gauge\n",
+        );
+        let key_of = |id: i64| {
+            state
+                .inboxes
+                .iter()
+                .find(|(_, inbox)| inbox.reference.id == id)
+                .map_or_else(|| id.to_string(), |(key, _)| key.clone())
+        };
+        for view in &views {
+            let paused = view.paused_until.is_some_and(|until| until > now);
+            text.push_str(&format!(
+                "switchboard_outbox_destination_paused{{inbox=\"{}\"}} {}\n",
+                key_of(view.inbox_id),
+                u8::from(paused)
+            ));
+        }
+        text.push_str(
+            "# HELP switchboard_outbox_destination_failures Consecutive transient failures of an inbox's destination.\n\
+             # TYPE switchboard_outbox_destination_failures gauge\n",
+        );
+        for view in &views {
+            text.push_str(&format!(
+                "switchboard_outbox_destination_failures{{inbox=\"{}\"}} {}\n",
+                key_of(view.inbox_id),
+                view.consecutive_failures
+            ));
+        }
+    }
     text.push_str(&format!(
         "# HELP switchboard_outbox_oldest_unsent_age_seconds Age of the oldest delivery not yet sent or failed; 0 when none waits.\n\
          # TYPE switchboard_outbox_oldest_unsent_age_seconds gauge\n\

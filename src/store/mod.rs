@@ -634,11 +634,18 @@ pub trait Store: Send + Sync + 'static {
     async fn release_in_flight(&self, now: i64) -> StoreResult<u64>;
     /// Claims up to `limit` due deliveries, oldest first, at most one per conversation
     /// at a time so a conversation's messages leave in order.
-    async fn claim_deliveries(&self, now: i64, limit: u32, lease_until: i64) -> StoreResult<Vec<Delivery>>;
+    /// Rows of the inboxes in `held` (paused or busy destinations) wait.
+    async fn claim_deliveries(
+        &self,
+        now: i64,
+        limit: u32,
+        lease_until: i64,
+        held: &[i64],
+    ) -> StoreResult<Vec<Delivery>>;
     async fn record_delivery(&self, outbox_id: i64, result: &DeliveryResult, now: i64) -> StoreResult<()>;
     /// When the next claimable delivery falls due: rows waiting behind an earlier
     /// message of their conversation do not count.
-    async fn next_delivery_due(&self) -> StoreResult<Option<i64>>;
+    async fn next_delivery_due(&self, held: &[i64]) -> StoreResult<Option<i64>>;
 
     /// The channel says this identity cannot be reached there any more (the customer
     /// blocked the bot). Returns whether such an identity exists.

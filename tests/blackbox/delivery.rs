@@ -8,7 +8,7 @@ use std::time::Duration;
 use reqwest::{Method, StatusCode};
 use serde_json::json;
 
-use crate::harness::{Daemon, Receiver, customer_message, eventually};
+use crate::harness::{Daemon, Receiver, SECRET, SignAs, config_with_inbox, customer_message, eventually};
 
 #[tokio::test]
 async fn the_acknowledgement_goes_out_once_per_new_conversation() {
@@ -368,4 +368,84 @@ async fn a_killed_daemon_delivers_every_message_of_a_burst_after_restart() {
 
 fn webhook_id(callback: &crate::harness::Callback) -> String {
     callback.headers["webhook-id"].to_str().unwrap().to_owned()
+}
+
+#[tokio::test]
+async fn a_destination_that_keeps_failing_is_paused_while_another_inbox_delivers() {
+    let down = Receiver::start().await;
+    down.script(&[503; 100]);
+    let up = Receiver::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let inboxes = format!(
+        r#"
+[inboxes.shop.webhook]
+secret = "{SECRET}"
+callback_url = "{down}"
+
+[inboxes.partner.webhook]
+secret = "{SECRET}"
+callback_url = "{up}"
+"#,
+        down = down.url(),
+        up = up.url()
+    );
+    std::fs::write(
+        dir.path().join("switchboard.toml"),
+        config_with_inbox(dir.path(), &inboxes),
+    )
+    .unwrap();
+    let daemon = Daemon::start_in(dir).await;
+    for n in 0..8 {
+        let body = customer_message(&format!("s{n}"), &format!("shop-{n}"), "Hello").to_string();
+        daemon.post_raw("shop", body.into_bytes(), SignAs::Now).await;
+    }
+    // Five failures in a row (outbox.breaker_failures) pause the shop's callback.
+    let metrics = eventually("the shop's destination paused", || async {
+        let metrics = reqwest::get(daemon.url("/metrics")).await.ok()?.text().await.ok()?;
+        metrics
+            .contains("switchboard_outbox_destination_paused{inbox=\"shop\"} 1\n")
+            .then_some(metrics)
+    })
+    .await;
+    // Five, or a few more: sends already in flight when it opened end as they end.
+    let failures: u32 = metrics
+        .lines()
+        .find_map(|line| line.strip_prefix("switchboard_outbox_destination_failures{inbox=\"shop\"} "))
+        .and_then(|count| count.parse().ok())
+        .unwrap_or_else(|| panic!("no failure count: {metrics}"));
+    assert!((5..=8).contains(&failures), "{metrics}");
+    assert!(down.callbacks().len() >= 5);
+
+    // The partner's deliveries go on at once.
+    for n in 0..8 {
+        let body = customer_message(&format!("p{n}"), &format!("partner-{n}"), "Hello").to_string();
+        let (status, _) = daemon.post_raw("partner", body.into_bytes(), SignAs::Now).await;
+        assert_eq!(status, StatusCode::ACCEPTED);
+    }
+    eventually("the partner's eight acknowledgements", || async {
+        (up.callbacks().len() >= 8).then_some(())
+    })
+    .await;
+    // Still paused (30 s, outbox.breaker_pause): a new message for the shop waits, while
+    // one for the partner, sent after it, arrives.
+    let tried = down.callbacks().len();
+    let body = customer_message("s-late", "shop-late", "Hello").to_string();
+    daemon.post_raw("shop", body.into_bytes(), SignAs::Now).await;
+    let body = customer_message("p-late", "partner-late", "Hello").to_string();
+    daemon.post_raw("partner", body.into_bytes(), SignAs::Now).await;
+    eventually("the partner's ninth acknowledgement", || async {
+        (up.callbacks().len() >= 9).then_some(())
+    })
+    .await;
+    assert_eq!(down.callbacks().len(), tried, "nothing sent to the paused destination");
+    let metrics = reqwest::get(daemon.url("/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains("switchboard_outbox_destination_paused{inbox=\"partner\"} 0\n"),
+        "{metrics}"
+    );
 }

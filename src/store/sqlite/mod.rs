@@ -220,9 +220,16 @@ impl Store for SqliteStore {
         self.writer.write(move |conn| write::release_in_flight(conn, now)).await
     }
 
-    async fn claim_deliveries(&self, now: i64, limit: u32, lease_until: i64) -> StoreResult<Vec<Delivery>> {
+    async fn claim_deliveries(
+        &self,
+        now: i64,
+        limit: u32,
+        lease_until: i64,
+        held: &[i64],
+    ) -> StoreResult<Vec<Delivery>> {
+        let held = serde_json::to_string(held).unwrap_or_else(|_| "[]".into());
         self.writer
-            .write(move |conn| write::claim_deliveries(conn, now, limit, lease_until))
+            .write(move |conn| write::claim_deliveries(conn, now, limit, lease_until, &held))
             .await
     }
 
@@ -233,8 +240,9 @@ impl Store for SqliteStore {
             .await
     }
 
-    async fn next_delivery_due(&self) -> StoreResult<Option<i64>> {
-        read::next_delivery_due(&self.reader).await
+    async fn next_delivery_due(&self, held: &[i64]) -> StoreResult<Option<i64>> {
+        let held = serde_json::to_string(held).unwrap_or_else(|_| "[]".into());
+        read::next_delivery_due(&self.reader, &held).await
     }
 
     async fn mark_unreachable(&self, inbox_id: i64, external_id: &str, reason: &str, now: i64) -> StoreResult<bool> {

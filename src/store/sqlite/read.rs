@@ -468,18 +468,19 @@ pub async fn attachment(pool: &SqlitePool, id: i64) -> StoreResult<AttachmentDat
     })
 }
 
-pub async fn next_delivery_due(pool: &SqlitePool) -> StoreResult<Option<i64>> {
+pub async fn next_delivery_due(pool: &SqlitePool, held: &str) -> StoreResult<Option<i64>> {
     // Only rows first in their conversation's line count: one waiting behind an
     // earlier message is due when that message is done, and its completion wakes
     // the dispatcher. Counting it would hide a later retry time behind a past one.
     let due: Option<i64> = sqlx::query_scalar(
         "SELECT MIN(o.next_attempt_at) FROM outbox o
-         WHERE o.status = 'scheduled'
+         WHERE o.status = 'scheduled' AND o.inbox_id NOT IN (SELECT value FROM json_each(?1))
            AND NOT EXISTS (
                SELECT 1 FROM outbox earlier
                WHERE earlier.conversation_id = o.conversation_id AND earlier.id < o.id
                  AND earlier.status IN ('scheduled', 'in_flight'))",
     )
+    .bind(held)
     .fetch_one(pool)
     .await?;
     Ok(due)

@@ -1445,13 +1445,21 @@ pub fn release_in_flight(conn: &Connection, now: i64) -> StoreResult<u64> {
     Ok(released as u64)
 }
 
-pub fn claim_deliveries(conn: &Connection, now: i64, limit: u32, lease_until: i64) -> StoreResult<Vec<Delivery>> {
+/// `held`: a JSON array of inbox ids whose rows wait (their destination is paused or busy).
+pub fn claim_deliveries(
+    conn: &Connection,
+    now: i64,
+    limit: u32,
+    lease_until: i64,
+    held: &str,
+) -> StoreResult<Vec<Delivery>> {
     let claimed: Vec<i64> = conn
         .prepare_cached(
             "UPDATE outbox SET status = 'in_flight', attempts = attempts + 1, lease_until = ?1, updated_at = ?2
              WHERE id IN (
                  SELECT o.id FROM outbox o
                  WHERE o.status = 'scheduled' AND o.next_attempt_at <= ?2
+                   AND o.inbox_id NOT IN (SELECT value FROM json_each(?4))
                    AND NOT EXISTS (
                        SELECT 1 FROM outbox earlier
                        WHERE earlier.conversation_id = o.conversation_id AND earlier.id < o.id
@@ -1459,7 +1467,7 @@ pub fn claim_deliveries(conn: &Connection, now: i64, limit: u32, lease_until: i6
                  ORDER BY o.next_attempt_at, o.id LIMIT ?3)
              RETURNING id",
         )?
-        .query_map(params![lease_until, now, limit], |row| row.get(0))?
+        .query_map(params![lease_until, now, limit, held], |row| row.get(0))?
         .collect::<Result<_, _>>()?;
     let mut select = conn.prepare_cached(
         "SELECT o.id, o.inbox_id, o.attempts, o.expires_at, m.id, m.kind, m.text,
