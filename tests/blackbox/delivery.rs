@@ -8,7 +8,7 @@ use std::time::Duration;
 use reqwest::{Method, StatusCode};
 use serde_json::json;
 
-use crate::harness::{Daemon, Receiver, SECRET, SignAs, config_with_inbox, customer_message, eventually};
+use crate::harness::{Daemon, Receiver, SECRET, SignAs, config, config_with_inbox, customer_message, eventually};
 
 #[tokio::test]
 async fn the_acknowledgement_goes_out_once_per_new_conversation() {
@@ -448,4 +448,74 @@ callback_url = "{up}"
         metrics.contains("switchboard_outbox_destination_paused{inbox=\"partner\"} 0\n"),
         "{metrics}"
     );
+}
+
+#[tokio::test]
+async fn a_delivery_that_used_up_its_retries_fails_with_the_last_error_and_an_agent_sends_it_again() {
+    let receiver = Receiver::start().await;
+    receiver.script(&[503, 503, 503]);
+    let dir = tempfile::tempdir().unwrap();
+    // Two quick retries, then the message fails for good.
+    let config = config(dir.path(), &receiver.url());
+    let short = config
+        .lines()
+        .map(|line| {
+            if line.starts_with("retry_schedule") {
+                "retry_schedule = [\"50ms\", \"50ms\"]"
+            } else {
+                line
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("\n");
+    std::fs::write(dir.path().join("switchboard.toml"), short).unwrap();
+    let daemon = Daemon::start_in(dir).await;
+    let token = daemon.agent("sam", "support", "agent");
+    let (conversation_id, ack_id) = acknowledged_conversation(&daemon, &token).await;
+    let failed = daemon.delivery_reaches(&token, conversation_id, ack_id, "failed").await;
+    assert_eq!(failed["delivery"]["attempts"], 3);
+    assert_eq!(
+        failed["delivery"]["last_error"],
+        "gave up after 3 attempts: callback answered HTTP 503 Service Unavailable"
+    );
+    let listed = daemon.get("/deliveries?status=failed", &token).await;
+    assert_eq!(listed["deliveries"][0]["message_id"], ack_id);
+
+    let id = failed["delivery"]["id"].as_i64().unwrap();
+    let (status, _) = daemon
+        .api(Method::POST, &format!("/deliveries/{id}/retry"), &token, None)
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    daemon.delivery_reaches(&token, conversation_id, ack_id, "sent").await;
+    assert_eq!(receiver.for_message(ack_id).len(), 4);
+}
+
+#[tokio::test]
+async fn sends_in_flight_at_shutdown_finish_within_the_grace_and_are_not_sent_again() {
+    let receiver = Receiver::start().await;
+    // Slower than sending, faster than the 2 s grace (outbox.shutdown_grace).
+    receiver.delay(Duration::from_millis(500));
+    let daemon = Daemon::start(&receiver.url()).await;
+    for n in 0..5 {
+        daemon
+            .post_signed(&customer_message(&format!("g{n}"), &format!("grace-{n}"), "Hello"))
+            .await;
+    }
+    // SIGTERM while the five acknowledgements are on their way (stopping blocks: off the
+    // runtime thread, so the receiver here can answer meanwhile).
+    let (dir, exit) = tokio::task::spawn_blocking(move || daemon.stop()).await.unwrap();
+    assert!(exit.success(), "{exit:?}");
+    let answered = receiver.callbacks().len();
+    assert_eq!(answered, 5, "each send in flight finished within the grace");
+    receiver.delay(Duration::ZERO);
+    let daemon = Daemon::start_in(dir).await;
+    // A new message after the restart arrives; none of the five goes again.
+    daemon.post_signed(&customer_message("g-after", "after", "Hello")).await;
+    eventually("the acknowledgement after the restart", || async {
+        (receiver.callbacks().len() > answered).then_some(())
+    })
+    .await;
+    let ids: HashSet<String> = receiver.callbacks().iter().map(webhook_id).collect();
+    assert_eq!(ids.len(), 6);
+    assert_eq!(receiver.callbacks().len(), 6, "nothing confirmed was sent twice");
 }
