@@ -519,3 +519,20 @@ async fn sends_in_flight_at_shutdown_finish_within_the_grace_and_are_not_sent_ag
     assert_eq!(ids.len(), 6);
     assert_eq!(receiver.callbacks().len(), 6, "nothing confirmed was sent twice");
 }
+
+#[tokio::test]
+async fn a_callback_answering_429_with_retry_after_is_waited_for() {
+    let receiver = Receiver::start().await;
+    receiver.script(&[429]);
+    receiver.retry_after(2);
+    let daemon = Daemon::start(&receiver.url()).await;
+    let token = daemon.agent("sam", "support", "agent");
+    let (conversation_id, ack_id) = acknowledged_conversation(&daemon, &token).await;
+    daemon.delivery_reaches(&token, conversation_id, ack_id, "sent").await;
+    let attempts = receiver.for_message(ack_id);
+    assert_eq!(attempts.len(), 2);
+    // The retry schedule says 150 ms; the receiver said 2 s, and the longer wins.
+    let waited = attempts[1].at - attempts[0].at;
+    assert!(waited >= Duration::from_secs(2), "waited only {waited:?}");
+    assert_eq!(webhook_id(&attempts[0]), webhook_id(&attempts[1]));
+}
