@@ -32,6 +32,7 @@ pub mod channels;
 pub mod clock;
 pub mod config;
 pub mod desk;
+pub mod destinations;
 pub mod email;
 pub mod explain;
 pub mod hours;

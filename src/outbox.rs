@@ -17,6 +17,7 @@ use tokio_util::task::TaskTracker;
 use crate::channels::Channels;
 use crate::clock::Clock;
 use crate::config::OutboxSettings;
+use crate::destinations::{Destinations, InFlight, SendOutcome};
 use crate::store::{Delivery, DeliveryResult, Store};
 
 /// How long a claimed row belongs to this dispatcher. Longer than any send may take.
@@ -47,136 +48,13 @@ pub fn after_transient_failure(
     };
     let spread = base.mul_f64(0.9 + 0.2 * jitter.clamp(0.0, 1.0));
     let delay = retry_after.map_or(spread, |asked| asked.max(spread));
-    let at = now.saturating_add(delay.as_millis() as i64);
+    let at = now.saturating_add(crate::desk::millis(delay));
     if at > expires_at {
         return DeliveryResult::Failed {
             error: format!("expired after {attempts} attempts: {reason}"),
         };
     }
     DeliveryResult::RetryAt { at, error: reason }
-}
-
-/// The longest a paused destination waits for its next probe.
-const MAX_PAUSE: Duration = Duration::from_secs(600);
-
-/// What the dispatcher knows of each inbox's destination (a callback URL, an SMTP
-/// relay, a bot): sends in flight, and a circuit breaker. After `breaker_failures`
-/// consecutive transient failures the destination is paused: its messages stay queued
-/// and nothing is sent there until the pause ends; then one probe goes (one send at a
-/// time), and its success closes the breaker while its failure pauses again for twice
-/// as long. Other destinations are never held up by it.
-#[derive(Debug, Default)]
-pub struct Destinations {
-    state: std::sync::Mutex<std::collections::HashMap<i64, Destination>>,
-}
-
-#[derive(Debug, Default, Clone, Copy)]
-struct Destination {
-    in_flight: u32,
-    failures: u32,
-    pauses: u32,
-    paused_until: Option<i64>,
-}
-
-/// A destination's state, for `/metrics`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct DestinationView {
-    pub inbox_id: i64,
-    pub in_flight: u32,
-    pub consecutive_failures: u32,
-    /// Paused until then; `None` when sending.
-    pub paused_until: Option<i64>,
-}
-
-/// How a send ended, for the breaker.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum SendOutcome {
-    Delivered,
-    /// The destination was down, slow or limiting us.
-    Unavailable,
-    /// The destination answered, about this message (refused, recipient unknown).
-    Answered,
-}
-
-impl Destinations {
-    /// Inboxes not to claim for now: paused, at their concurrency, or probing.
-    pub fn held(&self, now: i64, cap: u32) -> Vec<i64> {
-        let state = self.state.lock().expect("destinations lock");
-        state
-            .iter()
-            .filter(|(_, destination)| {
-                let probing = destination.paused_until.is_some();
-                destination.paused_until.is_some_and(|until| now < until)
-                    || destination.in_flight >= if probing { 1 } else { cap }
-            })
-            .map(|(inbox, _)| *inbox)
-            .collect()
-    }
-
-    /// The earliest end of a pause, after `now`.
-    pub fn next_resume(&self, now: i64) -> Option<i64> {
-        let state = self.state.lock().expect("destinations lock");
-        state
-            .values()
-            .filter_map(|destination| destination.paused_until)
-            .filter(|until| *until > now)
-            .min()
-    }
-
-    pub fn started(&self, inbox: i64) {
-        self.state
-            .lock()
-            .expect("destinations lock")
-            .entry(inbox)
-            .or_default()
-            .in_flight += 1;
-    }
-
-    /// Records a send's end; returns the new pause when this one opened the breaker.
-    pub fn finished(&self, inbox: i64, outcome: SendOutcome, now: i64, failures: u32, pause: Duration) -> Option<i64> {
-        let mut state = self.state.lock().expect("destinations lock");
-        let destination = state.entry(inbox).or_default();
-        destination.in_flight = destination.in_flight.saturating_sub(1);
-        match outcome {
-            SendOutcome::Delivered => {
-                *destination = Destination {
-                    in_flight: destination.in_flight,
-                    ..Destination::default()
-                };
-                None
-            }
-            SendOutcome::Answered => None,
-            SendOutcome::Unavailable => {
-                destination.failures += 1;
-                if destination.failures < failures {
-                    return None;
-                }
-                let wait = pause
-                    .checked_mul(1 << destination.pauses.min(16))
-                    .unwrap_or(MAX_PAUSE)
-                    .min(MAX_PAUSE);
-                destination.pauses += 1;
-                let until = now.saturating_add(crate::desk::millis(wait));
-                destination.paused_until = Some(until);
-                Some(until)
-            }
-        }
-    }
-
-    pub fn views(&self) -> Vec<DestinationView> {
-        let state = self.state.lock().expect("destinations lock");
-        let mut views: Vec<DestinationView> = state
-            .iter()
-            .map(|(inbox, destination)| DestinationView {
-                inbox_id: *inbox,
-                in_flight: destination.in_flight,
-                consecutive_failures: destination.failures,
-                paused_until: destination.paused_until,
-            })
-            .collect();
-        views.sort_by_key(|view| view.inbox_id);
-        views
-    }
 }
 
 pub struct Dispatcher {
@@ -186,7 +64,7 @@ pub struct Dispatcher {
     pub settings: OutboxSettings,
     /// Poked after every commit that queued a row, and after every finished send.
     pub wakeup: Arc<Notify>,
-    /// Shared with `/metrics`.
+    /// Per-inbox concurrency and circuit breakers; shared with `/metrics`.
     pub destinations: Arc<Destinations>,
 }
 
@@ -242,26 +120,27 @@ impl Dispatcher {
             // A destination at its share of the slots or paused waits; the others go.
             // One claim may still give a destination more than its share: the cap holds
             // from the next claim on.
-            let held = self.destinations.held(now, self.settings.inbox_concurrency);
+            let plan = self.destinations.plan(now);
             let batch = self
                 .store
-                .claim_deliveries(now, free as u32, lease_until, &held)
+                .claim_deliveries(now, free as u32, lease_until, &plan)
                 .await?;
             let filled = batch.len() == free;
             for delivery in batch {
                 let Ok(permit) = Arc::clone(slots).try_acquire_owned() else {
                     break;
                 };
-                self.destinations.started(delivery.inbox_id);
+                let send = self.destinations.started(delivery.inbox_id, now);
                 let this = Arc::clone(self);
                 tracker.spawn(async move {
-                    this.deliver(delivery).await;
+                    this.deliver(delivery, &send).await;
+                    drop(send);
                     drop(permit);
                     this.wakeup.notify_one();
                 });
             }
             if !filled {
-                return self.until_next_due(&held).await;
+                return self.until_next_due(&plan.held).await;
             }
         }
         // Every slot is busy: a finished send wakes us.
@@ -283,7 +162,7 @@ impl Dispatcher {
         })
     }
 
-    async fn deliver(&self, delivery: Delivery) {
+    async fn deliver(&self, delivery: Delivery, send: &InFlight) {
         // A message that waited past its expiry (behind an earlier message of its
         // conversation, or through a long downtime) is stale news: it is not sent.
         let outcome = if self.clock.now_ms() > delivery.expires_at {
@@ -302,19 +181,17 @@ impl Dispatcher {
             Err(SendError::Transient { .. }) => SendOutcome::Unavailable,
             Err(_) => SendOutcome::Answered,
         };
-        if let Some(until) = self.destinations.finished(
-            delivery.inbox_id,
-            for_breaker,
-            now,
-            self.settings.breaker_failures,
-            self.settings.breaker_pause,
-        ) {
+        if let Some(until) = self.destinations.finished(send, for_breaker, now) {
             tracing::warn!(
                 inbox_id = delivery.inbox_id,
-                failures = self.settings.breaker_failures,
                 paused_for_ms = until - now,
                 "outbox: destination failing; paused, then one probe"
             );
+            // Its queued messages wait out the pause off the due index, so claims for
+            // other destinations do not read past them.
+            if let Err(error) = self.store.defer_deliveries(delivery.inbox_id, until, now).await {
+                tracing::error!(%error, "could not defer a paused destination's messages");
+            }
         }
         let result = match outcome {
             Ok(receipt) => DeliveryResult::Sent(receipt),
@@ -375,46 +252,6 @@ mod tests {
         assert!(matches!(retry(1, 0.5), DeliveryResult::RetryAt { at, .. } if at == 5 * SECOND));
         assert!(matches!(retry(1, 0.0), DeliveryResult::RetryAt { at, .. } if at == 4500));
         assert!(matches!(retry(2, 0.999_999), DeliveryResult::RetryAt { at, .. } if (65_999..=66_000).contains(&at)));
-    }
-
-    #[test]
-    fn a_failing_destination_is_paused_then_probed_once_and_a_success_closes_it() {
-        let destinations = Destinations::default();
-        let pause = Duration::from_secs(30);
-        let fail = |now| {
-            destinations.started(1);
-            destinations.finished(1, SendOutcome::Unavailable, now, 3, pause)
-        };
-        assert_eq!(fail(0), None);
-        assert_eq!(fail(0), None);
-        // A refusal about one message says nothing of the destination.
-        destinations.started(1);
-        assert_eq!(destinations.finished(1, SendOutcome::Answered, 0, 3, pause), None);
-        assert_eq!(fail(0), Some(30 * SECOND));
-        assert_eq!(destinations.held(1000, 8), vec![1], "paused");
-        assert_eq!(destinations.next_resume(1000), Some(30 * SECOND));
-        // The pause over: one probe at a time.
-        assert!(destinations.held(30 * SECOND, 8).is_empty());
-        destinations.started(1);
-        assert_eq!(destinations.held(30 * SECOND, 8), vec![1], "probing");
-        // The probe fails: twice as long.
-        assert_eq!(
-            destinations.finished(1, SendOutcome::Unavailable, 30 * SECOND, 3, pause),
-            Some(90 * SECOND)
-        );
-        destinations.started(1);
-        assert_eq!(
-            destinations.finished(1, SendOutcome::Delivered, 90 * SECOND, 3, pause),
-            None
-        );
-        assert!(destinations.held(90 * SECOND, 8).is_empty(), "closed again");
-        let view = destinations.views()[0];
-        assert_eq!((view.consecutive_failures, view.paused_until), (0, None));
-        // Another destination at its share of the slots waits too.
-        for _ in 0..2 {
-            destinations.started(2);
-        }
-        assert_eq!(destinations.held(0, 2), vec![2]);
     }
 
     #[test]
@@ -536,7 +373,7 @@ mod tests {
                 breaker_pause: Duration::from_secs(30),
             },
             wakeup: Arc::new(Notify::new()),
-            destinations: Arc::default(),
+            destinations: Arc::new(Destinations::new(4, 5, Duration::from_secs(30))),
         };
         let shutdown = CancellationToken::new();
         let running = tokio::spawn(dispatcher.run(shutdown.clone()));

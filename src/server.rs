@@ -93,7 +93,11 @@ pub async fn run_with_clock(
         })
         .collect();
     let outbox_wakeup = Arc::new(Notify::new());
-    let destinations = Arc::new(crate::outbox::Destinations::default());
+    let destinations = Arc::new(crate::destinations::Destinations::new(
+        settings.outbox.inbox_concurrency,
+        settings.outbox.breaker_failures,
+        settings.outbox.breaker_pause,
+    ));
 
     let dispatcher = Dispatcher {
         store: Arc::clone(&store),
@@ -118,8 +122,16 @@ pub async fn run_with_clock(
         // Redirects are not followed: a signed body goes where the admin said, only.
         client: reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
+            .dns_resolver(Arc::new(crate::subscriptions::PolicyResolver {
+                policy: settings.subscriptions.policy.clone(),
+            }))
             .build()
             .context("building the HTTP client for subscriptions")?,
+        destinations: Arc::new(crate::destinations::Destinations::new(
+            settings.outbox.inbox_concurrency,
+            settings.outbox.breaker_failures,
+            settings.outbox.breaker_pause,
+        )),
         wakeup: Arc::clone(&events_wakeup),
     };
     let events_shutdown = CancellationToken::new();

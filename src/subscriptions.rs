@@ -103,66 +103,129 @@ pub struct UrlPolicy {
 }
 
 impl UrlPolicy {
+    fn allowed(&self, host: &str) -> bool {
+        self.allow_hosts
+            .iter()
+            .any(|allowed| allowed.eq_ignore_ascii_case(host))
+    }
+
     /// Parses and checks `url`, resolving its host; the error says why it is refused.
     pub async fn check(&self, url: &str) -> Result<Url, String> {
-        let parsed = Url::parse(url).map_err(|err| format!("is not a URL: {err}"))?;
+        self.check_url(url).await.map_err(|problem| match problem {
+            UrlProblem::Refused(why) | UrlProblem::Unresolved(why) => why,
+        })
+    }
+
+    async fn check_url(&self, url: &str) -> Result<Url, UrlProblem> {
+        let refused = |why: String| UrlProblem::Refused(why);
+        let parsed = Url::parse(url).map_err(|err| refused(format!("is not a URL: {err}")))?;
         if !matches!(parsed.scheme(), "http" | "https") {
-            return Err("must be an http or https URL".into());
+            return Err(refused("must be an http or https URL".into()));
         }
-        let host = parsed.host_str().ok_or("must name a host")?.to_owned();
+        let host = parsed
+            .host_str()
+            .ok_or_else(|| refused("must name a host".into()))?
+            .to_owned();
         let bare = host.trim_start_matches('[').trim_end_matches(']');
-        if self
-            .allow_hosts
-            .iter()
-            .any(|allowed| allowed.eq_ignore_ascii_case(bare))
-        {
+        if self.allowed(bare) {
             return Ok(parsed);
         }
-        if bare.eq_ignore_ascii_case("metadata.google.internal") {
-            return Err(format!("`{host}` is a cloud metadata service"));
+        if bare.eq_ignore_ascii_case("metadata.google.internal") || bare.eq_ignore_ascii_case("localhost") {
+            return Err(refused(format!("`{host}` is inside the network")));
         }
         let port = parsed.port_or_known_default().unwrap_or(443);
         let addresses: Vec<IpAddr> = match bare.parse::<IpAddr>() {
             Ok(address) => vec![address],
             Err(_) => tokio::net::lookup_host((bare, port))
                 .await
-                .map_err(|err| format!("host `{host}` does not resolve: {err}"))?
+                .map_err(|err| UrlProblem::Unresolved(format!("host `{host}` does not resolve: {err}")))?
                 .map(|socket| socket.ip())
                 .collect(),
         };
         match addresses.iter().find(|address| internal(address)) {
-            Some(address) => Err(format!(
+            Some(address) => Err(refused(format!(
                 "points inside the network ({address}); list the host in subscriptions.allow_hosts to allow it"
-            )),
-            None if addresses.is_empty() => Err(format!("host `{host}` does not resolve")),
+            ))),
+            None if addresses.is_empty() => Err(UrlProblem::Unresolved(format!("host `{host}` does not resolve"))),
             None => Ok(parsed),
         }
     }
 }
 
+/// Why a URL cannot be posted to now.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum UrlProblem {
+    /// The policy refuses it: retrying cannot help.
+    Refused(String),
+    /// Its name did not resolve: DNS may be back in a minute.
+    Unresolved(String),
+}
+
+/// The subscriptions client's resolver: the addresses it connects to are the ones the
+/// policy checked, so a name that resolves elsewhere between the check and the connect
+/// (DNS rebinding) still cannot reach inside the network.
+#[derive(Debug, Clone)]
+pub struct PolicyResolver {
+    pub policy: UrlPolicy,
+}
+
+impl reqwest::dns::Resolve for PolicyResolver {
+    fn resolve(&self, name: reqwest::dns::Name) -> reqwest::dns::Resolving {
+        let policy = self.policy.clone();
+        Box::pin(async move {
+            let host = name.as_str().to_owned();
+            let addresses: Vec<std::net::SocketAddr> = tokio::net::lookup_host((host.as_str(), 0)).await?.collect();
+            let allowed = policy.allowed(&host);
+            let usable: Vec<std::net::SocketAddr> = addresses
+                .into_iter()
+                .filter(|address| allowed || !internal(&address.ip()))
+                .collect();
+            if usable.is_empty() {
+                return Err(format!("`{host}` resolves only inside the network").into());
+            }
+            Ok(Box::new(usable.into_iter()) as reqwest::dns::Addrs)
+        })
+    }
+}
+
 /// Loopback, private, link-local (the metadata service's 169.254.169.254 among them),
-/// shared (CGNAT), unspecified, multicast, broadcast, and their IPv6 counterparts.
+/// shared (CGNAT), benchmarking, reserved, IETF protocol assignments, Azure's wire server,
+/// unspecified, multicast, broadcast; in IPv6 also unique-local, site-local, and the
+/// forms that carry an IPv4 address (mapped, compatible, NAT64, 6to4), judged by it.
 fn internal(address: &IpAddr) -> bool {
     match address {
         IpAddr::V4(v4) => {
-            let [a, b, ..] = v4.octets();
+            let [a, b, c, d] = v4.octets();
             v4.is_loopback()
                 || v4.is_private()
                 || v4.is_link_local()
                 || v4.is_unspecified()
                 || v4.is_multicast()
                 || v4.is_broadcast()
-                || (a == 100 && (64..128).contains(&b))
                 || a == 0
+                || (a == 100 && (64..128).contains(&b))
+                || (a == 192 && b == 0 && c == 0)
+                || (a == 198 && (b == 18 || b == 19))
+                || a >= 240
+                || [a, b, c, d] == [168, 63, 129, 16]
         }
         IpAddr::V6(v6) => {
-            let first = v6.segments()[0];
+            let segments = v6.segments();
+            let embedded =
+                |high: u16, low: u16| IpAddr::V4(std::net::Ipv4Addr::from((u32::from(high) << 16) | u32::from(low)));
             v6.is_loopback()
                 || v6.is_unspecified()
                 || v6.is_multicast()
-                || (first & 0xfe00) == 0xfc00
-                || (first & 0xffc0) == 0xfe80
+                || (segments[0] & 0xfe00) == 0xfc00
+                || (segments[0] & 0xffc0) == 0xfe80
+                || (segments[0] & 0xffc0) == 0xfec0
                 || v6.to_ipv4_mapped().is_some_and(|v4| internal(&IpAddr::V4(v4)))
+                // IPv4-compatible ::a.b.c.d, NAT64 64:ff9b::/96 and 64:ff9b:1::/48.
+                || (segments[..6] == [0; 6] && internal(&embedded(segments[6], segments[7])))
+                || (segments[..6] == [0x64, 0xff9b, 0, 0, 0, 0] && internal(&embedded(segments[6], segments[7])))
+                || (segments[0] == 0x64 && segments[1] == 0xff9b && segments[2] == 1)
+                // 6to4 2002:a.b.c.d::/48.
+                || (segments[0] == 0x2002 && internal(&embedded(segments[1], segments[2])))
         }
     }
 }
@@ -174,6 +237,8 @@ const STORE_ERROR_PAUSE: Duration = Duration::from_secs(1);
 
 /// Delivers queued events to their subscriptions.
 pub struct EventDispatcher {
+    /// Per-subscription concurrency and circuit breakers, as the outbox keeps per inbox.
+    pub destinations: Arc<crate::destinations::Destinations>,
     pub store: Arc<dyn Store>,
     pub clock: Arc<dyn Clock>,
     pub settings: OutboxSettings,
@@ -225,18 +290,21 @@ impl EventDispatcher {
             return Ok(IDLE_CHECK);
         }
         let now = self.clock.now_ms();
+        let held = self.destinations.plan(now).held;
         let batch = self
             .store
-            .claim_event_deliveries(now, free as u32, now + millis(LEASE))
+            .claim_event_deliveries(now, free as u32, now + millis(LEASE), &held)
             .await?;
         let filled = batch.len() == free;
         for delivery in batch {
             let Ok(permit) = Arc::clone(slots).try_acquire_owned() else {
                 break;
             };
+            let send = self.destinations.started(delivery.subscription_id, now);
             let this = Arc::clone(self);
             tracker.spawn(async move {
-                this.deliver(delivery).await;
+                this.deliver(delivery, &send).await;
+                drop(send);
                 drop(permit);
                 this.wakeup.notify_one();
             });
@@ -245,13 +313,18 @@ impl EventDispatcher {
             return Ok(IDLE_CHECK);
         }
         let now = self.clock.now_ms();
-        Ok(match self.store.next_event_delivery_due().await? {
+        let due = self.store.next_event_delivery_due(&held).await?;
+        let next = match (due, self.destinations.next_resume(now)) {
+            (Some(due), Some(resume)) => Some(due.min(resume)),
+            (due, resume) => due.or(resume),
+        };
+        Ok(match next {
             Some(at) => Duration::from_millis(at.saturating_sub(now).max(0) as u64).min(IDLE_CHECK),
             None => IDLE_CHECK,
         })
     }
 
-    async fn deliver(&self, delivery: EventDelivery) {
+    async fn deliver(&self, delivery: EventDelivery, send: &crate::destinations::InFlight) {
         let expires_at = delivery.created_at.saturating_add(millis(self.settings.expire_after));
         let outcome = if self.clock.now_ms() > expires_at {
             Err(SendError::permanent(
@@ -261,13 +334,30 @@ impl EventDispatcher {
             self.send(&delivery).await
         };
         let now = self.clock.now_ms();
+        let for_breaker = match &outcome {
+            Ok(_) => crate::destinations::SendOutcome::Delivered,
+            Err(SendError::Transient { .. }) => crate::destinations::SendOutcome::Unavailable,
+            Err(_) => crate::destinations::SendOutcome::Answered,
+        };
+        if let Some(until) = self.destinations.finished(send, for_breaker, now) {
+            tracing::warn!(
+                subscription = delivery.subscription_id,
+                paused_for_ms = until - now,
+                "subscription's receiver failing; paused, then one probe"
+            );
+            if let Err(error) = self
+                .store
+                .defer_event_deliveries(delivery.subscription_id, until, now)
+                .await
+            {
+                tracing::error!(%error, "could not defer a paused subscription's events");
+            }
+        }
         let (result, disable) = match outcome {
             Ok(receipt) => (DeliveryResult::Sent(receipt), None),
-            // The receiver says the endpoint is gone for good: stop telling it.
-            Err(SendError::Unreachable { reason }) => (
-                DeliveryResult::Failed { error: reason.clone() },
-                Some(format!("{reason}: the receiver asked to be told no more")),
-            ),
+            // The endpoint is gone for good (the receiver said 410, or the URL is no
+            // longer allowed): stop telling it.
+            Err(SendError::Unreachable { reason }) => (DeliveryResult::Failed { error: reason.clone() }, Some(reason)),
             Err(SendError::Permanent { reason }) => (DeliveryResult::Failed { error: reason }, None),
             Err(SendError::Transient { reason, retry_after }) => {
                 let result = after_transient_failure(
@@ -303,10 +393,18 @@ impl EventDispatcher {
     }
 
     async fn send(&self, delivery: &EventDelivery) -> Result<Receipt, SendError> {
-        // Checked again at each send: a name may resolve elsewhere than when it was added.
-        let url = self.policy.check(&delivery.url).await.map_err(|problem| {
-            SendError::permanent(format!("the subscription's URL is not allowed now: it {problem}"))
-        })?;
+        // Checked again at each send (the client's resolver checks the address it
+        // connects to as well): a name may resolve elsewhere than when it was added.
+        let url = match self.policy.check_url(&delivery.url).await {
+            Ok(url) => url,
+            Err(UrlProblem::Unresolved(why)) => return Err(SendError::transient(why)),
+            // The policy refuses it now: no later event can go either.
+            Err(UrlProblem::Refused(why)) => {
+                return Err(SendError::Unreachable {
+                    reason: format!("the subscription's URL is not allowed now: it {why}"),
+                });
+            }
+        };
         let secret = Secret::parse(&delivery.secret).map_err(SendError::permanent)?;
         let id = format!("evt_{}", delivery.id);
         let request = SignedPost {
@@ -319,7 +417,7 @@ impl EventDispatcher {
         let (status, retry_after) = request.send(&self.client).await?;
         if status == StatusCode::GONE {
             return Err(SendError::Unreachable {
-                reason: "the receiver answered HTTP 410 Gone".into(),
+                reason: "the receiver answered HTTP 410 Gone: it asked to be told no more".into(),
             });
         }
         switchboard_connector_webhook::outbound::classify_status(status, retry_after)
@@ -345,6 +443,14 @@ mod tests {
             "http://100.64.0.1/",
             "http://0.0.0.0/",
             "http://metadata.google.internal/computeMetadata/v1/",
+            "http://localhost:8080/",
+            "http://[64:ff9b::a00:5]/",
+            "http://[2002:a00:1::]/",
+            "http://[::a00:1]/",
+            "http://[fec0::1]/",
+            "http://198.18.0.1/",
+            "http://240.0.0.1/",
+            "http://168.63.129.16/",
         ] {
             assert!(policy.check(url).await.is_err(), "{url}");
         }

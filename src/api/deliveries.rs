@@ -104,7 +104,7 @@ pub async fn metrics(State(state): State<Arc<AppState>>) -> Response {
             let paused = view.paused_until.is_some_and(|until| until > now);
             text.push_str(&format!(
                 "switchboard_outbox_destination_paused{{inbox=\"{}\"}} {}\n",
-                key_of(view.inbox_id),
+                key_of(view.key),
                 u8::from(paused)
             ));
         }
@@ -115,7 +115,7 @@ pub async fn metrics(State(state): State<Arc<AppState>>) -> Response {
         for view in &views {
             text.push_str(&format!(
                 "switchboard_outbox_destination_failures{{inbox=\"{}\"}} {}\n",
-                key_of(view.inbox_id),
+                key_of(view.key),
                 view.consecutive_failures
             ));
         }

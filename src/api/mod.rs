@@ -45,7 +45,7 @@ pub struct AppState {
     /// Telegram inboxes by key: their bot, identity and webhook secret.
     pub telegram: HashMap<String, Arc<crate::telegram::TelegramInbox>>,
     /// The outbox's view of each inbox's destination, for `/metrics`.
-    pub destinations: Arc<crate::outbox::Destinations>,
+    pub destinations: Arc<crate::destinations::Destinations>,
     /// Wakes the event dispatcher when a commit may have told subscribers something.
     pub events_wakeup: Arc<Notify>,
     /// Whether any subscription is active: only then is the event dispatcher woken.

@@ -634,14 +634,18 @@ pub trait Store: Send + Sync + 'static {
     async fn release_in_flight(&self, now: i64) -> StoreResult<u64>;
     /// Claims up to `limit` due deliveries, oldest first, at most one per conversation
     /// at a time so a conversation's messages leave in order.
-    /// Rows of the inboxes in `held` (paused or busy destinations) wait.
+    /// Takes no rows of the inboxes the plan holds (paused or busy destinations), and
+    /// at most each inbox's room.
     async fn claim_deliveries(
         &self,
         now: i64,
         limit: u32,
         lease_until: i64,
-        held: &[i64],
+        plan: &crate::destinations::Plan,
     ) -> StoreResult<Vec<Delivery>>;
+    /// Moves an inbox's queued messages to `until` at the earliest (its destination is
+    /// paused).
+    async fn defer_deliveries(&self, inbox_id: i64, until: i64, now: i64) -> StoreResult<u64>;
     async fn record_delivery(&self, outbox_id: i64, result: &DeliveryResult, now: i64) -> StoreResult<()>;
     /// When the next claimable delivery falls due: rows waiting behind an earlier
     /// message of their conversation do not count.
@@ -691,7 +695,16 @@ pub trait Store: Send + Sync + 'static {
     async fn ping_subscription(&self, id: i64, now: i64) -> StoreResult<i64>;
     async fn subscription_deliveries(&self, id: i64, limit: u32) -> StoreResult<Vec<SubscriptionDelivery>>;
     async fn release_event_deliveries(&self, now: i64) -> StoreResult<u64>;
-    async fn claim_event_deliveries(&self, now: i64, limit: u32, lease_until: i64) -> StoreResult<Vec<EventDelivery>>;
+    /// `held`: subscriptions paused or at their concurrency.
+    async fn claim_event_deliveries(
+        &self,
+        now: i64,
+        limit: u32,
+        lease_until: i64,
+        held: &[i64],
+    ) -> StoreResult<Vec<EventDelivery>>;
+    /// Moves a paused subscription's queued events to `until` at the earliest.
+    async fn defer_event_deliveries(&self, subscription_id: i64, until: i64, now: i64) -> StoreResult<()>;
     /// Records an attempt's outcome, and disables the subscription when told why.
     async fn record_event_delivery(
         &self,
@@ -700,7 +713,7 @@ pub trait Store: Send + Sync + 'static {
         disable: Option<String>,
         now: i64,
     ) -> StoreResult<()>;
-    async fn next_event_delivery_due(&self) -> StoreResult<Option<i64>>;
+    async fn next_event_delivery_due(&self, held: &[i64]) -> StoreResult<Option<i64>>;
 
     /// Records a satisfaction answer given on the web page a CSAT email links to.
     async fn answer_csat(&self, token: &str, score: u8, comment: Option<String>, now: i64) -> StoreResult<CsatPage>;

@@ -231,10 +231,14 @@ async fn one_receiver_down_does_not_hold_up_another() {
     }
     let told = wait_for(&up, "twenty events at the receiver that is up", 20).await;
     let latest = told.iter().map(|callback| callback.at - sent_at).max().unwrap();
-    // All of them arrived while the other receiver was tried for each and accepted none.
+    // All of them arrived while the other receiver accepted none: it was tried until its
+    // circuit breaker paused it (five failures in a row, outbox.breaker_failures).
     assert!(accepted(&down).is_empty());
     let down_attempts = down.callbacks().len();
-    assert!(down_attempts >= 20, "the down receiver was tried too: {down_attempts}");
+    assert!(
+        (5..20).contains(&down_attempts),
+        "the down receiver: {down_attempts} attempts"
+    );
     println!("up: 20 events in {latest:?}; down: {down_attempts} failed attempts meanwhile");
 }
 

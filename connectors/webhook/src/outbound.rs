@@ -92,7 +92,7 @@ impl SignedPost<'_> {
             .body(self.body)
             .send()
             .await
-            .map_err(|err| classify_transport_error(&err))?;
+            .map_err(classify_transport_error)?;
         let retry_after = response
             .headers()
             .get(RETRY_AFTER)
@@ -102,7 +102,7 @@ impl SignedPost<'_> {
     }
 }
 
-fn classify_transport_error(err: &reqwest::Error) -> SendError {
+fn classify_transport_error(err: reqwest::Error) -> SendError {
     // Connection refused, reset, DNS and timeouts all clear up by themselves when the
     // receiver comes back; only a URL we cannot even build would not, and validation
     // already refused those at start.
@@ -113,7 +113,9 @@ fn classify_transport_error(err: &reqwest::Error) -> SendError {
     } else {
         "request failed"
     };
-    SendError::transient(format!("{what}: {}", error_chain(err)))
+    // Without the URL: a token in its query must not reach `last_error` or a log.
+    let err = err.without_url();
+    SendError::transient(format!("{what}: {}", error_chain(&err)))
 }
 
 fn error_chain(err: &dyn std::error::Error) -> String {

@@ -225,11 +225,19 @@ impl Store for SqliteStore {
         now: i64,
         limit: u32,
         lease_until: i64,
-        held: &[i64],
+        plan: &crate::destinations::Plan,
     ) -> StoreResult<Vec<Delivery>> {
-        let held = serde_json::to_string(held).unwrap_or_else(|_| "[]".into());
+        let held = serde_json::to_string(&plan.held).unwrap_or_else(|_| "[]".into());
+        let budgets = serde_json::to_string(&plan.budgets).unwrap_or_else(|_| "{}".into());
+        let cap = plan.cap;
         self.writer
-            .write(move |conn| write::claim_deliveries(conn, now, limit, lease_until, &held))
+            .write(move |conn| write::claim_deliveries(conn, now, limit, lease_until, &held, &budgets, cap))
+            .await
+    }
+
+    async fn defer_deliveries(&self, inbox_id: i64, until: i64, now: i64) -> StoreResult<u64> {
+        self.writer
+            .write(move |conn| write::defer_deliveries(conn, inbox_id, until, now))
             .await
     }
 
@@ -363,9 +371,22 @@ impl Store for SqliteStore {
             .await
     }
 
-    async fn claim_event_deliveries(&self, now: i64, limit: u32, lease_until: i64) -> StoreResult<Vec<EventDelivery>> {
+    async fn claim_event_deliveries(
+        &self,
+        now: i64,
+        limit: u32,
+        lease_until: i64,
+        held: &[i64],
+    ) -> StoreResult<Vec<EventDelivery>> {
+        let held = serde_json::to_string(held).unwrap_or_else(|_| "[]".into());
         self.writer
-            .write(move |conn| subscriptions::claim(conn, now, limit, lease_until))
+            .write(move |conn| subscriptions::claim(conn, now, limit, lease_until, &held))
+            .await
+    }
+
+    async fn defer_event_deliveries(&self, subscription_id: i64, until: i64, now: i64) -> StoreResult<()> {
+        self.writer
+            .write(move |conn| subscriptions::defer(conn, subscription_id, until, now))
             .await
     }
 
@@ -381,8 +402,11 @@ impl Store for SqliteStore {
             .await
     }
 
-    async fn next_event_delivery_due(&self) -> StoreResult<Option<i64>> {
-        self.writer.write(subscriptions::next_due).await
+    async fn next_event_delivery_due(&self, held: &[i64]) -> StoreResult<Option<i64>> {
+        let held = serde_json::to_string(held).unwrap_or_else(|_| "[]".into());
+        self.writer
+            .write(move |conn| subscriptions::next_due(conn, &held))
+            .await
     }
 
     async fn answer_csat(&self, token: &str, score: u8, comment: Option<String>, now: i64) -> StoreResult<CsatPage> {

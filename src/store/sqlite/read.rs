@@ -476,9 +476,9 @@ pub async fn next_delivery_due(pool: &SqlitePool, held: &str) -> StoreResult<Opt
         "SELECT MIN(o.next_attempt_at) FROM outbox o
          WHERE o.status = 'scheduled' AND o.inbox_id NOT IN (SELECT value FROM json_each(?1))
            AND NOT EXISTS (
-               SELECT 1 FROM outbox earlier
-               WHERE earlier.conversation_id = o.conversation_id AND earlier.id < o.id
-                 AND earlier.status IN ('scheduled', 'in_flight'))",
+               SELECT 1 FROM outbox other
+               WHERE other.conversation_id = o.conversation_id AND other.id != o.id
+                 AND (other.status = 'in_flight' OR (other.id < o.id AND other.status = 'scheduled')))",
     )
     .bind(held)
     .fetch_one(pool)

@@ -71,9 +71,12 @@ pub fn delete(conn: &Connection, id: i64, now: i64) -> StoreResult<()> {
     Ok(())
 }
 
-/// Enabled again (its waiting deliveries resume), or disabled with the reason.
+/// Enabled again, or disabled with the reason.
 pub fn set_active(conn: &Connection, id: i64, active: bool, reason: Option<&str>, now: i64) -> StoreResult<()> {
     get(conn, id)?;
+    if !active {
+        drop_pending(conn, id, reason.unwrap_or("disabled"), now)?;
+    }
     conn.prepare_cached(
         "UPDATE subscriptions SET active = ?1, disabled_reason = ?2, disabled_at = ?3, updated_at = ?4 WHERE id = ?5",
     )?
@@ -81,6 +84,22 @@ pub fn set_active(conn: &Connection, id: i64, active: bool, reason: Option<&str>
         active,
         reason.filter(|_| !active),
         (!active).then_some(now),
+        now,
+        id
+    ])?;
+    Ok(())
+}
+
+/// A disabled subscription is told nothing: what waited for it is failed with the reason,
+/// rather than sent in a burst of stale events when it is enabled again. A `ping` may
+/// wait: it was asked for while disabled.
+fn drop_pending(conn: &Connection, id: i64, reason: &str, now: i64) -> StoreResult<()> {
+    conn.prepare_cached(
+        "UPDATE event_deliveries SET status = 'failed', last_error = ?1, updated_at = ?2
+         WHERE subscription_id = ?3 AND status = 'scheduled' AND event_type != 'ping'",
+    )?
+    .execute(params![
+        format!("not sent: the subscription was disabled ({reason})"),
         now,
         id
     ])?;
@@ -161,26 +180,31 @@ pub fn release_in_flight(conn: &Connection, now: i64) -> StoreResult<u64> {
     )? as u64)
 }
 
-/// Claims up to `limit` due deliveries of active subscriptions, at most one per
-/// subscription and conversation at a time, so a subscriber sees a conversation's events
-/// in order while a slow subscriber holds up nobody else. A test event always goes.
-pub fn claim(conn: &Connection, now: i64, limit: u32, lease_until: i64) -> StoreResult<Vec<EventDelivery>> {
+/// Which rows may go: of an active subscription (a test event goes to any), not held
+/// (`?held`: a JSON array of subscription ids paused or at their concurrency), and
+/// first in their subscription's line for their conversation.
+const CLAIMABLE: &str = "d.status = 'scheduled' AND d.subscription_id NOT IN (SELECT value FROM json_each(?held))
+    AND (s.active = 1 OR d.event_type = 'ping') AND s.deleted_at IS NULL
+    AND NOT EXISTS (
+        SELECT 1 FROM event_deliveries earlier
+        WHERE earlier.subscription_id = d.subscription_id AND earlier.conversation_id IS d.conversation_id
+          AND earlier.id < d.id AND earlier.status IN ('scheduled', 'in_flight'))";
+
+/// Claims up to `limit` due deliveries, at most one per subscription and conversation at
+/// a time, so a subscriber sees a conversation's events in order while a slow or failing
+/// subscriber holds up nobody else.
+pub fn claim(conn: &Connection, now: i64, limit: u32, lease_until: i64, held: &str) -> StoreResult<Vec<EventDelivery>> {
     let claimed: Vec<i64> = conn
-        .prepare_cached(
+        .prepare_cached(&format!(
             "UPDATE event_deliveries SET status = 'in_flight', attempts = attempts + 1, lease_until = ?1, updated_at = ?2
              WHERE id IN (
                  SELECT d.id FROM event_deliveries d JOIN subscriptions s ON s.id = d.subscription_id
-                 WHERE d.status = 'scheduled' AND d.next_attempt_at <= ?2
-                   AND (s.active = 1 OR d.event_type = 'ping') AND s.deleted_at IS NULL
-                   AND NOT EXISTS (
-                       SELECT 1 FROM event_deliveries earlier
-                       WHERE earlier.subscription_id = d.subscription_id
-                         AND earlier.conversation_id IS d.conversation_id AND earlier.id < d.id
-                         AND earlier.status IN ('scheduled', 'in_flight'))
+                 WHERE d.next_attempt_at <= ?2 AND {}
                  ORDER BY d.next_attempt_at, d.id LIMIT ?3)
              RETURNING id",
-        )?
-        .query_map(params![lease_until, now, limit], |row| row.get(0))?
+            CLAIMABLE.replace("?held", "?4")
+        ))?
+        .query_map(params![lease_until, now, limit, held], |row| row.get(0))?
         .collect::<Result<_, _>>()?;
     let mut select = conn.prepare_cached(
         "SELECT d.id, d.subscription_id, d.event_type, d.payload, d.attempts, d.created_at, s.url, s.secret
@@ -205,14 +229,26 @@ pub fn claim(conn: &Connection, now: i64, limit: u32, lease_until: i64) -> Store
     Ok(deliveries)
 }
 
-/// When the next claimable delivery is due (a disabled subscription's do not count).
-pub fn next_due(conn: &Connection) -> StoreResult<Option<i64>> {
+/// When the next claimable delivery is due: rows waiting behind an earlier one, or for a
+/// held or disabled subscription, do not count (each would make the dispatcher spin).
+pub fn next_due(conn: &Connection, held: &str) -> StoreResult<Option<i64>> {
     Ok(conn
-        .prepare_cached(
+        .prepare_cached(&format!(
             "SELECT MIN(d.next_attempt_at) FROM event_deliveries d JOIN subscriptions s ON s.id = d.subscription_id
-             WHERE d.status = 'scheduled' AND s.active = 1",
-        )?
-        .query_row([], |row| row.get(0))?)
+             WHERE {}",
+            CLAIMABLE.replace("?held", "?1")
+        ))?
+        .query_row([held], |row| row.get(0))?)
+}
+
+/// A paused subscription's queued events wait out the pause.
+pub fn defer(conn: &Connection, id: i64, until: i64, now: i64) -> StoreResult<()> {
+    conn.prepare_cached(
+        "UPDATE event_deliveries SET next_attempt_at = ?1, updated_at = ?2
+         WHERE subscription_id = ?3 AND status = 'scheduled' AND next_attempt_at < ?1",
+    )?
+    .execute(params![until, now, id])?;
+    Ok(())
 }
 
 /// Records an attempt's outcome; `disable` names why the subscription stops (the
@@ -224,7 +260,7 @@ pub fn record(conn: &Connection, id: i64, result: &DeliveryResult, disable: Opti
             conn.prepare_cached(
                 "UPDATE event_deliveries SET status = 'sent', sent_at = ?1, receipt = ?2, last_error = NULL,
                         lease_until = NULL, updated_at = ?1
-                 WHERE id = ?3",
+                 WHERE id = ?3 AND status = 'in_flight'",
             )?
             .execute(params![now, receipt, id])?;
         }
@@ -232,14 +268,14 @@ pub fn record(conn: &Connection, id: i64, result: &DeliveryResult, disable: Opti
             conn.prepare_cached(
                 "UPDATE event_deliveries SET status = 'scheduled', next_attempt_at = ?1, last_error = ?2,
                         lease_until = NULL, updated_at = ?3
-                 WHERE id = ?4",
+                 WHERE id = ?4 AND status = 'in_flight'",
             )?
             .execute(params![at, error, now, id])?;
         }
         DeliveryResult::Failed { error } | DeliveryResult::Unreachable { error } => {
             conn.prepare_cached(
                 "UPDATE event_deliveries SET status = 'failed', last_error = ?1, lease_until = NULL, updated_at = ?2
-                 WHERE id = ?3",
+                 WHERE id = ?3 AND status = 'in_flight'",
             )?
             .execute(params![error, now, id])?;
         }
@@ -248,11 +284,15 @@ pub fn record(conn: &Connection, id: i64, result: &DeliveryResult, disable: Opti
         let subscription: i64 = conn
             .prepare_cached("SELECT subscription_id FROM event_deliveries WHERE id = ?1")?
             .query_row([id], |row| row.get(0))?;
-        conn.prepare_cached(
-            "UPDATE subscriptions SET active = 0, disabled_reason = ?1, disabled_at = ?2, updated_at = ?2
-             WHERE id = ?3 AND active = 1",
-        )?
-        .execute(params![reason, now, subscription])?;
+        let disabled = conn
+            .prepare_cached(
+                "UPDATE subscriptions SET active = 0, disabled_reason = ?1, disabled_at = ?2, updated_at = ?2
+                 WHERE id = ?3 AND active = 1",
+            )?
+            .execute(params![reason, now, subscription])?;
+        if disabled > 0 {
+            drop_pending(conn, subscription, reason, now)?;
+        }
     }
     Ok(())
 }

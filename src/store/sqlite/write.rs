@@ -1445,29 +1445,43 @@ pub fn release_in_flight(conn: &Connection, now: i64) -> StoreResult<u64> {
     Ok(released as u64)
 }
 
-/// `held`: a JSON array of inbox ids whose rows wait (their destination is paused or busy).
+/// `held`: a JSON array of inbox ids whose rows wait (their destination is paused or
+/// busy); `budgets`: a JSON object of inbox id to how many it may take now, `cap` for the
+/// others. The budgets apply among the first due rows (four times `limit`), so a claim
+/// stays cheap behind a large backlog.
 pub fn claim_deliveries(
     conn: &Connection,
     now: i64,
     limit: u32,
     lease_until: i64,
     held: &str,
+    budgets: &str,
+    cap: u32,
 ) -> StoreResult<Vec<Delivery>> {
     let claimed: Vec<i64> = conn
         .prepare_cached(
             "UPDATE outbox SET status = 'in_flight', attempts = attempts + 1, lease_until = ?1, updated_at = ?2
              WHERE id IN (
-                 SELECT o.id FROM outbox o
-                 WHERE o.status = 'scheduled' AND o.next_attempt_at <= ?2
-                   AND o.inbox_id NOT IN (SELECT value FROM json_each(?4))
-                   AND NOT EXISTS (
-                       SELECT 1 FROM outbox earlier
-                       WHERE earlier.conversation_id = o.conversation_id AND earlier.id < o.id
-                         AND earlier.status IN ('scheduled', 'in_flight'))
-                 ORDER BY o.next_attempt_at, o.id LIMIT ?3)
+                 SELECT id FROM (
+                     SELECT id, next_attempt_at,
+                            ROW_NUMBER() OVER (PARTITION BY inbox_id ORDER BY next_attempt_at, id) AS turn,
+                            COALESCE(json_extract(?5, '$.\"' || inbox_id || '\"'), ?6) AS room
+                     FROM (
+                         SELECT o.id, o.inbox_id, o.next_attempt_at FROM outbox o
+                         WHERE o.status = 'scheduled' AND o.next_attempt_at <= ?2
+                           AND o.inbox_id NOT IN (SELECT value FROM json_each(?4))
+                           AND NOT EXISTS (
+                               SELECT 1 FROM outbox other
+                               WHERE other.conversation_id = o.conversation_id AND other.id != o.id
+                                 AND (other.status = 'in_flight' OR (other.id < o.id AND other.status = 'scheduled')))
+                         ORDER BY o.next_attempt_at, o.id LIMIT ?7))
+                 WHERE turn <= room ORDER BY next_attempt_at, id LIMIT ?3)
              RETURNING id",
         )?
-        .query_map(params![lease_until, now, limit, held], |row| row.get(0))?
+        .query_map(
+            params![lease_until, now, limit, held, budgets, cap, limit.saturating_mul(4)],
+            |row| row.get(0),
+        )?
         .collect::<Result<_, _>>()?;
     let mut select = conn.prepare_cached(
         "SELECT o.id, o.inbox_id, o.attempts, o.expires_at, m.id, m.kind, m.text,
@@ -1604,12 +1618,17 @@ pub fn record_delivery(conn: &Connection, outbox_id: i64, result: &DeliveryResul
     match result {
         DeliveryResult::Sent(receipt) => {
             let receipt = json!({"external_id": receipt.external_id, "detail": receipt.detail}).to_string();
-            conn.prepare_cached(
+            let recorded = conn.prepare_cached(
                 "UPDATE outbox SET status = 'sent', receipt = ?1, sent_at = ?2, last_error = NULL, lease_until = NULL,
                         updated_at = ?2
-                 WHERE id = ?3",
+                 WHERE id = ?3 AND status = 'in_flight'",
             )?
             .execute(params![receipt, now, outbox_id])?;
+            // A row no longer in flight was settled meanwhile (a bounce that arrived
+            // before the send's own record): that word stands.
+            if recorded == 0 {
+                return Ok(());
+            }
             if let Some(thread_id) = &receipt_thread_id(result) {
                 // OR IGNORE: an id some inbound message already holds must not fail the
                 // record of a send that happened; threading then finds that message.
@@ -1624,19 +1643,23 @@ pub fn record_delivery(conn: &Connection, outbox_id: i64, result: &DeliveryResul
             conn.prepare_cached(
                 "UPDATE outbox SET status = 'scheduled', next_attempt_at = ?1, last_error = ?2, lease_until = NULL,
                         updated_at = ?3
-                 WHERE id = ?4",
+                 WHERE id = ?4 AND status = 'in_flight'",
             )?
             .execute(params![at, error, now, outbox_id])?;
         }
         DeliveryResult::Failed { error } | DeliveryResult::Unreachable { error } => {
-            let (conversation_id, message_id, attempts): (i64, i64, i64) = conn
+            let settled: Option<(i64, i64, i64)> = conn
                 .prepare_cached(
                     "UPDATE outbox SET status = 'failed', last_error = ?1, lease_until = NULL, updated_at = ?2
-                     WHERE id = ?3 RETURNING conversation_id, message_id, attempts",
+                     WHERE id = ?3 AND status = 'in_flight' RETURNING conversation_id, message_id, attempts",
                 )?
                 .query_row(params![error, now, outbox_id], |row| {
                     Ok((row.get(0)?, row.get(1)?, row.get(2)?))
-                })?;
+                })
+                .optional()?;
+            let Some((conversation_id, message_id, attempts)) = settled else {
+                return Ok(());
+            };
             let event = NewEvent::system(
                 "delivery.failed",
                 json!({"message_id": message_id, "attempts": attempts, "error": error}),
@@ -1652,6 +1675,16 @@ pub fn record_delivery(conn: &Connection, outbox_id: i64, result: &DeliveryResul
         }
     }
     Ok(())
+}
+
+/// A paused destination's queued messages wait out the pause.
+pub fn defer_deliveries(conn: &Connection, inbox_id: i64, until: i64, now: i64) -> StoreResult<u64> {
+    Ok(conn
+        .prepare_cached(
+            "UPDATE outbox SET next_attempt_at = ?1, updated_at = ?2
+             WHERE status = 'scheduled' AND inbox_id = ?3 AND next_attempt_at < ?1",
+        )?
+        .execute(params![until, now, inbox_id])? as u64)
 }
 
 /// Schedules a failed delivery again: due now, its retry schedule from the start (the

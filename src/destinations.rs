@@ -1,0 +1,264 @@
+//! What a dispatcher knows of each destination it sends to (an inbox's callback URL,
+//! SMTP relay or bot; a subscription's URL): sends in flight, and a circuit breaker.
+//!
+//! A destination has at most `cap` sends in flight, so a slow one cannot take every slot.
+//! After `failures` consecutive transient failures it is paused: nothing is sent there
+//! until the pause ends, then one probe at a time. A delivered probe closes the breaker;
+//! a failed probe pauses it again for twice as long, up to [`MAX_PAUSE`]. Failures of
+//! sends that were already in flight when the breaker opened do not lengthen the pause.
+//! The state is in memory: a restart starts every breaker closed.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use crate::desk::millis;
+
+/// The longest a paused destination waits for its next probe.
+pub const MAX_PAUSE: Duration = Duration::from_secs(600);
+
+#[derive(Debug)]
+pub struct Destinations {
+    state: Mutex<HashMap<i64, Destination>>,
+    cap: u32,
+    failures: u32,
+    pause: Duration,
+}
+
+#[derive(Debug, Default, Clone, Copy)]
+struct Destination {
+    in_flight: u32,
+    failures: u32,
+    pauses: u32,
+    paused_until: Option<i64>,
+}
+
+/// How a send ended, for the breaker.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SendOutcome {
+    Delivered,
+    /// The destination was down, slow or limiting us.
+    Unavailable,
+    /// The destination answered, about this message (refused it, no such recipient).
+    Answered,
+}
+
+/// What the next claim may take: destinations to leave out, and those with room for
+/// fewer than `cap` sends (others get `cap`).
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Plan {
+    pub held: Vec<i64>,
+    pub budgets: BTreeMap<i64, u32>,
+    /// The room of every destination not in `budgets`.
+    pub cap: u32,
+}
+
+/// A send in flight; dropping it (however the send ended, a panic included) frees its
+/// destination's slot.
+#[derive(Debug)]
+pub struct InFlight {
+    destinations: Arc<Destinations>,
+    key: i64,
+    started_at: i64,
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        let mut state = self.destinations.lock();
+        if let Some(destination) = state.get_mut(&self.key) {
+            destination.in_flight = destination.in_flight.saturating_sub(1);
+        }
+    }
+}
+
+/// A destination's state, for `/metrics`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DestinationView {
+    pub key: i64,
+    pub in_flight: u32,
+    pub consecutive_failures: u32,
+    /// Paused (or probing) since the breaker opened; `None` while closed.
+    pub paused_until: Option<i64>,
+}
+
+impl Destinations {
+    pub fn new(cap: u32, failures: u32, pause: Duration) -> Destinations {
+        Destinations {
+            state: Mutex::new(HashMap::new()),
+            cap: cap.max(1),
+            failures: failures.max(1),
+            pause,
+        }
+    }
+
+    /// The state survives a panic elsewhere: every update leaves it consistent.
+    fn lock(&self) -> MutexGuard<'_, HashMap<i64, Destination>> {
+        self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    pub fn cap(&self) -> u32 {
+        self.cap
+    }
+
+    pub fn plan(&self, now: i64) -> Plan {
+        let state = self.lock();
+        let mut plan = Plan {
+            cap: self.cap,
+            ..Plan::default()
+        };
+        for (key, destination) in state.iter() {
+            let room = match destination.paused_until {
+                Some(until) if now < until => 0,
+                Some(_) => 1u32.saturating_sub(destination.in_flight),
+                None => self.cap.saturating_sub(destination.in_flight),
+            };
+            if room == 0 {
+                plan.held.push(*key);
+            } else if room < self.cap {
+                plan.budgets.insert(*key, room);
+            }
+        }
+        plan.held.sort_unstable();
+        plan
+    }
+
+    /// The earliest end of a pause after `now`.
+    pub fn next_resume(&self, now: i64) -> Option<i64> {
+        self.lock()
+            .values()
+            .filter_map(|destination| destination.paused_until)
+            .filter(|until| *until > now)
+            .min()
+    }
+
+    pub fn started(self: &Arc<Self>, key: i64, now: i64) -> InFlight {
+        self.lock().entry(key).or_default().in_flight += 1;
+        InFlight {
+            destinations: Arc::clone(self),
+            key,
+            started_at: now,
+        }
+    }
+
+    /// Records how a send ended; returns the end of the pause when this outcome opened
+    /// the breaker or lengthened it.
+    pub fn finished(&self, send: &InFlight, outcome: SendOutcome, now: i64) -> Option<i64> {
+        let mut state = self.lock();
+        let destination = state.entry(send.key).or_default();
+        match outcome {
+            SendOutcome::Delivered => {
+                *destination = Destination {
+                    in_flight: destination.in_flight,
+                    ..Destination::default()
+                };
+                None
+            }
+            SendOutcome::Answered => None,
+            SendOutcome::Unavailable => match destination.paused_until {
+                // A probe failed: twice as long.
+                Some(until) if send.started_at >= until => {
+                    destination.pauses += 1;
+                    let wait = self
+                        .pause
+                        .checked_mul(1 << destination.pauses.min(16))
+                        .unwrap_or(MAX_PAUSE)
+                        .min(MAX_PAUSE);
+                    let until = now.saturating_add(millis(wait));
+                    destination.paused_until = Some(until);
+                    Some(until)
+                }
+                // In flight before the breaker opened: it says nothing new.
+                Some(_) => None,
+                None => {
+                    destination.failures += 1;
+                    if destination.failures < self.failures {
+                        return None;
+                    }
+                    let until = now.saturating_add(millis(self.pause.min(MAX_PAUSE)));
+                    destination.paused_until = Some(until);
+                    Some(until)
+                }
+            },
+        }
+    }
+
+    pub fn views(&self) -> Vec<DestinationView> {
+        let mut views: Vec<DestinationView> = self
+            .lock()
+            .iter()
+            .map(|(key, destination)| DestinationView {
+                key: *key,
+                in_flight: destination.in_flight,
+                consecutive_failures: destination.failures,
+                paused_until: destination.paused_until,
+            })
+            .collect();
+        views.sort_by_key(|view| view.key);
+        views
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SECOND: i64 = 1000;
+
+    #[test]
+    fn a_failing_destination_is_paused_then_probed_once_and_a_success_closes_it() {
+        let destinations = Arc::new(Destinations::new(8, 3, Duration::from_secs(30)));
+        let fail = |now| {
+            let send = destinations.started(1, now);
+            destinations.finished(&send, SendOutcome::Unavailable, now)
+        };
+        // Three sends in flight together when the destination goes down.
+        let late = destinations.started(1, 0);
+        assert_eq!(fail(0), None);
+        assert_eq!(fail(0), None);
+        // A refusal about one message says nothing of the destination.
+        let refused = destinations.started(1, 0);
+        assert_eq!(destinations.finished(&refused, SendOutcome::Answered, 0), None);
+        drop(refused);
+        assert_eq!(fail(0), Some(30 * SECOND));
+        // The one still in flight fails after the breaker opened: the pause stays 30 s.
+        assert_eq!(destinations.finished(&late, SendOutcome::Unavailable, 10), None);
+        drop(late);
+        assert_eq!(destinations.plan(1000).held, vec![1], "paused");
+        assert_eq!(destinations.next_resume(1000), Some(30 * SECOND));
+        // The pause over: room for one probe.
+        assert_eq!(destinations.plan(30 * SECOND).budgets, BTreeMap::from([(1, 1)]));
+        let probe = destinations.started(1, 30 * SECOND);
+        assert_eq!(destinations.plan(30 * SECOND).held, vec![1], "probing");
+        assert_eq!(
+            destinations.finished(&probe, SendOutcome::Unavailable, 31 * SECOND),
+            Some(91 * SECOND),
+            "a failed probe: twice as long"
+        );
+        drop(probe);
+        let probe = destinations.started(1, 91 * SECOND);
+        assert_eq!(destinations.finished(&probe, SendOutcome::Delivered, 92 * SECOND), None);
+        drop(probe);
+        let plan = destinations.plan(92 * SECOND);
+        assert!(plan.held.is_empty() && plan.budgets.is_empty(), "closed again");
+        let view = destinations.views()[0];
+        assert_eq!(
+            (view.in_flight, view.consecutive_failures, view.paused_until),
+            (0, 0, None)
+        );
+    }
+
+    #[test]
+    fn a_destination_at_its_share_of_the_slots_waits_and_a_dropped_send_frees_its_slot() {
+        let destinations = Arc::new(Destinations::new(2, 5, Duration::from_secs(30)));
+        let first = destinations.started(7, 0);
+        assert_eq!(destinations.plan(0).budgets, BTreeMap::from([(7, 1)]));
+        let second = destinations.started(7, 0);
+        assert_eq!(destinations.plan(0).held, vec![7]);
+        // However a send ends, a panic included, its slot comes back.
+        drop(first);
+        drop(second);
+        let plan = destinations.plan(0);
+        assert!(plan.held.is_empty() && plan.budgets.is_empty());
+        assert_eq!(plan.cap, 2);
+    }
+}
