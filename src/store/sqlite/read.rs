@@ -478,7 +478,8 @@ pub async fn next_delivery_due(pool: &SqlitePool, held: &str) -> StoreResult<Opt
            AND NOT EXISTS (
                SELECT 1 FROM outbox other
                WHERE other.conversation_id = o.conversation_id AND other.id != o.id
-                 AND (other.status = 'in_flight' OR (other.id < o.id AND other.status = 'scheduled')))",
+                 AND other.status IN ('scheduled', 'in_flight')
+                 AND (other.status = 'in_flight' OR other.id < o.id))",
     )
     .bind(held)
     .fetch_one(pool)

@@ -1473,7 +1473,10 @@ pub fn claim_deliveries(
                            AND NOT EXISTS (
                                SELECT 1 FROM outbox other
                                WHERE other.conversation_id = o.conversation_id AND other.id != o.id
-                                 AND (other.status = 'in_flight' OR (other.id < o.id AND other.status = 'scheduled')))
+                                 -- Repeats the partial index's condition, so SQLite uses it
+                                 -- rather than reading every row the outbox ever held.
+                                 AND other.status IN ('scheduled', 'in_flight')
+                                 AND (other.status = 'in_flight' OR other.id < o.id))
                          ORDER BY o.next_attempt_at, o.id LIMIT ?7))
                  WHERE turn <= room ORDER BY next_attempt_at, id LIMIT ?3)
              RETURNING id",
