@@ -203,7 +203,25 @@ impl Drop for Process {
 /// CPU time a process (a pid, or `self`) has used so far, user and system, all threads,
 /// from /proc.
 pub fn process_cpu_seconds(pid: impl std::fmt::Display) -> f64 {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    stat_cpu_seconds(&format!("/proc/{pid}/stat"))
+}
+
+/// CPU time used so far by a process's threads of this name (`comm`, e.g. `sqlite-writer`),
+/// user and system, from /proc.
+pub fn thread_cpu_seconds(pid: u32, name: &str) -> f64 {
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return 0.0;
+    };
+    tasks
+        .flatten()
+        .filter(|task| std::fs::read_to_string(task.path().join("comm")).is_ok_and(|comm| comm.trim() == name))
+        .map(|task| stat_cpu_seconds(&task.path().join("stat").to_string_lossy()))
+        .sum()
+}
+
+/// utime + stime of a `/proc/…/stat` file, in seconds.
+fn stat_cpu_seconds(path: &str) -> f64 {
+    let stat = std::fs::read_to_string(path).unwrap_or_default();
     // utime and stime are the 14th and 15th fields; the command name before them
     // (in parentheses) may hold spaces.
     let after_name = stat.rsplit_once(')').map_or("", |(_, rest)| rest);

@@ -6,6 +6,7 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -64,7 +65,21 @@ struct ClientResult {
 /// in flight at the end are awaited and counted, so `accepted` is exactly what the
 /// server acknowledged.
 pub async fn run(address: SocketAddr, clients: usize, duration: Duration, workload: Arc<dyn Workload>) -> LoadResult {
-    run_with(address, clients, duration, None, workload).await
+    run_with(address, clients, duration, None, None, workload).await
+}
+
+/// Like [`run`], but the clients stop once `total` requests have been sent between them
+/// (or after `limit`, whichever comes first): for queueing a fixed amount of work as fast
+/// as the server takes it.
+pub async fn run_count(
+    address: SocketAddr,
+    clients: usize,
+    total: u64,
+    limit: Duration,
+    workload: Arc<dyn Workload>,
+) -> LoadResult {
+    let budget = Arc::new(AtomicU64::new(total));
+    run_with(address, clients, limit, None, Some(budget), workload).await
 }
 
 /// Like [`run`], but the clients together offer `per_second` requests, evenly spaced,
@@ -78,7 +93,7 @@ pub async fn run_paced(
     per_second: f64,
     workload: Arc<dyn Workload>,
 ) -> LoadResult {
-    run_with(address, clients, duration, Some(per_second), workload).await
+    run_with(address, clients, duration, Some(per_second), None, workload).await
 }
 
 async fn run_with(
@@ -86,6 +101,7 @@ async fn run_with(
     clients: usize,
     duration: Duration,
     per_second: Option<f64>,
+    budget: Option<Arc<AtomicU64>>,
     workload: Arc<dyn Workload>,
 ) -> LoadResult {
     let started = Instant::now();
@@ -93,12 +109,13 @@ async fn run_with(
     let tasks: Vec<_> = (0..clients)
         .map(|client| {
             let workload = Arc::clone(&workload);
+            let budget = budget.clone();
             // Client i of n sends the requests due at (i + k n) / rate.
             let pace = per_second.map(|rate| Pace {
                 first: started + Duration::from_secs_f64(client as f64 / rate),
                 interval: Duration::from_secs_f64(clients as f64 / rate),
             });
-            tokio::spawn(async move { run_client(address, client, deadline, pace, workload).await })
+            tokio::spawn(async move { run_client(address, client, deadline, pace, budget, workload).await })
         })
         .collect();
     let mut result = LoadResult {
@@ -168,6 +185,7 @@ async fn run_client(
     client: usize,
     deadline: Instant,
     pace: Option<Pace>,
+    budget: Option<Arc<AtomicU64>>,
     workload: Arc<dyn Workload>,
 ) -> ClientResult {
     let mut result = ClientResult {
@@ -207,6 +225,14 @@ async fn run_client(
             }
             None => Instant::now(),
         };
+        // Taken once the connection is up, so a failed connect does not use up a request.
+        if let Some(budget) = &budget
+            && budget
+                .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |left| left.checked_sub(1))
+                .is_err()
+        {
+            break;
+        }
         let request = workload.request(client, seq);
         seq += 1;
         let response = match current.send_request(request).await {

@@ -17,6 +17,8 @@
 //! - `routing`: 200 routing rules and language detection, timed in this process for `--seconds` in all.
 //! - `scheduler`: the SLA scheduler and its store in this process, with 100,000 open conversations: idle
 //!   wake-ups and CPU, breaches fired per second.
+//! - `outbound`: outbound messages to a local receiver: the outbox's drain rate with ingest finished and while
+//!   queueing, what it adds to a reply's way out at 200/s, and one destination's latency with another down.
 //! - `updates`: automated status updates: rendering per event and channel (English and Thai), and what
 //!   they add to ingest and resolution in the store, 20,000 conversations with updates off and on.
 //! - `report`: the table and the JSON.
@@ -24,12 +26,13 @@
 //! Usage: `cargo run --release -p switchboard-bench -- [--seconds N] [--only NAME,…] [--clients N,…]
 //! [--no-bare] [--scale-messages N] [--email-mails N] [--email-live N] [--telegram-replies N]
 //! [--telegram-chats N] [--scheduler-conversations N] [--scheduler-idle-seconds N]
-//! [--updates-conversations N] [--json PATH] [--daemon PATH]`
+//! [--updates-conversations N] [--outbound-messages N] [--json PATH] [--daemon PATH]`
 
 mod bare;
 mod daemon;
 mod email;
 mod load;
+mod outbound;
 mod receiver;
 mod report;
 mod routing;
@@ -67,6 +70,9 @@ pub struct Options {
     pub scheduler_idle_seconds: u64,
     /// Conversations ingested and resolved in each of the updates scenario's two stores.
     pub updates_conversations: u64,
+    /// Outbound messages queued in each of the outbound scenario's throughput runs, and
+    /// for its destination that is down before the backlog case is timed.
+    pub outbound_messages: u64,
     /// Client counts for the ingest scenario.
     pub clients: Vec<usize>,
     /// Skip the bare endpoint (for quick iterations on the daemon alone).
@@ -76,7 +82,7 @@ pub struct Options {
     pub daemon: Option<PathBuf>,
 }
 
-const SCENARIOS: [&str; 9] = [
+const SCENARIOS: [&str; 10] = [
     "ingest",
     "mixed",
     "e2e",
@@ -86,6 +92,7 @@ const SCENARIOS: [&str; 9] = [
     "routing",
     "scheduler",
     "updates",
+    "outbound",
 ];
 /// The scenarios that run in this process, with no daemon to build.
 const IN_PROCESS: [&str; 3] = ["routing", "scheduler", "updates"];
@@ -104,6 +111,7 @@ impl Options {
             scheduler_conversations: 100_000,
             scheduler_idle_seconds: 20,
             updates_conversations: 20_000,
+            outbound_messages: 20_000,
             clients: scenarios::CLIENT_COUNTS.to_vec(),
             no_bare: false,
             daemon: None,
@@ -144,6 +152,9 @@ impl Options {
                     options.updates_conversations =
                         value()?.parse().context("--updates-conversations takes a number")?
                 }
+                "--outbound-messages" => {
+                    options.outbound_messages = value()?.parse().context("--outbound-messages takes a number")?
+                }
                 "--no-bare" => options.no_bare = true,
                 "--clients" => {
                     options.clients = value()?
@@ -152,7 +163,7 @@ impl Options {
                         .collect::<anyhow::Result<_>>()?
                 }
                 other => bail!(
-                    "unknown argument {other}; use --seconds N, --only ingest,mixed,e2e,scale,email,telegram,routing,scheduler,updates, --clients 1,16,64,256, --no-bare, --json PATH, --scale-messages N, --email-mails N, --email-live N, --telegram-replies N (300: five minutes, one reply a second to one chat), --telegram-chats N, --scheduler-conversations N, --scheduler-idle-seconds N, --updates-conversations N, --daemon PATH"
+                    "unknown argument {other}; use --seconds N, --only ingest,mixed,e2e,scale,email,telegram,routing,scheduler,updates,outbound, --clients 1,16,64,256, --no-bare, --json PATH, --scale-messages N, --email-mails N, --email-live N, --telegram-replies N (300: five minutes, one reply a second to one chat), --telegram-chats N, --scheduler-conversations N, --scheduler-idle-seconds N, --updates-conversations N, --outbound-messages N, --daemon PATH"
                 ),
             }
         }

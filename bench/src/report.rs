@@ -6,6 +6,7 @@ use serde_json::{Value, json};
 
 use crate::email::EmailFigures;
 use crate::load::LoadResult;
+use crate::outbound::{self, OutboundFigures, Paced};
 use crate::routing::RoutingFigures;
 use crate::scale::ScaleFigures;
 use crate::scenarios::{BareFigures, EndToEndFigures, IngestFigures, MixedFigures, machine};
@@ -559,6 +560,129 @@ impl Report {
             kib(on.per_thousand(on.bytes_after_ingest) - off.per_thousand(off.bytes_after_ingest)),
             kib(on.per_thousand(on.bytes_after_resolve) - off.per_thousand(off.bytes_after_resolve)),
             growth.join(", "),
+        ));
+    }
+
+    pub fn outbound(&mut self, figures: &OutboundFigures) {
+        self.json.insert("outbound".into(), figures.to_json());
+        for (name, drain) in [
+            ("outbound: backlog drain", &figures.backlog),
+            ("outbound: backlog, inbox cap 32", &figures.backlog_wider),
+            ("outbound: delivered while queueing", &figures.concurrent),
+        ] {
+            let how = if drain.backlog {
+                format!(
+                    "{} queued with the receiver holding ({} held), then {:.2} s from its opening to the last",
+                    drain.ingest.accepted, drain.held, drain.seconds
+                )
+            } else {
+                format!(
+                    "{} queued while delivering, {:.2} s from the first sent to the last received; {} in by the last 202 ({:.0}/s), the rest in {:.2} s after ({:.0}/s)",
+                    drain.ingest.accepted,
+                    drain.seconds,
+                    drain.delivered_while_queueing,
+                    drain.per_second_while_queueing(),
+                    drain.tail_seconds,
+                    drain.per_second_after_queueing(),
+                )
+            };
+            self.lines.push(format!(
+                "{:<34} {:>7} {:>10.0} {:>8} {:>8} {:>8} {:>7} {:>9.1}   ({how}; queueing {:.0}/s by {} clients; first to last {:.0}/s; daemon CPU {:.2} s, writer thread {:.2} s = {:.0} µs a message, this program {:.2} s; {} missing, {} twice)",
+                name,
+                "-",
+                drain.per_second(),
+                "-",
+                "-",
+                "-",
+                drain.ingest.errors + drain.missing(),
+                drain.peak_rss_mib,
+                drain.ingest.per_second(),
+                drain.ingest.clients,
+                drain.per_second_first_to_last(),
+                drain.daemon_cpu_seconds,
+                drain.writer_cpu_seconds,
+                drain.writer_us_per_message(),
+                drain.bench_cpu_seconds,
+                drain.missing(),
+                drain.duplicates,
+            ));
+        }
+        let paced = |name: &str, paced: &Paced, what: &str, rest: String| {
+            format!(
+                "{:<34} {:>7} {:>10.0} {:>8.2} {:>8.2} {:>8.2} {:>7} {:>9.1}   ({what}; max {:.2} ms; the request, from when due: p50 {:.2} / p99 {:.2} ms; request due -> received p50 {:.2} / p99 {:.2} ms; {} received before the answer was read, {} missing{rest})",
+                name,
+                paced.load.clients,
+                paced.load.per_second(),
+                paced.ms(50.0),
+                paced.ms(99.0),
+                paced.ms(99.9),
+                paced.load.errors + paced.missing,
+                paced.peak_rss_mib,
+                paced.after_answer_us.max() as f64 / 1000.0,
+                paced.load.percentile_ms(50.0),
+                paced.load.percentile_ms(99.0),
+                ms(&paced.after_send_us, 50.0),
+                ms(&paced.after_send_us, 99.0),
+                paced.before_answer,
+                paced.missing,
+            )
+        };
+        self.lines.push(paced(
+            "outbound: reply 201 -> received",
+            &figures.replies,
+            &format!("over {} conversations", outbound::REPLY_CONVERSATIONS),
+            String::new(),
+        ));
+        let bare = &figures.bare;
+        self.lines.push(format!(
+            "{:<34} {:>7} {:>10.0} {:>8.2} {:>8.2} {:>8.2} {:>7} {:>9}   (this program POSTing a callback-sized body to its receiver, sent -> received; max {:.2} ms)",
+            "outbound: bare POST -> received",
+            bare.load.clients,
+            bare.load.per_second(),
+            ms(&bare.one_way_us, 50.0),
+            ms(&bare.one_way_us, 99.0),
+            ms(&bare.one_way_us, 99.9),
+            bare.load.errors + (bare.load.accepted - bare.one_way_us.len()),
+            "-",
+            bare.one_way_us.max() as f64 / 1000.0,
+        ));
+        for run in &figures.isolation {
+            let other = match run.second {
+                outbound::Second::Idle => String::new(),
+                outbound::Second::Up => format!(
+                    "; the other: {} queued, {} sent",
+                    run.other_queued,
+                    run.other_rows("sent")
+                ),
+                outbound::Second::Down { .. } => format!(
+                    "; the other: {} queued before, {} during, {} attempts, {} still scheduled, {} failed, {}",
+                    run.other_backlog,
+                    run.other_queued,
+                    run.other_attempts,
+                    run.other_rows("scheduled"),
+                    run.other_rows("failed"),
+                    if run.other_paused {
+                        "paused at the end"
+                    } else {
+                        "NOT PAUSED at the end"
+                    },
+                ),
+            };
+            self.lines.push(paced(
+                run.second.label(),
+                &run.shop,
+                "202 -> acknowledgement received",
+                other,
+            ));
+        }
+        self.lines.push(format!(
+            "  outbound: outbox.concurrency {}, inbox_concurrency {} unless said, breaker_failures {} (the defaults); {} messages per throughput run; paced runs {:.0}/s by {} clients",
+            outbound::CONCURRENCY,
+            outbound::INBOX_CONCURRENCY,
+            outbound::BREAKER_FAILURES,
+            figures.messages,
+            outbound::PACED_RATE,
+            outbound::PACED_CLIENTS,
         ));
     }
 

@@ -69,6 +69,9 @@ pub async fn run_all(options: &Options, binary: &Path) -> anyhow::Result<Report>
     if options.runs("updates") {
         report.updates(&crate::updates::run(options.updates_conversations, options.duration()).await?);
     }
+    if options.runs("outbound") {
+        report.outbound(&crate::outbound::run(binary, options.outbound_messages, options.duration()).await?);
+    }
     Ok(report)
 }
 

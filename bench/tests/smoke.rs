@@ -1,10 +1,12 @@
 //! The benchmark program runs every scenario end to end against the debug daemon, for a
 //! second each (the email scenario on 200 mails and 10 live ones, Telegram on 5 replies
 //! to one chat and 60 chats, the SLA scheduler on 2,000 conversations, status updates on
-//! 300), and what it reports is consistent: every acknowledged message stored, every mail
-//! imported and threaded, every acknowledgement delivered, every Telegram reply sent once
-//! and in order within the sending limits, every SLA breach fired once, every status
-//! update written once and none with updates off, no request failed. Speed is
+//! 300, outbound delivery on 300 messages), and what it reports is consistent: every
+//! acknowledged message stored, every mail imported and threaded, every acknowledgement
+//! delivered, every Telegram reply sent once and in order within the sending limits, every
+//! SLA breach fired once, every status update written once and none with updates off,
+//! every outbound message delivered once and none to a destination that is down, no
+//! request failed. Speed is
 //! not asserted here; the figures are for BENCHMARKS.md, from release builds. The
 //! scheduler's wake-ups are: a handful, however many conversations are open.
 
@@ -63,6 +65,8 @@ fn every_scenario_runs_and_reports_consistent_figures() {
             "1",
             "--updates-conversations",
             "300",
+            "--outbound-messages",
+            "300",
             "--json",
         ])
         .arg(&json)
@@ -92,6 +96,15 @@ fn every_scenario_runs_and_reports_consistent_figures() {
         "updates: render th, telegram",
         "updates: ingest, received on",
         "updates: resolve, resolved+csat on",
+        "outbound: backlog drain",
+        "outbound: backlog, inbox cap 32",
+        "outbound: delivered while queueing",
+        "outbound: reply 201 -> received",
+        "outbound: bare POST -> received",
+        "outbound: ack, other idle",
+        "outbound: ack, other up",
+        "outbound: ack, other down",
+        "outbound: ack, other down+backlog",
     ] {
         assert!(stdout.contains(row), "the table has no `{row}` row:\n{stdout}");
     }
@@ -256,4 +269,58 @@ fn every_scenario_runs_and_reports_consistent_figures() {
     );
     assert_eq!(on["csat_tokens"], 300, "{on}");
     assert_eq!(store["updates_on"]["resolve"]["calls"], 300, "{store}");
+
+    let outbound = &report["outbound"];
+    let throughput = &outbound["throughput"];
+    for run in ["backlog", "backlog_inbox_concurrency_32", "while_queueing"] {
+        let run = &throughput[run];
+        assert_clean(&run["queueing"], "queueing outbound messages");
+        assert_eq!(run["queued"], 300, "{run}");
+        assert_eq!(run["delivered"], 300, "{run}");
+        assert_eq!(run["sent_in_store"], 300, "{run}");
+        assert_eq!(run["duplicates"], 0, "{run}");
+        assert!(run["per_second"].as_f64().unwrap() > 0.0, "{run}");
+    }
+    for run in ["backlog", "backlog_inbox_concurrency_32"] {
+        let run = &throughput[run];
+        // Nothing gets through a closed receiver; the sends in flight wait at it.
+        assert_eq!(run["delivered_while_queueing"], 0, "{run}");
+        let held = run["held_when_the_receiver_opened"].as_u64().unwrap();
+        assert!((1..=32).contains(&held), "{held} callbacks held: {run}");
+    }
+    let latency = &outbound["added_latency"];
+    let replies = &latency["replies"];
+    assert_clean(&replies["requests"], "paced replies");
+    assert_eq!(replies["missing"], 0, "{replies}");
+    assert_eq!(
+        replies["answer_to_received"]["timed"],
+        replies["requests"]["acknowledged"]
+    );
+    let bare = &latency["bare_hop"];
+    assert_clean(&bare["round_trip_from_due"], "the bare hop");
+    assert_eq!(
+        bare["sent_to_received"]["timed"],
+        bare["round_trip_from_due"]["acknowledged"]
+    );
+    let runs = outbound["one_destination_down"]["runs"].as_array().unwrap();
+    assert_eq!(runs.len(), 4, "the other inbox idle, up, down, down with a backlog");
+    for run in runs {
+        assert_clean(&run["shop"]["requests"], "acknowledgements to the inbox that is up");
+        assert_eq!(run["shop"]["missing"], 0, "{run}");
+        let rows = &run["second_inbox_rows_by_status"];
+        let queued =
+            run["second_inbox_queued_before"].as_u64().unwrap() + run["second_inbox_queued_during"].as_u64().unwrap();
+        match run["second_inbox"].as_str().unwrap() {
+            "idle" => assert_eq!(queued, 0, "{run}"),
+            "up" => assert_eq!(rows["sent"].as_u64(), Some(queued), "{run}"),
+            _ => {
+                assert!(queued > 0, "{run}");
+                assert_eq!(rows["sent"], Value::Null, "nothing reaches a refusing port: {run}");
+                assert_eq!(run["second_inbox_paused_at_end"], true, "{run}");
+                // The breaker stops the attempts: the first claims' share, not every message.
+                let attempts = run["second_inbox_attempts"].as_u64().unwrap();
+                assert!((5..=64).contains(&attempts), "{attempts} attempts: {run}");
+            }
+        }
+    }
 }
