@@ -57,6 +57,45 @@ pub fn after_transient_failure(
     DeliveryResult::RetryAt { at, error: reason }
 }
 
+/// A dispatcher's loop, the outbox's and the event subscriptions': `dispatch` starts
+/// what is due and says how long to wait; it runs again after that, or when woken, until
+/// `shutdown`. Then the sends it started (in `tracker`) get `grace` to finish; one cut
+/// off there stays in flight in the store and is sent again after the restart.
+pub async fn dispatch_until<F, Fut>(
+    name: &str,
+    shutdown: &CancellationToken,
+    wakeup: &Notify,
+    grace: Duration,
+    tracker: &TaskTracker,
+    mut dispatch: F,
+) where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<Duration, crate::store::StoreError>>,
+{
+    while !shutdown.is_cancelled() {
+        let wait = match dispatch().await {
+            Ok(wait) => wait,
+            Err(error) => {
+                tracing::error!(%error, dispatcher = name, "storage failed; retrying");
+                STORE_ERROR_PAUSE
+            }
+        };
+        tokio::select! {
+            () = shutdown.cancelled() => break,
+            () = wakeup.notified() => {}
+            () = tokio::time::sleep(wait) => {}
+        }
+    }
+    tracker.close();
+    if tokio::time::timeout(grace, tracker.wait()).await.is_err() {
+        tracing::warn!(
+            dispatcher = name,
+            in_flight = tracker.len(),
+            "grace period over; unfinished sends are retried after restart"
+        );
+    }
+}
+
 pub struct Dispatcher {
     pub store: Arc<dyn Store>,
     pub channels: Arc<Channels>,
@@ -80,30 +119,15 @@ impl Dispatcher {
         }
         let slots = Arc::new(Semaphore::new(this.settings.concurrency));
         let tracker = TaskTracker::new();
-        while !shutdown.is_cancelled() {
-            let wait = match this.dispatch_due(&slots, &tracker).await {
-                Ok(wait) => wait,
-                Err(error) => {
-                    tracing::error!(%error, "outbox: storage failed; retrying");
-                    STORE_ERROR_PAUSE
-                }
-            };
-            tokio::select! {
-                () = shutdown.cancelled() => break,
-                () = this.wakeup.notified() => {}
-                () = tokio::time::sleep(wait) => {}
-            }
-        }
-        tracker.close();
-        if tokio::time::timeout(this.settings.shutdown_grace, tracker.wait())
-            .await
-            .is_err()
-        {
-            tracing::warn!(
-                in_flight = tracker.len(),
-                "outbox: grace period over; unfinished sends are retried after restart"
-            );
-        }
+        dispatch_until(
+            "outbox",
+            &shutdown,
+            &this.wakeup,
+            this.settings.shutdown_grace,
+            &tracker,
+            || this.dispatch_due(&slots, &tracker),
+        )
+        .await;
     }
 
     /// Starts every due delivery there is room for; returns how long to wait before

@@ -233,7 +233,6 @@ fn internal(address: &IpAddr) -> bool {
 /// How long a claimed delivery belongs to this dispatcher.
 const LEASE: Duration = Duration::from_secs(300);
 const IDLE_CHECK: Duration = Duration::from_secs(5);
-const STORE_ERROR_PAUSE: Duration = Duration::from_secs(1);
 
 /// Delivers queued events to their subscriptions.
 pub struct EventDispatcher {
@@ -257,27 +256,15 @@ impl EventDispatcher {
         }
         let slots = Arc::new(Semaphore::new(this.settings.concurrency));
         let tracker = TaskTracker::new();
-        while !shutdown.is_cancelled() {
-            let wait = match this.dispatch_due(&slots, &tracker).await {
-                Ok(wait) => wait,
-                Err(error) => {
-                    tracing::error!(%error, "event deliveries: storage failed; retrying");
-                    STORE_ERROR_PAUSE
-                }
-            };
-            tokio::select! {
-                () = shutdown.cancelled() => break,
-                () = this.wakeup.notified() => {}
-                () = tokio::time::sleep(wait) => {}
-            }
-        }
-        tracker.close();
-        if tokio::time::timeout(this.settings.shutdown_grace, tracker.wait())
-            .await
-            .is_err()
-        {
-            tracing::warn!("event deliveries: grace period over; unfinished sends are retried after restart");
-        }
+        crate::outbox::dispatch_until(
+            "event deliveries",
+            &shutdown,
+            &this.wakeup,
+            this.settings.shutdown_grace,
+            &tracker,
+            || this.dispatch_due(&slots, &tracker),
+        )
+        .await;
     }
 
     async fn dispatch_due(
