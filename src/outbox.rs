@@ -315,6 +315,95 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_claim_gives_each_destination_its_room_and_none_to_a_held_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(&format!("sqlite://{}", dir.path().join("t.db").display()))
+            .await
+            .unwrap();
+        let team = TeamSpec {
+            key: "support".into(),
+            name: "Support".into(),
+            tier: 0,
+        };
+        let inbox = InboxSpec {
+            key: "shop".into(),
+            name: "Shop".into(),
+            channel: ChannelKind::Webhook,
+        };
+        let catalog = store
+            .sync_catalog(&[team], &[inbox], Arc::new(Desk::plain(&[("support", "Support")])), 0)
+            .await
+            .unwrap();
+        let shop = catalog.inboxes["shop"].clone();
+        let now = crate::clock::SystemClock.now_ms();
+        // Three customers, three acknowledgements queued for the shop's callback.
+        for customer in ["ada", "bob", "cy"] {
+            let context = IngestContext {
+                inbox: shop.clone(),
+                router: Arc::new(Router::new(vec![], "support".into())),
+                greeting: false,
+                now,
+                expires_at: now + 60_000,
+            };
+            let message = InboundMessage {
+                external_id: customer.into(),
+                sender: Sender {
+                    external_id: customer.into(),
+                    ..Sender::default()
+                },
+                text: "Hello".into(),
+                ..InboundMessage::default()
+            };
+            store.ingest(context, message).await.unwrap();
+        }
+        let plan = |held: Vec<i64>, budgets: Vec<(i64, u32)>, cap| crate::destinations::Plan {
+            held,
+            budgets: budgets.into_iter().collect(),
+            cap,
+        };
+        let lease = now + 60_000;
+        // Paused: nothing. Probing: one. Otherwise up to the cap.
+        assert!(
+            store
+                .claim_deliveries(now, 10, lease, &plan(vec![shop.id], vec![], 16))
+                .await
+                .unwrap()
+                .is_empty()
+        );
+        assert_eq!(
+            store
+                .claim_deliveries(now, 10, lease, &plan(vec![], vec![(shop.id, 1)], 16))
+                .await
+                .unwrap()
+                .len(),
+            1
+        );
+        assert_eq!(
+            store
+                .claim_deliveries(now, 10, lease, &plan(vec![], vec![], 1))
+                .await
+                .unwrap()
+                .len(),
+            1
+        );
+        assert_eq!(
+            store
+                .claim_deliveries(now, 10, lease, &plan(vec![], vec![], 16))
+                .await
+                .unwrap()
+                .len(),
+            1
+        );
+        assert!(
+            store
+                .claim_deliveries(now, 10, lease, &plan(vec![], vec![], 16))
+                .await
+                .unwrap()
+                .is_empty()
+        );
+    }
+
+    #[tokio::test]
     async fn a_message_past_its_expiry_is_failed_without_being_sent() {
         let dir = tempfile::tempdir().unwrap();
         let store = SqliteStore::open(&format!("sqlite://{}", dir.path().join("t.db").display()))
