@@ -21,10 +21,10 @@ use crate::destinations::{Destinations, InFlight, SendOutcome};
 use crate::store::{Delivery, DeliveryResult, Store};
 
 /// How long a claimed row belongs to this dispatcher. Longer than any send may take.
-const LEASE: Duration = Duration::from_secs(300);
+pub(crate) const LEASE: Duration = Duration::from_secs(300);
 /// The longest the dispatcher sleeps without looking, in case a wake-up was missed
 /// (another process wrote a row, or a row waits behind a conversation's earlier one).
-const IDLE_CHECK: Duration = Duration::from_secs(5);
+pub(crate) const IDLE_CHECK: Duration = Duration::from_secs(5);
 /// Pause after a storage error before trying again.
 const STORE_ERROR_PAUSE: Duration = Duration::from_secs(1);
 
@@ -55,6 +55,19 @@ pub fn after_transient_failure(
         };
     }
     DeliveryResult::RetryAt { at, error: reason }
+}
+
+/// How long a dispatcher sleeps: until the next row falls due or a paused destination
+/// resumes, whichever is first (zero when it fell due since the claim: look again at
+/// once), and never longer than [`IDLE_CHECK`].
+pub(crate) fn wait_for(now: i64, due: Option<i64>, resume: Option<i64>) -> Duration {
+    let next = match (due, resume) {
+        (Some(due), Some(resume)) => Some(due.min(resume)),
+        (due, resume) => due.or(resume),
+    };
+    next.map_or(IDLE_CHECK, |at| {
+        Duration::from_millis(at.saturating_sub(now).max(0) as u64).min(IDLE_CHECK)
+    })
 }
 
 /// A dispatcher's loop, the outbox's and the event subscriptions': `dispatch` starts
@@ -174,16 +187,7 @@ impl Dispatcher {
     async fn until_next_due(&self, held: &[i64]) -> Result<Duration, crate::store::StoreError> {
         let now = self.clock.now_ms();
         let due = self.store.next_delivery_due(held).await?;
-        let resume = self.destinations.next_resume(now);
-        let next = match (due, resume) {
-            (Some(due), Some(resume)) => Some(due.min(resume)),
-            (due, resume) => due.or(resume),
-        };
-        Ok(match next {
-            // Zero when it fell due since the claim: look again at once.
-            Some(at) => Duration::from_millis(at.saturating_sub(now).max(0) as u64).min(IDLE_CHECK),
-            None => IDLE_CHECK,
-        })
+        Ok(wait_for(now, due, self.destinations.next_resume(now)))
     }
 
     async fn deliver(&self, delivery: Delivery, send: &InFlight) {

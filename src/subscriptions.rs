@@ -21,7 +21,7 @@ use tokio_util::task::TaskTracker;
 use crate::clock::Clock;
 use crate::config::OutboxSettings;
 use crate::desk::millis;
-use crate::outbox::after_transient_failure;
+use crate::outbox::{IDLE_CHECK, LEASE, after_transient_failure, wait_for};
 use crate::store::{DeliveryResult, EventDelivery, Store};
 
 /// What a subscription can ask to be told.
@@ -230,10 +230,6 @@ fn internal(address: &IpAddr) -> bool {
     }
 }
 
-/// How long a claimed delivery belongs to this dispatcher.
-const LEASE: Duration = Duration::from_secs(300);
-const IDLE_CHECK: Duration = Duration::from_secs(5);
-
 /// Delivers queued events to their subscriptions.
 pub struct EventDispatcher {
     /// Per-subscription concurrency and circuit breakers, as the outbox keeps per inbox.
@@ -301,14 +297,7 @@ impl EventDispatcher {
         }
         let now = self.clock.now_ms();
         let due = self.store.next_event_delivery_due(&held).await?;
-        let next = match (due, self.destinations.next_resume(now)) {
-            (Some(due), Some(resume)) => Some(due.min(resume)),
-            (due, resume) => due.or(resume),
-        };
-        Ok(match next {
-            Some(at) => Duration::from_millis(at.saturating_sub(now).max(0) as u64).min(IDLE_CHECK),
-            None => IDLE_CHECK,
-        })
+        Ok(wait_for(now, due, self.destinations.next_resume(now)))
     }
 
     async fn deliver(&self, delivery: EventDelivery, send: &crate::destinations::InFlight) {
