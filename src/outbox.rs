@@ -318,8 +318,8 @@ mod tests {
         assert!(matches!(result, DeliveryResult::Failed { error } if error.starts_with("expired after 1 attempts")));
     }
 
-    #[tokio::test]
-    async fn a_claim_gives_each_destination_its_room_and_none_to_a_held_one() {
+    /// A store with one team and one webhook inbox, `shop`.
+    async fn store_with_shop() -> (tempfile::TempDir, SqliteStore, crate::store::Catalog) {
         let dir = tempfile::tempdir().unwrap();
         let store = SqliteStore::open(&format!("sqlite://{}", dir.path().join("t.db").display()))
             .await
@@ -338,6 +338,12 @@ mod tests {
             .sync_catalog(&[team], &[inbox], Arc::new(Desk::plain(&[("support", "Support")])), 0)
             .await
             .unwrap();
+        (dir, store, catalog)
+    }
+
+    #[tokio::test]
+    async fn a_claim_gives_each_destination_its_room_and_none_to_a_held_one() {
+        let (_dir, store, catalog) = store_with_shop().await;
         let shop = catalog.inboxes["shop"].clone();
         let now = crate::clock::SystemClock.now_ms();
         // Three customers, three acknowledgements queued for the shop's callback.
@@ -409,24 +415,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_message_past_its_expiry_is_failed_without_being_sent() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = SqliteStore::open(&format!("sqlite://{}", dir.path().join("t.db").display()))
-            .await
-            .unwrap();
-        let team = TeamSpec {
-            key: "support".into(),
-            name: "Support".into(),
-            tier: 0,
-        };
-        let inbox = InboxSpec {
-            key: "shop".into(),
-            name: "Shop".into(),
-            channel: ChannelKind::Webhook,
-        };
-        let catalog = store
-            .sync_catalog(&[team], &[inbox], Arc::new(Desk::plain(&[("support", "Support")])), 0)
-            .await
-            .unwrap();
+        let (_dir, store, catalog) = store_with_shop().await;
         let reference = catalog.inboxes["shop"].clone();
         let now = crate::clock::SystemClock.now_ms();
         let message = InboundMessage {
