@@ -16,12 +16,12 @@ use switchboard_connector_email::{EmailConfig, EmailSettings};
 use switchboard_connector_telegram::{TelegramConfig, TelegramSettings};
 use switchboard_connector_webhook::{WebhookConfig, WebhookSettings};
 
-use crate::desk::{Assignment, BreachActions, ClockKind, Desk, SlaPolicy, TeamPolicy};
-use crate::hours::BusinessHours;
-use crate::language::LanguageDetector;
+use crate::domain::desk::{Assignment, BreachActions, ClockKind, Desk, SlaPolicy, TeamPolicy};
+use crate::domain::hours::BusinessHours;
+use crate::domain::language::LanguageDetector;
+use crate::domain::router::{KeywordSet, RouteAction, RouteCondition, Router};
+use crate::domain::updates::{AfterResolution, CsatPolicy, TemplateSource, UpdateEvent, UpdatePolicy, UpdateSettings};
 use crate::model::Priority;
-use crate::router::{KeywordSet, RouteAction, RouteCondition, Router};
-use crate::updates::{AfterResolution, CsatPolicy, TemplateSource, UpdateEvent, UpdatePolicy, UpdateSettings};
 
 /// The prefix of environment overrides: `SWITCHBOARD__SERVER__LISTEN=127.0.0.1:9090`.
 pub const ENV_PREFIX: &str = "SWITCHBOARD";
@@ -79,7 +79,7 @@ pub struct RawConfig {
     /// Channel endpoints by key (`[inboxes.shop]`); the key appears in `/hooks/{key}`.
     #[serde(default)]
     pub inboxes: BTreeMap<String, InboxConfig>,
-    /// Routing rules, all evaluated: see [`crate::router`] for how matches combine.
+    /// Routing rules, all evaluated: see [`crate::domain::router`] for how matches combine.
     #[serde(default)]
     pub rules: Vec<RuleConfig>,
     /// Named keyword lists in any languages, for rules' `when.keywords`.
@@ -225,7 +225,7 @@ impl Default for StorageConfig {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct LogConfig {
-    /// A tracing filter: `info`, or per module, `info,switchboard::outbox=debug`.
+    /// A tracing filter: `info`, or per module, `info,switchboard::work::outbox=debug`.
     #[serde(default = "default_log_level")]
     pub level: String,
     /// `text` for people, `json` for log collectors.
@@ -575,7 +575,7 @@ pub struct Settings {
 
 #[derive(Debug, Clone)]
 pub struct SubscriptionSettings {
-    pub policy: crate::subscriptions::UrlPolicy,
+    pub policy: crate::work::events::UrlPolicy,
     pub timeout: Duration,
 }
 
@@ -775,7 +775,7 @@ impl RawConfig {
             return Err(ConfigError::new("subscriptions.timeout", "must be at most 60s"));
         }
         let subscriptions = SubscriptionSettings {
-            policy: crate::subscriptions::UrlPolicy {
+            policy: crate::work::events::UrlPolicy {
                 allow_hosts: self
                     .subscriptions
                     .allow_hosts

@@ -15,11 +15,11 @@ use crate::api::{self, AppState, Inbox};
 use crate::channels::Channels;
 use crate::clock::{Clock, SystemClock};
 use crate::config::{ChannelSettings, Settings};
-use crate::outbox::Dispatcher;
-use crate::scheduler::{Scheduler, SchedulerHandle};
 use crate::store::sqlite::SqliteStore;
 use crate::store::{InboxSpec, Store, TeamSpec};
-use crate::subscriptions::EventDispatcher;
+use crate::work::events::EventDispatcher;
+use crate::work::outbox::Dispatcher;
+use crate::work::scheduler::{Scheduler, SchedulerHandle};
 
 /// Opens the configured store, runs migrations, and makes the configured teams and
 /// inboxes exist in it.
@@ -76,7 +76,7 @@ pub async fn run_with_clock(
     if assigned > 0 {
         tracing::info!(assigned, "assigned waiting conversations at start");
     }
-    let telegram = crate::telegram::inboxes(&settings, &catalog)?;
+    let telegram = crate::channels::telegram::inboxes(&settings, &catalog)?;
     let channels = Arc::new(Channels::build(&settings.inboxes, &catalog, &telegram)?);
     let inboxes: HashMap<String, Inbox> = settings
         .inboxes
@@ -93,7 +93,7 @@ pub async fn run_with_clock(
         })
         .collect();
     let outbox_wakeup = Arc::new(Notify::new());
-    let destinations = Arc::new(crate::destinations::Destinations::new(
+    let destinations = Arc::new(crate::work::destinations::Destinations::new(
         settings.outbox.inbox_concurrency,
         settings.outbox.breaker_failures,
         settings.outbox.breaker_pause,
@@ -122,12 +122,12 @@ pub async fn run_with_clock(
         // Redirects are not followed: a signed body goes where the admin said, only.
         client: reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
-            .dns_resolver(Arc::new(crate::subscriptions::PolicyResolver {
+            .dns_resolver(Arc::new(crate::work::events::PolicyResolver {
                 policy: settings.subscriptions.policy.clone(),
             }))
             .build()
             .context("building the HTTP client for subscriptions")?,
-        destinations: Arc::new(crate::destinations::Destinations::new(
+        destinations: Arc::new(crate::work::destinations::Destinations::new(
             settings.outbox.inbox_concurrency,
             settings.outbox.breaker_failures,
             settings.outbox.breaker_pause,
@@ -169,7 +169,7 @@ pub async fn run_with_clock(
     let mut readers = Vec::new();
     for inbox in &state.settings.inboxes {
         if let (ChannelSettings::Email(email), Some(reference)) = (&inbox.channel, catalog.inboxes.get(&inbox.key)) {
-            readers.push(tokio::spawn(crate::email::run(
+            readers.push(tokio::spawn(crate::channels::email::run(
                 Arc::clone(&state),
                 reference.clone(),
                 Arc::new((**email).clone()),
@@ -178,7 +178,7 @@ pub async fn run_with_clock(
         }
     }
     for inbox in state.telegram.values() {
-        readers.push(tokio::spawn(crate::telegram::run(
+        readers.push(tokio::spawn(crate::channels::telegram::run(
             Arc::clone(&state),
             Arc::clone(inbox),
             readers_shutdown.clone(),

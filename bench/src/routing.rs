@@ -1,7 +1,7 @@
 //! Routing: decisions per second with 200 rules, and language detection.
 //!
 //! Unlike the other scenarios this one measures the daemon's library in this process
-//! (`switchboard::router`, `switchboard::language`), not the daemon binary: a route runs
+//! (`switchboard::domain::router`, `switchboard::domain::language`), not the daemon binary: a route runs
 //! inside the ingest transaction on the store's one writer thread, so whatever it costs
 //! is taken from every write, and only a direct measurement shows it apart from HTTP and
 //! fsync. Language detection runs once per inbound message before the writer.
@@ -19,8 +19,8 @@ use std::time::{Duration, Instant};
 use hdrhistogram::Histogram;
 use regex::RegexBuilder;
 use serde_json::{Value, json};
+use switchboard::domain::router::{KeywordSet, RouteAction, RouteCondition, RouteInput, Router};
 use switchboard::model::Priority;
-use switchboard::router::{KeywordSet, RouteAction, RouteCondition, RouteInput, Router};
 use switchboard_connector_core::ChannelKind;
 
 /// Rules whose index is below this count as early ones in the message mix.
@@ -573,7 +573,7 @@ impl Message {
         Message {
             inbox,
             channel,
-            language: switchboard::language::detect(&text),
+            language: switchboard::domain::language::detect(&text),
             subject,
             text,
             metadata,
@@ -1133,7 +1133,7 @@ impl RoutingFigures {
                 .collect()
         };
         json!({
-            "description": "switchboard::router::Router::route with 200 rules and switchboard::language::detect, in the benchmark's process on one thread (the daemon routes on its writer thread, inside the ingest transaction)",
+            "description": "switchboard::domain::router::Router::route with 200 rules and switchboard::domain::language::detect, in the benchmark's process on one thread (the daemon routes on its writer thread, inside the ingest transaction)",
             "rules": self.rules,
             "chat_lines": {
                 "messages": self.chat_lines,
@@ -1206,7 +1206,7 @@ pub fn run(budget: Duration) -> RoutingFigures {
         black_box(router.route(black_box(&message.input())));
     };
     let detect = |message: &Message| {
-        black_box(switchboard::language::detect(black_box(&message.text)));
+        black_box(switchboard::domain::language::detect(black_box(&message.text)));
     };
     let chat_timing = time(slice, &chat, route);
     let email_timing = time(slice, &emails, route);

@@ -1,7 +1,7 @@
 //! The SLA scheduler with 100,000 open conversations that have deadlines.
 //!
 //! Unlike the other scenarios this one measures the daemon's library in this process
-//! (`switchboard::server::open_store`, `switchboard::scheduler`), not the daemon binary:
+//! (`switchboard::server::open_store`, `switchboard::work::scheduler`), not the daemon binary:
 //! a [`ManualClock`] can then move every deadline into the past at once, and the CPU the
 //! scheduler and the store's writer thread use is this process's own, read from
 //! `/proc/self/stat` (in ticks of 10 ms).
@@ -26,10 +26,10 @@ use hdrhistogram::Histogram;
 use serde_json::{Value, json};
 use switchboard::auth::hash_token;
 use switchboard::clock::{Clock, ManualClock, SystemClock};
+use switchboard::domain::router::Router;
 use switchboard::model::Role;
-use switchboard::router::Router;
-use switchboard::scheduler::{Scheduler, SchedulerHandle};
 use switchboard::store::{InboxRef, IngestContext, NewAgent, Store};
+use switchboard::work::scheduler::{Scheduler, SchedulerHandle};
 use switchboard_connector_core::{InboundMessage, Sender};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
@@ -207,7 +207,7 @@ impl SchedulerFigures {
 
     pub fn to_json(&self) -> Value {
         json!({
-            "description": "switchboard::scheduler::Scheduler over the SQLite store in the benchmark's process; conversations ingested through Store::ingest_in_order, each with first-response, resolution and open-time SLA clocks",
+            "description": "switchboard::work::scheduler::Scheduler over the SQLite store in the benchmark's process; conversations ingested through Store::ingest_in_order, each with first-response, resolution and open-time SLA clocks",
             "seeding": {
                 "conversations": self.seeding.conversations,
                 "batch": SEED_BATCH,

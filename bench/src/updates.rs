@@ -37,12 +37,12 @@ use hdrhistogram::Histogram;
 use serde_json::{Value, json};
 use switchboard::auth::hash_token;
 use switchboard::clock::{Clock, SystemClock};
-use switchboard::model::{Role, Status};
-use switchboard::store::{ConversationChanges, NewAgent};
-use switchboard::updates::{
+use switchboard::domain::updates::{
     AgentVars, ContactVars, ConversationVars, CsatVars, InboxVars, NextOpen, SlaVars, TeamVars, UpdateEvent,
     UpdatePolicy, UpdateVars,
 };
+use switchboard::model::{Role, Status};
+use switchboard::store::{ConversationChanges, NewAgent};
 use switchboard_connector_core::ChannelKind;
 
 use crate::daemon::{SECRET, process_cpu_seconds};

@@ -17,8 +17,8 @@ use teloxide::types::Update;
 
 use super::error::ApiError;
 use super::{AppState, PathParam};
+use crate::channels::telegram::TelegramInbox;
 use crate::config::ChannelSettings;
-use crate::telegram::TelegramInbox;
 
 pub async fn receive(
     State(state): State<Arc<AppState>>,
@@ -93,7 +93,7 @@ async fn receive_telegram(
             return Ok((StatusCode::OK, Json(serde_json::json!({"skipped": true}))).into_response());
         }
     };
-    crate::telegram::take(state, telegram, &update).await?;
+    crate::channels::telegram::take(state, telegram, &update).await?;
     Ok((StatusCode::OK, Json(serde_json::json!({"ok": true}))).into_response())
 }
 

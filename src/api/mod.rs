@@ -24,8 +24,8 @@ pub use error::ApiError;
 
 use crate::clock::Clock;
 use crate::config::{InboxSettings, Settings};
-use crate::scheduler::SchedulerHandle;
 use crate::store::{InboxRef, IngestContext, IngestOutcome, Store};
+use crate::work::scheduler::SchedulerHandle;
 
 /// A configured inbox with its database row.
 pub struct Inbox {
@@ -43,9 +43,9 @@ pub struct AppState {
     /// Poked after a commit that queued outbound messages, so they leave at once.
     pub outbox_wakeup: Arc<Notify>,
     /// Telegram inboxes by key: their bot, identity and webhook secret.
-    pub telegram: HashMap<String, Arc<crate::telegram::TelegramInbox>>,
+    pub telegram: HashMap<String, Arc<crate::channels::telegram::TelegramInbox>>,
     /// The outbox's view of each inbox's destination, for `/metrics`.
-    pub destinations: Arc<crate::destinations::Destinations>,
+    pub destinations: Arc<crate::work::destinations::Destinations>,
     /// Wakes the event dispatcher when a commit may have told subscribers something.
     pub events_wakeup: Arc<Notify>,
     /// Whether any subscription is active: only then is the event dispatcher woken.

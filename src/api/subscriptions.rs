@@ -14,7 +14,7 @@ use super::v1::{Authenticated, JsonObject, parse_id, reject_unknown};
 use super::{ApiError, AppState, PathParam};
 use crate::model::Role;
 use crate::store::{Agent, NewSubscription, Subscription};
-use crate::subscriptions::{EventType, new_secret};
+use crate::work::events::{EventType, new_secret};
 
 fn admin(agent: &Agent) -> Result<(), ApiError> {
     if agent.role == Role::Admin {

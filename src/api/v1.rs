@@ -295,15 +295,15 @@ async fn escalate(
     Ok(Json(detail).into_response())
 }
 
-/// What routing would do with a sample message (see [`crate::explain`]); stores nothing.
+/// What routing would do with a sample message (see [`crate::domain::explain`]); stores nothing.
 async fn explain_route(
     State(state): State<Arc<AppState>>,
     _agent: Authenticated,
     JsonObject(object): JsonObject,
-) -> Result<Json<crate::explain::Explanation>, ApiError> {
-    let sample = crate::explain::Sample::parse(&object, &state.settings)
+) -> Result<Json<crate::domain::explain::Explanation>, ApiError> {
+    let sample = crate::domain::explain::Sample::parse(&object, &state.settings)
         .map_err(|err| ApiError::invalid(&err.field, err.problem))?;
-    Ok(Json(crate::explain::explain(
+    Ok(Json(crate::domain::explain::explain(
         &state.settings,
         &sample,
         state.clock.now_ms(),

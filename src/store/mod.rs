@@ -17,9 +17,9 @@ use serde::Serialize;
 use serde_json::Value;
 use switchboard_connector_core::{ChannelKind, InboundMessage, OutboundAttachment, OutboundMessage, Receipt};
 
-use crate::desk::Desk;
+use crate::domain::desk::Desk;
+use crate::domain::router::Router;
 use crate::model::{ActorKind, DeliveryStatus, Direction, MessageKind, Priority, Role, Status, Timestamp};
-use crate::router::Router;
 
 pub type StoreResult<T> = Result<T, StoreError>;
 
@@ -641,7 +641,7 @@ pub trait Store: Send + Sync + 'static {
         now: i64,
         limit: u32,
         lease_until: i64,
-        plan: &crate::destinations::Plan,
+        plan: &crate::work::destinations::Plan,
     ) -> StoreResult<Vec<Delivery>>;
     /// Moves an inbox's queued messages to `until` at the earliest (its destination is
     /// paused).

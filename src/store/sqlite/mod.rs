@@ -225,7 +225,7 @@ impl Store for SqliteStore {
         now: i64,
         limit: u32,
         lease_until: i64,
-        plan: &crate::destinations::Plan,
+        plan: &crate::work::destinations::Plan,
     ) -> StoreResult<Vec<Delivery>> {
         let held = serde_json::to_string(&plan.held).unwrap_or_else(|_| "[]".into());
         let budgets = serde_json::to_string(&plan.budgets).unwrap_or_else(|_| "{}".into());
@@ -422,7 +422,9 @@ impl Store for SqliteStore {
     }
 
     async fn csat_page(&self, token: &str, now: i64) -> StoreResult<CsatPage> {
-        let since = now.saturating_sub(crate::desk::millis(self.desk().updates.settings.csat.answer_window));
+        let since = now.saturating_sub(crate::domain::desk::millis(
+            self.desk().updates.settings.csat.answer_window,
+        ));
         read::csat_page(&self.reader, token, since).await
     }
 }

@@ -8,7 +8,7 @@ use crate::model::{DeliveryStatus, Timestamp};
 use crate::store::{
     DeliveryResult, EventDelivery, NewSubscription, StoreError, StoreResult, Subscription, SubscriptionDelivery,
 };
-use crate::subscriptions::EventType;
+use crate::work::events::EventType;
 
 const COLUMNS: &str = "SELECT id, url, events, secret, description, active, disabled_reason, disabled_at,
         created_at, updated_at FROM subscriptions";

@@ -21,15 +21,15 @@ use super::updates::{
     send_expiring as send_update_expiring, set_opt_out,
 };
 use super::{json_column, vocabulary};
-use crate::desk::{Desk, millis};
+use crate::domain::desk::{Desk, millis};
+use crate::domain::router::RouteInput;
+use crate::domain::updates::{AfterResolution, UpdateEvent, parse_score};
 use crate::model::{ActorKind, DeliveryStatus, Direction, MessageKind, Priority, Status, Timestamp};
-use crate::router::RouteInput;
 use crate::store::{
     Agent, AgentSelector, Catalog, ConversationChanges, Delivery, DeliveryResult, InboxRef, InboxSpec, IngestContext,
     IngestOutcome, NewAgent, NewAgentMessage, StoreError, StoreResult, TeamSpec,
 };
-use crate::subscriptions::EventType;
-use crate::updates::{AfterResolution, UpdateEvent, parse_score};
+use crate::work::events::EventType;
 
 /// An event to write with the change that caused it. Events record changes of a
 /// conversation's state (created, routed, assigned, transferred, status); a message is

@@ -9,9 +9,9 @@ use serde_json::{Map, Value};
 use switchboard_connector_core::ChannelKind;
 
 use crate::config::Settings;
-use crate::desk::{ClockKind, human_duration};
+use crate::domain::desk::{ClockKind, human_duration};
+use crate::domain::router::{RouteInput, RuleTrace};
 use crate::model::{Priority, Timestamp};
-use crate::router::{RouteInput, RuleTrace};
 
 /// A sample message: `{"inbox": "shop", "text": "…", "subject"?, "language"?,
 /// "metadata"?: {…contact attributes…}, "at"?: "2026-11-27T17:55:00Z"}`.

@@ -12,8 +12,8 @@
 
 use serde::Serialize;
 
-use crate::desk::{ClockKind, ClockTarget};
-use crate::hours::BusinessHours;
+use crate::domain::desk::{ClockKind, ClockTarget};
+use crate::domain::hours::BusinessHours;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]

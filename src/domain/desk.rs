@@ -8,10 +8,10 @@ use std::time::Duration;
 
 use serde::Serialize;
 
-use crate::hours::BusinessHours;
-use crate::language::LanguageDetector;
+use crate::domain::hours::BusinessHours;
+use crate::domain::language::LanguageDetector;
+use crate::domain::updates::UpdatePolicy;
 use crate::model::Priority;
-use crate::updates::UpdatePolicy;
 
 /// How a team's waiting conversations find an agent.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]

@@ -12,7 +12,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
-use crate::desk::millis;
+use crate::domain::desk::millis;
 
 /// The longest a paused destination waits for its next probe.
 pub const MAX_PAUSE: Duration = Duration::from_secs(600);

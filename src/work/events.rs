@@ -20,9 +20,9 @@ use tokio_util::task::TaskTracker;
 
 use crate::clock::Clock;
 use crate::config::OutboxSettings;
-use crate::desk::millis;
-use crate::outbox::{IDLE_CHECK, LEASE, after_transient_failure, wait_for};
+use crate::domain::desk::millis;
 use crate::store::{DeliveryResult, EventDelivery, Store};
+use crate::work::outbox::{IDLE_CHECK, LEASE, after_transient_failure, wait_for};
 
 /// What a subscription can ask to be told.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -233,7 +233,7 @@ fn internal(address: &IpAddr) -> bool {
 /// Delivers queued events to their subscriptions.
 pub struct EventDispatcher {
     /// Per-subscription concurrency and circuit breakers, as the outbox keeps per inbox.
-    pub destinations: Arc<crate::destinations::Destinations>,
+    pub destinations: Arc<crate::work::destinations::Destinations>,
     pub store: Arc<dyn Store>,
     pub clock: Arc<dyn Clock>,
     pub settings: OutboxSettings,
@@ -252,7 +252,7 @@ impl EventDispatcher {
         }
         let slots = Arc::new(Semaphore::new(this.settings.concurrency));
         let tracker = TaskTracker::new();
-        crate::outbox::dispatch_until(
+        crate::work::outbox::dispatch_until(
             "event deliveries",
             &shutdown,
             &this.wakeup,
@@ -300,7 +300,7 @@ impl EventDispatcher {
         Ok(wait_for(now, due, self.destinations.next_resume(now)))
     }
 
-    async fn deliver(&self, delivery: EventDelivery, send: &crate::destinations::InFlight) {
+    async fn deliver(&self, delivery: EventDelivery, send: &crate::work::destinations::InFlight) {
         let expires_at = delivery.created_at.saturating_add(millis(self.settings.expire_after));
         let outcome = if self.clock.now_ms() > expires_at {
             Err(SendError::permanent(
@@ -311,9 +311,9 @@ impl EventDispatcher {
         };
         let now = self.clock.now_ms();
         let for_breaker = match &outcome {
-            Ok(_) => crate::destinations::SendOutcome::Delivered,
-            Err(SendError::Transient { .. }) => crate::destinations::SendOutcome::Unavailable,
-            Err(_) => crate::destinations::SendOutcome::Answered,
+            Ok(_) => crate::work::destinations::SendOutcome::Delivered,
+            Err(SendError::Transient { .. }) => crate::work::destinations::SendOutcome::Unavailable,
+            Err(_) => crate::work::destinations::SendOutcome::Answered,
         };
         if let Some(until) = self.destinations.finished(send, for_breaker, now) {
             tracing::warn!(

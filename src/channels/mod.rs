@@ -1,4 +1,11 @@
-//! The sending half of each configured inbox, one closed enum over the connectors.
+//! The daemon side of the connectors: the sending half of each configured inbox (one
+//! closed enum over the connectors), and the readers of the inboxes that pull.
+//!
+//! - [`email`]: the reading half of each email inbox (IMAP, cursor after commit).
+//! - [`telegram`]: the inbound half of each Telegram inbox (long polling or webhook).
+
+pub mod email;
+pub mod telegram;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -9,9 +16,9 @@ use switchboard_connector_email::SmtpSender;
 use switchboard_connector_telegram::TelegramSender;
 use switchboard_connector_webhook::WebhookSender;
 
+use crate::channels::telegram::TelegramInbox;
 use crate::config::{ChannelSettings, InboxSettings};
 use crate::store::Catalog;
-use crate::telegram::TelegramInbox;
 
 #[derive(Debug, Clone)]
 pub enum ChannelSender {

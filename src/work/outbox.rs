@@ -17,8 +17,8 @@ use tokio_util::task::TaskTracker;
 use crate::channels::Channels;
 use crate::clock::Clock;
 use crate::config::OutboxSettings;
-use crate::destinations::{Destinations, InFlight, SendOutcome};
 use crate::store::{Delivery, DeliveryResult, Store};
+use crate::work::destinations::{Destinations, InFlight, SendOutcome};
 
 /// How long a claimed row belongs to this dispatcher. Longer than any send may take.
 pub(crate) const LEASE: Duration = Duration::from_secs(300);
@@ -48,7 +48,7 @@ pub fn after_transient_failure(
     };
     let spread = base.mul_f64(0.9 + 0.2 * jitter.clamp(0.0, 1.0));
     let delay = retry_after.map_or(spread, |asked| asked.max(spread));
-    let at = now.saturating_add(crate::desk::millis(delay));
+    let at = now.saturating_add(crate::domain::desk::millis(delay));
     if at > expires_at {
         return DeliveryResult::Failed {
             error: format!("expired after {attempts} attempts: {reason}"),
@@ -259,8 +259,8 @@ impl Dispatcher {
 mod tests {
     use super::*;
     use crate::config::{ChannelSettings, InboxSettings};
-    use crate::desk::Desk;
-    use crate::router::Router;
+    use crate::domain::desk::Desk;
+    use crate::domain::router::Router;
     use crate::store::sqlite::SqliteStore;
     use crate::store::{InboxSpec, IngestContext, TeamSpec};
     use std::collections::BTreeMap;
@@ -366,7 +366,7 @@ mod tests {
             };
             store.ingest(context, message).await.unwrap();
         }
-        let plan = |held: Vec<i64>, budgets: Vec<(i64, u32)>, cap| crate::destinations::Plan {
+        let plan = |held: Vec<i64>, budgets: Vec<(i64, u32)>, cap| crate::work::destinations::Plan {
             held,
             budgets: budgets.into_iter().collect(),
             cap,
