@@ -16,12 +16,13 @@ use switchboard_connector_email::{EmailConfig, EmailSettings};
 use switchboard_connector_telegram::{TelegramConfig, TelegramSettings};
 use switchboard_connector_webhook::{WebhookConfig, WebhookSettings};
 
-use crate::domain::desk::{Assignment, BreachActions, ClockKind, Desk, SlaPolicy, TeamPolicy};
-use crate::domain::hours::BusinessHours;
+use crate::domain::desk::{Assignment, BreachActions, Desk, SlaPolicy, TeamPolicy};
 use crate::domain::language::LanguageDetector;
 use crate::domain::router::{KeywordSet, RouteAction, RouteCondition, Router};
 use crate::domain::updates::{AfterResolution, CsatPolicy, TemplateSource, UpdateEvent, UpdatePolicy, UpdateSettings};
 use crate::model::Priority;
+use crate::model::clock::ClockKind;
+use crate::model::hours::BusinessHours;
 
 /// The prefix of environment overrides: `SWITCHBOARD__SERVER__LISTEN=127.0.0.1:9090`.
 pub const ENV_PREFIX: &str = "SWITCHBOARD";

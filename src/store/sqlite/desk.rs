@@ -8,9 +8,10 @@ use serde_json::{Value, json};
 use super::updates::{fire_follow_ups, record_events};
 use super::vocabulary;
 use super::write::{NewEvent, NewMessage, insert_events, insert_message, team};
-use crate::domain::desk::{Assignment, ClockKind, Desk, TeamPolicy, human_duration};
-use crate::domain::hours::BusinessHours;
-use crate::domain::sla::{ClockState, SlaClock};
+use crate::domain::desk::{Assignment, Desk, TeamPolicy, human_duration};
+use crate::model::clock::ClockKind;
+use crate::model::clock::{ClockState, SlaClock};
+use crate::model::hours::BusinessHours;
 use crate::model::{ActorKind, Direction, MessageKind, Priority, Role, Status, Timestamp};
 use crate::store::{Escalation, EscalationTarget, FireOutcome, StoreError, StoreResult};
 

@@ -9,7 +9,8 @@ use sqlx::{QueryBuilder, Row, Sqlite, SqliteConnection, SqlitePool};
 use switchboard_connector_core::ChannelKind;
 
 use super::{json_column, vocabulary};
-use crate::domain::desk::{ClockKind, Desk, human_duration};
+use crate::domain::desk::{Desk, human_duration};
+use crate::model::clock::ClockKind;
 use crate::model::{ActorKind, DeliveryStatus, Direction, MessageKind, Priority, Role, Status, Timestamp};
 use crate::store::{
     Actor, Agent, AgentRef, AgentSelector, AssigneeFilter, AttachmentData, AttachmentView, ClockView, ContactRef,

@@ -15,10 +15,11 @@ use switchboard_connector_core::{ChannelKind, CsatQuestion, StatusUpdate};
 use super::desk::{ClockChange, conversation_state, drain_agent_team, update_clocks};
 use super::vocabulary;
 use super::write::{NewEvent, NewMessage, insert_events, insert_message, insert_outbox};
-use crate::domain::desk::{ClockKind, Desk, human_duration, millis};
+use crate::domain::desk::{Desk, human_duration, millis};
 use crate::domain::updates::{
     AgentVars, ContactVars, ConversationVars, CsatVars, InboxVars, NextOpen, SlaVars, TeamVars, UpdateEvent, UpdateVars,
 };
+use crate::model::clock::ClockKind;
 use crate::model::{ActorKind, Direction, MessageKind, Priority, Status};
 use crate::store::{StoreError, StoreResult};
 

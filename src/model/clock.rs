@@ -12,8 +12,53 @@
 
 use serde::Serialize;
 
-use crate::domain::desk::{ClockKind, ClockTarget};
-use crate::domain::hours::BusinessHours;
+use std::sync::Arc;
+
+use crate::model::hours::BusinessHours;
+
+/// The clocks an SLA policy can run on a conversation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ClockKind {
+    /// From the conversation's first customer message to the first agent reply.
+    FirstResponse,
+    /// From a customer message that follows an agent reply to the next agent reply.
+    NextResponse,
+    /// From the first customer message to resolution.
+    Resolution,
+    /// The hard cap on how long any conversation stays unresolved (calendar time).
+    MaxOpen,
+}
+
+impl ClockKind {
+    pub const ALL: [ClockKind; 4] = [
+        ClockKind::FirstResponse,
+        ClockKind::NextResponse,
+        ClockKind::Resolution,
+        ClockKind::MaxOpen,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ClockKind::FirstResponse => "first_response",
+            ClockKind::NextResponse => "next_response",
+            ClockKind::Resolution => "resolution",
+            ClockKind::MaxOpen => "max_open",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<ClockKind> {
+        ClockKind::ALL.into_iter().find(|kind| kind.as_str() == text)
+    }
+}
+
+/// One clock's target as a team measures it.
+#[derive(Debug, Clone)]
+pub struct ClockTarget {
+    pub target_ms: i64,
+    pub warn_ms: Option<i64>,
+    pub calendar: Arc<BusinessHours>,
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]

@@ -1,7 +1,13 @@
-//! The conversation model's closed vocabularies. Their names are stored in the database
-//! and shown in the API, so renaming one is a migration and an API change.
+//! The conversation model's values, shared by the rules, the store and the API: the
+//! closed vocabularies (their names are stored in the database and shown in the API, so
+//! renaming one is a migration and an API change), timestamps, and the two calendar
+//! values the SLA rules are made of: [`hours`] (business hours) and [`clock`] (one SLA
+//! clock's arithmetic).
 
 use serde::{Deserialize, Serialize};
+
+pub mod clock;
+pub mod hours;
 
 macro_rules! vocabulary {
     ($(#[$meta:meta])* $name:ident { $($variant:ident => $text:literal),+ $(,)? }) => {
