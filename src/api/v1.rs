@@ -284,7 +284,11 @@ async fn escalate(
         .store
         .escalate(Escalation {
             conversation_id,
-            agent,
+            agent: crate::domain::access::Caller {
+                id: agent.id,
+                role: agent.role,
+                team: agent.team.clone(),
+            },
             to,
             summary,
             reason,

@@ -7,18 +7,26 @@
 //! clock rather than reading one, so tests can drive time.
 
 pub mod migrations;
+pub mod records;
 pub mod sqlite;
+mod tx;
 
-use std::collections::HashMap;
+pub use records::*;
+pub use tx::*;
+
 use std::sync::Arc;
 
 use async_trait::async_trait;
 use serde::Serialize;
 use serde_json::Value;
-use switchboard_connector_core::{ChannelKind, InboundMessage, OutboundAttachment, OutboundMessage, Receipt};
+use switchboard_connector_core::{ChannelKind, InboundMessage};
 
-use crate::domain::desk::Desk;
-use crate::domain::router::Router;
+pub use crate::domain::clocks::FireOutcome;
+pub use crate::domain::desk::Desk;
+pub use crate::domain::escalation::{Escalation, EscalationTarget};
+pub use crate::domain::ingest::{IngestContext, IngestOutcome};
+pub use crate::domain::lifecycle::{ConversationChanges, NewAgentMessage};
+pub use crate::domain::{DeskError, DeskResult};
 use crate::model::{ActorKind, DeliveryStatus, Direction, MessageKind, Priority, Role, Status, Timestamp};
 
 pub type StoreResult<T> = Result<T, StoreError>;
@@ -42,6 +50,19 @@ pub enum StoreError {
     Backend(String),
 }
 
+// Until callers speak the desk's errors: the old trait answers in the store's.
+impl From<DeskError> for StoreError {
+    fn from(err: DeskError) -> StoreError {
+        match err {
+            DeskError::NotFound(what) => StoreError::NotFound(what),
+            DeskError::Invalid { field, problem } => StoreError::Invalid { field, problem },
+            DeskError::Conflict(message) => StoreError::Conflict(message),
+            DeskError::Forbidden(message) => StoreError::Forbidden(message),
+            DeskError::Store(err) => err,
+        }
+    }
+}
+
 impl From<sqlx::Error> for StoreError {
     fn from(err: sqlx::Error) -> StoreError {
         StoreError::Backend(err.to_string())
@@ -60,66 +81,6 @@ impl From<sqlx::migrate::MigrateError> for StoreError {
     }
 }
 
-/// A configured team, as the store is told about it at start.
-#[derive(Debug, Clone)]
-pub struct TeamSpec {
-    pub key: String,
-    pub name: String,
-    pub tier: u8,
-}
-
-/// A configured inbox, as the store is told about it at start.
-#[derive(Debug, Clone)]
-pub struct InboxSpec {
-    pub key: String,
-    pub name: String,
-    pub channel: ChannelKind,
-}
-
-/// An inbox with its database id, as ingest and the outbox need it.
-#[derive(Debug, Clone)]
-pub struct InboxRef {
-    pub id: i64,
-    pub key: String,
-    pub name: String,
-    pub channel: ChannelKind,
-}
-
-/// What [`Store::sync_catalog`] made sure exists: inbox keys to their rows.
-#[derive(Debug, Clone, Default)]
-pub struct Catalog {
-    pub inboxes: HashMap<String, InboxRef>,
-}
-
-/// What ingest needs besides the message: pure policies it runs inside the transaction.
-/// Owned, so the work can move to the thread that writes.
-pub struct IngestContext {
-    pub inbox: InboxRef,
-    pub router: Arc<Router>,
-    /// The message is Telegram's `/start`: a conversation it opens is greeted rather
-    /// than acknowledged.
-    pub greeting: bool,
-    pub now: i64,
-    /// When an outbound message queued now stops being worth sending.
-    pub expires_at: i64,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct IngestOutcome {
-    pub conversation_id: i64,
-    pub message_id: i64,
-    pub duplicate: bool,
-    /// Whether ingest opened a new conversation.
-    #[serde(skip)]
-    pub created_conversation: bool,
-    /// Whether ingest may have queued an outbound message (so the outbox should look).
-    #[serde(skip)]
-    pub queued_outbound: bool,
-    /// The earliest SLA moment this message scheduled (so the scheduler can wake sooner).
-    #[serde(skip)]
-    pub next_sla_fire: Option<i64>,
-}
-
 #[derive(Debug, Clone, Serialize)]
 pub struct Agent {
     pub id: i64,
@@ -133,17 +94,6 @@ pub struct Agent {
     /// Open conversations assigned to them now.
     pub open_conversations: i64,
     pub created_at: Timestamp,
-}
-
-#[derive(Debug, Clone)]
-pub struct NewAgent {
-    pub name: String,
-    pub role: Role,
-    pub team: String,
-    pub token_hash: Vec<u8>,
-    /// `None`: the team's capacity.
-    pub capacity: Option<u32>,
-    pub available: bool,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -372,37 +322,6 @@ pub struct ClockView {
     pub stopped_at: Option<Timestamp>,
 }
 
-/// Where an escalation goes.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum EscalationTarget {
-    /// A named team (functional escalation, or hierarchical if it is a higher tier of
-    /// the same department).
-    Team(String),
-    /// The next tier of the current team's department (or its `escalate_to`).
-    NextTier,
-}
-
-#[derive(Debug, Clone)]
-pub struct Escalation {
-    pub conversation_id: i64,
-    pub agent: Agent,
-    pub to: EscalationTarget,
-    pub summary: String,
-    pub reason: Option<String>,
-    pub now: i64,
-}
-
-/// What one pass of the SLA scheduler did.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct FireOutcome {
-    /// Clocks looked at (due by the time given).
-    pub clocks: u32,
-    pub warnings: u32,
-    pub breaches: u32,
-    /// Follow-ups of conversations waiting on the customer (reminders, automatic closes).
-    pub follow_ups: u32,
-}
-
 /// One outbound delivery, as `GET /api/v1/deliveries` lists it.
 #[derive(Debug, Clone, Serialize)]
 pub struct DeliveryRecord {
@@ -442,45 +361,6 @@ pub struct OutboxGauges {
     pub oldest_unsent_at: Option<i64>,
 }
 
-/// An integration told of the desk's events (`/api/v1/subscriptions`).
-#[derive(Debug, Clone, Serialize)]
-pub struct Subscription {
-    pub id: i64,
-    pub url: String,
-    pub events: Vec<String>,
-    /// Shown once, when it is created; listings leave it out.
-    #[serde(skip_serializing_if = "String::is_empty")]
-    pub secret: String,
-    pub description: Option<String>,
-    pub active: bool,
-    pub disabled_reason: Option<String>,
-    pub disabled_at: Option<Timestamp>,
-    pub created_at: Timestamp,
-    pub updated_at: Timestamp,
-}
-
-pub struct NewSubscription {
-    pub url: String,
-    pub events: Vec<String>,
-    pub secret: String,
-    pub description: Option<String>,
-    pub created_by: i64,
-}
-
-/// One event on its way to one subscription, claimed for sending.
-#[derive(Debug, Clone)]
-pub struct EventDelivery {
-    pub id: i64,
-    pub subscription_id: i64,
-    pub event_type: String,
-    pub payload: Vec<u8>,
-    /// Counting this one.
-    pub attempts: u32,
-    pub created_at: i64,
-    pub url: String,
-    pub secret: String,
-}
-
 /// A subscription's delivery, as its listing shows it.
 #[derive(Debug, Clone, Serialize)]
 pub struct SubscriptionDelivery {
@@ -506,71 +386,6 @@ pub struct CsatPage {
     /// Whether an answer is taken now: the conversation is resolved and the question
     /// within `csat.answer_window`.
     pub open: bool,
-}
-
-/// Who an assignment names.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum AgentSelector {
-    Id(i64),
-    Name(String),
-}
-
-/// A PATCH of a conversation; `None` leaves a field as it is.
-#[derive(Debug, Clone, Default)]
-pub struct ConversationChanges {
-    pub status: Option<Status>,
-    pub priority: Option<Priority>,
-    /// `Some(None)` unassigns.
-    pub assignee: Option<Option<AgentSelector>>,
-    pub team: Option<String>,
-}
-
-impl ConversationChanges {
-    pub fn is_empty(&self) -> bool {
-        self.status.is_none() && self.priority.is_none() && self.assignee.is_none() && self.team.is_none()
-    }
-}
-
-/// An agent's reply (sent by the conversation's channel) or internal note (never sent).
-#[derive(Debug, Clone)]
-pub struct NewAgentMessage {
-    pub conversation_id: i64,
-    pub agent_id: i64,
-    pub text: String,
-    pub private: bool,
-    /// Files sent with a reply (channels that carry files only) or kept with a note.
-    pub attachments: Vec<OutboundAttachment>,
-    pub now: i64,
-    pub expires_at: i64,
-}
-
-/// An outbound message claimed for sending.
-#[derive(Debug, Clone)]
-pub struct Delivery {
-    pub outbox_id: i64,
-    pub inbox_id: i64,
-    /// Counting this one.
-    pub attempts: u32,
-    pub expires_at: i64,
-    pub message: OutboundMessage,
-}
-
-/// What became of one attempt.
-#[derive(Debug, Clone)]
-pub enum DeliveryResult {
-    Sent(Receipt),
-    RetryAt {
-        at: i64,
-        error: String,
-    },
-    Failed {
-        error: String,
-    },
-    /// Failed for good because the recipient is gone from the channel: the contact's
-    /// identity in this inbox is marked unreachable too.
-    Unreachable {
-        error: String,
-    },
 }
 
 /// Attachment bytes for download.
@@ -641,7 +456,7 @@ pub trait Store: Send + Sync + 'static {
         now: i64,
         limit: u32,
         lease_until: i64,
-        plan: &crate::work::destinations::Plan,
+        plan: &ClaimPlan,
     ) -> StoreResult<Vec<Delivery>>;
     /// Moves an inbox's queued messages to `until` at the earliest (its destination is
     /// paused).

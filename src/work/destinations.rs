@@ -8,11 +8,12 @@
 //! sends that were already in flight when the breaker opened do not lengthen the pause.
 //! The state is in memory: a restart starts every breaker closed.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use crate::domain::desk::millis;
+use crate::store::ClaimPlan;
 
 /// The longest a paused destination waits for its next probe.
 pub const MAX_PAUSE: Duration = Duration::from_secs(600);
@@ -41,16 +42,6 @@ pub enum SendOutcome {
     Unavailable,
     /// The destination answered, about this message (refused it, no such recipient).
     Answered,
-}
-
-/// What the next claim may take: destinations to leave out, and those with room for
-/// fewer than `cap` sends (others get `cap`).
-#[derive(Debug, Default, Clone, PartialEq, Eq)]
-pub struct Plan {
-    pub held: Vec<i64>,
-    pub budgets: BTreeMap<i64, u32>,
-    /// The room of every destination not in `budgets`.
-    pub cap: u32,
 }
 
 /// A send in flight; dropping it (however the send ended, a panic included) frees its
@@ -100,11 +91,11 @@ impl Destinations {
         self.cap
     }
 
-    pub fn plan(&self, now: i64) -> Plan {
+    pub fn plan(&self, now: i64) -> ClaimPlan {
         let state = self.lock();
-        let mut plan = Plan {
+        let mut plan = ClaimPlan {
             cap: self.cap,
-            ..Plan::default()
+            ..ClaimPlan::default()
         };
         for (key, destination) in state.iter() {
             let room = match destination.paused_until {
@@ -201,6 +192,7 @@ impl Destinations {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::collections::BTreeMap;
 
     const SECOND: i64 = 1000;
 

@@ -21,69 +21,9 @@ use tokio_util::task::TaskTracker;
 use crate::clock::Clock;
 use crate::config::OutboxSettings;
 use crate::domain::desk::millis;
+pub use crate::domain::events::EventType;
 use crate::store::{DeliveryResult, EventDelivery, Store};
 use crate::work::outbox::{IDLE_CHECK, LEASE, after_transient_failure, wait_for};
-
-/// What a subscription can ask to be told.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum EventType {
-    ConversationCreated,
-    MessageCreated,
-    ConversationAssigned,
-    ConversationEscalated,
-    SlaWarning,
-    SlaBreached,
-    ConversationResolved,
-    CsatReceived,
-    /// The test event an admin sends (`POST /api/v1/subscriptions/{id}/ping`).
-    Ping,
-}
-
-impl EventType {
-    /// The types a subscription may list (`ping` goes to every subscription on request).
-    pub const SUBSCRIBABLE: [EventType; 8] = [
-        EventType::ConversationCreated,
-        EventType::MessageCreated,
-        EventType::ConversationAssigned,
-        EventType::ConversationEscalated,
-        EventType::SlaWarning,
-        EventType::SlaBreached,
-        EventType::ConversationResolved,
-        EventType::CsatReceived,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            EventType::ConversationCreated => "conversation.created",
-            EventType::MessageCreated => "message.created",
-            EventType::ConversationAssigned => "conversation.assigned",
-            EventType::ConversationEscalated => "conversation.escalated",
-            EventType::SlaWarning => "sla.warning",
-            EventType::SlaBreached => "sla.breached",
-            EventType::ConversationResolved => "conversation.resolved",
-            EventType::CsatReceived => "csat.received",
-            EventType::Ping => "ping",
-        }
-    }
-
-    pub fn parse(name: &str) -> Option<EventType> {
-        EventType::SUBSCRIBABLE.into_iter().find(|event| event.as_str() == name)
-    }
-
-    /// The subscription event a conversation event is, if any: `data` is the event's.
-    pub fn of_conversation_event(kind: &str, data: &serde_json::Value) -> Option<EventType> {
-        match kind {
-            "conversation.created" => Some(EventType::ConversationCreated),
-            "conversation.assigned" if !data["to"].is_null() => Some(EventType::ConversationAssigned),
-            "conversation.escalated" => Some(EventType::ConversationEscalated),
-            "sla.warning" => Some(EventType::SlaWarning),
-            "sla.breached" => Some(EventType::SlaBreached),
-            "conversation.status_changed" if data["to"] == "resolved" => Some(EventType::ConversationResolved),
-            "csat.answered" => Some(EventType::CsatReceived),
-            _ => None,
-        }
-    }
-}
 
 /// A fresh signing secret: 32 random bytes, as Standard Webhooks writes them.
 pub fn new_secret() -> Result<String, getrandom::Error> {
@@ -441,25 +381,7 @@ mod tests {
     }
 
     #[test]
-    fn conversation_events_map_to_subscription_events() {
-        let to = |value: serde_json::Value| serde_json::json!({"to": value});
-        assert_eq!(
-            EventType::of_conversation_event("conversation.status_changed", &to("resolved".into())),
-            Some(EventType::ConversationResolved)
-        );
-        assert_eq!(
-            EventType::of_conversation_event("conversation.status_changed", &to("pending".into())),
-            None
-        );
-        assert_eq!(
-            EventType::of_conversation_event("conversation.assigned", &to(serde_json::Value::Null)),
-            None
-        );
-        assert_eq!(
-            EventType::parse("ping"),
-            None,
-            "ping is sent on request, not subscribed"
-        );
+    fn a_new_secret_is_one_standard_webhooks_accepts() {
         let secret = new_secret().unwrap();
         assert!(Secret::parse(&secret).is_ok(), "{secret}");
     }

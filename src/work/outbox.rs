@@ -366,7 +366,7 @@ mod tests {
             };
             store.ingest(context, message).await.unwrap();
         }
-        let plan = |held: Vec<i64>, budgets: Vec<(i64, u32)>, cap| crate::work::destinations::Plan {
+        let plan = |held: Vec<i64>, budgets: Vec<(i64, u32)>, cap| crate::store::ClaimPlan {
             held,
             budgets: budgets.into_iter().collect(),
             cap,

@@ -1,18 +1,15 @@
 //! The embedded SQLite store.
 //!
 //! - `writer`: the one thread that writes, committing concurrent writes in groups.
-//! - `write`: every change (ingest, agent actions, outbox bookkeeping), run there.
+//! - `tx`: the store's [`Tx`] on that thread's connection: the desk's rules run there.
 //! - `read`: every query, through sqlx's async pool of read connections.
 //!
 //! WAL journal with `synchronous = FULL`: a commit is on disk before its callers hear
 //! back, so a message acknowledged to its sender survives a crash or a power cut. The
 //! schema's migrations run through sqlx's migrator at open.
 
-mod desk;
 mod read;
-mod subscriptions;
-mod updates;
-mod write;
+mod tx;
 mod writer;
 
 use std::path::Path;
@@ -26,7 +23,9 @@ use sqlx::{Connection, SqliteConnection, SqlitePool};
 use switchboard_connector_core::InboundMessage;
 
 use super::*;
+use crate::domain;
 use read::MessageScope;
+use tx::SqliteTx;
 use writer::Writer;
 
 /// Read connections: agents' list and detail queries run on them in parallel.
@@ -80,16 +79,6 @@ impl SqliteStore {
     }
 }
 
-/// The language of a message whose channel gave none, detected before the message goes
-/// to the writer thread: detection costs microseconds the one writer should not pay.
-fn detect_language(desk: &Desk, message: &InboundMessage) -> Option<String> {
-    if message.language.is_none() && message.automated.is_none() && message.bounce.is_none() {
-        desk.languages.detect(&message.text).map(str::to_owned)
-    } else {
-        None
-    }
-}
-
 fn create_folder(folder: &Path) -> StoreResult<()> {
     std::fs::create_dir_all(folder)
         .map_err(|err| StoreError::Backend(format!("cannot create the database folder {}: {err}", folder.display())))
@@ -102,6 +91,15 @@ fn vocabulary<T>(parse: fn(&str) -> Option<T>, text: &str) -> StoreResult<T> {
 
 fn json_column<T: serde::de::DeserializeOwned>(text: &str) -> StoreResult<T> {
     serde_json::from_str(text).map_err(|err| StoreError::Backend(format!("unreadable JSON in the database: {err}")))
+}
+
+/// Runs a rule in the writer's next group, on a [`SqliteTx`] over its connection.
+fn on_writer<T, F>(writer: &Writer, rule: F) -> impl std::future::Future<Output = StoreResult<T>> + use<T, F>
+where
+    T: Send + 'static,
+    F: Fn(&mut SqliteTx<'_>) -> DeskResult<T> + Send + 'static,
+{
+    writer.write(move |conn| rule(&mut SqliteTx::new(conn)).map_err(StoreError::from))
 }
 
 #[async_trait]
@@ -119,17 +117,16 @@ impl Store for SqliteStore {
     ) -> StoreResult<Catalog> {
         *self.desk.write().unwrap_or_else(|poisoned| poisoned.into_inner()) = desk;
         let (teams, inboxes) = (teams.to_vec(), inboxes.to_vec());
-        self.writer
-            .write(move |conn| write::sync_catalog(conn, &teams, &inboxes, now))
-            .await
+        on_writer(&self.writer, move |tx| domain::catalog::sync(tx, &teams, &inboxes, now)).await
     }
 
     async fn ingest(&self, context: IngestContext, message: InboundMessage) -> StoreResult<IngestOutcome> {
         let desk = self.desk();
-        let detected = detect_language(&desk, &message);
-        self.writer
-            .write(move |conn| write::ingest(conn, &desk, &context, &message, detected.as_deref()))
-            .await
+        let detected = domain::ingest::detect_language(&desk, &message);
+        on_writer(&self.writer, move |tx| {
+            domain::ingest::ingest(tx, &desk, &context, &message, detected.as_deref())
+        })
+        .await
     }
 
     async fn ingest_in_order(&self, batch: Vec<(IngestContext, InboundMessage)>) -> Vec<StoreResult<IngestOutcome>> {
@@ -139,9 +136,10 @@ impl Store for SqliteStore {
             .into_iter()
             .map(|(context, message)| {
                 let desk = self.desk();
-                let detected = detect_language(&desk, &message);
-                self.writer
-                    .write(move |conn| write::ingest(conn, &desk, &context, &message, detected.as_deref()))
+                let detected = domain::ingest::detect_language(&desk, &message);
+                on_writer(&self.writer, move |tx| {
+                    domain::ingest::ingest(tx, &desk, &context, &message, detected.as_deref())
+                })
             })
             .collect();
         let mut outcomes = Vec::with_capacity(pending.len());
@@ -152,9 +150,8 @@ impl Store for SqliteStore {
     }
 
     async fn create_agent(&self, agent: NewAgent, now: i64) -> StoreResult<Agent> {
-        self.writer
-            .write(move |conn| write::create_agent(conn, &agent, now))
-            .await
+        let id = on_writer(&self.writer, move |tx| domain::lifecycle::create_agent(tx, &agent, now)).await?;
+        read::agent(&self.reader, id).await
     }
 
     async fn agent_by_token_hash(&self, token_hash: &[u8]) -> StoreResult<Option<Agent>> {
@@ -183,13 +180,11 @@ impl Store for SqliteStore {
     }
 
     async fn add_agent_message(&self, new: NewAgentMessage) -> StoreResult<MessageView> {
-        let message_id = self
-            .writer
-            .write({
-                let desk = self.desk();
-                move |conn| write::add_agent_message(conn, &desk, &new)
-            })
-            .await?;
+        let desk = self.desk();
+        let message_id = on_writer(&self.writer, move |tx| {
+            domain::lifecycle::add_agent_message(tx, &desk, &new)
+        })
+        .await?;
         let mut conn = self.reader.acquire().await?;
         read::message_views(&mut conn, MessageScope::Message(message_id))
             .await?
@@ -206,9 +201,10 @@ impl Store for SqliteStore {
     ) -> StoreResult<ConversationDetail> {
         let changes = changes.clone();
         let desk = self.desk();
-        self.writer
-            .write(move |conn| write::update_conversation(conn, &desk, id, agent_id, &changes, now))
-            .await?;
+        on_writer(&self.writer, move |tx| {
+            domain::lifecycle::update_conversation(tx, &desk, id, agent_id, &changes, now)
+        })
+        .await?;
         read::conversation(&self.reader, id).await
     }
 
@@ -217,7 +213,7 @@ impl Store for SqliteStore {
     }
 
     async fn release_in_flight(&self, now: i64) -> StoreResult<u64> {
-        self.writer.write(move |conn| write::release_in_flight(conn, now)).await
+        on_writer(&self.writer, move |tx| Ok(tx.release_deliveries(now)?)).await
     }
 
     async fn claim_deliveries(
@@ -225,27 +221,25 @@ impl Store for SqliteStore {
         now: i64,
         limit: u32,
         lease_until: i64,
-        plan: &crate::work::destinations::Plan,
+        plan: &ClaimPlan,
     ) -> StoreResult<Vec<Delivery>> {
-        let held = serde_json::to_string(&plan.held).unwrap_or_else(|_| "[]".into());
-        let budgets = serde_json::to_string(&plan.budgets).unwrap_or_else(|_| "{}".into());
-        let cap = plan.cap;
-        self.writer
-            .write(move |conn| write::claim_deliveries(conn, now, limit, lease_until, &held, &budgets, cap))
-            .await
+        let plan = plan.clone();
+        on_writer(&self.writer, move |tx| {
+            Ok(tx.claim_deliveries(now, limit, lease_until, &plan)?)
+        })
+        .await
     }
 
     async fn defer_deliveries(&self, inbox_id: i64, until: i64, now: i64) -> StoreResult<u64> {
-        self.writer
-            .write(move |conn| write::defer_deliveries(conn, inbox_id, until, now))
-            .await
+        on_writer(&self.writer, move |tx| Ok(tx.defer_deliveries(inbox_id, until, now)?)).await
     }
 
     async fn record_delivery(&self, outbox_id: i64, result: &DeliveryResult, now: i64) -> StoreResult<()> {
         let result = result.clone();
-        self.writer
-            .write(move |conn| write::record_delivery(conn, outbox_id, &result, now))
-            .await
+        on_writer(&self.writer, move |tx| {
+            domain::deliveries::record(tx, outbox_id, &result, now)
+        })
+        .await
     }
 
     async fn next_delivery_due(&self, held: &[i64]) -> StoreResult<Option<i64>> {
@@ -255,9 +249,14 @@ impl Store for SqliteStore {
 
     async fn mark_unreachable(&self, inbox_id: i64, external_id: &str, reason: &str, now: i64) -> StoreResult<bool> {
         let (external_id, reason) = (external_id.to_owned(), reason.to_owned());
-        self.writer
-            .write(move |conn| write::mark_unreachable(conn, inbox_id, &external_id, &reason, now))
-            .await
+        on_writer(&self.writer, move |tx| {
+            let identity = IdentityRef::External {
+                inbox_id,
+                external_id: &external_id,
+            };
+            Ok(tx.set_reachability(identity, Some(&reason), now)?)
+        })
+        .await
     }
 
     async fn channel_cursor(&self, inbox_id: i64, name: &str) -> StoreResult<Option<String>> {
@@ -266,31 +265,34 @@ impl Store for SqliteStore {
 
     async fn set_channel_cursor(&self, inbox_id: i64, name: &str, value: &str, now: i64) -> StoreResult<()> {
         let (name, value) = (name.to_owned(), value.to_owned());
-        self.writer
-            .write(move |conn| write::set_channel_cursor(conn, inbox_id, &name, &value, now))
-            .await
+        on_writer(&self.writer, move |tx| {
+            Ok(tx.set_channel_cursor(inbox_id, &name, &value, now)?)
+        })
+        .await
     }
 
     async fn escalate(&self, request: Escalation) -> StoreResult<ConversationDetail> {
         let desk = self.desk();
         let id = request.conversation_id;
-        self.writer
-            .write(move |conn| desk::escalate(conn, &desk, &request))
-            .await?;
+        on_writer(&self.writer, move |tx| {
+            domain::escalation::escalate(tx, &desk, &request)
+        })
+        .await?;
         read::conversation(&self.reader, id).await
     }
 
     async fn set_availability(&self, agent_id: i64, available: bool, now: i64) -> StoreResult<Agent> {
         let desk = self.desk();
-        self.writer
-            .write(move |conn| desk::set_availability(conn, &desk, agent_id, available, now))
-            .await?;
+        on_writer(&self.writer, move |tx| {
+            domain::queues::set_availability(tx, &desk, agent_id, available, now)
+        })
+        .await?;
         read::agent(&self.reader, agent_id).await
     }
 
     async fn drain_queues(&self, now: i64) -> StoreResult<u32> {
         let desk = self.desk();
-        self.writer.write(move |conn| desk::drain_all(conn, &desk, now)).await
+        on_writer(&self.writer, move |tx| domain::queues::drain_all(tx, &desk, now)).await
     }
 
     async fn next_sla_fire(&self) -> StoreResult<Option<i64>> {
@@ -299,9 +301,7 @@ impl Store for SqliteStore {
 
     async fn fire_sla(&self, now: i64, limit: u32) -> StoreResult<FireOutcome> {
         let desk = self.desk();
-        self.writer
-            .write(move |conn| desk::fire_due(conn, &desk, now, limit))
-            .await
+        on_writer(&self.writer, move |tx| domain::clocks::fire_due(tx, &desk, now, limit)).await
     }
 
     async fn list_deliveries(
@@ -314,9 +314,10 @@ impl Store for SqliteStore {
     }
 
     async fn retry_delivery(&self, id: i64, agent_id: i64, now: i64, expires_at: i64) -> StoreResult<DeliveryRecord> {
-        self.writer
-            .write(move |conn| write::retry_delivery(conn, id, agent_id, now, expires_at))
-            .await?;
+        on_writer(&self.writer, move |tx| {
+            domain::deliveries::retry(tx, id, agent_id, now, expires_at)
+        })
+        .await?;
         read::delivery(&self.reader, id).await
     }
 
@@ -325,50 +326,50 @@ impl Store for SqliteStore {
     }
 
     async fn create_subscription(&self, new: NewSubscription, now: i64) -> StoreResult<Subscription> {
-        self.writer
-            .write(move |conn| subscriptions::create(conn, &new, now))
-            .await
+        on_writer(&self.writer, move |tx| {
+            domain::deliveries::create_subscription(tx, &new, now)
+        })
+        .await
     }
 
     async fn list_subscriptions(&self) -> StoreResult<Vec<Subscription>> {
-        self.writer.write(subscriptions::list).await
+        on_writer(&self.writer, |tx| Ok(tx.subscriptions()?)).await
     }
 
     async fn subscription(&self, id: i64) -> StoreResult<Subscription> {
-        self.writer.write(move |conn| subscriptions::get(conn, id)).await
+        on_writer(&self.writer, move |tx| {
+            tx.subscription(id)?.ok_or(DeskError::NotFound("subscription"))
+        })
+        .await
     }
 
     async fn delete_subscription(&self, id: i64, now: i64) -> StoreResult<()> {
-        self.writer
-            .write(move |conn| subscriptions::delete(conn, id, now))
-            .await
+        on_writer(&self.writer, move |tx| {
+            domain::deliveries::delete_subscription(tx, id, now)
+        })
+        .await
     }
 
     async fn set_subscription_active(&self, id: i64, active: bool, now: i64) -> StoreResult<Subscription> {
-        self.writer
-            .write(move |conn| {
-                subscriptions::set_active(conn, id, active, Some("disabled by an admin"), now)?;
-                subscriptions::get(conn, id)
-            })
-            .await
+        on_writer(&self.writer, move |tx| {
+            domain::deliveries::set_subscription_active(tx, id, active, now)
+        })
+        .await
     }
 
     async fn ping_subscription(&self, id: i64, now: i64) -> StoreResult<i64> {
-        self.writer
-            .write(move |conn| subscriptions::queue_ping(conn, id, now))
-            .await
+        on_writer(&self.writer, move |tx| {
+            domain::deliveries::ping_subscription(tx, id, now)
+        })
+        .await
     }
 
     async fn subscription_deliveries(&self, id: i64, limit: u32) -> StoreResult<Vec<SubscriptionDelivery>> {
-        self.writer
-            .write(move |conn| subscriptions::deliveries(conn, id, limit))
-            .await
+        read::subscription_deliveries(&self.reader, id, limit).await
     }
 
     async fn release_event_deliveries(&self, now: i64) -> StoreResult<u64> {
-        self.writer
-            .write(move |conn| subscriptions::release_in_flight(conn, now))
-            .await
+        on_writer(&self.writer, move |tx| Ok(tx.release_events(now)?)).await
     }
 
     async fn claim_event_deliveries(
@@ -378,16 +379,18 @@ impl Store for SqliteStore {
         lease_until: i64,
         held: &[i64],
     ) -> StoreResult<Vec<EventDelivery>> {
-        let held = serde_json::to_string(held).unwrap_or_else(|_| "[]".into());
-        self.writer
-            .write(move |conn| subscriptions::claim(conn, now, limit, lease_until, &held))
-            .await
+        let held = held.to_vec();
+        on_writer(&self.writer, move |tx| {
+            Ok(tx.claim_events(now, limit, lease_until, &held)?)
+        })
+        .await
     }
 
     async fn defer_event_deliveries(&self, subscription_id: i64, until: i64, now: i64) -> StoreResult<()> {
-        self.writer
-            .write(move |conn| subscriptions::defer(conn, subscription_id, until, now))
-            .await
+        on_writer(&self.writer, move |tx| {
+            Ok(tx.defer_events(subscription_id, until, now)?)
+        })
+        .await
     }
 
     async fn record_event_delivery(
@@ -397,34 +400,32 @@ impl Store for SqliteStore {
         disable: Option<String>,
         now: i64,
     ) -> StoreResult<()> {
-        self.writer
-            .write(move |conn| subscriptions::record(conn, id, &result, disable.as_deref(), now))
-            .await
+        on_writer(&self.writer, move |tx| {
+            domain::deliveries::record_event(tx, id, &result, disable.as_deref(), now)
+        })
+        .await
     }
 
     async fn next_event_delivery_due(&self, held: &[i64]) -> StoreResult<Option<i64>> {
         let held = serde_json::to_string(held).unwrap_or_else(|_| "[]".into());
-        self.writer
-            .write(move |conn| subscriptions::next_due(conn, &held))
-            .await
+        read::next_event_delivery_due(&self.reader, &held).await
     }
 
     async fn answer_csat(&self, token: &str, score: u8, comment: Option<String>, now: i64) -> StoreResult<CsatPage> {
         let desk = self.desk();
         let token_owned = token.to_owned();
-        self.writer
-            .write(move |conn| {
-                let id = updates::csat_conversation(conn, &token_owned)?.ok_or(StoreError::NotFound("question"))?;
-                updates::record_csat(conn, &desk, id, score, comment.as_deref(), "email_link", now)
-            })
-            .await?;
+        on_writer(&self.writer, move |tx| {
+            let Some(conversation_id) = domain::updates::send::csat_conversation(tx, &token_owned)? else {
+                return Err(DeskError::NotFound("question"));
+            };
+            domain::updates::send::record_csat(tx, &desk, conversation_id, score, comment.as_deref(), "email_link", now)
+        })
+        .await?;
         self.csat_page(token, now).await
     }
 
     async fn csat_page(&self, token: &str, now: i64) -> StoreResult<CsatPage> {
-        let since = now.saturating_sub(crate::domain::desk::millis(
-            self.desk().updates.settings.csat.answer_window,
-        ));
-        read::csat_page(&self.reader, token, since).await
+        let window = domain::desk::millis(self.desk().updates.settings.csat.answer_window);
+        read::csat_page(&self.reader, token, now.saturating_sub(window)).await
     }
 }

@@ -16,7 +16,7 @@ use crate::store::{
     Actor, Agent, AgentRef, AgentSelector, AssigneeFilter, AttachmentData, AttachmentView, ClockView, ContactRef,
     ConversationDetail, ConversationFilter, ConversationPage, ConversationSummary, CsatPage, CsatView, Cursor,
     DeliveryPage, DeliveryRecord, DeliveryView, EventView, MessagePreview, MessageView, OutboxGauges, StoreError,
-    StoreResult, TeamRef, TeamSummary,
+    StoreResult, SubscriptionDelivery, TeamRef, TeamSummary,
 };
 
 pub async fn message_views(conn: &mut SqliteConnection, scope: MessageScope) -> StoreResult<Vec<MessageView>> {
@@ -672,4 +672,55 @@ pub async fn outbox_gauges(pool: &SqlitePool) -> StoreResult<OutboxGauges> {
         sent: unsigned(total - scheduled - in_flight - failed),
         oldest_unsent_at,
     })
+}
+
+/// When the next claimable event delivery is due: rows waiting behind an earlier one, or
+/// for a held or disabled subscription, do not count (each would make the dispatcher
+/// spin).
+pub async fn next_event_delivery_due(pool: &SqlitePool, held: &str) -> StoreResult<Option<i64>> {
+    Ok(sqlx::query_scalar(&format!(
+        "SELECT MIN(d.next_attempt_at) FROM event_deliveries d JOIN subscriptions s ON s.id = d.subscription_id
+         WHERE {}",
+        super::tx::CLAIMABLE_EVENTS.replace("?held", "?1")
+    ))
+    .bind(held)
+    .fetch_one(pool)
+    .await?)
+}
+
+/// A subscription's deliveries, newest first.
+pub async fn subscription_deliveries(pool: &SqlitePool, id: i64, limit: u32) -> StoreResult<Vec<SubscriptionDelivery>> {
+    let exists: Option<i64> = sqlx::query_scalar("SELECT id FROM subscriptions WHERE id = ?1 AND deleted_at IS NULL")
+        .bind(id)
+        .fetch_optional(pool)
+        .await?;
+    if exists.is_none() {
+        return Err(StoreError::NotFound("subscription"));
+    }
+    let rows = sqlx::query(
+        "SELECT id, event_type, conversation_id, status, attempts, next_attempt_at, last_error, sent_at, created_at
+         FROM event_deliveries WHERE subscription_id = ?1 ORDER BY id DESC LIMIT ?2",
+    )
+    .bind(id)
+    .bind(limit)
+    .fetch_all(pool)
+    .await?;
+    rows.iter()
+        .map(|row| {
+            let status = DeliveryStatus::parse(row.try_get("status")?).unwrap_or(DeliveryStatus::Failed);
+            Ok(SubscriptionDelivery {
+                id: row.try_get("id")?,
+                event_type: row.try_get("event_type")?,
+                conversation_id: row.try_get("conversation_id")?,
+                status,
+                attempts: row.try_get("attempts")?,
+                next_attempt_at: (status == DeliveryStatus::Scheduled)
+                    .then(|| row.try_get("next_attempt_at").map(Timestamp))
+                    .transpose()?,
+                last_error: row.try_get("last_error")?,
+                sent_at: row.try_get::<Option<i64>, _>("sent_at")?.map(Timestamp),
+                created_at: Timestamp(row.try_get("created_at")?),
+            })
+        })
+        .collect()
 }

@@ -15,6 +15,8 @@ use minijinja::{AutoEscape, Environment, UndefinedBehavior};
 use serde::Serialize;
 use switchboard_connector_core::ChannelKind;
 
+pub mod send;
+
 /// A step of a conversation that can send the customer an update.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
 #[serde(rename_all = "snake_case")]

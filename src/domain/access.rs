@@ -1,0 +1,101 @@
+//! Who may do what: the one place permission decisions are made. The API asks before it
+//! acts on a caller's behalf; the rules ask where the answer depends on what the unit of
+//! work finds (the conversation's team). Pure: a caller and what they act on, in; a
+//! refusal naming what would allow it, out.
+
+use crate::domain::{DeskError, DeskResult};
+use crate::model::Role;
+use crate::store::Conversation;
+
+/// The agent a request acts for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Caller {
+    pub id: i64,
+    pub role: Role,
+    /// Their team's key.
+    pub team: Option<String>,
+}
+
+/// Escalating takes a member of the conversation's team, or a supervisor or admin.
+pub fn may_escalate(caller: &Caller, conversation: &Conversation) -> DeskResult<()> {
+    let member = caller.team.is_some() && caller.team == conversation.team_key;
+    if member || caller.role != Role::Agent {
+        return Ok(());
+    }
+    Err(DeskError::Forbidden(format!(
+        "only members of team `{}` or supervisors may escalate conversation #{}",
+        conversation.team_key.as_deref().unwrap_or("-"),
+        conversation.id
+    )))
+}
+
+/// Agents set their own availability; supervisors and admins anyone's (an agent who left
+/// without signing off).
+pub fn may_set_availability(caller: &Caller, agent_id: i64) -> DeskResult<()> {
+    if caller.id == agent_id || caller.role != Role::Agent {
+        return Ok(());
+    }
+    Err(DeskError::Forbidden(
+        "only supervisors and admins may set another agent's availability; use `me` for your own".into(),
+    ))
+}
+
+/// Event subscriptions send the desk's data to other systems: admins only.
+pub fn may_manage_subscriptions(caller: &Caller) -> DeskResult<()> {
+    if caller.role == Role::Admin {
+        return Ok(());
+    }
+    Err(DeskError::Forbidden("only admins manage subscriptions".into()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::Priority;
+    use crate::store::{InboxRef, TeamRow};
+    use switchboard_connector_core::ChannelKind;
+
+    fn caller(role: Role, team: &str) -> Caller {
+        Caller {
+            id: 1,
+            role,
+            team: Some(team.into()),
+        }
+    }
+
+    fn conversation_of(team: &str) -> Conversation {
+        let inbox = InboxRef {
+            id: 1,
+            key: "shop".into(),
+            name: "Shop".into(),
+            channel: ChannelKind::Webhook,
+        };
+        let team = TeamRow {
+            id: 1,
+            key: team.into(),
+            name: team.into(),
+        };
+        Conversation::opened(42, &inbox, 1, Priority::Normal, Some(&team))
+    }
+
+    #[test]
+    fn an_agent_escalates_only_their_own_teams_conversations_and_supervisors_any() {
+        let billing = conversation_of("billing");
+        assert!(may_escalate(&caller(Role::Agent, "billing"), &billing).is_ok());
+        let refused = may_escalate(&caller(Role::Agent, "support"), &billing).unwrap_err();
+        assert!(
+            matches!(&refused, DeskError::Forbidden(message) if message.contains("team `billing`")),
+            "{refused}"
+        );
+        assert!(may_escalate(&caller(Role::Supervisor, "support"), &billing).is_ok());
+    }
+
+    #[test]
+    fn only_admins_manage_subscriptions_and_only_leads_set_others_availability() {
+        assert!(may_manage_subscriptions(&caller(Role::Admin, "support")).is_ok());
+        assert!(may_manage_subscriptions(&caller(Role::Supervisor, "support")).is_err());
+        assert!(may_set_availability(&caller(Role::Agent, "support"), 1).is_ok());
+        assert!(may_set_availability(&caller(Role::Agent, "support"), 2).is_err());
+        assert!(may_set_availability(&caller(Role::Supervisor, "support"), 2).is_ok());
+    }
+}

@@ -1,0 +1,136 @@
+//! What becomes of what leaves: an outbound message's attempt recorded (sent, retried,
+//! failed, the recipient gone), a failed one retried by an agent; and the lifecycle of
+//! event subscriptions and their deliveries.
+
+use serde_json::json;
+
+use crate::domain::events::{self, Actor, DomainEvent, EventType};
+use crate::domain::{DeskError, DeskResult};
+use crate::model::DeliveryStatus;
+use crate::store::{DeliveryResult, IdentityRef, NewSubscription, Settlement, Subscription, Tx, Waiting};
+
+/// Records what became of an attempt. A row no longer in flight was settled meanwhile (a
+/// bounce that arrived before the send's own record): that word stands.
+pub fn record(tx: &mut dyn Tx, outbox_id: i64, result: &DeliveryResult, now: i64) -> DeskResult<()> {
+    match result {
+        DeliveryResult::Sent(receipt) => {
+            let stored = json!({"external_id": receipt.external_id, "detail": receipt.detail}).to_string();
+            let settled = tx.settle_delivery(outbox_id, Settlement::Sent { receipt: &stored }, now)?;
+            if settled.is_some()
+                && let Some(thread_id) = &receipt.thread_id
+            {
+                tx.set_sent_message_id(outbox_id, thread_id)?;
+            }
+        }
+        DeliveryResult::RetryAt { at, error } => {
+            tx.settle_delivery(outbox_id, Settlement::RetryAt { at: *at, error }, now)?;
+        }
+        DeliveryResult::Failed { error } | DeliveryResult::Unreachable { error } => {
+            let Some(row) = tx.settle_delivery(outbox_id, Settlement::Failed { error }, now)? else {
+                return Ok(());
+            };
+            let failed = DomainEvent::DeliveryFailed {
+                message_id: row.message_id,
+                attempts: Some(row.attempts),
+                error: error.clone(),
+            };
+            events::insert(tx, row.conversation_id, &[(Actor::SYSTEM, failed)], now)?;
+            if matches!(result, DeliveryResult::Unreachable { .. }) {
+                tx.set_reachability(IdentityRef::OfConversation(row.conversation_id), Some(error), now)?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Schedules a failed delivery again: due now, its retry schedule from the start (the
+/// attempt count restarts), a new expiry; `Conflict` unless it failed.
+pub fn retry(tx: &mut dyn Tx, id: i64, agent_id: i64, now: i64, expires_at: i64) -> DeskResult<()> {
+    let Some(row) = tx.delivery(id)? else {
+        return Err(DeskError::NotFound("delivery"));
+    };
+    if row.status != DeliveryStatus::Failed {
+        return Err(DeskError::Conflict(format!(
+            "delivery {id} is {}; only a failed delivery can be retried",
+            row.status
+        )));
+    }
+    tx.reschedule_delivery(id, now, expires_at)?;
+    let retried = DomainEvent::DeliveryRetried {
+        message_id: row.message_id,
+        delivery_id: id,
+        attempts_before: row.attempts,
+    };
+    events::insert(tx, row.conversation_id, &[(Actor::agent(agent_id), retried)], now)
+}
+
+fn subscription(tx: &mut dyn Tx, id: i64) -> DeskResult<Subscription> {
+    tx.subscription(id)?.ok_or(DeskError::NotFound("subscription"))
+}
+
+pub fn create_subscription(tx: &mut dyn Tx, new: &NewSubscription, now: i64) -> DeskResult<Subscription> {
+    let id = tx.insert_subscription(new, now)?;
+    subscription(tx, id)
+}
+
+/// Deleted: told nothing more; its deliveries not yet sent are dropped (failed).
+pub fn delete_subscription(tx: &mut dyn Tx, id: i64, now: i64) -> DeskResult<()> {
+    subscription(tx, id)?;
+    tx.delete_subscription(id, now)?;
+    tx.drop_waiting_events(id, Waiting::All, "the subscription was deleted", now)?;
+    Ok(())
+}
+
+/// Enabled again, or disabled by an admin. A disabled subscription is told nothing: what
+/// waited for it is failed with the reason, rather than sent in a burst of stale events
+/// when it is enabled again. A `ping` may wait: it was asked for while disabled.
+pub fn set_subscription_active(tx: &mut dyn Tx, id: i64, active: bool, now: i64) -> DeskResult<Subscription> {
+    const REASON: &str = "disabled by an admin";
+    subscription(tx, id)?;
+    if !active {
+        drop_waiting(tx, id, REASON, now)?;
+    }
+    tx.set_subscription_active(id, active, Some(REASON), now)?;
+    subscription(tx, id)
+}
+
+fn drop_waiting(tx: &mut dyn Tx, id: i64, reason: &str, now: i64) -> DeskResult<()> {
+    let error = format!("not sent: the subscription was disabled ({reason})");
+    Ok(tx.drop_waiting_events(id, Waiting::ExceptPings, &error, now)?)
+}
+
+/// Queues a test event for one subscription, whatever its events and state; returns the
+/// delivery's id.
+pub fn ping_subscription(tx: &mut dyn Tx, id: i64, now: i64) -> DeskResult<i64> {
+    subscription(tx, id)?;
+    let payload = events::payload(EventType::Ping, json!({"subscription_id": id}), now);
+    Ok(tx.queue_event(id, None, EventType::Ping.as_str(), &payload, now)?)
+}
+
+/// Records an event delivery's attempt; `disable` names why the subscription stops (the
+/// receiver answered 410, a delivery failed for good).
+pub fn record_event(
+    tx: &mut dyn Tx,
+    id: i64,
+    result: &DeliveryResult,
+    disable: Option<&str>,
+    now: i64,
+) -> DeskResult<()> {
+    let receipt;
+    let settlement = match result {
+        DeliveryResult::Sent(sent) => {
+            receipt = json!({"detail": sent.detail}).to_string();
+            Settlement::Sent { receipt: &receipt }
+        }
+        DeliveryResult::RetryAt { at, error } => Settlement::RetryAt { at: *at, error },
+        DeliveryResult::Failed { error } | DeliveryResult::Unreachable { error } => Settlement::Failed { error },
+    };
+    tx.settle_event(id, settlement, now)?;
+    if let Some(reason) = disable
+        && let Some(subscription) = tx.event_subscription(id)?
+        && tx.disable_subscription(subscription, reason, now)?
+    {
+        drop_waiting(tx, subscription, reason, now)?;
+    }
+    Ok(())
+}

@@ -1,0 +1,346 @@
+//! What agents do to a conversation: reply (it leaves by the customer's channel), write
+//! an internal note (it never leaves), change its status, priority, team or owner; and
+//! the agents themselves joining the desk.
+
+use switchboard_connector_core::{ChannelKind, OutboundAttachment};
+
+use crate::domain::clocks::{self, ClockChange};
+use crate::domain::desk::Desk;
+use crate::domain::events::{self, Actor, AssignReason, DomainEvent, MessageNews};
+use crate::domain::{DeskError, DeskResult, queues};
+use crate::model::{ActorKind, Direction, MessageKind, Status};
+use crate::store::{AgentSelector, ConversationPatch, NewAgent, NewAttachment, NewMessage, Tx};
+
+/// An agent's reply (sent by the conversation's channel) or internal note (never sent).
+#[derive(Debug, Clone)]
+pub struct NewAgentMessage {
+    pub conversation_id: i64,
+    pub agent_id: i64,
+    pub text: String,
+    pub private: bool,
+    /// Files sent with a reply (channels that carry files only) or kept with a note.
+    pub attachments: Vec<OutboundAttachment>,
+    pub now: i64,
+    pub expires_at: i64,
+}
+
+/// A change of a conversation by an agent; `None` leaves a field as it is.
+#[derive(Debug, Clone, Default)]
+pub struct ConversationChanges {
+    pub status: Option<crate::model::Status>,
+    pub priority: Option<crate::model::Priority>,
+    /// `Some(None)` unassigns.
+    pub assignee: Option<Option<AgentSelector>>,
+    pub team: Option<String>,
+}
+
+impl ConversationChanges {
+    pub fn is_empty(&self) -> bool {
+        self.status.is_none() && self.priority.is_none() && self.assignee.is_none() && self.team.is_none()
+    }
+}
+
+/// A new agent in a configured team, under a name nobody has; returns their id.
+pub fn create_agent(tx: &mut dyn Tx, agent: &NewAgent, now: i64) -> DeskResult<i64> {
+    let Some(team) = tx.team(&agent.team)? else {
+        return Err(DeskError::Invalid {
+            field: "team",
+            problem: format!("`{}` is not a configured team", agent.team),
+        });
+    };
+    if tx.agent(&AgentSelector::Name(agent.name.clone()))?.is_some() {
+        return Err(DeskError::Conflict(format!(
+            "an agent named `{}` already exists",
+            agent.name
+        )));
+    }
+    Ok(tx.insert_agent(agent, team.id, now)?)
+}
+
+/// Stores an agent's reply (with its outbox row) or note; returns the message id.
+pub fn add_agent_message(tx: &mut dyn Tx, desk: &Desk, new: &NewAgentMessage) -> DeskResult<i64> {
+    let conversation = clocks::state(tx, new.conversation_id)?;
+    // A file the customer would never get must not look sent.
+    if !new.private && !new.attachments.is_empty() && conversation.channel == ChannelKind::Webhook {
+        return Err(DeskError::Invalid {
+            field: "attachments",
+            problem: format!(
+                "the {} channel of conversation #{} does not carry files; send them by link, \
+                 or attach them to an internal note",
+                conversation.channel, new.conversation_id
+            ),
+        });
+    }
+    if !new.private && conversation.status == Status::Closed {
+        return Err(DeskError::Conflict(format!(
+            "conversation #{} is closed; reopen it (status open) before replying",
+            new.conversation_id
+        )));
+    }
+    let (direction, kind) = if new.private {
+        (Direction::Note, MessageKind::Note)
+    } else {
+        (Direction::Outbound, MessageKind::Reply)
+    };
+    let message = NewMessage {
+        conversation_id: new.conversation_id,
+        inbox_id: conversation.inbox_id,
+        direction,
+        kind,
+        author_kind: ActorKind::Agent,
+        author_id: Some(new.agent_id),
+        text: &new.text,
+        html: None,
+        external_id: None,
+        language: None,
+        metadata: None,
+    };
+    let message_id = tx.insert_message(&message, new.now)?;
+    events::message_created(
+        tx,
+        &MessageNews {
+            conversation_id: new.conversation_id,
+            message_id,
+            direction,
+            kind,
+            author: Actor::agent(new.agent_id),
+            text: &new.text,
+            language: None,
+        },
+        new.now,
+    )?;
+    for file in &new.attachments {
+        let file = NewAttachment {
+            filename: &file.filename,
+            content_type: &file.content_type,
+            data: &file.data,
+        };
+        tx.insert_attachment(message_id, file, new.now)?;
+    }
+    let public = !new.private;
+    let mut recorded = Vec::new();
+    let mut touched = ConversationPatch {
+        last_activity_at: Some(new.now),
+        updated_at: Some(new.now),
+        last_message_id: Some(message_id),
+        ..ConversationPatch::default()
+    };
+    if public {
+        tx.insert_outbox(
+            message_id,
+            new.conversation_id,
+            conversation.inbox_id,
+            new.now,
+            new.expires_at,
+        )?;
+        if conversation.first_response_at.is_none() {
+            touched.first_response_at = Some(new.now);
+        }
+        // Whoever answers an unassigned conversation owns it, as in most help desks:
+        // the customer's next message then reaches the agent they talked to.
+        if conversation.assignee.is_none() {
+            touched.assignee = Some(Some(new.agent_id));
+            recorded.push((
+                Actor::agent(new.agent_id),
+                DomainEvent::Assigned {
+                    from: None,
+                    to: Some(new.agent_id),
+                    reason: Some(AssignReason::Replied),
+                },
+            ));
+        }
+    }
+    tx.update_conversation(new.conversation_id, &touched)?;
+    events::insert(tx, new.conversation_id, &recorded, new.now)?;
+    if public {
+        // A reply only ends clocks, so the scheduler's plan cannot get earlier.
+        let state = clocks::state(tx, new.conversation_id)?;
+        clocks::update(tx, desk, &state, ClockChange::AgentReply, new.now)?;
+    }
+    Ok(message_id)
+}
+
+/// The id of the agent a selector names; an unknown one is the caller's mistake.
+fn resolve_agent(tx: &mut dyn Tx, selector: &AgentSelector) -> DeskResult<i64> {
+    let problem = match selector {
+        AgentSelector::Id(id) => format!("no agent has id {id}"),
+        AgentSelector::Name(name) => format!("no agent is named `{name}`"),
+    };
+    tx.agent(selector)?.map(|agent| agent.id).ok_or(DeskError::Invalid {
+        field: "assignee",
+        problem,
+    })
+}
+
+/// An agent's change of status, priority, owner or team, with what follows: events and
+/// the updates they call for, a transfer's place at the back of the new queue, clocks
+/// paused, resumed, ended or retargeted, and queues served where room was freed.
+pub fn update_conversation(
+    tx: &mut dyn Tx,
+    desk: &Desk,
+    id: i64,
+    agent_id: i64,
+    changes: &ConversationChanges,
+    now: i64,
+) -> DeskResult<()> {
+    let before = clocks::state(tx, id)?;
+    let by = Actor::agent(agent_id);
+    let mut recorded = Vec::new();
+    let mut patch = ConversationPatch::default();
+    let (mut status, mut assignee, mut team_id) = (before.status, before.assignee, before.team_id);
+
+    if let Some(new_status) = changes.status
+        && new_status != status
+    {
+        recorded.push((
+            by,
+            DomainEvent::StatusChanged {
+                from: status,
+                to: new_status,
+                reason: None,
+            },
+        ));
+        patch.resolved_at = Some(
+            (new_status == Status::Resolved)
+                .then_some(now)
+                .or(before.resolved_at.filter(|_| new_status == Status::Closed)),
+        );
+        patch.status = Some(new_status);
+        status = new_status;
+    }
+    if let Some(new_priority) = changes.priority
+        && new_priority != before.priority
+    {
+        recorded.push((
+            by,
+            DomainEvent::PriorityChanged {
+                from: before.priority,
+                to: new_priority,
+            },
+        ));
+        patch.priority = Some(new_priority);
+    }
+    if let Some(selector) = &changes.assignee {
+        let target = selector
+            .as_ref()
+            .map(|selector| resolve_agent(tx, selector))
+            .transpose()?;
+        if target != assignee {
+            recorded.push((
+                by,
+                DomainEvent::Assigned {
+                    from: assignee,
+                    to: target,
+                    reason: None,
+                },
+            ));
+            assignee = target;
+        }
+    }
+    if let Some(new_team) = &changes.team {
+        let Some(team) = tx.team(new_team)? else {
+            return Err(DeskError::Invalid {
+                field: "team",
+                problem: format!("`{new_team}` is not a configured team"),
+            });
+        };
+        if team_id != Some(team.id) {
+            recorded.push((
+                by,
+                DomainEvent::Transferred {
+                    from: before.team_key.clone(),
+                    to: new_team.clone(),
+                },
+            ));
+            team_id = Some(team.id);
+            patch.transfer_count = Some(before.transfer_count + 1);
+            // The new team's queue decides who works on it, unless this same change
+            // names an assignee: an agent of another team keeps no hold on it.
+            if changes.assignee.is_none()
+                && let Some(current) = assignee
+                && tx
+                    .agent(&AgentSelector::Id(current))?
+                    .is_none_or(|agent| agent.team_id != Some(team.id))
+            {
+                recorded.push((
+                    by,
+                    DomainEvent::Assigned {
+                        from: Some(current),
+                        to: None,
+                        reason: Some(AssignReason::Transferred),
+                    },
+                ));
+                assignee = None;
+            }
+        }
+    }
+    if recorded.is_empty() {
+        return Ok(());
+    }
+    if assignee != before.assignee {
+        patch.assignee = Some(assignee);
+    }
+    if team_id != before.team_id {
+        patch.team_id = Some(team_id);
+    }
+    patch.updated_at = Some(now);
+    tx.update_conversation(id, &patch)?;
+    events::record(tx, desk, id, &recorded, now)?;
+
+    let after = clocks::state(tx, id)?;
+    let waiting = |status: Status, assignee: Option<i64>| status == Status::Open && assignee.is_none();
+    if team_id != before.team_id {
+        // A transfer puts it at the back of the new team's queue, at that team's tier.
+        let tier = after
+            .team_key
+            .as_deref()
+            .and_then(|key| desk.team(key))
+            .map_or(0, |team| i64::from(team.tier));
+        let queued = ConversationPatch {
+            queued_at: Some(now),
+            tier: Some(tier),
+            ..ConversationPatch::default()
+        };
+        tx.update_conversation(id, &queued)?;
+    } else if waiting(status, assignee) && !waiting(before.status, before.assignee) {
+        // Back in the queue (unassigned, or reopened with nobody on it): it waits from
+        // now, behind what already waited.
+        let queued = ConversationPatch {
+            queued_at: Some(now),
+            ..ConversationPatch::default()
+        };
+        tx.update_conversation(id, &queued)?;
+    }
+    if status != before.status {
+        let change = ClockChange::Status {
+            from: before.status,
+            to: status,
+        };
+        clocks::update(tx, desk, &after, change, now)?;
+    }
+    if team_id != before.team_id || after.priority != before.priority {
+        let change = ClockChange::Retarget {
+            old_team: before.team_key.clone(),
+            old_priority: before.priority,
+        };
+        clocks::update(tx, desk, &after, change, now)?;
+    }
+    // Whatever freed room or queued work: the conversation's team, the team it left,
+    // and the team of the agent it left.
+    let mut teams = vec![
+        (team_id, after.team_key.clone()),
+        (before.team_id, before.team_key.clone()),
+    ];
+    teams.dedup();
+    for (team_id, key) in teams {
+        if let (Some(team_id), Some(key)) = (team_id, key) {
+            queues::drain_team(tx, desk, team_id, &key, now)?;
+        }
+    }
+    if let Some(previous) = before.assignee
+        && (assignee != before.assignee || status != before.status)
+    {
+        queues::drain_agent_team(tx, desk, previous, now)?;
+    }
+    Ok(())
+}

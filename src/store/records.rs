@@ -1,0 +1,458 @@
+//! The values that cross the [`Tx`](super::Tx) boundary: what the rules read from a
+//! backend and hand it to write. Plain data in the desk's vocabulary; nothing here names
+//! a database type or an HTTP shape.
+
+use std::collections::{BTreeMap, HashMap};
+
+use serde_json::Value;
+use switchboard_connector_core::{ChannelKind, OutboundMessage, Receipt};
+
+use crate::model::{ActorKind, DeliveryStatus, Direction, MessageKind, Priority, Role, Status};
+
+/// A configured team, as the store is told about it at start.
+#[derive(Debug, Clone)]
+pub struct TeamSpec {
+    pub key: String,
+    pub name: String,
+    pub tier: u8,
+}
+
+/// A configured inbox, as the store is told about it at start.
+#[derive(Debug, Clone)]
+pub struct InboxSpec {
+    pub key: String,
+    pub name: String,
+    pub channel: ChannelKind,
+}
+
+/// An inbox with its database id, as ingest and the outbox need it.
+#[derive(Debug, Clone)]
+pub struct InboxRef {
+    pub id: i64,
+    pub key: String,
+    pub name: String,
+    pub channel: ChannelKind,
+}
+
+/// What syncing the configuration made sure exists: inbox keys to their rows.
+#[derive(Debug, Clone, Default)]
+pub struct Catalog {
+    pub inboxes: HashMap<String, InboxRef>,
+}
+
+/// A team row: active teams only.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TeamRow {
+    pub id: i64,
+    pub key: String,
+    pub name: String,
+}
+
+/// Who an assignment or a lookup names.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AgentSelector {
+    Id(i64),
+    Name(String),
+}
+
+/// An agent as the rules see them: who they are and where they belong.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AgentRow {
+    pub id: i64,
+    pub name: String,
+    pub role: Role,
+    pub team_id: Option<i64>,
+    pub team: Option<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct NewAgent {
+    pub name: String,
+    pub role: Role,
+    pub team: String,
+    pub token_hash: Vec<u8>,
+    /// `None`: the team's capacity.
+    pub capacity: Option<u32>,
+    pub available: bool,
+}
+
+/// An available member of a team, with what they hold now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AgentLoad {
+    pub id: i64,
+    /// Their own limit; `None`: the team's.
+    pub capacity: Option<i64>,
+    /// Open conversations assigned to them.
+    pub load: i64,
+    pub last_assigned_at: Option<i64>,
+}
+
+/// The contact behind an identity, with what we know of them.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ContactRecord {
+    pub contact_id: i64,
+    pub identity_id: i64,
+    pub name: Option<String>,
+    pub email: Option<String>,
+    pub language: Option<String>,
+    pub metadata: BTreeMap<String, Value>,
+    /// The channel said this identity cannot be reached (a blocked bot).
+    pub unreachable: bool,
+}
+
+/// Which identity a reachability change is about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IdentityRef<'a> {
+    Id(i64),
+    /// The sender named `external_id` in the inbox.
+    External {
+        inbox_id: i64,
+        external_id: &'a str,
+    },
+    /// The identity replies of the conversation go to.
+    OfConversation(i64),
+}
+
+/// A conversation as the rules need it to decide.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Conversation {
+    pub id: i64,
+    pub inbox_id: i64,
+    pub channel: ChannelKind,
+    pub contact_id: i64,
+    pub status: Status,
+    pub priority: Priority,
+    pub team_id: Option<i64>,
+    pub team_key: Option<String>,
+    pub tier: i64,
+    pub assignee: Option<i64>,
+    pub labels: Vec<String>,
+    pub transfer_count: i64,
+    pub first_response_at: Option<i64>,
+    pub resolved_at: Option<i64>,
+    pub sla_breached_at: Option<i64>,
+    pub csat_requested_at: Option<i64>,
+    pub csat_comment: Option<String>,
+    pub csat_answered_at: Option<i64>,
+}
+
+impl Conversation {
+    /// A conversation just opened by its first message: nobody on it, nothing measured.
+    pub fn opened(
+        id: i64,
+        inbox: &InboxRef,
+        contact_id: i64,
+        priority: Priority,
+        team: Option<&TeamRow>,
+    ) -> Conversation {
+        Conversation {
+            id,
+            inbox_id: inbox.id,
+            channel: inbox.channel,
+            contact_id,
+            status: Status::Open,
+            priority,
+            team_id: team.map(|team| team.id),
+            team_key: team.map(|team| team.key.clone()),
+            tier: 0,
+            assignee: None,
+            labels: Vec::new(),
+            transfer_count: 0,
+            first_response_at: None,
+            resolved_at: None,
+            sla_breached_at: None,
+            csat_requested_at: None,
+            csat_comment: None,
+            csat_answered_at: None,
+        }
+    }
+}
+
+/// A conversation a lookup found: enough to decide where a message goes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConversationRef {
+    pub id: i64,
+    pub status: Status,
+    /// Its thread key (for email, the normalized subject).
+    pub topic: Option<String>,
+}
+
+/// The ways the rules look a conversation up; each finds at most one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConversationLookup<'a> {
+    /// The contact's latest conversation in the inbox with this thread key, not closed.
+    ThreadKey {
+        contact_id: i64,
+        inbox_id: i64,
+        key: &'a str,
+    },
+    /// The contact's most recently active open, pending or snoozed conversation in the
+    /// inbox that has no thread key.
+    OpenUnthreaded { contact_id: i64, inbox_id: i64 },
+    /// The contact's most recently active conversation in the inbox that is not closed.
+    LatestNotClosed { contact_id: i64, inbox_id: i64 },
+    /// Conversation `id`, if it is the contact's in the inbox and not closed.
+    Own { id: i64, contact_id: i64, inbox_id: i64 },
+    /// The contact's most recently active unresolved conversation on `topic`, active
+    /// since `since`.
+    RecentTopic {
+        contact_id: i64,
+        inbox_id: i64,
+        topic: &'a str,
+        since: i64,
+    },
+    /// Conversation `id` if its satisfaction question was asked since `since`.
+    AskedSince { id: i64, since: i64 },
+    /// The contact's resolved, unthreaded conversation in the inbox whose question was
+    /// asked last, since `since`.
+    LatestAsked { contact_id: i64, inbox_id: i64, since: i64 },
+    /// The conversation whose satisfaction question carries this token.
+    CsatToken(&'a str),
+}
+
+/// A new conversation, routed.
+#[derive(Debug, Clone)]
+pub struct NewConversation<'a> {
+    pub inbox_id: i64,
+    pub contact_id: i64,
+    pub identity_id: i64,
+    pub thread_key: Option<&'a str>,
+    pub subject: Option<&'a str>,
+    pub priority: Priority,
+    pub team_id: Option<i64>,
+    pub tier: i64,
+    pub labels: &'a [String],
+    pub language: Option<&'a str>,
+    pub now: i64,
+}
+
+/// A change to a conversation's row; `None` leaves a column as it is. A backend writes
+/// only the columns given: an index holding a column the statement sets is rewritten
+/// whether the value changed or not.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ConversationPatch {
+    pub status: Option<Status>,
+    pub priority: Option<Priority>,
+    pub assignee: Option<Option<i64>>,
+    pub team_id: Option<Option<i64>>,
+    pub tier: Option<i64>,
+    pub transfer_count: Option<i64>,
+    pub labels: Option<Vec<String>>,
+    pub resolved_at: Option<Option<i64>>,
+    pub first_response_at: Option<i64>,
+    pub queued_at: Option<i64>,
+    pub escalation: Option<Value>,
+    pub sla_breached_at: Option<i64>,
+    pub updated_at: Option<i64>,
+    pub last_activity_at: Option<i64>,
+    pub last_message_id: Option<i64>,
+    /// The language, unless the conversation has one already.
+    pub language_if_unset: Option<String>,
+    pub csat: Option<CsatPatch>,
+}
+
+/// The satisfaction columns of a conversation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CsatPatch {
+    /// A new question: its token, when it was asked; any earlier answer cleared.
+    Asked { token: String, at: i64 },
+    Answered {
+        score: u8,
+        comment: Option<String>,
+        at: i64,
+    },
+    /// An unanswered question no longer stands.
+    Withdrawn,
+}
+
+/// A message row to insert.
+#[derive(Debug, Clone)]
+pub struct NewMessage<'a> {
+    pub conversation_id: i64,
+    pub inbox_id: i64,
+    pub direction: Direction,
+    pub kind: MessageKind,
+    pub author_kind: ActorKind,
+    pub author_id: Option<i64>,
+    pub text: &'a str,
+    pub html: Option<&'a str>,
+    pub external_id: Option<&'a str>,
+    pub language: Option<&'a str>,
+    pub metadata: Option<String>,
+}
+
+/// A stored message, found by its channel id.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MessageRef {
+    pub id: i64,
+    pub conversation_id: i64,
+    pub direction: Direction,
+}
+
+/// An inbound message's text and details, for an edit to replace.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MessageText {
+    pub text: String,
+    pub metadata: Option<String>,
+}
+
+/// A file to keep with a message.
+#[derive(Debug, Clone, Copy)]
+pub struct NewAttachment<'a> {
+    pub filename: &'a str,
+    pub content_type: &'a str,
+    pub data: &'a [u8],
+}
+
+/// An event row: a change of a conversation's state, by whom, with its data.
+#[derive(Debug, Clone)]
+pub struct EventRow<'a> {
+    pub conversation_id: i64,
+    pub kind: &'a str,
+    pub actor_kind: ActorKind,
+    pub actor_id: Option<i64>,
+    pub data: &'a Value,
+}
+
+/// What a status update needs to know of its conversation.
+#[derive(Debug, Clone, PartialEq)]
+pub struct UpdateTarget {
+    pub id: i64,
+    pub inbox_id: i64,
+    pub inbox_key: String,
+    pub inbox_name: String,
+    pub channel: ChannelKind,
+    pub team_key: Option<String>,
+    pub team_name: Option<String>,
+    pub status: Status,
+    pub priority: Priority,
+    pub subject: Option<String>,
+    pub agent: Option<String>,
+    pub contact_name: Option<String>,
+    pub contact_email: Option<String>,
+    pub language: Option<String>,
+    /// The contact's attributes (the customer's zone is among them when their channel
+    /// said).
+    pub contact_metadata: Value,
+    pub opted_out: bool,
+}
+
+/// What a claim may take: destinations to leave out, and those with room for fewer than
+/// `cap` sends (others get `cap`).
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct ClaimPlan {
+    pub held: Vec<i64>,
+    pub budgets: BTreeMap<i64, u32>,
+    /// The room of every destination not in `budgets`.
+    pub cap: u32,
+}
+
+/// An outbound message claimed for sending.
+#[derive(Debug, Clone)]
+pub struct Delivery {
+    pub outbox_id: i64,
+    pub inbox_id: i64,
+    /// Counting this one.
+    pub attempts: u32,
+    pub expires_at: i64,
+    pub message: OutboundMessage,
+}
+
+/// What became of one attempt.
+#[derive(Debug, Clone)]
+pub enum DeliveryResult {
+    Sent(Receipt),
+    RetryAt {
+        at: i64,
+        error: String,
+    },
+    Failed {
+        error: String,
+    },
+    /// Failed for good because the recipient is gone from the channel: the contact's
+    /// identity in this inbox is marked unreachable too.
+    Unreachable {
+        error: String,
+    },
+}
+
+/// How a delivery in flight is settled.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Settlement<'a> {
+    Sent { receipt: &'a str },
+    RetryAt { at: i64, error: &'a str },
+    Failed { error: &'a str },
+}
+
+/// An outbox row that an attempt settled, or an agent looks at.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OutboxRow {
+    pub id: i64,
+    pub status: DeliveryStatus,
+    pub conversation_id: i64,
+    pub message_id: i64,
+    pub attempts: i64,
+}
+
+/// What an outbound message of ours that a report names is, in its inbox.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutboundRef {
+    pub conversation_id: i64,
+    pub outbox_id: Option<i64>,
+    pub status: Option<DeliveryStatus>,
+}
+
+/// An integration told of the desk's events (`/api/v1/subscriptions`).
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Subscription {
+    pub id: i64,
+    pub url: String,
+    pub events: Vec<String>,
+    /// Shown once, when it is created; listings leave it out.
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub secret: String,
+    pub description: Option<String>,
+    pub active: bool,
+    pub disabled_reason: Option<String>,
+    pub disabled_at: Option<crate::model::Timestamp>,
+    pub created_at: crate::model::Timestamp,
+    pub updated_at: crate::model::Timestamp,
+}
+
+pub struct NewSubscription {
+    pub url: String,
+    pub events: Vec<String>,
+    pub secret: String,
+    pub description: Option<String>,
+    pub created_by: i64,
+}
+
+/// An active subscription's id and the event types it asked for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Subscriber {
+    pub id: i64,
+    pub events: Vec<String>,
+}
+
+/// One event on its way to one subscription, claimed for sending.
+#[derive(Debug, Clone)]
+pub struct EventDelivery {
+    pub id: i64,
+    pub subscription_id: i64,
+    pub event_type: String,
+    pub payload: Vec<u8>,
+    /// Counting this one.
+    pub attempts: u32,
+    pub created_at: i64,
+    pub url: String,
+    pub secret: String,
+}
+
+/// Which of a subscription's waiting events to drop.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Waiting {
+    /// Everything not sent yet (the subscription is gone).
+    All,
+    /// Queued events but a test `ping`, which was asked for while disabled.
+    ExceptPings,
+}

@@ -1,0 +1,170 @@
+//! [`Tx`]: the small operations the desk's rules are written against, all inside one
+//! unit of work. A backend implements them over its transaction; the rules (in
+//! `domain/`) decide, these only find, load and save. Each operation is one statement or
+//! two on SQLite, so the rules pay no more than before they moved above the store.
+//!
+//! Grouped by what they touch; [`Tx`] is all of them.
+
+use switchboard_connector_core::ChannelKind;
+
+use super::StoreResult;
+use super::records::*;
+use crate::model::clock::{ClockKind, SlaClock};
+
+/// Teams, inboxes, agents and their queues.
+pub trait CatalogTx {
+    /// Marks every team and inbox inactive; the upserts that follow make the configured
+    /// ones active again (removed ones stay, because conversations refer to them).
+    fn deactivate_catalog(&mut self) -> StoreResult<()>;
+    fn upsert_team(&mut self, team: &TeamSpec, now: i64) -> StoreResult<()>;
+    /// Inserts or renames the inbox; returns its id and the channel it was created with.
+    fn upsert_inbox(&mut self, inbox: &InboxSpec, now: i64) -> StoreResult<(i64, ChannelKind)>;
+    /// An active team.
+    fn team(&mut self, key: &str) -> StoreResult<Option<TeamRow>>;
+    fn agent(&mut self, who: &AgentSelector) -> StoreResult<Option<AgentRow>>;
+    fn insert_agent(&mut self, agent: &NewAgent, team_id: i64, now: i64) -> StoreResult<i64>;
+    fn set_agent_available(&mut self, agent_id: i64, available: bool) -> StoreResult<()>;
+    /// When round-robin last gave the agent a conversation.
+    fn note_assignment(&mut self, agent_id: i64, now: i64) -> StoreResult<()>;
+    /// The team's members marked available, with their load.
+    fn available_agents(&mut self, team_id: i64) -> StoreResult<Vec<AgentLoad>>;
+    /// Names of the team's supervisors and admins, sorted.
+    fn supervisors(&mut self, team_id: Option<i64>) -> StoreResult<Vec<String>>;
+}
+
+/// Contacts and their channel identities.
+pub trait ContactTx {
+    fn identity(&mut self, inbox_id: i64, external_id: &str) -> StoreResult<Option<ContactRecord>>;
+    /// The contact of the oldest identity with this id on this channel, in any inbox.
+    fn contact_of_channel_identity(&mut self, channel: ChannelKind, external_id: &str) -> StoreResult<Option<i64>>;
+    /// A new contact from `record` (its ids are ignored); returns the contact id.
+    fn insert_contact(&mut self, record: &ContactRecord, now: i64) -> StoreResult<i64>;
+    fn insert_identity(&mut self, contact_id: i64, inbox: &InboxRef, external_id: &str, now: i64) -> StoreResult<i64>;
+    /// Saves name, email, language and attributes.
+    fn update_contact(&mut self, record: &ContactRecord, now: i64) -> StoreResult<()>;
+    /// Marks an identity unreachable with the reason, or reachable (`None`); says
+    /// whether such an identity exists.
+    fn set_reachability(&mut self, identity: IdentityRef<'_>, reason: Option<&str>, now: i64) -> StoreResult<bool>;
+    /// Stops or resumes automated updates; says whether that changed anything.
+    fn set_updates_opt_out(&mut self, contact_id: i64, opted_out: bool, now: i64) -> StoreResult<bool>;
+}
+
+/// Conversations and what hangs on them: queues, timers, update records.
+pub trait ConversationTx {
+    fn conversation(&mut self, id: i64) -> StoreResult<Option<Conversation>>;
+    fn find_conversation(&mut self, lookup: ConversationLookup<'_>) -> StoreResult<Option<ConversationRef>>;
+    fn insert_conversation(&mut self, new: &NewConversation<'_>) -> StoreResult<i64>;
+    fn update_conversation(&mut self, id: i64, patch: &ConversationPatch) -> StoreResult<()>;
+    /// The team's queue head: its open, unassigned conversation, most urgent and then
+    /// longest waiting first.
+    fn next_waiting(&mut self, team_id: i64) -> StoreResult<Option<i64>>;
+    /// Who held the contact's latest conversation other than `except` that had someone.
+    fn previous_assignee(&mut self, contact_id: i64, except: i64) -> StoreResult<Option<i64>>;
+    fn update_target(&mut self, id: i64) -> StoreResult<Option<UpdateTarget>>;
+    /// When an update of `event` last went to the conversation.
+    fn update_sent_at(&mut self, conversation_id: i64, event: &str) -> StoreResult<Option<i64>>;
+    fn note_update_sent(&mut self, conversation_id: i64, event: &str, now: i64) -> StoreResult<()>;
+    /// Sets (or moves) a follow-up timer of the conversation.
+    fn set_timer(&mut self, conversation_id: i64, kind: &str, at: i64) -> StoreResult<()>;
+    /// Drops the conversation's timer of `kind`, or all its timers.
+    fn clear_timers(&mut self, conversation_id: i64, kind: Option<&str>) -> StoreResult<()>;
+    /// Timers due by `now`, earliest first: `(conversation, kind)`.
+    fn due_timers(&mut self, now: i64, limit: u32) -> StoreResult<Vec<(i64, String)>>;
+}
+
+/// Messages, their files, and the events of a conversation.
+pub trait MessageTx {
+    fn message_by_external_id(&mut self, inbox_id: i64, external_id: &str) -> StoreResult<Option<MessageRef>>;
+    fn message_text(&mut self, id: i64) -> StoreResult<Option<MessageText>>;
+    fn insert_message(&mut self, message: &NewMessage<'_>, now: i64) -> StoreResult<i64>;
+    fn replace_message_text(&mut self, id: i64, text: &str, metadata: &str) -> StoreResult<()>;
+    /// Stores the bytes once per content hash, and the attachment for the message.
+    fn insert_attachment(&mut self, message_id: i64, file: NewAttachment<'_>, now: i64) -> StoreResult<()>;
+    /// Our outbound message `message_id` in the inbox, and its delivery.
+    fn outbound_message(&mut self, message_id: i64, inbox_id: i64) -> StoreResult<Option<OutboundRef>>;
+    /// The text of the conversation's latest inbound message.
+    fn last_inbound_text(&mut self, conversation_id: i64) -> StoreResult<Option<String>>;
+    fn insert_event(&mut self, event: &EventRow<'_>, now: i64) -> StoreResult<()>;
+}
+
+/// SLA clocks.
+pub trait ClockTx {
+    fn clocks(&mut self, conversation_id: i64) -> StoreResult<Vec<SlaClock>>;
+    /// Inserts or replaces the clock of its kind, with when the scheduler must look.
+    fn save_clock(&mut self, conversation_id: i64, clock: &SlaClock) -> StoreResult<()>;
+    /// Clocks whose warning or breach is due by `now`, earliest first.
+    fn due_clocks(&mut self, now: i64, limit: u32) -> StoreResult<Vec<(i64, ClockKind)>>;
+}
+
+/// The outbox: messages on their way out, claimed under a lease.
+pub trait OutboxTx {
+    fn insert_outbox(
+        &mut self,
+        message_id: i64,
+        conversation_id: i64,
+        inbox_id: i64,
+        now: i64,
+        expires_at: i64,
+    ) -> StoreResult<()>;
+    /// Claims up to `limit` due rows, oldest first, at most one per conversation at a
+    /// time (a conversation's messages leave in order), within the plan's room per
+    /// inbox; each until `lease_until`.
+    fn claim_deliveries(
+        &mut self,
+        now: i64,
+        limit: u32,
+        lease_until: i64,
+        plan: &ClaimPlan,
+    ) -> StoreResult<Vec<Delivery>>;
+    /// Settles a row still in flight; `None` when it was settled meanwhile.
+    fn settle_delivery(&mut self, id: i64, settlement: Settlement<'_>, now: i64) -> StoreResult<Option<OutboxRow>>;
+    /// Fails a row whatever its state but failed (a bounce's verdict).
+    fn fail_delivery(&mut self, id: i64, error: &str, now: i64) -> StoreResult<()>;
+    /// Keeps the channel's id of a sent message, unless some message holds it already.
+    fn set_sent_message_id(&mut self, outbox_id: i64, external_id: &str) -> StoreResult<()>;
+    fn delivery(&mut self, id: i64) -> StoreResult<Option<OutboxRow>>;
+    /// Due now again, attempts from zero, a new expiry.
+    fn reschedule_delivery(&mut self, id: i64, now: i64, expires_at: i64) -> StoreResult<()>;
+    /// Moves the inbox's queued rows to `until` at the earliest.
+    fn defer_deliveries(&mut self, inbox_id: i64, until: i64, now: i64) -> StoreResult<u64>;
+    /// Puts rows in flight back in the queue (their lease holder is gone).
+    fn release_deliveries(&mut self, now: i64) -> StoreResult<u64>;
+    /// Where a connector stands in its source.
+    fn set_channel_cursor(&mut self, inbox_id: i64, name: &str, value: &str, now: i64) -> StoreResult<()>;
+}
+
+/// Event subscriptions and their deliveries.
+pub trait SubscriptionTx {
+    fn subscribers(&mut self) -> StoreResult<Vec<Subscriber>>;
+    fn queue_event(
+        &mut self,
+        subscription_id: i64,
+        conversation_id: Option<i64>,
+        event_type: &str,
+        payload: &str,
+        now: i64,
+    ) -> StoreResult<i64>;
+    fn insert_subscription(&mut self, new: &NewSubscription, now: i64) -> StoreResult<i64>;
+    /// A subscription not deleted.
+    fn subscription(&mut self, id: i64) -> StoreResult<Option<Subscription>>;
+    fn subscriptions(&mut self) -> StoreResult<Vec<Subscription>>;
+    fn delete_subscription(&mut self, id: i64, now: i64) -> StoreResult<()>;
+    /// Enables, or disables with the reason.
+    fn set_subscription_active(&mut self, id: i64, active: bool, reason: Option<&str>, now: i64) -> StoreResult<()>;
+    /// Disables an active subscription with the reason; says whether it was active.
+    fn disable_subscription(&mut self, id: i64, reason: &str, now: i64) -> StoreResult<bool>;
+    /// Fails the subscription's waiting events with `error`.
+    fn drop_waiting_events(&mut self, subscription_id: i64, which: Waiting, error: &str, now: i64) -> StoreResult<()>;
+    fn claim_events(&mut self, now: i64, limit: u32, lease_until: i64, held: &[i64])
+    -> StoreResult<Vec<EventDelivery>>;
+    /// Settles a delivery still in flight; returns its subscription.
+    fn settle_event(&mut self, id: i64, settlement: Settlement<'_>, now: i64) -> StoreResult<Option<i64>>;
+    fn event_subscription(&mut self, id: i64) -> StoreResult<Option<i64>>;
+    fn defer_events(&mut self, subscription_id: i64, until: i64, now: i64) -> StoreResult<()>;
+    fn release_events(&mut self, now: i64) -> StoreResult<u64>;
+}
+
+/// One unit of work: everything the rules do to the store, applied whole or not at all.
+pub trait Tx: CatalogTx + ContactTx + ConversationTx + MessageTx + ClockTx + OutboxTx + SubscriptionTx {}
+
+impl<T: CatalogTx + ContactTx + ConversationTx + MessageTx + ClockTx + OutboxTx + SubscriptionTx> Tx for T {}
