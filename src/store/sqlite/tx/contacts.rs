@@ -1,0 +1,144 @@
+//! Contacts and their channel identities.
+
+use rusqlite::{OptionalExtension, params};
+use switchboard_connector_core::ChannelKind;
+
+use super::{SqliteTx, to_json};
+use crate::store::StoreResult;
+use crate::store::records::*;
+use crate::store::sqlite::json_column;
+use crate::store::tx::*;
+
+impl ContactTx for SqliteTx<'_> {
+    fn identity(&mut self, inbox_id: i64, external_id: &str) -> StoreResult<Option<ContactRecord>> {
+        let row = self
+            .conn
+            .prepare_cached(
+                "SELECT ci.id, c.id, c.name, c.email, c.language, c.metadata, ci.unreachable_reason IS NOT NULL
+                 FROM contact_identities ci JOIN contacts c ON c.id = ci.contact_id
+                 WHERE ci.inbox_id = ?1 AND ci.external_id = ?2",
+            )?
+            .query_row(params![inbox_id, external_id], |row| {
+                Ok((
+                    row.get(0)?,
+                    row.get(1)?,
+                    row.get(2)?,
+                    row.get(3)?,
+                    row.get(4)?,
+                    row.get::<_, String>(5)?,
+                    row.get(6)?,
+                ))
+            })
+            .optional()?;
+        row.map(
+            |(identity_id, contact_id, name, email, language, metadata, unreachable)| {
+                Ok(ContactRecord {
+                    contact_id,
+                    identity_id,
+                    name,
+                    email,
+                    language,
+                    metadata: json_column(&metadata)?,
+                    unreachable,
+                })
+            },
+        )
+        .transpose()
+    }
+
+    fn contact_of_channel_identity(&mut self, channel: ChannelKind, external_id: &str) -> StoreResult<Option<i64>> {
+        Ok(self
+            .conn
+            .prepare_cached(
+                "SELECT contact_id FROM contact_identities WHERE channel = ?1 AND external_id = ?2 ORDER BY id LIMIT 1",
+            )?
+            .query_row(params![channel.as_str(), external_id], |row| row.get(0))
+            .optional()?)
+    }
+
+    fn insert_contact(&mut self, record: &ContactRecord, now: i64) -> StoreResult<i64> {
+        Ok(self
+            .conn
+            .prepare_cached(
+                "INSERT INTO contacts (name, email, language, metadata, created_at, updated_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?5) RETURNING id",
+            )?
+            .query_row(
+                params![
+                    record.name,
+                    record.email,
+                    record.language,
+                    to_json(&record.metadata, "{}"),
+                    now
+                ],
+                |row| row.get(0),
+            )?)
+    }
+
+    fn insert_identity(&mut self, contact_id: i64, inbox: &InboxRef, external_id: &str, now: i64) -> StoreResult<i64> {
+        Ok(self
+            .conn
+            .prepare_cached(
+                "INSERT INTO contact_identities (contact_id, inbox_id, channel, external_id, created_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5) RETURNING id",
+            )?
+            .query_row(
+                params![contact_id, inbox.id, inbox.channel.as_str(), external_id, now],
+                |row| row.get(0),
+            )?)
+    }
+
+    fn update_contact(&mut self, record: &ContactRecord, now: i64) -> StoreResult<()> {
+        self.conn
+            .prepare_cached(
+                "UPDATE contacts SET name = ?1, email = ?2, language = ?3, metadata = ?4, updated_at = ?5 WHERE id = ?6",
+            )?
+            .execute(params![
+                record.name,
+                record.email,
+                record.language,
+                to_json(&record.metadata, "{}"),
+                now,
+                record.contact_id
+            ])?;
+        Ok(())
+    }
+
+    fn set_reachability(&mut self, identity: IdentityRef<'_>, reason: Option<&str>, now: i64) -> StoreResult<bool> {
+        let at = reason.map(|_| now);
+        let changed = match identity {
+            IdentityRef::Id(id) => self
+                .conn
+                .prepare_cached(
+                    "UPDATE contact_identities SET unreachable_reason = ?1, unreachable_at = ?2 WHERE id = ?3",
+                )?
+                .execute(params![reason, at, id])?,
+            IdentityRef::External { inbox_id, external_id } => self
+                .conn
+                .prepare_cached(
+                    "UPDATE contact_identities SET unreachable_reason = ?1, unreachable_at = ?2
+                     WHERE inbox_id = ?3 AND external_id = ?4",
+                )?
+                .execute(params![reason, at, inbox_id, external_id])?,
+            IdentityRef::OfConversation(conversation_id) => self
+                .conn
+                .prepare_cached(
+                    "UPDATE contact_identities SET unreachable_reason = ?1, unreachable_at = ?2
+                     WHERE id = (SELECT identity_id FROM conversations WHERE id = ?3)",
+                )?
+                .execute(params![reason, at, conversation_id])?,
+        };
+        Ok(changed > 0)
+    }
+
+    fn set_updates_opt_out(&mut self, contact_id: i64, opted_out: bool, now: i64) -> StoreResult<bool> {
+        let changed = self
+            .conn
+            .prepare_cached(
+                "UPDATE contacts SET updates_opted_out_at = ?1, updated_at = ?2
+                 WHERE id = ?3 AND (updates_opted_out_at IS NULL) = ?4",
+            )?
+            .execute(params![opted_out.then_some(now), now, contact_id, opted_out])?;
+        Ok(changed > 0)
+    }
+}

@@ -1,0 +1,336 @@
+//! The outbox: rows claimed under a lease, and a claimed row as its channel sends it.
+
+use rusqlite::{OptionalExtension, params};
+use serde_json::Value;
+use switchboard_connector_core::{ChannelKind, OutboundAttachment, OutboundKind, OutboundMessage, StatusUpdate};
+
+use super::{SqliteTx, to_json};
+use crate::model::{DeliveryStatus, Direction, MessageKind};
+use crate::store::StoreResult;
+use crate::store::records::*;
+use crate::store::sqlite::vocabulary;
+use crate::store::tx::*;
+
+impl OutboxTx for SqliteTx<'_> {
+    fn insert_outbox(
+        &mut self,
+        message_id: i64,
+        conversation_id: i64,
+        inbox_id: i64,
+        now: i64,
+        expires_at: i64,
+    ) -> StoreResult<()> {
+        self.conn
+            .prepare_cached(
+                "INSERT INTO outbox (message_id, conversation_id, inbox_id, status, next_attempt_at, expires_at,
+                                     created_at, updated_at)
+                 VALUES (?1, ?2, ?3, 'scheduled', ?4, ?5, ?4, ?4)",
+            )?
+            .execute(params![message_id, conversation_id, inbox_id, now, expires_at])?;
+        Ok(())
+    }
+
+    /// The budgets apply among the first due rows (four times `limit`), so a claim stays
+    /// cheap behind a large backlog.
+    fn claim_deliveries(
+        &mut self,
+        now: i64,
+        limit: u32,
+        lease_until: i64,
+        plan: &ClaimPlan,
+    ) -> StoreResult<Vec<Delivery>> {
+        let held = to_json(&plan.held, "[]");
+        let budgets = to_json(&plan.budgets, "{}");
+        let claimed: Vec<i64> = self
+            .conn
+            .prepare_cached(
+                "UPDATE outbox SET status = 'in_flight', attempts = attempts + 1, lease_until = ?1, updated_at = ?2
+                 WHERE id IN (
+                     SELECT id FROM (
+                         SELECT id, next_attempt_at,
+                                ROW_NUMBER() OVER (PARTITION BY inbox_id ORDER BY next_attempt_at, id) AS turn,
+                                COALESCE(json_extract(?5, '$.\"' || inbox_id || '\"'), ?6) AS room
+                         FROM (
+                             SELECT o.id, o.inbox_id, o.next_attempt_at FROM outbox o
+                             WHERE o.status = 'scheduled' AND o.next_attempt_at <= ?2
+                               AND o.inbox_id NOT IN (SELECT value FROM json_each(?4))
+                               AND NOT EXISTS (
+                                   SELECT 1 FROM outbox other
+                                   WHERE other.conversation_id = o.conversation_id AND other.id != o.id
+                                     -- Repeats the partial index's condition, so SQLite uses it
+                                     -- rather than reading every row the outbox ever held.
+                                     AND other.status IN ('scheduled', 'in_flight')
+                                     AND (other.status = 'in_flight' OR other.id < o.id))
+                             ORDER BY o.next_attempt_at, o.id LIMIT ?7))
+                     WHERE turn <= room ORDER BY next_attempt_at, id LIMIT ?3)
+                 RETURNING id",
+            )?
+            .query_map(
+                params![
+                    lease_until,
+                    now,
+                    limit,
+                    held,
+                    budgets,
+                    plan.cap,
+                    limit.saturating_mul(4)
+                ],
+                |row| row.get(0),
+            )?
+            .collect::<Result<_, _>>()?;
+        let mut deliveries = Vec::with_capacity(claimed.len());
+        for outbox_id in claimed {
+            deliveries.push(self.delivery_of(outbox_id)?);
+        }
+        deliveries.sort_by_key(|delivery| delivery.outbox_id);
+        Ok(deliveries)
+    }
+
+    fn settle_delivery(&mut self, id: i64, settlement: Settlement<'_>, now: i64) -> StoreResult<Option<OutboxRow>> {
+        const RETURNING: &str = "RETURNING id, status, conversation_id, message_id, attempts";
+        let read = |row: &rusqlite::Row<'_>| -> rusqlite::Result<(i64, String, i64, i64, i64)> {
+            Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?, row.get(4)?))
+        };
+        let row = match settlement {
+            Settlement::Sent { receipt } => self
+                .conn
+                .prepare_cached(&format!(
+                    "UPDATE outbox SET status = 'sent', receipt = ?1, sent_at = ?2, last_error = NULL,
+                            lease_until = NULL, updated_at = ?2
+                     WHERE id = ?3 AND status = 'in_flight' {RETURNING}"
+                ))?
+                .query_row(params![receipt, now, id], read)
+                .optional()?,
+            Settlement::RetryAt { at, error } => self
+                .conn
+                .prepare_cached(&format!(
+                    "UPDATE outbox SET status = 'scheduled', next_attempt_at = ?1, last_error = ?2, lease_until = NULL,
+                            updated_at = ?3
+                     WHERE id = ?4 AND status = 'in_flight' {RETURNING}"
+                ))?
+                .query_row(params![at, error, now, id], read)
+                .optional()?,
+            Settlement::Failed { error } => self
+                .conn
+                .prepare_cached(&format!(
+                    "UPDATE outbox SET status = 'failed', last_error = ?1, lease_until = NULL, updated_at = ?2
+                     WHERE id = ?3 AND status = 'in_flight' {RETURNING}"
+                ))?
+                .query_row(params![error, now, id], read)
+                .optional()?,
+        };
+        row.map(outbox_row).transpose()
+    }
+
+    fn fail_delivery(&mut self, id: i64, error: &str, now: i64) -> StoreResult<()> {
+        self.conn
+            .prepare_cached(
+                "UPDATE outbox SET status = 'failed', last_error = ?1, lease_until = NULL, updated_at = ?2 WHERE id = ?3",
+            )?
+            .execute(params![error, now, id])?;
+        Ok(())
+    }
+
+    fn set_sent_message_id(&mut self, outbox_id: i64, external_id: &str) -> StoreResult<()> {
+        // OR IGNORE: an id some inbound message already holds must not fail the record of
+        // a send that happened; threading then finds that message.
+        self.conn
+            .prepare_cached(
+                "UPDATE OR IGNORE messages SET external_id = ?1
+                 WHERE id = (SELECT message_id FROM outbox WHERE id = ?2) AND external_id IS NULL",
+            )?
+            .execute(params![external_id, outbox_id])?;
+        Ok(())
+    }
+
+    fn delivery(&mut self, id: i64) -> StoreResult<Option<OutboxRow>> {
+        self.conn
+            .prepare_cached("SELECT id, status, conversation_id, message_id, attempts FROM outbox WHERE id = ?1")?
+            .query_row([id], |row| {
+                Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?, row.get(4)?))
+            })
+            .optional()?
+            .map(outbox_row)
+            .transpose()
+    }
+
+    fn reschedule_delivery(&mut self, id: i64, now: i64, expires_at: i64) -> StoreResult<()> {
+        self.conn
+            .prepare_cached(
+                "UPDATE outbox SET status = 'scheduled', attempts = 0, next_attempt_at = ?1, expires_at = ?2,
+                        lease_until = NULL, updated_at = ?1
+                 WHERE id = ?3",
+            )?
+            .execute(params![now, expires_at, id])?;
+        Ok(())
+    }
+
+    fn defer_deliveries(&mut self, inbox_id: i64, until: i64, now: i64) -> StoreResult<u64> {
+        Ok(self
+            .conn
+            .prepare_cached(
+                "UPDATE outbox SET next_attempt_at = ?1, updated_at = ?2
+                 WHERE status = 'scheduled' AND inbox_id = ?3 AND next_attempt_at < ?1",
+            )?
+            .execute(params![until, now, inbox_id])? as u64)
+    }
+
+    fn release_deliveries(&mut self, now: i64) -> StoreResult<u64> {
+        Ok(self.conn.execute(
+            "UPDATE outbox SET status = 'scheduled', lease_until = NULL, next_attempt_at = MIN(next_attempt_at, ?1),
+                    updated_at = ?1
+             WHERE status = 'in_flight'",
+            [now],
+        )? as u64)
+    }
+
+    fn set_channel_cursor(&mut self, inbox_id: i64, name: &str, value: &str, now: i64) -> StoreResult<()> {
+        self.conn
+            .prepare_cached(
+                "INSERT INTO channel_cursors (inbox_id, name, value, updated_at) VALUES (?1, ?2, ?3, ?4)
+                 ON CONFLICT (inbox_id, name) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at",
+            )?
+            .execute(params![inbox_id, name, value, now])?;
+        Ok(())
+    }
+}
+
+fn outbox_row(
+    (id, status, conversation_id, message_id, attempts): (i64, String, i64, i64, i64),
+) -> StoreResult<OutboxRow> {
+    Ok(OutboxRow {
+        id,
+        status: vocabulary(DeliveryStatus::parse, &status)?,
+        conversation_id,
+        message_id,
+        attempts,
+    })
+}
+
+/// How many ids of earlier messages a References header carries: the first (the thread's
+/// root) and the latest ones, as RFC 5322 suggests trimming long threads.
+const MAX_REFERENCES: usize = 20;
+
+impl SqliteTx<'_> {
+    /// A claimed row as its channel sends it.
+    fn delivery_of(&mut self, outbox_id: i64) -> StoreResult<Delivery> {
+        let (mut delivery, channel) = self
+            .conn
+            .prepare_cached(
+                "SELECT o.id, o.inbox_id, o.attempts, o.expires_at, m.id, m.kind, m.text,
+                        c.id, c.thread_key, c.subject, ci.external_id, ci.channel, m.html, m.metadata
+                 FROM outbox o
+                 JOIN messages m ON m.id = o.message_id
+                 JOIN conversations c ON c.id = o.conversation_id
+                 JOIN contact_identities ci ON ci.id = c.identity_id
+                 WHERE o.id = ?1",
+            )?
+            .query_row([outbox_id], |row| {
+                let message_id: i64 = row.get(4)?;
+                let kind: String = row.get(5)?;
+                let channel: String = row.get(11)?;
+                let status_update = kind == MessageKind::StatusUpdate.as_str();
+                // An update's rendered parts ride in its metadata; the HTML part has its
+                // column.
+                let update = if status_update {
+                    let metadata: Option<String> = row.get(13)?;
+                    metadata
+                        .and_then(|text| serde_json::from_str::<Value>(&text).ok())
+                        .and_then(|mut value| serde_json::from_value::<StatusUpdate>(value["update"].take()).ok())
+                        .map(|mut update| -> rusqlite::Result<StatusUpdate> {
+                            update.html = row.get(12)?;
+                            Ok(update)
+                        })
+                        .transpose()?
+                } else {
+                    None
+                };
+                let delivery = Delivery {
+                    outbox_id: row.get(0)?,
+                    inbox_id: row.get(1)?,
+                    attempts: row.get::<_, i64>(2)?.try_into().unwrap_or(u32::MAX),
+                    expires_at: row.get(3)?,
+                    message: OutboundMessage {
+                        delivery_id: format!("msg_{message_id}"),
+                        conversation_id: row.get(7)?,
+                        message_id,
+                        recipient: row.get(10)?,
+                        thread: row.get(8)?,
+                        subject: row.get(9)?,
+                        text: row.get(6)?,
+                        kind: if status_update {
+                            OutboundKind::StatusUpdate
+                        } else {
+                            OutboundKind::Reply
+                        },
+                        in_reply_to: None,
+                        references: Vec::new(),
+                        attachments: Vec::new(),
+                        update,
+                    },
+                };
+                Ok((delivery, channel))
+            })?;
+        // Email threads by earlier messages' ids, Telegram answers the customer's latest
+        // message in groups; both carry files. The webhook skips the lookups.
+        if channel != ChannelKind::Webhook.as_str() {
+            self.thread_ids(&mut delivery.message)?;
+            delivery.message.attachments = self
+                .conn
+                .prepare_cached(
+                    "SELECT a.filename, a.content_type, b.data FROM attachments a JOIN blobs b ON b.sha256 = a.blob_sha256
+                     WHERE a.message_id = ?1 ORDER BY a.id",
+                )?
+                .query_map([delivery.message.message_id], |row| {
+                    Ok(OutboundAttachment {
+                        filename: row.get(0)?,
+                        content_type: row.get(1)?,
+                        data: row.get(2)?,
+                    })
+                })?
+                .collect::<Result<_, _>>()?;
+        }
+        Ok(delivery)
+    }
+
+    /// The channel ids of the conversation's earlier messages, for a channel that threads
+    /// by them (email): the customer's latest one is what this message answers.
+    fn thread_ids(&mut self, message: &mut OutboundMessage) -> StoreResult<()> {
+        let mut latest: Vec<(String, String)> = self
+            .conn
+            .prepare_cached(
+                "SELECT external_id, direction FROM messages
+                 WHERE conversation_id = ?1 AND id < ?2 AND external_id IS NOT NULL
+                   AND NOT (direction = 'inbound' AND author_kind = 'system')
+                 ORDER BY id DESC LIMIT ?3",
+            )?
+            .query_map(
+                params![message.conversation_id, message.message_id, MAX_REFERENCES as i64],
+                |row| Ok((row.get(0)?, row.get(1)?)),
+            )?
+            .collect::<Result<_, _>>()?;
+        latest.reverse();
+        if latest.len() == MAX_REFERENCES {
+            let root: Option<String> = self
+                .conn
+                .prepare_cached(
+                    "SELECT external_id FROM messages WHERE conversation_id = ?1 AND external_id IS NOT NULL
+                     ORDER BY id LIMIT 1",
+                )?
+                .query_row([message.conversation_id], |row| row.get(0))
+                .optional()?;
+            if let Some(root) = root
+                && latest.first().is_none_or(|(first, _)| *first != root)
+            {
+                latest[0] = (root, Direction::Inbound.as_str().to_owned());
+            }
+        }
+        message.in_reply_to = latest
+            .iter()
+            .rev()
+            .find(|(_, direction)| direction == Direction::Inbound.as_str())
+            .map(|(id, _)| id.clone());
+        message.references = latest.into_iter().map(|(id, _)| id).collect();
+        Ok(())
+    }
+}
