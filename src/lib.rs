@@ -27,6 +27,7 @@ pub mod clock;
 pub mod config;
 pub mod domain;
 pub mod model;
+pub mod query;
 pub mod server;
 pub mod store;
 pub mod work;

@@ -185,7 +185,7 @@ fn explain(settings: &Settings, path: &std::path::Path, json: bool) -> anyhow::R
 
 async fn agent(settings: Settings, command: AgentCommand) -> anyhow::Result<()> {
     let clock = SystemClock;
-    let (store, _) = server::open_store(&settings, &clock).await?;
+    let opened = server::open(&settings, &clock).await?;
     match command {
         AgentCommand::Add {
             name,
@@ -202,7 +202,8 @@ async fn agent(settings: Settings, command: AgentCommand) -> anyhow::Result<()> 
             let role =
                 Role::parse(&role).with_context(|| format!("--role `{role}` is not one of {}", Role::names()))?;
             let token = generate_token().context("reading the system's random source")?;
-            let agent = store
+            let id = opened
+                .service
                 .create_agent(
                     NewAgent {
                         name,
@@ -215,6 +216,7 @@ async fn agent(settings: Settings, command: AgentCommand) -> anyhow::Result<()> 
                     clock.now_ms(),
                 )
                 .await?;
+            let agent = opened.queries.agent(id).await?;
             eprintln!(
                 "created agent `{}` (id {}, {}, team {}); its token follows, shown only this once:",
                 agent.name,
@@ -226,7 +228,7 @@ async fn agent(settings: Settings, command: AgentCommand) -> anyhow::Result<()> 
         }
         AgentCommand::List => {
             println!("id\tname\trole\tteam\tavailable\tcapacity\topen");
-            for agent in store.list_agents().await? {
+            for agent in opened.queries.agents().await? {
                 println!(
                     "{}\t{}\t{}\t{}\t{}\t{}\t{}",
                     agent.id,

@@ -15,21 +15,32 @@ use crate::api::{self, AppState, Inbox};
 use crate::channels::Channels;
 use crate::clock::{Clock, SystemClock};
 use crate::config::{ChannelSettings, Settings};
+use crate::domain::service::Service;
+use crate::query::Queries;
 use crate::store::sqlite::SqliteStore;
-use crate::store::{InboxSpec, Store, TeamSpec};
+use crate::store::{Catalog, InboxSpec, Store, TeamSpec};
 use crate::work::events::EventDispatcher;
 use crate::work::outbox::Dispatcher;
 use crate::work::scheduler::{Scheduler, SchedulerHandle};
 
+/// The configured store, migrated, with the configured teams and inboxes in it.
+pub struct Opened {
+    /// The desk's operations on it.
+    pub service: Service,
+    /// Its read models.
+    pub queries: Arc<dyn Queries>,
+    pub catalog: Catalog,
+}
+
 /// Opens the configured store, runs migrations, and makes the configured teams and
 /// inboxes exist in it.
-pub async fn open_store(
-    settings: &Settings,
-    clock: &dyn Clock,
-) -> anyhow::Result<(Arc<dyn Store>, crate::store::Catalog)> {
-    let store = SqliteStore::open(&settings.storage_url)
-        .await
-        .with_context(|| format!("opening the store at {} (storage.url)", settings.storage_url))?;
+pub async fn open(settings: &Settings, clock: &dyn Clock) -> anyhow::Result<Opened> {
+    let store = Arc::new(
+        SqliteStore::open(&settings.storage_url)
+            .await
+            .with_context(|| format!("opening the store at {} (storage.url)", settings.storage_url))?,
+    );
+    let service = Service::new(Arc::clone(&store) as Arc<dyn Store>, Arc::clone(&settings.desk));
     let teams: Vec<TeamSpec> = settings
         .desk
         .teams
@@ -49,10 +60,18 @@ pub async fn open_store(
             channel: i.channel.kind(),
         })
         .collect();
-    let catalog = store
-        .sync_catalog(&teams, &inboxes, Arc::clone(&settings.desk), clock.now_ms())
-        .await?;
-    Ok((Arc::new(store), catalog))
+    let catalog = service.sync_catalog(teams, inboxes, clock.now_ms()).await?;
+    Ok(Opened {
+        service,
+        queries: store,
+        catalog,
+    })
+}
+
+/// [`open`] for callers that need only the desk's operations (tests, benchmarks).
+pub async fn open_store(settings: &Settings, clock: &dyn Clock) -> anyhow::Result<(Service, Catalog)> {
+    let opened = open(settings, clock).await?;
+    Ok((opened.service, opened.catalog))
 }
 
 /// Serves on `listener` until `shutdown` is cancelled, then stops accepting, lets open
@@ -70,9 +89,14 @@ pub async fn run_with_clock(
     shutdown: CancellationToken,
     clock: Arc<dyn Clock>,
 ) -> anyhow::Result<()> {
-    let (store, catalog) = open_store(&settings, clock.as_ref()).await?;
+    let Opened {
+        service,
+        queries,
+        catalog,
+    } = open(&settings, clock.as_ref()).await?;
+    let store = Arc::clone(service.store());
     // Capacities or policies may have changed since the last run.
-    let assigned = store.drain_queues(clock.now_ms()).await?;
+    let assigned = service.drain_queues(clock.now_ms()).await?;
     if assigned > 0 {
         tracing::info!(assigned, "assigned waiting conversations at start");
     }
@@ -112,7 +136,7 @@ pub async fn run_with_clock(
     let outbox_shutdown = CancellationToken::new();
     let outbox_task = tokio::spawn(dispatcher.run(outbox_shutdown.clone()));
     let events_wakeup = Arc::new(Notify::new());
-    let subscribed = !store.list_subscriptions().await?.iter().all(|s| !s.active);
+    let subscribed = queries.subscriptions().await?.iter().any(|s| s.active);
     let events = EventDispatcher {
         store: Arc::clone(&store),
         clock: Arc::clone(&clock),
@@ -140,7 +164,7 @@ pub async fn run_with_clock(
     let scheduler_shutdown = shutdown.child_token();
     let scheduler_task = tokio::spawn(
         Scheduler {
-            store: Arc::clone(&store),
+            service: service.clone(),
             clock: Arc::clone(&clock),
             handle: Arc::clone(&scheduler),
             outbox_wakeup: Arc::clone(&outbox_wakeup),
@@ -152,7 +176,8 @@ pub async fn run_with_clock(
     let http_grace = settings.http_shutdown_grace;
     let state = Arc::new(AppState {
         settings,
-        store,
+        service,
+        queries,
         clock,
         inboxes,
         outbox_wakeup,

@@ -26,9 +26,11 @@ use hdrhistogram::Histogram;
 use serde_json::{Value, json};
 use switchboard::auth::hash_token;
 use switchboard::clock::{Clock, ManualClock, SystemClock};
+use switchboard::domain::ingest::IngestContext;
 use switchboard::domain::router::Router;
+use switchboard::domain::service::Service;
 use switchboard::model::Role;
-use switchboard::store::{InboxRef, IngestContext, NewAgent, Store};
+use switchboard::store::{InboxRef, NewAgent};
 use switchboard::work::scheduler::{Scheduler, SchedulerHandle};
 use switchboard_connector_core::{InboundMessage, Sender};
 use tokio::task::JoinHandle;
@@ -207,7 +209,7 @@ impl SchedulerFigures {
 
     pub fn to_json(&self) -> Value {
         json!({
-            "description": "switchboard::work::scheduler::Scheduler over the SQLite store in the benchmark's process; conversations ingested through Store::ingest_in_order, each with first-response, resolution and open-time SLA clocks",
+            "description": "switchboard::work::scheduler::Scheduler over the SQLite store in the benchmark's process; conversations ingested through Service::ingest_in_order, each with first-response, resolution and open-time SLA clocks",
             "seeding": {
                 "conversations": self.seeding.conversations,
                 "batch": SEED_BATCH,
@@ -241,7 +243,7 @@ impl SchedulerFigures {
 /// What ingest needs for the one inbox, as the webhook hook builds it (the updates
 /// scenario seeds its stores with it too).
 pub(crate) struct Intake {
-    pub(crate) store: Arc<dyn Store>,
+    pub(crate) store: Service,
     pub(crate) inbox: InboxRef,
     pub(crate) router: Arc<Router>,
 }
@@ -296,14 +298,14 @@ impl Intake {
 }
 
 fn start_scheduler(
-    store: &Arc<dyn Store>,
+    service: &Service,
     clock: Arc<dyn Clock>,
 ) -> (Arc<SchedulerHandle>, CancellationToken, JoinHandle<()>) {
     let handle = Arc::new(SchedulerHandle::default());
     let shutdown = CancellationToken::new();
     let task = tokio::spawn(
         Scheduler {
-            store: Arc::clone(store),
+            service: service.clone(),
             clock,
             handle: Arc::clone(&handle),
             outbox_wakeup: Arc::new(tokio::sync::Notify::new()),
@@ -344,7 +346,7 @@ pub async fn run(conversations: u64, idle_seconds: u64) -> anyhow::Result<Schedu
         store.create_agent(supervisor, system.now_ms()).await?;
     }
     let intake = Arc::new(Intake {
-        store: Arc::clone(&store),
+        store: store.clone(),
         inbox: catalog.inboxes.get("shop").context("the shop inbox")?.clone(),
         router: Arc::clone(&settings.router),
     });
@@ -372,7 +374,11 @@ pub async fn run(conversations: u64, idle_seconds: u64) -> anyhow::Result<Schedu
     let mut next_fire_us = crate::load::histogram();
     for _ in 0..QUERY_CALLS {
         let before = Instant::now();
-        store.next_sla_fire().await?.context("no SLA moment is pending")?;
+        store
+            .store()
+            .next_sla_fire()
+            .await?
+            .context("no SLA moment is pending")?;
         next_fire_us.saturating_record(before.elapsed().as_micros() as u64);
     }
 

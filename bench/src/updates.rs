@@ -17,9 +17,9 @@
 //! - Through the store: two stores (fresh temporary folders) with the same config but the
 //!   `[updates]` table: `events = []`, and none (the defaults: `received`, `resolved` and
 //!   `csat` among others). N new conversations are ingested through
-//!   `Store::ingest_in_order` in batches of 500 (with updates, each is one more message
+//!   `Service::ingest_in_order` in batches of 500 (with updates, each is one more message
 //!   and outbox row: `received`), then an agent resolves each through
-//!   `Store::update_conversation`, one call at a time as agents do (with updates, two more
+//!   `Service::update_conversation` and the detail read back, one call at a time as agents do (with updates, two more
 //!   messages and outbox rows, two `status_updates_sent` rows and a CSAT token). Timed: the
 //!   wall clock, and the CPU of the store's writer thread (`sqlite-writer`, read from
 //!   `/proc/self/task`), where updates are rendered and written. A resolve's wall time is
@@ -37,12 +37,13 @@ use hdrhistogram::Histogram;
 use serde_json::{Value, json};
 use switchboard::auth::hash_token;
 use switchboard::clock::{Clock, SystemClock};
+use switchboard::domain::lifecycle::ConversationChanges;
 use switchboard::domain::updates::{
     AgentVars, ContactVars, ConversationVars, CsatVars, InboxVars, NextOpen, SlaVars, TeamVars, UpdateEvent,
     UpdatePolicy, UpdateVars,
 };
 use switchboard::model::{Role, Status};
-use switchboard::store::{ConversationChanges, NewAgent};
+use switchboard::store::NewAgent;
 use switchboard_connector_core::ChannelKind;
 
 use crate::daemon::{SECRET, process_cpu_seconds};
@@ -490,7 +491,7 @@ impl UpdatesFigures {
         json!({
             "render": self.render.to_json(),
             "store": {
-                "description": "Two stores with the same config but [updates]: events = [] (off) and the defaults (on: received, resolved, csat). Conversations ingested through Store::ingest_in_order in batches, then each resolved by Store::update_conversation one call at a time (its transaction and fsync, then the detail read back). Writer CPU is the store's sqlite-writer thread's, from /proc/self/task.",
+                "description": "Two stores with the same config but [updates]: events = [] (off) and the defaults (on: received, resolved, csat). Conversations ingested through Service::ingest_in_order in batches, then each resolved by Service::update_conversation one call at a time (its transaction and fsync, then the detail read back). Writer CPU is the store's sqlite-writer thread's, from /proc/self/task.",
                 "conversations": off.conversations,
                 "ingest_batch": SEED_BATCH,
                 "updates_off": off.to_json(),
@@ -645,8 +646,9 @@ async fn through_store(conversations: u64, updates: bool) -> anyhow::Result<Stor
     let settings = switchboard::config::load(&config_path)?;
     let clock = SystemClock;
     // Not a `Send` future: awaited here, on the thread that blocks on the runtime.
-    let (store, catalog) = switchboard::server::open_store(&settings, &clock).await?;
-    let agent = store
+    let opened = switchboard::server::open(&settings, &clock).await?;
+    let (store, catalog) = (opened.service, opened.catalog);
+    let agent_id = store
         .create_agent(
             NewAgent {
                 name: "resolver".into(),
@@ -661,7 +663,7 @@ async fn through_store(conversations: u64, updates: bool) -> anyhow::Result<Stor
         )
         .await?;
     let intake = Intake {
-        store: Arc::clone(&store),
+        store: store.clone(),
         inbox: catalog.inboxes.get("shop").context("the shop inbox")?.clone(),
         router: Arc::clone(&settings.router),
     };
@@ -693,9 +695,10 @@ async fn through_store(conversations: u64, updates: bool) -> anyhow::Result<Stor
     let started = Instant::now();
     for id in ids {
         let before = Instant::now();
-        let detail = store
-            .update_conversation(id, agent.id, &changes, clock.now_ms())
+        store
+            .update_conversation(id, agent_id, changes.clone(), clock.now_ms())
             .await?;
+        let detail = opened.queries.conversation(id).await?;
         resolve_us.saturating_record(before.elapsed().as_micros() as u64);
         drop(detail);
     }

@@ -15,7 +15,9 @@ use axum::response::{Html, IntoResponse, Response};
 use serde::Deserialize;
 
 use super::{AppState, PathParam};
-use crate::store::{CsatPage, StoreError};
+use crate::domain::DeskError;
+use crate::query::CsatPage;
+use crate::store::{StoreError, StoreResult};
 
 /// Longest comment kept: a paragraph, not an essay pasted by a bot.
 const MAX_COMMENT: usize = 4000;
@@ -36,17 +38,21 @@ pub async fn show(
     PathParam(token): PathParam,
     Query(chosen): Query<Chosen>,
 ) -> Response {
-    match state.store.csat_page(&token, state.clock.now_ms()).await {
-        Ok(page) if !page.open => error_page(&StoreError::Invalid {
-            field: "csat",
-            problem: String::new(),
-        }),
+    match page(&state, &token).await {
+        Ok(page) if !page.open => error_page(Problem::Closed),
         Ok(page) => {
             let preselected = chosen.score.as_deref().and_then(score).or(page.score);
             Html(form_page(&token, &page, preselected, None)).into_response()
         }
-        Err(err) => error_page(&err),
+        Err(err) => error_page(Problem::of_store(&err)),
     }
+}
+
+/// What the page for `token` shows now.
+async fn page(state: &AppState, token: &str) -> StoreResult<CsatPage> {
+    let window = crate::model::millis(state.settings.desk.updates.settings.csat.answer_window);
+    let asked_since = state.clock.now_ms().saturating_sub(window);
+    state.queries.csat_page(token, asked_since).await
 }
 
 pub async fn answer(
@@ -65,7 +71,7 @@ pub async fn answer(
             .into_response();
     };
     let Some(chosen) = answer.score.as_deref().and_then(score) else {
-        return match state.store.csat_page(&token, state.clock.now_ms()).await {
+        return match page(&state, &token).await {
             Ok(page) => (
                 StatusCode::UNPROCESSABLE_ENTITY,
                 Html(form_page(
@@ -76,29 +82,55 @@ pub async fn answer(
                 )),
             )
                 .into_response(),
-            Err(err) => error_page(&err),
+            Err(err) => error_page(Problem::of_store(&err)),
         };
     };
     let comment = answer
         .comment
         .map(|comment| comment.chars().take(MAX_COMMENT).collect::<String>());
-    match state
-        .store
-        .answer_csat(&token, chosen, comment, state.clock.now_ms())
-        .await
-    {
-        Ok(page) => {
-            state.tell_subscribers();
-            Html(page_html(
-                "Thank you",
-                &format!(
-                    "<p>We recorded your rating of {chosen} out of 5 for conversation #{}.</p>",
-                    page.conversation_id
-                ),
-            ))
-            .into_response()
+    let answered = state
+        .service
+        .answer_csat(token.clone(), chosen, comment, state.clock.now_ms())
+        .await;
+    match answered {
+        Ok(()) => match page(&state, &token).await {
+            Ok(page) => {
+                state.tell_subscribers();
+                Html(page_html(
+                    "Thank you",
+                    &format!(
+                        "<p>We recorded your rating of {chosen} out of 5 for conversation #{}.</p>",
+                        page.conversation_id
+                    ),
+                ))
+                .into_response()
+            }
+            Err(err) => error_page(Problem::of_store(&err)),
+        },
+        Err(DeskError::Store(err)) => error_page(Problem::of_store(&err)),
+        Err(DeskError::NotFound(_)) => error_page(Problem::Unknown),
+        Err(_) => error_page(Problem::Closed),
+    }
+}
+
+/// Why the page cannot take an answer.
+enum Problem {
+    /// No question has this token.
+    Unknown,
+    /// The question was answered too late, or its conversation reopened.
+    Closed,
+    Unavailable,
+}
+
+impl Problem {
+    fn of_store(err: &StoreError) -> Problem {
+        match err {
+            StoreError::NotFound(_) => Problem::Unknown,
+            _ => {
+                tracing::error!(error = %err, "csat page: storage failure");
+                Problem::Unavailable
+            }
         }
-        Err(err) => error_page(&err),
     }
 }
 
@@ -132,24 +164,21 @@ fn form_page(token: &str, page: &CsatPage, preselected: Option<u8>, problem: Opt
     page_html("How did we do?", &body)
 }
 
-fn error_page(err: &StoreError) -> Response {
-    let (status, text) = match err {
-        StoreError::NotFound(_) => (
+fn error_page(problem: Problem) -> Response {
+    let (status, text) = match problem {
+        Problem::Unknown => (
             StatusCode::NOT_FOUND,
             "This link is not valid (any more). If you wanted to rate our help, reply to our message instead.",
         ),
-        StoreError::Invalid { .. } => (
+        Problem::Closed => (
             StatusCode::GONE,
             "This question is closed: the time to answer has passed, or the conversation was \
              opened again. Thank you all the same.",
         ),
-        _ => {
-            tracing::error!(error = %err, "csat page: storage failure");
-            (
-                StatusCode::SERVICE_UNAVAILABLE,
-                "We could not record your answer just now. Please try again in a minute.",
-            )
-        }
+        Problem::Unavailable => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "We could not record your answer just now. Please try again in a minute.",
+        ),
     };
     (status, Html(page_html("Sorry", &format!("<p>{}</p>", escape(text))))).into_response()
 }

@@ -12,7 +12,7 @@ use axum::response::{IntoResponse, Response};
 use super::v1::{Authenticated, page_limit, parse_id, reject_unknown};
 use super::{ApiError, AppState, PathParam};
 use crate::model::DeliveryStatus;
-use crate::store::{DeliveryPage, DeliveryRecord};
+use crate::query::{DeliveryPage, DeliveryRecord};
 
 /// `GET /api/v1/deliveries?status=failed&limit=25&cursor=…`, newest first.
 pub async fn list(
@@ -44,7 +44,7 @@ pub async fn list(
         })
         .transpose()?;
     let limit = page_limit(param("limit"))?;
-    Ok(Json(state.store.list_deliveries(status, before, limit).await?))
+    Ok(Json(state.queries.deliveries(status, before, limit).await?))
 }
 
 /// `POST /api/v1/deliveries/{id}/retry`: a failed delivery goes again, now.
@@ -55,17 +55,17 @@ pub async fn retry(
 ) -> Result<Json<DeliveryRecord>, ApiError> {
     let id = parse_id(&id, "delivery")?;
     let now = state.clock.now_ms();
-    let delivery = state
-        .store
+    state
+        .service
         .retry_delivery(id, agent.id, now, state.expires_at(now))
         .await?;
     state.outbox_wakeup.notify_one();
-    Ok(Json(delivery))
+    Ok(Json(state.queries.delivery(id).await?))
 }
 
 /// `GET /metrics`: the outbox's gauges in the Prometheus text format.
 pub async fn metrics(State(state): State<Arc<AppState>>) -> Response {
-    let gauges = match state.store.outbox_gauges().await {
+    let gauges = match state.queries.outbox_gauges().await {
         Ok(gauges) => gauges,
         Err(err) => return ApiError::from(err).into_response(),
     };

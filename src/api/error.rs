@@ -5,6 +5,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
+use crate::domain::DeskError;
 use crate::store::StoreError;
 
 #[derive(Debug)]
@@ -51,16 +52,42 @@ impl From<StoreError> for ApiError {
         match err {
             StoreError::NotFound(what) => ApiError::not_found(what),
             StoreError::Invalid { field, problem } => ApiError::invalid(field, problem),
-            StoreError::Conflict(message) => ApiError::new(StatusCode::CONFLICT, "conflict", message),
-            StoreError::Forbidden(message) => ApiError::new(StatusCode::FORBIDDEN, "forbidden", message),
-            StoreError::Backend(detail) => {
-                tracing::error!(%detail, "storage failure while serving a request");
+            StoreError::Conflict(cause) => {
+                tracing::warn!(%cause, "a write lost to another while serving a request");
+                ApiError::new(
+                    StatusCode::CONFLICT,
+                    "conflict",
+                    "another change got there first; nothing was changed, read again and retry",
+                )
+            }
+            StoreError::Transient(cause) => {
+                tracing::error!(%cause, "storage unavailable while serving a request");
                 ApiError::new(
                     StatusCode::SERVICE_UNAVAILABLE,
                     "storage_unavailable",
                     "storage is unavailable; nothing was changed, try again",
                 )
             }
+            StoreError::Fatal(cause) => {
+                tracing::error!(%cause, "storage failure while serving a request");
+                ApiError::new(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "storage_failure",
+                    "the store failed; nothing was changed, and retrying will not help until an operator looks",
+                )
+            }
+        }
+    }
+}
+
+impl From<DeskError> for ApiError {
+    fn from(err: DeskError) -> ApiError {
+        match err {
+            DeskError::NotFound(what) => ApiError::not_found(what),
+            DeskError::Invalid { field, problem } => ApiError::invalid(field, problem),
+            DeskError::Conflict(message) => ApiError::new(StatusCode::CONFLICT, "conflict", message),
+            DeskError::Forbidden(message) => ApiError::new(StatusCode::FORBIDDEN, "forbidden", message),
+            DeskError::Store(err) => ApiError::from(err),
         }
     }
 }

@@ -162,7 +162,7 @@ async fn receive_webhook(
     })?;
 
     let outcome = state
-        .store
+        .service
         .ingest(state.ingest_context(&inbox.reference), message)
         .await?;
     state.committed(&outcome);

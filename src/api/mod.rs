@@ -24,7 +24,10 @@ pub use error::ApiError;
 
 use crate::clock::Clock;
 use crate::config::{InboxSettings, Settings};
-use crate::store::{InboxRef, IngestContext, IngestOutcome, Store};
+use crate::domain::ingest::{IngestContext, IngestOutcome};
+use crate::domain::service::Service;
+use crate::query::Queries;
+use crate::store::InboxRef;
 use crate::work::scheduler::SchedulerHandle;
 
 /// A configured inbox with its database row.
@@ -36,7 +39,10 @@ pub struct Inbox {
 /// What every handler shares.
 pub struct AppState {
     pub settings: Settings,
-    pub store: Arc<dyn Store>,
+    /// The desk's operations: every change goes through here, one unit of work each.
+    pub service: Service,
+    /// What agents and admins are shown.
+    pub queries: Arc<dyn Queries>,
     pub clock: Arc<dyn Clock>,
     /// Configured inboxes by key, as they appear in `/hooks/{key}`.
     pub inboxes: HashMap<String, Inbox>,
@@ -147,6 +153,6 @@ async fn ready(State(state): State<Arc<AppState>>) -> Result<axum::Json<serde_js
             "the daemon is shutting down",
         ));
     }
-    state.store.ping().await?;
+    state.service.store().ping().await?;
     Ok(axum::Json(json!({"status": "ready"})))
 }

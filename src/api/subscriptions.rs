@@ -12,20 +12,14 @@ use switchboard_connector_webhook::Secret;
 
 use super::v1::{Authenticated, JsonObject, parse_id, reject_unknown};
 use super::{ApiError, AppState, PathParam};
-use crate::model::Role;
-use crate::store::{Agent, NewSubscription, Subscription};
-use crate::work::events::{EventType, new_secret};
+use crate::domain::access;
+use crate::domain::events::EventType;
+use crate::query::Agent;
+use crate::store::{NewSubscription, Subscription};
+use crate::work::events::new_secret;
 
 fn admin(agent: &Agent) -> Result<(), ApiError> {
-    if agent.role == Role::Admin {
-        Ok(())
-    } else {
-        Err(ApiError::new(
-            StatusCode::FORBIDDEN,
-            "forbidden",
-            "only admins manage subscriptions",
-        ))
-    }
+    Ok(access::may_manage_subscriptions(&super::v1::caller(agent))?)
 }
 
 /// A subscription as listed: its secret is shown once, when created.
@@ -88,7 +82,7 @@ pub async fn create(
         Some(_) => return Err(ApiError::invalid("description", "must be a string")),
     };
     let subscription = state
-        .store
+        .service
         .create_subscription(
             NewSubscription {
                 url,
@@ -109,13 +103,7 @@ pub async fn list(
     Authenticated(agent): Authenticated,
 ) -> Result<Json<Value>, ApiError> {
     admin(&agent)?;
-    let subscriptions: Vec<Subscription> = state
-        .store
-        .list_subscriptions()
-        .await?
-        .into_iter()
-        .map(listed)
-        .collect();
+    let subscriptions: Vec<Subscription> = state.queries.subscriptions().await?.into_iter().map(listed).collect();
     Ok(Json(json!({ "subscriptions": subscriptions })))
 }
 
@@ -127,8 +115,8 @@ pub async fn get(
 ) -> Result<Json<Value>, ApiError> {
     admin(&agent)?;
     let id = parse_id(&id, "subscription")?;
-    let subscription = listed(state.store.subscription(id).await?);
-    let deliveries = state.store.subscription_deliveries(id, 50).await?;
+    let subscription = listed(state.queries.subscription(id).await?);
+    let deliveries = state.queries.subscription_deliveries(id, 50).await?;
     let mut body = serde_json::to_value(subscription).unwrap_or(Value::Null);
     body["deliveries"] = serde_json::to_value(deliveries).unwrap_or(Value::Null);
     Ok(Json(body))
@@ -151,7 +139,7 @@ pub async fn update(
         None => return Err(ApiError::invalid("active", "is required")),
     };
     let subscription = state
-        .store
+        .service
         .set_subscription_active(id, active, state.clock.now_ms())
         .await?;
     if active {
@@ -168,7 +156,7 @@ pub async fn delete(
 ) -> Result<StatusCode, ApiError> {
     admin(&agent)?;
     let id = parse_id(&id, "subscription")?;
-    state.store.delete_subscription(id, state.clock.now_ms()).await?;
+    state.service.delete_subscription(id, state.clock.now_ms()).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -181,7 +169,7 @@ pub async fn ping(
 ) -> Result<Response, ApiError> {
     admin(&agent)?;
     let id = parse_id(&id, "subscription")?;
-    let delivery = state.store.ping_subscription(id, state.clock.now_ms()).await?;
+    let delivery = state.service.ping_subscription(id, state.clock.now_ms()).await?;
     state.events_wakeup.notify_one();
     Ok((StatusCode::ACCEPTED, Json(json!({"delivery_id": delivery}))).into_response())
 }

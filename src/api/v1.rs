@@ -11,6 +11,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 use base64::Engine as _;
+use serde::Serialize;
 use serde_json::{Map, Value, json};
 use switchboard_connector_core::OutboundAttachment;
 use switchboard_connector_webhook::inbound::BASE64;
@@ -18,11 +19,14 @@ use switchboard_connector_webhook::inbound::BASE64;
 use super::error::ApiError;
 use super::{AppState, PathParam};
 use crate::auth::hash_token;
-use crate::model::{Priority, Role, Status};
-use crate::store::{
-    Agent, AgentSelector, AssigneeFilter, ConversationChanges, ConversationFilter, ConversationPage, Cursor,
-    Escalation, EscalationTarget, NewAgentMessage,
-};
+use crate::domain::access::Caller;
+use crate::domain::desk::Desk;
+use crate::domain::escalation::{Escalation, EscalationTarget};
+use crate::domain::lifecycle::{ConversationChanges, NewAgentMessage};
+use crate::model::{Priority, Status, Timestamp};
+use crate::query::TeamCounts;
+use crate::query::{Agent, AssigneeFilter, ConversationFilter, ConversationPage, Cursor};
+use crate::store::AgentSelector;
 
 const DEFAULT_PAGE: u32 = 25;
 const MAX_PAGE: u32 = 100;
@@ -69,6 +73,15 @@ pub fn router() -> Router<Arc<AppState>> {
 /// The agent a bearer token belongs to.
 pub struct Authenticated(pub Agent);
 
+/// Who a request acts for, as the access layer judges it.
+pub(super) fn caller(agent: &Agent) -> Caller {
+    Caller {
+        id: agent.id,
+        role: agent.role,
+        team: agent.team.clone(),
+    }
+}
+
 impl FromRequestParts<Arc<AppState>> for Authenticated {
     type Rejection = Response;
 
@@ -94,7 +107,7 @@ impl FromRequestParts<Arc<AppState>> for Authenticated {
                 "send `Authorization: Bearer <token>`; `switchboard agent add` creates tokens",
             ));
         };
-        match state.store.agent_by_token_hash(&hash_token(token)).await {
+        match state.queries.agent_by_token_hash(&hash_token(token)).await {
             Ok(Some(agent)) => Ok(Authenticated(agent)),
             Ok(None) => Err(unauthorized("the token is not valid")),
             Err(err) => Err(ApiError::from(err).into_response()),
@@ -193,32 +206,28 @@ async fn set_availability(
         Some(_) => return Err(ApiError::invalid("available", "must be true or false")),
         None => return Err(ApiError::invalid("available", "is required")),
     };
-    let agent = if who == "me" {
-        caller
+    let target = if who == "me" {
+        caller.id
     } else {
-        if caller.role == Role::Agent {
-            return Err(ApiError::new(
-                StatusCode::FORBIDDEN,
-                "forbidden",
-                "only supervisors and admins may set another agent's availability; use `me` for your own",
-            ));
-        }
+        crate::domain::access::may_set_others_availability(&super::v1::caller(&caller))?;
         let selector = agent_selector(&who);
         state
-            .store
-            .list_agents()
+            .queries
+            .agents()
             .await?
             .into_iter()
             .find(|agent| match &selector {
                 AgentSelector::Id(id) => agent.id == *id,
                 AgentSelector::Name(name) => agent.name == *name,
             })
+            .map(|agent| agent.id)
             .ok_or_else(|| ApiError::not_found("agent"))?
     };
-    let agent = state
-        .store
-        .set_availability(agent.id, available, state.clock.now_ms())
+    state
+        .service
+        .set_availability(target, available, state.clock.now_ms())
         .await?;
+    let agent = state.queries.agent(target).await?;
     // Becoming available may have assigned waiting conversations.
     state.changed();
     Ok(Json(agent))
@@ -280,21 +289,18 @@ async fn escalate(
         Some(Value::String(text)) if text.len() <= 200 => Some(text.trim().to_owned()),
         Some(_) => return Err(ApiError::invalid("reason", "must be a string of at most 200 bytes")),
     };
-    let detail = state
-        .store
+    state
+        .service
         .escalate(Escalation {
             conversation_id,
-            agent: crate::domain::access::Caller {
-                id: agent.id,
-                role: agent.role,
-                team: agent.team.clone(),
-            },
+            agent: caller(&agent),
             to,
             summary,
             reason,
             now: state.clock.now_ms(),
         })
         .await?;
+    let detail = state.queries.conversation(conversation_id).await?;
     state.changed();
     Ok(Json(detail).into_response())
 }
@@ -315,7 +321,57 @@ async fn explain_route(
 }
 
 async fn teams(State(state): State<Arc<AppState>>, _agent: Authenticated) -> Result<Json<Value>, ApiError> {
-    Ok(Json(json!({"teams": state.store.team_summaries().await?})))
+    let summaries: Vec<TeamSummary> = state
+        .queries
+        .team_counts()
+        .await?
+        .into_iter()
+        .map(|counts| TeamSummary::of(counts, &state.settings.desk))
+        .collect();
+    Ok(Json(json!({"teams": summaries})))
+}
+
+/// A team as `/api/v1/teams` shows it: its queue counted, with its policy.
+#[derive(Debug, Serialize)]
+struct TeamSummary {
+    key: String,
+    name: String,
+    department: String,
+    tier: i64,
+    assignment: &'static str,
+    /// Where `{"tier": "next"}` goes.
+    escalates_to: Option<String>,
+    /// Open conversations nobody is assigned to: the queue.
+    waiting: i64,
+    /// Open conversations an agent holds.
+    assigned: i64,
+    /// Unresolved conversations (open, pending, snoozed) with an SLA breach.
+    breached: i64,
+    /// When the longest-waiting conversation of the queue entered it.
+    oldest_waiting_since: Option<Timestamp>,
+    /// Members marked available, and all members.
+    agents_available: i64,
+    agents: i64,
+}
+
+impl TeamSummary {
+    fn of(counts: TeamCounts, desk: &Desk) -> TeamSummary {
+        let policy = desk.team(&counts.key);
+        TeamSummary {
+            department: policy.map_or_else(|| counts.key.clone(), |team| team.department.clone()),
+            assignment: policy.map_or("manual", |team| team.assignment.as_str()),
+            escalates_to: policy.and_then(|team| team.next_tier.clone()),
+            name: counts.name,
+            tier: counts.tier,
+            waiting: counts.waiting,
+            assigned: counts.assigned,
+            breached: counts.breached,
+            oldest_waiting_since: counts.oldest_waiting_since,
+            agents_available: counts.agents_available,
+            agents: counts.agents,
+            key: counts.key,
+        }
+    }
 }
 
 async fn list_conversations(
@@ -369,7 +425,7 @@ async fn list_conversations(
         assignee,
         inbox: param("inbox").map(str::to_owned),
     };
-    Ok(Json(state.store.list_conversations(&filter, after, limit).await?))
+    Ok(Json(state.queries.conversations(&filter, after, limit).await?))
 }
 
 async fn conversation(
@@ -378,7 +434,7 @@ async fn conversation(
     PathParam(id): PathParam,
 ) -> Result<Response, ApiError> {
     let id = parse_id(&id, "conversation")?;
-    Ok(Json(state.store.conversation(id).await?).into_response())
+    Ok(Json(state.queries.conversation(id).await?).into_response())
 }
 
 async fn add_message(
@@ -408,8 +464,8 @@ async fn add_message(
         Some(value) => parse_attachments(value)?,
     };
     let now = state.clock.now_ms();
-    let message = state
-        .store
+    let message_id = state
+        .service
         .add_agent_message(NewAgentMessage {
             conversation_id,
             agent_id: agent.id,
@@ -424,6 +480,7 @@ async fn add_message(
         state.outbox_wakeup.notify_one();
         state.tell_subscribers();
     }
+    let message = state.queries.message(message_id).await?;
     Ok((StatusCode::CREATED, Json(message)).into_response())
 }
 
@@ -563,12 +620,12 @@ async fn update_conversation(
             "must change at least one of status, priority, assignee, team",
         ));
     }
-    let detail = state
-        .store
-        .update_conversation(id, agent.id, &changes, state.clock.now_ms())
+    state
+        .service
+        .update_conversation(id, agent.id, changes, state.clock.now_ms())
         .await?;
     state.changed();
-    Ok(Json(detail).into_response())
+    Ok(Json(state.queries.conversation(id).await?).into_response())
 }
 
 async fn attachment(
@@ -577,7 +634,7 @@ async fn attachment(
     PathParam(id): PathParam,
 ) -> Result<Response, ApiError> {
     let id = parse_id(&id, "attachment")?;
-    let attachment = state.store.attachment(id).await?;
+    let attachment = state.queries.attachment(id).await?;
     let content_type = HeaderValue::from_str(&attachment.content_type)
         .unwrap_or_else(|_| HeaderValue::from_static("application/octet-stream"));
     // Served as a download, never rendered: the bytes come from customers.

@@ -13,6 +13,7 @@ use switchboard_connector_email::inbound::{Disposition, disposition, too_large};
 use tokio_util::sync::CancellationToken;
 
 use crate::api::AppState;
+use crate::domain::DeskError;
 use crate::store::{InboxRef, StoreError};
 
 /// Mails fetched per command: the cursor moves after each batch.
@@ -29,7 +30,7 @@ enum ReadError {
     #[error(transparent)]
     Imap(#[from] ImapError),
     #[error("store: {0}")]
-    Store(#[from] StoreError),
+    Store(#[from] DeskError),
 }
 
 /// Reads one inbox until `shutdown`, reconnecting with backoff after any failure.
@@ -91,9 +92,11 @@ impl Reader {
         );
         let cursor = self
             .state
-            .store
+            .service
+            .store()
             .channel_cursor(self.inbox.id, &self.cursor_name)
-            .await?
+            .await
+            .map_err(DeskError::from)?
             .and_then(|value| parse_cursor(&value));
         let mut last_uid = match cursor {
             Some((validity, last_uid)) if validity == folder.uid_validity => last_uid,
@@ -193,7 +196,7 @@ impl Reader {
         for (uid, disposition) in normalizing {
             let disposition = disposition
                 .await
-                .map_err(|err| StoreError::Conflict(format!("mail normalization failed: {err}")))?;
+                .map_err(|err| DeskError::Store(StoreError::fatal(format!("mail normalization failed: {err}"))))?;
             match disposition {
                 Disposition::Ingest(message) => {
                     batch.push((self.state.ingest_context(&self.inbox), *message));
@@ -204,7 +207,7 @@ impl Reader {
                 }
             }
         }
-        let outcomes = self.state.store.ingest_in_order(batch).await;
+        let outcomes = self.state.service.ingest_in_order(batch).await;
         let mut failure = None;
         for (uid, outcome) in uids.into_iter().zip(outcomes) {
             match outcome {
@@ -233,11 +236,16 @@ impl Reader {
         }
     }
 
-    async fn save_cursor(&self, uid_validity: u32, last_uid: u32) -> Result<(), StoreError> {
+    async fn save_cursor(&self, uid_validity: u32, last_uid: u32) -> Result<(), DeskError> {
         let value = format!("{uid_validity}:{last_uid}");
         self.state
-            .store
-            .set_channel_cursor(self.inbox.id, &self.cursor_name, &value, self.state.clock.now_ms())
+            .service
+            .set_channel_cursor(
+                self.inbox.id,
+                self.cursor_name.clone(),
+                value,
+                self.state.clock.now_ms(),
+            )
             .await
     }
 }

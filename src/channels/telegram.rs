@@ -18,6 +18,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::api::AppState;
 use crate::config::{ChannelSettings, Settings, TelegramChannel};
+use crate::domain::DeskError;
 use crate::store::{Catalog, InboxRef, StoreError};
 
 const CURSOR: &str = "updates";
@@ -93,7 +94,7 @@ async fn pause(backoff: &mut Duration, what: &str, key: &str, error: &(dyn std::
     *backoff = (*backoff * 2).min(BACKOFF_MAX);
 }
 
-async fn serve(state: &AppState, inbox: &TelegramInbox, backoff: &mut Duration) -> Result<(), StoreError> {
+async fn serve(state: &AppState, inbox: &TelegramInbox, backoff: &mut Duration) -> Result<(), DeskError> {
     let key = &inbox.reference.key;
     let identity = loop {
         match client::identity(&inbox.bot).await {
@@ -124,10 +125,11 @@ async fn serve(state: &AppState, inbox: &TelegramInbox, backoff: &mut Duration) 
     }
 }
 
-async fn poll(state: &AppState, inbox: &TelegramInbox, backoff: &mut Duration) -> Result<(), StoreError> {
+async fn poll(state: &AppState, inbox: &TelegramInbox, backoff: &mut Duration) -> Result<(), DeskError> {
     let key = &inbox.reference.key;
     let mut offset: i64 = state
-        .store
+        .service
+        .store()
         .channel_cursor(inbox.reference.id, CURSOR)
         .await?
         .and_then(|value| value.parse().ok())
@@ -176,8 +178,13 @@ async fn poll(state: &AppState, inbox: &TelegramInbox, backoff: &mut Duration) -
             };
             offset = offset.max(update_id + 1);
             state
-                .store
-                .set_channel_cursor(inbox.reference.id, CURSOR, &offset.to_string(), state.clock.now_ms())
+                .service
+                .set_channel_cursor(
+                    inbox.reference.id,
+                    CURSOR.into(),
+                    offset.to_string(),
+                    state.clock.now_ms(),
+                )
                 .await?;
         }
     }
@@ -185,11 +192,11 @@ async fn poll(state: &AppState, inbox: &TelegramInbox, backoff: &mut Duration) -
 
 /// Takes one update: the customer's message stored (its files fetched first), a button
 /// press answered and stored, a block recorded. Returns once committed.
-pub async fn take(state: &AppState, inbox: &TelegramInbox, update: &Update) -> Result<(), StoreError> {
+pub async fn take(state: &AppState, inbox: &TelegramInbox, update: &Update) -> Result<(), DeskError> {
     let key = &inbox.reference.key;
     let Some(identity) = inbox.identity.get() else {
         // 503 for a webhook: Telegram sends the update again later.
-        return Err(StoreError::Backend("the bot's identity is not known yet".into()));
+        return Err(StoreError::transient("the bot's identity is not known yet").into());
     };
     let (mut message, files, start) = match normalize(update, identity) {
         Normalized::Message { message, files, start } => (message, files, start),
@@ -202,8 +209,8 @@ pub async fn take(state: &AppState, inbox: &TelegramInbox, update: &Update) -> R
         }
         Normalized::Unreachable { external_id, reason } => {
             state
-                .store
-                .mark_unreachable(inbox.reference.id, &external_id, &reason, state.clock.now_ms())
+                .service
+                .mark_unreachable(inbox.reference.id, external_id, reason, state.clock.now_ms())
                 .await?;
             tracing::info!(inbox = %key, "telegram inbox: a customer blocked the bot");
             return Ok(());
@@ -239,7 +246,7 @@ pub async fn take(state: &AppState, inbox: &TelegramInbox, update: &Update) -> R
     }
     let mut context = state.ingest_context(&inbox.reference);
     context.greeting = start;
-    let outcome = state.store.ingest(context, *message).await?;
+    let outcome = state.service.ingest(context, *message).await?;
     state.committed(&outcome);
     tracing::debug!(
         inbox = %key,

@@ -5,12 +5,13 @@
 use std::collections::HashSet;
 use std::sync::Arc;
 
-use crate::domain::desk::{Desk, human_duration};
+use crate::domain::desk::Desk;
 use crate::domain::escalation;
 use crate::domain::events::{self, Actor, BreachTaken, DomainEvent, SlaFacts};
 use crate::domain::{DeskError, DeskResult};
 use crate::model::clock::{ClockKind, ClockState, SlaClock};
 use crate::model::hours::BusinessHours;
+use crate::model::human_duration;
 use crate::model::{Priority, Status};
 use crate::store::{Conversation, ConversationPatch, Tx};
 

@@ -10,9 +10,9 @@ use serde::Serialize;
 
 use crate::domain::language::LanguageDetector;
 use crate::domain::updates::UpdatePolicy;
-use crate::model::Priority;
 use crate::model::clock::{ClockKind, ClockTarget};
 use crate::model::hours::BusinessHours;
+use crate::model::{Priority, millis};
 
 /// How a team's waiting conversations find an agent.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -185,14 +185,4 @@ impl Desk {
             max_open_actions: BreachActions::default(),
         }
     }
-}
-
-pub fn millis(duration: Duration) -> i64 {
-    i64::try_from(duration.as_millis()).unwrap_or(i64::MAX)
-}
-
-/// A target or a delay as people read it (`1h`, `2days 3h`), to the second: what the
-/// API, events, breach summaries and `route explain` show.
-pub fn human_duration(ms: i64) -> String {
-    humantime::format_duration(Duration::from_secs((ms.max(0) / 1000) as u64)).to_string()
 }

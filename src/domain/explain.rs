@@ -9,9 +9,9 @@ use serde_json::{Map, Value};
 use switchboard_connector_core::ChannelKind;
 
 use crate::config::Settings;
-use crate::domain::desk::human_duration;
 use crate::domain::router::{RouteInput, RuleTrace};
 use crate::model::clock::ClockKind;
+use crate::model::human_duration;
 use crate::model::{Priority, Timestamp};
 
 /// A sample message: `{"inbox": "shop", "text": "…", "subject"?, "language"?,

@@ -11,12 +11,13 @@ use std::sync::Arc;
 use serde_json::{Value, json};
 use switchboard_connector_core::{BounceReport, ChannelKind, InboundMessage};
 
-use crate::domain::desk::{Desk, millis};
+use crate::domain::desk::Desk;
 use crate::domain::events::{self, Actor, DomainEvent, MessageNews, StatusReason};
 use crate::domain::router::{RouteInput, Router};
 use crate::domain::updates::send::{self as updates, csat_conversation, question_open, record_csat, set_opt_out};
 use crate::domain::updates::{AfterResolution, UpdateEvent, parse_score};
 use crate::domain::{DeskError, DeskResult, clocks, queues, threading};
+use crate::model::millis;
 use crate::model::{ActorKind, DeliveryStatus, Direction, MessageKind, Status, Timestamp};
 use crate::store::{
     ContactRecord, Conversation, ConversationLookup, ConversationPatch, ConversationRef, IdentityRef, InboxRef,

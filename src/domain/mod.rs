@@ -15,6 +15,7 @@
 //! - [`updates`]: status updates: events, templates, and the rules that send them.
 //! - [`deliveries`]: what a send's outcome does; subscriptions' lifecycle.
 //! - [`catalog`]: the configured teams and inboxes made to exist.
+//! - [`service`]: the operations above, each one unit of work, as callers use them.
 //! - [`explain`]: `route explain`, a sample message through router and desk.
 
 pub mod access;
@@ -30,6 +31,7 @@ pub mod language;
 pub mod lifecycle;
 pub mod queues;
 pub mod router;
+pub mod service;
 pub mod threading;
 pub mod updates;
 

@@ -4,7 +4,7 @@
 use switchboard_connector_core::ThreadHints;
 
 use crate::domain::DeskResult;
-use crate::domain::desk::millis;
+use crate::model::millis;
 use crate::store::{ConversationLookup, ConversationRef, Tx};
 
 /// The conversation a new message of this contact joins, if any.

@@ -4,6 +4,8 @@
 //! values the SLA rules are made of: [`hours`] (business hours) and [`clock`] (one SLA
 //! clock's arithmetic).
 
+use std::time::Duration;
+
 use serde::{Deserialize, Serialize};
 
 pub mod clock;
@@ -101,6 +103,17 @@ impl Serialize for Timestamp {
         let time = std::time::UNIX_EPOCH + std::time::Duration::from_millis(millis);
         serializer.collect_str(&humantime::format_rfc3339_millis(time))
     }
+}
+
+/// A duration in Unix-millisecond arithmetic, saturating.
+pub fn millis(duration: Duration) -> i64 {
+    i64::try_from(duration.as_millis()).unwrap_or(i64::MAX)
+}
+
+/// A target or a delay as people read it (`1h`, `2days 3h`), to the second: what the
+/// API, events, breach summaries and `route explain` show.
+pub fn human_duration(ms: i64) -> String {
+    humantime::format_duration(Duration::from_secs((ms.max(0) / 1000) as u64)).to_string()
 }
 
 #[cfg(test)]

@@ -12,7 +12,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
-use crate::domain::desk::millis;
+use crate::model::millis;
 use crate::store::ClaimPlan;
 
 /// The longest a paused destination waits for its next probe.

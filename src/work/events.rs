@@ -20,8 +20,9 @@ use tokio_util::task::TaskTracker;
 
 use crate::clock::Clock;
 use crate::config::OutboxSettings;
-use crate::domain::desk::millis;
 pub use crate::domain::events::EventType;
+use crate::domain::{DeskError, deliveries};
+use crate::model::millis;
 use crate::store::{DeliveryResult, EventDelivery, Store};
 use crate::work::outbox::{IDLE_CHECK, LEASE, after_transient_failure, wait_for};
 
@@ -187,7 +188,9 @@ pub struct EventDispatcher {
 impl EventDispatcher {
     pub async fn run(self, shutdown: CancellationToken) {
         let this = Arc::new(self);
-        if let Err(error) = this.store.release_event_deliveries(this.clock.now_ms()).await {
+        let now = this.clock.now_ms();
+        let released = this.store.unit(move |tx| tx.release_events(now)).await;
+        if let Err(error) = released {
             tracing::error!(%error, "could not re-queue event deliveries left in flight");
         }
         let slots = Arc::new(Semaphore::new(this.settings.concurrency));
@@ -214,9 +217,10 @@ impl EventDispatcher {
         }
         let now = self.clock.now_ms();
         let held = self.destinations.plan(now).held;
+        let claim = held.clone();
         let batch = self
             .store
-            .claim_event_deliveries(now, free as u32, now + millis(LEASE), &held)
+            .unit(move |tx| tx.claim_events(now, free as u32, now + millis(LEASE), &claim))
             .await?;
         let filled = batch.len() == free;
         for delivery in batch {
@@ -261,11 +265,12 @@ impl EventDispatcher {
                 paused_for_ms = until - now,
                 "subscription's receiver failing; paused, then one probe"
             );
-            if let Err(error) = self
+            let subscription = delivery.subscription_id;
+            let deferred = self
                 .store
-                .defer_event_deliveries(delivery.subscription_id, until, now)
-                .await
-            {
+                .unit(move |tx| tx.defer_events(subscription, until, now))
+                .await;
+            if let Err(error) = deferred {
                 tracing::error!(%error, "could not defer a paused subscription's events");
             }
         }
@@ -297,15 +302,24 @@ impl EventDispatcher {
             tracing::warn!(subscription = delivery.subscription_id, %reason, "subscription disabled");
         }
         let mut pause = Duration::from_millis(50);
-        while let Err(error) = self
-            .store
-            .record_event_delivery(delivery.id, result.clone(), disable.clone(), now)
-            .await
-        {
+        while let Err(error) = self.record(delivery.id, &result, disable.clone(), now).await {
             tracing::error!(delivery = delivery.id, %error, "could not record an event delivery; retrying");
             tokio::time::sleep(pause).await;
             pause = (pause * 2).min(Duration::from_secs(5));
         }
+    }
+
+    async fn record(
+        &self,
+        id: i64,
+        result: &DeliveryResult,
+        disable: Option<String>,
+        now: i64,
+    ) -> Result<(), DeskError> {
+        let result = result.clone();
+        self.store
+            .unit(move |tx| deliveries::record_event(tx, id, &result, disable.as_deref(), now))
+            .await
     }
 
     async fn send(&self, delivery: &EventDelivery) -> Result<Receipt, SendError> {

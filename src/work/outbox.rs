@@ -17,6 +17,7 @@ use tokio_util::task::TaskTracker;
 use crate::channels::Channels;
 use crate::clock::Clock;
 use crate::config::OutboxSettings;
+use crate::domain::{DeskError, deliveries};
 use crate::store::{Delivery, DeliveryResult, Store};
 use crate::work::destinations::{Destinations, InFlight, SendOutcome};
 
@@ -48,7 +49,7 @@ pub fn after_transient_failure(
     };
     let spread = base.mul_f64(0.9 + 0.2 * jitter.clamp(0.0, 1.0));
     let delay = retry_after.map_or(spread, |asked| asked.max(spread));
-    let at = now.saturating_add(crate::domain::desk::millis(delay));
+    let at = now.saturating_add(crate::model::millis(delay));
     if at > expires_at {
         return DeliveryResult::Failed {
             error: format!("expired after {attempts} attempts: {reason}"),
@@ -125,7 +126,8 @@ impl Dispatcher {
     /// A send cut off there stays in flight in the store and is retried after restart.
     pub async fn run(self, shutdown: CancellationToken) {
         let this = Arc::new(self);
-        match this.store.release_in_flight(this.clock.now_ms()).await {
+        let now = this.clock.now_ms();
+        match this.store.unit(move |tx| tx.release_deliveries(now)).await {
             Ok(0) => {}
             Ok(released) => tracing::info!(released, "re-queued deliveries left in flight by the previous run"),
             Err(error) => tracing::error!(%error, "could not re-queue deliveries left in flight"),
@@ -158,9 +160,10 @@ impl Dispatcher {
             // One claim may still give a destination more than its share: the cap holds
             // from the next claim on.
             let plan = self.destinations.plan(now);
+            let claim = plan.clone();
             let batch = self
                 .store
-                .claim_deliveries(now, free as u32, lease_until, &plan)
+                .unit(move |tx| tx.claim_deliveries(now, free as u32, lease_until, &claim))
                 .await?;
             let filled = batch.len() == free;
             for delivery in batch {
@@ -190,6 +193,13 @@ impl Dispatcher {
         Ok(wait_for(now, due, self.destinations.next_resume(now)))
     }
 
+    async fn record(&self, outbox_id: i64, result: &DeliveryResult, now: i64) -> Result<(), DeskError> {
+        let result = result.clone();
+        self.store
+            .unit(move |tx| deliveries::record(tx, outbox_id, &result, now))
+            .await
+    }
+
     async fn deliver(&self, delivery: Delivery, send: &InFlight) {
         // A message that waited past its expiry (behind an earlier message of its
         // conversation, or through a long downtime) is stale news: it is not sent.
@@ -217,7 +227,12 @@ impl Dispatcher {
             );
             // Its queued messages wait out the pause off the due index, so claims for
             // other destinations do not read past them.
-            if let Err(error) = self.store.defer_deliveries(delivery.inbox_id, until, now).await {
+            let inbox_id = delivery.inbox_id;
+            let deferred = self
+                .store
+                .unit(move |tx| tx.defer_deliveries(inbox_id, until, now))
+                .await;
+            if let Err(error) = deferred {
                 tracing::error!(%error, "could not defer a paused destination's messages");
             }
         }
@@ -247,7 +262,7 @@ impl Dispatcher {
         }
         // The send happened; losing its record would send it again. Keep trying.
         let mut pause = Duration::from_millis(50);
-        while let Err(error) = self.store.record_delivery(delivery.outbox_id, &result, now).await {
+        while let Err(error) = self.record(delivery.outbox_id, &result, now).await {
             tracing::error!(message_id, %error, "could not record a delivery; retrying");
             tokio::time::sleep(pause).await;
             pause = (pause * 2).min(Duration::from_secs(5));
@@ -259,12 +274,6 @@ impl Dispatcher {
 mod tests {
     use super::*;
     use crate::config::{ChannelSettings, InboxSettings};
-    use crate::domain::desk::Desk;
-    use crate::domain::router::Router;
-    use crate::store::sqlite::SqliteStore;
-    use crate::store::{InboxSpec, IngestContext, TeamSpec};
-    use std::collections::BTreeMap;
-    use switchboard_connector_core::{ChannelKind, InboundMessage, Sender};
     use switchboard_connector_webhook::WebhookConfig;
 
     const SECOND: i64 = 1000;
@@ -318,131 +327,18 @@ mod tests {
         assert!(matches!(result, DeliveryResult::Failed { error } if error.starts_with("expired after 1 attempts")));
     }
 
-    /// A store with one team and one webhook inbox, `shop`.
-    async fn store_with_shop() -> (tempfile::TempDir, SqliteStore, crate::store::Catalog) {
-        let dir = tempfile::tempdir().unwrap();
-        let store = SqliteStore::open(&format!("sqlite://{}", dir.path().join("t.db").display()))
-            .await
-            .unwrap();
-        let team = TeamSpec {
-            key: "support".into(),
-            name: "Support".into(),
-            tier: 0,
-        };
-        let inbox = InboxSpec {
-            key: "shop".into(),
-            name: "Shop".into(),
-            channel: ChannelKind::Webhook,
-        };
-        let catalog = store
-            .sync_catalog(&[team], &[inbox], Arc::new(Desk::plain(&[("support", "Support")])), 0)
-            .await
-            .unwrap();
-        (dir, store, catalog)
-    }
-
-    #[tokio::test]
-    async fn a_claim_gives_each_destination_its_room_and_none_to_a_held_one() {
-        let (_dir, store, catalog) = store_with_shop().await;
-        let shop = catalog.inboxes["shop"].clone();
-        let now = crate::clock::SystemClock.now_ms();
-        // Three customers, three acknowledgements queued for the shop's callback.
-        for customer in ["ada", "bob", "cy"] {
-            let context = IngestContext {
-                inbox: shop.clone(),
-                router: Arc::new(Router::new(vec![], "support".into())),
-                greeting: false,
-                now,
-                expires_at: now + 60_000,
-            };
-            let message = InboundMessage {
-                external_id: customer.into(),
-                sender: Sender {
-                    external_id: customer.into(),
-                    ..Sender::default()
-                },
-                text: "Hello".into(),
-                ..InboundMessage::default()
-            };
-            store.ingest(context, message).await.unwrap();
-        }
-        let plan = |held: Vec<i64>, budgets: Vec<(i64, u32)>, cap| crate::store::ClaimPlan {
-            held,
-            budgets: budgets.into_iter().collect(),
-            cap,
-        };
-        let lease = now + 60_000;
-        // Paused: nothing. Probing: one. Otherwise up to the cap.
-        assert!(
-            store
-                .claim_deliveries(now, 10, lease, &plan(vec![shop.id], vec![], 16))
-                .await
-                .unwrap()
-                .is_empty()
-        );
-        assert_eq!(
-            store
-                .claim_deliveries(now, 10, lease, &plan(vec![], vec![(shop.id, 1)], 16))
-                .await
-                .unwrap()
-                .len(),
-            1
-        );
-        assert_eq!(
-            store
-                .claim_deliveries(now, 10, lease, &plan(vec![], vec![], 1))
-                .await
-                .unwrap()
-                .len(),
-            1
-        );
-        assert_eq!(
-            store
-                .claim_deliveries(now, 10, lease, &plan(vec![], vec![], 16))
-                .await
-                .unwrap()
-                .len(),
-            1
-        );
-        assert!(
-            store
-                .claim_deliveries(now, 10, lease, &plan(vec![], vec![], 16))
-                .await
-                .unwrap()
-                .is_empty()
-        );
-    }
-
     #[tokio::test]
     async fn a_message_past_its_expiry_is_failed_without_being_sent() {
-        let (_dir, store, catalog) = store_with_shop().await;
-        let reference = catalog.inboxes["shop"].clone();
+        let test = crate::store::testing::with_shop(crate::store::testing::plain_desk()).await;
         let now = crate::clock::SystemClock.now_ms();
-        let message = InboundMessage {
-            external_id: "e1".into(),
-            sender: Sender {
-                external_id: "ada".into(),
-                name: None,
-                email: None,
-            },
-            thread: None,
-            subject: None,
-            text: "Hello".into(),
-            html: None,
-            attachments: vec![],
-            language: None,
-            metadata: BTreeMap::new(),
-            ..InboundMessage::default()
+        let mut context = test.context(now);
+        // Already expired when it is queued.
+        context.expires_at = now - 1;
+        let message = crate::store::testing::message("e1", "ada", "Hello");
+        let outcome = test.service.ingest(context, message).await.unwrap();
+        let catalog = crate::store::Catalog {
+            inboxes: [("shop".to_owned(), test.shop.clone())].into(),
         };
-        let context = IngestContext {
-            inbox: reference,
-            router: Arc::new(Router::new(vec![], "support".into())),
-            greeting: false,
-            now,
-            // Already expired when it is queued.
-            expires_at: now - 1,
-        };
-        let outcome = store.ingest(context, message).await.unwrap();
 
         // Nothing listens on the callback port: were the message sent, the attempt would
         // fail with "could not connect" rather than the expiry reason.
@@ -464,9 +360,8 @@ mod tests {
             name: "Shop".into(),
             channel: ChannelSettings::Webhook(webhook.validate().unwrap()),
         }];
-        let store: Arc<dyn Store> = Arc::new(store);
         let dispatcher = Dispatcher {
-            store: Arc::clone(&store),
+            store: Arc::clone(&test.store),
             channels: Arc::new(Channels::build(&inboxes, &catalog, &std::collections::HashMap::new()).unwrap()),
             clock: Arc::new(crate::clock::SystemClock),
             settings: OutboxSettings {
@@ -485,7 +380,7 @@ mod tests {
         let running = tokio::spawn(dispatcher.run(shutdown.clone()));
         let started = std::time::Instant::now();
         let delivery = loop {
-            let detail = store.conversation(outcome.conversation_id).await.unwrap();
+            let detail = test.queries.conversation(outcome.conversation_id).await.unwrap();
             let delivery = detail.messages.iter().find_map(|m| m.delivery.clone()).unwrap();
             if delivery.status == crate::model::DeliveryStatus::Failed {
                 break delivery;

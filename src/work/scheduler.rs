@@ -14,7 +14,8 @@ use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
 use crate::clock::Clock;
-use crate::store::Store;
+use crate::domain::DeskError;
+use crate::domain::service::Service;
 
 /// Clocks fired per transaction: a burst of due clocks (a restart after a weekend)
 /// commits in steps, and other writes interleave.
@@ -68,7 +69,8 @@ impl SchedulerHandle {
 }
 
 pub struct Scheduler {
-    pub store: Arc<dyn Store>,
+    /// Fires the clocks with the desk's policies; its store says when next.
+    pub service: Service,
     pub clock: Arc<dyn Clock>,
     pub handle: Arc<SchedulerHandle>,
     /// Wakes the outbox after a batch that may have queued status updates (an
@@ -86,7 +88,7 @@ impl Scheduler {
             // reads may predate that commit.
             self.handle.planned.store(i64::MIN, Ordering::Relaxed);
             let next = match self.fire_due().await {
-                Ok(()) => self.store.next_sla_fire().await,
+                Ok(()) => self.service.store().next_sla_fire().await.map_err(DeskError::from),
                 Err(err) => Err(err),
             };
             let wake_at = match next {
@@ -114,9 +116,9 @@ impl Scheduler {
     }
 
     /// Fires everything due now, a batch per transaction.
-    async fn fire_due(&self) -> Result<(), crate::store::StoreError> {
+    async fn fire_due(&self) -> Result<(), DeskError> {
         loop {
-            let outcome = self.store.fire_sla(self.clock.now_ms(), BATCH).await?;
+            let outcome = self.service.fire_sla(self.clock.now_ms(), BATCH).await?;
             self.handle
                 .warnings
                 .fetch_add(u64::from(outcome.warnings), Ordering::Relaxed);

@@ -15,11 +15,12 @@ use super::{
     AgentVars, ContactVars, ConversationVars, CsatVars, InboxVars, NextOpen, SlaVars, TeamVars, UpdateEvent, UpdateVars,
 };
 use crate::domain::clocks::{self, ClockChange};
-use crate::domain::desk::{Desk, human_duration, millis};
+use crate::domain::desk::Desk;
 use crate::domain::events::{self, Actor, DomainEvent, MessageNews, StatusReason};
 use crate::domain::{DeskError, DeskResult, queues};
 use crate::model::clock::ClockKind;
 use crate::model::{ActorKind, Direction, MessageKind, Status};
+use crate::model::{human_duration, millis};
 use crate::store::{ConversationLookup, ConversationPatch, CsatPatch, NewMessage, StoreError, Tx, UpdateTarget};
 
 /// The conversation an update is about, as its templates see it.
@@ -222,7 +223,7 @@ fn fields(target: &UpdateTarget, event: UpdateEvent, vars: &UpdateVars) -> Value
 /// A question with a fresh, unguessable token (144 bits).
 fn new_question() -> DeskResult<CsatQuestion> {
     let mut bytes = [0u8; 18];
-    getrandom::fill(&mut bytes).map_err(|err| StoreError::Backend(format!("no random bytes: {err}")))?;
+    getrandom::fill(&mut bytes).map_err(|err| StoreError::transient(format!("no random bytes: {err}")))?;
     Ok(CsatQuestion {
         token: URL_SAFE_NO_PAD.encode(bytes),
     })

@@ -42,16 +42,17 @@ trait Job: Send {
     fn answer(self: Box<Self>, committed: Result<(), &StoreError>);
 }
 
-struct Pending<T, F> {
+struct Pending<T, E, F> {
     work: F,
-    result: Option<StoreResult<T>>,
-    reply: tokio::sync::oneshot::Sender<StoreResult<T>>,
+    result: Option<Result<T, E>>,
+    reply: tokio::sync::oneshot::Sender<Result<T, E>>,
 }
 
-impl<T, F> Job for Pending<T, F>
+impl<T, E, F> Job for Pending<T, E, F>
 where
     T: Send,
-    F: Fn(&Connection) -> StoreResult<T> + Send,
+    E: From<StoreError> + Send,
+    F: Fn(&Connection) -> Result<T, E> + Send,
 {
     fn run(&mut self, connection: &Connection) -> bool {
         let result = (self.work)(connection);
@@ -63,9 +64,9 @@ where
     fn answer(self: Box<Self>, committed: Result<(), &StoreError>) {
         let outcome = match (committed, self.result) {
             (_, Some(Err(err))) => Err(err),
-            (Err(err), _) => Err(err.clone()),
+            (Err(err), _) => Err(E::from(err.clone())),
             (Ok(()), Some(result)) => result,
-            (Ok(()), None) => Err(StoreError::Backend("a write was committed without running".into())),
+            (Ok(()), None) => Err(E::from(StoreError::fatal("a write was committed without running"))),
         };
         let _ = self.reply.send(outcome);
     }
@@ -96,7 +97,7 @@ impl Writer {
         let thread = std::thread::Builder::new()
             .name("sqlite-writer".into())
             .spawn(move || run(connection, queue))
-            .map_err(|err| StoreError::Backend(format!("cannot start the writer thread: {err}")))?;
+            .map_err(StoreError::fatal)?;
         Ok(Writer {
             jobs: Some(jobs),
             thread: Mutex::new(Some(thread)),
@@ -107,10 +108,11 @@ impl Writer {
     /// result once that transaction has committed. An error from `work` undoes only
     /// `work`'s changes. `work` may run twice: when another write of its group fails,
     /// the group is rolled back and run again with each write in a savepoint of its own.
-    pub fn write<T, F>(&self, work: F) -> impl Future<Output = StoreResult<T>> + use<T, F>
+    pub fn write<T, E, F>(&self, work: F) -> impl Future<Output = Result<T, E>> + use<T, E, F>
     where
         T: Send + 'static,
-        F: Fn(&Connection) -> StoreResult<T> + Send + 'static,
+        E: From<StoreError> + Send + 'static,
+        F: Fn(&Connection) -> Result<T, E> + Send + 'static,
     {
         let (reply, answer) = tokio::sync::oneshot::channel();
         let job: Box<dyn Job> = Box::new(Pending {
@@ -120,7 +122,8 @@ impl Writer {
         });
         let queued = self.jobs.as_ref().is_some_and(|jobs| jobs.send(job).is_ok());
         async move {
-            let stopped = || StoreError::Backend("the database writer has stopped".into());
+            // Stopping: another daemon, or this one after its restart, takes the write.
+            let stopped = || E::from(StoreError::transient("the database writer has stopped"));
             if !queued {
                 return Err(stopped());
             }
@@ -235,7 +238,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let writer = Writer::open(&dir.path().join("w.db")).unwrap();
         writer
-            .write(|connection| Ok(connection.execute_batch("CREATE TABLE t (v TEXT)")?))
+            .write(|connection| Ok::<_, StoreError>(connection.execute_batch("CREATE TABLE t (v TEXT)")?))
             .await
             .unwrap();
         let (release, released) = mpsc::channel::<()>();
@@ -273,13 +276,13 @@ mod tests {
         // Writes a row, then fails: its row must not survive.
         let failing = writer.write(|connection| {
             connection.execute("INSERT INTO t (v) VALUES ('half-done')", [])?;
-            Err::<(), _>(StoreError::Conflict("refused".into()))
+            Err::<(), _>(StoreError::NotFound("refused"))
         });
         let last = writer.write(insert("c"));
         release.send(()).unwrap();
         hold.await.unwrap();
         assert!(first.await.is_ok());
-        assert!(matches!(failing.await, Err(StoreError::Conflict(reason)) if reason == "refused"));
+        assert!(matches!(failing.await, Err(StoreError::NotFound("refused"))));
         assert!(last.await.is_ok());
         assert_eq!(rows(&dir.path().join("w.db")), ["a", "c"]);
     }
@@ -290,7 +293,9 @@ mod tests {
         let path = dir.path().join("w.db");
         let writer = Writer::open(&path).unwrap();
         writer
-            .write(|conn| Ok(conn.execute_batch("CREATE TABLE t (x); INSERT INTO t VALUES (1), (2);")?))
+            .write(|conn| {
+                Ok::<_, StoreError>(conn.execute_batch("CREATE TABLE t (x); INSERT INTO t VALUES (1), (2);")?)
+            })
             .await
             .unwrap();
         let reader = Connection::open(&path).unwrap();
@@ -309,6 +314,9 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let mut writer = Writer::open(&dir.path().join("w.db")).unwrap();
         writer.jobs.take();
-        assert!(matches!(writer.write(|_| Ok(())).await, Err(StoreError::Backend(_))));
+        assert!(matches!(
+            writer.write(|_| Ok::<_, StoreError>(())).await,
+            Err(StoreError::Transient(_))
+        ));
     }
 }

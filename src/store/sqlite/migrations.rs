@@ -12,46 +12,46 @@ use sqlx::migrate::{Migration, MigrationSource, MigrationType, Migrator};
 /// `(version, description, sql)`, in order. Applied migrations must never change:
 /// sqlx refuses to start when an applied migration's checksum differs.
 const MIGRATIONS: &[(i64, &str, &str)] = &[
-    (1, "initial", include_str!("../../migrations/0001_initial.sql")),
+    (1, "initial", include_str!("../../../migrations/0001_initial.sql")),
     (
         2,
         "assignee index without activity",
-        include_str!("../../migrations/0002_assignee_index_without_activity.sql"),
+        include_str!("../../../migrations/0002_assignee_index_without_activity.sql"),
     ),
     (
         3,
         "assignee index by status",
-        include_str!("../../migrations/0003_assignee_index_by_status.sql"),
+        include_str!("../../../migrations/0003_assignee_index_by_status.sql"),
     ),
     (
         4,
         "channel cursors",
-        include_str!("../../migrations/0004_channel_cursors.sql"),
+        include_str!("../../../migrations/0004_channel_cursors.sql"),
     ),
     (
         5,
         "identity reachability",
-        include_str!("../../migrations/0005_identity_reachability.sql"),
+        include_str!("../../../migrations/0005_identity_reachability.sql"),
     ),
     (
         6,
         "escalation and sla",
-        include_str!("../../migrations/0006_escalation_and_sla.sql"),
+        include_str!("../../../migrations/0006_escalation_and_sla.sql"),
     ),
     (
         7,
         "status updates and csat",
-        include_str!("../../migrations/0007_status_updates_and_csat.sql"),
+        include_str!("../../../migrations/0007_status_updates_and_csat.sql"),
     ),
     (
         8,
         "delivery visibility",
-        include_str!("../../migrations/0008_delivery_visibility.sql"),
+        include_str!("../../../migrations/0008_delivery_visibility.sql"),
     ),
     (
         9,
         "event subscriptions",
-        include_str!("../../migrations/0009_event_subscriptions.sql"),
+        include_str!("../../../migrations/0009_event_subscriptions.sql"),
     ),
 ];
 

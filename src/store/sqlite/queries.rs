@@ -1,6 +1,7 @@
-//! Reads from the SQLite store, through sqlx's async pool: agents' lists and details,
-//! token lookups, the outbox's next due time. Several read connections serve them in
-//! parallel with the writer thread; each sees the last committed state.
+//! [`Queries`] on SQLite, through sqlx's async pool: agents' lists and details, token
+//! lookups, and the reads the workers make (the outbox's next due time). Several read
+//! connections serve them in parallel with the writer thread; each sees the last
+//! committed state.
 
 use std::collections::HashMap;
 
@@ -8,16 +9,20 @@ use sqlx::sqlite::SqliteRow;
 use sqlx::{QueryBuilder, Row, Sqlite, SqliteConnection, SqlitePool};
 use switchboard_connector_core::ChannelKind;
 
-use super::{json_column, vocabulary};
-use crate::domain::desk::{Desk, human_duration};
+use async_trait::async_trait;
+
+use super::{SqliteStore, json_column, vocabulary};
 use crate::model::clock::ClockKind;
-use crate::model::{ActorKind, DeliveryStatus, Direction, MessageKind, Priority, Role, Status, Timestamp};
-use crate::store::{
-    Actor, Agent, AgentRef, AgentSelector, AssigneeFilter, AttachmentData, AttachmentView, ClockView, ContactRef,
-    ConversationDetail, ConversationFilter, ConversationPage, ConversationSummary, CsatPage, CsatView, Cursor,
-    DeliveryPage, DeliveryRecord, DeliveryView, EventView, MessagePreview, MessageView, OutboxGauges, StoreError,
-    StoreResult, SubscriptionDelivery, TeamRef, TeamSummary,
+use crate::model::{
+    ActorKind, DeliveryStatus, Direction, MessageKind, Priority, Role, Status, Timestamp, human_duration,
 };
+use crate::query::{
+    Actor, Agent, AgentRef, AssigneeFilter, AttachmentData, AttachmentView, ClockView, ContactRef, ConversationDetail,
+    ConversationFilter, ConversationPage, ConversationSummary, CsatPage, CsatView, Cursor, DeliveryPage,
+    DeliveryRecord, DeliveryView, EventView, MessagePreview, MessageView, OutboxGauges, Queries, SubscriptionDelivery,
+    TeamCounts, TeamRef,
+};
+use crate::store::{AgentSelector, StoreError, StoreResult, Subscription};
 
 pub async fn message_views(conn: &mut SqliteConnection, scope: MessageScope) -> StoreResult<Vec<MessageView>> {
     let (filter, id) = match scope {
@@ -230,7 +235,7 @@ pub async fn list_agents(pool: &SqlitePool) -> StoreResult<Vec<Agent>> {
     rows.iter().map(agent_from_row).collect()
 }
 
-pub async fn team_summaries(pool: &SqlitePool, desk: &Desk) -> StoreResult<Vec<TeamSummary>> {
+pub async fn team_counts(pool: &SqlitePool) -> StoreResult<Vec<TeamCounts>> {
     // Each count is one range of an index: the waiting queue's, the team's by status,
     // the members'. A breach is rare, so its scan of the team's unresolved ones is short.
     let rows = sqlx::query(
@@ -252,12 +257,8 @@ pub async fn team_summaries(pool: &SqlitePool, desk: &Desk) -> StoreResult<Vec<T
     .await?;
     rows.iter()
         .map(|row| {
-            let key: String = row.try_get("key")?;
-            let policy = desk.team(&key);
-            Ok(TeamSummary {
-                department: policy.map_or_else(|| key.clone(), |team| team.department.clone()),
-                assignment: policy.map_or("manual", |team| team.assignment.as_str()),
-                escalates_to: policy.and_then(|team| team.next_tier.clone()),
+            Ok(TeamCounts {
+                key: row.try_get("key")?,
                 name: row.try_get("name")?,
                 tier: row.try_get("tier")?,
                 waiting: row.try_get("waiting")?,
@@ -266,7 +267,6 @@ pub async fn team_summaries(pool: &SqlitePool, desk: &Desk) -> StoreResult<Vec<T
                 oldest_waiting_since: row.try_get::<Option<i64>, _>("oldest_waiting")?.map(Timestamp),
                 agents_available: row.try_get("agents_available")?,
                 agents: row.try_get("agents")?,
-                key,
             })
         })
         .collect()
@@ -723,4 +723,111 @@ pub async fn subscription_deliveries(pool: &SqlitePool, id: i64, limit: u32) -> 
             })
         })
         .collect()
+}
+
+const SUBSCRIPTION_COLUMNS: &str = "SELECT id, url, events, secret, description, active, disabled_reason, disabled_at,
+        created_at, updated_at FROM subscriptions";
+
+fn subscription(row: &SqliteRow) -> StoreResult<Subscription> {
+    Ok(Subscription {
+        id: row.try_get("id")?,
+        url: row.try_get("url")?,
+        events: json_column(row.try_get("events")?)?,
+        secret: row.try_get("secret")?,
+        description: row.try_get("description")?,
+        active: row.try_get("active")?,
+        disabled_reason: row.try_get("disabled_reason")?,
+        disabled_at: row.try_get::<Option<i64>, _>("disabled_at")?.map(Timestamp),
+        created_at: Timestamp(row.try_get("created_at")?),
+        updated_at: Timestamp(row.try_get("updated_at")?),
+    })
+}
+
+#[async_trait]
+impl Queries for SqliteStore {
+    async fn ping(&self) -> StoreResult<()> {
+        ping(&self.reader).await
+    }
+
+    async fn agent_by_token_hash(&self, token_hash: &[u8]) -> StoreResult<Option<Agent>> {
+        agent_by_token_hash(&self.reader, token_hash).await
+    }
+
+    async fn agents(&self) -> StoreResult<Vec<Agent>> {
+        list_agents(&self.reader).await
+    }
+
+    async fn agent(&self, id: i64) -> StoreResult<Agent> {
+        agent(&self.reader, id).await
+    }
+
+    async fn team_counts(&self) -> StoreResult<Vec<TeamCounts>> {
+        team_counts(&self.reader).await
+    }
+
+    async fn conversations(
+        &self,
+        filter: &ConversationFilter,
+        after: Option<Cursor>,
+        limit: u32,
+    ) -> StoreResult<ConversationPage> {
+        list_conversations(&self.reader, filter, after, limit).await
+    }
+
+    async fn conversation(&self, id: i64) -> StoreResult<ConversationDetail> {
+        conversation(&self.reader, id).await
+    }
+
+    async fn message(&self, id: i64) -> StoreResult<MessageView> {
+        let mut conn = self.reader.acquire().await?;
+        message_views(&mut conn, MessageScope::Message(id))
+            .await?
+            .pop()
+            .ok_or(StoreError::NotFound("message"))
+    }
+
+    async fn attachment(&self, id: i64) -> StoreResult<AttachmentData> {
+        attachment(&self.reader, id).await
+    }
+
+    async fn deliveries(
+        &self,
+        status: Option<DeliveryStatus>,
+        before: Option<i64>,
+        limit: u32,
+    ) -> StoreResult<DeliveryPage> {
+        list_deliveries(&self.reader, status, before, limit).await
+    }
+
+    async fn delivery(&self, id: i64) -> StoreResult<DeliveryRecord> {
+        delivery(&self.reader, id).await
+    }
+
+    async fn outbox_gauges(&self) -> StoreResult<OutboxGauges> {
+        outbox_gauges(&self.reader).await
+    }
+
+    async fn subscriptions(&self) -> StoreResult<Vec<Subscription>> {
+        let rows = sqlx::query(&format!("{SUBSCRIPTION_COLUMNS} WHERE deleted_at IS NULL ORDER BY id"))
+            .fetch_all(&self.reader)
+            .await?;
+        rows.iter().map(subscription).collect()
+    }
+
+    async fn subscription(&self, id: i64) -> StoreResult<Subscription> {
+        let row = sqlx::query(&format!("{SUBSCRIPTION_COLUMNS} WHERE id = ?1 AND deleted_at IS NULL"))
+            .bind(id)
+            .fetch_optional(&self.reader)
+            .await?
+            .ok_or(StoreError::NotFound("subscription"))?;
+        subscription(&row)
+    }
+
+    async fn subscription_deliveries(&self, id: i64, limit: u32) -> StoreResult<Vec<SubscriptionDelivery>> {
+        subscription_deliveries(&self.reader, id, limit).await
+    }
+
+    async fn csat_page(&self, token: &str, asked_since: i64) -> StoreResult<CsatPage> {
+        csat_page(&self.reader, token, asked_since).await
+    }
 }

@@ -1,0 +1,192 @@
+//! The desk's operations as the daemon's callers use them (the HTTP API, the channel
+//! readers, the CLI): each runs its rule as one unit of work on the store, with the
+//! desk's policies. What a caller reads back afterwards comes from the query layer.
+
+use std::sync::Arc;
+
+use switchboard_connector_core::InboundMessage;
+
+use crate::domain::clocks::{self, FireOutcome};
+use crate::domain::desk::Desk;
+use crate::domain::escalation::{self, Escalation};
+use crate::domain::ingest::{self, IngestContext, IngestOutcome};
+use crate::domain::lifecycle::{self, ConversationChanges, NewAgentMessage};
+use crate::domain::updates::send as updates;
+use crate::domain::{DeskError, DeskResult, catalog, deliveries, queues};
+use crate::store::{Catalog, IdentityRef, InboxSpec, NewAgent, NewSubscription, Store, Subscription, TeamSpec};
+
+/// The store and the policies its rules run with.
+#[derive(Clone)]
+pub struct Service {
+    store: Arc<dyn Store>,
+    desk: Arc<Desk>,
+}
+
+impl Service {
+    pub fn new(store: Arc<dyn Store>, desk: Arc<Desk>) -> Service {
+        Service { store, desk }
+    }
+
+    pub fn store(&self) -> &Arc<dyn Store> {
+        &self.store
+    }
+
+    pub fn desk(&self) -> &Arc<Desk> {
+        &self.desk
+    }
+
+    /// Makes the configured teams and inboxes exist (see [`catalog::sync`]).
+    pub async fn sync_catalog(&self, teams: Vec<TeamSpec>, inboxes: Vec<InboxSpec>, now: i64) -> DeskResult<Catalog> {
+        self.store
+            .unit(move |tx| catalog::sync(tx, &teams, &inboxes, now))
+            .await
+    }
+
+    /// Stores one inbound message (see [`ingest::ingest`]).
+    pub async fn ingest(&self, context: IngestContext, message: InboundMessage) -> DeskResult<IngestOutcome> {
+        let desk = Arc::clone(&self.desk);
+        let detected = ingest::detect_language(&desk, &message);
+        self.store
+            .unit(move |tx| ingest::ingest(tx, &desk, &context, &message, detected.as_deref()))
+            .await
+    }
+
+    /// Ingests several messages, each its own unit of work, in this order (a reply later
+    /// in the batch sees the message before it), sharing commits where the store can.
+    pub async fn ingest_in_order(&self, batch: Vec<(IngestContext, InboundMessage)>) -> Vec<DeskResult<IngestOutcome>> {
+        let works = batch
+            .into_iter()
+            .map(|(context, message)| {
+                let desk = Arc::clone(&self.desk);
+                let detected = ingest::detect_language(&desk, &message);
+                move |tx: &mut dyn crate::store::Tx| ingest::ingest(tx, &desk, &context, &message, detected.as_deref())
+            })
+            .collect();
+        self.store.units_in_order(works).await
+    }
+
+    /// A new agent; returns their id.
+    pub async fn create_agent(&self, agent: NewAgent, now: i64) -> DeskResult<i64> {
+        self.store
+            .unit(move |tx| lifecycle::create_agent(tx, &agent, now))
+            .await
+    }
+
+    /// An agent's reply or note; returns the message's id.
+    pub async fn add_agent_message(&self, new: NewAgentMessage) -> DeskResult<i64> {
+        let desk = Arc::clone(&self.desk);
+        self.store
+            .unit(move |tx| lifecycle::add_agent_message(tx, &desk, &new))
+            .await
+    }
+
+    pub async fn update_conversation(
+        &self,
+        id: i64,
+        agent_id: i64,
+        changes: ConversationChanges,
+        now: i64,
+    ) -> DeskResult<()> {
+        let desk = Arc::clone(&self.desk);
+        self.store
+            .unit(move |tx| lifecycle::update_conversation(tx, &desk, id, agent_id, &changes, now))
+            .await
+    }
+
+    pub async fn escalate(&self, request: Escalation) -> DeskResult<()> {
+        let desk = Arc::clone(&self.desk);
+        self.store
+            .unit(move |tx| escalation::escalate(tx, &desk, &request))
+            .await
+    }
+
+    /// Marks an agent available (their team's queue is then served) or not.
+    pub async fn set_availability(&self, agent_id: i64, available: bool, now: i64) -> DeskResult<()> {
+        let desk = Arc::clone(&self.desk);
+        self.store
+            .unit(move |tx| queues::set_availability(tx, &desk, agent_id, available, now))
+            .await
+    }
+
+    /// Serves every automatically assigning team's queue; returns how many it assigned.
+    pub async fn drain_queues(&self, now: i64) -> DeskResult<u32> {
+        let desk = Arc::clone(&self.desk);
+        self.store.unit(move |tx| queues::drain_all(tx, &desk, now)).await
+    }
+
+    /// Fires up to `limit` clocks and follow-ups due by `now`, with what they do.
+    pub async fn fire_sla(&self, now: i64, limit: u32) -> DeskResult<FireOutcome> {
+        let desk = Arc::clone(&self.desk);
+        self.store.unit(move |tx| clocks::fire_due(tx, &desk, now, limit)).await
+    }
+
+    /// Schedules a failed delivery again from now.
+    pub async fn retry_delivery(&self, id: i64, agent_id: i64, now: i64, expires_at: i64) -> DeskResult<()> {
+        self.store
+            .unit(move |tx| deliveries::retry(tx, id, agent_id, now, expires_at))
+            .await
+    }
+
+    /// The channel says this identity cannot be reached there any more (the customer
+    /// blocked the bot). Returns whether such an identity exists.
+    pub async fn mark_unreachable(
+        &self,
+        inbox_id: i64,
+        external_id: String,
+        reason: String,
+        now: i64,
+    ) -> DeskResult<bool> {
+        self.store
+            .unit(move |tx| {
+                let identity = IdentityRef::External {
+                    inbox_id,
+                    external_id: &external_id,
+                };
+                Ok::<_, DeskError>(tx.set_reachability(identity, Some(&reason), now)?)
+            })
+            .await
+    }
+
+    /// Moves a connector's cursor; call only after what came before it is committed.
+    pub async fn set_channel_cursor(&self, inbox_id: i64, name: String, value: String, now: i64) -> DeskResult<()> {
+        self.store
+            .unit(move |tx| Ok::<_, DeskError>(tx.set_channel_cursor(inbox_id, &name, &value, now)?))
+            .await
+    }
+
+    pub async fn create_subscription(&self, new: NewSubscription, now: i64) -> DeskResult<Subscription> {
+        self.store
+            .unit(move |tx| deliveries::create_subscription(tx, &new, now))
+            .await
+    }
+
+    pub async fn delete_subscription(&self, id: i64, now: i64) -> DeskResult<()> {
+        self.store
+            .unit(move |tx| deliveries::delete_subscription(tx, id, now))
+            .await
+    }
+
+    pub async fn set_subscription_active(&self, id: i64, active: bool, now: i64) -> DeskResult<Subscription> {
+        self.store
+            .unit(move |tx| deliveries::set_subscription_active(tx, id, active, now))
+            .await
+    }
+
+    /// Queues a `ping` for the subscription; returns the delivery's id.
+    pub async fn ping_subscription(&self, id: i64, now: i64) -> DeskResult<i64> {
+        self.store
+            .unit(move |tx| deliveries::ping_subscription(tx, id, now))
+            .await
+    }
+
+    /// Records a satisfaction answer given on the web page a CSAT email links to.
+    pub async fn answer_csat(&self, token: String, score: u8, comment: Option<String>, now: i64) -> DeskResult<()> {
+        let desk = Arc::clone(&self.desk);
+        self.store
+            .unit(move |tx| {
+                let conversation_id = updates::csat_conversation(tx, &token)?.ok_or(DeskError::NotFound("question"))?;
+                updates::record_csat(tx, &desk, conversation_id, score, comment.as_deref(), "email_link", now)
+            })
+            .await
+    }
+}

@@ -1,0 +1,361 @@
+//! What agents, admins and integrations are shown: the read models, and [`Queries`], the
+//! reads a backend answers them with. Separate from the store's [`Tx`](crate::store::Tx):
+//! the rules never read a read model, and a read model can change shape without the
+//! rules noticing. Each backend implements [`Queries`] beside its [`Store`](crate::store::Store).
+
+use async_trait::async_trait;
+use serde::Serialize;
+use serde_json::Value;
+use switchboard_connector_core::ChannelKind;
+
+use crate::model::{ActorKind, DeliveryStatus, Direction, MessageKind, Priority, Role, Status, Timestamp};
+use crate::store::{AgentSelector, StoreResult, Subscription};
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Agent {
+    pub id: i64,
+    pub name: String,
+    pub role: Role,
+    pub team: Option<String>,
+    /// Whether queues may assign conversations to them.
+    pub available: bool,
+    /// Their own limit of open conversations; `null`: the team's.
+    pub capacity: Option<i64>,
+    /// Open conversations assigned to them now.
+    pub open_conversations: i64,
+    pub created_at: Timestamp,
+}
+
+/// A team's queue and members, counted.
+#[derive(Debug, Clone)]
+pub struct TeamCounts {
+    pub key: String,
+    pub name: String,
+    pub tier: i64,
+    /// Open conversations nobody is assigned to: the queue.
+    pub waiting: i64,
+    /// Open conversations an agent holds.
+    pub assigned: i64,
+    /// Unresolved conversations (open, pending, snoozed) with an SLA breach.
+    pub breached: i64,
+    /// When the longest-waiting conversation of the queue entered it.
+    pub oldest_waiting_since: Option<Timestamp>,
+    /// Members marked available, and all members.
+    pub agents_available: i64,
+    pub agents: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AssigneeFilter {
+    Anyone,
+    Nobody,
+    /// An agent that must exist (HTTP 422 otherwise).
+    Agent(AgentSelector),
+}
+
+#[derive(Debug, Clone)]
+pub struct ConversationFilter {
+    pub team: Option<String>,
+    /// Empty: every status.
+    pub statuses: Vec<Status>,
+    pub assignee: AssigneeFilter,
+    pub inbox: Option<String>,
+}
+
+/// A position in the newest-activity-first listing: the last row already seen.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Cursor {
+    pub last_activity_at: i64,
+    pub id: i64,
+}
+
+impl Cursor {
+    pub fn encode(self) -> String {
+        format!("{}.{}", self.last_activity_at, self.id)
+    }
+
+    pub fn decode(text: &str) -> Option<Cursor> {
+        let (activity, id) = text.split_once('.')?;
+        Some(Cursor {
+            last_activity_at: activity.parse().ok()?,
+            id: id.parse().ok()?,
+        })
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct TeamRef {
+    pub key: String,
+    pub name: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct AgentRef {
+    pub id: i64,
+    pub name: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ContactRef {
+    pub id: i64,
+    pub name: Option<String>,
+    pub email: Option<String>,
+    /// The contact's id in this conversation's inbox.
+    pub external_id: String,
+    /// Why replies in this inbox cannot reach them (they blocked the bot), since their
+    /// last message; `null` when they can be reached.
+    pub unreachable: Option<String>,
+    pub language: Option<String>,
+    pub metadata: Value,
+    /// Since when the customer wants no automated status updates (`stop`).
+    pub updates_stopped_at: Option<Timestamp>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct MessagePreview {
+    pub id: i64,
+    pub direction: Direction,
+    pub kind: MessageKind,
+    pub text: String,
+    pub created_at: Timestamp,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ConversationSummary {
+    pub id: i64,
+    pub reference: String,
+    pub inbox: String,
+    pub channel: ChannelKind,
+    pub subject: Option<String>,
+    pub thread: Option<String>,
+    pub status: Status,
+    pub priority: Priority,
+    pub team: Option<TeamRef>,
+    pub tier: i64,
+    pub assignee: Option<AgentRef>,
+    pub labels: Vec<String>,
+    pub language: Option<String>,
+    pub transfer_count: i64,
+    pub contact: ContactRef,
+    pub created_at: Timestamp,
+    pub updated_at: Timestamp,
+    pub last_activity_at: Timestamp,
+    pub first_response_at: Option<Timestamp>,
+    /// When it entered its current team's queue.
+    pub queued_at: Option<Timestamp>,
+    /// The latest escalation, shown first to the team that received it: kind
+    /// (functional or hierarchical), from, to, summary, reason, by, at.
+    pub escalation: Option<Value>,
+    pub sla_breached_at: Option<Timestamp>,
+    /// The satisfaction question of the latest resolution and its answer.
+    pub csat: Option<CsatView>,
+    pub last_message: Option<MessagePreview>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct CsatView {
+    pub requested_at: Timestamp,
+    pub score: Option<i64>,
+    pub comment: Option<String>,
+    pub answered_at: Option<Timestamp>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ConversationPage {
+    pub conversations: Vec<ConversationSummary>,
+    /// Pass as `cursor` for the next page; `null` on the last page.
+    pub next_cursor: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Actor {
+    pub kind: ActorKind,
+    pub id: Option<i64>,
+    pub name: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct AttachmentView {
+    pub id: i64,
+    pub filename: String,
+    pub content_type: String,
+    pub size: i64,
+    pub sha256: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct DeliveryView {
+    /// The delivery's id (`POST /api/v1/deliveries/{id}/retry`).
+    pub id: i64,
+    pub status: DeliveryStatus,
+    pub attempts: i64,
+    pub next_attempt_at: Option<Timestamp>,
+    pub last_error: Option<String>,
+    pub sent_at: Option<Timestamp>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct MessageView {
+    pub id: i64,
+    pub conversation_id: i64,
+    pub direction: Direction,
+    pub kind: MessageKind,
+    pub author: Actor,
+    pub text: String,
+    pub html: Option<String>,
+    pub external_id: Option<String>,
+    pub language: Option<String>,
+    /// What the channel told about the message beyond its text (email: the Message-ID,
+    /// the full text of a trimmed reply, dropped attachments, a bounce's report; webhook:
+    /// the sender's attributes as sent with it). `{}` when nothing.
+    pub details: Value,
+    pub attachments: Vec<AttachmentView>,
+    /// For outbound messages: where they are on their way out.
+    pub delivery: Option<DeliveryView>,
+    pub created_at: Timestamp,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct EventView {
+    pub id: i64,
+    pub kind: String,
+    pub actor: Actor,
+    pub data: Value,
+    pub created_at: Timestamp,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ConversationDetail {
+    #[serde(flatten)]
+    pub conversation: ConversationSummary,
+    /// Its SLA clocks.
+    pub sla: Vec<ClockView>,
+    pub messages: Vec<MessageView>,
+    pub events: Vec<EventView>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ClockView {
+    pub kind: String,
+    pub state: String,
+    /// The target, e.g. `1h`.
+    pub target: String,
+    pub started_at: Timestamp,
+    /// Set while running.
+    pub warn_at: Option<Timestamp>,
+    pub due_at: Option<Timestamp>,
+    pub warned_at: Option<Timestamp>,
+    pub breached_at: Option<Timestamp>,
+    pub stopped_at: Option<Timestamp>,
+}
+
+/// One outbound delivery, as `GET /api/v1/deliveries` lists it.
+#[derive(Debug, Clone, Serialize)]
+pub struct DeliveryRecord {
+    pub id: i64,
+    pub message_id: i64,
+    pub conversation_id: i64,
+    pub inbox: String,
+    pub channel: ChannelKind,
+    /// `reply` or `status_update`.
+    pub kind: MessageKind,
+    pub status: DeliveryStatus,
+    pub attempts: i64,
+    pub next_attempt_at: Option<Timestamp>,
+    pub expires_at: Timestamp,
+    pub last_error: Option<String>,
+    pub receipt: Option<Value>,
+    pub sent_at: Option<Timestamp>,
+    pub created_at: Timestamp,
+    pub updated_at: Timestamp,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct DeliveryPage {
+    pub deliveries: Vec<DeliveryRecord>,
+    /// Pass as `cursor` for the next page; `null` on the last page.
+    pub next_cursor: Option<String>,
+}
+
+/// The outbox at a glance, for `/metrics`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct OutboxGauges {
+    pub scheduled: u64,
+    pub in_flight: u64,
+    pub sent: u64,
+    pub failed: u64,
+    /// When the oldest delivery not yet sent nor failed was queued.
+    pub oldest_unsent_at: Option<i64>,
+}
+
+/// A subscription's delivery, as its listing shows it.
+#[derive(Debug, Clone, Serialize)]
+pub struct SubscriptionDelivery {
+    pub id: i64,
+    pub event_type: String,
+    pub conversation_id: Option<i64>,
+    pub status: DeliveryStatus,
+    pub attempts: i64,
+    pub next_attempt_at: Option<Timestamp>,
+    pub last_error: Option<String>,
+    pub sent_at: Option<Timestamp>,
+    pub created_at: Timestamp,
+}
+
+/// The satisfaction page of one conversation.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct CsatPage {
+    pub conversation_id: i64,
+    pub score: Option<u8>,
+    pub comment: Option<String>,
+    /// The contact's language, for the page's words.
+    pub language: Option<String>,
+    /// Whether an answer is taken now: the conversation is resolved and the question
+    /// within `csat.answer_window`.
+    pub open: bool,
+}
+
+/// Attachment bytes for download.
+#[derive(Debug, Clone)]
+pub struct AttachmentData {
+    pub filename: String,
+    pub content_type: String,
+    pub data: Vec<u8>,
+}
+
+/// The reads the API and the CLI make. Each answers from committed state; a detail reads
+/// its conversation, messages and events in one read transaction, so they agree.
+#[async_trait]
+pub trait Queries: Send + Sync + 'static {
+    /// Answers when the database can serve a query.
+    async fn ping(&self) -> StoreResult<()>;
+    async fn agent_by_token_hash(&self, token_hash: &[u8]) -> StoreResult<Option<Agent>>;
+    async fn agents(&self) -> StoreResult<Vec<Agent>>;
+    async fn agent(&self, id: i64) -> StoreResult<Agent>;
+    /// Each active team's queue and members, counted.
+    async fn team_counts(&self) -> StoreResult<Vec<TeamCounts>>;
+    async fn conversations(
+        &self,
+        filter: &ConversationFilter,
+        after: Option<Cursor>,
+        limit: u32,
+    ) -> StoreResult<ConversationPage>;
+    async fn conversation(&self, id: i64) -> StoreResult<ConversationDetail>;
+    async fn message(&self, id: i64) -> StoreResult<MessageView>;
+    async fn attachment(&self, id: i64) -> StoreResult<AttachmentData>;
+    /// Deliveries newest first, of one status or all; `before`: the last id already seen.
+    async fn deliveries(
+        &self,
+        status: Option<DeliveryStatus>,
+        before: Option<i64>,
+        limit: u32,
+    ) -> StoreResult<DeliveryPage>;
+    async fn delivery(&self, id: i64) -> StoreResult<DeliveryRecord>;
+    async fn outbox_gauges(&self) -> StoreResult<OutboxGauges>;
+    async fn subscriptions(&self) -> StoreResult<Vec<Subscription>>;
+    async fn subscription(&self, id: i64) -> StoreResult<Subscription>;
+    async fn subscription_deliveries(&self, id: i64, limit: u32) -> StoreResult<Vec<SubscriptionDelivery>>;
+    /// What the page for a CSAT token shows; a question asked before `asked_since` is
+    /// closed. `NotFound` for an unknown token.
+    async fn csat_page(&self, token: &str, asked_since: i64) -> StoreResult<CsatPage>;
+}
