@@ -1,29 +1,24 @@
 //! The store suite: what every backend must do, run against the one
 //! `SWITCHBOARD_TEST_STORE` names (`sqlite` by default; CI runs it so). A new backend
 //! passes these before any rule runs on it: migrations from an empty database, units of
-//! work that apply whole or not at all, ingest and its dedupe, threading lookups, the
-//! outbox's claims under leases, clocks falling due, deliveries settled once, event
-//! subscriptions fanned out and claimed in order.
+//! work that apply whole or not at all and in order, the dedupe key, threading lookups
+//! that never cross contacts, patches that write only what they name, the outbox's claims
+//! under leases and per-destination room, deliveries settled once, clocks falling due,
+//! event deliveries claimed in order per subscription and conversation.
+//!
+//! Written against [`Store`], [`Tx`] and [`Queries`](crate::query::Queries) alone: the
+//! rules above them have tests of their own.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use serde_json::json;
-use switchboard_connector_core::Receipt;
-
-use super::testing::{self, TestStore, message, plain_desk};
+use super::testing::{self, TestStore};
 use super::*;
-use crate::domain::DeskError;
-use crate::domain::deliveries;
 use crate::model::clock::{ClockKind, ClockState, SlaClock};
 use crate::model::{DeliveryStatus, Priority, Status};
 use crate::query::{AssigneeFilter, ConversationFilter};
 
 const NOW: i64 = 1_800_000_000_000;
-
-async fn shop() -> TestStore {
-    testing::with_shop(plain_desk()).await
-}
 
 fn plan(held: Vec<i64>, budgets: Vec<(i64, u32)>, cap: u32) -> ClaimPlan {
     ClaimPlan {
@@ -41,39 +36,42 @@ async fn claim(store: &TestStore, now: i64, limit: u32, plan: ClaimPlan) -> Vec<
         .unwrap()
 }
 
-async fn record(store: &TestStore, outbox_id: i64, result: DeliveryResult, now: i64) {
+async fn settle(store: &TestStore, id: i64, settlement: Settlement<'static>, now: i64) -> Option<OutboxRow> {
     store
         .store
-        .unit(move |tx| deliveries::record(tx, outbox_id, &result, now))
+        .unit(move |tx| tx.settle_delivery(id, settlement, now))
         .await
         .unwrap()
 }
 
-#[tokio::test]
-async fn a_new_database_is_migrated_and_opening_it_again_keeps_what_it_holds() {
-    let store = shop().await;
-    store.ingest(message("m1", "ada", "Hello"), NOW).await;
-    let dir = store.dir;
-    drop(store.service);
-    drop(store.store);
-    drop(store.queries);
-    let (_, queries) = testing::open(&dir).await;
-    let filter = ConversationFilter {
+fn everything() -> ConversationFilter {
+    ConversationFilter {
         team: None,
         statuses: vec![],
         assignee: AssigneeFilter::Anyone,
         inbox: None,
-    };
-    let page = queries.conversations(&filter, None, 10).await.unwrap();
+    }
+}
+
+#[tokio::test]
+async fn a_new_database_is_migrated_and_opening_it_again_keeps_what_it_holds() {
+    let store = testing::with_shop().await;
+    store.converse("ada", "Hello", None, NOW).await;
+    let TestStore {
+        dir, store, queries, ..
+    } = store;
+    drop((store, queries));
+    let (_, queries) = testing::open(&dir).await;
+    let page = queries.conversations(&everything(), None, 10).await.unwrap();
     assert_eq!(page.conversations.len(), 1);
-    assert_eq!(page.conversations[0].last_message.as_ref().unwrap().text, "Hello");
+    assert_eq!(page.conversations[0].contact.external_id, "ada");
 }
 
 #[tokio::test]
 async fn a_unit_of_work_that_fails_leaves_no_trace() {
-    let store = shop().await;
+    let store = testing::with_shop().await;
     let shop = store.shop.clone();
-    let failed: Result<(), DeskError> = store
+    let failed: Result<(), StoreError> = store
         .store
         .unit(move |tx| {
             let contact = ContactRecord {
@@ -87,138 +85,155 @@ async fn a_unit_of_work_that_fails_leaves_no_trace() {
             };
             let id = tx.insert_contact(&contact, NOW)?;
             tx.insert_identity(id, &shop, "half", NOW)?;
-            Err(DeskError::Conflict("refused after writing".into()))
+            Err(StoreError::NotFound("what the unit wanted"))
         })
         .await;
-    assert!(matches!(failed, Err(DeskError::Conflict(_))));
+    assert!(matches!(failed, Err(StoreError::NotFound(_))));
     let shop_id = store.shop.id;
     let found = store.store.unit(move |tx| tx.identity(shop_id, "half")).await.unwrap();
-    assert_eq!(found, None, "the contact written before the refusal is gone");
+    assert_eq!(found, None, "the contact written before the failure is gone");
 }
 
 #[tokio::test]
 async fn units_run_in_order_each_seeing_the_ones_before() {
-    let store = shop().await;
-    let first = store.context(NOW);
-    let second = store.context(NOW + 1);
-    let outcomes = store
-        .service
-        .ingest_in_order(vec![
-            (first, message("m1", "ada", "Hello")),
-            (second, message("m2", "ada", "Are you there?")),
-        ])
-        .await;
-    let ids: Vec<i64> = outcomes.iter().map(|o| o.as_ref().unwrap().conversation_id).collect();
+    let store = testing::with_shop().await;
+    let shop = store.shop.clone();
+    let shop_id = shop.id;
+    type Unit = Box<dyn Fn(&mut dyn Tx) -> StoreResult<Option<i64>> + Send>;
+    let works: Vec<Unit> = vec![
+        Box::new(move |tx| {
+            let contact = ContactRecord {
+                contact_id: 0,
+                identity_id: 0,
+                name: None,
+                email: None,
+                language: None,
+                metadata: BTreeMap::new(),
+                unreachable: false,
+            };
+            let id = tx.insert_contact(&contact, NOW)?;
+            Ok(Some(tx.insert_identity(id, &shop, "ada", NOW)?))
+        }),
+        Box::new(move |tx| Ok(tx.identity(shop_id, "ada")?.map(|found| found.identity_id))),
+    ];
+    let results = store.store.units_in_order(works).await;
+    let inserted = results[0].as_ref().unwrap();
+    assert!(inserted.is_some());
     assert_eq!(
-        ids[0], ids[1],
-        "the second message joined the conversation the first opened"
+        results[1].as_ref().unwrap(),
+        inserted,
+        "the second unit sees the first's identity"
     );
-    assert!(outcomes[0].as_ref().unwrap().created_conversation);
-    assert!(!outcomes[1].as_ref().unwrap().created_conversation);
 }
 
 #[tokio::test]
-async fn a_message_delivered_twice_is_stored_once() {
-    let store = shop().await;
-    let first = store.ingest(message("m1", "ada", "Hello"), NOW).await;
-    let again = store.ingest(message("m1", "ada", "Hello"), NOW + 5).await;
-    assert!(!first.duplicate && again.duplicate);
+async fn a_second_message_with_a_known_channel_id_is_a_conflict_and_the_first_is_found() {
+    let store = testing::with_shop().await;
+    let seeded = store.converse("ada", "Hello", None, NOW).await;
+    let (shop, conversation) = (store.shop.id, seeded.conversation_id);
+    let found = store
+        .store
+        .unit(move |tx| tx.message_by_external_id(shop, &format!("ada-{NOW}")))
+        .await
+        .unwrap();
     assert_eq!(
-        (again.conversation_id, again.message_id),
-        (first.conversation_id, first.message_id)
+        found.map(|m| (m.id, m.conversation_id)),
+        Some((seeded.message_id, conversation))
     );
-    let detail = store.queries.conversation(first.conversation_id).await.unwrap();
-    let inbound = detail
-        .messages
-        .iter()
-        .filter(|m| m.external_id.as_deref() == Some("m1"));
-    assert_eq!(inbound.count(), 1);
+    let again = store
+        .store
+        .unit(move |tx| {
+            let external_id = format!("ada-{NOW}");
+            let message = NewMessage {
+                conversation_id: conversation,
+                inbox_id: shop,
+                direction: crate::model::Direction::Inbound,
+                kind: crate::model::MessageKind::Message,
+                author_kind: crate::model::ActorKind::Contact,
+                author_id: None,
+                text: "Hello",
+                html: None,
+                external_id: Some(&external_id),
+                language: None,
+                metadata: None,
+            };
+            tx.insert_message(&message, NOW + 1)
+        })
+        .await;
+    assert!(matches!(again, Err(StoreError::Conflict(_))), "{again:?}");
 }
 
 #[tokio::test]
 async fn lookups_find_only_the_contacts_own_conversations() {
-    let store = shop().await;
-    let mut keyed = message("m1", "ada", "Order 7");
-    keyed.thread = Some("order-7".into());
-    let ada = store.ingest(keyed, NOW).await;
-    let bob = store.ingest(message("m2", "bob", "Hi"), NOW).await;
+    let store = testing::with_shop().await;
+    let ada = store.converse("ada", "Order 7", None, NOW).await;
+    let bob = store.converse("bob", "Hi", None, NOW).await;
     let shop = store.shop.id;
-    let (ada_contact, bob_contact) = store
+    let (theirs, own, open) = store
         .store
         .unit(move |tx| {
-            let ada = tx.identity(shop, "ada")?.unwrap().contact_id;
-            let bob = tx.identity(shop, "bob")?.unwrap().contact_id;
-            Ok::<_, StoreError>((ada, bob))
-        })
-        .await
-        .unwrap();
-    let (by_key, theirs, unthreaded) = store
-        .store
-        .unit(move |tx| {
-            let by_key = tx.find_conversation(ConversationLookup::ThreadKey {
-                contact_id: ada_contact,
-                inbox_id: shop,
-                key: "order-7",
-            })?;
             let theirs = tx.find_conversation(ConversationLookup::Own {
                 id: ada.conversation_id,
-                contact_id: bob_contact,
+                contact_id: bob.contact_id,
                 inbox_id: shop,
             })?;
-            let unthreaded = tx.find_conversation(ConversationLookup::OpenUnthreaded {
-                contact_id: bob_contact,
+            let own = tx.find_conversation(ConversationLookup::Own {
+                id: ada.conversation_id,
+                contact_id: ada.contact_id,
                 inbox_id: shop,
             })?;
-            Ok::<_, StoreError>((by_key, theirs, unthreaded))
+            let open = tx.find_conversation(ConversationLookup::OpenUnthreaded {
+                contact_id: bob.contact_id,
+                inbox_id: shop,
+            })?;
+            Ok::<_, StoreError>((theirs, own, open))
         })
         .await
         .unwrap();
-    assert_eq!(
-        by_key.map(|c| (c.id, c.status)),
-        Some((ada.conversation_id, Status::Open))
-    );
     assert_eq!(theirs, None, "another contact's conversation is never theirs");
-    assert_eq!(unthreaded.map(|c| c.id), Some(bob.conversation_id));
+    assert_eq!(own.map(|c| (c.id, c.status)), Some((ada.conversation_id, Status::Open)));
+    assert_eq!(open.map(|c| c.id), Some(bob.conversation_id));
 }
 
 #[tokio::test]
 async fn a_patch_writes_only_what_it_names() {
-    let store = shop().await;
-    let mut german = message("m1", "ada", "Hallo");
-    german.language = Some("de".into());
-    let opened = store.ingest(german, NOW).await;
-    let id = opened.conversation_id;
-    store
-        .store
-        .unit(move |tx| {
-            let patch = ConversationPatch {
-                priority: Some(Priority::High),
-                language_if_unset: Some("en".into()),
-                ..ConversationPatch::default()
-            };
-            tx.update_conversation(id, &patch)
-        })
-        .await
-        .unwrap();
-    let detail = store.queries.conversation(id).await.unwrap();
-    let summary = &detail.conversation;
+    let store = testing::with_shop().await;
+    let id = store.converse("ada", "Hallo", None, NOW).await.conversation_id;
+    let patch = |patch: ConversationPatch| {
+        let store = Arc::clone(&store.store);
+        async move { store.unit(move |tx| tx.update_conversation(id, &patch)).await.unwrap() }
+    };
+    patch(ConversationPatch {
+        language_if_unset: Some("de".into()),
+        ..ConversationPatch::default()
+    })
+    .await;
+    patch(ConversationPatch {
+        priority: Some(Priority::High),
+        language_if_unset: Some("en".into()),
+        ..ConversationPatch::default()
+    })
+    .await;
+    let summary = store.queries.conversation(id).await.unwrap().conversation;
     assert_eq!(summary.priority, Priority::High);
     assert_eq!(summary.language.as_deref(), Some("de"), "a language already set stays");
     assert_eq!(summary.status, Status::Open, "what the patch did not name is unchanged");
+    let loaded = store.store.unit(move |tx| tx.conversation(id)).await.unwrap().unwrap();
+    assert_eq!((loaded.priority, loaded.status), (Priority::High, Status::Open));
 }
 
-/// Three customers of the shop, each with an acknowledgement queued for its callback.
-async fn three_acknowledgements() -> TestStore {
-    let store = shop().await;
+/// Three customers of the shop, each with a reply queued for its callback.
+async fn three_replies() -> TestStore {
+    let store = testing::with_shop().await;
     for customer in ["ada", "bob", "cy"] {
-        store.ingest(message(customer, customer, "Hello"), NOW).await;
+        store.converse(customer, "Hello", Some("Hi"), NOW).await;
     }
     store
 }
 
 #[tokio::test]
 async fn a_claim_gives_each_destination_its_room_and_none_to_a_held_one() {
-    let store = three_acknowledgements().await;
+    let store = three_replies().await;
     let shop = store.shop.id;
     assert!(
         claim(&store, NOW, 10, plan(vec![shop], vec![], 16)).await.is_empty(),
@@ -239,48 +254,55 @@ async fn a_claim_gives_each_destination_its_room_and_none_to_a_held_one() {
 
 #[tokio::test]
 async fn a_conversations_messages_are_claimed_one_at_a_time_in_order() {
-    let store = shop().await;
-    let opened = store.ingest(message("m1", "ada", "Hello"), NOW).await;
-    let reply = crate::domain::lifecycle::NewAgentMessage {
-        conversation_id: opened.conversation_id,
-        agent_id: store.agent("ana").await,
-        text: "Hi Ada".into(),
-        private: false,
-        attachments: vec![],
-        now: NOW + 1,
-        expires_at: NOW + 60_000,
-    };
-    store.service.add_agent_message(reply).await.unwrap();
-    let first = claim(&store, NOW + 2, 10, plan(vec![], vec![], 16)).await;
-    assert_eq!(first.len(), 1, "the reply waits behind the acknowledgement");
+    let store = testing::with_shop().await;
+    let seeded = store.converse("ada", "Hello", Some("First"), NOW).await;
+    let (shop, conversation) = (store.shop.id, seeded.conversation_id);
+    store
+        .store
+        .unit(move |tx| {
+            let second = NewMessage {
+                conversation_id: conversation,
+                inbox_id: shop,
+                direction: crate::model::Direction::Outbound,
+                kind: crate::model::MessageKind::Reply,
+                author_kind: crate::model::ActorKind::System,
+                author_id: None,
+                text: "Second",
+                html: None,
+                external_id: None,
+                language: None,
+                metadata: None,
+            };
+            let id = tx.insert_message(&second, NOW)?;
+            tx.insert_outbox(id, conversation, shop, NOW, NOW + 60_000)
+        })
+        .await
+        .unwrap();
+    let first = claim(&store, NOW, 10, plan(vec![], vec![], 16)).await;
     assert_eq!(
-        first[0].message.kind,
-        switchboard_connector_core::OutboundKind::StatusUpdate
+        first.iter().map(|d| d.message.text.as_str()).collect::<Vec<_>>(),
+        ["First"]
     );
-    assert!(claim(&store, NOW + 2, 10, plan(vec![], vec![], 16)).await.is_empty());
-    record(
-        &store,
-        first[0].outbox_id,
-        DeliveryResult::Sent(Receipt::default()),
-        NOW + 3,
-    )
-    .await;
-    let second = claim(&store, NOW + 3, 10, plan(vec![], vec![], 16)).await;
-    assert_eq!(second.len(), 1);
-    assert_eq!(second[0].message.text, "Hi Ada");
+    assert!(
+        claim(&store, NOW, 10, plan(vec![], vec![], 16)).await.is_empty(),
+        "the second waits"
+    );
+    settle(&store, first[0].outbox_id, Settlement::Sent { receipt: "{}" }, NOW + 1).await;
+    let second = claim(&store, NOW + 1, 10, plan(vec![], vec![], 16)).await;
+    assert_eq!(
+        second.iter().map(|d| d.message.text.as_str()).collect::<Vec<_>>(),
+        ["Second"]
+    );
     assert_eq!(second[0].attempts, 1);
+    assert_eq!(second[0].message.recipient, "ada");
 }
 
 #[tokio::test]
 async fn a_lease_released_puts_the_row_back_and_its_next_claim_counts_another_attempt() {
-    let store = three_acknowledgements().await;
+    let store = three_replies().await;
     let claimed = claim(&store, NOW, 1, plan(vec![], vec![], 16)).await;
     assert_eq!(claimed[0].attempts, 1);
-    let released = store
-        .store
-        .unit(move |tx| tx.release_deliveries(NOW + 1))
-        .await
-        .unwrap();
+    let released = store.store.unit(|tx| tx.release_deliveries(NOW + 1)).await.unwrap();
     assert_eq!(released, 1);
     let again = claim(&store, NOW + 1, 1, plan(vec![], vec![], 16)).await;
     assert_eq!((again[0].outbox_id, again[0].attempts), (claimed[0].outbox_id, 2));
@@ -288,29 +310,35 @@ async fn a_lease_released_puts_the_row_back_and_its_next_claim_counts_another_at
 
 #[tokio::test]
 async fn a_delivery_is_settled_once_and_a_retry_waits_for_its_time() {
-    let store = three_acknowledgements().await;
+    let store = three_replies().await;
     let claimed = claim(&store, NOW, 3, plan(vec![], vec![], 16)).await;
     let (sent, retried, failed) = (claimed[0].outbox_id, claimed[1].outbox_id, claimed[2].outbox_id);
-    record(&store, sent, DeliveryResult::Sent(Receipt::default()), NOW + 1).await;
-    // A second word on a settled row changes nothing.
-    let late = DeliveryResult::Failed { error: "late".into() };
-    record(&store, sent, late, NOW + 2).await;
-    let retry = DeliveryResult::RetryAt {
+    assert!(
+        settle(&store, sent, Settlement::Sent { receipt: "{}" }, NOW + 1)
+            .await
+            .is_some()
+    );
+    let late = Settlement::Failed { error: "late" };
+    assert_eq!(
+        settle(&store, sent, late, NOW + 2).await,
+        None,
+        "a settled row stays settled"
+    );
+    let retry = Settlement::RetryAt {
         at: NOW + 5_000,
-        error: "HTTP 503".into(),
+        error: "HTTP 503",
     };
-    record(&store, retried, retry, NOW + 1).await;
-    let gone = DeliveryResult::Failed {
-        error: "HTTP 400".into(),
-    };
-    record(&store, failed, gone, NOW + 1).await;
-    let status = |id| {
-        let queries = Arc::clone(&store.queries);
-        async move { queries.delivery(id).await.unwrap() }
-    };
-    assert_eq!(status(sent).await.status, DeliveryStatus::Sent);
-    assert_eq!(status(failed).await.status, DeliveryStatus::Failed);
-    assert_eq!(status(failed).await.last_error.as_deref(), Some("HTTP 400"));
+    settle(&store, retried, retry, NOW + 1).await;
+    let gone = settle(&store, failed, Settlement::Failed { error: "HTTP 400" }, NOW + 1).await;
+    assert_eq!(
+        gone.map(|row| (row.status, row.attempts)),
+        Some((DeliveryStatus::Failed, 1))
+    );
+    assert_eq!(store.queries.delivery(sent).await.unwrap().status, DeliveryStatus::Sent);
+    assert_eq!(
+        store.queries.delivery(failed).await.unwrap().last_error.as_deref(),
+        Some("HTTP 400")
+    );
     assert!(claim(&store, NOW + 4_999, 3, plan(vec![], vec![], 16)).await.is_empty());
     assert_eq!(store.store.next_delivery_due(&[]).await.unwrap(), Some(NOW + 5_000));
     let due = claim(&store, NOW + 5_000, 3, plan(vec![], vec![], 16)).await;
@@ -322,8 +350,7 @@ async fn a_delivery_is_settled_once_and_a_retry_waits_for_its_time() {
 
 #[tokio::test]
 async fn clocks_fall_due_in_order_of_their_next_moment() {
-    let store = three_acknowledgements().await;
-    let conversations: Vec<i64> = vec![1, 2, 3];
+    let store = three_replies().await;
     let clock = |due_at: i64| SlaClock {
         kind: ClockKind::FirstResponse,
         state: ClockState::Running,
@@ -338,11 +365,11 @@ async fn clocks_fall_due_in_order_of_their_next_moment() {
         warned_at: None,
         breached_at: None,
     };
-    let clocks = [clock(NOW + 300), clock(NOW + 100), clock(NOW + 200)];
+    let clocks = [(1, clock(NOW + 300)), (2, clock(NOW + 100)), (3, clock(NOW + 200))];
     store
         .store
         .unit(move |tx| {
-            for (conversation, clock) in conversations.iter().zip(&clocks) {
+            for (conversation, clock) in &clocks {
                 tx.save_clock(*conversation, clock)?;
             }
             Ok::<_, StoreError>(())
@@ -353,71 +380,94 @@ async fn clocks_fall_due_in_order_of_their_next_moment() {
     let due = store.store.unit(|tx| tx.due_clocks(NOW + 250, 10)).await.unwrap();
     assert_eq!(due, [(2, ClockKind::FirstResponse), (3, ClockKind::FirstResponse)]);
     let saved = store.store.unit(|tx| tx.clocks(2)).await.unwrap();
-    let first_response = saved.iter().find(|clock| clock.kind == ClockKind::FirstResponse);
-    assert_eq!(
-        first_response,
-        Some(&clock(NOW + 100)),
-        "a clock reads back as it was saved"
-    );
+    assert_eq!(saved, [clock(NOW + 100)], "a clock reads back as it was saved");
 }
 
 #[tokio::test]
-async fn subscribers_are_told_in_order_per_conversation_and_a_disabled_one_nothing_more() {
-    let store = shop().await;
-    let admin = store.agent("ada-admin").await;
+async fn event_deliveries_go_in_order_per_conversation_and_a_disabled_subscription_gets_only_pings() {
+    let store = testing::with_shop().await;
+    let admin = store.agent("admin").await;
+    let ada = store.converse("ada", "Hello", None, NOW).await.conversation_id;
     let subscription = store
-        .service
-        .create_subscription(
-            NewSubscription {
-                url: "http://crm.example/hooks".into(),
-                events: vec!["conversation.created".into(), "message.created".into()],
-                secret: "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw".into(),
-                description: None,
-                created_by: admin,
-            },
-            NOW,
-        )
+        .store
+        .unit(move |tx| {
+            let id = tx.insert_subscription(
+                &NewSubscription {
+                    url: "http://crm.example/hooks".into(),
+                    events: vec!["conversation.created".into(), "message.created".into()],
+                    secret: "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw".into(),
+                    description: None,
+                    created_by: admin,
+                },
+                NOW,
+            )?;
+            assert_eq!(tx.subscribers()?.iter().map(|s| s.id).collect::<Vec<_>>(), [id]);
+            for event in ["conversation.created", "message.created"] {
+                tx.queue_event(id, Some(ada), event, &format!("{{\"type\":\"{event}\"}}"), NOW)?;
+            }
+            Ok::<_, StoreError>(id)
+        })
         .await
         .unwrap();
-    store.ingest(message("m1", "ada", "Hello"), NOW).await;
     let claim_events = |now: i64| {
         let store = Arc::clone(&store.store);
         async move {
-            store
+            let claimed = store
                 .unit(move |tx| tx.claim_events(now, 10, now + 60_000, &[]))
                 .await
-                .unwrap()
+                .unwrap();
+            claimed.into_iter().map(|d| (d.id, d.event_type)).collect::<Vec<_>>()
         }
     };
     let first = claim_events(NOW + 1).await;
     assert_eq!(
-        first.iter().map(|d| d.event_type.as_str()).collect::<Vec<_>>(),
-        ["conversation.created"],
-        "the conversation's later events wait behind its first"
+        first.iter().map(|(_, kind)| kind.as_str()).collect::<Vec<_>>(),
+        ["conversation.created"]
     );
-    let payload: serde_json::Value = serde_json::from_slice(&first[0].payload).unwrap();
-    assert_eq!(payload["type"], json!("conversation.created"));
-    assert!(claim_events(NOW + 1).await.is_empty());
-    let sent = DeliveryResult::Sent(Receipt::default());
-    let id = first[0].id;
+    assert!(
+        claim_events(NOW + 1).await.is_empty(),
+        "the conversation's next event waits"
+    );
+    let sent = first[0].0;
+    let settled = store
+        .store
+        .unit(move |tx| tx.settle_event(sent, Settlement::Sent { receipt: "{}" }, NOW + 2))
+        .await
+        .unwrap();
+    assert_eq!(settled, Some(subscription));
+    assert_eq!(
+        claim_events(NOW + 2)
+            .await
+            .iter()
+            .map(|(_, kind)| kind.as_str())
+            .collect::<Vec<_>>(),
+        ["message.created"]
+    );
     store
         .store
-        .unit(move |tx| deliveries::record_event(tx, id, &sent, None, NOW + 2))
+        .unit(move |tx| {
+            assert!(tx.disable_subscription(subscription, "the receiver answered 410", NOW + 3)?);
+            assert!(
+                !tx.disable_subscription(subscription, "again", NOW + 3)?,
+                "already disabled"
+            );
+            tx.queue_event(subscription, Some(ada), "message.created", "{}", NOW + 3)?;
+            tx.queue_event(subscription, None, "ping", "{}", NOW + 3)?;
+            tx.drop_waiting_events(subscription, Waiting::ExceptPings, "disabled", NOW + 3)
+        })
         .await
         .unwrap();
-    let next = claim_events(NOW + 2).await;
-    assert!(next.iter().all(|d| d.event_type == "message.created") && !next.is_empty());
-    // Disabled: what waits is dropped, a ping still goes.
-    store
-        .service
-        .set_subscription_active(subscription.id, false, NOW + 3)
-        .await
-        .unwrap();
-    store.ingest(message("m2", "bob", "Hi"), NOW + 3).await;
-    store.service.ping_subscription(subscription.id, NOW + 4).await.unwrap();
-    let after = claim_events(NOW + 5).await;
     assert_eq!(
-        after.iter().map(|d| d.event_type.as_str()).collect::<Vec<_>>(),
+        claim_events(NOW + 4)
+            .await
+            .iter()
+            .map(|(_, kind)| kind.as_str())
+            .collect::<Vec<_>>(),
         ["ping"]
+    );
+    let listed = store.queries.subscription(subscription).await.unwrap();
+    assert_eq!(
+        (listed.active, listed.disabled_reason.as_deref()),
+        (false, Some("the receiver answered 410"))
     );
 }

@@ -1,18 +1,18 @@
 //! For tests: a fresh store of the backend `SWITCHBOARD_TEST_STORE` names (`sqlite`, the
-//! default), with one team and one webhook inbox, and messages to put in it.
+//! default), with one team and one webhook inbox, and conversations put in it through
+//! [`Tx`] alone (no rules), so the store's tests need nothing above the store.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use switchboard_connector_core::{ChannelKind, InboundMessage, Sender};
+use switchboard_connector_core::ChannelKind;
 
-use crate::domain::desk::Desk;
-use crate::domain::ingest::{IngestContext, IngestOutcome};
-use crate::domain::router::Router;
-use crate::domain::service::Service;
-use crate::model::Role;
+use crate::model::{ActorKind, Direction, MessageKind, Priority, Role};
 use crate::query::Queries;
 use crate::store::sqlite::SqliteStore;
-use crate::store::{InboxRef, InboxSpec, NewAgent, Store, TeamSpec};
+use crate::store::{
+    ContactRecord, InboxRef, InboxSpec, NewAgent, NewConversation, NewMessage, Store, StoreError, TeamSpec, Tx,
+};
 
 /// The variable that chooses the backend the store tests run against.
 pub const BACKEND_VARIABLE: &str = "SWITCHBOARD_TEST_STORE";
@@ -22,12 +22,13 @@ pub struct TestStore {
     pub dir: tempfile::TempDir,
     pub store: Arc<dyn Store>,
     pub queries: Arc<dyn Queries>,
-    pub service: Service,
     /// The webhook inbox `shop`.
     pub shop: InboxRef,
+    /// The team `support`.
+    pub support: i64,
 }
 
-/// A store of the chosen backend, migrated from nothing.
+/// A store of the chosen backend, migrated from nothing (or from what `dir` holds).
 pub async fn open(dir: &tempfile::TempDir) -> (Arc<dyn Store>, Arc<dyn Queries>) {
     let backend = std::env::var(BACKEND_VARIABLE).unwrap_or_else(|_| "sqlite".into());
     match backend.as_str() {
@@ -40,65 +41,56 @@ pub async fn open(dir: &tempfile::TempDir) -> (Arc<dyn Store>, Arc<dyn Queries>)
     }
 }
 
-/// A store with team `support` and webhook inbox `shop`, running `desk`'s rules.
-pub async fn with_shop(desk: Desk) -> TestStore {
+/// A store with team `support` and webhook inbox `shop`.
+pub async fn with_shop() -> TestStore {
     let dir = tempfile::tempdir().expect("a temporary folder");
     let (store, queries) = open(&dir).await;
-    let service = Service::new(Arc::clone(&store), Arc::new(desk));
-    let teams = vec![TeamSpec {
-        key: "support".into(),
-        name: "Support".into(),
-        tier: 0,
-    }];
-    let inboxes = vec![InboxSpec {
-        key: "shop".into(),
-        name: "Shop".into(),
-        channel: ChannelKind::Webhook,
-    }];
-    let catalog = service
-        .sync_catalog(teams, inboxes, 0)
+    let (shop, support) = store
+        .unit(|tx| {
+            tx.deactivate_catalog()?;
+            let team = TeamSpec {
+                key: "support".into(),
+                name: "Support".into(),
+                tier: 0,
+            };
+            tx.upsert_team(&team, 0)?;
+            let inbox = InboxSpec {
+                key: "shop".into(),
+                name: "Shop".into(),
+                channel: ChannelKind::Webhook,
+            };
+            let (id, channel) = tx.upsert_inbox(&inbox, 0)?;
+            let shop = InboxRef {
+                id,
+                key: inbox.key,
+                name: inbox.name,
+                channel,
+            };
+            let support = tx.team("support")?.expect("the team exists").id;
+            Ok::<_, StoreError>((shop, support))
+        })
         .await
-        .expect("the catalog syncs");
+        .expect("the catalog is written");
     TestStore {
         dir,
         store,
         queries,
-        service,
-        shop: catalog.inboxes["shop"].clone(),
+        shop,
+        support,
     }
 }
 
-/// A desk of one team, `support`, that assigns by hand and runs no SLA clocks.
-pub fn plain_desk() -> Desk {
-    Desk::plain(&[("support", "Support")])
-}
-
-/// A customer message: `id` is its channel id, `sender` the customer's.
-pub fn message(id: &str, sender: &str, text: &str) -> InboundMessage {
-    InboundMessage {
-        external_id: id.into(),
-        sender: Sender {
-            external_id: sender.into(),
-            ..Sender::default()
-        },
-        text: text.into(),
-        ..InboundMessage::default()
-    }
+/// What [`TestStore::converse`] wrote.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Seeded {
+    pub contact_id: i64,
+    pub conversation_id: i64,
+    /// The customer's message.
+    pub message_id: i64,
 }
 
 impl TestStore {
-    /// What ingest knows of a message arriving at `now` in `shop`.
-    pub fn context(&self, now: i64) -> IngestContext {
-        IngestContext {
-            inbox: self.shop.clone(),
-            router: Arc::new(Router::new(vec![], "support".into())),
-            greeting: false,
-            now,
-            expires_at: now + 60_000,
-        }
-    }
-
-    /// An available agent of `support`; returns their id.
+    /// An agent of `support`; returns their id.
     pub async fn agent(&self, name: &str) -> i64 {
         let agent = NewAgent {
             name: name.into(),
@@ -108,13 +100,88 @@ impl TestStore {
             capacity: None,
             available: true,
         };
-        self.service.create_agent(agent, 0).await.expect("the agent is created")
+        let team = self.support;
+        self.store
+            .unit(move |tx| tx.insert_agent(&agent, team, 0))
+            .await
+            .expect("the agent is created")
     }
 
-    pub async fn ingest(&self, message: InboundMessage, now: i64) -> IngestOutcome {
-        self.service
-            .ingest(self.context(now), message)
+    /// A customer's message opening a conversation in `shop` at `now`, and a reply to it
+    /// queued in the outbox when `reply` says what it says.
+    pub async fn converse(&self, sender: &str, text: &str, reply: Option<&str>, now: i64) -> Seeded {
+        let (shop, team) = (self.shop.clone(), self.support);
+        let (sender, text, reply) = (sender.to_owned(), text.to_owned(), reply.map(str::to_owned));
+        self.store
+            .unit(move |tx| converse(tx, &shop, team, &sender, &text, reply.as_deref(), now))
             .await
-            .expect("the message is stored")
+            .expect("the conversation is written")
     }
+}
+
+fn converse(
+    tx: &mut dyn Tx,
+    shop: &InboxRef,
+    team: i64,
+    sender: &str,
+    text: &str,
+    reply: Option<&str>,
+    now: i64,
+) -> Result<Seeded, StoreError> {
+    let contact = ContactRecord {
+        contact_id: 0,
+        identity_id: 0,
+        name: None,
+        email: None,
+        language: None,
+        metadata: BTreeMap::new(),
+        unreachable: false,
+    };
+    let contact_id = tx.insert_contact(&contact, now)?;
+    let identity_id = tx.insert_identity(contact_id, shop, sender, now)?;
+    let conversation_id = tx.insert_conversation(&NewConversation {
+        inbox_id: shop.id,
+        contact_id,
+        identity_id,
+        thread_key: None,
+        subject: None,
+        priority: Priority::Normal,
+        team_id: Some(team),
+        tier: 0,
+        labels: &[],
+        language: None,
+        now,
+    })?;
+    let message = |direction, kind, author_kind, text, external_id| NewMessage {
+        conversation_id,
+        inbox_id: shop.id,
+        direction,
+        kind,
+        author_kind,
+        author_id: None,
+        text,
+        html: None,
+        external_id,
+        language: None,
+        metadata: None,
+    };
+    let external_id = format!("{sender}-{now}");
+    let inbound = message(
+        Direction::Inbound,
+        MessageKind::Message,
+        ActorKind::Contact,
+        text,
+        Some(external_id.as_str()),
+    );
+    let message_id = tx.insert_message(&inbound, now)?;
+    if let Some(reply) = reply {
+        let outbound = message(Direction::Outbound, MessageKind::Reply, ActorKind::System, reply, None);
+        let reply_id = tx.insert_message(&outbound, now)?;
+        tx.insert_outbox(reply_id, conversation_id, shop.id, now, now + 60_000)?;
+    }
+    Ok(Seeded {
+        contact_id,
+        conversation_id,
+        message_id,
+    })
 }

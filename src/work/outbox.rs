@@ -329,13 +329,10 @@ mod tests {
 
     #[tokio::test]
     async fn a_message_past_its_expiry_is_failed_without_being_sent() {
-        let test = crate::store::testing::with_shop(crate::store::testing::plain_desk()).await;
+        let test = crate::store::testing::with_shop().await;
         let now = crate::clock::SystemClock.now_ms();
-        let mut context = test.context(now);
-        // Already expired when it is queued.
-        context.expires_at = now - 1;
-        let message = crate::store::testing::message("e1", "ada", "Hello");
-        let outcome = test.service.ingest(context, message).await.unwrap();
+        // Queued two minutes ago to expire a minute later: stale before it is claimed.
+        let seeded = test.converse("ada", "Hello", Some("Hi Ada"), now - 120_000).await;
         let catalog = crate::store::Catalog {
             inboxes: [("shop".to_owned(), test.shop.clone())].into(),
         };
@@ -380,7 +377,7 @@ mod tests {
         let running = tokio::spawn(dispatcher.run(shutdown.clone()));
         let started = std::time::Instant::now();
         let delivery = loop {
-            let detail = test.queries.conversation(outcome.conversation_id).await.unwrap();
+            let detail = test.queries.conversation(seeded.conversation_id).await.unwrap();
             let delivery = detail.messages.iter().find_map(|m| m.delivery.clone()).unwrap();
             if delivery.status == crate::model::DeliveryStatus::Failed {
                 break delivery;
