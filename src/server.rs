@@ -19,8 +19,9 @@ use crate::domain::service::Service;
 use crate::query::Queries;
 use crate::store::sqlite::SqliteStore;
 use crate::store::{Catalog, InboxSpec, Store, TeamSpec};
-use crate::work::events::EventDispatcher;
-use crate::work::outbox::Dispatcher;
+use crate::work::dispatch::Dispatcher;
+use crate::work::events::EventLane;
+use crate::work::outbox::OutboxLane;
 use crate::work::scheduler::{Scheduler, SchedulerHandle};
 
 /// The configured store, migrated, with the configured teams and inboxes in it.
@@ -124,12 +125,17 @@ pub async fn run_with_clock(
     ));
 
     let dispatcher = Dispatcher {
+        lane: Arc::new(OutboxLane {
+            channels,
+            clock: Arc::clone(&clock),
+            settings: settings.outbox.clone(),
+        }),
         store: Arc::clone(&store),
-        channels,
         clock: Arc::clone(&clock),
-        settings: settings.outbox.clone(),
-        wakeup: Arc::clone(&outbox_wakeup),
         destinations: Arc::clone(&destinations),
+        wakeup: Arc::clone(&outbox_wakeup),
+        concurrency: settings.outbox.concurrency,
+        shutdown_grace: settings.outbox.shutdown_grace,
     };
     // The outbox outlives the HTTP listener: requests finishing during shutdown may
     // still queue messages, and those are sent if the grace allows.
@@ -137,26 +143,32 @@ pub async fn run_with_clock(
     let outbox_task = tokio::spawn(dispatcher.run(outbox_shutdown.clone()));
     let events_wakeup = Arc::new(Notify::new());
     let subscribed = queries.subscriptions().await?.iter().any(|s| s.active);
-    let events = EventDispatcher {
+    let events = Dispatcher {
+        lane: Arc::new(EventLane {
+            clock: Arc::clone(&clock),
+            settings: settings.outbox.clone(),
+            policy: settings.subscriptions.policy.clone(),
+            timeout: settings.subscriptions.timeout,
+            // Redirects are not followed: a signed body goes where the admin said, only.
+            client: reqwest::Client::builder()
+                .redirect(reqwest::redirect::Policy::none())
+                .dns_resolver(Arc::new(crate::work::events::PolicyResolver {
+                    policy: settings.subscriptions.policy.clone(),
+                }))
+                .build()
+                .context("building the HTTP client for subscriptions")?,
+        }),
         store: Arc::clone(&store),
         clock: Arc::clone(&clock),
-        settings: settings.outbox.clone(),
-        policy: settings.subscriptions.policy.clone(),
-        timeout: settings.subscriptions.timeout,
-        // Redirects are not followed: a signed body goes where the admin said, only.
-        client: reqwest::Client::builder()
-            .redirect(reqwest::redirect::Policy::none())
-            .dns_resolver(Arc::new(crate::work::events::PolicyResolver {
-                policy: settings.subscriptions.policy.clone(),
-            }))
-            .build()
-            .context("building the HTTP client for subscriptions")?,
+        // Per subscription, as the outbox keeps per inbox.
         destinations: Arc::new(crate::work::destinations::Destinations::new(
             settings.outbox.inbox_concurrency,
             settings.outbox.breaker_failures,
             settings.outbox.breaker_pause,
         )),
         wakeup: Arc::clone(&events_wakeup),
+        concurrency: settings.outbox.concurrency,
+        shutdown_grace: settings.outbox.shutdown_grace,
     };
     let events_shutdown = CancellationToken::new();
     let events_task = tokio::spawn(events.run(events_shutdown.clone()));

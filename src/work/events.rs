@@ -1,11 +1,13 @@
-//! Event subscriptions for integrations (a CRM, Zendesk, Jira): which events there are,
-//! which URLs may receive them, and the dispatcher that delivers them per Standard
-//! Webhooks from their own durable queue (`event_deliveries`), retried on the outbox's
-//! schedule, in order per subscription and conversation.
+//! Event subscriptions for integrations (a CRM, Zendesk, Jira): which URLs may receive
+//! them, and the lane that delivers them per Standard Webhooks from their own durable
+//! queue (`event_deliveries`), retried on the outbox's schedule, in order per
+//! subscription and conversation (see [`crate::work::dispatch`] for the loop).
 
 use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
+
+use async_trait::async_trait;
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
@@ -14,17 +16,15 @@ use reqwest::Url;
 use switchboard_connector_core::{Receipt, SendError};
 use switchboard_connector_webhook::Secret;
 use switchboard_connector_webhook::outbound::SignedPost;
-use tokio::sync::{Notify, Semaphore};
-use tokio_util::sync::CancellationToken;
-use tokio_util::task::TaskTracker;
 
 use crate::clock::Clock;
 use crate::config::OutboxSettings;
 pub use crate::domain::events::EventType;
-use crate::domain::{DeskError, deliveries};
+use crate::domain::{DeskResult, deliveries};
 use crate::model::millis;
-use crate::store::{DeliveryResult, EventDelivery, Store};
-use crate::work::outbox::{IDLE_CHECK, LEASE, after_transient_failure, wait_for};
+use crate::store::{ClaimPlan, DeliveryResult, EventDelivery, Store, StoreResult, Tx};
+use crate::work::destinations::SendOutcome;
+use crate::work::dispatch::{Finished, Lane, after_transient_failure};
 
 /// A fresh signing secret: 32 random bytes, as Standard Webhooks writes them.
 pub fn new_secret() -> Result<String, getrandom::Error> {
@@ -171,80 +171,64 @@ fn internal(address: &IpAddr) -> bool {
     }
 }
 
-/// Delivers queued events to their subscriptions.
-pub struct EventDispatcher {
-    /// Per-subscription concurrency and circuit breakers, as the outbox keeps per inbox.
-    pub destinations: Arc<crate::work::destinations::Destinations>,
-    pub store: Arc<dyn Store>,
+/// Queued events to their subscriptions' URLs, signed per Standard Webhooks.
+pub struct EventLane {
     pub clock: Arc<dyn Clock>,
     pub settings: OutboxSettings,
     pub policy: UrlPolicy,
     pub timeout: Duration,
     pub client: reqwest::Client,
-    /// Poked when events are queued, and after every finished send.
-    pub wakeup: Arc<Notify>,
 }
 
-impl EventDispatcher {
-    pub async fn run(self, shutdown: CancellationToken) {
-        let this = Arc::new(self);
-        let now = this.clock.now_ms();
-        let released = this.store.unit(move |tx| tx.release_events(now)).await;
-        if let Err(error) = released {
-            tracing::error!(%error, "could not re-queue event deliveries left in flight");
-        }
-        let slots = Arc::new(Semaphore::new(this.settings.concurrency));
-        let tracker = TaskTracker::new();
-        crate::work::outbox::dispatch_until(
-            "event deliveries",
-            &shutdown,
-            &this.wakeup,
-            this.settings.shutdown_grace,
-            &tracker,
-            || this.dispatch_due(&slots, &tracker),
-        )
-        .await;
+/// An event delivery's outcome for the store, and why its subscription stops, if it does.
+#[derive(Debug, Clone)]
+pub struct EventRecord {
+    pub id: i64,
+    pub result: DeliveryResult,
+    pub disable: Option<String>,
+    pub at: i64,
+}
+
+#[async_trait]
+impl Lane for EventLane {
+    type Item = EventDelivery;
+    type Record = EventRecord;
+
+    const NAME: &'static str = "event deliveries";
+
+    fn destination(item: &EventDelivery) -> i64 {
+        item.subscription_id
     }
 
-    async fn dispatch_due(
-        self: &Arc<Self>,
-        slots: &Arc<Semaphore>,
-        tracker: &TaskTracker,
-    ) -> Result<Duration, crate::store::StoreError> {
-        let free = slots.available_permits();
-        if free == 0 {
-            return Ok(IDLE_CHECK);
+    fn settle_and_claim(
+        tx: &mut dyn Tx,
+        finished: &Finished<EventRecord>,
+        now: i64,
+        limit: u32,
+        lease_until: i64,
+        plan: &ClaimPlan,
+    ) -> DeskResult<Vec<EventDelivery>> {
+        for record in &finished.records {
+            deliveries::record_event(tx, record.id, &record.result, record.disable.as_deref(), record.at)?;
         }
-        let now = self.clock.now_ms();
-        let held = self.destinations.plan(now).held;
-        let claim = held.clone();
-        let batch = self
-            .store
-            .unit(move |tx| tx.claim_events(now, free as u32, now + millis(LEASE), &claim))
-            .await?;
-        let filled = batch.len() == free;
-        for delivery in batch {
-            let Ok(permit) = Arc::clone(slots).try_acquire_owned() else {
-                break;
-            };
-            let send = self.destinations.started(delivery.subscription_id, now);
-            let this = Arc::clone(self);
-            tracker.spawn(async move {
-                this.deliver(delivery, &send).await;
-                drop(send);
-                drop(permit);
-                this.wakeup.notify_one();
-            });
+        for &(subscription, until) in &finished.paused {
+            tx.defer_events(subscription, until, now)?;
         }
-        if filled {
-            return Ok(IDLE_CHECK);
+        if limit == 0 {
+            return Ok(Vec::new());
         }
-        let now = self.clock.now_ms();
-        let due = self.store.next_event_delivery_due(&held).await?;
-        Ok(wait_for(now, due, self.destinations.next_resume(now)))
+        Ok(tx.claim_events(now, limit, lease_until, &plan.held)?)
     }
 
-    async fn deliver(&self, delivery: EventDelivery, send: &crate::work::destinations::InFlight) {
+    fn release(tx: &mut dyn Tx, now: i64) -> StoreResult<u64> {
+        tx.release_events(now)
+    }
+
+    async fn next_due(store: &dyn Store, held: &[i64]) -> StoreResult<Option<i64>> {
+        store.next_event_delivery_due(held).await
+    }
+
+    async fn deliver(&self, delivery: EventDelivery) -> (EventRecord, SendOutcome) {
         let expires_at = delivery.created_at.saturating_add(millis(self.settings.expire_after));
         let outcome = if self.clock.now_ms() > expires_at {
             Err(SendError::permanent(
@@ -255,25 +239,10 @@ impl EventDispatcher {
         };
         let now = self.clock.now_ms();
         let for_breaker = match &outcome {
-            Ok(_) => crate::work::destinations::SendOutcome::Delivered,
-            Err(SendError::Transient { .. }) => crate::work::destinations::SendOutcome::Unavailable,
-            Err(_) => crate::work::destinations::SendOutcome::Answered,
+            Ok(_) => SendOutcome::Delivered,
+            Err(SendError::Transient { .. }) => SendOutcome::Unavailable,
+            Err(_) => SendOutcome::Answered,
         };
-        if let Some(until) = self.destinations.finished(send, for_breaker, now) {
-            tracing::warn!(
-                subscription = delivery.subscription_id,
-                paused_for_ms = until - now,
-                "subscription's receiver failing; paused, then one probe"
-            );
-            let subscription = delivery.subscription_id;
-            let deferred = self
-                .store
-                .unit(move |tx| tx.defer_events(subscription, until, now))
-                .await;
-            if let Err(error) = deferred {
-                tracing::error!(%error, "could not defer a paused subscription's events");
-            }
-        }
         let (result, disable) = match outcome {
             Ok(receipt) => (DeliveryResult::Sent(receipt), None),
             // The endpoint is gone for good (the receiver said 410, or the URL is no
@@ -301,27 +270,17 @@ impl EventDispatcher {
         if let Some(reason) = &disable {
             tracing::warn!(subscription = delivery.subscription_id, %reason, "subscription disabled");
         }
-        let mut pause = Duration::from_millis(50);
-        while let Err(error) = self.record(delivery.id, &result, disable.clone(), now).await {
-            tracing::error!(delivery = delivery.id, %error, "could not record an event delivery; retrying");
-            tokio::time::sleep(pause).await;
-            pause = (pause * 2).min(Duration::from_secs(5));
-        }
+        let record = EventRecord {
+            id: delivery.id,
+            result,
+            disable,
+            at: now,
+        };
+        (record, for_breaker)
     }
+}
 
-    async fn record(
-        &self,
-        id: i64,
-        result: &DeliveryResult,
-        disable: Option<String>,
-        now: i64,
-    ) -> Result<(), DeskError> {
-        let result = result.clone();
-        self.store
-            .unit(move |tx| deliveries::record_event(tx, id, &result, disable.as_deref(), now))
-            .await
-    }
-
+impl EventLane {
     async fn send(&self, delivery: &EventDelivery) -> Result<Receipt, SendError> {
         // Checked again at each send (the client's resolver checks the address it
         // connects to as well): a name may resolve elsewhere than when it was added.

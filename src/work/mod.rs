@@ -1,7 +1,10 @@
-//! The workers: the outbox dispatcher, the event dispatcher, the SLA scheduler, and the
-//! per-destination limits the dispatchers share.
+//! The workers: one dispatcher loop ([`dispatch`]) driving two lanes of leased work, the
+//! outbox's messages ([`outbox`]) and the subscriptions' events ([`events`]), with the
+//! per-destination limits and breakers they share ([`destinations`]); and the SLA
+//! scheduler ([`scheduler`]).
 
 pub mod destinations;
+pub mod dispatch;
 pub mod events;
 pub mod outbox;
 pub mod scheduler;

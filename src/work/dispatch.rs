@@ -1,0 +1,367 @@
+//! One dispatcher for every queue the store leases work from: the outbox's messages and
+//! the subscriptions' event deliveries are each a [`Lane`]. It claims what is due within
+//! each destination's room, sends each on a task of its own, and records what became of
+//! them.
+//!
+//! The records of the sends that finished and the next claim are one unit of work: under
+//! load one commit settles a batch of sends and takes the next batch, where a commit per
+//! send and per claim kept each send's slot through two fsyncs. A send's slot is freed
+//! when the send is done, not when its record is: the row stays in flight in the store
+//! until the record commits, so nothing of its conversation can overtake it.
+
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use tokio::sync::{Notify, Semaphore};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::clock::Clock;
+use crate::domain::{DeskError, DeskResult};
+use crate::model::millis;
+use crate::store::{ClaimPlan, DeliveryResult, Store, StoreResult, Tx};
+use crate::work::destinations::{Destinations, SendOutcome};
+
+/// How long a claimed row belongs to this dispatcher. Longer than any send may take.
+pub const LEASE: Duration = Duration::from_secs(300);
+/// The longest a dispatcher sleeps without looking, in case a wake-up was missed
+/// (another process wrote a row, or a row waits behind a conversation's earlier one).
+pub const IDLE_CHECK: Duration = Duration::from_secs(5);
+/// Pause after a storage error before trying again.
+const STORE_ERROR_PAUSE: Duration = Duration::from_secs(1);
+
+/// A queue of sends the store leases out.
+#[async_trait]
+pub trait Lane: Send + Sync + 'static {
+    /// What is claimed and sent.
+    type Item: Send + 'static;
+    /// What a finished send leaves to record.
+    type Record: Clone + Send + Sync + 'static;
+
+    /// For the log.
+    const NAME: &'static str;
+
+    /// Who receives it (an inbox, a subscription): the unit of concurrency and breakers.
+    fn destination(item: &Self::Item) -> i64;
+
+    /// In one unit of work: records what finished, moves the queued items of paused
+    /// destinations past their pause, and claims up to `limit` due items within `plan`.
+    fn settle_and_claim(
+        tx: &mut dyn Tx,
+        finished: &Finished<Self::Record>,
+        now: i64,
+        limit: u32,
+        lease_until: i64,
+        plan: &ClaimPlan,
+    ) -> DeskResult<Vec<Self::Item>>;
+
+    /// Puts items left in flight by a previous run back in the queue.
+    fn release(tx: &mut dyn Tx, now: i64) -> StoreResult<u64>;
+
+    /// When the next claimable item falls due, leaving out the `held` destinations.
+    async fn next_due(store: &dyn Store, held: &[i64]) -> StoreResult<Option<i64>>;
+
+    /// Sends one item; returns its record and how the destination fared.
+    async fn deliver(&self, item: Self::Item) -> (Self::Record, SendOutcome);
+}
+
+/// Sends that finished and are not recorded yet, and destinations whose breaker opened.
+#[derive(Clone)]
+pub struct Finished<R> {
+    pub records: Vec<R>,
+    /// `(destination, until)`: its queued items wait out the pause off the due index, so
+    /// claims for other destinations do not read past them.
+    pub paused: Vec<(i64, i64)>,
+}
+
+impl<R> Default for Finished<R> {
+    fn default() -> Finished<R> {
+        Finished {
+            records: Vec::new(),
+            paused: Vec::new(),
+        }
+    }
+}
+
+impl<R> Finished<R> {
+    fn is_empty(&self) -> bool {
+        self.records.is_empty() && self.paused.is_empty()
+    }
+
+    /// Puts back what a failed unit of work did not record, before what finished since.
+    fn restore(&mut self, mut earlier: Finished<R>) {
+        earlier.records.append(&mut self.records);
+        earlier.paused.append(&mut self.paused);
+        *self = earlier;
+    }
+}
+
+pub struct Dispatcher<L: Lane> {
+    pub lane: Arc<L>,
+    pub store: Arc<dyn Store>,
+    pub clock: Arc<dyn Clock>,
+    /// Per-destination concurrency and circuit breakers; shared with `/metrics`.
+    pub destinations: Arc<Destinations>,
+    /// Poked after every commit that queued an item, and after every finished send.
+    pub wakeup: Arc<Notify>,
+    /// Sends in flight at once, across destinations.
+    pub concurrency: usize,
+    /// How long shutdown waits for sends in flight; one cut off stays in flight in the
+    /// store and is sent again after the restart.
+    pub shutdown_grace: Duration,
+}
+
+struct Running<L: Lane> {
+    dispatcher: Dispatcher<L>,
+    finished: Mutex<Finished<L::Record>>,
+    slots: Arc<Semaphore>,
+    tracker: TaskTracker,
+}
+
+impl<L: Lane> Dispatcher<L> {
+    /// Runs until `shutdown`, then gives sends in flight the grace to finish, and
+    /// records what they did.
+    pub async fn run(self, shutdown: CancellationToken) {
+        let now = self.clock.now_ms();
+        match self.store.unit(move |tx| L::release(tx, now)).await {
+            Ok(0) => {}
+            Ok(released) => tracing::info!(
+                dispatcher = L::NAME,
+                released,
+                "re-queued what a previous run left in flight"
+            ),
+            Err(error) => tracing::error!(dispatcher = L::NAME, %error, "could not re-queue what was left in flight"),
+        }
+        let running = Arc::new(Running {
+            slots: Arc::new(Semaphore::new(self.concurrency)),
+            dispatcher: self,
+            finished: Mutex::new(Finished::default()),
+            tracker: TaskTracker::new(),
+        });
+        while !shutdown.is_cancelled() {
+            let wait = match running.dispatch_due(true).await {
+                Ok(wait) => wait,
+                Err(error) => {
+                    tracing::error!(%error, dispatcher = L::NAME, "storage failed; retrying");
+                    STORE_ERROR_PAUSE
+                }
+            };
+            tokio::select! {
+                () = shutdown.cancelled() => break,
+                () = running.dispatcher.wakeup.notified() => {}
+                () = tokio::time::sleep(wait) => {}
+            }
+        }
+        running.finish().await;
+    }
+}
+
+impl<L: Lane> Running<L> {
+    /// The buffer survives a panic elsewhere: pushes and takes leave it whole.
+    fn finished(&self) -> MutexGuard<'_, Finished<L::Record>> {
+        self.finished.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Records what finished and, when `claim`, starts every due item there is room for;
+    /// returns how long to wait before looking again (unless woken first).
+    async fn dispatch_due(self: &Arc<Self>, claim: bool) -> Result<Duration, DeskError> {
+        let this = &self.dispatcher;
+        let free = if claim { self.slots.available_permits() } else { 0 };
+        let finished = std::mem::take(&mut *self.finished());
+        if free == 0 && finished.is_empty() {
+            // Every slot is busy: a finished send wakes us.
+            return Ok(IDLE_CHECK);
+        }
+        let now = this.clock.now_ms();
+        let lease_until = now.saturating_add(millis(LEASE));
+        // A destination at its share of the slots or paused waits; the others go. One
+        // claim may still give a destination more than its share: the cap holds from the
+        // next claim on.
+        let plan = this.destinations.plan(now);
+        let held = plan.held.clone();
+        let limit = free as u32;
+        // A copy goes into the unit of work (which may run more than once); the original
+        // is kept until the commit, because the sends happened and losing their records
+        // would send them again.
+        let recording = finished.clone();
+        let batch = this
+            .store
+            .unit(move |tx| L::settle_and_claim(tx, &recording, now, limit, lease_until, &plan))
+            .await;
+        let batch = match batch {
+            Ok(batch) => batch,
+            Err(error) => {
+                self.finished().restore(finished);
+                return Err(error);
+            }
+        };
+        let filled = batch.len() == free;
+        for item in batch {
+            let Ok(permit) = Arc::clone(&self.slots).try_acquire_owned() else {
+                break;
+            };
+            let destination = L::destination(&item);
+            let send = this.destinations.started(destination, now);
+            let running = Arc::clone(self);
+            self.tracker.spawn(async move {
+                let (record, outcome) = running.dispatcher.lane.deliver(item).await;
+                let now = running.dispatcher.clock.now_ms();
+                let paused = running.dispatcher.destinations.finished(&send, outcome, now);
+                drop(send);
+                drop(permit);
+                if let Some(until) = paused {
+                    tracing::warn!(
+                        dispatcher = L::NAME,
+                        destination,
+                        paused_for_ms = until - now,
+                        "destination failing; paused, then one probe"
+                    );
+                }
+                {
+                    let mut finished = running.finished();
+                    finished.records.push(record);
+                    if let Some(until) = paused {
+                        finished.paused.push((destination, until));
+                    }
+                }
+                running.dispatcher.wakeup.notify_one();
+            });
+        }
+        if filled || !claim {
+            return Ok(IDLE_CHECK);
+        }
+        let due = L::next_due(this.store.as_ref(), &held).await?;
+        let now = this.clock.now_ms();
+        Ok(wait_for(now, due, this.destinations.next_resume(now)))
+    }
+
+    /// After shutdown: the sends in flight get the grace to finish, then what finished
+    /// is recorded (tried until the grace is over).
+    async fn finish(self: &Arc<Self>) {
+        let grace = self.dispatcher.shutdown_grace;
+        let deadline = tokio::time::Instant::now() + grace;
+        self.tracker.close();
+        if tokio::time::timeout_at(deadline, self.tracker.wait()).await.is_err() {
+            tracing::warn!(
+                dispatcher = L::NAME,
+                in_flight = self.tracker.len(),
+                "grace period over; unfinished sends are retried after restart"
+            );
+        }
+        loop {
+            match self.dispatch_due(false).await {
+                Ok(_) if self.finished().is_empty() => return,
+                Ok(_) => {}
+                Err(error) => {
+                    tracing::error!(%error, dispatcher = L::NAME, "could not record finished sends; retrying");
+                    if tokio::time::Instant::now() >= deadline {
+                        tracing::error!(dispatcher = L::NAME, "unrecorded sends are sent again after restart");
+                        return;
+                    }
+                    tokio::time::sleep(STORE_ERROR_PAUSE.min(grace)).await;
+                }
+            }
+        }
+    }
+}
+
+/// How long a dispatcher sleeps: until the next item falls due or a paused destination
+/// resumes, whichever is first (zero when it fell due since the claim: look again at
+/// once), and never longer than [`IDLE_CHECK`].
+pub fn wait_for(now: i64, due: Option<i64>, resume: Option<i64>) -> Duration {
+    let next = match (due, resume) {
+        (Some(due), Some(resume)) => Some(due.min(resume)),
+        (due, resume) => due.or(resume),
+    };
+    next.map_or(IDLE_CHECK, |at| {
+        Duration::from_millis(at.saturating_sub(now).max(0) as u64).min(IDLE_CHECK)
+    })
+}
+
+/// What to do after a transient failure: the next step of `schedule` (±10 % jitter, a
+/// longer `retry_after` wins), or failed for good when the schedule is used up or the
+/// retry would come after `expires_at`. Pure, so the schedule is testable.
+///
+/// `attempts` counts the attempts made, this one included; `jitter` is in `[0, 1)`
+/// and spreads retries by ±10 % so receivers coming back are not hit all at once.
+pub fn after_transient_failure(
+    schedule: &[Duration],
+    attempts: u32,
+    now: i64,
+    expires_at: i64,
+    retry_after: Option<Duration>,
+    reason: String,
+    jitter: f64,
+) -> DeliveryResult {
+    let Some(base) = schedule.get(attempts.saturating_sub(1) as usize) else {
+        return DeliveryResult::Failed {
+            error: format!("gave up after {attempts} attempts: {reason}"),
+        };
+    };
+    let spread = base.mul_f64(0.9 + 0.2 * jitter.clamp(0.0, 1.0));
+    let delay = retry_after.map_or(spread, |asked| asked.max(spread));
+    let at = now.saturating_add(millis(delay));
+    if at > expires_at {
+        return DeliveryResult::Failed {
+            error: format!("expired after {attempts} attempts: {reason}"),
+        };
+    }
+    DeliveryResult::RetryAt { at, error: reason }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SECOND: i64 = 1000;
+
+    fn schedule() -> Vec<Duration> {
+        vec![Duration::from_secs(5), Duration::from_secs(60)]
+    }
+
+    #[test]
+    fn follows_the_schedule_with_bounded_jitter() {
+        let retry =
+            |attempts, jitter| after_transient_failure(&schedule(), attempts, 0, i64::MAX, None, "down".into(), jitter);
+        assert!(matches!(retry(1, 0.5), DeliveryResult::RetryAt { at, .. } if at == 5 * SECOND));
+        assert!(matches!(retry(1, 0.0), DeliveryResult::RetryAt { at, .. } if at == 4500));
+        assert!(matches!(retry(2, 0.999_999), DeliveryResult::RetryAt { at, .. } if (65_999..=66_000).contains(&at)));
+    }
+
+    #[test]
+    fn gives_up_after_the_last_step() {
+        let result = after_transient_failure(&schedule(), 3, 0, i64::MAX, None, "HTTP 503".into(), 0.5);
+        assert!(matches!(result, DeliveryResult::Failed { error } if error == "gave up after 3 attempts: HTTP 503"));
+    }
+
+    #[test]
+    fn honours_a_longer_retry_after_but_not_a_shorter_one() {
+        let longer = after_transient_failure(
+            &schedule(),
+            1,
+            0,
+            i64::MAX,
+            Some(Duration::from_secs(30)),
+            "429".into(),
+            0.5,
+        );
+        assert!(matches!(longer, DeliveryResult::RetryAt { at, .. } if at == 30 * SECOND));
+        let shorter = after_transient_failure(
+            &schedule(),
+            1,
+            0,
+            i64::MAX,
+            Some(Duration::from_secs(1)),
+            "429".into(),
+            0.5,
+        );
+        assert!(matches!(shorter, DeliveryResult::RetryAt { at, .. } if at == 5 * SECOND));
+    }
+
+    #[test]
+    fn fails_when_the_next_try_would_come_after_expiry() {
+        let result = after_transient_failure(&schedule(), 1, 0, 4 * SECOND, None, "down".into(), 0.5);
+        assert!(matches!(result, DeliveryResult::Failed { error } if error.starts_with("expired after 1 attempts")));
+    }
+}
