@@ -147,7 +147,6 @@ pub trait SubscriptionTx {
     fn insert_subscription(&mut self, new: &NewSubscription, now: i64) -> StoreResult<i64>;
     /// A subscription not deleted.
     fn subscription(&mut self, id: i64) -> StoreResult<Option<Subscription>>;
-    fn subscriptions(&mut self) -> StoreResult<Vec<Subscription>>;
     fn delete_subscription(&mut self, id: i64, now: i64) -> StoreResult<()>;
     /// Enables, or disables with the reason.
     fn set_subscription_active(&mut self, id: i64, active: bool, reason: Option<&str>, now: i64) -> StoreResult<()>;

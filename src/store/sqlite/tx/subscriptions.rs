@@ -103,14 +103,6 @@ impl SubscriptionTx for SqliteTx<'_> {
             .optional()?)
     }
 
-    fn subscriptions(&mut self) -> StoreResult<Vec<Subscription>> {
-        Ok(self
-            .conn
-            .prepare_cached(&format!("{SUBSCRIPTION_COLUMNS} WHERE deleted_at IS NULL ORDER BY id"))?
-            .query_map([], subscription_from_row)?
-            .collect::<Result<_, _>>()?)
-    }
-
     fn delete_subscription(&mut self, id: i64, now: i64) -> StoreResult<()> {
         self.conn
             .prepare_cached("UPDATE subscriptions SET deleted_at = ?1, active = 0, updated_at = ?1 WHERE id = ?2")?
