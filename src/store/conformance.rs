@@ -309,6 +309,34 @@ async fn a_lease_released_puts_the_row_back_and_its_next_claim_counts_another_at
 }
 
 #[tokio::test]
+async fn a_claim_given_back_unsent_counts_no_attempt_and_waits_for_its_time() {
+    let store = three_replies().await;
+    let claimed = claim(&store, NOW, 1, plan(vec![], vec![], 16)).await;
+    let id = claimed[0].outbox_id;
+    let back = settle(
+        &store,
+        id,
+        Settlement::Unclaimed {
+            not_before: NOW + 30_000,
+        },
+        NOW + 1,
+    )
+    .await;
+    assert_eq!(
+        back.map(|row| (row.status, row.attempts)),
+        Some((DeliveryStatus::Scheduled, 0))
+    );
+    let early = claim(&store, NOW + 29_999, 3, plan(vec![], vec![], 16)).await;
+    assert!(early.iter().all(|d| d.outbox_id != id), "it waits out the pause");
+    let later = claim(&store, NOW + 30_000, 3, plan(vec![], vec![], 16)).await;
+    let again = later
+        .iter()
+        .find(|d| d.outbox_id == id)
+        .expect("claimable once the pause is over");
+    assert_eq!(again.attempts, 1, "the unsent claim did not count");
+}
+
+#[tokio::test]
 async fn a_delivery_is_settled_once_and_a_retry_waits_for_its_time() {
     let store = three_replies().await;
     let claimed = claim(&store, NOW, 3, plan(vec![], vec![], 16)).await;

@@ -379,9 +379,21 @@ pub enum DeliveryResult {
 /// How a delivery in flight is settled.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Settlement<'a> {
-    Sent { receipt: &'a str },
-    RetryAt { at: i64, error: &'a str },
-    Failed { error: &'a str },
+    Sent {
+        receipt: &'a str,
+    },
+    RetryAt {
+        at: i64,
+        error: &'a str,
+    },
+    Failed {
+        error: &'a str,
+    },
+    /// Claimed but never sent: back in the queue, due no earlier than `not_before`, the
+    /// claim's attempt not counted.
+    Unclaimed {
+        not_before: i64,
+    },
 }
 
 /// An outbox row that an attempt settled, or an agent looks at.

@@ -1,7 +1,9 @@
 //! What a dispatcher knows of each destination it sends to (an inbox's callback URL,
 //! SMTP relay or bot; a subscription's URL): sends in flight, and a circuit breaker.
 //!
-//! A destination has at most `cap` sends in flight, so a slow one cannot take every slot.
+//! A destination has at most `cap` sends in flight, so a slow one cannot take every slot;
+//! a claim may take up to `cap` more for it, waiting to start as slots free, so a finished
+//! send's slot is refilled without a round trip to the store.
 //! After `failures` consecutive transient failures it is paused: nothing is sent there
 //! until the pause ends, then one probe at a time. A delivered probe closes the breaker;
 //! a failed probe pauses it again for twice as long, up to [`MAX_PAUSE`]. Failures of
@@ -91,26 +93,64 @@ impl Destinations {
         self.cap
     }
 
-    pub fn plan(&self, now: i64) -> ClaimPlan {
+    /// What the next claim may take for each destination: room for `cap` sends in
+    /// flight and `cap` more waiting, less what it has of both (`waiting`: claimed items
+    /// not started yet, by destination); one probe when its pause is over; nothing while
+    /// it is paused.
+    pub fn plan(&self, now: i64, waiting: &HashMap<i64, u32>) -> ClaimPlan {
         let state = self.lock();
+        let ahead = self.cap.saturating_mul(2);
         let mut plan = ClaimPlan {
-            cap: self.cap,
+            cap: ahead,
             ..ClaimPlan::default()
         };
-        for (key, destination) in state.iter() {
+        let mut keys: Vec<i64> = state.keys().copied().collect();
+        keys.extend(waiting.keys().filter(|key| !state.contains_key(key)));
+        for key in keys {
+            let destination = state.get(&key).copied().unwrap_or_default();
+            let taken = destination.in_flight + waiting.get(&key).copied().unwrap_or(0);
             let room = match destination.paused_until {
                 Some(until) if now < until => 0,
-                Some(_) => 1u32.saturating_sub(destination.in_flight),
-                None => self.cap.saturating_sub(destination.in_flight),
+                Some(_) => 1u32.saturating_sub(taken),
+                None => ahead.saturating_sub(taken),
             };
             if room == 0 {
-                plan.held.push(*key);
-            } else if room < self.cap {
-                plan.budgets.insert(*key, room);
+                plan.held.push(key);
+            } else if room < ahead {
+                plan.budgets.insert(key, room);
             }
         }
         plan.held.sort_unstable();
         plan
+    }
+
+    /// Starts a send to `key` if it has room now: fewer than `cap` in flight, or, its
+    /// pause over, no probe in flight. `None` while it is paused or full.
+    pub fn try_start(self: &Arc<Self>, key: i64, now: i64) -> Option<InFlight> {
+        let mut state = self.lock();
+        let destination = state.entry(key).or_default();
+        let room = match destination.paused_until {
+            Some(until) if now < until => false,
+            Some(_) => destination.in_flight == 0,
+            None => destination.in_flight < self.cap,
+        };
+        if !room {
+            return None;
+        }
+        destination.in_flight += 1;
+        Some(InFlight {
+            destinations: Arc::clone(self),
+            key,
+            started_at: now,
+        })
+    }
+
+    /// Until when `key` is paused, if it is at `now`.
+    pub fn paused_until(&self, key: i64, now: i64) -> Option<i64> {
+        self.lock()
+            .get(&key)
+            .and_then(|destination| destination.paused_until)
+            .filter(|until| now < *until)
     }
 
     /// The earliest end of a pause after `now`.
@@ -120,15 +160,6 @@ impl Destinations {
             .filter_map(|destination| destination.paused_until)
             .filter(|until| *until > now)
             .min()
-    }
-
-    pub fn started(self: &Arc<Self>, key: i64, now: i64) -> InFlight {
-        self.lock().entry(key).or_default().in_flight += 1;
-        InFlight {
-            destinations: Arc::clone(self),
-            key,
-            started_at: now,
-        }
     }
 
     /// Records how a send ended; returns the end of the pause when this outcome opened
@@ -196,41 +227,56 @@ mod tests {
 
     const SECOND: i64 = 1000;
 
+    fn nothing_waiting() -> HashMap<i64, u32> {
+        HashMap::new()
+    }
+
     #[test]
     fn a_failing_destination_is_paused_then_probed_once_and_a_success_closes_it() {
         let destinations = Arc::new(Destinations::new(8, 3, Duration::from_secs(30)));
+        let start = |now| destinations.try_start(1, now).expect("room to send");
         let fail = |now| {
-            let send = destinations.started(1, now);
+            let send = start(now);
             destinations.finished(&send, SendOutcome::Unavailable, now)
         };
         // Three sends in flight together when the destination goes down.
-        let late = destinations.started(1, 0);
+        let late = start(0);
         assert_eq!(fail(0), None);
         assert_eq!(fail(0), None);
         // A refusal about one message says nothing of the destination.
-        let refused = destinations.started(1, 0);
+        let refused = start(0);
         assert_eq!(destinations.finished(&refused, SendOutcome::Answered, 0), None);
         drop(refused);
         assert_eq!(fail(0), Some(30 * SECOND));
         // The one still in flight fails after the breaker opened: the pause stays 30 s.
         assert_eq!(destinations.finished(&late, SendOutcome::Unavailable, 10), None);
         drop(late);
-        assert_eq!(destinations.plan(1000).held, vec![1], "paused");
+        assert_eq!(destinations.plan(1000, &nothing_waiting()).held, vec![1], "paused");
+        assert!(destinations.try_start(1, 1000).is_none(), "nothing starts while paused");
+        assert_eq!(destinations.paused_until(1, 1000), Some(30 * SECOND));
         assert_eq!(destinations.next_resume(1000), Some(30 * SECOND));
         // The pause over: room for one probe.
-        assert_eq!(destinations.plan(30 * SECOND).budgets, BTreeMap::from([(1, 1)]));
-        let probe = destinations.started(1, 30 * SECOND);
-        assert_eq!(destinations.plan(30 * SECOND).held, vec![1], "probing");
+        assert_eq!(
+            destinations.plan(30 * SECOND, &nothing_waiting()).budgets,
+            BTreeMap::from([(1, 1)])
+        );
+        let probe = start(30 * SECOND);
+        assert!(destinations.try_start(1, 30 * SECOND).is_none(), "one probe at a time");
+        assert_eq!(
+            destinations.plan(30 * SECOND, &nothing_waiting()).held,
+            vec![1],
+            "probing"
+        );
         assert_eq!(
             destinations.finished(&probe, SendOutcome::Unavailable, 31 * SECOND),
             Some(91 * SECOND),
             "a failed probe: twice as long"
         );
         drop(probe);
-        let probe = destinations.started(1, 91 * SECOND);
+        let probe = start(91 * SECOND);
         assert_eq!(destinations.finished(&probe, SendOutcome::Delivered, 92 * SECOND), None);
         drop(probe);
-        let plan = destinations.plan(92 * SECOND);
+        let plan = destinations.plan(92 * SECOND, &nothing_waiting());
         assert!(plan.held.is_empty() && plan.budgets.is_empty(), "closed again");
         let view = destinations.views()[0];
         assert_eq!(
@@ -240,17 +286,29 @@ mod tests {
     }
 
     #[test]
-    fn a_destination_at_its_share_of_the_slots_waits_and_a_dropped_send_frees_its_slot() {
+    fn a_destination_sends_at_most_its_share_and_claims_one_share_ahead() {
         let destinations = Arc::new(Destinations::new(2, 5, Duration::from_secs(30)));
-        let first = destinations.started(7, 0);
-        assert_eq!(destinations.plan(0).budgets, BTreeMap::from([(7, 1)]));
-        let second = destinations.started(7, 0);
-        assert_eq!(destinations.plan(0).held, vec![7]);
+        let first = destinations.try_start(7, 0).unwrap();
+        let second = destinations.try_start(7, 0).unwrap();
+        assert!(destinations.try_start(7, 0).is_none(), "two in flight is its share");
+        // Two in flight: room to claim two more, to start as these finish.
+        assert_eq!(
+            destinations.plan(0, &nothing_waiting()).budgets,
+            BTreeMap::from([(7, 2)])
+        );
+        let waiting = HashMap::from([(7, 1), (9, 4)]);
+        let plan = destinations.plan(0, &waiting);
+        assert_eq!(plan.budgets, BTreeMap::from([(7, 1)]));
+        assert_eq!(
+            plan.held,
+            vec![9],
+            "a destination with a full share waiting takes no more"
+        );
         // However a send ends, a panic included, its slot comes back.
         drop(first);
         drop(second);
-        let plan = destinations.plan(0);
+        let plan = destinations.plan(0, &nothing_waiting());
         assert!(plan.held.is_empty() && plan.budgets.is_empty());
-        assert_eq!(plan.cap, 2);
+        assert_eq!(plan.cap, 4);
     }
 }

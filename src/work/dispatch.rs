@@ -5,10 +5,16 @@
 //!
 //! The records of the sends that finished and the next claim are one unit of work: under
 //! load one commit settles a batch of sends and takes the next batch, where a commit per
-//! send and per claim kept each send's slot through two fsyncs. A send's slot is freed
-//! when the send is done, not when its record is: the row stays in flight in the store
-//! until the record commits, so nothing of its conversation can overtake it.
+//! send and per claim kept each send's slot through two fsyncs. A claim takes up to one
+//! share more per destination than it may send at once; those wait here, and a send that
+//! finishes starts the next waiting one for a destination with room, so a slot never
+//! idles through a round trip to the store. A row stays in flight in the store until its
+//! record commits, so nothing of its conversation can overtake it. What waits for a
+//! destination that gets paused goes back to the store's queue (unclaimed), to wait out
+//! the pause there.
 
+use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -45,8 +51,12 @@ pub trait Lane: Send + Sync + 'static {
     /// Who receives it (an inbox, a subscription): the unit of concurrency and breakers.
     fn destination(item: &Self::Item) -> i64;
 
-    /// In one unit of work: records what finished, moves the queued items of paused
-    /// destinations past their pause, and claims up to `limit` due items within `plan`.
+    /// Its row in the store.
+    fn id(item: &Self::Item) -> i64;
+
+    /// In one unit of work: records what finished, puts back the unclaimed, moves the
+    /// queued items of paused destinations past their pause, and claims up to `limit`
+    /// due items within `plan`.
     fn settle_and_claim(
         tx: &mut dyn Tx,
         finished: &Finished<Self::Record>,
@@ -66,10 +76,14 @@ pub trait Lane: Send + Sync + 'static {
     async fn deliver(&self, item: Self::Item) -> (Self::Record, SendOutcome);
 }
 
-/// Sends that finished and are not recorded yet, and destinations whose breaker opened.
+/// What the store must hear: sends that finished, claimed items that will not be sent
+/// now, and destinations whose breaker opened.
 #[derive(Clone)]
 pub struct Finished<R> {
     pub records: Vec<R>,
+    /// `(id, not before)`: claimed, never sent (their destination was paused, or the
+    /// daemon is stopping); back to the queue with the attempt not counted.
+    pub unclaimed: Vec<(i64, i64)>,
     /// `(destination, until)`: its queued items wait out the pause off the due index, so
     /// claims for other destinations do not read past them.
     pub paused: Vec<(i64, i64)>,
@@ -79,6 +93,7 @@ impl<R> Default for Finished<R> {
     fn default() -> Finished<R> {
         Finished {
             records: Vec::new(),
+            unclaimed: Vec::new(),
             paused: Vec::new(),
         }
     }
@@ -86,12 +101,13 @@ impl<R> Default for Finished<R> {
 
 impl<R> Finished<R> {
     fn is_empty(&self) -> bool {
-        self.records.is_empty() && self.paused.is_empty()
+        self.records.is_empty() && self.unclaimed.is_empty() && self.paused.is_empty()
     }
 
     /// Puts back what a failed unit of work did not record, before what finished since.
     fn restore(&mut self, mut earlier: Finished<R>) {
         earlier.records.append(&mut self.records);
+        earlier.unclaimed.append(&mut self.unclaimed);
         earlier.paused.append(&mut self.paused);
         *self = earlier;
     }
@@ -115,8 +131,12 @@ pub struct Dispatcher<L: Lane> {
 struct Running<L: Lane> {
     dispatcher: Dispatcher<L>,
     finished: Mutex<Finished<L::Record>>,
+    /// Claimed, waiting for a slot and their destination's room, oldest first.
+    waiting: Mutex<VecDeque<L::Item>>,
     slots: Arc<Semaphore>,
     tracker: TaskTracker,
+    /// Set at shutdown: nothing new starts.
+    stopping: AtomicBool,
 }
 
 impl<L: Lane> Dispatcher<L> {
@@ -137,7 +157,9 @@ impl<L: Lane> Dispatcher<L> {
             slots: Arc::new(Semaphore::new(self.concurrency)),
             dispatcher: self,
             finished: Mutex::new(Finished::default()),
+            waiting: Mutex::new(VecDeque::new()),
             tracker: TaskTracker::new(),
+            stopping: AtomicBool::new(false),
         });
         while !shutdown.is_cancelled() {
             let wait = match running.dispatch_due(true).await {
@@ -163,24 +185,36 @@ impl<L: Lane> Running<L> {
         self.finished.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    /// Records what finished and, when `claim`, starts every due item there is room for;
-    /// returns how long to wait before looking again (unless woken first).
+    fn waiting(&self) -> MutexGuard<'_, VecDeque<L::Item>> {
+        self.waiting.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Records what finished and, when `claim`, claims what is due within each
+    /// destination's room and starts what may start; returns how long to wait before
+    /// looking again (unless woken first).
     async fn dispatch_due(self: &Arc<Self>, claim: bool) -> Result<Duration, DeskError> {
         let this = &self.dispatcher;
-        let free = if claim { self.slots.available_permits() } else { 0 };
+        let now = this.clock.now_ms();
+        let (limit, plan) = if claim {
+            let waiting = self.waiting();
+            let mut by_destination: HashMap<i64, u32> = HashMap::new();
+            for item in waiting.iter() {
+                *by_destination.entry(L::destination(item)).or_default() += 1;
+            }
+            // One batch ahead of the slots: as many again as may be in flight at once.
+            let in_flight = this.concurrency - self.slots.available_permits();
+            let room = (this.concurrency * 2).saturating_sub(in_flight + waiting.len());
+            (room as u32, this.destinations.plan(now, &by_destination))
+        } else {
+            (0, ClaimPlan::default())
+        };
         let finished = std::mem::take(&mut *self.finished());
-        if free == 0 && finished.is_empty() {
-            // Every slot is busy: a finished send wakes us.
+        if limit == 0 && finished.is_empty() {
+            // Every slot is busy and a batch waits: a finished send wakes us.
             return Ok(IDLE_CHECK);
         }
-        let now = this.clock.now_ms();
         let lease_until = now.saturating_add(millis(LEASE));
-        // A destination at its share of the slots or paused waits; the others go. One
-        // claim may still give a destination more than its share: the cap holds from the
-        // next claim on.
-        let plan = this.destinations.plan(now);
         let held = plan.held.clone();
-        let limit = free as u32;
         // A copy goes into the unit of work (which may run more than once); the original
         // is kept until the commit, because the sends happened and losing their records
         // would send them again.
@@ -196,13 +230,44 @@ impl<L: Lane> Running<L> {
                 return Err(error);
             }
         };
-        let filled = batch.len() == free;
-        for item in batch {
+        let filled = batch.len() as u32 == limit;
+        self.waiting().extend(batch);
+        self.start_waiting();
+        if filled || !claim {
+            return Ok(IDLE_CHECK);
+        }
+        let due = L::next_due(this.store.as_ref(), &held).await?;
+        let now = this.clock.now_ms();
+        Ok(wait_for(now, due, this.destinations.next_resume(now)))
+    }
+
+    /// Starts every waiting item that has a slot and its destination's room, oldest
+    /// first; gives back to the store what waits for a paused destination.
+    fn start_waiting(self: &Arc<Self>) {
+        if self.stopping.load(Ordering::Relaxed) {
+            return;
+        }
+        let this = &self.dispatcher;
+        let now = this.clock.now_ms();
+        let mut waiting = self.waiting();
+        let mut kept = VecDeque::with_capacity(waiting.len());
+        let mut unclaimed = Vec::new();
+        while let Some(item) = waiting.pop_front() {
+            let destination = L::destination(&item);
+            if let Some(until) = this.destinations.paused_until(destination, now) {
+                unclaimed.push((L::id(&item), until));
+                continue;
+            }
             let Ok(permit) = Arc::clone(&self.slots).try_acquire_owned() else {
+                kept.push_back(item);
+                kept.extend(waiting.drain(..));
                 break;
             };
-            let destination = L::destination(&item);
-            let send = this.destinations.started(destination, now);
+            let Some(send) = this.destinations.try_start(destination, now) else {
+                drop(permit);
+                kept.push_back(item);
+                continue;
+            };
             let running = Arc::clone(self);
             self.tracker.spawn(async move {
                 let (record, outcome) = running.dispatcher.lane.deliver(item).await;
@@ -225,15 +290,17 @@ impl<L: Lane> Running<L> {
                         finished.paused.push((destination, until));
                     }
                 }
+                // The slot this send held goes to what waits, without the store.
+                running.start_waiting();
                 running.dispatcher.wakeup.notify_one();
             });
         }
-        if filled || !claim {
-            return Ok(IDLE_CHECK);
+        *waiting = kept;
+        drop(waiting);
+        if !unclaimed.is_empty() {
+            self.finished().unclaimed.extend(unclaimed);
+            this.wakeup.notify_one();
         }
-        let due = L::next_due(this.store.as_ref(), &held).await?;
-        let now = this.clock.now_ms();
-        Ok(wait_for(now, due, this.destinations.next_resume(now)))
     }
 
     /// After shutdown: the sends in flight get the grace to finish, then what finished
@@ -241,6 +308,11 @@ impl<L: Lane> Running<L> {
     async fn finish(self: &Arc<Self>) {
         let grace = self.dispatcher.shutdown_grace;
         let deadline = tokio::time::Instant::now() + grace;
+        self.stopping.store(true, Ordering::Relaxed);
+        // What was claimed but not started goes back to the queue now.
+        let now = self.dispatcher.clock.now_ms();
+        let unstarted: Vec<(i64, i64)> = self.waiting().drain(..).map(|item| (L::id(&item), now)).collect();
+        self.finished().unclaimed.extend(unstarted);
         self.tracker.close();
         if tokio::time::timeout_at(deadline, self.tracker.wait()).await.is_err() {
             tracing::warn!(

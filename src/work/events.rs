@@ -22,7 +22,7 @@ use crate::config::OutboxSettings;
 pub use crate::domain::events::EventType;
 use crate::domain::{DeskResult, deliveries};
 use crate::model::millis;
-use crate::store::{ClaimPlan, DeliveryResult, EventDelivery, Store, StoreResult, Tx};
+use crate::store::{ClaimPlan, DeliveryResult, EventDelivery, Settlement, Store, StoreResult, Tx};
 use crate::work::destinations::SendOutcome;
 use crate::work::dispatch::{Finished, Lane, after_transient_failure};
 
@@ -200,6 +200,10 @@ impl Lane for EventLane {
         item.subscription_id
     }
 
+    fn id(item: &EventDelivery) -> i64 {
+        item.id
+    }
+
     fn settle_and_claim(
         tx: &mut dyn Tx,
         finished: &Finished<EventRecord>,
@@ -210,6 +214,9 @@ impl Lane for EventLane {
     ) -> DeskResult<Vec<EventDelivery>> {
         for record in &finished.records {
             deliveries::record_event(tx, record.id, &record.result, record.disable.as_deref(), record.at)?;
+        }
+        for &(id, not_before) in &finished.unclaimed {
+            tx.settle_event(id, Settlement::Unclaimed { not_before }, now)?;
         }
         for &(subscription, until) in &finished.paused {
             tx.defer_events(subscription, until, now)?;

@@ -16,7 +16,7 @@ use crate::channels::Channels;
 use crate::clock::Clock;
 use crate::config::OutboxSettings;
 use crate::domain::{DeskResult, deliveries};
-use crate::store::{ClaimPlan, Delivery, DeliveryResult, Store, StoreResult, Tx};
+use crate::store::{ClaimPlan, Delivery, DeliveryResult, Settlement, Store, StoreResult, Tx};
 use crate::work::destinations::SendOutcome;
 use crate::work::dispatch::{Finished, Lane, after_transient_failure};
 
@@ -46,6 +46,10 @@ impl Lane for OutboxLane {
         item.inbox_id
     }
 
+    fn id(item: &Delivery) -> i64 {
+        item.outbox_id
+    }
+
     fn settle_and_claim(
         tx: &mut dyn Tx,
         finished: &Finished<OutboxRecord>,
@@ -56,6 +60,9 @@ impl Lane for OutboxLane {
     ) -> DeskResult<Vec<Delivery>> {
         for record in &finished.records {
             deliveries::record(tx, record.outbox_id, &record.result, record.at)?;
+        }
+        for &(id, not_before) in &finished.unclaimed {
+            tx.settle_delivery(id, Settlement::Unclaimed { not_before }, now)?;
         }
         for &(inbox_id, until) in &finished.paused {
             tx.defer_deliveries(inbox_id, until, now)?;

@@ -118,6 +118,15 @@ impl OutboxTx for SqliteTx<'_> {
                 ))?
                 .query_row(params![error, now, id], read)
                 .optional()?,
+            Settlement::Unclaimed { not_before } => self
+                .conn
+                .prepare_cached(&format!(
+                    "UPDATE outbox SET status = 'scheduled', attempts = MAX(attempts - 1, 0),
+                            next_attempt_at = MAX(next_attempt_at, ?1), lease_until = NULL, updated_at = ?2
+                     WHERE id = ?3 AND status = 'in_flight' {RETURNING}"
+                ))?
+                .query_row(params![not_before, now, id], read)
+                .optional()?,
         };
         row.map(outbox_row).transpose()
     }

@@ -227,6 +227,15 @@ impl SubscriptionTx for SqliteTx<'_> {
                 )?
                 .query_row(params![error, now, id], |row| row.get(0))
                 .optional()?,
+            Settlement::Unclaimed { not_before } => self
+                .conn
+                .prepare_cached(
+                    "UPDATE event_deliveries SET status = 'scheduled', attempts = MAX(attempts - 1, 0),
+                            next_attempt_at = MAX(next_attempt_at, ?1), lease_until = NULL, updated_at = ?2
+                     WHERE id = ?3 AND status = 'in_flight' RETURNING subscription_id",
+                )?
+                .query_row(params![not_before, now, id], |row| row.get(0))
+                .optional()?,
         };
         Ok(row)
     }
