@@ -368,7 +368,8 @@ async fn a_delivery_is_settled_once_and_a_retry_waits_for_its_time() {
         Some("HTTP 400")
     );
     assert!(claim(&store, NOW + 4_999, 3, plan(vec![], vec![], 16)).await.is_empty());
-    assert_eq!(store.store.next_delivery_due(&[]).await.unwrap(), Some(NOW + 5_000));
+    let after = store.store.unit(|tx| tx.next_delivery_after(NOW + 1)).await.unwrap();
+    assert_eq!(after, Some(NOW + 5_000), "the retry is the next row due");
     let due = claim(&store, NOW + 5_000, 3, plan(vec![], vec![], 16)).await;
     assert_eq!(
         due.iter().map(|d| (d.outbox_id, d.attempts)).collect::<Vec<_>>(),

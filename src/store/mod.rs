@@ -67,11 +67,6 @@ pub trait Store: Send + Sync + 'static {
     async fn run_in_order(&self, works: Vec<Work>) -> Vec<Result<Done, UnitError>>;
     /// The earliest moment an SLA clock or a follow-up needs the scheduler.
     async fn next_sla_fire(&self) -> StoreResult<Option<i64>>;
-    /// When the next claimable delivery falls due: rows waiting behind an earlier
-    /// message of their conversation, or for an inbox in `held`, do not count.
-    async fn next_delivery_due(&self, held: &[i64]) -> StoreResult<Option<i64>>;
-    /// The same for event deliveries; `held`: subscriptions.
-    async fn next_event_delivery_due(&self, held: &[i64]) -> StoreResult<Option<i64>>;
     /// Where a connector stands in its source (see migration 0004).
     async fn channel_cursor(&self, inbox_id: i64, name: &str) -> StoreResult<Option<String>>;
 }

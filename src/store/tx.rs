@@ -125,6 +125,10 @@ pub trait OutboxTx {
     fn delivery(&mut self, id: i64) -> StoreResult<Option<OutboxRow>>;
     /// Due now again, attempts from zero, a new expiry.
     fn reschedule_delivery(&mut self, id: i64, now: i64, expires_at: i64) -> StoreResult<()>;
+    /// When the first queued row falls due after `now`. Rows due already were claimed,
+    /// or wait for something that wakes the dispatcher (an earlier message of their
+    /// conversation finishing, their destination's room or pause).
+    fn next_delivery_after(&mut self, now: i64) -> StoreResult<Option<i64>>;
     /// Moves the inbox's queued rows to `until` at the earliest.
     fn defer_deliveries(&mut self, inbox_id: i64, until: i64, now: i64) -> StoreResult<u64>;
     /// Puts rows in flight back in the queue (their lease holder is gone).
@@ -160,6 +164,8 @@ pub trait SubscriptionTx {
     fn settle_event(&mut self, id: i64, settlement: Settlement<'_>, now: i64) -> StoreResult<Option<i64>>;
     fn event_subscription(&mut self, id: i64) -> StoreResult<Option<i64>>;
     fn defer_events(&mut self, subscription_id: i64, until: i64, now: i64) -> StoreResult<()>;
+    /// [`OutboxTx::next_delivery_after`] for event deliveries.
+    fn next_event_after(&mut self, now: i64) -> StoreResult<Option<i64>>;
     fn release_events(&mut self, now: i64) -> StoreResult<u64>;
 }
 

@@ -69,8 +69,9 @@ pub trait Lane: Send + Sync + 'static {
     /// Puts items left in flight by a previous run back in the queue.
     fn release(tx: &mut dyn Tx, now: i64) -> StoreResult<u64>;
 
-    /// When the next claimable item falls due, leaving out the `held` destinations.
-    async fn next_due(store: &dyn Store, held: &[i64]) -> StoreResult<Option<i64>>;
+    /// When the first queued item falls due after `now` (what is due already and was not
+    /// claimed waits for something that wakes the dispatcher).
+    fn next_due(tx: &mut dyn Tx, now: i64) -> StoreResult<Option<i64>>;
 
     /// Sends one item; returns its record and how the destination fared.
     async fn deliver(&self, item: Self::Item) -> (Self::Record, SendOutcome);
@@ -214,17 +215,25 @@ impl<L: Lane> Running<L> {
             return Ok(IDLE_CHECK);
         }
         let lease_until = now.saturating_add(millis(LEASE));
-        let held = plan.held.clone();
         // A copy goes into the unit of work (which may run more than once); the original
         // is kept until the commit, because the sends happened and losing their records
         // would send them again.
         let recording = finished.clone();
-        let batch = this
+        let claimed = this
             .store
-            .unit(move |tx| L::settle_and_claim(tx, &recording, now, limit, lease_until, &plan))
+            .unit(move |tx| {
+                let batch = L::settle_and_claim(tx, &recording, now, limit, lease_until, &plan)?;
+                // Filled: a finished send wakes us. Otherwise the index says when next.
+                let due = if claim && (batch.len() as u32) < limit {
+                    L::next_due(tx, now)?
+                } else {
+                    None
+                };
+                Ok::<_, DeskError>((batch, due))
+            })
             .await;
-        let batch = match batch {
-            Ok(batch) => batch,
+        let (batch, due) = match claimed {
+            Ok(claimed) => claimed,
             Err(error) => {
                 self.finished().restore(finished);
                 return Err(error);
@@ -236,7 +245,6 @@ impl<L: Lane> Running<L> {
         if filled || !claim {
             return Ok(IDLE_CHECK);
         }
-        let due = L::next_due(this.store.as_ref(), &held).await?;
         let now = this.clock.now_ms();
         Ok(wait_for(now, due, this.destinations.next_resume(now)))
     }

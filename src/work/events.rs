@@ -22,7 +22,7 @@ use crate::config::OutboxSettings;
 pub use crate::domain::events::EventType;
 use crate::domain::{DeskResult, deliveries};
 use crate::model::millis;
-use crate::store::{ClaimPlan, DeliveryResult, EventDelivery, Settlement, Store, StoreResult, Tx};
+use crate::store::{ClaimPlan, DeliveryResult, EventDelivery, Settlement, StoreResult, Tx};
 use crate::work::destinations::SendOutcome;
 use crate::work::dispatch::{Finished, Lane, after_transient_failure};
 
@@ -231,8 +231,8 @@ impl Lane for EventLane {
         tx.release_events(now)
     }
 
-    async fn next_due(store: &dyn Store, held: &[i64]) -> StoreResult<Option<i64>> {
-        store.next_event_delivery_due(held).await
+    fn next_due(tx: &mut dyn Tx, now: i64) -> StoreResult<Option<i64>> {
+        tx.next_event_after(now)
     }
 
     async fn deliver(&self, delivery: EventDelivery) -> (EventRecord, SendOutcome) {

@@ -16,7 +16,7 @@ use crate::channels::Channels;
 use crate::clock::Clock;
 use crate::config::OutboxSettings;
 use crate::domain::{DeskResult, deliveries};
-use crate::store::{ClaimPlan, Delivery, DeliveryResult, Settlement, Store, StoreResult, Tx};
+use crate::store::{ClaimPlan, Delivery, DeliveryResult, Settlement, StoreResult, Tx};
 use crate::work::destinations::SendOutcome;
 use crate::work::dispatch::{Finished, Lane, after_transient_failure};
 
@@ -77,8 +77,8 @@ impl Lane for OutboxLane {
         tx.release_deliveries(now)
     }
 
-    async fn next_due(store: &dyn Store, held: &[i64]) -> StoreResult<Option<i64>> {
-        store.next_delivery_due(held).await
+    fn next_due(tx: &mut dyn Tx, now: i64) -> StoreResult<Option<i64>> {
+        tx.next_delivery_after(now)
     }
 
     async fn deliver(&self, delivery: Delivery) -> (OutboxRecord, SendOutcome) {

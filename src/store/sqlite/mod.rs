@@ -111,16 +111,6 @@ impl Store for SqliteStore {
         queries::next_sla_fire(&self.reader).await
     }
 
-    async fn next_delivery_due(&self, held: &[i64]) -> StoreResult<Option<i64>> {
-        let held = serde_json::to_string(held).unwrap_or_else(|_| "[]".into());
-        queries::next_delivery_due(&self.reader, &held).await
-    }
-
-    async fn next_event_delivery_due(&self, held: &[i64]) -> StoreResult<Option<i64>> {
-        let held = serde_json::to_string(held).unwrap_or_else(|_| "[]".into());
-        queries::next_event_delivery_due(&self.reader, &held).await
-    }
-
     async fn channel_cursor(&self, inbox_id: i64, name: &str) -> StoreResult<Option<String>> {
         queries::channel_cursor(&self.reader, inbox_id, name).await
     }

@@ -10,25 +10,6 @@ use crate::query::*;
 use crate::store::sqlite::{json_column, vocabulary};
 use crate::store::{StoreError, StoreResult, Subscription};
 
-pub async fn next_delivery_due(pool: &SqlitePool, held: &str) -> StoreResult<Option<i64>> {
-    // Only rows first in their conversation's line count: one waiting behind an
-    // earlier message is due when that message is done, and its completion wakes
-    // the dispatcher. Counting it would hide a later retry time behind a past one.
-    let due: Option<i64> = sqlx::query_scalar(
-        "SELECT MIN(o.next_attempt_at) FROM outbox o
-         WHERE o.status = 'scheduled' AND o.inbox_id NOT IN (SELECT value FROM json_each(?1))
-           AND NOT EXISTS (
-               SELECT 1 FROM outbox other
-               WHERE other.conversation_id = o.conversation_id AND other.id != o.id
-                 AND other.status IN ('scheduled', 'in_flight')
-                 AND (other.status = 'in_flight' OR other.id < o.id))",
-    )
-    .bind(held)
-    .fetch_one(pool)
-    .await?;
-    Ok(due)
-}
-
 const DELIVERY_COLUMNS: &str = "SELECT o.id, o.message_id, o.conversation_id, i.key AS inbox, i.kind AS channel,
         m.kind, o.status, o.attempts, o.next_attempt_at, o.expires_at, o.last_error, o.receipt, o.sent_at,
         o.created_at, o.updated_at
@@ -123,20 +104,6 @@ pub async fn outbox_gauges(pool: &SqlitePool) -> StoreResult<OutboxGauges> {
         sent: unsigned(total - scheduled - in_flight - failed),
         oldest_unsent_at,
     })
-}
-
-/// When the next claimable event delivery is due: rows waiting behind an earlier one, or
-/// for a held or disabled subscription, do not count (each would make the dispatcher
-/// spin).
-pub async fn next_event_delivery_due(pool: &SqlitePool, held: &str) -> StoreResult<Option<i64>> {
-    Ok(sqlx::query_scalar(&format!(
-        "SELECT MIN(d.next_attempt_at) FROM event_deliveries d JOIN subscriptions s ON s.id = d.subscription_id
-         WHERE {}",
-        crate::store::sqlite::tx::CLAIMABLE_EVENTS.replace("?held", "?1")
-    ))
-    .bind(held)
-    .fetch_one(pool)
-    .await?)
 }
 
 /// A subscription's deliveries, newest first.

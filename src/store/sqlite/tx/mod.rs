@@ -17,8 +17,6 @@ use super::vocabulary;
 use crate::model::Status;
 use crate::store::StoreResult;
 
-pub(in crate::store::sqlite) use subscriptions::CLAIMABLE_EVENTS;
-
 /// One unit of work on the writer's connection.
 pub struct SqliteTx<'c> {
     conn: &'c Connection,

@@ -174,6 +174,16 @@ impl OutboxTx for SqliteTx<'_> {
         Ok(())
     }
 
+    fn next_delivery_after(&mut self, now: i64) -> StoreResult<Option<i64>> {
+        // A seek in the due index, whatever the backlog.
+        Ok(self
+            .conn
+            .prepare_cached(
+                "SELECT MIN(next_attempt_at) FROM outbox WHERE status = 'scheduled' AND next_attempt_at > ?1",
+            )?
+            .query_row([now], |row| row.get(0))?)
+    }
+
     fn defer_deliveries(&mut self, inbox_id: i64, until: i64, now: i64) -> StoreResult<u64> {
         Ok(self
             .conn

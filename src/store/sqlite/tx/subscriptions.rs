@@ -30,7 +30,7 @@ fn subscription_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<Subscripti
 /// Which event deliveries may go: of an active subscription (a test event goes to any),
 /// not held (`?held`: a JSON array of subscription ids paused or at their concurrency),
 /// and first in their subscription's line for their conversation.
-pub(in crate::store::sqlite) const CLAIMABLE_EVENTS: &str = "d.status = 'scheduled'
+const CLAIMABLE_EVENTS: &str = "d.status = 'scheduled'
     AND d.subscription_id NOT IN (SELECT value FROM json_each(?held))
     AND (s.active = 1 OR d.event_type = 'ping') AND s.deleted_at IS NULL
     AND NOT EXISTS (
@@ -256,6 +256,15 @@ impl SubscriptionTx for SqliteTx<'_> {
             )?
             .execute(params![until, now, subscription_id])?;
         Ok(())
+    }
+
+    fn next_event_after(&mut self, now: i64) -> StoreResult<Option<i64>> {
+        Ok(self
+            .conn
+            .prepare_cached(
+                "SELECT MIN(next_attempt_at) FROM event_deliveries WHERE status = 'scheduled' AND next_attempt_at > ?1",
+            )?
+            .query_row([now], |row| row.get(0))?)
     }
 
     fn release_events(&mut self, now: i64) -> StoreResult<u64> {
