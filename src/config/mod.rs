@@ -3,8 +3,9 @@
 //! list; lists and the `[[rules]]` array come from the file), deserialized into [`RawConfig`] (unknown keys refused) and validated into
 //! [`Settings`] before any I/O. Every error names the key to change.
 
+pub mod error;
+
 use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::fmt;
 use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
@@ -24,34 +25,13 @@ use crate::model::Priority;
 use crate::model::clock::ClockKind;
 use crate::model::hours::BusinessHours;
 
+pub use error::ConfigError;
+use error::{check_key, duration, positive_duration};
+
 /// The prefix of environment overrides: `SWITCHBOARD__SERVER__LISTEN=127.0.0.1:9090`.
 pub const ENV_PREFIX: &str = "SWITCHBOARD";
 /// The default config file, relative to the working directory.
 pub const DEFAULT_PATH: &str = "config/switchboard.toml";
-
-/// A configuration problem and the key (dotted path) or source that causes it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ConfigError {
-    pub key: String,
-    pub problem: String,
-}
-
-impl ConfigError {
-    pub fn new(key: impl Into<String>, problem: impl Into<String>) -> ConfigError {
-        ConfigError {
-            key: key.into(),
-            problem: problem.into(),
-        }
-    }
-}
-
-impl fmt::Display for ConfigError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "configuration key `{}`: {}", self.key, self.problem)
-    }
-}
-
-impl std::error::Error for ConfigError {}
 
 /// The whole file, as written.
 #[derive(Debug, Clone, Deserialize)]
@@ -702,36 +682,6 @@ fn dotted(key: &str) -> String {
         }
     }
     out
-}
-
-fn duration(key: &str, text: &str) -> Result<Duration, ConfigError> {
-    humantime::parse_duration(text)
-        .map_err(|err| ConfigError::new(key, format!("`{text}` is not a duration such as `30s` or `5m`: {err}")))
-}
-
-fn positive_duration(key: &str, text: &str) -> Result<Duration, ConfigError> {
-    let value = duration(key, text)?;
-    if value.is_zero() || value > Duration::from_secs(366 * 86_400) {
-        return Err(ConfigError::new(key, "must be longer than zero and at most a year"));
-    }
-    Ok(value)
-}
-
-/// Keys that appear in URLs and in rules: lowercase letters, digits, `-` and `_`.
-fn check_key(what: &str, key: &str) -> Result<(), ConfigError> {
-    let ok = !key.is_empty()
-        && key.len() <= 64
-        && key
-            .chars()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_');
-    if ok {
-        Ok(())
-    } else {
-        Err(ConfigError::new(
-            format!("{what}.{key}"),
-            "keys are 1 to 64 characters of lowercase letters, digits, `-` and `_`",
-        ))
-    }
 }
 
 impl RawConfig {
