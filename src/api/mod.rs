@@ -1,6 +1,8 @@
 //! The HTTP interface: `/hooks/{inbox}` for channels, `/api/v1` for agents, and
-//! `/healthz` and `/readyz` for whoever runs the daemon.
+//! `/healthz` and `/readyz` for whoever runs the daemon. Its `[server]` section is in
+//! [`config`].
 
+pub mod config;
 mod csat;
 mod deliveries;
 mod error;

@@ -17,6 +17,7 @@ use switchboard_connector_email::{EmailConfig, EmailSettings};
 use switchboard_connector_telegram::{TelegramConfig, TelegramSettings};
 use switchboard_connector_webhook::{WebhookConfig, WebhookSettings};
 
+use crate::api::config::ServerConfig;
 use crate::domain::desk::{Assignment, BreachActions, Desk, SlaPolicy, TeamPolicy};
 use crate::domain::language::LanguageDetector;
 use crate::domain::router::{KeywordSet, RouteAction, RouteCondition, Router};
@@ -24,6 +25,7 @@ use crate::domain::updates::{AfterResolution, CsatPolicy, TemplateSource, Update
 use crate::model::Priority;
 use crate::model::clock::ClockKind;
 use crate::model::hours::BusinessHours;
+use crate::store::config::StorageConfig;
 
 pub use error::ConfigError;
 use error::{check_key, duration, positive_duration};
@@ -155,56 +157,6 @@ impl Default for SlaConfig {
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct ServerConfig {
-    /// Address of the HTTP listener (hooks, agent API, health). Port 0 picks a free port;
-    /// the daemon prints the address it bound on standard output.
-    #[serde(default = "default_listen")]
-    pub listen: String,
-    /// How long shutdown waits for open HTTP requests to finish.
-    #[serde(default = "default_shutdown_grace")]
-    pub shutdown_grace: String,
-}
-
-fn default_listen() -> String {
-    "127.0.0.1:8080".into()
-}
-
-fn default_shutdown_grace() -> String {
-    "10s".into()
-}
-
-impl Default for ServerConfig {
-    fn default() -> ServerConfig {
-        ServerConfig {
-            listen: default_listen(),
-            shutdown_grace: default_shutdown_grace(),
-        }
-    }
-}
-
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct StorageConfig {
-    /// Store URL. `sqlite://PATH` (relative paths are from the working directory; the
-    /// file and its folder are created when missing).
-    #[serde(default = "default_storage_url")]
-    pub url: String,
-}
-
-fn default_storage_url() -> String {
-    "sqlite://data/switchboard.db".into()
-}
-
-impl Default for StorageConfig {
-    fn default() -> StorageConfig {
-        StorageConfig {
-            url: default_storage_url(),
-        }
-    }
-}
-
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct LogConfig {
     /// A tracing filter: `info`, or per module, `info,switchboard::work::outbox=debug`.
     #[serde(default = "default_log_level")]
@@ -259,6 +211,10 @@ pub struct OutboxConfig {
     /// up to 10 minutes.
     #[serde(default = "default_breaker_pause")]
     pub breaker_pause: String,
+}
+
+fn default_shutdown_grace() -> String {
+    "10s".into()
 }
 
 fn default_inbox_concurrency() -> u32 {
@@ -686,22 +642,8 @@ fn dotted(key: &str) -> String {
 
 impl RawConfig {
     pub fn validate(&self) -> Result<Settings, ConfigError> {
-        let listen: SocketAddr = self.server.listen.parse().map_err(|_| {
-            ConfigError::new(
-                "server.listen",
-                format!("`{}` is not an address such as 127.0.0.1:8080", self.server.listen),
-            )
-        })?;
-        let http_shutdown_grace = duration("server.shutdown_grace", &self.server.shutdown_grace)?;
-        if !self.storage.url.starts_with("sqlite:") {
-            return Err(ConfigError::new(
-                "storage.url",
-                format!(
-                    "`{}` is not supported: use a sqlite:// URL such as sqlite://data/switchboard.db",
-                    self.storage.url
-                ),
-            ));
-        }
+        let (listen, http_shutdown_grace) = self.server.validate()?;
+        let storage_url = self.storage.validate()?;
         if !matches!(self.log.format.as_str(), "text" | "json") {
             return Err(ConfigError::new(
                 "log.format",
@@ -740,7 +682,7 @@ impl RawConfig {
         Ok(Settings {
             listen,
             http_shutdown_grace,
-            storage_url: self.storage.url.clone(),
+            storage_url,
             log_level: self.log.level.clone(),
             log_json: self.log.format == "json",
             outbox,

@@ -9,10 +9,12 @@
 //! - [`sqlite`]: the embedded backend. A PostgreSQL backend is a sibling module that
 //!   implements [`Store`], [`Tx`] and [`Queries`](crate::query::Queries), and passes the
 //!   conformance suite (`conformance.rs`).
+//! - [`config`]: `[storage]`, the URL of the database to open.
 //!
 //! Nothing here knows the rules or HTTP; callers pass `now` (Unix ms) from their clock
 //! rather than the store reading one, so tests drive time.
 
+pub mod config;
 #[cfg(test)]
 mod conformance;
 mod error;
