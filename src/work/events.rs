@@ -18,11 +18,11 @@ use switchboard_connector_webhook::Secret;
 use switchboard_connector_webhook::outbound::SignedPost;
 
 use crate::clock::Clock;
-use crate::config::OutboxSettings;
 pub use crate::domain::events::EventType;
 use crate::domain::{DeskResult, deliveries};
 use crate::model::millis;
 use crate::store::{ClaimPlan, DeliveryResult, EventDelivery, Settlement, StoreResult, Tx};
+use crate::work::config::OutboxSettings;
 use crate::work::destinations::SendOutcome;
 use crate::work::dispatch::{Finished, Lane, after_transient_failure};
 

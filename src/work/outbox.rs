@@ -14,9 +14,9 @@ use switchboard_connector_core::SendError;
 
 use crate::channels::Channels;
 use crate::clock::Clock;
-use crate::config::OutboxSettings;
 use crate::domain::{DeskResult, deliveries};
 use crate::store::{ClaimPlan, Delivery, DeliveryResult, Settlement, StoreResult, Tx};
+use crate::work::config::OutboxSettings;
 use crate::work::destinations::SendOutcome;
 use crate::work::dispatch::{Finished, Lane, after_transient_failure};
 
