@@ -5,7 +5,7 @@
 
 pub mod error;
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
@@ -21,7 +21,8 @@ use crate::api::config::ServerConfig;
 use crate::domain::desk::{Assignment, BreachActions, Desk, SlaPolicy, TeamPolicy};
 use crate::domain::language::LanguageDetector;
 use crate::domain::router::{KeywordSet, RouteAction, RouteCondition, Router};
-use crate::domain::updates::{AfterResolution, CsatPolicy, TemplateSource, UpdateEvent, UpdatePolicy, UpdateSettings};
+use crate::domain::updates::UpdatePolicy;
+use crate::domain::updates::config::{CsatConfig, UpdatesConfig, validate_updates};
 use crate::model::Priority;
 use crate::model::clock::ClockKind;
 use crate::model::hours::BusinessHours;
@@ -180,109 +181,6 @@ impl Default for LogConfig {
         LogConfig {
             level: default_log_level(),
             format: default_log_format(),
-        }
-    }
-}
-
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct UpdatesConfig {
-    /// The events that send an update (each inbox and team can turn any off):
-    /// `received`, `greeting`, `out_of_hours`, `assigned`, `escalated`,
-    /// `waiting_reminder`, `resolved`, `auto_closed`, `csat`.
-    #[serde(default = "default_update_events")]
-    pub events: Vec<String>,
-    /// At most one update of a kind per conversation within this window.
-    #[serde(default = "default_update_window")]
-    pub window: String,
-    /// The language of updates whose contact's language and inbox's have no template.
-    #[serde(default = "default_update_language")]
-    pub default_language: String,
-    /// Remind a customer the desk waits on (status pending) after this long; none when absent.
-    #[serde(default = "default_waiting_reminder_after")]
-    pub waiting_reminder_after: Option<String>,
-    /// Resolve a conversation still pending after this long; never when absent.
-    pub auto_close_after: Option<String>,
-    /// `[updates.templates.EVENT.LANGUAGE]` with `text` and optional `subject`, `html`,
-    /// `markdown` (Telegram MarkdownV2); built-in English fills what is not given.
-    #[serde(default)]
-    pub templates: BTreeMap<String, BTreeMap<String, TemplateConfig>>,
-}
-
-fn default_update_events() -> Vec<String> {
-    UpdateEvent::ALL
-        .into_iter()
-        .filter(|event| *event != UpdateEvent::Assigned)
-        .map(|event| event.as_str().to_owned())
-        .collect()
-}
-
-fn default_update_window() -> String {
-    "1h".into()
-}
-
-fn default_update_language() -> String {
-    "en".into()
-}
-
-fn default_waiting_reminder_after() -> Option<String> {
-    Some("48h".into())
-}
-
-impl Default for UpdatesConfig {
-    fn default() -> UpdatesConfig {
-        UpdatesConfig {
-            events: default_update_events(),
-            window: default_update_window(),
-            default_language: default_update_language(),
-            waiting_reminder_after: default_waiting_reminder_after(),
-            auto_close_after: None,
-            templates: BTreeMap::new(),
-        }
-    }
-}
-
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct TemplateConfig {
-    pub text: String,
-    /// Email only.
-    pub subject: Option<String>,
-    /// Email only; the text, escaped, when absent.
-    pub html: Option<String>,
-    /// Telegram only, MarkdownV2 with every variable escaped; plain text when absent.
-    pub markdown: Option<String>,
-}
-
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct CsatConfig {
-    /// The daemon's public address, for the five links in satisfaction emails
-    /// (`https://support.example.com`); without it email customers reply with a digit.
-    pub public_url: Option<String>,
-    /// How long after the question a score is taken (and a reply reopens).
-    #[serde(default = "default_csat_answer_window")]
-    pub answer_window: String,
-    /// What a reply after resolution that is not a score does: `reopen` or
-    /// `new_conversation`.
-    #[serde(default = "default_after_resolution")]
-    pub reply_after_resolution: String,
-}
-
-fn default_csat_answer_window() -> String {
-    "7days".into()
-}
-
-fn default_after_resolution() -> String {
-    "reopen".into()
-}
-
-impl Default for CsatConfig {
-    fn default() -> CsatConfig {
-        CsatConfig {
-            public_url: None,
-            answer_window: default_csat_answer_window(),
-            reply_after_resolution: default_after_resolution(),
         }
     }
 }
@@ -544,7 +442,23 @@ impl RawConfig {
         let teams = self.validate_teams()?;
         let inboxes = self.validate_inboxes()?;
         let router = self.validate_rules(&teams, &inboxes)?;
-        let updates = self.validate_updates(&outbox)?;
+        let inbox_updates: Vec<_> = self
+            .inboxes
+            .iter()
+            .map(|(key, inbox)| (key.as_str(), inbox.updates_off.as_slice(), inbox.language.as_deref()))
+            .collect();
+        let team_updates: Vec<_> = self
+            .teams
+            .iter()
+            .map(|(key, team)| (key.as_str(), team.updates_off.as_slice()))
+            .collect();
+        let updates = validate_updates(
+            &self.updates,
+            &self.csat,
+            &inbox_updates,
+            &team_updates,
+            outbox.expire_after,
+        )?;
         let desk = self.validate_desk(updates)?;
         let subscriptions = self.subscriptions.validate()?;
 
@@ -599,126 +513,6 @@ impl RawConfig {
             return "(none defined)".into();
         }
         self.keywords.keys().map(String::as_str).collect::<Vec<_>>().join(", ")
-    }
-
-    fn validate_updates(&self, outbox: &OutboxSettings) -> Result<UpdatePolicy, ConfigError> {
-        let events = |key: &str, names: &[String]| {
-            names
-                .iter()
-                .enumerate()
-                .map(|(index, name)| {
-                    UpdateEvent::parse(name).ok_or_else(|| {
-                        let known: Vec<&str> = UpdateEvent::ALL.iter().map(|event| event.as_str()).collect();
-                        ConfigError::new(
-                            format!("{key}[{index}]"),
-                            format!("`{name}` is not an update event; events are: {}", known.join(", ")),
-                        )
-                    })
-                })
-                .collect::<Result<BTreeSet<_>, _>>()
-        };
-        let language = |key: &str, tag: &str| {
-            let tag = tag.trim().to_ascii_lowercase().replace('_', "-");
-            let shaped = tag.split('-').next().is_some_and(|primary| {
-                (2..=3).contains(&primary.len()) && primary.chars().all(|c| c.is_ascii_lowercase())
-            }) && tag
-                .split('-')
-                .all(|part| !part.is_empty() && part.len() <= 8 && part.chars().all(|c| c.is_ascii_alphanumeric()));
-            if shaped {
-                Ok(tag)
-            } else {
-                Err(ConfigError::new(
-                    key,
-                    format!("`{tag}` is not a language tag such as `en`, `th` or `pt-br`"),
-                ))
-            }
-        };
-        let optional_duration =
-            |key: &str, text: &Option<String>| text.as_deref().map(|text| positive_duration(key, text)).transpose();
-        let mut inbox_off = HashMap::new();
-        let mut inbox_language = HashMap::new();
-        for (key, inbox) in &self.inboxes {
-            inbox_off.insert(
-                key.clone(),
-                events(&format!("inboxes.{key}.updates_off"), &inbox.updates_off)?,
-            );
-            if let Some(tag) = &inbox.language {
-                inbox_language.insert(key.clone(), language(&format!("inboxes.{key}.language"), tag)?);
-            }
-        }
-        let mut team_off = HashMap::new();
-        for (key, team) in &self.teams {
-            team_off.insert(
-                key.clone(),
-                events(&format!("teams.{key}.updates_off"), &team.updates_off)?,
-            );
-        }
-        let mut templates = BTreeMap::new();
-        for (event_name, languages) in &self.updates.templates {
-            let event = UpdateEvent::parse(event_name).ok_or_else(|| {
-                ConfigError::new(
-                    format!("updates.templates.{event_name}"),
-                    "is not an update event; see `updates.events` for the names",
-                )
-            })?;
-            for (tag, template) in languages {
-                let tag = language(&format!("updates.templates.{event_name}.{tag}"), tag)?;
-                templates.insert(
-                    (event, tag),
-                    TemplateSource {
-                        text: template.text.clone(),
-                        subject: template.subject.clone(),
-                        html: template.html.clone(),
-                        markdown: template.markdown.clone(),
-                    },
-                );
-            }
-        }
-        let public_url = match &self.csat.public_url {
-            None => None,
-            Some(url) => {
-                let parsed = reqwest::Url::parse(url)
-                    .ok()
-                    .filter(|url| matches!(url.scheme(), "http" | "https"));
-                if parsed.is_none() {
-                    return Err(ConfigError::new(
-                        "csat.public_url",
-                        format!("`{url}` is not an http(s) URL such as https://support.example.com"),
-                    ));
-                }
-                Some(url.trim_end_matches('/').to_owned())
-            }
-        };
-        let after_resolution = match self.csat.reply_after_resolution.as_str() {
-            "reopen" => AfterResolution::Reopen,
-            "new_conversation" => AfterResolution::NewConversation,
-            other => {
-                return Err(ConfigError::new(
-                    "csat.reply_after_resolution",
-                    format!("`{other}` is not `reopen` or `new_conversation`"),
-                ));
-            }
-        };
-        let settings = UpdateSettings {
-            enabled: events("updates.events", &self.updates.events)?,
-            window: duration("updates.window", &self.updates.window)?,
-            default_language: language("updates.default_language", &self.updates.default_language)?,
-            waiting_reminder_after: optional_duration(
-                "updates.waiting_reminder_after",
-                &self.updates.waiting_reminder_after,
-            )?,
-            auto_close_after: optional_duration("updates.auto_close_after", &self.updates.auto_close_after)?,
-            inbox_off,
-            inbox_language,
-            team_off,
-            csat: CsatPolicy {
-                public_url,
-                answer_window: positive_duration("csat.answer_window", &self.csat.answer_window)?,
-                after_resolution,
-            },
-            expire_after: outbox.expire_after,
-        };
-        UpdatePolicy::compile(settings, templates).map_err(|err| ConfigError::new(err.key, err.problem))
     }
 
     fn validate_desk(&self, updates: UpdatePolicy) -> Result<Desk, ConfigError> {
@@ -1102,6 +896,7 @@ impl RawConfig {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::domain::updates::UpdateEvent;
 
     const MINIMAL: &str = r#"
         [routing]

@@ -15,6 +15,7 @@ use minijinja::{AutoEscape, Environment, UndefinedBehavior};
 use serde::Serialize;
 use switchboard_connector_core::ChannelKind;
 
+pub mod config;
 pub mod send;
 
 /// A step of a conversation that can send the customer an update.
