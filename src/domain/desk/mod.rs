@@ -1,6 +1,9 @@
 //! The support desk's shape, validated from config: teams as queues (department, tier,
 //! escalation path, assignment policy, capacity), their business hours, and the SLA
-//! policies that time them. Pure data the store consults inside its transactions.
+//! policies that time them. Pure data the store consults inside its transactions. The
+//! sections they are validated from are in [`config`].
+
+pub mod config;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
