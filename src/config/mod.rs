@@ -22,9 +22,9 @@ use crate::domain::desk::Desk;
 use crate::domain::desk::config::{
     BusinessHoursConfig, SlaConfig, SlaPolicyConfig, TeamConfig, TeamSettings, validate_desk, validate_teams,
 };
-use crate::domain::router::{KeywordSet, RouteAction, RouteCondition, Router};
+use crate::domain::router::Router;
+use crate::domain::router::config::{RoutingConfig, RuleConfig, validate_rules};
 use crate::domain::updates::config::{CsatConfig, UpdatesConfig, validate_updates};
-use crate::model::Priority;
 use crate::store::config::StorageConfig;
 use crate::work::config::{OutboxConfig, OutboxSettings, SubscriptionSettings, SubscriptionsConfig};
 
@@ -109,17 +109,6 @@ impl Default for LogConfig {
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct RoutingConfig {
-    /// The team that takes every conversation no rule claims.
-    pub default_team: String,
-    /// The languages (ISO 639-1) detection chooses among when a channel gives none;
-    /// all it knows when empty.
-    #[serde(default)]
-    pub detect_languages: Vec<String>,
-}
-
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct InboxConfig {
     /// The name agents see; the key when absent.
     pub name: Option<String>,
@@ -132,51 +121,6 @@ pub struct InboxConfig {
     pub webhook: Option<WebhookConfig>,
     pub email: Option<EmailConfig>,
     pub telegram: Option<TelegramConfig>,
-}
-
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RuleConfig {
-    /// Shown in the routing event, so agents see why a conversation landed where it did.
-    pub name: String,
-    /// Conditions, all of which must hold; an empty `when` matches everything.
-    #[serde(default)]
-    pub when: RuleWhen,
-    /// What a match does.
-    pub then: RuleThen,
-}
-
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RuleWhen {
-    /// Inbox keys.
-    pub inbox: Option<Vec<String>>,
-    /// Channel kinds: `webhook`, `email`, `telegram`.
-    pub channel: Option<Vec<String>>,
-    /// A regular expression searched in the subject and text (`(?i)` for any case).
-    pub text: Option<String>,
-    /// Language tags; `de` matches `de-AT`.
-    pub language: Option<Vec<String>>,
-    /// Contact attributes that must equal these values (`{ plan = "enterprise" }`).
-    pub metadata: Option<BTreeMap<String, String>>,
-    /// Names of `[keywords]` lists; any keyword of any of them must occur.
-    pub keywords: Option<Vec<String>>,
-    /// The contact's `value_tier` attribute is one of these.
-    pub value_tier: Option<Vec<String>>,
-    /// The contact's `flags` attribute holds one of these (`vip`, `influencer`).
-    pub flags: Option<Vec<String>>,
-}
-
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RuleThen {
-    /// The team key to queue the conversation in; the default team when absent.
-    pub team: Option<String>,
-    /// `low`, `normal`, `high` or `urgent`.
-    pub priority: Option<String>,
-    /// Labels added to the conversation.
-    #[serde(default)]
-    pub labels: Vec<String>,
 }
 
 /// Everything the daemon needs, validated.
@@ -322,7 +266,9 @@ impl RawConfig {
         let outbox = self.outbox.validate()?;
         let teams = validate_teams(&self.teams, &self.routing.default_team)?;
         let inboxes = self.validate_inboxes()?;
-        let router = self.validate_rules(&teams, &inboxes)?;
+        let team_keys: Vec<&str> = teams.iter().map(|team| team.key.as_str()).collect();
+        let inbox_keys: Vec<&str> = inboxes.iter().map(|inbox| inbox.key.as_str()).collect();
+        let router = validate_rules(&self.routing, &self.rules, &self.keywords, &team_keys, &inbox_keys)?;
         let inbox_updates: Vec<_> = self
             .inboxes
             .iter()
@@ -363,17 +309,6 @@ impl RawConfig {
             desk: Arc::new(desk),
             subscriptions,
         })
-    }
-
-    fn keyword_names(&self) -> String {
-        if self.keywords.is_empty() {
-            return "(none defined)".into();
-        }
-        self.keywords.keys().map(String::as_str).collect::<Vec<_>>().join(", ")
-    }
-
-    fn team_keys(&self) -> String {
-        self.teams.keys().map(String::as_str).collect::<Vec<_>>().join(", ")
     }
 
     fn validate_inboxes(&self) -> Result<Vec<InboxSettings>, ConfigError> {
@@ -431,122 +366,13 @@ impl RawConfig {
         }
         Ok(inboxes)
     }
-
-    fn validate_rules(&self, teams: &[TeamSettings], inboxes: &[InboxSettings]) -> Result<Router, ConfigError> {
-        let mut rules = Vec::new();
-        for (index, rule) in self.rules.iter().enumerate() {
-            let at = |key: &str| format!("rules[{index}].{key}");
-            if rule.name.trim().is_empty() {
-                return Err(ConfigError::new(at("name"), "must not be empty"));
-            }
-            let mut conditions = Vec::new();
-            if let Some(keys) = &rule.when.inbox {
-                for (i, key) in keys.iter().enumerate() {
-                    if !inboxes.iter().any(|inbox| &inbox.key == key) {
-                        return Err(ConfigError::new(
-                            at(&format!("when.inbox[{i}]")),
-                            format!("`{key}` is not an inbox"),
-                        ));
-                    }
-                }
-                conditions.push(RouteCondition::Inbox(keys.clone()));
-            }
-            if let Some(kinds) = &rule.when.channel {
-                let parsed = kinds
-                    .iter()
-                    .enumerate()
-                    .map(|(i, kind)| {
-                        ChannelKind::parse(kind).ok_or_else(|| {
-                            ConfigError::new(
-                                at(&format!("when.channel[{i}]")),
-                                format!("`{kind}` is not webhook, email or telegram"),
-                            )
-                        })
-                    })
-                    .collect::<Result<Vec<_>, _>>()?;
-                conditions.push(RouteCondition::Channel(parsed));
-            }
-            if let Some(pattern) = &rule.when.text {
-                let regex = regex::RegexBuilder::new(pattern)
-                    .size_limit(1 << 20)
-                    .build()
-                    .map_err(|err| ConfigError::new(at("when.text"), format!("is not a regular expression: {err}")))?;
-                conditions.push(RouteCondition::Text(regex));
-            }
-            if let Some(languages) = &rule.when.language {
-                conditions.push(RouteCondition::Language(
-                    languages.iter().map(|l| l.to_ascii_lowercase()).collect(),
-                ));
-            }
-            if let Some(metadata) = &rule.when.metadata {
-                conditions.push(RouteCondition::Metadata(metadata.clone()));
-            }
-            if let Some(names) = &rule.when.keywords {
-                let mut sets = Vec::new();
-                for (i, name) in names.iter().enumerate() {
-                    let Some(words) = self.keywords.get(name) else {
-                        return Err(ConfigError::new(
-                            at(&format!("when.keywords[{i}]")),
-                            format!("`{name}` is not a [keywords] list; lists are: {}", self.keyword_names()),
-                        ));
-                    };
-                    sets.push(
-                        KeywordSet::new(name, words)
-                            .map_err(|problem| ConfigError::new(format!("keywords.{name}"), problem))?,
-                    );
-                }
-                conditions.push(RouteCondition::Keywords(sets));
-            }
-            if let Some(tiers) = &rule.when.value_tier {
-                conditions.push(RouteCondition::ValueTier(tiers.clone()));
-            }
-            if let Some(flags) = &rule.when.flags {
-                conditions.push(RouteCondition::Flags(flags.clone()));
-            }
-
-            let team = match &rule.then.team {
-                Some(team) if !teams.iter().any(|t| &t.key == team) => {
-                    return Err(ConfigError::new(
-                        at("then.team"),
-                        format!("`{team}` is not a team; teams are: {}", self.team_keys()),
-                    ));
-                }
-                other => other.clone(),
-            };
-            let priority = rule
-                .then
-                .priority
-                .as_deref()
-                .map(|p| {
-                    Priority::parse(p).ok_or_else(|| {
-                        ConfigError::new(at("then.priority"), format!("`{p}` is not low, normal, high or urgent"))
-                    })
-                })
-                .transpose()?;
-            if team.is_none() && priority.is_none() && rule.then.labels.is_empty() {
-                return Err(ConfigError::new(
-                    at("then"),
-                    "set at least one of team, priority, labels",
-                ));
-            }
-            rules.push((
-                rule.name.trim().to_owned(),
-                conditions,
-                RouteAction {
-                    team,
-                    priority,
-                    labels: rule.then.labels.clone(),
-                },
-            ));
-        }
-        Ok(Router::new(rules, self.routing.default_team.clone()))
-    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::domain::updates::UpdateEvent;
+    use crate::model::Priority;
     use crate::model::clock::ClockKind;
 
     const MINIMAL: &str = r#"

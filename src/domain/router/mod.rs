@@ -6,6 +6,10 @@
 //! team, a VIP rule raises the priority. The first matching rule that names a team
 //! decides the team; the priority is the highest any matching rule sets (`normal` when
 //! none does); labels are the union, in rule order.
+//!
+//! The sections rules are compiled from are in [`config`].
+
+pub mod config;
 
 use std::collections::BTreeMap;
 
