@@ -13,8 +13,9 @@ use tokio_util::sync::CancellationToken;
 
 use crate::api::{self, AppState, Inbox};
 use crate::channels::Channels;
+use crate::channels::config::ChannelSettings;
 use crate::clock::{Clock, SystemClock};
-use crate::config::{ChannelSettings, Settings};
+use crate::config::Settings;
 use crate::domain::service::Service;
 use crate::query::Queries;
 use crate::store::sqlite::SqliteStore;

@@ -17,8 +17,8 @@ use teloxide::types::Update;
 
 use super::error::ApiError;
 use super::{AppState, PathParam};
+use crate::channels::config::ChannelSettings;
 use crate::channels::telegram::TelegramInbox;
-use crate::config::ChannelSettings;
 
 pub async fn receive(
     State(state): State<Arc<AppState>>,

@@ -24,8 +24,9 @@ use tokio::sync::Notify;
 
 pub use error::ApiError;
 
+use crate::channels::config::InboxSettings;
 use crate::clock::Clock;
-use crate::config::{InboxSettings, Settings};
+use crate::config::Settings;
 use crate::domain::ingest::{IngestContext, IngestOutcome};
 use crate::domain::service::Service;
 use crate::query::Queries;

@@ -1,9 +1,11 @@
 //! The daemon side of the connectors: the sending half of each configured inbox (one
 //! closed enum over the connectors), and the readers of the inboxes that pull.
 //!
+//! - [`config`]: `[inboxes.KEY]`, each inbox's channel validated by its connector.
 //! - [`email`]: the reading half of each email inbox (IMAP, cursor after commit).
 //! - [`telegram`]: the inbound half of each Telegram inbox (long polling or webhook).
 
+pub mod config;
 pub mod email;
 pub mod telegram;
 
@@ -16,8 +18,8 @@ use switchboard_connector_email::SmtpSender;
 use switchboard_connector_telegram::TelegramSender;
 use switchboard_connector_webhook::WebhookSender;
 
+use crate::channels::config::{ChannelSettings, InboxSettings};
 use crate::channels::telegram::TelegramInbox;
-use crate::config::{ChannelSettings, InboxSettings};
 use crate::store::Catalog;
 
 #[derive(Debug, Clone)]

@@ -17,7 +17,8 @@ use teloxide::types::{Update, UpdateKind};
 use tokio_util::sync::CancellationToken;
 
 use crate::api::AppState;
-use crate::config::{ChannelSettings, Settings, TelegramChannel};
+use crate::channels::config::{ChannelSettings, TelegramChannel};
+use crate::config::Settings;
 use crate::domain::DeskError;
 use crate::store::{Catalog, InboxRef, StoreError};
 

@@ -12,12 +12,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use serde::Deserialize;
-use switchboard_connector_core::ChannelKind;
-use switchboard_connector_email::{EmailConfig, EmailSettings};
-use switchboard_connector_telegram::{TelegramConfig, TelegramSettings};
-use switchboard_connector_webhook::{WebhookConfig, WebhookSettings};
 
 use crate::api::config::ServerConfig;
+use crate::channels::config::{InboxConfig, InboxSettings, validate_inboxes};
 use crate::domain::desk::Desk;
 use crate::domain::desk::config::{
     BusinessHoursConfig, SlaConfig, SlaPolicyConfig, TeamConfig, TeamSettings, validate_desk, validate_teams,
@@ -29,7 +26,6 @@ use crate::store::config::StorageConfig;
 use crate::work::config::{OutboxConfig, OutboxSettings, SubscriptionSettings, SubscriptionsConfig};
 
 pub use error::ConfigError;
-use error::check_key;
 
 /// The prefix of environment overrides: `SWITCHBOARD__SERVER__LISTEN=127.0.0.1:9090`.
 pub const ENV_PREFIX: &str = "SWITCHBOARD";
@@ -107,22 +103,6 @@ impl Default for LogConfig {
     }
 }
 
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct InboxConfig {
-    /// The name agents see; the key when absent.
-    pub name: Option<String>,
-    /// Update events this inbox does not send (see `updates.events`).
-    #[serde(default)]
-    pub updates_off: Vec<String>,
-    /// The language of updates to contacts whose own language has no template.
-    pub language: Option<String>,
-    /// The channel: exactly one of these tables.
-    pub webhook: Option<WebhookConfig>,
-    pub email: Option<EmailConfig>,
-    pub telegram: Option<TelegramConfig>,
-}
-
 /// Everything the daemon needs, validated.
 #[derive(Debug, Clone)]
 pub struct Settings {
@@ -137,36 +117,6 @@ pub struct Settings {
     pub router: Arc<Router>,
     pub desk: Arc<Desk>,
     pub subscriptions: SubscriptionSettings,
-}
-
-#[derive(Debug, Clone)]
-pub struct InboxSettings {
-    pub key: String,
-    pub name: String,
-    pub channel: ChannelSettings,
-}
-
-#[derive(Debug, Clone)]
-pub enum ChannelSettings {
-    Webhook(WebhookSettings),
-    Email(Box<EmailSettings>),
-    Telegram(Box<TelegramChannel>),
-}
-
-/// A Telegram inbox's settings.
-#[derive(Debug, Clone)]
-pub struct TelegramChannel {
-    pub settings: TelegramSettings,
-}
-
-impl ChannelSettings {
-    pub fn kind(&self) -> ChannelKind {
-        match self {
-            ChannelSettings::Webhook(_) => ChannelKind::Webhook,
-            ChannelSettings::Email(_) => ChannelKind::Email,
-            ChannelSettings::Telegram(_) => ChannelKind::Telegram,
-        }
-    }
 }
 
 /// Reads the file and the environment and validates the result.
@@ -265,7 +215,7 @@ impl RawConfig {
 
         let outbox = self.outbox.validate()?;
         let teams = validate_teams(&self.teams, &self.routing.default_team)?;
-        let inboxes = self.validate_inboxes()?;
+        let inboxes = validate_inboxes(&self.inboxes)?;
         let team_keys: Vec<&str> = teams.iter().map(|team| team.key.as_str()).collect();
         let inbox_keys: Vec<&str> = inboxes.iter().map(|inbox| inbox.key.as_str()).collect();
         let router = validate_rules(&self.routing, &self.rules, &self.keywords, &team_keys, &inbox_keys)?;
@@ -309,62 +259,6 @@ impl RawConfig {
             desk: Arc::new(desk),
             subscriptions,
         })
-    }
-
-    fn validate_inboxes(&self) -> Result<Vec<InboxSettings>, ConfigError> {
-        let mut inboxes = Vec::new();
-        for (key, inbox) in &self.inboxes {
-            check_key("inboxes", key)?;
-            let at = |table: &str, field: &str| format!("inboxes.{key}.{table}.{field}");
-            let channel = match (&inbox.webhook, &inbox.email, &inbox.telegram) {
-                (Some(webhook), None, None) => ChannelSettings::Webhook(
-                    webhook
-                        .validate()
-                        .map_err(|err| ConfigError::new(at("webhook", &err.key), err.problem))?,
-                ),
-                (None, Some(email), None) => ChannelSettings::Email(Box::new(
-                    email
-                        .validate(&|name| std::env::var(name).ok())
-                        .map_err(|err| ConfigError::new(at("email", &err.key), err.problem))?,
-                )),
-                (None, None, Some(telegram)) => {
-                    let settings = telegram
-                        .validate(key, &|name| std::env::var(name).ok())
-                        .map_err(|err| ConfigError::new(at("telegram", &err.key), err.problem))?;
-                    if settings.greeting.is_some() {
-                        return Err(ConfigError::new(
-                            at("telegram", "greeting"),
-                            "moved: write it as [updates.templates.greeting.LANGUAGE] text = \"…\"",
-                        ));
-                    }
-                    ChannelSettings::Telegram(Box::new(TelegramChannel { settings }))
-                }
-                (None, None, None) => {
-                    return Err(ConfigError::new(
-                        format!("inboxes.{key}"),
-                        "name the channel with a table: [inboxes.KEY.webhook], [inboxes.KEY.email] or [inboxes.KEY.telegram]",
-                    ));
-                }
-                _ => {
-                    return Err(ConfigError::new(
-                        format!("inboxes.{key}"),
-                        "an inbox speaks one channel: keep one of [inboxes.KEY.webhook], [inboxes.KEY.email], [inboxes.KEY.telegram]",
-                    ));
-                }
-            };
-            let name = inbox
-                .name
-                .as_deref()
-                .map(str::trim)
-                .filter(|name| !name.is_empty())
-                .unwrap_or(key);
-            inboxes.push(InboxSettings {
-                key: key.clone(),
-                name: name.to_owned(),
-                channel,
-            });
-        }
-        Ok(inboxes)
     }
 }
 

@@ -141,7 +141,7 @@ mod tests {
     use tokio::sync::Notify;
     use tokio_util::sync::CancellationToken;
 
-    use crate::config::{ChannelSettings, InboxSettings};
+    use crate::channels::config::{ChannelSettings, InboxSettings};
     use crate::work::destinations::Destinations;
     use crate::work::dispatch::Dispatcher;
     use switchboard_connector_webhook::WebhookConfig;
