@@ -172,9 +172,10 @@ fn explain(settings: &Settings, path: &std::path::Path, json: bool) -> anyhow::R
         Ok(_) => anyhow::bail!("--message {}: must be a JSON object", path.display()),
         Err(err) => anyhow::bail!("--message {}: not JSON: {err}", path.display()),
     };
-    let sample = switchboard::domain::explain::Sample::parse(&object, settings)
+    let sample = switchboard::domain::explain::Sample::parse(&object, &settings.inbox_kinds())
         .map_err(|err| anyhow::anyhow!("--message {}: `{}` {}", path.display(), err.field, err.problem))?;
-    let explanation = switchboard::domain::explain::explain(settings, &sample, SystemClock.now_ms());
+    let explanation =
+        switchboard::domain::explain::explain(&settings.router, &settings.desk, &sample, SystemClock.now_ms());
     if json {
         println!("{}", serde_json::to_string_pretty(&explanation)?);
     } else {

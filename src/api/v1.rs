@@ -311,10 +311,11 @@ async fn explain_route(
     _agent: Authenticated,
     JsonObject(object): JsonObject,
 ) -> Result<Json<crate::domain::explain::Explanation>, ApiError> {
-    let sample = crate::domain::explain::Sample::parse(&object, &state.settings)
+    let sample = crate::domain::explain::Sample::parse(&object, &state.settings.inbox_kinds())
         .map_err(|err| ApiError::invalid(&err.field, err.problem))?;
     Ok(Json(crate::domain::explain::explain(
-        &state.settings,
+        &state.settings.router,
+        &state.settings.desk,
         &sample,
         state.clock.now_ms(),
     )))

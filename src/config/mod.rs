@@ -12,6 +12,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use serde::Deserialize;
+use switchboard_connector_core::ChannelKind;
 
 use crate::api::config::ServerConfig;
 use crate::channels::config::{InboxConfig, InboxSettings, validate_inboxes};
@@ -117,6 +118,17 @@ pub struct Settings {
     pub router: Arc<Router>,
     pub desk: Arc<Desk>,
     pub subscriptions: SubscriptionSettings,
+}
+
+impl Settings {
+    /// Each inbox's key and channel kind, in config order: what `route explain` checks a
+    /// sample's inbox against.
+    pub fn inbox_kinds(&self) -> Vec<(&str, ChannelKind)> {
+        self.inboxes
+            .iter()
+            .map(|inbox| (inbox.key.as_str(), inbox.channel.kind()))
+            .collect()
+    }
 }
 
 /// Reads the file and the environment and validates the result.

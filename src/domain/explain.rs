@@ -8,8 +8,8 @@ use serde::Serialize;
 use serde_json::{Map, Value};
 use switchboard_connector_core::ChannelKind;
 
-use crate::config::Settings;
-use crate::domain::router::{RouteInput, RuleTrace};
+use crate::domain::desk::Desk;
+use crate::domain::router::{RouteInput, Router, RuleTrace};
 use crate::model::clock::ClockKind;
 use crate::model::human_duration;
 use crate::model::{Priority, Timestamp};
@@ -36,7 +36,9 @@ pub struct SampleError {
 }
 
 impl Sample {
-    pub fn parse(object: &Map<String, Value>, settings: &Settings) -> Result<Sample, SampleError> {
+    /// `inboxes` are the configured inboxes' keys and channel kinds, in config order: the
+    /// sample names one of them.
+    pub fn parse(object: &Map<String, Value>, inboxes: &[(&str, ChannelKind)]) -> Result<Sample, SampleError> {
         let error = |field: &str, problem: String| SampleError {
             field: field.to_owned(),
             problem,
@@ -53,8 +55,8 @@ impl Sample {
             }
         };
         let inbox = text_of("inbox")?.ok_or_else(|| error("inbox", "is required".into()))?;
-        let Some(configured) = settings.inboxes.iter().find(|i| i.key == inbox) else {
-            let known: Vec<&str> = settings.inboxes.iter().map(|i| i.key.as_str()).collect();
+        let Some(&(_, channel)) = inboxes.iter().find(|(key, _)| *key == inbox) else {
+            let known: Vec<&str> = inboxes.iter().map(|(key, _)| *key).collect();
             return Err(error(
                 "inbox",
                 format!("`{inbox}` is not an inbox; inboxes are: {}", known.join(", ")),
@@ -83,7 +85,7 @@ impl Sample {
             .transpose()?;
         Ok(Sample {
             inbox,
-            channel: configured.channel.kind(),
+            channel,
             subject: text_of("subject")?,
             text,
             language: text_of("language")?,
@@ -145,16 +147,16 @@ pub struct Deadline {
     pub due_at: Timestamp,
 }
 
-pub fn explain(settings: &Settings, sample: &Sample, now: i64) -> Explanation {
+pub fn explain(router: &Router, desk: &Desk, sample: &Sample, now: i64) -> Explanation {
     let at = sample.at.unwrap_or(now);
     let (language, source) = match &sample.language {
         Some(tag) => (Some(tag.clone()), Some("message")),
-        None => match settings.desk.languages.detect(&sample.text) {
+        None => match desk.languages.detect(&sample.text) {
             Some(tag) => (Some(tag.to_owned()), Some("detected")),
             None => (None, None),
         },
     };
-    let (decision, rules) = settings.router.explain(&RouteInput {
+    let (decision, rules) = router.explain(&RouteInput {
         inbox: &sample.inbox,
         channel: sample.channel,
         subject: sample.subject.as_deref(),
@@ -162,13 +164,13 @@ pub fn explain(settings: &Settings, sample: &Sample, now: i64) -> Explanation {
         language: language.as_deref(),
         metadata: &sample.metadata,
     });
-    let team = settings.desk.team(&decision.team);
+    let team = desk.team(&decision.team);
     let sla = team.and_then(|team| {
         let policy = team.sla.as_ref()?;
         let deadlines = [ClockKind::FirstResponse, ClockKind::Resolution, ClockKind::MaxOpen]
             .into_iter()
             .filter_map(|kind| {
-                let target = settings.desk.target(Some(&team.key), kind, decision.priority)?;
+                let target = desk.target(Some(&team.key), kind, decision.priority)?;
                 Some(Deadline {
                     clock: kind,
                     time: if target.calendar.is_always() {
