@@ -14,7 +14,8 @@
 //! - [`channels`]: the daemon side of the connectors: senders and pull readers.
 //! - [`api`]: HTTP: `/hooks/{inbox}`, `/api/v1`, `/healthz`, `/readyz`, `/metrics`.
 //! - [`config`]: the TOML file and `SWITCHBOARD__…` overrides, validated into
-//!   [`config::Settings`] before any I/O; every error names its key.
+//!   [`config::Settings`] before any I/O; every error names its key. Each area's sections
+//!   and their validation sit in a `config` module beside its code; `config` assembles.
 //! - [`model`]: the closed vocabularies (status, priority, direction, role) stored in the
 //!   database and shown in the API.
 //! - [`server`]: `serve` wiring and graceful shutdown.

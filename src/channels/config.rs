@@ -21,9 +21,12 @@ pub struct InboxConfig {
     pub updates_off: Vec<String>,
     /// The language of updates to contacts whose own language has no template.
     pub language: Option<String>,
-    /// The channel: exactly one of these tables.
+    /// The channel: exactly one of these tables. `[inboxes.KEY.webhook]`: signed HTTP
+    /// in, a callback out.
     pub webhook: Option<WebhookConfig>,
+    /// `[inboxes.KEY.email]`: IMAP in, SMTP out.
     pub email: Option<EmailConfig>,
+    /// `[inboxes.KEY.telegram]`: a bot, by long polling or webhook.
     pub telegram: Option<TelegramConfig>,
 }
 

@@ -21,11 +21,13 @@ impl ConfigError {
     }
 }
 
+/// A duration as people write it (`30s`, `5m`, `4days`); the error names `key`.
 pub(crate) fn duration(key: &str, text: &str) -> Result<Duration, ConfigError> {
     humantime::parse_duration(text)
         .map_err(|err| ConfigError::new(key, format!("`{text}` is not a duration such as `30s` or `5m`: {err}")))
 }
 
+/// A duration above zero and at most a year (366 days).
 pub(crate) fn positive_duration(key: &str, text: &str) -> Result<Duration, ConfigError> {
     let value = duration(key, text)?;
     if value.is_zero() || value > Duration::from_secs(366 * 86_400) {

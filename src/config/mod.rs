@@ -1,7 +1,13 @@
 //! Configuration: `config/switchboard.toml`, then `SWITCHBOARD__SECTION__KEY` environment
 //! overrides (for keys holding one value, and `outbox.retry_schedule` as a comma-separated
-//! list; lists and the `[[rules]]` array come from the file), deserialized into [`RawConfig`] (unknown keys refused) and validated into
-//! [`Settings`] before any I/O. Every error names the key to change.
+//! list; lists and the `[[rules]]` array come from the file), deserialized into
+//! [`RawConfig`] (unknown keys refused) and validated into [`Settings`] before any I/O.
+//! Every error names the key to change.
+//!
+//! Each area's sections and their validation sit beside the code that uses them
+//! (`api/config.rs`, `store/config.rs`, `work/config.rs`, `channels/config.rs`,
+//! `domain/{desk,router,updates}/config.rs`); this module only reads the file and
+//! assembles. [`error`] is the leaf they all share, so none of them imports this one.
 
 pub mod error;
 
@@ -37,12 +43,16 @@ pub const DEFAULT_PATH: &str = "config/switchboard.toml";
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawConfig {
+    /// The HTTP listener.
     #[serde(default)]
     pub server: ServerConfig,
+    /// The database.
     #[serde(default)]
     pub storage: StorageConfig,
+    /// The daemon's own logs.
     #[serde(default)]
     pub log: LogConfig,
+    /// Retries, pacing and expiry of outbound messages.
     #[serde(default)]
     pub outbox: OutboxConfig,
     /// Automated status updates to customers: which events, templates, guards.
@@ -54,6 +64,7 @@ pub struct RawConfig {
     /// Where event subscriptions may deliver.
     #[serde(default)]
     pub subscriptions: SubscriptionsConfig,
+    /// The default team and the languages detection chooses among.
     pub routing: RoutingConfig,
     /// Team queues by key (`[teams.billing]`).
     pub teams: BTreeMap<String, TeamConfig>,
@@ -72,6 +83,7 @@ pub struct RawConfig {
     /// Named SLA policies teams refer to (`[sla_policies.standard]`).
     #[serde(default)]
     pub sla_policies: BTreeMap<String, SlaPolicyConfig>,
+    /// The cap on how long any conversation stays open.
     #[serde(default)]
     pub sla: SlaConfig,
 }
@@ -101,6 +113,24 @@ impl Default for LogConfig {
             level: default_log_level(),
             format: default_log_format(),
         }
+    }
+}
+
+impl LogConfig {
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if !matches!(self.format.as_str(), "text" | "json") {
+            return Err(ConfigError::new(
+                "log.format",
+                format!("`{}` is not `text` or `json`", self.format),
+            ));
+        }
+        if let Err(err) = tracing_subscriber::EnvFilter::try_new(&self.level) {
+            return Err(ConfigError::new(
+                "log.level",
+                format!("`{}` is not a log filter: {err}", self.level),
+            ));
+        }
+        Ok(())
     }
 }
 
@@ -209,22 +239,13 @@ fn dotted(key: &str) -> String {
 }
 
 impl RawConfig {
+    /// Each area validates its own sections; what one needs of another's is passed as
+    /// plain values. The order is the one operators have always seen: with several
+    /// mistakes, the first reported stays the same.
     pub fn validate(&self) -> Result<Settings, ConfigError> {
         let (listen, http_shutdown_grace) = self.server.validate()?;
         let storage_url = self.storage.validate()?;
-        if !matches!(self.log.format.as_str(), "text" | "json") {
-            return Err(ConfigError::new(
-                "log.format",
-                format!("`{}` is not `text` or `json`", self.log.format),
-            ));
-        }
-        if let Err(err) = tracing_subscriber::EnvFilter::try_new(&self.log.level) {
-            return Err(ConfigError::new(
-                "log.level",
-                format!("`{}` is not a log filter: {err}", self.log.level),
-            ));
-        }
-
+        self.log.validate()?;
         let outbox = self.outbox.validate()?;
         let teams = validate_teams(&self.teams, &self.routing.default_team)?;
         let inboxes = validate_inboxes(&self.inboxes)?;

@@ -33,7 +33,9 @@ pub struct BusinessHoursConfig {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(untagged)]
 pub enum TargetConfig {
+    /// `"1h"`: the same target at every priority.
     All(String),
+    /// Priority (`low` … `urgent`) to target.
     PerPriority(BTreeMap<String, String>),
 }
 
@@ -43,15 +45,20 @@ pub struct SlaPolicyConfig {
     /// `business` (the team's business hours) or `calendar` (around the clock).
     #[serde(default = "default_sla_time")]
     pub time: String,
-    /// `time` for one clock alone.
+    /// `time` for one clock alone: the first-response clock here, the next two below.
     pub first_response_time: Option<String>,
+    /// `time` for the next-response clock alone.
     pub next_response_time: Option<String>,
+    /// `time` for the resolution clock alone.
     pub resolution_time: Option<String>,
     /// The share of a target after which `sla.warning` fires, above 0 and below 1; 0 for none.
     #[serde(default = "default_sla_warning")]
     pub warning: f64,
+    /// The first-response target; a priority left out of a table gets no clock.
     pub first_response: Option<TargetConfig>,
+    /// The next-response target, same forms.
     pub next_response: Option<TargetConfig>,
+    /// The resolution target, same forms.
     pub resolution: Option<TargetConfig>,
     /// What a breach does besides its event: `escalate`, `raise_priority`, `notify`.
     #[serde(default = "default_on_breach")]

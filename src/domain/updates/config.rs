@@ -71,6 +71,7 @@ impl Default for UpdatesConfig {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TemplateConfig {
+    /// Every channel: the plain-text body.
     pub text: String,
     /// Email only.
     pub subject: Option<String>,
