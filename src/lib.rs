@@ -6,18 +6,23 @@
 //!
 //! # Layout
 //!
-//! - [`domain`]: the desk's rules: routing, teams and SLA policies, business hours,
-//!   clocks, status updates.
-//! - [`store`]: the [`store::Store`] trait and its SQLite backend. Ingest, agent actions
-//!   and outbox bookkeeping are each one transaction there.
-//! - [`work`]: the workers: the outbox and event dispatchers, the SLA scheduler.
+//! - [`domain`]: the desk's rules, written once against the store's [`store::Tx`]:
+//!   ingest, threading, agents' actions, clocks, queues, escalation, status updates,
+//!   typed events and their reactions, access decisions; [`domain::service::Service`]
+//!   runs each as one unit of work.
+//! - [`store`]: what the rules and workers ask of a database: [`store::Tx`] (small
+//!   operations of one unit of work), [`store::Store`] (runs units of work), classified
+//!   [`store::StoreError`]s, the SQLite backend and the suite every backend passes.
+//! - [`query`]: the read models and [`query::Queries`], the reads each backend answers.
+//! - [`work`]: the workers: one dispatcher loop over the outbox's and the event
+//!   subscriptions' leased lanes, per-destination limits and breakers, the SLA scheduler.
 //! - [`channels`]: the daemon side of the connectors: senders and pull readers.
 //! - [`api`]: HTTP: `/hooks/{inbox}`, `/api/v1`, `/healthz`, `/readyz`, `/metrics`.
 //! - [`config`]: the TOML file and `SWITCHBOARD__…` overrides, validated into
 //!   [`config::Settings`] before any I/O; every error names its key. Each area's sections
 //!   and their validation sit in a `config` module beside its code; `config` assembles.
-//! - [`model`]: the closed vocabularies (status, priority, direction, role) stored in the
-//!   database and shown in the API.
+//! - [`model`]: the values every layer shares: the closed vocabularies stored in the
+//!   database and shown in the API, timestamps, business hours, one SLA clock.
 //! - [`server`]: `serve` wiring and graceful shutdown.
 //! - [`auth`], [`clock`]: agent tokens, and the time source (and sleep) tests can replace.
 

@@ -1,3 +1,6 @@
+//! The `switchboard` command: `serve` runs the daemon; `check-config`, `agent add`,
+//! `agent list` and `route explain` are the operator's tools around it.
+
 use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;

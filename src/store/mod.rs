@@ -32,7 +32,7 @@ pub use error::{Cause, StoreError, StoreResult};
 pub use records::*;
 pub use tx::*;
 
-/// A unit of work's result, erased so [`Store`] can be a trait object; [`Store::unit`]
+/// A unit of work's result, erased so [`Store`] can be a trait object; `unit` (on `dyn Store`)
 /// gives it its type back.
 pub type Done = Box<dyn Any + Send>;
 
