@@ -9,7 +9,6 @@
 //! Written against [`Store`], [`Tx`] and [`Queries`](crate::query::Queries) alone: the
 //! rules above them have tests of their own.
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use super::testing::{self, TestStore};
@@ -75,13 +74,8 @@ async fn a_unit_of_work_that_fails_leaves_no_trace() {
         .store
         .unit(move |tx| {
             let contact = ContactRecord {
-                contact_id: 0,
-                identity_id: 0,
                 name: Some("Half".into()),
-                email: None,
-                language: None,
-                metadata: BTreeMap::new(),
-                unreachable: false,
+                ..testing::blank_contact()
             };
             let id = tx.insert_contact(&contact, NOW)?;
             tx.insert_identity(id, &shop, "half", NOW)?;
@@ -102,16 +96,7 @@ async fn units_run_in_order_each_seeing_the_ones_before() {
     type Unit = Box<dyn Fn(&mut dyn Tx) -> StoreResult<Option<i64>> + Send>;
     let works: Vec<Unit> = vec![
         Box::new(move |tx| {
-            let contact = ContactRecord {
-                contact_id: 0,
-                identity_id: 0,
-                name: None,
-                email: None,
-                language: None,
-                metadata: BTreeMap::new(),
-                unreachable: false,
-            };
-            let id = tx.insert_contact(&contact, NOW)?;
+            let id = tx.insert_contact(&testing::blank_contact(), NOW)?;
             Ok(Some(tx.insert_identity(id, &shop, "ada", NOW)?))
         }),
         Box::new(move |tx| Ok(tx.identity(shop_id, "ada")?.map(|found| found.identity_id))),

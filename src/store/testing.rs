@@ -119,6 +119,19 @@ impl TestStore {
     }
 }
 
+/// A contact about whom nothing is known, to insert.
+pub fn blank_contact() -> ContactRecord {
+    ContactRecord {
+        contact_id: 0,
+        identity_id: 0,
+        name: None,
+        email: None,
+        language: None,
+        metadata: BTreeMap::new(),
+        unreachable: false,
+    }
+}
+
 fn converse(
     tx: &mut dyn Tx,
     shop: &InboxRef,
@@ -128,16 +141,7 @@ fn converse(
     reply: Option<&str>,
     now: i64,
 ) -> Result<Seeded, StoreError> {
-    let contact = ContactRecord {
-        contact_id: 0,
-        identity_id: 0,
-        name: None,
-        email: None,
-        language: None,
-        metadata: BTreeMap::new(),
-        unreachable: false,
-    };
-    let contact_id = tx.insert_contact(&contact, now)?;
+    let contact_id = tx.insert_contact(&blank_contact(), now)?;
     let identity_id = tx.insert_identity(contact_id, shop, sender, now)?;
     let conversation_id = tx.insert_conversation(&NewConversation {
         inbox_id: shop.id,

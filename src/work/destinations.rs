@@ -14,6 +14,8 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
+use switchboard_connector_core::SendError;
+
 use crate::model::millis;
 use crate::store::ClaimPlan;
 
@@ -44,6 +46,17 @@ pub enum SendOutcome {
     Unavailable,
     /// The destination answered, about this message (refused it, no such recipient).
     Answered,
+}
+
+impl SendOutcome {
+    /// What a connector's answer says of its destination.
+    pub fn of<T>(sent: &Result<T, SendError>) -> SendOutcome {
+        match sent {
+            Ok(_) => SendOutcome::Delivered,
+            Err(SendError::Transient { .. }) => SendOutcome::Unavailable,
+            Err(_) => SendOutcome::Answered,
+        }
+    }
 }
 
 /// A send in flight; dropping it (however the send ended, a panic included) frees its

@@ -54,6 +54,20 @@ pub trait Lane: Send + Sync + 'static {
     /// Its row in the store.
     fn id(item: &Self::Item) -> i64;
 
+    /// Records what became of one send.
+    fn record(tx: &mut dyn Tx, record: &Self::Record) -> DeskResult<()>;
+
+    /// Puts a claimed item that was never sent back in the queue, due no earlier than
+    /// `not_before`.
+    fn unclaim(tx: &mut dyn Tx, id: i64, not_before: i64, now: i64) -> StoreResult<()>;
+
+    /// Moves a paused destination's queued items to `until` at the earliest.
+    fn defer(tx: &mut dyn Tx, destination: i64, until: i64, now: i64) -> StoreResult<()>;
+
+    /// Claims up to `limit` due items within `plan`, each until `lease_until`.
+    fn claim(tx: &mut dyn Tx, now: i64, limit: u32, lease_until: i64, plan: &ClaimPlan)
+    -> StoreResult<Vec<Self::Item>>;
+
     /// In one unit of work: records what finished, puts back the unclaimed, moves the
     /// queued items of paused destinations past their pause, and claims up to `limit`
     /// due items within `plan`.
@@ -64,7 +78,21 @@ pub trait Lane: Send + Sync + 'static {
         limit: u32,
         lease_until: i64,
         plan: &ClaimPlan,
-    ) -> DeskResult<Vec<Self::Item>>;
+    ) -> DeskResult<Vec<Self::Item>> {
+        for record in &finished.records {
+            Self::record(tx, record)?;
+        }
+        for &(id, not_before) in &finished.unclaimed {
+            Self::unclaim(tx, id, not_before, now)?;
+        }
+        for &(destination, until) in &finished.paused {
+            Self::defer(tx, destination, until, now)?;
+        }
+        if limit == 0 {
+            return Ok(Vec::new());
+        }
+        Ok(Self::claim(tx, now, limit, lease_until, plan)?)
+    }
 
     /// Puts items left in flight by a previous run back in the queue.
     fn release(tx: &mut dyn Tx, now: i64) -> StoreResult<u64>;

@@ -24,7 +24,7 @@ use crate::model::millis;
 use crate::store::{ClaimPlan, DeliveryResult, EventDelivery, Settlement, StoreResult, Tx};
 use crate::work::config::OutboxSettings;
 use crate::work::destinations::SendOutcome;
-use crate::work::dispatch::{Finished, Lane, after_transient_failure};
+use crate::work::dispatch::{Lane, after_transient_failure};
 
 /// A fresh signing secret: 32 random bytes, as Standard Webhooks writes them.
 pub fn new_secret() -> Result<String, getrandom::Error> {
@@ -204,27 +204,27 @@ impl Lane for EventLane {
         item.id
     }
 
-    fn settle_and_claim(
+    fn record(tx: &mut dyn Tx, record: &EventRecord) -> DeskResult<()> {
+        deliveries::record_event(tx, record.id, &record.result, record.disable.as_deref(), record.at)
+    }
+
+    fn unclaim(tx: &mut dyn Tx, id: i64, not_before: i64, now: i64) -> StoreResult<()> {
+        tx.settle_event(id, Settlement::Unclaimed { not_before }, now)
+            .map(|_| ())
+    }
+
+    fn defer(tx: &mut dyn Tx, subscription_id: i64, until: i64, now: i64) -> StoreResult<()> {
+        tx.defer_events(subscription_id, until, now)
+    }
+
+    fn claim(
         tx: &mut dyn Tx,
-        finished: &Finished<EventRecord>,
         now: i64,
         limit: u32,
         lease_until: i64,
         plan: &ClaimPlan,
-    ) -> DeskResult<Vec<EventDelivery>> {
-        for record in &finished.records {
-            deliveries::record_event(tx, record.id, &record.result, record.disable.as_deref(), record.at)?;
-        }
-        for &(id, not_before) in &finished.unclaimed {
-            tx.settle_event(id, Settlement::Unclaimed { not_before }, now)?;
-        }
-        for &(subscription, until) in &finished.paused {
-            tx.defer_events(subscription, until, now)?;
-        }
-        if limit == 0 {
-            return Ok(Vec::new());
-        }
-        Ok(tx.claim_events(now, limit, lease_until, &plan.held)?)
+    ) -> StoreResult<Vec<EventDelivery>> {
+        tx.claim_events(now, limit, lease_until, &plan.held)
     }
 
     fn release(tx: &mut dyn Tx, now: i64) -> StoreResult<u64> {
@@ -245,11 +245,7 @@ impl Lane for EventLane {
             self.send(&delivery).await
         };
         let now = self.clock.now_ms();
-        let for_breaker = match &outcome {
-            Ok(_) => SendOutcome::Delivered,
-            Err(SendError::Transient { .. }) => SendOutcome::Unavailable,
-            Err(_) => SendOutcome::Answered,
-        };
+        let for_breaker = SendOutcome::of(&outcome);
         let (result, disable) = match outcome {
             Ok(receipt) => (DeliveryResult::Sent(receipt), None),
             // The endpoint is gone for good (the receiver said 410, or the URL is no

@@ -18,7 +18,7 @@ use crate::domain::{DeskResult, deliveries};
 use crate::store::{ClaimPlan, Delivery, DeliveryResult, Settlement, StoreResult, Tx};
 use crate::work::config::OutboxSettings;
 use crate::work::destinations::SendOutcome;
-use crate::work::dispatch::{Finished, Lane, after_transient_failure};
+use crate::work::dispatch::{Lane, after_transient_failure};
 
 /// Outbound messages (replies, status updates) to their inboxes' channels.
 pub struct OutboxLane {
@@ -50,27 +50,21 @@ impl Lane for OutboxLane {
         item.outbox_id
     }
 
-    fn settle_and_claim(
-        tx: &mut dyn Tx,
-        finished: &Finished<OutboxRecord>,
-        now: i64,
-        limit: u32,
-        lease_until: i64,
-        plan: &ClaimPlan,
-    ) -> DeskResult<Vec<Delivery>> {
-        for record in &finished.records {
-            deliveries::record(tx, record.outbox_id, &record.result, record.at)?;
-        }
-        for &(id, not_before) in &finished.unclaimed {
-            tx.settle_delivery(id, Settlement::Unclaimed { not_before }, now)?;
-        }
-        for &(inbox_id, until) in &finished.paused {
-            tx.defer_deliveries(inbox_id, until, now)?;
-        }
-        if limit == 0 {
-            return Ok(Vec::new());
-        }
-        Ok(tx.claim_deliveries(now, limit, lease_until, plan)?)
+    fn record(tx: &mut dyn Tx, record: &OutboxRecord) -> DeskResult<()> {
+        deliveries::record(tx, record.outbox_id, &record.result, record.at)
+    }
+
+    fn unclaim(tx: &mut dyn Tx, id: i64, not_before: i64, now: i64) -> StoreResult<()> {
+        tx.settle_delivery(id, Settlement::Unclaimed { not_before }, now)
+            .map(|_| ())
+    }
+
+    fn defer(tx: &mut dyn Tx, inbox_id: i64, until: i64, now: i64) -> StoreResult<()> {
+        tx.defer_deliveries(inbox_id, until, now).map(|_| ())
+    }
+
+    fn claim(tx: &mut dyn Tx, now: i64, limit: u32, lease_until: i64, plan: &ClaimPlan) -> StoreResult<Vec<Delivery>> {
+        tx.claim_deliveries(now, limit, lease_until, plan)
     }
 
     fn release(tx: &mut dyn Tx, now: i64) -> StoreResult<u64> {
@@ -95,11 +89,7 @@ impl Lane for OutboxLane {
             }
         };
         let now = self.clock.now_ms();
-        let for_breaker = match &outcome {
-            Ok(_) => SendOutcome::Delivered,
-            Err(SendError::Transient { .. }) => SendOutcome::Unavailable,
-            Err(_) => SendOutcome::Answered,
-        };
+        let for_breaker = SendOutcome::of(&outcome);
         let result = match outcome {
             Ok(receipt) => DeliveryResult::Sent(receipt),
             Err(SendError::Permanent { reason }) => DeliveryResult::Failed { error: reason },
