@@ -81,6 +81,8 @@ impl Report {
             "acknowledged_including_warmup": daemon.acknowledged,
             "stored_inbound": daemon.stored,
             "store_matches_acknowledged": daemon.stored == daemon.acknowledged,
+            "acknowledgements_queued": daemon.queued,
+            "acknowledgements_delivered_by_end_of_load": daemon.delivered,
             "store_bytes": daemon.store_bytes,
             "wal_bytes_at_end_of_load": daemon.wal_bytes,
             "store_bytes_per_100k_messages": (daemon.store_bytes as f64 / daemon.stored.max(1) as f64 * 100_000.0).round(),
@@ -99,7 +101,7 @@ impl Report {
         }
         let ratio = ratio.map_or_else(|| "-".to_owned(), |ratio| format!("{:.1}%", ratio * 100.0));
         self.lines.push(format!(
-            "{:<34} {:>7} {:>10}   stored {} = acknowledged {}: {}",
+            "{:<34} {:>7} {:>10}   stored {} = acknowledged {}: {}; acknowledgements delivered by the end {} of {}",
             "  daemon / bare",
             clients,
             ratio,
@@ -109,7 +111,9 @@ impl Report {
                 "ok"
             } else {
                 "MISMATCH"
-            }
+            },
+            daemon.delivered,
+            daemon.queued
         ));
         self.json.insert("idle_rss_mib".into(), json!(daemon.idle_rss_mib));
     }

@@ -92,9 +92,22 @@ pub struct IngestFigures {
     pub stored: u64,
     /// Acknowledged (202) messages, warm-up included.
     pub acknowledged: u64,
+    /// Acknowledgement updates the callback receiver had by the end of the load.
+    pub delivered: u64,
+    /// Acknowledgement updates queued (one per new conversation), warm-up included.
+    pub queued: u64,
     pub store_bytes: u64,
     /// The WAL's size at the end of the run: bounded by the checkpoints under load.
     pub wal_bytes: u64,
+}
+
+async fn count_acknowledgements(database: &Path) -> anyhow::Result<u64> {
+    let pool = sqlx::SqlitePool::connect(&format!("sqlite://{}?mode=ro", database.display())).await?;
+    let count: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM messages WHERE kind = 'status_update'")
+        .fetch_one(&pool)
+        .await?;
+    pool.close().await;
+    Ok(count as u64)
 }
 
 async fn count_inbound(database: &Path) -> anyhow::Result<u64> {
@@ -127,11 +140,15 @@ async fn ingest_daemon(binary: &Path, clients: usize, duration: Duration) -> any
     )
     .await;
     let peak_rss_mib = daemon.process.rss_mib().1;
+    // The daemon sends each new conversation's acknowledgement while it ingests: what it
+    // delivered by the end of the load is work done beside the ingest rate.
+    let delivered = receiver.acknowledged() as u64;
     let database = daemon.database();
     // Checked before the daemon stops, which checkpoints and removes it.
     let wal_bytes = std::fs::metadata(dir.path().join("switchboard.db-wal")).map_or(0, |m| m.len());
     daemon.process.stop()?;
     let stored = count_inbound(&database).await?;
+    let queued = count_acknowledgements(&database).await?;
     let store_bytes = std::fs::metadata(&database)?.len();
     Ok(IngestFigures {
         acknowledged: warm.accepted + run.accepted,
@@ -139,6 +156,8 @@ async fn ingest_daemon(binary: &Path, clients: usize, duration: Duration) -> any
         idle_rss_mib,
         peak_rss_mib,
         stored,
+        delivered,
+        queued,
         store_bytes,
         wal_bytes,
     })

@@ -54,14 +54,14 @@ impl Service {
     /// Ingests several messages, each its own unit of work, in this order (a reply later
     /// in the batch sees the message before it), sharing commits where the store can.
     pub async fn ingest_in_order(&self, batch: Vec<(IngestContext, InboundMessage)>) -> Vec<DeskResult<IngestOutcome>> {
-        let works = batch
-            .into_iter()
-            .map(|(context, message)| {
-                let desk = Arc::clone(&self.desk);
-                let detected = ingest::detect_language(&desk, &message);
-                move |tx: &mut dyn crate::store::Tx| ingest::ingest(tx, &desk, &context, &message, detected.as_deref())
-            })
-            .collect();
+        let desk = Arc::clone(&self.desk);
+        // Each language is detected as its unit is taken, while the store works on the
+        // ones before.
+        let works = batch.into_iter().map(move |(context, message)| {
+            let desk = Arc::clone(&desk);
+            let detected = ingest::detect_language(&desk, &message);
+            move |tx: &mut dyn crate::store::Tx| ingest::ingest(tx, &desk, &context, &message, detected.as_deref())
+        });
         self.store.units_in_order(works).await
     }
 

@@ -101,7 +101,7 @@ async fn units_run_in_order_each_seeing_the_ones_before() {
         }),
         Box::new(move |tx| Ok(tx.identity(shop_id, "ada")?.map(|found| found.identity_id))),
     ];
-    let results = store.store.units_in_order(works).await;
+    let results = store.store.units_in_order(works.into_iter()).await;
     let inserted = results[0].as_ref().unwrap();
     assert!(inserted.is_some());
     assert_eq!(

@@ -41,6 +41,9 @@ pub type Done = Box<dyn Any + Send>;
 /// returns `Ok`.
 pub type Work = Box<dyn Fn(&mut dyn Tx) -> Result<Done, Done> + Send>;
 
+/// Units of work, made as they are taken.
+pub type Units = Box<dyn Iterator<Item = Work> + Send>;
+
 /// Why a unit of work did not apply.
 #[derive(Debug)]
 pub enum UnitError {
@@ -66,7 +69,9 @@ pub trait Store: Send + Sync + 'static {
     /// Runs each unit of work in this order (a message later in the batch sees the one
     /// before it), each applied or not on its own, sharing commits where the backend can:
     /// a connector catching up on a backlog waits for one fsync, not one per message.
-    async fn run_in_order(&self, works: Vec<Work>) -> Vec<Result<Done, UnitError>>;
+    /// The units are taken from `works` one at a time, so what makes the next one (a
+    /// language detection) runs while the backend works on those before it.
+    async fn run_in_order(&self, works: Units) -> Vec<Result<Done, UnitError>>;
     /// The earliest moment an SLA clock or a follow-up needs the scheduler.
     async fn next_sla_fire(&self) -> StoreResult<Option<i64>>;
     /// Where a connector stands in its source (see migration 0004).
@@ -86,13 +91,14 @@ impl dyn Store {
     }
 
     /// [`Store::run_in_order`], typed.
-    pub async fn units_in_order<T, E, F>(&self, works: Vec<F>) -> Vec<Result<T, E>>
+    pub async fn units_in_order<T, E, F, I>(&self, works: I) -> Vec<Result<T, E>>
     where
         T: Send + 'static,
         E: From<StoreError> + Send + 'static,
         F: Fn(&mut dyn Tx) -> Result<T, E> + Send + 'static,
+        I: Iterator<Item = F> + Send + 'static,
     {
-        let erased = works.into_iter().map(erase).collect();
+        let erased: Units = Box::new(works.map(erase));
         self.run_in_order(erased).await.into_iter().map(typed).collect()
     }
 }

@@ -96,10 +96,11 @@ impl Store for SqliteStore {
         self.writer.write(job(work)).await
     }
 
-    async fn run_in_order(&self, works: Vec<Work>) -> Vec<Result<Done, UnitError>> {
-        // `write` queues its job when called, so the jobs reach the writer in this
-        // order and commit in the same groups.
-        let pending: Vec<_> = works.into_iter().map(|work| self.writer.write(job(work))).collect();
+    async fn run_in_order(&self, works: Units) -> Vec<Result<Done, UnitError>> {
+        // `write` queues its job when called, so the jobs reach the writer in this order,
+        // commit in the same groups, and the writer works on the first while the next
+        // ones are made.
+        let pending: Vec<_> = works.map(|work| self.writer.write(job(work))).collect();
         let mut results = Vec::with_capacity(pending.len());
         for result in pending {
             results.push(result.await);
