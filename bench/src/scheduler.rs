@@ -534,12 +534,14 @@ fn count(database: &Path, sql: &str) -> anyhow::Result<u64> {
 }
 
 /// The plans SQLite chooses for the scheduler's queries on the seeded store. The SQL is
-/// copied from src/store/sqlite (read.rs, desk.rs): a change there is not seen here.
+/// copied from src/store/sqlite (queries/mod.rs `next_sla_fire`, tx/clocks.rs
+/// `due_clocks`): a change there is not seen here.
 fn query_plans(database: &Path) -> anyhow::Result<Vec<(&'static str, Vec<String>)>> {
     let queries = [
         (
             "next_sla_fire",
-            "SELECT MIN(next_fire_at) FROM sla_clocks WHERE next_fire_at IS NOT NULL",
+            "SELECT MIN(at) FROM (SELECT MIN(next_fire_at) AS at FROM sla_clocks WHERE next_fire_at IS NOT NULL
+                                UNION ALL SELECT MIN(fire_at) FROM conversation_timers)",
         ),
         (
             "fire_sla",
