@@ -78,7 +78,7 @@ impl fmt::Debug for Cause {
 }
 
 impl Cause {
-    fn of<E: Error + Send + Sync + 'static>(error: E) -> Cause {
+    pub(in crate::store) fn of<E: Error + Send + Sync + 'static>(error: E) -> Cause {
         Cause(Arc::new(error))
     }
 }
@@ -94,12 +94,7 @@ macro_rules! causes {
     };
 }
 
-causes!(
-    rusqlite::Error,
-    sqlx::Error,
-    sqlx::migrate::MigrateError,
-    std::io::Error
-);
+causes!(sqlx::Error, sqlx::migrate::MigrateError, std::io::Error);
 
 /// A cause that is only words (the store's own findings, not a driver's error).
 #[derive(Debug)]
@@ -125,30 +120,6 @@ impl From<&str> for Cause {
     }
 }
 
-impl From<rusqlite::Error> for StoreError {
-    fn from(error: rusqlite::Error) -> StoreError {
-        use rusqlite::ErrorCode;
-        let class = match &error {
-            rusqlite::Error::SqliteFailure(failure, _) => match failure.code {
-                ErrorCode::DatabaseBusy
-                | ErrorCode::DatabaseLocked
-                | ErrorCode::DiskFull
-                | ErrorCode::SystemIoFailure
-                | ErrorCode::CannotOpen
-                | ErrorCode::OutOfMemory
-                | ErrorCode::FileLockingProtocolFailed
-                | ErrorCode::OperationInterrupted => Class::Transient,
-                ErrorCode::ConstraintViolation => Class::Conflict,
-                ErrorCode::TooBig => Class::Invalid,
-                _ => Class::Fatal,
-            },
-            rusqlite::Error::ToSqlConversionFailure(_) => Class::Invalid,
-            _ => Class::Fatal,
-        };
-        class.with(error)
-    }
-}
-
 impl From<sqlx::Error> for StoreError {
     fn from(error: sqlx::Error) -> StoreError {
         let class = match &error {
@@ -157,10 +128,8 @@ impl From<sqlx::Error> for StoreError {
                 | sqlx::error::ErrorKind::ForeignKeyViolation
                 | sqlx::error::ErrorKind::NotNullViolation
                 | sqlx::error::ErrorKind::CheckViolation => Class::Conflict,
-                _ if database.try_downcast_ref::<sqlx::sqlite::SqliteError>().is_some() => {
-                    sqlite_class(database.code().as_deref())
-                }
-                _ => sqlstate_class(database.code().as_deref()),
+                _ => crate::store::sqlite::database_error_class(database.as_ref())
+                    .unwrap_or_else(|| sqlstate_class(database.code().as_deref())),
             },
             sqlx::Error::Io(_)
             | sqlx::Error::Tls(_)
@@ -179,7 +148,7 @@ impl From<sqlx::migrate::MigrateError> for StoreError {
     }
 }
 
-enum Class {
+pub(in crate::store) enum Class {
     Conflict,
     Transient,
     Invalid,
@@ -187,7 +156,7 @@ enum Class {
 }
 
 impl Class {
-    fn with<E: Into<Cause> + std::fmt::Display>(self, error: E) -> StoreError {
+    pub(in crate::store) fn with<E: Into<Cause> + std::fmt::Display>(self, error: E) -> StoreError {
         match self {
             Class::Conflict => StoreError::Conflict(error.into()),
             Class::Transient => StoreError::Transient(error.into()),
@@ -197,17 +166,6 @@ impl Class {
             },
             Class::Fatal => StoreError::Fatal(error.into()),
         }
-    }
-}
-
-/// SQLite's result code (primary, or extended with the primary in the low byte).
-fn sqlite_class(code: Option<&str>) -> Class {
-    match code.and_then(|code| code.parse::<i32>().ok()).map(|code| code & 0xff) {
-        // BUSY, LOCKED, NOMEM, INTERRUPT, IOERR, FULL, CANTOPEN, PROTOCOL.
-        Some(5 | 6 | 7 | 9 | 10 | 13 | 14 | 15) => Class::Transient,
-        Some(18) => Class::Invalid,
-        Some(19) => Class::Conflict,
-        _ => Class::Fatal,
     }
 }
 
@@ -228,47 +186,8 @@ fn sqlstate_class(code: Option<&str>) -> Class {
 mod tests {
     use super::*;
 
-    fn sqlite_failure(code: i32) -> rusqlite::Error {
-        rusqlite::Error::SqliteFailure(rusqlite::ffi::Error::new(code), None)
-    }
-
     #[test]
-    fn a_busy_or_full_database_is_transient_and_a_constraint_a_conflict() {
-        for code in [
-            rusqlite::ffi::SQLITE_BUSY,
-            rusqlite::ffi::SQLITE_FULL,
-            rusqlite::ffi::SQLITE_IOERR_WRITE,
-        ] {
-            let error = StoreError::from(sqlite_failure(code));
-            assert!(matches!(error, StoreError::Transient(_)), "{code}: {error:?}");
-            assert!(error.is_retriable());
-        }
-        let unique = StoreError::from(sqlite_failure(rusqlite::ffi::SQLITE_CONSTRAINT_UNIQUE));
-        assert!(matches!(unique, StoreError::Conflict(_)), "{unique:?}");
-        let corrupt = StoreError::from(sqlite_failure(rusqlite::ffi::SQLITE_CORRUPT));
-        assert!(matches!(corrupt, StoreError::Fatal(_)) && !corrupt.is_retriable());
-    }
-
-    #[test]
-    fn the_cause_is_kept_for_the_log() {
-        let error = StoreError::from(rusqlite::Error::InvalidColumnName("nope".into()));
-        assert!(matches!(error, StoreError::Fatal(_)), "{error:?}");
-        assert!(
-            error
-                .cause()
-                .and_then(|cause| cause.downcast_ref::<rusqlite::Error>())
-                .is_some()
-        );
-        assert!(error.to_string().contains("nope"), "{error}");
-    }
-
-    #[test]
-    fn database_codes_are_read_for_sqlite_and_postgresql() {
-        assert!(matches!(sqlite_class(Some("5")), Class::Transient));
-        assert!(
-            matches!(sqlite_class(Some("2067")), Class::Conflict),
-            "SQLITE_CONSTRAINT_UNIQUE"
-        );
+    fn postgresql_sqlstates_are_classified() {
         assert!(matches!(sqlstate_class(Some("40001")), Class::Conflict));
         assert!(matches!(sqlstate_class(Some("08006")), Class::Transient));
         assert!(matches!(sqlstate_class(Some("23505")), Class::Conflict));

@@ -9,6 +9,7 @@
 //! back, so a message acknowledged to its sender survives a crash or a power cut. The
 //! schema's migrations run through sqlx's migrator at open.
 
+mod error;
 mod migrations;
 mod queries;
 mod tx;
@@ -23,6 +24,7 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, S
 use sqlx::{Connection, SqliteConnection, SqlitePool};
 
 use super::*;
+pub(in crate::store) use error::database_error_class;
 use tx::SqliteTx;
 use writer::Writer;
 
