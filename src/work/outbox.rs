@@ -160,6 +160,8 @@ mod tests {
             max_body_bytes: 65536,
             timestamp_tolerance_secs: 300,
             callback_timeout_secs: 1,
+            max_attachments: 20,
+            max_metadata_bytes: 16 * 1024,
         };
         let inboxes = [InboxSettings {
             key: "shop".into(),

@@ -5,6 +5,7 @@ use std::time::Duration;
 use reqwest::Url;
 use serde::Deserialize;
 
+use crate::inbound::BodyLimits;
 use crate::signature::Secret;
 
 /// The `[inboxes.<key>.webhook]` table: the inbox speaks the generic webhook channel.
@@ -29,6 +30,21 @@ pub struct WebhookConfig {
     /// How long one callback POST may take, in seconds, before it counts as failed.
     #[serde(default = "default_callback_timeout_secs")]
     pub callback_timeout_secs: u32,
+    /// Attachments one message may carry; more are refused with 422.
+    #[serde(default = "default_max_attachments")]
+    pub max_attachments: usize,
+    /// The largest `metadata` object one message may carry, in bytes of JSON; it is
+    /// merged into the contact, so this also bounds what one message adds to it.
+    #[serde(default = "default_max_metadata_bytes")]
+    pub max_metadata_bytes: usize,
+}
+
+fn default_max_attachments() -> usize {
+    BodyLimits::default().max_attachments
+}
+
+fn default_max_metadata_bytes() -> usize {
+    BodyLimits::default().max_metadata_bytes
 }
 
 fn default_max_body_bytes() -> usize {
@@ -52,6 +68,7 @@ pub struct WebhookSettings {
     pub max_body_bytes: usize,
     pub timestamp_tolerance_secs: i64,
     pub callback_timeout: Duration,
+    pub limits: BodyLimits,
 }
 
 impl WebhookSettings {
@@ -96,12 +113,23 @@ impl WebhookConfig {
         if self.callback_timeout_secs == 0 {
             return Err(key_error("callback_timeout_secs".into(), "must be at least 1".into()));
         }
+        if self.max_metadata_bytes < 2 {
+            return Err(key_error(
+                "max_metadata_bytes".into(),
+                "must be at least 2 (an empty object)".into(),
+            ));
+        }
         Ok(WebhookSettings {
             secrets,
             callback_url,
             max_body_bytes: self.max_body_bytes,
             timestamp_tolerance_secs: i64::from(self.timestamp_tolerance_secs),
             callback_timeout: Duration::from_secs(u64::from(self.callback_timeout_secs)),
+            limits: BodyLimits {
+                max_attachments: self.max_attachments,
+                max_metadata_bytes: self.max_metadata_bytes,
+                ..BodyLimits::default()
+            },
         })
     }
 }
@@ -118,6 +146,8 @@ mod tests {
             max_body_bytes: default_max_body_bytes(),
             timestamp_tolerance_secs: default_timestamp_tolerance_secs(),
             callback_timeout_secs: default_callback_timeout_secs(),
+            max_attachments: default_max_attachments(),
+            max_metadata_bytes: default_max_metadata_bytes(),
         }
     }
 

@@ -131,8 +131,39 @@ impl<'a> Fields<'a> {
     }
 }
 
-/// Parses and validates one inbound webhook body.
+/// What one message may carry. Each bound is far above what a real sender needs, and
+/// low enough that one signed sender cannot make a contact or a conversation too heavy
+/// to list.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BodyLimits {
+    pub max_attachments: usize,
+    /// Bytes of `metadata` as JSON.
+    pub max_metadata_bytes: usize,
+    /// Characters of `from.name`.
+    pub max_name_chars: usize,
+    /// Characters of an attachment's `filename`.
+    pub max_filename_chars: usize,
+}
+
+impl Default for BodyLimits {
+    fn default() -> BodyLimits {
+        BodyLimits {
+            max_attachments: 20,
+            max_metadata_bytes: 16 * 1024,
+            max_name_chars: 200,
+            max_filename_chars: 255,
+        }
+    }
+}
+
+/// Parses and validates one inbound webhook body with the default [`BodyLimits`].
 pub fn parse_body(body: &[u8]) -> Result<InboundMessage, BodyError> {
+    parse_body_with(body, &BodyLimits::default())
+}
+
+/// Parses and validates one inbound webhook body; a field past `limits` is refused,
+/// named by its path.
+pub fn parse_body_with(body: &[u8], limits: &BodyLimits) -> Result<InboundMessage, BodyError> {
     let value: Value = serde_json::from_slice(body).map_err(|err| BodyError::NotJson(err.to_string()))?;
     let root = Fields::of(&value, "")?;
 
@@ -147,6 +178,14 @@ pub fn parse_body(body: &[u8]) -> Result<InboundMessage, BodyError> {
         && !looks_like_email(email)
     {
         return Err(invalid("from.email", "must be an email address"));
+    }
+    if let Some(name) = &sender.name
+        && name.chars().count() > limits.max_name_chars
+    {
+        return Err(invalid(
+            "from.name",
+            format!("must be at most {} characters", limits.max_name_chars),
+        ));
     }
 
     let thread = root
@@ -163,7 +202,7 @@ pub fn parse_body(body: &[u8]) -> Result<InboundMessage, BodyError> {
         },
         (None, None) => return Err(invalid("text", "is required")),
     };
-    let attachments = parse_attachments(&root)?;
+    let attachments = parse_attachments(&root, limits)?;
     if text.trim().is_empty() && attachments.is_empty() {
         return Err(invalid("text", "must not be empty when there are no attachments"));
     }
@@ -177,7 +216,15 @@ pub fn parse_body(body: &[u8]) -> Result<InboundMessage, BodyError> {
 
     let metadata = match root.get("metadata") {
         None => BTreeMap::new(),
-        Some(Value::Object(object)) => object.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
+        Some(value @ Value::Object(object)) => {
+            if value.to_string().len() > limits.max_metadata_bytes {
+                return Err(invalid(
+                    "metadata",
+                    format!("must be at most {} bytes of JSON", limits.max_metadata_bytes),
+                ));
+            }
+            object.iter().map(|(k, v)| (k.clone(), v.clone())).collect()
+        }
         Some(_) => return Err(invalid("metadata", "must be a JSON object")),
     };
 
@@ -228,13 +275,19 @@ fn parse_csat(root: &Fields<'_>) -> Result<Option<CsatAnswer>, BodyError> {
     }))
 }
 
-fn parse_attachments(root: &Fields<'_>) -> Result<Vec<InboundAttachment>, BodyError> {
+fn parse_attachments(root: &Fields<'_>, limits: &BodyLimits) -> Result<Vec<InboundAttachment>, BodyError> {
     let Some(value) = root.get("attachments") else {
         return Ok(Vec::new());
     };
     let items = value
         .as_array()
         .ok_or_else(|| invalid("attachments", "must be an array"))?;
+    if items.len() > limits.max_attachments {
+        return Err(invalid(
+            "attachments",
+            format!("must hold at most {} attachments", limits.max_attachments),
+        ));
+    }
     items
         .iter()
         .enumerate()
@@ -243,6 +296,12 @@ fn parse_attachments(root: &Fields<'_>) -> Result<Vec<InboundAttachment>, BodyEr
             let filename = fields.required_string("filename")?.trim();
             if filename.is_empty() {
                 return Err(invalid(fields.path_of("filename"), "must not be empty"));
+            }
+            if filename.chars().count() > limits.max_filename_chars {
+                return Err(invalid(
+                    fields.path_of("filename"),
+                    format!("must be at most {} characters", limits.max_filename_chars),
+                ));
             }
             let content_type = fields.required_string("content_type")?.trim();
             if !content_type.contains('/') {
@@ -432,6 +491,51 @@ mod tests {
                 json!({"id": "e", "from": {"id": "u"}, "text": "x", "opt_out": "yes"})
             )),
             "opt_out"
+        );
+    }
+
+    #[test]
+    fn a_message_past_a_limit_is_refused_naming_the_field() {
+        let attachment = json!({"filename": "a.txt", "content_type": "text/plain", "data_base64": "YQ=="});
+        let limits = BodyLimits::default();
+        let at_limit = vec![attachment.clone(); limits.max_attachments];
+        let message = json!({"id": "e", "from": {"id": "u"}, "text": "x", "attachments": at_limit});
+        assert_eq!(parse(message).unwrap().attachments.len(), limits.max_attachments);
+        let past = vec![attachment; limits.max_attachments + 1];
+        let cases = [
+            (
+                json!({"id": "e", "from": {"id": "u"}, "text": "x", "attachments": past}),
+                "attachments",
+            ),
+            (
+                json!({"id": "e", "from": {"id": "u", "name": "n".repeat(201)}, "text": "x"}),
+                "from.name",
+            ),
+            (
+                json!({"id": "e", "from": {"id": "u"}, "text": "x", "metadata": {"blob": "m".repeat(16 * 1024)}}),
+                "metadata",
+            ),
+            (
+                json!({"id": "e", "from": {"id": "u"}, "text": "x", "attachments": [
+                    {"filename": "f".repeat(256), "content_type": "text/plain", "data_base64": "YQ=="}
+                ]}),
+                "attachments[0].filename",
+            ),
+        ];
+        for (message, field) in cases {
+            assert_eq!(field_of(parse(message)), field);
+        }
+        // An inbox may allow less.
+        let strict = BodyLimits {
+            max_attachments: 0,
+            ..BodyLimits::default()
+        };
+        let one = json!({"id": "e", "from": {"id": "u"}, "text": "x", "attachments": [
+            {"filename": "a.txt", "content_type": "text/plain", "data_base64": "YQ=="}
+        ]});
+        assert_eq!(
+            field_of(parse_body_with(one.to_string().as_bytes(), &strict)),
+            "attachments"
         );
     }
 }

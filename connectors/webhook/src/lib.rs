@@ -18,6 +18,6 @@ pub mod outbound;
 pub mod signature;
 
 pub use config::{KeyError, WebhookConfig, WebhookSettings};
-pub use inbound::{BodyError, parse_body};
+pub use inbound::{BodyError, BodyLimits, parse_body, parse_body_with};
 pub use outbound::WebhookSender;
-pub use signature::{Secret, Verified, VerifyError, verify};
+pub use signature::{Secret, SignedHeaders, Verified, VerifyError, check_headers, verify};

@@ -7,12 +7,17 @@ use base64::engine::general_purpose::STANDARD;
 use hmac::{Hmac, Mac};
 use http::HeaderMap;
 use sha2::Sha256;
+use subtle::ConstantTimeEq;
 
 type HmacSha256 = Hmac<Sha256>;
 
 pub const HEADER_ID: &str = "webhook-id";
 pub const HEADER_TIMESTAMP: &str = "webhook-timestamp";
 pub const HEADER_SIGNATURE: &str = "webhook-signature";
+
+/// The most `webhook-signature` entries looked at. A sender signs once per key it holds
+/// (two while it rotates); more is a request built to make us compute.
+pub const MAX_SIGNATURES: usize = 8;
 
 const SECRET_PREFIX: &str = "whsec_";
 /// The spec recommends keys of 24 to 64 bytes; shorter ones are guessable.
@@ -64,9 +69,8 @@ impl Secret {
         format!("v1,{}", STANDARD.encode(tag))
     }
 
-    fn matches(&self, id: &str, timestamp: i64, body: &[u8], signature: &[u8]) -> bool {
-        // verify_slice compares in constant time.
-        self.mac(id, timestamp, body).verify_slice(signature).is_ok()
+    fn tag(&self, id: &str, timestamp: i64, body: &[u8]) -> [u8; 32] {
+        self.mac(id, timestamp, body).finalize().into_bytes().into()
     }
 }
 
@@ -81,6 +85,8 @@ pub enum VerifyError {
     StaleTimestamp { age_secs: i64, tolerance_secs: i64 },
     #[error("no `v1` signature in `webhook-signature` matches the body")]
     NoMatchingSignature,
+    #[error("`webhook-signature` carries more than {MAX_SIGNATURES} signatures")]
+    TooManySignatures,
 }
 
 impl VerifyError {
@@ -90,6 +96,7 @@ impl VerifyError {
             VerifyError::MissingHeader(_) => "missing_signature_header",
             VerifyError::InvalidTimestamp | VerifyError::StaleTimestamp { .. } => "invalid_timestamp",
             VerifyError::NoMatchingSignature => "invalid_signature",
+            VerifyError::TooManySignatures => "too_many_signatures",
         }
     }
 }
@@ -110,16 +117,20 @@ fn header<'a>(headers: &'a HeaderMap, name: &'static str) -> Result<&'a str, Ver
         .ok_or(VerifyError::MissingHeader(name))
 }
 
-/// Checks a request against every secret the inbox accepts (the current one and any
-/// still honoured during a rotation). The header may carry several space-separated
-/// signatures (the sender rotating its key); one match is enough.
-pub fn verify(
-    secrets: &[Secret],
-    headers: &HeaderMap,
-    body: &[u8],
-    now_secs: i64,
-    tolerance_secs: i64,
-) -> Result<Verified, VerifyError> {
+/// A request's signature headers, read and checked before its body is: a request whose
+/// headers are missing, stale or overfull is refused without reading a byte more.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SignedHeaders {
+    id: String,
+    timestamp: i64,
+    /// The `v1` tags offered; entries of other versions or not 32 bytes of base64 can
+    /// never match and are left out.
+    tags: Vec<[u8; 32]>,
+}
+
+/// Reads `webhook-id`, `webhook-timestamp` (within `tolerance_secs` of now) and
+/// `webhook-signature` (at most [`MAX_SIGNATURES`] space-separated entries).
+pub fn check_headers(headers: &HeaderMap, now_secs: i64, tolerance_secs: i64) -> Result<SignedHeaders, VerifyError> {
     let id = header(headers, HEADER_ID)?;
     let timestamp: i64 = header(headers, HEADER_TIMESTAMP)?
         .parse()
@@ -132,24 +143,57 @@ pub fn verify(
         });
     }
     let signatures = header(headers, HEADER_SIGNATURE)?;
-    let candidates: Vec<Vec<u8>> = signatures
+    if signatures.split_ascii_whitespace().nth(MAX_SIGNATURES).is_some() {
+        return Err(VerifyError::TooManySignatures);
+    }
+    let tags = signatures
         .split_ascii_whitespace()
         .filter_map(|entry| entry.strip_prefix("v1,"))
         .filter_map(|encoded| STANDARD.decode(encoded).ok())
+        .filter_map(|tag| <[u8; 32]>::try_from(tag).ok())
         .collect();
-    let matched = secrets.iter().any(|secret| {
-        candidates
-            .iter()
-            .any(|candidate| secret.matches(id, timestamp, body, candidate))
-    });
-    if matched {
-        Ok(Verified {
-            id: id.to_owned(),
-            timestamp,
-        })
-    } else {
-        Err(VerifyError::NoMatchingSignature)
+    Ok(SignedHeaders {
+        id: id.to_owned(),
+        timestamp,
+        tags,
+    })
+}
+
+impl SignedHeaders {
+    /// Checks the body against every secret the inbox accepts (the current one and any
+    /// still honoured during a rotation): one HMAC per secret, whatever the number of
+    /// tags, each tag compared in constant time. One match is enough.
+    pub fn verify(self, secrets: &[Secret], body: &[u8]) -> Result<Verified, VerifyError> {
+        if self.tags.is_empty() {
+            return Err(VerifyError::NoMatchingSignature);
+        }
+        let matched = secrets.iter().any(|secret| {
+            let expected = secret.tag(&self.id, self.timestamp, body);
+            self.tags
+                .iter()
+                .fold(subtle::Choice::from(0), |any, tag| any | expected.ct_eq(tag))
+                .into()
+        });
+        if matched {
+            Ok(Verified {
+                id: self.id,
+                timestamp: self.timestamp,
+            })
+        } else {
+            Err(VerifyError::NoMatchingSignature)
+        }
     }
+}
+
+/// [`check_headers`] then [`SignedHeaders::verify`], for a request already read whole.
+pub fn verify(
+    secrets: &[Secret],
+    headers: &HeaderMap,
+    body: &[u8],
+    now_secs: i64,
+    tolerance_secs: i64,
+) -> Result<Verified, VerifyError> {
+    check_headers(headers, now_secs, tolerance_secs)?.verify(secrets, body)
 }
 
 #[cfg(test)]
@@ -264,6 +308,32 @@ mod tests {
             )
             .is_ok()
         );
+    }
+
+    #[test]
+    fn refuses_more_signatures_than_a_sender_uses_before_any_hmac() {
+        let v = vector();
+        let many = vec![v.signature.as_str(); MAX_SIGNATURES + 1].join(" ");
+        let h = headers(&v.id, v.timestamp, &many);
+        assert_eq!(check_headers(&h, v.timestamp, 300), Err(VerifyError::TooManySignatures));
+        let enough = vec![v.signature.as_str(); MAX_SIGNATURES].join(" ");
+        let h = headers(&v.id, v.timestamp, &enough);
+        assert!(verify(std::slice::from_ref(&v.secret), &h, &v.body, v.timestamp, 300).is_ok());
+    }
+
+    #[test]
+    fn tags_of_the_wrong_length_or_version_never_match() {
+        let v = vector();
+        let tag = v.signature.strip_prefix("v1,").unwrap();
+        let short = format!("v1,{}", STANDARD.encode([0u8; 16]));
+        for signature in [short, format!("v2,{tag}"), format!("v1a,{tag}"), "v1,".to_owned()] {
+            let h = headers(&v.id, v.timestamp, &signature);
+            assert_eq!(
+                verify(std::slice::from_ref(&v.secret), &h, &v.body, v.timestamp, 300),
+                Err(VerifyError::NoMatchingSignature),
+                "{signature}"
+            );
+        }
     }
 
     #[test]
