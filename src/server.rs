@@ -187,7 +187,9 @@ pub async fn run_with_clock(
     );
 
     let http_grace = settings.http_shutdown_grace;
+    let door = crate::api::door::Door::new(&settings.door);
     let state = Arc::new(AppState {
+        door,
         settings,
         service,
         queries,
@@ -225,14 +227,16 @@ pub async fn run_with_clock(
     let app = api::router(Arc::clone(&state));
     tracing::info!(address = %listener.local_addr()?, "listening");
 
+    let stopping = Arc::clone(&state);
     let stop_accepting = shutdown.clone();
-    let serve = axum::serve(listener, app).with_graceful_shutdown(async move {
+    tokio::spawn(async move {
         stop_accepting.cancelled().await;
-        state.ready.store(false, Ordering::Relaxed);
+        stopping.ready.store(false, Ordering::Relaxed);
         tracing::info!("shutting down: no new connections");
     });
-    let server_result = tokio::select! {
-        result = serve.into_future() => result.context("serving HTTP"),
+    let door = state.settings.door.clone();
+    let server_result: anyhow::Result<()> = tokio::select! {
+        () = api::serve::serve(listener, app, &door, shutdown.clone()) => Ok(()),
         () = async { shutdown.cancelled().await; tokio::time::sleep(http_grace).await } => {
             tracing::warn!("shutdown grace over; dropping open HTTP connections");
             Ok(())

@@ -118,6 +118,36 @@ name = "Technical Support"
     )
 }
 
+/// The rate limits off: the benchmark is one client address sending as fast as the
+/// daemon takes, which is what they exist to stop.
+const RATE_LIMITS_OFF: &str = "\n[server.rate_limits]\nhook_per_inbox = 0\nhook_per_address = 0\napi_per_token = 0\n";
+
+/// Appends [`RATE_LIMITS_OFF`] to the config at `path` when `binary` knows the keys: a
+/// build from before they existed (`--daemon OLD`, measured against) refuses unknown keys
+/// and has no limits to turn off.
+fn without_rate_limits(binary: &Path, path: &Path) -> anyhow::Result<()> {
+    let config = std::fs::read_to_string(path)?;
+    if config.contains("[server.rate_limits]") {
+        return Ok(());
+    }
+    let candidate = format!("{config}{RATE_LIMITS_OFF}");
+    let probe = path.with_extension("probe.toml");
+    std::fs::write(&probe, &candidate)?;
+    let known = Command::new(binary)
+        .arg("--config")
+        .arg(&probe)
+        .arg("check-config")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()?
+        .success();
+    std::fs::remove_file(&probe)?;
+    if known {
+        std::fs::write(path, candidate)?;
+    }
+    Ok(())
+}
+
 pub struct Process {
     child: Option<Child>,
     pub address: SocketAddr,
@@ -275,6 +305,7 @@ impl Daemon {
 
     /// Starts on the config and store already in `dir`.
     pub async fn start_existing(binary: &Path, dir: &Path) -> anyhow::Result<Daemon> {
+        without_rate_limits(binary, &dir.join("switchboard.toml"))?;
         let mut command = Command::new(binary);
         command.arg("--config").arg(dir.join("switchboard.toml")).arg("serve");
         let process = Process::start(command)?;

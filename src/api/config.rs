@@ -1,5 +1,6 @@
-//! `[server]`: where the HTTP interface listens and how long it lets open requests finish
-//! at shutdown.
+//! `[server]`: where the HTTP interface listens, how long it lets open requests finish at
+//! shutdown, and what it allows at the door (timeouts, connections, buffered bodies,
+//! request rates) so that nobody can hold the daemon without authenticating.
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -18,6 +19,40 @@ pub struct ServerConfig {
     /// How long shutdown waits for open HTTP requests to finish.
     #[serde(default = "default_shutdown_grace")]
     pub shutdown_grace: String,
+    /// How long a client has to send a request's headers, counted from when the
+    /// connection is ready for one: a connection silent that long, new or kept alive, is
+    /// closed.
+    #[serde(default = "default_header_timeout")]
+    pub header_timeout: String,
+    /// How long a client has to send a whole request body once its headers are in.
+    #[serde(default = "default_body_timeout")]
+    pub body_timeout: String,
+    /// Open connections at most. At the limit the longest-idle connection (one with no
+    /// request in progress) is closed to make room; when none is idle, new connections
+    /// wait in the listen queue. Capped below the process's open-file limit at start.
+    #[serde(default = "default_max_connections")]
+    pub max_connections: usize,
+    /// Request body bytes held in memory by all requests together; a request whose body
+    /// would pass it is answered 503 with `Retry-After`.
+    #[serde(default = "default_max_buffered_body_bytes")]
+    pub max_buffered_body_bytes: usize,
+    #[serde(default)]
+    pub rate_limits: RateLimitsConfig,
+}
+
+/// Requests a second allowed, each with a burst of twice as many; 0 turns a limit off.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RateLimitsConfig {
+    /// Channel requests (`/hooks/{inbox}`) to one inbox.
+    #[serde(default = "default_hook_per_inbox")]
+    pub hook_per_inbox: u32,
+    /// Channel requests from one source address, to any inbox.
+    #[serde(default = "default_hook_per_address")]
+    pub hook_per_address: u32,
+    /// Agent API requests (`/api/v1`) with one token.
+    #[serde(default = "default_api_per_token")]
+    pub api_per_token: u32,
 }
 
 fn default_listen() -> String {
@@ -28,18 +63,73 @@ fn default_shutdown_grace() -> String {
     "10s".into()
 }
 
+fn default_header_timeout() -> String {
+    "30s".into()
+}
+
+fn default_body_timeout() -> String {
+    "60s".into()
+}
+
+fn default_max_connections() -> usize {
+    1000
+}
+
+fn default_max_buffered_body_bytes() -> usize {
+    32 * 1024 * 1024
+}
+
+fn default_hook_per_inbox() -> u32 {
+    1000
+}
+
+fn default_hook_per_address() -> u32 {
+    200
+}
+
+fn default_api_per_token() -> u32 {
+    50
+}
+
+impl Default for RateLimitsConfig {
+    fn default() -> RateLimitsConfig {
+        RateLimitsConfig {
+            hook_per_inbox: default_hook_per_inbox(),
+            hook_per_address: default_hook_per_address(),
+            api_per_token: default_api_per_token(),
+        }
+    }
+}
+
 impl Default for ServerConfig {
     fn default() -> ServerConfig {
         ServerConfig {
             listen: default_listen(),
             shutdown_grace: default_shutdown_grace(),
+            header_timeout: default_header_timeout(),
+            body_timeout: default_body_timeout(),
+            max_connections: default_max_connections(),
+            max_buffered_body_bytes: default_max_buffered_body_bytes(),
+            rate_limits: RateLimitsConfig::default(),
         }
     }
 }
 
+/// The door's settings, validated.
+#[derive(Debug, Clone)]
+pub struct DoorSettings {
+    pub header_timeout: Duration,
+    pub body_timeout: Duration,
+    pub max_connections: usize,
+    pub max_buffered_body_bytes: usize,
+    pub hook_per_inbox: u32,
+    pub hook_per_address: u32,
+    pub api_per_token: u32,
+}
+
 impl ServerConfig {
-    /// The listen address and the HTTP shutdown grace.
-    pub fn validate(&self) -> Result<(SocketAddr, Duration), ConfigError> {
+    /// The listen address, the HTTP shutdown grace and the door's settings.
+    pub fn validate(&self) -> Result<(SocketAddr, Duration, DoorSettings), ConfigError> {
         let listen: SocketAddr = self.listen.parse().map_err(|_| {
             ConfigError::new(
                 "server.listen",
@@ -47,6 +137,36 @@ impl ServerConfig {
             )
         })?;
         let shutdown_grace = duration("server.shutdown_grace", &self.shutdown_grace)?;
-        Ok((listen, shutdown_grace))
+        let positive = |key: &str, text: &str| {
+            let value = duration(key, text)?;
+            if value.is_zero() {
+                return Err(ConfigError::new(key, "must be longer than 0s"));
+            }
+            Ok(value)
+        };
+        let header_timeout = positive("server.header_timeout", &self.header_timeout)?;
+        let body_timeout = positive("server.body_timeout", &self.body_timeout)?;
+        if self.max_connections < 16 {
+            return Err(ConfigError::new("server.max_connections", "must be at least 16"));
+        }
+        if self.max_buffered_body_bytes < 1024 * 1024 {
+            return Err(ConfigError::new(
+                "server.max_buffered_body_bytes",
+                "must be at least 1048576 (1 MiB)",
+            ));
+        }
+        Ok((
+            listen,
+            shutdown_grace,
+            DoorSettings {
+                header_timeout,
+                body_timeout,
+                max_connections: self.max_connections,
+                max_buffered_body_bytes: self.max_buffered_body_bytes,
+                hook_per_inbox: self.rate_limits.hook_per_inbox,
+                hook_per_address: self.rate_limits.hook_per_address,
+                api_per_token: self.rate_limits.api_per_token,
+            },
+        ))
     }
 }

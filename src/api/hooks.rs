@@ -2,26 +2,32 @@
 //! webhook mode. The sender gets its 2xx only after the message is committed; any error
 //! stores nothing.
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 
 use axum::Json;
 use axum::body::Body;
-use axum::extract::State;
+use axum::extract::{ConnectInfo, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use http_body_util::{BodyExt, LengthLimitError, Limited};
 use subtle::ConstantTimeEq;
 use switchboard_connector_telegram::config::Mode;
-use switchboard_connector_webhook::{BodyError, WebhookSettings, parse_body, verify};
+use switchboard_connector_webhook::{BodyError, WebhookSettings, check_headers, parse_body_with};
 use teloxide::types::Update;
 
+use super::door;
 use super::error::ApiError;
 use super::{AppState, PathParam};
 use crate::channels::config::ChannelSettings;
 use crate::channels::telegram::TelegramInbox;
 
+/// Bodies larger than this are verified on a blocking thread: an HMAC over megabytes
+/// would otherwise hold an async worker that other requests are waiting for.
+const VERIFY_INLINE_BYTES: usize = 64 * 1024;
+
 pub async fn receive(
     State(state): State<Arc<AppState>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
     PathParam(inbox_key): PathParam,
     headers: HeaderMap,
     body: Body,
@@ -29,18 +35,32 @@ pub async fn receive(
     let Some(inbox) = state.inboxes.get(&inbox_key) else {
         return Err(ApiError::not_found(&format!("inbox `{inbox_key}`")));
     };
+    // Before anything is read: a sender over its rate costs a lookup, nothing more.
+    door::check_rate(state.door.hook_per_address.as_ref(), &peer.ip(), "from this address")?;
+    door::check_rate(state.door.hook_per_inbox.as_ref(), &inbox_key, "to this inbox")?;
+    receive_for(&state, inbox, &inbox_key, &headers, body).await
+}
+
+async fn receive_for(
+    state: &AppState,
+    inbox: &super::Inbox,
+    inbox_key: &str,
+    headers: &HeaderMap,
+    body: Body,
+) -> Result<Response, ApiError> {
+    let not_found = || ApiError::not_found(&format!("inbox `{inbox_key}`"));
     match &inbox.settings.channel {
-        ChannelSettings::Webhook(settings) => receive_webhook(&state, inbox, settings, &headers, body).await,
+        ChannelSettings::Webhook(settings) => receive_webhook(state, inbox, settings, headers, body).await,
         // Mail arrives over IMAP; a POST here is somebody guessing keys.
-        ChannelSettings::Email(_) => Err(ApiError::not_found(&format!("inbox `{inbox_key}`"))),
+        ChannelSettings::Email(_) => Err(not_found()),
         ChannelSettings::Telegram(channel) => {
-            let Some(telegram) = state.telegram.get(&inbox_key) else {
-                return Err(ApiError::not_found(&format!("inbox `{inbox_key}`")));
+            let Some(telegram) = state.telegram.get(inbox_key) else {
+                return Err(not_found());
             };
             if !matches!(channel.settings.mode, Mode::Webhook { .. }) {
-                return Err(ApiError::not_found(&format!("inbox `{inbox_key}`")));
+                return Err(not_found());
             }
-            receive_telegram(&state, telegram, &headers, body).await
+            receive_telegram(state, telegram, headers, body).await
         }
     }
 }
@@ -69,24 +89,12 @@ async fn receive_telegram(
             "the X-Telegram-Bot-Api-Secret-Token header is missing or wrong",
         ));
     }
-    let bytes = match Limited::new(body, MAX_TELEGRAM_UPDATE).collect().await {
-        Ok(collected) => collected.to_bytes(),
-        Err(err) if err.downcast_ref::<LengthLimitError>().is_some() => {
-            return Err(ApiError::new(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "body_too_large",
-                format!("the body is larger than {MAX_TELEGRAM_UPDATE} bytes"),
-            ));
-        }
-        Err(err) => {
-            return Err(ApiError::new(
-                StatusCode::BAD_REQUEST,
-                "unreadable_body",
-                format!("the body could not be read: {err}"),
-            ));
-        }
-    };
-    let update: Update = match serde_json::from_slice(&bytes) {
+    let body = state
+        .door
+        .budget
+        .read(body, MAX_TELEGRAM_UPDATE, state.door.body_timeout)
+        .await?;
+    let update: Update = match serde_json::from_slice(&body.bytes) {
         Ok(update) => update,
         Err(err) => {
             tracing::warn!(inbox = %telegram.reference.key, error = %err, "telegram webhook: an update could not be read; skipped");
@@ -105,43 +113,23 @@ async fn receive_webhook(
     body: Body,
 ) -> Result<Response, ApiError> {
     let limit = settings.max_body_bytes;
-    let too_large = || {
-        ApiError::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "body_too_large",
-            format!("the body is larger than {limit} bytes"),
-        )
-    };
     let declared = headers
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
     if declared.is_some_and(|length| length > limit as u64) {
-        return Err(too_large());
+        return Err(ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "body_too_large",
+            format!("the body is larger than {limit} bytes"),
+        ));
     }
-    let bytes = match Limited::new(body, limit).collect().await {
-        Ok(collected) => collected.to_bytes(),
-        Err(err) if err.downcast_ref::<LengthLimitError>().is_some() => return Err(too_large()),
-        Err(err) => {
-            return Err(ApiError::new(
-                StatusCode::BAD_REQUEST,
-                "unreadable_body",
-                format!("the body could not be read: {err}"),
-            ));
-        }
-    };
 
-    // Authenticate before looking inside: an unsigned caller learns nothing else.
+    // Everything the headers can tell is checked before a byte of the body is read: an
+    // unsigned caller learns nothing else and holds no memory.
     let now_ms = state.clock.now_ms();
-    verify(
-        &settings.secrets,
-        headers,
-        &bytes,
-        now_ms.div_euclid(1000),
-        settings.timestamp_tolerance_secs,
-    )
-    .map_err(|err| ApiError::new(StatusCode::UNAUTHORIZED, err.code(), err.to_string()))?;
-
+    let signed = check_headers(headers, now_ms.div_euclid(1000), settings.timestamp_tolerance_secs)
+        .map_err(|err| ApiError::new(StatusCode::UNAUTHORIZED, err.code(), err.to_string()))?;
     let content_type = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
@@ -154,12 +142,32 @@ async fn receive_webhook(
             format!("send `Content-Type: application/json`, not `{content_type}`"),
         ));
     }
-    let message = parse_body(&bytes).map_err(|err| match err {
+
+    let body = state.door.budget.read(body, limit, state.door.body_timeout).await?;
+    let bytes = body.bytes.clone();
+    let secrets = settings.secrets.clone();
+    let verified = if bytes.len() <= VERIFY_INLINE_BYTES {
+        signed.verify(&secrets, &bytes)
+    } else {
+        tokio::task::spawn_blocking(move || signed.verify(&secrets, &bytes))
+            .await
+            .map_err(|err| {
+                ApiError::new(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "internal",
+                    format!("verifying the signature: {err}"),
+                )
+            })?
+    };
+    verified.map_err(|err| ApiError::new(StatusCode::UNAUTHORIZED, err.code(), err.to_string()))?;
+
+    let message = parse_body_with(&body.bytes, &settings.limits).map_err(|err| match err {
         BodyError::NotJson(_) => ApiError::new(StatusCode::BAD_REQUEST, "invalid_json", err.to_string()),
         BodyError::InvalidField { .. } => {
             ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_field", err.to_string())
         }
     })?;
+    drop(body);
 
     let outcome = state
         .service

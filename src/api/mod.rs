@@ -5,8 +5,10 @@
 pub mod config;
 mod csat;
 mod deliveries;
+pub mod door;
 mod error;
 mod hooks;
+pub mod serve;
 mod subscriptions;
 mod v1;
 
@@ -63,6 +65,8 @@ pub struct AppState {
     pub scheduler: Arc<SchedulerHandle>,
     /// Cleared when shutdown begins, so `/readyz` tells load balancers to stop sending.
     pub ready: AtomicBool,
+    /// Rate limits and the memory request bodies may hold.
+    pub door: door::Door,
 }
 
 impl AppState {
@@ -156,6 +160,15 @@ async fn ready(State(state): State<Arc<AppState>>) -> Result<axum::Json<serde_js
             "the daemon is shutting down",
         ));
     }
-    state.service.store().ping().await?;
+    // The probe is a real write: a full, read-only or locked disk fails it, where a read
+    // would still pass and every message would be refused behind a 200 here.
+    if let Err(err) = state.service.store().ping().await {
+        tracing::warn!(error = %err, "not ready: the store cannot take a write");
+        return Err(ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "storage_unavailable",
+            format!("the store cannot take a write: {err}"),
+        ));
+    }
     Ok(axum::Json(json!({"status": "ready"})))
 }

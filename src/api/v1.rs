@@ -108,7 +108,11 @@ impl FromRequestParts<Arc<AppState>> for Authenticated {
             ));
         };
         match state.queries.agent_by_token_hash(&hash_token(token)).await {
-            Ok(Some(agent)) => Ok(Authenticated(agent)),
+            Ok(Some(agent)) => {
+                super::door::check_rate(state.door.api_per_agent.as_ref(), &agent.id, "with this token")
+                    .map_err(IntoResponse::into_response)?;
+                Ok(Authenticated(agent))
+            }
             Ok(None) => Err(unauthorized("the token is not valid")),
             Err(err) => Err(ApiError::from(err).into_response()),
         }
@@ -645,15 +649,54 @@ async fn attachment(
             (header::CONTENT_TYPE, content_type),
             (header::CONTENT_DISPOSITION, disposition),
             (header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff")),
+            // An HTML or SVG file opened anyway (a browser told to render it, a link
+            // followed) runs with no origin, no scripts and no requests.
+            (
+                header::CONTENT_SECURITY_POLICY,
+                HeaderValue::from_static("sandbox; default-src 'none'"),
+            ),
         ],
         attachment.data,
     )
         .into_response())
 }
 
+/// The longest download name offered, in characters: file systems take 255 bytes, and a
+/// name this long already says what the file is.
+const MAX_DOWNLOAD_NAME_CHARS: usize = 120;
+
+/// The name a download is offered under: the last part of what the sender called it
+/// (never a path: `../../etc/passwd` becomes `passwd`), without control characters or
+/// leading dots, cut to [`MAX_DOWNLOAD_NAME_CHARS`] keeping the extension, and
+/// `attachment` when nothing is left.
+fn download_name(filename: &str) -> String {
+    let last = filename.rsplit(['/', '\\']).next().unwrap_or_default();
+    let cleaned: String = last.chars().filter(|c| !c.is_control()).collect();
+    let cleaned = cleaned.trim().trim_start_matches('.').trim();
+    if cleaned.is_empty() {
+        return "attachment".to_owned();
+    }
+    if cleaned.chars().count() <= MAX_DOWNLOAD_NAME_CHARS {
+        return cleaned.to_owned();
+    }
+    let extension = cleaned
+        .rsplit_once('.')
+        .map(|(_, extension)| extension)
+        .filter(|extension| (1..=10).contains(&extension.chars().count()));
+    match extension {
+        Some(extension) => {
+            let keep = MAX_DOWNLOAD_NAME_CHARS - extension.chars().count() - 1;
+            let stem: String = cleaned.chars().take(keep).collect();
+            format!("{}.{extension}", stem.trim_end())
+        }
+        None => cleaned.chars().take(MAX_DOWNLOAD_NAME_CHARS).collect(),
+    }
+}
+
 /// `attachment` with the name twice (RFC 6266): an ASCII fallback for old clients, and
 /// `filename*` with the exact UTF-8 name percent-encoded.
 fn content_disposition(filename: &str) -> HeaderValue {
+    let filename = download_name(filename);
     let fallback: String = filename
         .chars()
         .map(|c| {
@@ -692,7 +735,24 @@ mod tests {
         );
         assert_eq!(
             content_disposition("a\"b\r\nSet-Cookie: x.txt"),
-            "attachment; filename=\"a_b__Set-Cookie: x.txt\"; filename*=UTF-8''a%22b%0D%0ASet-Cookie%3A%20x.txt"
+            "attachment; filename=\"a_bSet-Cookie: x.txt\"; filename*=UTF-8''a%22bSet-Cookie%3A%20x.txt"
         );
+    }
+
+    #[test]
+    fn download_names_are_never_paths_and_never_long() {
+        assert_eq!(download_name("../../etc/passwd"), "passwd");
+        assert_eq!(download_name("C:\\Users\\ada\\report.docx"), "report.docx");
+        assert_eq!(download_name(".."), "attachment");
+        assert_eq!(download_name(".htaccess"), "htaccess");
+        assert_eq!(download_name("  \u{7}  "), "attachment");
+        let long = format!("{}.pdf", "a".repeat(100_000));
+        let name = download_name(&long);
+        assert_eq!(name.chars().count(), MAX_DOWNLOAD_NAME_CHARS);
+        assert!(name.ends_with("aaa.pdf"), "{name}");
+        let header = content_disposition(&long);
+        assert!(header.len() < 400, "{} bytes", header.len());
+        let thai = "ใบแจ้งหนี้".repeat(40);
+        assert_eq!(download_name(&thai).chars().count(), MAX_DOWNLOAD_NAME_CHARS);
     }
 }

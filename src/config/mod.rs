@@ -20,7 +20,7 @@ use std::time::Duration;
 use serde::Deserialize;
 use switchboard_connector_core::ChannelKind;
 
-use crate::api::config::ServerConfig;
+use crate::api::config::{DoorSettings, ServerConfig};
 use crate::channels::config::{InboxConfig, InboxSettings, validate_inboxes};
 use crate::domain::desk::Desk;
 use crate::domain::desk::config::{
@@ -139,6 +139,8 @@ impl LogConfig {
 pub struct Settings {
     pub listen: SocketAddr,
     pub http_shutdown_grace: Duration,
+    /// Timeouts, connection, memory and rate limits at the HTTP door.
+    pub door: DoorSettings,
     pub storage_url: String,
     pub log_level: String,
     pub log_json: bool,
@@ -243,7 +245,7 @@ impl RawConfig {
     /// plain values. The order is the one operators have always seen: with several
     /// mistakes, the first reported stays the same.
     pub fn validate(&self) -> Result<Settings, ConfigError> {
-        let (listen, http_shutdown_grace) = self.server.validate()?;
+        let (listen, http_shutdown_grace, door) = self.server.validate()?;
         let storage_url = self.storage.validate()?;
         self.log.validate()?;
         let outbox = self.outbox.validate()?;
@@ -282,6 +284,7 @@ impl RawConfig {
         Ok(Settings {
             listen,
             http_shutdown_grace,
+            door,
             storage_url,
             log_level: self.log.level.clone(),
             log_json: self.log.format == "json",

@@ -61,7 +61,8 @@ impl From<StoreError> for UnitError {
 
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
-    /// Answers when the database can take a write.
+    /// Answers when the database can be read and can commit a write (a write reaching the
+    /// disk, through the same path the desk's writes take).
     async fn ping(&self) -> StoreResult<()>;
     /// Runs `work` as one unit of work: its changes are applied together, and only then
     /// does this return.

@@ -58,6 +58,12 @@ pub fn config_with_inbox(dir: &Path, inbox: &str) -> String {
 listen = "127.0.0.1:0"
 shutdown_grace = "5s"
 
+# The tests send bursts from one address; tests/blackbox/door.rs turns the limits on.
+[server.rate_limits]
+hook_per_inbox = 0
+hook_per_address = 0
+api_per_token = 0
+
 [storage]
 url = "sqlite://{db}"
 
@@ -143,12 +149,29 @@ impl Daemon {
 
     /// Starts (or restarts) the daemon on the config and database already in `dir`.
     pub async fn start_in(dir: TempDir) -> Daemon {
+        Daemon::start_with_open_files(dir, None).await
+    }
+
+    /// Starts on the config in `dir` with the process's open-file limit set to
+    /// `open_files` (by `prlimit`, as an operator's unit file would).
+    pub async fn start_with_open_files(dir: TempDir, open_files: Option<u32>) -> Daemon {
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
             .open(dir.path().join("daemon.log"))
             .unwrap();
-        let mut child = Command::new(env!("CARGO_BIN_EXE_switchboard"))
+        let mut command = match open_files {
+            Some(limit) => {
+                let mut command = Command::new("prlimit");
+                command
+                    .arg(format!("--nofile={limit}:{limit}"))
+                    .arg("--")
+                    .arg(env!("CARGO_BIN_EXE_switchboard"));
+                command
+            }
+            None => Command::new(env!("CARGO_BIN_EXE_switchboard")),
+        };
+        let mut child = command
             .arg("--config")
             .arg(dir.path().join("switchboard.toml"))
             .arg("serve")
@@ -184,6 +207,21 @@ impl Daemon {
 
     pub fn url(&self, path: &str) -> String {
         format!("{}{path}", self.base)
+    }
+
+    /// The daemon's process id (prlimit execs it in place, so the same process).
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().unwrap().id()
+    }
+
+    /// `host:port` of the listener.
+    pub fn address(&self) -> String {
+        self.base.trim_start_matches("http://").to_owned()
+    }
+
+    /// The daemon's log so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("daemon.log")).unwrap_or_default()
     }
 
     pub fn config_path(&self) -> PathBuf {

@@ -389,6 +389,11 @@ async fn attachments_are_stored_once_by_content_and_downloadable() {
             .unwrap()
             .starts_with("attachment")
     );
+    assert_eq!(
+        response.headers()["content-security-policy"],
+        "sandbox; default-src 'none'"
+    );
+    assert_eq!(response.headers()["x-content-type-options"], "nosniff");
     assert_eq!(response.bytes().await.unwrap().to_vec(), bytes);
 }
 

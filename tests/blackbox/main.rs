@@ -3,6 +3,7 @@
 mod agents;
 mod cli;
 mod delivery;
+mod door;
 mod email;
 mod harness;
 mod ingest;

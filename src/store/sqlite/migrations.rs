@@ -53,6 +53,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "event subscriptions",
         include_str!("../../../migrations/0009_event_subscriptions.sql"),
     ),
+    (
+        10,
+        "health probe",
+        include_str!("../../../migrations/0010_health_probe.sql"),
+    ),
 ];
 
 #[derive(Debug)]

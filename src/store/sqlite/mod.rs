@@ -91,7 +91,17 @@ fn job(work: Work) -> impl Fn(&rusqlite::Connection) -> Result<Done, UnitError> 
 #[async_trait]
 impl Store for SqliteStore {
     async fn ping(&self) -> StoreResult<()> {
-        queries::ping(&self.reader).await
+        queries::ping(&self.reader).await?;
+        self.writer
+            .write(|conn| {
+                conn.execute(
+                    "INSERT INTO health_probe (id, writes) VALUES (1, 1)
+                     ON CONFLICT (id) DO UPDATE SET writes = writes + 1",
+                    [],
+                )?;
+                Ok::<_, StoreError>(())
+            })
+            .await
     }
 
     async fn run(&self, work: Work) -> Result<Done, UnitError> {
