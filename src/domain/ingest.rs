@@ -497,10 +497,16 @@ fn awaiting_csat(
     Ok(tx.find_conversation(lookup)?.map(|found| found.id))
 }
 
+/// The most a contact's attributes may weigh, as JSON. Each message's are bounded by its
+/// channel; this bounds what many messages add up to, since every list page and
+/// routing decision carries them.
+pub const MAX_CONTACT_METADATA_BYTES: usize = 64 * 1024;
+
 /// Merges what the message says of its sender into what we had: name, email and
 /// language replace ours when given, a detected language fills a gap (it never replaces
-/// one the channel gave), attributes are added or replaced one by one. Returns whether
-/// anything changed.
+/// one the channel gave), attributes are added or replaced one by one, except one that
+/// would take the contact's attributes past [`MAX_CONTACT_METADATA_BYTES`] (left out;
+/// the message itself keeps it). Returns whether anything changed.
 pub fn merge_contact(contact: &mut ContactRecord, message: &InboundMessage, detected: Option<&str>) -> bool {
     let sender = &message.sender;
     let mut changed = false;
@@ -520,11 +526,20 @@ pub fn merge_contact(contact: &mut ContactRecord, message: &InboundMessage, dete
         contact.language = Some(detected.to_owned());
         changed = true;
     }
+    let weight = |key: &str, value: &serde_json::Value| key.len() + value.to_string().len() + 4;
+    let mut total: usize = contact.metadata.iter().map(|(key, value)| weight(key, value)).sum();
     for (key, value) in &message.metadata {
-        if contact.metadata.get(key) != Some(value) {
-            contact.metadata.insert(key.clone(), value.clone());
-            changed = true;
+        if contact.metadata.get(key) == Some(value) {
+            continue;
         }
+        let replaced = contact.metadata.get(key).map_or(0, |old| weight(key, old));
+        let after = total - replaced + weight(key, value);
+        if after > MAX_CONTACT_METADATA_BYTES {
+            continue;
+        }
+        total = after;
+        contact.metadata.insert(key.clone(), value.clone());
+        changed = true;
     }
     changed
 }
@@ -749,6 +764,23 @@ mod tests {
         assert_eq!(contact.metadata["plan"], json!("pro"));
         assert_eq!(contact.metadata["tier"], json!("vip"));
         assert!(!merge_contact(&mut contact, &vip, None), "nothing new the second time");
+    }
+
+    #[test]
+    fn attributes_stop_growing_at_the_contact_limit_and_known_ones_still_change() {
+        let mut contact = known_contact();
+        for n in 0..10 {
+            let mut bulky = message("hi");
+            bulky.metadata.insert(format!("k{n}"), json!("x".repeat(15_000)));
+            merge_contact(&mut contact, &bulky, None);
+        }
+        let weight = serde_json::to_string(&contact.metadata).unwrap().len();
+        assert!(weight <= MAX_CONTACT_METADATA_BYTES, "{weight} bytes");
+        assert!(contact.metadata.contains_key("k3") && !contact.metadata.contains_key("k9"));
+        let mut update = message("hi");
+        update.metadata.insert("plan".into(), json!("enterprise"));
+        assert!(merge_contact(&mut contact, &update, None));
+        assert_eq!(contact.metadata["plan"], json!("enterprise"));
     }
 
     #[test]
