@@ -161,7 +161,13 @@ impl Dovecot {
     /// Delivers `raw` into `user`'s INBOX over LMTP. Line endings become CRLF; Dovecot
     /// prepends `Return-Path`, `Delivered-To` and `Received`.
     pub async fn deliver(&self, user: &str, raw: &[u8]) {
-        tokio::time::timeout(DEADLINE, lmtp_deliver(self.lmtp_port, user, raw))
+        self.deliver_from("", user, raw).await;
+    }
+
+    /// [`Dovecot::deliver`] with `envelope_sender` as `MAIL FROM` (empty: the null
+    /// sender `<>` of bounces), which Dovecot records as the mail's `Return-Path`.
+    pub async fn deliver_from(&self, envelope_sender: &str, user: &str, raw: &[u8]) {
+        tokio::time::timeout(DEADLINE, lmtp_deliver(self.lmtp_port, envelope_sender, user, raw))
             .await
             .unwrap_or_else(|_| panic!("LMTP delivery to {user} took over {DEADLINE:?}"));
     }
@@ -373,7 +379,7 @@ async fn imap_login(port: u16, user: &str) -> Result<async_imap::Session<TcpStre
         .map_err(|(error, _)| format!("LOGIN {user}: {error}"))
 }
 
-async fn lmtp_deliver(port: u16, user: &str, raw: &[u8]) {
+async fn lmtp_deliver(port: u16, envelope_sender: &str, user: &str, raw: &[u8]) {
     let stream = TcpStream::connect(("127.0.0.1", port))
         .await
         .unwrap_or_else(|error| panic!("connect to LMTP at 127.0.0.1:{port}: {error}"));
@@ -383,7 +389,7 @@ async fn lmtp_deliver(port: u16, user: &str, raw: &[u8]) {
     data.extend_from_slice(b".\r\n");
     let steps: [(&str, Vec<u8>); 6] = [
         ("LHLO", b"LHLO localhost\r\n".to_vec()),
-        ("MAIL FROM", b"MAIL FROM:<>\r\n".to_vec()),
+        ("MAIL FROM", format!("MAIL FROM:<{envelope_sender}>\r\n").into_bytes()),
         ("RCPT TO", format!("RCPT TO:<{user}>\r\n").into_bytes()),
         ("DATA", b"DATA\r\n".to_vec()),
         ("the message", data),
