@@ -203,15 +203,16 @@ impl Desk {
         assert_eq!(body["status"], "resolved", "{body}");
     }
 
-    /// Waits until `user`'s mailbox holds a mail whose subject starts with `start` and
-    /// names conversation `id` at its end; returns it parsed and raw.
-    async fn mail_about(&self, user: &str, id: i64, start: &str) -> (ParsedMail, Vec<u8>) {
+    /// Waits until `user`'s mailbox holds a mail whose subject names conversation `id`
+    /// at its end and whose text says `says` (every mail of a conversation has the same
+    /// subject); returns it parsed and raw.
+    async fn mail_about(&self, user: &str, id: i64, says: &str) -> (ParsedMail, Vec<u8>) {
         let tag = format!("[#{id}]");
-        eventually(&format!("a mail `{start} … {tag}` for {user}"), || async {
+        eventually(&format!("a mail `… {tag}` saying `{says}` for {user}"), || async {
             self.dovecot.messages(user).await.into_iter().find_map(|raw| {
                 let mail = parse(&raw, Limits::default()).unwrap();
                 let subject = mail.subject.as_deref().unwrap_or_default();
-                (subject.starts_with(start) && subject.ends_with(&tag)).then_some((mail, raw))
+                (subject.ends_with(&tag) && mail.text.contains(says)).then_some((mail, raw))
             })
         })
         .await
@@ -876,8 +877,15 @@ async fn a_resolved_mail_conversation_takes_a_score_by_reply_or_link_and_another
 
     // The resolution, then the question: tagged, in HTML too, marked automatic, with a
     // way to stop them and five links to the daemon.
-    let (resolved, resolved_raw) = desk.mail_about(CUSTOMER, late, "Your request is resolved").await;
-    let (question, question_raw) = desk.mail_about(CUSTOMER, late, "How did we do?").await;
+    let (resolved, resolved_raw) = desk.mail_about(CUSTOMER, late, "as resolved").await;
+    let (question, question_raw) = desk.mail_about(CUSTOMER, late, "How satisfied are you").await;
+    for mail in [&resolved, &question] {
+        // In the customer's thread, not under the templates' own subjects.
+        assert_eq!(
+            mail.subject.as_deref(),
+            Some(format!("Re: Parcel 5512 is late [#{late}]").as_str())
+        );
+    }
     let mailbox = desk.dovecot.messages(CUSTOMER).await;
     let position = |raw: &Vec<u8>| mailbox.iter().position(|mail| mail == raw).unwrap();
     assert!(
@@ -941,7 +949,7 @@ async fn a_resolved_mail_conversation_takes_a_score_by_reply_or_link_and_another
 
     // The second conversation's link: opening it (as a mail scanner does) records
     // nothing; the form it shows, sent, does.
-    let (question, _) = desk.mail_about(CUSTOMER, size, "How did we do?").await;
+    let (question, _) = desk.mail_about(CUSTOMER, size, "How satisfied are you").await;
     let links = csat_links(&question.text, &base);
     assert_ne!(
         links[1],
@@ -980,7 +988,7 @@ async fn a_resolved_mail_conversation_takes_a_score_by_reply_or_link_and_another
     );
 
     // A reply that is not a score reopens the third.
-    let (question, _) = desk.mail_about(CUSTOMER, crash, "How did we do?").await;
+    let (question, _) = desk.mail_about(CUSTOMER, crash, "How satisfied are you").await;
     desk.receive(&mail(
         CUSTOMER,
         &format!("Re: {}", question.subject.as_deref().unwrap()),
@@ -1073,4 +1081,67 @@ async fn unsubscribe_stops_status_mails_but_not_agent_replies() {
     assert_eq!(updates, 1, "the acknowledgement only: {detail:#}");
     assert_eq!(detail["csat"], Value::Null, "no question was asked");
     assert_eq!(desk.relay.sent().len(), 2);
+}
+
+#[tokio::test]
+async fn status_updates_by_email_answer_the_customers_subject() {
+    let desk = Desk::start_with(|config| {
+        // The built-in English set has a subject of its own, and so does this Thai one:
+        // neither may replace the customer's.
+        let config = with_resolution_updates(config);
+        format!(
+            "{config}\n[updates.templates.received.th]\nsubject = \"เราได้รับข้อความของคุณแล้ว {{{{ conversation.reference }}}}\"\n\
+             text = \"เราได้รับข้อความของคุณแล้ว {{{{ conversation.reference }}}}\"\n"
+        )
+    })
+    .await;
+    desk.receive(&mail(
+        &format!("Ada <{CUSTOMER}>"),
+        "AW: Lieferung 5512",
+        "de-1@client.test",
+        &[],
+        "Where is my parcel?",
+    ))
+    .await;
+    desk.receive(&mail(
+        &format!("Somchai <{OTHER}>"),
+        "สินค้ายังไม่มาถึง",
+        "th-1@client.test",
+        &[("Content-Language", "th")],
+        "สินค้ายังไม่มาถึงครับ",
+    ))
+    .await;
+    let conversations = desk.wait_for_messages(2).await;
+    let ada = conversations
+        .iter()
+        .find(|c| c["contact"]["email"] == CUSTOMER)
+        .unwrap()["id"]
+        .as_i64()
+        .unwrap();
+    let somchai = conversations.iter().find(|c| c["contact"]["email"] == OTHER).unwrap()["id"]
+        .as_i64()
+        .unwrap();
+    let acknowledgement = desk.mailbox(CUSTOMER, 1).await.remove(0);
+    assert_eq!(
+        acknowledgement.subject.as_deref(),
+        Some(format!("Re: Lieferung 5512 [#{ada}]").as_str())
+    );
+    let thai = desk.mailbox(OTHER, 1).await.remove(0);
+    assert_eq!(
+        thai.subject.as_deref(),
+        Some(format!("Re: สินค้ายังไม่มาถึง [#{somchai}]").as_str())
+    );
+    assert!(thai.text.contains("เราได้รับข้อความของคุณแล้ว"), "{}", thai.text);
+    // The resolution and the satisfaction question keep the thread too.
+    desk.resolve(ada).await;
+    let mails = desk.mailbox(CUSTOMER, 3).await;
+    for mail in &mails {
+        assert_eq!(
+            mail.subject.as_deref(),
+            Some(format!("Re: Lieferung 5512 [#{ada}]").as_str()),
+            "{}",
+            mail.text
+        );
+        assert_eq!(mail.in_reply_to, vec!["de-1@client.test".to_owned()]);
+    }
 }

@@ -10,7 +10,7 @@ use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 use switchboard_connector_core::{OutboundChannel, OutboundKind, OutboundMessage, Receipt, SendError};
 
 use crate::config::{EmailSettings, Security};
-use crate::thread::{OurMessageId, reply_subject, tagged_subject};
+use crate::thread::{OurMessageId, reply_subject, update_subject};
 
 /// How long one SMTP conversation may take before it counts as failed (and retries).
 const SMTP_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
@@ -141,11 +141,12 @@ impl SmtpSender {
         }
         .format(&self.domain);
         let update = message.update.as_ref();
-        let subject = match update
-            .and_then(|update| update.subject.as_deref())
-            .filter(|subject| !subject.trim().is_empty())
-        {
-            Some(subject) => tagged_subject(subject, message.conversation_id),
+        let subject = match update {
+            Some(update) => update_subject(
+                message.subject.as_deref(),
+                update.subject.as_deref(),
+                message.conversation_id,
+            ),
             None => reply_subject(message.subject.as_deref(), message.conversation_id),
         };
         let mut builder = Message::builder()
@@ -287,7 +288,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_status_update_leaves_with_the_templates_subject_and_html() {
+    async fn a_status_update_answers_the_customers_subject_and_carries_the_templates_html() {
         let sender = SmtpSender::new(&settings()).unwrap();
         let update = StatusUpdate {
             event: "resolved".into(),
@@ -299,7 +300,9 @@ mod tests {
             .build(&outbound(OutboundKind::StatusUpdate, Some(update)))
             .unwrap();
         let parsed = parse(&mail.formatted(), Limits::default()).unwrap();
-        assert_eq!(parsed.subject.as_deref(), Some("Your request is resolved [#42]"));
+        // The customer's thread, not the template's words: clients that thread by
+        // subject keep it with the customer's mail.
+        assert_eq!(parsed.subject.as_deref(), Some("Re: Invoice [#42]"));
         assert_eq!(parsed.text.trim_end(), "Your request is resolved.");
         assert_eq!(
             parsed.html.as_deref().map(str::trim_end),
@@ -308,16 +311,16 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_template_subject_that_names_the_conversation_is_not_tagged_twice() {
+    async fn without_a_customer_subject_the_templates_stands_in_tagged_once() {
         let sender = SmtpSender::new(&settings()).unwrap();
         let update = StatusUpdate {
             event: "assigned".into(),
             subject: Some("Request [#42]: Grace is on it".into()),
             ..StatusUpdate::default()
         };
-        let (mail, _) = sender
-            .build(&outbound(OutboundKind::StatusUpdate, Some(update)))
-            .unwrap();
+        let mut message = outbound(OutboundKind::StatusUpdate, Some(update));
+        message.subject = None;
+        let (mail, _) = sender.build(&message).unwrap();
         let parsed = parse(&mail.formatted(), Limits::default()).unwrap();
         assert_eq!(parsed.subject.as_deref(), Some("Request [#42]: Grace is on it"));
     }

@@ -161,9 +161,21 @@ pub fn reply_subject(subject: Option<&str>, conversation_id: i64) -> String {
     }
 }
 
-/// The subject of a status update: the template's words as written (no `Re: `, the
-/// desk chose them), with our tag at the end unless the template already ends on it.
-pub fn tagged_subject(subject: &str, conversation_id: i64) -> String {
+/// The subject of a status update: the reply subject of the conversation, like an
+/// agent's reply, so that clients that thread by subject (and people scanning their
+/// inbox) see it in the customer's own thread. The template's subject stands in only
+/// when the customer's mail had no subject to answer.
+pub fn update_subject(conversation: Option<&str>, template: Option<&str>, conversation_id: i64) -> String {
+    let has_topic = conversation.is_some_and(|subject| !normalize_subject(subject).is_empty());
+    match template.filter(|subject| !subject.trim().is_empty()) {
+        Some(template) if !has_topic => tagged_subject(template, conversation_id),
+        _ => reply_subject(conversation, conversation_id),
+    }
+}
+
+/// A template's subject as written (no `Re: `, the desk chose the words), with our tag
+/// at the end unless the template already ends on it.
+fn tagged_subject(subject: &str, conversation_id: i64) -> String {
     // A subject is one line: a template that renders a line break must not make a
     // folded or encoded header out of it.
     let subject = subject.split_whitespace().collect::<Vec<_>>().join(" ");
@@ -246,5 +258,31 @@ mod tests {
         assert_eq!(tagged_subject("Resolved [# 42 ]", 42), "Resolved [# 42 ]");
         assert_eq!(tagged_subject("Resolved [#7]", 42), "Resolved [#7] [#42]");
         assert_eq!(tagged_subject("  Resolved\r\n  today ", 42), "Resolved today [#42]");
+    }
+
+    #[test]
+    fn an_update_answers_the_customers_subject_whatever_the_template_says() {
+        assert_eq!(
+            update_subject(Some("AW: Rechnung 4411"), Some("We received your message"), 7),
+            "Re: Rechnung 4411 [#7]"
+        );
+        assert_eq!(update_subject(Some("Re: Invoice [#7]"), None, 7), "Re: Invoice [#7]");
+        assert_eq!(
+            update_subject(Some("เรื่องใบแจ้งหนี้"), Some("เราได้รับข้อความของคุณแล้ว #7"), 7),
+            "Re: เรื่องใบแจ้งหนี้ [#7]"
+        );
+    }
+
+    #[test]
+    fn without_a_customer_subject_the_templates_words_stand_in() {
+        for customer in [None, Some(""), Some("Re: [#7]")] {
+            assert_eq!(
+                update_subject(customer, Some("We received your message"), 7),
+                "We received your message [#7]",
+                "{customer:?}"
+            );
+        }
+        assert_eq!(update_subject(None, Some("  "), 7), "Re: your message [#7]");
+        assert_eq!(update_subject(None, None, 7), "Re: your message [#7]");
     }
 }
