@@ -165,6 +165,8 @@ pub fn ingest(
     } else if !automated
         // Telegram's `/start` opens a new conversation; it answers no question.
         && !context.greeting
+        // A mail that does not say who wrote it scores nobody's conversation.
+        && !message.anonymous
         && let Some(asked) = awaiting_csat(tx, desk, inbox.id, contact.contact_id, existing.as_ref(), message, now)?
     {
         let resolved = ConversationRef {
@@ -314,6 +316,7 @@ pub fn ingest(
     let routed_team = routed.as_ref().map(|(decision, _)| decision.team.as_str());
     let announce = announcement(Announce {
         automated,
+        anonymous: message.anonymous,
         answered: csat.is_some(),
         quiet,
         routed: routed_team.is_some(),
@@ -403,6 +406,8 @@ pub fn ingest(
 pub struct Announce {
     /// The message is a machine's.
     pub automated: bool,
+    /// The message names no sender that may be answered automatically.
+    pub anonymous: bool,
     /// The message answered a satisfaction question.
     pub answered: bool,
     /// A bare stop, or a score whose question is gone.
@@ -419,7 +424,7 @@ pub struct Announce {
 
 /// The update a new conversation opens with, if any.
 pub fn announcement(facts: Announce) -> Option<UpdateEvent> {
-    if facts.automated || facts.answered || facts.quiet || !facts.routed {
+    if facts.automated || facts.anonymous || facts.answered || facts.quiet || !facts.routed {
         None
     } else if facts.greeting {
         Some(UpdateEvent::Greeting)
@@ -806,13 +811,14 @@ mod tests {
     }
 
     #[test]
-    fn machines_answers_and_joined_conversations_get_no_acknowledgement() {
+    fn machines_senders_without_address_answers_and_joined_conversations_get_no_acknowledgement() {
         let new = Announce {
             routed: true,
             ..Announce::default()
         };
         for silent in [
             Announce { automated: true, ..new },
+            Announce { anonymous: true, ..new },
             Announce { answered: true, ..new },
             Announce { quiet: true, ..new },
             Announce::default(),

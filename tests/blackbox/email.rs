@@ -1083,6 +1083,122 @@ async fn unsubscribe_stops_status_mails_but_not_agent_replies() {
     assert_eq!(desk.relay.sent().len(), 2);
 }
 
+/// A mail without `From`, as some scripts and broken gateways send.
+fn mail_without_from(subject: &str, message_id: &str, extra: &str, body: &str) -> Vec<u8> {
+    format!(
+        "To: {SUPPORT}\r\nSubject: {subject}\r\nMessage-ID: <{message_id}>\r\n{extra}\
+         Date: Tue, 24 Nov 2026 10:00:00 +0000\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n{body}\r\n"
+    )
+    .into_bytes()
+}
+
+/// `desk` has sent nothing but the acknowledgement of a customer's mail sent now: once
+/// that one arrived, anything queued before it would have left first or beside it
+/// (nothing to wait for without a sleep).
+async fn only_the_next_acknowledgement_leaves(desk: &Desk, before: usize) {
+    desk.receive(&mail(
+        &format!("Ada <{CUSTOMER}>"),
+        "Marker",
+        &format!("marker-{before}@client.test"),
+        &[],
+        "Hello.",
+    ))
+    .await;
+    desk.mailbox(CUSTOMER, 1).await;
+    let sent = desk.relay.sent();
+    assert_eq!(sent.len(), before + 1, "only the marker's acknowledgement left");
+    let last = parse(sent.last().unwrap(), Limits::default()).unwrap();
+    assert!(
+        last.subject.as_deref().unwrap_or_default().starts_with("Re: Marker"),
+        "{:?}",
+        last.subject
+    );
+}
+
+#[tokio::test]
+async fn a_mail_without_from_is_stored_for_agents_and_never_acknowledged() {
+    let desk = Desk::start().await;
+    desk.dovecot
+        .deliver_from(
+            "bob@client.test",
+            SUPPORT,
+            &mail_without_from("Order 77 missing", "nofrom-1@client.test", "", "Where is order 77?"),
+        )
+        .await;
+    let conversations = desk.wait_for_messages(1).await;
+    let conversation = &conversations[0];
+    // The envelope sender names the contact, so an agent can answer; but the desk
+    // does not write on its own to an address the mail did not claim as its author.
+    assert_eq!(
+        conversation["contact"]["external_id"], "bob@client.test",
+        "{conversation}"
+    );
+    assert_eq!(conversation["contact"]["email"], Value::Null, "{conversation}");
+    let id = conversation["id"].as_i64().unwrap();
+    let detail = desk.detail(id).await;
+    assert_eq!(inbound_messages(&detail)[0]["text"], "Where is order 77?");
+    assert!(outbound_messages(&detail).is_empty(), "no update queued: {detail:#}");
+    only_the_next_acknowledgement_leaves(&desk, 0).await;
+    assert!(outbound_messages(&desk.detail(id).await).is_empty());
+}
+
+#[tokio::test]
+async fn mails_without_from_from_different_envelope_senders_stay_apart() {
+    let desk = Desk::start().await;
+    // Same subject, no threading headers: only the sender could tell them apart.
+    let subject = "Delivery failed";
+    desk.dovecot
+        .deliver_from(
+            "a@one.test",
+            SUPPORT,
+            &mail_without_from(subject, "nf-a@one.test", "", "From A."),
+        )
+        .await;
+    desk.dovecot
+        .deliver_from(
+            "b@two.test",
+            SUPPORT,
+            &mail_without_from(subject, "nf-b@two.test", "", "From B."),
+        )
+        .await;
+    // `Sender` names who sent it where the envelope is the null sender.
+    desk.receive(&mail_without_from(
+        subject,
+        "nf-c@three.test",
+        "Sender: <c@three.test>\r\n",
+        "From C.",
+    ))
+    .await;
+    // Nothing names these two: each is a conversation of its own.
+    desk.receive(&mail_without_from(subject, "nf-d@four.test", "", "From D."))
+        .await;
+    desk.receive(&mail_without_from(subject, "nf-e@five.test", "", "From E."))
+        .await;
+    let conversations = desk.wait_for_messages(5).await;
+    assert_eq!(conversations.len(), 5, "{conversations:#?}");
+    let mut identities: Vec<String> = conversations
+        .iter()
+        .map(|c| c["contact"]["external_id"].as_str().unwrap().to_owned())
+        .collect();
+    identities.sort();
+    assert_eq!(
+        identities,
+        vec![
+            "a@one.test",
+            "b@two.test",
+            "c@three.test",
+            "unknown:nf-d@four.test",
+            "unknown:nf-e@five.test"
+        ]
+    );
+    for conversation in &conversations {
+        let detail = desk.detail(conversation["id"].as_i64().unwrap()).await;
+        assert_eq!(inbound_messages(&detail).len(), 1, "{detail:#}");
+        assert!(outbound_messages(&detail).is_empty(), "{detail:#}");
+    }
+    only_the_next_acknowledgement_leaves(&desk, 0).await;
+}
+
 #[tokio::test]
 async fn status_updates_by_email_answer_the_customers_subject() {
     let desk = Desk::start_with(|config| {

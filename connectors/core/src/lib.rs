@@ -102,6 +102,10 @@ pub struct InboundMessage {
     /// Why the message is machine-made (an auto-reply, a mailing list), when it is: it
     /// is stored, but never acknowledged and never reopens a conversation.
     pub automated: Option<String>,
+    /// The message names no sender the desk may answer automatically (an email without
+    /// a usable `From`): it is stored for agents, but no acknowledgement or status update
+    /// goes to whatever address stands in for the sender.
+    pub anonymous: bool,
     /// A delivery report saying one of our messages did not arrive.
     pub bounce: Option<BounceReport>,
     /// The channel id of a message this one is a new version of (a Telegram edit): the

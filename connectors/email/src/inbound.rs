@@ -8,7 +8,7 @@ use sha2::{Digest, Sha256};
 use switchboard_connector_core::{BounceReport, InboundAttachment, InboundMessage, Sender, ThreadHints};
 
 use crate::config::EmailSettings;
-use crate::parse::{ParsedMail, parse};
+use crate::parse::{Mailbox, ParsedMail, parse};
 use crate::smtp::UNSUBSCRIBE_SUBJECT;
 use crate::thread::{OurMessageId, normalize_subject, reference_tag};
 
@@ -74,13 +74,15 @@ pub fn too_large(headers: &[u8], size: usize, settings: &EmailSettings) -> Inbou
 
 /// A mail mail-parser cannot read still reaches an agent, whole, as an attachment.
 fn unreadable(raw: &[u8], error: &str) -> InboundMessage {
+    let external_id = external_id(None, raw);
     InboundMessage {
-        external_id: external_id(None, raw),
         sender: Sender {
-            external_id: "unknown-sender".into(),
+            external_id: nobody(&external_id),
             name: Some("Unreadable mail".into()),
             email: None,
         },
+        external_id,
+        anonymous: true,
         text: format!("[This mail could not be read ({error}); the original is attached.]"),
         attachments: vec![InboundAttachment {
             filename: "original.eml".into(),
@@ -138,20 +140,56 @@ fn keyword(line: &str) -> String {
     line.trim_matches(|c: char| !c.is_alphanumeric()).to_lowercase()
 }
 
-fn inbound(parsed: &ParsedMail, raw: &[u8], settings: &EmailSettings) -> InboundMessage {
-    let from = parsed.from.as_ref().or(parsed.reply_to.as_ref());
-    let sender = match from {
+/// The identity of a mail that names nobody: its own, so it is never threaded into
+/// another mail's conversation (one shared "unknown sender" gathered every such mail,
+/// whoever sent it, into one conversation). Not an address: a reply fails at once.
+fn nobody(external_id: &str) -> String {
+    format!("unknown:{external_id}")
+}
+
+/// Who sent the mail, and whether automated mail may answer them (`false`: anonymous).
+///
+/// `From` is the author. Without a usable one (missing, a group with no address, a
+/// name without a domain) the mail is still someone's: `Sender`, then the envelope's
+/// `Return-Path`, then `Reply-To` name them, so two such mails from different servers
+/// stay apart and an agent can still reply. None of those is who the customer says
+/// they are, so nothing automatic goes there (the contact gets no `email`, and the
+/// message is anonymous): an acknowledgement to a guessed address is a backscatter.
+pub fn sender_of(parsed: &ParsedMail, external_id: &str) -> (Sender, bool) {
+    let usable = |mailbox: &&Mailbox| mailbox.address.contains('@');
+    if let Some(from) = parsed.from.as_ref().filter(usable) {
+        let sender = Sender {
+            external_id: from.address.clone(),
+            name: from.name.clone(),
+            email: Some(from.address.clone()),
+        };
+        return (sender, true);
+    }
+    let named = parsed.sender.as_ref().filter(usable).cloned().or_else(|| {
+        parsed
+            .return_path
+            .clone()
+            .map(|address| Mailbox { address, name: None })
+            .or_else(|| parsed.reply_to.as_ref().filter(usable).cloned())
+    });
+    let sender = match named {
         Some(mailbox) => Sender {
-            external_id: mailbox.address.clone(),
-            name: mailbox.name.clone(),
-            email: Some(mailbox.address.clone()),
+            external_id: mailbox.address,
+            name: mailbox.name,
+            email: None,
         },
         None => Sender {
-            external_id: "unknown-sender".into(),
-            name: None,
+            external_id: nobody(external_id),
+            name: Some("Unknown sender".into()),
             email: None,
         },
     };
+    (sender, false)
+}
+
+fn inbound(parsed: &ParsedMail, raw: &[u8], settings: &EmailSettings) -> InboundMessage {
+    let external_id = external_id(Some(parsed), raw);
+    let (sender, answerable) = sender_of(parsed, &external_id);
 
     // In-Reply-To is what the client says it answers; References, newest last, is the
     // thread behind it. Outlook may rewrite the first, so both count, nearest first.
@@ -222,7 +260,7 @@ fn inbound(parsed: &ParsedMail, raw: &[u8], settings: &EmailSettings) -> Inbound
     }
 
     InboundMessage {
-        external_id: external_id(Some(parsed), raw),
+        external_id,
         sender,
         thread: None,
         subject: parsed.subject.clone(),
@@ -241,11 +279,13 @@ fn inbound(parsed: &ParsedMail, raw: &[u8], settings: &EmailSettings) -> Inbound
         metadata: BTreeMap::new(),
         hints,
         automated: parsed.automated.as_ref().map(|automated| automated.reason.clone()),
+        anonymous: !answerable,
         bounce,
         edits: None,
         details,
         csat: None,
-        opt_out: opt_out(parsed),
+        // Only the author may stop or resume updates; a guessed address may be anyone's.
+        opt_out: if answerable { opt_out(parsed) } else { None },
     }
 }
 
@@ -472,5 +512,57 @@ mod tests {
         assert_eq!(message.attachments.len(), 1);
         assert_eq!(message.attachments[0].data, raw);
         assert!(message.automated.is_some(), "nobody to acknowledge");
+    }
+
+    #[test]
+    fn a_mail_without_from_is_the_envelope_senders_but_anonymous() {
+        for (headers, identity) in [
+            ("Return-Path: <Bob@Example.net>\r\n", "bob@example.net"),
+            (
+                "Sender: Bot <bot@example.net>\r\nReturn-Path: <bounces@example.net>\r\n",
+                "bot@example.net",
+            ),
+            (
+                "From: undisclosed-recipients:;\r\nReturn-Path: <bob@example.net>\r\n",
+                "bob@example.net",
+            ),
+            (
+                "From: MAILER-DAEMON\r\nReturn-Path: <bob@example.net>\r\n",
+                "bob@example.net",
+            ),
+        ] {
+            let message = ingested(&format!(
+                "{headers}Subject: Hello\r\nMessage-ID: <nf@example.net>\r\n\r\nHi\r\n"
+            ));
+            assert_eq!(message.sender.external_id, identity, "{headers}");
+            assert_eq!(message.sender.email, None, "no address for automated mail: {headers}");
+            assert!(message.anonymous, "{headers}");
+        }
+    }
+
+    #[test]
+    fn mails_that_name_nobody_are_each_their_own_sender() {
+        let first = ingested("Return-Path: <>\r\nSubject: Hello\r\nMessage-ID: <a@x>\r\n\r\nHi\r\n");
+        let second = ingested("Subject: Hello\r\nMessage-ID: <b@x>\r\n\r\nHi\r\n");
+        assert_eq!(first.sender.external_id, "unknown:a@x");
+        assert_eq!(second.sender.external_id, "unknown:b@x");
+        assert!(first.anonymous && second.anonymous);
+    }
+
+    #[test]
+    fn a_usable_from_is_the_sender_whatever_the_envelope_says() {
+        let message = ingested(
+            "Return-Path: <bounces+123@mailer.example.net>\r\nFrom: Ada <ada@example.org>\r\n\
+             Subject: Hello\r\nMessage-ID: <f@example.org>\r\n\r\nHi\r\n",
+        );
+        assert_eq!(message.sender.external_id, "ada@example.org");
+        assert_eq!(message.sender.email.as_deref(), Some("ada@example.org"));
+        assert!(!message.anonymous);
+    }
+
+    #[test]
+    fn an_anonymous_stop_silences_nobody() {
+        let message = ingested("Return-Path: <ada@example.org>\r\nSubject: stop\r\nMessage-ID: <s@x>\r\n\r\nstop\r\n");
+        assert_eq!(message.opt_out, None);
     }
 }

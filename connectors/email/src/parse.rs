@@ -67,6 +67,11 @@ pub struct ParsedMail {
     pub references: Vec<String>,
     pub from: Option<Mailbox>,
     pub reply_to: Option<Mailbox>,
+    /// The `Sender` header: who actually sent a mail written for someone else.
+    pub sender: Option<Mailbox>,
+    /// The envelope sender the delivering server recorded (the topmost `Return-Path`),
+    /// lower-cased; `None` for the null sender `<>` of bounces and auto-replies.
+    pub return_path: Option<String>,
     pub subject: Option<String>,
     /// Every text body, HTML reduced to text where a part has no plain alternative.
     pub text: String,
@@ -124,6 +129,8 @@ pub fn parse(raw: &[u8], limits: Limits) -> Result<ParsedMail, ParseError> {
         references: ids(message.references()),
         from: message.from().and_then(first_mailbox),
         reply_to: message.reply_to().and_then(first_mailbox),
+        sender: message.sender().and_then(first_mailbox),
+        return_path: message.header_raw("Return-Path").and_then(envelope_address),
         subject: message.subject().map(|subject| subject.trim().to_owned()),
         shown_text: shown_text(&text),
         text,
@@ -151,6 +158,14 @@ fn ids(value: &HeaderValue) -> Vec<String> {
                 .collect()
         })
         .unwrap_or_default()
+}
+
+/// The address of a `Return-Path` value (`<ada@example.org>`, sometimes written without
+/// brackets); `None` for the null sender and for anything that is not an address.
+fn envelope_address(value: &str) -> Option<String> {
+    let address = value.trim().trim_start_matches('<');
+    let address = address.split('>').next().unwrap_or_default().trim();
+    (address.contains('@') && !address.contains(char::is_whitespace)).then(|| address.to_lowercase())
 }
 
 fn first_mailbox(address: &Address) -> Option<Mailbox> {

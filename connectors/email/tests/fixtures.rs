@@ -284,6 +284,20 @@ fn auto_replies_and_lists_are_marked_automated() {
 }
 
 #[test]
+fn the_envelope_sender_is_read_from_the_topmost_return_path() {
+    // A vacation notice relayed with its envelope sender kept.
+    assert_eq!(
+        parsed("ssm-rfc3834-01-auto-replied.eml").return_path.as_deref(),
+        Some("nyaan@neko.example.org")
+    );
+    // The null sender of auto-replies and bounces names nobody.
+    assert_eq!(
+        parsed("ssm-rfc3834-04-automatic-reply-windows1252.eml").return_path,
+        None
+    );
+}
+
+#[test]
 fn bounces_name_the_failed_recipient_and_the_mail_that_bounced() {
     for (file, recipient, status, original) in [
         (

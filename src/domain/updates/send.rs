@@ -49,6 +49,12 @@ pub fn send_expiring(
     if target.opted_out || !policy.sends(event, &target.inbox_key, target.team_key.as_deref()) {
         return Ok(false);
     }
+    // An email contact has an address only when a mail's `From` gave it; one known only
+    // by a `Sender`, a `Return-Path` or nothing gets no automated mail (see
+    // `connectors/email`'s `sender_of`). Agents can still write to them.
+    if target.channel == ChannelKind::Email && target.contact_email.is_none() {
+        return Ok(false);
+    }
     // A conversation is opened once: its acknowledgement needs no record of the window,
     // which saves every new conversation a lookup and an index insert.
     let repeatable = !matches!(event, UpdateEvent::Received | UpdateEvent::Greeting);
