@@ -54,6 +54,9 @@ pub enum StatusReason {
     CustomerMessage,
     /// It waited on the customer for `waited`, and the desk resolved it.
     AutoClose { waited: String },
+    /// It was opened by an automatic reply (an out-of-office notice) with no
+    /// conversation to join: filed resolved, so no clock runs for it and nobody is told.
+    AutoReply,
 }
 
 /// Why an assignment changed, when not by an agent's plain choice.
@@ -275,6 +278,7 @@ impl DomainEvent {
                         data["reason"] = json!("auto_close");
                         data["waited"] = json!(waited);
                     }
+                    Some(StatusReason::AutoReply) => data["reason"] = json!("auto_reply"),
                 }
                 data
             }
@@ -367,6 +371,12 @@ impl DomainEvent {
                 reason: Some(StatusReason::AutoClose { .. }),
                 ..
             } => &[UpdateEvent::AutoClosed],
+            // Nobody to tell: a "resolved" mail or a satisfaction question would answer
+            // the responder.
+            DomainEvent::StatusChanged {
+                reason: Some(StatusReason::AutoReply),
+                ..
+            } => &[],
             DomainEvent::StatusChanged {
                 to: Status::Resolved, ..
             } => &[UpdateEvent::Resolved, UpdateEvent::Csat],
@@ -609,6 +619,17 @@ mod tests {
             reason: None,
         };
         assert_eq!(resolved.updates(), [UpdateEvent::Resolved, UpdateEvent::Csat]);
+        // An out-of-office filed resolved: a "resolved" mail would answer the responder.
+        let filed = DomainEvent::StatusChanged {
+            from: Status::Open,
+            to: Status::Resolved,
+            reason: Some(StatusReason::AutoReply),
+        };
+        assert!(filed.updates().is_empty());
+        assert_eq!(
+            filed.data(),
+            json!({"from": "open", "to": "resolved", "reason": "auto_reply"})
+        );
         let replied = DomainEvent::Assigned {
             from: None,
             to: Some(1),

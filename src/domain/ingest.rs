@@ -113,7 +113,23 @@ pub fn ingest(
         threading::by_hints(tx, inbox.id, contact.contact_id, &message.hints, now)?
     };
     // Machines (an out-of-office answer to our "resolved" mail) do not reopen.
-    let automated = message.automated.is_some() || message.bounce.is_some();
+    let automated = message.automated.is_some() || message.bounce.is_some() || message.auto_reply;
+    // An out-of-office notice is about a case of the sender's, never news of its own:
+    // the one it answers even under a subject of its own ("Out of office"), else, when
+    // it names nothing, their latest; it joins without reopening it.
+    if message.auto_reply && existing.is_none() {
+        existing = threading::answered(tx, inbox.id, contact.contact_id, &message.hints)?;
+    }
+    if message.auto_reply && existing.is_none() {
+        existing = tx.find_conversation(ConversationLookup::LatestLive {
+            contact_id: contact.contact_id,
+            inbox_id: inbox.id,
+            resolved_since: now.saturating_sub(millis(message.hints.topic_window)),
+        })?;
+    }
+    // With none to join it is filed resolved: agents can read it, but no clock runs for
+    // a message nobody has to answer.
+    let filed = message.auto_reply && existing.is_none();
     // A satisfaction score: a button or a webhook answer names its question; a reply
     // that is only a digit answers the customer's latest question still open.
     let mut csat = None;
@@ -253,6 +269,22 @@ pub fn ingest(
                     language: language.map(str::to_owned),
                 },
             ));
+            if filed {
+                recorded.push((
+                    Actor::SYSTEM,
+                    DomainEvent::StatusChanged {
+                        from: Status::Open,
+                        to: Status::Resolved,
+                        reason: Some(StatusReason::AutoReply),
+                    },
+                ));
+                let resolved = ConversationPatch {
+                    status: Some(Status::Resolved),
+                    resolved_at: Some(Some(now)),
+                    ..ConversationPatch::default()
+                };
+                tx.update_conversation(id, &resolved)?;
+            }
             (id, Some((decision, team)))
         }
     };
@@ -347,6 +379,8 @@ pub fn ingest(
     }
 
     let next_sla_fire = match &routed {
+        // Filed resolved: no clock and no place in the queue.
+        Some(_) if filed => None,
         Some((decision, team)) => {
             let mut created = Conversation::opened(conversation_id, inbox, contact.contact_id, decision.priority, None);
             // The routed team, even one no longer in the store (the clocks follow its policy).
@@ -396,7 +430,7 @@ pub fn ingest(
         created_conversation: routed.is_some(),
         // Assigning a new or reopened conversation may queue an `assigned` update deep
         // in the queue's code: waking the outbox for nothing costs one lookup.
-        queued_outbound: queued_outbound || routed.is_some() || reopens,
+        queued_outbound: queued_outbound || (routed.is_some() && !filed) || reopens,
         next_sla_fire,
     })
 }

@@ -90,24 +90,7 @@ pub fn by_hints(
     hints: &ThreadHints,
     now: i64,
 ) -> DeskResult<Option<ConversationRef>> {
-    let mut answered = None;
-    for &id in &hints.conversations {
-        answered = own(tx, id, inbox_id, contact_id)?;
-        if answered.is_some() {
-            break;
-        }
-    }
-    if answered.is_none() {
-        for external_id in &hints.answers {
-            let Some(message) = tx.message_by_external_id(inbox_id, external_id)? else {
-                continue;
-            };
-            answered = own(tx, message.conversation_id, inbox_id, contact_id)?;
-            if answered.is_some() {
-                break;
-            }
-        }
-    }
+    let answered = answered(tx, inbox_id, contact_id, hints)?;
     let tagged = match hints.reference {
         Some(id) => own(tx, id, inbox_id, contact_id)?,
         None => None,
@@ -127,6 +110,30 @@ pub fn by_hints(
             })?)
         }
     }
+}
+
+/// The sender's own conversation that the message answers by our ids or an earlier
+/// message's channel id, nearest first, whatever its topic.
+pub fn answered(
+    tx: &mut dyn Tx,
+    inbox_id: i64,
+    contact_id: i64,
+    hints: &ThreadHints,
+) -> DeskResult<Option<ConversationRef>> {
+    for &id in &hints.conversations {
+        if let Some(found) = own(tx, id, inbox_id, contact_id)? {
+            return Ok(Some(found));
+        }
+    }
+    for external_id in &hints.answers {
+        let Some(message) = tx.message_by_external_id(inbox_id, external_id)? else {
+            continue;
+        };
+        if let Some(found) = own(tx, message.conversation_id, inbox_id, contact_id)? {
+            return Ok(Some(found));
+        }
+    }
+    Ok(None)
 }
 
 #[cfg(test)]

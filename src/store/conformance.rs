@@ -181,6 +181,50 @@ async fn lookups_find_only_the_contacts_own_conversations() {
 }
 
 #[tokio::test]
+async fn an_auto_replys_lookup_takes_a_live_or_recently_resolved_conversation_of_the_contacts_own() {
+    let store = testing::with_shop().await;
+    let ada = store.converse("ada", "Order 7", None, NOW).await;
+    // Bob's open conversation is the inbox's latest: it is never Ada's.
+    store.converse("bob", "Hi", None, NOW + 5).await;
+    let shop = store.shop.id;
+    let found = store
+        .store
+        .unit(move |tx| {
+            let latest = |tx: &mut dyn Tx, contact_id: i64, resolved_since: i64| {
+                tx.find_conversation(ConversationLookup::LatestLive {
+                    contact_id,
+                    inbox_id: shop,
+                    resolved_since,
+                })
+                .map(|found| found.map(|c| (c.id, c.status)))
+            };
+            let open = latest(tx, ada.contact_id, NOW + 100)?;
+            let resolved = ConversationPatch {
+                status: Some(Status::Resolved),
+                resolved_at: Some(Some(NOW + 10)),
+                ..ConversationPatch::default()
+            };
+            tx.update_conversation(ada.conversation_id, &resolved)?;
+            let recent = latest(tx, ada.contact_id, NOW + 10)?;
+            let old = latest(tx, ada.contact_id, NOW + 11)?;
+            let closed = ConversationPatch {
+                status: Some(Status::Closed),
+                ..ConversationPatch::default()
+            };
+            tx.update_conversation(ada.conversation_id, &closed)?;
+            let gone = latest(tx, ada.contact_id, 0)?;
+            Ok::<_, StoreError>((open, recent, old, gone))
+        })
+        .await
+        .unwrap();
+    let (open, recent, old, gone) = found;
+    assert_eq!(open, Some((ada.conversation_id, Status::Open)), "open, however old");
+    assert_eq!(recent, Some((ada.conversation_id, Status::Resolved)));
+    assert_eq!(old, None, "resolved before the window");
+    assert_eq!(gone, None, "a closed one never, and never Bob's");
+}
+
+#[tokio::test]
 async fn a_patch_writes_only_what_it_names() {
     let store = testing::with_shop().await;
     let id = store.converse("ada", "Hallo", None, NOW).await.conversation_id;

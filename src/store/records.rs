@@ -191,6 +191,13 @@ pub enum ConversationLookup<'a> {
     OpenUnthreaded { contact_id: i64, inbox_id: i64 },
     /// The contact's most recently active conversation in the inbox that is not closed.
     LatestNotClosed { contact_id: i64, inbox_id: i64 },
+    /// The contact's most recently active conversation in the inbox that is open,
+    /// pending or snoozed, or resolved since `resolved_since`.
+    LatestLive {
+        contact_id: i64,
+        inbox_id: i64,
+        resolved_since: i64,
+    },
     /// Conversation `id`, if it is the contact's in the inbox and not closed.
     Own { id: i64, contact_id: i64, inbox_id: i64 },
     /// The contact's most recently active unresolved conversation on `topic`, active

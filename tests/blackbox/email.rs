@@ -1083,6 +1083,14 @@ async fn unsubscribe_stops_status_mails_but_not_agent_replies() {
     assert_eq!(desk.relay.sent().len(), 2);
 }
 
+/// A real-world mail of `tests/fixtures/email` (origins in its SOURCES.md).
+fn fixture(name: &str) -> Vec<u8> {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/email")
+        .join(name);
+    std::fs::read(&path).unwrap_or_else(|err| panic!("{}: {err}", path.display()))
+}
+
 /// A mail without `From`, as some scripts and broken gateways send.
 fn mail_without_from(subject: &str, message_id: &str, extra: &str, body: &str) -> Vec<u8> {
     format!(
@@ -1197,6 +1205,125 @@ async fn mails_without_from_from_different_envelope_senders_stay_apart() {
         assert!(outbound_messages(&detail).is_empty(), "{detail:#}");
     }
     only_the_next_acknowledgement_leaves(&desk, 0).await;
+}
+
+#[tokio::test]
+async fn an_auto_reply_without_in_reply_to_joins_the_senders_latest_conversation_unchanged() {
+    let desk = Desk::start().await;
+    // Kijitora's open case, then Ada's case that an agent resolves.
+    desk.receive(&mail(
+        "Kijitora <kijitora@example.org>",
+        "Parcel 5512 is late",
+        "late-1@example.org",
+        &[],
+        "Where is it?",
+    ))
+    .await;
+    desk.receive(&mail(
+        CUSTOMER,
+        "Broken login",
+        "login-1@client.test",
+        &[],
+        "I cannot log in.",
+    ))
+    .await;
+    let conversations = desk.wait_for_messages(2).await;
+    let (open, resolved) = (
+        conversations[0]["id"].as_i64().unwrap(),
+        conversations[1]["id"].as_i64().unwrap(),
+    );
+    desk.resolve(resolved).await;
+    let clocks_before = [
+        desk.detail(open).await["sla"].clone(),
+        desk.detail(resolved).await["sla"].clone(),
+    ];
+    assert!(
+        clocks_before[0].as_array().is_some_and(|clocks| !clocks.is_empty()),
+        "an open case has clocks"
+    );
+
+    // Outlook's out-of-office (the real mail): "Automatic reply:" and
+    // X-Auto-Response-Suppress, no In-Reply-To, a subject of its own.
+    desk.receive(&fixture("ssm-rfc3834-04-automatic-reply-windows1252.eml"))
+        .await;
+    // An Italian one to the resolved case, marked by RFC 3834.
+    desk.receive(&mail(
+        CUSTOMER,
+        "Risposta automatica: Ufficio chiuso",
+        "ooo-it@client.test",
+        &[("Auto-Submitted", "auto-replied")],
+        "Sono fuori ufficio fino a lunedì.",
+    ))
+    .await;
+    let conversations = desk.wait_for_messages(4).await;
+    assert_eq!(conversations.len(), 2, "no new case: {conversations:#?}");
+    for (id, status, clocks) in [
+        (open, "open", &clocks_before[0]),
+        (resolved, "resolved", &clocks_before[1]),
+    ] {
+        let detail = desk.detail(id).await;
+        assert_eq!(inbound_messages(&detail).len(), 2, "{detail:#}");
+        assert_eq!(detail["status"], status, "not reopened: {detail:#}");
+        assert_eq!(&detail["sla"], clocks, "clocks untouched: {detail:#}");
+        let reopened = events_of(&detail, "conversation.status_changed")
+            .into_iter()
+            .any(|event| event["to"] == "open");
+        assert!(!reopened, "{detail:#}");
+    }
+    // Each case has its acknowledgement and nothing else (the resolved update is off in
+    // this config): the auto-replies were stored in the same unit of work as anything
+    // they would have queued.
+    for id in [open, resolved] {
+        let detail = desk.detail(id).await;
+        assert_eq!(outbound_messages(&detail).len(), 1, "{detail:#}");
+    }
+}
+
+#[tokio::test]
+async fn an_auto_reply_from_a_sender_without_a_case_is_filed_resolved_without_clocks() {
+    let desk = Desk::start().await;
+    // Real vacation notices with nothing of ours to join: RFC 3834's, and an Arabic one
+    // whose In-Reply-To names mails we never sent.
+    desk.receive(&fixture("ssm-rfc3834-01-auto-replied.eml")).await;
+    desk.receive(&fixture("cw-non_utf_encoded_mail-arabic-autoreply.eml"))
+        .await;
+    // A German one known only by its subject.
+    desk.receive(&mail(
+        "Hans <hans@example.de>",
+        "Abwesenheitsnotiz: Ihre Anfrage",
+        "ooo-de@example.de",
+        &[],
+        "Ich bin bis 3. Januar nicht im Büro.",
+    ))
+    .await;
+    let conversations = desk.wait_for_messages(3).await;
+    assert_eq!(conversations.len(), 3, "{conversations:#?}");
+    for conversation in &conversations {
+        let detail = desk.detail(conversation["id"].as_i64().unwrap()).await;
+        assert_eq!(detail["status"], "resolved", "never left open to breach: {detail:#}");
+        assert_eq!(detail["sla"], json!([]), "no clocks: {detail:#}");
+        assert_eq!(detail["assignee"], Value::Null, "{detail:#}");
+        let filed = events_of(&detail, "conversation.status_changed");
+        assert_eq!(
+            filed,
+            vec![json!({"from": "open", "to": "resolved", "reason": "auto_reply"})]
+        );
+        assert!(outbound_messages(&detail).is_empty(), "{detail:#}");
+    }
+    // A person's mail still opens a case with clocks, and is the only one answered.
+    only_the_next_acknowledgement_leaves(&desk, 0).await;
+    let ada = desk
+        .conversations()
+        .await
+        .into_iter()
+        .find(|c| c["subject"] == "Marker")
+        .unwrap();
+    let detail = desk.detail(ada["id"].as_i64().unwrap()).await;
+    assert_eq!(detail["status"], "open");
+    assert!(
+        detail["sla"].as_array().is_some_and(|clocks| !clocks.is_empty()),
+        "{detail:#}"
+    );
 }
 
 #[tokio::test]

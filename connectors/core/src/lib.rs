@@ -102,6 +102,11 @@ pub struct InboundMessage {
     /// Why the message is machine-made (an auto-reply, a mailing list), when it is: it
     /// is stored, but never acknowledged and never reopens a conversation.
     pub automated: Option<String>,
+    /// The machine-made message is an automatic answer to a message (an out-of-office
+    /// or vacation notice), not news of its own: it joins the sender's latest
+    /// conversation without reopening it, or, when they have none, is filed resolved,
+    /// so it never opens a case whose clocks breach. Implies `automated`.
+    pub auto_reply: bool,
     /// The message names no sender the desk may answer automatically (an email without
     /// a usable `From`): it is stored for agents, but no acknowledgement or status update
     /// goes to whatever address stands in for the sender.

@@ -279,6 +279,9 @@ fn inbound(parsed: &ParsedMail, raw: &[u8], settings: &EmailSettings) -> Inbound
         metadata: BTreeMap::new(),
         hints,
         automated: parsed.automated.as_ref().map(|automated| automated.reason.clone()),
+        // A bounce names its conversation by our ids; filing it as an out-of-office
+        // would lose that.
+        auto_reply: parsed.bounce.is_none() && parsed.automated.as_ref().is_some_and(|a| a.auto_reply),
         anonymous: !answerable,
         bounce,
         edits: None,
@@ -564,5 +567,18 @@ mod tests {
     fn an_anonymous_stop_silences_nobody() {
         let message = ingested("Return-Path: <ada@example.org>\r\nSubject: stop\r\nMessage-ID: <s@x>\r\n\r\nstop\r\n");
         assert_eq!(message.opt_out, None);
+    }
+
+    #[test]
+    fn an_out_of_office_is_an_auto_reply_and_a_bounce_is_not() {
+        let oof = ingested(
+            "From: ada@example.org\r\nSubject: Risposta automatica: Ordine\r\nMessage-ID: <o@x>\r\n\r\nSono fuori.\r\n",
+        );
+        assert!(oof.auto_reply && oof.automated.is_some());
+        let bounce = ingested(
+            "From: MAILER-DAEMON@mx.example.org\r\nSubject: Undelivered Mail Returned to Sender\r\n\
+             Auto-Submitted: auto-replied\r\nMessage-ID: <d@x>\r\n\r\nFailed.\r\n",
+        );
+        assert!(bounce.bounce.is_some() && !bounce.auto_reply);
     }
 }

@@ -30,6 +30,8 @@ pub mod smtp;
 pub mod thread;
 
 pub use config::{EmailConfig, EmailSettings};
-pub use parse::{Attachment, Automated, Bounce, Limits, Mailbox, ParseError, ParsedMail, parse};
+pub use parse::{
+    Attachment, Automated, Bounce, Limits, Mailbox, ParseError, ParsedMail, SubjectSays, auto_reply_subject, parse,
+};
 pub use smtp::SmtpSender;
 pub use thread::{OurMessageId, normalize_subject, reference_tag, reply_subject};

@@ -28,6 +28,9 @@ pub struct Attachment {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Automated {
     pub reason: String,
+    /// An automatic answer to a mail (out-of-office, vacation notice) rather than news
+    /// of its own (a list mail, a report, a system's notification).
+    pub auto_reply: bool,
 }
 
 /// A delivery report about a mail that could not be delivered.
@@ -259,40 +262,126 @@ fn filename_of(part: &MessagePart, content_type: &str, index: usize) -> String {
 }
 
 /// RFC 3834 and the conventions before it, plus reports (bounces, read receipts,
-/// complaints): none of these is a person who wants an answer.
+/// complaints): none of these is a person who wants an answer. Which of them are
+/// automatic replies decides where they are filed (see [`Automated::auto_reply`]):
+/// `Auto-Submitted: auto-replied`, `X-Autoreply`, `X-Autorespond` and
+/// `Precedence: auto_reply` say so outright; the marks others share with list and
+/// notification mail (`Precedence: bulk|junk`, another `Auto-Submitted`,
+/// `X-Auto-Response-Suppress`) count with a subject that says so. Outlook's replies
+/// carry only `X-Auto-Response-Suppress` and "Automatic reply:", and many responders
+/// only their subject, so an unambiguous subject prefix counts alone.
 fn automated(message: &Message, is_bounce: bool) -> Option<Automated> {
     let header = |name: &str| message.header_raw(name).map(|value| value.trim().to_lowercase());
-    let reason = |text: String| Some(Automated { reason: text });
+    let subject = auto_reply_subject(message.subject().unwrap_or_default());
+    let said = subject != SubjectSays::Nothing;
+    let found = |reason: String, auto_reply: bool| Some(Automated { reason, auto_reply });
     if let Some(value) = header("Auto-Submitted")
         && !value.is_empty()
         && value != "no"
         && !value.starts_with("no;")
     {
-        return reason(format!("Auto-Submitted: {value}"));
+        let replied = value.starts_with("auto-replied");
+        return found(format!("Auto-Submitted: {value}"), replied || said);
     }
-    for name in ["X-Autoreply", "X-Autorespond", "X-Auto-Response-Suppress"] {
+    for name in ["X-Autoreply", "X-Autorespond"] {
         if let Some(value) = header(name)
-            && (name != "X-Auto-Response-Suppress" || value.contains("all") || value.contains("autoreply"))
-            && (name == "X-Auto-Response-Suppress" || !value.is_empty())
+            && !value.is_empty()
+            && value != "no"
         {
-            return reason(format!("{name}: {value}"));
+            return found(format!("{name}: {value}"), true);
         }
+    }
+    if let Some(value) = header("X-Auto-Response-Suppress")
+        && (value.contains("all") || value.contains("autoreply"))
+    {
+        return found(format!("X-Auto-Response-Suppress: {value}"), said);
     }
     if let Some(value) = header("Precedence")
         && matches!(value.as_str(), "bulk" | "junk" | "list" | "auto_reply")
     {
-        return reason(format!("Precedence: {value}"));
+        let auto_reply = value == "auto_reply" || (value != "list" && said);
+        return found(format!("Precedence: {value}"), auto_reply);
     }
     if is_bounce {
-        return reason("delivery report (bounce)".to_owned());
+        return found("delivery report (bounce)".to_owned(), false);
     }
     if let Some(report) = report_type(message) {
-        return reason(format!("multipart/report ({report})"));
+        return found(format!("multipart/report ({report})"), false);
     }
     if header("List-Id").is_some() || header("List-Unsubscribe").is_some() {
-        return reason("mailing list (List-Id)".to_owned());
+        return found("mailing list (List-Id)".to_owned(), false);
+    }
+    if subject == SubjectSays::AutoReply {
+        return found("subject of an automatic reply".to_owned(), true);
     }
     None
+}
+
+/// What a subject says of an automatic reply.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SubjectSays {
+    /// A prefix only responders write ("Automatic reply:", "Risposta automatica:").
+    AutoReply,
+    /// A prefix a person may write too ("Auto:", Lotus Notes' mark, is also "car" in
+    /// Italian and German): it counts only beside a header that marks automation.
+    Maybe,
+    Nothing,
+}
+
+/// Prefixes of automatic replies as the responders of the desk's languages write them
+/// (English, Italian, German, Spanish, Thai, Arabic, and a few neighbours), lower-case;
+/// each must be followed by a colon or end the subject, so "Out of office chair broken"
+/// is a customer's.
+const AUTO_REPLY_PREFIXES: &[&str] = &[
+    "automatic reply",
+    "auto reply",
+    "auto-reply",
+    "autoreply",
+    "auto response",
+    "auto-response",
+    "autoresponse",
+    "automatic response",
+    "out of office",
+    "out of office autoreply",
+    "out of the office",
+    "out-of-office",
+    "risposta automatica",
+    "fuori sede",
+    "fuori ufficio",
+    "abwesenheitsnotiz",
+    "automatische antwort",
+    "respuesta automática",
+    "respuesta automatica",
+    "fuera de la oficina",
+    "réponse automatique",
+    "automatisch antwoord",
+    "ตอบกลับอัตโนมัติ",
+    "ตอบกลับโดยอัตโนมัติ",
+    "ไม่อยู่ที่สำนักงาน",
+    "رد تلقائي",
+    "الرد التلقائي",
+    "خارج المكتب",
+];
+
+/// Prefixes that say so only beside a header (see [`SubjectSays::Maybe`]).
+const MAYBE_AUTO_REPLY_PREFIXES: &[&str] = &["auto", "abwesend"];
+
+/// Whether `subject` opens with an automatic reply's prefix.
+pub fn auto_reply_subject(subject: &str) -> SubjectSays {
+    let subject = subject.trim().to_lowercase();
+    let opens_with = |prefix: &&str| {
+        subject
+            .strip_prefix(*prefix)
+            .map(str::trim_start)
+            .is_some_and(|rest| rest.is_empty() || rest.starts_with([':', '：']))
+    };
+    if AUTO_REPLY_PREFIXES.iter().any(opens_with) {
+        SubjectSays::AutoReply
+    } else if MAYBE_AUTO_REPLY_PREFIXES.iter().any(opens_with) {
+        SubjectSays::Maybe
+    } else {
+        SubjectSays::Nothing
+    }
 }
 
 fn report_type(message: &Message) -> Option<String> {
@@ -457,4 +546,96 @@ fn unfold(body: &str) -> Vec<String> {
         }
     }
     lines
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn automated_of(headers: &str) -> Option<Automated> {
+        let raw = format!("From: ada@example.org\r\nMessage-ID: <m@example.org>\r\n{headers}\r\nHi\r\n");
+        parse(raw.as_bytes(), Limits::default()).unwrap().automated
+    }
+
+    #[test]
+    fn responders_subjects_in_the_desks_languages_are_auto_replies() {
+        for subject in [
+            "Automatic reply: Refund",
+            "Out of Office: Refund",
+            "Out of Office AutoReply: Refund",
+            "Risposta automatica: Ordine 5512",
+            "Abwesenheitsnotiz: Rechnung",
+            "Automatische Antwort: Rechnung",
+            "Respuesta automática: Pedido",
+            "ตอบกลับอัตโนมัติ: คำสั่งซื้อ",
+            "رد تلقائي: طلب",
+            "AUTOMATIC REPLY：Refund",
+        ] {
+            assert_eq!(auto_reply_subject(subject), SubjectSays::AutoReply, "{subject}");
+        }
+    }
+
+    #[test]
+    fn a_customers_subject_that_only_starts_alike_is_not_one() {
+        for subject in [
+            "Out of office chair broken",
+            "Automatic replyer settings",
+            "Re: Refund",
+            "",
+        ] {
+            assert_eq!(auto_reply_subject(subject), SubjectSays::Nothing, "{subject}");
+        }
+        // "Auto" is a car in Italian and German: it needs a header beside it.
+        assert_eq!(auto_reply_subject("Auto: Termin"), SubjectSays::Maybe);
+    }
+
+    #[test]
+    fn the_subject_alone_makes_an_auto_reply_and_auto_alone_does_not() {
+        let oof = automated_of("Subject: Risposta automatica: Ordine 5512\r\n").expect("automated");
+        assert!(oof.auto_reply);
+        assert_eq!(automated_of("Subject: Auto: Termin am Montag\r\n"), None);
+        let notes = automated_of("Subject: AUTO: Ada is out of the office\r\nPrecedence: junk\r\n").unwrap();
+        assert!(notes.auto_reply, "{notes:?}");
+    }
+
+    #[test]
+    fn headers_that_say_reply_outright_need_no_subject() {
+        for headers in [
+            "Subject: Away\r\nAuto-Submitted: auto-replied\r\n",
+            "Subject: Away\r\nX-Autoreply: yes\r\n",
+            "Subject: Away\r\nX-Autorespond: 1\r\n",
+            "Subject: Away\r\nPrecedence: auto_reply\r\n",
+        ] {
+            let automated = automated_of(headers).unwrap_or_else(|| panic!("{headers}"));
+            assert!(automated.auto_reply, "{headers}");
+        }
+    }
+
+    #[test]
+    fn list_bulk_and_notification_mail_is_automated_but_no_auto_reply() {
+        for headers in [
+            "Subject: Our November news\r\nPrecedence: bulk\r\n",
+            "Subject: Build failed\r\nAuto-Submitted: auto-generated\r\n",
+            "Subject: Digest\r\nList-Id: <news.example.org>\r\n",
+            // A list that forwards someone's out-of-office is still the list's.
+            "Subject: Automatic reply: Digest\r\nPrecedence: list\r\n",
+        ] {
+            let automated = automated_of(headers).unwrap_or_else(|| panic!("{headers}"));
+            assert!(!automated.auto_reply, "{headers}");
+        }
+    }
+
+    #[test]
+    fn return_path_gives_the_envelope_address_or_nothing_for_the_null_sender() {
+        assert_eq!(
+            envelope_address("<Bob@Example.org>").as_deref(),
+            Some("bob@example.org")
+        );
+        assert_eq!(
+            envelope_address(" bob@example.org ").as_deref(),
+            Some("bob@example.org")
+        );
+        assert_eq!(envelope_address("<>"), None);
+        assert_eq!(envelope_address("<MAILER-DAEMON>"), None);
+    }
 }

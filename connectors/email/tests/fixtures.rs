@@ -255,31 +255,48 @@ fn threading_headers_are_read() {
 
 #[test]
 fn auto_replies_and_lists_are_marked_automated() {
-    for (file, reason) in [
-        ("ssm-rfc3834-01-auto-replied.eml", "Auto-Submitted: auto-replied"),
+    // (file, reason, whether it is an automatic reply rather than other machine mail)
+    for (file, reason, auto_reply) in [
+        ("ssm-rfc3834-01-auto-replied.eml", "Auto-Submitted: auto-replied", true),
+        // Outlook's: only X-Auto-Response-Suppress and "Automatic reply:" say so.
         (
             "ssm-rfc3834-04-automatic-reply-windows1252.eml",
             "X-Auto-Response-Suppress: all",
+            true,
         ),
         (
             "ssm-rfc3834-06-precedence-bulk-autoresponse.eml",
             "Auto-Submitted: auto-replied",
+            true,
         ),
-        ("mp-dovecot-thirdparty-014-yahoo-alternative.eml", "Precedence: list"),
-        ("rbm-bad_date_header.eml", "Precedence: junk"),
+        (
+            "mp-dovecot-thirdparty-014-yahoo-alternative.eml",
+            "Precedence: list",
+            false,
+        ),
+        ("rbm-bad_date_header.eml", "Precedence: junk", false),
         (
             "cw-non_utf_encoded_mail-arabic-autoreply.eml",
             "Auto-Submitted: auto-replied",
+            true,
         ),
-        ("flk-complaint-yahoo-arf.eml", "multipart/report (feedback-report)"),
+        (
+            "flk-complaint-yahoo-arf.eml",
+            "multipart/report (feedback-report)",
+            false,
+        ),
         (
             "flk-disposition-notification.eml",
             "multipart/report (disposition-notification)",
+            false,
         ),
     ] {
-        let mail = parsed(file);
-        assert_eq!(mail.automated.map(|a| a.reason).as_deref(), Some(reason), "{file}");
-        assert!(mail.bounce.is_none(), "{file}");
+        let automated = parsed(file)
+            .automated
+            .unwrap_or_else(|| panic!("{file}: not automated"));
+        assert_eq!(automated.reason, reason, "{file}");
+        assert_eq!(automated.auto_reply, auto_reply, "{file}");
+        assert!(parsed(file).bounce.is_none(), "{file}");
     }
 }
 

@@ -114,6 +114,21 @@ impl ConversationTx for SqliteTx<'_> {
                 )?
                 .query_row(params![contact_id, inbox_id], read)
                 .optional()?,
+            ConversationLookup::LatestLive {
+                contact_id,
+                inbox_id,
+                resolved_since,
+            } => self
+                .conn
+                .prepare_cached(
+                    "SELECT id, status, thread_key FROM conversations
+                     WHERE contact_id = ?1 AND inbox_id = ?2
+                       AND (status IN ('open', 'pending', 'snoozed')
+                            OR (status = 'resolved' AND resolved_at >= ?3))
+                     ORDER BY last_activity_at DESC, id DESC LIMIT 1",
+                )?
+                .query_row(params![contact_id, inbox_id, resolved_since], read)
+                .optional()?,
             ConversationLookup::Own {
                 id,
                 contact_id,
