@@ -1280,6 +1280,47 @@ async fn an_auto_reply_without_in_reply_to_joins_the_senders_latest_conversation
 }
 
 #[tokio::test]
+async fn an_auto_reply_to_our_mail_joins_that_case_whatever_its_subject() {
+    let desk = Desk::start().await;
+    desk.receive(&mail(
+        CUSTOMER,
+        "Broken login",
+        "login-1@client.test",
+        &[],
+        "I cannot log in.",
+    ))
+    .await;
+    let first = desk.wait_for_messages(1).await[0]["id"].as_i64().unwrap();
+    let acknowledgement = desk.mailbox(CUSTOMER, 1).await.remove(0);
+    // A newer case of hers: the latest, but not the one the notice answers.
+    desk.receive(&mail(
+        CUSTOMER,
+        "Invoice 4411",
+        "invoice-1@client.test",
+        &[],
+        "Charged twice.",
+    ))
+    .await;
+    desk.wait_for_messages(2).await;
+    desk.receive(&mail(
+        CUSTOMER,
+        "Out of Office",
+        "ooo-1@client.test",
+        &[
+            ("X-Autoreply", "yes"),
+            ("In-Reply-To", &format!("<{}>", id_of(&acknowledgement))),
+        ],
+        "I am away until Monday.",
+    ))
+    .await;
+    let conversations = desk.wait_for_messages(3).await;
+    assert_eq!(conversations.len(), 2, "{conversations:#?}");
+    let detail = desk.detail(first).await;
+    assert_eq!(inbound_messages(&detail).len(), 2, "{detail:#}");
+    assert_eq!(inbound_messages(&detail)[1]["text"], "I am away until Monday.");
+}
+
+#[tokio::test]
 async fn an_auto_reply_from_a_sender_without_a_case_is_filed_resolved_without_clocks() {
     let desk = Desk::start().await;
     // Real vacation notices with nothing of ours to join: RFC 3834's, and an Arabic one
