@@ -11,7 +11,7 @@
 
 use std::sync::Arc;
 
-use super::testing::{self, TestStore};
+use super::testing::{self, Seeded, TestStore};
 use super::*;
 use crate::model::clock::{ClockKind, ClockState, SlaClock};
 use crate::model::{DeliveryStatus, Priority, Status};
@@ -528,4 +528,221 @@ async fn event_deliveries_go_in_order_per_conversation_and_a_disabled_subscripti
         (listed.active, listed.disabled_reason.as_deref()),
         (false, Some("the receiver answered 410"))
     );
+}
+
+/// Ada's conversation with a file she sent, an event with her words in it, and a reply
+/// queued to her; Bob's conversation beside it, holding the same file.
+async fn ada_and_bob(store: &TestStore) -> (Seeded, Seeded) {
+    let ada = store
+        .converse("ada", "Unique phrase zebra-quartz", Some("Hi Ada"), NOW)
+        .await;
+    let bob = store.converse("bob", "Hello from Bob", None, NOW).await;
+    let (ada_message, bob_message, ada_conversation) = (ada.message_id, bob.message_id, ada.conversation_id);
+    store
+        .store
+        .unit(move |tx| {
+            let invoice = NewAttachment {
+                filename: "invoice.pdf",
+                content_type: "application/pdf",
+                data: b"%PDF shared bytes",
+            };
+            let own = NewAttachment {
+                filename: "passport.png",
+                content_type: "image/png",
+                data: b"ada's own bytes",
+            };
+            tx.insert_attachment(ada_message, invoice, NOW)?;
+            tx.insert_attachment(ada_message, own, NOW)?;
+            tx.insert_attachment(bob_message, invoice, NOW)?;
+            let data = serde_json::json!({"summary": "zebra-quartz", "kind": "functional"});
+            tx.insert_event(
+                &EventRow {
+                    conversation_id: ada_conversation,
+                    kind: "conversation.escalated",
+                    actor_kind: crate::model::ActorKind::System,
+                    actor_id: None,
+                    data: &data,
+                },
+                NOW,
+            )
+        })
+        .await
+        .unwrap();
+    (ada, bob)
+}
+
+#[tokio::test]
+async fn an_export_holds_the_contacts_messages_files_and_events_and_nobody_elses() {
+    let store = testing::with_shop().await;
+    let (ada, _) = ada_and_bob(&store).await;
+    let contact = ada.contact_id;
+    let export = store
+        .store
+        .unit(move |tx| tx.contact_export(contact))
+        .await
+        .unwrap()
+        .expect("ada exists");
+    assert_eq!(export.contact.id, contact);
+    assert_eq!(export.identities.len(), 1);
+    assert_eq!(export.identities[0].external_id, "ada");
+    assert_eq!(export.conversations.len(), 1, "bob's conversation is not hers");
+    let conversation = &export.conversations[0];
+    let texts: Vec<&str> = conversation.messages.iter().map(|m| m.text.as_str()).collect();
+    assert_eq!(texts, ["Unique phrase zebra-quartz", "Hi Ada"]);
+    let files: Vec<(&str, &[u8])> = conversation.messages[0]
+        .attachments
+        .iter()
+        .map(|a| (a.filename.as_str(), a.data.as_slice()))
+        .collect();
+    assert_eq!(
+        files,
+        [
+            ("invoice.pdf", &b"%PDF shared bytes"[..]),
+            ("passport.png", b"ada's own bytes")
+        ]
+    );
+    assert_eq!(conversation.events.len(), 1);
+    assert_eq!(conversation.events[0].data["summary"], "zebra-quartz");
+    let nobody = store.store.unit(|tx| tx.contact_export(999_999)).await.unwrap();
+    assert_eq!(nobody, None);
+}
+
+#[tokio::test]
+async fn erasing_leaves_an_anonymous_shell_that_still_counts_and_spares_other_contacts_files() {
+    let store = testing::with_shop().await;
+    let (ada, bob) = ada_and_bob(&store).await;
+    let waiting_before = store.queries.team_counts().await.unwrap()[0].waiting;
+    let (contact, conversation) = (ada.contact_id, ada.conversation_id);
+    let (erased, identities) = store
+        .store
+        .unit(move |tx| {
+            let erased = tx.erase_conversation_content(conversation, NOW + 1)?;
+            Ok::<_, StoreError>((erased, tx.erase_contact_record(contact, NOW + 1)?))
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        erased,
+        ErasedContent {
+            messages: 2,
+            attachments: 2,
+            queued_dropped: 1,
+            event_deliveries_dropped: 0
+        }
+    );
+    assert_eq!(identities, 1);
+    assert_eq!(
+        store.store.unit(move |tx| tx.contact_erased_at(contact)).await.unwrap(),
+        Some(Some(NOW + 1))
+    );
+    let export = store
+        .store
+        .unit(move |tx| tx.contact_export(contact))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(export.contact.name, None);
+    assert_eq!(
+        export.identities[0].external_id,
+        format!("erased:{}", export.identities[0].id)
+    );
+    let shell = &export.conversations[0];
+    assert!(shell.erased_at.is_some());
+    assert!(
+        shell
+            .messages
+            .iter()
+            .all(|m| m.text.is_empty() && m.attachments.is_empty())
+    );
+    assert_eq!(shell.messages.len(), 2, "the messages stay as counted shells");
+    // Nothing of hers is found by her channel id any more, nothing queued leaves to her.
+    let shop = store.shop.id;
+    assert_eq!(
+        store.store.unit(move |tx| tx.identity(shop, "ada")).await.unwrap(),
+        None
+    );
+    assert!(
+        claim(&store, NOW + 2, 10, plan(vec![], vec![], 10)).await.is_empty(),
+        "her queued reply was dropped"
+    );
+    assert_eq!(
+        store.queries.team_counts().await.unwrap()[0].waiting,
+        waiting_before,
+        "the open conversation still counts in its team's queue"
+    );
+    // The file bob also holds stays for him; hers alone is gone.
+    let bob_contact = bob.contact_id;
+    let bob_export = store
+        .store
+        .unit(move |tx| tx.contact_export(bob_contact))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        bob_export.conversations[0].messages[0].attachments[0].data,
+        b"%PDF shared bytes"
+    );
+}
+
+#[tokio::test]
+async fn retention_finds_finished_conversations_past_the_age_oldest_first_and_not_twice() {
+    let store = testing::with_shop().await;
+    let old = store.converse("ada", "old", None, NOW).await.conversation_id;
+    let older = store.converse("bob", "older", None, NOW).await.conversation_id;
+    let open = store.converse("cy", "still open", None, NOW).await.conversation_id;
+    let recent = store.converse("dee", "recent", None, NOW).await.conversation_id;
+    let resolve = |id: i64, at: i64| {
+        let store = Arc::clone(&store.store);
+        async move {
+            let patch = ConversationPatch {
+                status: Some(Status::Resolved),
+                resolved_at: Some(Some(at)),
+                ..ConversationPatch::default()
+            };
+            store.unit(move |tx| tx.update_conversation(id, &patch)).await.unwrap()
+        }
+    };
+    resolve(old, NOW + 2_000).await;
+    resolve(older, NOW + 1_000).await;
+    resolve(recent, NOW + 9_000).await;
+    let due = store.store.unit(|tx| tx.retention_due(NOW + 5_000, 10)).await.unwrap();
+    let ids: Vec<i64> = due.iter().map(|(id, _)| *id).collect();
+    assert_eq!(
+        ids,
+        [older, old],
+        "finished before the age, oldest first; not {open} or {recent}"
+    );
+    store
+        .store
+        .unit(move |tx| tx.erase_conversation_content(older, NOW + 6_000))
+        .await
+        .unwrap();
+    let again = store.store.unit(|tx| tx.retention_due(NOW + 5_000, 10)).await.unwrap();
+    assert_eq!(again.iter().map(|(id, _)| *id).collect::<Vec<_>>(), [old]);
+}
+
+#[tokio::test]
+async fn the_audit_trail_takes_a_row_per_action() {
+    let store = testing::with_shop().await;
+    let contact = store.converse("ada", "hi", None, NOW).await.contact_id;
+    let ids = store
+        .store
+        .unit(move |tx| {
+            let details = serde_json::json!({"conversations": 1});
+            let record = |action| PrivacyRecord {
+                contact_id: contact,
+                action,
+                actor_kind: crate::model::ActorKind::Agent,
+                actor_id: Some(1),
+                reason: Some("ticket 7"),
+                details: &details,
+            };
+            Ok::<_, StoreError>((
+                tx.insert_privacy_record(&record("export"), NOW)?,
+                tx.insert_privacy_record(&record("erase"), NOW)?,
+            ))
+        })
+        .await
+        .unwrap();
+    assert!(ids.1 > ids.0);
 }

@@ -77,6 +77,10 @@ pub trait Store: Send + Sync + 'static {
     async fn next_sla_fire(&self) -> StoreResult<Option<i64>>;
     /// Where a connector stands in its source (see migration 0004).
     async fn channel_cursor(&self, inbox_id: i64, name: &str) -> StoreResult<Option<String>>;
+    /// Makes what the units of work before this call deleted or overwrote unreadable in
+    /// the backend's files (an erasure): SQLite copies the WAL, which holds the pages'
+    /// earlier versions, into the database and truncates it.
+    async fn scrub(&self) -> StoreResult<()>;
 }
 
 impl dyn Store {

@@ -7,7 +7,7 @@ use std::collections::{BTreeMap, HashMap};
 use serde_json::Value;
 use switchboard_connector_core::{ChannelKind, OutboundMessage, Receipt};
 
-use crate::model::{ActorKind, DeliveryStatus, Direction, MessageKind, Priority, Role, Status};
+use crate::model::{ActorKind, DeliveryStatus, Direction, MessageKind, Priority, Role, Status, Timestamp};
 
 /// A configured team, as the store is told about it at start.
 #[derive(Debug, Clone)]
@@ -474,4 +474,140 @@ pub enum Waiting {
     All,
     /// Queued events but a test `ping`, which was asked for while disabled.
     ExceptPings,
+}
+
+/// Everything stored about one contact, as their export hands it over
+/// (`domain::privacy`): what the person told us, what we answered and noted, and what
+/// happened to their conversations.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct ContactExport {
+    pub contact: ContactDump,
+    pub identities: Vec<IdentityDump>,
+    pub conversations: Vec<ConversationDump>,
+}
+
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct ContactDump {
+    pub id: i64,
+    pub name: Option<String>,
+    pub email: Option<String>,
+    pub language: Option<String>,
+    pub value_tier: Option<String>,
+    pub flags: Value,
+    pub metadata: Value,
+    pub created_at: Timestamp,
+    pub updated_at: Timestamp,
+    pub updates_opted_out_at: Option<Timestamp>,
+    pub erased_at: Option<Timestamp>,
+}
+
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct IdentityDump {
+    pub id: i64,
+    pub inbox: String,
+    pub channel: String,
+    pub external_id: String,
+    pub created_at: Timestamp,
+    pub unreachable_reason: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct ConversationDump {
+    pub id: i64,
+    pub inbox: String,
+    pub channel: String,
+    pub subject: Option<String>,
+    pub thread_key: Option<String>,
+    pub status: String,
+    pub priority: String,
+    pub team: Option<String>,
+    pub labels: Value,
+    pub language: Option<String>,
+    pub csat_score: Option<i64>,
+    pub csat_comment: Option<String>,
+    pub created_at: Timestamp,
+    pub resolved_at: Option<Timestamp>,
+    pub erased_at: Option<Timestamp>,
+    pub messages: Vec<MessageDump>,
+    pub events: Vec<EventDump>,
+}
+
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct MessageDump {
+    pub id: i64,
+    pub direction: String,
+    pub kind: String,
+    pub author_kind: String,
+    pub author_id: Option<i64>,
+    pub text: String,
+    pub html: Option<String>,
+    pub external_id: Option<String>,
+    pub language: Option<String>,
+    pub metadata: Option<Value>,
+    pub created_at: Timestamp,
+    pub attachments: Vec<AttachmentDump>,
+}
+
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct AttachmentDump {
+    pub id: i64,
+    pub filename: String,
+    pub content_type: String,
+    pub size: i64,
+    pub sha256: String,
+    /// The bytes go into the archive beside the JSON, not into it.
+    #[serde(skip)]
+    pub data: Vec<u8>,
+}
+
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct EventDump {
+    pub id: i64,
+    pub kind: String,
+    pub actor_kind: String,
+    pub actor_id: Option<i64>,
+    pub data: Value,
+    pub created_at: Timestamp,
+}
+
+/// A stored event's data, for redaction.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoredEvent {
+    pub id: i64,
+    pub kind: String,
+    pub data: Value,
+}
+
+/// What erasing one conversation's content removed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct ErasedContent {
+    /// Messages whose text, HTML, channel id and details were removed.
+    pub messages: u64,
+    pub attachments: u64,
+    /// Outbound messages still queued (or in flight) that will not be sent.
+    pub queued_dropped: u64,
+    /// Event deliveries to subscribers (sent or not) whose payloads carried the content.
+    pub event_deliveries_dropped: u64,
+}
+
+impl ErasedContent {
+    pub fn add(&mut self, other: ErasedContent) {
+        self.messages += other.messages;
+        self.attachments += other.attachments;
+        self.queued_dropped += other.queued_dropped;
+        self.event_deliveries_dropped += other.event_deliveries_dropped;
+    }
+}
+
+/// A row of the privacy audit trail: who exported or erased which contact, when and
+/// why. Never the person's data: the contact by id, counts in `details`.
+#[derive(Debug, Clone)]
+pub struct PrivacyRecord<'a> {
+    pub contact_id: i64,
+    /// `export`, `erase` or `retention`.
+    pub action: &'a str,
+    pub actor_kind: ActorKind,
+    pub actor_id: Option<i64>,
+    pub reason: Option<&'a str>,
+    pub details: &'a Value,
 }

@@ -169,7 +169,38 @@ pub trait SubscriptionTx {
     fn release_events(&mut self, now: i64) -> StoreResult<u64>;
 }
 
-/// One unit of work: everything the rules do to the store, applied whole or not at all.
-pub trait Tx: CatalogTx + ContactTx + ConversationTx + MessageTx + ClockTx + OutboxTx + SubscriptionTx {}
+/// A person's data: handed over whole, or erased while their conversations stay counted.
+pub trait PrivacyTx {
+    /// Everything stored about the contact, attachments with their bytes; `None`: no
+    /// such contact.
+    fn contact_export(&mut self, contact_id: i64) -> StoreResult<Option<ContactExport>>;
+    /// `None`: no such contact; `Some(None)`: not erased; `Some(Some(at))`: erased then.
+    fn contact_erased_at(&mut self, contact_id: i64) -> StoreResult<Option<Option<i64>>>;
+    /// The contact's conversations, oldest first: `(id, erased)`.
+    fn contact_conversations(&mut self, contact_id: i64) -> StoreResult<Vec<(i64, bool)>>;
+    fn conversation_events(&mut self, conversation_id: i64) -> StoreResult<Vec<StoredEvent>>;
+    fn set_event_data(&mut self, event_id: i64, data: &serde_json::Value) -> StoreResult<()>;
+    /// Takes the person's content out of a conversation and keeps its shell (status,
+    /// team, priority, times, clocks, CSAT score): messages' text, HTML, channel ids
+    /// and details emptied; attachments removed (a file's bytes when no other message
+    /// holds them); its outbox rows and event deliveries dropped; subject, thread key,
+    /// CSAT comment and escalation summary cleared; follow-ups dropped, clocks stopped.
+    /// Events' data is the rules' to redact ([`PrivacyTx::set_event_data`]).
+    fn erase_conversation_content(&mut self, conversation_id: i64, now: i64) -> StoreResult<ErasedContent>;
+    /// Blanks the contact (name, email, tier, flags, attributes, opt-out) and replaces
+    /// each identity's channel id by `erased:<identity id>`, so no channel finds the
+    /// person here again; returns how many identities there were.
+    fn erase_contact_record(&mut self, contact_id: i64, now: i64) -> StoreResult<u64>;
+    fn insert_privacy_record(&mut self, record: &PrivacyRecord<'_>, now: i64) -> StoreResult<i64>;
+    /// Resolved or closed conversations not erased whose end (resolution, else last
+    /// change) is before `before`, oldest first: `(conversation, contact)`.
+    fn retention_due(&mut self, before: i64, limit: u32) -> StoreResult<Vec<(i64, i64)>>;
+}
 
-impl<T: CatalogTx + ContactTx + ConversationTx + MessageTx + ClockTx + OutboxTx + SubscriptionTx> Tx for T {}
+/// One unit of work: everything the rules do to the store, applied whole or not at all.
+pub trait Tx:
+    CatalogTx + ContactTx + ConversationTx + MessageTx + ClockTx + OutboxTx + SubscriptionTx + PrivacyTx
+{
+}
+
+impl<T: CatalogTx + ContactTx + ConversationTx + MessageTx + ClockTx + OutboxTx + SubscriptionTx + PrivacyTx> Tx for T {}

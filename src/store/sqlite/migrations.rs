@@ -58,6 +58,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "health probe",
         include_str!("../../../migrations/0010_health_probe.sql"),
     ),
+    (11, "privacy", include_str!("../../../migrations/0011_privacy.sql")),
 ];
 
 #[derive(Debug)]

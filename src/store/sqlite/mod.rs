@@ -127,4 +127,8 @@ impl Store for SqliteStore {
     async fn channel_cursor(&self, inbox_id: i64, name: &str) -> StoreResult<Option<String>> {
         queries::channel_cursor(&self.reader, inbox_id, name).await
     }
+
+    async fn scrub(&self) -> StoreResult<()> {
+        self.writer.checkpoint().await
+    }
 }

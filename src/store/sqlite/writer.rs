@@ -72,9 +72,17 @@ where
     }
 }
 
+/// What the writer thread is asked to do.
+enum Request {
+    Write(Box<dyn Job>),
+    /// Copy the WAL into the database and truncate it, between two groups; answered
+    /// with the checkpoint's outcome.
+    Checkpoint(tokio::sync::oneshot::Sender<StoreResult<()>>),
+}
+
 pub struct Writer {
     /// Dropped first on close: the thread finishes the queued jobs and ends.
-    jobs: Option<mpsc::Sender<Box<dyn Job>>>,
+    jobs: Option<mpsc::Sender<Request>>,
     /// Joined on drop, so the connection is closed (and the WAL checkpointed) before
     /// the process exits.
     thread: Mutex<Option<JoinHandle<()>>>,
@@ -87,6 +95,9 @@ impl Writer {
         connection.pragma_update(None, "journal_mode", "WAL")?;
         connection.pragma_update(None, "synchronous", "FULL")?;
         connection.pragma_update(None, "foreign_keys", "ON")?;
+        // An erased person's text must not stay readable in freed cells and pages of the
+        // file (docs/PRIVACY.md): SQLite then overwrites what it deletes with zeros.
+        connection.pragma_update(None, "secure_delete", "ON")?;
         // The checkpoint runs here, between two groups, when no write is appending to
         // the WAL: so it can copy every frame and the WAL starts over instead of growing.
         // (On a thread of its own it raced the writer and the WAL grew past 1 GiB in
@@ -120,7 +131,10 @@ impl Writer {
             result: None,
             reply,
         });
-        let queued = self.jobs.as_ref().is_some_and(|jobs| jobs.send(job).is_ok());
+        let queued = self
+            .jobs
+            .as_ref()
+            .is_some_and(|jobs| jobs.send(Request::Write(job)).is_ok());
         async move {
             // Stopping: another daemon, or this one after its restart, takes the write.
             let stopped = || E::from(StoreError::transient("the database writer has stopped"));
@@ -129,6 +143,43 @@ impl Writer {
             }
             answer.await.map_err(|_| stopped())?
         }
+    }
+}
+
+impl Writer {
+    /// Copies the WAL into the database file and truncates it, after the writes queued
+    /// before this call commit. The WAL holds earlier versions of pages: after an
+    /// erasure they would still carry the person's data until SQLite reused them.
+    pub async fn checkpoint(&self) -> StoreResult<()> {
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        let queued = self
+            .jobs
+            .as_ref()
+            .is_some_and(|jobs| jobs.send(Request::Checkpoint(reply)).is_ok());
+        let stopped = || StoreError::transient("the database writer has stopped");
+        if !queued {
+            return Err(stopped());
+        }
+        answer.await.map_err(|_| stopped())?
+    }
+}
+
+/// A full checkpoint that truncates the WAL. Readers still on an older snapshot keep
+/// frames alive (SQLite answers busy, not an error): tried again while the busy
+/// timeout lasts.
+fn truncate_wal(connection: &Connection) -> StoreResult<()> {
+    let deadline = std::time::Instant::now() + BUSY_TIMEOUT;
+    loop {
+        let busy: i64 = connection.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |row| row.get(0))?;
+        if busy == 0 {
+            return Ok(());
+        }
+        if std::time::Instant::now() >= deadline {
+            return Err(StoreError::transient(
+                "the WAL could not be truncated: readers held it for the whole busy timeout",
+            ));
+        }
+        std::thread::sleep(Duration::from_millis(10));
     }
 }
 
@@ -146,12 +197,25 @@ impl Drop for Writer {
     }
 }
 
-fn run(mut connection: Connection, queue: mpsc::Receiver<Box<dyn Job>>) {
+fn run(mut connection: Connection, queue: mpsc::Receiver<Request>) {
     while let Ok(first) = queue.recv() {
-        let mut batch = vec![first];
+        let mut batch = match first {
+            Request::Write(job) => vec![job],
+            Request::Checkpoint(reply) => {
+                let _ = reply.send(truncate_wal(&connection));
+                continue;
+            }
+        };
+        // A checkpoint asked for while the group gathers runs right after its commit, so
+        // it covers every write queued before it.
+        let mut checkpoint = None;
         while batch.len() < MAX_BATCH {
             match queue.try_recv() {
-                Ok(job) => batch.push(job),
+                Ok(Request::Write(job)) => batch.push(job),
+                Ok(Request::Checkpoint(reply)) => {
+                    checkpoint = Some(reply);
+                    break;
+                }
                 Err(_) => break,
             }
         }
@@ -167,6 +231,9 @@ fn run(mut connection: Connection, queue: mpsc::Receiver<Box<dyn Job>>) {
         }
         for job in batch {
             job.answer(committed.as_ref().map(|_| ()));
+        }
+        if let Some(reply) = checkpoint {
+            let _ = reply.send(truncate_wal(&connection));
         }
     }
     // Closing checkpoints the WAL only when no other connection is open, and the read

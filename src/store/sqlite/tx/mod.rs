@@ -8,6 +8,7 @@ mod contacts;
 mod conversations;
 mod messages;
 mod outbox;
+mod privacy;
 mod subscriptions;
 
 use rusqlite::Connection;
