@@ -182,6 +182,7 @@ pub async fn run_with_clock(
             handle: Arc::clone(&scheduler),
             outbox_wakeup: Arc::clone(&outbox_wakeup),
             events_wakeup: Arc::clone(&events_wakeup),
+            retention: settings.privacy.erase_resolved_after,
         }
         .run(scheduler_shutdown.clone()),
     );

@@ -310,6 +310,7 @@ fn start_scheduler(
             handle: Arc::clone(&handle),
             outbox_wakeup: Arc::new(tokio::sync::Notify::new()),
             events_wakeup: Arc::new(tokio::sync::Notify::new()),
+            retention: None,
         }
         .run(shutdown.clone()),
     );

@@ -26,6 +26,7 @@ use crate::domain::desk::Desk;
 use crate::domain::desk::config::{
     BusinessHoursConfig, SlaConfig, SlaPolicyConfig, TeamConfig, TeamSettings, validate_desk, validate_teams,
 };
+use crate::domain::privacy::config::{PrivacyConfig, PrivacySettings};
 use crate::domain::router::Router;
 use crate::domain::router::config::{RoutingConfig, RuleConfig, validate_rules};
 use crate::domain::updates::config::{CsatConfig, UpdatesConfig, validate_updates};
@@ -64,6 +65,9 @@ pub struct RawConfig {
     /// Where event subscriptions may deliver.
     #[serde(default)]
     pub subscriptions: SubscriptionsConfig,
+    /// The retention policy: finished conversations erased past an age.
+    #[serde(default)]
+    pub privacy: PrivacyConfig,
     /// The default team and the languages detection chooses among.
     pub routing: RoutingConfig,
     /// Team queues by key (`[teams.billing]`).
@@ -150,6 +154,7 @@ pub struct Settings {
     pub router: Arc<Router>,
     pub desk: Arc<Desk>,
     pub subscriptions: SubscriptionSettings,
+    pub privacy: PrivacySettings,
 }
 
 impl Settings {
@@ -280,6 +285,7 @@ impl RawConfig {
             updates,
         )?;
         let subscriptions = self.subscriptions.validate()?;
+        let privacy = self.privacy.validate()?;
 
         Ok(Settings {
             listen,
@@ -294,6 +300,7 @@ impl RawConfig {
             router: Arc::new(router),
             desk: Arc::new(desk),
             subscriptions,
+            privacy,
         })
     }
 }

@@ -48,6 +48,17 @@ pub fn may_manage_subscriptions(caller: &Caller) -> DeskResult<()> {
     Err(DeskError::Forbidden("only admins manage subscriptions".into()))
 }
 
+/// A person's whole record leaves the desk (export) or is destroyed (erasure): admins
+/// only, like the subscriptions that send data elsewhere.
+pub fn may_handle_personal_data(caller: &Caller) -> DeskResult<()> {
+    if caller.role == Role::Admin {
+        return Ok(());
+    }
+    Err(DeskError::Forbidden(
+        "only admins export or erase a contact's data".into(),
+    ))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -227,6 +227,11 @@ pub enum DomainEvent {
         event: UpdateEvent,
         error: String,
     },
+    /// The person's content left the conversation; its shell stays for the figures.
+    Erased {
+        /// Their erasure was asked for, or the retention policy's age passed.
+        retention: bool,
+    },
 }
 
 impl DomainEvent {
@@ -250,6 +255,7 @@ impl DomainEvent {
             DomainEvent::DeliveryDelayed { .. } => "delivery.delayed",
             DomainEvent::DeliveryRetried { .. } => "delivery.retried",
             DomainEvent::StatusUpdateFailed { .. } => "status_update.failed",
+            DomainEvent::Erased { .. } => "conversation.erased",
         }
     }
 
@@ -327,6 +333,9 @@ impl DomainEvent {
                 attempts_before,
             } => json!({"message_id": message_id, "delivery_id": delivery_id, "attempts_before": attempts_before}),
             DomainEvent::StatusUpdateFailed { event, error } => json!({"event": event.as_str(), "error": error}),
+            DomainEvent::Erased { retention } => {
+                json!({"cause": if *retention { "retention" } else { "erasure" }})
+            }
         }
     }
 
@@ -353,7 +362,9 @@ impl DomainEvent {
             | DomainEvent::DeliveryFailed { .. }
             | DomainEvent::DeliveryDelayed { .. }
             | DomainEvent::DeliveryRetried { .. }
-            | DomainEvent::StatusUpdateFailed { .. } => None,
+            | DomainEvent::StatusUpdateFailed { .. }
+            // Subscribers hear `contact.erased` once per person instead (domain/privacy.rs).
+            | DomainEvent::Erased { .. } => None,
         }
     }
 
@@ -396,13 +407,15 @@ pub enum EventType {
     SlaBreached,
     ConversationResolved,
     CsatReceived,
+    /// A person's data was erased (on request or by the retention policy).
+    ContactErased,
     /// The test event an admin sends (`POST /api/v1/subscriptions/{id}/ping`).
     Ping,
 }
 
 impl EventType {
     /// The types a subscription may list (`ping` goes to every subscription on request).
-    pub const SUBSCRIBABLE: [EventType; 8] = [
+    pub const SUBSCRIBABLE: [EventType; 9] = [
         EventType::ConversationCreated,
         EventType::MessageCreated,
         EventType::ConversationAssigned,
@@ -411,6 +424,7 @@ impl EventType {
         EventType::SlaBreached,
         EventType::ConversationResolved,
         EventType::CsatReceived,
+        EventType::ContactErased,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -423,6 +437,7 @@ impl EventType {
             EventType::SlaBreached => "sla.breached",
             EventType::ConversationResolved => "conversation.resolved",
             EventType::CsatReceived => "csat.received",
+            EventType::ContactErased => "contact.erased",
             EventType::Ping => "ping",
         }
     }
@@ -522,7 +537,7 @@ pub fn message_created(tx: &mut dyn Tx, news: &MessageNews<'_>, now: i64) -> Des
 
 /// Queues `event_type` for every active subscription that asked for it. Costs one
 /// lookup of a small table when nobody subscribed.
-fn fan_out(
+pub(crate) fn fan_out(
     tx: &mut dyn Tx,
     event_type: EventType,
     conversation_id: Option<i64>,

@@ -15,6 +15,7 @@
 //! - [`updates`]: status updates: events, templates, and the rules that send them.
 //! - [`deliveries`]: what a send's outcome does; subscriptions' lifecycle.
 //! - [`catalog`]: the configured teams and inboxes made to exist.
+//! - [`privacy`]: a contact's export and erasure, and the retention policy.
 //! - [`service`]: the operations above, each one unit of work, as callers use them.
 //! - [`explain`]: `route explain`, a sample message through router and desk.
 
@@ -29,6 +30,7 @@ pub mod explain;
 pub mod ingest;
 pub mod language;
 pub mod lifecycle;
+pub mod privacy;
 pub mod queues;
 pub mod router;
 pub mod service;

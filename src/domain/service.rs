@@ -9,11 +9,15 @@ use switchboard_connector_core::InboundMessage;
 use crate::domain::clocks::{self, FireOutcome};
 use crate::domain::desk::Desk;
 use crate::domain::escalation::{self, Escalation};
+use crate::domain::events::Actor;
 use crate::domain::ingest::{self, IngestContext, IngestOutcome};
 use crate::domain::lifecycle::{self, ConversationChanges, NewAgentMessage};
+use crate::domain::privacy::{self, Erasure, RetentionOutcome};
 use crate::domain::updates::send as updates;
 use crate::domain::{DeskError, DeskResult, catalog, deliveries, queues};
-use crate::store::{Catalog, IdentityRef, InboxSpec, NewAgent, NewSubscription, Store, Subscription, TeamSpec};
+use crate::store::{
+    Catalog, ContactExport, IdentityRef, InboxSpec, NewAgent, NewSubscription, Store, Subscription, TeamSpec,
+};
 
 /// The store and the policies its rules run with.
 #[derive(Clone)]
@@ -188,5 +192,45 @@ impl Service {
                 updates::record_csat(tx, &desk, conversation_id, score, comment.as_deref(), "email_link", now)
             })
             .await
+    }
+
+    /// Everything stored about a contact, the export recorded in the audit trail in the
+    /// same unit of work (see [`privacy::export`]).
+    pub async fn export_contact(&self, contact_id: i64, actor: Actor, now: i64) -> DeskResult<ContactExport> {
+        self.store
+            .unit(move |tx| privacy::export(tx, contact_id, actor, now))
+            .await
+    }
+
+    /// Erases a contact (see [`privacy::erase_contact`]); once committed, has the store
+    /// scrub its files so nothing of the person stays readable there.
+    pub async fn erase_contact(&self, contact_id: i64, actor: Actor, reason: &str, now: i64) -> DeskResult<Erasure> {
+        let reason = privacy::reason(reason)?;
+        let mut erasure = self
+            .store
+            .unit(move |tx| privacy::erase_contact(tx, contact_id, actor, &reason, false, now))
+            .await?;
+        // The erasure stands either way; a failed scrub is said, not hidden, and the
+        // writer's next checkpoint (or the next erasure) finishes it.
+        if let Err(err) = self.store.scrub().await {
+            tracing::error!(%err, contact_id, "erased, but the WAL could not be truncated yet");
+            erasure.scrubbed = false;
+        }
+        Ok(erasure)
+    }
+
+    /// Erases up to `limit` finished conversations that ended before `before` (see
+    /// [`privacy::sweep`]), and scrubs the store's files when it erased any.
+    pub async fn sweep_retention(&self, before: i64, limit: u32, now: i64) -> DeskResult<RetentionOutcome> {
+        let outcome = self
+            .store
+            .unit(move |tx| privacy::sweep(tx, before, limit, now))
+            .await?;
+        if outcome.conversations > 0
+            && let Err(err) = self.store.scrub().await
+        {
+            tracing::error!(%err, "retention erased conversations, but the WAL could not be truncated yet");
+        }
+        Ok(outcome)
     }
 }

@@ -5,6 +5,10 @@
 //!
 //! Deadlines are stored, so a restart loses none: what fell due while the daemon was
 //! down fires at start, once (firing and its actions commit together).
+//!
+//! It also runs the retention policy (`[privacy] erase_resolved_after`): at start and
+//! then once a day of its clock, finished conversations past the age are erased. Driven
+//! by the same injected clock, so tests move a day by setting the time.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
@@ -25,6 +29,8 @@ const BATCH: u32 = 256;
 const MAX_SLEEP_MS: i64 = 15 * 60 * 1000;
 /// The wait before trying again after the store failed.
 const RETRY_AFTER_FAILURE: Duration = Duration::from_secs(1);
+/// How often the retention policy runs.
+const RETENTION_EVERY_MS: i64 = 24 * 60 * 60 * 1000;
 
 /// How other tasks reach the scheduler, and what it has done.
 #[derive(Debug)]
@@ -36,6 +42,9 @@ pub struct SchedulerHandle {
     pub wakeups: AtomicU64,
     pub warnings: AtomicU64,
     pub breaches: AtomicU64,
+    /// Retention passes run, and conversations they erased.
+    pub retention_sweeps: AtomicU64,
+    pub retention_erased: AtomicU64,
 }
 
 impl Default for SchedulerHandle {
@@ -46,6 +55,8 @@ impl Default for SchedulerHandle {
             wakeups: AtomicU64::new(0),
             warnings: AtomicU64::new(0),
             breaches: AtomicU64::new(0),
+            retention_sweeps: AtomicU64::new(0),
+            retention_erased: AtomicU64::new(0),
         }
     }
 }
@@ -77,13 +88,22 @@ pub struct Scheduler {
     /// escalation, a reminder, an automatic close).
     pub outbox_wakeup: Arc<Notify>,
     /// Wakes the event dispatcher after a batch that may have told subscribers
-    /// (`sla.warning`, `sla.breached`).
+    /// (`sla.warning`, `sla.breached`, `contact.erased`).
     pub events_wakeup: Arc<Notify>,
+    /// `[privacy] erase_resolved_after`: `None`, no retention policy.
+    pub retention: Option<Duration>,
 }
 
 impl Scheduler {
     pub async fn run(self, shutdown: CancellationToken) {
+        // The first pass at start: a daemon restarted daily still erases.
+        let mut next_sweep = self.clock.now_ms();
         loop {
+            if let Some(age) = self.retention
+                && self.clock.now_ms() >= next_sweep
+            {
+                next_sweep = self.sweep(age).await;
+            }
             // While it fires and asks, every new deadline must wake it again: what it
             // reads may predate that commit.
             self.handle.planned.store(i64::MIN, Ordering::Relaxed);
@@ -106,12 +126,49 @@ impl Scheduler {
                         .saturating_add(RETRY_AFTER_FAILURE.as_millis() as i64)
                 }
             };
+            let wake_at = if self.retention.is_some() {
+                wake_at.min(next_sweep)
+            } else {
+                wake_at
+            };
             tokio::select! {
                 () = shutdown.cancelled() => return,
                 () = self.clock.sleep_until(wake_at) => {}
                 () = self.handle.wakeup.notified() => {}
             }
             self.handle.wakeups.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// Erases what the retention policy says is due, a batch per transaction; returns
+    /// when the next pass is due (sooner after a failure).
+    async fn sweep(&self, age: Duration) -> i64 {
+        loop {
+            let now = self.clock.now_ms();
+            let before = now.saturating_sub(i64::try_from(age.as_millis()).unwrap_or(i64::MAX));
+            match self.service.sweep_retention(before, BATCH, now).await {
+                Ok(outcome) => {
+                    self.handle
+                        .retention_erased
+                        .fetch_add(u64::from(outcome.conversations), Ordering::Relaxed);
+                    if outcome.conversations > 0 {
+                        tracing::info!(
+                            conversations = outcome.conversations,
+                            contacts = outcome.contacts,
+                            "retention policy erased finished conversations"
+                        );
+                        self.events_wakeup.notify_one();
+                    }
+                    if outcome.conversations < BATCH {
+                        self.handle.retention_sweeps.fetch_add(1, Ordering::Relaxed);
+                        return now.saturating_add(RETENTION_EVERY_MS);
+                    }
+                }
+                Err(err) => {
+                    tracing::error!(%err, "retention policy: the store failed; trying again");
+                    return now.saturating_add(RETRY_AFTER_FAILURE.as_millis() as i64);
+                }
+            }
         }
     }
 
