@@ -1,5 +1,6 @@
 //! The `switchboard` command: `serve` runs the daemon; `check-config`, `agent add`,
-//! `agent list` and `route explain` are the operator's tools around it.
+//! `agent list`, `route explain`, `contact export` and `contact erase` are the
+//! operator's tools around it.
 
 use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
@@ -40,6 +41,31 @@ enum Command {
     /// Try routing rules.
     #[command(subcommand)]
     Route(RouteCommand),
+    /// A contact's personal data (docs/PRIVACY.md).
+    #[command(subcommand)]
+    Contact(ContactCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum ContactCommand {
+    /// Write everything stored about the contact to a .tar.gz archive (contact.json and
+    /// the attachments); recorded in the audit trail.
+    Export {
+        /// The contact's id (`contact.id` in the API's conversations).
+        id: i64,
+        /// The archive to write; an existing file is not overwritten.
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Erase the contact: messages, files and identities removed, queued messages to
+    /// them dropped, conversations kept as anonymous shells for the figures. Prints what
+    /// was erased as JSON.
+    Erase {
+        id: i64,
+        /// Why, for the audit trail: a request or ticket reference, no personal data.
+        #[arg(long)]
+        reason: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -105,6 +131,7 @@ fn main() -> ExitCode {
         Command::Serve => serve(settings),
         Command::Agent(command) => runtime().and_then(|runtime| runtime.block_on(agent(settings, command))),
         Command::Route(RouteCommand::Explain { message, json }) => explain(&settings, &message, json),
+        Command::Contact(command) => runtime().and_then(|runtime| runtime.block_on(contact(settings, command))),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -246,6 +273,53 @@ async fn agent(settings: Settings, command: AgentCommand) -> anyhow::Result<()> 
                     agent.open_conversations
                 );
             }
+        }
+    }
+    Ok(())
+}
+
+async fn contact(settings: Settings, command: ContactCommand) -> anyhow::Result<()> {
+    let clock = SystemClock;
+    // The operator at the console: the audit trail records the desk itself as the actor,
+    // with the reason they give.
+    let actor = switchboard::domain::events::Actor::SYSTEM;
+    match command {
+        ContactCommand::Export { id, out } => {
+            // Refused before the store is touched, so a mistyped path records no export.
+            let mut file = std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .open(&out)
+                .with_context(|| format!("creating --out {} (an existing file is not overwritten)", out.display()))?;
+            let opened = server::open(&settings, &clock).await?;
+            let now = clock.now_ms();
+            let export = match opened.service.export_contact(id, actor, now).await {
+                Ok(export) => export,
+                Err(err) => {
+                    drop(file);
+                    let _ = std::fs::remove_file(&out);
+                    return Err(err.into());
+                }
+            };
+            let counts = switchboard::domain::privacy::archive::counts(&export);
+            let bytes = switchboard::domain::privacy::archive::archive(&export, now).context("building the archive")?;
+            file.write_all(&bytes)
+                .and_then(|()| file.sync_all())
+                .with_context(|| format!("writing --out {}", out.display()))?;
+            eprintln!(
+                "exported contact {id}: {} conversations, {} messages, {} attachments, {} events ({} bytes) to {}",
+                counts.conversations,
+                counts.messages,
+                counts.attachments,
+                counts.events,
+                bytes.len(),
+                out.display()
+            );
+        }
+        ContactCommand::Erase { id, reason } => {
+            let opened = server::open(&settings, &clock).await?;
+            let erasure = opened.service.erase_contact(id, actor, &reason, clock.now_ms()).await?;
+            println!("{}", serde_json::to_string_pretty(&erasure)?);
         }
     }
     Ok(())

@@ -8,6 +8,7 @@ mod deliveries;
 pub mod door;
 mod error;
 mod hooks;
+mod privacy;
 pub mod serve;
 mod subscriptions;
 mod v1;

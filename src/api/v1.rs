@@ -68,6 +68,8 @@ pub fn router() -> Router<Arc<AppState>> {
             "/subscriptions/{id}/ping",
             axum::routing::post(super::subscriptions::ping),
         )
+        .route("/contacts/{id}/export", get(super::privacy::export))
+        .route("/contacts/{id}/erase", axum::routing::post(super::privacy::erase))
 }
 
 /// The agent a bearer token belongs to.
