@@ -7,5 +7,6 @@ mod door;
 mod email;
 mod harness;
 mod ingest;
+mod privacy;
 mod subscriptions;
 mod telegram;
