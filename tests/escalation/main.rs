@@ -403,6 +403,7 @@ fn count(conversation: &Value, kind: &str, clock: &str) -> usize {
 
 /// Monday 2026-11-30, 10:00 in Berlin.
 const MONDAY_10: &str = "2026-11-30T09:00:00Z";
+const DAY: i64 = 24 * 60 * 60 * 1000;
 
 #[tokio::test]
 async fn rules_set_team_priority_and_language_in_english_thai_and_arabic() {
@@ -1119,4 +1120,67 @@ async fn clocks_found_breached_together_escalate_once_and_an_answered_clock_stay
     assert_eq!(desk.events(late, "conversation.escalated", 1).await.len(), 1);
     let answered = desk.conversation(answered).await;
     assert_eq!(count(&answered, "sla.breached", "first_response"), 0);
+}
+
+/// The texts of a conversation's messages, as the API shows them.
+fn texts(conversation: &Value) -> Vec<String> {
+    conversation["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|message| message["text"].as_str().unwrap_or_default().to_owned())
+        .collect()
+}
+
+#[tokio::test]
+async fn retention_erases_what_was_resolved_longer_ago_than_the_policy_and_nothing_else() {
+    let setup = Setup {
+        updates: "[updates]\nevents = []\n\n[privacy]\nerase_resolved_after = \"30days\"".into(),
+        ..Setup::default()
+    };
+    let start = at(MONDAY_10);
+    let desk = Desk::start_with(start, &[("rui", "returns", Role::Admin, false)], &setup).await;
+    let old = desk
+        .customer("r1", "ada", "My old delivery zebra-old never came", json!({}))
+        .await;
+    let later = desk.customer("r2", "bob", "My delivery is late", json!({})).await;
+    let open = desk.customer("r3", "cy", "My delivery is lost", json!({})).await;
+    desk.patch(old, "rui", json!({"status": "resolved"})).await;
+    desk.clock.set(start + 10 * DAY);
+    desk.patch(later, "rui", json!({"status": "resolved"})).await;
+
+    // 31 days after the first was resolved: the day's pass erases it, and only it.
+    desk.clock.set(start + 31 * DAY);
+    let erased = desk.events(old, "conversation.erased", 1).await.remove(0);
+    assert_eq!(erased["data"]["cause"], "retention");
+    let shell = desk.conversation(old).await;
+    assert!(texts(&shell).iter().all(String::is_empty), "{:?}", texts(&shell));
+    assert_eq!(shell["status"], "resolved", "the shell keeps what the figures count");
+    assert_eq!(
+        shell["contact"]["name"],
+        Value::Null,
+        "ada had nothing else: erased whole"
+    );
+    assert!(shell["contact"]["external_id"].as_str().unwrap().starts_with("erased:"));
+    for id in [later, open] {
+        let kept = desk.conversation(id).await;
+        assert!(texts(&kept).iter().any(|text| text.contains("delivery")), "#{id} kept");
+    }
+
+    // Ten days later the second one's age has passed too.
+    desk.clock.set(start + 41 * DAY);
+    desk.events(later, "conversation.erased", 1).await;
+    let kept = desk.conversation(open).await;
+    assert_eq!(
+        texts(&kept)[0],
+        "My delivery is lost",
+        "an open conversation is never erased by age"
+    );
+    let kinds: Vec<&str> = kept["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|e| e["kind"].as_str())
+        .collect();
+    assert!(!kinds.contains(&"conversation.erased"), "{kinds:?}");
 }
