@@ -77,6 +77,13 @@ pub fn add_agent_message(tx: &mut dyn Tx, desk: &Desk, new: &NewAgentMessage) ->
             new.conversation_id
         )));
     }
+    // An erased person has no address left here; a reply would fail at the channel.
+    if !new.private && matches!(tx.contact_erased_at(conversation.contact_id)?, Some(Some(_))) {
+        return Err(DeskError::Conflict(format!(
+            "the contact of conversation #{} was erased; a reply cannot reach them",
+            new.conversation_id
+        )));
+    }
     let (direction, kind) = if new.private {
         (Direction::Note, MessageKind::Note)
     } else {

@@ -187,9 +187,10 @@ pub trait PrivacyTx {
     /// CSAT comment and escalation summary cleared; follow-ups dropped, clocks stopped.
     /// Events' data is the rules' to redact ([`PrivacyTx::set_event_data`]).
     fn erase_conversation_content(&mut self, conversation_id: i64, now: i64) -> StoreResult<ErasedContent>;
-    /// Blanks the contact (name, email, tier, flags, attributes, opt-out) and replaces
-    /// each identity's channel id by `erased:<identity id>`, so no channel finds the
-    /// person here again; returns how many identities there were.
+    /// Blanks the contact (name, email, tier, flags, attributes), opts them out of
+    /// automated updates (nothing is sent to nobody), and replaces each identity's
+    /// channel id by `erased:<identity id>`, so no channel finds the person here again;
+    /// returns how many identities there were.
     fn erase_contact_record(&mut self, contact_id: i64, now: i64) -> StoreResult<u64>;
     fn insert_privacy_record(&mut self, record: &PrivacyRecord<'_>, now: i64) -> StoreResult<i64>;
     /// Resolved or closed conversations not erased whose end (resolution, else last

@@ -389,6 +389,7 @@ async fn a_person_on_three_channels_is_exported_whole_then_erased_from_the_api_a
     assert_eq!(erased["identities"], 1);
     assert_eq!(erased["scrubbed"], true);
     eprintln!("erasure of the webhook contact: {erase_time:?}, {erased}");
+    let shell = erased["conversations"][0].as_i64().unwrap();
     let (status, erased) = daemon
         .api(
             Method::POST,
@@ -457,6 +458,16 @@ async fn a_person_on_three_channels_is_exported_whole_then_erased_from_the_api_a
         )
         .await;
     assert_eq!(status, StatusCode::CONFLICT);
+    // Nor can an agent reply to them any more.
+    let (status, body) = daemon
+        .api(
+            Method::POST,
+            &format!("/conversations/{shell}/messages"),
+            &desk.admin,
+            Some(json!({"text": "Are you still there?"})),
+        )
+        .await;
+    assert_eq!((status, body["error"]["code"].as_str()), (StatusCode::CONFLICT, Some("conflict")), "{body}");
 
     // A clean stop merges the WAL: the file alone still holds none of it.
     let (dir, exit) = desk.daemon.stop();

@@ -275,7 +275,7 @@ impl PrivacyTx for SqliteTx<'_> {
         self.conn
             .prepare_cached(
                 "UPDATE contacts SET name = NULL, email = NULL, value_tier = NULL, flags = '[]', metadata = '{}',
-                                     updates_opted_out_at = NULL, erased_at = ?2, updated_at = ?2
+                                     updates_opted_out_at = ?2, erased_at = ?2, updated_at = ?2
                  WHERE id = ?1",
             )?
             .execute(params![contact_id, now])?;
