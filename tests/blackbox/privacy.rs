@@ -467,7 +467,11 @@ async fn a_person_on_three_channels_is_exported_whole_then_erased_from_the_api_a
             Some(json!({"text": "Are you still there?"})),
         )
         .await;
-    assert_eq!((status, body["error"]["code"].as_str()), (StatusCode::CONFLICT, Some("conflict")), "{body}");
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (StatusCode::CONFLICT, Some("conflict")),
+        "{body}"
+    );
 
     // A clean stop merges the WAL: the file alone still holds none of it.
     let (dir, exit) = desk.daemon.stop();
