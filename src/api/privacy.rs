@@ -1,15 +1,18 @@
 //! `/api/v1/contacts/{id}/export` and `/erase` (admins): a person's data handed over
-//! whole, or erased. The rules are in `domain/privacy`; here, HTTP only.
+//! whole, or erased; `/api/v1/privacy/audit`: who did either, when and why. The rules
+//! are in `domain/privacy`; here, HTTP only.
 
 use std::sync::Arc;
 
 use axum::Json;
-use axum::extract::State;
+use std::collections::HashMap;
+
+use axum::extract::{Query, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use serde_json::Value;
+use serde_json::{Value, json};
 
-use super::v1::{Authenticated, JsonObject, caller, parse_id, reject_unknown};
+use super::v1::{Authenticated, JsonObject, caller, page_limit, parse_id, reject_unknown};
 use super::{ApiError, AppState, PathParam};
 use crate::domain::access;
 use crate::domain::events::Actor;
@@ -85,4 +88,30 @@ pub async fn erase(
     // `contact.erased` was queued for subscribers; queued replies to the person are gone.
     state.changed();
     Ok(Json(erasure).into_response())
+}
+
+/// `GET /api/v1/privacy/audit?contact=ID&before=ID&limit=N` → `{"entries": [...]}`,
+/// newest first.
+pub async fn audit(
+    State(state): State<Arc<AppState>>,
+    Authenticated(agent): Authenticated,
+    Query(params): Query<HashMap<String, String>>,
+) -> Result<Response, ApiError> {
+    access::may_handle_personal_data(&caller(&agent))?;
+    reject_unknown(params.keys(), &["contact", "before", "limit"], "query parameter")?;
+    let id_param = |name: &str| -> Result<Option<i64>, ApiError> {
+        params
+            .get(name)
+            .map(|text| {
+                text.parse::<i64>()
+                    .ok()
+                    .filter(|id| *id > 0)
+                    .ok_or_else(|| ApiError::invalid(name, "must be a positive id"))
+            })
+            .transpose()
+    };
+    let (contact, before) = (id_param("contact")?, id_param("before")?);
+    let limit = page_limit(params.get("limit").map(String::as_str))?;
+    let entries = state.queries.privacy_audit(contact, before, limit).await?;
+    Ok(Json(json!({"entries": entries})).into_response())
 }

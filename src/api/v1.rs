@@ -70,6 +70,7 @@ pub fn router() -> Router<Arc<AppState>> {
         )
         .route("/contacts/{id}/export", get(super::privacy::export))
         .route("/contacts/{id}/erase", axum::routing::post(super::privacy::erase))
+        .route("/privacy/audit", get(super::privacy::audit))
 }
 
 /// The agent a bearer token belongs to.

@@ -323,6 +323,20 @@ pub struct AttachmentData {
     pub data: Vec<u8>,
 }
 
+/// A row of the privacy audit trail: who exported or erased which contact, when, why,
+/// and how much. Never the person's data.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct PrivacyAuditEntry {
+    pub id: i64,
+    pub contact_id: i64,
+    /// `export`, `erase` or `retention`.
+    pub action: String,
+    pub actor: Value,
+    pub reason: Option<String>,
+    pub details: Value,
+    pub at: Timestamp,
+}
+
 /// The reads the API and the CLI make. Each answers from committed state; a detail reads
 /// its conversation, messages and events in one read transaction, so they agree.
 #[async_trait]
@@ -358,4 +372,12 @@ pub trait Queries: Send + Sync + 'static {
     /// What the page for a CSAT token shows; a question asked before `asked_since` is
     /// closed. `NotFound` for an unknown token.
     async fn csat_page(&self, token: &str, asked_since: i64) -> StoreResult<CsatPage>;
+    /// The privacy audit trail newest first, of one contact or all; `before`: the last id
+    /// already seen.
+    async fn privacy_audit(
+        &self,
+        contact_id: Option<i64>,
+        before: Option<i64>,
+        limit: u32,
+    ) -> StoreResult<Vec<PrivacyAuditEntry>>;
 }

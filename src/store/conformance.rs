@@ -745,4 +745,30 @@ async fn the_audit_trail_takes_a_row_per_action() {
         .await
         .unwrap();
     assert!(ids.1 > ids.0);
+    let other = store.converse("bob", "hi", None, NOW).await.contact_id;
+    let details = serde_json::json!({});
+    store
+        .store
+        .unit(move |tx| {
+            let record = PrivacyRecord {
+                contact_id: other,
+                action: "export",
+                actor_kind: crate::model::ActorKind::System,
+                actor_id: None,
+                reason: None,
+                details: &details,
+            };
+            tx.insert_privacy_record(&record, NOW)
+        })
+        .await
+        .unwrap();
+    let ada = store.queries.privacy_audit(Some(contact), None, 10).await.unwrap();
+    let actions: Vec<&str> = ada.iter().map(|entry| entry.action.as_str()).collect();
+    assert_eq!(actions, ["erase", "export"], "hers alone, newest first");
+    assert_eq!(ada[0].reason.as_deref(), Some("ticket 7"));
+    assert_eq!(ada[0].details["conversations"], 1);
+    let all = store.queries.privacy_audit(None, None, 10).await.unwrap();
+    assert_eq!(all.len(), 3);
+    let older = store.queries.privacy_audit(None, Some(all[0].id), 1).await.unwrap();
+    assert_eq!(older[0].id, all[1].id, "a page after the last seen id");
 }

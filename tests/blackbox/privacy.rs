@@ -473,6 +473,40 @@ async fn a_person_on_three_channels_is_exported_whole_then_erased_from_the_api_a
         "{body}"
     );
 
+    // The audit trail: who exported and erased whom, when and why; none of her data.
+    let trail = daemon
+        .get(&format!("/privacy/audit?contact={}", contacts["shop"]), &desk.admin)
+        .await;
+    let actions: Vec<(&str, &str)> = trail["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|entry| {
+            (
+                entry["action"].as_str().unwrap(),
+                entry["actor"]["kind"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(actions, [("erase", "agent"), ("export", "agent")]);
+    assert_eq!(trail["entries"][0]["reason"], "GDPR request 2026-118");
+    let mail_trail = daemon
+        .get(&format!("/privacy/audit?contact={}", contacts["mail"]), &desk.admin)
+        .await;
+    assert_eq!(
+        mail_trail["entries"].as_array().unwrap().len(),
+        3,
+        "API export, CLI export, CLI erase"
+    );
+    assert_eq!(
+        mail_trail["entries"][0]["actor"]["kind"], "system",
+        "the CLI acts as the desk"
+    );
+    let whole = daemon.get("/privacy/audit", &desk.admin).await.to_string();
+    for needle in PERSONAL {
+        assert!(!whole.contains(needle), "the audit trail holds {needle}");
+    }
+
     // A clean stop merges the WAL: the file alone still holds none of it.
     let (dir, exit) = desk.daemon.stop();
     assert!(exit.success());
@@ -546,6 +580,14 @@ async fn only_admins_with_a_reason_may_export_or_erase_and_a_refusal_changes_not
     assert_eq!(error["error"]["code"], "forbidden");
     let (status, _) = daemon.api(Method::GET, "/contacts/999999/export", &admin, None).await;
     assert_eq!(status, StatusCode::NOT_FOUND);
+    let (status, _) = daemon.api(Method::GET, "/privacy/audit", &agent, None).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    for query in ["contact=abc", "before=0", "limit=1000", "who=1"] {
+        let (status, answer) = daemon
+            .api(Method::GET, &format!("/privacy/audit?{query}"), &admin, None)
+            .await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{query}: {answer}");
+    }
     assert_eq!(daemon.snapshot().await, before, "no refusal changed anything");
     let output = daemon.cli(&["contact", "erase", &contact.to_string(), "--reason", " "]);
     assert!(!output.status.success());

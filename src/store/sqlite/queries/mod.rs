@@ -233,4 +233,39 @@ impl Queries for SqliteStore {
     async fn csat_page(&self, token: &str, asked_since: i64) -> StoreResult<CsatPage> {
         csat_page(&self.reader, token, asked_since).await
     }
+
+    async fn privacy_audit(
+        &self,
+        contact_id: Option<i64>,
+        before: Option<i64>,
+        limit: u32,
+    ) -> StoreResult<Vec<PrivacyAuditEntry>> {
+        let rows = sqlx::query(
+            "SELECT id, contact_id, action, actor_kind, actor_id, reason, details, created_at FROM privacy_audit
+             WHERE (?1 IS NULL OR contact_id = ?1) AND (?2 IS NULL OR id < ?2)
+             ORDER BY id DESC LIMIT ?3",
+        )
+        .bind(contact_id)
+        .bind(before)
+        .bind(limit)
+        .fetch_all(&self.reader)
+        .await?;
+        rows.iter()
+            .map(|row| {
+                let details: String = row.try_get("details")?;
+                Ok(PrivacyAuditEntry {
+                    id: row.try_get("id")?,
+                    contact_id: row.try_get("contact_id")?,
+                    action: row.try_get("action")?,
+                    actor: serde_json::json!({
+                        "kind": row.try_get::<String, _>("actor_kind")?,
+                        "id": row.try_get::<Option<i64>, _>("actor_id")?,
+                    }),
+                    reason: row.try_get("reason")?,
+                    details: crate::store::sqlite::json_column(&details)?,
+                    at: Timestamp(row.try_get("created_at")?),
+                })
+            })
+            .collect()
+    }
 }
