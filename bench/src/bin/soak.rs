@@ -332,6 +332,14 @@ async fn webhook_client(address: SocketAddr, secret: Arc<Secret>, ledger: Shared
     }
 }
 
+/// The mails written so far, across cycles.
+#[derive(Default)]
+struct Mails {
+    next: u64,
+    /// Each sender's latest Message-ID and subject, for a reply to follow it.
+    last: HashMap<u64, (String, String)>,
+}
+
 /// A customer's mail: unique Message-ID, one in five a reply to that sender's last one.
 fn mail(n: u64, last: &mut HashMap<u64, (String, String)>) -> (String, Vec<u8>) {
     let sender = mix(n ^ 0x6d61_696c) % MAIL_SENDERS;
@@ -358,12 +366,7 @@ fn mail(n: u64, last: &mut HashMap<u64, (String, String)>) -> (String, Vec<u8>) 
     (message_id, raw.into_bytes())
 }
 
-async fn mail_source(
-    dovecot: Arc<Dovecot>,
-    ledger: Shared,
-    next: Arc<Mutex<(u64, HashMap<u64, (String, String)>)>>,
-    stop: CancellationToken,
-) {
+async fn mail_source(dovecot: Arc<Dovecot>, ledger: Shared, mails: Arc<Mutex<Mails>>, stop: CancellationToken) {
     let mut tick = tokio::time::interval(MAIL_EVERY);
     while !stop.is_cancelled() {
         tokio::select! {
@@ -371,10 +374,10 @@ async fn mail_source(
             _ = tick.tick() => {}
         }
         let (message_id, raw) = {
-            let mut next = next.lock().unwrap();
-            let n = next.0;
-            next.0 += 1;
-            mail(n, &mut next.1)
+            let mut mails = mails.lock().unwrap();
+            let n = mails.next;
+            mails.next += 1;
+            mail(n, &mut mails.last)
         };
         // In the mailbox once LMTP said so: from here the daemon owes it.
         dovecot.deliver(SUPPORT, &raw).await;
@@ -650,7 +653,7 @@ async fn main() -> anyhow::Result<()> {
     let agent = daemon.agent("soak", "support")?;
     let inboxes = inbox_ids(&open_store(&database)?)?;
     let ledger: Shared = Arc::new(Mutex::new(Ledger::default()));
-    let mails = Arc::new(Mutex::new((0u64, HashMap::new())));
+    let mails = Arc::new(Mutex::new(Mails::default()));
     let mut restarts_ms: Vec<f64> = Vec::new();
     let mut kill_after_ms: Vec<f64> = Vec::new();
 
