@@ -882,6 +882,10 @@ async fn main() -> anyhow::Result<()> {
         [],
     )?;
     let reply_rows = count(&store, "SELECT COUNT(*) FROM messages WHERE kind = 'reply'", [])?;
+    // Each request stores at most one reply: more rows than requests would be a reply
+    // doubled under a new id (a cut request may have committed or not).
+    let replies_requested = ledger.replies.len() as u64 + ledger.replies_unacked;
+    let replies_doubled = reply_rows.saturating_sub(replies_requested);
 
     let mut restarts = restarts_ms.clone();
     restarts.sort_by(f64::total_cmp);
@@ -899,7 +903,9 @@ async fn main() -> anyhow::Result<()> {
         && lost_outbound == 0
         && unmatched_total == 0
         && without_ack == 0
-        && extra_acks == 0;
+        && extra_acks == 0
+        && replies_doubled == 0
+        && reply_rows >= ledger.replies.len() as u64;
 
     println!(
         "crash soak: {} kill -9 cycles in {:.0} s ({:.0} s of load, {:.1} s to settle{}), seed {}",
@@ -963,7 +969,7 @@ async fn main() -> anyhow::Result<()> {
         );
     }
     println!(
-        "  replies not answered 201 (cut by a kill): {}; reply rows stored: {reply_rows}; telegram texts matching several messages: {ambiguous}",
+        "  replies not answered 201 (cut by a kill): {}; reply rows stored: {reply_rows} (beyond the requests: {replies_doubled}); telegram texts matching several messages: {ambiguous}",
         ledger.replies_unacked
     );
     println!(
@@ -1017,6 +1023,8 @@ async fn main() -> anyhow::Result<()> {
         "webhook_requests_cut": ledger.webhook_errors,
         "outbound": outbound_json,
         "replies_unacknowledged": ledger.replies_unacked,
+        "reply_rows": reply_rows,
+        "replies_doubled": replies_doubled,
         "telegram_ambiguous": ambiguous,
         "conversations": conversations,
         "conversations_without_acknowledgement": without_ack,
@@ -1049,5 +1057,56 @@ mod tests {
         let raw = b"From: a@b\r\nMessage-ID: <switchboard.12.345@test.local>\r\n\r\nbody";
         assert_eq!(our_message_id(raw), Some(345));
         assert_eq!(our_message_id(b"Message-ID: <abc@x>\r\n\r\n"), None);
+    }
+
+    /// The columns the checks read, as the daemon's migrations name them.
+    fn store() -> Connection {
+        let store = Connection::open_in_memory().unwrap();
+        store
+            .execute_batch(
+                "CREATE TABLE messages (id INTEGER PRIMARY KEY, inbox_id INTEGER, direction TEXT, external_id TEXT);
+                 CREATE TABLE outbox (message_id INTEGER, inbox_id INTEGER, status TEXT);",
+            )
+            .unwrap();
+        store
+    }
+
+    #[test]
+    fn an_acknowledged_message_missing_or_stored_twice_is_counted() {
+        let store = store();
+        store
+            .execute_batch(
+                "INSERT INTO messages (inbox_id, direction, external_id) VALUES
+                   (1, 'inbound', 'a'), (1, 'inbound', '<b>'), (1, 'inbound', 'b'), (1, 'inbound', 'x'),
+                   (2, 'inbound', 'c'), (1, 'outbound', 'c');",
+            )
+            .unwrap();
+        let acknowledged: HashSet<String> = ["a", "b", "c"].map(String::from).into();
+        let check = check_inbound(&store, 1, &acknowledged).unwrap();
+        assert_eq!((check.stored, check.lost, check.doubled, check.unknown), (4, 1, 1, 1));
+    }
+
+    #[test]
+    fn a_reply_or_sent_row_its_destination_never_saw_is_lost_and_a_second_delivery_a_repeat() {
+        let store = store();
+        store
+            .execute_batch(
+                "INSERT INTO outbox (message_id, inbox_id, status) VALUES
+                   (10, 1, 'sent'), (11, 1, 'sent'), (12, 1, 'failed'), (13, 1, 'scheduled'), (14, 2, 'sent');",
+            )
+            .unwrap();
+        let seen = HashMap::from([(10, 2)]);
+        let check = check_outbound(&store, 1, &[10, 11], &seen, 0).unwrap();
+        assert_eq!((check.replies_delivered, check.replies_lost), (1, 1));
+        assert_eq!(
+            (
+                check.outbox_sent,
+                check.sent_unseen,
+                check.outbox_failed,
+                check.outbox_unsent
+            ),
+            (2, 1, 1, 1)
+        );
+        assert_eq!((check.deliveries, check.repeats), (2, 1));
     }
 }
