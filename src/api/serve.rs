@@ -129,7 +129,7 @@ pub async fn serve(listener: TcpListener, app: Router, door: &DoorSettings, shut
     let mut tasks = JoinSet::new();
     let mut next_id = 0u64;
     let mut last_limit_log: Option<Instant> = None;
-    loop {
+    'serving: loop {
         // Room first, then accept: at the limit an idle connection makes way, and when
         // none is idle the next one waits in the listen queue.
         while connections.len() >= limit {
@@ -151,14 +151,15 @@ pub async fn serve(listener: TcpListener, app: Router, door: &DoorSettings, shut
             if !made_room {
                 tokio::select! {
                     () = closed => {}
-                    () = shutdown.cancelled() => break,
+                    () = shutdown.cancelled() => break 'serving,
                 }
             }
         }
         while tasks.try_join_next().is_some() {}
         let accepted = tokio::select! {
-            accepted = listener.accept() => accepted,
+            biased;
             () = shutdown.cancelled() => break,
+            accepted = listener.accept() => accepted,
         };
         let (stream, peer) = match accepted {
             Ok(accepted) => accepted,
