@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 
 use serde::Deserialize;
-use switchboard_connector_core::ChannelKind;
+use switchboard_connector_core::{ChannelKind, SecretSource};
 use switchboard_connector_email::{EmailConfig, EmailSettings};
 use switchboard_connector_telegram::{TelegramConfig, TelegramSettings};
 use switchboard_connector_webhook::{WebhookConfig, WebhookSettings};
@@ -61,8 +61,11 @@ impl ChannelSettings {
 }
 
 /// `[inboxes.KEY]`, each with exactly one channel table, validated by its connector (the
-/// email and Telegram ones read the secrets they name from the environment).
-pub fn validate_inboxes(inboxes: &BTreeMap<String, InboxConfig>) -> Result<Vec<InboxSettings>, ConfigError> {
+/// email and Telegram ones read the secrets they name from `secrets`).
+pub fn validate_inboxes(
+    inboxes: &BTreeMap<String, InboxConfig>,
+    secrets: &dyn SecretSource,
+) -> Result<Vec<InboxSettings>, ConfigError> {
     let mut settings = Vec::new();
     for (key, inbox) in inboxes {
         check_key("inboxes", key)?;
@@ -75,12 +78,12 @@ pub fn validate_inboxes(inboxes: &BTreeMap<String, InboxConfig>) -> Result<Vec<I
             ),
             (None, Some(email), None) => ChannelSettings::Email(Box::new(
                 email
-                    .validate(&|name| std::env::var(name).ok())
+                    .validate(secrets)
                     .map_err(|err| ConfigError::new(at("email", &err.key), err.problem))?,
             )),
             (None, None, Some(telegram)) => {
                 let settings = telegram
-                    .validate(key, &|name| std::env::var(name).ok())
+                    .validate(key, secrets)
                     .map_err(|err| ConfigError::new(at("telegram", &err.key), err.problem))?;
                 if settings.greeting.is_some() {
                     return Err(ConfigError::new(

@@ -18,7 +18,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use serde::Deserialize;
-use switchboard_connector_core::ChannelKind;
+use switchboard_connector_core::{ChannelKind, ProcessSecrets, SecretSource};
 
 use crate::api::config::{DoorSettings, ServerConfig};
 use crate::channels::config::{InboxConfig, InboxSettings, validate_inboxes};
@@ -192,14 +192,37 @@ pub fn load_raw(path: &Path) -> Result<RawConfig, ConfigError> {
         .add_source(environment)
         .build()
         .and_then(|config| config.try_deserialize::<RawConfig>())
-        .map_err(|err| describe_config_crate_error(err, path))
+        .map_err(|err| {
+            let file = path.display().to_string();
+            let origin = format!("(set in {file} or a {ENV_PREFIX}__ variable)");
+            describe_config_crate_error(err, &file, &origin)
+        })
+}
+
+/// Reads a TOML text alone (no file, no environment) the way [`load_raw`] reads a file:
+/// the config fuzz target feeds it arbitrary text.
+pub fn parse_toml(text: &str) -> Result<RawConfig, ConfigError> {
+    config::Config::builder()
+        .add_source(config::File::from_str(text, config::FileFormat::Toml))
+        .build()
+        .and_then(|config| config.try_deserialize::<RawConfig>())
+        .map_err(|err| describe_config_crate_error(err, "(TOML text)", "(in the TOML text)"))
+}
+
+/// [`parse_toml`], then validation: a TOML text to [`Settings`] without any I/O, the
+/// secrets it names read from `secrets`.
+pub fn from_toml(text: &str, secrets: &dyn SecretSource) -> Result<Settings, ConfigError> {
+    parse_toml(text)?.validate_with(secrets)
 }
 
 /// The config crate says "… for key `server`", "missing configuration field "x"" or
 /// "… in FILE"; turn that into our key-first form so the operator sees what to change
 /// first. An unknown field is named by its full key (`server.lisen`), the table it sits
 /// in being only half the answer.
-fn describe_config_crate_error(err: config::ConfigError, path: &Path) -> ConfigError {
+///
+/// `source` names the text when no key can be (a TOML syntax error), `origin` says where
+/// a key is set.
+fn describe_config_crate_error(err: config::ConfigError, source: &str, origin: &str) -> ConfigError {
     let text = err.to_string();
     let between = |start: &str, end: char| {
         text.split(start)
@@ -217,7 +240,6 @@ fn describe_config_crate_error(err: config::ConfigError, path: &Path) -> ConfigE
         (None, Some(field), _) => Some(field),
         (table, None, None) => table,
     };
-    let source = format!("(set in {} or a {ENV_PREFIX}__ variable)", path.display());
     match (key, &err) {
         (Some(key), _) => {
             let problem = if problem.starts_with("missing configuration field") {
@@ -225,9 +247,9 @@ fn describe_config_crate_error(err: config::ConfigError, path: &Path) -> ConfigE
             } else {
                 problem
             };
-            ConfigError::new(dotted(&key), format!("{problem} {source}"))
+            ConfigError::new(dotted(&key), format!("{problem} {origin}"))
         }
-        (None, config::ConfigError::FileParse { .. }) => ConfigError::new(path.display().to_string(), text),
+        (None, config::ConfigError::FileParse { .. }) => ConfigError::new(source, text),
         (None, _) => ConfigError::new("(top level)", text),
     }
 }
@@ -246,16 +268,22 @@ fn dotted(key: &str) -> String {
 }
 
 impl RawConfig {
+    /// Validates with the secrets inboxes name read from the process's environment and
+    /// disk.
+    pub fn validate(&self) -> Result<Settings, ConfigError> {
+        self.validate_with(&ProcessSecrets)
+    }
+
     /// Each area validates its own sections; what one needs of another's is passed as
     /// plain values. The order is the one operators have always seen: with several
     /// mistakes, the first reported stays the same.
-    pub fn validate(&self) -> Result<Settings, ConfigError> {
+    pub fn validate_with(&self, secrets: &dyn SecretSource) -> Result<Settings, ConfigError> {
         let (listen, http_shutdown_grace, door) = self.server.validate()?;
         let storage_url = self.storage.validate()?;
         self.log.validate()?;
         let outbox = self.outbox.validate()?;
         let teams = validate_teams(&self.teams, &self.routing.default_team)?;
-        let inboxes = validate_inboxes(&self.inboxes)?;
+        let inboxes = validate_inboxes(&self.inboxes, secrets)?;
         let team_keys: Vec<&str> = teams.iter().map(|team| team.key.as_str()).collect();
         let inbox_keys: Vec<&str> = inboxes.iter().map(|inbox| inbox.key.as_str()).collect();
         let router = validate_rules(&self.routing, &self.rules, &self.keywords, &team_keys, &inbox_keys)?;
@@ -361,6 +389,43 @@ mod tests {
         let path = Path::new(env!("CARGO_MANIFEST_DIR")).join(DEFAULT_PATH);
         let settings = load(&path).unwrap();
         assert!(!settings.inboxes.is_empty() && settings.teams.len() >= 3);
+    }
+
+    /// Secrets from a table, files from nowhere: validation that must not touch the
+    /// process's environment or disk.
+    struct Vault(&'static [(&'static str, &'static str)]);
+
+    impl SecretSource for Vault {
+        fn var(&self, name: &str) -> Option<String> {
+            self.0
+                .iter()
+                .find(|(key, _)| *key == name)
+                .map(|(_, value)| (*value).to_owned())
+        }
+
+        fn read_file(&self, path: &str) -> std::io::Result<Vec<u8>> {
+            Err(std::io::Error::new(std::io::ErrorKind::NotFound, path.to_owned()))
+        }
+    }
+
+    #[test]
+    fn a_toml_text_validates_with_secrets_from_the_given_source() {
+        let text = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("config/examples/telegram.toml"))
+            .unwrap();
+        let vault = Vault(&[("SHOP_BOT_TOKEN", "123456789:AAHdqTcvCH1vGWJxfSeofSAs0K5PALDsaw")]);
+        let settings = from_toml(&text, &vault).unwrap();
+        assert_eq!(settings.inboxes.len(), 1);
+        let err = from_toml(&text, &Vault(&[])).unwrap_err();
+        assert_eq!(err.key, "inboxes.shop-bot.telegram.token_env");
+    }
+
+    #[test]
+    fn a_toml_syntax_error_names_the_text_and_a_bad_value_its_key() {
+        let err = parse_toml("[routing\n").unwrap_err();
+        assert_eq!(err.key, "(TOML text)");
+        let err = parse_toml(&format!("{MINIMAL}\n[server]\nlisten = [1]")).unwrap_err();
+        assert_eq!(err.key, "server.listen");
+        assert!(err.problem.ends_with("(in the TOML text)"), "{err}");
     }
 
     #[test]

@@ -9,6 +9,8 @@
 //!   maybe after a time the other side named) or permanent (dead letter). Each connector
 //!   classifies its own errors in one place; the outbox only reads the verdict.
 //! - [`OutboundChannel`]: the sending half of the contract.
+//! - [`SecretSource`]: where a connector's config validation reads the secrets it names
+//!   (`*_env`, `*_file`), injected so validation can run without the process's.
 //!
 //! A connector crate depends on this crate only; it never touches the store. The daemon
 //! acknowledges the source of an inbound message only after the message is committed.
@@ -322,6 +324,41 @@ impl SendError {
 /// The sending half of a connector.
 pub trait OutboundChannel {
     fn send(&self, message: &OutboundMessage) -> impl Future<Output = Result<Receipt, SendError>> + Send;
+}
+
+/// Where config validation reads the secrets a config names: environment variables
+/// (`password_env`, `token_env`) and files (`password_file`, `ca_file`, `token_file`).
+/// The daemon passes [`ProcessSecrets`]; tests and the config fuzz target pass their
+/// own, so validating a config text need not touch the process's environment or disk.
+pub trait SecretSource {
+    fn var(&self, name: &str) -> Option<String>;
+    fn read_file(&self, path: &str) -> std::io::Result<Vec<u8>>;
+}
+
+/// The process's environment and the filesystem.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ProcessSecrets;
+
+impl SecretSource for ProcessSecrets {
+    fn var(&self, name: &str) -> Option<String> {
+        std::env::var(name).ok()
+    }
+
+    fn read_file(&self, path: &str) -> std::io::Result<Vec<u8>> {
+        std::fs::read(path)
+    }
+}
+
+/// A function giving variables, with files read from the filesystem: what unit tests of
+/// a connector's config pass (`&|name| …`).
+impl<F: Fn(&str) -> Option<String>> SecretSource for F {
+    fn var(&self, name: &str) -> Option<String> {
+        self(name)
+    }
+
+    fn read_file(&self, path: &str) -> std::io::Result<Vec<u8>> {
+        std::fs::read(path)
+    }
 }
 
 #[cfg(test)]

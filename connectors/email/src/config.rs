@@ -2,12 +2,12 @@
 //! connection is made. Passwords come from the environment or a file, never the config.
 
 use std::fmt;
-use std::path::Path;
 use std::time::Duration;
 
 use rustls::pki_types::CertificateDer;
 use rustls::pki_types::pem::PemObject;
 use serde::Deserialize;
+use switchboard_connector_core::SecretSource;
 
 use crate::parse::Limits;
 
@@ -176,9 +176,9 @@ fn is_loopback(host: &str) -> bool {
 }
 
 impl EmailConfig {
-    /// `env` reads an environment variable (injected so tests need not change the
-    /// process environment).
-    pub fn validate(&self, env: &dyn Fn(&str) -> Option<String>) -> Result<EmailSettings, KeyError> {
+    /// `secrets` reads the environment variables and files the config names (injected so
+    /// tests need not change the process environment).
+    pub fn validate(&self, secrets: &dyn SecretSource) -> Result<EmailSettings, KeyError> {
         let address = self.address.trim().to_lowercase();
         let domain = address
             .split_once('@')
@@ -190,14 +190,14 @@ impl EmailConfig {
             })
             .map(|(_, domain)| domain.to_owned())
             .ok_or_else(|| key_error("address", format!("`{}` is not an email address", self.address)))?;
-        let imap = self.imap.validate("imap", &address, false, env)?;
+        let imap = self.imap.validate("imap", &address, false, secrets)?;
         if imap.password.is_none() {
             return Err(key_error(
                 "imap.password_env",
                 "IMAP needs a password: set password_env or password_file",
             ));
         }
-        let smtp = self.smtp.validate("smtp", &address, true, env)?;
+        let smtp = self.smtp.validate("smtp", &address, true, secrets)?;
         if self.folder.trim().is_empty() {
             return Err(key_error("folder", "must not be empty"));
         }
@@ -243,7 +243,7 @@ impl ServerConfig {
         section: &str,
         address: &str,
         smtp: bool,
-        env: &dyn Fn(&str) -> Option<String>,
+        secrets: &dyn SecretSource,
     ) -> Result<ServerSettings, KeyError> {
         let at = |key: &str| format!("{section}.{key}");
         let host = self.host.trim();
@@ -286,16 +286,18 @@ impl ServerConfig {
                     "set password_env or password_file, not both",
                 ));
             }
-            (Some(name), None) => Some(Password(env(name).filter(|value| !value.is_empty()).ok_or_else(
-                || {
+            (Some(name), None) => Some(Password(
+                secrets.var(name).filter(|value| !value.is_empty()).ok_or_else(|| {
                     key_error(
                         at("password_env"),
                         format!("the environment variable `{name}` is not set"),
                     )
-                },
-            )?)),
+                })?,
+            )),
             (None, Some(path)) => {
-                let text = std::fs::read_to_string(Path::new(path))
+                let text = secrets
+                    .read_file(path)
+                    .and_then(|bytes| String::from_utf8(bytes).map_err(std::io::Error::other))
                     .map_err(|err| key_error(at("password_file"), format!("cannot read `{path}`: {err}")))?;
                 let password = text.trim_end_matches(['\r', '\n']).to_owned();
                 if password.is_empty() {
@@ -311,7 +313,8 @@ impl ServerConfig {
                 return Err(key_error(at("ca_file"), "applies to `tls` and `starttls` only"));
             }
             Some(path) => {
-                let pem = std::fs::read(path)
+                let pem = secrets
+                    .read_file(path)
                     .map_err(|err| key_error(at("ca_file"), format!("cannot read `{path}`: {err}")))?;
                 let certificates = CertificateDer::pem_slice_iter(&pem)
                     .collect::<Result<Vec<_>, _>>()

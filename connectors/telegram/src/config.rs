@@ -6,6 +6,7 @@ use std::fmt;
 use std::time::Duration;
 
 use serde::Deserialize;
+use switchboard_connector_core::SecretSource;
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -138,12 +139,9 @@ fn looks_like_token(token: &str) -> bool {
 }
 
 impl TelegramConfig {
-    /// `inbox_key` builds the webhook address; `env` reads environment variables.
-    pub fn validate(
-        &self,
-        inbox_key: &str,
-        env: &dyn Fn(&str) -> Option<String>,
-    ) -> Result<TelegramSettings, KeyError> {
+    /// `inbox_key` builds the webhook address; `secrets` reads the token's environment
+    /// variable or file.
+    pub fn validate(&self, inbox_key: &str, secrets: &dyn SecretSource) -> Result<TelegramSettings, KeyError> {
         let token = match (&self.token_env, &self.token_file) {
             (Some(_), Some(_)) => return Err(key_error("token_file", "set token_env or token_file, not both")),
             (None, None) => {
@@ -152,10 +150,13 @@ impl TelegramConfig {
                     "the bot token is required: set token_env or token_file",
                 ));
             }
-            (Some(name), None) => env(name)
+            (Some(name), None) => secrets
+                .var(name)
                 .filter(|value| !value.is_empty())
                 .ok_or_else(|| key_error("token_env", format!("the environment variable `{name}` is not set")))?,
-            (None, Some(path)) => std::fs::read_to_string(path)
+            (None, Some(path)) => secrets
+                .read_file(path)
+                .and_then(|bytes| String::from_utf8(bytes).map_err(std::io::Error::other))
                 .map_err(|err| key_error("token_file", format!("cannot read `{path}`: {err}")))?
                 .trim()
                 .to_owned(),
