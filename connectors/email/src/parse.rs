@@ -638,4 +638,19 @@ mod tests {
         assert_eq!(envelope_address("<>"), None);
         assert_eq!(envelope_address("<MAILER-DAEMON>"), None);
     }
+
+    /// Found by the `email_mime` fuzz target (minimized): a multipart whose closing
+    /// boundary is followed by nested `message/rfc822` parts. mail-parser 0.11.9 reaches
+    /// a `debug_assert!(false, "Invalid part ID, could not find multipart.")` on it, then
+    /// recovers when assertions are off; the workspace turns them off for mail-parser in
+    /// debug builds too (Cargo.toml), so a debug daemon reads the mail like a release one.
+    #[test]
+    fn a_closed_multipart_followed_by_nested_messages_parses_without_a_panic() {
+        let raw = b"Content-Type: multipart/report; boundary=\"-----=_13420034143457833\"\x01\r\n\r\n\
+--_---------=_13420034143457833--\nContent-Type: message/rfc822\r\n\r\nF7bit\r\n\
+Content-Type: message/rfc822\n\r\nFroml>\r\n\r\n-------=_13420034143457833--\r";
+        let parsed = parse(raw, Limits::default()).unwrap();
+        assert_eq!(parsed.from, None);
+        assert!(parsed.attachments.len() <= 2, "{:?}", parsed.attachments);
+    }
 }
