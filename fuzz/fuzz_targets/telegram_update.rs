@@ -1,13 +1,13 @@
-//! A Bot API update as polling or the webhook delivers it: JSON into teloxide's `Update`
-//! (as the connector reads it), then the Telegram connector's normalization.
+//! A Bot API update as polling or the webhook delivers it: read as the connector reads
+//! it (`read_update_bytes`, into teloxide's `Update`), then the Telegram connector's
+//! normalization.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use switchboard_connector_telegram::{BotIdentity, normalize};
-use teloxide::types::Update;
+use switchboard_connector_telegram::{BotIdentity, normalize, read_update_bytes};
 
 fuzz_target!(|json: &[u8]| {
-    let Ok(update) = serde_json::from_slice::<Update>(json) else {
+    let Ok(update) = read_update_bytes(json) else {
         return;
     };
     let bot = BotIdentity {

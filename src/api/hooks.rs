@@ -12,6 +12,7 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use subtle::ConstantTimeEq;
 use switchboard_connector_telegram::config::Mode;
+use switchboard_connector_telegram::read_update_bytes;
 use switchboard_connector_webhook::{BodyError, WebhookSettings, check_headers, parse_body_with};
 use teloxide::types::Update;
 
@@ -94,7 +95,7 @@ async fn receive_telegram(
         .budget
         .read(body, MAX_TELEGRAM_UPDATE, state.door.body_timeout)
         .await?;
-    let update: Update = match serde_json::from_slice(&body.bytes) {
+    let update: Update = match read_update_bytes(&body.bytes) {
         Ok(update) => update,
         Err(err) => {
             tracing::warn!(inbox = %telegram.reference.key, error = %err, "telegram webhook: an update could not be read; skipped");

@@ -11,7 +11,7 @@ use teloxide::types::{CallbackQueryId, FileId, Update};
 use teloxide::{Bot, RequestError};
 
 use crate::config::TelegramSettings;
-use crate::normalize::{BotIdentity, FileRef};
+use crate::normalize::{BotIdentity, FileRef, read_update};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
@@ -131,13 +131,11 @@ pub async fn updates(
     };
     Ok(entries
         .iter()
-        // From text, not from the `Value`: teloxide's update reader asks for borrowed
-        // keys, which a `Value` cannot lend, and then misreads every update.
-        .map(|entry| match serde_json::from_str::<Update>(&entry.to_string()) {
+        .map(|entry| match read_update(entry) {
             Ok(update) => Fetched::Update(Box::new(update)),
-            Err(err) => Fetched::Unreadable {
+            Err(error) => Fetched::Unreadable {
                 update_id: entry["update_id"].as_i64(),
-                error: err.to_string(),
+                error,
             },
         })
         .collect())

@@ -14,5 +14,5 @@ pub mod normalize;
 pub mod send;
 
 pub use config::{TelegramConfig, TelegramSettings};
-pub use normalize::{BotIdentity, FileRef, Normalized, normalize};
+pub use normalize::{BotIdentity, FileRef, Normalized, normalize, read_update, read_update_bytes};
 pub use send::TelegramSender;
