@@ -145,11 +145,11 @@ async fn receive_webhook(
     }
 
     let body = state.door.budget.read(body, limit, state.door.body_timeout).await?;
-    let bytes = body.bytes.clone();
-    let secrets = settings.secrets.clone();
-    let verified = if bytes.len() <= VERIFY_INLINE_BYTES {
-        signed.verify(&secrets, &bytes)
+    let verified = if body.bytes.len() <= VERIFY_INLINE_BYTES {
+        signed.verify(&settings.secrets, &body.bytes)
     } else {
+        // The blocking thread needs its own handles: the secrets are copied only here.
+        let (bytes, secrets) = (body.bytes.clone(), settings.secrets.clone());
         tokio::task::spawn_blocking(move || signed.verify(&secrets, &bytes))
             .await
             .map_err(|err| {
