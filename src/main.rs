@@ -106,6 +106,17 @@ enum AgentCommand {
     },
     /// List agents.
     List,
+    /// Print a new one-time link with which the agent sets their password and signs in
+    /// to the console; their earlier unused links stop working.
+    Link {
+        /// The agent's name.
+        name: String,
+    },
+    /// Deactivate an agent: their sessions end, their token stops working, queues stop
+    /// assigning to them. Their history stays.
+    Deactivate { name: String },
+    /// Let a deactivated agent back in (with a new link: `agent link`).
+    Activate { name: String },
 }
 
 fn main() -> ExitCode {
@@ -249,13 +260,40 @@ async fn agent(settings: Settings, command: AgentCommand) -> anyhow::Result<()> 
                 .await?;
             let agent = opened.queries.agent(id).await?;
             eprintln!(
-                "created agent `{}` (id {}, {}, team {}); its token follows, shown only this once:",
+                "created agent `{}` (id {}, {}, team {}); its API token follows, shown only this once:",
                 agent.name,
                 agent.id,
                 agent.role,
                 agent.team.as_deref().unwrap_or("-")
             );
             println!("{token}");
+            print_sign_in_link(&settings, &opened, agent.id, &clock).await?;
+        }
+        AgentCommand::Link { name } => {
+            let agent = find_agent(&opened, &name).await?;
+            print_sign_in_link(&settings, &opened, agent.id, &clock).await?;
+        }
+        AgentCommand::Deactivate { name } => {
+            let agent = find_agent(&opened, &name).await?;
+            let changed = opened.service.set_agent_active(agent.id, false).await?;
+            eprintln!(
+                "agent `{}` {}: sessions ended, token refused",
+                agent.name,
+                if changed {
+                    "deactivated"
+                } else {
+                    "was already deactivated"
+                }
+            );
+        }
+        AgentCommand::Activate { name } => {
+            let agent = find_agent(&opened, &name).await?;
+            let changed = opened.service.set_agent_active(agent.id, true).await?;
+            eprintln!(
+                "agent `{}` {}",
+                agent.name,
+                if changed { "activated" } else { "was already active" }
+            );
         }
         AgentCommand::List => {
             println!("id\tname\trole\tteam\tavailable\tcapacity\topen");
@@ -275,6 +313,39 @@ async fn agent(settings: Settings, command: AgentCommand) -> anyhow::Result<()> 
             }
         }
     }
+    Ok(())
+}
+
+async fn find_agent(opened: &server::Opened, name: &str) -> anyhow::Result<switchboard::query::Agent> {
+    opened
+        .queries
+        .agents()
+        .await?
+        .into_iter()
+        .find(|agent| agent.name == name)
+        .with_context(|| format!("no agent named `{name}` (`switchboard agent list` shows them)"))
+}
+
+/// A new one-time sign-in link for the agent, on standard error (standard output stays
+/// the token alone, for scripts).
+async fn print_sign_in_link(
+    settings: &Settings,
+    opened: &server::Opened,
+    agent_id: i64,
+    clock: &SystemClock,
+) -> anyhow::Result<()> {
+    let token = switchboard::auth::random_secret().context("reading the system's random source")?;
+    let expires_at = opened
+        .service
+        .issue_sign_in_link(settings.console.policy, agent_id, hash_token(&token), clock.now_ms())
+        .await?;
+    eprintln!(
+        "sign-in link (works once, until {}): {}",
+        serde_json::json!(switchboard::model::Timestamp(expires_at))
+            .as_str()
+            .unwrap_or_default(),
+        switchboard::auth::link_url(&settings.console.public_url, &token)
+    );
     Ok(())
 }
 

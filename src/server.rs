@@ -189,6 +189,10 @@ pub async fn run_with_clock(
 
     let http_grace = settings.http_shutdown_grace;
     let door = crate::api::door::Door::new(&settings.door);
+    let stream = Arc::new(crate::api::stream::StreamHub::default());
+    // Ends with the listener: its end closes every open stream, so that shutdown does
+    // not wait out the grace for consoles that would never hang up.
+    let stream_task = tokio::spawn(Arc::clone(&stream).run(Arc::clone(&queries), shutdown.child_token()));
     let state = Arc::new(AppState {
         door,
         settings,
@@ -203,6 +207,8 @@ pub async fn run_with_clock(
         telegram,
         scheduler,
         ready: AtomicBool::new(true),
+        stream,
+        password_hashing: tokio::sync::Semaphore::new(2),
     });
     // Email inboxes read their folders until shutdown; each stops at its next await,
     // and a mail cut off mid-way is read again from the cursor on the next start.
@@ -243,6 +249,7 @@ pub async fn run_with_clock(
             Ok(())
         }
     };
+    let _ = stream_task.await;
     readers_shutdown.cancel();
     for reader in readers {
         let _ = reader.await;

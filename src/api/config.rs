@@ -170,3 +170,76 @@ impl ServerConfig {
         ))
     }
 }
+
+/// `[console]`: the agents' web console and its sign-in.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConsoleConfig {
+    /// Where people open the console (`https://desk.example.com`): the sign-in links
+    /// `switchboard agent add` prints point there, and with `https` session cookies are
+    /// marked `Secure`. Absent: `http://` and `server.listen`.
+    #[serde(default)]
+    pub public_url: Option<String>,
+    /// How long a console session lasts after signing in (`12h`).
+    #[serde(default)]
+    pub session_lifetime: Option<String>,
+    /// How long a sign-in link stays valid (`72h`).
+    #[serde(default)]
+    pub link_lifetime: Option<String>,
+    /// Failed sign-ins in a row that lock an agent out (5).
+    #[serde(default)]
+    pub max_failed_sign_ins: Option<u32>,
+    /// How long such a lock lasts (`15m`).
+    #[serde(default)]
+    pub lockout: Option<String>,
+}
+
+/// The console's settings, validated.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConsoleSettings {
+    /// Without a trailing slash.
+    pub public_url: String,
+    pub secure_cookies: bool,
+    pub policy: crate::domain::people::SignInPolicy,
+}
+
+impl ConsoleConfig {
+    pub fn validate(&self, listen: SocketAddr) -> Result<ConsoleSettings, ConfigError> {
+        let public_url = match &self.public_url {
+            None => format!("http://{listen}"),
+            Some(url) => {
+                let trimmed = url.trim().trim_end_matches('/');
+                let valid = reqwest::Url::parse(trimmed)
+                    .is_ok_and(|parsed| matches!(parsed.scheme(), "http" | "https") && parsed.host().is_some());
+                if !valid {
+                    return Err(ConfigError::new(
+                        "console.public_url",
+                        format!("`{url}` is not an http or https URL such as https://desk.example.com"),
+                    ));
+                }
+                trimmed.to_owned()
+            }
+        };
+        let lasting = |key: &str, value: &Option<String>, default: &str| {
+            let value = duration(key, value.as_deref().unwrap_or(default))?;
+            if value < Duration::from_secs(60) {
+                return Err(ConfigError::new(key, "must be at least a minute"));
+            }
+            Ok(value.as_millis() as i64)
+        };
+        let max_failures = self.max_failed_sign_ins.unwrap_or(5);
+        if max_failures == 0 {
+            return Err(ConfigError::new("console.max_failed_sign_ins", "must be at least 1"));
+        }
+        Ok(ConsoleSettings {
+            secure_cookies: public_url.starts_with("https://"),
+            public_url,
+            policy: crate::domain::people::SignInPolicy {
+                max_failures: i64::from(max_failures),
+                lockout_ms: lasting("console.lockout", &self.lockout, "15m")?,
+                session_ms: lasting("console.session_lifetime", &self.session_lifetime, "12h")?,
+                link_ms: lasting("console.link_lifetime", &self.link_lifetime, "72h")?,
+            },
+        })
+    }
+}

@@ -3,6 +3,7 @@
 //! [`config`].
 
 pub mod config;
+mod console;
 mod csat;
 mod deliveries;
 pub mod door;
@@ -10,6 +11,8 @@ mod error;
 mod hooks;
 mod privacy;
 pub mod serve;
+mod sessions;
+pub mod stream;
 mod subscriptions;
 mod v1;
 
@@ -68,6 +71,11 @@ pub struct AppState {
     pub ready: AtomicBool,
     /// Rate limits and the memory request bodies may hold.
     pub door: door::Door,
+    /// The live stream's reader; woken after every commit a console may want to hear of.
+    pub stream: Arc<stream::StreamHub>,
+    /// Password hashes computed at once: each takes ~20 MiB and a core for tens of
+    /// milliseconds, so a burst of sign-ins waits here instead of starving the daemon.
+    pub password_hashing: tokio::sync::Semaphore,
 }
 
 impl AppState {
@@ -83,6 +91,7 @@ impl AppState {
         }
         if !outcome.duplicate {
             self.tell_subscribers();
+            self.stream.wake();
         }
         self.scheduler.scheduled(outcome.next_sla_fire);
     }
@@ -99,6 +108,7 @@ impl AppState {
     pub fn changed(&self) {
         self.outbox_wakeup.notify_one();
         self.tell_subscribers();
+        self.stream.wake();
         self.scheduler.nudge();
     }
 
@@ -123,6 +133,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/hooks/{inbox}", post(hooks::receive))
         .route("/csat/{token}", get(csat::show).post(csat::answer))
         .nest("/api/v1", v1::router())
+        .merge(console::router())
         .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such endpoint") })
         .method_not_allowed_fallback(|| async {
             ApiError::new(

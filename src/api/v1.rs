@@ -19,13 +19,13 @@ use switchboard_connector_webhook::inbound::BASE64;
 use super::error::ApiError;
 use super::{AppState, PathParam};
 use crate::auth::hash_token;
-use crate::domain::access::Caller;
+use crate::domain::access::{self, Caller};
 use crate::domain::desk::Desk;
 use crate::domain::escalation::{Escalation, EscalationTarget};
 use crate::domain::lifecycle::{ConversationChanges, NewAgentMessage};
 use crate::model::{Priority, Status, Timestamp};
-use crate::query::TeamCounts;
-use crate::query::{Agent, AssigneeFilter, ConversationFilter, ConversationPage, Cursor};
+use crate::query::{Agent, AssigneeFilter, ConversationDetail, ConversationFilter, ConversationPage, Cursor};
+use crate::query::{ListOrder, QueueCounts, SlaFilter, TeamCounts};
 use crate::store::AgentSelector;
 
 const DEFAULT_PAGE: u32 = 25;
@@ -40,7 +40,27 @@ const MAX_MESSAGE_BODY: usize = MAX_ATTACHMENT_BYTES / 3 * 4 + 2 * MAX_TEXT + 64
 
 pub fn router() -> Router<Arc<AppState>> {
     Router::new()
+        .route(
+            "/session",
+            get(super::sessions::current)
+                .post(super::sessions::sign_in)
+                .delete(super::sessions::sign_out),
+        )
+        .route("/session/setup", axum::routing::post(super::sessions::set_up))
+        .route("/stream", get(super::stream::stream))
+        .route("/queues", get(queue_counts))
+        .route("/agents", get(agents))
         .route("/agents/me", get(me))
+        .route(
+            "/agents/me/password",
+            axum::routing::put(super::sessions::change_password),
+        )
+        .route(
+            "/agents/{agent}/sign-in-link",
+            axum::routing::post(super::sessions::issue_link),
+        )
+        .route("/agents/{agent}/deactivate", axum::routing::post(deactivate))
+        .route("/agents/{agent}/activate", axum::routing::post(activate))
         .route("/agents/{agent}/availability", axum::routing::put(set_availability))
         .route("/conversations/{id}/escalate", axum::routing::post(escalate))
         .route("/route/explain", axum::routing::post(explain_route))
@@ -105,20 +125,30 @@ impl FromRequestParts<Arc<AppState>> for Authenticated {
             .and_then(|(scheme, token)| scheme.eq_ignore_ascii_case("bearer").then_some(token))
             .map(str::trim)
             .filter(|token| !token.is_empty());
-        let Some(token) = token else {
-            return Err(unauthorized(
-                "send `Authorization: Bearer <token>`; `switchboard agent add` creates tokens",
-            ));
+        let agent = match token {
+            Some(token) => match state.queries.agent_by_token_hash(&hash_token(token)).await {
+                Ok(Some(agent)) => agent,
+                Ok(None) => return Err(unauthorized("the token is not valid")),
+                Err(err) => return Err(ApiError::from(err).into_response()),
+            },
+            // A person at the console: the session cookie, with its CSRF token.
+            None => match super::sessions::session_token(&parts.headers) {
+                Some(cookie) => {
+                    super::sessions::session_of(state, parts, cookie)
+                        .await
+                        .map_err(IntoResponse::into_response)?
+                        .agent
+                }
+                None => {
+                    return Err(unauthorized(
+                        "send `Authorization: Bearer <token>` (`switchboard agent add` creates tokens), or sign in",
+                    ));
+                }
+            },
         };
-        match state.queries.agent_by_token_hash(&hash_token(token)).await {
-            Ok(Some(agent)) => {
-                super::door::check_rate(state.door.api_per_agent.as_ref(), &agent.id, "with this token")
-                    .map_err(IntoResponse::into_response)?;
-                Ok(Authenticated(agent))
-            }
-            Ok(None) => Err(unauthorized("the token is not valid")),
-            Err(err) => Err(ApiError::from(err).into_response()),
-        }
+        super::door::check_rate(state.door.api_per_agent.as_ref(), &agent.id, "with this token")
+            .map_err(IntoResponse::into_response)?;
+        Ok(Authenticated(agent))
     }
 }
 
@@ -195,6 +225,41 @@ fn agent_selector(text: &str) -> AgentSelector {
 
 async fn me(Authenticated(agent): Authenticated) -> Json<Agent> {
     Json(agent)
+}
+
+/// Every agent with their availability and load: the supervisors' view.
+async fn agents(
+    State(state): State<Arc<AppState>>,
+    Authenticated(agent): Authenticated,
+) -> Result<Json<Value>, ApiError> {
+    access::may_supervise(&caller(&agent))?;
+    Ok(Json(json!({"agents": state.queries.agents().await?})))
+}
+
+/// The caller's queue tabs counted: open conversations assigned to them, unassigned,
+/// their team's, and all they may see.
+async fn queue_counts(
+    State(state): State<Arc<AppState>>,
+    Authenticated(agent): Authenticated,
+) -> Result<Json<QueueCounts>, ApiError> {
+    let visible_to = access::visibility(&caller(&agent));
+    Ok(Json(state.queries.queue_counts(agent.id, &visible_to).await?))
+}
+
+async fn deactivate(
+    State(state): State<Arc<AppState>>,
+    Authenticated(admin): Authenticated,
+    PathParam(who): PathParam,
+) -> Result<Response, ApiError> {
+    super::sessions::set_active(state, admin, who, false).await
+}
+
+async fn activate(
+    State(state): State<Arc<AppState>>,
+    Authenticated(admin): Authenticated,
+    PathParam(who): PathParam,
+) -> Result<Response, ApiError> {
+    super::sessions::set_active(state, admin, who, true).await
 }
 
 /// `{"available": true}`: queues may assign to the agent (and do, at once, if theirs
@@ -389,7 +454,9 @@ async fn list_conversations(
 ) -> Result<Json<ConversationPage>, ApiError> {
     reject_unknown(
         params.keys(),
-        &["team", "status", "assignee", "inbox", "cursor", "limit"],
+        &[
+            "team", "status", "assignee", "inbox", "priority", "label", "channel", "sla", "sort", "cursor", "limit",
+        ],
         "query parameter",
     )?;
     // An empty value is the same as leaving the parameter out.
@@ -427,22 +494,76 @@ async fn list_conversations(
         })
         .transpose()?;
     let limit = page_limit(param("limit"))?;
+    let priorities = match param("priority") {
+        None => Vec::new(),
+        Some(list) => list
+            .split(',')
+            .map(str::trim)
+            .filter(|name| !name.is_empty())
+            .map(|name| {
+                Priority::parse(name).ok_or_else(|| {
+                    ApiError::invalid("priority", format!("has `{name}`; use some of {}", Priority::names()))
+                })
+            })
+            .collect::<Result<_, _>>()?,
+    };
+    let channel = param("channel")
+        .map(|name| {
+            switchboard_connector_core::ChannelKind::parse(name)
+                .ok_or_else(|| ApiError::invalid("channel", format!("`{name}` is not email, telegram or webhook")))
+        })
+        .transpose()?;
+    let sla = match param("sla") {
+        None => None,
+        Some("at_risk") => Some(SlaFilter::AtRisk),
+        Some("breached") => Some(SlaFilter::Breached),
+        Some(other) => {
+            return Err(ApiError::invalid(
+                "sla",
+                format!("`{other}` is not at_risk or breached"),
+            ));
+        }
+    };
+    let order = match param("sort") {
+        None | Some("newest") => ListOrder::Newest,
+        Some("oldest") => ListOrder::Oldest,
+        Some(other) => return Err(ApiError::invalid("sort", format!("`{other}` is not newest or oldest"))),
+    };
     let filter = ConversationFilter {
         team: param("team").map(str::to_owned),
         statuses,
         assignee,
         inbox: param("inbox").map(str::to_owned),
+        priorities,
+        label: param("label").map(str::to_owned),
+        channel,
+        sla,
+        order,
+        visible_to: access::visibility(&caller(&agent)),
     };
     Ok(Json(state.queries.conversations(&filter, after, limit).await?))
 }
 
 async fn conversation(
     State(state): State<Arc<AppState>>,
-    _agent: Authenticated,
+    Authenticated(agent): Authenticated,
     PathParam(id): PathParam,
 ) -> Result<Response, ApiError> {
     let id = parse_id(&id, "conversation")?;
-    Ok(Json(state.queries.conversation(id).await?).into_response())
+    Ok(Json(readable(&state, &agent, id).await?).into_response())
+}
+
+/// The conversation's detail, when the caller may read it; `404` as for one that does
+/// not exist otherwise.
+async fn readable(state: &AppState, agent: &Agent, id: i64) -> Result<ConversationDetail, ApiError> {
+    let detail = state.queries.conversation(id).await?;
+    let conversation = &detail.conversation;
+    access::check_read(
+        &caller(agent),
+        conversation.team.as_ref().map(|team| team.key.as_str()),
+        conversation.assignee.as_ref().map(|assignee| assignee.id),
+    )?;
+    Ok(detail)
 }
 
 async fn add_message(
@@ -453,6 +574,7 @@ async fn add_message(
 ) -> Result<Response, ApiError> {
     let conversation_id = parse_id(&id, "conversation")?;
     reject_unknown(object.keys(), &["text", "private", "attachments"], "field")?;
+    readable(&state, &agent, conversation_id).await?;
     let text = match object.get("text") {
         Some(Value::String(text)) if !text.trim().is_empty() => text.trim().to_owned(),
         Some(Value::String(_)) => return Err(ApiError::invalid("text", "must not be empty")),
@@ -488,6 +610,8 @@ async fn add_message(
         state.outbox_wakeup.notify_one();
         state.tell_subscribers();
     }
+    // Notes too: teammates' consoles show them.
+    state.stream.wake();
     let message = state.queries.message(message_id).await?;
     Ok((StatusCode::CREATED, Json(message)).into_response())
 }
@@ -628,6 +752,7 @@ async fn update_conversation(
             "must change at least one of status, priority, assignee, team",
         ));
     }
+    readable(&state, &agent, id).await?;
     state
         .service
         .update_conversation(id, agent.id, changes, state.clock.now_ms())
@@ -638,11 +763,13 @@ async fn update_conversation(
 
 async fn attachment(
     State(state): State<Arc<AppState>>,
-    _agent: Authenticated,
+    Authenticated(agent): Authenticated,
     PathParam(id): PathParam,
 ) -> Result<Response, ApiError> {
     let id = parse_id(&id, "attachment")?;
     let attachment = state.queries.attachment(id).await?;
+    access::check_read(&caller(&agent), attachment.team.as_deref(), attachment.assignee_id)
+        .map_err(|_| ApiError::not_found("attachment"))?;
     let content_type = HeaderValue::from_str(&attachment.content_type)
         .unwrap_or_else(|_| HeaderValue::from_static("application/octet-stream"));
     // Served as a download, never rendered: the bytes come from customers.

@@ -47,6 +47,9 @@ pub struct RawConfig {
     /// The HTTP listener.
     #[serde(default)]
     pub server: ServerConfig,
+    /// The agents' web console and its sign-in.
+    #[serde(default)]
+    pub console: crate::api::config::ConsoleConfig,
     /// The database.
     #[serde(default)]
     pub storage: StorageConfig,
@@ -145,6 +148,8 @@ pub struct Settings {
     pub http_shutdown_grace: Duration,
     /// Timeouts, connection, memory and rate limits at the HTTP door.
     pub door: DoorSettings,
+    /// The console's address and sign-in policy.
+    pub console: crate::api::config::ConsoleSettings,
     pub storage_url: String,
     pub log_level: String,
     pub log_json: bool,
@@ -279,6 +284,7 @@ impl RawConfig {
     /// mistakes, the first reported stays the same.
     pub fn validate_with(&self, secrets: &dyn SecretSource) -> Result<Settings, ConfigError> {
         let (listen, http_shutdown_grace, door) = self.server.validate()?;
+        let console = self.console.validate(listen)?;
         let storage_url = self.storage.validate()?;
         self.log.validate()?;
         let outbox = self.outbox.validate()?;
@@ -319,6 +325,7 @@ impl RawConfig {
             listen,
             http_shutdown_grace,
             door,
+            console,
             storage_url,
             log_level: self.log.level.clone(),
             log_json: self.log.format == "json",

@@ -5,6 +5,7 @@
 
 use crate::domain::{DeskError, DeskResult};
 use crate::model::Role;
+use crate::query::Visibility;
 use crate::store::Conversation;
 
 /// The agent a request acts for.
@@ -14,6 +15,56 @@ pub struct Caller {
     pub role: Role,
     /// Their team's key.
     pub team: Option<String>,
+}
+
+/// Agents see their team's conversations and those assigned to them; supervisors and
+/// admins see every team's. The list, the detail, the stream and the console all ask
+/// here, so an agent sees the same conversations whichever they use.
+pub fn visibility(caller: &Caller) -> Visibility {
+    match caller.role {
+        Role::Agent => Visibility::TeamOf {
+            agent_id: caller.id,
+            team: caller.team.clone(),
+        },
+        Role::Supervisor | Role::Admin => Visibility::All,
+    }
+}
+
+/// Whether the caller may read a conversation of `team` assigned to `assignee`.
+pub fn may_read(caller: &Caller, team: Option<&str>, assignee: Option<i64>) -> bool {
+    match visibility(caller) {
+        Visibility::All => true,
+        Visibility::TeamOf { agent_id, team: own } => {
+            assignee == Some(agent_id) || (own.is_some() && own.as_deref() == team)
+        }
+    }
+}
+
+/// [`may_read`], refused with what would allow it. The refusal is `NotFound`: an agent
+/// learns nothing of other teams' conversations, not even that the number is taken.
+pub fn check_read(caller: &Caller, team: Option<&str>, assignee: Option<i64>) -> DeskResult<()> {
+    if may_read(caller, team, assignee) {
+        return Ok(());
+    }
+    Err(DeskError::NotFound("conversation"))
+}
+
+/// Deactivating agents and issuing sign-in links: admins only.
+pub fn may_manage_agents(caller: &Caller) -> DeskResult<()> {
+    if caller.role == Role::Admin {
+        return Ok(());
+    }
+    Err(DeskError::Forbidden("only admins manage agents".into()))
+}
+
+/// The supervisors' view (every agent's availability and load): supervisors and admins.
+pub fn may_supervise(caller: &Caller) -> DeskResult<()> {
+    if caller.role != Role::Agent {
+        return Ok(());
+    }
+    Err(DeskError::Forbidden(
+        "only supervisors and admins see every agent".into(),
+    ))
 }
 
 /// Escalating takes a member of the conversation's team, or a supervisor or admin.

@@ -30,6 +30,7 @@ pub mod explain;
 pub mod ingest;
 pub mod language;
 pub mod lifecycle;
+pub mod people;
 pub mod privacy;
 pub mod queues;
 pub mod router;

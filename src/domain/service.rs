@@ -12,11 +12,13 @@ use crate::domain::escalation::{self, Escalation};
 use crate::domain::events::Actor;
 use crate::domain::ingest::{self, IngestContext, IngestOutcome};
 use crate::domain::lifecycle::{self, ConversationChanges, NewAgentMessage};
+use crate::domain::people::{self, Refusal, SessionGrant, SignInPolicy};
 use crate::domain::privacy::{self, Erasure, RetentionOutcome};
 use crate::domain::updates::send as updates;
 use crate::domain::{DeskError, DeskResult, catalog, deliveries, queues};
 use crate::store::{
-    Catalog, ContactExport, IdentityRef, InboxSpec, NewAgent, NewSubscription, Store, Subscription, TeamSpec,
+    Catalog, ContactExport, Credentials, IdentityRef, InboxSpec, NewAgent, NewSubscription, Store, Subscription,
+    TeamSpec,
 };
 
 /// The store and the policies its rules run with.
@@ -73,6 +75,89 @@ impl Service {
     pub async fn create_agent(&self, agent: NewAgent, now: i64) -> DeskResult<i64> {
         self.store
             .unit(move |tx| lifecycle::create_agent(tx, &agent, now))
+            .await
+    }
+
+    /// See [`people::sign_in_candidate`].
+    pub async fn sign_in_candidate(&self, name: String, now: i64) -> DeskResult<Result<Credentials, Refusal>> {
+        self.store
+            .unit(move |tx| people::sign_in_candidate(tx, &name, now))
+            .await
+    }
+
+    /// See [`people::finish_sign_in`].
+    pub async fn finish_sign_in(
+        &self,
+        policy: SignInPolicy,
+        agent_id: i64,
+        verified: bool,
+        session: NewSessionSecrets,
+        now: i64,
+    ) -> DeskResult<Result<i64, Refusal>> {
+        self.store
+            .unit(move |tx| people::finish_sign_in(tx, &policy, agent_id, verified, &session.grant(), now))
+            .await
+    }
+
+    /// See [`people::issue_link`].
+    pub async fn issue_sign_in_link(
+        &self,
+        policy: SignInPolicy,
+        agent_id: i64,
+        token_hash: Vec<u8>,
+        now: i64,
+    ) -> DeskResult<i64> {
+        self.store
+            .unit(move |tx| people::issue_link(tx, &policy, agent_id, &token_hash, now))
+            .await
+    }
+
+    /// See [`people::link_holder`].
+    pub async fn sign_in_link_holder(&self, link_hash: Vec<u8>, now: i64) -> DeskResult<i64> {
+        self.store
+            .unit(move |tx| people::link_holder(tx, &link_hash, now))
+            .await
+    }
+
+    /// See [`people::set_password_with_link`].
+    pub async fn set_password_with_link(
+        &self,
+        policy: SignInPolicy,
+        link_hash: Vec<u8>,
+        password_hash: String,
+        session: NewSessionSecrets,
+        now: i64,
+    ) -> DeskResult<(i64, i64)> {
+        self.store
+            .unit(move |tx| {
+                people::set_password_with_link(tx, &policy, &link_hash, &password_hash, &session.grant(), now)
+            })
+            .await
+    }
+
+    /// See [`people::replace_password`].
+    pub async fn replace_password(
+        &self,
+        policy: SignInPolicy,
+        agent_id: i64,
+        password_hash: String,
+        session: NewSessionSecrets,
+        now: i64,
+    ) -> DeskResult<i64> {
+        self.store
+            .unit(move |tx| people::replace_password(tx, &policy, agent_id, &password_hash, &session.grant(), now))
+            .await
+    }
+
+    /// Ends one session; says whether it existed.
+    pub async fn end_session(&self, token_hash: Vec<u8>) -> DeskResult<bool> {
+        self.store.unit(move |tx| Ok(tx.delete_session(&token_hash)?)).await
+    }
+
+    /// See [`people::set_active`].
+    pub async fn set_agent_active(&self, agent_id: i64, active: bool) -> DeskResult<bool> {
+        self.store
+            .unit(move |tx| people::set_active(tx, agent_id, active))
             .await
     }
 
@@ -232,5 +317,20 @@ impl Service {
             tracing::error!(%err, "retention erased conversations, but the WAL could not be truncated yet");
         }
         Ok(outcome)
+    }
+}
+
+/// A new session's secrets, as a unit of work takes them.
+pub struct NewSessionSecrets {
+    pub token_hash: Vec<u8>,
+    pub csrf_token: String,
+}
+
+impl NewSessionSecrets {
+    fn grant(&self) -> SessionGrant<'_> {
+        SessionGrant {
+            token_hash: &self.token_hash,
+            csrf_token: &self.csrf_token,
+        }
     }
 }

@@ -23,7 +23,61 @@ pub struct Agent {
     pub capacity: Option<i64>,
     /// Open conversations assigned to them now.
     pub open_conversations: i64,
+    /// Deactivated agents keep their history but cannot sign in or use their token.
+    pub active: bool,
+    /// Whether they have set a password (followed their sign-in link).
+    pub has_password: bool,
     pub created_at: Timestamp,
+}
+
+/// A console session: whose it is, and the token its state-changing requests repeat.
+#[derive(Debug, Clone)]
+pub struct SessionView {
+    pub agent: Agent,
+    pub csrf_token: String,
+    pub expires_at: i64,
+}
+
+/// Whose conversations a caller may read: decided by the access layer
+/// ([`crate::domain::access::visibility`]), applied by every read of conversations.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Visibility {
+    All,
+    /// Their team's conversations and those assigned to them.
+    TeamOf {
+        agent_id: i64,
+        team: Option<String>,
+    },
+}
+
+/// Where a conversation's SLA stands, for list filters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SlaFilter {
+    /// A running clock has passed its warning and not yet its deadline.
+    AtRisk,
+    /// Unresolved, with a breached clock.
+    Breached,
+}
+
+/// The order of a conversation list.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ListOrder {
+    /// Newest activity first.
+    #[default]
+    Newest,
+    /// Oldest activity first: who has waited longest.
+    Oldest,
+}
+
+/// The console's queue tabs, counted for one agent: open conversations.
+#[derive(Debug, Clone, Serialize)]
+pub struct QueueCounts {
+    pub mine: i64,
+    pub unassigned: i64,
+    /// Their team's; 0 without a team.
+    pub team: i64,
+    /// Everything they may see.
+    pub all: i64,
 }
 
 /// A team's queue and members, counted.
@@ -60,9 +114,34 @@ pub struct ConversationFilter {
     pub statuses: Vec<Status>,
     pub assignee: AssigneeFilter,
     pub inbox: Option<String>,
+    /// Empty: every priority.
+    pub priorities: Vec<Priority>,
+    pub label: Option<String>,
+    pub channel: Option<ChannelKind>,
+    pub sla: Option<SlaFilter>,
+    pub order: ListOrder,
+    pub visible_to: Visibility,
 }
 
-/// A position in the newest-activity-first listing: the last row already seen.
+impl ConversationFilter {
+    /// Everything `visible_to` may see, newest activity first.
+    pub fn visible_to(visible_to: Visibility) -> ConversationFilter {
+        ConversationFilter {
+            team: None,
+            statuses: Vec::new(),
+            assignee: AssigneeFilter::Anyone,
+            inbox: None,
+            priorities: Vec::new(),
+            label: None,
+            channel: None,
+            sla: None,
+            order: ListOrder::Newest,
+            visible_to,
+        }
+    }
+}
+
+/// A position in a listing by activity: the last row already seen.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Cursor {
     pub last_activity_at: i64,
@@ -315,12 +394,106 @@ pub struct CsatPage {
     pub open: bool,
 }
 
+/// A place in the live stream: the last event and the last message already told. The
+/// two are counted apart because they are two tables; each only grows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct StreamPosition {
+    pub event: i64,
+    pub message: i64,
+}
+
+impl StreamPosition {
+    /// As `Last-Event-ID` carries it.
+    pub fn encode(self) -> String {
+        format!("{}-{}", self.event, self.message)
+    }
+
+    pub fn decode(text: &str) -> Option<StreamPosition> {
+        let (event, message) = text.trim().split_once('-')?;
+        Some(StreamPosition {
+            event: event.parse().ok().filter(|id: &i64| *id >= 0)?,
+            message: message.parse().ok().filter(|id: &i64| *id >= 0)?,
+        })
+    }
+
+    /// Whether `item` was told already by the time this position was reached.
+    pub fn covers(self, item: &StreamItem) -> bool {
+        match &item.change {
+            StreamChange::Event(event) => event.id <= self.event,
+            StreamChange::Message(message) => message.id <= self.message,
+        }
+    }
+
+    /// This position, moved past `item`.
+    pub fn past(self, item: &StreamItem) -> StreamPosition {
+        match &item.change {
+            StreamChange::Event(event) => StreamPosition {
+                event: self.event.max(event.id),
+                ..self
+            },
+            StreamChange::Message(message) => StreamPosition {
+                message: self.message.max(message.id),
+                ..self
+            },
+        }
+    }
+}
+
+/// The conversation a stream item is about, as it stands now: what visibility is judged
+/// on and what a console's list needs to place it.
+#[derive(Debug, Clone, Serialize)]
+pub struct StreamConversation {
+    pub id: i64,
+    pub team: Option<String>,
+    pub assignee_id: Option<i64>,
+    pub status: Status,
+    pub priority: Priority,
+}
+
+/// A message as the stream tells it: enough to show a line; the detail has the rest.
+#[derive(Debug, Clone, Serialize)]
+pub struct StreamMessage {
+    pub id: i64,
+    pub direction: Direction,
+    pub kind: MessageKind,
+    pub author: Actor,
+    /// The first 500 characters.
+    pub text: String,
+    pub attachments: i64,
+    pub created_at: Timestamp,
+}
+
+#[derive(Debug, Clone)]
+pub enum StreamChange {
+    Event(EventView),
+    Message(StreamMessage),
+}
+
+#[derive(Debug, Clone)]
+pub struct StreamItem {
+    pub conversation: StreamConversation,
+    pub change: StreamChange,
+}
+
+impl StreamItem {
+    /// The SSE event name: the event's kind, or `message.created`.
+    pub fn kind(&self) -> &str {
+        match &self.change {
+            StreamChange::Event(event) => &event.kind,
+            StreamChange::Message(_) => "message.created",
+        }
+    }
+}
+
 /// Attachment bytes for download.
 #[derive(Debug, Clone)]
 pub struct AttachmentData {
     pub filename: String,
     pub content_type: String,
     pub data: Vec<u8>,
+    /// Its conversation's team and assignee: who may download it.
+    pub team: Option<String>,
+    pub assignee_id: Option<i64>,
 }
 
 /// A row of the privacy audit trail: who exported or erased which contact, when, why,
@@ -343,7 +516,15 @@ pub struct PrivacyAuditEntry {
 pub trait Queries: Send + Sync + 'static {
     /// Answers when the database can serve a query.
     async fn ping(&self) -> StoreResult<()>;
+    /// The active agent the token belongs to.
     async fn agent_by_token_hash(&self, token_hash: &[u8]) -> StoreResult<Option<Agent>>;
+    /// An unexpired session of an active agent.
+    async fn session(&self, token_hash: &[u8], now: i64) -> StoreResult<Option<SessionView>>;
+    async fn queue_counts(&self, agent_id: i64, visible_to: &Visibility) -> StoreResult<QueueCounts>;
+    /// What happened after `after`, oldest first, at most `limit` of each kind.
+    async fn stream_after(&self, after: StreamPosition, limit: u32) -> StoreResult<Vec<StreamItem>>;
+    /// Where the stream ends now.
+    async fn stream_head(&self) -> StoreResult<StreamPosition>;
     async fn agents(&self) -> StoreResult<Vec<Agent>>;
     async fn agent(&self, id: i64) -> StoreResult<Agent>;
     /// Each active team's queue and members, counted.

@@ -15,7 +15,7 @@ use super::testing::{self, Seeded, TestStore};
 use super::*;
 use crate::model::clock::{ClockKind, ClockState, SlaClock};
 use crate::model::{DeliveryStatus, Priority, Status};
-use crate::query::{AssigneeFilter, ConversationFilter};
+use crate::query::{ConversationFilter, Visibility};
 
 const NOW: i64 = 1_800_000_000_000;
 
@@ -44,12 +44,7 @@ async fn settle(store: &TestStore, id: i64, settlement: Settlement<'static>, now
 }
 
 fn everything() -> ConversationFilter {
-    ConversationFilter {
-        team: None,
-        statuses: vec![],
-        assignee: AssigneeFilter::Anyone,
-        inbox: None,
-    }
+    ConversationFilter::visible_to(Visibility::All)
 }
 
 #[tokio::test]

@@ -611,3 +611,31 @@ pub struct PrivacyRecord<'a> {
     pub reason: Option<&'a str>,
     pub details: &'a Value,
 }
+
+/// What signing an agent in needs to know about them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Credentials {
+    pub agent_id: i64,
+    pub active: bool,
+    /// argon2id in the PHC string format; `None` until they follow their link.
+    pub password_hash: Option<String>,
+    /// Failed sign-ins in a row.
+    pub failed_sign_ins: i64,
+    pub locked_until: Option<i64>,
+}
+
+/// A one-time link to set a password, as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SignInLink {
+    pub agent_id: i64,
+    pub expires_at: i64,
+    pub used_at: Option<i64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewSession<'a> {
+    pub token_hash: &'a [u8],
+    pub agent_id: i64,
+    pub csrf_token: &'a str,
+    pub expires_at: i64,
+}

@@ -32,6 +32,26 @@ pub trait CatalogTx {
     fn supervisors(&mut self, team_id: Option<i64>) -> StoreResult<Vec<String>>;
 }
 
+/// People at the console: passwords, one-time links, sessions, deactivation.
+pub trait PeopleTx {
+    fn credentials(&mut self, who: &AgentSelector) -> StoreResult<Option<Credentials>>;
+    fn set_sign_in_failures(&mut self, agent_id: i64, failed: i64, locked_until: Option<i64>) -> StoreResult<()>;
+    fn set_password_hash(&mut self, agent_id: i64, hash: &str) -> StoreResult<()>;
+    /// Says whether that changed anything.
+    fn set_agent_active(&mut self, agent_id: i64, active: bool) -> StoreResult<bool>;
+    /// Stores a new link and drops the agent's unused ones.
+    fn replace_sign_in_link(&mut self, agent_id: i64, token_hash: &[u8], expires_at: i64, now: i64) -> StoreResult<()>;
+    fn sign_in_link(&mut self, token_hash: &[u8]) -> StoreResult<Option<SignInLink>>;
+    fn use_sign_in_link(&mut self, token_hash: &[u8], now: i64) -> StoreResult<()>;
+    fn insert_session(&mut self, session: &NewSession<'_>, now: i64) -> StoreResult<()>;
+    /// Says whether there was such a session.
+    fn delete_session(&mut self, token_hash: &[u8]) -> StoreResult<bool>;
+    /// Ends every session of the agent; returns how many there were.
+    fn delete_agent_sessions(&mut self, agent_id: i64) -> StoreResult<u64>;
+    /// Forgets sessions and links past their expiry; returns how many.
+    fn delete_expired_sessions(&mut self, now: i64) -> StoreResult<u64>;
+}
+
 /// Contacts and their channel identities.
 pub trait ContactTx {
     fn identity(&mut self, inbox_id: i64, external_id: &str) -> StoreResult<Option<ContactRecord>>;
@@ -200,8 +220,11 @@ pub trait PrivacyTx {
 
 /// One unit of work: everything the rules do to the store, applied whole or not at all.
 pub trait Tx:
-    CatalogTx + ContactTx + ConversationTx + MessageTx + ClockTx + OutboxTx + SubscriptionTx + PrivacyTx
+    CatalogTx + PeopleTx + ContactTx + ConversationTx + MessageTx + ClockTx + OutboxTx + SubscriptionTx + PrivacyTx
 {
 }
 
-impl<T: CatalogTx + ContactTx + ConversationTx + MessageTx + ClockTx + OutboxTx + SubscriptionTx + PrivacyTx> Tx for T {}
+impl<T: CatalogTx + PeopleTx + ContactTx + ConversationTx + MessageTx + ClockTx + OutboxTx + SubscriptionTx + PrivacyTx>
+    Tx for T
+{
+}

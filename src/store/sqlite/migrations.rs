@@ -59,6 +59,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         include_str!("../../../migrations/0010_health_probe.sql"),
     ),
     (11, "privacy", include_str!("../../../migrations/0011_privacy.sql")),
+    (12, "people", include_str!("../../../migrations/0012_people.sql")),
 ];
 
 #[derive(Debug)]

@@ -260,9 +260,46 @@ pub async fn list_conversations(
             query.push(" AND c.assignee_id = ").push_bind(id);
         }
     }
+    if !filter.priorities.is_empty() {
+        query.push(" AND c.priority IN (");
+        let mut priorities = query.separated(", ");
+        for priority in &filter.priorities {
+            priorities.push_bind(priority.as_str());
+        }
+        query.push(")");
+    }
+    if let Some(label) = &filter.label {
+        query
+            .push(" AND EXISTS (SELECT 1 FROM json_each(c.labels) WHERE value = ")
+            .push_bind(label.clone())
+            .push(")");
+    }
+    if let Some(channel) = filter.channel {
+        query
+            .push(" AND c.inbox_id IN (SELECT id FROM inboxes WHERE kind = ")
+            .push_bind(channel.as_str())
+            .push(")");
+    }
+    match filter.sla {
+        None => {}
+        Some(SlaFilter::Breached) => {
+            query.push(" AND c.sla_breached_at IS NOT NULL AND c.status IN ('open', 'pending', 'snoozed')");
+        }
+        Some(SlaFilter::AtRisk) => {
+            query.push(
+                " AND EXISTS (SELECT 1 FROM sla_clocks k WHERE k.conversation_id = c.id AND k.state = 'running'
+                   AND k.warned_at IS NOT NULL AND k.breached_at IS NULL)",
+            );
+        }
+    }
+    push_visibility(&mut query, &mut conn, &filter.visible_to).await?;
+    let (compare, order) = match filter.order {
+        ListOrder::Newest => ("<", " ORDER BY c.last_activity_at DESC, c.id DESC"),
+        ListOrder::Oldest => (">", " ORDER BY c.last_activity_at ASC, c.id ASC"),
+    };
     if let Some(cursor) = after {
         query
-            .push(" AND (c.last_activity_at, c.id) < (")
+            .push(format!(" AND (c.last_activity_at, c.id) {compare} ("))
             .push_bind(cursor.last_activity_at)
             .push(", ")
             .push_bind(cursor.id)
@@ -270,13 +307,14 @@ pub async fn list_conversations(
     }
     // One more than asked tells whether there is a next page.
     query
-        .push(" ORDER BY c.last_activity_at DESC, c.id DESC LIMIT ")
+        .push(order)
+        .push(" LIMIT ")
         .push_bind(i64::from(limit) + 1)
         // CROSS JOIN keeps the page the outer loop: with the limit a bound parameter the
         // planner would otherwise walk every conversation and look each up in the page.
         .push(") page CROSS JOIN conversations c ON c.id = page.id")
         .push(SUMMARY_JOINS)
-        .push(" ORDER BY c.last_activity_at DESC, c.id DESC");
+        .push(order);
     let rows = query.build().fetch_all(&mut *conn).await?;
     let mut conversations = rows.iter().map(summary).collect::<StoreResult<Vec<_>>>()?;
     let next_cursor = if conversations.len() > limit as usize {
@@ -387,7 +425,10 @@ fn clock_views(json: &str) -> StoreResult<Vec<ClockView>> {
 
 pub async fn attachment(pool: &SqlitePool, id: i64) -> StoreResult<AttachmentData> {
     let row = sqlx::query(
-        "SELECT a.filename, a.content_type, b.data FROM attachments a JOIN blobs b ON b.sha256 = a.blob_sha256
+        "SELECT a.filename, a.content_type, b.data, t.key AS team_key, c.assignee_id
+         FROM attachments a JOIN blobs b ON b.sha256 = a.blob_sha256
+         JOIN messages m ON m.id = a.message_id JOIN conversations c ON c.id = m.conversation_id
+         LEFT JOIN teams t ON t.id = c.team_id
          WHERE a.id = ?",
     )
     .bind(id)
@@ -398,7 +439,186 @@ pub async fn attachment(pool: &SqlitePool, id: i64) -> StoreResult<AttachmentDat
         filename: row.try_get("filename")?,
         content_type: row.try_get("content_type")?,
         data: row.try_get("data")?,
+        team: row.try_get("team_key")?,
+        assignee_id: row.try_get("assignee_id")?,
     })
+}
+
+/// Limits a query on `conversations c` to what the caller may see.
+async fn push_visibility(
+    query: &mut QueryBuilder<'_, Sqlite>,
+    conn: &mut SqliteConnection,
+    visible_to: &Visibility,
+) -> StoreResult<()> {
+    let Visibility::TeamOf { agent_id, team } = visible_to else {
+        return Ok(());
+    };
+    let team_id: Option<i64> = match team {
+        Some(team) => {
+            sqlx::query_scalar("SELECT id FROM teams WHERE key = ?")
+                .bind(team)
+                .fetch_optional(&mut *conn)
+                .await?
+        }
+        None => None,
+    };
+    query.push(" AND (c.assignee_id = ").push_bind(*agent_id);
+    if let Some(team_id) = team_id {
+        query.push(" OR c.team_id = ").push_bind(team_id);
+    }
+    query.push(")");
+    Ok(())
+}
+
+pub async fn queue_counts(pool: &SqlitePool, agent_id: i64, visible_to: &Visibility) -> StoreResult<QueueCounts> {
+    let mut conn = pool.acquire().await?;
+    let team_key = match visible_to {
+        Visibility::TeamOf { team, .. } => team.clone(),
+        Visibility::All => {
+            sqlx::query_scalar("SELECT t.key FROM agents a JOIN teams t ON t.id = a.team_id WHERE a.id = ?")
+                .bind(agent_id)
+                .fetch_optional(&mut *conn)
+                .await?
+        }
+    };
+    let team_id: Option<i64> = match &team_key {
+        Some(key) => {
+            sqlx::query_scalar("SELECT id FROM teams WHERE key = ?")
+                .bind(key)
+                .fetch_optional(&mut *conn)
+                .await?
+        }
+        None => None,
+    };
+    let mut count = async |extra: &str, bind: Option<i64>| -> StoreResult<i64> {
+        let mut query = QueryBuilder::<Sqlite>::new("SELECT COUNT(*) FROM conversations c WHERE c.status = 'open'");
+        query.push(extra);
+        if let Some(bind) = bind {
+            query.push_bind(bind);
+        }
+        push_visibility(&mut query, &mut conn, visible_to).await?;
+        Ok(query.build_query_scalar::<i64>().fetch_one(&mut *conn).await?)
+    };
+    let mine = count(" AND c.assignee_id = ", Some(agent_id)).await?;
+    let unassigned = count(" AND c.assignee_id IS NULL", None).await?;
+    let team = match team_id {
+        Some(team_id) => count(" AND c.team_id = ", Some(team_id)).await?,
+        None => 0,
+    };
+    let all = count("", None).await?;
+    Ok(QueueCounts {
+        mine,
+        unassigned,
+        team,
+        all,
+    })
+}
+
+/// The stream's conversation columns, after `JOIN conversations c`.
+const STREAM_CONVERSATION: &str = "c.id AS c_id, t.key AS c_team, c.assignee_id AS c_assignee, c.status AS c_status,
+    c.priority AS c_priority";
+
+fn stream_conversation(row: &SqliteRow) -> StoreResult<StreamConversation> {
+    Ok(StreamConversation {
+        id: row.try_get("c_id")?,
+        team: row.try_get("c_team")?,
+        assignee_id: row.try_get("c_assignee")?,
+        status: vocabulary(Status::parse, row.try_get("c_status")?)?,
+        priority: vocabulary(Priority::parse, row.try_get("c_priority")?)?,
+    })
+}
+
+pub async fn stream_after(pool: &SqlitePool, after: StreamPosition, limit: u32) -> StoreResult<Vec<StreamItem>> {
+    // One read transaction, so the two tables are read at the same commit.
+    let mut tx = pool.begin().await?;
+    let events = sqlx::query(&format!(
+        "SELECT e.id, e.kind, e.actor_kind, e.actor_id, COALESCE(ag.name, ct.name) AS actor_name, e.data,
+                e.created_at, {STREAM_CONVERSATION}
+         FROM events e
+         JOIN conversations c ON c.id = e.conversation_id
+         LEFT JOIN teams t ON t.id = c.team_id
+         LEFT JOIN agents ag ON e.actor_kind = 'agent' AND ag.id = e.actor_id
+         LEFT JOIN contacts ct ON e.actor_kind = 'contact' AND ct.id = e.actor_id
+         WHERE e.id > ? ORDER BY e.id LIMIT ?"
+    ))
+    .bind(after.event)
+    .bind(limit)
+    .fetch_all(&mut *tx)
+    .await?;
+    let messages = sqlx::query(&format!(
+        "SELECT m.id, m.direction, m.kind, m.author_kind, m.author_id, COALESCE(ag.name, ct.name) AS author_name,
+                SUBSTR(m.text, 1, 500) AS text, m.created_at,
+                (SELECT COUNT(*) FROM attachments a WHERE a.message_id = m.id) AS attachments,
+                {STREAM_CONVERSATION}
+         FROM messages m
+         JOIN conversations c ON c.id = m.conversation_id
+         LEFT JOIN teams t ON t.id = c.team_id
+         LEFT JOIN agents ag ON m.author_kind = 'agent' AND ag.id = m.author_id
+         LEFT JOIN contacts ct ON m.author_kind = 'contact' AND ct.id = m.author_id
+         WHERE m.id > ? ORDER BY m.id LIMIT ?"
+    ))
+    .bind(after.message)
+    .bind(limit)
+    .fetch_all(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    let mut told_events = Vec::with_capacity(events.len());
+    for row in &events {
+        told_events.push(StreamItem {
+            conversation: stream_conversation(row)?,
+            change: StreamChange::Event(EventView {
+                id: row.try_get("id")?,
+                kind: row.try_get("kind")?,
+                actor: actor(row, "actor_kind", "actor_id", "actor_name")?,
+                data: json_column(row.try_get("data")?)?,
+                created_at: Timestamp(row.try_get("created_at")?),
+            }),
+        });
+    }
+    let mut told_messages = Vec::with_capacity(messages.len());
+    for row in &messages {
+        told_messages.push(StreamItem {
+            conversation: stream_conversation(row)?,
+            change: StreamChange::Message(StreamMessage {
+                id: row.try_get("id")?,
+                direction: vocabulary(Direction::parse, row.try_get("direction")?)?,
+                kind: vocabulary(MessageKind::parse, row.try_get("kind")?)?,
+                author: actor(row, "author_kind", "author_id", "author_name")?,
+                text: row.try_get("text")?,
+                attachments: row.try_get("attachments")?,
+                created_at: Timestamp(row.try_get("created_at")?),
+            }),
+        });
+    }
+    Ok(merge_by_time(told_events, told_messages))
+}
+
+/// The two lists, each in id order, merged in the order things happened (an event
+/// first at the same instant: a conversation's creation before its first message).
+/// Each kind stays in id order, which is what a resumed position relies on.
+fn merge_by_time(events: Vec<StreamItem>, messages: Vec<StreamItem>) -> Vec<StreamItem> {
+    let at = |item: &StreamItem| match &item.change {
+        StreamChange::Event(event) => event.created_at.0,
+        StreamChange::Message(message) => message.created_at.0,
+    };
+    let mut merged = Vec::with_capacity(events.len() + messages.len());
+    let mut messages = messages.into_iter().peekable();
+    for event in events {
+        while let Some(message) = messages.next_if(|message| at(message) < at(&event)) {
+            merged.push(message);
+        }
+        merged.push(event);
+    }
+    merged.extend(messages);
+    merged
+}
+
+pub async fn stream_head(pool: &SqlitePool) -> StoreResult<StreamPosition> {
+    let (event, message): (i64, i64) =
+        sqlx::query_as("SELECT (SELECT COALESCE(MAX(id), 0) FROM events), (SELECT COALESCE(MAX(id), 0) FROM messages)")
+            .fetch_one(pool)
+            .await?;
+    Ok(StreamPosition { event, message })
 }
 
 async fn resolve_agent(conn: &mut SqliteConnection, selector: &AgentSelector) -> StoreResult<i64> {

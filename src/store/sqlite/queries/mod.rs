@@ -28,11 +28,33 @@ pub async fn ping(pool: &SqlitePool) -> StoreResult<()> {
 }
 
 pub async fn agent_by_token_hash(pool: &SqlitePool, token_hash: &[u8]) -> StoreResult<Option<Agent>> {
-    let row = sqlx::query(&format!("{AGENT_COLUMNS} WHERE a.token_hash = ?"))
+    let row = sqlx::query(&format!("{AGENT_COLUMNS} WHERE a.token_hash = ? AND a.active = 1"))
         .bind(token_hash)
         .fetch_optional(pool)
         .await?;
     row.as_ref().map(agent_from_row).transpose()
+}
+
+pub async fn session(pool: &SqlitePool, token_hash: &[u8], now: i64) -> StoreResult<Option<SessionView>> {
+    let row = sqlx::query(&format!(
+        "{AGENT_COLUMNS} JOIN sessions s ON s.agent_id = a.id
+         WHERE s.token_hash = ? AND s.expires_at > ? AND a.active = 1"
+    ))
+    .bind(token_hash)
+    .bind(now)
+    .fetch_optional(pool)
+    .await?;
+    let Some(row) = row else { return Ok(None) };
+    let (csrf_token, expires_at): (String, i64) =
+        sqlx::query_as("SELECT csrf_token, expires_at FROM sessions WHERE token_hash = ?")
+            .bind(token_hash)
+            .fetch_one(pool)
+            .await?;
+    Ok(Some(SessionView {
+        agent: agent_from_row(&row)?,
+        csrf_token,
+        expires_at,
+    }))
 }
 
 pub async fn list_agents(pool: &SqlitePool) -> StoreResult<Vec<Agent>> {
@@ -98,6 +120,8 @@ fn agent_from_row(row: &SqliteRow) -> StoreResult<Agent> {
         available: row.try_get("available")?,
         capacity: row.try_get("capacity")?,
         open_conversations: row.try_get("open_count")?,
+        active: row.try_get("active")?,
+        has_password: row.try_get("has_password")?,
         created_at: Timestamp(row.try_get("created_at")?),
     })
 }
@@ -112,6 +136,7 @@ pub async fn agent(pool: &SqlitePool, id: i64) -> StoreResult<Agent> {
 }
 
 const AGENT_COLUMNS: &str = "SELECT a.id, a.name, a.role, t.key AS team_key, a.created_at, a.available, a.capacity,
+        a.active, a.password_hash IS NOT NULL AS has_password,
         (SELECT COUNT(*) FROM conversations c WHERE c.assignee_id = a.id AND c.status = 'open') AS open_count
      FROM agents a LEFT JOIN teams t ON t.id = a.team_id";
 
@@ -179,6 +204,22 @@ impl Queries for SqliteStore {
 
     async fn conversation(&self, id: i64) -> StoreResult<ConversationDetail> {
         conversation(&self.reader, id).await
+    }
+
+    async fn session(&self, token_hash: &[u8], now: i64) -> StoreResult<Option<SessionView>> {
+        session(&self.reader, token_hash, now).await
+    }
+
+    async fn queue_counts(&self, agent_id: i64, visible_to: &Visibility) -> StoreResult<QueueCounts> {
+        queue_counts(&self.reader, agent_id, visible_to).await
+    }
+
+    async fn stream_after(&self, after: StreamPosition, limit: u32) -> StoreResult<Vec<StreamItem>> {
+        stream_after(&self.reader, after, limit).await
+    }
+
+    async fn stream_head(&self) -> StoreResult<StreamPosition> {
+        stream_head(&self.reader).await
     }
 
     async fn message(&self, id: i64) -> StoreResult<MessageView> {

@@ -8,6 +8,7 @@ mod contacts;
 mod conversations;
 mod messages;
 mod outbox;
+mod people;
 mod privacy;
 mod subscriptions;
 

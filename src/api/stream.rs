@@ -1,0 +1,333 @@
+//! `GET /api/v1/stream`: Server-Sent Events of what the caller may see (new
+//! conversations and messages, assignments, escalations, SLA warnings, status changes),
+//! resumable with `Last-Event-ID`. Consoles and integrations read the same stream.
+//!
+//! One [`StreamHub`] reads what was committed, once for every connection, and hands it
+//! on through a broadcast channel; each connection judges visibility for its caller.
+//! A connection that resumes, or falls behind the channel, reads what it missed from
+//! the store itself, so the hub never holds history: its memory does not grow with the
+//! number of agents or with their slowness.
+
+use std::collections::{HashMap, VecDeque};
+use std::convert::Infallible;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::extract::{Query, State};
+use axum::http::{HeaderMap, HeaderValue, header};
+use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::response::{IntoResponse, Response};
+use serde_json::{Value, json};
+use tokio::sync::{Notify, broadcast};
+use tokio_util::sync::CancellationToken;
+
+use super::AppState;
+use super::error::ApiError;
+use super::v1::{Authenticated, caller, reject_unknown};
+use crate::domain::access::{self, Caller};
+use crate::query::{Queries, StreamChange, StreamItem, StreamPosition};
+
+/// Items the broadcast channel holds for connections that have not read them yet; one
+/// that falls further behind reads from the store instead.
+const CHANNEL_CAPACITY: usize = 4096;
+/// Rows of each kind read at once.
+const BATCH: u32 = 500;
+/// A resumed connection further behind than this is told to reload instead
+/// (`stream.reset`) rather than replaying a day of the desk.
+const MAX_REPLAY: usize = 10_000;
+/// How often the hub looks for changes nobody woke it for (a clock that fired).
+const POLL: Duration = Duration::from_millis(500);
+const KEEP_ALIVE: Duration = Duration::from_secs(15);
+
+/// One committed change, ready to send: serialized once for every connection.
+pub struct Told {
+    item: StreamItem,
+    data: String,
+}
+
+/// Reads what was committed and hands it to every connection.
+pub struct StreamHub {
+    /// Taken at shutdown, which ends every connection's stream.
+    sender: Mutex<Option<broadcast::Sender<Arc<Told>>>>,
+    wakeup: Notify,
+}
+
+impl Default for StreamHub {
+    fn default() -> StreamHub {
+        StreamHub {
+            sender: Mutex::new(Some(broadcast::channel(CHANNEL_CAPACITY).0)),
+            wakeup: Notify::new(),
+        }
+    }
+}
+
+impl StreamHub {
+    /// Something was committed: look now rather than at the next poll.
+    pub fn wake(&self) {
+        self.wakeup.notify_one();
+    }
+
+    fn subscribe(&self) -> Option<broadcast::Receiver<Arc<Told>>> {
+        let sender = self.sender.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        sender.as_ref().map(broadcast::Sender::subscribe)
+    }
+
+    fn listeners(&self) -> usize {
+        let sender = self.sender.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        sender.as_ref().map_or(0, broadcast::Sender::receiver_count)
+    }
+
+    fn publish(&self, told: Told) {
+        let sender = self.sender.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        if let Some(sender) = sender.as_ref() {
+            // No receiver is no error: nobody is listening right now.
+            let _ = sender.send(Arc::new(told));
+        }
+    }
+
+    /// Until `shutdown`: reads what was committed after the last look and publishes it.
+    pub async fn run(self: Arc<Self>, queries: Arc<dyn Queries>, shutdown: CancellationToken) {
+        let mut head = match queries.stream_head().await {
+            Ok(head) => head,
+            Err(err) => {
+                tracing::error!(error = %err, "the live stream cannot read where the desk stands");
+                StreamPosition::default()
+            }
+        };
+        loop {
+            let polled = tokio::select! {
+                () = shutdown.cancelled() => break,
+                () = self.wakeup.notified() => false,
+                () = tokio::time::sleep(POLL) => true,
+            };
+            // With nobody listening a commit costs the hub nothing; the poll keeps its
+            // head near the store's, so the first listener's start is read quickly.
+            if !polled && self.listeners() == 0 {
+                continue;
+            }
+            if let Err(err) = self.look(queries.as_ref(), &mut head).await {
+                tracing::warn!(error = %err, "the live stream could not read the latest changes; trying again");
+            }
+        }
+        // Every connection's receiver now ends, and with it its response.
+        self.sender
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .take();
+    }
+
+    async fn look(&self, queries: &dyn Queries, head: &mut StreamPosition) -> crate::store::StoreResult<()> {
+        // The head is read before the listeners are counted: a connection that
+        // subscribes after the count reads from the store up to at least this head
+        // itself, so skipping to it loses nothing for anyone.
+        if self.listeners() == 0 {
+            *head = queries.stream_head().await?;
+            return Ok(());
+        }
+        loop {
+            let items = queries.stream_after(*head, BATCH).await?;
+            let full = items.len() >= BATCH as usize;
+            for item in items {
+                *head = head.past(&item);
+                let data = payload(&item).to_string();
+                self.publish(Told { item, data });
+            }
+            if !full {
+                return Ok(());
+            }
+        }
+    }
+}
+
+/// What an item's `data` line carries.
+fn payload(item: &StreamItem) -> Value {
+    let conversation = &item.conversation;
+    match &item.change {
+        StreamChange::Event(event) => json!({
+            "conversation_id": conversation.id,
+            "conversation": conversation,
+            "event": event,
+        }),
+        StreamChange::Message(message) => json!({
+            "conversation_id": conversation.id,
+            "conversation": conversation,
+            "message": message,
+        }),
+    }
+}
+
+fn visible(caller: &Caller, item: &StreamItem) -> bool {
+    access::may_read(caller, item.conversation.team.as_deref(), item.conversation.assignee_id)
+}
+
+/// One connection: what it has told (or skipped as not its caller's) and what it is
+/// about to.
+struct Connection {
+    state: Arc<AppState>,
+    caller: Caller,
+    receiver: broadcast::Receiver<Arc<Told>>,
+    told: StreamPosition,
+    /// Read from the store while catching up.
+    replay: VecDeque<StreamItem>,
+    replayed: usize,
+    /// Whether the store has nothing newer than `told` that the channel will not bring.
+    caught_up: bool,
+    ready_sent: bool,
+}
+
+enum Next {
+    Send(Event),
+    Skip,
+    End,
+}
+
+impl Connection {
+    fn event_for(&mut self, item: &StreamItem, data: Option<&str>) -> Next {
+        if self.told.covers(item) {
+            return Next::Skip;
+        }
+        self.told = self.told.past(item);
+        if !visible(&self.caller, item) {
+            return Next::Skip;
+        }
+        let data = match data {
+            Some(data) => data.to_owned(),
+            None => payload(item).to_string(),
+        };
+        Next::Send(Event::default().id(self.told.encode()).event(item.kind()).data(data))
+    }
+
+    async fn next(&mut self) -> Next {
+        if let Some(item) = self.replay.pop_front() {
+            return self.event_for(&item, None);
+        }
+        if !self.caught_up {
+            match self.state.queries.stream_after(self.told, BATCH).await {
+                Ok(items) if items.is_empty() => self.caught_up = true,
+                Ok(items) => {
+                    self.replayed += items.len();
+                    if self.replayed > MAX_REPLAY {
+                        return self.reset().await;
+                    }
+                    self.replay.extend(items);
+                    return Next::Skip;
+                }
+                Err(err) => {
+                    tracing::warn!(error = %err, "a stream could not read what it missed; ending it");
+                    return Next::End;
+                }
+            }
+        }
+        if !self.ready_sent {
+            self.ready_sent = true;
+            self.replayed = 0;
+            return Next::Send(
+                Event::default()
+                    .id(self.told.encode())
+                    .event("stream.ready")
+                    .data(json!({"position": self.told.encode()}).to_string()),
+            );
+        }
+        match self.receiver.recv().await {
+            Ok(told) => self.event_for(&told.item, Some(&told.data)),
+            Err(broadcast::error::RecvError::Lagged(missed)) => {
+                tracing::debug!(missed, "a stream fell behind; reading what it missed from the store");
+                self.caught_up = false;
+                Next::Skip
+            }
+            Err(broadcast::error::RecvError::Closed) => Next::End,
+        }
+    }
+
+    /// Too far behind to replay: the client reloads what it shows and goes on from now.
+    async fn reset(&mut self) -> Next {
+        self.replay.clear();
+        self.replayed = 0;
+        match self.state.queries.stream_head().await {
+            Ok(head) => {
+                self.told = head;
+                self.caught_up = false;
+                Next::Send(
+                    Event::default()
+                        .id(head.encode())
+                        .event("stream.reset")
+                        .data(json!({"position": head.encode(), "reason": "too far behind; reload"}).to_string()),
+                )
+            }
+            Err(_) => Next::End,
+        }
+    }
+}
+
+/// `GET /api/v1/stream`, with `Last-Event-ID` (or `?last_event_id=`) to resume.
+pub async fn stream(
+    State(state): State<Arc<AppState>>,
+    Authenticated(agent): Authenticated,
+    headers: HeaderMap,
+    Query(params): Query<HashMap<String, String>>,
+) -> Result<Response, ApiError> {
+    reject_unknown(params.keys(), &["last_event_id"], "query parameter")?;
+    let resume_from = headers
+        .get("last-event-id")
+        .map(|value| value.to_str().unwrap_or_default().to_owned())
+        .or_else(|| params.get("last_event_id").cloned())
+        .filter(|value| !value.trim().is_empty());
+    // Subscribed before the start is read: whatever commits from here on is either in
+    // the store when the connection catches up, or in the channel, or both.
+    let receiver = state.stream.subscribe().ok_or_else(|| {
+        ApiError::new(
+            axum::http::StatusCode::SERVICE_UNAVAILABLE,
+            "shutting_down",
+            "the daemon is shutting down",
+        )
+    })?;
+    let told = match resume_from {
+        Some(text) => StreamPosition::decode(&text)
+            .ok_or_else(|| ApiError::invalid("Last-Event-ID", "is not an id this stream sent"))?,
+        None => state.queries.stream_head().await?,
+    };
+    let connection = Connection {
+        caller: caller(&agent),
+        state,
+        receiver,
+        told,
+        replay: VecDeque::new(),
+        replayed: 0,
+        caught_up: false,
+        ready_sent: false,
+    };
+    let events = futures_util::stream::unfold(connection, |mut connection| async move {
+        loop {
+            match connection.next().await {
+                Next::Send(event) => return Some((Ok::<Event, Infallible>(event), connection)),
+                Next::Skip => continue,
+                Next::End => return None,
+            }
+        }
+    });
+    let mut response = Sse::new(events)
+        .keep_alive(KeepAlive::new().interval(KEEP_ALIVE))
+        .into_response();
+    // Proxies that buffer (nginx) would hold the events back.
+    response
+        .headers_mut()
+        .insert("x-accel-buffering", HeaderValue::from_static("no"));
+    response
+        .headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    Ok(response)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn positions_round_trip_and_refuse_what_the_stream_never_sent() {
+        let position = StreamPosition { event: 12, message: 7 };
+        assert_eq!(StreamPosition::decode(&position.encode()), Some(position));
+        for bad in ["", "12", "a-b", "-1-2", "1-", "1.2"] {
+            assert_eq!(StreamPosition::decode(bad), None, "{bad}");
+        }
+    }
+}

@@ -1,0 +1,631 @@
+// The Switchboard agent console. Plain JavaScript, no build step: it reads and acts
+// through /api/v1 with the session cookie (and the session's CSRF token on every
+// change), and follows /api/v1/stream for live updates. The DOM is built with
+// textContent only, never HTML strings: every text shown comes from customers.
+"use strict";
+
+const app = {
+  session: null,      // {agent, csrf_token}
+  teams: [],
+  view: { queue: "mine", status: "open", priority: "", label: "", channel: "", sla: "", sort: "newest" },
+  openId: null,       // the conversation shown
+  detail: null,
+  stream: null,
+  refreshTimer: null,
+};
+
+// ---- DOM helpers -------------------------------------------------------------
+
+function h(tag, attrs, ...children) {
+  const node = document.createElement(tag);
+  for (const [key, value] of Object.entries(attrs || {})) {
+    if (value === null || value === undefined || value === false) continue;
+    if (key.startsWith("on")) node.addEventListener(key.slice(2), value);
+    else if (key === "class") node.className = value;
+    else if (value === true) node.setAttribute(key, "");
+    else node.setAttribute(key, String(value));
+  }
+  for (const child of children.flat()) {
+    if (child === null || child === undefined || child === false) continue;
+    node.append(child instanceof Node ? child : document.createTextNode(String(child)));
+  }
+  return node;
+}
+
+function $(selector, root) { return (root || document).querySelector(selector); }
+
+function replace(node, ...children) {
+  node.replaceChildren(...children.flat().filter((c) => c !== null && c !== undefined && c !== false));
+}
+
+function when(timestamp) {
+  if (!timestamp) return "";
+  const date = new Date(timestamp);
+  return date.toLocaleString();
+}
+
+function ago(timestamp) {
+  if (!timestamp) return "";
+  const seconds = Math.round((Date.now() - new Date(timestamp).getTime()) / 1000);
+  return span(seconds) + " ago";
+}
+
+function span(seconds) {
+  const abs = Math.abs(seconds);
+  if (abs < 60) return abs + "s";
+  if (abs < 3600) return Math.floor(abs / 60) + "m";
+  if (abs < 86400) return Math.floor(abs / 3600) + "h " + Math.floor((abs % 3600) / 60) + "m";
+  return Math.floor(abs / 86400) + "d " + Math.floor((abs % 86400) / 3600) + "h";
+}
+
+// ---- API ---------------------------------------------------------------------
+
+class ApiError extends Error {
+  constructor(status, code, message) { super(message); this.status = status; this.code = code; }
+}
+
+async function api(method, path, body) {
+  const headers = { "Accept": "application/json" };
+  if (body !== undefined) headers["Content-Type"] = "application/json";
+  if (method !== "GET" && app.session) headers["X-CSRF-Token"] = app.session.csrf_token;
+  const response = await fetch("/api/v1" + path, {
+    method, headers, credentials: "same-origin",
+    body: body === undefined ? undefined : JSON.stringify(body),
+  });
+  if (response.status === 204) return null;
+  const data = await response.json().catch(() => ({}));
+  if (!response.ok) {
+    const error = data.error || {};
+    if (response.status === 401 && app.session && path !== "/session") signedOut();
+    throw new ApiError(response.status, error.code || "error", error.message || response.statusText);
+  }
+  return data;
+}
+
+function showError(where, error) {
+  const box = typeof where === "string" ? $(where) : where;
+  if (!box) return;
+  if (error) replace(box, h("span", { class: "error-code" }, error.code || "error"), " " + error.message);
+  else replace(box);
+  box.hidden = !error;
+}
+
+// ---- Routing -------------------------------------------------------------------
+
+async function start() {
+  const path = location.pathname;
+  if (path === "/setup") return renderSetup();
+  try {
+    app.session = await api("GET", "/session");
+  } catch (error) {
+    if (path !== "/sign-in") { location.replace("/sign-in"); return; }
+    return renderSignIn();
+  }
+  if (path !== "/") { location.replace("/"); return; }
+  app.teams = (await api("GET", "/teams")).teams;
+  renderDesk();
+  openStream();
+  window.addEventListener("hashchange", route);
+  route();
+  setInterval(tickClocks, 1000);
+}
+
+function route() {
+  const match = location.hash.match(/^#\/c\/(\d+)$/);
+  if (location.hash === "#/supervisor") { app.openId = null; renderSupervisor(); return; }
+  document.body.classList.toggle("reading", !!match);
+  if (match) openConversation(Number(match[1]));
+  else { app.openId = null; replace($("#conversation"), h("p", { class: "empty" }, "Choose a conversation.")); }
+  refreshList();
+}
+
+function signedOut() {
+  app.session = null;
+  if (app.stream) app.stream.close();
+  location.replace("/sign-in");
+}
+
+// ---- Sign-in and first password -------------------------------------------------
+
+function renderSignIn() {
+  const error = h("p", { class: "error", id: "sign-in-error", role: "alert", hidden: true });
+  const form = h("form", { class: "card", id: "sign-in", onsubmit: async (event) => {
+    event.preventDefault();
+    const body = { name: form.elements.name.value, password: form.elements.password.value };
+    try {
+      await api("POST", "/session", body);
+      location.replace("/");
+    } catch (problem) { showError(error, problem); }
+  } },
+    h("h1", {}, "Sign in to Switchboard"),
+    h("label", {}, "Name", h("input", { name: "name", autocomplete: "username", required: true, autofocus: true })),
+    h("label", {}, "Password", h("input", { name: "password", type: "password", autocomplete: "current-password", required: true })),
+    error,
+    h("button", { type: "submit", class: "primary" }, "Sign in"),
+    h("p", { class: "hint" }, "First time here? Open the sign-in link your admin gave you."));
+  replace($("#app"), h("main", { id: "main", class: "centered" }, form));
+}
+
+function renderSetup() {
+  const token = location.hash.slice(1);
+  // The token leaves the address bar (and the history) at once.
+  history.replaceState(null, "", "/setup");
+  const error = h("p", { class: "error", id: "setup-error", role: "alert", hidden: !!token },
+    token ? "" : "This link has no token; ask an admin for a new sign-in link.");
+  const form = h("form", { class: "card", id: "setup", onsubmit: async (event) => {
+    event.preventDefault();
+    const password = form.elements.password.value;
+    if (password !== form.elements.confirm.value) {
+      showError(error, { code: "mismatch", message: "the two passwords differ" });
+      return;
+    }
+    try {
+      await api("POST", "/session/setup", { token, password });
+      location.replace("/");
+    } catch (problem) { showError(error, problem); }
+  } },
+    h("h1", {}, "Choose your password"),
+    h("p", { class: "hint" }, "At least 10 characters. The link works once."),
+    h("label", {}, "Password", h("input", { name: "password", type: "password", autocomplete: "new-password", required: true, minlength: 10, autofocus: true })),
+    h("label", {}, "Again", h("input", { name: "confirm", type: "password", autocomplete: "new-password", required: true })),
+    error,
+    h("button", { type: "submit", class: "primary" }, "Set password and sign in"));
+  replace($("#app"), h("main", { id: "main", class: "centered" }, form));
+}
+
+// ---- The desk -------------------------------------------------------------------------
+
+function supervising() { return app.session && app.session.agent.role !== "agent"; }
+
+function renderDesk() {
+  const agent = app.session.agent;
+  const available = h("button", { id: "availability", class: agent.available ? "on" : "", "aria-pressed": String(agent.available),
+    onclick: async () => {
+      try {
+        const updated = await api("PUT", "/agents/me/availability", { available: !app.session.agent.available });
+        app.session.agent.available = updated.available;
+        available.className = updated.available ? "on" : "";
+        available.setAttribute("aria-pressed", String(updated.available));
+        available.textContent = updated.available ? "Available" : "Away";
+      } catch (error) { alert(error.message); }
+    } }, agent.available ? "Available" : "Away");
+  const header = h("header", { class: "top" },
+    h("a", { href: "#/", class: "brand" }, "Switchboard"),
+    supervising() ? h("a", { href: "#/supervisor", id: "supervisor-link" }, "Supervisor") : null,
+    h("span", { class: "grow" }),
+    h("span", { id: "whoami", dir: "auto" }, agent.name, agent.team ? " · " + agent.team : ""),
+    available,
+    h("button", { id: "sign-out", onclick: async () => {
+      try { await api("DELETE", "/session"); } finally { signedOut(); }
+    } }, "Sign out"));
+
+  const tab = (key, label) => h("button", { role: "tab", class: "tab", "data-queue": key, id: "tab-" + key,
+    "aria-selected": String(app.view.queue === key),
+    onclick: () => { app.view.queue = key; markTabs(); refreshList(); } },
+    label, " ", h("span", { class: "count", id: "count-" + key }, "·"));
+  const tabs = h("nav", { role: "tablist", class: "tabs", "aria-label": "Queues" },
+    tab("mine", "Mine"), tab("unassigned", "Unassigned"), tab("team", "My team"),
+    supervising() ? tab("all", "All") : null);
+
+  const select = (name, label, options) => h("label", { class: "filter" }, label,
+    h("select", { name, id: "filter-" + name, onchange: (event) => { app.view[name] = event.target.value; refreshList(); } },
+      options.map(([value, text]) => h("option", { value, selected: app.view[name] === value }, text))));
+  const filters = h("div", { class: "filters" },
+    select("status", "Status", [["open", "Open"], ["pending", "Pending"], ["open,pending,snoozed", "Unresolved"], ["resolved,closed", "Resolved"], ["all", "All"]]),
+    select("priority", "Priority", [["", "Any"], ["urgent", "Urgent"], ["high", "High"], ["normal", "Normal"], ["low", "Low"]]),
+    select("channel", "Channel", [["", "Any"], ["email", "Email"], ["telegram", "Telegram"], ["webhook", "Webhook"]]),
+    select("sla", "SLA", [["", "Any"], ["at_risk", "At risk"], ["breached", "Breached"]]),
+    select("sort", "Order", [["newest", "Newest activity"], ["oldest", "Oldest waiting"]]),
+    h("label", { class: "filter" }, "Label", h("input", { name: "label", id: "filter-label", size: 10,
+      onchange: (event) => { app.view.label = event.target.value.trim(); refreshList(); } })));
+
+  const list = h("section", { class: "list", "aria-label": "Conversations" }, tabs, filters,
+    h("ul", { id: "conversations", class: "conversations" }),
+    h("p", { id: "list-error", class: "error", hidden: true }));
+  const pane = h("section", { id: "conversation", class: "pane", "aria-label": "Conversation" });
+  replace($("#app"), header, h("main", { id: "main", class: "desk" }, list, pane));
+}
+
+function markTabs() {
+  document.querySelectorAll(".tab").forEach((tab) =>
+    tab.setAttribute("aria-selected", String(tab.dataset.queue === app.view.queue)));
+}
+
+function listQuery() {
+  const params = new URLSearchParams();
+  const agent = app.session.agent;
+  if (app.view.queue === "mine") params.set("assignee", "me");
+  if (app.view.queue === "unassigned") params.set("assignee", "none");
+  if (app.view.queue === "team") {
+    if (!agent.team) return null;
+    params.set("team", agent.team);
+  }
+  if (app.view.queue === "unassigned" && !supervising() && agent.team) params.set("team", agent.team);
+  for (const key of ["status", "priority", "label", "channel", "sla", "sort"]) {
+    if (app.view[key]) params.set(key, app.view[key]);
+  }
+  params.set("limit", "50");
+  return params.toString();
+}
+
+async function refreshList() {
+  const list = $("#conversations");
+  if (!list) return;
+  const query = listQuery();
+  try {
+    const [page, counts] = await Promise.all([
+      query === null ? { conversations: [] } : api("GET", "/conversations?" + query),
+      api("GET", "/queues"),
+    ]);
+    for (const [key, value] of Object.entries(counts)) {
+      const count = $("#count-" + key);
+      if (count) count.textContent = value;
+    }
+    replace(list, page.conversations.length ? page.conversations.map(row) : h("li", { class: "empty" }, "Nothing here."));
+    showError("#list-error", null);
+  } catch (error) { showError("#list-error", error); }
+}
+
+function row(conversation) {
+  const last = conversation.last_message;
+  const breached = conversation.sla_breached_at;
+  return h("li", { class: "row" + (conversation.id === app.openId ? " current" : ""), "data-id": conversation.id },
+    h("a", { href: "#/c/" + conversation.id, class: "conversation-link" },
+      h("span", { class: "line" },
+        h("span", { class: "badge channel-" + conversation.channel }, conversation.channel),
+        h("strong", { dir: "auto", class: "who" }, conversation.contact.name || conversation.contact.email || conversation.contact.external_id),
+        h("span", { class: "grow" }),
+        h("span", { class: "badge priority-" + conversation.priority }, conversation.priority),
+        breached ? h("span", { class: "badge breached" }, "SLA") : null),
+      h("span", { class: "subject", dir: "auto" }, conversation.subject || (last ? last.text : "")),
+      h("span", { class: "meta" }, conversation.reference, " · ", conversation.status,
+        conversation.team ? " · " + conversation.team.name : "",
+        conversation.assignee ? " · " + conversation.assignee.name : " · unassigned",
+        " · ", ago(conversation.last_activity_at))));
+}
+
+// ---- A conversation ----------------------------------------------------------------
+
+async function openConversation(id) {
+  app.openId = id;
+  document.querySelectorAll(".row").forEach((r) => r.classList.toggle("current", Number(r.dataset.id) === id));
+  try {
+    app.detail = await api("GET", "/conversations/" + id);
+    renderConversation(app.detail);
+  } catch (error) {
+    replace($("#conversation"), h("p", { class: "error" }, error.message));
+  }
+}
+
+async function reloadOpen() {
+  if (!app.openId) return;
+  try {
+    app.detail = await api("GET", "/conversations/" + app.openId);
+    renderConversation(app.detail, true);
+  } catch (error) {
+    if (error.status === 404) replace($("#conversation"), h("p", { class: "empty" }, "This conversation is no longer yours to see."));
+  }
+}
+
+function renderConversation(detail, keepComposer) {
+  const pane = $("#conversation");
+  const draft = keepComposer && $("#composer-text") ? $("#composer-text").value : "";
+  const noteMode = keepComposer && $("#composer-note") ? $("#composer-note").checked : false;
+  const escalation = detail.escalation;
+  const contact = detail.contact;
+  replace(pane,
+    h("div", { class: "pane-head" },
+      h("a", { href: "#/", class: "back" }, "← Back"),
+      h("h2", { dir: "auto", id: "conversation-subject" }, detail.subject || contact.name || detail.reference),
+      h("p", { class: "meta", id: "conversation-meta" },
+        h("span", { id: "conversation-reference" }, detail.reference), " · ",
+        h("span", { id: "conversation-status", class: "status-" + detail.status }, detail.status), " · ",
+        h("span", { class: "badge priority-" + detail.priority }, detail.priority), " · ",
+        h("span", { id: "conversation-team" }, detail.team ? detail.team.name + " (L" + detail.tier + ")" : "no team"), " · ",
+        h("span", { id: "conversation-assignee" }, detail.assignee ? detail.assignee.name : "unassigned"),
+        detail.labels.length ? [" · ", detail.labels.map((label) => h("span", { class: "label" }, label))] : null)),
+    escalation ? h("aside", { class: "escalation", id: "escalation-summary", role: "note" },
+      h("strong", {}, "Escalated", escalation.from && escalation.from.team ? " from " + escalation.from.team : "",
+        " to ", escalation.to.name, " (", escalation.kind, ")"),
+      h("p", { dir: "auto", class: "summary" }, escalation.summary),
+      escalation.reason ? h("p", { class: "hint", dir: "auto" }, "Reason: ", escalation.reason) : null) : null,
+    actions(detail),
+    h("div", { class: "columns" },
+      h("div", { class: "thread", id: "thread" }, timeline(detail)),
+      h("aside", { class: "side" },
+        h("h3", {}, "SLA"), clocks(detail.sla),
+        h("h3", {}, "Contact"),
+        h("p", { dir: "auto", id: "contact-name" }, contact.name || "(no name)"),
+        h("p", { class: "meta" }, detail.channel, " · ", contact.external_id, contact.email ? " · " + contact.email : ""),
+        contact.language ? h("p", { class: "meta" }, "Language: ", contact.language) : null,
+        contact.unreachable ? h("p", { class: "error" }, "Unreachable: ", contact.unreachable) : null,
+        h("h3", {}, "Earlier conversations"),
+        h("ul", { id: "earlier", class: "earlier" }))),
+    composer(detail, draft, noteMode));
+  loadEarlier(contact);
+  const thread = $("#thread");
+  thread.scrollTop = thread.scrollHeight;
+}
+
+async function loadEarlier(contact) {
+  // Conversations of this contact the agent may see, through the same list the API has.
+  const list = $("#earlier");
+  try {
+    const page = await api("GET", "/conversations?status=all&limit=100");
+    const earlier = page.conversations.filter((c) => c.contact.id === contact.id && c.id !== app.openId).slice(0, 10);
+    replace(list, earlier.length ? earlier.map((c) => h("li", {}, h("a", { href: "#/c/" + c.id }, c.reference, " · ", c.status, " · ", when(c.created_at))))
+      : h("li", { class: "meta" }, "None."));
+  } catch (error) { replace(list, h("li", { class: "error" }, error.message)); }
+}
+
+function timeline(detail) {
+  const entries = [
+    ...detail.messages.map((message) => ({ at: message.created_at, message })),
+    ...detail.events.map((event) => ({ at: event.created_at, event })),
+  ].sort((a, b) => new Date(a.at) - new Date(b.at));
+  return entries.map((entry) => entry.message ? messageView(entry.message) : eventView(entry.event));
+}
+
+function messageView(message) {
+  const kind = message.kind === "note" ? "note" : message.direction;
+  const delivery = message.delivery;
+  return h("article", { class: "message " + kind, "data-message-id": message.id, "data-kind": message.kind },
+    h("header", {},
+      h("strong", { dir: "auto" }, message.author.name || message.author.kind),
+      message.kind === "note" ? h("span", { class: "badge note-badge" }, "internal note") : null,
+      message.kind === "status_update" ? h("span", { class: "badge" }, "automatic") : null,
+      h("time", { datetime: message.created_at, title: when(message.created_at) }, ago(message.created_at))),
+    h("p", { dir: "auto", class: "text" }, message.text),
+    message.attachments.length ? h("ul", { class: "attachments" }, message.attachments.map((file) =>
+      h("li", {}, h("a", { href: "/api/v1/attachments/" + file.id, download: file.filename, dir: "auto" }, file.filename),
+        " ", h("span", { class: "meta" }, Math.ceil(file.size / 1024) + " KiB")))) : null,
+    delivery ? h("p", { class: "meta delivery delivery-" + delivery.status }, delivery.status,
+      delivery.last_error ? ": " + delivery.last_error : "") : null);
+}
+
+function eventView(event) {
+  const data = event.data || {};
+  const who = event.actor && event.actor.name ? event.actor.name : event.actor.kind;
+  let text;
+  switch (event.kind) {
+    case "conversation.created": text = "Opened on " + data.inbox; break;
+    case "conversation.routed": text = "Routed to " + data.team + (data.rule ? " by rule " + data.rule : " (default)"); break;
+    case "conversation.assigned": text = data.to ? "Assigned" + (data.reason ? " (" + data.reason + ")" : "") : "Unassigned"; break;
+    case "conversation.escalated": text = "Escalated to " + (data.to && data.to.name) + ": " + data.summary; break;
+    case "conversation.transferred": text = "Moved from " + data.from + " to " + data.to; break;
+    case "conversation.status_changed": text = "Status " + data.from + " → " + data.to; break;
+    case "conversation.priority_changed": text = "Priority " + data.from + " → " + data.to; break;
+    case "sla.warning": text = "SLA warning: " + data.clock + " due " + when(data.due_at); break;
+    case "sla.breached": text = "SLA breached: " + data.clock + " (" + data.target + ")"; break;
+    default: text = event.kind;
+  }
+  return h("p", { class: "event " + event.kind.replace(/\./g, "-"), "data-event": event.kind },
+    h("span", { dir: "auto" }, text), " · ", who, " · ",
+    h("time", { datetime: event.created_at, title: when(event.created_at) }, ago(event.created_at)));
+}
+
+function clocks(sla) {
+  if (!sla.length) return h("p", { class: "meta" }, "No clocks.");
+  return h("ul", { class: "clocks" }, sla.map((clock) => h("li", { class: "clock clock-" + clock.state },
+    h("span", {}, clock.kind.replace(/_/g, " ")), " ",
+    clock.breached_at ? h("span", { class: "badge breached" }, "breached") :
+      clock.state === "running" && clock.due_at ? h("span", { class: "countdown", "data-due": clock.due_at }, "") :
+        h("span", { class: "meta" }, clock.state))));
+}
+
+function tickClocks() {
+  document.querySelectorAll(".countdown").forEach((node) => {
+    const left = Math.round((new Date(node.dataset.due).getTime() - Date.now()) / 1000);
+    node.textContent = left >= 0 ? span(left) + " left" : span(left) + " over";
+    node.classList.toggle("over", left < 0);
+  });
+}
+
+function actions(detail) {
+  const error = h("p", { class: "error", id: "action-error", role: "alert", hidden: true });
+  const act = (label, id, change) => h("button", { id, onclick: async () => {
+    try {
+      await api("PATCH", "/conversations/" + detail.id, change);
+      showError(error, null);
+      await reloadOpen();
+      refreshList();
+    } catch (problem) { showError(error, problem); }
+  } }, label);
+  const resolved = detail.status === "resolved" || detail.status === "closed";
+  const mine = detail.assignee && detail.assignee.id === app.session.agent.id;
+  return h("div", { class: "actions", role: "toolbar", "aria-label": "Actions" },
+    mine ? null : act("Take", "action-take", { assignee: "me" }),
+    supervising() ? assignPicker(detail, error) : null,
+    h("button", { id: "action-escalate", onclick: () => escalateDialog(detail) }, "Escalate"),
+    h("label", { class: "inline" }, "Priority ",
+      h("select", { id: "action-priority", onchange: async (event) => {
+        try {
+          await api("PATCH", "/conversations/" + detail.id, { priority: event.target.value });
+          await reloadOpen();
+          refreshList();
+        } catch (problem) { showError(error, problem); }
+      } }, ["low", "normal", "high", "urgent"].map((p) => h("option", { value: p, selected: detail.priority === p }, p)))),
+    resolved ? act("Reopen", "action-reopen", { status: "open" }) : [
+      detail.status === "pending" ? null : act("Pending", "action-pending", { status: "pending" }),
+      act("Resolve", "action-resolve", { status: "resolved" }),
+    ],
+    error);
+}
+
+function assignPicker(detail, error) {
+  const select = h("select", { id: "action-assign", "aria-label": "Assign to" }, h("option", { value: "" }, "Assign to…"));
+  api("GET", "/agents").then((data) => {
+    for (const agent of data.agents.filter((a) => a.active)) {
+      select.append(h("option", { value: agent.id }, agent.name + (agent.team ? " (" + agent.team + ")" : "")));
+    }
+  }).catch(() => {});
+  select.addEventListener("change", async () => {
+    if (!select.value) return;
+    try {
+      await api("PATCH", "/conversations/" + detail.id, { assignee: Number(select.value) });
+      await reloadOpen();
+      refreshList();
+    } catch (problem) { showError(error, problem); }
+  });
+  return select;
+}
+
+function escalateDialog(detail) {
+  const error = h("p", { class: "error", id: "escalate-error", role: "alert", hidden: true });
+  const target = h("select", { id: "escalate-to", name: "to" },
+    h("option", { value: "next" }, "Next tier"),
+    app.teams.filter((team) => !detail.team || team.key !== detail.team.key)
+      .map((team) => h("option", { value: "team:" + team.key }, team.name + " (L" + team.tier + ")")));
+  const summary = h("textarea", { id: "escalate-summary", name: "summary", rows: 4, dir: "auto",
+    placeholder: "What the next team needs to know first" });
+  const reason = h("input", { id: "escalate-reason", name: "reason", dir: "auto" });
+  const dialog = h("dialog", { id: "escalate-dialog", "aria-labelledby": "escalate-title" },
+    h("form", { method: "dialog", onsubmit: async (event) => {
+      event.preventDefault();
+      const to = target.value === "next" ? { tier: "next" } : { team: target.value.slice(5) };
+      const body = { to };
+      if (summary.value.trim()) body.summary = summary.value;
+      if (reason.value.trim()) body.reason = reason.value;
+      try {
+        await api("POST", "/conversations/" + detail.id + "/escalate", body);
+        dialog.close();
+        dialog.remove();
+        await reloadOpen();
+        refreshList();
+      } catch (problem) { showError(error, problem); }
+    } },
+      h("h2", { id: "escalate-title" }, "Escalate"),
+      h("label", {}, "To", target),
+      h("label", {}, "Summary (required)", summary),
+      h("label", {}, "Reason", reason),
+      error,
+      h("div", { class: "row-buttons" },
+        h("button", { type: "button", onclick: () => { dialog.close(); dialog.remove(); } }, "Cancel"),
+        h("button", { type: "submit", class: "primary", id: "escalate-submit" }, "Escalate"))));
+  document.body.append(dialog);
+  dialog.showModal();
+  summary.focus();
+}
+
+function composer(detail, draft, noteMode) {
+  const error = h("p", { class: "error", id: "composer-error", role: "alert", hidden: true });
+  const text = h("textarea", { id: "composer-text", rows: 4, dir: "auto", "aria-label": "Message",
+    placeholder: "Reply to the customer (Ctrl+Enter sends)" });
+  text.value = draft || "";
+  const note = h("input", { type: "checkbox", id: "composer-note", checked: noteMode });
+  const files = h("input", { type: "file", id: "composer-files", multiple: true });
+  const send = async () => {
+    if (!text.value.trim()) { showError(error, { code: "empty", message: "write something first" }); return; }
+    const attachments = await Promise.all([...files.files].map(readFile));
+    const body = { text: text.value, private: note.checked };
+    if (attachments.length) body.attachments = attachments;
+    try {
+      await api("POST", "/conversations/" + detail.id + "/messages", body);
+      text.value = "";
+      files.value = "";
+      showError(error, null);
+      await reloadOpen();
+      refreshList();
+    } catch (problem) { showError(error, problem); }
+  };
+  text.addEventListener("keydown", (event) => {
+    if (event.key === "Enter" && (event.ctrlKey || event.metaKey)) { event.preventDefault(); send(); }
+  });
+  note.addEventListener("change", () => {
+    form.classList.toggle("noting", note.checked);
+    text.placeholder = note.checked ? "Internal note: never sent to the customer" : "Reply to the customer (Ctrl+Enter sends)";
+  });
+  const form = h("form", { class: "composer" + (noteMode ? " noting" : ""), id: "composer",
+    onsubmit: (event) => { event.preventDefault(); send(); } },
+    text,
+    h("div", { class: "composer-bar" },
+      h("label", { class: "inline" }, note, " Internal note"),
+      h("label", { class: "inline" }, "Files ", files),
+      h("span", { class: "grow" }),
+      h("button", { type: "submit", class: "primary", id: "composer-send" }, "Send")),
+    error);
+  return form;
+}
+
+function readFile(file) {
+  return new Promise((resolve, reject) => {
+    const reader = new FileReader();
+    reader.onload = () => resolve({
+      filename: file.name,
+      content_type: file.type || "application/octet-stream",
+      data_base64: String(reader.result).split(",")[1] || "",
+    });
+    reader.onerror = () => reject(reader.error);
+    reader.readAsDataURL(file);
+  });
+}
+
+// ---- Supervisors -----------------------------------------------------------------------
+
+async function renderSupervisor() {
+  const pane = $("#conversation");
+  document.body.classList.add("reading");
+  replace(pane, h("p", {}, "Loading…"));
+  try {
+    const [teams, agents] = await Promise.all([api("GET", "/teams"), api("GET", "/agents")]);
+    const setAvailability = (agent, available) => async () => {
+      try {
+        await api("PUT", "/agents/" + agent.id + "/availability", { available });
+        renderSupervisor();
+      } catch (error) { alert(error.message); }
+    };
+    replace(pane,
+      h("div", { class: "pane-head" }, h("a", { href: "#/", class: "back" }, "← Back"), h("h2", {}, "Supervisor")),
+      h("h3", {}, "Teams"),
+      h("table", { id: "team-table" },
+        h("thead", {}, h("tr", {}, ["Team", "Tier", "Waiting", "Oldest waiting", "Assigned", "At risk / breached", "Agents available"].map((t) => h("th", { scope: "col" }, t)))),
+        h("tbody", {}, teams.teams.map((team) => h("tr", { "data-team": team.key },
+          h("th", { scope: "row" }, team.name), h("td", {}, "L" + team.tier), h("td", { class: "waiting" }, team.waiting),
+          h("td", {}, team.oldest_waiting_since ? ago(team.oldest_waiting_since) : "—"), h("td", {}, team.assigned),
+          h("td", {}, team.breached), h("td", {}, team.agents_available + " / " + team.agents))))),
+      h("h3", {}, "Agents"),
+      h("table", { id: "agent-table" },
+        h("thead", {}, h("tr", {}, ["Agent", "Team", "Role", "Open", "Availability", ""].map((t) => h("th", { scope: "col" }, t)))),
+        h("tbody", {}, agents.agents.map((agent) => h("tr", { "data-agent": agent.name },
+          h("th", { scope: "row", dir: "auto" }, agent.name, agent.active ? "" : " (deactivated)"),
+          h("td", {}, agent.team || "—"), h("td", {}, agent.role), h("td", {}, agent.open_conversations),
+          h("td", {}, agent.available ? "available" : "away"),
+          h("td", {}, agent.active ? h("button", { onclick: setAvailability(agent, !agent.available) },
+            agent.available ? "Set away" : "Set available") : null))))));
+  } catch (error) { replace(pane, h("p", { class: "error" }, error.message)); }
+}
+
+// ---- Live updates ---------------------------------------------------------------------
+
+function openStream() {
+  // EventSource reconnects by itself, sending the last id it saw: nothing is missed.
+  const stream = new EventSource("/api/v1/stream");
+  app.stream = stream;
+  const changed = (event) => {
+    let data = {};
+    try { data = JSON.parse(event.data); } catch (_) { return; }
+    if (data.conversation_id === app.openId) reloadOpen();
+    scheduleRefresh();
+  };
+  for (const kind of ["message.created", "conversation.created", "conversation.routed", "conversation.assigned",
+    "conversation.escalated", "conversation.transferred", "conversation.status_changed",
+    "conversation.priority_changed", "sla.warning", "sla.breached", "csat.answered", "message.edited",
+    "delivery.failed", "delivery.retried"]) {
+    stream.addEventListener(kind, changed);
+  }
+  stream.addEventListener("stream.ready", () => document.body.dataset.live = "yes");
+  stream.addEventListener("stream.reset", () => { scheduleRefresh(); reloadOpen(); });
+  stream.onerror = () => { document.body.dataset.live = "no"; };
+}
+
+function scheduleRefresh() {
+  // Many events in a burst make one reload of the list.
+  if (app.refreshTimer) return;
+  app.refreshTimer = setTimeout(() => {
+    app.refreshTimer = null;
+    if (location.hash === "#/supervisor") renderSupervisor();
+    refreshList();
+  }, 250);
+}
+
+start();
