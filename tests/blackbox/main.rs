@@ -1,6 +1,7 @@
 //! Black-box tests: the real `switchboard` binary, driven through HTTP and its CLI.
 
 mod agents;
+mod browser;
 mod cli;
 mod delivery;
 mod door;
