@@ -14,7 +14,7 @@ use serde_json::{Value, json};
 use subtle::ConstantTimeEq;
 
 use super::error::ApiError;
-use super::v1::{Authenticated, JsonObject, caller, reject_unknown};
+use super::v1::{Authenticated, JsonObject, caller, json_object, reject_unknown};
 use super::{AppState, PathParam};
 use crate::auth::{hash_password, hash_token, link_url, random_secret, verify_password};
 use crate::domain::access;
@@ -245,9 +245,10 @@ fn require_json(headers: &HeaderMap) -> Result<(), ApiError> {
 pub async fn sign_in(
     State(state): State<Arc<AppState>>,
     headers: HeaderMap,
-    JsonObject(object): JsonObject,
+    body: axum::body::Bytes,
 ) -> Result<Response, ApiError> {
     require_json(&headers)?;
+    let object = json_object(&body)?;
     reject_unknown(object.keys(), &["name", "password"], "field")?;
     let name = string_field(&object, "name")?.trim().to_owned();
     let password = string_field(&object, "password")?.to_owned();
@@ -325,9 +326,10 @@ pub async fn sign_out(State(state): State<Arc<AppState>>, parts: Parts) -> Resul
 pub async fn set_up(
     State(state): State<Arc<AppState>>,
     headers: HeaderMap,
-    JsonObject(object): JsonObject,
+    body: axum::body::Bytes,
 ) -> Result<Response, ApiError> {
     require_json(&headers)?;
+    let object = json_object(&body)?;
     reject_unknown(object.keys(), &["token", "password"], "field")?;
     let link_hash = hash_token(string_field(&object, "token")?);
     let password = string_field(&object, "password")?.to_owned();

@@ -22,7 +22,7 @@ use crate::auth::hash_token;
 use crate::domain::access::{self, Caller};
 use crate::domain::desk::Desk;
 use crate::domain::escalation::{Escalation, EscalationTarget};
-use crate::domain::lifecycle::{ConversationChanges, NewAgentMessage};
+use crate::domain::lifecycle::{ConversationChanges, LabelChanges, NewAgentMessage};
 use crate::model::{Priority, Status, Timestamp};
 use crate::query::{Agent, AssigneeFilter, ConversationDetail, ConversationFilter, ConversationPage, Cursor};
 use crate::query::{ListOrder, QueueCounts, SlaFilter, TeamCounts};
@@ -187,15 +187,20 @@ impl<S: Send + Sync> FromRequest<S> for JsonObject {
             };
             ApiError::new(rejection.status(), code, rejection.body_text())
         })?;
-        match serde_json::from_slice::<Value>(&body) {
-            Ok(Value::Object(object)) => Ok(JsonObject(object)),
-            Ok(_) => Err(ApiError::invalid("the body", "must be a JSON object")),
-            Err(err) => Err(ApiError::new(
-                StatusCode::BAD_REQUEST,
-                "invalid_json",
-                format!("the body is not valid JSON: {err}"),
-            )),
-        }
+        json_object(&body).map(JsonObject)
+    }
+}
+
+/// A request body that must be one JSON object.
+pub(super) fn json_object(body: &[u8]) -> Result<Map<String, Value>, ApiError> {
+    match serde_json::from_slice::<Value>(body) {
+        Ok(Value::Object(object)) => Ok(object),
+        Ok(_) => Err(ApiError::invalid("the body", "must be a JSON object")),
+        Err(err) => Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_json",
+            format!("the body is not valid JSON: {err}"),
+        )),
     }
 }
 
@@ -420,6 +425,8 @@ struct TeamSummary {
     assigned: i64,
     /// Unresolved conversations (open, pending, snoozed) with an SLA breach.
     breached: i64,
+    /// Unresolved conversations with a clock past its warning, not yet breached.
+    at_risk: i64,
     /// When the longest-waiting conversation of the queue entered it.
     oldest_waiting_since: Option<Timestamp>,
     /// Members marked available, and all members.
@@ -439,6 +446,7 @@ impl TeamSummary {
             waiting: counts.waiting,
             assigned: counts.assigned,
             breached: counts.breached,
+            at_risk: counts.at_risk,
             oldest_waiting_since: counts.oldest_waiting_since,
             agents_available: counts.agents_available,
             agents: counts.agents,
@@ -455,7 +463,8 @@ async fn list_conversations(
     reject_unknown(
         params.keys(),
         &[
-            "team", "status", "assignee", "inbox", "priority", "label", "channel", "sla", "sort", "cursor", "limit",
+            "team", "status", "assignee", "inbox", "priority", "label", "channel", "sla", "sort", "contact", "cursor",
+            "limit",
         ],
         "query parameter",
     )?;
@@ -537,6 +546,12 @@ async fn list_conversations(
         priorities,
         label: param("label").map(str::to_owned),
         channel,
+        contact: param("contact")
+            .map(|id| {
+                id.parse::<i64>()
+                    .map_err(|_| ApiError::invalid("contact", "must be a contact's id"))
+            })
+            .transpose()?,
         sla,
         order,
         visible_to: access::visibility(&caller(&agent)),
@@ -710,7 +725,11 @@ async fn update_conversation(
     JsonObject(object): JsonObject,
 ) -> Result<Response, ApiError> {
     let id = parse_id(&id, "conversation")?;
-    reject_unknown(object.keys(), &["status", "priority", "assignee", "team"], "field")?;
+    reject_unknown(
+        object.keys(),
+        &["status", "priority", "assignee", "team", "labels"],
+        "field",
+    )?;
     let string_of = |field: &str| -> Result<Option<&str>, ApiError> {
         match object.get(field) {
             None => Ok(None),
@@ -733,6 +752,7 @@ async fn update_conversation(
             .transpose()?,
         assignee: None,
         team: string_of("team")?.map(str::to_owned),
+        labels: object.get("labels").map(parse_label_changes).transpose()?,
     };
     changes.assignee = match object.get("assignee") {
         None => None,
@@ -749,7 +769,7 @@ async fn update_conversation(
     if changes.is_empty() {
         return Err(ApiError::invalid(
             "the body",
-            "must change at least one of status, priority, assignee, team",
+            "must change at least one of status, priority, assignee, team, labels",
         ));
     }
     readable(&state, &agent, id).await?;
@@ -759,6 +779,44 @@ async fn update_conversation(
         .await?;
     state.changed();
     Ok(Json(state.queries.conversation(id).await?).into_response())
+}
+
+/// `{"add": [...], "remove": [...]}`: labels of 1 to 50 characters, no control
+/// characters; either list may be left out.
+fn parse_label_changes(value: &Value) -> Result<LabelChanges, ApiError> {
+    let Some(object) = value.as_object() else {
+        return Err(ApiError::invalid(
+            "labels",
+            "must be {\"add\": [...], \"remove\": [...]}",
+        ));
+    };
+    reject_unknown(object.keys(), &["add", "remove"], "field of `labels`")?;
+    let list = |key: &str| -> Result<Vec<String>, ApiError> {
+        let field = format!("labels.{key}");
+        match object.get(key) {
+            None | Some(Value::Null) => Ok(Vec::new()),
+            Some(Value::Array(items)) => items
+                .iter()
+                .map(|item| match item.as_str().map(str::trim) {
+                    Some(label)
+                        if (1..=50).contains(&label.chars().count()) && !label.chars().any(char::is_control) =>
+                    {
+                        Ok(label.to_owned())
+                    }
+                    _ => Err(ApiError::invalid(&field, "must hold labels of 1 to 50 characters")),
+                })
+                .collect(),
+            Some(_) => Err(ApiError::invalid(&field, "must be an array of labels")),
+        }
+    };
+    let changes = LabelChanges {
+        add: list("add")?,
+        remove: list("remove")?,
+    };
+    if changes.add.is_empty() && changes.remove.is_empty() {
+        return Err(ApiError::invalid("labels", "must add or remove at least one label"));
+    }
+    Ok(changes)
 }
 
 async fn attachment(

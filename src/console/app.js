@@ -277,6 +277,7 @@ function row(conversation) {
         h("span", { class: "grow" }),
         h("span", { class: "badge priority-" + conversation.priority }, conversation.priority),
         breached ? h("span", { class: "badge breached" }, "SLA") : null),
+      conversation.labels.length ? h("span", { class: "line" }, conversation.labels.map((label) => h("span", { class: "label" }, label))) : null,
       h("span", { class: "subject", dir: "auto" }, conversation.subject || (last ? last.text : "")),
       h("span", { class: "meta" }, conversation.reference, " · ", conversation.status,
         conversation.team ? " · " + conversation.team.name : "",
@@ -323,7 +324,7 @@ function renderConversation(detail, keepComposer) {
         h("span", { class: "badge priority-" + detail.priority }, detail.priority), " · ",
         h("span", { id: "conversation-team" }, detail.team ? detail.team.name + " (L" + detail.tier + ")" : "no team"), " · ",
         h("span", { id: "conversation-assignee" }, detail.assignee ? detail.assignee.name : "unassigned"),
-        detail.labels.length ? [" · ", detail.labels.map((label) => h("span", { class: "label" }, label))] : null)),
+        " · ", labelEditor(detail))),
     escalation ? h("aside", { class: "escalation", id: "escalation-summary", role: "note" },
       h("strong", {}, "Escalated", escalation.from && escalation.from.team ? " from " + escalation.from.team : "",
         " to ", escalation.to.name, " (", escalation.kind, ")"),
@@ -343,6 +344,7 @@ function renderConversation(detail, keepComposer) {
         h("ul", { id: "earlier", class: "earlier" }))),
     composer(detail, draft, noteMode));
   loadEarlier(contact);
+  tickClocks();
   const thread = $("#thread");
   thread.scrollTop = thread.scrollHeight;
 }
@@ -351,8 +353,8 @@ async function loadEarlier(contact) {
   // Conversations of this contact the agent may see, through the same list the API has.
   const list = $("#earlier");
   try {
-    const page = await api("GET", "/conversations?status=all&limit=100");
-    const earlier = page.conversations.filter((c) => c.contact.id === contact.id && c.id !== app.openId).slice(0, 10);
+    const page = await api("GET", "/conversations?status=all&limit=11&contact=" + contact.id);
+    const earlier = page.conversations.filter((c) => c.id !== app.openId).slice(0, 10);
     replace(list, earlier.length ? earlier.map((c) => h("li", {}, h("a", { href: "#/c/" + c.id }, c.reference, " · ", c.status, " · ", when(c.created_at))))
       : h("li", { class: "meta" }, "None."));
   } catch (error) { replace(list, h("li", { class: "error" }, error.message)); }
@@ -395,6 +397,8 @@ function eventView(event) {
     case "conversation.transferred": text = "Moved from " + data.from + " to " + data.to; break;
     case "conversation.status_changed": text = "Status " + data.from + " → " + data.to; break;
     case "conversation.priority_changed": text = "Priority " + data.from + " → " + data.to; break;
+    case "conversation.labels_changed": text = "Labels" + (data.added.length ? " +" + data.added.join(", +") : "") +
+      (data.removed.length ? " −" + data.removed.join(", −") : ""); break;
     case "sla.warning": text = "SLA warning: " + data.clock + " due " + when(data.due_at); break;
     case "sla.breached": text = "SLA breached: " + data.clock + " (" + data.target + ")"; break;
     default: text = event.kind;
@@ -450,6 +454,24 @@ function actions(detail) {
       act("Resolve", "action-resolve", { status: "resolved" }),
     ],
     error);
+}
+
+function labelEditor(detail) {
+  const change = async (body) => {
+    try {
+      await api("PATCH", "/conversations/" + detail.id, { labels: body });
+      await reloadOpen();
+      refreshList();
+    } catch (problem) { showError("#action-error", problem); }
+  };
+  const input = h("input", { id: "label-add", size: 10, placeholder: "+ label", "aria-label": "Add a label",
+    onkeydown: (event) => {
+      if (event.key === "Enter" && input.value.trim()) { event.preventDefault(); change({ add: [input.value.trim()] }); }
+    } });
+  return h("span", { class: "labels", id: "labels" },
+    detail.labels.map((label) => h("span", { class: "label", "data-label": label }, label,
+      h("button", { class: "remove-label", "aria-label": "Remove label " + label, onclick: () => change({ remove: [label] }) }, "×"))),
+    input);
 }
 
 function assignPicker(detail, error) {
@@ -582,7 +604,7 @@ async function renderSupervisor() {
         h("tbody", {}, teams.teams.map((team) => h("tr", { "data-team": team.key },
           h("th", { scope: "row" }, team.name), h("td", {}, "L" + team.tier), h("td", { class: "waiting" }, team.waiting),
           h("td", {}, team.oldest_waiting_since ? ago(team.oldest_waiting_since) : "—"), h("td", {}, team.assigned),
-          h("td", {}, team.breached), h("td", {}, team.agents_available + " / " + team.agents))))),
+          h("td", {}, team.at_risk + " / " + team.breached), h("td", {}, team.agents_available + " / " + team.agents))))),
       h("h3", {}, "Agents"),
       h("table", { id: "agent-table" },
         h("thead", {}, h("tr", {}, ["Agent", "Team", "Role", "Open", "Availability", ""].map((t) => h("th", { scope: "col" }, t)))),
@@ -609,7 +631,7 @@ function openStream() {
   };
   for (const kind of ["message.created", "conversation.created", "conversation.routed", "conversation.assigned",
     "conversation.escalated", "conversation.transferred", "conversation.status_changed",
-    "conversation.priority_changed", "sla.warning", "sla.breached", "csat.answered", "message.edited",
+    "conversation.priority_changed", "conversation.labels_changed", "sla.warning", "sla.breached", "csat.answered", "message.edited",
     "delivery.failed", "delivery.retried"]) {
     stream.addEventListener(kind, changed);
   }

@@ -186,6 +186,11 @@ pub enum DomainEvent {
         from: Priority,
         to: Priority,
     },
+    /// An agent added or removed labels (rules' labels come with `Routed`).
+    LabelsChanged {
+        added: Vec<String>,
+        removed: Vec<String>,
+    },
     Assigned {
         from: Option<i64>,
         to: Option<i64>,
@@ -242,6 +247,7 @@ impl DomainEvent {
             DomainEvent::Routed { .. } => "conversation.routed",
             DomainEvent::StatusChanged { .. } => "conversation.status_changed",
             DomainEvent::PriorityChanged { .. } => "conversation.priority_changed",
+            DomainEvent::LabelsChanged { .. } => "conversation.labels_changed",
             DomainEvent::Assigned { .. } => "conversation.assigned",
             DomainEvent::Transferred { .. } => "conversation.transferred",
             DomainEvent::Escalated(_) => "conversation.escalated",
@@ -289,6 +295,7 @@ impl DomainEvent {
                 data
             }
             DomainEvent::PriorityChanged { from, to } => json!({"from": from, "to": to}),
+            DomainEvent::LabelsChanged { added, removed } => json!({"added": added, "removed": removed}),
             DomainEvent::Assigned { from, to, reason } => {
                 let mut data = json!({"from": from, "to": to});
                 if let Some(reason) = reason {
@@ -354,6 +361,7 @@ impl DomainEvent {
             DomainEvent::Routed { .. }
             | DomainEvent::StatusChanged { .. }
             | DomainEvent::PriorityChanged { .. }
+            | DomainEvent::LabelsChanged { .. }
             | DomainEvent::Assigned { to: None, .. }
             | DomainEvent::Transferred { .. }
             | DomainEvent::UpdatesStopped

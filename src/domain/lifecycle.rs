@@ -32,11 +32,27 @@ pub struct ConversationChanges {
     /// `Some(None)` unassigns.
     pub assignee: Option<Option<AgentSelector>>,
     pub team: Option<String>,
+    pub labels: Option<LabelChanges>,
 }
+
+/// Labels an agent adds to and removes from a conversation.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LabelChanges {
+    pub add: Vec<String>,
+    pub remove: Vec<String>,
+}
+
+/// Labels one conversation may carry: enough for any desk's scheme, few enough that a
+/// list stays readable.
+pub const MAX_LABELS: usize = 20;
 
 impl ConversationChanges {
     pub fn is_empty(&self) -> bool {
-        self.status.is_none() && self.priority.is_none() && self.assignee.is_none() && self.team.is_none()
+        self.status.is_none()
+            && self.priority.is_none()
+            && self.assignee.is_none()
+            && self.team.is_none()
+            && self.labels.is_none()
     }
 }
 
@@ -279,6 +295,34 @@ pub fn update_conversation(
                 ));
                 assignee = None;
             }
+        }
+    }
+    if let Some(labels) = &changes.labels {
+        let current = tx.conversation(id)?.ok_or(DeskError::NotFound("conversation"))?.labels;
+        let mut next: Vec<String> = current
+            .iter()
+            .filter(|label| !labels.remove.contains(label))
+            .cloned()
+            .collect();
+        for label in &labels.add {
+            if !next.contains(label) {
+                next.push(label.clone());
+            }
+        }
+        if next.len() > MAX_LABELS {
+            return Err(DeskError::Invalid {
+                field: "labels",
+                problem: format!(
+                    "would leave {} labels; a conversation carries at most {MAX_LABELS}",
+                    next.len()
+                ),
+            });
+        }
+        if next != current {
+            let added = next.iter().filter(|label| !current.contains(label)).cloned().collect();
+            let removed = current.iter().filter(|label| !next.contains(label)).cloned().collect();
+            recorded.push((by, DomainEvent::LabelsChanged { added, removed }));
+            patch.labels = Some(next);
         }
     }
     if recorded.is_empty() {

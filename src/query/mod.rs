@@ -92,6 +92,8 @@ pub struct TeamCounts {
     pub assigned: i64,
     /// Unresolved conversations (open, pending, snoozed) with an SLA breach.
     pub breached: i64,
+    /// Unresolved conversations with a clock past its warning, not yet breached.
+    pub at_risk: i64,
     /// When the longest-waiting conversation of the queue entered it.
     pub oldest_waiting_since: Option<Timestamp>,
     /// Members marked available, and all members.
@@ -118,6 +120,8 @@ pub struct ConversationFilter {
     pub priorities: Vec<Priority>,
     pub label: Option<String>,
     pub channel: Option<ChannelKind>,
+    /// One person's conversations.
+    pub contact: Option<i64>,
     pub sla: Option<SlaFilter>,
     pub order: ListOrder,
     pub visible_to: Visibility,
@@ -134,6 +138,7 @@ impl ConversationFilter {
             priorities: Vec::new(),
             label: None,
             channel: None,
+            contact: None,
             sla: None,
             order: ListOrder::Newest,
             visible_to,

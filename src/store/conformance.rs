@@ -767,3 +767,82 @@ async fn the_audit_trail_takes_a_row_per_action() {
     let older = store.queries.privacy_audit(None, Some(all[0].id), 1).await.unwrap();
     assert_eq!(older[0].id, all[1].id, "a page after the last seen id");
 }
+
+#[tokio::test]
+async fn sessions_last_until_they_expire_or_their_agent_is_deactivated() {
+    let store = testing::with_shop().await;
+    let agent = store.agent("ada").await;
+    let hash = vec![7u8; 32];
+    let stored = hash.clone();
+    store
+        .store
+        .unit(move |tx| {
+            let session = NewSession {
+                token_hash: &stored,
+                agent_id: agent,
+                csrf_token: "csrf",
+                expires_at: NOW + 1000,
+            };
+            tx.insert_session(&session, NOW)
+        })
+        .await
+        .unwrap();
+    let found = store.queries.session(&hash, NOW).await.unwrap().unwrap();
+    assert_eq!((found.agent.id, found.csrf_token.as_str()), (agent, "csrf"));
+    assert!(
+        store.queries.session(&hash, NOW + 1000).await.unwrap().is_none(),
+        "expired"
+    );
+    assert!(
+        store.queries.session(&[1u8; 32], NOW).await.unwrap().is_none(),
+        "unknown"
+    );
+
+    let changed = store
+        .store
+        .unit(move |tx| tx.set_agent_active(agent, false))
+        .await
+        .unwrap();
+    assert!(changed);
+    assert!(
+        store.queries.session(&hash, NOW).await.unwrap().is_none(),
+        "deactivated"
+    );
+    let agents = store.queries.agents().await.unwrap();
+    assert!(!agents.iter().find(|a| a.id == agent).unwrap().active);
+}
+
+#[tokio::test]
+async fn a_new_sign_in_link_replaces_the_unused_ones() {
+    let store = testing::with_shop().await;
+    let agent = store.agent("ada").await;
+    let (first, second) = (vec![1u8; 32], vec![2u8; 32]);
+    let hashes = (first, second.clone());
+    let (old, new) = store
+        .store
+        .unit(move |tx| {
+            tx.replace_sign_in_link(agent, &hashes.0, NOW + 10, NOW)?;
+            tx.replace_sign_in_link(agent, &hashes.1, NOW + 10, NOW)?;
+            Ok::<_, StoreError>((tx.sign_in_link(&hashes.0)?, tx.sign_in_link(&hashes.1)?))
+        })
+        .await
+        .unwrap();
+    assert_eq!(old, None);
+    assert_eq!(
+        new,
+        Some(SignInLink {
+            agent_id: agent,
+            expires_at: NOW + 10,
+            used_at: None
+        })
+    );
+    let used = store
+        .store
+        .unit(move |tx| {
+            tx.use_sign_in_link(&second, NOW + 1)?;
+            tx.sign_in_link(&second)
+        })
+        .await
+        .unwrap();
+    assert_eq!(used.unwrap().used_at, Some(NOW + 1));
+}

@@ -355,7 +355,7 @@ async fn agents_change_status_priority_assignee_and_team_with_events() {
     let receiver = Receiver::start().await;
     let daemon = Daemon::start(&receiver.url()).await;
     let sam = daemon.agent("sam", "support", "agent");
-    daemon.agent("bea", "billing", "agent");
+    let bea = daemon.agent("bea", "billing", "agent");
     let (_, inbound) = daemon.post_signed(&customer_message("e1", "ada", "Hello")).await;
     let id = inbound["conversation_id"].as_i64().unwrap();
     let path = format!("/conversations/{id}");
@@ -383,11 +383,16 @@ async fn agents_change_status_priority_assignee_and_team_with_events() {
         (Some("billing"), Some(1))
     );
     assert_eq!(detail["assignee"], Value::Null);
+    // Billing's now: sam, of support, no longer sees it; billing's agent takes it on.
+    let (status, _) = daemon
+        .api(Method::PATCH, &path, &sam, Some(json!({"status": "resolved"})))
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
     let (_, detail) = daemon
         .api(
             Method::PATCH,
             &path,
-            &sam,
+            &bea,
             Some(json!({"assignee": "bea", "status": "resolved"})),
         )
         .await;
@@ -427,7 +432,7 @@ async fn agents_change_status_priority_assignee_and_team_with_events() {
         .api(
             Method::PATCH,
             &path,
-            &sam,
+            &bea,
             Some(json!({"status": "resolved", "team": "billing"})),
         )
         .await;
@@ -442,7 +447,7 @@ async fn agents_change_status_priority_assignee_and_team_with_events() {
         (json!({}), "the body"),
     ] {
         let before = daemon.snapshot().await;
-        let (status, error) = daemon.api(Method::PATCH, &path, &sam, Some(body.clone())).await;
+        let (status, error) = daemon.api(Method::PATCH, &path, &bea, Some(body.clone())).await;
         assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}: {error}");
         assert!(
             error["error"]["message"]

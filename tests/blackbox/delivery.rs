@@ -14,7 +14,8 @@ use crate::harness::{Daemon, Receiver, SECRET, SignAs, config, config_with_inbox
 async fn the_acknowledgement_goes_out_once_per_new_conversation() {
     let receiver = Receiver::start().await;
     let daemon = Daemon::start(&receiver.url()).await;
-    let token = daemon.agent("sam", "support", "agent");
+    // A supervisor: the conversations land in several teams.
+    let token = daemon.agent("sam", "support", "supervisor");
     let (_, first) = daemon
         .post_signed(&customer_message("e1", "ada", "I need a refund"))
         .await;

@@ -282,6 +282,28 @@ impl Daemon {
         token
     }
 
+    /// Creates an agent with the CLI; returns its API token and the token of the
+    /// one-time sign-in link it printed (the part after `#`).
+    pub fn agent_with_link(&self, name: &str, team: &str, role: &str) -> (String, String) {
+        let output = self.cli(&["agent", "add", name, "--team", team, "--role", role]);
+        assert!(
+            output.status.success(),
+            "agent add failed: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        let token = String::from_utf8(output.stdout).unwrap().trim().to_owned();
+        let stderr = String::from_utf8(output.stderr).unwrap();
+        let link = stderr
+            .lines()
+            .find_map(|line| {
+                line.strip_prefix("sign-in link ")
+                    .and_then(|rest| rest.split_once("/setup#"))
+            })
+            .map(|(_, link)| link.trim().to_owned())
+            .unwrap_or_else(|| panic!("agent add printed no sign-in link: {stderr}"));
+        (token, link)
+    }
+
     /// POSTs a body to `/hooks/shop`, signed now with the inbox secret.
     pub async fn post_signed(&self, body: &Value) -> (StatusCode, Value) {
         self.post_raw("shop", body.to_string().into_bytes(), SignAs::Now).await

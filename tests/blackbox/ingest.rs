@@ -52,7 +52,8 @@ async fn a_signed_message_is_routed_to_the_team_its_rule_names() {
 async fn an_unmatched_message_goes_to_the_default_team_and_metadata_rules_see_contact_attributes() {
     let receiver = Receiver::start().await;
     let daemon = Daemon::start(&receiver.url()).await;
-    let token = daemon.agent("sam", "support", "agent");
+    // A supervisor: the conversations land in several teams.
+    let token = daemon.agent("sam", "support", "supervisor");
 
     let (_, plain) = daemon
         .post_signed(&customer_message("evt-1", "user-1", "Hello there"))

@@ -3,11 +3,14 @@
 mod agents;
 mod browser;
 mod cli;
+mod console;
 mod delivery;
 mod door;
 mod email;
 mod harness;
 mod ingest;
 mod privacy;
+mod sessions;
+mod stream;
 mod subscriptions;
 mod telegram;

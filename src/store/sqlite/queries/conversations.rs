@@ -274,6 +274,9 @@ pub async fn list_conversations(
             .push_bind(label.clone())
             .push(")");
     }
+    if let Some(contact) = filter.contact {
+        query.push(" AND c.contact_id = ").push_bind(contact);
+    }
     if let Some(channel) = filter.channel {
         query
             .push(" AND c.inbox_id IN (SELECT id FROM inboxes WHERE kind = ")

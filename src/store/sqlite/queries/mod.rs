@@ -76,6 +76,10 @@ pub async fn team_counts(pool: &SqlitePool) -> StoreResult<Vec<TeamCounts>> {
                 (SELECT COUNT(*) FROM conversations c
                  WHERE c.team_id = t.id AND c.status IN ('open', 'pending', 'snoozed')
                    AND c.sla_breached_at IS NOT NULL) AS breached,
+                (SELECT COUNT(*) FROM conversations c
+                 WHERE c.team_id = t.id AND c.status IN ('open', 'pending', 'snoozed') AND c.sla_breached_at IS NULL
+                   AND EXISTS (SELECT 1 FROM sla_clocks k WHERE k.conversation_id = c.id AND k.state = 'running'
+                               AND k.warned_at IS NOT NULL AND k.breached_at IS NULL)) AS at_risk,
                 (SELECT MIN(c.queued_at) FROM conversations c INDEXED BY conversations_waiting
                  WHERE c.team_id = t.id AND c.status = 'open' AND c.assignee_id IS NULL) AS oldest_waiting,
                 (SELECT COUNT(*) FROM agents a WHERE a.team_id = t.id AND a.available = 1) AS agents_available,
@@ -93,6 +97,7 @@ pub async fn team_counts(pool: &SqlitePool) -> StoreResult<Vec<TeamCounts>> {
                 waiting: row.try_get("waiting")?,
                 assigned: row.try_get("assigned")?,
                 breached: row.try_get("breached")?,
+                at_risk: row.try_get("at_risk")?,
                 oldest_waiting_since: row.try_get::<Option<i64>, _>("oldest_waiting")?.map(Timestamp),
                 agents_available: row.try_get("agents_available")?,
                 agents: row.try_get("agents")?,
