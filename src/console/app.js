@@ -308,45 +308,57 @@ async function reloadOpen() {
   }
 }
 
-function renderConversation(detail, keepComposer) {
+function renderConversation(detail, refresh) {
   const pane = $("#conversation");
-  const draft = keepComposer && $("#composer-text") ? $("#composer-text").value : "";
-  const noteMode = keepComposer && $("#composer-note") ? $("#composer-note").checked : false;
+  // A refresh (the stream said something changed) redraws what shows the conversation
+  // and leaves alone what the agent is typing into: the composer and the label field.
+  const same = refresh && pane.dataset.id === String(detail.id) && $("#composer");
+  if (!same) {
+    pane.dataset.id = String(detail.id);
+    replace(pane,
+      h("div", { class: "pane-head", id: "conversation-head" }),
+      h("div", { class: "labels", id: "labels" }, h("span", { id: "label-chips" }), labelInput(detail)),
+      h("div", { id: "escalation-box" }),
+      h("div", { id: "actions-box" }),
+      h("div", { class: "columns" },
+        h("div", { class: "thread", id: "thread" }),
+        h("aside", { class: "side" },
+          h("h3", {}, "SLA"), h("div", { id: "clocks" }),
+          h("h3", {}, "Contact"), h("div", { id: "contact" }),
+          h("h3", {}, "Earlier conversations"),
+          h("ul", { id: "earlier", class: "earlier" }))),
+      composer(detail));
+    loadEarlier(detail.contact);
+  }
   const escalation = detail.escalation;
   const contact = detail.contact;
-  replace(pane,
-    h("div", { class: "pane-head" },
-      h("a", { href: "#/", class: "back" }, "← Back"),
-      h("h2", { dir: "auto", id: "conversation-subject" }, detail.subject || contact.name || detail.reference),
-      h("p", { class: "meta", id: "conversation-meta" },
-        h("span", { id: "conversation-reference" }, detail.reference), " · ",
-        h("span", { id: "conversation-status", class: "status-" + detail.status }, detail.status), " · ",
-        h("span", { class: "badge priority-" + detail.priority }, detail.priority), " · ",
-        h("span", { id: "conversation-team" }, detail.team ? detail.team.name + " (L" + detail.tier + ")" : "no team"), " · ",
-        h("span", { id: "conversation-assignee" }, detail.assignee ? detail.assignee.name : "unassigned"),
-        " · ", labelEditor(detail))),
-    escalation ? h("aside", { class: "escalation", id: "escalation-summary", role: "note" },
-      h("strong", {}, "Escalated", escalation.from && escalation.from.team ? " from " + escalation.from.team : "",
-        " to ", escalation.to.name, " (", escalation.kind, ")"),
-      h("p", { dir: "auto", class: "summary" }, escalation.summary),
-      escalation.reason ? h("p", { class: "hint", dir: "auto" }, "Reason: ", escalation.reason) : null) : null,
-    actions(detail),
-    h("div", { class: "columns" },
-      h("div", { class: "thread", id: "thread" }, timeline(detail)),
-      h("aside", { class: "side" },
-        h("h3", {}, "SLA"), clocks(detail.sla),
-        h("h3", {}, "Contact"),
-        h("p", { dir: "auto", id: "contact-name" }, contact.name || "(no name)"),
-        h("p", { class: "meta" }, detail.channel, " · ", contact.external_id, contact.email ? " · " + contact.email : ""),
-        contact.language ? h("p", { class: "meta" }, "Language: ", contact.language) : null,
-        contact.unreachable ? h("p", { class: "error" }, "Unreachable: ", contact.unreachable) : null,
-        h("h3", {}, "Earlier conversations"),
-        h("ul", { id: "earlier", class: "earlier" }))),
-    composer(detail, draft, noteMode));
-  loadEarlier(contact);
-  tickClocks();
+  replace($("#conversation-head"),
+    h("a", { href: "#/", class: "back" }, "← Back"),
+    h("h2", { dir: "auto", id: "conversation-subject" }, detail.subject || contact.name || detail.reference),
+    h("p", { class: "meta", id: "conversation-meta" },
+      h("span", { id: "conversation-reference" }, detail.reference), " · ",
+      h("span", { id: "conversation-status", class: "status-" + detail.status }, detail.status), " · ",
+      h("span", { class: "badge priority-" + detail.priority }, detail.priority), " · ",
+      h("span", { id: "conversation-team" }, detail.team ? detail.team.name + " (L" + detail.tier + ")" : "no team"), " · ",
+      h("span", { id: "conversation-assignee" }, detail.assignee ? detail.assignee.name : "unassigned")));
+  replace($("#label-chips"), labelChips(detail));
+  replace($("#escalation-box"), escalation ? h("aside", { class: "escalation", id: "escalation-summary", role: "note" },
+    h("strong", {}, "Escalated", escalation.from && escalation.from.team ? " from " + escalation.from.team : "",
+      " to ", escalation.to.name, " (", escalation.kind, ")"),
+    h("p", { dir: "auto", class: "summary" }, escalation.summary),
+    escalation.reason ? h("p", { class: "hint", dir: "auto" }, "Reason: ", escalation.reason) : null) : null);
+  replace($("#actions-box"), actions(detail));
   const thread = $("#thread");
-  thread.scrollTop = thread.scrollHeight;
+  const atBottom = !same || thread.scrollTop + thread.clientHeight >= thread.scrollHeight - 20;
+  replace(thread, timeline(detail));
+  if (atBottom) thread.scrollTop = thread.scrollHeight;
+  replace($("#clocks"), clocks(detail.sla));
+  replace($("#contact"),
+    h("p", { dir: "auto", id: "contact-name" }, contact.name || "(no name)"),
+    h("p", { class: "meta" }, detail.channel, " · ", contact.external_id, contact.email ? " · " + contact.email : ""),
+    contact.language ? h("p", { class: "meta" }, "Language: ", contact.language) : null,
+    contact.unreachable ? h("p", { class: "error" }, "Unreachable: ", contact.unreachable) : null);
+  tickClocks();
 }
 
 async function loadEarlier(contact) {
@@ -456,22 +468,31 @@ function actions(detail) {
     error);
 }
 
-function labelEditor(detail) {
-  const change = async (body) => {
-    try {
-      await api("PATCH", "/conversations/" + detail.id, { labels: body });
-      await reloadOpen();
-      refreshList();
-    } catch (problem) { showError("#action-error", problem); }
-  };
+async function changeLabels(id, body) {
+  try {
+    await api("PATCH", "/conversations/" + id, { labels: body });
+    await reloadOpen();
+    refreshList();
+  } catch (problem) { showError("#action-error", problem); }
+}
+
+function labelChips(detail) {
+  return detail.labels.map((label) => h("span", { class: "label", "data-label": label }, label,
+    h("button", { class: "remove-label", "aria-label": "Remove label " + label,
+      onclick: () => changeLabels(detail.id, { remove: [label] }) }, "×")));
+}
+
+function labelInput(detail) {
   const input = h("input", { id: "label-add", size: 10, placeholder: "+ label", "aria-label": "Add a label",
     onkeydown: (event) => {
-      if (event.key === "Enter" && input.value.trim()) { event.preventDefault(); change({ add: [input.value.trim()] }); }
+      if (event.key === "Enter" && input.value.trim()) {
+        event.preventDefault();
+        const label = input.value.trim();
+        input.value = "";
+        changeLabels(detail.id, { add: [label] });
+      }
     } });
-  return h("span", { class: "labels", id: "labels" },
-    detail.labels.map((label) => h("span", { class: "label", "data-label": label }, label,
-      h("button", { class: "remove-label", "aria-label": "Remove label " + label, onclick: () => change({ remove: [label] }) }, "×"))),
-    input);
+  return input;
 }
 
 function assignPicker(detail, error) {
@@ -529,12 +550,11 @@ function escalateDialog(detail) {
   summary.focus();
 }
 
-function composer(detail, draft, noteMode) {
+function composer(detail) {
   const error = h("p", { class: "error", id: "composer-error", role: "alert", hidden: true });
   const text = h("textarea", { id: "composer-text", rows: 4, dir: "auto", "aria-label": "Message",
     placeholder: "Reply to the customer (Ctrl+Enter sends)" });
-  text.value = draft || "";
-  const note = h("input", { type: "checkbox", id: "composer-note", checked: noteMode });
+  const note = h("input", { type: "checkbox", id: "composer-note" });
   const files = h("input", { type: "file", id: "composer-files", multiple: true });
   const send = async () => {
     if (!text.value.trim()) { showError(error, { code: "empty", message: "write something first" }); return; }
@@ -557,7 +577,7 @@ function composer(detail, draft, noteMode) {
     form.classList.toggle("noting", note.checked);
     text.placeholder = note.checked ? "Internal note: never sent to the customer" : "Reply to the customer (Ctrl+Enter sends)";
   });
-  const form = h("form", { class: "composer" + (noteMode ? " noting" : ""), id: "composer",
+  const form = h("form", { class: "composer", id: "composer",
     onsubmit: (event) => { event.preventDefault(); send(); } },
     text,
     h("div", { class: "composer-bar" },
