@@ -596,6 +596,19 @@ on_breach = [\"raise_priority\"]
                 "updates.auto_close_after",
             ),
             (
+                format!("{MINIMAL}\n[console]\npublic_url = \"desk.example.com\""),
+                "console.public_url",
+            ),
+            (format!("{MINIMAL}\n[console]\nlockout = \"1s\""), "console.lockout"),
+            (
+                format!("{MINIMAL}\n[console]\nsession_lifetime = \"forever\""),
+                "console.session_lifetime",
+            ),
+            (
+                format!("{MINIMAL}\n[console]\nmax_failed_sign_ins = 0"),
+                "console.max_failed_sign_ins",
+            ),
+            (
                 format!("{MINIMAL}\n[csat]\npublic_url = \"ftp://x\""),
                 "csat.public_url",
             ),
