@@ -160,18 +160,27 @@ pub async fn fetch(address: SocketAddr, request: Request<Full<Bytes>>) -> Result
     Ok((status, body.to_bytes()))
 }
 
-type Sender = hyper::client::conn::http1::SendRequest<Full<Bytes>>;
+pub type Sender = hyper::client::conn::http1::SendRequest<Full<Bytes>>;
 
+pub type Connection = hyper::client::conn::http1::Connection<TokioIo<TcpStream>, Full<Bytes>>;
+
+/// A kept-alive HTTP/1.1 connection to `address`, Nagle off, driven by a task of its own.
 async fn connect(address: SocketAddr) -> Result<Sender, String> {
+    let (sender, connection) = handshake(address).await?;
+    tokio::spawn(connection);
+    Ok(sender)
+}
+
+/// A kept-alive HTTP/1.1 connection to `address`, Nagle off; the caller drives the
+/// connection (a future), which saves a task's wake-up per frame when it reads a stream.
+pub async fn handshake(address: SocketAddr) -> Result<(Sender, Connection), String> {
     let stream = TcpStream::connect(address)
         .await
         .map_err(|err| format!("connect: {err}"))?;
     stream.set_nodelay(true).map_err(|err| format!("nodelay: {err}"))?;
-    let (sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+    hyper::client::conn::http1::handshake(TokioIo::new(stream))
         .await
-        .map_err(|err| format!("handshake: {err}"))?;
-    tokio::spawn(connection);
-    Ok(sender)
+        .map_err(|err| format!("handshake: {err}"))
 }
 
 #[derive(Clone, Copy)]

@@ -21,12 +21,15 @@
 //!   queueing, what it adds to a reply's way out at 200/s, and one destination's latency with another down.
 //! - `updates`: automated status updates: rendering per event and channel (English and Thai), and what
 //!   they add to ingest and resolution in the store, 20,000 conversations with updates off and on.
+//! - `stream`: agents on the live event stream while webhook messages arrive at a steady rate: from a
+//!   message's 202 to its event read by every agent, and the daemon's memory per connected agent.
 //! - `report`: the table and the JSON.
 //!
 //! Usage: `cargo run --release -p switchboard-bench -- [--seconds N] [--only NAME,…] [--clients N,…]
 //! [--no-bare] [--scale-messages N] [--email-mails N] [--email-live N] [--telegram-replies N]
 //! [--telegram-chats N] [--scheduler-conversations N] [--scheduler-idle-seconds N]
-//! [--updates-conversations N] [--outbound-messages N] [--json PATH] [--daemon PATH]`
+//! [--updates-conversations N] [--outbound-messages N] [--stream-agents N] [--stream-rate N] [--json PATH]
+//! [--daemon PATH]`
 
 mod bare;
 mod daemon;
@@ -39,6 +42,7 @@ mod routing;
 mod scale;
 mod scenarios;
 mod scheduler;
+mod stream;
 mod telegram;
 mod updates;
 mod workloads;
@@ -73,6 +77,10 @@ pub struct Options {
     /// Outbound messages queued in each of the outbound scenario's throughput runs, and
     /// for its destination that is down before the backlog case is timed.
     pub outbound_messages: u64,
+    /// Agents connected to the live stream in the stream scenario.
+    pub stream_agents: usize,
+    /// Webhook messages a second posted while they are connected.
+    pub stream_rate: f64,
     /// Client counts for the ingest scenario.
     pub clients: Vec<usize>,
     /// Skip the bare endpoint (for quick iterations on the daemon alone).
@@ -82,7 +90,7 @@ pub struct Options {
     pub daemon: Option<PathBuf>,
 }
 
-const SCENARIOS: [&str; 10] = [
+const SCENARIOS: [&str; 11] = [
     "ingest",
     "mixed",
     "e2e",
@@ -93,6 +101,7 @@ const SCENARIOS: [&str; 10] = [
     "scheduler",
     "updates",
     "outbound",
+    "stream",
 ];
 /// The scenarios that run in this process, with no daemon to build.
 const IN_PROCESS: [&str; 3] = ["routing", "scheduler", "updates"];
@@ -112,6 +121,8 @@ impl Options {
             scheduler_idle_seconds: 20,
             updates_conversations: 20_000,
             outbound_messages: 20_000,
+            stream_agents: stream::AGENTS,
+            stream_rate: stream::RATE,
             clients: scenarios::CLIENT_COUNTS.to_vec(),
             no_bare: false,
             daemon: None,
@@ -155,6 +166,12 @@ impl Options {
                 "--outbound-messages" => {
                     options.outbound_messages = value()?.parse().context("--outbound-messages takes a number")?
                 }
+                "--stream-agents" => {
+                    options.stream_agents = value()?.parse().context("--stream-agents takes a number")?
+                }
+                "--stream-rate" => {
+                    options.stream_rate = value()?.parse().context("--stream-rate takes messages a second")?
+                }
                 "--no-bare" => options.no_bare = true,
                 "--clients" => {
                     options.clients = value()?
@@ -163,7 +180,7 @@ impl Options {
                         .collect::<anyhow::Result<_>>()?
                 }
                 other => bail!(
-                    "unknown argument {other}; use --seconds N, --only ingest,mixed,e2e,scale,email,telegram,routing,scheduler,updates,outbound, --clients 1,16,64,256, --no-bare, --json PATH, --scale-messages N, --email-mails N, --email-live N, --telegram-replies N (300: five minutes, one reply a second to one chat), --telegram-chats N, --scheduler-conversations N, --scheduler-idle-seconds N, --updates-conversations N, --outbound-messages N, --daemon PATH"
+                    "unknown argument {other}; use --seconds N, --only ingest,mixed,e2e,scale,email,telegram,routing,scheduler,updates,outbound,stream, --clients 1,16,64,256, --no-bare, --json PATH, --scale-messages N, --email-mails N, --email-live N, --telegram-replies N (300: five minutes, one reply a second to one chat), --telegram-chats N, --scheduler-conversations N, --scheduler-idle-seconds N, --updates-conversations N, --outbound-messages N, --stream-agents N, --stream-rate N (messages a second), --daemon PATH"
                 ),
             }
         }

@@ -11,6 +11,7 @@ use crate::routing::RoutingFigures;
 use crate::scale::ScaleFigures;
 use crate::scenarios::{BareFigures, EndToEndFigures, IngestFigures, MixedFigures, machine};
 use crate::scheduler::SchedulerFigures;
+use crate::stream::{StreamFigures, TARGET_KIB_PER_AGENT, TARGET_P99_MS};
 use crate::telegram::{BOT_PER_SECOND, Burst, TelegramFigures};
 use crate::updates::{LANGUAGES, UpdatesFigures};
 
@@ -687,6 +688,80 @@ impl Report {
             figures.messages,
             outbound::PACED_RATE,
             outbound::PACED_CLIENTS,
+        ));
+    }
+
+    pub fn stream(&mut self, stream: &StreamFigures) {
+        self.json.insert("stream".into(), stream.to_json());
+        let verdict = |met: bool| if met { "met" } else { "MISSED" };
+        self.lines.push(format!(
+            "{:<34} {:>7} {:>10.0} {:>8.2} {:>8.2} {:>8.2} {:>7} {:>9.1}   (202 -> read by the last agent, {:.0}/s offered; max {:.2} ms; each agent p50 {:.2} / p99 {:.2} ms; target p99 < {TARGET_P99_MS:.0} ms: {})",
+            "stream: 202 -> every agent read",
+            stream.agents,
+            stream.load.per_second(),
+            stream.last_ms(50.0),
+            stream.last_ms(99.0),
+            stream.last_ms(99.9),
+            stream.load.errors + stream.messages_missed,
+            stream.rss_peak_load_mib,
+            stream.offered_per_second,
+            stream.last_max_ms(),
+            stream.each_ms(50.0),
+            stream.each_ms(99.0),
+            verdict(stream.meets_latency()),
+        ));
+        self.lines.push(format!(
+            "  stream: {} posted, {} acknowledged (202 p50 {:.2} / p99 {:.2} ms from due); each agent read {}..{} of them, {} of {} agents all; {} messages missed by some agent ({} reads missing), {} unknown, {} twice, {} unreadable; {} streams ended early{}",
+            stream.load.accepted + stream.load.errors,
+            stream.acknowledged,
+            stream.load.percentile_ms(50.0),
+            stream.load.percentile_ms(99.0),
+            stream.received_min,
+            stream.received_max,
+            stream.agents_complete,
+            stream.agents,
+            stream.messages_missed,
+            stream.reads_missing,
+            stream.unknown_reads,
+            stream.duplicate_reads,
+            stream.unreadable,
+            stream.streams_ended,
+            if stream.stream_failures.is_empty() {
+                String::new()
+            } else {
+                format!(" ({})", stream.stream_failures.join("; "))
+            },
+        ));
+        self.lines.push(format!(
+            "  stream: daemon RSS {:.1} MiB before connecting, {:.1} MiB with {} agents subscribed: {:.1} KiB per agent (target < {TARGET_KIB_PER_AGENT:.0}: {}); peak {:.1} MiB under load, {:.1} MiB after",
+            stream.rss_before_mib,
+            stream.rss_connected_mib,
+            stream.agents,
+            stream.kib_per_agent(),
+            verdict(stream.meets_memory()),
+            stream.rss_peak_load_mib,
+            stream.rss_after_load_mib,
+        ));
+        let kinds: Vec<String> = stream
+            .events_by_kind
+            .iter()
+            .map(|(kind, count)| format!("{kind} {count}"))
+            .collect();
+        self.lines.push(format!(
+            "  stream: agents created in {:.1} s; stream.ready after the first connect p50 {:.0} / max {:.0} ms ({} listen-queue overflows meanwhile); the last reads {:.2} s after posting ended; CPU in the {:.1} s of load: daemon {:.1} s, this program {:.1} s, other processes {:.1} s; events (all agents): {}; {} keep-alives",
+            stream.agent_setup_seconds,
+            stream.ready_us.value_at_quantile(0.5) as f64 / 1000.0,
+            stream.ready_us.max() as f64 / 1000.0,
+            stream
+                .listen_overflows
+                .map_or_else(|| "-".to_owned(), |count| count.to_string()),
+            stream.drain_seconds,
+            stream.load_seconds,
+            stream.daemon_cpu_seconds,
+            stream.bench_cpu_seconds,
+            stream.other_cpu_seconds(),
+            kinds.join(", "),
+            stream.comments,
         ));
     }
 

@@ -25,8 +25,8 @@ pub const CLIENT_COUNTS: [usize; 4] = [1, 16, 64, 256];
 /// something only below saturation, where it does not grow with the run's length.
 const END_TO_END_RATES: [f64; 2] = [1_000.0, 3_000.0];
 const WARMUP: Duration = Duration::from_secs(1);
-/// Returning customers in the ingest scenario.
-const CUSTOMER_BASE: u64 = 10_000;
+/// Returning customers in the ingest and stream scenarios.
+pub const CUSTOMER_BASE: u64 = 10_000;
 
 pub async fn run_all(options: &Options, binary: &Path) -> anyhow::Result<Report> {
     let mut report = Report::new(options.seconds);
@@ -72,10 +72,16 @@ pub async fn run_all(options: &Options, binary: &Path) -> anyhow::Result<Report>
     if options.runs("outbound") {
         report.outbound(&crate::outbound::run(binary, options.outbound_messages, options.duration()).await?);
     }
+    if options.runs("stream") {
+        let figures =
+            crate::stream::run(binary, options.stream_agents, options.stream_rate, options.duration()).await?;
+        report.stream(&figures);
+    }
     Ok(report)
 }
 
-fn messages(run: &str, address: std::net::SocketAddr, senders: Senders) -> CustomerMessages {
+/// Signed customer messages to the benchmark config's `shop` inbox.
+pub fn messages(run: &str, address: std::net::SocketAddr, senders: Senders) -> CustomerMessages {
     CustomerMessages {
         run: run.to_owned(),
         host: address.to_string(),
