@@ -173,12 +173,24 @@ fn init_logging(settings: &Settings) {
     }
 }
 
+/// The listener, with room for a crowd of connections at once: every console reconnects
+/// its stream together after a restart, and the standard library's backlog of 128 drops
+/// the rest into a second's SYN retry.
+fn bind(address: std::net::SocketAddr) -> std::io::Result<tokio::net::TcpListener> {
+    let socket = if address.is_ipv4() {
+        tokio::net::TcpSocket::new_v4()?
+    } else {
+        tokio::net::TcpSocket::new_v6()?
+    };
+    socket.set_reuseaddr(true)?;
+    socket.bind(address)?;
+    socket.listen(1024)
+}
+
 fn serve(settings: Settings) -> anyhow::Result<()> {
     init_logging(&settings);
     runtime()?.block_on(async {
-        let listener = tokio::net::TcpListener::bind(settings.listen)
-            .await
-            .with_context(|| format!("binding {} (server.listen)", settings.listen))?;
+        let listener = bind(settings.listen).with_context(|| format!("binding {} (server.listen)", settings.listen))?;
         // A stable line on stdout, so scripts and tests that ask for port 0 learn the port.
         println!("switchboard listening on http://{}", listener.local_addr()?);
         std::io::stdout().flush()?;

@@ -13,9 +13,9 @@ use std::convert::Infallible;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use axum::body::{Body, Bytes};
 use axum::extract::{Query, State};
 use axum::http::{HeaderMap, HeaderValue, header};
-use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 use tokio::sync::{Notify, broadcast};
@@ -38,11 +38,23 @@ const MAX_REPLAY: usize = 10_000;
 /// How often the hub looks for changes nobody woke it for (a clock that fired).
 const POLL: Duration = Duration::from_millis(500);
 const KEEP_ALIVE: Duration = Duration::from_secs(15);
+/// What one write to a connection carries at most when it is behind: events waiting in
+/// its channel go out together, one system call instead of one each.
+const MAX_WRITE: usize = 64 * 1024;
 
-/// One committed change, ready to send: serialized once for every connection.
+/// One committed change, ready to send: its whole event written once for every
+/// connection, with the position before and after it.
 pub struct Told {
     item: StreamItem,
-    data: String,
+    before: StreamPosition,
+    after: StreamPosition,
+    frame: Bytes,
+}
+
+/// An event as the wire carries it. The data is one line: JSON as serde writes it has no
+/// line breaks.
+fn frame(id: StreamPosition, kind: &str, data: &str) -> String {
+    format!("id: {}\nevent: {kind}\ndata: {data}\n\n", id.encode())
 }
 
 /// Reads what was committed and hands it to every connection.
@@ -128,9 +140,15 @@ impl StreamHub {
             let items = queries.stream_after(*head, BATCH).await?;
             let full = items.len() >= BATCH as usize;
             for item in items {
+                let before = *head;
                 *head = head.past(&item);
-                let data = payload(&item).to_string();
-                self.publish(Told { item, data });
+                let frame = frame(*head, item.kind(), &payload(&item).to_string());
+                self.publish(Told {
+                    item,
+                    before,
+                    after: *head,
+                    frame: Bytes::from(frame),
+                });
             }
             if !full {
                 return Ok(());
@@ -176,30 +194,35 @@ struct Connection {
 }
 
 enum Next {
-    Send(Event),
+    Send(Bytes),
     Skip,
     End,
 }
 
 impl Connection {
-    fn event_for(&mut self, item: &StreamItem, data: Option<&str>) -> Next {
+    /// The item's event for this connection, if it has not told it and may see it.
+    fn event_for(&mut self, item: &StreamItem) -> Option<Bytes> {
         if self.told.covers(item) {
-            return Next::Skip;
+            return None;
         }
         self.told = self.told.past(item);
-        if !visible(&self.caller, item) {
-            return Next::Skip;
+        visible(&self.caller, item)
+            .then(|| Bytes::from(frame(self.told, item.kind(), &payload(item).to_string())))
+    }
+
+    /// A live item: the hub's frame as it is when this connection stands where the hub
+    /// stood before it (the usual case), else written for this connection.
+    fn live(&mut self, told: &Told) -> Option<Bytes> {
+        if self.told != told.before {
+            return self.event_for(&told.item);
         }
-        let data = match data {
-            Some(data) => data.to_owned(),
-            None => payload(item).to_string(),
-        };
-        Next::Send(Event::default().id(self.told.encode()).event(item.kind()).data(data))
+        self.told = told.after;
+        visible(&self.caller, &told.item).then(|| told.frame.clone())
     }
 
     async fn next(&mut self) -> Next {
         if let Some(item) = self.replay.pop_front() {
-            return self.event_for(&item, None);
+            return self.event_for(&item).map_or(Next::Skip, Next::Send);
         }
         if !self.caught_up {
             match self.state.queries.stream_after(self.told, BATCH).await {
@@ -221,22 +244,43 @@ impl Connection {
         if !self.ready_sent {
             self.ready_sent = true;
             self.replayed = 0;
-            return Next::Send(
-                Event::default()
-                    .id(self.told.encode())
-                    .event("stream.ready")
-                    .data(json!({"position": self.told.encode()}).to_string()),
-            );
+            let data = json!({"position": self.told.encode()}).to_string();
+            return Next::Send(Bytes::from(frame(self.told, "stream.ready", &data)));
         }
-        match self.receiver.recv().await {
-            Ok(told) => self.event_for(&told.item, Some(&told.data)),
-            Err(broadcast::error::RecvError::Lagged(missed)) => {
+        let first = match tokio::time::timeout(KEEP_ALIVE, self.receiver.recv()).await {
+            Err(_) => return Next::Send(Bytes::from_static(b": keep-alive\n\n")),
+            Ok(Ok(told)) => told,
+            Ok(Err(broadcast::error::RecvError::Lagged(missed))) => {
                 tracing::debug!(missed, "a stream fell behind; reading what it missed from the store");
                 self.caught_up = false;
-                Next::Skip
+                return Next::Skip;
             }
-            Err(broadcast::error::RecvError::Closed) => Next::End,
+            Ok(Err(broadcast::error::RecvError::Closed)) => return Next::End,
+        };
+        let Some(frame) = self.live(&first) else {
+            return Next::Skip;
+        };
+        // What else waits goes out in the same write.
+        let mut batch: Option<Vec<u8>> = None;
+        loop {
+            let size = batch.as_ref().map_or(frame.len(), Vec::len);
+            if size >= MAX_WRITE {
+                break;
+            }
+            match self.receiver.try_recv() {
+                Ok(told) => {
+                    if let Some(next) = self.live(&told) {
+                        batch.get_or_insert_with(|| frame.to_vec()).extend_from_slice(&next);
+                    }
+                }
+                Err(broadcast::error::TryRecvError::Lagged(_)) => {
+                    self.caught_up = false;
+                    break;
+                }
+                Err(broadcast::error::TryRecvError::Empty | broadcast::error::TryRecvError::Closed) => break,
+            }
         }
+        Next::Send(batch.map_or(frame, Bytes::from))
     }
 
     /// Too far behind to replay: the client reloads what it shows and goes on from now.
@@ -247,12 +291,8 @@ impl Connection {
             Ok(head) => {
                 self.told = head;
                 self.caught_up = false;
-                Next::Send(
-                    Event::default()
-                        .id(head.encode())
-                        .event("stream.reset")
-                        .data(json!({"position": head.encode(), "reason": "too far behind; reload"}).to_string()),
-                )
+                let data = json!({"position": head.encode(), "reason": "too far behind; reload"}).to_string();
+                Next::Send(Bytes::from(frame(head, "stream.reset", &data)))
             }
             Err(_) => Next::End,
         }
@@ -299,23 +339,25 @@ pub async fn stream(
     let events = futures_util::stream::unfold(connection, |mut connection| async move {
         loop {
             match connection.next().await {
-                Next::Send(event) => return Some((Ok::<Event, Infallible>(event), connection)),
+                Next::Send(bytes) => return Some((Ok::<Bytes, Infallible>(bytes), connection)),
                 Next::Skip => continue,
                 Next::End => return None,
             }
         }
     });
-    let mut response = Sse::new(events)
-        .keep_alive(KeepAlive::new().interval(KEEP_ALIVE))
-        .into_response();
-    // Proxies that buffer (nginx) would hold the events back.
-    response
-        .headers_mut()
-        .insert("x-accel-buffering", HeaderValue::from_static("no"));
-    response
-        .headers_mut()
-        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    Ok(response)
+    Ok((
+        [
+            (header::CONTENT_TYPE, HeaderValue::from_static("text/event-stream")),
+            (header::CACHE_CONTROL, HeaderValue::from_static("no-store")),
+            // Proxies that buffer (nginx) would hold the events back.
+            (
+                header::HeaderName::from_static("x-accel-buffering"),
+                HeaderValue::from_static("no"),
+            ),
+        ],
+        Body::from_stream(events),
+    )
+        .into_response())
 }
 
 #[cfg(test)]
