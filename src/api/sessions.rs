@@ -224,6 +224,15 @@ fn wrong() -> ApiError {
     )
 }
 
+/// The body of a request that may begin a session: JSON (see [`require_json`]), one
+/// object, only the known fields.
+fn json_body(headers: &HeaderMap, body: &[u8], known: &[&str]) -> Result<serde_json::Map<String, Value>, ApiError> {
+    require_json(headers)?;
+    let object = json_object(body)?;
+    reject_unknown(object.keys(), known, "field")?;
+    Ok(object)
+}
+
 fn require_json(headers: &HeaderMap) -> Result<(), ApiError> {
     // A form another site posts cannot send this type without asking first (CORS), and
     // nothing here answers that question: no sign-in from elsewhere (login CSRF).
@@ -247,9 +256,7 @@ pub async fn sign_in(
     headers: HeaderMap,
     body: axum::body::Bytes,
 ) -> Result<Response, ApiError> {
-    require_json(&headers)?;
-    let object = json_object(&body)?;
-    reject_unknown(object.keys(), &["name", "password"], "field")?;
+    let object = json_body(&headers, &body, &["name", "password"])?;
     let name = string_field(&object, "name")?.trim().to_owned();
     let password = string_field(&object, "password")?.to_owned();
     if password.len() > MAX_PASSWORD_BYTES {
@@ -328,9 +335,7 @@ pub async fn set_up(
     headers: HeaderMap,
     body: axum::body::Bytes,
 ) -> Result<Response, ApiError> {
-    require_json(&headers)?;
-    let object = json_object(&body)?;
-    reject_unknown(object.keys(), &["token", "password"], "field")?;
+    let object = json_body(&headers, &body, &["token", "password"])?;
     let link_hash = hash_token(string_field(&object, "token")?);
     let password = string_field(&object, "password")?.to_owned();
     let now = state.clock.now_ms();

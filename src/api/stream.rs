@@ -206,8 +206,7 @@ impl Connection {
             return None;
         }
         self.told = self.told.past(item);
-        visible(&self.caller, item)
-            .then(|| Bytes::from(frame(self.told, item.kind(), &payload(item).to_string())))
+        visible(&self.caller, item).then(|| Bytes::from(frame(self.told, item.kind(), &payload(item).to_string())))
     }
 
     /// A live item: the hub's frame as it is when this connection stands where the hub

@@ -76,17 +76,26 @@ pub fn finish_sign_in(
     }
     tx.set_sign_in_failures(agent_id, 0, None)?;
     tx.delete_expired_sessions(now)?;
+    Ok(Ok(begin_session(tx, policy, agent_id, grant, now)?))
+}
+
+/// A new session of `policy`'s lifetime; returns its expiry.
+fn begin_session(
+    tx: &mut dyn Tx,
+    policy: &SignInPolicy,
+    agent_id: i64,
+    grant: &SessionGrant<'_>,
+    now: i64,
+) -> DeskResult<i64> {
     let expires_at = now + policy.session_ms;
-    tx.insert_session(
-        &NewSession {
-            token_hash: grant.token_hash,
-            agent_id,
-            csrf_token: grant.csrf_token,
-            expires_at,
-        },
-        now,
-    )?;
-    Ok(Ok(expires_at))
+    let session = NewSession {
+        token_hash: grant.token_hash,
+        agent_id,
+        csrf_token: grant.csrf_token,
+        expires_at,
+    };
+    tx.insert_session(&session, now)?;
+    Ok(expires_at)
 }
 
 /// A new one-time link for the agent (their earlier unused ones stop working); returns
@@ -155,17 +164,7 @@ pub fn replace_password(
 ) -> DeskResult<i64> {
     tx.set_password_hash(agent_id, password_hash)?;
     tx.delete_agent_sessions(agent_id)?;
-    let expires_at = now + policy.session_ms;
-    tx.insert_session(
-        &NewSession {
-            token_hash: grant.token_hash,
-            agent_id,
-            csrf_token: grant.csrf_token,
-            expires_at,
-        },
-        now,
-    )?;
-    Ok(expires_at)
+    begin_session(tx, policy, agent_id, grant, now)
 }
 
 /// Deactivates or reactivates an agent. Deactivation ends their sessions (their token

@@ -55,6 +55,18 @@ async fn listed(browser: &Browser) -> BTreeSet<i64> {
     ids.as_array().unwrap().iter().map(|id| id.as_i64().unwrap()).collect()
 }
 
+/// Waits until a callback's text contains `text`.
+async fn reaches_callback(receiver: &Receiver, text: &str) {
+    eventually(&format!("a callback saying `{text}`"), || async {
+        receiver
+            .callbacks()
+            .iter()
+            .any(|callback| callback.body["text"].as_str().is_some_and(|sent| sent.contains(text)))
+            .then_some(())
+    })
+    .await;
+}
+
 async fn api_ids(daemon: &Daemon, token: &str, query: &str) -> BTreeSet<i64> {
     let page = daemon.get(&format!("/conversations?{query}"), token).await;
     page["conversations"]
@@ -112,18 +124,7 @@ async fn an_agent_works_a_conversation_from_the_console_live_from_sign_in_to_sig
     ada.press("#composer-text", &[Key::Control, Key::Enter]).await;
     ada.wait_for_text("#thread .message.outbound .text", "left the warehouse")
         .await;
-    eventually("the reply to reach the callback", || async {
-        receiver
-            .callbacks()
-            .iter()
-            .any(|callback| {
-                callback.body["text"]
-                    .as_str()
-                    .is_some_and(|text| text.contains("left the warehouse"))
-            })
-            .then_some(())
-    })
-    .await;
+    reaches_callback(&receiver, "left the warehouse").await;
 
     // A note is set apart and never leaves: a reply after it reaches the callback (one
     // conversation's messages leave in order), the note does not.
@@ -136,18 +137,7 @@ async fn an_agent_works_a_conversation_from_the_console_live_from_sign_in_to_sig
     ada.fill("#composer-text", "The courier has it now.").await;
     ada.click("#composer-note").await;
     ada.click("#composer-send").await;
-    eventually("the reply after the note to reach the callback", || async {
-        receiver
-            .callbacks()
-            .iter()
-            .any(|callback| {
-                callback.body["text"]
-                    .as_str()
-                    .is_some_and(|text| text.contains("courier has it"))
-            })
-            .then_some(())
-    })
-    .await;
+    reaches_callback(&receiver, "courier has it").await;
     assert!(
         !receiver
             .callbacks()

@@ -271,15 +271,7 @@ impl Daemon {
 
     /// Creates an agent with the CLI and returns its token.
     pub fn agent(&self, name: &str, team: &str, role: &str) -> String {
-        let output = self.cli(&["agent", "add", name, "--team", team, "--role", role]);
-        assert!(
-            output.status.success(),
-            "agent add failed: {}",
-            String::from_utf8_lossy(&output.stderr)
-        );
-        let token = String::from_utf8(output.stdout).unwrap().trim().to_owned();
-        assert!(token.starts_with("sb_"), "unexpected token output {token:?}");
-        token
+        self.agent_with_link(name, team, role).0
     }
 
     /// Creates an agent with the CLI; returns its API token and the token of the
@@ -292,6 +284,7 @@ impl Daemon {
             String::from_utf8_lossy(&output.stderr)
         );
         let token = String::from_utf8(output.stdout).unwrap().trim().to_owned();
+        assert!(token.starts_with("sb_"), "unexpected token output {token:?}");
         let stderr = String::from_utf8(output.stderr).unwrap();
         let link = stderr
             .lines()

@@ -521,6 +521,17 @@ pub async fn queue_counts(pool: &SqlitePool, agent_id: i64, visible_to: &Visibil
 const STREAM_CONVERSATION: &str = "c.id AS c_id, t.key AS c_team, c.assignee_id AS c_assignee, c.status AS c_status,
     c.priority AS c_priority";
 
+/// The joins behind [`STREAM_CONVERSATION`] and the name of who made the row, for the
+/// table `alias` whose `{who}_kind` and `{who}_id` columns name them.
+fn stream_joins(alias: &str, who: &str) -> String {
+    format!(
+        "JOIN conversations c ON c.id = {alias}.conversation_id
+         LEFT JOIN teams t ON t.id = c.team_id
+         LEFT JOIN agents ag ON {alias}.{who}_kind = 'agent' AND ag.id = {alias}.{who}_id
+         LEFT JOIN contacts ct ON {alias}.{who}_kind = 'contact' AND ct.id = {alias}.{who}_id"
+    )
+}
+
 fn stream_conversation(row: &SqliteRow) -> StoreResult<StreamConversation> {
     Ok(StreamConversation {
         id: row.try_get("c_id")?,
@@ -537,12 +548,9 @@ pub async fn stream_after(pool: &SqlitePool, after: StreamPosition, limit: u32) 
     let events = sqlx::query(&format!(
         "SELECT e.id, e.kind, e.actor_kind, e.actor_id, COALESCE(ag.name, ct.name) AS actor_name, e.data,
                 e.created_at, {STREAM_CONVERSATION}
-         FROM events e
-         JOIN conversations c ON c.id = e.conversation_id
-         LEFT JOIN teams t ON t.id = c.team_id
-         LEFT JOIN agents ag ON e.actor_kind = 'agent' AND ag.id = e.actor_id
-         LEFT JOIN contacts ct ON e.actor_kind = 'contact' AND ct.id = e.actor_id
-         WHERE e.id > ? ORDER BY e.id LIMIT ?"
+         FROM events e {joins}
+         WHERE e.id > ? ORDER BY e.id LIMIT ?",
+        joins = stream_joins("e", "actor")
     ))
     .bind(after.event)
     .bind(limit)
@@ -553,12 +561,9 @@ pub async fn stream_after(pool: &SqlitePool, after: StreamPosition, limit: u32) 
                 SUBSTR(m.text, 1, 500) AS text, m.created_at,
                 (SELECT COUNT(*) FROM attachments a WHERE a.message_id = m.id) AS attachments,
                 {STREAM_CONVERSATION}
-         FROM messages m
-         JOIN conversations c ON c.id = m.conversation_id
-         LEFT JOIN teams t ON t.id = c.team_id
-         LEFT JOIN agents ag ON m.author_kind = 'agent' AND ag.id = m.author_id
-         LEFT JOIN contacts ct ON m.author_kind = 'contact' AND ct.id = m.author_id
-         WHERE m.id > ? ORDER BY m.id LIMIT ?"
+         FROM messages m {joins}
+         WHERE m.id > ? ORDER BY m.id LIMIT ?",
+        joins = stream_joins("m", "author")
     ))
     .bind(after.message)
     .bind(limit)
