@@ -378,17 +378,14 @@ pub async fn change_password(
             Refusal::Wrong => wrong(),
         })?;
     let stored = credentials.password_hash;
-    let (verified, password_hash) = on_hashing_pool(&state, move || {
+    // The new hash only when the current password is right: a wrong guess costs one hash.
+    let password_hash = on_hashing_pool(&state, move || {
         let verified = stored.is_some_and(|stored| verify_password(&current, &stored));
-        (verified, verified.then(|| hash_password(&password)))
+        verified.then(|| hash_password(&password))
     })
-    .await?;
-    let Some(password_hash) = password_hash else {
-        return Err(ApiError::invalid("current_password", "is wrong"));
-    };
-    let password_hash =
-        password_hash.map_err(|err| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", err))?;
-    debug_assert!(verified);
+    .await?
+    .ok_or_else(|| ApiError::invalid("current_password", "is wrong"))?
+    .map_err(|err| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", err))?;
     let (token, secrets) = new_secrets()?;
     let csrf_token = secrets.csrf_token.clone();
     let expires_at = state

@@ -532,7 +532,6 @@ function escalateDialog(detail) {
       try {
         await api("POST", "/conversations/" + detail.id + "/escalate", body);
         dialog.close();
-        dialog.remove();
         await reloadOpen();
         refreshList();
       } catch (problem) { showError(error, problem); }
@@ -543,8 +542,10 @@ function escalateDialog(detail) {
       h("label", {}, "Reason", reason),
       error,
       h("div", { class: "row-buttons" },
-        h("button", { type: "button", onclick: () => { dialog.close(); dialog.remove(); } }, "Cancel"),
+        h("button", { type: "button", onclick: () => dialog.close() }, "Cancel"),
         h("button", { type: "submit", class: "primary", id: "escalate-submit" }, "Escalate"))));
+  // Escape closes it too; either way it leaves the page.
+  dialog.addEventListener("close", () => dialog.remove());
   document.body.append(dialog);
   dialog.showModal();
   summary.focus();
