@@ -1,6 +1,7 @@
-//! A real headless Chromium, driven through chromedriver (WebDriver), for tests of what the
-//! daemon shows a person in a browser. Both are Debian's packages, which scripts/test
-//! installs; a test never downloads a browser.
+//! A real headless browser, driven through its WebDriver server, for tests of what the
+//! daemon shows a person in a browser: Chromium through chromedriver (Debian's packages),
+//! or Firefox ESR (Debian's) through geckodriver (Mozilla's, built from crates.io).
+//! scripts/test installs them; a test never downloads a browser.
 //!
 //! Every helper waits with a deadline rather than sleeping, and panics with what it waited
 //! for and the page it was on.
@@ -23,6 +24,104 @@ use tempfile::TempDir;
 
 pub const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
 pub const CHROMIUM: &str = "/usr/bin/chromium";
+pub const FIREFOX: &str = "/usr/bin/firefox-esr";
+
+/// Which browser a session runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Engine {
+    Chromium,
+    Firefox,
+}
+
+impl Engine {
+    /// The WebDriver server: chromedriver where Debian puts it; geckodriver where
+    /// `cargo install` puts it (`$CARGO_HOME/bin`), else on the `PATH`.
+    fn driver(self) -> PathBuf {
+        match self {
+            Engine::Chromium => PathBuf::from(CHROMEDRIVER),
+            Engine::Firefox => {
+                let cargo_home = std::env::var_os("CARGO_HOME")
+                    .map(PathBuf::from)
+                    .or_else(|| std::env::var_os("HOME").map(|home| Path::new(&home).join(".cargo")));
+                let path = std::env::var_os("PATH").unwrap_or_default();
+                let candidates = cargo_home
+                    .map(|home| home.join("bin"))
+                    .into_iter()
+                    .chain(std::env::split_paths(&path));
+                candidates
+                    .map(|dir| dir.join("geckodriver"))
+                    .find(|path| path.exists())
+                    .unwrap_or_else(|| PathBuf::from("geckodriver"))
+            }
+        }
+    }
+
+    fn binary(self) -> &'static str {
+        match self {
+            Engine::Chromium => CHROMIUM,
+            Engine::Firefox => FIREFOX,
+        }
+    }
+
+    fn driver_args(self, port: u16) -> Vec<String> {
+        match self {
+            Engine::Chromium => vec![format!("--port={port}")],
+            Engine::Firefox => vec!["--port".into(), port.to_string(), "--host".into(), "127.0.0.1".into()],
+        }
+    }
+
+    /// The session's browser options: headless, a fresh profile under `dir`, and no
+    /// reaching for the internet (this machine refuses it).
+    fn options(self, dir: &Path) -> (&'static str, Value) {
+        let profile = dir.join("profile");
+        match self {
+            Engine::Chromium => (
+                "goog:chromeOptions",
+                json!({
+                    "binary": CHROMIUM,
+                    "args": [
+                        "--headless",
+                        // As root, Chromium refuses to start with its sandbox.
+                        "--no-sandbox",
+                        "--disable-gpu",
+                        // Without these Chromium keeps trying to reach the internet, which
+                        // this machine refuses.
+                        "--disable-quic",
+                        "--no-first-run",
+                        "--disable-background-networking",
+                        "--disable-component-update",
+                        "--disable-sync",
+                        format!("--window-size={},{}", WINDOW.0, WINDOW.1),
+                        format!("--user-data-dir={}", profile.display()),
+                    ],
+                }),
+            ),
+            Engine::Firefox => {
+                std::fs::create_dir_all(&profile).unwrap();
+                (
+                    "moz:firefoxOptions",
+                    json!({
+                        "binary": FIREFOX,
+                        "args": ["-headless", "-profile", profile,
+                                 "-width", WINDOW.0.to_string(), "-height", WINDOW.1.to_string()],
+                        "prefs": {
+                            "app.update.enabled": false,
+                            "app.normandy.enabled": false,
+                            "browser.safebrowsing.malware.enabled": false,
+                            "browser.safebrowsing.phishing.enabled": false,
+                            "browser.shell.checkDefaultBrowser": false,
+                            "datareporting.policy.dataSubmissionEnabled": false,
+                            "extensions.update.enabled": false,
+                            "network.captive-portal-service.enabled": false,
+                            "network.connectivity-service.enabled": false,
+                            "toolkit.telemetry.enabled": false,
+                        },
+                    }),
+                )
+            }
+        }
+    }
+}
 
 /// How long a helper waits for the page to reach what it asked for.
 pub const WAIT: Duration = Duration::from_secs(10);
@@ -36,10 +135,10 @@ const PNG_SIGNATURE: &[u8] = b"\x89PNG\r\n\x1a\n";
 /// height (see [`Browser::set_window_size`]).
 pub const WINDOW: (u32, u32) = (1280, 900);
 
-/// Whether Debian's Chromium and chromedriver are installed. A browser test fails
+/// Whether the engine's browser and WebDriver server are installed. A browser test fails
 /// without them rather than skip, so that a missing install cannot pass for green.
-pub fn available() -> bool {
-    Path::new(CHROMEDRIVER).exists() && Path::new(CHROMIUM).exists()
+pub fn available(engine: Engine) -> bool {
+    engine.driver().exists() && Path::new(engine.binary()).exists()
 }
 
 /// One chromedriver with one browser session, in a temp dir of its own.
@@ -58,50 +157,40 @@ pub struct Browser {
 }
 
 impl Browser {
-    /// Starts chromedriver on a free loopback port and opens a session with a fresh
-    /// profile and a [`WINDOW`]-sized window.
+    /// Starts Chromium: [`Browser::start_with`].
     pub async fn start() -> Browser {
+        Browser::start_with(Engine::Chromium).await
+    }
+
+    /// Starts the engine's WebDriver server on a free loopback port and opens a session
+    /// with a fresh profile and a [`WINDOW`]-sized window.
+    pub async fn start_with(engine: Engine) -> Browser {
         assert!(
-            available(),
-            "{CHROMEDRIVER} or {CHROMIUM} is missing: run scripts/test, which installs \
-             Debian's chromium and chromium-driver"
+            available(engine),
+            "{} or {} is missing: run scripts/test, which installs Debian's chromium, \
+             chromium-driver and firefox-esr, and geckodriver from crates.io",
+            engine.driver().display(),
+            engine.binary()
         );
         let dir = tempfile::tempdir().unwrap();
-        // The port is free when picked but may be taken before chromedriver binds it.
+        // The port is free when picked but may be taken before the driver binds it.
         let mut failures = Vec::new();
         for _ in 0..3 {
-            match start_chromedriver(dir.path()).await {
-                Ok((chromedriver, port)) => return Browser::open_session(dir, chromedriver, port).await,
+            match start_driver(engine, dir.path()).await {
+                Ok((driver, port)) => return Browser::open_session(engine, dir, driver, port).await,
                 Err(failure) => failures.push(failure),
             }
         }
-        panic!("chromedriver did not start:\n{}", failures.join("\n"));
+        panic!("{engine:?}'s WebDriver server did not start:\n{}", failures.join("\n"));
     }
 
-    async fn open_session(dir: TempDir, mut chromedriver: Child, port: u16) -> Browser {
-        let profile = dir.path().join("profile");
-        let capabilities = json!({
-            "goog:chromeOptions": {
-                "binary": CHROMIUM,
-                "args": [
-                    "--headless",
-                    // As root, Chromium refuses to start with its sandbox.
-                    "--no-sandbox",
-                    "--disable-gpu",
-                    // Without these Chromium keeps trying to reach the internet, which
-                    // this machine refuses.
-                    "--disable-quic",
-                    "--no-first-run",
-                    "--disable-background-networking",
-                    "--disable-component-update",
-                    "--disable-sync",
-                    format!("--window-size={},{}", WINDOW.0, WINDOW.1),
-                    format!("--user-data-dir={}", profile.display()),
-                ],
-            },
+    async fn open_session(engine: Engine, dir: TempDir, mut chromedriver: Child, port: u16) -> Browser {
+        let (options_key, options) = engine.options(dir.path());
+        let mut capabilities = json!({
             // A page that never loads fails the test in seconds, not WebDriver's 5 minutes.
             "timeouts": { "pageLoad": PROCESS_DEADLINE.as_millis() as u64, "script": WAIT.as_millis() as u64 },
         });
+        capabilities[options_key] = options;
         let Value::Object(capabilities) = capabilities else {
             unreachable!()
         };
@@ -114,7 +203,7 @@ impl Browser {
             Err(error) => {
                 kill_all(&mut chromedriver, dir.path());
                 panic!(
-                    "chromedriver did not open a Chromium session: {error}\n---- chromedriver log ----\n{}",
+                    "the WebDriver server did not open a {engine:?} session: {error}\n---- its log ----\n{}",
                     read_log(dir.path())
                 );
             }
@@ -442,16 +531,17 @@ impl Drop for Browser {
     }
 }
 
-/// Starts chromedriver and waits until its `/status` says it is ready; an error is a
-/// failure to report (a taken port, an early exit).
-async fn start_chromedriver(dir: &Path) -> Result<(Child, u16), String> {
+/// Starts the engine's WebDriver server and waits until its `/status` says it is ready;
+/// an error is a failure to report (a taken port, an early exit).
+async fn start_driver(engine: Engine, dir: &Path) -> Result<(Child, u16), String> {
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|listener| listener.local_addr())
         .expect("bind a free loopback port")
         .port();
     let log = std::fs::File::create(dir.join("chromedriver.log")).unwrap();
-    let mut chromedriver = Command::new(CHROMEDRIVER)
-        .arg(format!("--port={port}"))
+    let driver = engine.driver();
+    let mut chromedriver = Command::new(&driver)
+        .args(engine.driver_args(port))
         // Chromium keeps its crash reports and caches under these, not under its
         // profile; pointed here, nothing is left in the user's home.
         .env("XDG_CONFIG_HOME", dir.join("config"))
@@ -462,7 +552,7 @@ async fn start_chromedriver(dir: &Path) -> Result<(Child, u16), String> {
         .stderr(log)
         .process_group(0)
         .spawn()
-        .unwrap_or_else(|error| panic!("starting {CHROMEDRIVER}: {error}"));
+        .unwrap_or_else(|error| panic!("starting {}: {error}", driver.display()));
     let http = reqwest::Client::builder()
         .timeout(Duration::from_secs(2))
         .build()

@@ -9,7 +9,7 @@ use fantoccini::key::Key;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-use crate::browser::Browser;
+use crate::browser::{Browser, Engine};
 use crate::harness::{Daemon, Receiver, customer_message, eventually};
 
 const PASSWORD: &str = "a long enough password";
@@ -79,15 +79,31 @@ async fn api_ids(daemon: &Daemon, token: &str, query: &str) -> BTreeSet<i64> {
 
 #[tokio::test]
 async fn an_agent_works_a_conversation_from_the_console_live_from_sign_in_to_sign_out() {
+    works_a_conversation(Engine::Chromium).await;
+}
+
+#[tokio::test]
+async fn the_same_day_at_the_desk_works_in_firefox() {
+    works_a_conversation(Engine::Firefox).await;
+}
+
+/// Sign-in through the link, a live queue, reply, note, labels, escalation seen first by
+/// the receiving team, resolve, a forged request refused, sign-out: in `engine`. The
+/// README's screenshots are Chromium's.
+async fn works_a_conversation(engine: Engine) {
+    let shot = |name: &str| match engine {
+        Engine::Chromium => name.to_owned(),
+        Engine::Firefox => format!("firefox-{name}"),
+    };
     let receiver = Receiver::start().await;
     let daemon = Daemon::start(&receiver.url()).await;
     let (_, ada_link) = daemon.agent_with_link("ada", "support", "agent");
     let (_, bo_link) = daemon.agent_with_link("bo", "billing", "agent");
     let supervisor = daemon.agent("sam", "support", "supervisor");
 
-    let ada = Browser::start().await;
-    sign_in_by_link_shot(&ada, &daemon, &ada_link, "ada", Some("setup")).await;
-    let bo = Browser::start().await;
+    let ada = Browser::start_with(engine).await;
+    sign_in_by_link_shot(&ada, &daemon, &ada_link, "ada", Some(&shot("setup"))).await;
+    let bo = Browser::start_with(engine).await;
     sign_in_by_link(&bo, &daemon, &bo_link, "bo").await;
 
     // A message posted to the webhook channel appears in ada's queue without a reload.
@@ -106,7 +122,7 @@ async fn an_agent_works_a_conversation_from_the_console_live_from_sign_in_to_sig
     ada.wait_for(&row).await;
     ada.wait_until("window.notReloaded === true").await;
     ada.wait_for_text("#count-unassigned", "1").await;
-    ada.screenshot("queue").await;
+    ada.screenshot(&shot("queue")).await;
 
     // Open it and reply: the reply reaches the business's callback.
     ada.click(&format!("{row} a")).await;
@@ -156,7 +172,7 @@ async fn an_agent_works_a_conversation_from_the_console_live_from_sign_in_to_sig
     ada.fill("#filter-label", "parcel").await;
     ada.press("#filter-label", &[Key::Enter]).await;
     ada.wait_for(&row).await;
-    ada.screenshot("conversation").await;
+    ada.screenshot(&shot("conversation")).await;
 
     // Escalating without a summary is refused, naming the field; with one it goes.
     ada.click("#action-escalate").await;
@@ -173,7 +189,7 @@ async fn an_agent_works_a_conversation_from_the_console_live_from_sign_in_to_sig
         "Customer was charged twice for order 5512; refund the second charge.",
     )
     .await;
-    ada.screenshot("escalate").await;
+    ada.screenshot(&shot("escalate")).await;
     // bo watches billing's queue while it happens.
     bo.click("#tab-team").await;
     bo.execute("window.notReloaded = true; return true;", vec![]).await;
@@ -235,7 +251,7 @@ async fn an_agent_works_a_conversation_from_the_console_live_from_sign_in_to_sig
             .unwrap();
         assert_eq!(response.status(), StatusCode::UNAUTHORIZED, "{path} after sign-out");
     }
-    ada.screenshot("sign-in").await;
+    ada.screenshot(&shot("sign-in")).await;
 }
 
 #[tokio::test]
