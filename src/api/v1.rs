@@ -319,6 +319,7 @@ async fn escalate(
 ) -> Result<Response, ApiError> {
     let conversation_id = parse_id(&id, "conversation")?;
     reject_unknown(object.keys(), &["to", "summary", "reason"], "field")?;
+    readable(&state, &agent, conversation_id).await?;
     let to = match object.get("to") {
         Some(Value::Object(to)) => {
             reject_unknown(to.keys(), &["team", "tier"], "field of `to`")?;
@@ -730,6 +731,9 @@ async fn update_conversation(
         &["status", "priority", "assignee", "team", "labels"],
         "field",
     )?;
+    // Before the values are judged: another team's conversation answers as one that does
+    // not exist, whatever the body.
+    readable(&state, &agent, id).await?;
     let string_of = |field: &str| -> Result<Option<&str>, ApiError> {
         match object.get(field) {
             None => Ok(None),
@@ -772,7 +776,6 @@ async fn update_conversation(
             "must change at least one of status, priority, assignee, team, labels",
         ));
     }
-    readable(&state, &agent, id).await?;
     state
         .service
         .update_conversation(id, agent.id, changes, state.clock.now_ms())

@@ -511,7 +511,8 @@ async fn escalations_carry_a_summary_count_transfers_and_are_refused_without_one
             json!({"to": {"tier": "next"}, "summary": "not mine to move"}),
         )
         .await;
-    assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
+    // Another team's conversation: bill cannot see it, so it does not exist for him.
+    assert_eq!(status, StatusCode::NOT_FOUND, "{body}");
     let unchanged = desk.conversation(id).await;
     assert_eq!(
         (
