@@ -33,9 +33,28 @@ pub struct TelegramInbox {
     pub bot: Bot,
     /// Learned from `getMe` at start; the webhook answers 503 until then.
     pub identity: OnceLock<BotIdentity>,
-    /// Random per start, registered with `setWebhook`, checked on every webhook request.
+    /// Registered with `setWebhook`, checked on every webhook request; derived from the
+    /// bot token (see [`webhook_secret`]), so every daemon serving the inbox agrees.
     pub secret: String,
     pub http: reqwest::Client,
+}
+
+/// The secret Telegram sends with each webhook call: an HMAC of the inbox's key under the
+/// bot token. Several daemons behind one load balancer register the same webhook, and
+/// the last `setWebhook` wins; a random secret per start would leave the others refusing
+/// every update. Only whoever holds the bot token can compute it, and a new token gives
+/// a new secret.
+pub fn webhook_secret(bot_token: &str, inbox_key: &str) -> String {
+    use hmac::{Hmac, Mac};
+    let mut mac =
+        <Hmac<sha2::Sha256> as Mac>::new_from_slice(bot_token.as_bytes()).expect("HMAC takes a key of any length");
+    mac.update(b"switchboard telegram webhook secret\0");
+    mac.update(inbox_key.as_bytes());
+    mac.finalize()
+        .into_bytes()
+        .iter()
+        .map(|byte| format!("{byte:02x}"))
+        .collect()
 }
 
 /// The Telegram inboxes of this configuration, by key.
@@ -52,8 +71,6 @@ pub fn inboxes(settings: &Settings, catalog: &Catalog) -> anyhow::Result<HashMap
             .map_err(|err| anyhow::anyhow!("building the Telegram HTTP client: {err}"))?;
         let bot = client::bot(&channel.settings, http.clone())
             .map_err(|err| anyhow::anyhow!("inboxes.{}.telegram.{err}", inbox.key))?;
-        let mut secret = [0u8; 32];
-        getrandom::fill(&mut secret).map_err(|err| anyhow::anyhow!("reading the system's random source: {err}"))?;
         inboxes.insert(
             inbox.key.clone(),
             Arc::new(TelegramInbox {
@@ -61,7 +78,7 @@ pub fn inboxes(settings: &Settings, catalog: &Catalog) -> anyhow::Result<HashMap
                 channel: (**channel).clone(),
                 bot,
                 identity: OnceLock::new(),
-                secret: secret.iter().map(|b| format!("{b:02x}")).collect(),
+                secret: webhook_secret(&channel.settings.token.0, &inbox.key),
                 http,
             }),
         );
@@ -257,4 +274,21 @@ pub async fn take(state: &AppState, inbox: &TelegramInbox, update: &Update) -> R
         "telegram inbox: update taken"
     );
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::webhook_secret;
+
+    #[test]
+    fn the_webhook_secret_is_the_same_for_every_daemon_and_differs_per_inbox_and_token() {
+        let token = "123456:ABCDEFGHIJKLMNOPQRSTUVWXYZ";
+        let secret = webhook_secret(token, "shop-bot");
+        assert_eq!(secret, webhook_secret(token, "shop-bot"));
+        assert_eq!(secret.len(), 64);
+        // Telegram takes 1 to 256 characters of A-Z, a-z, 0-9, `_` and `-`.
+        assert!(secret.bytes().all(|byte| byte.is_ascii_hexdigit()));
+        assert_ne!(secret, webhook_secret(token, "other-bot"));
+        assert_ne!(secret, webhook_secret("123456:ZYXWVUTSRQPONMLKJIHGFEDCBA", "shop-bot"));
+    }
 }

@@ -548,6 +548,19 @@ async fn webhook_mode_refuses_a_wrong_or_missing_secret_and_takes_the_right_one(
         !log.contains(TOKEN) && !log.contains(&secret),
         "neither token nor secret is logged"
     );
+
+    // A restart (or a second daemon on the same inbox) derives the same secret, so the
+    // webhook Telegram holds keeps working; a random one per start refused it.
+    let (dir, _) = daemon.stop();
+    let daemon = Daemon::start_in(dir).await;
+    let mut again = private_text(ADA, 2, "Still there after the restart?");
+    again["update_id"] = json!(900_002);
+    eventually("the restarted daemon to take the registered secret", || async {
+        let status = switchboard_test_telegram::post_update(&webhook.url, Some(&secret), &again).await;
+        (status == 200).then_some(())
+    })
+    .await;
+    inbound(&daemon, &token, 2).await;
 }
 
 #[tokio::test]
