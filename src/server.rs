@@ -91,6 +91,9 @@ pub async fn run_with_clock(
     shutdown: CancellationToken,
     clock: Arc<dyn Clock>,
 ) -> anyhow::Result<()> {
+    // Held until the daemon stops.
+    let _serving = crate::store::sqlite::claim_for_serving(&settings.storage_url)
+        .with_context(|| format!("claiming the store at {} (storage.url)", settings.storage_url))?;
     let Opened {
         service,
         queries,

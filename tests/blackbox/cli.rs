@@ -243,3 +243,29 @@ fn route_explain_shows_each_rule_and_the_decision_for_a_sample_message() {
     assert!(!ok);
     assert!(stderr.contains("`inbox`") && stderr.contains("nowhere"), "{stderr}");
 }
+
+#[tokio::test]
+async fn a_second_daemon_on_the_same_sqlite_file_is_refused_and_the_cli_still_works_beside_it() {
+    let daemon = crate::harness::Daemon::start("http://127.0.0.1:9/unused").await;
+    let second = Command::new(env!("CARGO_BIN_EXE_switchboard"))
+        .arg("--config")
+        .arg(daemon.config_path())
+        .arg("serve")
+        .output()
+        .unwrap();
+    assert!(!second.status.success(), "a second daemon served the same file");
+    let stderr = String::from_utf8_lossy(&second.stderr);
+    assert!(
+        stderr.contains("storage.url") && stderr.contains("another switchboard daemon"),
+        "{stderr}"
+    );
+    // The first keeps serving, and commands beside it are not locked out.
+    let (status, _) = daemon
+        .post_signed(&crate::harness::customer_message("lock-1", "ada", "Hello"))
+        .await;
+    assert_eq!(status, reqwest::StatusCode::ACCEPTED);
+    daemon.agent("sam", "support", "agent");
+    // Once it stops, the file is free again.
+    let (dir, _) = daemon.stop();
+    crate::harness::Daemon::start_in(dir).await;
+}

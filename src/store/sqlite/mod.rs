@@ -69,6 +69,49 @@ impl SqliteStore {
     }
 }
 
+/// Claims the database at a `sqlite://PATH` URL for one serving daemon, for as long as
+/// the returned file is open: a lock on `PATH.serving` beside it. A second daemon on the
+/// same file would send what the first has in flight and fire its clocks again (SQLite's
+/// daemon assumes it is alone); it is refused with what to do instead. The CLI's
+/// commands do not take it: they run beside the daemon. The OS drops the lock when the
+/// process dies, so a crash never leaves the desk locked.
+pub fn claim_for_serving(url: &str) -> StoreResult<Option<std::fs::File>> {
+    let options = SqliteConnectOptions::from_str(url).map_err(|err| StoreError::Invalid {
+        field: "storage.url",
+        problem: format!("`{url}` is not a SQLite URL: {err}"),
+    })?;
+    let path = options.get_filename();
+    if path.as_os_str().is_empty() || path.as_os_str() == ":memory:" {
+        return Ok(None);
+    }
+    if let Some(folder) = path.parent().filter(|folder| !folder.as_os_str().is_empty()) {
+        create_folder(folder)?;
+    }
+    let mut lock_path = path.as_os_str().to_owned();
+    lock_path.push(".serving");
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&lock_path)
+        .map_err(|err| StoreError::transient(format!("cannot open {}: {err}", Path::new(&lock_path).display())))?;
+    match file.try_lock() {
+        Ok(()) => Ok(Some(file)),
+        Err(std::fs::TryLockError::WouldBlock) => Err(StoreError::Invalid {
+            field: "storage.url",
+            problem: format!(
+                "`{}` is served by another switchboard daemon already; SQLite takes one daemon \
+                 (stop the other, or put several on PostgreSQL)",
+                path.display()
+            ),
+        }),
+        Err(std::fs::TryLockError::Error(err)) => Err(StoreError::transient(format!(
+            "cannot lock {}: {err}",
+            Path::new(&lock_path).display()
+        ))),
+    }
+}
+
 fn create_folder(folder: &Path) -> StoreResult<()> {
     std::fs::create_dir_all(folder)
         .map_err(|err| StoreError::transient(format!("cannot create the database folder {}: {err}", folder.display())))
