@@ -496,3 +496,90 @@ async fn a_closed_conversation_takes_notes_but_not_replies() {
     let (_, next) = daemon.post_signed(&customer_message("e2", "ada", "Hello again")).await;
     assert_ne!(next["conversation_id"].as_i64(), Some(id));
 }
+
+#[tokio::test]
+async fn lists_filter_by_priority_channel_label_and_contact_and_sort_oldest_first() {
+    let receiver = Receiver::start().await;
+    let daemon = Daemon::start(&receiver.url()).await;
+    let token = daemon.agent("sam", "support", "supervisor");
+    let mut ids = Vec::new();
+    for (id, from, text) in [
+        ("f-1", "ann", "Where is my parcel?"),
+        ("f-2", "ben", "I was charged twice, refund please"),
+        ("f-3", "cat", "Hello again"),
+    ] {
+        let (status, body) = daemon.post_signed(&customer_message(id, from, text)).await;
+        assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+        ids.push(body["conversation_id"].as_i64().unwrap());
+    }
+    let listed = |page: Value| -> Vec<i64> {
+        page["conversations"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|conversation| conversation["id"].as_i64().unwrap())
+            .collect()
+    };
+    // The billing rule made the refund `high`.
+    assert_eq!(
+        listed(daemon.get("/conversations?priority=high", &token).await),
+        vec![ids[1]]
+    );
+    assert_eq!(
+        listed(daemon.get("/conversations?priority=normal,low", &token).await),
+        vec![ids[2], ids[0]]
+    );
+    assert_eq!(
+        listed(daemon.get("/conversations?channel=webhook", &token).await).len(),
+        3
+    );
+    assert!(listed(daemon.get("/conversations?channel=email", &token).await).is_empty());
+    assert_eq!(
+        listed(daemon.get("/conversations?label=billing", &token).await),
+        vec![ids[1]]
+    );
+    assert_eq!(listed(daemon.get("/conversations?sort=oldest", &token).await), ids);
+    let contact = daemon.get(&format!("/conversations/{}", ids[0]), &token).await["contact"]["id"].clone();
+    assert_eq!(
+        listed(
+            daemon
+                .get(&format!("/conversations?contact={contact}&status=all"), &token)
+                .await
+        ),
+        vec![ids[0]]
+    );
+    assert!(listed(daemon.get("/conversations?sla=breached", &token).await).is_empty());
+
+    // Labels an agent adds are filtered on like the rules'.
+    let (status, detail) = daemon
+        .api(
+            Method::PATCH,
+            &format!("/conversations/{}", ids[2]),
+            &token,
+            Some(json!({"labels": {"add": ["vip-check"]}})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{detail}");
+    assert_eq!(detail["labels"], json!(["vip-check"]));
+    assert_eq!(
+        listed(daemon.get("/conversations?label=vip-check", &token).await),
+        vec![ids[2]]
+    );
+
+    for (query, field) in [
+        ("priority=soon", "`priority`"),
+        ("channel=fax", "`channel`"),
+        ("sla=late", "`sla`"),
+        ("sort=random", "`sort`"),
+        ("contact=ann", "`contact`"),
+    ] {
+        let (status, body) = daemon
+            .api(Method::GET, &format!("/conversations?{query}"), &token, None)
+            .await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{query}: {body}");
+        assert!(
+            body["error"]["message"].as_str().unwrap().contains(field),
+            "{query}: {body}"
+        );
+    }
+}
