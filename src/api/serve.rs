@@ -72,15 +72,16 @@ impl Connections {
         self.open.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).len()
     }
 
-    /// Closes the oldest connection with no request in progress; false when every
-    /// connection is serving one.
+    /// Tells the oldest connection with no request in progress to close; false when every
+    /// connection is serving one or closing already. It stays counted until its task has
+    /// ended: only then is its descriptor free, and a burst of new connections accepted
+    /// against closes still under way ran the process out of descriptors.
     fn close_oldest_idle(&self) -> bool {
-        let mut open = self.open.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let open = self.open.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         let idle = open
-            .iter()
-            .find(|(_, connection)| connection.requests.load(Ordering::Acquire) == 0)
-            .map(|(id, _)| *id);
-        match idle.and_then(|id| open.remove(&id)) {
+            .values()
+            .find(|connection| connection.requests.load(Ordering::Acquire) == 0 && !connection.close.is_cancelled());
+        match idle {
             Some(connection) => {
                 connection.close.cancel();
                 true
@@ -148,11 +149,10 @@ pub async fn serve(listener: TcpListener, app: Router, door: &DoorSettings, shut
                     }
                 );
             }
-            if !made_room {
-                tokio::select! {
-                    () = closed => {}
-                    () = shutdown.cancelled() => break 'serving,
-                }
+            // Either way, room is made when a connection's task has ended.
+            tokio::select! {
+                () = closed => {}
+                () = shutdown.cancelled() => break 'serving,
             }
         }
         while tasks.try_join_next().is_some() {}
@@ -229,21 +229,25 @@ async fn serve_connection(
         // size are refused (431), as nginx refuses past 8 KiB a line.
         .max_buf_size(MAX_READ_BUFFER)
         .serve_connection(TokioIo::new(stream), service);
-    tokio::pin!(served);
-    tokio::select! {
-        result = served.as_mut() => {
-            if let Err(err) = result {
-                tracing::debug!(%peer, error = %err, "connection ended with an error");
+    {
+        // In a block of its own: the socket closes when `served` is dropped at its end,
+        // before the connection stops being counted.
+        tokio::pin!(served);
+        tokio::select! {
+            result = served.as_mut() => {
+                if let Err(err) = result {
+                    tracing::debug!(%peer, error = %err, "connection ended with an error");
+                }
             }
-        }
-        () = connection.close.cancelled() => {
-            tracing::debug!(%peer, "idle connection closed to make room");
-        }
-        () = shutdown.cancelled() => {
-            served.as_mut().graceful_shutdown();
-            tokio::select! {
-                _ = served.as_mut() => {}
-                () = connection.close.cancelled() => {}
+            () = connection.close.cancelled() => {
+                tracing::debug!(%peer, "idle connection closed to make room");
+            }
+            () = shutdown.cancelled() => {
+                served.as_mut().graceful_shutdown();
+                tokio::select! {
+                    _ = served.as_mut() => {}
+                    () = connection.close.cancelled() => {}
+                }
             }
         }
     }
