@@ -288,8 +288,13 @@ mod tests {
         assert!(connections.close_oldest_idle());
         assert!(idle_new.close.is_cancelled());
         assert!(!connections.close_oldest_idle(), "the busy one stays");
+        // Closing ones still count until their tasks end and remove them.
+        assert_eq!(connections.len(), 3);
         drop(request);
         assert!(connections.close_oldest_idle());
+        for id in [1, 2, 3] {
+            connections.remove(id);
+        }
         assert_eq!(connections.len(), 0);
     }
 }
