@@ -14,14 +14,13 @@ use serde_json::{Value, json};
 use subtle::ConstantTimeEq;
 
 use super::error::ApiError;
-use super::v1::{Authenticated, JsonObject, caller, json_object, reject_unknown};
+use super::v1::{Authenticated, JsonObject, agent_id_of, caller, json_object, reject_unknown};
 use super::{AppState, PathParam};
 use crate::auth::{hash_password, hash_token, link_url, random_secret, verify_password};
 use crate::domain::access;
 use crate::domain::people::Refusal;
 use crate::domain::service::NewSessionSecrets;
 use crate::query::SessionView;
-use crate::store::AgentSelector;
 
 /// The session cookie's name.
 pub const COOKIE: &str = "switchboard_session";
@@ -404,7 +403,7 @@ pub async fn issue_link(
     PathParam(who): PathParam,
 ) -> Result<Response, ApiError> {
     access::may_manage_agents(&caller(&admin))?;
-    let agent_id = resolve(&state, &who).await?;
+    let agent_id = agent_id_of(&state, &who).await?;
     let token =
         random_secret().map_err(|err| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", err.to_string()))?;
     let expires_at = state
@@ -439,7 +438,7 @@ pub async fn set_active(
     active: bool,
 ) -> Result<Response, ApiError> {
     access::may_manage_agents(&caller(&admin))?;
-    let agent_id = resolve(&state, &who).await?;
+    let agent_id = agent_id_of(&state, &who).await?;
     if agent_id == admin.id && !active {
         return Err(ApiError::new(
             StatusCode::CONFLICT,
@@ -450,22 +449,6 @@ pub async fn set_active(
     state.service.set_agent_active(agent_id, active).await?;
     state.changed();
     Ok(Json(state.queries.agent(agent_id).await?).into_response())
-}
-
-async fn resolve(state: &AppState, who: &str) -> Result<i64, ApiError> {
-    let selector = match who.parse::<i64>() {
-        Ok(id) => AgentSelector::Id(id),
-        Err(_) => AgentSelector::Name(who.to_owned()),
-    };
-    let agents = state.queries.agents().await?;
-    agents
-        .iter()
-        .find(|agent| match &selector {
-            AgentSelector::Id(id) => agent.id == *id,
-            AgentSelector::Name(name) => &agent.name == name,
-        })
-        .map(|agent| agent.id)
-        .ok_or_else(|| ApiError::not_found("agent"))
 }
 
 #[cfg(test)]

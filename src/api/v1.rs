@@ -287,18 +287,7 @@ async fn set_availability(
         caller.id
     } else {
         crate::domain::access::may_set_others_availability(&super::v1::caller(&caller))?;
-        let selector = agent_selector(&who);
-        state
-            .queries
-            .agents()
-            .await?
-            .into_iter()
-            .find(|agent| match &selector {
-                AgentSelector::Id(id) => agent.id == *id,
-                AgentSelector::Name(name) => agent.name == *name,
-            })
-            .map(|agent| agent.id)
-            .ok_or_else(|| ApiError::not_found("agent"))?
+        agent_id_of(&state, &who).await?
     };
     state
         .service
@@ -308,6 +297,22 @@ async fn set_availability(
     // Becoming available may have assigned waiting conversations.
     state.changed();
     Ok(Json(agent))
+}
+
+/// The id of the agent a path names by id or name; `404` when there is none.
+pub(super) async fn agent_id_of(state: &AppState, who: &str) -> Result<i64, ApiError> {
+    let selector = agent_selector(who);
+    state
+        .queries
+        .agents()
+        .await?
+        .into_iter()
+        .find(|agent| match &selector {
+            AgentSelector::Id(id) => agent.id == *id,
+            AgentSelector::Name(name) => agent.name == *name,
+        })
+        .map(|agent| agent.id)
+        .ok_or_else(|| ApiError::not_found("agent"))
 }
 
 /// `{"to": {"team": "billing"} | {"tier": "next"}, "summary": "…", "reason"?: "…"}`.
