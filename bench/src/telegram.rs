@@ -29,7 +29,7 @@ use http_body_util::Full;
 use hyper::Request;
 use rusqlite::{Connection, OpenFlags};
 use serde_json::{Value, json};
-use switchboard_test_telegram::{Call, FakeTelegram};
+use switchboard_test_telegram::{Call, FakeTelegram, private_text};
 
 use crate::daemon::Daemon;
 use crate::load;
@@ -294,18 +294,6 @@ poll_timeout = "5s"
             api = fake.url().trim_end_matches('/'),
         ),
     ))
-}
-
-fn private_text(user: i64, message_id: i64, text: &str) -> Value {
-    json!({
-        "message": {
-            "message_id": message_id,
-            "from": {"id": user, "is_bot": false, "first_name": "Ada"},
-            "chat": {"id": user, "type": "private", "first_name": "Ada"},
-            "date": 1_795_000_000,
-            "text": text,
-        }
-    })
 }
 
 /// A fake with the bot, and a daemon polling it, with an agent's token.

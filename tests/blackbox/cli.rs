@@ -260,10 +260,7 @@ async fn a_second_daemon_on_the_same_sqlite_file_is_refused_and_the_cli_still_wo
         "{stderr}"
     );
     // The first keeps serving, and commands beside it are not locked out.
-    let (status, _) = daemon
-        .post_signed(&crate::harness::customer_message("lock-1", "ada", "Hello"))
-        .await;
-    assert_eq!(status, reqwest::StatusCode::ACCEPTED);
+    daemon.post_accepted("lock-1", "ada", "Hello").await;
     daemon.agent("sam", "support", "agent");
     // Once it stops, the file is free again.
     let (dir, _) = daemon.stop();

@@ -10,7 +10,7 @@ use reqwest::StatusCode;
 use serde_json::{Value, json};
 
 use crate::browser::{Browser, Engine};
-use crate::harness::{Daemon, Receiver, customer_message, eventually};
+use crate::harness::{Daemon, Receiver, eventually};
 
 const PASSWORD: &str = "a long enough password";
 
@@ -109,14 +109,9 @@ async fn works_a_conversation(engine: Engine) {
     // A message posted to the webhook channel appears in ada's queue without a reload.
     ada.click("#tab-unassigned").await;
     ada.execute("window.notReloaded = true; return true;", vec![]).await;
-    let (status, accepted) = daemon
-        .post_signed(&customer_message(
-            "m-1",
-            "cust-1",
-            "สวัสดีครับ พัสดุของผมยังไม่มาถึง Where is my parcel?",
-        ))
+    let accepted = daemon
+        .post_accepted("m-1", "cust-1", "สวัสดีครับ พัสดุของผมยังไม่มาถึง Where is my parcel?")
         .await;
-    assert_eq!(status, StatusCode::ACCEPTED, "{accepted}");
     let id = accepted["conversation_id"].as_i64().unwrap();
     let row = format!("#conversations .row[data-id='{id}']");
     ada.wait_for(&row).await;
@@ -266,8 +261,7 @@ async fn an_agent_sees_in_the_console_exactly_what_the_api_lets_them_see() {
         ("v-2", "c-2", "I was charged twice, I want a refund"),
         ("v-3", "c-3", "The app crashes on start"),
     ] {
-        let (status, body) = daemon.post_signed(&customer_message(id, from, text)).await;
-        assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+        daemon.post_accepted(id, from, text).await;
     }
     let taken = api_ids(&daemon, &ada_token, "team=support&status=open").await;
     let first = *taken.iter().next().unwrap();
@@ -337,10 +331,7 @@ async fn the_console_is_usable_at_375_pixels_and_from_the_keyboard() {
     let receiver = Receiver::start().await;
     let daemon = Daemon::start(&receiver.url()).await;
     let (_, link) = daemon.agent_with_link("ada", "support", "supervisor");
-    let (status, body) = daemon
-        .post_signed(&customer_message("k-1", "c-1", "مرحبا، لم يصل طلبي بعد"))
-        .await;
-    assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+    let body = daemon.post_accepted("k-1", "c-1", "مرحبا، لم يصل طلبي بعد").await;
     let id = body["conversation_id"].as_i64().unwrap();
 
     let browser = Browser::start().await;

@@ -297,6 +297,14 @@ impl Daemon {
         (token, link)
     }
 
+    /// POSTs a customer message to `/hooks/shop` and asserts it was taken (`202`);
+    /// returns the answer (`conversation_id`, `message_id`).
+    pub async fn post_accepted(&self, id: &str, from: &str, text: &str) -> Value {
+        let (status, body) = self.post_signed(&customer_message(id, from, text)).await;
+        assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+        body
+    }
+
     /// POSTs a body to `/hooks/shop`, signed now with the inbox secret.
     pub async fn post_signed(&self, body: &Value) -> (StatusCode, Value) {
         self.post_raw("shop", body.to_string().into_bytes(), SignAs::Now).await

@@ -50,7 +50,7 @@ use serde_json::{Value, json};
 use switchboard_connector_webhook::Secret;
 use switchboard_connector_webhook::signature::{HEADER_ID, HEADER_SIGNATURE, HEADER_TIMESTAMP};
 use switchboard_test_mailservers::{Dovecot, SmtpRelay};
-use switchboard_test_telegram::FakeTelegram;
+use switchboard_test_telegram::{FakeTelegram, private_text};
 use tokio_util::sync::CancellationToken;
 
 use daemon::{Daemon, SECRET};
@@ -383,18 +383,6 @@ async fn mail_source(dovecot: Arc<Dovecot>, ledger: Shared, mails: Arc<Mutex<Mai
         dovecot.deliver(SUPPORT, &raw).await;
         ledger.lock().unwrap().mails.push(message_id);
     }
-}
-
-fn private_text(user: i64, message_id: i64, text: &str) -> Value {
-    json!({
-        "message": {
-            "message_id": message_id,
-            "from": {"id": user, "is_bot": false, "first_name": "Ada"},
-            "chat": {"id": user, "type": "private", "first_name": "Ada"},
-            "date": 1_795_000_000,
-            "text": text,
-        }
-    })
 }
 
 async fn telegram_source(fake: Arc<FakeTelegram>, ledger: Shared, stop: CancellationToken) {

@@ -1,26 +1,12 @@
 use std::process::ExitStatus;
 
+use switchboard_test_mailservers::eventually;
+
 use super::*;
 
 /// Set for the child process of the tests of the shared cluster's end: `exit:REPORT` or
 /// `hang:REPORT`, REPORT being the file where it writes the cluster's dir and postmaster.
 const CHILD: &str = "SWITCHBOARD_TEST_POSTGRES_CHILD";
-
-/// Polls `probe` until it returns `Some`, or panics after [`DEADLINE`].
-async fn eventually<T, F, Fut>(what: &str, mut probe: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = Option<T>>,
-{
-    let started = Instant::now();
-    loop {
-        if let Some(value) = probe().await {
-            return value;
-        }
-        assert!(started.elapsed() < DEADLINE, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
-}
 
 /// The processes (PID and command line) that name a path inside `dir` or work inside it:
 /// the postmaster names its data dir, the watchdog names the dir, and every postgres

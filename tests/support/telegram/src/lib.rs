@@ -427,6 +427,20 @@ impl FakeTelegram {
 ///
 /// # Panics
 /// If `url` is not on loopback (tests must not reach out), or on a connection error.
+/// A customer's text in a private chat, as `getUpdates` or a webhook carries it (the
+/// update id is the fake's to add).
+pub fn private_text(user: i64, message_id: i64, text: &str) -> Value {
+    json!({
+        "message": {
+            "message_id": message_id,
+            "from": {"id": user, "is_bot": false, "first_name": "Ada"},
+            "chat": {"id": user, "type": "private", "first_name": "Ada"},
+            "date": 1_795_000_000,
+            "text": text,
+        }
+    })
+}
+
 pub async fn post_update(url: &str, secret: Option<&str>, update: &Value) -> u16 {
     post_update_with(&reqwest::Client::new(), url, secret, update).await
 }
