@@ -324,7 +324,7 @@ async fn escalate(
 ) -> Result<Response, ApiError> {
     let conversation_id = parse_id(&id, "conversation")?;
     reject_unknown(object.keys(), &["to", "summary", "reason"], "field")?;
-    readable(&state, &agent, conversation_id).await?;
+    check_visible(&state, &agent, conversation_id).await?;
     let to = match object.get("to") {
         Some(Value::Object(to)) => {
             reject_unknown(to.keys(), &["team", "tier"], "field of `to`")?;
@@ -587,6 +587,13 @@ async fn readable(state: &AppState, agent: &Agent, id: i64) -> Result<Conversati
     Ok(detail)
 }
 
+/// `404` as for a conversation that does not exist, unless the caller may read it: the
+/// check before a change, which reads only whose the conversation is.
+async fn check_visible(state: &AppState, agent: &Agent, id: i64) -> Result<(), ApiError> {
+    let (team, assignee) = state.queries.conversation_owner(id).await?;
+    Ok(access::check_read(&caller(agent), team.as_deref(), assignee)?)
+}
+
 async fn add_message(
     State(state): State<Arc<AppState>>,
     Authenticated(agent): Authenticated,
@@ -595,7 +602,7 @@ async fn add_message(
 ) -> Result<Response, ApiError> {
     let conversation_id = parse_id(&id, "conversation")?;
     reject_unknown(object.keys(), &["text", "private", "attachments"], "field")?;
-    readable(&state, &agent, conversation_id).await?;
+    check_visible(&state, &agent, conversation_id).await?;
     let text = match object.get("text") {
         Some(Value::String(text)) if !text.trim().is_empty() => text.trim().to_owned(),
         Some(Value::String(_)) => return Err(ApiError::invalid("text", "must not be empty")),
@@ -738,7 +745,7 @@ async fn update_conversation(
     )?;
     // Before the values are judged: another team's conversation answers as one that does
     // not exist, whatever the body.
-    readable(&state, &agent, id).await?;
+    check_visible(&state, &agent, id).await?;
     let string_of = |field: &str| -> Result<Option<&str>, ApiError> {
         match object.get(field) {
             None => Ok(None),

@@ -541,6 +541,9 @@ pub trait Queries: Send + Sync + 'static {
         limit: u32,
     ) -> StoreResult<ConversationPage>;
     async fn conversation(&self, id: i64) -> StoreResult<ConversationDetail>;
+    /// Whose the conversation is (its team's key, its assignee): what access to it is
+    /// judged on, without reading its messages.
+    async fn conversation_owner(&self, id: i64) -> StoreResult<(Option<String>, Option<i64>)>;
     async fn message(&self, id: i64) -> StoreResult<MessageView>;
     async fn attachment(&self, id: i64) -> StoreResult<AttachmentData>;
     /// Deliveries newest first, of one status or all; `before`: the last id already seen.

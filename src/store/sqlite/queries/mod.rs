@@ -36,25 +36,27 @@ pub async fn agent_by_token_hash(pool: &SqlitePool, token_hash: &[u8]) -> StoreR
 }
 
 pub async fn session(pool: &SqlitePool, token_hash: &[u8], now: i64) -> StoreResult<Option<SessionView>> {
+    // One statement for every console request: the agent's columns with the session's.
+    let columns = AGENT_COLUMNS
+        .strip_prefix("SELECT ")
+        .expect("AGENT_COLUMNS is a SELECT");
     let row = sqlx::query(&format!(
-        "{AGENT_COLUMNS} JOIN sessions s ON s.agent_id = a.id
+        "SELECT s.csrf_token, s.expires_at AS session_expires_at, {columns}
+         JOIN sessions s ON s.agent_id = a.id
          WHERE s.token_hash = ? AND s.expires_at > ? AND a.active = 1"
     ))
     .bind(token_hash)
     .bind(now)
     .fetch_optional(pool)
     .await?;
-    let Some(row) = row else { return Ok(None) };
-    let (csrf_token, expires_at): (String, i64) =
-        sqlx::query_as("SELECT csrf_token, expires_at FROM sessions WHERE token_hash = ?")
-            .bind(token_hash)
-            .fetch_one(pool)
-            .await?;
-    Ok(Some(SessionView {
-        agent: agent_from_row(&row)?,
-        csrf_token,
-        expires_at,
-    }))
+    row.map(|row| {
+        Ok(SessionView {
+            agent: agent_from_row(&row)?,
+            csrf_token: row.try_get("csrf_token")?,
+            expires_at: row.try_get("session_expires_at")?,
+        })
+    })
+    .transpose()
 }
 
 pub async fn list_agents(pool: &SqlitePool) -> StoreResult<Vec<Agent>> {
@@ -209,6 +211,16 @@ impl Queries for SqliteStore {
 
     async fn conversation(&self, id: i64) -> StoreResult<ConversationDetail> {
         conversation(&self.reader, id).await
+    }
+
+    async fn conversation_owner(&self, id: i64) -> StoreResult<(Option<String>, Option<i64>)> {
+        sqlx::query_as(
+            "SELECT t.key, c.assignee_id FROM conversations c LEFT JOIN teams t ON t.id = c.team_id WHERE c.id = ?",
+        )
+        .bind(id)
+        .fetch_optional(&self.reader)
+        .await?
+        .ok_or(StoreError::NotFound("conversation"))
     }
 
     async fn session(&self, token_hash: &[u8], now: i64) -> StoreResult<Option<SessionView>> {
