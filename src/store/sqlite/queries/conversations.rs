@@ -295,7 +295,8 @@ pub async fn list_conversations(
             );
         }
     }
-    push_visibility(&mut query, &mut conn, &filter.visible_to).await?;
+    let scope = scope_of(&mut conn, &filter.visible_to).await?;
+    push_scope(&mut query, &scope);
     let (compare, order) = match filter.order {
         ListOrder::Newest => ("<", " ORDER BY c.last_activity_at DESC, c.id DESC"),
         ListOrder::Oldest => (">", " ORDER BY c.last_activity_at ASC, c.id ASC"),
@@ -447,16 +448,17 @@ pub async fn attachment(pool: &SqlitePool, id: i64) -> StoreResult<AttachmentDat
     })
 }
 
-/// Limits a query on `conversations c` to what the caller may see.
-async fn push_visibility(
-    query: &mut QueryBuilder<'_, Sqlite>,
-    conn: &mut SqliteConnection,
-    visible_to: &Visibility,
-) -> StoreResult<()> {
+/// [`Visibility`] with the team's key looked up once, for the queries it limits.
+enum Scope {
+    All,
+    Of { agent_id: i64, team_id: Option<i64> },
+}
+
+async fn scope_of(conn: &mut SqliteConnection, visible_to: &Visibility) -> StoreResult<Scope> {
     let Visibility::TeamOf { agent_id, team } = visible_to else {
-        return Ok(());
+        return Ok(Scope::All);
     };
-    let team_id: Option<i64> = match team {
+    let team_id = match team {
         Some(team) => {
             sqlx::query_scalar("SELECT id FROM teams WHERE key = ?")
                 .bind(team)
@@ -465,41 +467,39 @@ async fn push_visibility(
         }
         None => None,
     };
+    Ok(Scope::Of {
+        agent_id: *agent_id,
+        team_id,
+    })
+}
+
+/// Limits a query on `conversations c` to what the scope may see.
+fn push_scope(query: &mut QueryBuilder<'_, Sqlite>, scope: &Scope) {
+    let Scope::Of { agent_id, team_id } = scope else {
+        return;
+    };
     query.push(" AND (c.assignee_id = ").push_bind(*agent_id);
     if let Some(team_id) = team_id {
-        query.push(" OR c.team_id = ").push_bind(team_id);
+        query.push(" OR c.team_id = ").push_bind(*team_id);
     }
     query.push(")");
-    Ok(())
 }
 
 pub async fn queue_counts(pool: &SqlitePool, agent_id: i64, visible_to: &Visibility) -> StoreResult<QueueCounts> {
     let mut conn = pool.acquire().await?;
-    let team_key = match visible_to {
-        Visibility::TeamOf { team, .. } => team.clone(),
-        Visibility::All => {
-            sqlx::query_scalar("SELECT t.key FROM agents a JOIN teams t ON t.id = a.team_id WHERE a.id = ?")
-                .bind(agent_id)
-                .fetch_optional(&mut *conn)
-                .await?
-        }
-    };
-    let team_id: Option<i64> = match &team_key {
-        Some(key) => {
-            sqlx::query_scalar("SELECT id FROM teams WHERE key = ?")
-                .bind(key)
-                .fetch_optional(&mut *conn)
-                .await?
-        }
-        None => None,
-    };
+    let scope = scope_of(&mut conn, visible_to).await?;
+    let team_id: Option<i64> = sqlx::query_scalar("SELECT team_id FROM agents WHERE id = ?")
+        .bind(agent_id)
+        .fetch_optional(&mut *conn)
+        .await?
+        .flatten();
     let mut count = async |extra: &str, bind: Option<i64>| -> StoreResult<i64> {
         let mut query = QueryBuilder::<Sqlite>::new("SELECT COUNT(*) FROM conversations c WHERE c.status = 'open'");
         query.push(extra);
         if let Some(bind) = bind {
             query.push_bind(bind);
         }
-        push_visibility(&mut query, &mut conn, visible_to).await?;
+        push_scope(&mut query, &scope);
         Ok(query.build_query_scalar::<i64>().fetch_one(&mut *conn).await?)
     };
     let mine = count(" AND c.assignee_id = ", Some(agent_id)).await?;
