@@ -59,8 +59,11 @@ pub async fn retry(
         .service
         .retry_delivery(id, agent.id, now, state.expires_at(now))
         .await?;
+    // Read before the outbox is woken, so the answer is what the retry did, not how far
+    // the next attempt has got.
+    let retried = state.queries.delivery(id).await;
     state.outbox_wakeup.notify_one();
-    Ok(Json(state.queries.delivery(id).await?))
+    Ok(Json(retried?))
 }
 
 /// `GET /metrics`: the outbox's gauges in the Prometheus text format.

@@ -634,14 +634,15 @@ async fn add_message(
             expires_at: state.expires_at(now),
         })
         .await?;
+    // Read before the outbox is woken: the answer shows the reply as it was stored.
+    let message = state.queries.message(message_id).await;
     if !private {
         state.outbox_wakeup.notify_one();
         state.tell_subscribers();
     }
     // Notes too: teammates' consoles show them.
     state.stream.wake();
-    let message = state.queries.message(message_id).await?;
-    Ok((StatusCode::CREATED, Json(message)).into_response())
+    Ok((StatusCode::CREATED, Json(message?)).into_response())
 }
 
 /// `[{"filename": …, "content_type": …, "data_base64": …}]` (the shape the webhook channel
