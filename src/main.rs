@@ -135,7 +135,7 @@ fn main() -> ExitCode {
                 cli.config.display(),
                 settings.inboxes.len(),
                 settings.teams.len(),
-                settings.storage_url
+                settings.storage.shown_url()
             );
             Ok(())
         }

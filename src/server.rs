@@ -18,7 +18,7 @@ use crate::clock::{Clock, SystemClock};
 use crate::config::Settings;
 use crate::domain::service::Service;
 use crate::query::Queries;
-use crate::store::sqlite::SqliteStore;
+use crate::store::config::Backend;
 use crate::store::{Catalog, InboxSpec, Store, TeamSpec};
 use crate::work::dispatch::Dispatcher;
 use crate::work::events::EventLane;
@@ -37,12 +37,10 @@ pub struct Opened {
 /// Opens the configured store, runs migrations, and makes the configured teams and
 /// inboxes exist in it.
 pub async fn open(settings: &Settings, clock: &dyn Clock) -> anyhow::Result<Opened> {
-    let store = Arc::new(
-        SqliteStore::open(&settings.storage_url)
-            .await
-            .with_context(|| format!("opening the store at {} (storage.url)", settings.storage_url))?,
-    );
-    let service = Service::new(Arc::clone(&store) as Arc<dyn Store>, Arc::clone(&settings.desk));
+    let (store, queries) = crate::store::open(&settings.storage)
+        .await
+        .with_context(|| format!("opening the store at {} (storage.url)", settings.storage.shown_url()))?;
+    let service = Service::new(store, Arc::clone(&settings.desk));
     let teams: Vec<TeamSpec> = settings
         .desk
         .teams
@@ -65,7 +63,7 @@ pub async fn open(settings: &Settings, clock: &dyn Clock) -> anyhow::Result<Open
     let catalog = service.sync_catalog(teams, inboxes, clock.now_ms()).await?;
     Ok(Opened {
         service,
-        queries: store,
+        queries,
         catalog,
     })
 }
@@ -92,8 +90,12 @@ pub async fn run_with_clock(
     clock: Arc<dyn Clock>,
 ) -> anyhow::Result<()> {
     // Held until the daemon stops.
-    let _serving = crate::store::sqlite::claim_for_serving(&settings.storage_url)
-        .with_context(|| format!("claiming the store at {} (storage.url)", settings.storage_url))?;
+    let _serving = match settings.storage.backend {
+        Backend::Sqlite => crate::store::sqlite::claim_for_serving(&settings.storage.url)
+            .with_context(|| format!("claiming the store at {} (storage.url)", settings.storage.url))?,
+        // Several daemons share a PostgreSQL database: they claim work row by row.
+        Backend::Postgres => None,
+    };
     let Opened {
         service,
         queries,

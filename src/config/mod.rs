@@ -150,7 +150,7 @@ pub struct Settings {
     pub door: DoorSettings,
     /// The console's address and sign-in policy.
     pub console: crate::api::config::ConsoleSettings,
-    pub storage_url: String,
+    pub storage: crate::store::config::StorageSettings,
     pub log_level: String,
     pub log_json: bool,
     pub outbox: OutboxSettings,
@@ -285,7 +285,7 @@ impl RawConfig {
     pub fn validate_with(&self, secrets: &dyn SecretSource) -> Result<Settings, ConfigError> {
         let (listen, http_shutdown_grace, door) = self.server.validate()?;
         let console = self.console.validate(listen)?;
-        let storage_url = self.storage.validate()?;
+        let storage = self.storage.validate()?;
         self.log.validate()?;
         let outbox = self.outbox.validate()?;
         let teams = validate_teams(&self.teams, &self.routing.default_team)?;
@@ -326,7 +326,7 @@ impl RawConfig {
             http_shutdown_grace,
             door,
             console,
-            storage_url,
+            storage,
             log_level: self.log.level.clone(),
             log_json: self.log.format == "json",
             outbox,

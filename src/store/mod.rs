@@ -17,7 +17,11 @@
 pub mod config;
 #[cfg(test)]
 mod conformance;
+
+mod columns;
 mod error;
+mod migrations;
+pub mod postgres;
 pub mod records;
 pub mod sqlite;
 #[cfg(test)]
@@ -81,6 +85,29 @@ pub trait Store: Send + Sync + 'static {
     /// the backend's files (an erasure): SQLite copies the WAL, which holds the pages'
     /// earlier versions, into the database and truncates it.
     async fn scrub(&self) -> StoreResult<()>;
+}
+
+/// Opens the store `[storage]` names, migrated: its units of work and its read models.
+pub async fn open(
+    settings: &config::StorageSettings,
+) -> StoreResult<(std::sync::Arc<dyn Store>, std::sync::Arc<dyn crate::query::Queries>)> {
+    use std::sync::Arc;
+    Ok(match settings.backend {
+        config::Backend::Sqlite => {
+            let store = Arc::new(sqlite::SqliteStore::open(&settings.url).await?);
+            (
+                Arc::clone(&store) as Arc<dyn Store>,
+                store as Arc<dyn crate::query::Queries>,
+            )
+        }
+        config::Backend::Postgres => {
+            let store = Arc::new(postgres::PgStore::open(settings).await?);
+            (
+                Arc::clone(&store) as Arc<dyn Store>,
+                store as Arc<dyn crate::query::Queries>,
+            )
+        }
+    })
 }
 
 impl dyn Store {

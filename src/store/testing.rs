@@ -1,6 +1,7 @@
 //! For tests: a fresh store of the backend `SWITCHBOARD_TEST_STORE` names (`sqlite`, the
-//! default), with one team and one webhook inbox, and conversations put in it through
-//! [`Tx`] alone (no rules), so the store's tests need nothing above the store.
+//! default, or `postgres`: a new database on the test binary's private cluster), with one
+//! team and one webhook inbox, and conversations put in it through [`Tx`] alone (no
+//! rules), so the store's tests need nothing above the store.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -9,6 +10,7 @@ use switchboard_connector_core::ChannelKind;
 
 use crate::model::{ActorKind, Direction, MessageKind, Priority, Role};
 use crate::query::Queries;
+use crate::store::postgres::PgStore;
 use crate::store::sqlite::SqliteStore;
 use crate::store::{
     ContactRecord, InboxRef, InboxSpec, NewAgent, NewConversation, NewMessage, Store, StoreError, TeamSpec, Tx,
@@ -37,7 +39,29 @@ pub async fn open(dir: &tempfile::TempDir) -> (Arc<dyn Store>, Arc<dyn Queries>)
             let store = Arc::new(SqliteStore::open(&url).await.expect("the SQLite store opens"));
             (Arc::clone(&store) as Arc<dyn Store>, store as Arc<dyn Queries>)
         }
-        other => panic!("{BACKEND_VARIABLE}={other}: no such backend; this build has sqlite"),
+        "postgres" => {
+            // The database's URL is kept in `dir`, so that opening the same `dir` again
+            // opens the same database.
+            let noted = dir.path().join("postgres-url");
+            let url = match std::fs::read_to_string(&noted) {
+                Ok(url) => url,
+                Err(_) => {
+                    let cluster = switchboard_test_postgres::Cluster::shared().await;
+                    let url = cluster.fresh_database().await;
+                    std::fs::write(&noted, &url).expect("the URL noted");
+                    url
+                }
+            };
+            let settings = crate::store::config::StorageSettings {
+                url,
+                backend: crate::store::config::Backend::Postgres,
+                max_connections: 8,
+                connect_timeout: std::time::Duration::from_secs(5),
+            };
+            let store = Arc::new(PgStore::open(&settings).await.expect("the PostgreSQL store opens"));
+            (Arc::clone(&store) as Arc<dyn Store>, store as Arc<dyn Queries>)
+        }
+        other => panic!("{BACKEND_VARIABLE}={other}: no such backend; this build has sqlite and postgres"),
     }
 }
 

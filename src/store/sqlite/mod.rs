@@ -117,15 +117,6 @@ fn create_folder(folder: &Path) -> StoreResult<()> {
         .map_err(|err| StoreError::transient(format!("cannot create the database folder {}: {err}", folder.display())))
 }
 
-/// A stored vocabulary name back into its enum; anything else is a corrupt database.
-fn vocabulary<T>(parse: fn(&str) -> Option<T>, text: &str) -> StoreResult<T> {
-    parse(text).ok_or_else(|| StoreError::fatal(format!("unexpected value `{text}` in the database")))
-}
-
-fn json_column<T: serde::de::DeserializeOwned>(text: &str) -> StoreResult<T> {
-    serde_json::from_str(text).map_err(|err| StoreError::fatal(format!("unreadable JSON in the database: {err}")))
-}
-
 /// A unit of work as a writer job: run on a [`SqliteTx`] over the writer's connection.
 fn job(work: Work) -> impl Fn(&rusqlite::Connection) -> Result<Done, UnitError> + Send + 'static {
     move |conn| work(&mut SqliteTx::new(conn)).map_err(UnitError::Work)

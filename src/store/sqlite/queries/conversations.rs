@@ -10,7 +10,7 @@ use switchboard_connector_core::ChannelKind;
 use crate::model::clock::ClockKind;
 use crate::model::{ActorKind, DeliveryStatus, Direction, MessageKind, Priority, Status, Timestamp, human_duration};
 use crate::query::*;
-use crate::store::sqlite::{json_column, vocabulary};
+use crate::store::columns::{json_column, vocabulary};
 use crate::store::{AgentSelector, StoreError, StoreResult};
 
 pub async fn message_views(conn: &mut SqliteConnection, scope: MessageScope) -> StoreResult<Vec<MessageView>> {

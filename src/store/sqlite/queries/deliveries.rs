@@ -7,7 +7,7 @@ use switchboard_connector_core::ChannelKind;
 
 use crate::model::{DeliveryStatus, MessageKind, Timestamp};
 use crate::query::*;
-use crate::store::sqlite::{json_column, vocabulary};
+use crate::store::columns::{json_column, vocabulary};
 use crate::store::{StoreError, StoreResult, Subscription};
 
 const DELIVERY_COLUMNS: &str = "SELECT o.id, o.message_id, o.conversation_id, i.key AS inbox, i.kind AS channel,

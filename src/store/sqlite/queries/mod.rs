@@ -19,7 +19,7 @@ pub use deliveries::*;
 
 use crate::model::{DeliveryStatus, Role, Timestamp};
 use crate::query::*;
-use crate::store::sqlite::vocabulary;
+use crate::store::columns::vocabulary;
 use crate::store::{StoreError, StoreResult, Subscription};
 
 pub async fn ping(pool: &SqlitePool) -> StoreResult<()> {
@@ -320,7 +320,7 @@ impl Queries for SqliteStore {
                         "id": row.try_get::<Option<i64>, _>("actor_id")?,
                     }),
                     reason: row.try_get("reason")?,
-                    details: crate::store::sqlite::json_column(&details)?,
+                    details: crate::store::columns::json_column(&details)?,
                     at: Timestamp(row.try_get("created_at")?),
                 })
             })

@@ -6,8 +6,8 @@ use switchboard_connector_core::ChannelKind;
 use super::SqliteTx;
 use crate::model::Role;
 use crate::store::StoreResult;
+use crate::store::columns::vocabulary;
 use crate::store::records::*;
-use crate::store::sqlite::vocabulary;
 use crate::store::tx::*;
 
 impl CatalogTx for SqliteTx<'_> {

@@ -5,7 +5,7 @@ use rusqlite::params;
 use super::SqliteTx;
 use crate::model::clock::{ClockKind, ClockState, SlaClock};
 use crate::store::StoreResult;
-use crate::store::sqlite::vocabulary;
+use crate::store::columns::vocabulary;
 use crate::store::tx::*;
 
 impl ClockTx for SqliteTx<'_> {

@@ -3,10 +3,11 @@
 use rusqlite::{OptionalExtension, params};
 use switchboard_connector_core::ChannelKind;
 
-use super::{SqliteTx, to_json};
+use super::SqliteTx;
 use crate::store::StoreResult;
+use crate::store::columns::json_column;
+use crate::store::columns::to_json;
 use crate::store::records::*;
-use crate::store::sqlite::json_column;
 use crate::store::tx::*;
 
 impl ContactTx for SqliteTx<'_> {

@@ -5,11 +5,12 @@ use rusqlite::{OptionalExtension, params, params_from_iter};
 use serde_json::Value;
 use switchboard_connector_core::ChannelKind;
 
-use super::{SqliteTx, status_of, to_json};
+use super::SqliteTx;
 use crate::model::Priority;
 use crate::store::StoreResult;
+use crate::store::columns::{json_column, vocabulary};
+use crate::store::columns::{status_of, to_json};
 use crate::store::records::*;
-use crate::store::sqlite::{json_column, vocabulary};
 use crate::store::tx::*;
 
 impl ConversationTx for SqliteTx<'_> {

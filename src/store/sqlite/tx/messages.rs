@@ -2,11 +2,12 @@
 
 use rusqlite::{OptionalExtension, params};
 
-use super::{SqliteTx, sha256_hex};
+use super::SqliteTx;
 use crate::model::{DeliveryStatus, Direction};
 use crate::store::StoreResult;
+use crate::store::columns::sha256_hex;
+use crate::store::columns::vocabulary;
 use crate::store::records::*;
-use crate::store::sqlite::vocabulary;
 use crate::store::tx::*;
 
 impl MessageTx for SqliteTx<'_> {

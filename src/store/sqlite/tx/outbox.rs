@@ -4,11 +4,12 @@ use rusqlite::{OptionalExtension, params};
 use serde_json::Value;
 use switchboard_connector_core::{ChannelKind, OutboundAttachment, OutboundKind, OutboundMessage, StatusUpdate};
 
-use super::{SqliteTx, to_json};
+use super::SqliteTx;
 use crate::model::{DeliveryStatus, Direction, MessageKind};
 use crate::store::StoreResult;
+use crate::store::columns::to_json;
+use crate::store::columns::vocabulary;
 use crate::store::records::*;
-use crate::store::sqlite::vocabulary;
 use crate::store::tx::*;
 
 impl OutboxTx for SqliteTx<'_> {

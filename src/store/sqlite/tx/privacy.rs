@@ -8,8 +8,8 @@ use serde_json::Value;
 use super::SqliteTx;
 use crate::model::Timestamp;
 use crate::store::StoreResult;
+use crate::store::columns::json_column;
 use crate::store::records::*;
-use crate::store::sqlite::json_column;
 use crate::store::tx::*;
 
 /// A JSON column read for an export: unreadable JSON is handed over as the text it is,

@@ -2,9 +2,10 @@
 
 use rusqlite::{OptionalExtension, params};
 
-use super::{SqliteTx, to_json};
+use super::SqliteTx;
 use crate::model::Timestamp;
 use crate::store::StoreResult;
+use crate::store::columns::to_json;
 use crate::store::records::*;
 use crate::store::tx::*;
 

@@ -1,0 +1,329 @@
+//! [`Queries`] on SQLite, through sqlx's async pool: agents' lists and details, token
+//! lookups, and the reads the workers make (the outbox's next due time). Several read
+//! connections serve them in parallel with the writer thread; each sees the last
+//! committed state.
+//!
+//! - `conversations`: summaries, details, messages, attachments.
+//! - `deliveries`: the outbox, event deliveries, gauges.
+
+mod conversations;
+mod deliveries;
+
+use async_trait::async_trait;
+use sqlx::postgres::PgRow;
+use sqlx::{PgPool, Row};
+
+use super::PgStore;
+pub use conversations::*;
+pub use deliveries::*;
+
+use crate::model::{DeliveryStatus, Role, Timestamp};
+use crate::query::*;
+use crate::store::columns::vocabulary;
+use crate::store::{StoreError, StoreResult, Subscription};
+
+pub async fn ping(pool: &PgPool) -> StoreResult<()> {
+    sqlx::query("SELECT 1").execute(pool).await?;
+    Ok(())
+}
+
+pub async fn agent_by_token_hash(pool: &PgPool, token_hash: &[u8]) -> StoreResult<Option<Agent>> {
+    let row = sqlx::query(&format!("{AGENT_COLUMNS} WHERE a.token_hash = ? AND a.active = 1"))
+        .bind(token_hash)
+        .fetch_optional(pool)
+        .await?;
+    row.as_ref().map(agent_from_row).transpose()
+}
+
+pub async fn session(pool: &PgPool, token_hash: &[u8], now: i64) -> StoreResult<Option<SessionView>> {
+    // One statement for every console request: the agent's columns with the session's.
+    let columns = AGENT_COLUMNS
+        .strip_prefix("SELECT ")
+        .expect("AGENT_COLUMNS is a SELECT");
+    let row = sqlx::query(&format!(
+        "SELECT s.csrf_token, s.expires_at AS session_expires_at, {columns}
+         JOIN sessions s ON s.agent_id = a.id
+         WHERE s.token_hash = ? AND s.expires_at > ? AND a.active = 1"
+    ))
+    .bind(token_hash)
+    .bind(now)
+    .fetch_optional(pool)
+    .await?;
+    row.map(|row| {
+        Ok(SessionView {
+            agent: agent_from_row(&row)?,
+            csrf_token: row.try_get("csrf_token")?,
+            expires_at: row.try_get("session_expires_at")?,
+        })
+    })
+    .transpose()
+}
+
+pub async fn list_agents(pool: &PgPool) -> StoreResult<Vec<Agent>> {
+    let rows = sqlx::query(&format!("{AGENT_COLUMNS} ORDER BY a.name"))
+        .fetch_all(pool)
+        .await?;
+    rows.iter().map(agent_from_row).collect()
+}
+
+pub async fn team_counts(pool: &PgPool) -> StoreResult<Vec<TeamCounts>> {
+    // Each count is one range of an index: the waiting queue's, the team's by status,
+    // the members'. A breach is rare, so its scan of the team's unresolved ones is short.
+    let rows = sqlx::query(
+        "SELECT t.key, t.name, t.tier,
+                (SELECT COUNT(*) FROM conversations c INDEXED BY conversations_waiting
+                 WHERE c.team_id = t.id AND c.status = 'open' AND c.assignee_id IS NULL) AS waiting,
+                (SELECT COUNT(*) FROM conversations c
+                 WHERE c.team_id = t.id AND c.status = 'open' AND c.assignee_id IS NOT NULL) AS assigned,
+                (SELECT COUNT(*) FROM conversations c
+                 WHERE c.team_id = t.id AND c.status IN ('open', 'pending', 'snoozed')
+                   AND c.sla_breached_at IS NOT NULL) AS breached,
+                (SELECT COUNT(*) FROM conversations c
+                 WHERE c.team_id = t.id AND c.status IN ('open', 'pending', 'snoozed') AND c.sla_breached_at IS NULL
+                   AND EXISTS (SELECT 1 FROM sla_clocks k WHERE k.conversation_id = c.id AND k.state = 'running'
+                               AND k.warned_at IS NOT NULL AND k.breached_at IS NULL)) AS at_risk,
+                (SELECT MIN(c.queued_at) FROM conversations c INDEXED BY conversations_waiting
+                 WHERE c.team_id = t.id AND c.status = 'open' AND c.assignee_id IS NULL) AS oldest_waiting,
+                (SELECT COUNT(*) FROM agents a WHERE a.team_id = t.id AND a.available = 1) AS agents_available,
+                (SELECT COUNT(*) FROM agents a WHERE a.team_id = t.id) AS agents
+         FROM teams t WHERE t.active = 1 ORDER BY t.tier, t.key",
+    )
+    .fetch_all(pool)
+    .await?;
+    rows.iter()
+        .map(|row| {
+            Ok(TeamCounts {
+                key: row.try_get("key")?,
+                name: row.try_get("name")?,
+                tier: row.try_get("tier")?,
+                waiting: row.try_get("waiting")?,
+                assigned: row.try_get("assigned")?,
+                breached: row.try_get("breached")?,
+                at_risk: row.try_get("at_risk")?,
+                oldest_waiting_since: row.try_get::<Option<i64>, _>("oldest_waiting")?.map(Timestamp),
+                agents_available: row.try_get("agents_available")?,
+                agents: row.try_get("agents")?,
+            })
+        })
+        .collect()
+}
+
+pub async fn channel_cursor(pool: &PgPool, inbox_id: i64, name: &str) -> StoreResult<Option<String>> {
+    Ok(
+        sqlx::query_scalar("SELECT value FROM channel_cursors WHERE inbox_id = ?1 AND name = ?2")
+            .bind(inbox_id)
+            .bind(name)
+            .fetch_optional(pool)
+            .await?,
+    )
+}
+
+fn agent_from_row(row: &PgRow) -> StoreResult<Agent> {
+    Ok(Agent {
+        id: row.try_get("id")?,
+        name: row.try_get("name")?,
+        role: vocabulary(Role::parse, row.try_get("role")?)?,
+        team: row.try_get("team_key")?,
+        available: row.try_get("available")?,
+        capacity: row.try_get("capacity")?,
+        open_conversations: row.try_get("open_count")?,
+        active: row.try_get("active")?,
+        has_password: row.try_get("has_password")?,
+        created_at: Timestamp(row.try_get("created_at")?),
+    })
+}
+
+pub async fn agent(pool: &PgPool, id: i64) -> StoreResult<Agent> {
+    let row = sqlx::query(&format!("{AGENT_COLUMNS} WHERE a.id = ?"))
+        .bind(id)
+        .fetch_optional(pool)
+        .await?
+        .ok_or(StoreError::NotFound("agent"))?;
+    agent_from_row(&row)
+}
+
+const AGENT_COLUMNS: &str = "SELECT a.id, a.name, a.role, t.key AS team_key, a.created_at, a.available, a.capacity,
+        a.active, a.password_hash IS NOT NULL AS has_password,
+        (SELECT COUNT(*) FROM conversations c WHERE c.assignee_id = a.id AND c.status = 'open') AS open_count
+     FROM agents a LEFT JOIN teams t ON t.id = a.team_id";
+
+pub async fn next_sla_fire(pool: &PgPool) -> StoreResult<Option<i64>> {
+    // Two index lookups (each MIN reads the first entry of its index).
+    Ok(sqlx::query_scalar(
+        "SELECT MIN(at) FROM (SELECT MIN(next_fire_at) AS at FROM sla_clocks WHERE next_fire_at IS NOT NULL
+                            UNION ALL SELECT MIN(fire_at) FROM conversation_timers)",
+    )
+    .fetch_one(pool)
+    .await?)
+}
+
+/// `asked_since`: the earliest question still open (now less the answer window).
+pub async fn csat_page(pool: &PgPool, token: &str, asked_since: i64) -> StoreResult<CsatPage> {
+    let row = sqlx::query(
+        "SELECT c.id, c.csat_score, c.csat_comment, COALESCE(ct.language, c.language) AS language,
+                c.status = 'resolved' AND c.csat_requested_at >= ?2 AS open
+         FROM conversations c JOIN contacts ct ON ct.id = c.contact_id WHERE c.csat_token = ?1",
+    )
+    .bind(token)
+    .bind(asked_since)
+    .fetch_optional(pool)
+    .await?
+    .ok_or(StoreError::NotFound("question"))?;
+    Ok(CsatPage {
+        conversation_id: row.try_get("id")?,
+        score: row.try_get::<Option<i64>, _>("csat_score")?.map(|score| score as u8),
+        comment: row.try_get("csat_comment")?,
+        language: row.try_get("language")?,
+        open: row.try_get("open")?,
+    })
+}
+
+#[async_trait]
+impl Queries for PgStore {
+    async fn ping(&self) -> StoreResult<()> {
+        ping(&self.pool).await
+    }
+
+    async fn agent_by_token_hash(&self, token_hash: &[u8]) -> StoreResult<Option<Agent>> {
+        agent_by_token_hash(&self.pool, token_hash).await
+    }
+
+    async fn agents(&self) -> StoreResult<Vec<Agent>> {
+        list_agents(&self.pool).await
+    }
+
+    async fn agent(&self, id: i64) -> StoreResult<Agent> {
+        agent(&self.pool, id).await
+    }
+
+    async fn team_counts(&self) -> StoreResult<Vec<TeamCounts>> {
+        team_counts(&self.pool).await
+    }
+
+    async fn conversations(
+        &self,
+        filter: &ConversationFilter,
+        after: Option<Cursor>,
+        limit: u32,
+    ) -> StoreResult<ConversationPage> {
+        list_conversations(&self.pool, filter, after, limit).await
+    }
+
+    async fn conversation(&self, id: i64) -> StoreResult<ConversationDetail> {
+        conversation(&self.pool, id).await
+    }
+
+    async fn conversation_owner(&self, id: i64) -> StoreResult<(Option<String>, Option<i64>)> {
+        sqlx::query_as(
+            "SELECT t.key, c.assignee_id FROM conversations c LEFT JOIN teams t ON t.id = c.team_id WHERE c.id = ?",
+        )
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await?
+        .ok_or(StoreError::NotFound("conversation"))
+    }
+
+    async fn session(&self, token_hash: &[u8], now: i64) -> StoreResult<Option<SessionView>> {
+        session(&self.pool, token_hash, now).await
+    }
+
+    async fn queue_counts(&self, agent_id: i64, visible_to: &Visibility) -> StoreResult<QueueCounts> {
+        queue_counts(&self.pool, agent_id, visible_to).await
+    }
+
+    async fn stream_after(&self, after: StreamPosition, limit: u32) -> StoreResult<Vec<StreamItem>> {
+        stream_after(&self.pool, after, limit).await
+    }
+
+    async fn stream_head(&self) -> StoreResult<StreamPosition> {
+        stream_head(&self.pool).await
+    }
+
+    async fn message(&self, id: i64) -> StoreResult<MessageView> {
+        let mut conn = self.pool.acquire().await?;
+        message_views(&mut conn, MessageScope::Message(id))
+            .await?
+            .pop()
+            .ok_or(StoreError::NotFound("message"))
+    }
+
+    async fn attachment(&self, id: i64) -> StoreResult<AttachmentData> {
+        attachment(&self.pool, id).await
+    }
+
+    async fn deliveries(
+        &self,
+        status: Option<DeliveryStatus>,
+        before: Option<i64>,
+        limit: u32,
+    ) -> StoreResult<DeliveryPage> {
+        list_deliveries(&self.pool, status, before, limit).await
+    }
+
+    async fn delivery(&self, id: i64) -> StoreResult<DeliveryRecord> {
+        delivery(&self.pool, id).await
+    }
+
+    async fn outbox_gauges(&self) -> StoreResult<OutboxGauges> {
+        outbox_gauges(&self.pool).await
+    }
+
+    async fn subscriptions(&self) -> StoreResult<Vec<Subscription>> {
+        let rows = sqlx::query(&format!("{SUBSCRIPTION_COLUMNS} WHERE deleted_at IS NULL ORDER BY id"))
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(subscription).collect()
+    }
+
+    async fn subscription(&self, id: i64) -> StoreResult<Subscription> {
+        let row = sqlx::query(&format!("{SUBSCRIPTION_COLUMNS} WHERE id = ?1 AND deleted_at IS NULL"))
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?
+            .ok_or(StoreError::NotFound("subscription"))?;
+        subscription(&row)
+    }
+
+    async fn subscription_deliveries(&self, id: i64, limit: u32) -> StoreResult<Vec<SubscriptionDelivery>> {
+        subscription_deliveries(&self.pool, id, limit).await
+    }
+
+    async fn csat_page(&self, token: &str, asked_since: i64) -> StoreResult<CsatPage> {
+        csat_page(&self.pool, token, asked_since).await
+    }
+
+    async fn privacy_audit(
+        &self,
+        contact_id: Option<i64>,
+        before: Option<i64>,
+        limit: u32,
+    ) -> StoreResult<Vec<PrivacyAuditEntry>> {
+        let rows = sqlx::query(
+            "SELECT id, contact_id, action, actor_kind, actor_id, reason, details, created_at FROM privacy_audit
+             WHERE (?1 IS NULL OR contact_id = ?1) AND (?2 IS NULL OR id < ?2)
+             ORDER BY id DESC LIMIT ?3",
+        )
+        .bind(contact_id)
+        .bind(before)
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|row| {
+                let details: String = row.try_get("details")?;
+                Ok(PrivacyAuditEntry {
+                    id: row.try_get("id")?,
+                    contact_id: row.try_get("contact_id")?,
+                    action: row.try_get("action")?,
+                    actor: serde_json::json!({
+                        "kind": row.try_get::<String, _>("actor_kind")?,
+                        "id": row.try_get::<Option<i64>, _>("actor_id")?,
+                    }),
+                    reason: row.try_get("reason")?,
+                    details: crate::store::columns::json_column(&details)?,
+                    at: Timestamp(row.try_get("created_at")?),
+                })
+            })
+            .collect()
+    }
+}

@@ -1,0 +1,89 @@
+//! [`Tx`](crate::store::Tx) on PostgreSQL: each operation a statement or two on the
+//! unit's connection, inside the `SERIALIZABLE` transaction [`super::run_unit`] opened.
+//! The unit runs on a blocking thread and waits for each statement with
+//! `Handle::block_on`, so the rules stay synchronous and written once. One file per
+//! group of operations, as the trait groups them.
+//!
+//! A statement that fails aborts a PostgreSQL transaction (unlike SQLite's), so no
+//! operation here relies on an error it expects: conflicts are `ON CONFLICT` clauses.
+
+mod catalog;
+mod clocks;
+mod contacts;
+mod conversations;
+mod messages;
+mod outbox;
+mod people;
+mod privacy;
+mod subscriptions;
+
+use sqlx::PgConnection;
+use sqlx::postgres::{PgArguments, PgRow};
+use tokio::runtime::Handle;
+
+use crate::store::{StoreError, StoreResult};
+
+pub type PgQuery<'q> = sqlx::query::Query<'q, sqlx::Postgres, PgArguments>;
+
+/// One unit of work on one pooled connection.
+pub struct PgTx<'c> {
+    conn: &'c mut PgConnection,
+    runtime: &'c Handle,
+    /// A statement failed: PostgreSQL has aborted the transaction, so it cannot commit
+    /// whatever the work answers.
+    pub(super) failed: Option<StoreError>,
+}
+
+impl<'c> PgTx<'c> {
+    pub fn new(conn: &'c mut PgConnection, runtime: &'c Handle) -> PgTx<'c> {
+        PgTx {
+            conn,
+            runtime,
+            failed: None,
+        }
+    }
+
+    /// Runs a statement that returns no rows; says how many rows it changed.
+    pub fn execute(&mut self, query: PgQuery<'_>) -> StoreResult<u64> {
+        let runtime = self.runtime;
+        let outcome = runtime.block_on(query.execute(&mut *self.conn));
+        self.settle(outcome).map(|done| done.rows_affected())
+    }
+
+    /// Every row the statement returns.
+    pub fn rows(&mut self, query: PgQuery<'_>) -> StoreResult<Vec<PgRow>> {
+        let runtime = self.runtime;
+        let outcome = runtime.block_on(query.fetch_all(&mut *self.conn));
+        self.settle(outcome)
+    }
+
+    /// The first row the statement returns, if any.
+    pub fn row(&mut self, query: PgQuery<'_>) -> StoreResult<Option<PgRow>> {
+        let runtime = self.runtime;
+        let outcome = runtime.block_on(query.fetch_optional(&mut *self.conn));
+        self.settle(outcome)
+    }
+
+    /// Notes a failure: the transaction is aborted from here on.
+    fn settle<T>(&mut self, outcome: Result<T, sqlx::Error>) -> StoreResult<T> {
+        outcome.map_err(|err| {
+            let error = StoreError::from(err);
+            self.failed.get_or_insert_with(|| error.clone());
+            error
+        })
+    }
+}
+
+/// A column read from a row, its decoding error as the store's.
+pub fn column<'r, T>(row: &'r PgRow, name: &str) -> StoreResult<T>
+where
+    T: sqlx::Decode<'r, sqlx::Postgres> + sqlx::Type<sqlx::Postgres>,
+{
+    use sqlx::Row;
+    Ok(row.try_get(name)?)
+}
+
+/// The error every operation not ported yet answers with.
+fn not_ported(operation: &str) -> StoreError {
+    StoreError::fatal(format!("{operation} is not ported to PostgreSQL yet"))
+}
