@@ -19,7 +19,7 @@ use crate::config::Settings;
 use crate::domain::service::Service;
 use crate::query::Queries;
 use crate::store::config::Backend;
-use crate::store::{Catalog, InboxSpec, Store, TeamSpec};
+use crate::store::{Catalog, InboxSpec, TeamSpec};
 use crate::work::dispatch::Dispatcher;
 use crate::work::events::EventLane;
 use crate::work::outbox::OutboxLane;

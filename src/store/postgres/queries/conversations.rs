@@ -15,8 +15,8 @@ use crate::store::{AgentSelector, StoreError, StoreResult};
 
 pub async fn message_views(conn: &mut PgConnection, scope: MessageScope) -> StoreResult<Vec<MessageView>> {
     let (filter, id) = match scope {
-        MessageScope::Conversation(id) => ("m.conversation_id = ?", id),
-        MessageScope::Message(id) => ("m.id = ?", id),
+        MessageScope::Conversation(id) => ("m.conversation_id = $1", id),
+        MessageScope::Message(id) => ("m.id = $1", id),
     };
     let rows = sqlx::query(&format!(
         "SELECT m.id, m.conversation_id, m.direction, m.kind, m.author_kind, m.author_id, m.text, m.html,
@@ -217,7 +217,7 @@ pub async fn list_conversations(
     let mut query = QueryBuilder::<Postgres>::new(SUMMARY_COLUMNS);
     query.push(" FROM (SELECT c.id FROM conversations c WHERE 1 = 1");
     if let Some(team) = &filter.team {
-        let team_id: Option<i64> = sqlx::query_scalar("SELECT id FROM teams WHERE key = ?")
+        let team_id: Option<i64> = sqlx::query_scalar("SELECT id FROM teams WHERE key = $1")
             .bind(team)
             .fetch_optional(&mut *conn)
             .await?;
@@ -230,7 +230,7 @@ pub async fn list_conversations(
         query.push(" AND c.team_id = ").push_bind(team_id);
     }
     if let Some(inbox) = &filter.inbox {
-        let inbox_id: Option<i64> = sqlx::query_scalar("SELECT id FROM inboxes WHERE key = ?")
+        let inbox_id: Option<i64> = sqlx::query_scalar("SELECT id FROM inboxes WHERE key = $1")
             .bind(inbox)
             .fetch_optional(&mut *conn)
             .await?;
@@ -269,10 +269,12 @@ pub async fn list_conversations(
         query.push(")");
     }
     if let Some(label) = &filter.label {
+        // Containment of a one-string array matches string elements only, as SQLite's
+        // `json_each(..).value = ?` does (a number 5 is not the label "5").
         query
-            .push(" AND EXISTS (SELECT 1 FROM json_each(c.labels) WHERE value = ")
+            .push(" AND c.labels::jsonb @> jsonb_build_array(")
             .push_bind(label.clone())
-            .push(")");
+            .push("::text)");
     }
     if let Some(contact) = filter.contact {
         query.push(" AND c.contact_id = ").push_bind(contact);
@@ -314,9 +316,9 @@ pub async fn list_conversations(
         .push(order)
         .push(" LIMIT ")
         .push_bind(i64::from(limit) + 1)
-        // CROSS JOIN keeps the page the outer loop: with the limit a bound parameter the
-        // planner would otherwise walk every conversation and look each up in the page.
-        .push(") page CROSS JOIN conversations c ON c.id = page.id")
+        // A plain join: PostgreSQL plans the page first by itself (SQLite needed a CROSS
+        // JOIN to keep the page the outer loop, which PostgreSQL rejects with ON).
+        .push(") page JOIN conversations c ON c.id = page.id")
         .push(SUMMARY_JOINS)
         .push(order);
     let rows = query.build().fetch_all(&mut *conn).await?;
@@ -340,16 +342,21 @@ pub async fn list_conversations(
 }
 
 pub async fn conversation(pool: &PgPool, id: i64) -> StoreResult<ConversationDetail> {
-    // One read transaction: the conversation, its messages and its events agree.
-    let mut tx = pool.begin().await?;
-    // The clocks come as one JSON column of the same row: a statement through sqlx
-    // costs about 50 µs here, a fifth of the whole detail.
+    // One read transaction: the conversation, its messages and its events agree. Each
+    // statement of a READ COMMITTED transaction takes its own snapshot; REPEATABLE READ
+    // gives them one, as SQLite's read transaction does.
+    let mut tx = pool
+        .begin_with("BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+        .await?;
+    // The clocks come as one JSON column of the same row: each statement is a round
+    // trip to the server. json_agg of no rows is NULL where SQLite's json_group_array
+    // gives `[]`.
     let row = sqlx::query(&format!(
         "{SUMMARY_COLUMNS},
-                (SELECT json_group_array(json_array(kind, state, target_ms, started_at, warn_at, due_at, warned_at,
-                                                    breached_at, stopped_at))
+                (SELECT COALESCE(json_agg(json_build_array(kind, state, target_ms, started_at, warn_at, due_at,
+                                                           warned_at, breached_at, stopped_at))::text, '[]')
                  FROM sla_clocks WHERE conversation_id = c.id) AS sla
-         FROM conversations c {SUMMARY_JOINS} WHERE c.id = ?"
+         FROM conversations c {SUMMARY_JOINS} WHERE c.id = $1"
     ))
     .bind(id)
     .fetch_optional(&mut *tx)
@@ -362,7 +369,7 @@ pub async fn conversation(pool: &PgPool, id: i64) -> StoreResult<ConversationDet
          FROM events e
          LEFT JOIN agents ag ON e.actor_kind = 'agent' AND ag.id = e.actor_id
          LEFT JOIN contacts ct ON e.actor_kind = 'contact' AND ct.id = e.actor_id
-         WHERE e.conversation_id = ? ORDER BY e.id",
+         WHERE e.conversation_id = $1 ORDER BY e.id",
     )
     .bind(id)
     .fetch_all(&mut *tx)
@@ -433,7 +440,7 @@ pub async fn attachment(pool: &PgPool, id: i64) -> StoreResult<AttachmentData> {
          FROM attachments a JOIN blobs b ON b.sha256 = a.blob_sha256
          JOIN messages m ON m.id = a.message_id JOIN conversations c ON c.id = m.conversation_id
          LEFT JOIN teams t ON t.id = c.team_id
-         WHERE a.id = ?",
+         WHERE a.id = $1",
     )
     .bind(id)
     .fetch_optional(pool)
@@ -460,7 +467,7 @@ async fn scope_of(conn: &mut PgConnection, visible_to: &Visibility) -> StoreResu
     };
     let team_id = match team {
         Some(team) => {
-            sqlx::query_scalar("SELECT id FROM teams WHERE key = ?")
+            sqlx::query_scalar("SELECT id FROM teams WHERE key = $1")
                 .bind(team)
                 .fetch_optional(&mut *conn)
                 .await?
@@ -488,7 +495,7 @@ fn push_scope(query: &mut QueryBuilder<'_, Postgres>, scope: &Scope) {
 pub async fn queue_counts(pool: &PgPool, agent_id: i64, visible_to: &Visibility) -> StoreResult<QueueCounts> {
     let mut conn = pool.acquire().await?;
     let scope = scope_of(&mut conn, visible_to).await?;
-    let team_id: Option<i64> = sqlx::query_scalar("SELECT team_id FROM agents WHERE id = ?")
+    let team_id: Option<i64> = sqlx::query_scalar("SELECT team_id FROM agents WHERE id = $1")
         .bind(agent_id)
         .fetch_optional(&mut *conn)
         .await?
@@ -543,13 +550,17 @@ fn stream_conversation(row: &PgRow) -> StoreResult<StreamConversation> {
 }
 
 pub async fn stream_after(pool: &PgPool, after: StreamPosition, limit: u32) -> StoreResult<Vec<StreamItem>> {
-    // One read transaction, so the two tables are read at the same commit.
-    let mut tx = pool.begin().await?;
+    // TODO(lead): commit order
+    // One read transaction, so the two tables are read at the same commit: REPEATABLE
+    // READ, as READ COMMITTED would give each statement its own snapshot.
+    let mut tx = pool
+        .begin_with("BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+        .await?;
     let events = sqlx::query(&format!(
         "SELECT e.id, e.kind, e.actor_kind, e.actor_id, COALESCE(ag.name, ct.name) AS actor_name, e.data,
                 e.created_at, {STREAM_CONVERSATION}
          FROM events e {joins}
-         WHERE e.id > ? ORDER BY e.id LIMIT ?",
+         WHERE e.id > $1 ORDER BY e.id LIMIT $2",
         joins = stream_joins("e", "actor")
     ))
     .bind(after.event)
@@ -562,7 +573,7 @@ pub async fn stream_after(pool: &PgPool, after: StreamPosition, limit: u32) -> S
                 (SELECT COUNT(*) FROM attachments a WHERE a.message_id = m.id) AS attachments,
                 {STREAM_CONVERSATION}
          FROM messages m {joins}
-         WHERE m.id > ? ORDER BY m.id LIMIT ?",
+         WHERE m.id > $1 ORDER BY m.id LIMIT $2",
         joins = stream_joins("m", "author")
     ))
     .bind(after.message)
@@ -632,14 +643,14 @@ pub async fn stream_head(pool: &PgPool) -> StoreResult<StreamPosition> {
 async fn resolve_agent(conn: &mut PgConnection, selector: &AgentSelector) -> StoreResult<i64> {
     let (found, problem) = match selector {
         AgentSelector::Id(id) => (
-            sqlx::query_scalar("SELECT id FROM agents WHERE id = ?")
+            sqlx::query_scalar("SELECT id FROM agents WHERE id = $1")
                 .bind(*id)
                 .fetch_optional(&mut *conn)
                 .await?,
             format!("no agent has id {id}"),
         ),
         AgentSelector::Name(name) => (
-            sqlx::query_scalar("SELECT id FROM agents WHERE name = ?")
+            sqlx::query_scalar("SELECT id FROM agents WHERE name = $1")
                 .bind(name)
                 .fetch_optional(&mut *conn)
                 .await?,

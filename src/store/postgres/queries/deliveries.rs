@@ -67,7 +67,7 @@ pub async fn list_deliveries(
 }
 
 pub async fn delivery(pool: &PgPool, id: i64) -> StoreResult<DeliveryRecord> {
-    let row = sqlx::query(&format!("{DELIVERY_COLUMNS} WHERE o.id = ?1"))
+    let row = sqlx::query(&format!("{DELIVERY_COLUMNS} WHERE o.id = $1"))
         .bind(id)
         .fetch_optional(pool)
         .await?
@@ -76,8 +76,8 @@ pub async fn delivery(pool: &PgPool, id: i64) -> StoreResult<DeliveryRecord> {
 }
 
 pub async fn outbox_gauges(pool: &PgPool) -> StoreResult<OutboxGauges> {
-    // Each count walks an index: the unsent rows' and the failed rows' are partial (a
-    // backlog's size); the whole table's is one pass over its smallest index.
+    // The unsent rows' and the failed rows' counts walk partial indexes (a backlog's
+    // size); the whole table's is one pass over it (an index-only scan once vacuumed).
     let unsent: Vec<(String, i64)> = sqlx::query_as(
         "SELECT status, COUNT(*) FROM outbox WHERE status IN ('scheduled', 'in_flight') GROUP BY status",
     )
@@ -108,7 +108,7 @@ pub async fn outbox_gauges(pool: &PgPool) -> StoreResult<OutboxGauges> {
 
 /// A subscription's deliveries, newest first.
 pub async fn subscription_deliveries(pool: &PgPool, id: i64, limit: u32) -> StoreResult<Vec<SubscriptionDelivery>> {
-    let exists: Option<i64> = sqlx::query_scalar("SELECT id FROM subscriptions WHERE id = ?1 AND deleted_at IS NULL")
+    let exists: Option<i64> = sqlx::query_scalar("SELECT id FROM subscriptions WHERE id = $1 AND deleted_at IS NULL")
         .bind(id)
         .fetch_optional(pool)
         .await?;
@@ -117,7 +117,7 @@ pub async fn subscription_deliveries(pool: &PgPool, id: i64, limit: u32) -> Stor
     }
     let rows = sqlx::query(
         "SELECT id, event_type, conversation_id, status, attempts, next_attempt_at, last_error, sent_at, created_at
-         FROM event_deliveries WHERE subscription_id = ?1 ORDER BY id DESC LIMIT ?2",
+         FROM event_deliveries WHERE subscription_id = $1 ORDER BY id DESC LIMIT $2",
     )
     .bind(id)
     .bind(i64::from(limit))

@@ -1,7 +1,8 @@
-//! [`Queries`] on SQLite, through sqlx's async pool: agents' lists and details, token
-//! lookups, and the reads the workers make (the outbox's next due time). Several read
-//! connections serve them in parallel with the writer thread; each sees the last
-//! committed state.
+//! [`Queries`] on PostgreSQL, through sqlx's async pool: agents' lists and details, token
+//! lookups, and the reads the workers make (the outbox's next due time). Reads take a
+//! connection of the pool, outside any unit of work, and see committed state only (every
+//! daemon's alike): a statement sees what was committed when it began, and a read whose
+//! statements must agree runs them in one `REPEATABLE READ, READ ONLY` transaction.
 //!
 //! - `conversations`: summaries, details, messages, attachments.
 //! - `deliveries`: the outbox, event deliveries, gauges.
@@ -28,7 +29,7 @@ pub async fn ping(pool: &PgPool) -> StoreResult<()> {
 }
 
 pub async fn agent_by_token_hash(pool: &PgPool, token_hash: &[u8]) -> StoreResult<Option<Agent>> {
-    let row = sqlx::query(&format!("{AGENT_COLUMNS} WHERE a.token_hash = ? AND a.active = 1"))
+    let row = sqlx::query(&format!("{AGENT_COLUMNS} WHERE a.token_hash = $1 AND a.active"))
         .bind(token_hash)
         .fetch_optional(pool)
         .await?;
@@ -43,7 +44,7 @@ pub async fn session(pool: &PgPool, token_hash: &[u8], now: i64) -> StoreResult<
     let row = sqlx::query(&format!(
         "SELECT s.csrf_token, s.expires_at AS session_expires_at, {columns}
          JOIN sessions s ON s.agent_id = a.id
-         WHERE s.token_hash = ? AND s.expires_at > ? AND a.active = 1"
+         WHERE s.token_hash = $1 AND s.expires_at > $2 AND a.active"
     ))
     .bind(token_hash)
     .bind(now)
@@ -60,18 +61,21 @@ pub async fn session(pool: &PgPool, token_hash: &[u8], now: i64) -> StoreResult<
 }
 
 pub async fn list_agents(pool: &PgPool) -> StoreResult<Vec<Agent>> {
-    let rows = sqlx::query(&format!("{AGENT_COLUMNS} ORDER BY a.name"))
+    // Byte order, as SQLite's `BINARY` sorts, whatever collation the database has.
+    let rows = sqlx::query(&format!("{AGENT_COLUMNS} ORDER BY a.name COLLATE \"C\""))
         .fetch_all(pool)
         .await?;
     rows.iter().map(agent_from_row).collect()
 }
 
 pub async fn team_counts(pool: &PgPool) -> StoreResult<Vec<TeamCounts>> {
-    // Each count is one range of an index: the waiting queue's, the team's by status,
-    // the members'. A breach is rare, so its scan of the team's unresolved ones is short.
+    // Each count is one range of an index: the waiting queue's (its partial index's
+    // predicate is the subquery's, so the planner takes it), the team's by status, the
+    // members'. A breach is rare, so its scan of the team's unresolved ones is short.
+    // Keys in byte order, as on SQLite, whatever collation the database has.
     let rows = sqlx::query(
         "SELECT t.key, t.name, t.tier,
-                (SELECT COUNT(*) FROM conversations c INDEXED BY conversations_waiting
+                (SELECT COUNT(*) FROM conversations c
                  WHERE c.team_id = t.id AND c.status = 'open' AND c.assignee_id IS NULL) AS waiting,
                 (SELECT COUNT(*) FROM conversations c
                  WHERE c.team_id = t.id AND c.status = 'open' AND c.assignee_id IS NOT NULL) AS assigned,
@@ -82,11 +86,11 @@ pub async fn team_counts(pool: &PgPool) -> StoreResult<Vec<TeamCounts>> {
                  WHERE c.team_id = t.id AND c.status IN ('open', 'pending', 'snoozed') AND c.sla_breached_at IS NULL
                    AND EXISTS (SELECT 1 FROM sla_clocks k WHERE k.conversation_id = c.id AND k.state = 'running'
                                AND k.warned_at IS NOT NULL AND k.breached_at IS NULL)) AS at_risk,
-                (SELECT MIN(c.queued_at) FROM conversations c INDEXED BY conversations_waiting
+                (SELECT MIN(c.queued_at) FROM conversations c
                  WHERE c.team_id = t.id AND c.status = 'open' AND c.assignee_id IS NULL) AS oldest_waiting,
-                (SELECT COUNT(*) FROM agents a WHERE a.team_id = t.id AND a.available = 1) AS agents_available,
+                (SELECT COUNT(*) FROM agents a WHERE a.team_id = t.id AND a.available) AS agents_available,
                 (SELECT COUNT(*) FROM agents a WHERE a.team_id = t.id) AS agents
-         FROM teams t WHERE t.active = 1 ORDER BY t.tier, t.key",
+         FROM teams t WHERE t.active ORDER BY t.tier, t.key COLLATE \"C\"",
     )
     .fetch_all(pool)
     .await?;
@@ -110,7 +114,7 @@ pub async fn team_counts(pool: &PgPool) -> StoreResult<Vec<TeamCounts>> {
 
 pub async fn channel_cursor(pool: &PgPool, inbox_id: i64, name: &str) -> StoreResult<Option<String>> {
     Ok(
-        sqlx::query_scalar("SELECT value FROM channel_cursors WHERE inbox_id = ?1 AND name = ?2")
+        sqlx::query_scalar("SELECT value FROM channel_cursors WHERE inbox_id = $1 AND name = $2")
             .bind(inbox_id)
             .bind(name)
             .fetch_optional(pool)
@@ -134,7 +138,7 @@ fn agent_from_row(row: &PgRow) -> StoreResult<Agent> {
 }
 
 pub async fn agent(pool: &PgPool, id: i64) -> StoreResult<Agent> {
-    let row = sqlx::query(&format!("{AGENT_COLUMNS} WHERE a.id = ?"))
+    let row = sqlx::query(&format!("{AGENT_COLUMNS} WHERE a.id = $1"))
         .bind(id)
         .fetch_optional(pool)
         .await?
@@ -148,10 +152,11 @@ const AGENT_COLUMNS: &str = "SELECT a.id, a.name, a.role, t.key AS team_key, a.c
      FROM agents a LEFT JOIN teams t ON t.id = a.team_id";
 
 pub async fn next_sla_fire(pool: &PgPool) -> StoreResult<Option<i64>> {
-    // Two index lookups (each MIN reads the first entry of its index).
+    // Two index lookups (each MIN reads the first entry of its index). Before
+    // PostgreSQL 16 a derived table must have a name.
     Ok(sqlx::query_scalar(
         "SELECT MIN(at) FROM (SELECT MIN(next_fire_at) AS at FROM sla_clocks WHERE next_fire_at IS NOT NULL
-                            UNION ALL SELECT MIN(fire_at) FROM conversation_timers)",
+                            UNION ALL SELECT MIN(fire_at) FROM conversation_timers) AS fires",
     )
     .fetch_one(pool)
     .await?)
@@ -161,8 +166,8 @@ pub async fn next_sla_fire(pool: &PgPool) -> StoreResult<Option<i64>> {
 pub async fn csat_page(pool: &PgPool, token: &str, asked_since: i64) -> StoreResult<CsatPage> {
     let row = sqlx::query(
         "SELECT c.id, c.csat_score, c.csat_comment, COALESCE(ct.language, c.language) AS language,
-                c.status = 'resolved' AND c.csat_requested_at >= ?2 AS open
-         FROM conversations c JOIN contacts ct ON ct.id = c.contact_id WHERE c.csat_token = ?1",
+                c.status = 'resolved' AND c.csat_requested_at >= $2 AS open
+         FROM conversations c JOIN contacts ct ON ct.id = c.contact_id WHERE c.csat_token = $1",
     )
     .bind(token)
     .bind(asked_since)
@@ -215,7 +220,7 @@ impl Queries for PgStore {
 
     async fn conversation_owner(&self, id: i64) -> StoreResult<(Option<String>, Option<i64>)> {
         sqlx::query_as(
-            "SELECT t.key, c.assignee_id FROM conversations c LEFT JOIN teams t ON t.id = c.team_id WHERE c.id = ?",
+            "SELECT t.key, c.assignee_id FROM conversations c LEFT JOIN teams t ON t.id = c.team_id WHERE c.id = $1",
         )
         .bind(id)
         .fetch_optional(&self.pool)
@@ -276,7 +281,7 @@ impl Queries for PgStore {
     }
 
     async fn subscription(&self, id: i64) -> StoreResult<Subscription> {
-        let row = sqlx::query(&format!("{SUBSCRIPTION_COLUMNS} WHERE id = ?1 AND deleted_at IS NULL"))
+        let row = sqlx::query(&format!("{SUBSCRIPTION_COLUMNS} WHERE id = $1 AND deleted_at IS NULL"))
             .bind(id)
             .fetch_optional(&self.pool)
             .await?
@@ -300,8 +305,8 @@ impl Queries for PgStore {
     ) -> StoreResult<Vec<PrivacyAuditEntry>> {
         let rows = sqlx::query(
             "SELECT id, contact_id, action, actor_kind, actor_id, reason, details, created_at FROM privacy_audit
-             WHERE (?1 IS NULL OR contact_id = ?1) AND (?2 IS NULL OR id < ?2)
-             ORDER BY id DESC LIMIT ?3",
+             WHERE ($1::BIGINT IS NULL OR contact_id = $1) AND ($2::BIGINT IS NULL OR id < $2)
+             ORDER BY id DESC LIMIT $3",
         )
         .bind(contact_id)
         .bind(before)

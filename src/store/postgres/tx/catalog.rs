@@ -1,61 +1,144 @@
-//! [`CatalogTx`] on PostgreSQL: not ported yet (a step of the port, never committed so).
+//! Teams, inboxes, agents and their load.
 
 use switchboard_connector_core::ChannelKind;
 
-use super::PgTx;
-use crate::model::clock::{ClockKind, SlaClock};
+use super::{PgTx, column};
+use crate::model::Role;
 use crate::store::StoreResult;
+use crate::store::columns::vocabulary;
 use crate::store::records::*;
 use crate::store::tx::*;
 
 impl CatalogTx for PgTx<'_> {
-    #[allow(unused_variables)]
     fn deactivate_catalog(&mut self) -> StoreResult<()> {
-        Err(super::not_ported("deactivate_catalog"))
+        self.execute(sqlx::query("UPDATE teams SET active = FALSE"))?;
+        self.execute(sqlx::query("UPDATE inboxes SET active = FALSE"))?;
+        Ok(())
     }
 
-    #[allow(unused_variables)]
     fn upsert_team(&mut self, team: &TeamSpec, now: i64) -> StoreResult<()> {
-        Err(super::not_ported("upsert_team"))
+        self.execute(
+            sqlx::query(
+                "INSERT INTO teams (key, name, tier, active, created_at) VALUES ($1, $2, $3, TRUE, $4)
+                 ON CONFLICT (key) DO UPDATE SET name = excluded.name, tier = excluded.tier, active = TRUE",
+            )
+            .bind(&team.key)
+            .bind(&team.name)
+            .bind(i64::from(team.tier))
+            .bind(now),
+        )?;
+        Ok(())
     }
 
-    #[allow(unused_variables)]
     fn upsert_inbox(&mut self, inbox: &InboxSpec, now: i64) -> StoreResult<(i64, ChannelKind)> {
-        Err(super::not_ported("upsert_inbox"))
+        let row = self.one(
+            sqlx::query(
+                "INSERT INTO inboxes (key, name, kind, active, created_at) VALUES ($1, $2, $3, TRUE, $4)
+                 ON CONFLICT (key) DO UPDATE SET name = excluded.name, active = TRUE
+                 RETURNING id, kind",
+            )
+            .bind(&inbox.key)
+            .bind(&inbox.name)
+            .bind(inbox.channel.as_str())
+            .bind(now),
+        )?;
+        let kind: String = column(&row, "kind")?;
+        Ok((column(&row, "id")?, vocabulary(ChannelKind::parse, &kind)?))
     }
 
-    #[allow(unused_variables)]
     fn team(&mut self, key: &str) -> StoreResult<Option<TeamRow>> {
-        Err(super::not_ported("team"))
+        let row = self.row(sqlx::query("SELECT id, name FROM teams WHERE key = $1 AND active").bind(key))?;
+        row.map(|row| {
+            Ok(TeamRow {
+                id: column(&row, "id")?,
+                key: key.to_owned(),
+                name: column(&row, "name")?,
+            })
+        })
+        .transpose()
     }
 
-    #[allow(unused_variables)]
     fn agent(&mut self, who: &AgentSelector) -> StoreResult<Option<AgentRow>> {
-        Err(super::not_ported("agent"))
+        const COLUMNS: &str = "SELECT a.id, a.name, a.role, a.team_id, t.key AS team
+             FROM agents a LEFT JOIN teams t ON t.id = a.team_id";
+        let row = match who {
+            AgentSelector::Id(id) => self.row(sqlx::query(&format!("{COLUMNS} WHERE a.id = $1")).bind(id))?,
+            AgentSelector::Name(name) => self.row(sqlx::query(&format!("{COLUMNS} WHERE a.name = $1")).bind(name))?,
+        };
+        row.map(|row| {
+            let role: String = column(&row, "role")?;
+            Ok(AgentRow {
+                id: column(&row, "id")?,
+                name: column(&row, "name")?,
+                role: vocabulary(Role::parse, &role)?,
+                team_id: column(&row, "team_id")?,
+                team: column(&row, "team")?,
+            })
+        })
+        .transpose()
     }
 
-    #[allow(unused_variables)]
     fn insert_agent(&mut self, agent: &NewAgent, team_id: i64, now: i64) -> StoreResult<i64> {
-        Err(super::not_ported("insert_agent"))
+        let row = self.one(
+            sqlx::query(
+                "INSERT INTO agents (name, role, team_id, token_hash, created_at, capacity, available)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id",
+            )
+            .bind(&agent.name)
+            .bind(agent.role.as_str())
+            .bind(team_id)
+            .bind(&agent.token_hash)
+            .bind(now)
+            .bind(agent.capacity.map(i64::from))
+            .bind(agent.available),
+        )?;
+        column(&row, "id")
     }
 
-    #[allow(unused_variables)]
     fn set_agent_available(&mut self, agent_id: i64, available: bool) -> StoreResult<()> {
-        Err(super::not_ported("set_agent_available"))
+        self.execute(
+            sqlx::query("UPDATE agents SET available = $1 WHERE id = $2")
+                .bind(available)
+                .bind(agent_id),
+        )?;
+        Ok(())
     }
 
-    #[allow(unused_variables)]
     fn note_assignment(&mut self, agent_id: i64, now: i64) -> StoreResult<()> {
-        Err(super::not_ported("note_assignment"))
+        self.execute(
+            sqlx::query("UPDATE agents SET last_assigned_at = $1 WHERE id = $2")
+                .bind(now)
+                .bind(agent_id),
+        )?;
+        Ok(())
     }
 
-    #[allow(unused_variables)]
     fn available_agents(&mut self, team_id: i64) -> StoreResult<Vec<AgentLoad>> {
-        Err(super::not_ported("available_agents"))
+        let rows = self.rows(
+            sqlx::query(
+                "SELECT a.id, a.capacity, a.last_assigned_at,
+                        (SELECT COUNT(*) FROM conversations c WHERE c.assignee_id = a.id AND c.status = 'open') AS load
+                 FROM agents a WHERE a.team_id = $1 AND a.available",
+            )
+            .bind(team_id),
+        )?;
+        rows.iter()
+            .map(|row| {
+                Ok(AgentLoad {
+                    id: column(row, "id")?,
+                    capacity: column(row, "capacity")?,
+                    last_assigned_at: column(row, "last_assigned_at")?,
+                    load: column(row, "load")?,
+                })
+            })
+            .collect()
     }
 
-    #[allow(unused_variables)]
     fn supervisors(&mut self, team_id: Option<i64>) -> StoreResult<Vec<String>> {
-        Err(super::not_ported("supervisors"))
+        let rows = self.rows(
+            sqlx::query("SELECT name FROM agents WHERE team_id = $1 AND role IN ('supervisor', 'admin') ORDER BY name")
+                .bind(team_id),
+        )?;
+        rows.iter().map(|row| column(row, "name")).collect()
     }
 }

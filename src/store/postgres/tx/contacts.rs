@@ -1,46 +1,139 @@
-//! [`ContactTx`] on PostgreSQL: not ported yet (a step of the port, never committed so).
+//! Contacts and their channel identities.
 
 use switchboard_connector_core::ChannelKind;
 
-use super::PgTx;
-use crate::model::clock::{ClockKind, SlaClock};
+use super::{PgTx, column};
 use crate::store::StoreResult;
+use crate::store::columns::json_column;
+use crate::store::columns::to_json;
 use crate::store::records::*;
 use crate::store::tx::*;
 
 impl ContactTx for PgTx<'_> {
-    #[allow(unused_variables)]
     fn identity(&mut self, inbox_id: i64, external_id: &str) -> StoreResult<Option<ContactRecord>> {
-        Err(super::not_ported("identity"))
+        let row = self.row(
+            sqlx::query(
+                "SELECT ci.id AS identity_id, c.id AS contact_id, c.name, c.email, c.language, c.metadata,
+                        ci.unreachable_reason IS NOT NULL AS unreachable
+                 FROM contact_identities ci JOIN contacts c ON c.id = ci.contact_id
+                 WHERE ci.inbox_id = $1 AND ci.external_id = $2",
+            )
+            .bind(inbox_id)
+            .bind(external_id),
+        )?;
+        row.map(|row| {
+            Ok(ContactRecord {
+                contact_id: column(&row, "contact_id")?,
+                identity_id: column(&row, "identity_id")?,
+                name: column(&row, "name")?,
+                email: column(&row, "email")?,
+                language: column(&row, "language")?,
+                metadata: json_column(&column::<String>(&row, "metadata")?)?,
+                unreachable: column(&row, "unreachable")?,
+            })
+        })
+        .transpose()
     }
 
-    #[allow(unused_variables)]
     fn contact_of_channel_identity(&mut self, channel: ChannelKind, external_id: &str) -> StoreResult<Option<i64>> {
-        Err(super::not_ported("contact_of_channel_identity"))
+        let row = self.row(
+            sqlx::query(
+                "SELECT contact_id FROM contact_identities WHERE channel = $1 AND external_id = $2 ORDER BY id LIMIT 1",
+            )
+            .bind(channel.as_str())
+            .bind(external_id),
+        )?;
+        row.map(|row| column(&row, "contact_id")).transpose()
     }
 
-    #[allow(unused_variables)]
     fn insert_contact(&mut self, record: &ContactRecord, now: i64) -> StoreResult<i64> {
-        Err(super::not_ported("insert_contact"))
+        let row = self.one(
+            sqlx::query(
+                "INSERT INTO contacts (name, email, language, metadata, created_at, updated_at)
+                 VALUES ($1, $2, $3, $4, $5, $5) RETURNING id",
+            )
+            .bind(record.name.as_deref())
+            .bind(record.email.as_deref())
+            .bind(record.language.as_deref())
+            .bind(to_json(&record.metadata, "{}"))
+            .bind(now),
+        )?;
+        column(&row, "id")
     }
 
-    #[allow(unused_variables)]
     fn insert_identity(&mut self, contact_id: i64, inbox: &InboxRef, external_id: &str, now: i64) -> StoreResult<i64> {
-        Err(super::not_ported("insert_identity"))
+        let row = self.one(
+            sqlx::query(
+                "INSERT INTO contact_identities (contact_id, inbox_id, channel, external_id, created_at)
+                 VALUES ($1, $2, $3, $4, $5) RETURNING id",
+            )
+            .bind(contact_id)
+            .bind(inbox.id)
+            .bind(inbox.channel.as_str())
+            .bind(external_id)
+            .bind(now),
+        )?;
+        column(&row, "id")
     }
 
-    #[allow(unused_variables)]
     fn update_contact(&mut self, record: &ContactRecord, now: i64) -> StoreResult<()> {
-        Err(super::not_ported("update_contact"))
+        self.execute(
+            sqlx::query(
+                "UPDATE contacts SET name = $1, email = $2, language = $3, metadata = $4, updated_at = $5 WHERE id = $6",
+            )
+            .bind(record.name.as_deref())
+            .bind(record.email.as_deref())
+            .bind(record.language.as_deref())
+            .bind(to_json(&record.metadata, "{}"))
+            .bind(now)
+            .bind(record.contact_id),
+        )?;
+        Ok(())
     }
 
-    #[allow(unused_variables)]
     fn set_reachability(&mut self, identity: IdentityRef<'_>, reason: Option<&str>, now: i64) -> StoreResult<bool> {
-        Err(super::not_ported("set_reachability"))
+        let at = reason.map(|_| now);
+        let changed = match identity {
+            IdentityRef::Id(id) => self.execute(
+                sqlx::query("UPDATE contact_identities SET unreachable_reason = $1, unreachable_at = $2 WHERE id = $3")
+                    .bind(reason)
+                    .bind(at)
+                    .bind(id),
+            )?,
+            IdentityRef::External { inbox_id, external_id } => self.execute(
+                sqlx::query(
+                    "UPDATE contact_identities SET unreachable_reason = $1, unreachable_at = $2
+                     WHERE inbox_id = $3 AND external_id = $4",
+                )
+                .bind(reason)
+                .bind(at)
+                .bind(inbox_id)
+                .bind(external_id),
+            )?,
+            IdentityRef::OfConversation(conversation_id) => self.execute(
+                sqlx::query(
+                    "UPDATE contact_identities SET unreachable_reason = $1, unreachable_at = $2
+                     WHERE id = (SELECT identity_id FROM conversations WHERE id = $3)",
+                )
+                .bind(reason)
+                .bind(at)
+                .bind(conversation_id),
+            )?,
+        };
+        Ok(changed > 0)
     }
 
-    #[allow(unused_variables)]
     fn set_updates_opt_out(&mut self, contact_id: i64, opted_out: bool, now: i64) -> StoreResult<bool> {
-        Err(super::not_ported("set_updates_opt_out"))
+        let changed = self.execute(
+            sqlx::query(
+                "UPDATE contacts SET updates_opted_out_at = $1, updated_at = $2
+                 WHERE id = $3 AND (updates_opted_out_at IS NULL) = $4",
+            )
+            .bind(opted_out.then_some(now))
+            .bind(now)
+            .bind(contact_id)
+            .bind(opted_out),
+        )?;
+        Ok(changed > 0)
     }
 }

@@ -64,6 +64,12 @@ impl<'c> PgTx<'c> {
         self.settle(outcome)
     }
 
+    /// The one row a statement must return (an `INSERT … RETURNING`).
+    pub fn one(&mut self, query: PgQuery<'_>) -> StoreResult<PgRow> {
+        self.row(query)?
+            .ok_or_else(|| StoreError::fatal("a statement that returns its row returned none"))
+    }
+
     /// Notes a failure: the transaction is aborted from here on.
     fn settle<T>(&mut self, outcome: Result<T, sqlx::Error>) -> StoreResult<T> {
         outcome.map_err(|err| {
@@ -81,9 +87,4 @@ where
 {
     use sqlx::Row;
     Ok(row.try_get(name)?)
-}
-
-/// The error every operation not ported yet answers with.
-fn not_ported(operation: &str) -> StoreError {
-    StoreError::fatal(format!("{operation} is not ported to PostgreSQL yet"))
 }

@@ -1,15 +1,21 @@
-//! [`OutboxTx`] on PostgreSQL: not ported yet (a step of the port, never committed so).
+//! The outbox: rows claimed under a lease, and a claimed row as its channel sends it.
 
-use switchboard_connector_core::ChannelKind;
+use serde_json::Value;
+use sqlx::postgres::PgRow;
+use switchboard_connector_core::{ChannelKind, OutboundAttachment, OutboundKind, OutboundMessage, StatusUpdate};
 
-use super::PgTx;
-use crate::model::clock::{ClockKind, SlaClock};
-use crate::store::StoreResult;
+use super::{PgTx, column};
+use crate::model::{DeliveryStatus, Direction, MessageKind};
+use crate::store::columns::to_json;
+use crate::store::columns::vocabulary;
 use crate::store::records::*;
 use crate::store::tx::*;
+use crate::store::{StoreError, StoreResult};
+
+/// What a settled or looked-at row answers with.
+const OUTBOX_ROW: &str = "id, status, conversation_id, message_id, attempts";
 
 impl OutboxTx for PgTx<'_> {
-    #[allow(unused_variables)]
     fn insert_outbox(
         &mut self,
         message_id: i64,
@@ -18,10 +24,31 @@ impl OutboxTx for PgTx<'_> {
         now: i64,
         expires_at: i64,
     ) -> StoreResult<()> {
-        Err(super::not_ported("insert_outbox"))
+        self.execute(
+            sqlx::query(
+                "INSERT INTO outbox (message_id, conversation_id, inbox_id, status, next_attempt_at, expires_at,
+                                     created_at, updated_at)
+                 VALUES ($1, $2, $3, 'scheduled', $4, $5, $4, $4)",
+            )
+            .bind(message_id)
+            .bind(conversation_id)
+            .bind(inbox_id)
+            .bind(now)
+            .bind(expires_at),
+        )?;
+        Ok(())
     }
 
-    #[allow(unused_variables)]
+    /// The budgets apply among the first due rows (four times `limit`), so a claim stays
+    /// cheap behind a large backlog.
+    ///
+    /// Several daemons claim at once: the candidates are locked `SKIP LOCKED`, so a row
+    /// another claimer holds is passed over rather than waited for or taken twice.
+    /// PostgreSQL refuses a row lock beside a window function in one `SELECT`, so the
+    /// lock is taken in the innermost one and the turns are counted outside it. A
+    /// conversation's later message is no candidate while an earlier one waits or is in
+    /// flight, even when another claimer holds that earlier one locked: the per
+    /// conversation order holds across daemons too.
     fn claim_deliveries(
         &mut self,
         now: i64,
@@ -29,51 +56,343 @@ impl OutboxTx for PgTx<'_> {
         lease_until: i64,
         plan: &ClaimPlan,
     ) -> StoreResult<Vec<Delivery>> {
-        Err(super::not_ported("claim_deliveries"))
+        let budgets = to_json(&plan.budgets, "{}");
+        let claimed = self.rows(
+            sqlx::query(
+                "UPDATE outbox SET status = 'in_flight', attempts = attempts + 1, lease_until = $1, updated_at = $2
+                 WHERE id IN (
+                     SELECT id FROM (
+                         SELECT id, next_attempt_at,
+                                ROW_NUMBER() OVER (PARTITION BY inbox_id ORDER BY next_attempt_at, id) AS turn,
+                                COALESCE(($5::jsonb ->> inbox_id::text)::BIGINT, $6) AS room
+                         FROM (
+                             SELECT o.id, o.inbox_id, o.next_attempt_at FROM outbox o
+                             WHERE o.status = 'scheduled' AND o.next_attempt_at <= $2
+                               AND o.inbox_id <> ALL($4)
+                               AND NOT EXISTS (
+                                   SELECT 1 FROM outbox other
+                                   WHERE other.conversation_id = o.conversation_id AND other.id <> o.id
+                                     -- Repeats the partial index's condition, so the planner uses
+                                     -- it rather than reading every row the outbox ever held.
+                                     AND other.status IN ('scheduled', 'in_flight')
+                                     AND (other.status = 'in_flight' OR other.id < o.id))
+                             ORDER BY o.next_attempt_at, o.id LIMIT $7
+                             FOR UPDATE OF o SKIP LOCKED) AS candidates) AS turns
+                     WHERE turn <= room ORDER BY next_attempt_at, id LIMIT $3)
+                 RETURNING id",
+            )
+            .bind(lease_until)
+            .bind(now)
+            .bind(i64::from(limit))
+            .bind(&plan.held)
+            .bind(budgets)
+            .bind(i64::from(plan.cap))
+            .bind(i64::from(limit.saturating_mul(4))),
+        )?;
+        let mut deliveries = Vec::with_capacity(claimed.len());
+        for row in claimed {
+            let outbox_id: i64 = column(&row, "id")?;
+            deliveries.push(self.delivery_of(outbox_id)?);
+        }
+        deliveries.sort_by_key(|delivery| delivery.outbox_id);
+        Ok(deliveries)
     }
 
-    #[allow(unused_variables)]
     fn settle_delivery(&mut self, id: i64, settlement: Settlement<'_>, now: i64) -> StoreResult<Option<OutboxRow>> {
-        Err(super::not_ported("settle_delivery"))
+        let row = match settlement {
+            Settlement::Sent { receipt } => self.row(
+                sqlx::query(&format!(
+                    "UPDATE outbox SET status = 'sent', receipt = $1, sent_at = $2, last_error = NULL,
+                            lease_until = NULL, updated_at = $2
+                     WHERE id = $3 AND status = 'in_flight' RETURNING {OUTBOX_ROW}"
+                ))
+                .bind(receipt)
+                .bind(now)
+                .bind(id),
+            )?,
+            Settlement::RetryAt { at, error } => self.row(
+                sqlx::query(&format!(
+                    "UPDATE outbox SET status = 'scheduled', next_attempt_at = $1, last_error = $2, lease_until = NULL,
+                            updated_at = $3
+                     WHERE id = $4 AND status = 'in_flight' RETURNING {OUTBOX_ROW}"
+                ))
+                .bind(at)
+                .bind(error)
+                .bind(now)
+                .bind(id),
+            )?,
+            Settlement::Failed { error } => self.row(
+                sqlx::query(&format!(
+                    "UPDATE outbox SET status = 'failed', last_error = $1, lease_until = NULL, updated_at = $2
+                     WHERE id = $3 AND status = 'in_flight' RETURNING {OUTBOX_ROW}"
+                ))
+                .bind(error)
+                .bind(now)
+                .bind(id),
+            )?,
+            Settlement::Unclaimed { not_before } => self.row(
+                sqlx::query(&format!(
+                    "UPDATE outbox SET status = 'scheduled', attempts = GREATEST(attempts - 1, 0),
+                            next_attempt_at = GREATEST(next_attempt_at, $1), lease_until = NULL, updated_at = $2
+                     WHERE id = $3 AND status = 'in_flight' RETURNING {OUTBOX_ROW}"
+                ))
+                .bind(not_before)
+                .bind(now)
+                .bind(id),
+            )?,
+        };
+        row.as_ref().map(outbox_row).transpose()
     }
 
-    #[allow(unused_variables)]
     fn fail_delivery(&mut self, id: i64, error: &str, now: i64) -> StoreResult<()> {
-        Err(super::not_ported("fail_delivery"))
+        self.execute(
+            sqlx::query(
+                "UPDATE outbox SET status = 'failed', last_error = $1, lease_until = NULL, updated_at = $2 WHERE id = $3",
+            )
+            .bind(error)
+            .bind(now)
+            .bind(id),
+        )?;
+        Ok(())
     }
 
-    #[allow(unused_variables)]
     fn set_sent_message_id(&mut self, outbox_id: i64, external_id: &str) -> StoreResult<()> {
-        Err(super::not_ported("set_sent_message_id"))
+        // An id some inbound message of the inbox already holds must not fail the record
+        // of a send that happened; threading then finds that message. PostgreSQL has no
+        // `UPDATE OR IGNORE` and a unique violation would abort the unit, so the row is
+        // left alone when the dedupe key is taken. (A concurrent unit taking it meanwhile
+        // is a serialization failure, and the unit runs again and sees it.)
+        self.execute(
+            sqlx::query(
+                "UPDATE messages m SET external_id = $1
+                 WHERE m.id = (SELECT message_id FROM outbox WHERE id = $2) AND m.external_id IS NULL
+                   AND NOT EXISTS (
+                       SELECT 1 FROM messages other WHERE other.inbox_id = m.inbox_id AND other.external_id = $1)",
+            )
+            .bind(external_id)
+            .bind(outbox_id),
+        )?;
+        Ok(())
     }
 
-    #[allow(unused_variables)]
     fn delivery(&mut self, id: i64) -> StoreResult<Option<OutboxRow>> {
-        Err(super::not_ported("delivery"))
+        self.row(sqlx::query(&format!("SELECT {OUTBOX_ROW} FROM outbox WHERE id = $1")).bind(id))?
+            .as_ref()
+            .map(outbox_row)
+            .transpose()
     }
 
-    #[allow(unused_variables)]
     fn reschedule_delivery(&mut self, id: i64, now: i64, expires_at: i64) -> StoreResult<()> {
-        Err(super::not_ported("reschedule_delivery"))
+        self.execute(
+            sqlx::query(
+                "UPDATE outbox SET status = 'scheduled', attempts = 0, next_attempt_at = $1, expires_at = $2,
+                        lease_until = NULL, updated_at = $1
+                 WHERE id = $3",
+            )
+            .bind(now)
+            .bind(expires_at)
+            .bind(id),
+        )?;
+        Ok(())
     }
 
-    #[allow(unused_variables)]
     fn next_delivery_after(&mut self, now: i64) -> StoreResult<Option<i64>> {
-        Err(super::not_ported("next_delivery_after"))
+        // A seek in the due index, whatever the backlog.
+        let row = self.row(
+            sqlx::query(
+                "SELECT MIN(next_attempt_at) AS next FROM outbox WHERE status = 'scheduled' AND next_attempt_at > $1",
+            )
+            .bind(now),
+        )?;
+        match row {
+            Some(row) => column(&row, "next"),
+            None => Ok(None),
+        }
     }
 
-    #[allow(unused_variables)]
     fn defer_deliveries(&mut self, inbox_id: i64, until: i64, now: i64) -> StoreResult<u64> {
-        Err(super::not_ported("defer_deliveries"))
+        self.execute(
+            sqlx::query(
+                "UPDATE outbox SET next_attempt_at = $1, updated_at = $2
+                 WHERE status = 'scheduled' AND inbox_id = $3 AND next_attempt_at < $1",
+            )
+            .bind(until)
+            .bind(now)
+            .bind(inbox_id),
+        )
     }
 
-    #[allow(unused_variables)]
     fn release_deliveries(&mut self, now: i64) -> StoreResult<u64> {
-        Err(super::not_ported("release_deliveries"))
+        self.execute(
+            sqlx::query(
+                "UPDATE outbox SET status = 'scheduled', lease_until = NULL, next_attempt_at = LEAST(next_attempt_at, $1),
+                        updated_at = $1
+                 WHERE status = 'in_flight'",
+            )
+            .bind(now),
+        )
     }
 
-    #[allow(unused_variables)]
     fn set_channel_cursor(&mut self, inbox_id: i64, name: &str, value: &str, now: i64) -> StoreResult<()> {
-        Err(super::not_ported("set_channel_cursor"))
+        self.execute(
+            sqlx::query(
+                "INSERT INTO channel_cursors (inbox_id, name, value, updated_at) VALUES ($1, $2, $3, $4)
+                 ON CONFLICT (inbox_id, name) DO UPDATE SET value = EXCLUDED.value, updated_at = EXCLUDED.updated_at",
+            )
+            .bind(inbox_id)
+            .bind(name)
+            .bind(value)
+            .bind(now),
+        )?;
+        Ok(())
+    }
+}
+
+fn outbox_row(row: &PgRow) -> StoreResult<OutboxRow> {
+    let status: String = column(row, "status")?;
+    Ok(OutboxRow {
+        id: column(row, "id")?,
+        status: vocabulary(DeliveryStatus::parse, &status)?,
+        conversation_id: column(row, "conversation_id")?,
+        message_id: column(row, "message_id")?,
+        attempts: column(row, "attempts")?,
+    })
+}
+
+/// How many ids of earlier messages a References header carries: the first (the thread's
+/// root) and the latest ones, as RFC 5322 suggests trimming long threads.
+const MAX_REFERENCES: usize = 20;
+
+impl PgTx<'_> {
+    /// A claimed row as its channel sends it.
+    fn delivery_of(&mut self, outbox_id: i64) -> StoreResult<Delivery> {
+        let row = self
+            .row(
+                sqlx::query(
+                    "SELECT o.id AS outbox_id, o.inbox_id, o.attempts, o.expires_at, m.id AS message_id, m.kind,
+                            m.text, c.id AS conversation_id, c.thread_key, c.subject, ci.external_id AS recipient,
+                            ci.channel, m.html, m.metadata
+                     FROM outbox o
+                     JOIN messages m ON m.id = o.message_id
+                     JOIN conversations c ON c.id = o.conversation_id
+                     JOIN contact_identities ci ON ci.id = c.identity_id
+                     WHERE o.id = $1",
+                )
+                .bind(outbox_id),
+            )?
+            .ok_or_else(|| StoreError::from(sqlx::Error::RowNotFound))?;
+        let message_id: i64 = column(&row, "message_id")?;
+        let kind: String = column(&row, "kind")?;
+        let channel: String = column(&row, "channel")?;
+        let status_update = kind == MessageKind::StatusUpdate.as_str();
+        // An update's rendered parts ride in its metadata; the HTML part has its column.
+        let update = if status_update {
+            let metadata: Option<String> = column(&row, "metadata")?;
+            match metadata
+                .and_then(|text| serde_json::from_str::<Value>(&text).ok())
+                .and_then(|mut value| serde_json::from_value::<StatusUpdate>(value["update"].take()).ok())
+            {
+                Some(mut update) => {
+                    update.html = column(&row, "html")?;
+                    Some(update)
+                }
+                None => None,
+            }
+        } else {
+            None
+        };
+        let mut delivery = Delivery {
+            outbox_id: column(&row, "outbox_id")?,
+            inbox_id: column(&row, "inbox_id")?,
+            attempts: column::<i64>(&row, "attempts")?.try_into().unwrap_or(u32::MAX),
+            expires_at: column(&row, "expires_at")?,
+            message: OutboundMessage {
+                delivery_id: format!("msg_{message_id}"),
+                conversation_id: column(&row, "conversation_id")?,
+                message_id,
+                recipient: column(&row, "recipient")?,
+                thread: column(&row, "thread_key")?,
+                subject: column(&row, "subject")?,
+                text: column(&row, "text")?,
+                kind: if status_update {
+                    OutboundKind::StatusUpdate
+                } else {
+                    OutboundKind::Reply
+                },
+                in_reply_to: None,
+                references: Vec::new(),
+                attachments: Vec::new(),
+                update,
+            },
+        };
+        // Email threads by earlier messages' ids, Telegram answers the customer's latest
+        // message in groups; both carry files. The webhook skips the lookups.
+        if channel != ChannelKind::Webhook.as_str() {
+            self.thread_ids(&mut delivery.message)?;
+            delivery.message.attachments = self
+                .rows(
+                    sqlx::query(
+                        "SELECT a.filename, a.content_type, b.data FROM attachments a
+                         JOIN blobs b ON b.sha256 = a.blob_sha256
+                         WHERE a.message_id = $1 ORDER BY a.id",
+                    )
+                    .bind(delivery.message.message_id),
+                )?
+                .iter()
+                .map(|row| {
+                    Ok(OutboundAttachment {
+                        filename: column(row, "filename")?,
+                        content_type: column(row, "content_type")?,
+                        data: column(row, "data")?,
+                    })
+                })
+                .collect::<StoreResult<_>>()?;
+        }
+        Ok(delivery)
+    }
+
+    /// The channel ids of the conversation's earlier messages, for a channel that threads
+    /// by them (email): the customer's latest one is what this message answers.
+    fn thread_ids(&mut self, message: &mut OutboundMessage) -> StoreResult<()> {
+        let mut latest: Vec<(String, String)> = self
+            .rows(
+                sqlx::query(
+                    "SELECT external_id, direction FROM messages
+                     WHERE conversation_id = $1 AND id < $2 AND external_id IS NOT NULL
+                       AND NOT (direction = 'inbound' AND author_kind = 'system')
+                     ORDER BY id DESC LIMIT $3",
+                )
+                .bind(message.conversation_id)
+                .bind(message.message_id)
+                .bind(MAX_REFERENCES as i64),
+            )?
+            .iter()
+            .map(|row| Ok((column(row, "external_id")?, column(row, "direction")?)))
+            .collect::<StoreResult<_>>()?;
+        latest.reverse();
+        if latest.len() == MAX_REFERENCES {
+            let root: Option<String> = self
+                .row(
+                    sqlx::query(
+                        "SELECT external_id FROM messages WHERE conversation_id = $1 AND external_id IS NOT NULL
+                         ORDER BY id LIMIT 1",
+                    )
+                    .bind(message.conversation_id),
+                )?
+                .map(|row| column(&row, "external_id"))
+                .transpose()?;
+            if let Some(root) = root
+                && latest.first().is_none_or(|(first, _)| *first != root)
+            {
+                latest[0] = (root, Direction::Inbound.as_str().to_owned());
+            }
+        }
+        message.in_reply_to = latest
+            .iter()
+            .rev()
+            .find(|(_, direction)| direction == Direction::Inbound.as_str())
+            .map(|(id, _)| id.clone());
+        message.references = latest.into_iter().map(|(id, _)| id).collect();
+        Ok(())
     }
 }

@@ -1,66 +1,138 @@
-//! [`PeopleTx`] on PostgreSQL: not ported yet (a step of the port, never committed so).
+//! Passwords, one-time links and sessions.
 
-use switchboard_connector_core::ChannelKind;
+use sqlx::postgres::PgRow;
 
-use super::PgTx;
-use crate::model::clock::{ClockKind, SlaClock};
+use super::{PgTx, column};
 use crate::store::StoreResult;
 use crate::store::records::*;
 use crate::store::tx::*;
 
+fn credentials_of(row: &PgRow) -> StoreResult<Credentials> {
+    Ok(Credentials {
+        agent_id: column(row, "id")?,
+        active: column(row, "active")?,
+        password_hash: column(row, "password_hash")?,
+        failed_sign_ins: column(row, "failed_sign_ins")?,
+        locked_until: column(row, "locked_until")?,
+    })
+}
+
 impl PeopleTx for PgTx<'_> {
-    #[allow(unused_variables)]
     fn credentials(&mut self, who: &AgentSelector) -> StoreResult<Option<Credentials>> {
-        Err(super::not_ported("credentials"))
+        let row = match who {
+            AgentSelector::Id(id) => self.row(
+                sqlx::query(
+                    "SELECT id, active, password_hash, failed_sign_ins, locked_until FROM agents WHERE id = $1",
+                )
+                .bind(id),
+            )?,
+            AgentSelector::Name(name) => self.row(
+                sqlx::query(
+                    "SELECT id, active, password_hash, failed_sign_ins, locked_until FROM agents WHERE name = $1",
+                )
+                .bind(name),
+            )?,
+        };
+        row.as_ref().map(credentials_of).transpose()
     }
 
-    #[allow(unused_variables)]
     fn set_sign_in_failures(&mut self, agent_id: i64, failed: i64, locked_until: Option<i64>) -> StoreResult<()> {
-        Err(super::not_ported("set_sign_in_failures"))
+        self.execute(
+            sqlx::query("UPDATE agents SET failed_sign_ins = $2, locked_until = $3 WHERE id = $1")
+                .bind(agent_id)
+                .bind(failed)
+                .bind(locked_until),
+        )?;
+        Ok(())
     }
 
-    #[allow(unused_variables)]
     fn set_password_hash(&mut self, agent_id: i64, hash: &str) -> StoreResult<()> {
-        Err(super::not_ported("set_password_hash"))
+        self.execute(
+            sqlx::query("UPDATE agents SET password_hash = $2, failed_sign_ins = 0, locked_until = NULL WHERE id = $1")
+                .bind(agent_id)
+                .bind(hash),
+        )?;
+        Ok(())
     }
 
-    #[allow(unused_variables)]
     fn set_agent_active(&mut self, agent_id: i64, active: bool) -> StoreResult<bool> {
-        Err(super::not_ported("set_agent_active"))
+        // An inactive agent is never offered work either.
+        let changed = self.execute(
+            sqlx::query(
+                "UPDATE agents SET active = $2, available = CASE WHEN $2 THEN available ELSE FALSE END
+                 WHERE id = $1 AND active <> $2",
+            )
+            .bind(agent_id)
+            .bind(active),
+        )?;
+        Ok(changed > 0)
     }
 
-    #[allow(unused_variables)]
     fn replace_sign_in_link(&mut self, agent_id: i64, token_hash: &[u8], expires_at: i64, now: i64) -> StoreResult<()> {
-        Err(super::not_ported("replace_sign_in_link"))
+        self.execute(sqlx::query("DELETE FROM sign_in_links WHERE agent_id = $1 AND used_at IS NULL").bind(agent_id))?;
+        self.execute(
+            sqlx::query(
+                "INSERT INTO sign_in_links (token_hash, agent_id, created_at, expires_at) VALUES ($1, $2, $3, $4)",
+            )
+            .bind(token_hash)
+            .bind(agent_id)
+            .bind(now)
+            .bind(expires_at),
+        )?;
+        Ok(())
     }
 
-    #[allow(unused_variables)]
     fn sign_in_link(&mut self, token_hash: &[u8]) -> StoreResult<Option<SignInLink>> {
-        Err(super::not_ported("sign_in_link"))
+        let row = self.row(
+            sqlx::query("SELECT agent_id, expires_at, used_at FROM sign_in_links WHERE token_hash = $1")
+                .bind(token_hash),
+        )?;
+        row.map(|row| {
+            Ok(SignInLink {
+                agent_id: column(&row, "agent_id")?,
+                expires_at: column(&row, "expires_at")?,
+                used_at: column(&row, "used_at")?,
+            })
+        })
+        .transpose()
     }
 
-    #[allow(unused_variables)]
     fn use_sign_in_link(&mut self, token_hash: &[u8], now: i64) -> StoreResult<()> {
-        Err(super::not_ported("use_sign_in_link"))
+        self.execute(
+            sqlx::query("UPDATE sign_in_links SET used_at = $2 WHERE token_hash = $1")
+                .bind(token_hash)
+                .bind(now),
+        )?;
+        Ok(())
     }
 
-    #[allow(unused_variables)]
     fn insert_session(&mut self, session: &NewSession<'_>, now: i64) -> StoreResult<()> {
-        Err(super::not_ported("insert_session"))
+        self.execute(
+            sqlx::query(
+                "INSERT INTO sessions (token_hash, agent_id, csrf_token, created_at, expires_at)
+                 VALUES ($1, $2, $3, $4, $5)",
+            )
+            .bind(session.token_hash)
+            .bind(session.agent_id)
+            .bind(session.csrf_token)
+            .bind(now)
+            .bind(session.expires_at),
+        )?;
+        Ok(())
     }
 
-    #[allow(unused_variables)]
     fn delete_session(&mut self, token_hash: &[u8]) -> StoreResult<bool> {
-        Err(super::not_ported("delete_session"))
+        let deleted = self.execute(sqlx::query("DELETE FROM sessions WHERE token_hash = $1").bind(token_hash))?;
+        Ok(deleted > 0)
     }
 
-    #[allow(unused_variables)]
     fn delete_agent_sessions(&mut self, agent_id: i64) -> StoreResult<u64> {
-        Err(super::not_ported("delete_agent_sessions"))
+        self.execute(sqlx::query("DELETE FROM sessions WHERE agent_id = $1").bind(agent_id))
     }
 
-    #[allow(unused_variables)]
     fn delete_expired_sessions(&mut self, now: i64) -> StoreResult<u64> {
-        Err(super::not_ported("delete_expired_sessions"))
+        let sessions = self.execute(sqlx::query("DELETE FROM sessions WHERE expires_at <= $1").bind(now))?;
+        let links = self.execute(sqlx::query("DELETE FROM sign_in_links WHERE expires_at <= $1").bind(now))?;
+        Ok(sessions + links)
     }
 }
