@@ -130,6 +130,9 @@ pub async fn run_with_clock(
         settings.outbox.breaker_pause,
     ));
 
+    // The name this run's leases carry, shared by its dispatchers.
+    let holder: Arc<str> = crate::work::dispatch::holder_name().into();
+    tracing::info!(holder = %holder, "leases held as");
     let dispatcher = Dispatcher {
         lane: Arc::new(OutboxLane {
             channels,
@@ -140,6 +143,7 @@ pub async fn run_with_clock(
         clock: Arc::clone(&clock),
         destinations: Arc::clone(&destinations),
         wakeup: Arc::clone(&outbox_wakeup),
+        holder: Arc::clone(&holder),
         concurrency: settings.outbox.concurrency,
         shutdown_grace: settings.outbox.shutdown_grace,
     };
@@ -173,6 +177,7 @@ pub async fn run_with_clock(
             settings.outbox.breaker_pause,
         )),
         wakeup: Arc::clone(&events_wakeup),
+        holder,
         concurrency: settings.outbox.concurrency,
         shutdown_grace: settings.outbox.shutdown_grace,
     };

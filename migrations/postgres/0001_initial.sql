@@ -169,8 +169,10 @@ CREATE TABLE outbox (
     status          TEXT   NOT NULL CHECK (status IN ('scheduled', 'in_flight', 'sent', 'failed')),
     attempts        BIGINT NOT NULL DEFAULT 0,
     next_attempt_at BIGINT NOT NULL,
-    -- An in-flight row whose lease ran out belongs to a sender that died.
+    -- An in-flight row whose lease ran out belongs to a sender that died; its holder
+    -- renews the lease while it lives.
     lease_until     BIGINT,
+    lease_holder    TEXT,
     expires_at      BIGINT NOT NULL,
     last_error      TEXT,
     receipt         TEXT,
@@ -181,6 +183,7 @@ CREATE TABLE outbox (
 CREATE INDEX outbox_due ON outbox (next_attempt_at, id) WHERE status = 'scheduled';
 CREATE INDEX outbox_unsent_by_conversation ON outbox (conversation_id, id) WHERE status IN ('scheduled', 'in_flight');
 CREATE INDEX outbox_failed ON outbox (id) WHERE status = 'failed';
+CREATE INDEX outbox_leases ON outbox (lease_holder) WHERE status = 'in_flight';
 
 CREATE TABLE channel_cursors (
     inbox_id    BIGINT NOT NULL REFERENCES inboxes (id),
@@ -254,6 +257,7 @@ CREATE TABLE event_deliveries (
     attempts        BIGINT NOT NULL DEFAULT 0,
     next_attempt_at BIGINT NOT NULL,
     lease_until     BIGINT,
+    lease_holder    TEXT,
     last_error      TEXT,
     receipt         TEXT,
     sent_at         BIGINT,
@@ -264,6 +268,7 @@ CREATE INDEX event_deliveries_due ON event_deliveries (next_attempt_at, id) WHER
 CREATE INDEX event_deliveries_unsent ON event_deliveries (subscription_id, conversation_id, id)
     WHERE status IN ('scheduled', 'in_flight');
 CREATE INDEX event_deliveries_by_subscription ON event_deliveries (subscription_id, id);
+CREATE INDEX event_deliveries_leases ON event_deliveries (lease_holder) WHERE status = 'in_flight';
 
 CREATE TABLE health_probe (
     id     BIGINT PRIMARY KEY CHECK (id = 1),

@@ -27,10 +27,25 @@ fn plan(held: Vec<i64>, budgets: Vec<(i64, u32)>, cap: u32) -> ClaimPlan {
     }
 }
 
+/// The daemon the claims of these tests are made for, unless they name another.
+const HOLDER: &str = "daemon-a";
+/// How long their leases last.
+const LEASED_FOR: i64 = 60_000;
+
 async fn claim(store: &TestStore, now: i64, limit: u32, plan: ClaimPlan) -> Vec<Delivery> {
+    claim_as(store, HOLDER, now, limit, plan).await
+}
+
+async fn claim_as(store: &TestStore, holder: &'static str, now: i64, limit: u32, plan: ClaimPlan) -> Vec<Delivery> {
     store
         .store
-        .unit(move |tx| tx.claim_deliveries(now, limit, now + 60_000, &plan))
+        .unit(move |tx| {
+            let lease = Lease {
+                holder,
+                until: now + LEASED_FOR,
+            };
+            tx.claim_deliveries(now, limit, lease, &plan)
+        })
         .await
         .unwrap()
 }
@@ -326,10 +341,52 @@ async fn a_lease_released_puts_the_row_back_and_its_next_claim_counts_another_at
     let store = three_replies().await;
     let claimed = claim(&store, NOW, 1, plan(vec![], vec![], 16)).await;
     assert_eq!(claimed[0].attempts, 1);
-    let released = store.store.unit(|tx| tx.release_deliveries(NOW + 1)).await.unwrap();
+    let released = store
+        .store
+        .unit(|tx| tx.release_deliveries(i64::MAX, NOW + 1))
+        .await
+        .unwrap();
     assert_eq!(released, 1);
     let again = claim(&store, NOW + 1, 1, plan(vec![], vec![], 16)).await;
     assert_eq!((again[0].outbox_id, again[0].attempts), (claimed[0].outbox_id, 2));
+}
+
+#[tokio::test]
+async fn a_renewed_lease_is_kept_and_one_that_ran_out_is_taken_over() {
+    let store = testing::with_shop().await;
+    for customer in ["ada", "bob"] {
+        store.converse(customer, "Hello", Some("Reply"), NOW).await;
+    }
+    let of_a = claim_as(&store, "daemon-a", NOW, 1, plan(vec![], vec![], 16)).await;
+    let of_b = claim_as(&store, "daemon-b", NOW, 1, plan(vec![], vec![], 16)).await;
+    assert_eq!((of_a.len(), of_b.len()), (1, 1));
+    // Daemon a lives and renews; daemon b died: its lease runs out.
+    let renewed = store
+        .store
+        .unit(|tx| {
+            tx.renew_deliveries(Lease {
+                holder: "daemon-a",
+                until: NOW + 2 * LEASED_FOR,
+            })
+        })
+        .await
+        .unwrap();
+    assert_eq!(renewed, 1);
+    let later = NOW + LEASED_FOR + 1;
+    let released = store
+        .store
+        .unit(move |tx| tx.release_deliveries(later, later))
+        .await
+        .unwrap();
+    assert_eq!(released, 1, "only the lease that ran out");
+    let taken_over = claim_as(&store, "daemon-a", later, 10, plan(vec![], vec![], 16)).await;
+    assert_eq!(
+        taken_over.iter().map(|d| (d.outbox_id, d.attempts)).collect::<Vec<_>>(),
+        [(of_b[0].outbox_id, 2)]
+    );
+    // The live daemon's send still settles as its own.
+    let settled = settle(&store, of_a[0].outbox_id, Settlement::Sent { receipt: "{}" }, later).await;
+    assert!(settled.is_some());
 }
 
 #[tokio::test]
@@ -466,7 +523,13 @@ async fn event_deliveries_go_in_order_per_conversation_and_a_disabled_subscripti
         let store = Arc::clone(&store.store);
         async move {
             let claimed = store
-                .unit(move |tx| tx.claim_events(now, 10, now + 60_000, &[]))
+                .unit(move |tx| {
+                    let lease = Lease {
+                        holder: HOLDER,
+                        until: now + LEASED_FOR,
+                    };
+                    tx.claim_events(now, 10, lease, &[])
+                })
                 .await
                 .unwrap();
             claimed.into_iter().map(|d| (d.id, d.event_type)).collect::<Vec<_>>()

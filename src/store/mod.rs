@@ -68,6 +68,9 @@ pub trait Store: Send + Sync + 'static {
     /// Answers when the database can be read and can commit a write (a write reaching the
     /// disk, through the same path the desk's writes take).
     async fn ping(&self) -> StoreResult<()>;
+    /// Whether this daemon is the only one on the store (SQLite's claim on its file):
+    /// then whatever is in flight at start was left by its own previous run.
+    fn exclusive(&self) -> bool;
     /// Runs `work` as one unit of work: its changes are applied together, and only then
     /// does this return.
     async fn run(&self, work: Work) -> Result<Done, UnitError>;

@@ -639,3 +639,13 @@ pub struct NewSession<'a> {
     pub csrf_token: &'a str,
     pub expires_at: i64,
 }
+
+/// Work claimed by a daemon: who holds it, and until when unless renewed. A daemon
+/// renews what it holds while it lives; what a dead one held is taken over once its
+/// lease has run out.
+#[derive(Debug, Clone, Copy)]
+pub struct Lease<'a> {
+    /// The daemon's name for this run (`work::dispatch::holder_name`).
+    pub holder: &'a str,
+    pub until: i64,
+}

@@ -128,12 +128,12 @@ pub trait OutboxTx {
     ) -> StoreResult<()>;
     /// Claims up to `limit` due rows, oldest first, at most one per conversation at a
     /// time (a conversation's messages leave in order), within the plan's room per
-    /// inbox; each until `lease_until`.
+    /// inbox; each under `lease`.
     fn claim_deliveries(
         &mut self,
         now: i64,
         limit: u32,
-        lease_until: i64,
+        lease: Lease<'_>,
         plan: &ClaimPlan,
     ) -> StoreResult<Vec<Delivery>>;
     /// Settles a row still in flight; `None` when it was settled meanwhile.
@@ -151,8 +151,12 @@ pub trait OutboxTx {
     fn next_delivery_after(&mut self, now: i64) -> StoreResult<Option<i64>>;
     /// Moves the inbox's queued rows to `until` at the earliest.
     fn defer_deliveries(&mut self, inbox_id: i64, until: i64, now: i64) -> StoreResult<u64>;
-    /// Puts rows in flight back in the queue (their lease holder is gone).
-    fn release_deliveries(&mut self, now: i64) -> StoreResult<u64>;
+    /// Puts back in the queue the rows in flight whose lease ran out before
+    /// `expired_before`: their holder died. `i64::MAX` releases every row in flight (a
+    /// daemon alone on its store, at start).
+    fn release_deliveries(&mut self, expired_before: i64, now: i64) -> StoreResult<u64>;
+    /// Extends every lease on rows in flight that `lease.holder` holds to `lease.until`.
+    fn renew_deliveries(&mut self, lease: Lease<'_>) -> StoreResult<u64>;
     /// Where a connector stands in its source.
     fn set_channel_cursor(&mut self, inbox_id: i64, name: &str, value: &str, now: i64) -> StoreResult<()>;
 }
@@ -178,7 +182,7 @@ pub trait SubscriptionTx {
     fn disable_subscription(&mut self, id: i64, reason: &str, now: i64) -> StoreResult<bool>;
     /// Fails the subscription's waiting events with `error`.
     fn drop_waiting_events(&mut self, subscription_id: i64, which: Waiting, error: &str, now: i64) -> StoreResult<()>;
-    fn claim_events(&mut self, now: i64, limit: u32, lease_until: i64, held: &[i64])
+    fn claim_events(&mut self, now: i64, limit: u32, lease: Lease<'_>, held: &[i64])
     -> StoreResult<Vec<EventDelivery>>;
     /// Settles a delivery still in flight; returns its subscription.
     fn settle_event(&mut self, id: i64, settlement: Settlement<'_>, now: i64) -> StoreResult<Option<i64>>;
@@ -186,7 +190,10 @@ pub trait SubscriptionTx {
     fn defer_events(&mut self, subscription_id: i64, until: i64, now: i64) -> StoreResult<()>;
     /// [`OutboxTx::next_delivery_after`] for event deliveries.
     fn next_event_after(&mut self, now: i64) -> StoreResult<Option<i64>>;
-    fn release_events(&mut self, now: i64) -> StoreResult<u64>;
+    /// [`OutboxTx::release_deliveries`] for event deliveries.
+    fn release_events(&mut self, expired_before: i64, now: i64) -> StoreResult<u64>;
+    /// [`OutboxTx::renew_deliveries`] for event deliveries.
+    fn renew_events(&mut self, lease: Lease<'_>) -> StoreResult<u64>;
 }
 
 /// A person's data: handed over whole, or erased while their conversations stay counted.

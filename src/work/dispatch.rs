@@ -26,11 +26,17 @@ use tokio_util::task::TaskTracker;
 use crate::clock::Clock;
 use crate::domain::{DeskError, DeskResult};
 use crate::model::millis;
-use crate::store::{ClaimPlan, DeliveryResult, Store, StoreResult, Tx};
+use crate::store::{ClaimPlan, DeliveryResult, Lease, Store, StoreResult, Tx};
 use crate::work::destinations::{Destinations, SendOutcome};
 
-/// How long a claimed row belongs to this dispatcher. Longer than any send may take.
-pub const LEASE: Duration = Duration::from_secs(300);
+/// How long a claimed row belongs to this dispatcher unless renewed. Several daemons may
+/// share a store: one that dies leaves its rows in flight, and another takes them over
+/// this long after its last renewal.
+pub const LEASE: Duration = Duration::from_secs(30);
+/// How often a dispatcher renews the leases it holds, and takes over the rows whose
+/// lease ran out. A third of [`LEASE`]: two renewals may fail before a live daemon's
+/// rows could be taken.
+pub const RENEW_EVERY: Duration = Duration::from_secs(10);
 /// The longest a dispatcher sleeps without looking, in case a wake-up was missed
 /// (another process wrote a row, or a row waits behind a conversation's earlier one).
 pub const IDLE_CHECK: Duration = Duration::from_secs(5);
@@ -64,8 +70,8 @@ pub trait Lane: Send + Sync + 'static {
     /// Moves a paused destination's queued items to `until` at the earliest.
     fn defer(tx: &mut dyn Tx, destination: i64, until: i64, now: i64) -> StoreResult<()>;
 
-    /// Claims up to `limit` due items within `plan`, each until `lease_until`.
-    fn claim(tx: &mut dyn Tx, now: i64, limit: u32, lease_until: i64, plan: &ClaimPlan)
+    /// Claims up to `limit` due items within `plan`, each under `lease`.
+    fn claim(tx: &mut dyn Tx, now: i64, limit: u32, lease: Lease<'_>, plan: &ClaimPlan)
     -> StoreResult<Vec<Self::Item>>;
 
     /// In one unit of work: records what finished, puts back the unclaimed, moves the
@@ -76,7 +82,7 @@ pub trait Lane: Send + Sync + 'static {
         finished: &Finished<Self::Record>,
         now: i64,
         limit: u32,
-        lease_until: i64,
+        lease: Lease<'_>,
         plan: &ClaimPlan,
     ) -> DeskResult<Vec<Self::Item>> {
         for record in &finished.records {
@@ -91,11 +97,15 @@ pub trait Lane: Send + Sync + 'static {
         if limit == 0 {
             return Ok(Vec::new());
         }
-        Ok(Self::claim(tx, now, limit, lease_until, plan)?)
+        Ok(Self::claim(tx, now, limit, lease, plan)?)
     }
 
-    /// Puts items left in flight by a previous run back in the queue.
-    fn release(tx: &mut dyn Tx, now: i64) -> StoreResult<u64>;
+    /// Puts items in flight whose lease ran out before `expired_before` back in the
+    /// queue (`i64::MAX`: all of them).
+    fn release(tx: &mut dyn Tx, expired_before: i64, now: i64) -> StoreResult<u64>;
+
+    /// Extends the leases `lease.holder` holds to `lease.until`.
+    fn renew(tx: &mut dyn Tx, lease: Lease<'_>) -> StoreResult<u64>;
 
     /// When the first queued item falls due after `now` (what is due already and was not
     /// claimed waits for something that wakes the dispatcher).
@@ -150,6 +160,8 @@ pub struct Dispatcher<L: Lane> {
     pub destinations: Arc<Destinations>,
     /// Poked after every commit that queued an item, and after every finished send.
     pub wakeup: Arc<Notify>,
+    /// This daemon's name on the leases it takes ([`holder_name`]).
+    pub holder: Arc<str>,
     /// Sends in flight at once, across destinations.
     pub concurrency: usize,
     /// How long shutdown waits for sends in flight; one cut off stays in flight in the
@@ -172,16 +184,15 @@ impl<L: Lane> Dispatcher<L> {
     /// Runs until `shutdown`, then gives sends in flight the grace to finish, and
     /// records what they did.
     pub async fn run(self, shutdown: CancellationToken) {
-        let now = self.clock.now_ms();
-        match self.store.unit(move |tx| L::release(tx, now)).await {
-            Ok(0) => {}
-            Ok(released) => tracing::info!(
-                dispatcher = L::NAME,
-                released,
-                "re-queued what a previous run left in flight"
-            ),
-            Err(error) => tracing::error!(dispatcher = L::NAME, %error, "could not re-queue what was left in flight"),
-        }
+        // A daemon alone on its store (SQLite) knows that whatever is in flight was left
+        // by its previous run; on a shared one, only rows whose lease ran out are.
+        let expired_before = if self.store.exclusive() {
+            i64::MAX
+        } else {
+            self.clock.now_ms()
+        };
+        self.take_over(expired_before).await;
+        let mut next_renewal = tokio::time::Instant::now() + RENEW_EVERY;
         let running = Arc::new(Running {
             slots: Arc::new(Semaphore::new(self.concurrency)),
             dispatcher: self,
@@ -191,6 +202,11 @@ impl<L: Lane> Dispatcher<L> {
             stopping: AtomicBool::new(false),
         });
         while !shutdown.is_cancelled() {
+            if tokio::time::Instant::now() >= next_renewal {
+                running.dispatcher.renew().await;
+                running.dispatcher.take_over(running.dispatcher.clock.now_ms()).await;
+                next_renewal = tokio::time::Instant::now() + RENEW_EVERY;
+            }
             let wait = match running.dispatch_due(true).await {
                 Ok(wait) => wait,
                 Err(error) => {
@@ -202,10 +218,52 @@ impl<L: Lane> Dispatcher<L> {
                 () = shutdown.cancelled() => break,
                 () = running.dispatcher.wakeup.notified() => {}
                 () = tokio::time::sleep(wait) => {}
+                () = tokio::time::sleep_until(next_renewal) => {}
             }
         }
         running.finish().await;
     }
+
+    /// Puts back in the queue what is in flight with a lease that ran out before
+    /// `expired_before`: a dead daemon's sends (or this daemon's previous run's).
+    async fn take_over(&self, expired_before: i64) {
+        let now = self.clock.now_ms();
+        match self.store.unit(move |tx| L::release(tx, expired_before, now)).await {
+            Ok(0) => {}
+            Ok(released) => tracing::info!(
+                dispatcher = L::NAME,
+                released,
+                "re-queued sends left in flight by a daemon that stopped"
+            ),
+            Err(error) => tracing::error!(dispatcher = L::NAME, %error, "could not re-queue what was left in flight"),
+        }
+    }
+
+    /// Keeps the rows this daemon has in flight its own for another [`LEASE`].
+    async fn renew(&self) {
+        let holder = Arc::clone(&self.holder);
+        let until = self.clock.now_ms().saturating_add(millis(LEASE));
+        let renewed = self
+            .store
+            .unit(move |tx| L::renew(tx, Lease { holder: &holder, until }))
+            .await;
+        if let Err(error) = renewed {
+            tracing::error!(dispatcher = L::NAME, %error, "could not renew the leases of sends in flight");
+        }
+    }
+}
+
+/// A name for this daemon's run, unique among the daemons sharing a store: the host,
+/// the process and a random part (a restarted process may get the same id).
+pub fn holder_name() -> String {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
+    let host = host.trim();
+    format!(
+        "{}/{}/{:08x}",
+        if host.is_empty() { "host" } else { host },
+        std::process::id(),
+        fastrand::u32(..)
+    )
 }
 
 impl<L: Lane> Running<L> {
@@ -243,6 +301,7 @@ impl<L: Lane> Running<L> {
             return Ok(IDLE_CHECK);
         }
         let lease_until = now.saturating_add(millis(LEASE));
+        let holder = Arc::clone(&this.holder);
         // A copy goes into the unit of work (which may run more than once); the original
         // is kept until the commit, because the sends happened and losing their records
         // would send them again.
@@ -250,7 +309,11 @@ impl<L: Lane> Running<L> {
         let claimed = this
             .store
             .unit(move |tx| {
-                let batch = L::settle_and_claim(tx, &recording, now, limit, lease_until, &plan)?;
+                let lease = Lease {
+                    holder: &holder,
+                    until: lease_until,
+                };
+                let batch = L::settle_and_claim(tx, &recording, now, limit, lease, &plan)?;
                 // Filled: a finished send wakes us. Otherwise the index says when next.
                 let due = if claim && (batch.len() as u32) < limit {
                     L::next_due(tx, now)?

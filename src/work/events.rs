@@ -21,7 +21,7 @@ use crate::clock::Clock;
 pub use crate::domain::events::EventType;
 use crate::domain::{DeskResult, deliveries};
 use crate::model::millis;
-use crate::store::{ClaimPlan, DeliveryResult, EventDelivery, Settlement, StoreResult, Tx};
+use crate::store::{ClaimPlan, DeliveryResult, EventDelivery, Lease, Settlement, StoreResult, Tx};
 use crate::work::config::OutboxSettings;
 use crate::work::destinations::SendOutcome;
 use crate::work::dispatch::{Lane, after_transient_failure};
@@ -221,14 +221,18 @@ impl Lane for EventLane {
         tx: &mut dyn Tx,
         now: i64,
         limit: u32,
-        lease_until: i64,
+        lease: Lease<'_>,
         plan: &ClaimPlan,
     ) -> StoreResult<Vec<EventDelivery>> {
-        tx.claim_events(now, limit, lease_until, &plan.held)
+        tx.claim_events(now, limit, lease, &plan.held)
     }
 
-    fn release(tx: &mut dyn Tx, now: i64) -> StoreResult<u64> {
-        tx.release_events(now)
+    fn release(tx: &mut dyn Tx, expired_before: i64, now: i64) -> StoreResult<u64> {
+        tx.release_events(expired_before, now)
+    }
+
+    fn renew(tx: &mut dyn Tx, lease: Lease<'_>) -> StoreResult<u64> {
+        tx.renew_events(lease)
     }
 
     fn next_due(tx: &mut dyn Tx, now: i64) -> StoreResult<Option<i64>> {

@@ -15,7 +15,7 @@ use switchboard_connector_core::SendError;
 use crate::channels::Channels;
 use crate::clock::Clock;
 use crate::domain::{DeskResult, deliveries};
-use crate::store::{ClaimPlan, Delivery, DeliveryResult, Settlement, StoreResult, Tx};
+use crate::store::{ClaimPlan, Delivery, DeliveryResult, Lease, Settlement, StoreResult, Tx};
 use crate::work::config::OutboxSettings;
 use crate::work::destinations::SendOutcome;
 use crate::work::dispatch::{Lane, after_transient_failure};
@@ -63,12 +63,16 @@ impl Lane for OutboxLane {
         tx.defer_deliveries(inbox_id, until, now).map(|_| ())
     }
 
-    fn claim(tx: &mut dyn Tx, now: i64, limit: u32, lease_until: i64, plan: &ClaimPlan) -> StoreResult<Vec<Delivery>> {
-        tx.claim_deliveries(now, limit, lease_until, plan)
+    fn claim(tx: &mut dyn Tx, now: i64, limit: u32, lease: Lease<'_>, plan: &ClaimPlan) -> StoreResult<Vec<Delivery>> {
+        tx.claim_deliveries(now, limit, lease, plan)
     }
 
-    fn release(tx: &mut dyn Tx, now: i64) -> StoreResult<u64> {
-        tx.release_deliveries(now)
+    fn release(tx: &mut dyn Tx, expired_before: i64, now: i64) -> StoreResult<u64> {
+        tx.release_deliveries(expired_before, now)
+    }
+
+    fn renew(tx: &mut dyn Tx, lease: Lease<'_>) -> StoreResult<u64> {
+        tx.renew_deliveries(lease)
     }
 
     fn next_due(tx: &mut dyn Tx, now: i64) -> StoreResult<Option<i64>> {
@@ -187,6 +191,7 @@ mod tests {
             clock: Arc::new(crate::clock::SystemClock),
             destinations: Arc::new(Destinations::new(4, 5, Duration::from_secs(30))),
             wakeup: Arc::new(Notify::new()),
+            holder: "test".into(),
             concurrency: 4,
             shutdown_grace: Duration::from_secs(1),
         };

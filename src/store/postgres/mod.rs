@@ -162,6 +162,10 @@ impl Store for PgStore {
         Ok(())
     }
 
+    fn exclusive(&self) -> bool {
+        false
+    }
+
     async fn run(&self, work: Work) -> Result<Done, UnitError> {
         let pool = self.pool.clone();
         let runtime = Handle::current();

@@ -63,6 +63,11 @@ const MIGRATIONS: Versions = &[
         include_str!("../../../migrations/sqlite/0011_privacy.sql"),
     ),
     (12, "people", include_str!("../../../migrations/sqlite/0012_people.sql")),
+    (
+        13,
+        "lease holders",
+        include_str!("../../../migrations/sqlite/0013_lease_holders.sql"),
+    ),
 ];
 
 pub async fn migrator() -> Result<Migrator, sqlx::migrate::MigrateError> {

@@ -138,6 +138,10 @@ impl Store for SqliteStore {
             .await
     }
 
+    fn exclusive(&self) -> bool {
+        true
+    }
+
     async fn run(&self, work: Work) -> Result<Done, UnitError> {
         self.writer.write(job(work)).await
     }

@@ -53,13 +53,14 @@ impl OutboxTx for PgTx<'_> {
         &mut self,
         now: i64,
         limit: u32,
-        lease_until: i64,
+        lease: Lease<'_>,
         plan: &ClaimPlan,
     ) -> StoreResult<Vec<Delivery>> {
         let budgets = to_json(&plan.budgets, "{}");
         let claimed = self.rows(
             sqlx::query(
-                "UPDATE outbox SET status = 'in_flight', attempts = attempts + 1, lease_until = $1, updated_at = $2
+                "UPDATE outbox SET status = 'in_flight', attempts = attempts + 1, lease_until = $1, lease_holder = $8,
+                                   updated_at = $2
                  WHERE id IN (
                      SELECT id FROM (
                          SELECT id, next_attempt_at,
@@ -81,13 +82,14 @@ impl OutboxTx for PgTx<'_> {
                      WHERE turn <= room ORDER BY next_attempt_at, id LIMIT $3)
                  RETURNING id",
             )
-            .bind(lease_until)
+            .bind(lease.until)
             .bind(now)
             .bind(i64::from(limit))
             .bind(&plan.held)
             .bind(budgets)
             .bind(i64::from(plan.cap))
-            .bind(i64::from(limit.saturating_mul(4))),
+            .bind(i64::from(limit.saturating_mul(4)))
+            .bind(lease.holder),
         )?;
         let mut deliveries = Vec::with_capacity(claimed.len());
         for row in claimed {
@@ -222,14 +224,23 @@ impl OutboxTx for PgTx<'_> {
         )
     }
 
-    fn release_deliveries(&mut self, now: i64) -> StoreResult<u64> {
+    fn release_deliveries(&mut self, expired_before: i64, now: i64) -> StoreResult<u64> {
         self.execute(
             sqlx::query(
-                "UPDATE outbox SET status = 'scheduled', lease_until = NULL, next_attempt_at = LEAST(next_attempt_at, $1),
-                        updated_at = $1
-                 WHERE status = 'in_flight'",
+                "UPDATE outbox SET status = 'scheduled', lease_until = NULL, lease_holder = NULL,
+                        next_attempt_at = LEAST(next_attempt_at, $1), updated_at = $1
+                 WHERE status = 'in_flight' AND (lease_until IS NULL OR lease_until < $2)",
             )
-            .bind(now),
+            .bind(now)
+            .bind(expired_before),
+        )
+    }
+
+    fn renew_deliveries(&mut self, lease: Lease<'_>) -> StoreResult<u64> {
+        self.execute(
+            sqlx::query("UPDATE outbox SET lease_until = $1 WHERE status = 'in_flight' AND lease_holder = $2")
+                .bind(lease.until)
+                .bind(lease.holder),
         )
     }
 

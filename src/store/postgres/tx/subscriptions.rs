@@ -166,13 +166,13 @@ impl SubscriptionTx for PgTx<'_> {
         &mut self,
         now: i64,
         limit: u32,
-        lease_until: i64,
+        lease: Lease<'_>,
         held: &[i64],
     ) -> StoreResult<Vec<EventDelivery>> {
         let claimed = self.rows(
             sqlx::query(&format!(
                 "UPDATE event_deliveries SET status = 'in_flight', attempts = attempts + 1, lease_until = $1,
-                        updated_at = $2
+                        lease_holder = $5, updated_at = $2
                  WHERE id IN (
                      SELECT d.id FROM event_deliveries d JOIN subscriptions s ON s.id = d.subscription_id
                      WHERE d.next_attempt_at <= $2 AND {CLAIMABLE_EVENTS}
@@ -180,10 +180,11 @@ impl SubscriptionTx for PgTx<'_> {
                      FOR UPDATE OF d SKIP LOCKED)
                  RETURNING id"
             ))
-            .bind(lease_until)
+            .bind(lease.until)
             .bind(now)
             .bind(i64::from(limit))
-            .bind(held),
+            .bind(held)
+            .bind(lease.holder),
         )?;
         let mut deliveries = Vec::with_capacity(claimed.len());
         for row in claimed {
@@ -292,14 +293,25 @@ impl SubscriptionTx for PgTx<'_> {
         }
     }
 
-    fn release_events(&mut self, now: i64) -> StoreResult<u64> {
+    fn release_events(&mut self, expired_before: i64, now: i64) -> StoreResult<u64> {
         self.execute(
             sqlx::query(
-                "UPDATE event_deliveries SET status = 'scheduled', lease_until = NULL,
+                "UPDATE event_deliveries SET status = 'scheduled', lease_until = NULL, lease_holder = NULL,
                         next_attempt_at = LEAST(next_attempt_at, $1), updated_at = $1
-                 WHERE status = 'in_flight'",
+                 WHERE status = 'in_flight' AND (lease_until IS NULL OR lease_until < $2)",
             )
-            .bind(now),
+            .bind(now)
+            .bind(expired_before),
+        )
+    }
+
+    fn renew_events(&mut self, lease: Lease<'_>) -> StoreResult<u64> {
+        self.execute(
+            sqlx::query(
+                "UPDATE event_deliveries SET lease_until = $1 WHERE status = 'in_flight' AND lease_holder = $2",
+            )
+            .bind(lease.until)
+            .bind(lease.holder),
         )
     }
 }

@@ -37,7 +37,7 @@ impl OutboxTx for SqliteTx<'_> {
         &mut self,
         now: i64,
         limit: u32,
-        lease_until: i64,
+        lease: Lease<'_>,
         plan: &ClaimPlan,
     ) -> StoreResult<Vec<Delivery>> {
         let held = to_json(&plan.held, "[]");
@@ -45,7 +45,8 @@ impl OutboxTx for SqliteTx<'_> {
         let claimed: Vec<i64> = self
             .conn
             .prepare_cached(
-                "UPDATE outbox SET status = 'in_flight', attempts = attempts + 1, lease_until = ?1, updated_at = ?2
+                "UPDATE outbox SET status = 'in_flight', attempts = attempts + 1, lease_until = ?1, lease_holder = ?8,
+                                   updated_at = ?2
                  WHERE id IN (
                      SELECT id FROM (
                          SELECT id, next_attempt_at,
@@ -68,13 +69,14 @@ impl OutboxTx for SqliteTx<'_> {
             )?
             .query_map(
                 params![
-                    lease_until,
+                    lease.until,
                     now,
                     limit,
                     held,
                     budgets,
                     plan.cap,
-                    limit.saturating_mul(4)
+                    limit.saturating_mul(4),
+                    lease.holder
                 ],
                 |row| row.get(0),
             )?
@@ -195,13 +197,20 @@ impl OutboxTx for SqliteTx<'_> {
             .execute(params![until, now, inbox_id])? as u64)
     }
 
-    fn release_deliveries(&mut self, now: i64) -> StoreResult<u64> {
+    fn release_deliveries(&mut self, expired_before: i64, now: i64) -> StoreResult<u64> {
         Ok(self.conn.execute(
-            "UPDATE outbox SET status = 'scheduled', lease_until = NULL, next_attempt_at = MIN(next_attempt_at, ?1),
-                    updated_at = ?1
-             WHERE status = 'in_flight'",
-            [now],
+            "UPDATE outbox SET status = 'scheduled', lease_until = NULL, lease_holder = NULL,
+                    next_attempt_at = MIN(next_attempt_at, ?1), updated_at = ?1
+             WHERE status = 'in_flight' AND (lease_until IS NULL OR lease_until < ?2)",
+            [now, expired_before],
         )? as u64)
+    }
+
+    fn renew_deliveries(&mut self, lease: Lease<'_>) -> StoreResult<u64> {
+        Ok(self
+            .conn
+            .prepare_cached("UPDATE outbox SET lease_until = ?1 WHERE status = 'in_flight' AND lease_holder = ?2")?
+            .execute(params![lease.until, lease.holder])? as u64)
     }
 
     fn set_channel_cursor(&mut self, inbox_id: i64, name: &str, value: &str, now: i64) -> StoreResult<()> {

@@ -159,7 +159,7 @@ impl SubscriptionTx for SqliteTx<'_> {
         &mut self,
         now: i64,
         limit: u32,
-        lease_until: i64,
+        lease: Lease<'_>,
         held: &[i64],
     ) -> StoreResult<Vec<EventDelivery>> {
         let held = to_json(&held, "[]");
@@ -167,7 +167,7 @@ impl SubscriptionTx for SqliteTx<'_> {
             .conn
             .prepare_cached(&format!(
                 "UPDATE event_deliveries SET status = 'in_flight', attempts = attempts + 1, lease_until = ?1,
-                        updated_at = ?2
+                        lease_holder = ?5, updated_at = ?2
                  WHERE id IN (
                      SELECT d.id FROM event_deliveries d JOIN subscriptions s ON s.id = d.subscription_id
                      WHERE d.next_attempt_at <= ?2 AND {}
@@ -175,7 +175,7 @@ impl SubscriptionTx for SqliteTx<'_> {
                  RETURNING id",
                 CLAIMABLE_EVENTS.replace("?held", "?4")
             ))?
-            .query_map(params![lease_until, now, limit, held], |row| row.get(0))?
+            .query_map(params![lease.until, now, limit, held, lease.holder], |row| row.get(0))?
             .collect::<Result<_, _>>()?;
         let mut select = self.conn.prepare_cached(
             "SELECT d.id, d.subscription_id, d.event_type, d.payload, d.attempts, d.created_at, s.url, s.secret
@@ -268,12 +268,21 @@ impl SubscriptionTx for SqliteTx<'_> {
             .query_row([now], |row| row.get(0))?)
     }
 
-    fn release_events(&mut self, now: i64) -> StoreResult<u64> {
+    fn release_events(&mut self, expired_before: i64, now: i64) -> StoreResult<u64> {
         Ok(self.conn.execute(
-            "UPDATE event_deliveries SET status = 'scheduled', lease_until = NULL,
+            "UPDATE event_deliveries SET status = 'scheduled', lease_until = NULL, lease_holder = NULL,
                     next_attempt_at = MIN(next_attempt_at, ?1), updated_at = ?1
-             WHERE status = 'in_flight'",
-            [now],
+             WHERE status = 'in_flight' AND (lease_until IS NULL OR lease_until < ?2)",
+            [now, expired_before],
         )? as u64)
+    }
+
+    fn renew_events(&mut self, lease: Lease<'_>) -> StoreResult<u64> {
+        Ok(self
+            .conn
+            .prepare_cached(
+                "UPDATE event_deliveries SET lease_until = ?1 WHERE status = 'in_flight' AND lease_holder = ?2",
+            )?
+            .execute(params![lease.until, lease.holder])? as u64)
     }
 }
