@@ -9,6 +9,7 @@ mod door;
 mod email;
 mod harness;
 mod ingest;
+mod postgres;
 mod privacy;
 mod sessions;
 mod stream;

@@ -27,9 +27,11 @@ use super::*;
 use crate::store::config::StorageSettings;
 use tx::PgTx;
 
-/// How often a unit that lost to a concurrent one runs again before the caller hears
-/// of the conflict.
-const RACE_RETRIES: u32 = 20;
+/// How long a unit that keeps losing to concurrent ones is run again before the caller
+/// hears of the conflict. PostgreSQL lets one of two conflicting transactions commit,
+/// so under contention every retry makes progress; on a small database its predicate
+/// locks are coarse (whole pages or tables) and conflicts frequent.
+const RACE_PATIENCE: Duration = Duration::from_secs(10);
 
 pub struct PgStore {
     pool: PgPool,
@@ -114,18 +116,20 @@ fn run_unit(runtime: &Handle, pool: &PgPool, work: &Work) -> Result<Done, UnitEr
         clean: false,
     };
     let conn = held.conn.as_mut().expect("held until dropped");
-    let mut attempt = 0;
+    let started = std::time::Instant::now();
+    let mut attempt: u32 = 0;
     let outcome = loop {
         attempt += 1;
+        let patient = started.elapsed() < RACE_PATIENCE;
         statement(runtime, conn, "BEGIN ISOLATION LEVEL SERIALIZABLE")?;
         let mut tx = PgTx::new(conn, runtime);
         let outcome = work(&mut tx);
         let failed = tx.failed.take();
-        let retry = failed.as_ref().is_some_and(lost_race) && attempt < RACE_RETRIES;
+        let retry = failed.as_ref().is_some_and(lost_race) && patient;
         match (outcome, failed) {
             (Ok(done), None) => match statement(runtime, conn, "COMMIT") {
                 Ok(()) => break Ok(done),
-                Err(error) if lost_race(&error) && attempt < RACE_RETRIES => {}
+                Err(error) if lost_race(&error) && patient => {}
                 Err(error) => break Err(UnitError::Store(error)),
             },
             (outcome, failed) => {
@@ -141,8 +145,10 @@ fn run_unit(runtime: &Handle, pool: &PgPool, work: &Work) -> Result<Done, UnitEr
                 }
             }
         }
-        // Losers of a race back off a little, at random, so they do not collide again.
-        std::thread::sleep(Duration::from_micros(fastrand::u64(100..2_000) * u64::from(attempt)));
+        // Losers of a race back off, at random and longer each time (up to 50 ms), so
+        // they do not collide again.
+        let ceiling = (200u64 << attempt.min(8)).min(50_000);
+        std::thread::sleep(Duration::from_micros(fastrand::u64(ceiling / 2..=ceiling)));
     };
     held.clean = true;
     outcome

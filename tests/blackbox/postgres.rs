@@ -1,0 +1,210 @@
+//! The daemon on PostgreSQL, and several daemons on one database: the test's private
+//! cluster on loopback (`switchboard-test-postgres`), a fresh database per test.
+
+use std::collections::HashSet;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::http::StatusCode;
+use reqwest::Method;
+use serde_json::json;
+use switchboard_test_postgres::Cluster;
+
+use crate::harness::*;
+
+/// The test config with its database on PostgreSQL at `url`.
+fn on_postgres(dir: &Path, callback_url: &str, url: &str) -> String {
+    let config = config(dir, callback_url);
+    let sqlite = format!("url = \"sqlite://{}\"", dir.join("switchboard.db").display());
+    assert!(config.contains(&sqlite), "the test config no longer says {sqlite}");
+    config.replacen(&sqlite, &format!("url = \"{url}\""), 1)
+}
+
+async fn daemon_on(url: &str, callback_url: &str) -> Daemon {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("switchboard.toml"),
+        on_postgres(dir.path(), callback_url, url),
+    )
+    .unwrap();
+    Daemon::start_in(dir).await
+}
+
+fn webhook_id(callback: &Callback) -> String {
+    callback.headers["webhook-id"].to_str().unwrap().to_owned()
+}
+
+#[tokio::test]
+async fn the_desk_runs_on_postgresql_and_keeps_everything_across_a_restart() {
+    let cluster = Cluster::shared().await;
+    let url = cluster.fresh_database().await;
+    let receiver = Receiver::start().await;
+    let daemon = daemon_on(&url, &receiver.url()).await;
+    // A supervisor: the conversation goes to billing, which an agent of support does not see.
+    let token = daemon.agent("sam", "support", "supervisor");
+
+    let taken = daemon
+        .post_accepted("m-1", "ada", "I was charged twice, please refund")
+        .await;
+    let conversation_id = taken["conversation_id"].as_i64().unwrap();
+    eventually("the acknowledgement delivered", || async {
+        (!receiver.callbacks().is_empty()).then_some(())
+    })
+    .await;
+    let page = daemon.get("/conversations?team=billing", &token).await;
+    assert_eq!(
+        page["conversations"][0]["id"], conversation_id,
+        "routed by the rule: {page}"
+    );
+    let (status, reply) = daemon
+        .api(
+            Method::POST,
+            &format!("/conversations/{conversation_id}/messages"),
+            &token,
+            Some(json!({"text": "Refunded."})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{reply}");
+    let reply_id = reply["id"].as_i64().unwrap();
+    daemon.delivery_reaches(&token, conversation_id, reply_id, "sent").await;
+    // A repeat of the same message is answered as a duplicate and not stored again.
+    let (status, repeat) = daemon
+        .post_signed(&customer_message("m-1", "ada", "I was charged twice, please refund"))
+        .await;
+    assert_eq!(
+        (status, &repeat["duplicate"]),
+        (StatusCode::OK, &json!(true)),
+        "{repeat}"
+    );
+
+    let (_, exit) = daemon.stop();
+    assert!(exit.success(), "{exit}");
+    let daemon = daemon_on(&url, &receiver.url()).await;
+    let detail = daemon.get(&format!("/conversations/{conversation_id}"), &token).await;
+    let texts: Vec<&str> = detail["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|message| message["text"].as_str().unwrap())
+        .collect();
+    assert_eq!(texts.len(), 3, "{detail}");
+    assert_eq!(texts[0], "I was charged twice, please refund");
+    assert_eq!(texts[2], "Refunded.");
+    assert_eq!(detail["team"]["key"], "billing");
+}
+
+#[tokio::test]
+async fn two_daemons_share_a_burst_and_a_killed_ones_sends_are_taken_over() {
+    const BURST: usize = 1000;
+    let cluster = Cluster::shared().await;
+    let url = cluster.fresh_database().await;
+    let receiver = Receiver::start().await;
+    // Slow enough that the burst is still leaving when one daemon dies.
+    receiver.delay(Duration::from_millis(200));
+    let daemons = Arc::new([
+        daemon_on(&url, &receiver.url()).await,
+        daemon_on(&url, &receiver.url()).await,
+    ]);
+    let mut posts = Vec::new();
+    for chunk in 0..10 {
+        let daemons = Arc::clone(&daemons);
+        posts.push(tokio::spawn(async move {
+            for n in 0..BURST / 10 {
+                let id = format!("burst-{chunk}-{n}");
+                // Alternately to each daemon, as a load balancer would.
+                let daemon = &daemons[n % 2];
+                let (status, body) = daemon.post_signed(&customer_message(&id, &id, "Hello")).await;
+                assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+            }
+        }));
+    }
+    for post in posts {
+        post.await.unwrap();
+    }
+    eventually("a part of the burst delivered", || async {
+        (receiver.callbacks().len() >= BURST / 5).then_some(())
+    })
+    .await;
+    let [first, survivor] = Arc::into_inner(daemons).expect("no other owner");
+    let delivered_before = receiver.callbacks().len();
+    let killed_at = Instant::now();
+    first.kill();
+    assert!(delivered_before < BURST, "the burst was over before the kill");
+    receiver.delay(Duration::ZERO);
+
+    // The killed daemon's sends wait out their lease (30 s), then the survivor takes
+    // them over: longer than the harness's usual deadline.
+    let deadline = Instant::now() + Duration::from_secs(90);
+    let callbacks = loop {
+        let callbacks = receiver.callbacks();
+        let distinct: HashSet<String> = callbacks.iter().map(webhook_id).collect();
+        if distinct.len() >= BURST {
+            break callbacks;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{} of {BURST} acknowledgements delivered 90 s after the kill",
+            distinct.len()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let took_over_after = killed_at.elapsed();
+    let distinct: HashSet<String> = callbacks.iter().map(webhook_id).collect();
+    assert_eq!(distinct.len(), BURST);
+    // A repeat only of what the killed daemon had in flight, with the same webhook-id.
+    let repeats = callbacks.len() - distinct.len();
+    assert!(repeats <= 32, "at most one daemon's sends in flight: {repeats}");
+
+    // Every acknowledged message stored once.
+    let stored = cluster
+        .psql(
+            &url,
+            "SELECT COUNT(*), COUNT(DISTINCT external_id) FROM messages WHERE direction = 'inbound'",
+        )
+        .await;
+    assert_eq!(stored, format!("{BURST}|{BURST}"));
+    let sent = eventually("every delivery recorded as sent", || async {
+        let counts = cluster
+            .psql(
+                &url,
+                "SELECT status, COUNT(*) FROM outbox GROUP BY status ORDER BY status",
+            )
+            .await;
+        (counts == format!("sent|{BURST}")).then_some(counts)
+    })
+    .await;
+    println!(
+        "two daemons, burst of {BURST}: {delivered_before} delivered before the kill, all {BURST} \
+         {took_over_after:?} after it, {repeats} repeats; outbox {sent}"
+    );
+    drop(survivor);
+}
+
+#[tokio::test]
+async fn an_unreachable_postgresql_server_stops_the_daemon_naming_the_key() {
+    // A port nothing listens on: bound, then closed.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("postgres://switchboard:hunter2@127.0.0.1:{port}/desk");
+    std::fs::write(
+        dir.path().join("switchboard.toml"),
+        on_postgres(dir.path(), "http://127.0.0.1:9/", &url),
+    )
+    .unwrap();
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_switchboard"))
+        .arg("--config")
+        .arg(dir.path().join("switchboard.toml"))
+        .arg("serve")
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("storage.url"), "{stderr}");
+    assert!(stderr.contains("cannot connect"), "{stderr}");
+    assert!(!stderr.contains("hunter2"), "the password is not shown: {stderr}");
+}
