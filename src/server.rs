@@ -177,7 +177,7 @@ pub async fn run_with_clock(
             settings.outbox.breaker_pause,
         )),
         wakeup: Arc::clone(&events_wakeup),
-        holder,
+        holder: Arc::clone(&holder),
         concurrency: settings.outbox.concurrency,
         shutdown_grace: settings.outbox.shutdown_grace,
     };
@@ -221,25 +221,49 @@ pub async fn run_with_clock(
         password_hashing: tokio::sync::Semaphore::new(2),
     });
     // Email inboxes read their folders until shutdown; each stops at its next await,
-    // and a mail cut off mid-way is read again from the cursor on the next start.
+    // and a mail cut off mid-way is read again from the cursor on the next start. A
+    // mailbox, and a bot that polls, is read by one daemon at a time: the one holding
+    // its lease (another takes over when that one dies).
     let readers_shutdown = shutdown.child_token();
     let mut readers = Vec::new();
+    // Alone on its store (SQLite), the daemon reads at once what its previous run, killed,
+    // still held a lease on.
+    if state.service.store().exclusive() {
+        state.service.clear_leases().await?;
+    }
     for inbox in &state.settings.inboxes {
         if let (ChannelSettings::Email(email), Some(reference)) = (&inbox.channel, catalog.inboxes.get(&inbox.key)) {
-            readers.push(tokio::spawn(crate::channels::email::run(
-                Arc::clone(&state),
-                reference.clone(),
-                Arc::new((**email).clone()),
+            let (state, reference, email) = (Arc::clone(&state), reference.clone(), Arc::new((**email).clone()));
+            readers.push(tokio::spawn(crate::work::leases::run_leased(
+                state.service.clone(),
+                Arc::clone(&state.clock),
+                format!("reader:{}", inbox.key),
+                Arc::clone(&holder),
                 readers_shutdown.clone(),
+                move |stop| {
+                    crate::channels::email::run(Arc::clone(&state), reference.clone(), Arc::clone(&email), stop)
+                },
             )));
         }
     }
     for inbox in state.telegram.values() {
-        readers.push(tokio::spawn(crate::channels::telegram::run(
-            Arc::clone(&state),
-            Arc::clone(inbox),
-            readers_shutdown.clone(),
-        )));
+        let reading = {
+            let (state, inbox) = (Arc::clone(&state), Arc::clone(inbox));
+            move |stop| crate::channels::telegram::run(Arc::clone(&state), Arc::clone(&inbox), stop)
+        };
+        if inbox.polls() {
+            readers.push(tokio::spawn(crate::work::leases::run_leased(
+                state.service.clone(),
+                Arc::clone(&state.clock),
+                format!("reader:{}", inbox.reference.key),
+                Arc::clone(&holder),
+                readers_shutdown.clone(),
+                reading,
+            )));
+        } else {
+            // Webhook mode: every daemon takes the updates Telegram posts to it.
+            readers.push(tokio::spawn(reading(readers_shutdown.clone())));
+        }
     }
     let app = api::router(Arc::clone(&state));
     tracing::info!(address = %listener.local_addr()?, "listening");

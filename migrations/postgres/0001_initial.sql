@@ -305,3 +305,11 @@ CREATE TABLE sessions (
     expires_at  BIGINT NOT NULL
 );
 CREATE INDEX sessions_agent ON sessions (agent_id);
+
+-- Work only one daemon may do at a time (reading an IMAP mailbox, polling a Telegram
+-- bot): held by `holder` until `until`, renewed while it lives, taken over after.
+CREATE TABLE leases (
+    name    TEXT   PRIMARY KEY,
+    holder  TEXT   NOT NULL,
+    until   BIGINT NOT NULL
+);

@@ -39,6 +39,14 @@ pub struct TelegramInbox {
     pub http: reqwest::Client,
 }
 
+impl TelegramInbox {
+    /// Whether the daemon asks Telegram for updates (one daemon at a time may), rather
+    /// than Telegram posting them to the webhook (every daemon takes them).
+    pub fn polls(&self) -> bool {
+        matches!(self.channel.settings.mode, Mode::Polling)
+    }
+}
+
 /// The secret Telegram sends with each webhook call: an HMAC of the inbox's key under the
 /// bot token. Several daemons behind one load balancer register the same webhook, and
 /// the last `setWebhook` wins; a random secret per start would leave the others refusing

@@ -236,6 +236,24 @@ impl Service {
             .await
     }
 
+    /// Takes or extends the lease `name` for `holder` (see [`crate::store::LeaseTx`]).
+    pub async fn take_lease(&self, name: String, holder: Arc<str>, now: i64, until: i64) -> DeskResult<bool> {
+        self.store
+            .unit(move |tx| Ok::<_, DeskError>(tx.take_lease(&name, &holder, now, until)?))
+            .await
+    }
+
+    /// Forgets every lease (see [`crate::store::LeaseTx::clear_leases`]).
+    pub async fn clear_leases(&self) -> DeskResult<u64> {
+        self.store.unit(|tx| Ok::<_, DeskError>(tx.clear_leases()?)).await
+    }
+
+    pub async fn drop_lease(&self, name: String, holder: Arc<str>) -> DeskResult<()> {
+        self.store
+            .unit(move |tx| Ok::<_, DeskError>(tx.drop_lease(&name, &holder)?))
+            .await
+    }
+
     /// Moves a connector's cursor; call only after what came before it is committed.
     pub async fn set_channel_cursor(&self, inbox_id: i64, name: String, value: String, now: i64) -> DeskResult<()> {
         self.store

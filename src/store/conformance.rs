@@ -909,3 +909,43 @@ async fn a_new_sign_in_link_replaces_the_unused_ones() {
         .unwrap();
     assert_eq!(used.unwrap().used_at, Some(NOW + 1));
 }
+
+#[tokio::test]
+async fn a_named_lease_has_one_holder_until_it_runs_out_or_is_given_up() {
+    let store = testing::with_shop().await;
+    let take = |holder: &'static str, now: i64| {
+        let store = Arc::clone(&store.store);
+        async move {
+            store
+                .unit(move |tx| tx.take_lease("reader:mail", holder, now, now + LEASED_FOR))
+                .await
+                .unwrap()
+        }
+    };
+    assert!(take("daemon-a", NOW).await);
+    assert!(!take("daemon-b", NOW + 1).await, "held by a");
+    assert!(take("daemon-a", NOW + 10_000).await, "a renews");
+    assert!(
+        !take("daemon-b", NOW + LEASED_FOR).await,
+        "renewed until NOW + 10 s + the lease"
+    );
+    let ran_out = NOW + 10_000 + LEASED_FOR + 1;
+    assert!(take("daemon-b", ran_out).await, "taken over once it ran out");
+    assert!(!take("daemon-a", ran_out + 1).await, "a lost it");
+    let give_up = |holder: &'static str| {
+        let store = Arc::clone(&store.store);
+        async move {
+            store
+                .unit(move |tx| tx.drop_lease("reader:mail", holder))
+                .await
+                .unwrap()
+        }
+    };
+    give_up("daemon-a").await;
+    assert!(!take("daemon-a", ran_out + 2).await, "only its holder gives a lease up");
+    give_up("daemon-b").await;
+    assert!(take("daemon-a", ran_out + 3).await, "given up: taken at once");
+    let cleared = store.store.unit(|tx| tx.clear_leases()).await.unwrap();
+    assert_eq!(cleared, 1);
+    assert!(take("daemon-b", ran_out + 4).await, "cleared: taken at once");
+}

@@ -225,13 +225,43 @@ pub trait PrivacyTx {
     fn retention_due(&mut self, before: i64, limit: u32) -> StoreResult<Vec<(i64, i64)>>;
 }
 
+/// Named leases: work one daemon at a time does (a mailbox's reader).
+pub trait LeaseTx {
+    /// Takes the lease `name` for `holder` until `until`, or extends it, unless another
+    /// holder has it past `now`; says whether `holder` has it now.
+    fn take_lease(&mut self, name: &str, holder: &str, now: i64, until: i64) -> StoreResult<bool>;
+    /// Gives the lease up, if `holder` has it, so that another may take it at once.
+    fn drop_lease(&mut self, name: &str, holder: &str) -> StoreResult<()>;
+    /// Forgets every lease: for a daemon alone on its store, whose previous run left them.
+    fn clear_leases(&mut self) -> StoreResult<u64>;
+}
+
 /// One unit of work: everything the rules do to the store, applied whole or not at all.
 pub trait Tx:
-    CatalogTx + PeopleTx + ContactTx + ConversationTx + MessageTx + ClockTx + OutboxTx + SubscriptionTx + PrivacyTx
+    CatalogTx
+    + PeopleTx
+    + ContactTx
+    + ConversationTx
+    + MessageTx
+    + ClockTx
+    + OutboxTx
+    + SubscriptionTx
+    + PrivacyTx
+    + LeaseTx
 {
 }
 
-impl<T: CatalogTx + PeopleTx + ContactTx + ConversationTx + MessageTx + ClockTx + OutboxTx + SubscriptionTx + PrivacyTx>
-    Tx for T
+impl<
+    T: CatalogTx
+        + PeopleTx
+        + ContactTx
+        + ConversationTx
+        + MessageTx
+        + ClockTx
+        + OutboxTx
+        + SubscriptionTx
+        + PrivacyTx
+        + LeaseTx,
+> Tx for T
 {
 }

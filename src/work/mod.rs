@@ -8,5 +8,6 @@ pub mod config;
 pub mod destinations;
 pub mod dispatch;
 pub mod events;
+pub mod leases;
 pub mod outbox;
 pub mod scheduler;

@@ -9,13 +9,18 @@ use std::time::{Duration, Instant};
 use axum::http::StatusCode;
 use reqwest::Method;
 use serde_json::json;
+use switchboard_test_mailservers::{Dovecot, SmtpRelay};
 use switchboard_test_postgres::Cluster;
 
 use crate::harness::*;
 
 /// The test config with its database on PostgreSQL at `url`.
 fn on_postgres(dir: &Path, callback_url: &str, url: &str) -> String {
-    let config = config(dir, callback_url);
+    moved_to_postgres(dir, config(dir, callback_url), url)
+}
+
+/// A test config (from [`config_with_inbox`]) with its database moved to `url`.
+fn moved_to_postgres(dir: &Path, config: String, url: &str) -> String {
     let sqlite = format!("url = \"sqlite://{}\"", dir.join("switchboard.db").display());
     assert!(config.contains(&sqlite), "the test config no longer says {sqlite}");
     config.replacen(&sqlite, &format!("url = \"{url}\""), 1)
@@ -207,4 +212,127 @@ async fn an_unreachable_postgresql_server_stops_the_daemon_naming_the_key() {
     assert!(stderr.contains("storage.url"), "{stderr}");
     assert!(stderr.contains("cannot connect"), "{stderr}");
     assert!(!stderr.contains("hunter2"), "the password is not shown: {stderr}");
+}
+
+const SUPPORT: &str = "support@test.local";
+
+/// A daemon on `url` reading `support@test.local` on `dovecot`.
+async fn mail_daemon_on(url: &str, dovecot: &Dovecot, relay: &SmtpRelay) -> Daemon {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("imap-password"), "secret\n").unwrap();
+    let inbox = format!(
+        r#"
+[inboxes.mail]
+name = "Support mail"
+
+[inboxes.mail.email]
+address = "{SUPPORT}"
+imap = {{ host = "127.0.0.1", port = {imap}, security = "plain", password_file = "{password}" }}
+smtp = {{ host = "127.0.0.1", port = {smtp}, security = "plain" }}
+"#,
+        imap = dovecot.imap_port(),
+        password = dir.path().join("imap-password").display(),
+        smtp = relay.port(),
+    );
+    let config = moved_to_postgres(dir.path(), config_with_inbox(dir.path(), &inbox), url);
+    std::fs::write(dir.path().join("switchboard.toml"), config).unwrap();
+    Daemon::start_in(dir).await
+}
+
+fn customer_mail(message_id: &str, subject: &str) -> Vec<u8> {
+    format!(
+        "From: Ada <ada@customer.test>\r\nTo: Support <{SUPPORT}>\r\nSubject: {subject}\r\n\
+         Message-ID: <{message_id}>\r\nDate: Tue, 24 Nov 2026 10:00:00 +0000\r\nMIME-Version: 1.0\r\n\
+         Content-Type: text/plain; charset=utf-8\r\n\r\n{subject}, please.\r\n"
+    )
+    .into_bytes()
+}
+
+/// Every inbound message's text on the desk, as `daemon` shows it.
+async fn inbound_texts(daemon: &Daemon, token: &str) -> Vec<String> {
+    let page = daemon.get("/conversations?limit=100", token).await;
+    let mut texts = Vec::new();
+    for conversation in page["conversations"].as_array().unwrap() {
+        let detail = daemon
+            .get(&format!("/conversations/{}", conversation["id"]), token)
+            .await;
+        for message in detail["messages"].as_array().unwrap() {
+            if message["direction"] == "inbound" {
+                texts.push(message["text"].as_str().unwrap().trim().to_owned());
+            }
+        }
+    }
+    texts.sort();
+    texts
+}
+
+#[tokio::test]
+async fn one_daemon_reads_the_mailbox_and_another_takes_over_when_it_is_killed() {
+    let cluster = Cluster::shared().await;
+    let url = cluster.fresh_database().await;
+    let dovecot = Dovecot::start().await;
+    let relay = SmtpRelay::start(&dovecot).await;
+    let first = mail_daemon_on(&url, &dovecot, &relay).await;
+    let second = mail_daemon_on(&url, &dovecot, &relay).await;
+    let token = first.agent("sam", "support", "admin");
+    let holder = eventually("a daemon holding the mailbox's lease", || async {
+        let holder = cluster
+            .psql(&url, "SELECT holder FROM leases WHERE name = 'reader:mail'")
+            .await;
+        (!holder.is_empty() && dovecot.sessions(SUPPORT) > 0).then_some(holder)
+    })
+    .await;
+    assert_eq!(
+        dovecot.sessions(SUPPORT),
+        1,
+        "one reader for the mailbox, not one per daemon"
+    );
+    let (reading, other) = if holder.contains(&format!("/{}/", first.pid())) {
+        (first, second)
+    } else {
+        assert!(holder.contains(&format!("/{}/", second.pid())), "{holder}");
+        (second, first)
+    };
+
+    dovecot
+        .deliver(SUPPORT, &customer_mail("one@customer.test", "First question"))
+        .await;
+    eventually("the first mail as a conversation", || async {
+        (inbound_texts(&other, &token).await.len() == 1).then_some(())
+    })
+    .await;
+    let killed_at = Instant::now();
+    reading.kill();
+    dovecot
+        .deliver(SUPPORT, &customer_mail("two@customer.test", "Second question"))
+        .await;
+    let deadline = Duration::from_secs(30);
+    let texts = loop {
+        let texts = inbound_texts(&other, &token).await;
+        if texts.len() >= 2 {
+            break texts;
+        }
+        assert!(
+            killed_at.elapsed() < deadline,
+            "the next mail was not a conversation 30 s after the reader's daemon was killed"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    let took_over_after = killed_at.elapsed();
+    assert_eq!(texts, ["First question, please.", "Second question, please."]);
+    let holder = cluster
+        .psql(&url, "SELECT holder FROM leases WHERE name = 'reader:mail'")
+        .await;
+    assert!(holder.contains(&format!("/{}/", other.pid())), "{holder}");
+    // And it keeps reading: one more, once.
+    dovecot
+        .deliver(SUPPORT, &customer_mail("three@customer.test", "Third question"))
+        .await;
+    let texts = eventually("the third mail", || async {
+        let texts = inbound_texts(&other, &token).await;
+        (texts.len() >= 3).then_some(texts)
+    })
+    .await;
+    assert_eq!(texts.len(), 3, "{texts:?}");
+    println!("the mailbox's reader was taken over {took_over_after:?} after the kill");
 }

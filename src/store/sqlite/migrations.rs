@@ -68,6 +68,7 @@ const MIGRATIONS: Versions = &[
         "lease holders",
         include_str!("../../../migrations/sqlite/0013_lease_holders.sql"),
     ),
+    (14, "leases", include_str!("../../../migrations/sqlite/0014_leases.sql")),
 ];
 
 pub async fn migrator() -> Result<Migrator, sqlx::migrate::MigrateError> {

@@ -6,6 +6,7 @@ mod catalog;
 mod clocks;
 mod contacts;
 mod conversations;
+mod leases;
 mod messages;
 mod outbox;
 mod people;
