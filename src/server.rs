@@ -203,6 +203,35 @@ pub async fn run_with_clock(
     // Ends with the listener: its end closes every open stream, so that shutdown does
     // not wait out the grace for consoles that would never hang up.
     let stream_task = tokio::spawn(Arc::clone(&stream).run(Arc::clone(&queries), shutdown.child_token()));
+    // Other daemons on the same store (PostgreSQL) commit work this one's workers may
+    // take, and changes its consoles show.
+    let watching = shutdown.child_token();
+    {
+        let (outbox, events, scheduler, stream) = (
+            Arc::clone(&outbox_wakeup),
+            Arc::clone(&events_wakeup),
+            Arc::clone(&scheduler),
+            Arc::clone(&stream),
+        );
+        store.watch(
+            Arc::new(move |change| {
+                use crate::store::Change;
+                if matches!(change, None | Some(Change::Outbox)) {
+                    outbox.notify_one();
+                }
+                if matches!(change, None | Some(Change::Events)) {
+                    events.notify_one();
+                }
+                if matches!(change, None | Some(Change::Clocks)) {
+                    scheduler.nudge();
+                }
+                if matches!(change, None | Some(Change::Stream)) {
+                    stream.wake();
+                }
+            }),
+            watching.clone(),
+        );
+    }
     let state = Arc::new(AppState {
         door,
         settings,

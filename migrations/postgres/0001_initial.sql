@@ -313,3 +313,25 @@ CREATE TABLE leases (
     holder  TEXT   NOT NULL,
     until   BIGINT NOT NULL
 );
+
+-- Wake-ups between daemons: a commit that queues a send, an event delivery, a deadline,
+-- or something a console shows tells every daemon listening (`LISTEN switchboard`),
+-- once per kind and transaction (PostgreSQL folds equal notifications), at commit.
+CREATE FUNCTION switchboard_changed() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM pg_notify('switchboard', TG_ARGV[0]);
+    RETURN NULL;
+END
+$$;
+CREATE TRIGGER outbox_changed AFTER INSERT ON outbox
+    FOR EACH STATEMENT EXECUTE FUNCTION switchboard_changed('outbox');
+CREATE TRIGGER event_deliveries_changed AFTER INSERT ON event_deliveries
+    FOR EACH STATEMENT EXECUTE FUNCTION switchboard_changed('events');
+CREATE TRIGGER sla_clocks_changed AFTER INSERT OR UPDATE ON sla_clocks
+    FOR EACH STATEMENT EXECUTE FUNCTION switchboard_changed('clocks');
+CREATE TRIGGER conversation_timers_changed AFTER INSERT OR UPDATE ON conversation_timers
+    FOR EACH STATEMENT EXECUTE FUNCTION switchboard_changed('clocks');
+CREATE TRIGGER messages_changed AFTER INSERT ON messages
+    FOR EACH STATEMENT EXECUTE FUNCTION switchboard_changed('stream');
+CREATE TRIGGER events_changed AFTER INSERT ON events
+    FOR EACH STATEMENT EXECUTE FUNCTION switchboard_changed('stream');

@@ -63,6 +63,23 @@ impl From<StoreError> for UnitError {
     }
 }
 
+/// What a commit changed that another daemon's workers look for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Change {
+    /// A send was queued.
+    Outbox,
+    /// An event delivery was queued.
+    Events,
+    /// A deadline or a follow-up was set or moved.
+    Clocks,
+    /// A message or an event consoles show.
+    Stream,
+}
+
+/// Told of changes: `None` when some may have been missed (a lost connection), so
+/// every worker should look again.
+pub type OnChange = std::sync::Arc<dyn Fn(Option<Change>) + Send + Sync>;
+
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
     /// Answers when the database can be read and can commit a write (a write reaching the
@@ -71,6 +88,10 @@ pub trait Store: Send + Sync + 'static {
     /// Whether this daemon is the only one on the store (SQLite's claim on its file):
     /// then whatever is in flight at start was left by its own previous run.
     fn exclusive(&self) -> bool;
+    /// Calls `on_change` for what every daemon on the store commits, until `stop`. A
+    /// store no other daemon writes (SQLite) never calls it: this daemon's own commits
+    /// wake its workers directly.
+    fn watch(&self, on_change: OnChange, stop: tokio_util::sync::CancellationToken);
     /// Runs `work` as one unit of work: its changes are applied together, and only then
     /// does this return.
     async fn run(&self, work: Work) -> Result<Done, UnitError>;

@@ -336,3 +336,118 @@ async fn one_daemon_reads_the_mailbox_and_another_takes_over_when_it_is_killed()
     assert_eq!(texts.len(), 3, "{texts:?}");
     println!("the mailbox's reader was taken over {took_over_after:?} after the kill");
 }
+
+/// The test config on `url` with a four-second first-response target for support, whose
+/// breach escalates to the tier above (support-l1).
+fn with_fast_sla(dir: &Path, callback_url: &str, url: &str) -> String {
+    let config = on_postgres(dir, callback_url, url);
+    let support = "[teams.support]\nname = \"Customer Support\"\n";
+    assert!(config.contains(support), "the test config no longer says {support}");
+    config.replacen(
+        support,
+        r#"[teams.support]
+name = "Customer Support"
+department = "support"
+sla = "fast"
+
+[teams.support-l1]
+name = "Support L1"
+department = "support"
+tier = 1
+
+[sla_policies.fast]
+time = "calendar"
+first_response = "4s"
+on_breach = ["escalate"]
+"#,
+        1,
+    )
+}
+
+async fn fast_sla_daemon_on(url: &str, callback_url: &str) -> Daemon {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("switchboard.toml"),
+        with_fast_sla(dir.path(), callback_url, url),
+    )
+    .unwrap();
+    Daemon::start_in(dir).await
+}
+
+fn events_of(detail: &serde_json::Value, kind: &str) -> usize {
+    detail["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|event| event["kind"] == kind)
+        .count()
+}
+
+/// Waits until the conversation went up a tier (its first response breached), and
+/// returns how often it was breached and escalated by then.
+async fn escalated(daemon: &Daemon, token: &str, conversation_id: i64) -> (usize, usize) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let detail = daemon.get(&format!("/conversations/{conversation_id}"), token).await;
+        if detail["tier"] == 1 {
+            return (
+                events_of(&detail, "sla.breached"),
+                events_of(&detail, "conversation.escalated"),
+            );
+        }
+        assert!(Instant::now() < deadline, "not escalated within a minute: {detail}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test]
+async fn a_breach_escalates_once_with_two_daemons_and_once_when_one_dies_before_its_deadline() {
+    let cluster = Cluster::shared().await;
+    let url = cluster.fresh_database().await;
+    let receiver = Receiver::start().await;
+    let first = fast_sla_daemon_on(&url, &receiver.url()).await;
+    let second = fast_sla_daemon_on(&url, &receiver.url()).await;
+    let token = second.agent("sam", "support", "supervisor");
+
+    // Both daemons' schedulers see the same deadline.
+    let taken = first.post_accepted("sla-1", "ada", "Where is my parcel?").await;
+    let both_running = taken["conversation_id"].as_i64().unwrap();
+    assert_eq!(escalated(&second, &token, both_running).await, (1, 1));
+
+    // The daemon that took the message dies a second before the deadline.
+    let taken = first.post_accepted("sla-2", "bob", "Where is my parcel?").await;
+    let orphaned = taken["conversation_id"].as_i64().unwrap();
+    let created = Instant::now();
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert!(
+        created.elapsed() < Duration::from_secs(4),
+        "the kill came after the deadline"
+    );
+    first.kill();
+    assert_eq!(escalated(&second, &token, orphaned).await, (1, 1));
+    // The first conversation was not breached again meanwhile.
+    assert_eq!(escalated(&second, &token, both_running).await, (1, 1));
+}
+
+#[tokio::test]
+async fn a_console_on_one_daemon_sees_what_another_daemon_took() {
+    let cluster = Cluster::shared().await;
+    let url = cluster.fresh_database().await;
+    let receiver = Receiver::start().await;
+    let first = daemon_on(&url, &receiver.url()).await;
+    let second = daemon_on(&url, &receiver.url()).await;
+    let token = second.agent("sam", "support", "agent");
+    let mut stream = crate::stream::Stream::open(&second, &token, None).await;
+    let taken = first
+        .post_accepted("seen-elsewhere", "ada", "Hello from the other daemon")
+        .await;
+    let (conversation, message) = (
+        taken["conversation_id"].as_i64().unwrap(),
+        taken["message_id"].as_i64().unwrap(),
+    );
+    let seen = stream
+        .until(crate::stream::message_created(conversation, message))
+        .await;
+    let created = seen.last().unwrap();
+    assert_eq!(created.data["message"]["text"], "Hello from the other daemon");
+}

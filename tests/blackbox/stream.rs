@@ -10,20 +10,20 @@ use crate::harness::{DEADLINE, Daemon};
 
 /// One server-sent event.
 #[derive(Debug, Clone)]
-struct Sse {
-    id: Option<String>,
-    event: String,
-    data: Value,
+pub(crate) struct Sse {
+    pub(crate) id: Option<String>,
+    pub(crate) event: String,
+    pub(crate) data: Value,
 }
 
 /// A connection to the stream, read event by event.
-struct Stream {
+pub(crate) struct Stream {
     response: reqwest::Response,
     buffer: String,
 }
 
 impl Stream {
-    async fn open(daemon: &Daemon, token: &str, last_event_id: Option<&str>) -> Stream {
+    pub(crate) async fn open(daemon: &Daemon, token: &str, last_event_id: Option<&str>) -> Stream {
         let mut request = reqwest::Client::new()
             .get(daemon.url("/api/v1/stream"))
             .bearer_auth(token);
@@ -73,7 +73,7 @@ impl Stream {
     }
 
     /// Events up to and including the first that `done` accepts.
-    async fn until(&mut self, done: impl Fn(&Sse) -> bool) -> Vec<Sse> {
+    pub(crate) async fn until(&mut self, done: impl Fn(&Sse) -> bool) -> Vec<Sse> {
         let mut seen = Vec::new();
         loop {
             let event = self.next().await;
@@ -86,7 +86,7 @@ impl Stream {
     }
 }
 
-fn message_created(conversation: i64, message: i64) -> impl Fn(&Sse) -> bool {
+pub(crate) fn message_created(conversation: i64, message: i64) -> impl Fn(&Sse) -> bool {
     move |event| {
         event.event == "message.created"
             && event.data["conversation_id"] == conversation

@@ -66,6 +66,60 @@ impl PgStore {
     }
 }
 
+/// The channel the schema's triggers notify (`migrations/postgres/0001_initial.sql`).
+const CHANNEL: &str = "switchboard";
+
+/// Hands every notification on [`CHANNEL`] to `on_change` until `stop`. After the
+/// connection was lost (notifications meanwhile are gone), or a notification it does
+/// not know, every worker is told to look again.
+async fn listen(pool: PgPool, on_change: OnChange, stop: tokio_util::sync::CancellationToken) {
+    let mut listener = loop {
+        let connected = async {
+            let mut listener = sqlx::postgres::PgListener::connect_with(&pool).await?;
+            listener.listen(CHANNEL).await?;
+            Ok::<_, sqlx::Error>(listener)
+        };
+        tokio::select! {
+            () = stop.cancelled() => return,
+            connected = connected => match connected {
+                Ok(listener) => break listener,
+                Err(error) => {
+                    tracing::warn!(%error, "cannot listen for other daemons' changes; trying again");
+                    tokio::select! {
+                        () = stop.cancelled() => return,
+                        () = tokio::time::sleep(Duration::from_secs(1)) => {}
+                    }
+                }
+            },
+        }
+    };
+    loop {
+        let received = tokio::select! {
+            () = stop.cancelled() => return,
+            received = listener.try_recv() => received,
+        };
+        match received {
+            Ok(Some(notification)) => on_change(match notification.payload() {
+                "outbox" => Some(Change::Outbox),
+                "events" => Some(Change::Events),
+                "clocks" => Some(Change::Clocks),
+                "stream" => Some(Change::Stream),
+                _ => None,
+            }),
+            // The connection was lost; the next call connects again.
+            Ok(None) => on_change(None),
+            Err(error) => {
+                tracing::warn!(%error, "listening for other daemons' changes failed; trying again");
+                on_change(None);
+                tokio::select! {
+                    () = stop.cancelled() => return,
+                    () = tokio::time::sleep(Duration::from_secs(1)) => {}
+                }
+            }
+        }
+    }
+}
+
 /// PostgreSQL's schema versions (see `store::migrations`).
 const MIGRATIONS: migrations::Versions = &[(
     1,
@@ -170,6 +224,10 @@ impl Store for PgStore {
 
     fn exclusive(&self) -> bool {
         false
+    }
+
+    fn watch(&self, on_change: OnChange, stop: tokio_util::sync::CancellationToken) {
+        tokio::spawn(listen(self.pool.clone(), on_change, stop));
     }
 
     async fn run(&self, work: Work) -> Result<Done, UnitError> {

@@ -142,6 +142,8 @@ impl Store for SqliteStore {
         true
     }
 
+    fn watch(&self, _on_change: OnChange, _stop: tokio_util::sync::CancellationToken) {}
+
     async fn run(&self, work: Work) -> Result<Done, UnitError> {
         self.writer.write(job(work)).await
     }
