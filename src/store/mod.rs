@@ -10,6 +10,7 @@
 //!   implements [`Store`], [`Tx`] and [`Queries`](crate::query::Queries), and passes the
 //!   conformance suite (`conformance.rs`).
 //! - [`config`]: `[storage]`, the URL of the database to open.
+//! - [`migrate`]: `switchboard migrate`, a SQLite desk copied whole into PostgreSQL.
 //!
 //! Nothing here knows the rules or HTTP; callers pass `now` (Unix ms) from their clock
 //! rather than the store reading one, so tests drive time.
@@ -20,6 +21,7 @@ mod conformance;
 
 mod columns;
 mod error;
+pub mod migrate;
 mod migrations;
 pub mod postgres;
 pub mod records;

@@ -9,6 +9,7 @@ mod door;
 mod email;
 mod harness;
 mod ingest;
+mod migrate;
 mod postgres;
 mod privacy;
 mod sessions;
