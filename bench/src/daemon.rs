@@ -66,8 +66,18 @@ pub fn daemon_binary() -> anyhow::Result<PathBuf> {
 /// A daemon configuration for benchmarks: the shipped defaults where they matter
 /// (synchronous = FULL storage, the acknowledgement on), loopback only.
 pub fn config(db: &Path, callback_url: &str, rules: &str) -> String {
-    config_with(
-        db,
+    config_at(&sqlite_url(db), callback_url, rules)
+}
+
+/// The `[storage] url` of an SQLite file.
+pub fn sqlite_url(db: &Path) -> String {
+    format!("sqlite://{}", db.display())
+}
+
+/// [`config`] on the store at `storage_url` (`sqlite://…` or `postgres://…`).
+pub fn config_at(storage_url: &str, callback_url: &str, rules: &str) -> String {
+    config_with_at(
+        storage_url,
         &format!(
             r#"
 [inboxes.shop]
@@ -85,13 +95,18 @@ callback_url = "{callback_url}"
 
 /// The benchmark configuration around one inbox's tables (and rules), as TOML.
 pub fn config_with(db: &Path, inbox_and_rules: &str) -> String {
+    config_with_at(&sqlite_url(db), inbox_and_rules)
+}
+
+/// [`config_with`] on the store at `storage_url`.
+pub fn config_with_at(storage_url: &str, inbox_and_rules: &str) -> String {
     format!(
         r#"
 [server]
 listen = "127.0.0.1:0"
 
 [storage]
-url = "sqlite://{db}"
+url = "{storage_url}"
 
 [log]
 level = "warn"
@@ -113,8 +128,7 @@ name = "Billing"
 
 [teams.technical]
 name = "Technical Support"
-{inbox_and_rules}"#,
-        db = db.display()
+{inbox_and_rules}"#
     )
 }
 
@@ -249,20 +263,59 @@ pub fn thread_cpu_seconds(pid: u32, name: &str) -> f64 {
         .sum()
 }
 
+/// CPU time used so far by process `root` and all its children, user and system: the
+/// children still running, and (through `root`'s cutime and cstime) the ones it has
+/// reaped. For a PostgreSQL server, the postmaster: every backend and background process
+/// is its child.
+pub fn process_tree_cpu_seconds(root: u32) -> f64 {
+    let own = stat_fields(&format!("/proc/{root}/stat"), 11, 4);
+    let children: f64 = std::fs::read_dir("/proc")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter(|entry| {
+            entry
+                .file_name()
+                .to_str()
+                .is_some_and(|name| name.parse::<u32>().is_ok())
+        })
+        .filter_map(|entry| std::fs::read_to_string(entry.path().join("stat")).ok())
+        .filter(|stat| parent(stat) == Some(root))
+        .map(|stat| ticks(&stat, 11, 2))
+        .sum::<u64>() as f64
+        / 100.0;
+    own + children
+}
+
+/// The parent PID in the text of a `/proc/…/stat` file.
+fn parent(stat: &str) -> Option<u32> {
+    let after_name = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
+    after_name.split_whitespace().nth(1)?.parse().ok()
+}
+
 /// utime + stime of a `/proc/…/stat` file, in seconds.
 fn stat_cpu_seconds(path: &str) -> f64 {
+    stat_fields(path, 11, 2)
+}
+
+/// The sum of `count` clock-tick fields of a `/proc/…/stat` file from the `skip`-th after
+/// the state, in seconds.
+fn stat_fields(path: &str, skip: usize, count: usize) -> f64 {
     let stat = std::fs::read_to_string(path).unwrap_or_default();
-    // utime and stime are the 14th and 15th fields; the command name before them
-    // (in parentheses) may hold spaces.
-    let after_name = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
-    let ticks: u64 = after_name
-        .split_whitespace()
-        .skip(11)
-        .take(2)
-        .filter_map(|field| field.parse::<u64>().ok())
-        .sum();
     // USER_HZ, which /proc counts in: 100 on every Linux architecture that matters here.
-    ticks as f64 / 100.0
+    ticks(&stat, skip, count) as f64 / 100.0
+}
+
+fn ticks(stat: &str, skip: usize, count: usize) -> u64 {
+    // utime, stime, cutime and cstime are the 14th to 17th fields; the command name
+    // before them (in parentheses) may hold spaces.
+    let after_name = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
+    after_name
+        .split_whitespace()
+        .skip(skip)
+        .take(count)
+        .filter_map(|field| field.parse::<u64>().ok())
+        .sum()
 }
 
 /// Waits until `/readyz` answers 200.
@@ -299,6 +352,22 @@ impl Daemon {
         std::fs::write(
             dir.join("switchboard.toml"),
             config(&dir.join("switchboard.db"), callback_url, rules),
+        )?;
+        Daemon::start_existing(binary, dir).await
+    }
+
+    /// Like [`Daemon::start`], on the store at `storage_url` (a PostgreSQL database that
+    /// other daemons may share); `dir` holds the config.
+    pub async fn start_at(
+        binary: &Path,
+        dir: &Path,
+        storage_url: &str,
+        callback_url: &str,
+        rules: &str,
+    ) -> anyhow::Result<Daemon> {
+        std::fs::write(
+            dir.join("switchboard.toml"),
+            config_at(storage_url, callback_url, rules),
         )?;
         Daemon::start_existing(binary, dir).await
     }

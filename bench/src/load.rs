@@ -65,7 +65,18 @@ struct ClientResult {
 /// in flight at the end are awaited and counted, so `accepted` is exactly what the
 /// server acknowledged.
 pub async fn run(address: SocketAddr, clients: usize, duration: Duration, workload: Arc<dyn Workload>) -> LoadResult {
-    run_with(address, clients, duration, None, None, workload).await
+    run_with(&[address], clients, duration, None, None, workload).await
+}
+
+/// Like [`run`] against several servers of one desk: client i sends to server i mod n,
+/// so the load is split evenly (clients alternate between two daemons).
+pub async fn run_across(
+    addresses: &[SocketAddr],
+    clients: usize,
+    duration: Duration,
+    workload: Arc<dyn Workload>,
+) -> LoadResult {
+    run_with(addresses, clients, duration, None, None, workload).await
 }
 
 /// Like [`run`], but the clients stop once `total` requests have been sent between them
@@ -79,7 +90,7 @@ pub async fn run_count(
     workload: Arc<dyn Workload>,
 ) -> LoadResult {
     let budget = Arc::new(AtomicU64::new(total));
-    run_with(address, clients, limit, None, Some(budget), workload).await
+    run_with(&[address], clients, limit, None, Some(budget), workload).await
 }
 
 /// Like [`run`], but the clients together offer `per_second` requests, evenly spaced,
@@ -93,11 +104,22 @@ pub async fn run_paced(
     per_second: f64,
     workload: Arc<dyn Workload>,
 ) -> LoadResult {
-    run_with(address, clients, duration, Some(per_second), None, workload).await
+    run_with(&[address], clients, duration, Some(per_second), None, workload).await
+}
+
+/// [`run_paced`] across several servers, as [`run_across`] splits them.
+pub async fn run_paced_across(
+    addresses: &[SocketAddr],
+    clients: usize,
+    duration: Duration,
+    per_second: f64,
+    workload: Arc<dyn Workload>,
+) -> LoadResult {
+    run_with(addresses, clients, duration, Some(per_second), None, workload).await
 }
 
 async fn run_with(
-    address: SocketAddr,
+    addresses: &[SocketAddr],
     clients: usize,
     duration: Duration,
     per_second: Option<f64>,
@@ -115,6 +137,7 @@ async fn run_with(
                 first: started + Duration::from_secs_f64(client as f64 / rate),
                 interval: Duration::from_secs_f64(clients as f64 / rate),
             });
+            let address = addresses[client % addresses.len()];
             tokio::spawn(async move { run_client(address, client, deadline, pace, budget, workload).await })
         })
         .collect();

@@ -7,6 +7,8 @@
 //! - `load`: the HTTP load generator (closed-loop or paced) and its latency histograms.
 //! - `workloads`: signed customer messages, agents' queue queries, 50 routing rules.
 //! - `daemon`: the daemon and bare-endpoint processes, their RSS, the benchmark config.
+//! - `desk`: `--store`: a scenario's daemons on SQLite, or one or two on a private PostgreSQL
+//!   cluster with durable commits; their CPU and PostgreSQL's per message.
 //! - `bare`: the bare endpoint (this program run as `switchboard-bench bare-endpoint`).
 //! - `receiver`: the callback receiver that times acknowledgements.
 //! - `scenarios`: ingest against both servers, mixed load, end-to-end.
@@ -23,18 +25,22 @@
 //!   they add to ingest and resolution in the store, 20,000 conversations with updates off and on.
 //! - `stream`: agents on the live event stream while webhook messages arrive at a steady rate: from a
 //!   message's 202 to its event read by every agent, and the daemon's memory per connected agent.
+//! - `migrate`: the scale scenario's desk moved from SQLite to PostgreSQL by `switchboard migrate`, timed,
+//!   then queried there.
 //! - `report`: the table and the JSON.
 //!
 //! Usage: `cargo run --release -p switchboard-bench -- [--seconds N] [--only NAME,…] [--clients N,…]
 //! [--no-bare] [--scale-messages N] [--email-mails N] [--email-live N] [--telegram-replies N]
 //! [--telegram-chats N] [--scheduler-conversations N] [--scheduler-idle-seconds N]
 //! [--updates-conversations N] [--outbound-messages N] [--stream-agents N] [--stream-rate N] [--json PATH]
-//! [--daemon PATH]`
+//! [--store sqlite,postgres,postgres-2] [--daemon PATH]`
 
 mod bare;
 mod daemon;
+mod desk;
 mod email;
 mod load;
+mod migrate;
 mod outbound;
 mod receiver;
 mod report;
@@ -58,7 +64,7 @@ pub struct Options {
     /// Scenarios to run; all when empty.
     pub only: Vec<String>,
     pub json: PathBuf,
-    /// Messages seeded for the scale scenario.
+    /// Messages seeded for the scale scenario (and the migrate scenario).
     pub scale_messages: u64,
     /// Mails in the mailbox when the email scenario's daemon starts.
     pub email_mails: u64,
@@ -88,9 +94,12 @@ pub struct Options {
     /// A daemon binary to measure instead of building the release one (the smoke test
     /// passes the debug build it already has).
     pub daemon: Option<PathBuf>,
+    /// The stores the ingest, e2e and scale scenarios run on, each in turn (`--store`);
+    /// the other scenarios run on SQLite.
+    pub stores: Vec<desk::Store>,
 }
 
-const SCENARIOS: [&str; 11] = [
+const SCENARIOS: [&str; 12] = [
     "ingest",
     "mixed",
     "e2e",
@@ -102,6 +111,7 @@ const SCENARIOS: [&str; 11] = [
     "updates",
     "outbound",
     "stream",
+    "migrate",
 ];
 /// The scenarios that run in this process, with no daemon to build.
 const IN_PROCESS: [&str; 3] = ["routing", "scheduler", "updates"];
@@ -126,6 +136,7 @@ impl Options {
             clients: scenarios::CLIENT_COUNTS.to_vec(),
             no_bare: false,
             daemon: None,
+            stores: vec![desk::Store::Sqlite],
         };
         let mut args = std::env::args().skip(1);
         while let Some(arg) = args.next() {
@@ -173,6 +184,12 @@ impl Options {
                     options.stream_rate = value()?.parse().context("--stream-rate takes messages a second")?
                 }
                 "--no-bare" => options.no_bare = true,
+                "--store" => {
+                    options.stores = value()?
+                        .split(',')
+                        .map(desk::Store::parse)
+                        .collect::<anyhow::Result<_>>()?
+                }
                 "--clients" => {
                     options.clients = value()?
                         .split(',')
@@ -180,7 +197,7 @@ impl Options {
                         .collect::<anyhow::Result<_>>()?
                 }
                 other => bail!(
-                    "unknown argument {other}; use --seconds N, --only ingest,mixed,e2e,scale,email,telegram,routing,scheduler,updates,outbound,stream, --clients 1,16,64,256, --no-bare, --json PATH, --scale-messages N, --email-mails N, --email-live N, --telegram-replies N (300: five minutes, one reply a second to one chat), --telegram-chats N, --scheduler-conversations N, --scheduler-idle-seconds N, --updates-conversations N, --outbound-messages N, --stream-agents N, --stream-rate N (messages a second), --daemon PATH"
+                    "unknown argument {other}; use --seconds N, --only ingest,mixed,e2e,scale,email,telegram,routing,scheduler,updates,outbound,stream,migrate, --clients 1,16,64,256, --no-bare, --json PATH, --scale-messages N, --email-mails N, --email-live N, --telegram-replies N (300: five minutes, one reply a second to one chat), --telegram-chats N, --scheduler-conversations N, --scheduler-idle-seconds N, --updates-conversations N, --outbound-messages N, --stream-agents N, --stream-rate N (messages a second), --store sqlite,postgres,postgres-2 (ingest, e2e and scale), --daemon PATH"
                 ),
             }
         }

@@ -4,6 +4,7 @@ use std::path::Path;
 
 use serde_json::{Value, json};
 
+use crate::desk::{ServerCounters, Store};
 use crate::email::EmailFigures;
 use crate::load::LoadResult;
 use crate::outbound::{self, OutboundFigures, Paced};
@@ -18,6 +19,9 @@ use crate::updates::{LANGUAGES, UpdatesFigures};
 pub struct Report {
     json: serde_json::Map<String, Value>,
     lines: Vec<String>,
+    /// The store the next ingest, end-to-end and scale figures come from: SQLite's at
+    /// the JSON's top level as always, another's under `stores.NAME`.
+    store: Store,
 }
 
 fn ms(histogram: &hdrhistogram::Histogram<u64>, percentile: f64) -> f64 {
@@ -67,6 +71,58 @@ impl Report {
         Report {
             json,
             lines: vec![HEADER.into(), "-".repeat(HEADER.len())],
+            store: Store::Sqlite,
+        }
+    }
+
+    /// The store the figures reported next come from (see [`Report::store`]).
+    pub fn set_store(&mut self, store: Store) {
+        self.store = store;
+        if store != Store::Sqlite {
+            self.section().insert("durability".into(), json!(store.durability()));
+        }
+    }
+
+    /// Where the current store's figures go in the JSON.
+    fn section(&mut self) -> &mut serde_json::Map<String, Value> {
+        match self.store {
+            Store::Sqlite => &mut self.json,
+            store => self
+                .json
+                .entry("stores")
+                .or_insert_with(|| json!({}))
+                .as_object_mut()
+                .expect("stores is an object")
+                .entry(store.name())
+                .or_insert_with(|| json!({}))
+                .as_object_mut()
+                .expect("a store's figures are an object"),
+        }
+    }
+
+    /// A row's name, with the store's when it is not SQLite.
+    fn label(&self, name: &str) -> String {
+        match self.store {
+            Store::Sqlite => name.to_owned(),
+            store => format!("{name} [{}]", store.name()),
+        }
+    }
+
+    /// The CPU line (and PostgreSQL's counters) under a run's row.
+    fn cpu_lines(&mut self, clients: usize, cpu: &crate::desk::CpuFigures, server: Option<&Value>) {
+        self.lines.push(format!(
+            "{:<34} {:>7}   {}",
+            "  cpu per message",
+            clients,
+            cpu.summary()
+        ));
+        if let Some(server) = server {
+            self.lines.push(format!(
+                "{:<34} {:>7}   {}",
+                "  postgres",
+                clients,
+                ServerCounters::summary(server)
+            ));
         }
     }
 
@@ -87,15 +143,19 @@ impl Report {
             "store_bytes": daemon.store_bytes,
             "wal_bytes_at_end_of_load": daemon.wal_bytes,
             "store_bytes_per_100k_messages": (daemon.store_bytes as f64 / daemon.stored.max(1) as f64 * 100_000.0).round(),
+            "store": self.store.name(),
+            "daemons": self.store_daemons(),
+            "cpu": daemon.cpu.to_json(),
+            "postgres": daemon.server,
         });
-        self.json
+        self.section()
             .entry("ingest")
             .or_insert_with(|| json!([]))
             .as_array_mut()
             .expect("an array")
             .push(entry);
-        self.lines
-            .push(row("ingest: daemon", &daemon.load, daemon.peak_rss_mib));
+        let name = self.label("ingest: daemon");
+        self.lines.push(row(&name, &daemon.load, daemon.peak_rss_mib));
         if let Some(bare) = bare {
             self.lines
                 .push(row("ingest: bare endpoint", &bare.load, bare.peak_rss_mib));
@@ -116,7 +176,15 @@ impl Report {
             daemon.delivered,
             daemon.queued
         ));
-        self.json.insert("idle_rss_mib".into(), json!(daemon.idle_rss_mib));
+        self.cpu_lines(clients, &daemon.cpu, daemon.server.as_ref());
+        self.section().insert("idle_rss_mib".into(), json!(daemon.idle_rss_mib));
+    }
+
+    fn store_daemons(&self) -> usize {
+        match self.store {
+            Store::Sqlite => 1,
+            Store::Postgres { daemons } => daemons,
+        }
     }
 
     pub fn mixed(&mut self, mixed: &MixedFigures) {
@@ -137,8 +205,10 @@ impl Report {
     }
 
     pub fn end_to_end(&mut self, e2e: &EndToEndFigures) {
+        let store = self.store.name();
+        let daemons = self.store_daemons();
         let runs = self
-            .json
+            .section()
             .entry("end_to_end")
             .or_insert_with(|| json!([]))
             .as_array_mut()
@@ -154,10 +224,17 @@ impl Report {
             "p99_ms": ms(&e2e.latency_us, 99.0),
             "p99_9_ms": ms(&e2e.latency_us, 99.9),
             "max_ms": e2e.latency_us.max() as f64 / 1000.0,
+            "store": store,
+            "daemons": daemons,
+            "cpu": e2e.cpu.to_json(),
+            "postgres": e2e.server,
         }));
-        let name = match e2e.offered_per_second {
-            Some(rate) => format!("end to end at {rate:.0}/s offered"),
-            None => "end to end, saturated".to_owned(),
+        let name = match (e2e.offered_per_second, self.store) {
+            (Some(rate), Store::Sqlite) => format!("end to end at {rate:.0}/s offered"),
+            (None, Store::Sqlite) => "end to end, saturated".to_owned(),
+            // Shorter, to leave room for the store's name in the column.
+            (Some(rate), _) => self.label(&format!("e2e at {rate:.0}/s")),
+            (None, _) => self.label("e2e, saturated"),
         };
         self.lines.push(format!(
             "{:<34} {:>7} {:>10.0} {:>8.2} {:>8.2} {:>8.2} {:>7}   (message -> acknowledgement received; {:.0}/s delivered, {} missing)",
@@ -171,17 +248,18 @@ impl Report {
             e2e.delivered_per_second,
             e2e.missing
         ));
+        self.cpu_lines(e2e.load.clients, &e2e.cpu, e2e.server.as_ref());
     }
 
     pub fn scale(&mut self, scale: &ScaleFigures) {
-        self.json.insert("scale".into(), scale.to_json());
+        self.section().insert("scale".into(), scale.to_json());
         for (name, load) in [
             ("scale: list queries", &scale.list),
             ("scale: detail queries", &scale.detail),
         ] {
             self.lines.push(format!(
                 "{:<34} {:>7} {:>10.0} {:>8.2} {:>8.2} {:>8.2} {:>7} {:>9.1}   ({} messages)",
-                name,
+                self.label(name),
                 load.clients,
                 load.per_second(),
                 load.percentile_ms(50.0),
@@ -192,6 +270,11 @@ impl Report {
                 scale.messages
             ));
         }
+    }
+
+    pub fn migrate(&mut self, figures: &crate::migrate::MigrateFigures) {
+        self.json.insert("migrate".into(), figures.to_json());
+        self.lines.extend(figures.lines());
     }
 
     pub fn email(&mut self, email: &EmailFigures) {
@@ -781,6 +864,21 @@ impl Report {
             println!("store size: {:.1} MiB per 100,000 messages", per_100k / 1024.0 / 1024.0);
         }
         println!("durability: {}", self.json["durability"].as_str().unwrap_or_default());
+        for (store, figures) in self.json.get("stores").and_then(Value::as_object).into_iter().flatten() {
+            let per_100k = figures
+                .get("ingest")
+                .and_then(|runs| runs.as_array()?.last()?["store_bytes_per_100k_messages"].as_f64());
+            if let Some(per_100k) = per_100k {
+                println!(
+                    "{store}: store size {:.1} MiB per 100,000 messages",
+                    per_100k / 1024.0 / 1024.0
+                );
+            }
+            println!(
+                "{store}: durability: {}",
+                figures["durability"].as_str().unwrap_or_default()
+            );
+        }
     }
 
     pub fn write_json(&self, path: &Path) -> anyhow::Result<()> {

@@ -8,6 +8,12 @@
 //! the newest 6 % of conversations (open, pending, snoozed; 40 % of them unassigned) and
 //! the history behind it is resolved or closed, nearly all of it by an agent. The daemon
 //! is then restarted on that store and queried through its API, as agents would.
+//!
+//! On PostgreSQL (`--store postgres`, `postgres-2`) the same desk is seeded into the schema
+//! of `migrations/postgres/0001_initial.sql` by `INSERT … SELECT` over `generate_series`
+//! (the rows made in the server, as SQLite's are by a recursive CTE), then vacuumed and
+//! analyzed as autovacuum would have done to a year's history; with two daemons the
+//! agents alternate between them.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -16,15 +22,15 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, ensure};
 use serde_json::{Value, json};
 
-use crate::daemon::Daemon;
+use crate::desk::{Desk, Postgres, Store};
 use crate::load::{self, LoadResult};
 use crate::report::load_json;
 use crate::workloads::{QueueQueries, mix};
 
 /// Messages per conversation; the conversation count follows from the message count.
-const MESSAGES_PER_CONVERSATION: u64 = 10;
+pub(crate) const MESSAGES_PER_CONVERSATION: u64 = 10;
 /// Agents querying at once.
-const AGENTS: usize = 4;
+pub(crate) const AGENTS: usize = 4;
 /// Agents the history is assigned to, the bench agent among them.
 const AGENTS_AT_DESK: i64 = 20;
 /// When the seeded history starts (2026-01-01), and one conversation per minute after it.
@@ -59,26 +65,77 @@ fn last_activity_at(conversation: u64) -> i64 {
     HISTORY_START_MS + conversation as i64 * MINUTE_MS + (MESSAGES_PER_CONVERSATION as i64 - 1) * 1000
 }
 
-pub async fn run(binary: &Path, messages: u64, duration: Duration) -> anyhow::Result<ScaleFigures> {
+pub async fn run(
+    binary: &Path,
+    store: Store,
+    postgres: &Postgres,
+    messages: u64,
+    duration: Duration,
+) -> anyhow::Result<ScaleFigures> {
     let conversations = (messages / MESSAGES_PER_CONVERSATION).max(1);
     let messages = conversations * MESSAGES_PER_CONVERSATION;
-    let dir = tempfile::tempdir()?;
     // Every seeded reply is already delivered: nothing is sent to this address.
-    let daemon = Daemon::start(binary, dir.path(), "http://127.0.0.1:9/unused", "").await?;
-    let token = daemon.agent("bench", "support")?;
-    let database = daemon.database();
-    daemon.process.stop()?;
+    let mut desk = Desk::start(binary, store, postgres, "http://127.0.0.1:9/unused", "").await?;
+    let token = desk.first().agent("bench", "support")?;
+    desk.stop()?;
 
     let started = Instant::now();
-    let seeding = database.clone();
-    tokio::task::spawn_blocking(move || seed(&seeding, conversations)).await??;
+    match (desk.sqlite(), desk.postgres_url()) {
+        (Some(database), _) => tokio::task::spawn_blocking(move || seed(&database, conversations)).await??,
+        (None, Some(url)) => seed_postgres(url, conversations).await?,
+        (None, None) => unreachable!("a desk has a store"),
+    }
     let seed_seconds = started.elapsed().as_secs_f64();
-    let store_bytes = std::fs::metadata(&database)?.len();
+    let store_bytes = desk.store_bytes().await?;
 
-    let daemon = Daemon::start_existing(binary, dir.path()).await?;
-    let host = daemon.process.address.to_string();
+    desk.restart(binary).await?;
+    let addresses = desk.addresses();
+    let host = addresses[0].to_string();
+    let list_paths = list_paths(conversations);
+    for &address in &addresses {
+        check_seed(address, &host, &token, &list_paths, conversations).await?;
+    }
+    let list = load::run_across(
+        &addresses,
+        AGENTS,
+        duration,
+        Arc::new(QueueQueries {
+            host: host.clone(),
+            token: token.clone(),
+            paths: list_paths.clone(),
+        }),
+    )
+    .await;
+    let detail_paths = detail_paths(conversations);
+    let detail = load::run_across(
+        &addresses,
+        AGENTS,
+        duration,
+        Arc::new(QueueQueries {
+            host,
+            token,
+            paths: detail_paths,
+        }),
+    )
+    .await;
+    let peak_rss_mib = desk.peak_rss_mib();
+    desk.finish().await?;
+    Ok(ScaleFigures {
+        messages,
+        conversations,
+        seed_seconds,
+        store_bytes,
+        list,
+        detail,
+        peak_rss_mib,
+    })
+}
+
+/// The listings agents run, from their queues to a page far back in the history (the
+/// migrate scenario runs the same on the migrated desk).
+pub(crate) fn list_paths(conversations: u64) -> Vec<String> {
     let middle = last_activity_at(conversations / 2);
-    let list_paths = vec![
+    vec![
         "/api/v1/conversations".to_owned(),
         "/api/v1/conversations?status=open".to_owned(),
         "/api/v1/conversations?team=billing&status=open".to_owned(),
@@ -95,49 +152,19 @@ pub async fn run(binary: &Path, messages: u64, duration: Duration) -> anyhow::Re
             "/api/v1/conversations?team=billing&status=closed&cursor={middle}.{}",
             conversations / 2
         ),
-    ];
-    check_seed(daemon.process.address, &host, &token, &list_paths, conversations).await?;
-    let list = load::run(
-        daemon.process.address,
-        AGENTS,
-        duration,
-        Arc::new(QueueQueries {
-            host: host.clone(),
-            token: token.clone(),
-            paths: list_paths.clone(),
-        }),
-    )
-    .await;
-    let detail_paths = (0..4096u64)
+    ]
+}
+
+/// Conversations opened at random over the whole history.
+pub(crate) fn detail_paths(conversations: u64) -> Vec<String> {
+    (0..4096u64)
         .map(|draw| format!("/api/v1/conversations/{}", mix(draw) % conversations + 1))
-        .collect();
-    let detail = load::run(
-        daemon.process.address,
-        AGENTS,
-        duration,
-        Arc::new(QueueQueries {
-            host,
-            token,
-            paths: detail_paths,
-        }),
-    )
-    .await;
-    let peak_rss_mib = daemon.process.rss_mib().1;
-    daemon.process.stop()?;
-    Ok(ScaleFigures {
-        messages,
-        conversations,
-        seed_seconds,
-        store_bytes,
-        list,
-        detail,
-        peak_rss_mib,
-    })
+        .collect()
 }
 
 /// Every listing the agents will run finds conversations, and a conversation reads
 /// back whole: the seed is data the daemon understands, so the timings measure work.
-async fn check_seed(
+pub(crate) async fn check_seed(
     address: std::net::SocketAddr,
     host: &str,
     token: &str,
@@ -176,7 +203,7 @@ async fn check_seed(
 
 /// Writes the history in one transaction. Not durable while it runs (synchronous off):
 /// this is setup, not the measurement, and the daemon's own settings apply afterwards.
-fn seed(database: &Path, conversations: u64) -> anyhow::Result<()> {
+pub(crate) fn seed(database: &Path, conversations: u64) -> anyhow::Result<()> {
     let mut connection = rusqlite::Connection::open(database)?;
     connection.execute_batch("PRAGMA journal_mode = WAL; PRAGMA synchronous = OFF; PRAGMA cache_size = -262144;")?;
     let transaction = connection.transaction()?;
@@ -277,5 +304,122 @@ fn seed(database: &Path, conversations: u64) -> anyhow::Result<()> {
     }
     transaction.commit()?;
     connection.execute_batch("PRAGMA wal_checkpoint(TRUNCATE);")?;
+    Ok(())
+}
+
+/// [`seed`] on PostgreSQL: the same rows, made in the server by `INSERT … SELECT` over
+/// `generate_series` in one transaction (not durable while it runs: setup, not the
+/// measurement), the identities moved past the ids given, then `VACUUM (ANALYZE)` and a
+/// checkpoint, so that the queries find the steady state autovacuum keeps (visibility
+/// map set, statistics current) and no seeding writes still pending.
+async fn seed_postgres(url: &str, conversations: u64) -> anyhow::Result<()> {
+    use sqlx::{Connection, Executor};
+    let mut connection = sqlx::PgConnection::connect(url).await?;
+    let mut transaction = connection.begin().await?;
+    transaction.execute("SET LOCAL synchronous_commit = off").await?;
+    let mut id = async |sql: &str| -> anyhow::Result<i64> {
+        Ok(sqlx::query_scalar::<_, i64>(sql).fetch_one(&mut *transaction).await?)
+    };
+    let inbox = id("SELECT id FROM inboxes WHERE key = 'shop'").await?;
+    let agent = id("SELECT id FROM agents WHERE name = 'bench'").await?;
+    let support = id("SELECT id FROM teams WHERE key = 'support'").await?;
+    let billing = id("SELECT id FROM teams WHERE key = 'billing'").await?;
+    let technical = id("SELECT id FROM teams WHERE key = 'technical'").await?;
+    let n = conversations as i64;
+    let per = MESSAGES_PER_CONVERSATION as i64;
+    // Every value is a number made here: written into the SQL where SQLite's seed has
+    // named parameters (whole words: `:n` is not the start of `:null` in the JSON).
+    let params: [(&str, i64); 13] = [
+        (":first_colleague", agent + 1),
+        (":active_from", n - n * 6 / 100),
+        (":colleagues", AGENTS_AT_DESK - 1),
+        (":technical", technical),
+        (":support", support),
+        (":billing", billing),
+        (":minute", MINUTE_MS),
+        (":inbox", inbox),
+        (":agent", agent),
+        (":start", HISTORY_START_MS),
+        (":desk", AGENTS_AT_DESK),
+        (":per", per),
+        (":n", n),
+    ];
+    let statements = [
+        // The bench agent's colleagues: their token hashes are random, nobody logs in as them.
+        "INSERT INTO agents (name, role, team_id, token_hash, created_at)
+         SELECT 'agent ' || n, 'agent', (SELECT team_id FROM agents WHERE id = :agent),
+                sha256(convert_to('colleague ' || n || ' ' || random(), 'UTF8')), 0
+         FROM generate_series(1, :colleagues) n",
+        "INSERT INTO contacts (id, name, email, language, created_at, updated_at)
+         SELECT n, 'Customer ' || n, 'customer' || n || '@example.com',
+                CASE n % 3 WHEN 0 THEN 'en' WHEN 1 THEN 'de' ELSE 'es' END,
+                :start + n * :minute, :start + n * :minute
+         FROM generate_series(CAST(1 AS bigint), :n) n",
+        "INSERT INTO contact_identities (id, contact_id, inbox_id, channel, external_id, created_at)
+         SELECT id, id, :inbox, 'webhook', 'seed-customer-' || id, created_at FROM contacts",
+        "INSERT INTO conversations (id, inbox_id, contact_id, identity_id, status, priority, team_id, assignee_id,
+                                    labels, language, last_message_id, created_at, updated_at, last_activity_at,
+                                    first_response_at, resolved_at)
+         SELECT id, :inbox, id, id,
+                CASE WHEN id <= :active_from THEN (CASE WHEN id % 4 = 0 THEN 'resolved' ELSE 'closed' END)
+                     WHEN id % 20 < 12 THEN 'open' WHEN id % 20 < 17 THEN 'pending' ELSE 'snoozed' END,
+                CASE id % 7 WHEN 0 THEN 'high' WHEN 1 THEN 'low' WHEN 2 THEN 'urgent' ELSE 'normal' END,
+                CASE id % 3 WHEN 0 THEN :support WHEN 1 THEN :billing ELSE :technical END,
+                CASE WHEN (id > :active_from AND id % 5 < 2) OR (id <= :active_from AND id % 33 = 0) THEN NULL
+                     -- A multiplicative hash: agents independent of the status pattern.
+                     WHEN ((id * 2654435761) >> 7) % :desk = 0 THEN :agent
+                     ELSE :first_colleague + ((id * 2654435761) >> 7) % :desk - 1 END,
+                '[]', language, id * :per, created_at, created_at + (:per - 1) * 1000,
+                created_at + (:per - 1) * 1000, created_at + 1000,
+                CASE WHEN id <= :active_from THEN created_at + (:per - 1) * 1000 END
+         FROM contacts ORDER BY id",
+        // Message k of conversation c has id (c - 1) * per + k + 1: even k from the
+        // customer, odd k a reply (the first of them the acknowledgement).
+        "INSERT INTO messages (id, conversation_id, inbox_id, direction, kind, author_kind, author_id, text,
+                               external_id, language, created_at)
+         SELECT (c.id - 1) * :per + k + 1, c.id, :inbox,
+                CASE WHEN k % 2 = 0 THEN 'inbound' ELSE 'outbound' END,
+                CASE WHEN k % 2 = 0 THEN 'message' WHEN k = 1 THEN 'status_update' ELSE 'reply' END,
+                CASE WHEN k % 2 = 0 THEN 'contact' WHEN k = 1 THEN 'system' ELSE 'agent' END,
+                CASE WHEN k % 2 = 0 THEN c.id WHEN k = 1 THEN NULL ELSE :agent END,
+                CASE WHEN k % 2 = 0
+                     THEN 'Hello, this is message ' || k || ' about my order ' || c.id || '. It has not arrived yet.'
+                     ELSE 'Thanks for your patience, we are looking into order ' || c.id || ' and will update you.' END,
+                CASE WHEN k % 2 = 0 THEN 'seed-' || c.id || '-' || k END,
+                c.language, c.created_at + k * 1000
+         FROM conversations c, generate_series(0, :per - 1) k ORDER BY 1",
+        "INSERT INTO outbox (message_id, conversation_id, inbox_id, status, attempts, next_attempt_at, expires_at,
+                             receipt, sent_at, created_at, updated_at)
+         SELECT id, conversation_id, inbox_id, 'sent', 1, created_at, created_at + 86400000, '{\"status\":202}',
+                created_at + 50, created_at, created_at + 50
+         FROM messages WHERE direction = 'outbound' ORDER BY id",
+        "INSERT INTO events (conversation_id, kind, actor_kind, actor_id, data, created_at)
+         SELECT id, 'conversation.created', 'contact', contact_id, '{\"inbox\":\"shop\",\"channel\":\"webhook\"}', created_at
+         FROM conversations
+         UNION ALL
+         SELECT id, 'conversation.routed', 'system', NULL,
+                '{\"rule\":null,\"team\":\"support\",\"priority\":\"normal\",\"labels\":[]}', created_at
+         FROM conversations
+         ORDER BY 1, 2",
+        // Given ids leave the identities behind: the next row the daemon adds takes the next one.
+        "SELECT setval(pg_get_serial_sequence(name, 'id'), (SELECT max(id) FROM contacts))
+         FROM unnest(ARRAY['contacts', 'contact_identities', 'conversations']) name",
+        "SELECT setval(pg_get_serial_sequence('messages', 'id'), (SELECT max(id) FROM messages))",
+    ];
+    let named = regex::Regex::new(r":([a-z_]+)\b").expect("a valid pattern");
+    for statement in statements {
+        // Any other `:word` (`"rule":null` in a JSON literal) stays as it is.
+        let sql = named.replace_all(statement, |found: &regex::Captures| {
+            params
+                .iter()
+                .find(|(name, _)| name[1..] == found[1])
+                .map_or_else(|| found[0].to_owned(), |(_, value)| value.to_string())
+        });
+        transaction.execute(sql.as_ref()).await?;
+    }
+    transaction.commit().await?;
+    connection.execute("VACUUM (ANALYZE)").await?;
+    connection.execute("CHECKPOINT").await?;
+    connection.close().await?;
     Ok(())
 }

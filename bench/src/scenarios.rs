@@ -15,6 +15,7 @@ use switchboard_connector_webhook::Secret;
 
 use crate::Options;
 use crate::daemon::{Daemon, Process, SECRET, wait_ready};
+use crate::desk::{CpuFigures, Desk, Postgres, ServerCounters, Store};
 use crate::load::{self, LoadResult, Workload};
 use crate::receiver::Receiver;
 use crate::report::Report;
@@ -30,28 +31,51 @@ pub const CUSTOMER_BASE: u64 = 10_000;
 
 pub async fn run_all(options: &Options, binary: &Path) -> anyhow::Result<Report> {
     let mut report = Report::new(options.seconds);
+    // Started by the first scenario on PostgreSQL (`--store`), stopped at the end.
+    let postgres = Postgres::default();
     if options.runs("ingest") {
         for &clients in &options.clients {
-            let daemon = ingest_daemon(binary, clients, options.duration()).await?;
+            let mut daemons = Vec::new();
+            for &store in &options.stores {
+                daemons.push((
+                    store,
+                    ingest_daemon(binary, store, &postgres, clients, options.duration()).await?,
+                ));
+            }
             let bare = if options.no_bare {
                 None
             } else {
                 Some(ingest_bare(clients, options.duration()).await?)
             };
-            report.ingest(clients, &daemon, bare.as_ref());
+            // The bare endpoint's row once, under the first store's.
+            for (index, (store, daemon)) in daemons.iter().enumerate() {
+                report.set_store(*store);
+                report.ingest(clients, daemon, bare.as_ref().filter(|_| index == 0));
+            }
+            report.set_store(Store::Sqlite);
         }
     }
     if options.runs("mixed") {
         report.mixed(&mixed(binary, options.duration()).await?);
     }
     if options.runs("e2e") {
-        for rate in END_TO_END_RATES {
-            report.end_to_end(&end_to_end(binary, options.duration(), Some(rate)).await?);
+        for &store in &options.stores {
+            report.set_store(store);
+            for rate in END_TO_END_RATES {
+                report.end_to_end(&end_to_end(binary, store, &postgres, options.duration(), Some(rate)).await?);
+            }
+            report.end_to_end(&end_to_end(binary, store, &postgres, options.duration(), None).await?);
         }
-        report.end_to_end(&end_to_end(binary, options.duration(), None).await?);
+        report.set_store(Store::Sqlite);
     }
     if options.runs("scale") {
-        report.scale(&crate::scale::run(binary, options.scale_messages, options.duration()).await?);
+        for &store in &options.stores {
+            let figures =
+                crate::scale::run(binary, store, &postgres, options.scale_messages, options.duration()).await?;
+            report.set_store(store);
+            report.scale(&figures);
+        }
+        report.set_store(Store::Sqlite);
     }
     if options.runs("email") {
         report.email(&crate::email::run(binary, options.email_mails, options.email_live).await?);
@@ -76,6 +100,10 @@ pub async fn run_all(options: &Options, binary: &Path) -> anyhow::Result<Report>
         let figures =
             crate::stream::run(binary, options.stream_agents, options.stream_rate, options.duration()).await?;
         report.stream(&figures);
+    }
+    if options.runs("migrate") {
+        let figures = crate::migrate::run(binary, &postgres, options.scale_messages, options.duration()).await?;
+        report.migrate(&figures);
     }
     Ok(report)
 }
@@ -102,60 +130,73 @@ pub struct IngestFigures {
     pub delivered: u64,
     /// Acknowledgement updates queued (one per new conversation), warm-up included.
     pub queued: u64,
+    /// The store's growth: on PostgreSQL without the empty database's size.
     pub store_bytes: u64,
-    /// The WAL's size at the end of the run: bounded by the checkpoints under load.
+    /// The WAL's size at the end of the run: bounded by the checkpoints under load
+    /// (SQLite; 0 on PostgreSQL).
     pub wal_bytes: u64,
+    /// CPU time over the measured run (not the warm-up), per acknowledged message.
+    pub cpu: CpuFigures,
+    /// PostgreSQL's counters from before the warm-up until the daemons stopped
+    /// ([`ServerCounters::between`]); `None` on SQLite.
+    pub server: Option<serde_json::Value>,
 }
 
-async fn count_acknowledgements(database: &Path) -> anyhow::Result<u64> {
-    let pool = sqlx::SqlitePool::connect(&format!("sqlite://{}?mode=ro", database.display())).await?;
-    let count: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM messages WHERE kind = 'status_update'")
-        .fetch_one(&pool)
-        .await?;
-    pool.close().await;
-    Ok(count as u64)
-}
-
-async fn count_inbound(database: &Path) -> anyhow::Result<u64> {
-    let pool = sqlx::SqlitePool::connect(&format!("sqlite://{}?mode=ro", database.display())).await?;
-    let count: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM messages WHERE direction = 'inbound'")
-        .fetch_one(&pool)
-        .await?;
-    pool.close().await;
-    Ok(count as u64)
-}
-
-async fn ingest_daemon(binary: &Path, clients: usize, duration: Duration) -> anyhow::Result<IngestFigures> {
-    let dir = tempfile::tempdir()?;
+async fn ingest_daemon(
+    binary: &Path,
+    store: Store,
+    postgres: &Postgres,
+    clients: usize,
+    duration: Duration,
+) -> anyhow::Result<IngestFigures> {
     let receiver = Receiver::start().await?;
-    let daemon = Daemon::start(binary, dir.path(), &receiver.url(), "").await?;
-    let address = daemon.process.address;
-    let idle_rss_mib = daemon.process.rss_mib().0;
-    let warm = load::run(
-        address,
+    let mut desk = Desk::start(binary, store, postgres, &receiver.url(), "").await?;
+    let addresses = desk.addresses();
+    let address = addresses[0];
+    let idle_rss_mib = desk.rss_mib();
+    // A PostgreSQL database is several MiB before its first row: not counted per message.
+    let empty_store_bytes = match desk.postgres_url() {
+        Some(_) => desk.store_bytes().await?,
+        None => 0,
+    };
+    let counters = desk.server_counters().await?;
+    let warm = load::run_across(
+        &addresses,
         clients,
         WARMUP,
         Arc::new(messages("warm", address, Senders::Base(CUSTOMER_BASE))),
     )
     .await;
-    let run = load::run(
-        address,
+    let cpu_before = desk.cpu();
+    let run = load::run_across(
+        &addresses,
         clients,
         duration,
         Arc::new(messages("run", address, Senders::Base(CUSTOMER_BASE))),
     )
     .await;
-    let peak_rss_mib = daemon.process.rss_mib().1;
+    let cpu = CpuFigures::between(&cpu_before, &desk.cpu(), run.accepted);
+    let peak_rss_mib = desk.peak_rss_mib();
     // The daemon sends each new conversation's acknowledgement while it ingests: what it
     // delivered by the end of the load is work done beside the ingest rate.
     let delivered = receiver.acknowledged() as u64;
-    let database = daemon.database();
     // Checked before the daemon stops, which checkpoints and removes it.
-    let wal_bytes = std::fs::metadata(dir.path().join("switchboard.db-wal")).map_or(0, |m| m.len());
-    daemon.process.stop()?;
-    let stored = count_inbound(&database).await?;
-    let queued = count_acknowledgements(&database).await?;
-    let store_bytes = std::fs::metadata(&database)?.len();
+    let wal_bytes = desk.sqlite().map_or(0, |database| {
+        std::fs::metadata(format!("{}-wal", database.display())).map_or(0, |m| m.len())
+    });
+    desk.stop()?;
+    let server = match (counters, desk.server_counters().await?) {
+        (Some(before), Some(after)) => Some(ServerCounters::between(&before, &after, warm.accepted + run.accepted)),
+        _ => None,
+    };
+    let stored = desk
+        .count("SELECT COUNT(*) FROM messages WHERE direction = 'inbound'")
+        .await?;
+    let queued = desk
+        .count("SELECT COUNT(*) FROM messages WHERE kind = 'status_update'")
+        .await?;
+    let store_bytes = desk.store_bytes().await? - empty_store_bytes;
+    desk.finish().await?;
     Ok(IngestFigures {
         acknowledged: warm.accepted + run.accepted,
         load: run,
@@ -166,6 +207,8 @@ async fn ingest_daemon(binary: &Path, clients: usize, duration: Duration) -> any
         queued,
         store_bytes,
         wal_bytes,
+        cpu,
+        server,
     })
 }
 
@@ -297,6 +340,10 @@ pub struct EndToEndFigures {
     pub missing: u64,
     /// Acknowledgements delivered per second, from the run's start to the last arrival.
     pub delivered_per_second: f64,
+    /// CPU time from the run's start until the last acknowledgement arrived, per message.
+    pub cpu: CpuFigures,
+    /// PostgreSQL's counters over the run and the deliveries; `None` on SQLite.
+    pub server: Option<serde_json::Value>,
 }
 
 /// Every message opens a conversation; its acknowledgement goes to the receiver.
@@ -326,30 +373,39 @@ impl Workload for Timed {
 
 async fn end_to_end(
     binary: &Path,
+    store: Store,
+    postgres: &Postgres,
     duration: Duration,
     offered_per_second: Option<f64>,
 ) -> anyhow::Result<EndToEndFigures> {
     const CLIENTS: usize = 16;
-    let dir = tempfile::tempdir()?;
     let receiver = Receiver::start().await?;
-    let daemon = Daemon::start(binary, dir.path(), &receiver.url(), "").await?;
-    let address = daemon.process.address;
+    let mut desk = Desk::start(binary, store, postgres, &receiver.url(), "").await?;
+    let addresses = desk.addresses();
     let workload = Arc::new(Timed {
-        inner: messages("e2e", address, Senders::AllNew),
+        inner: messages("e2e", addresses[0], Senders::AllNew),
         sent: Mutex::new(Vec::new()),
     });
     let workload_ref = Arc::clone(&workload) as Arc<dyn Workload>;
+    let counters = desk.server_counters().await?;
+    let cpu_before = desk.cpu();
     let run_started = Instant::now();
     let run = match offered_per_second {
-        Some(rate) => load::run_paced(address, CLIENTS, duration, rate, workload_ref).await,
-        None => load::run(address, CLIENTS, duration, workload_ref).await,
+        Some(rate) => load::run_paced_across(&addresses, CLIENTS, duration, rate, workload_ref).await,
+        None => load::run_across(&addresses, CLIENTS, duration, workload_ref).await,
     };
     let expected = workload.sent.lock().unwrap().len();
     let started = Instant::now();
     while receiver.acknowledged() < expected && started.elapsed() < Duration::from_secs(60) {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    daemon.process.stop()?;
+    let cpu = CpuFigures::between(&cpu_before, &desk.cpu(), run.accepted);
+    desk.stop()?;
+    let server = match (counters, desk.server_counters().await?) {
+        (Some(before), Some(after)) => Some(ServerCounters::between(&before, &after, run.accepted)),
+        _ => None,
+    };
+    desk.finish().await?;
     let arrivals = receiver.received.acknowledged.lock().unwrap();
     let mut latency_us = load::histogram();
     let mut missing = 0;
@@ -369,6 +425,8 @@ async fn end_to_end(
         latency_us,
         missing,
         delivered_per_second,
+        cpu,
+        server,
     })
 }
 

@@ -1,5 +1,6 @@
 //! The benchmark program runs every scenario end to end against the debug daemon, for a
-//! second each (the email scenario on 200 mails and 10 live ones, Telegram on 5 replies
+//! second each (ingest, end to end and scale also on PostgreSQL, with one daemon and with
+//! two; the email scenario on 200 mails and 10 live ones, Telegram on 5 replies
 //! to one chat and 60 chats, the SLA scheduler on 2,000 conversations, status updates on
 //! 300, outbound delivery on 300 messages), and what it reports is consistent: every
 //! acknowledged message stored, every mail imported and threaded, every acknowledgement
@@ -67,6 +68,8 @@ fn every_scenario_runs_and_reports_consistent_figures() {
             "300",
             "--outbound-messages",
             "300",
+            "--store",
+            "sqlite,postgres,postgres-2",
             "--json",
         ])
         .arg(&json)
@@ -105,6 +108,10 @@ fn every_scenario_runs_and_reports_consistent_figures() {
         "outbound: ack, other up",
         "outbound: ack, other down",
         "outbound: ack, other down+backlog",
+        "ingest: daemon [postgres]",
+        "ingest: daemon [postgres-2]",
+        "e2e, saturated [postgres-2]",
+        "scale: detail queries [postgres-2]",
     ] {
         assert!(stdout.contains(row), "the table has no `{row}` row:\n{stdout}");
     }
@@ -116,6 +123,35 @@ fn every_scenario_runs_and_reports_consistent_figures() {
     assert_eq!(ingest["store_matches_acknowledged"], true, "{ingest}");
     assert_eq!(ingest["stored_inbound"], ingest["acknowledged_including_warmup"]);
     assert!(report["idle_rss_mib"].as_f64().unwrap() > 0.0);
+    assert!(
+        ingest["cpu"]["daemons_us_per_message"].as_f64().unwrap() > 0.0,
+        "{ingest}"
+    );
+
+    for (store, daemons) in [("postgres", 1), ("postgres-2", 2)] {
+        let figures = &report["stores"][store];
+        let ingest = &figures["ingest"][0];
+        assert_clean(&ingest["daemon"], store);
+        assert_eq!(ingest["daemons"], daemons, "{ingest}");
+        assert_eq!(ingest["store_matches_acknowledged"], true, "{store}: {ingest}");
+        for cpu in ["daemons_us_per_message", "postgres_us_per_message"] {
+            assert!(ingest["cpu"][cpu].as_f64().unwrap() > 0.0, "{store}: {ingest}");
+        }
+        assert!(ingest["postgres"]["commits"].as_u64().unwrap() > 0, "{store}: {ingest}");
+        let end_to_end = figures["end_to_end"].as_array().unwrap();
+        assert_eq!(end_to_end.len(), 3, "{store}: two paced runs and a saturated one");
+        for run in end_to_end {
+            assert_clean(&run["ingest"], store);
+            assert_eq!(run["acknowledgements_missing"], 0, "{store}: {run}");
+            assert_eq!(run["acknowledgements_timed"], run["ingest"]["acknowledged"]);
+        }
+        let scale = &figures["scale"];
+        assert_eq!(scale["messages"], 20_000, "{store}");
+        for kind in ["list", "detail"] {
+            assert_eq!(scale[kind]["errors"], 0, "{store} scale {kind}: {scale}");
+            assert!(scale[kind]["per_second"].as_f64().unwrap() > 0.0, "{store}: {scale}");
+        }
+    }
 
     assert_clean(&report["mixed"]["ingest"], "mixed ingest");
     assert_clean(&report["mixed"]["agent_list_queries"], "agents' queries");

@@ -2,7 +2,8 @@
 //! server binaries, a data dir made by `initdb` in a temp dir, the postmaster on a free
 //! loopback port, and a new database for each test that asks ([`Cluster::fresh_database`]).
 //! One cluster per test binary ([`Cluster::shared`]) is the usual shape; [`Cluster::start`]
-//! gives a test a cluster of its own, stopped when it is dropped.
+//! gives a test a cluster of its own, stopped when it is dropped, and [`Cluster::start_with`]
+//! one with other server settings (the benchmark's durable commits: `fsync=on`).
 //!
 //! # Lifetime
 //!
@@ -48,21 +49,25 @@ const NOT_INSTALLED: &str = "PostgreSQL is not installed (no /usr/lib/postgresql
 const START_ATTEMPTS: usize = 3;
 
 /// The parent of the postmaster: `$1` is the `postgres` binary, `$2` the cluster's dir,
-/// `$3` the port. It prints the postmaster's PID, then waits on its stdin. A line there
+/// `$3` the port, and any further arguments are passed to the postmaster after its own
+/// (`-c name=value` pairs from [`Cluster::start_with`], which override `fsync=off`, as a
+/// later `-c` overrides an earlier one). It prints the postmaster's PID, then waits on its stdin. A line there
 /// ("keep") means stop the postmaster but keep the dir, so that the harness can read the
 /// log of a failed start; end of file means the cluster is done with: stop it, remove the
 /// dir. As long as the watchdog is blocked in `read`, it does not reap the postmaster, so a
 /// postmaster that died shows as a zombie and its PID cannot be reused.
 const WATCHDOG: &str = r#"
-"$1" -D "$2/data" -p "$3" -k "$2" -c listen_addresses=127.0.0.1 -c fsync=off \
-    </dev/null >>"$2/pg.log" 2>&1 &
+postgres=$1 dir=$2 port=$3
+shift 3
+"$postgres" -D "$dir/data" -p "$port" -k "$dir" -c listen_addresses=127.0.0.1 -c fsync=off "$@" \
+    </dev/null >>"$dir/pg.log" 2>&1 &
 postmaster=$!
 echo "$postmaster"
 exec >/dev/null
 if read -r answer; then keep=yes; else keep=no; fi
 kill -QUIT "$postmaster"
 wait "$postmaster"
-[ "$keep" = yes ] || rm -rf "$2"
+[ "$keep" = yes ] || rm -rf "$dir"
 "#;
 
 /// A private PostgreSQL cluster. Dropping it stops the postmaster and removes its dir; the
@@ -84,8 +89,23 @@ pub struct Cluster {
 
 impl Cluster {
     /// Starts a cluster of its own for the caller and waits until it accepts connections.
+    /// Its commits are not flushed to disk (`fsync=off`): a test needs no crash safety.
     pub async fn start() -> Cluster {
-        blocking(Cluster::start_blocking).await
+        Cluster::start_with(&[]).await
+    }
+
+    /// Like [`Cluster::start`], with server settings (`name=value`, as `postgres -c`
+    /// takes them) over the defaults: `&["fsync=on", "synchronous_commit=on"]` for commits
+    /// that wait for the disk, as a production server's do (the benchmark's).
+    pub async fn start_with(settings: &[&str]) -> Cluster {
+        for setting in settings {
+            assert!(
+                setting.contains('=') && !setting.starts_with('-'),
+                "server setting {setting:?} is not name=value"
+            );
+        }
+        let settings: Vec<String> = settings.iter().map(|&setting| setting.to_owned()).collect();
+        blocking(move || Cluster::start_blocking(&settings)).await
     }
 
     /// The test binary's cluster: started by the first caller, the same for every later
@@ -99,6 +119,13 @@ impl Cluster {
 
     pub fn port(&self) -> u16 {
         self.port
+    }
+
+    /// The postmaster's PID: the parent of every server process of the cluster (the
+    /// backends, one per connection, and the background writer, WAL writer, checkpointer…),
+    /// for measuring what the server spends.
+    pub fn postmaster(&self) -> u32 {
+        self.postmaster
     }
 
     /// The URL of `database` on this cluster, as the daemon's `database.url` takes it.
@@ -178,7 +205,7 @@ impl Cluster {
         std::fs::read_to_string(self.dir.join("pg.log")).unwrap_or_default()
     }
 
-    fn start_blocking() -> Cluster {
+    fn start_blocking(settings: &[String]) -> Cluster {
         let bin = bin_dir();
         let owner = owner();
         let dir = tempfile::Builder::new()
@@ -219,7 +246,7 @@ impl Cluster {
         let mut failures = Vec::new();
         for _ in 0..START_ATTEMPTS {
             let started = Instant::now();
-            match spawn_postmaster(&bin, dir.path(), owner) {
+            match spawn_postmaster(&bin, dir.path(), owner, settings) {
                 Ok((watchdog, postmaster, port)) => {
                     return Cluster {
                         // From here on the watchdog removes it.
@@ -262,7 +289,12 @@ impl Drop for Cluster {
 /// Starts the watchdog and its postmaster on a free port and waits until the server
 /// accepts connections. `Err(log)` if the postmaster exited instead (typically: the port
 /// was taken meanwhile); the data dir stays for another attempt.
-fn spawn_postmaster(bin: &Path, dir: &Path, owner: Option<(u32, u32)>) -> Result<(Child, u32, u16), String> {
+fn spawn_postmaster(
+    bin: &Path,
+    dir: &Path,
+    owner: Option<(u32, u32)>,
+    settings: &[String],
+) -> Result<(Child, u32, u16), String> {
     let port = free_port();
     let mut watchdog = as_owner(Command::new("/bin/sh"), owner, dir)
         .arg("-c")
@@ -271,6 +303,7 @@ fn spawn_postmaster(bin: &Path, dir: &Path, owner: Option<(u32, u32)>) -> Result
         .arg(bin.join("postgres"))
         .arg(dir)
         .arg(port.to_string())
+        .args(settings.iter().flat_map(|setting| ["-c", setting.as_str()]))
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         // Written to after the test process may be gone: not a pipe that could break.

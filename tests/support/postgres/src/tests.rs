@@ -90,6 +90,20 @@ async fn a_cluster_starts_and_answers_select_1_within_the_deadline() {
 }
 
 #[tokio::test]
+async fn settings_given_at_the_start_override_the_defaults_and_only_for_that_cluster() {
+    let durable = Cluster::start_with(&["fsync=on", "synchronous_commit=on"]).await;
+    assert_eq!(durable.psql("postgres", "SHOW fsync").await, "on");
+    assert_eq!(durable.psql("postgres", "SHOW synchronous_commit").await, "on");
+    // The checkpointer lives as long as the server: a child of the postmaster.
+    let checkpointer = "SELECT pid FROM pg_stat_activity WHERE backend_type = 'checkpointer'";
+    let checkpointer = durable.psql("postgres", checkpointer).await;
+    let stat = std::fs::read_to_string(format!("/proc/{checkpointer}/stat")).unwrap();
+    let parent = stat.rsplit_once(')').unwrap().1.split_whitespace().nth(1).unwrap();
+    assert_eq!(parent, durable.postmaster().to_string());
+    assert_eq!(Cluster::shared().await.psql("postgres", "SHOW fsync").await, "off");
+}
+
+#[tokio::test]
 async fn fresh_databases_are_distinct_and_isolated() {
     let cluster = Cluster::shared().await;
     let started = Instant::now();
