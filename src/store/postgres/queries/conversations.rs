@@ -550,7 +550,9 @@ fn stream_conversation(row: &PgRow) -> StoreResult<StreamConversation> {
 }
 
 pub async fn stream_after(pool: &PgPool, after: StreamPosition, limit: u32) -> StoreResult<Vec<StreamItem>> {
-    // TODO(lead): commit order
+    // Positions are ids, and on PostgreSQL ids can commit out of order: an item committed
+    // behind a later id already told is skipped here (a reload shows it). See
+    // docs/ARCHITECTURE.md, "Wake-ups between daemons".
     // One read transaction, so the two tables are read at the same commit: REPEATABLE
     // READ, as READ COMMITTED would give each statement its own snapshot.
     let mut tx = pool
