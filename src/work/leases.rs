@@ -43,23 +43,16 @@ pub async fn run_leased<R, F>(
 {
     let take = |now: i64| service.take_lease(name.clone(), Arc::clone(&holder), now, now + millis(LEASE));
     while !shutdown.is_cancelled() {
-        match take(clock.now_ms()).await {
-            Ok(true) => {}
-            Ok(false) => {
-                tokio::select! {
-                    () = tokio::time::sleep(RENEW_EVERY) => {}
-                    () = shutdown.cancelled() => return,
-                }
-                continue;
+        let taken = take(clock.now_ms()).await.unwrap_or_else(|error| {
+            tracing::warn!(lease = %name, %error, "could not take the lease; trying again");
+            false
+        });
+        if !taken {
+            tokio::select! {
+                () = tokio::time::sleep(RENEW_EVERY) => {}
+                () = shutdown.cancelled() => return,
             }
-            Err(error) => {
-                tracing::warn!(lease = %name, %error, "could not take the lease; trying again");
-                tokio::select! {
-                    () = tokio::time::sleep(RENEW_EVERY) => {}
-                    () = shutdown.cancelled() => return,
-                }
-                continue;
-            }
+            continue;
         }
         tracing::info!(lease = %name, "holding the lease: reading here");
         let mut held_until = clock.now_ms() + millis(LEASE);

@@ -8,7 +8,9 @@ use std::time::Duration;
 use reqwest::{Method, StatusCode};
 use serde_json::json;
 
-use crate::harness::{Daemon, Receiver, SECRET, SignAs, config, config_with_inbox, customer_message, eventually};
+use crate::harness::{
+    Callback, Daemon, Receiver, SECRET, SignAs, config, config_with_inbox, customer_message, eventually, post_burst,
+};
 
 #[tokio::test]
 async fn the_acknowledgement_goes_out_once_per_new_conversation() {
@@ -302,27 +304,16 @@ async fn a_killed_daemon_delivers_every_message_of_a_burst_after_restart() {
     receiver.delay(Duration::from_millis(200));
     let daemon = Daemon::start(&receiver.url()).await;
     // Each message opens a conversation, and each conversation's acknowledgement leaves.
-    let client = Arc::new(daemon);
-    let mut posts = Vec::new();
-    for chunk in 0..10 {
-        let daemon = Arc::clone(&client);
-        posts.push(tokio::spawn(async move {
-            for n in 0..BURST / 10 {
-                let id = format!("burst-{chunk}-{n}");
-                let (status, body) = daemon.post_signed(&customer_message(&id, &id, "Hello")).await;
-                assert_eq!(status, StatusCode::ACCEPTED, "{body}");
-            }
-        }));
-    }
-    for post in posts {
-        post.await.unwrap();
-    }
+    let client = Arc::new(vec![daemon]);
+    post_burst(&client, BURST).await;
     // Mid-burst: some delivered, most not yet.
     eventually("a part of the burst delivered", || async {
         (receiver.callbacks().len() >= BURST / 5).then_some(())
     })
     .await;
-    let daemon = Arc::into_inner(client).expect("no other owner");
+    let daemon = Arc::into_inner(client)
+        .and_then(|mut daemons| daemons.pop())
+        .expect("no other owner");
     let delivered_before = receiver.callbacks().len();
     let dir = daemon.kill();
     assert!(delivered_before < BURST, "the burst was over before the kill");
@@ -331,11 +322,11 @@ async fn a_killed_daemon_delivers_every_message_of_a_burst_after_restart() {
     let daemon = Daemon::start_in(dir).await;
     let callbacks = eventually("every acknowledgement delivered", || async {
         let callbacks = receiver.callbacks();
-        let distinct: HashSet<String> = callbacks.iter().map(webhook_id).collect();
+        let distinct: HashSet<String> = callbacks.iter().map(Callback::webhook_id).collect();
         (distinct.len() >= BURST).then_some(callbacks)
     })
     .await;
-    let distinct: HashSet<String> = callbacks.iter().map(webhook_id).collect();
+    let distinct: HashSet<String> = callbacks.iter().map(Callback::webhook_id).collect();
     assert_eq!(distinct.len(), BURST);
     // A send the receiver answered but the daemon had not recorded when it died goes
     // again, with the same webhook-id: a receiver that dedupes on it sees each once.
@@ -365,10 +356,6 @@ async fn a_killed_daemon_delivers_every_message_of_a_burst_after_restart() {
         sent.contains("switchboard_outbox_deliveries{status=\"failed\"} 0\n"),
         "{metrics}"
     );
-}
-
-fn webhook_id(callback: &crate::harness::Callback) -> String {
-    callback.headers["webhook-id"].to_str().unwrap().to_owned()
 }
 
 #[tokio::test]
@@ -516,7 +503,7 @@ async fn sends_in_flight_at_shutdown_finish_within_the_grace_and_are_not_sent_ag
         (receiver.callbacks().len() > answered).then_some(())
     })
     .await;
-    let ids: HashSet<String> = receiver.callbacks().iter().map(webhook_id).collect();
+    let ids: HashSet<String> = receiver.callbacks().iter().map(Callback::webhook_id).collect();
     assert_eq!(ids.len(), 6);
     assert_eq!(receiver.callbacks().len(), 6, "nothing confirmed was sent twice");
 }
@@ -535,5 +522,5 @@ async fn a_callback_answering_429_with_retry_after_is_waited_for() {
     // The retry schedule says 150 ms; the receiver said 2 s, and the longer wins.
     let waited = attempts[1].at - attempts[0].at;
     assert!(waited >= Duration::from_secs(2), "waited only {waited:?}");
-    assert_eq!(webhook_id(&attempts[0]), webhook_id(&attempts[1]));
+    assert_eq!(attempts[0].webhook_id(), attempts[1].webhook_id());
 }

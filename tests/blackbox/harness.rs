@@ -22,7 +22,7 @@ use tempfile::TempDir;
 pub const SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
 /// How long any awaited effect may take before a test fails, and the poll for it: one
 /// definition for these tests and the mail servers they start.
-pub use switchboard_test_mailservers::{DEADLINE, eventually};
+pub use switchboard_test_mailservers::{DEADLINE, eventually, eventually_within};
 
 pub fn secret() -> Secret {
     Secret::parse(SECRET).unwrap()
@@ -461,6 +461,34 @@ pub struct Callback {
     pub body: Value,
     /// Whether the Standard Webhooks signature verified against the inbox secret.
     pub signature_valid: bool,
+}
+
+impl Callback {
+    /// The Standard Webhooks id: the same on every attempt of one message.
+    pub fn webhook_id(&self) -> String {
+        self.headers["webhook-id"].to_str().unwrap().to_owned()
+    }
+}
+
+/// Posts `count` customer messages (ids `burst-…`, each from its own sender) from ten
+/// tasks at once, each message to the next of `daemons` in turn, as a load balancer
+/// would; asserts each was taken.
+pub async fn post_burst(daemons: &Arc<Vec<Daemon>>, count: usize) {
+    let mut posts = Vec::new();
+    for chunk in 0..10 {
+        let daemons = Arc::clone(daemons);
+        posts.push(tokio::spawn(async move {
+            for n in 0..count / 10 {
+                let id = format!("burst-{chunk}-{n}");
+                let daemon = &daemons[n % daemons.len()];
+                let (status, body) = daemon.post_signed(&customer_message(&id, &id, "Hello")).await;
+                assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+            }
+        }));
+    }
+    for post in posts {
+        post.await.unwrap();
+    }
 }
 
 #[derive(Default)]

@@ -36,10 +36,6 @@ async fn daemon_on(url: &str, callback_url: &str) -> Daemon {
     Daemon::start_in(dir).await
 }
 
-fn webhook_id(callback: &Callback) -> String {
-    callback.headers["webhook-id"].to_str().unwrap().to_owned()
-}
-
 #[tokio::test]
 async fn the_desk_runs_on_postgresql_and_keeps_everything_across_a_restart() {
     let cluster = Cluster::shared().await;
@@ -107,31 +103,19 @@ async fn two_daemons_share_a_burst_and_a_killed_ones_sends_are_taken_over() {
     let receiver = Receiver::start().await;
     // Slow enough that the burst is still leaving when one daemon dies.
     receiver.delay(Duration::from_millis(200));
-    let daemons = Arc::new([
+    let daemons = Arc::new(vec![
         daemon_on(&url, &receiver.url()).await,
         daemon_on(&url, &receiver.url()).await,
     ]);
-    let mut posts = Vec::new();
-    for chunk in 0..10 {
-        let daemons = Arc::clone(&daemons);
-        posts.push(tokio::spawn(async move {
-            for n in 0..BURST / 10 {
-                let id = format!("burst-{chunk}-{n}");
-                // Alternately to each daemon, as a load balancer would.
-                let daemon = &daemons[n % 2];
-                let (status, body) = daemon.post_signed(&customer_message(&id, &id, "Hello")).await;
-                assert_eq!(status, StatusCode::ACCEPTED, "{body}");
-            }
-        }));
-    }
-    for post in posts {
-        post.await.unwrap();
-    }
+    // Alternately to each daemon.
+    post_burst(&daemons, BURST).await;
     eventually("a part of the burst delivered", || async {
         (receiver.callbacks().len() >= BURST / 5).then_some(())
     })
     .await;
-    let [first, survivor] = Arc::into_inner(daemons).expect("no other owner");
+    let mut daemons = Arc::into_inner(daemons).expect("no other owner");
+    let survivor = daemons.pop().unwrap();
+    let first = daemons.pop().unwrap();
     let delivered_before = receiver.callbacks().len();
     let killed_at = Instant::now();
     first.kill();
@@ -140,22 +124,18 @@ async fn two_daemons_share_a_burst_and_a_killed_ones_sends_are_taken_over() {
 
     // The killed daemon's sends wait out their lease (30 s), then the survivor takes
     // them over: longer than the harness's usual deadline.
-    let deadline = Instant::now() + Duration::from_secs(90);
-    let callbacks = loop {
-        let callbacks = receiver.callbacks();
-        let distinct: HashSet<String> = callbacks.iter().map(webhook_id).collect();
-        if distinct.len() >= BURST {
-            break callbacks;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "{} of {BURST} acknowledgements delivered 90 s after the kill",
-            distinct.len()
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    };
+    let callbacks = eventually_within(
+        "every acknowledgement delivered after the kill",
+        Duration::from_secs(90),
+        || async {
+            let callbacks = receiver.callbacks();
+            let distinct: HashSet<String> = callbacks.iter().map(Callback::webhook_id).collect();
+            (distinct.len() >= BURST).then_some(callbacks)
+        },
+    )
+    .await;
     let took_over_after = killed_at.elapsed();
-    let distinct: HashSet<String> = callbacks.iter().map(webhook_id).collect();
+    let distinct: HashSet<String> = callbacks.iter().map(Callback::webhook_id).collect();
     assert_eq!(distinct.len(), BURST);
     // A repeat only of what the killed daemon had in flight, with the same webhook-id.
     let repeats = callbacks.len() - distinct.len();
@@ -306,18 +286,15 @@ async fn one_daemon_reads_the_mailbox_and_another_takes_over_when_it_is_killed()
     dovecot
         .deliver(SUPPORT, &customer_mail("two@customer.test", "Second question"))
         .await;
-    let deadline = Duration::from_secs(30);
-    let texts = loop {
-        let texts = inbound_texts(&other, &token).await;
-        if texts.len() >= 2 {
-            break texts;
-        }
-        assert!(
-            killed_at.elapsed() < deadline,
-            "the next mail was not a conversation 30 s after the reader's daemon was killed"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    };
+    let texts = eventually_within(
+        "the next mail as a conversation within 30 s of the kill",
+        Duration::from_secs(30),
+        || async {
+            let texts = inbound_texts(&other, &token).await;
+            (texts.len() >= 2).then_some(texts)
+        },
+    )
+    .await;
     let took_over_after = killed_at.elapsed();
     assert_eq!(texts, ["First question, please.", "Second question, please."]);
     let holder = cluster
@@ -386,18 +363,19 @@ fn events_of(detail: &serde_json::Value, kind: &str) -> usize {
 /// Waits until the conversation went up a tier (its first response breached), and
 /// returns how often it was breached and escalated by then.
 async fn escalated(daemon: &Daemon, token: &str, conversation_id: i64) -> (usize, usize) {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        let detail = daemon.get(&format!("/conversations/{conversation_id}"), token).await;
-        if detail["tier"] == 1 {
-            return (
-                events_of(&detail, "sla.breached"),
-                events_of(&detail, "conversation.escalated"),
-            );
-        }
-        assert!(Instant::now() < deadline, "not escalated within a minute: {detail}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let detail = eventually_within(
+        &format!("conversation {conversation_id} escalated"),
+        Duration::from_secs(60),
+        || async {
+            let detail = daemon.get(&format!("/conversations/{conversation_id}"), token).await;
+            (detail["tier"] == 1).then_some(detail)
+        },
+    )
+    .await;
+    (
+        events_of(&detail, "sla.breached"),
+        events_of(&detail, "conversation.escalated"),
+    )
 }
 
 #[tokio::test]

@@ -22,7 +22,7 @@ use sqlx::PgConnection;
 use sqlx::postgres::{PgArguments, PgRow};
 use tokio::runtime::Handle;
 
-use crate::store::{StoreError, StoreResult};
+use crate::store::{Lease, StoreError, StoreResult};
 
 pub type PgQuery<'q> = sqlx::query::Query<'q, sqlx::Postgres, PgArguments>;
 
@@ -69,6 +69,23 @@ impl<'c> PgTx<'c> {
     pub fn one(&mut self, query: PgQuery<'_>) -> StoreResult<PgRow> {
         self.row(query)?
             .ok_or_else(|| StoreError::fatal("a statement that returns its row returned none"))
+    }
+
+    /// Puts back in the queue the rows of `table` (the outbox or event deliveries: they
+    /// lease alike) in flight whose lease ran out before `expired_before`.
+    fn release_leased(&mut self, table: &'static str, expired_before: i64, now: i64) -> StoreResult<u64> {
+        let release = format!(
+            "UPDATE {table} SET status = 'scheduled', lease_until = NULL, lease_holder = NULL,
+                    next_attempt_at = LEAST(next_attempt_at, $1), updated_at = $1
+             WHERE status = 'in_flight' AND (lease_until IS NULL OR lease_until < $2)"
+        );
+        self.execute(sqlx::query(&release).bind(now).bind(expired_before))
+    }
+
+    /// Extends the leases `lease.holder` holds on rows of `table` in flight.
+    fn renew_leased(&mut self, table: &'static str, lease: Lease<'_>) -> StoreResult<u64> {
+        let renew = format!("UPDATE {table} SET lease_until = $1 WHERE status = 'in_flight' AND lease_holder = $2");
+        self.execute(sqlx::query(&renew).bind(lease.until).bind(lease.holder))
     }
 
     /// Notes a failure: the transaction is aborted from here on.

@@ -294,24 +294,10 @@ impl SubscriptionTx for PgTx<'_> {
     }
 
     fn release_events(&mut self, expired_before: i64, now: i64) -> StoreResult<u64> {
-        self.execute(
-            sqlx::query(
-                "UPDATE event_deliveries SET status = 'scheduled', lease_until = NULL, lease_holder = NULL,
-                        next_attempt_at = LEAST(next_attempt_at, $1), updated_at = $1
-                 WHERE status = 'in_flight' AND (lease_until IS NULL OR lease_until < $2)",
-            )
-            .bind(now)
-            .bind(expired_before),
-        )
+        self.release_leased("event_deliveries", expired_before, now)
     }
 
     fn renew_events(&mut self, lease: Lease<'_>) -> StoreResult<u64> {
-        self.execute(
-            sqlx::query(
-                "UPDATE event_deliveries SET lease_until = $1 WHERE status = 'in_flight' AND lease_holder = $2",
-            )
-            .bind(lease.until)
-            .bind(lease.holder),
-        )
+        self.renew_leased("event_deliveries", lease)
     }
 }

@@ -15,6 +15,8 @@ mod subscriptions;
 
 use rusqlite::Connection;
 
+use crate::store::{Lease, StoreResult};
+
 /// One unit of work on the writer's connection.
 pub struct SqliteTx<'c> {
     conn: &'c Connection,
@@ -23,5 +25,25 @@ pub struct SqliteTx<'c> {
 impl<'c> SqliteTx<'c> {
     pub fn new(conn: &'c Connection) -> SqliteTx<'c> {
         SqliteTx { conn }
+    }
+
+    /// Puts back in the queue the rows of `table` (the outbox or event deliveries: they
+    /// lease alike) in flight whose lease ran out before `expired_before`.
+    fn release_leased(&mut self, table: &'static str, expired_before: i64, now: i64) -> StoreResult<u64> {
+        let release = format!(
+            "UPDATE {table} SET status = 'scheduled', lease_until = NULL, lease_holder = NULL,
+                    next_attempt_at = MIN(next_attempt_at, ?1), updated_at = ?1
+             WHERE status = 'in_flight' AND (lease_until IS NULL OR lease_until < ?2)"
+        );
+        Ok(self.conn.prepare_cached(&release)?.execute([now, expired_before])? as u64)
+    }
+
+    /// Extends the leases `lease.holder` holds on rows of `table` in flight.
+    fn renew_leased(&mut self, table: &'static str, lease: Lease<'_>) -> StoreResult<u64> {
+        let renew = format!("UPDATE {table} SET lease_until = ?1 WHERE status = 'in_flight' AND lease_holder = ?2");
+        Ok(self
+            .conn
+            .prepare_cached(&renew)?
+            .execute(rusqlite::params![lease.until, lease.holder])? as u64)
     }
 }

@@ -198,19 +198,11 @@ impl OutboxTx for SqliteTx<'_> {
     }
 
     fn release_deliveries(&mut self, expired_before: i64, now: i64) -> StoreResult<u64> {
-        Ok(self.conn.execute(
-            "UPDATE outbox SET status = 'scheduled', lease_until = NULL, lease_holder = NULL,
-                    next_attempt_at = MIN(next_attempt_at, ?1), updated_at = ?1
-             WHERE status = 'in_flight' AND (lease_until IS NULL OR lease_until < ?2)",
-            [now, expired_before],
-        )? as u64)
+        self.release_leased("outbox", expired_before, now)
     }
 
     fn renew_deliveries(&mut self, lease: Lease<'_>) -> StoreResult<u64> {
-        Ok(self
-            .conn
-            .prepare_cached("UPDATE outbox SET lease_until = ?1 WHERE status = 'in_flight' AND lease_holder = ?2")?
-            .execute(params![lease.until, lease.holder])? as u64)
+        self.renew_leased("outbox", lease)
     }
 
     fn set_channel_cursor(&mut self, inbox_id: i64, name: &str, value: &str, now: i64) -> StoreResult<()> {

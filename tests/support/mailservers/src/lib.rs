@@ -22,7 +22,16 @@ use tokio::net::TcpStream;
 pub const DEADLINE: Duration = Duration::from_secs(20);
 
 /// Polls `probe` until it returns `Some`, or panics after [`DEADLINE`].
-pub async fn eventually<T, F, Fut>(what: &str, mut probe: F) -> T
+pub async fn eventually<T, F, Fut>(what: &str, probe: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    eventually_within(what, DEADLINE, probe).await
+}
+
+/// [`eventually`] for an effect that takes longer by design (a lease running out).
+pub async fn eventually_within<T, F, Fut>(what: &str, deadline: Duration, mut probe: F) -> T
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = Option<T>>,
@@ -32,7 +41,7 @@ where
         if let Some(value) = probe().await {
             return value;
         }
-        assert!(started.elapsed() < DEADLINE, "timed out waiting for {what}");
+        assert!(started.elapsed() < deadline, "timed out waiting for {what}");
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
 }
