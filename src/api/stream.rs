@@ -365,9 +365,27 @@ mod tests {
 
     #[test]
     fn positions_round_trip_and_refuse_what_the_stream_never_sent() {
-        let position = StreamPosition { event: 12, message: 7 };
-        assert_eq!(StreamPosition::decode(&position.encode()), Some(position));
-        for bad in ["", "12", "a-b", "-1-2", "1-", "1.2"] {
+        use crate::query::Mark;
+        let sqlite = StreamPosition {
+            event: Mark { tx: 0, id: 12 },
+            message: Mark { tx: 0, id: 7 },
+        };
+        assert_eq!(
+            sqlite.encode(),
+            "12-7",
+            "SQLite's positions read as before transactions were in them"
+        );
+        let postgres = StreamPosition {
+            event: Mark { tx: 7401, id: 12 },
+            message: Mark { tx: 7388, id: 7 },
+        };
+        assert_eq!(postgres.encode(), "7401.12-7388.7");
+        for position in [sqlite, postgres] {
+            assert_eq!(StreamPosition::decode(&position.encode()), Some(position));
+        }
+        for bad in [
+            "", "12", "a-b", "-1-2", "1-", "1.2", "1..2-3", "1.-2-3", "x.1-2", "1.2.3-4",
+        ] {
             assert_eq!(StreamPosition::decode(bad), None, "{bad}");
         }
     }

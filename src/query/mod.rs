@@ -399,45 +399,82 @@ pub struct CsatPage {
     pub open: bool,
 }
 
+/// Where one table's part of the stream stands: the last row told, in the order rows
+/// become visible to readers. SQLite commits one writer's transactions in id order, so
+/// there `tx` is 0 and ids alone order the rows. On PostgreSQL a row can commit after
+/// one with a later id, so rows are ordered by the transaction that wrote them first
+/// (`tx`, its id) and told only once every older transaction has ended: a position
+/// never passes a row that commits later.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Default)]
+pub struct Mark {
+    pub tx: i64,
+    pub id: i64,
+}
+
+impl Mark {
+    fn encode(self) -> String {
+        if self.tx == 0 {
+            self.id.to_string()
+        } else {
+            format!("{}.{}", self.tx, self.id)
+        }
+    }
+
+    fn decode(text: &str) -> Option<Mark> {
+        let number = |text: &str| text.parse().ok().filter(|n: &i64| *n >= 0);
+        Some(match text.split_once('.') {
+            Some((tx, id)) => Mark {
+                tx: number(tx)?,
+                id: number(id)?,
+            },
+            None => Mark {
+                tx: 0,
+                id: number(text)?,
+            },
+        })
+    }
+}
+
 /// A place in the live stream: the last event and the last message already told. The
 /// two are counted apart because they are two tables; each only grows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct StreamPosition {
-    pub event: i64,
-    pub message: i64,
+    pub event: Mark,
+    pub message: Mark,
 }
 
 impl StreamPosition {
-    /// As `Last-Event-ID` carries it.
+    /// As `Last-Event-ID` carries it: `event-message`, each an id (SQLite) or
+    /// `transaction.id` (PostgreSQL).
     pub fn encode(self) -> String {
-        format!("{}-{}", self.event, self.message)
+        format!("{}-{}", self.event.encode(), self.message.encode())
     }
 
     pub fn decode(text: &str) -> Option<StreamPosition> {
         let (event, message) = text.trim().split_once('-')?;
         Some(StreamPosition {
-            event: event.parse().ok().filter(|id: &i64| *id >= 0)?,
-            message: message.parse().ok().filter(|id: &i64| *id >= 0)?,
+            event: Mark::decode(event)?,
+            message: Mark::decode(message)?,
         })
     }
 
     /// Whether `item` was told already by the time this position was reached.
     pub fn covers(self, item: &StreamItem) -> bool {
         match &item.change {
-            StreamChange::Event(event) => event.id <= self.event,
-            StreamChange::Message(message) => message.id <= self.message,
+            StreamChange::Event(_) => item.mark() <= self.event,
+            StreamChange::Message(_) => item.mark() <= self.message,
         }
     }
 
     /// This position, moved past `item`.
     pub fn past(self, item: &StreamItem) -> StreamPosition {
         match &item.change {
-            StreamChange::Event(event) => StreamPosition {
-                event: self.event.max(event.id),
+            StreamChange::Event(_) => StreamPosition {
+                event: self.event.max(item.mark()),
                 ..self
             },
-            StreamChange::Message(message) => StreamPosition {
-                message: self.message.max(message.id),
+            StreamChange::Message(_) => StreamPosition {
+                message: self.message.max(item.mark()),
                 ..self
             },
         }
@@ -478,9 +515,40 @@ pub enum StreamChange {
 pub struct StreamItem {
     pub conversation: StreamConversation,
     pub change: StreamChange,
+    /// The transaction that wrote it ([`Mark::tx`]): 0 on SQLite.
+    pub tx: i64,
 }
 
 impl StreamItem {
+    /// Its place in its table's part of the stream.
+    pub fn mark(&self) -> Mark {
+        let id = match &self.change {
+            StreamChange::Event(event) => event.id,
+            StreamChange::Message(message) => message.id,
+        };
+        Mark { tx: self.tx, id }
+    }
+
+    /// The two lists, each in stream order, merged in the order things happened (an
+    /// event first at the same instant: a conversation's creation before its first
+    /// message). Each kind keeps its order, which is what a resumed position relies on.
+    pub fn merge_by_time(events: Vec<StreamItem>, messages: Vec<StreamItem>) -> Vec<StreamItem> {
+        let at = |item: &StreamItem| match &item.change {
+            StreamChange::Event(event) => event.created_at.0,
+            StreamChange::Message(message) => message.created_at.0,
+        };
+        let mut merged = Vec::with_capacity(events.len() + messages.len());
+        let mut messages = messages.into_iter().peekable();
+        for event in events {
+            while let Some(message) = messages.next_if(|message| at(message) < at(&event)) {
+                merged.push(message);
+            }
+            merged.push(event);
+        }
+        merged.extend(messages);
+        merged
+    }
+
     /// The SSE event name: the event's kind, or `message.created`.
     pub fn kind(&self) -> &str {
         match &self.change {

@@ -949,3 +949,83 @@ async fn a_named_lease_has_one_holder_until_it_runs_out_or_is_given_up() {
     assert_eq!(cleared, 1);
     assert!(take("daemon-b", ran_out + 4).await, "cleared: taken at once");
 }
+
+/// Several daemons write at once on a shared store, and a row can commit after one with a
+/// later id. The stream must not pass the earlier row while its transaction runs: a
+/// console that resumed from such a position would never show it. SQLite's one writer
+/// commits in id order and cannot hold one unit open while another commits.
+#[tokio::test]
+async fn the_stream_tells_a_row_that_commits_after_a_later_one() {
+    use std::sync::{Condvar, Mutex, mpsc};
+    use std::time::Duration;
+
+    let store = testing::with_shop().await;
+    if store.store.exclusive() {
+        return;
+    }
+    let start = store.queries.stream_head().await.unwrap();
+    let gate = Arc::new((Mutex::new(false), Condvar::new()));
+    let (inserted, inserted_seen) = mpsc::sync_channel::<i64>(4);
+    let (shop, team) = (store.shop.clone(), store.support);
+    let held_open = {
+        let (store, gate) = (Arc::clone(&store.store), Arc::clone(&gate));
+        tokio::spawn(async move {
+            store
+                .unit(move |tx| {
+                    let seeded = testing::converse(tx, &shop, team, "early", "first written", None, NOW)?;
+                    let _ = inserted.try_send(seeded.message_id);
+                    let (open, released) = &*gate;
+                    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+                    let mut open = open.lock().unwrap();
+                    while !*open && std::time::Instant::now() < deadline {
+                        open = released.wait_timeout(open, Duration::from_millis(100)).unwrap().0;
+                    }
+                    Ok::<_, StoreError>(seeded)
+                })
+                .await
+                .unwrap()
+        })
+    };
+    let first_id = tokio::task::spawn_blocking(move || inserted_seen.recv_timeout(Duration::from_secs(30)))
+        .await
+        .unwrap()
+        .expect("the first unit wrote its message");
+    let later = store
+        .converse("late", "written second, committed first", None, NOW)
+        .await;
+    assert!(later.message_id > first_id, "the later unit drew the later id");
+
+    let mut position = start;
+    let mut told = Vec::new();
+    for item in store.queries.stream_after(position, 100).await.unwrap() {
+        position = position.past(&item);
+        told.push(item);
+    }
+    {
+        let (open, released) = &*gate;
+        *open.lock().unwrap() = true;
+        released.notify_all();
+    }
+    let early = held_open.await.unwrap();
+    for item in store.queries.stream_after(position, 100).await.unwrap() {
+        position = position.past(&item);
+        told.push(item);
+    }
+    let messages: Vec<i64> = told
+        .iter()
+        .filter_map(|item| match &item.change {
+            crate::query::StreamChange::Message(message) => Some(message.id),
+            crate::query::StreamChange::Event(_) => None,
+        })
+        .collect();
+    assert_eq!(
+        messages,
+        [early.message_id, later.message_id],
+        "each message told once, in the order they became visible"
+    );
+    assert_eq!(
+        store.queries.stream_head().await.unwrap(),
+        position,
+        "the head is where the reading stopped"
+    );
+}

@@ -156,7 +156,7 @@ pub fn blank_contact() -> ContactRecord {
     }
 }
 
-fn converse(
+pub(super) fn converse(
     tx: &mut dyn Tx,
     shop: &InboxRef,
     team: i64,

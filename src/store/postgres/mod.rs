@@ -121,11 +121,18 @@ async fn listen(pool: PgPool, on_change: OnChange, stop: tokio_util::sync::Cance
 }
 
 /// PostgreSQL's schema versions (see `store::migrations`).
-const MIGRATIONS: migrations::Versions = &[(
-    1,
-    "initial",
-    include_str!("../../../migrations/postgres/0001_initial.sql"),
-)];
+const MIGRATIONS: migrations::Versions = &[
+    (
+        1,
+        "initial",
+        include_str!("../../../migrations/postgres/0001_initial.sql"),
+    ),
+    (
+        2,
+        "stream order",
+        include_str!("../../../migrations/postgres/0002_stream_order.sql"),
+    ),
+];
 
 /// A connection that is put back into the pool only once its transaction is over: if a
 /// unit of work panics mid-transaction, the connection is closed instead, and the

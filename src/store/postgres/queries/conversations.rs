@@ -550,35 +550,37 @@ fn stream_conversation(row: &PgRow) -> StoreResult<StreamConversation> {
 }
 
 pub async fn stream_after(pool: &PgPool, after: StreamPosition, limit: u32) -> StoreResult<Vec<StreamItem>> {
-    // Positions are ids, and on PostgreSQL ids can commit out of order: an item committed
-    // behind a later id already told is skipped here (a reload shows it). See
-    // docs/ARCHITECTURE.md, "Wake-ups between daemons".
     // One read transaction, so the two tables are read at the same commit: REPEATABLE
     // READ, as READ COMMITTED would give each statement its own snapshot.
     let mut tx = pool
         .begin_with("BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY")
         .await?;
+    let horizon = horizon(&mut tx).await?;
     let events = sqlx::query(&format!(
-        "SELECT e.id, e.kind, e.actor_kind, e.actor_id, COALESCE(ag.name, ct.name) AS actor_name, e.data,
+        "SELECT e.tx_id, e.id, e.kind, e.actor_kind, e.actor_id, COALESCE(ag.name, ct.name) AS actor_name, e.data,
                 e.created_at, {STREAM_CONVERSATION}
          FROM events e {joins}
-         WHERE e.id > $1 ORDER BY e.id LIMIT $2",
+         WHERE (e.tx_id, e.id) > ($1, $2) AND e.tx_id < $3 ORDER BY e.tx_id, e.id LIMIT $4",
         joins = stream_joins("e", "actor")
     ))
-    .bind(after.event)
+    .bind(after.event.tx)
+    .bind(after.event.id)
+    .bind(horizon)
     .bind(i64::from(limit))
     .fetch_all(&mut *tx)
     .await?;
     let messages = sqlx::query(&format!(
-        "SELECT m.id, m.direction, m.kind, m.author_kind, m.author_id, COALESCE(ag.name, ct.name) AS author_name,
-                SUBSTR(m.text, 1, 500) AS text, m.created_at,
+        "SELECT m.tx_id, m.id, m.direction, m.kind, m.author_kind, m.author_id,
+                COALESCE(ag.name, ct.name) AS author_name, SUBSTR(m.text, 1, 500) AS text, m.created_at,
                 (SELECT COUNT(*) FROM attachments a WHERE a.message_id = m.id) AS attachments,
                 {STREAM_CONVERSATION}
          FROM messages m {joins}
-         WHERE m.id > $1 ORDER BY m.id LIMIT $2",
+         WHERE (m.tx_id, m.id) > ($1, $2) AND m.tx_id < $3 ORDER BY m.tx_id, m.id LIMIT $4",
         joins = stream_joins("m", "author")
     ))
-    .bind(after.message)
+    .bind(after.message.tx)
+    .bind(after.message.id)
+    .bind(horizon)
     .bind(i64::from(limit))
     .fetch_all(&mut *tx)
     .await?;
@@ -594,6 +596,7 @@ pub async fn stream_after(pool: &PgPool, after: StreamPosition, limit: u32) -> S
                 data: json_column(row.try_get("data")?)?,
                 created_at: Timestamp(row.try_get("created_at")?),
             }),
+            tx: row.try_get("tx_id")?,
         });
     }
     let mut told_messages = Vec::with_capacity(messages.len());
@@ -609,37 +612,50 @@ pub async fn stream_after(pool: &PgPool, after: StreamPosition, limit: u32) -> S
                 attachments: row.try_get("attachments")?,
                 created_at: Timestamp(row.try_get("created_at")?),
             }),
+            tx: row.try_get("tx_id")?,
         });
     }
-    Ok(merge_by_time(told_events, told_messages))
+    Ok(StreamItem::merge_by_time(told_events, told_messages))
 }
 
-/// The two lists, each in id order, merged in the order things happened (an event
-/// first at the same instant: a conversation's creation before its first message).
-/// Each kind stays in id order, which is what a resumed position relies on.
-fn merge_by_time(events: Vec<StreamItem>, messages: Vec<StreamItem>) -> Vec<StreamItem> {
-    let at = |item: &StreamItem| match &item.change {
-        StreamChange::Event(event) => event.created_at.0,
-        StreamChange::Message(message) => message.created_at.0,
-    };
-    let mut merged = Vec::with_capacity(events.len() + messages.len());
-    let mut messages = messages.into_iter().peekable();
-    for event in events {
-        while let Some(message) = messages.next_if(|message| at(message) < at(&event)) {
-            merged.push(message);
-        }
-        merged.push(event);
-    }
-    merged.extend(messages);
-    merged
+/// The oldest transaction still running when the read's snapshot was taken: every row
+/// written by an older one is final (committed and seen, or rolled back), so the stream
+/// tells rows below it only, in [`Mark`] order, and never passes one that commits later.
+async fn horizon(tx: &mut PgConnection) -> StoreResult<i64> {
+    Ok(
+        sqlx::query_scalar("SELECT pg_snapshot_xmin(pg_current_snapshot())::text::BIGINT")
+            .fetch_one(&mut *tx)
+            .await?,
+    )
 }
 
 pub async fn stream_head(pool: &PgPool) -> StoreResult<StreamPosition> {
-    let (event, message): (i64, i64) =
-        sqlx::query_as("SELECT (SELECT COALESCE(MAX(id), 0) FROM events), (SELECT COALESCE(MAX(id), 0) FROM messages)")
-            .fetch_one(pool)
-            .await?;
-    Ok(StreamPosition { event, message })
+    let mut tx = pool
+        .begin_with("BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+        .await?;
+    let horizon = horizon(&mut tx).await?;
+    let (event_tx, event, message_tx, message): (i64, i64, i64, i64) = sqlx::query_as(
+        "SELECT COALESCE(e.tx_id, 0), COALESCE(e.id, 0), COALESCE(m.tx_id, 0), COALESCE(m.id, 0)
+         FROM (SELECT 1) one
+         LEFT JOIN LATERAL (SELECT tx_id, id FROM events WHERE tx_id < $1 ORDER BY tx_id DESC, id DESC LIMIT 1) e
+                ON TRUE
+         LEFT JOIN LATERAL (SELECT tx_id, id FROM messages WHERE tx_id < $1 ORDER BY tx_id DESC, id DESC LIMIT 1) m
+                ON TRUE",
+    )
+    .bind(horizon)
+    .fetch_one(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    Ok(StreamPosition {
+        event: Mark {
+            tx: event_tx,
+            id: event,
+        },
+        message: Mark {
+            tx: message_tx,
+            id: message,
+        },
+    })
 }
 
 async fn resolve_agent(conn: &mut PgConnection, selector: &AgentSelector) -> StoreResult<i64> {

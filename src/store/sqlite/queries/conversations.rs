@@ -552,7 +552,7 @@ pub async fn stream_after(pool: &SqlitePool, after: StreamPosition, limit: u32) 
          WHERE e.id > ? ORDER BY e.id LIMIT ?",
         joins = stream_joins("e", "actor")
     ))
-    .bind(after.event)
+    .bind(after.event.id)
     .bind(limit)
     .fetch_all(&mut *tx)
     .await?;
@@ -565,7 +565,7 @@ pub async fn stream_after(pool: &SqlitePool, after: StreamPosition, limit: u32) 
          WHERE m.id > ? ORDER BY m.id LIMIT ?",
         joins = stream_joins("m", "author")
     ))
-    .bind(after.message)
+    .bind(after.message.id)
     .bind(limit)
     .fetch_all(&mut *tx)
     .await?;
@@ -581,6 +581,7 @@ pub async fn stream_after(pool: &SqlitePool, after: StreamPosition, limit: u32) 
                 data: json_column(row.try_get("data")?)?,
                 created_at: Timestamp(row.try_get("created_at")?),
             }),
+            tx: 0,
         });
     }
     let mut told_messages = Vec::with_capacity(messages.len());
@@ -596,29 +597,10 @@ pub async fn stream_after(pool: &SqlitePool, after: StreamPosition, limit: u32) 
                 attachments: row.try_get("attachments")?,
                 created_at: Timestamp(row.try_get("created_at")?),
             }),
+            tx: 0,
         });
     }
-    Ok(merge_by_time(told_events, told_messages))
-}
-
-/// The two lists, each in id order, merged in the order things happened (an event
-/// first at the same instant: a conversation's creation before its first message).
-/// Each kind stays in id order, which is what a resumed position relies on.
-fn merge_by_time(events: Vec<StreamItem>, messages: Vec<StreamItem>) -> Vec<StreamItem> {
-    let at = |item: &StreamItem| match &item.change {
-        StreamChange::Event(event) => event.created_at.0,
-        StreamChange::Message(message) => message.created_at.0,
-    };
-    let mut merged = Vec::with_capacity(events.len() + messages.len());
-    let mut messages = messages.into_iter().peekable();
-    for event in events {
-        while let Some(message) = messages.next_if(|message| at(message) < at(&event)) {
-            merged.push(message);
-        }
-        merged.push(event);
-    }
-    merged.extend(messages);
-    merged
+    Ok(StreamItem::merge_by_time(told_events, told_messages))
 }
 
 pub async fn stream_head(pool: &SqlitePool) -> StoreResult<StreamPosition> {
@@ -626,7 +608,10 @@ pub async fn stream_head(pool: &SqlitePool) -> StoreResult<StreamPosition> {
         sqlx::query_as("SELECT (SELECT COALESCE(MAX(id), 0) FROM events), (SELECT COALESCE(MAX(id), 0) FROM messages)")
             .fetch_one(pool)
             .await?;
-    Ok(StreamPosition { event, message })
+    Ok(StreamPosition {
+        event: Mark { tx: 0, id: event },
+        message: Mark { tx: 0, id: message },
+    })
 }
 
 async fn resolve_agent(conn: &mut SqliteConnection, selector: &AgentSelector) -> StoreResult<i64> {
