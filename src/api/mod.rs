@@ -4,6 +4,7 @@
 
 pub mod config;
 mod console;
+mod contacts;
 mod csat;
 mod deliveries;
 pub mod door;

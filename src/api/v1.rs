@@ -88,6 +88,12 @@ pub fn router() -> Router<Arc<AppState>> {
             "/subscriptions/{id}/ping",
             axum::routing::post(super::subscriptions::ping),
         )
+        .route("/contacts", get(super::contacts::list))
+        .route(
+            "/contacts/{id}",
+            get(super::contacts::show).patch(super::contacts::update),
+        )
+        .route("/contacts/{id}/merge", axum::routing::post(super::contacts::merge))
         .route("/contacts/{id}/export", get(super::privacy::export))
         .route("/contacts/{id}/erase", axum::routing::post(super::privacy::erase))
         .route("/privacy/audit", get(super::privacy::audit))

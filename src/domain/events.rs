@@ -232,6 +232,12 @@ pub enum DomainEvent {
         event: UpdateEvent,
         error: String,
     },
+    /// An agent found that two contacts are one person: the conversation's contact
+    /// `from` was merged into `into`, or `into` took in `from`'s history.
+    ContactMerged {
+        from: i64,
+        into: i64,
+    },
     /// The person's content left the conversation; its shell stays for the figures.
     Erased {
         /// Their erasure was asked for, or the retention policy's age passed.
@@ -261,6 +267,7 @@ impl DomainEvent {
             DomainEvent::DeliveryDelayed { .. } => "delivery.delayed",
             DomainEvent::DeliveryRetried { .. } => "delivery.retried",
             DomainEvent::StatusUpdateFailed { .. } => "status_update.failed",
+            DomainEvent::ContactMerged { .. } => "contact.merged",
             DomainEvent::Erased { .. } => "conversation.erased",
         }
     }
@@ -340,6 +347,7 @@ impl DomainEvent {
                 attempts_before,
             } => json!({"message_id": message_id, "delivery_id": delivery_id, "attempts_before": attempts_before}),
             DomainEvent::StatusUpdateFailed { event, error } => json!({"event": event.as_str(), "error": error}),
+            DomainEvent::ContactMerged { from, into } => json!({"from": from, "into": into}),
             DomainEvent::Erased { retention } => {
                 json!({"cause": if *retention { "retention" } else { "erasure" }})
             }
@@ -371,6 +379,7 @@ impl DomainEvent {
             | DomainEvent::DeliveryDelayed { .. }
             | DomainEvent::DeliveryRetried { .. }
             | DomainEvent::StatusUpdateFailed { .. }
+            | DomainEvent::ContactMerged { .. }
             // Subscribers hear `contact.erased` once per person instead (domain/privacy.rs).
             | DomainEvent::Erased { .. } => None,
         }

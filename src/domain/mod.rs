@@ -15,6 +15,7 @@
 //! - [`updates`]: status updates: events, templates, and the rules that send them.
 //! - [`deliveries`]: what a send's outcome does; subscriptions' lifecycle.
 //! - [`catalog`]: the configured teams and inboxes made to exist.
+//! - [`contacts`]: agents' edits of a contact, and two contacts merged into one.
 //! - [`privacy`]: a contact's export and erasure, and the retention policy.
 //! - [`service`]: the operations above, each one unit of work, as callers use them.
 //! - [`explain`]: `route explain`, a sample message through router and desk.
@@ -22,6 +23,7 @@
 pub mod access;
 pub mod catalog;
 pub mod clocks;
+pub mod contacts;
 pub mod deliveries;
 pub mod desk;
 pub mod escalation;

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use switchboard_connector_core::InboundMessage;
 
 use crate::domain::clocks::{self, FireOutcome};
+use crate::domain::contacts;
 use crate::domain::desk::Desk;
 use crate::domain::escalation::{self, Escalation};
 use crate::domain::events::Actor;
@@ -294,6 +295,20 @@ impl Service {
                 let conversation_id = updates::csat_conversation(tx, &token)?.ok_or(DeskError::NotFound("question"))?;
                 updates::record_csat(tx, &desk, conversation_id, score, comment.as_deref(), "email_link", now)
             })
+            .await
+    }
+
+    /// An agent's corrections to a contact (see [`contacts::edit`]).
+    pub async fn edit_contact(&self, contact_id: i64, patch: contacts::ContactPatch, now: i64) -> DeskResult<()> {
+        self.store
+            .unit(move |tx| contacts::edit(tx, contact_id, &patch, now))
+            .await
+    }
+
+    /// Makes `from` part of `into` (see [`contacts::merge`]).
+    pub async fn merge_contacts(&self, into: i64, from: i64, actor: Actor, now: i64) -> DeskResult<contacts::Merged> {
+        self.store
+            .unit(move |tx| contacts::merge(tx, into, from, actor, now))
             .await
     }
 

@@ -558,6 +558,79 @@ impl StreamItem {
     }
 }
 
+/// What a contact search asks: text found in a name, an email address, a phone number,
+/// a Telegram username or a channel's id of the person; only contacts the caller may see
+/// (an agent: those with a conversation they may read).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ContactSearch {
+    /// Lowercased; `None` lists every contact.
+    pub text: Option<String>,
+    pub visible_to: Visibility,
+}
+
+/// One way the person reaches the desk.
+#[derive(Debug, Clone, Serialize)]
+pub struct IdentityView {
+    pub id: i64,
+    pub inbox: String,
+    pub channel: ChannelKind,
+    pub external_id: String,
+    /// Why replies by this identity cannot reach them; `null` when they can.
+    pub unreachable: Option<String>,
+    pub created_at: Timestamp,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ContactSummary {
+    pub id: i64,
+    pub name: Option<String>,
+    pub email: Option<String>,
+    pub language: Option<String>,
+    pub time_zone: Option<String>,
+    /// The `flags` attribute, as routing rules read it (`vip`, `influencer`, `verified`).
+    pub flags: Vec<String>,
+    /// Everything webhooks and agents told of them (`flags` included).
+    pub attributes: Value,
+    pub identities: Vec<IdentityView>,
+    pub updates_stopped_at: Option<Timestamp>,
+    pub created_at: Timestamp,
+    pub updated_at: Timestamp,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ContactPage {
+    pub contacts: Vec<ContactSummary>,
+    /// Pass as `cursor` for the next page; `null` on the last.
+    pub next_cursor: Option<String>,
+}
+
+/// A conversation of the contact's, as their page lists it.
+#[derive(Debug, Clone, Serialize)]
+pub struct ContactConversation {
+    pub id: i64,
+    pub reference: String,
+    pub inbox: String,
+    pub channel: ChannelKind,
+    pub subject: Option<String>,
+    pub status: Status,
+    pub priority: Priority,
+    pub team: Option<String>,
+    pub last_activity_at: Timestamp,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ContactDetail {
+    #[serde(flatten)]
+    pub contact: ContactSummary,
+    /// Newest activity first; an agent sees the ones they may read.
+    pub conversations: Vec<ContactConversation>,
+    /// Other contacts with the same email address or phone number: likely the same
+    /// person, for an agent to merge.
+    pub possible_duplicates: Vec<i64>,
+    /// Set on a contact merged into another: everything of it is there now.
+    pub merged_into: Option<i64>,
+}
+
 /// Attachment bytes for download.
 #[derive(Debug, Clone)]
 pub struct AttachmentData {
@@ -637,4 +710,8 @@ pub trait Queries: Send + Sync + 'static {
         before: Option<i64>,
         limit: u32,
     ) -> StoreResult<Vec<PrivacyAuditEntry>>;
+    /// Newest first; `after`: the last id of the previous page.
+    async fn contacts(&self, search: &ContactSearch, after: Option<i64>, limit: u32) -> StoreResult<ContactPage>;
+    /// `NotFound` when there is none, or the caller may see none of its conversations.
+    async fn contact(&self, id: i64, visible_to: &Visibility) -> StoreResult<ContactDetail>;
 }

@@ -1029,3 +1029,167 @@ async fn the_stream_tells_a_row_that_commits_after_a_later_one() {
         "the head is where the reading stopped"
     );
 }
+
+#[tokio::test]
+async fn a_merged_contact_hands_over_its_identities_and_conversations_and_is_left_empty() {
+    let store = testing::with_shop().await;
+    let ada = store.converse("ada", "Where is my parcel?", None, NOW).await;
+    let lovelace = store.converse("lovelace", "Refund please", None, NOW + 1).await;
+    store
+        .store
+        .unit(move |tx| {
+            let mut record = testing::blank_contact();
+            record.contact_id = lovelace.contact_id;
+            record.name = Some("Ada Lovelace".into());
+            record.email = Some("ada@example.com".into());
+            record
+                .metadata
+                .insert("phone".into(), serde_json::json!("+39 333 1234"));
+            tx.update_contact(&record, NOW + 2)
+        })
+        .await
+        .unwrap();
+    let moved = store
+        .store
+        .unit(move |tx| tx.move_contact(lovelace.contact_id, ada.contact_id, NOW + 3))
+        .await
+        .unwrap();
+    assert_eq!(moved.identities, 1);
+    assert_eq!(moved.conversations, [lovelace.conversation_id]);
+
+    let (kept, gone) = store
+        .store
+        .unit(move |tx| Ok::<_, StoreError>((tx.contact(ada.contact_id)?, tx.contact(lovelace.contact_id)?)))
+        .await
+        .unwrap();
+    assert_eq!(kept.unwrap().merged_into, None);
+    let gone = gone.expect("a merged contact keeps its id");
+    assert_eq!(gone.merged_into, Some(ada.contact_id));
+    assert_eq!(
+        (gone.record.name, gone.record.email, gone.record.metadata.len()),
+        (None, None, 0),
+        "nothing of the person stays on the merged record"
+    );
+    let page = store
+        .queries
+        .conversations(
+            &ConversationFilter {
+                contact: Some(ada.contact_id),
+                ..everything()
+            },
+            None,
+            10,
+        )
+        .await
+        .unwrap();
+    assert_eq!(page.conversations.len(), 2, "both conversations are the kept contact's");
+    let message = store.queries.message(lovelace.message_id).await.unwrap();
+    assert_eq!(
+        message.author.id,
+        Some(ada.contact_id),
+        "what they wrote is the kept contact's"
+    );
+
+    let detail = store.queries.contact(ada.contact_id, &Visibility::All).await.unwrap();
+    let identities: Vec<&str> = detail
+        .contact
+        .identities
+        .iter()
+        .map(|i| i.external_id.as_str())
+        .collect();
+    assert_eq!(identities, ["ada", "lovelace"]);
+    assert_eq!(detail.conversations.len(), 2);
+    let pointer = store
+        .queries
+        .contact(lovelace.contact_id, &Visibility::All)
+        .await
+        .unwrap();
+    assert_eq!(pointer.merged_into, Some(ada.contact_id));
+    assert!(pointer.contact.identities.is_empty() && pointer.conversations.is_empty());
+}
+
+#[tokio::test]
+async fn contacts_are_found_by_name_email_phone_or_channel_id_and_agents_see_only_their_teams_people() {
+    let store = testing::with_shop().await;
+    let agent = store.agent("grace").await;
+    let ada = store.converse("ada-7", "Hello", None, NOW).await;
+    let bob = store.converse("bob-9", "Hi", None, NOW + 1).await;
+    let twin = store.converse("ada-mail", "Me again", None, NOW + 2).await;
+    for (contact, name, email, phone) in [
+        (ada.contact_id, "Ada Lovelace", "ada@example.com", "+39 333 1234"),
+        (bob.contact_id, "Bob 100%", "bob@example.com", "+44 20 7946"),
+        (twin.contact_id, "A. L.", "ADA@example.com", "+1 555 0100"),
+    ] {
+        store
+            .store
+            .unit(move |tx| {
+                let mut record = testing::blank_contact();
+                record.contact_id = contact;
+                record.name = Some(name.into());
+                record.email = Some(email.into());
+                record.metadata.insert("phone".into(), serde_json::json!(phone));
+                tx.update_contact(&record, NOW + 3)
+            })
+            .await
+            .unwrap();
+    }
+    let all = Visibility::All;
+    let found = async |text: &str, visible_to: &Visibility| -> Vec<i64> {
+        let search = crate::query::ContactSearch {
+            text: Some(text.into()),
+            visible_to: visible_to.clone(),
+        };
+        let page = store.queries.contacts(&search, None, 10).await.unwrap();
+        page.contacts.iter().map(|contact| contact.id).collect()
+    };
+    assert_eq!(found("lovelace", &all).await, [ada.contact_id]);
+    assert_eq!(
+        found("ada@", &all).await,
+        [twin.contact_id, ada.contact_id],
+        "newest first"
+    );
+    assert_eq!(found("333 12", &all).await, [ada.contact_id]);
+    assert_eq!(found("bob-9", &all).await, [bob.contact_id]);
+    assert_eq!(
+        found("100%", &all).await,
+        [bob.contact_id],
+        "a % in the text is a character"
+    );
+    assert_eq!(found("0%", &all).await, [bob.contact_id]);
+    assert!(found("nobody", &all).await.is_empty());
+
+    // Cursor pages, newest first.
+    let everyone = crate::query::ContactSearch {
+        text: None,
+        visible_to: all.clone(),
+    };
+    let first = store.queries.contacts(&everyone, None, 2).await.unwrap();
+    assert_eq!(first.contacts.len(), 2);
+    let cursor: i64 = first.next_cursor.as_deref().unwrap().parse().unwrap();
+    let second = store.queries.contacts(&everyone, Some(cursor), 2).await.unwrap();
+    assert_eq!(
+        second.contacts.iter().map(|c| c.id).collect::<Vec<_>>(),
+        [ada.contact_id]
+    );
+    assert_eq!(second.next_cursor, None);
+
+    // The detail suggests the same email address as a likely duplicate.
+    let detail = store.queries.contact(ada.contact_id, &all).await.unwrap();
+    assert_eq!(detail.possible_duplicates, [twin.contact_id]);
+
+    // An agent of no team sees only the people of conversations assigned to them.
+    let outsider = Visibility::TeamOf {
+        agent_id: agent,
+        team: None,
+    };
+    assert!(found("ada", &outsider).await.is_empty());
+    assert!(matches!(
+        store.queries.contact(ada.contact_id, &outsider).await,
+        Err(StoreError::NotFound("contact"))
+    ));
+    let team = Visibility::TeamOf {
+        agent_id: agent,
+        team: Some("support".into()),
+    };
+    assert_eq!(found("bob", &team).await, [bob.contact_id]);
+}

@@ -20,6 +20,7 @@ pub mod config;
 mod conformance;
 
 mod columns;
+mod contact_views;
 mod error;
 pub mod migrate;
 mod migrations;

@@ -100,6 +100,26 @@ pub struct ContactRecord {
     pub unreachable: bool,
 }
 
+/// A contact as editing and merging need it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoredContact {
+    /// Its fields; `identity_id` is 0 (a contact has many) and `unreachable` false.
+    pub record: ContactRecord,
+    pub time_zone: Option<String>,
+    pub updates_opted_out: bool,
+    pub erased: bool,
+    /// The contact it was merged into: this one is only a pointer now.
+    pub merged_into: Option<i64>,
+}
+
+/// What moving one contact's identities and conversations to another moved.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct MovedContact {
+    pub identities: u64,
+    /// The conversations that changed hands, oldest first.
+    pub conversations: Vec<i64>,
+}
+
 /// Which identity a reachability change is about.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum IdentityRef<'a> {

@@ -186,7 +186,8 @@ pub(super) fn converse(
         direction,
         kind,
         author_kind,
-        author_id: None,
+        // As ingest writes it: the customer's messages name them.
+        author_id: (author_kind == ActorKind::Contact).then_some(contact_id),
         text,
         html: None,
         external_id,

@@ -67,6 +67,12 @@ pub trait ContactTx {
     fn set_reachability(&mut self, identity: IdentityRef<'_>, reason: Option<&str>, now: i64) -> StoreResult<bool>;
     /// Stops or resumes automated updates; says whether that changed anything.
     fn set_updates_opt_out(&mut self, contact_id: i64, opted_out: bool, now: i64) -> StoreResult<bool>;
+    fn contact(&mut self, id: i64) -> StoreResult<Option<StoredContact>>;
+    fn set_contact_time_zone(&mut self, id: i64, time_zone: Option<&str>, now: i64) -> StoreResult<()>;
+    /// Gives `into` the identities and conversations of `from` (and the authorship of
+    /// the messages and events `from` made in them), and leaves `from` an empty record
+    /// pointing at `into`, as do contacts merged into `from` before.
+    fn move_contact(&mut self, from: i64, into: i64, now: i64) -> StoreResult<MovedContact>;
 }
 
 /// Conversations and what hangs on them: queues, timers, update records.

@@ -4,6 +4,7 @@ mod agents;
 mod browser;
 mod cli;
 mod console;
+mod contacts;
 mod delivery;
 mod door;
 mod email;

@@ -4,10 +4,11 @@
 //! readable through the API or in the database's files, and the desk's figures still
 //! count their conversations.
 //!
-//! Contacts are not merged across channels today (email addresses and Telegram ids join
-//! across inboxes of their own channel only), so the person is three contacts: on the
-//! webhook one with two conversations (a file, an agent's reply and note), on Telegram
-//! and by email one conversation each.
+//! Each channel makes its own contact (email addresses and Telegram ids join across
+//! inboxes of their own channel only), so the person starts as three: on the webhook one
+//! with two conversations (a file, an agent's reply and note), on Telegram and by email
+//! one conversation each. One test erases the three; the other has an agent merge them
+//! into one person first, exported and erased as one.
 
 use std::collections::BTreeMap;
 use std::io::Read;
@@ -241,6 +242,18 @@ async fn everything_the_api_shows(desk: &Desk) -> String {
         shown.push_str(&detail.to_string());
     }
     shown.push_str(&desk.daemon.get("/deliveries?limit=100", &desk.admin).await.to_string());
+    let contacts = desk.daemon.get("/contacts?limit=100", &desk.admin).await;
+    shown.push_str(&contacts.to_string());
+    for contact in page["conversations"].as_array().unwrap() {
+        let id = &contact["contact"]["id"];
+        shown.push_str(
+            &desk
+                .daemon
+                .get(&format!("/contacts/{id}"), &desk.admin)
+                .await
+                .to_string(),
+        );
+    }
     shown
 }
 
@@ -593,4 +606,88 @@ async fn only_admins_with_a_reason_may_export_or_erase_and_a_refusal_changes_not
     assert!(!output.status.success());
     assert!(String::from_utf8_lossy(&output.stderr).contains("reason"));
     assert_eq!(daemon.snapshot().await, before, "nor the CLI's");
+}
+
+#[tokio::test]
+async fn a_person_merged_from_three_channels_is_exported_and_erased_as_one() {
+    let desk = start().await;
+    let contacts = ada_writes_everywhere(&desk).await;
+    let daemon = &desk.daemon;
+    let person = contacts["shop"];
+    for other in [contacts["shop-bot"], contacts["mail"]] {
+        let (status, merged) = daemon
+            .api(
+                Method::POST,
+                &format!("/contacts/{person}/merge"),
+                &desk.admin,
+                Some(json!({"from": other})),
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "{merged}");
+    }
+
+    let (status, bytes) = export(&desk, person, &desk.admin).await;
+    assert_eq!(status, StatusCode::OK);
+    let entries = unpack(&bytes);
+    let document: Value = serde_json::from_slice(&entries[&format!("contact-{person}/contact.json")]).unwrap();
+    let mut channels: Vec<&str> = document["identities"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|identity| identity["channel"].as_str().unwrap())
+        .collect();
+    channels.sort_unstable();
+    assert_eq!(channels, ["email", "telegram", "webhook"]);
+    let conversations = document["conversations"].as_array().unwrap();
+    assert_eq!(conversations.len(), 4, "every conversation on every channel");
+    let whole = document.to_string();
+    for phrase in [
+        "zebra-quartz-webhook",
+        "zebra-quartz-telegram",
+        "zebra-quartz-email",
+        "Note: zebra-quartz-webhook is VIP",
+    ] {
+        assert!(whole.contains(phrase), "{phrase} missing from the export");
+    }
+    let merges = conversations
+        .iter()
+        .flat_map(|c| c["events"].as_array().unwrap())
+        .filter(|e| e["kind"] == "contact.merged")
+        .count();
+    assert!(merges >= 4, "each conversation records the merge: {merges}");
+    assert!(
+        entries
+            .keys()
+            .any(|name| name.ends_with("receipt.txt") || entries[name] == FILE_BYTES.as_bytes())
+    );
+    // The merged records are pointers: nothing to export or erase there.
+    for merged in [contacts["shop-bot"], contacts["mail"]] {
+        assert_eq!(export(&desk, merged, &desk.admin).await.0, StatusCode::CONFLICT);
+    }
+
+    let figures_before = figures(&desk).await;
+    let (status, erased) = daemon
+        .api(
+            Method::POST,
+            &format!("/contacts/{person}/erase"),
+            &desk.admin,
+            Some(json!({"reason": "GDPR request 2026-131"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{erased}");
+    assert_eq!(erased["conversations"].as_array().unwrap().len(), 4);
+    assert_eq!(erased["identities"], 3);
+    let shown = everything_the_api_shows(&desk).await;
+    for needle in PERSONAL {
+        assert!(!shown.contains(needle), "the API still shows {needle}");
+    }
+    assert_eq!(
+        found_in_files(&daemon.dir.path().join("switchboard.db")),
+        Vec::<String>::new()
+    );
+    assert_eq!(
+        figures(&desk).await,
+        figures_before,
+        "the figures still count her conversations"
+    );
 }

@@ -133,6 +133,7 @@ fn audit(
 /// when, how much). An erased contact's export is refused: there is nothing of them
 /// left to hand over, and an empty archive would look like one.
 pub fn export(tx: &mut dyn Tx, contact_id: i64, actor: Actor, now: i64) -> DeskResult<ContactExport> {
+    refuse_merged(tx, contact_id, "export")?;
     let export = tx.contact_export(contact_id)?.ok_or(DeskError::NotFound("contact"))?;
     if export.contact.erased_at.is_some() {
         return Err(DeskError::Conflict(format!(
@@ -142,6 +143,16 @@ pub fn export(tx: &mut dyn Tx, contact_id: i64, actor: Actor, now: i64) -> DeskR
     let details = json!(archive::counts(&export));
     audit(tx, contact_id, "export", actor, None, &details, now)?;
     Ok(export)
+}
+
+/// A merged contact is an empty pointer: the person's data is with the contact it joined.
+fn refuse_merged(tx: &mut dyn Tx, contact_id: i64, action: &str) -> DeskResult<()> {
+    match tx.contact(contact_id)?.and_then(|contact| contact.merged_into) {
+        Some(into) => Err(DeskError::Conflict(format!(
+            "contact {contact_id} was merged into {into}; {action} that one"
+        ))),
+        None => Ok(()),
+    }
 }
 
 /// Takes the person's content out of one conversation: the store's part
@@ -179,6 +190,7 @@ pub fn erase_contact(
         }
         Some(None) => {}
     }
+    refuse_merged(tx, contact_id, "erase")?;
     let mut content = ErasedContent::default();
     let mut conversations = Vec::new();
     for (conversation_id, erased) in tx.contact_conversations(contact_id)? {

@@ -132,6 +132,11 @@ const MIGRATIONS: migrations::Versions = &[
         "stream order",
         include_str!("../../../migrations/postgres/0002_stream_order.sql"),
     ),
+    (
+        3,
+        "contact merge",
+        include_str!("../../../migrations/postgres/0003_contact_merge.sql"),
+    ),
 ];
 
 /// A connection that is put back into the pool only once its transaction is over: if a

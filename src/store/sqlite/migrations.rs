@@ -69,6 +69,11 @@ const MIGRATIONS: Versions = &[
         include_str!("../../../migrations/sqlite/0013_lease_holders.sql"),
     ),
     (14, "leases", include_str!("../../../migrations/sqlite/0014_leases.sql")),
+    (
+        15,
+        "contact merge",
+        include_str!("../../../migrations/sqlite/0015_contact_merge.sql"),
+    ),
 ];
 
 pub async fn migrator() -> Result<Migrator, sqlx::migrate::MigrateError> {

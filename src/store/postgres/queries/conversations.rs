@@ -456,12 +456,12 @@ pub async fn attachment(pool: &PgPool, id: i64) -> StoreResult<AttachmentData> {
 }
 
 /// [`Visibility`] with the team's key looked up once, for the queries it limits.
-enum Scope {
+pub(super) enum Scope {
     All,
     Of { agent_id: i64, team_id: Option<i64> },
 }
 
-async fn scope_of(conn: &mut PgConnection, visible_to: &Visibility) -> StoreResult<Scope> {
+pub(super) async fn scope_of(conn: &mut PgConnection, visible_to: &Visibility) -> StoreResult<Scope> {
     let Visibility::TeamOf { agent_id, team } = visible_to else {
         return Ok(Scope::All);
     };
@@ -481,7 +481,7 @@ async fn scope_of(conn: &mut PgConnection, visible_to: &Visibility) -> StoreResu
 }
 
 /// Limits a query on `conversations c` to what the scope may see.
-fn push_scope(query: &mut QueryBuilder<'_, Postgres>, scope: &Scope) {
+pub(super) fn push_scope(query: &mut QueryBuilder<'_, Postgres>, scope: &Scope) {
     let Scope::Of { agent_id, team_id } = scope else {
         return;
     };

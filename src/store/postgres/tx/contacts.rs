@@ -136,4 +136,100 @@ impl ContactTx for PgTx<'_> {
         )?;
         Ok(changed > 0)
     }
+
+    fn contact(&mut self, id: i64) -> StoreResult<Option<StoredContact>> {
+        let row = self.row(
+            sqlx::query(
+                "SELECT name, email, language, metadata, time_zone, updates_opted_out_at IS NOT NULL AS opted_out,
+                        erased_at IS NOT NULL AS erased, merged_into
+                 FROM contacts WHERE id = $1",
+            )
+            .bind(id),
+        )?;
+        row.map(|row| {
+            Ok(StoredContact {
+                record: ContactRecord {
+                    contact_id: id,
+                    identity_id: 0,
+                    name: column(&row, "name")?,
+                    email: column(&row, "email")?,
+                    language: column(&row, "language")?,
+                    metadata: json_column(&column::<String>(&row, "metadata")?)?,
+                    unreachable: false,
+                },
+                time_zone: column(&row, "time_zone")?,
+                updates_opted_out: column(&row, "opted_out")?,
+                erased: column(&row, "erased")?,
+                merged_into: column(&row, "merged_into")?,
+            })
+        })
+        .transpose()
+    }
+
+    fn set_contact_time_zone(&mut self, id: i64, time_zone: Option<&str>, now: i64) -> StoreResult<()> {
+        self.execute(
+            sqlx::query("UPDATE contacts SET time_zone = $1, updated_at = $2 WHERE id = $3")
+                .bind(time_zone)
+                .bind(now)
+                .bind(id),
+        )?;
+        Ok(())
+    }
+
+    fn move_contact(&mut self, from: i64, into: i64, now: i64) -> StoreResult<MovedContact> {
+        let identities = self.execute(
+            sqlx::query("UPDATE contact_identities SET contact_id = $2 WHERE contact_id = $1")
+                .bind(from)
+                .bind(into),
+        )?;
+        let mut conversations = Vec::new();
+        for row in self.rows(
+            sqlx::query("UPDATE conversations SET contact_id = $2, updated_at = $3 WHERE contact_id = $1 RETURNING id")
+                .bind(from)
+                .bind(into)
+                .bind(now),
+        )? {
+            conversations.push(column::<i64>(&row, "id")?);
+        }
+        conversations.sort_unstable();
+        // Through the conversations' index: what the person wrote is in their conversations.
+        self.execute(
+            sqlx::query(
+                "UPDATE messages SET author_id = $2
+                 WHERE conversation_id IN (SELECT id FROM conversations WHERE contact_id = $2)
+                   AND author_kind = 'contact' AND author_id = $1",
+            )
+            .bind(from)
+            .bind(into),
+        )?;
+        self.execute(
+            sqlx::query(
+                "UPDATE events SET actor_id = $2
+                 WHERE conversation_id IN (SELECT id FROM conversations WHERE contact_id = $2)
+                   AND actor_kind = 'contact' AND actor_id = $1",
+            )
+            .bind(from)
+            .bind(into),
+        )?;
+        self.execute(
+            sqlx::query("UPDATE contacts SET merged_into = $2, updated_at = $3 WHERE merged_into = $1")
+                .bind(from)
+                .bind(into)
+                .bind(now),
+        )?;
+        self.execute(
+            sqlx::query(
+                "UPDATE contacts SET merged_into = $2, merged_at = $3, updated_at = $3, name = NULL, email = NULL,
+                        language = NULL, value_tier = NULL, flags = '[]', metadata = '{}', time_zone = NULL
+                 WHERE id = $1",
+            )
+            .bind(from)
+            .bind(into)
+            .bind(now),
+        )?;
+        Ok(MovedContact {
+            identities,
+            conversations,
+        })
+    }
 }

@@ -449,12 +449,12 @@ pub async fn attachment(pool: &SqlitePool, id: i64) -> StoreResult<AttachmentDat
 }
 
 /// [`Visibility`] with the team's key looked up once, for the queries it limits.
-enum Scope {
+pub(super) enum Scope {
     All,
     Of { agent_id: i64, team_id: Option<i64> },
 }
 
-async fn scope_of(conn: &mut SqliteConnection, visible_to: &Visibility) -> StoreResult<Scope> {
+pub(super) async fn scope_of(conn: &mut SqliteConnection, visible_to: &Visibility) -> StoreResult<Scope> {
     let Visibility::TeamOf { agent_id, team } = visible_to else {
         return Ok(Scope::All);
     };
@@ -474,7 +474,7 @@ async fn scope_of(conn: &mut SqliteConnection, visible_to: &Visibility) -> Store
 }
 
 /// Limits a query on `conversations c` to what the scope may see.
-fn push_scope(query: &mut QueryBuilder<'_, Sqlite>, scope: &Scope) {
+pub(super) fn push_scope(query: &mut QueryBuilder<'_, Sqlite>, scope: &Scope) {
     let Scope::Of { agent_id, team_id } = scope else {
         return;
     };

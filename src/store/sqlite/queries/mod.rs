@@ -6,6 +6,7 @@
 //! - `conversations`: summaries, details, messages, attachments.
 //! - `deliveries`: the outbox, event deliveries, gauges.
 
+mod contacts;
 mod conversations;
 mod deliveries;
 
@@ -237,6 +238,14 @@ impl Queries for SqliteStore {
 
     async fn stream_head(&self) -> StoreResult<StreamPosition> {
         stream_head(&self.reader).await
+    }
+
+    async fn contacts(&self, search: &ContactSearch, after: Option<i64>, limit: u32) -> StoreResult<ContactPage> {
+        contacts::contacts(&self.reader, search, after, limit).await
+    }
+
+    async fn contact(&self, id: i64, visible_to: &Visibility) -> StoreResult<ContactDetail> {
+        contacts::contact(&self.reader, id, visible_to).await
     }
 
     async fn message(&self, id: i64) -> StoreResult<MessageView> {

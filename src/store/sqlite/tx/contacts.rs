@@ -142,4 +142,93 @@ impl ContactTx for SqliteTx<'_> {
             .execute(params![opted_out.then_some(now), now, contact_id, opted_out])?;
         Ok(changed > 0)
     }
+
+    fn contact(&mut self, id: i64) -> StoreResult<Option<StoredContact>> {
+        let row = self
+            .conn
+            .prepare_cached(
+                "SELECT name, email, language, metadata, time_zone, updates_opted_out_at IS NOT NULL,
+                        erased_at IS NOT NULL, merged_into
+                 FROM contacts WHERE id = ?1",
+            )?
+            .query_row([id], |row| {
+                Ok((
+                    row.get(0)?,
+                    row.get(1)?,
+                    row.get(2)?,
+                    row.get::<_, String>(3)?,
+                    row.get(4)?,
+                    row.get(5)?,
+                    row.get(6)?,
+                    row.get(7)?,
+                ))
+            })
+            .optional()?;
+        row.map(
+            |(name, email, language, metadata, time_zone, updates_opted_out, erased, merged_into)| {
+                Ok(StoredContact {
+                    record: ContactRecord {
+                        contact_id: id,
+                        identity_id: 0,
+                        name,
+                        email,
+                        language,
+                        metadata: json_column(&metadata)?,
+                        unreachable: false,
+                    },
+                    time_zone,
+                    updates_opted_out,
+                    erased,
+                    merged_into,
+                })
+            },
+        )
+        .transpose()
+    }
+
+    fn set_contact_time_zone(&mut self, id: i64, time_zone: Option<&str>, now: i64) -> StoreResult<()> {
+        self.conn
+            .prepare_cached("UPDATE contacts SET time_zone = ?1, updated_at = ?2 WHERE id = ?3")?
+            .execute(params![time_zone, now, id])?;
+        Ok(())
+    }
+
+    fn move_contact(&mut self, from: i64, into: i64, now: i64) -> StoreResult<MovedContact> {
+        let identities = self
+            .conn
+            .prepare_cached("UPDATE contact_identities SET contact_id = ?2 WHERE contact_id = ?1")?
+            .execute([from, into])? as u64;
+        let mut conversations: Vec<i64> = self
+            .conn
+            .prepare_cached(
+                "UPDATE conversations SET contact_id = ?2, updated_at = ?3 WHERE contact_id = ?1 RETURNING id",
+            )?
+            .query_map([from, into, now], |row| row.get(0))?
+            .collect::<Result<_, _>>()?;
+        conversations.sort_unstable();
+        // Through the conversations' index: what the person wrote is in their conversations.
+        for (table, who) in [("messages", "author"), ("events", "actor")] {
+            self.conn
+                .prepare_cached(&format!(
+                    "UPDATE {table} SET {who}_id = ?2
+                     WHERE conversation_id IN (SELECT id FROM conversations WHERE contact_id = ?2)
+                       AND {who}_kind = 'contact' AND {who}_id = ?1"
+                ))?
+                .execute([from, into])?;
+        }
+        self.conn
+            .prepare_cached("UPDATE contacts SET merged_into = ?2, updated_at = ?3 WHERE merged_into = ?1")?
+            .execute([from, into, now])?;
+        self.conn
+            .prepare_cached(
+                "UPDATE contacts SET merged_into = ?2, merged_at = ?3, updated_at = ?3, name = NULL, email = NULL,
+                        language = NULL, value_tier = NULL, flags = '[]', metadata = '{}', time_zone = NULL
+                 WHERE id = ?1",
+            )?
+            .execute([from, into, now])?;
+        Ok(MovedContact {
+            identities,
+            conversations,
+        })
+    }
 }
