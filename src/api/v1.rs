@@ -66,6 +66,7 @@ pub fn router() -> Router<Arc<AppState>> {
         .route("/route/explain", axum::routing::post(explain_route))
         .route("/teams", get(teams))
         .route("/conversations", get(list_conversations))
+        .route("/search", get(search))
         .route("/conversations/{id}", get(conversation).patch(update_conversation))
         .route(
             "/conversations/{id}/messages",
@@ -467,19 +468,64 @@ impl TeamSummary {
     }
 }
 
+/// The list's filters, as the list and the search take them.
+const FILTERS: [&str; 10] = [
+    "team", "status", "assignee", "inbox", "priority", "label", "channel", "sla", "sort", "contact",
+];
+
 async fn list_conversations(
     State(state): State<Arc<AppState>>,
     Authenticated(agent): Authenticated,
     Query(params): Query<HashMap<String, String>>,
 ) -> Result<Json<ConversationPage>, ApiError> {
-    reject_unknown(
-        params.keys(),
-        &[
-            "team", "status", "assignee", "inbox", "priority", "label", "channel", "sla", "sort", "contact", "cursor",
-            "limit",
-        ],
-        "query parameter",
+    let known: Vec<&str> = FILTERS.iter().copied().chain(["cursor", "limit"]).collect();
+    reject_unknown(params.keys(), &known, "query parameter")?;
+    let filter = conversation_filter(&params, &agent)?;
+    let param = |name: &str| {
+        params
+            .get(name)
+            .map(|value| value.trim())
+            .filter(|value| !value.is_empty())
+    };
+    let after = param("cursor")
+        .map(|cursor| {
+            Cursor::decode(cursor).ok_or_else(|| ApiError::invalid("cursor", "is not a cursor this API returned"))
+        })
+        .transpose()?;
+    let limit = page_limit(param("limit"))?;
+    Ok(Json(state.queries.conversations(&filter, after, limit).await?))
+}
+
+/// `GET /api/v1/search?q=…` with the list's filters and `limit`: the conversations whose
+/// messages (notes included) or subject hold every word of `q`, newest match first.
+async fn search(
+    State(state): State<Arc<AppState>>,
+    Authenticated(agent): Authenticated,
+    Query(params): Query<HashMap<String, String>>,
+) -> Result<Json<crate::query::search::SearchPage>, ApiError> {
+    // Search orders by its matches: `sort` is the list's only.
+    let known: Vec<&str> = FILTERS
+        .iter()
+        .copied()
+        .filter(|name| *name != "sort")
+        .chain(["q", "limit"])
+        .collect();
+    reject_unknown(params.keys(), &known, "query parameter")?;
+    let text = params.get("q").map(String::as_str).unwrap_or_default();
+    let terms = crate::query::search::terms(text).map_err(|problem| ApiError::invalid("q", problem.0))?;
+    let filter = conversation_filter(&params, &agent)?;
+    let limit = page_limit(
+        params
+            .get("limit")
+            .map(|value| value.trim())
+            .filter(|value| !value.is_empty()),
     )?;
+    let request = crate::query::search::SearchRequest { terms, filter, limit };
+    Ok(Json(state.queries.search(&request).await?))
+}
+
+/// The list's filters from the query string, limited to what the caller may see.
+fn conversation_filter(params: &HashMap<String, String>, agent: &Agent) -> Result<ConversationFilter, ApiError> {
     // An empty value is the same as leaving the parameter out.
     let param = |name: &str| {
         params
@@ -509,12 +555,6 @@ async fn list_conversations(
         Some("me") => AssigneeFilter::Agent(AgentSelector::Id(agent.id)),
         Some(other) => AssigneeFilter::Agent(agent_selector(other)),
     };
-    let after = param("cursor")
-        .map(|cursor| {
-            Cursor::decode(cursor).ok_or_else(|| ApiError::invalid("cursor", "is not a cursor this API returned"))
-        })
-        .transpose()?;
-    let limit = page_limit(param("limit"))?;
     let priorities = match param("priority") {
         None => Vec::new(),
         Some(list) => list
@@ -566,9 +606,9 @@ async fn list_conversations(
             .transpose()?,
         sla,
         order,
-        visible_to: access::visibility(&caller(&agent)),
+        visible_to: access::visibility(&caller(agent)),
     };
-    Ok(Json(state.queries.conversations(&filter, after, limit).await?))
+    Ok(filter)
 }
 
 async fn conversation(

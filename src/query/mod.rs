@@ -3,6 +3,8 @@
 //! the rules never read a read model, and a read model can change shape without the
 //! rules noticing. Each backend implements [`Queries`] beside its [`Store`](crate::store::Store).
 
+pub mod search;
+
 use async_trait::async_trait;
 use serde::Serialize;
 use serde_json::Value;
@@ -714,4 +716,5 @@ pub trait Queries: Send + Sync + 'static {
     async fn contacts(&self, search: &ContactSearch, after: Option<i64>, limit: u32) -> StoreResult<ContactPage>;
     /// `NotFound` when there is none, or the caller may see none of its conversations.
     async fn contact(&self, id: i64, visible_to: &Visibility) -> StoreResult<ContactDetail>;
+    async fn search(&self, request: &search::SearchRequest) -> StoreResult<search::SearchPage>;
 }

@@ -1193,3 +1193,149 @@ async fn contacts_are_found_by_name_email_phone_or_channel_id_and_agents_see_onl
     };
     assert_eq!(found("bob", &team).await, [bob.contact_id]);
 }
+
+#[tokio::test]
+async fn search_finds_a_word_inside_thai_arabic_and_italian_text_notes_and_subjects_within_what_the_caller_sees() {
+    use crate::query::search::{SearchRequest, terms};
+
+    let store = testing::with_shop().await;
+    let agent = store.agent("grace").await;
+    let thai = store
+        .converse("somchai", "สวัสดีครับ ผมต้องการยกเลิกคำสั่งซื้อของผมครับ", None, NOW)
+        .await;
+    let arabic = store
+        .converse("layla", "مرحبا، أريد استرداد المبلغ من فضلك", None, NOW + 1)
+        .await;
+    let (shop, team) = (store.shop.clone(), store.support);
+    let italian = store
+        .store
+        .unit(move |tx| {
+            let contact_id = tx.insert_contact(&testing::blank_contact(), NOW + 2)?;
+            let identity_id = tx.insert_identity(contact_id, &shop, "giulia", NOW + 2)?;
+            let conversation_id = tx.insert_conversation(&NewConversation {
+                inbox_id: shop.id,
+                contact_id,
+                identity_id,
+                thread_key: None,
+                subject: Some("Spedizione in ritardo"),
+                priority: Priority::Normal,
+                team_id: Some(team),
+                tier: 0,
+                labels: &[],
+                language: None,
+                now: NOW + 2,
+            })?;
+            for (direction, kind, author_kind, author_id, text) in [
+                (
+                    crate::model::Direction::Inbound,
+                    crate::model::MessageKind::Message,
+                    crate::model::ActorKind::Contact,
+                    Some(contact_id),
+                    "Il pacco non è arrivato perché il corriere è in ritardo",
+                ),
+                (
+                    crate::model::Direction::Note,
+                    crate::model::MessageKind::Note,
+                    crate::model::ActorKind::Agent,
+                    Some(agent),
+                    "Chiamare il corriere: tracking zx-4471",
+                ),
+            ] {
+                tx.insert_message(
+                    &NewMessage {
+                        conversation_id,
+                        inbox_id: shop.id,
+                        direction,
+                        kind,
+                        author_kind,
+                        author_id,
+                        text,
+                        html: None,
+                        external_id: None,
+                        language: None,
+                        metadata: None,
+                    },
+                    NOW + 3,
+                )?;
+            }
+            Ok::<_, StoreError>(conversation_id)
+        })
+        .await
+        .unwrap();
+    let search = async |query: &str, filter: ConversationFilter| -> Vec<(i64, Vec<String>)> {
+        let request = SearchRequest {
+            terms: terms(query).unwrap(),
+            filter,
+            limit: 10,
+        };
+        let page = store.queries.search(&request).await.unwrap();
+        page.results
+            .iter()
+            .map(|result| {
+                let mut marked: Vec<String> = result
+                    .matches
+                    .iter()
+                    .chain(result.subject.as_ref().map(|_| None).into_iter().flatten())
+                    .flat_map(|found| {
+                        found.excerpt.highlights.iter().map(|[start, end]| {
+                            found
+                                .excerpt
+                                .excerpt
+                                .chars()
+                                .skip(*start)
+                                .take(end - start)
+                                .collect::<String>()
+                        })
+                    })
+                    .collect();
+                if let Some(subject) = &result.subject {
+                    marked.extend(subject.highlights.iter().map(|[start, end]| {
+                        subject
+                            .excerpt
+                            .chars()
+                            .skip(*start)
+                            .take(end - start)
+                            .collect::<String>()
+                    }));
+                }
+                (result.conversation.id, marked)
+            })
+            .collect()
+    };
+    assert_eq!(
+        search("ยกเลิก", everything()).await,
+        [(thai.conversation_id, vec!["ยกเลิก".to_owned()])],
+        "a Thai word from the middle of a sentence with no spaces"
+    );
+    assert_eq!(
+        search("استرداد", everything()).await,
+        [(arabic.conversation_id, vec!["استرداد".to_owned()])]
+    );
+    assert_eq!(
+        search("perché corriere", everything()).await,
+        [(italian, vec!["perché".to_owned(), "corriere".to_owned()])],
+        "every word in one message (the note holds one of them only), marked in the order they occur"
+    );
+    assert_eq!(
+        search("ZX-4471", everything()).await[0].0,
+        italian,
+        "notes are searched"
+    );
+    assert_eq!(
+        search("ritardo spedizione", everything()).await,
+        [(italian, vec!["Spedizione".to_owned(), "ritardo".to_owned()])],
+        "the subject holds both words"
+    );
+    assert!(search("rimborso", everything()).await.is_empty());
+    // The list's filters and the caller's visibility apply.
+    let resolved_only = ConversationFilter {
+        statuses: vec![Status::Resolved],
+        ..everything()
+    };
+    assert!(search("ยกเลิก", resolved_only).await.is_empty());
+    let outsider = ConversationFilter::visible_to(Visibility::TeamOf {
+        agent_id: agent,
+        team: None,
+    });
+    assert!(search("ยกเลิก", outsider).await.is_empty());
+}

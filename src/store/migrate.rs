@@ -642,8 +642,11 @@ impl Reader {
         conn.execute_batch("BEGIN").map_err(sqlite)?;
         let names: Vec<String> = conn
             .prepare(
+                // Ordinary tables only: the search index (a virtual table and its shadow
+                // tables) is derived data, which PostgreSQL keeps in its own indexes.
                 "SELECT name FROM sqlite_master
                  WHERE type = 'table' AND name NOT LIKE 'sqlite\\_%' ESCAPE '\\' AND name <> ?1
+                   AND name IN (SELECT name FROM pragma_table_list WHERE schema = 'main' AND type = 'table')
                  ORDER BY rowid",
             )
             .and_then(|mut statement| {

@@ -417,3 +417,80 @@ async fn an_agent_of_another_team_is_told_nothing_of_a_person_they_may_not_see()
     assert_eq!(detail["name"], "Grace Hopper", "nothing changed");
     assert_eq!(detail["merged_into"], Value::Null);
 }
+
+#[tokio::test]
+async fn search_finds_a_thai_word_inside_a_sentence_and_nothing_of_another_teams_conversations() {
+    let receiver = Receiver::start().await;
+    let daemon = desk(&receiver, None).await;
+    let support = daemon.agent("grace", "support", "agent");
+    let biller = daemon.agent("bill", "billing", "agent");
+    let thai = post(
+        &daemon,
+        &message("m-1", "somchai", "t-1", "สวัสดีครับ ผมต้องการยกเลิกคำสั่งซื้อของผมครับ"),
+    )
+    .await["conversation_id"]
+        .as_i64()
+        .unwrap();
+    // Routed to billing by the test desk's rule.
+    let refund = post(
+        &daemon,
+        &message("m-2", "anna", "t-2", "Please refund the double charge on my invoice"),
+    )
+    .await["conversation_id"]
+        .as_i64()
+        .unwrap();
+    let (status, body) = daemon
+        .api(
+            Method::POST,
+            &format!("/conversations/{thai}/messages"),
+            &support,
+            Some(json!({"text": "ลูกค้าขอยกเลิก: checked the warehouse", "private": true})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+
+    let found = daemon
+        .get(&format!("/search?q={}", urlencoding("ยกเลิก")), &support)
+        .await;
+    let results = found["results"].as_array().unwrap();
+    assert_eq!(results.len(), 1, "{found}");
+    assert_eq!(results[0]["conversation"]["id"], thai);
+    let matches = results[0]["matches"].as_array().unwrap();
+    assert_eq!(matches.len(), 2, "the customer's message and the note: {found}");
+    assert_eq!(matches[0]["kind"], "note", "newest first");
+    for found in matches {
+        let excerpt: Vec<char> = found["excerpt"].as_str().unwrap().chars().collect();
+        let [start, end] = [
+            found["highlights"][0][0].as_u64().unwrap(),
+            found["highlights"][0][1].as_u64().unwrap(),
+        ];
+        let marked: String = excerpt[start as usize..end as usize].iter().collect();
+        assert_eq!(marked, "ยกเลิก");
+    }
+
+    // The billing conversation: its team finds it; support's agent does not, nor billing's
+    // agent the Thai one.
+    let by_biller = daemon.get("/search?q=refund", &biller).await;
+    assert_eq!(by_biller["results"][0]["conversation"]["id"], refund, "{by_biller}");
+    assert_eq!(daemon.get("/search?q=refund", &support).await["results"], json!([]));
+    assert_eq!(
+        daemon
+            .get(&format!("/search?q={}", urlencoding("ยกเลิก")), &biller)
+            .await["results"],
+        json!([])
+    );
+    // With the list's filters.
+    assert_eq!(
+        daemon.get("/search?q=refund&status=resolved", &biller).await["results"],
+        json!([])
+    );
+    for (query, field) in [
+        ("/search?q=ab", "q"),
+        ("/search", "q"),
+        ("/search?q=refund&sort=newest", "sort"),
+    ] {
+        let (status, answer) = daemon.api(Method::GET, query, &biller, None).await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{query}: {answer}");
+        assert!(answer["error"]["message"].as_str().unwrap().contains(field), "{answer}");
+    }
+}

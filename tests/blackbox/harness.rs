@@ -420,8 +420,11 @@ pub async fn snapshot(db: &Path) -> BTreeMap<String, Vec<String>> {
     let pool = SqlitePool::connect(&format!("sqlite://{}?mode=ro", db.display()))
         .await
         .unwrap();
+    // Ordinary tables: the search index's virtual and shadow tables mirror `messages`.
     let tables: Vec<String> = sqlx::query_scalar(
-        "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY name",
+        "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'
+           AND name IN (SELECT name FROM pragma_table_list WHERE schema = 'main' AND type = 'table')
+         ORDER BY name",
     )
     .fetch_all(&pool)
     .await

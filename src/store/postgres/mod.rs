@@ -137,6 +137,11 @@ const MIGRATIONS: migrations::Versions = &[
         "contact merge",
         include_str!("../../../migrations/postgres/0003_contact_merge.sql"),
     ),
+    (
+        4,
+        "search",
+        include_str!("../../../migrations/postgres/0004_search.sql"),
+    ),
 ];
 
 /// A connection that is put back into the pool only once its transaction is over: if a

@@ -74,6 +74,7 @@ const MIGRATIONS: Versions = &[
         "contact merge",
         include_str!("../../../migrations/sqlite/0015_contact_merge.sql"),
     ),
+    (16, "search", include_str!("../../../migrations/sqlite/0016_search.sql")),
 ];
 
 pub async fn migrator() -> Result<Migrator, sqlx::migrate::MigrateError> {

@@ -169,6 +169,19 @@ impl Store for SqliteStore {
     }
 
     async fn scrub(&self) -> StoreResult<()> {
+        // The search index keeps what a change replaced in older segments until they
+        // merge (positions of every trigram: the text could be pieced together again):
+        // merged now, so only what stands is indexed; then the WAL, which holds the
+        // freed pages' earlier versions.
+        self.writer
+            .write(|conn| {
+                conn.execute_batch(
+                    "INSERT INTO message_search (message_search) VALUES ('optimize');
+                     INSERT INTO subject_search (subject_search) VALUES ('optimize');",
+                )
+                .map_err(StoreError::from)
+            })
+            .await?;
         self.writer.checkpoint().await
     }
 }

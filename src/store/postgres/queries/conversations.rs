@@ -204,18 +204,13 @@ fn summary(row: &PgRow) -> StoreResult<ConversationSummary> {
     })
 }
 
-pub async fn list_conversations(
-    pool: &PgPool,
+/// Limits a query on `conversations c` to what the list filter and its caller's
+/// visibility allow.
+pub(super) async fn push_filter(
+    conn: &mut PgConnection,
+    query: &mut QueryBuilder<'_, Postgres>,
     filter: &ConversationFilter,
-    after: Option<Cursor>,
-    limit: u32,
-) -> StoreResult<ConversationPage> {
-    let mut conn = pool.acquire().await?;
-    // The page is chosen from the conversations table alone and joined afterwards: when
-    // the filter leaves a sort to do (an agent's whole history), only ids and times are
-    // sorted, not every joined row of the match.
-    let mut query = QueryBuilder::<Postgres>::new(SUMMARY_COLUMNS);
-    query.push(" FROM (SELECT c.id FROM conversations c WHERE 1 = 1");
+) -> StoreResult<()> {
     if let Some(team) = &filter.team {
         let team_id: Option<i64> = sqlx::query_scalar("SELECT id FROM teams WHERE key = $1")
             .bind(team)
@@ -256,7 +251,7 @@ pub async fn list_conversations(
             query.push(" AND c.assignee_id IS NULL");
         }
         AssigneeFilter::Agent(selector) => {
-            let id = resolve_agent(&mut conn, selector).await?;
+            let id = resolve_agent(conn, selector).await?;
             query.push(" AND c.assignee_id = ").push_bind(id);
         }
     }
@@ -297,8 +292,24 @@ pub async fn list_conversations(
             );
         }
     }
-    let scope = scope_of(&mut conn, &filter.visible_to).await?;
-    push_scope(&mut query, &scope);
+    let scope = scope_of(conn, &filter.visible_to).await?;
+    push_scope(query, &scope);
+    Ok(())
+}
+
+pub async fn list_conversations(
+    pool: &PgPool,
+    filter: &ConversationFilter,
+    after: Option<Cursor>,
+    limit: u32,
+) -> StoreResult<ConversationPage> {
+    let mut conn = pool.acquire().await?;
+    // The page is chosen from the conversations table alone and joined afterwards: when
+    // the filter leaves a sort to do (an agent's whole history), only ids and times are
+    // sorted, not every joined row of the match.
+    let mut query = QueryBuilder::<Postgres>::new(SUMMARY_COLUMNS);
+    query.push(" FROM (SELECT c.id FROM conversations c WHERE 1 = 1");
+    push_filter(&mut conn, &mut query, filter).await?;
     let (compare, order) = match filter.order {
         ListOrder::Newest => ("<", " ORDER BY c.last_activity_at DESC, c.id DESC"),
         ListOrder::Oldest => (">", " ORDER BY c.last_activity_at ASC, c.id ASC"),

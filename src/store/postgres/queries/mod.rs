@@ -10,6 +10,7 @@
 mod contacts;
 mod conversations;
 mod deliveries;
+mod search;
 
 use async_trait::async_trait;
 use sqlx::postgres::PgRow;
@@ -251,6 +252,13 @@ impl Queries for PgStore {
 
     async fn contact(&self, id: i64, visible_to: &Visibility) -> StoreResult<ContactDetail> {
         contacts::contact(&self.pool, id, visible_to).await
+    }
+
+    async fn search(
+        &self,
+        request: &crate::query::search::SearchRequest,
+    ) -> StoreResult<crate::query::search::SearchPage> {
+        search::search(&self.pool, request).await
     }
 
     async fn message(&self, id: i64) -> StoreResult<MessageView> {

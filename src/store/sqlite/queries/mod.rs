@@ -9,6 +9,7 @@
 mod contacts;
 mod conversations;
 mod deliveries;
+mod search;
 
 use async_trait::async_trait;
 use sqlx::sqlite::SqliteRow;
@@ -246,6 +247,13 @@ impl Queries for SqliteStore {
 
     async fn contact(&self, id: i64, visible_to: &Visibility) -> StoreResult<ContactDetail> {
         contacts::contact(&self.reader, id, visible_to).await
+    }
+
+    async fn search(
+        &self,
+        request: &crate::query::search::SearchRequest,
+    ) -> StoreResult<crate::query::search::SearchPage> {
+        search::search(&self.reader, request).await
     }
 
     async fn message(&self, id: i64) -> StoreResult<MessageView> {
