@@ -12,7 +12,8 @@
 //! - `bare`: the bare endpoint (this program run as `switchboard-bench bare-endpoint`).
 //! - `receiver`: the callback receiver that times acknowledgements.
 //! - `scenarios`: ingest against both servers, mixed load, end-to-end.
-//! - `scale`: a million messages seeded into the store, then list and detail queries.
+//! - `scale`: a million messages seeded into the store, then list and detail queries,
+//!   conversation search and contact look-ups.
 //! - `email`: a Dovecot mailbox imported on the daemon's first start, then mail over IMAP IDLE.
 //! - `telegram`: agents' replies through a bot to a fake Bot API that times them: 300 to one chat (five
 //!   minutes by design: Telegram allows about one message a second to a chat), then one to each of 300 chats.

@@ -256,6 +256,8 @@ impl Report {
         for (name, load) in [
             ("scale: list queries", &scale.list),
             ("scale: detail queries", &scale.detail),
+            ("scale: search", &scale.search),
+            ("scale: contact look-ups", &scale.contacts),
         ] {
             self.lines.push(format!(
                 "{:<34} {:>7} {:>10.0} {:>8.2} {:>8.2} {:>8.2} {:>7} {:>9.1}   ({} messages)",

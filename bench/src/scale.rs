@@ -44,6 +44,8 @@ pub struct ScaleFigures {
     pub store_bytes: u64,
     pub list: LoadResult,
     pub detail: LoadResult,
+    pub search: LoadResult,
+    pub contacts: LoadResult,
     pub peak_rss_mib: f64,
 }
 
@@ -56,6 +58,8 @@ impl ScaleFigures {
             "store_bytes": self.store_bytes,
             "list": load_json(&self.list),
             "detail": load_json(&self.detail),
+            "search": load_json(&self.search),
+            "contacts": load_json(&self.contacts),
             "peak_rss_mib": self.peak_rss_mib,
         })
     }
@@ -112,9 +116,31 @@ pub async fn run(
         AGENTS,
         duration,
         Arc::new(QueueQueries {
+            host: host.clone(),
+            token: token.clone(),
+            paths: detail_paths,
+        }),
+    )
+    .await;
+    let search = load::run_across(
+        &addresses,
+        AGENTS,
+        duration,
+        Arc::new(QueueQueries {
+            host: host.clone(),
+            token: token.clone(),
+            paths: search_paths(conversations),
+        }),
+    )
+    .await;
+    let contacts = load::run_across(
+        &addresses,
+        AGENTS,
+        duration,
+        Arc::new(QueueQueries {
             host,
             token,
-            paths: detail_paths,
+            paths: contact_paths(conversations),
         }),
     )
     .await;
@@ -127,6 +153,8 @@ pub async fn run(
         store_bytes,
         list,
         detail,
+        search,
+        contacts,
         peak_rss_mib,
     })
 }
@@ -153,6 +181,37 @@ pub(crate) fn list_paths(conversations: u64) -> Vec<String> {
             conversations / 2
         ),
     ]
+}
+
+/// What agents search for: an order number (a conversation's id: a few conversations
+/// hold it as part of their text), a word every message holds (the newest matches
+/// win), two words of one reply, and a word no message holds (the whole index read).
+pub(crate) fn search_paths(conversations: u64) -> Vec<String> {
+    (0..4096u64)
+        .map(|draw| {
+            let order = mix(draw) % conversations + 1;
+            match draw % 4 {
+                0 => format!("/api/v1/search?q={order}"),
+                1 => "/api/v1/search?q=arrived&status=open".to_owned(),
+                2 => format!("/api/v1/search?q=patience+{order}"),
+                _ => "/api/v1/search?q=zanzibar".to_owned(),
+            }
+        })
+        .collect()
+}
+
+/// Finding a customer by name or email (a part of it), and opening their page.
+pub(crate) fn contact_paths(conversations: u64) -> Vec<String> {
+    (0..4096u64)
+        .map(|draw| {
+            let customer = mix(draw) % conversations + 1;
+            match draw % 3 {
+                0 => format!("/api/v1/contacts?q=customer{customer}%40"),
+                1 => format!("/api/v1/contacts?q=Customer+{customer}"),
+                _ => format!("/api/v1/contacts/{customer}"),
+            }
+        })
+        .collect()
 }
 
 /// Conversations opened at random over the whole history.
@@ -191,6 +250,18 @@ pub(crate) async fn check_seed(
         let found = page["conversations"].as_array().map_or(0, Vec::len);
         ensure!(found > 0, "the seeded store answers {path} with no conversations");
     }
+    // Support's conversations (every third) are the bench agent's to see.
+    let support = (conversations / 2 / 3 * 3).max(3);
+    let found = get(format!("/api/v1/search?q=patience+{support}")).await?;
+    ensure!(
+        found["results"].as_array().is_some_and(|results| !results.is_empty()),
+        "searching the seeded store for order {support} finds nothing: {found}"
+    );
+    let found = get(format!("/api/v1/contacts?q=customer{support}%40")).await?;
+    ensure!(
+        found["contacts"].as_array().is_some_and(|contacts| contacts.len() == 1),
+        "looking customer {support} up finds {found}"
+    );
     let detail = get(format!("/api/v1/conversations/{}", conversations / 2)).await?;
     let messages = detail["messages"].as_array().map_or(0, Vec::len) as u64;
     let events = detail["events"].as_array().map_or(0, Vec::len);
