@@ -787,7 +787,7 @@ async fn update_conversation(
     let id = parse_id(&id, "conversation")?;
     reject_unknown(
         object.keys(),
-        &["status", "priority", "assignee", "team", "labels"],
+        &["status", "priority", "assignee", "team", "summary", "labels"],
         "field",
     )?;
     // Before the values are judged: another team's conversation answers as one that does
@@ -815,8 +815,21 @@ async fn update_conversation(
             .transpose()?,
         assignee: None,
         team: string_of("team")?.map(str::to_owned),
+        summary: string_of("summary")?.map(|summary| summary.trim().to_owned()),
         labels: object.get("labels").map(parse_label_changes).transpose()?,
     };
+    if changes.summary.is_some() && changes.team.is_none() {
+        return Err(ApiError::invalid(
+            "summary",
+            "goes with `team`: the summary of a transfer",
+        ));
+    }
+    if changes.summary.as_ref().is_some_and(|summary| summary.len() > MAX_TEXT) {
+        return Err(ApiError::invalid(
+            "summary",
+            format!("must be at most {MAX_TEXT} bytes"),
+        ));
+    }
     changes.assignee = match object.get("assignee") {
         None => None,
         Some(Value::Null) => Some(None),

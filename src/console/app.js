@@ -343,8 +343,9 @@ function renderConversation(detail, refresh) {
       h("span", { id: "conversation-assignee" }, detail.assignee ? detail.assignee.name : "unassigned")));
   replace($("#label-chips"), labelChips(detail));
   replace($("#escalation-box"), escalation ? h("aside", { class: "escalation", id: "escalation-summary", role: "note" },
-    h("strong", {}, "Escalated", escalation.from && escalation.from.team ? " from " + escalation.from.team : "",
-      " to ", escalation.to.name, " (", escalation.kind, ")"),
+    h("strong", {}, escalation.kind === "transfer" ? "Transferred" : "Escalated",
+      escalation.from && escalation.from.team ? " from " + escalation.from.team : "",
+      " to ", escalation.to.name, escalation.kind === "transfer" ? "" : " (" + escalation.kind + ")"),
     h("p", { dir: "auto", class: "summary" }, escalation.summary),
     escalation.reason ? h("p", { class: "hint", dir: "auto" }, "Reason: ", escalation.reason) : null) : null);
   replace($("#actions-box"), actions(detail));

@@ -137,6 +137,7 @@ pub fn move_to_team(
     )?;
     let record = EscalationRecord {
         hierarchical,
+        transfer: false,
         from_team: conversation.team_key.clone(),
         from_tier: conversation.tier,
         to_team: to.to_owned(),

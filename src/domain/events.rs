@@ -89,6 +89,8 @@ impl AssignReason {
 pub struct EscalationRecord {
     /// Hierarchical (a higher tier of the same department) or functional.
     pub hierarchical: bool,
+    /// An agent's change of team (`PATCH team`) rather than an escalation.
+    pub transfer: bool,
     pub from_team: Option<String>,
     pub from_tier: i64,
     pub to_team: String,
@@ -110,7 +112,11 @@ impl EscalationRecord {
             None => json!({"kind": "system"}),
         };
         json!({
-            "kind": if self.hierarchical { "hierarchical" } else { "functional" },
+            "kind": match (self.transfer, self.hierarchical) {
+                (true, _) => "transfer",
+                (false, true) => "hierarchical",
+                (false, false) => "functional",
+            },
             "from": {"team": self.from_team, "tier": self.from_tier},
             "to": {"team": self.to_team, "tier": self.to_tier, "name": self.to_name},
             "summary": self.summary,
@@ -196,9 +202,13 @@ pub enum DomainEvent {
         to: Option<i64>,
         reason: Option<AssignReason>,
     },
+    /// Moved to another team by an agent, with the summary they left for it (the note
+    /// `note_id`).
     Transferred {
         from: Option<String>,
         to: String,
+        summary: String,
+        note_id: i64,
     },
     Escalated(EscalationRecord),
     SlaWarning(SlaFacts),
@@ -310,7 +320,12 @@ impl DomainEvent {
                 }
                 data
             }
-            DomainEvent::Transferred { from, to } => json!({"from": from, "to": to}),
+            DomainEvent::Transferred {
+                from,
+                to,
+                summary,
+                note_id,
+            } => json!({"from": from, "to": to, "summary": summary, "note_id": note_id}),
             DomainEvent::Escalated(record) => record.to_json(),
             DomainEvent::SlaWarning(facts) => facts.to_json(),
             DomainEvent::SlaBreached(facts, taken) => {
@@ -677,6 +692,8 @@ mod tests {
         let transferred = DomainEvent::Transferred {
             from: Some("support".into()),
             to: "billing".into(),
+            summary: "Double charge; refund approved by the customer's bank".into(),
+            note_id: 7,
         };
         assert_eq!(transferred.updates(), [UpdateEvent::Escalated]);
     }

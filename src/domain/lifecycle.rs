@@ -2,11 +2,12 @@
 //! an internal note (it never leaves), change its status, priority, team or owner; and
 //! the agents themselves joining the desk.
 
+use serde_json::json;
 use switchboard_connector_core::{ChannelKind, OutboundAttachment};
 
 use crate::domain::clocks::{self, ClockChange};
 use crate::domain::desk::Desk;
-use crate::domain::events::{self, Actor, AssignReason, DomainEvent, MessageNews};
+use crate::domain::events::{self, Actor, AssignReason, DomainEvent, EscalationRecord, MessageNews};
 use crate::domain::{DeskError, DeskResult, queues};
 use crate::model::{ActorKind, Direction, MessageKind, Status};
 use crate::store::{AgentSelector, ConversationPatch, NewAgent, NewAttachment, NewMessage, Tx};
@@ -32,6 +33,8 @@ pub struct ConversationChanges {
     /// `Some(None)` unassigns.
     pub assignee: Option<Option<AgentSelector>>,
     pub team: Option<String>,
+    /// What the receiving team needs to know: required with a change of `team`.
+    pub summary: Option<String>,
     pub labels: Option<LabelChanges>,
 }
 
@@ -268,11 +271,55 @@ pub fn update_conversation(
             });
         };
         if team_id != Some(team.id) {
+            // Like an escalation: the receiving team reads why first, and the customer
+            // is not asked again.
+            let Some(summary) = changes.summary.as_deref().filter(|summary| !summary.trim().is_empty()) else {
+                return Err(DeskError::Invalid {
+                    field: "summary",
+                    problem: "is required with `team`: tell the receiving team what happened and what is needed".into(),
+                });
+            };
+            let note_id = tx.insert_message(
+                &NewMessage {
+                    conversation_id: id,
+                    inbox_id: before.inbox_id,
+                    direction: Direction::Note,
+                    kind: MessageKind::Note,
+                    author_kind: ActorKind::Agent,
+                    author_id: Some(agent_id),
+                    text: summary,
+                    html: None,
+                    external_id: None,
+                    language: None,
+                    metadata: Some(json!({"transfer": {"to": new_team}}).to_string()),
+                },
+                now,
+            )?;
+            let desk_team = desk.team(new_team);
+            let record = EscalationRecord {
+                hierarchical: false,
+                transfer: true,
+                from_team: before.team_key.clone(),
+                from_tier: before.tier,
+                to_team: new_team.clone(),
+                to_tier: desk_team.map_or(0, |team| i64::from(team.tier)),
+                to_name: team.name.clone(),
+                summary: summary.to_owned(),
+                reason: None,
+                by: Some(agent_id),
+                note_id,
+                at: now,
+            };
+            patch.escalation = Some(record.to_json());
+            patch.last_message_id = Some(note_id);
+            patch.last_activity_at = Some(now);
             recorded.push((
                 by,
                 DomainEvent::Transferred {
                     from: before.team_key.clone(),
                     to: new_team.clone(),
+                    summary: summary.to_owned(),
+                    note_id,
                 },
             ));
             team_id = Some(team.id);

@@ -374,10 +374,50 @@ async fn agents_change_status_priority_assignee_and_team_with_events() {
         (Some("sam"), Some("urgent"))
     );
 
+    // A transfer needs a summary for the receiving team; refused without, changing nothing.
+    for body in [
+        json!({"team": "billing"}),
+        json!({"team": "billing", "summary": "  "}),
+        json!({"summary": "no team named"}),
+    ] {
+        let (status, answer) = daemon.api(Method::PATCH, &path, &sam, Some(body.clone())).await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}: {answer}");
+        assert!(
+            answer["error"]["message"].as_str().unwrap().contains("summary"),
+            "{answer}"
+        );
+    }
     // A transfer to billing counts, and sam (support) no longer holds it.
-    let (_, detail) = daemon
-        .api(Method::PATCH, &path, &sam, Some(json!({"team": "billing"})))
+    let (status, detail) = daemon
+        .api(
+            Method::PATCH,
+            &path,
+            &sam,
+            Some(json!({"team": "billing", "summary": "Charged twice for order 1001; card statement attached"})),
+        )
         .await;
+    assert_eq!(status, StatusCode::OK, "{detail}");
+    // Billing reads the summary first, as the note and as the conversation's latest hand-over.
+    assert_eq!(detail["escalation"]["kind"], "transfer");
+    assert_eq!(
+        detail["escalation"]["summary"],
+        "Charged twice for order 1001; card statement attached"
+    );
+    let note = detail["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["id"] == detail["escalation"]["note_id"])
+        .expect("the summary is a note");
+    assert_eq!(note["direction"], "note");
+    let transferred = detail["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["kind"] == "conversation.transferred")
+        .unwrap();
+    assert_eq!(transferred["data"]["to"], "billing");
+    assert_eq!(transferred["data"]["note_id"], detail["escalation"]["note_id"]);
     assert_eq!(
         (detail["team"]["key"].as_str(), detail["transfer_count"].as_i64()),
         (Some("billing"), Some(1))
@@ -423,8 +463,13 @@ async fn agents_change_status_priority_assignee_and_team_with_events() {
         .unwrap();
     assert_eq!(
         (transfer["data"].clone(), transfer["actor"]["name"].as_str()),
-        (json!({"from": "support", "to": "billing"}), Some("sam"))
+        (
+            json!({"from": "support", "to": "billing", "note_id": transfer["data"]["note_id"],
+                   "summary": "Charged twice for order 1001; card statement attached"}),
+            Some("sam")
+        )
     );
+    assert!(transfer["data"]["note_id"].as_i64().is_some());
 
     // The same values again change nothing and record nothing.
     let events_before = detail["events"].as_array().unwrap().len();

@@ -5,7 +5,7 @@
 crate::store::search_views::search_query!(
     sqlx::Postgres,
     sqlx::PgPool,
-    messages = "FROM messages m JOIN conversations c ON c.id = m.conversation_id WHERE TRUE",
+    messages = "FROM messages m JOIN conversations c ON c.id = m.conversation_id WHERE m.kind <> 'status_update'",
     message_order = " ORDER BY m.id DESC",
     subjects = "FROM conversations c WHERE c.subject IS NOT NULL",
     subject_order = " ORDER BY c.id DESC",
