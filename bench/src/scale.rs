@@ -189,7 +189,8 @@ pub(crate) fn list_paths(conversations: u64) -> Vec<String> {
 pub(crate) fn search_paths(conversations: u64) -> Vec<String> {
     (0..4096u64)
         .map(|draw| {
-            let order = mix(draw) % conversations + 1;
+            // Three digits at least: a shorter number is no search of its own.
+            let order = (mix(draw) % conversations + 1).max(100.min(conversations));
             match draw % 4 {
                 0 => format!("/api/v1/search?q={order}"),
                 1 => "/api/v1/search?q=arrived&status=open".to_owned(),

@@ -36,8 +36,15 @@ pub async fn list(
             .filter(|value| !value.is_empty())
     };
     let text = param("q").map(str::to_lowercase);
-    if text.as_ref().is_some_and(|text| text.chars().count() > MAX_TEXT) {
-        return Err(ApiError::invalid("q", format!("is longer than {MAX_TEXT} characters")));
+    if let Some(text) = &text {
+        // The indexes are of three-character pieces; a username's `@` does not count.
+        let length = text.trim_start_matches('@').chars().count();
+        if length < 3 {
+            return Err(ApiError::invalid("q", "needs at least 3 characters"));
+        }
+        if length > MAX_TEXT {
+            return Err(ApiError::invalid("q", format!("is longer than {MAX_TEXT} characters")));
+        }
     }
     let after = param("cursor")
         .map(|cursor| {

@@ -1155,7 +1155,7 @@ async fn contacts_are_found_by_name_email_phone_or_channel_id_and_agents_see_onl
         [bob.contact_id],
         "a % in the text is a character"
     );
-    assert_eq!(found("0%", &all).await, [bob.contact_id]);
+    assert_eq!(found("00%", &all).await, [bob.contact_id]);
     assert!(found("nobody", &all).await.is_empty());
 
     // Cursor pages, newest first.

@@ -106,22 +106,26 @@ pub(in crate::store) fn contains_pattern(text: &str) -> String {
     pattern
 }
 
-/// The contact queries of one backend: the same statements with its placeholders and its
-/// JSON function. A macro because sqlx's query builders, generic over the database, need
+/// The contact queries of one backend: the same statements with its placeholders, and
+/// its own ways to find the ids of contacts whose name, address, phone, username or
+/// channel id holds a text (`matching`) and of those with an email address or phone
+/// number (`same_address`), each through its indexes. A macro because sqlx's query builders, generic over the database, need
 /// bounds per bound value longer than the queries themselves.
 macro_rules! contact_queries {
-    ($db:ty, $pool:ty, $conn:ty, first = $first:literal, attribute = $attribute:literal) => {
+    (
+        $db:ty,
+        $pool:ty,
+        $conn:ty,
+        first = $first:literal,
+        matching = $matching:path,
+        same_address = $same_address:path
+    ) => {
         use sqlx::QueryBuilder;
 
         use super::conversations::{Scope, push_scope, scope_of};
         use crate::query::*;
         use crate::store::contact_views::*;
         use crate::store::{StoreError, StoreResult};
-
-        /// A contact's attribute as text, for `LIKE` and equality.
-        fn attribute(name: &str) -> String {
-            format!($attribute, name = name)
-        }
 
         /// Only contacts with a conversation the scope may see.
         fn push_visible(query: &mut QueryBuilder<'_, $db>, scope: &Scope) {
@@ -163,28 +167,11 @@ macro_rules! contact_queries {
                 query.push(" AND ct.id < ").push_bind(after);
             }
             if let Some(text) = &search.text {
-                let pattern = contains_pattern(text);
-                let handle = contains_pattern(text.trim_start_matches('@'));
-                query
-                    .push(" AND (LOWER(ct.name) LIKE ")
-                    .push_bind(pattern.clone());
-                query
-                    .push(" ESCAPE '\\' OR LOWER(ct.email) LIKE ")
-                    .push_bind(pattern.clone());
-                query
-                    .push(format!(" ESCAPE '\\' OR LOWER({}) LIKE ", attribute("phone")))
-                    .push_bind(pattern.clone());
-                query
-                    .push(format!(
-                        " ESCAPE '\\' OR LOWER({}) LIKE ",
-                        attribute("telegram_username")
-                    ))
-                    .push_bind(handle);
-                query.push(
-                    " ESCAPE '\\' OR EXISTS (SELECT 1 FROM contact_identities ci WHERE ci.contact_id = ct.id
-                                             AND LOWER(ci.external_id) LIKE ",
-                );
-                query.push_bind(pattern).push(" ESCAPE '\\'))");
+                // A username is written with its `@` as often as without.
+                let text = text.trim_start_matches('@');
+                query.push(" AND ct.id IN (");
+                $matching(&mut query, text);
+                query.push(")");
             }
             push_visible(&mut query, &scope);
             query
@@ -253,13 +240,8 @@ macro_rules! contact_queries {
                 let mut query = QueryBuilder::<$db>::new(
                     "SELECT ct.id FROM contacts ct WHERE ct.merged_into IS NULL AND ct.erased_at IS NULL AND ct.id <> ",
                 );
-                query
-                    .push_bind(id)
-                    .push(" AND (LOWER(ct.email) = LOWER(")
-                    .push_bind(contact.email.clone());
-                query
-                    .push(format!(") OR {} = ", attribute("phone")))
-                    .push_bind(phone);
+                query.push_bind(id).push(" AND ct.id IN (");
+                $same_address(&mut query, contact.email.as_deref(), phone.as_deref());
                 query.push(")");
                 push_visible(&mut query, &scope);
                 query.push(" ORDER BY ct.id LIMIT 20");

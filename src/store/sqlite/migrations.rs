@@ -75,6 +75,11 @@ const MIGRATIONS: Versions = &[
         include_str!("../../../migrations/sqlite/0015_contact_merge.sql"),
     ),
     (16, "search", include_str!("../../../migrations/sqlite/0016_search.sql")),
+    (
+        17,
+        "contact search",
+        include_str!("../../../migrations/sqlite/0017_contact_search.sql"),
+    ),
 ];
 
 pub async fn migrator() -> Result<Migrator, sqlx::migrate::MigrateError> {

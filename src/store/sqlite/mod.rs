@@ -177,7 +177,8 @@ impl Store for SqliteStore {
             .write(|conn| {
                 conn.execute_batch(
                     "INSERT INTO message_search (message_search) VALUES ('optimize');
-                     INSERT INTO subject_search (subject_search) VALUES ('optimize');",
+                     INSERT INTO subject_search (subject_search) VALUES ('optimize');
+                     INSERT INTO contact_search (contact_search) VALUES ('optimize');",
                 )
                 .map_err(StoreError::from)
             })
