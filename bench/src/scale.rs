@@ -99,51 +99,19 @@ pub async fn run(
     for &address in &addresses {
         check_seed(address, &host, &token, &list_paths, conversations).await?;
     }
-    let list = load::run_across(
-        &addresses,
-        AGENTS,
-        duration,
-        Arc::new(QueueQueries {
+    // Each kind of query by the agents at once for the scenario's duration.
+    let measure = async |paths: Vec<String>| {
+        let queries = QueueQueries {
             host: host.clone(),
             token: token.clone(),
-            paths: list_paths.clone(),
-        }),
-    )
-    .await;
-    let detail_paths = detail_paths(conversations);
-    let detail = load::run_across(
-        &addresses,
-        AGENTS,
-        duration,
-        Arc::new(QueueQueries {
-            host: host.clone(),
-            token: token.clone(),
-            paths: detail_paths,
-        }),
-    )
-    .await;
-    let search = load::run_across(
-        &addresses,
-        AGENTS,
-        duration,
-        Arc::new(QueueQueries {
-            host: host.clone(),
-            token: token.clone(),
-            paths: search_paths(conversations),
-        }),
-    )
-    .await;
-    let contacts = load::run_across(
-        &addresses,
-        AGENTS,
-        duration,
-        Arc::new(QueueQueries {
-            host,
-            token,
-            paths: contact_paths(conversations),
-        }),
-    )
-    .await;
+            paths,
+        };
+        load::run_across(&addresses, AGENTS, duration, Arc::new(queries)).await
+    };
+    let list = measure(list_paths).await;
+    let detail = measure(detail_paths(conversations)).await;
+    let search = measure(search_paths(conversations)).await;
+    let contacts = measure(contact_paths(conversations)).await;
     let peak_rss_mib = desk.peak_rss_mib();
     desk.finish().await?;
     Ok(ScaleFigures {

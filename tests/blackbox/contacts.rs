@@ -7,7 +7,7 @@ use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use switchboard_test_telegram::FakeTelegram;
 
-use crate::harness::{Daemon, Receiver, SECRET, config_with_inbox, eventually};
+use crate::harness::{Daemon, Receiver, config_with_inbox, eventually, shop_inbox, telegram_inbox};
 
 const BOT_TOKEN: &str = "5000000002:AAHfake-token-for-the-contacts-bot";
 const ADA_TELEGRAM: i64 = 418_552_901;
@@ -16,34 +16,9 @@ const ADA_TELEGRAM: i64 = 418_552_901;
 /// `telegram` names the fake Bot API.
 async fn desk(receiver: &Receiver, telegram: Option<&FakeTelegram>) -> Daemon {
     let dir = tempfile::tempdir().unwrap();
-    let mut inboxes = format!(
-        r#"
-[inboxes.shop]
-name = "Shop app"
-
-[inboxes.shop.webhook]
-secret = "{SECRET}"
-callback_url = "{callback}"
-max_body_bytes = 65536
-"#,
-        callback = receiver.url()
-    );
+    let mut inboxes = shop_inbox(&receiver.url());
     if let Some(fake) = telegram {
-        let token_file = dir.path().join("bot.token");
-        std::fs::write(&token_file, format!("{BOT_TOKEN}\n")).unwrap();
-        inboxes.push_str(&format!(
-            r#"
-[inboxes.shop-bot]
-name = "Shop bot"
-
-[inboxes.shop-bot.telegram]
-token_file = "{token_file}"
-api_url = "{api}"
-poll_timeout = "5s"
-"#,
-            token_file = token_file.display(),
-            api = fake.url().trim_end_matches('/'),
-        ));
+        inboxes.push_str(&telegram_inbox(dir.path(), "shop-bot", BOT_TOKEN, fake, ""));
     }
     let config = config_with_inbox(dir.path(), &inboxes)
         + r#"

@@ -155,7 +155,13 @@ async fn stalled_uploads_hold_no_more_than_the_body_budget() {
         before as f64 / 1024.0,
         peak as f64 / 1024.0
     );
-    assert!(peak < 100 * 1024, "RSS {peak} KiB with {UPLOADS} stalled uploads");
+    // What the uploads hold: the growth over the daemon's own size, which grows with the
+    // binary (40 MiB in a debug build) and says nothing of the door.
+    let held = peak.saturating_sub(before);
+    assert!(
+        held < 100_000_000 / 1024,
+        "{UPLOADS} stalled uploads hold {held} KiB (RSS {before} → {peak} KiB)"
+    );
     drop(stalled);
     // Once they are gone the daemon serves again.
     let (status, _) = daemon.post_signed(&customer_message("after", "ada", "Hello")).await;

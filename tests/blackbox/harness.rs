@@ -34,10 +34,13 @@ pub fn unix_now() -> i64 {
 
 /// A config for tests: the shipped example's shape, short retries, a temp database.
 pub fn config(dir: &Path, callback_url: &str) -> String {
-    config_with_inbox(
-        dir,
-        &format!(
-            r#"
+    config_with_inbox(dir, &shop_inbox(callback_url))
+}
+
+/// The webhook inbox `shop` the tests post to (TOML), calling `callback_url` back.
+pub fn shop_inbox(callback_url: &str) -> String {
+    format!(
+        r#"
 [inboxes.shop]
 name = "Shop app"
 
@@ -46,7 +49,33 @@ secret = "{SECRET}"
 callback_url = "{callback_url}"
 max_body_bytes = 65536
 "#
-        ),
+    )
+}
+
+/// A Telegram inbox `key` (TOML) polling the fake Bot API as the bot `token`, written
+/// to a token file in `dir`; `extra` adds to its table.
+pub fn telegram_inbox(
+    dir: &Path,
+    key: &str,
+    token: &str,
+    fake: &switchboard_test_telegram::FakeTelegram,
+    extra: &str,
+) -> String {
+    let token_file = dir.join(format!("{key}.token"));
+    std::fs::write(&token_file, format!("{token}\n")).unwrap();
+    format!(
+        r#"
+[inboxes.{key}]
+name = "Bot {key}"
+
+[inboxes.{key}.telegram]
+token_file = "{token_file}"
+api_url = "{api}"
+poll_timeout = "5s"
+{extra}
+"#,
+        token_file = token_file.display(),
+        api = fake.url().trim_end_matches('/'),
     )
 }
 

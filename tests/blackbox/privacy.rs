@@ -19,7 +19,7 @@ use serde_json::{Value, json};
 use switchboard_test_mailservers::{Dovecot, SmtpRelay};
 use switchboard_test_telegram::FakeTelegram;
 
-use crate::harness::{Daemon, Receiver, SECRET, config_with_inbox, eventually};
+use crate::harness::{Daemon, Receiver, SECRET, config_with_inbox, eventually, shop_inbox, telegram_inbox};
 
 const BOT_TOKEN: &str = "5000000001:AAHfake-token-for-the-shop-help-bot";
 /// Ada's Telegram user id: long enough not to turn up by chance in the file's bytes.
@@ -59,27 +59,9 @@ async fn start() -> Desk {
     let relay = SmtpRelay::start(&dovecot).await;
     let receiver = Receiver::start().await;
     let dir = tempfile::tempdir().unwrap();
-    let token_file = dir.path().join("bot.token");
-    std::fs::write(&token_file, format!("{BOT_TOKEN}\n")).unwrap();
     std::fs::write(dir.path().join("imap-password"), "secret\n").unwrap();
-    let inboxes = format!(
+    let mail = format!(
         r#"
-[inboxes.shop]
-name = "Shop app"
-
-[inboxes.shop.webhook]
-secret = "{SECRET}"
-callback_url = "{callback}"
-max_body_bytes = 65536
-
-[inboxes.shop-bot]
-name = "Shop bot"
-
-[inboxes.shop-bot.telegram]
-token_file = "{token_file}"
-api_url = "{api}"
-poll_timeout = "5s"
-
 [inboxes.mail]
 name = "Support mail"
 
@@ -90,13 +72,11 @@ imap = {{ host = "127.0.0.1", port = {imap}, security = "plain", password_file =
 smtp = {{ host = "127.0.0.1", port = {smtp}, security = "plain" }}
 poll_interval = "1s"
 "#,
-        callback = receiver.url(),
-        token_file = token_file.display(),
-        api = fake.url().trim_end_matches('/'),
         imap = dovecot.imap_port(),
         password = dir.path().join("imap-password").display(),
         smtp = relay.port(),
     );
+    let inboxes = shop_inbox(&receiver.url()) + &telegram_inbox(dir.path(), "shop-bot", BOT_TOKEN, &fake, "") + &mail;
     std::fs::write(
         dir.path().join("switchboard.toml"),
         config_with_inbox(dir.path(), &inboxes),

@@ -8,30 +8,11 @@ use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use switchboard_test_telegram::{Failure, FakeTelegram};
 
-use crate::harness::{Daemon, config_with_inbox, eventually, with_update_events};
+use crate::harness::{Daemon, config_with_inbox, eventually, telegram_inbox, with_update_events};
 
 const TOKEN: &str = "5000000001:AAHfake-token-for-the-shop-help-bot";
 const OTHER_TOKEN: &str = "5000000002:AAHfake-token-for-the-second-bot-00";
 const ADA: i64 = 424_242;
-
-fn telegram_inbox(dir: &std::path::Path, key: &str, token: &str, fake: &FakeTelegram, extra: &str) -> String {
-    let token_file = dir.join(format!("{key}.token"));
-    std::fs::write(&token_file, format!("{token}\n")).unwrap();
-    format!(
-        r#"
-[inboxes.{key}]
-name = "Bot {key}"
-
-[inboxes.{key}.telegram]
-token_file = "{token_file}"
-api_url = "{api}"
-poll_timeout = "5s"
-{extra}
-"#,
-        token_file = token_file.display(),
-        api = fake.url().trim_end_matches('/'),
-    )
-}
 
 /// The daemon on one bot (`shop-bot`), polling the fake.
 async fn start(fake: &FakeTelegram, extra_inboxes: impl FnOnce(&std::path::Path) -> String) -> (Daemon, String) {

@@ -193,24 +193,14 @@ impl ContactTx for PgTx<'_> {
         }
         conversations.sort_unstable();
         // Through the conversations' index: what the person wrote is in their conversations.
-        self.execute(
-            sqlx::query(
-                "UPDATE messages SET author_id = $2
+        for (table, who) in [("messages", "author"), ("events", "actor")] {
+            let moved = format!(
+                "UPDATE {table} SET {who}_id = $2
                  WHERE conversation_id IN (SELECT id FROM conversations WHERE contact_id = $2)
-                   AND author_kind = 'contact' AND author_id = $1",
-            )
-            .bind(from)
-            .bind(into),
-        )?;
-        self.execute(
-            sqlx::query(
-                "UPDATE events SET actor_id = $2
-                 WHERE conversation_id IN (SELECT id FROM conversations WHERE contact_id = $2)
-                   AND actor_kind = 'contact' AND actor_id = $1",
-            )
-            .bind(from)
-            .bind(into),
-        )?;
+                   AND {who}_kind = 'contact' AND {who}_id = $1"
+            );
+            self.execute(sqlx::query(&moved).bind(from).bind(into))?;
+        }
         self.execute(
             sqlx::query("UPDATE contacts SET merged_into = $2, updated_at = $3 WHERE merged_into = $1")
                 .bind(from)
