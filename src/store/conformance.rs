@@ -1173,6 +1173,24 @@ async fn contacts_are_found_by_name_email_phone_or_channel_id_and_agents_see_onl
     );
     assert_eq!(second.next_cursor, None);
 
+    // A search pages too.
+    let ada_at = crate::query::ContactSearch {
+        text: Some("ada@".into()),
+        visible_to: all.clone(),
+    };
+    let first = store.queries.contacts(&ada_at, None, 1).await.unwrap();
+    assert_eq!(
+        first.contacts.iter().map(|c| c.id).collect::<Vec<_>>(),
+        [twin.contact_id]
+    );
+    let cursor: i64 = first.next_cursor.as_deref().unwrap().parse().unwrap();
+    let second = store.queries.contacts(&ada_at, Some(cursor), 1).await.unwrap();
+    assert_eq!(
+        second.contacts.iter().map(|c| c.id).collect::<Vec<_>>(),
+        [ada.contact_id]
+    );
+    assert_eq!(second.next_cursor, None);
+
     // The detail suggests the same email address as a likely duplicate.
     let detail = store.queries.contact(ada.contact_id, &all).await.unwrap();
     assert_eq!(detail.possible_duplicates, [twin.contact_id]);
