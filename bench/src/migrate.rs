@@ -87,17 +87,7 @@ impl MigrateFigures {
             ("migrated: list queries", &self.list),
             ("migrated: detail queries", &self.detail),
         ] {
-            lines.push(format!(
-                "{:<34} {:>7} {:>10.0} {:>8.2} {:>8.2} {:>8.2} {:>7} {:>9.1}",
-                name,
-                load.clients,
-                load.per_second(),
-                load.percentile_ms(50.0),
-                load.percentile_ms(99.0),
-                load.percentile_ms(99.9),
-                load.errors,
-                self.peak_rss_mib,
-            ));
+            lines.push(crate::report::row(name, load, self.peak_rss_mib));
         }
         lines
     }

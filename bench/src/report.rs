@@ -43,7 +43,7 @@ pub fn load_json(load: &LoadResult) -> Value {
     })
 }
 
-fn row(name: &str, load: &LoadResult, rss: f64) -> String {
+pub(crate) fn row(name: &str, load: &LoadResult, rss: f64) -> String {
     format!(
         "{name:<34} {:>7} {:>10.0} {:>8.2} {:>8.2} {:>8.2} {:>7} {:>9.1}",
         load.clients,
@@ -259,18 +259,8 @@ impl Report {
             ("scale: search", &scale.search),
             ("scale: contact look-ups", &scale.contacts),
         ] {
-            self.lines.push(format!(
-                "{:<34} {:>7} {:>10.0} {:>8.2} {:>8.2} {:>8.2} {:>7} {:>9.1}   ({} messages)",
-                self.label(name),
-                load.clients,
-                load.per_second(),
-                load.percentile_ms(50.0),
-                load.percentile_ms(99.0),
-                load.percentile_ms(99.9),
-                load.errors,
-                scale.peak_rss_mib,
-                scale.messages
-            ));
+            let line = row(&self.label(name), load, scale.peak_rss_mib);
+            self.lines.push(format!("{line}   ({} messages)", scale.messages));
         }
     }
 

@@ -622,6 +622,16 @@ async fn receive(State(state): State<Arc<ReceiverState>>, headers: HeaderMap, bo
     response
 }
 
+/// The session's value from a `Set-Cookie` the daemon sent at sign-in.
+pub fn session_cookie(set_cookie: &str) -> String {
+    set_cookie
+        .split(';')
+        .next()
+        .and_then(|pair| pair.strip_prefix("switchboard_session="))
+        .unwrap_or_else(|| panic!("no session in {set_cookie}"))
+        .to_owned()
+}
+
 /// A customer message body.
 pub fn customer_message(id: &str, from: &str, text: &str) -> Value {
     json!({"id": id, "from": {"id": from, "name": "Ada Lovelace", "email": "ada@example.com"}, "text": text})

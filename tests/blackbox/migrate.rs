@@ -184,15 +184,7 @@ async fn a_sqlite_desk_moves_to_postgresql_whole_and_the_daemon_carries_on_there
         .await
         .unwrap();
     assert_eq!(setup.status(), StatusCode::OK);
-    let cookie = setup.headers()["set-cookie"]
-        .to_str()
-        .unwrap()
-        .split(';')
-        .next()
-        .unwrap()
-        .strip_prefix("switchboard_session=")
-        .unwrap()
-        .to_owned();
+    let cookie = crate::harness::session_cookie(setup.headers()["set-cookie"].to_str().unwrap());
     let (status, body) = daemon
         .api(
             Method::POST,

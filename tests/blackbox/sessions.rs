@@ -34,13 +34,7 @@ fn session_from(body: &Value, set_cookie: Option<String>) -> Session {
     for attribute in ["HttpOnly", "SameSite=Strict", "Path=/"] {
         assert!(set_cookie.contains(attribute), "{attribute} missing from {set_cookie}");
     }
-    let cookie = set_cookie
-        .split(';')
-        .next()
-        .unwrap()
-        .strip_prefix("switchboard_session=")
-        .unwrap()
-        .to_owned();
+    let cookie = crate::harness::session_cookie(&set_cookie);
     Session {
         cookie,
         csrf: body["csrf_token"].as_str().unwrap().to_owned(),
