@@ -101,7 +101,7 @@ enum AgentCommand {
     Add {
         /// A unique name, shown to other agents.
         name: String,
-        /// The key of the agent's team.
+        /// The key of the agent's team; several separated by commas, the home team first.
         #[arg(long)]
         team: String,
         /// agent, supervisor or admin.
@@ -285,21 +285,23 @@ async fn agent(settings: Settings, command: AgentCommand) -> anyhow::Result<()> 
                     NewAgent {
                         name,
                         role,
-                        team,
+                        teams: team.split(',').map(|key| key.trim().to_owned()).collect(),
                         token_hash: hash_token(&token),
+                        first_token: true,
                         capacity,
                         available,
                     },
+                    None,
                     clock.now_ms(),
                 )
                 .await?;
             let agent = opened.queries.agent(id).await?;
             eprintln!(
-                "created agent `{}` (id {}, {}, team {}); its API token follows, shown only this once:",
+                "created agent `{}` (id {}, {}, teams {}); its API token follows, shown only this once:",
                 agent.name,
                 agent.id,
                 agent.role,
-                agent.team.as_deref().unwrap_or("-")
+                agent.teams.join(",")
             );
             println!("{token}");
             print_sign_in_link(&settings, &opened, agent.id, &clock).await?;
@@ -310,35 +312,50 @@ async fn agent(settings: Settings, command: AgentCommand) -> anyhow::Result<()> 
         }
         AgentCommand::Deactivate { name } => {
             let agent = find_agent(&opened, &name).await?;
-            let changed = opened.service.set_agent_active(agent.id, false).await?;
+            let outcome = opened
+                .service
+                .set_agent_active(None, agent.id, false, clock.now_ms())
+                .await?;
             eprintln!(
-                "agent `{}` {}: sessions ended, token refused",
+                "agent `{}` {}: sessions ended, tokens refused, {} open conversation(s) back in the queue",
                 agent.name,
-                if changed {
+                if outcome.changed {
                     "deactivated"
                 } else {
                     "was already deactivated"
-                }
+                },
+                outcome.returned.len()
             );
         }
         AgentCommand::Activate { name } => {
             let agent = find_agent(&opened, &name).await?;
-            let changed = opened.service.set_agent_active(agent.id, true).await?;
+            let outcome = opened
+                .service
+                .set_agent_active(None, agent.id, true, clock.now_ms())
+                .await?;
             eprintln!(
                 "agent `{}` {}",
                 agent.name,
-                if changed { "activated" } else { "was already active" }
+                if outcome.changed {
+                    "activated"
+                } else {
+                    "was already active"
+                }
             );
         }
         AgentCommand::List => {
-            println!("id\tname\trole\tteam\tavailable\tcapacity\topen");
+            println!("id\tname\trole\tteams\tavailable\tcapacity\topen");
             for agent in opened.queries.agents().await? {
                 println!(
                     "{}\t{}\t{}\t{}\t{}\t{}\t{}",
                     agent.id,
                     agent.name,
                     agent.role,
-                    agent.team.as_deref().unwrap_or("-"),
+                    if agent.teams.is_empty() {
+                        "-".to_owned()
+                    } else {
+                        agent.teams.join(",")
+                    },
                     if agent.available { "yes" } else { "no" },
                     agent
                         .capacity
@@ -372,7 +389,13 @@ async fn print_sign_in_link(
     let token = switchboard::auth::random_secret().context("reading the system's random source")?;
     let expires_at = opened
         .service
-        .issue_sign_in_link(settings.console.policy, agent_id, hash_token(&token), clock.now_ms())
+        .issue_sign_in_link(
+            settings.console.policy,
+            None,
+            agent_id,
+            hash_token(&token),
+            clock.now_ms(),
+        )
         .await?;
     eprintln!(
         "sign-in link (works once, until {}): {}",

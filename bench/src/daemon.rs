@@ -390,13 +390,13 @@ impl Daemon {
         self.dir.join("switchboard.db")
     }
 
-    /// Creates an agent and returns its token. A supervisor: agents read only their own
-    /// team's conversations, and the scenarios read every team's queue.
+    /// Creates an agent and returns its token. An admin: agents and supervisors read only
+    /// their teams' conversations, and the scenarios read every team's queue.
     pub fn agent(&self, name: &str, team: &str) -> anyhow::Result<String> {
         let output = Command::new(&self.binary)
             .arg("--config")
             .arg(self.dir.join("switchboard.toml"))
-            .args(["agent", "add", name, "--team", team, "--role", "supervisor"])
+            .args(["agent", "add", name, "--team", team, "--role", "admin"])
             .output()?;
         if !output.status.success() {
             bail!("agent add failed: {}", String::from_utf8_lossy(&output.stderr));

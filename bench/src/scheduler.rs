@@ -339,12 +339,13 @@ pub async fn run(conversations: u64, idle_seconds: u64) -> anyhow::Result<Schedu
         let supervisor = NewAgent {
             name: format!("{team} supervisor"),
             role: Role::Supervisor,
-            team: team.to_owned(),
+            teams: vec![team.to_owned()],
             token_hash: hash_token(&format!("bench-{team}")),
+            first_token: true,
             capacity: None,
             available: false,
         };
-        store.create_agent(supervisor, system.now_ms()).await?;
+        store.create_agent(supervisor, None, system.now_ms()).await?;
     }
     let intake = Arc::new(Intake {
         store: store.clone(),

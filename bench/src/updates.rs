@@ -653,12 +653,14 @@ async fn through_store(conversations: u64, updates: bool) -> anyhow::Result<Stor
             NewAgent {
                 name: "resolver".into(),
                 role: Role::Supervisor,
-                team: "support".into(),
+                teams: vec!["support".into()],
                 token_hash: hash_token("bench-updates"),
+                first_token: true,
                 capacity: None,
                 // Not available: the queue assigns it nothing when a resolve drains it.
                 available: false,
             },
+            None,
             clock.now_ms(),
         )
         .await?;

@@ -243,3 +243,27 @@ impl ConsoleConfig {
         })
     }
 }
+
+/// `[agents]`: what agents and supervisors may see.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AgentsConfig {
+    /// `team` (the default): agents and supervisors see their teams' conversations and
+    /// those assigned to them, admins all; `all`: everyone sees every conversation.
+    #[serde(default)]
+    pub visibility: Option<String>,
+}
+
+impl AgentsConfig {
+    pub fn validate(&self) -> Result<crate::domain::access::VisibilityPolicy, ConfigError> {
+        use crate::domain::access::VisibilityPolicy;
+        match self.visibility.as_deref() {
+            None | Some("team") => Ok(VisibilityPolicy::Team),
+            Some("all") => Ok(VisibilityPolicy::All),
+            Some(other) => Err(ConfigError::new(
+                "agents.visibility",
+                format!("`{other}` is not `team` or `all`"),
+            )),
+        }
+    }
+}

@@ -58,7 +58,7 @@ pub async fn list(
     let limit = page_limit(param("limit"))?;
     let search = ContactSearch {
         text,
-        visible_to: access::visibility(&caller(&agent)),
+        visible_to: access::visibility(&caller(&state, &agent)),
     };
     Ok(Json(state.queries.contacts(&search, after, limit).await?))
 }
@@ -70,7 +70,7 @@ pub async fn show(
     PathParam(id): PathParam,
 ) -> Result<Json<ContactDetail>, ApiError> {
     let id = parse_id(&id, "contact")?;
-    let visible_to = access::visibility(&caller(&agent));
+    let visible_to = access::visibility(&caller(&state, &agent));
     Ok(Json(state.queries.contact(id, &visible_to).await?))
 }
 
@@ -90,7 +90,7 @@ pub async fn update(
         "field",
     )?;
     // Before the values are judged: a contact the caller may not see does not exist.
-    let visible_to = access::visibility(&caller(&agent));
+    let visible_to = access::visibility(&caller(&state, &agent));
     state.queries.contact(id, &visible_to).await?;
     let patch = patch_of(&object)?;
     if patch == ContactPatch::default() {
@@ -127,7 +127,7 @@ pub async fn merge(
             ));
         }
     };
-    let visible_to = access::visibility(&caller(&agent));
+    let visible_to = access::visibility(&caller(&state, &agent));
     state.queries.contact(into, &visible_to).await?;
     state
         .queries

@@ -2,6 +2,7 @@
 //! `/healthz` and `/readyz` for whoever runs the daemon. Its `[server]` section is in
 //! [`config`].
 
+mod agents;
 pub mod config;
 mod console;
 mod contacts;

@@ -25,7 +25,7 @@ pub async fn export(
     Authenticated(agent): Authenticated,
     PathParam(id): PathParam,
 ) -> Result<Response, ApiError> {
-    access::may_handle_personal_data(&caller(&agent))?;
+    access::may_handle_personal_data(&caller(&state, &agent))?;
     let id = parse_id(&id, "contact")?;
     let now = state.clock.now_ms();
     let export = state.service.export_contact(id, Actor::agent(agent.id), now).await?;
@@ -68,7 +68,7 @@ pub async fn erase(
     PathParam(id): PathParam,
     JsonObject(object): JsonObject,
 ) -> Result<Response, ApiError> {
-    access::may_handle_personal_data(&caller(&agent))?;
+    access::may_handle_personal_data(&caller(&state, &agent))?;
     let id = parse_id(&id, "contact")?;
     reject_unknown(object.keys(), &["reason"], "field")?;
     let reason = match object.get("reason") {
@@ -97,7 +97,7 @@ pub async fn audit(
     Authenticated(agent): Authenticated,
     Query(params): Query<HashMap<String, String>>,
 ) -> Result<Response, ApiError> {
-    access::may_handle_personal_data(&caller(&agent))?;
+    access::may_handle_personal_data(&caller(&state, &agent))?;
     reject_unknown(params.keys(), &["contact", "before", "limit"], "query parameter")?;
     let id_param = |name: &str| -> Result<Option<i64>, ApiError> {
         params

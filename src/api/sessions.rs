@@ -13,11 +13,10 @@ use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 use subtle::ConstantTimeEq;
 
+use super::AppState;
 use super::error::ApiError;
-use super::v1::{Authenticated, JsonObject, agent_id_of, caller, json_object, reject_unknown};
-use super::{AppState, PathParam};
-use crate::auth::{hash_password, hash_token, link_url, random_secret, verify_password};
-use crate::domain::access;
+use super::v1::{Authenticated, JsonObject, json_object, reject_unknown};
+use crate::auth::{hash_password, hash_token, random_secret, verify_password};
 use crate::domain::people::Refusal;
 use crate::domain::service::NewSessionSecrets;
 use crate::query::SessionView;
@@ -320,6 +319,7 @@ pub async fn sign_out(State(state): State<Arc<AppState>>, parts: Parts) -> Resul
         .ok_or_else(|| ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", "not signed in"))?;
     session_of(&state, &parts, token).await?;
     state.service.end_session(hash_token(token)).await?;
+    state.stream.agents_changed();
     let mut response = StatusCode::NO_CONTENT.into_response();
     response
         .headers_mut()
@@ -391,64 +391,9 @@ pub async fn change_password(
         .service
         .replace_password(state.settings.console.policy, agent.id, password_hash, secrets, now)
         .await?;
+    state.stream.agents_changed();
     tracing::info!(agent_id = agent.id, "password changed; other sessions ended");
     began(&state, &headers, agent.id, &token, &csrf_token, expires_at).await
-}
-
-/// `POST /api/v1/agents/{agent}/sign-in-link` (admins): a new one-time link; the
-/// agent's earlier unused links stop working.
-pub async fn issue_link(
-    State(state): State<Arc<AppState>>,
-    Authenticated(admin): Authenticated,
-    PathParam(who): PathParam,
-) -> Result<Response, ApiError> {
-    access::may_manage_agents(&caller(&admin))?;
-    let agent_id = agent_id_of(&state, &who).await?;
-    let token =
-        random_secret().map_err(|err| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", err.to_string()))?;
-    let expires_at = state
-        .service
-        .issue_sign_in_link(
-            state.settings.console.policy,
-            agent_id,
-            hash_token(&token),
-            state.clock.now_ms(),
-        )
-        .await?;
-    let mut response = (
-        StatusCode::CREATED,
-        Json(json!({
-            "agent_id": agent_id,
-            "url": link_url(&state.settings.console.public_url, &token),
-            "expires_at": crate::model::Timestamp(expires_at),
-        })),
-    )
-        .into_response();
-    response
-        .headers_mut()
-        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    Ok(response)
-}
-
-/// `POST /api/v1/agents/{agent}/deactivate` and `/activate` (admins).
-pub async fn set_active(
-    state: Arc<AppState>,
-    admin: crate::query::Agent,
-    who: String,
-    active: bool,
-) -> Result<Response, ApiError> {
-    access::may_manage_agents(&caller(&admin))?;
-    let agent_id = agent_id_of(&state, &who).await?;
-    if agent_id == admin.id && !active {
-        return Err(ApiError::new(
-            StatusCode::CONFLICT,
-            "conflict",
-            "an admin cannot deactivate themselves; ask another admin",
-        ));
-    }
-    state.service.set_agent_active(agent_id, active).await?;
-    state.changed();
-    Ok(Json(state.queries.agent(agent_id).await?).into_response())
 }
 
 #[cfg(test)]

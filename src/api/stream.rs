@@ -24,6 +24,7 @@ use tokio_util::sync::CancellationToken;
 use super::AppState;
 use super::error::ApiError;
 use super::v1::{Authenticated, caller, reject_unknown};
+use crate::auth::hash_token;
 use crate::domain::access::{self, Caller};
 use crate::query::{Queries, StreamChange, StreamItem, StreamPosition};
 
@@ -62,6 +63,9 @@ pub struct StreamHub {
     /// Taken at shutdown, which ends every connection's stream.
     sender: Mutex<Option<broadcast::Sender<Arc<Told>>>>,
     wakeup: Notify,
+    /// Counts changes to agents (deactivated, teams or role changed, a token revoked):
+    /// each connection checks its caller again at once.
+    agents_changed: tokio::sync::watch::Sender<u64>,
 }
 
 impl Default for StreamHub {
@@ -69,11 +73,18 @@ impl Default for StreamHub {
         StreamHub {
             sender: Mutex::new(Some(broadcast::channel(CHANNEL_CAPACITY).0)),
             wakeup: Notify::new(),
+            agents_changed: tokio::sync::watch::Sender::new(0),
         }
     }
 }
 
 impl StreamHub {
+    /// An agent changed: every connection asks again who its caller is and what they may
+    /// see. Other daemons' changes are seen at each connection's keep-alive.
+    pub fn agents_changed(&self) {
+        self.agents_changed.send_modify(|count| *count = count.wrapping_add(1));
+    }
+
     /// Something was committed: look now rather than at the next poll.
     pub fn wake(&self) {
         self.wakeup.notify_one();
@@ -183,6 +194,9 @@ fn visible(caller: &Caller, item: &StreamItem) -> bool {
 struct Connection {
     state: Arc<AppState>,
     caller: Caller,
+    /// What the connection was opened with, checked again whenever agents change.
+    credential: Credential,
+    agents_changed: tokio::sync::watch::Receiver<u64>,
     receiver: broadcast::Receiver<Arc<Told>>,
     told: StreamPosition,
     /// Read from the store while catching up.
@@ -246,8 +260,19 @@ impl Connection {
             let data = json!({"position": self.told.encode()}).to_string();
             return Next::Send(Bytes::from(frame(self.told, "stream.ready", &data)));
         }
-        let first = match tokio::time::timeout(KEEP_ALIVE, self.receiver.recv()).await {
-            Err(_) => return Next::Send(Bytes::from_static(b": keep-alive\n\n")),
+        let received = tokio::select! {
+            received = tokio::time::timeout(KEEP_ALIVE, self.receiver.recv()) => received,
+            _ = self.agents_changed.changed() => {
+                return if self.still_allowed().await { Next::Skip } else { Next::End };
+            }
+        };
+        let first = match received {
+            Err(_) => {
+                if !self.still_allowed().await {
+                    return Next::End;
+                }
+                return Next::Send(Bytes::from_static(b": keep-alive\n\n"));
+            }
             Ok(Ok(told)) => told,
             Ok(Err(broadcast::error::RecvError::Lagged(missed))) => {
                 tracing::debug!(missed, "a stream fell behind; reading what it missed from the store");
@@ -282,6 +307,32 @@ impl Connection {
         Next::Send(batch.map_or(frame, Bytes::from))
     }
 
+    /// Whether the credential still lets its agent in (not revoked, signed out or
+    /// deactivated); the caller's teams and role are read again with it.
+    async fn still_allowed(&mut self) -> bool {
+        let agent = match &self.credential {
+            Credential::Token(hash) => self.state.queries.agent_by_token_hash(hash).await,
+            Credential::Session(hash) => self
+                .state
+                .queries
+                .session(hash, self.state.clock.now_ms())
+                .await
+                .map(|session| session.map(|session| session.agent)),
+        };
+        match agent {
+            Ok(Some(agent)) => {
+                self.caller = caller(&self.state, &agent);
+                true
+            }
+            Ok(None) => false,
+            // The store could not answer: keep the connection; the next check decides.
+            Err(err) => {
+                tracing::warn!(error = %err, "a stream could not check its caller again");
+                true
+            }
+        }
+    }
+
     /// Too far behind to replay: the client reloads what it shows and goes on from now.
     async fn reset(&mut self) -> Next {
         self.replay.clear();
@@ -295,6 +346,22 @@ impl Connection {
             }
             Err(_) => Next::End,
         }
+    }
+}
+
+/// The secret a connection was opened with, as stored (its SHA-256).
+enum Credential {
+    Token(Vec<u8>),
+    Session(Vec<u8>),
+}
+
+impl Credential {
+    /// The same choice [`Authenticated`] made: a bearer token first, else the session.
+    fn of(headers: &HeaderMap) -> Option<Credential> {
+        if let Some(token) = super::v1::bearer_token(headers) {
+            return Some(Credential::Token(hash_token(token)));
+        }
+        super::sessions::session_token(headers).map(|cookie| Credential::Session(hash_token(cookie)))
     }
 }
 
@@ -325,8 +392,19 @@ pub async fn stream(
             .ok_or_else(|| ApiError::invalid("Last-Event-ID", "is not an id this stream sent"))?,
         None => state.queries.stream_head().await?,
     };
+    let Some(credential) = Credential::of(&headers) else {
+        return Err(ApiError::new(
+            axum::http::StatusCode::UNAUTHORIZED,
+            "unauthorized",
+            "sign in or send a token",
+        ));
+    };
+    let mut agents_changed = state.stream.agents_changed.subscribe();
+    agents_changed.mark_unchanged();
     let connection = Connection {
-        caller: caller(&agent),
+        caller: caller(&state, &agent),
+        credential,
+        agents_changed,
         state,
         receiver,
         told,

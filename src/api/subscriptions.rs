@@ -18,8 +18,8 @@ use crate::query::Agent;
 use crate::store::{NewSubscription, Subscription};
 use crate::work::events::new_secret;
 
-fn admin(agent: &Agent) -> Result<(), ApiError> {
-    Ok(access::may_manage_subscriptions(&super::v1::caller(agent))?)
+fn admin(state: &AppState, agent: &Agent) -> Result<(), ApiError> {
+    Ok(access::may_manage_subscriptions(&super::v1::caller(state, agent))?)
 }
 
 /// A subscription as listed: its secret is shown once, when created.
@@ -35,7 +35,7 @@ pub async fn create(
     Authenticated(agent): Authenticated,
     JsonObject(object): JsonObject,
 ) -> Result<Response, ApiError> {
-    admin(&agent)?;
+    admin(&state, &agent)?;
     reject_unknown(object.keys(), &["url", "events", "secret", "description"], "field")?;
     let url = match object.get("url") {
         Some(Value::String(url)) => url.trim().to_owned(),
@@ -102,7 +102,7 @@ pub async fn list(
     State(state): State<Arc<AppState>>,
     Authenticated(agent): Authenticated,
 ) -> Result<Json<Value>, ApiError> {
-    admin(&agent)?;
+    admin(&state, &agent)?;
     let subscriptions: Vec<Subscription> = state.queries.subscriptions().await?.into_iter().map(listed).collect();
     Ok(Json(json!({ "subscriptions": subscriptions })))
 }
@@ -113,7 +113,7 @@ pub async fn get(
     Authenticated(agent): Authenticated,
     PathParam(id): PathParam,
 ) -> Result<Json<Value>, ApiError> {
-    admin(&agent)?;
+    admin(&state, &agent)?;
     let id = parse_id(&id, "subscription")?;
     let subscription = listed(state.queries.subscription(id).await?);
     let deliveries = state.queries.subscription_deliveries(id, 50).await?;
@@ -130,7 +130,7 @@ pub async fn update(
     PathParam(id): PathParam,
     JsonObject(object): JsonObject,
 ) -> Result<Json<Subscription>, ApiError> {
-    admin(&agent)?;
+    admin(&state, &agent)?;
     let id = parse_id(&id, "subscription")?;
     reject_unknown(object.keys(), &["active"], "field")?;
     let active = match object.get("active") {
@@ -140,7 +140,7 @@ pub async fn update(
     };
     let subscription = state
         .service
-        .set_subscription_active(id, active, state.clock.now_ms())
+        .set_subscription_active(Some(agent.id), id, active, state.clock.now_ms())
         .await?;
     if active {
         state.subscribed.store(true, Ordering::Relaxed);
@@ -154,9 +154,12 @@ pub async fn delete(
     Authenticated(agent): Authenticated,
     PathParam(id): PathParam,
 ) -> Result<StatusCode, ApiError> {
-    admin(&agent)?;
+    admin(&state, &agent)?;
     let id = parse_id(&id, "subscription")?;
-    state.service.delete_subscription(id, state.clock.now_ms()).await?;
+    state
+        .service
+        .delete_subscription(Some(agent.id), id, state.clock.now_ms())
+        .await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -167,7 +170,7 @@ pub async fn ping(
     Authenticated(agent): Authenticated,
     PathParam(id): PathParam,
 ) -> Result<Response, ApiError> {
-    admin(&agent)?;
+    admin(&state, &agent)?;
     let id = parse_id(&id, "subscription")?;
     let delivery = state.service.ping_subscription(id, state.clock.now_ms()).await?;
     state.events_wakeup.notify_one();

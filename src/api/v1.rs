@@ -49,15 +49,25 @@ pub fn router() -> Router<Arc<AppState>> {
         .route("/session/setup", axum::routing::post(super::sessions::set_up))
         .route("/stream", get(super::stream::stream))
         .route("/queues", get(queue_counts))
-        .route("/agents", get(agents))
+        .route("/agents", get(agents).post(super::agents::create))
         .route("/agents/me", get(me))
+        .route("/agents/{agent}", axum::routing::patch(super::agents::update))
+        .route(
+            "/agents/{agent}/tokens",
+            get(super::agents::tokens).post(super::agents::issue_token),
+        )
+        .route(
+            "/agents/{agent}/tokens/{token}",
+            axum::routing::delete(super::agents::revoke_token),
+        )
+        .route("/audit", get(super::agents::audit))
         .route(
             "/agents/me/password",
             axum::routing::put(super::sessions::change_password),
         )
         .route(
             "/agents/{agent}/sign-in-link",
-            axum::routing::post(super::sessions::issue_link),
+            axum::routing::post(super::agents::issue_link),
         )
         .route("/agents/{agent}/deactivate", axum::routing::post(deactivate))
         .route("/agents/{agent}/activate", axum::routing::post(activate))
@@ -104,11 +114,12 @@ pub fn router() -> Router<Arc<AppState>> {
 pub struct Authenticated(pub Agent);
 
 /// Who a request acts for, as the access layer judges it.
-pub(super) fn caller(agent: &Agent) -> Caller {
+pub(super) fn caller(state: &AppState, agent: &Agent) -> Caller {
     Caller {
         id: agent.id,
         role: agent.role,
-        team: agent.team.clone(),
+        teams: agent.teams.clone(),
+        policy: state.settings.visibility,
     }
 }
 
@@ -123,16 +134,7 @@ impl FromRequestParts<Arc<AppState>> for Authenticated {
                 .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
             response
         };
-        let token = parts
-            .headers
-            .get(header::AUTHORIZATION)
-            .and_then(|value| value.to_str().ok())
-            .and_then(|value| value.split_once(' '))
-            // The scheme name is case-insensitive (RFC 9110).
-            .and_then(|(scheme, token)| scheme.eq_ignore_ascii_case("bearer").then_some(token))
-            .map(str::trim)
-            .filter(|token| !token.is_empty());
-        let agent = match token {
+        let agent = match bearer_token(&parts.headers) {
             Some(token) => match state.queries.agent_by_token_hash(&hash_token(token)).await {
                 Ok(Some(agent)) => agent,
                 Ok(None) => return Err(unauthorized("the token is not valid")),
@@ -157,6 +159,18 @@ impl FromRequestParts<Arc<AppState>> for Authenticated {
             .map_err(IntoResponse::into_response)?;
         Ok(Authenticated(agent))
     }
+}
+
+/// The token of `Authorization: Bearer <token>`, when the request has one.
+pub(super) fn bearer_token(headers: &axum::http::HeaderMap) -> Option<&str> {
+    headers
+        .get(header::AUTHORIZATION)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.split_once(' '))
+        // The scheme name is case-insensitive (RFC 9110).
+        .and_then(|(scheme, token)| scheme.eq_ignore_ascii_case("bearer").then_some(token))
+        .map(str::trim)
+        .filter(|token| !token.is_empty())
 }
 
 /// A list's `limit` parameter: a page of 1 to 100, 25 when absent.
@@ -244,7 +258,7 @@ async fn agents(
     State(state): State<Arc<AppState>>,
     Authenticated(agent): Authenticated,
 ) -> Result<Json<Value>, ApiError> {
-    access::may_supervise(&caller(&agent))?;
+    access::may_supervise(&caller(&state, &agent))?;
     Ok(Json(json!({"agents": state.queries.agents().await?})))
 }
 
@@ -254,7 +268,7 @@ async fn queue_counts(
     State(state): State<Arc<AppState>>,
     Authenticated(agent): Authenticated,
 ) -> Result<Json<QueueCounts>, ApiError> {
-    let visible_to = access::visibility(&caller(&agent));
+    let visible_to = access::visibility(&caller(&state, &agent));
     Ok(Json(state.queries.queue_counts(agent.id, &visible_to).await?))
 }
 
@@ -263,7 +277,7 @@ async fn deactivate(
     Authenticated(admin): Authenticated,
     PathParam(who): PathParam,
 ) -> Result<Response, ApiError> {
-    super::sessions::set_active(state, admin, who, false).await
+    super::agents::set_active(state, admin, who, false).await
 }
 
 async fn activate(
@@ -271,7 +285,7 @@ async fn activate(
     Authenticated(admin): Authenticated,
     PathParam(who): PathParam,
 ) -> Result<Response, ApiError> {
-    super::sessions::set_active(state, admin, who, true).await
+    super::agents::set_active(state, admin, who, true).await
 }
 
 /// `{"available": true}`: queues may assign to the agent (and do, at once, if theirs
@@ -293,7 +307,7 @@ async fn set_availability(
     let target = if who == "me" {
         caller.id
     } else {
-        crate::domain::access::may_set_others_availability(&super::v1::caller(&caller))?;
+        crate::domain::access::may_set_others_availability(&super::v1::caller(&state, &caller))?;
         agent_id_of(&state, &who).await?
     };
     state
@@ -383,7 +397,7 @@ async fn escalate(
         .service
         .escalate(Escalation {
             conversation_id,
-            agent: caller(&agent),
+            agent: caller(&state, &agent),
             to,
             summary,
             reason,
@@ -480,7 +494,7 @@ async fn list_conversations(
 ) -> Result<Json<ConversationPage>, ApiError> {
     let known: Vec<&str> = FILTERS.iter().copied().chain(["cursor", "limit"]).collect();
     reject_unknown(params.keys(), &known, "query parameter")?;
-    let filter = conversation_filter(&params, &agent)?;
+    let filter = conversation_filter(&params, &caller(&state, &agent))?;
     let param = |name: &str| {
         params
             .get(name)
@@ -513,7 +527,7 @@ async fn search(
     reject_unknown(params.keys(), &known, "query parameter")?;
     let text = params.get("q").map(String::as_str).unwrap_or_default();
     let terms = crate::query::search::terms(text).map_err(|problem| ApiError::invalid("q", problem.0))?;
-    let filter = conversation_filter(&params, &agent)?;
+    let filter = conversation_filter(&params, &caller(&state, &agent))?;
     let limit = page_limit(
         params
             .get("limit")
@@ -525,7 +539,7 @@ async fn search(
 }
 
 /// The list's filters from the query string, limited to what the caller may see.
-fn conversation_filter(params: &HashMap<String, String>, agent: &Agent) -> Result<ConversationFilter, ApiError> {
+fn conversation_filter(params: &HashMap<String, String>, caller: &Caller) -> Result<ConversationFilter, ApiError> {
     // An empty value is the same as leaving the parameter out.
     let param = |name: &str| {
         params
@@ -552,7 +566,7 @@ fn conversation_filter(params: &HashMap<String, String>, agent: &Agent) -> Resul
     let assignee = match param("assignee") {
         None | Some("any") => AssigneeFilter::Anyone,
         Some("none") => AssigneeFilter::Nobody,
-        Some("me") => AssigneeFilter::Agent(AgentSelector::Id(agent.id)),
+        Some("me") => AssigneeFilter::Agent(AgentSelector::Id(caller.id)),
         Some(other) => AssigneeFilter::Agent(agent_selector(other)),
     };
     let priorities = match param("priority") {
@@ -591,7 +605,17 @@ fn conversation_filter(params: &HashMap<String, String>, agent: &Agent) -> Resul
         Some(other) => return Err(ApiError::invalid("sort", format!("`{other}` is not newest or oldest"))),
     };
     let filter = ConversationFilter {
-        team: param("team").map(str::to_owned),
+        // `mine`: any of the caller's teams; else keys separated by commas.
+        teams: match param("team") {
+            None => Vec::new(),
+            Some("mine") => caller.teams.clone(),
+            Some(keys) => keys
+                .split(',')
+                .map(str::trim)
+                .filter(|key| !key.is_empty())
+                .map(str::to_owned)
+                .collect(),
+        },
         statuses,
         assignee,
         inbox: param("inbox").map(str::to_owned),
@@ -606,7 +630,7 @@ fn conversation_filter(params: &HashMap<String, String>, agent: &Agent) -> Resul
             .transpose()?,
         sla,
         order,
-        visible_to: access::visibility(&caller(agent)),
+        visible_to: access::visibility(caller),
     };
     Ok(filter)
 }
@@ -626,7 +650,7 @@ async fn readable(state: &AppState, agent: &Agent, id: i64) -> Result<Conversati
     let detail = state.queries.conversation(id).await?;
     let conversation = &detail.conversation;
     access::check_read(
-        &caller(agent),
+        &caller(state, agent),
         conversation.team.as_ref().map(|team| team.key.as_str()),
         conversation.assignee.as_ref().map(|assignee| assignee.id),
     )?;
@@ -637,7 +661,7 @@ async fn readable(state: &AppState, agent: &Agent, id: i64) -> Result<Conversati
 /// check before a change, which reads only whose the conversation is.
 async fn check_visible(state: &AppState, agent: &Agent, id: i64) -> Result<(), ApiError> {
     let (team, assignee) = state.queries.conversation_owner(id).await?;
-    Ok(access::check_read(&caller(agent), team.as_deref(), assignee)?)
+    Ok(access::check_read(&caller(state, agent), team.as_deref(), assignee)?)
 }
 
 async fn add_message(
@@ -901,8 +925,12 @@ async fn attachment(
 ) -> Result<Response, ApiError> {
     let id = parse_id(&id, "attachment")?;
     let attachment = state.queries.attachment(id).await?;
-    access::check_read(&caller(&agent), attachment.team.as_deref(), attachment.assignee_id)
-        .map_err(|_| ApiError::not_found("attachment"))?;
+    access::check_read(
+        &caller(&state, &agent),
+        attachment.team.as_deref(),
+        attachment.assignee_id,
+    )
+    .map_err(|_| ApiError::not_found("attachment"))?;
     let content_type = HeaderValue::from_str(&attachment.content_type)
         .unwrap_or_else(|_| HeaderValue::from_static("application/octet-stream"));
     // Served as a download, never rendered: the bytes come from customers.

@@ -50,6 +50,9 @@ pub struct RawConfig {
     /// The agents' web console and its sign-in.
     #[serde(default)]
     pub console: crate::api::config::ConsoleConfig,
+    /// Who sees which conversations.
+    #[serde(default)]
+    pub agents: crate::api::config::AgentsConfig,
     /// The database.
     #[serde(default)]
     pub storage: StorageConfig,
@@ -150,6 +153,8 @@ pub struct Settings {
     pub door: DoorSettings,
     /// The console's address and sign-in policy.
     pub console: crate::api::config::ConsoleSettings,
+    /// Whose conversations agents and supervisors see (`agents.visibility`).
+    pub visibility: crate::domain::access::VisibilityPolicy,
     pub storage: crate::store::config::StorageSettings,
     pub log_level: String,
     pub log_json: bool,
@@ -285,6 +290,7 @@ impl RawConfig {
     pub fn validate_with(&self, secrets: &dyn SecretSource) -> Result<Settings, ConfigError> {
         let (listen, http_shutdown_grace, door) = self.server.validate()?;
         let console = self.console.validate(listen)?;
+        let visibility = self.agents.validate()?;
         let storage = self.storage.validate()?;
         self.log.validate()?;
         let outbox = self.outbox.validate()?;
@@ -326,6 +332,7 @@ impl RawConfig {
             http_shutdown_grace,
             door,
             console,
+            visibility,
             storage,
             log_level: self.log.level.clone(),
             log_json: self.log.format == "json",

@@ -193,7 +193,7 @@ function renderDesk() {
     h("a", { href: "#/", class: "brand" }, "Switchboard"),
     supervising() ? h("a", { href: "#/supervisor", id: "supervisor-link" }, "Supervisor") : null,
     h("span", { class: "grow" }),
-    h("span", { id: "whoami", dir: "auto" }, agent.name, agent.team ? " · " + agent.team : ""),
+    h("span", { id: "whoami", dir: "auto" }, agent.name, agent.teams.length ? " · " + agent.teams.join(", ") : ""),
     available,
     h("button", { id: "sign-out", onclick: async () => {
       try { await api("DELETE", "/session"); } finally { signedOut(); }
@@ -204,7 +204,7 @@ function renderDesk() {
     onclick: () => { app.view.queue = key; markTabs(); refreshList(); } },
     label, " ", h("span", { class: "count", id: "count-" + key }, "·"));
   const tabs = h("nav", { role: "tablist", class: "tabs", "aria-label": "Queues" },
-    tab("mine", "Mine"), tab("unassigned", "Unassigned"), tab("team", "My team"),
+    tab("mine", "Mine"), tab("unassigned", "Unassigned"), tab("team", agent.teams.length > 1 ? "My teams" : "My team"),
     supervising() ? tab("all", "All") : null);
 
   const select = (name, label, options) => h("label", { class: "filter" }, label,
@@ -237,10 +237,10 @@ function listQuery() {
   if (app.view.queue === "mine") params.set("assignee", "me");
   if (app.view.queue === "unassigned") params.set("assignee", "none");
   if (app.view.queue === "team") {
-    if (!agent.team) return null;
-    params.set("team", agent.team);
+    if (!agent.teams.length) return null;
+    params.set("team", "mine");
   }
-  if (app.view.queue === "unassigned" && !supervising() && agent.team) params.set("team", agent.team);
+  if (app.view.queue === "unassigned" && !supervising() && agent.teams.length) params.set("team", "mine");
   for (const key of ["status", "priority", "label", "channel", "sla", "sort"]) {
     if (app.view[key]) params.set(key, app.view[key]);
   }
@@ -500,7 +500,7 @@ function assignPicker(detail, error) {
   const select = h("select", { id: "action-assign", "aria-label": "Assign to" }, h("option", { value: "" }, "Assign to…"));
   api("GET", "/agents").then((data) => {
     for (const agent of data.agents.filter((a) => a.active)) {
-      select.append(h("option", { value: agent.id }, agent.name + (agent.team ? " (" + agent.team + ")" : "")));
+      select.append(h("option", { value: agent.id }, agent.name + (agent.teams.length ? " (" + agent.teams.join(", ") + ")" : "")));
     }
   }).catch(() => {});
   select.addEventListener("change", async () => {
@@ -632,7 +632,7 @@ async function renderSupervisor() {
         h("thead", {}, h("tr", {}, ["Agent", "Team", "Role", "Open", "Availability", ""].map((t) => h("th", { scope: "col" }, t)))),
         h("tbody", {}, agents.agents.map((agent) => h("tr", { "data-agent": agent.name },
           h("th", { scope: "row", dir: "auto" }, agent.name, agent.active ? "" : " (deactivated)"),
-          h("td", {}, agent.team || "—"), h("td", {}, agent.role), h("td", {}, agent.open_conversations),
+          h("td", {}, agent.teams.join(", ") || "—"), h("td", {}, agent.role), h("td", {}, agent.open_conversations),
           h("td", {}, agent.available ? "available" : "away"),
           h("td", {}, agent.active ? h("button", { onclick: setAvailability(agent, !agent.available) },
             agent.available ? "Set away" : "Set available") : null))))));

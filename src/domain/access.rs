@@ -8,25 +8,37 @@ use crate::model::Role;
 use crate::query::Visibility;
 use crate::store::Conversation;
 
+/// Whose conversations agents and supervisors see (`agents.visibility`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum VisibilityPolicy {
+    /// Their teams' and those assigned to them; admins see all.
+    #[default]
+    Team,
+    /// Everyone sees every conversation.
+    All,
+}
+
 /// The agent a request acts for.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Caller {
     pub id: i64,
     pub role: Role,
-    /// Their team's key.
-    pub team: Option<String>,
+    /// Their teams' keys, the home team first.
+    pub teams: Vec<String>,
+    pub policy: VisibilityPolicy,
 }
 
-/// Agents see their team's conversations and those assigned to them; supervisors and
-/// admins see every team's. The list, the detail, the stream and the console all ask
-/// here, so an agent sees the same conversations whichever they use.
+/// Agents and supervisors see their teams' conversations and those assigned to them;
+/// admins see every team's (`agents.visibility = "all"`: everyone does). The list, the
+/// detail, search, attachments, contacts, the stream and the console all ask here, so an
+/// agent sees the same conversations whichever they use.
 pub fn visibility(caller: &Caller) -> Visibility {
-    match caller.role {
-        Role::Agent => Visibility::TeamOf {
-            agent_id: caller.id,
-            team: caller.team.clone(),
-        },
-        Role::Supervisor | Role::Admin => Visibility::All,
+    if caller.policy == VisibilityPolicy::All || caller.role == Role::Admin {
+        return Visibility::All;
+    }
+    Visibility::Teams {
+        agent_id: caller.id,
+        teams: caller.teams.clone(),
     }
 }
 
@@ -34,8 +46,8 @@ pub fn visibility(caller: &Caller) -> Visibility {
 pub fn may_read(caller: &Caller, team: Option<&str>, assignee: Option<i64>) -> bool {
     match visibility(caller) {
         Visibility::All => true,
-        Visibility::TeamOf { agent_id, team: own } => {
-            assignee == Some(agent_id) || (own.is_some() && own.as_deref() == team)
+        Visibility::Teams { agent_id, teams } => {
+            assignee == Some(agent_id) || team.is_some_and(|team| teams.iter().any(|own| own == team))
         }
     }
 }
@@ -69,7 +81,10 @@ pub fn may_supervise(caller: &Caller) -> DeskResult<()> {
 
 /// Escalating takes a member of the conversation's team, or a supervisor or admin.
 pub fn may_escalate(caller: &Caller, conversation: &Conversation) -> DeskResult<()> {
-    let member = caller.team.is_some() && caller.team == conversation.team_key;
+    let member = conversation
+        .team_key
+        .as_ref()
+        .is_some_and(|team| caller.teams.contains(team));
     if member || caller.role != Role::Agent {
         return Ok(());
     }
@@ -121,7 +136,8 @@ mod tests {
         Caller {
             id: 1,
             role,
-            team: Some(team.into()),
+            teams: vec![team.into()],
+            policy: VisibilityPolicy::Team,
         }
     }
 

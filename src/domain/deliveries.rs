@@ -5,7 +5,7 @@
 use serde_json::json;
 
 use crate::domain::events::{self, Actor, DomainEvent, EventType};
-use crate::domain::{DeskError, DeskResult};
+use crate::domain::{DeskError, DeskResult, agents};
 use crate::model::DeliveryStatus;
 use crate::store::{DeliveryResult, IdentityRef, NewSubscription, Settlement, Subscription, Tx, Waiting};
 
@@ -70,27 +70,53 @@ fn subscription(tx: &mut dyn Tx, id: i64) -> DeskResult<Subscription> {
 
 pub fn create_subscription(tx: &mut dyn Tx, new: &NewSubscription, now: i64) -> DeskResult<Subscription> {
     let id = tx.insert_subscription(new, now)?;
+    let details = json!({"url": new.url, "events": new.events});
+    agents::audit(
+        tx,
+        Some(new.created_by),
+        "subscription.created",
+        "subscription",
+        id,
+        details,
+        now,
+    )?;
     subscription(tx, id)
 }
 
 /// Deleted: told nothing more; its deliveries not yet sent are dropped (failed).
-pub fn delete_subscription(tx: &mut dyn Tx, id: i64, now: i64) -> DeskResult<()> {
-    subscription(tx, id)?;
+pub fn delete_subscription(tx: &mut dyn Tx, actor: Option<i64>, id: i64, now: i64) -> DeskResult<()> {
+    let before = subscription(tx, id)?;
     tx.delete_subscription(id, now)?;
     tx.drop_waiting_events(id, Waiting::All, "the subscription was deleted", now)?;
+    let details = json!({"url": before.url});
+    agents::audit(tx, actor, "subscription.deleted", "subscription", id, details, now)?;
     Ok(())
 }
 
 /// Enabled again, or disabled by an admin. A disabled subscription is told nothing: what
 /// waited for it is failed with the reason, rather than sent in a burst of stale events
 /// when it is enabled again. A `ping` may wait: it was asked for while disabled.
-pub fn set_subscription_active(tx: &mut dyn Tx, id: i64, active: bool, now: i64) -> DeskResult<Subscription> {
+pub fn set_subscription_active(
+    tx: &mut dyn Tx,
+    actor: Option<i64>,
+    id: i64,
+    active: bool,
+    now: i64,
+) -> DeskResult<Subscription> {
     const REASON: &str = "disabled by an admin";
-    subscription(tx, id)?;
+    let before = subscription(tx, id)?;
     if !active {
         drop_waiting(tx, id, REASON, now)?;
     }
     tx.set_subscription_active(id, active, Some(REASON), now)?;
+    if before.active != active {
+        let action = if active {
+            "subscription.enabled"
+        } else {
+            "subscription.disabled"
+        };
+        agents::audit(tx, actor, action, "subscription", id, json!({}), now)?;
+    }
     subscription(tx, id)
 }
 

@@ -153,7 +153,7 @@ pub fn move_to_team(
     let keeps_assignee = match conversation.assignee {
         Some(agent) => tx
             .agent(&AgentSelector::Id(agent))?
-            .is_some_and(|agent| agent.team_id == Some(team.id)),
+            .is_some_and(|agent| agent.teams.iter().any(|member_of| member_of.id == team.id)),
         None => false,
     };
     let assignee = conversation.assignee.filter(|_| keeps_assignee);

@@ -70,6 +70,8 @@ pub enum AssignReason {
     /// The assignee is not in the team it moved to.
     Transferred,
     Escalated,
+    /// The assignee was deactivated; the conversation went back to the queue.
+    Deactivated,
 }
 
 impl AssignReason {
@@ -80,6 +82,7 @@ impl AssignReason {
             AssignReason::ReturningCustomer => "returning_customer",
             AssignReason::Transferred => "transferred",
             AssignReason::Escalated => "escalated",
+            AssignReason::Deactivated => "deactivated",
         }
     }
 }

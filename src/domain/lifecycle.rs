@@ -10,7 +10,7 @@ use crate::domain::desk::Desk;
 use crate::domain::events::{self, Actor, AssignReason, DomainEvent, EscalationRecord, MessageNews};
 use crate::domain::{DeskError, DeskResult, queues};
 use crate::model::{ActorKind, Direction, MessageKind, Status};
-use crate::store::{AgentSelector, ConversationPatch, NewAgent, NewAttachment, NewMessage, Tx};
+use crate::store::{AgentSelector, ConversationPatch, NewAttachment, NewMessage, Tx};
 
 /// An agent's reply (sent by the conversation's channel) or internal note (never sent).
 #[derive(Debug, Clone)]
@@ -57,23 +57,6 @@ impl ConversationChanges {
             && self.team.is_none()
             && self.labels.is_none()
     }
-}
-
-/// A new agent in a configured team, under a name nobody has; returns their id.
-pub fn create_agent(tx: &mut dyn Tx, agent: &NewAgent, now: i64) -> DeskResult<i64> {
-    let Some(team) = tx.team(&agent.team)? else {
-        return Err(DeskError::Invalid {
-            field: "team",
-            problem: format!("`{}` is not a configured team", agent.team),
-        });
-    };
-    if tx.agent(&AgentSelector::Name(agent.name.clone()))?.is_some() {
-        return Err(DeskError::Conflict(format!(
-            "an agent named `{}` already exists",
-            agent.name
-        )));
-    }
-    Ok(tx.insert_agent(agent, team.id, now)?)
 }
 
 /// Stores an agent's reply (with its outbox row) or note; returns the message id.
@@ -330,7 +313,7 @@ pub fn update_conversation(
                 && let Some(current) = assignee
                 && tx
                     .agent(&AgentSelector::Id(current))?
-                    .is_none_or(|agent| agent.team_id != Some(team.id))
+                    .is_none_or(|agent| agent.teams.iter().all(|member_of| member_of.id != team.id))
             {
                 recorded.push((
                     by,

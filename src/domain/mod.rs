@@ -3,6 +3,7 @@
 //! [`Tx`](crate::store::Tx) and either applies whole or not at all.
 //!
 //! - [`access`]: who may do what, the one place permission decisions are made.
+//! - [`agents`]: agents as admins manage them (teams, role, deactivation, tokens), audited.
 //! - [`desk`]: teams as queues (department, tier, assignment, capacity) and SLA policies.
 //! - [`router`]: routing rules (all evaluated, combined); [`language`]: detection.
 //! - [`events`]: the desk's events as typed values, recorded with their reactions.
@@ -21,6 +22,7 @@
 //! - [`explain`]: `route explain`, a sample message through router and desk.
 
 pub mod access;
+pub mod agents;
 pub mod catalog;
 pub mod clocks;
 pub mod contacts;

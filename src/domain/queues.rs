@@ -86,15 +86,49 @@ pub fn drain_team(tx: &mut dyn Tx, desk: &Desk, team_id: i64, team_key: &str, no
     Ok(assigned)
 }
 
-/// Drains the queue of the team `agent_id` belongs to (their capacity just freed).
+/// Drains the queues of the teams `agent_id` belongs to (their capacity just freed),
+/// home team first.
 pub fn drain_agent_team(tx: &mut dyn Tx, desk: &Desk, agent_id: i64, now: i64) -> DeskResult<u32> {
-    match tx.agent(&AgentSelector::Id(agent_id))? {
-        Some(agent) => match (agent.team_id, agent.team) {
-            (Some(team_id), Some(key)) => drain_team(tx, desk, team_id, &key, now),
-            _ => Ok(0),
-        },
-        None => Ok(0),
+    let Some(agent) = tx.agent(&AgentSelector::Id(agent_id))? else {
+        return Ok(0);
+    };
+    let mut assigned = 0;
+    for team in agent.teams {
+        assigned += drain_team(tx, desk, team.id, &team.key, now)?;
     }
+    Ok(assigned)
+}
+
+/// Puts the agent's open conversations back in their teams' queues (the agent was
+/// deactivated): each keeps its place (`queued_at`), and the queues assign them again at
+/// once where someone has room. Returns the conversations returned.
+pub fn return_assigned(tx: &mut dyn Tx, desk: &Desk, agent_id: i64, by: Actor, now: i64) -> DeskResult<Vec<i64>> {
+    let returned = tx.open_assigned(agent_id)?;
+    let mut teams = std::collections::BTreeMap::new();
+    for &conversation_id in &returned {
+        let Some(conversation) = tx.conversation(conversation_id)? else {
+            continue;
+        };
+        let unassigned = ConversationPatch {
+            assignee: Some(None),
+            updated_at: Some(now),
+            ..ConversationPatch::default()
+        };
+        tx.update_conversation(conversation_id, &unassigned)?;
+        let event = DomainEvent::Assigned {
+            from: Some(agent_id),
+            to: None,
+            reason: Some(AssignReason::Deactivated),
+        };
+        events::record(tx, desk, conversation_id, &[(by, event)], now)?;
+        if let (Some(team_id), Some(key)) = (conversation.team_id, conversation.team_key) {
+            teams.insert(team_id, key);
+        }
+    }
+    for (team_id, key) in teams {
+        drain_team(tx, desk, team_id, &key, now)?;
+    }
+    Ok(returned)
 }
 
 /// A new conversation of a returning customer goes to the agent who last had one of

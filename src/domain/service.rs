@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use switchboard_connector_core::InboundMessage;
 
+use crate::domain::agents::{self, AgentChanges, Deactivation};
 use crate::domain::clocks::{self, FireOutcome};
 use crate::domain::contacts;
 use crate::domain::desk::Desk;
@@ -72,10 +73,43 @@ impl Service {
         self.store.units_in_order(works).await
     }
 
-    /// A new agent; returns their id.
-    pub async fn create_agent(&self, agent: NewAgent, now: i64) -> DeskResult<i64> {
+    /// A new agent, created by `actor` (`None`: the command line); returns their id.
+    pub async fn create_agent(&self, agent: NewAgent, actor: Option<i64>, now: i64) -> DeskResult<i64> {
+        self.store.unit(move |tx| agents::create(tx, &agent, actor, now)).await
+    }
+
+    /// See [`agents::update`].
+    pub async fn update_agent(
+        &self,
+        actor: Option<i64>,
+        agent_id: i64,
+        changes: AgentChanges,
+        now: i64,
+    ) -> DeskResult<()> {
+        let desk = Arc::clone(&self.desk);
         self.store
-            .unit(move |tx| lifecycle::create_agent(tx, &agent, now))
+            .unit(move |tx| agents::update(tx, &desk, actor, agent_id, &changes, now))
+            .await
+    }
+
+    /// See [`agents::issue_token`].
+    pub async fn issue_token(
+        &self,
+        actor: Option<i64>,
+        agent_id: i64,
+        token_hash: Vec<u8>,
+        label: String,
+        now: i64,
+    ) -> DeskResult<i64> {
+        self.store
+            .unit(move |tx| agents::issue_token(tx, actor, agent_id, &token_hash, &label, now))
+            .await
+    }
+
+    /// See [`agents::revoke_token`].
+    pub async fn revoke_token(&self, actor: Option<i64>, agent_id: i64, token_id: i64, now: i64) -> DeskResult<()> {
+        self.store
+            .unit(move |tx| agents::revoke_token(tx, actor, agent_id, token_id, now))
             .await
     }
 
@@ -100,16 +134,17 @@ impl Service {
             .await
     }
 
-    /// See [`people::issue_link`].
+    /// See [`agents::issue_link`].
     pub async fn issue_sign_in_link(
         &self,
         policy: SignInPolicy,
+        actor: Option<i64>,
         agent_id: i64,
         token_hash: Vec<u8>,
         now: i64,
     ) -> DeskResult<i64> {
         self.store
-            .unit(move |tx| people::issue_link(tx, &policy, agent_id, &token_hash, now))
+            .unit(move |tx| agents::issue_link(tx, &policy, actor, agent_id, &token_hash, now))
             .await
     }
 
@@ -155,10 +190,17 @@ impl Service {
         self.store.unit(move |tx| Ok(tx.delete_session(&token_hash)?)).await
     }
 
-    /// See [`people::set_active`].
-    pub async fn set_agent_active(&self, agent_id: i64, active: bool) -> DeskResult<bool> {
+    /// See [`agents::set_active`].
+    pub async fn set_agent_active(
+        &self,
+        actor: Option<i64>,
+        agent_id: i64,
+        active: bool,
+        now: i64,
+    ) -> DeskResult<Deactivation> {
+        let desk = Arc::clone(&self.desk);
         self.store
-            .unit(move |tx| people::set_active(tx, agent_id, active))
+            .unit(move |tx| agents::set_active(tx, &desk, actor, agent_id, active, now))
             .await
     }
 
@@ -268,15 +310,21 @@ impl Service {
             .await
     }
 
-    pub async fn delete_subscription(&self, id: i64, now: i64) -> DeskResult<()> {
+    pub async fn delete_subscription(&self, actor: Option<i64>, id: i64, now: i64) -> DeskResult<()> {
         self.store
-            .unit(move |tx| deliveries::delete_subscription(tx, id, now))
+            .unit(move |tx| deliveries::delete_subscription(tx, actor, id, now))
             .await
     }
 
-    pub async fn set_subscription_active(&self, id: i64, active: bool, now: i64) -> DeskResult<Subscription> {
+    pub async fn set_subscription_active(
+        &self,
+        actor: Option<i64>,
+        id: i64,
+        active: bool,
+        now: i64,
+    ) -> DeskResult<Subscription> {
         self.store
-            .unit(move |tx| deliveries::set_subscription_active(tx, id, active, now))
+            .unit(move |tx| deliveries::set_subscription_active(tx, actor, id, active, now))
             .await
     }
 

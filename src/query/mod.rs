@@ -18,7 +18,10 @@ pub struct Agent {
     pub id: i64,
     pub name: String,
     pub role: Role,
+    /// Their home team: the first of `teams`.
     pub team: Option<String>,
+    /// Every team they belong to, the home team first.
+    pub teams: Vec<String>,
     /// Whether queues may assign conversations to them.
     pub available: bool,
     /// Their own limit of open conversations; `null`: the team's.
@@ -45,10 +48,10 @@ pub struct SessionView {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Visibility {
     All,
-    /// Their team's conversations and those assigned to them.
-    TeamOf {
+    /// Their teams' conversations and those assigned to them.
+    Teams {
         agent_id: i64,
-        team: Option<String>,
+        teams: Vec<String>,
     },
 }
 
@@ -113,7 +116,8 @@ pub enum AssigneeFilter {
 
 #[derive(Debug, Clone)]
 pub struct ConversationFilter {
-    pub team: Option<String>,
+    /// Empty: every team; else conversations of any of these.
+    pub teams: Vec<String>,
     /// Empty: every status.
     pub statuses: Vec<Status>,
     pub assignee: AssigneeFilter,
@@ -133,7 +137,7 @@ impl ConversationFilter {
     /// Everything `visible_to` may see, newest activity first.
     pub fn visible_to(visible_to: Visibility) -> ConversationFilter {
         ConversationFilter {
-            team: None,
+            teams: Vec::new(),
             statuses: Vec::new(),
             assignee: AssigneeFilter::Anyone,
             inbox: None,
@@ -658,6 +662,31 @@ pub struct PrivacyAuditEntry {
     pub at: Timestamp,
 }
 
+/// A line of the admins' audit log: who (an agent, or `null` for the command line) did
+/// what to which record, when; `details` holds the change, never a secret.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct AdminAuditEntry {
+    pub id: i64,
+    pub actor_id: Option<i64>,
+    pub actor_name: Option<String>,
+    /// `agent.created`, `agent.updated`, `agent.deactivated`, `agent.activated`,
+    /// `token.issued`, `token.revoked`, `sign_in_link.issued`, `subscription.created`,
+    /// `subscription.enabled`, `subscription.disabled`, `subscription.deleted`.
+    pub action: String,
+    pub target: Value,
+    pub details: Value,
+    pub at: Timestamp,
+}
+
+/// One of an agent's API tokens as listed: never the token, which is shown once.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct TokenView {
+    pub id: i64,
+    pub label: String,
+    pub created_at: Timestamp,
+    pub revoked_at: Option<Timestamp>,
+}
+
 /// The reads the API and the CLI make. Each answers from committed state; a detail reads
 /// its conversation, messages and events in one read transaction, so they agree.
 #[async_trait]
@@ -712,6 +741,16 @@ pub trait Queries: Send + Sync + 'static {
         before: Option<i64>,
         limit: u32,
     ) -> StoreResult<Vec<PrivacyAuditEntry>>;
+    /// The admins' audit log newest first, of one target agent or all; `before`: the last
+    /// id already seen.
+    async fn admin_audit(
+        &self,
+        agent_id: Option<i64>,
+        before: Option<i64>,
+        limit: u32,
+    ) -> StoreResult<Vec<AdminAuditEntry>>;
+    /// The agent's API tokens, oldest first, revoked ones included.
+    async fn agent_tokens(&self, agent_id: i64) -> StoreResult<Vec<TokenView>>;
     /// Newest first; `after`: the last id of the previous page.
     async fn contacts(&self, search: &ContactSearch, after: Option<i64>, limit: u32) -> StoreResult<ContactPage>;
     /// `NotFound` when there is none, or the caller may see none of its conversations.

@@ -1196,18 +1196,18 @@ async fn contacts_are_found_by_name_email_phone_or_channel_id_and_agents_see_onl
     assert_eq!(detail.possible_duplicates, [twin.contact_id]);
 
     // An agent of no team sees only the people of conversations assigned to them.
-    let outsider = Visibility::TeamOf {
+    let outsider = Visibility::Teams {
         agent_id: agent,
-        team: None,
+        teams: Vec::new(),
     };
     assert!(found("ada", &outsider).await.is_empty());
     assert!(matches!(
         store.queries.contact(ada.contact_id, &outsider).await,
         Err(StoreError::NotFound("contact"))
     ));
-    let team = Visibility::TeamOf {
+    let team = Visibility::Teams {
         agent_id: agent,
-        team: Some("support".into()),
+        teams: vec!["support".into()],
     };
     assert_eq!(found("bob", &team).await, [bob.contact_id]);
 }
@@ -1351,9 +1351,116 @@ async fn search_finds_a_word_inside_thai_arabic_and_italian_text_notes_and_subje
         ..everything()
     };
     assert!(search("ยกเลิก", resolved_only).await.is_empty());
-    let outsider = ConversationFilter::visible_to(Visibility::TeamOf {
+    let outsider = ConversationFilter::visible_to(Visibility::Teams {
         agent_id: agent,
-        team: None,
+        teams: Vec::new(),
     });
     assert!(search("ยกเลิก", outsider).await.is_empty());
+}
+
+#[tokio::test]
+async fn agents_belong_to_several_teams_hold_several_tokens_and_admin_changes_are_logged() {
+    let store = testing::with_shop().await;
+    let ada = store.agent("ada").await;
+    let (billing, agent) = store
+        .store
+        .unit(move |tx| {
+            let team = TeamSpec {
+                key: "billing".into(),
+                name: "Billing".into(),
+                tier: 0,
+            };
+            tx.upsert_team(&team, NOW)?;
+            let billing = tx.team("billing")?.expect("billing exists").id;
+            // Billing becomes ada's home team; support stays hers too.
+            let support = tx.team("support")?.expect("support exists").id;
+            tx.set_agent_teams(ada, &[billing, support])?;
+            let agent = tx.agent(&AgentSelector::Id(ada))?.expect("ada exists");
+            Ok::<_, StoreError>((billing, agent))
+        })
+        .await
+        .unwrap();
+    assert_eq!(agent.team_id, Some(billing));
+    let keys: Vec<&str> = agent.teams.iter().map(|team| team.key.as_str()).collect();
+    assert_eq!(keys, ["billing", "support"], "the home team first");
+    let view = store.queries.agent(ada).await.unwrap();
+    assert_eq!(view.team.as_deref(), Some("billing"));
+    assert_eq!(view.teams, ["billing", "support"]);
+    let members = store.store.unit(move |tx| tx.available_agents(billing)).await.unwrap();
+    assert_eq!(members.iter().map(|member| member.id).collect::<Vec<_>>(), [ada]);
+
+    // The first token (from `testing`) and a second one both let ada in; revoking the
+    // first leaves the second.
+    let first = b"ada".to_vec();
+    let second = store
+        .store
+        .unit(move |tx| tx.insert_agent_token(ada, b"second", "CRM sync", NOW))
+        .await
+        .unwrap();
+    for token in [&first[..], b"second"] {
+        let found = store.queries.agent_by_token_hash(token).await.unwrap();
+        assert_eq!(found.map(|agent| agent.id), Some(ada));
+    }
+    let tokens = store.queries.agent_tokens(ada).await.unwrap();
+    let first_id = tokens[0].id;
+    assert_eq!(
+        tokens.iter().map(|token| token.label.as_str()).collect::<Vec<_>>(),
+        ["first", "CRM sync"]
+    );
+    assert_eq!(tokens[1].id, second);
+    let revoked = store
+        .store
+        .unit(move |tx| {
+            let once = tx.revoke_agent_token(ada, first_id, NOW + 1)?;
+            let twice = tx.revoke_agent_token(ada, first_id, NOW + 2)?;
+            let not_hers = tx.revoke_agent_token(ada + 1, second, NOW + 2)?;
+            Ok::<_, StoreError>((once, twice, not_hers))
+        })
+        .await
+        .unwrap();
+    assert_eq!(revoked, (true, false, false));
+    assert!(store.queries.agent_by_token_hash(&first).await.unwrap().is_none());
+    assert!(store.queries.agent_by_token_hash(b"second").await.unwrap().is_some());
+    let tokens = store.queries.agent_tokens(ada).await.unwrap();
+    assert_eq!(tokens[0].revoked_at.map(|at| at.0), Some(NOW + 1));
+
+    // The audit log pages newest first and filters by the agent changed.
+    store
+        .store
+        .unit(move |tx| {
+            for action in ["agent.created", "token.issued", "agent.updated"] {
+                let entry = AuditEntry {
+                    actor_id: None,
+                    action,
+                    target_kind: "agent",
+                    target_id: Some(ada),
+                    details: serde_json::json!({"note": action}),
+                };
+                tx.insert_admin_audit(&entry, NOW)?;
+            }
+            let elsewhere = AuditEntry {
+                actor_id: Some(ada),
+                action: "subscription.deleted",
+                target_kind: "subscription",
+                target_id: Some(ada),
+                details: serde_json::json!({}),
+            };
+            tx.insert_admin_audit(&elsewhere, NOW)?;
+            Ok::<_, StoreError>(())
+        })
+        .await
+        .unwrap();
+    let page = store.queries.admin_audit(Some(ada), None, 2).await.unwrap();
+    let actions: Vec<&str> = page.iter().map(|entry| entry.action.as_str()).collect();
+    assert_eq!(actions, ["agent.updated", "token.issued"]);
+    assert_eq!(page[0].details["note"], "agent.updated");
+    let rest = store
+        .queries
+        .admin_audit(Some(ada), Some(page[1].id), 10)
+        .await
+        .unwrap();
+    assert_eq!(rest.len(), 1);
+    let all = store.queries.admin_audit(None, None, 10).await.unwrap();
+    assert_eq!(all.len(), 4);
+    assert_eq!(all[0].actor_name.as_deref(), Some("ada"));
 }

@@ -37,3 +37,35 @@ impl<'s> MigrationSource<'s> for Embedded {
         })
     }
 }
+
+/// Every `.sql` file of `migrations/{backend}/` is in `versions`, under the version its
+/// name starts with: a migration written but never listed would never run.
+#[cfg(test)]
+pub fn assert_every_file_listed(backend: &str, versions: Versions) {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("migrations")
+        .join(backend);
+    let mut files: Vec<(i64, String)> = std::fs::read_dir(&dir)
+        .expect("the migrations folder")
+        .map(|entry| entry.expect("a folder entry").path())
+        .filter(|path| path.extension().is_some_and(|extension| extension == "sql"))
+        .map(|path| {
+            let name = path.file_name().unwrap().to_string_lossy().into_owned();
+            let version = name
+                .split('_')
+                .next()
+                .and_then(|number| number.parse().ok())
+                .unwrap_or_else(|| panic!("{name} does not start with its version"));
+            (version, std::fs::read_to_string(&path).expect("a migration"))
+        })
+        .collect();
+    files.sort();
+    let listed: Vec<(i64, String)> = versions
+        .iter()
+        .map(|&(version, _, sql)| (version, sql.to_owned()))
+        .collect();
+    let file_versions: Vec<i64> = files.iter().map(|(version, _)| *version).collect();
+    let listed_versions: Vec<i64> = listed.iter().map(|(version, _)| *version).collect();
+    assert_eq!(file_versions, listed_versions, "migrations/{backend}/ against its list");
+    assert_eq!(files, listed, "each listed version embeds its own file");
+}

@@ -19,6 +19,7 @@ pub mod config;
 #[cfg(test)]
 mod conformance;
 
+mod admin_views;
 mod columns;
 mod contact_views;
 mod error;

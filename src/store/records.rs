@@ -61,16 +61,24 @@ pub struct AgentRow {
     pub id: i64,
     pub name: String,
     pub role: Role,
+    /// Their home team: the first of `team_ids`.
     pub team_id: Option<i64>,
     pub team: Option<String>,
+    /// Every team they belong to, the home team first.
+    pub teams: Vec<TeamRow>,
 }
 
 #[derive(Debug, Clone)]
 pub struct NewAgent {
     pub name: String,
     pub role: Role,
-    pub team: String,
+    /// The teams they belong to, their home team first; at least one.
+    pub teams: Vec<String>,
+    /// The hash of their first API token, stored in `agent_tokens` when `first_token` is
+    /// set. `agents.token_hash` keeps it either way (random bytes for an agent made
+    /// without a token): the column is no longer read but SQLite cannot drop it.
     pub token_hash: Vec<u8>,
+    pub first_token: bool,
     /// `None`: the team's capacity.
     pub capacity: Option<u32>,
     pub available: bool,
@@ -668,4 +676,15 @@ pub struct Lease<'a> {
     /// The daemon's name for this run (`work::dispatch::holder_name`).
     pub holder: &'a str,
     pub until: i64,
+}
+
+/// One line of the admins' audit log: who did what to which record. `details` holds the
+/// change, never a secret.
+#[derive(Debug, Clone)]
+pub struct AuditEntry<'a> {
+    pub actor_id: Option<i64>,
+    pub action: &'a str,
+    pub target_kind: &'a str,
+    pub target_id: Option<i64>,
+    pub details: serde_json::Value,
 }

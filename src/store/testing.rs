@@ -119,14 +119,15 @@ impl TestStore {
         let agent = NewAgent {
             name: name.into(),
             role: Role::Agent,
-            team: "support".into(),
+            teams: vec!["support".into()],
             token_hash: name.as_bytes().to_vec(),
+            first_token: true,
             capacity: None,
             available: true,
         };
         let team = self.support;
         self.store
-            .unit(move |tx| tx.insert_agent(&agent, team, 0))
+            .unit(move |tx| tx.insert_agent(&agent, &[team], 0))
             .await
             .expect("the agent is created")
     }

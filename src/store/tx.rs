@@ -9,6 +9,7 @@ use switchboard_connector_core::ChannelKind;
 
 use super::StoreResult;
 use super::records::*;
+use crate::model::Role;
 use crate::model::clock::{ClockKind, SlaClock};
 
 /// Teams, inboxes, agents and their queues.
@@ -22,7 +23,11 @@ pub trait CatalogTx {
     /// An active team.
     fn team(&mut self, key: &str) -> StoreResult<Option<TeamRow>>;
     fn agent(&mut self, who: &AgentSelector) -> StoreResult<Option<AgentRow>>;
-    fn insert_agent(&mut self, agent: &NewAgent, team_id: i64, now: i64) -> StoreResult<i64>;
+    /// A new agent in `team_ids` (home team first); returns their id.
+    fn insert_agent(&mut self, agent: &NewAgent, team_ids: &[i64], now: i64) -> StoreResult<i64>;
+    /// Replaces the agent's teams; the first becomes their home team.
+    fn set_agent_teams(&mut self, agent_id: i64, team_ids: &[i64]) -> StoreResult<()>;
+    fn set_agent_role(&mut self, agent_id: i64, role: Role) -> StoreResult<()>;
     fn set_agent_available(&mut self, agent_id: i64, available: bool) -> StoreResult<()>;
     /// When round-robin last gave the agent a conversation.
     fn note_assignment(&mut self, agent_id: i64, now: i64) -> StoreResult<()>;
@@ -50,6 +55,13 @@ pub trait PeopleTx {
     fn delete_agent_sessions(&mut self, agent_id: i64) -> StoreResult<u64>;
     /// Forgets sessions and links past their expiry; returns how many.
     fn delete_expired_sessions(&mut self, now: i64) -> StoreResult<u64>;
+    /// A new API token for the agent; returns its id.
+    fn insert_agent_token(&mut self, agent_id: i64, token_hash: &[u8], label: &str, now: i64) -> StoreResult<i64>;
+    /// Revokes one of the agent's tokens; says whether it was theirs and still valid.
+    fn revoke_agent_token(&mut self, agent_id: i64, token_id: i64, now: i64) -> StoreResult<bool>;
+    /// The open conversations assigned to the agent, oldest first.
+    fn open_assigned(&mut self, agent_id: i64) -> StoreResult<Vec<i64>>;
+    fn insert_admin_audit(&mut self, entry: &AuditEntry<'_>, now: i64) -> StoreResult<i64>;
 }
 
 /// Contacts and their channel identities.

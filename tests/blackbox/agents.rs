@@ -546,7 +546,7 @@ async fn a_closed_conversation_takes_notes_but_not_replies() {
 async fn lists_filter_by_priority_channel_label_and_contact_and_sort_oldest_first() {
     let receiver = Receiver::start().await;
     let daemon = Daemon::start(&receiver.url()).await;
-    let token = daemon.agent("sam", "support", "supervisor");
+    let token = daemon.agent("sam", "support", "admin");
     let mut ids = Vec::new();
     for (id, from, text) in [
         ("f-1", "ann", "Where is my parcel?"),

@@ -123,7 +123,7 @@ fn agent_add_refuses_unknown_teams_roles_and_taken_names() {
     assert_eq!(
         lines,
         [
-            "id\tname\trole\tteam\tavailable\tcapacity\topen",
+            "id\tname\trole\tteams\tavailable\tcapacity\topen",
             "2\tlea\tagent\tsupport\tyes\t3\t0",
             "1\tsam\tagent\tsupport\tno\tteam\t0"
         ],

@@ -17,7 +17,7 @@ async fn the_acknowledgement_goes_out_once_per_new_conversation() {
     let receiver = Receiver::start().await;
     let daemon = Daemon::start(&receiver.url()).await;
     // A supervisor: the conversations land in several teams.
-    let token = daemon.agent("sam", "support", "supervisor");
+    let token = daemon.agent("sam", "support", "admin");
     let (_, first) = daemon
         .post_signed(&customer_message("e1", "ada", "I need a refund"))
         .await;

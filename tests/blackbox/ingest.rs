@@ -53,7 +53,7 @@ async fn an_unmatched_message_goes_to_the_default_team_and_metadata_rules_see_co
     let receiver = Receiver::start().await;
     let daemon = Daemon::start(&receiver.url()).await;
     // A supervisor: the conversations land in several teams.
-    let token = daemon.agent("sam", "support", "supervisor");
+    let token = daemon.agent("sam", "support", "admin");
 
     let (_, plain) = daemon
         .post_signed(&customer_message("evt-1", "user-1", "Hello there"))

@@ -174,7 +174,7 @@ async fn a_sqlite_desk_moves_to_postgresql_whole_and_the_daemon_carries_on_there
     let crm = Receiver::start().await;
     let daemon = Daemon::start(&customers.url()).await;
     let admin = daemon.agent("ada", "support", "admin");
-    let (token, link) = daemon.agent_with_link("sam", "support", "supervisor");
+    let (token, link) = daemon.agent_with_link("sam", "support", "admin");
     let http = reqwest::Client::new();
     // Sam signs in to the console: a password and a session to carry over.
     let setup = http

@@ -43,7 +43,7 @@ async fn the_desk_runs_on_postgresql_and_keeps_everything_across_a_restart() {
     let receiver = Receiver::start().await;
     let daemon = daemon_on(&url, &receiver.url()).await;
     // A supervisor: the conversation goes to billing, which an agent of support does not see.
-    let token = daemon.agent("sam", "support", "supervisor");
+    let token = daemon.agent("sam", "support", "admin");
 
     let taken = daemon
         .post_accepted("m-1", "ada", "I was charged twice, please refund")
@@ -385,7 +385,7 @@ async fn a_breach_escalates_once_with_two_daemons_and_once_when_one_dies_before_
     let receiver = Receiver::start().await;
     let first = fast_sla_daemon_on(&url, &receiver.url()).await;
     let second = fast_sla_daemon_on(&url, &receiver.url()).await;
-    let token = second.agent("sam", "support", "supervisor");
+    let token = second.agent("sam", "support", "admin");
 
     // Both daemons' schedulers see the same deadline.
     let taken = first.post_accepted("sla-1", "ada", "Where is my parcel?").await;

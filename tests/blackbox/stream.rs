@@ -113,7 +113,7 @@ async fn post(daemon: &Daemon, id: &str, text: &str) -> (i64, i64) {
 async fn the_stream_tells_each_agent_what_they_may_see_and_resumes_where_it_left_off() {
     let daemon = Daemon::start("http://127.0.0.1:9/unused").await;
     let ada = daemon.agent("ada", "support", "agent");
-    let sam = daemon.agent("sam", "support", "supervisor");
+    let sam = daemon.agent("sam", "support,billing", "supervisor");
     let mut ada_stream = Stream::open(&daemon, &ada, None).await;
     let mut sam_stream = Stream::open(&daemon, &sam, None).await;
     for stream in [&mut ada_stream, &mut sam_stream] {

@@ -210,11 +210,13 @@ impl Desk {
                     NewAgent {
                         name: name.to_string(),
                         role: *role,
-                        team: team.to_string(),
+                        teams: vec![team.to_string()],
                         token_hash: hash_token(&token),
+                        first_token: true,
                         capacity: None,
                         available: *available,
                     },
+                    None,
                     now,
                 )
                 .await

@@ -142,6 +142,16 @@ const MIGRATIONS: migrations::Versions = &[
         "search",
         include_str!("../../../migrations/postgres/0004_search.sql"),
     ),
+    (
+        5,
+        "contact search",
+        include_str!("../../../migrations/postgres/0005_contact_search.sql"),
+    ),
+    (
+        6,
+        "agent teams tokens audit",
+        include_str!("../../../migrations/postgres/0006_agent_teams_tokens_audit.sql"),
+    ),
 ];
 
 /// A connection that is put back into the pool only once its transaction is over: if a
@@ -297,5 +307,13 @@ impl Store for PgStore {
             sqlx::query(&format!("VACUUM {table}")).execute(&self.pool).await?;
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn every_migration_file_is_listed() {
+        crate::store::migrations::assert_every_file_listed("postgres", super::MIGRATIONS);
     }
 }

@@ -80,8 +80,21 @@ const MIGRATIONS: Versions = &[
         "contact search",
         include_str!("../../../migrations/sqlite/0017_contact_search.sql"),
     ),
+    (
+        18,
+        "agent teams tokens audit",
+        include_str!("../../../migrations/sqlite/0018_agent_teams_tokens_audit.sql"),
+    ),
 ];
 
 pub async fn migrator() -> Result<Migrator, sqlx::migrate::MigrateError> {
     Migrator::new(Embedded(MIGRATIONS)).await
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn every_migration_file_is_listed() {
+        crate::store::migrations::assert_every_file_listed("sqlite", super::MIGRATIONS);
+    }
 }

@@ -7,6 +7,7 @@
 //! - `conversations`: summaries, details, messages, attachments.
 //! - `deliveries`: the outbox, event deliveries, gauges.
 
+mod admin;
 mod contacts;
 mod conversations;
 mod deliveries;
@@ -31,10 +32,13 @@ pub async fn ping(pool: &PgPool) -> StoreResult<()> {
 }
 
 pub async fn agent_by_token_hash(pool: &PgPool, token_hash: &[u8]) -> StoreResult<Option<Agent>> {
-    let row = sqlx::query(&format!("{AGENT_COLUMNS} WHERE a.token_hash = $1 AND a.active"))
-        .bind(token_hash)
-        .fetch_optional(pool)
-        .await?;
+    let row = sqlx::query(&format!(
+        "{AGENT_COLUMNS} WHERE a.id = (SELECT agent_id FROM agent_tokens WHERE token_hash = $1 AND revoked_at IS NULL)
+         AND a.active"
+    ))
+    .bind(token_hash)
+    .fetch_optional(pool)
+    .await?;
     row.as_ref().map(agent_from_row).transpose()
 }
 
@@ -90,8 +94,9 @@ pub async fn team_counts(pool: &PgPool) -> StoreResult<Vec<TeamCounts>> {
                                AND k.warned_at IS NOT NULL AND k.breached_at IS NULL)) AS at_risk,
                 (SELECT MIN(c.queued_at) FROM conversations c
                  WHERE c.team_id = t.id AND c.status = 'open' AND c.assignee_id IS NULL) AS oldest_waiting,
-                (SELECT COUNT(*) FROM agents a WHERE a.team_id = t.id AND a.available) AS agents_available,
-                (SELECT COUNT(*) FROM agents a WHERE a.team_id = t.id) AS agents
+                (SELECT COUNT(*) FROM agent_teams m JOIN agents a ON a.id = m.agent_id
+                 WHERE m.team_id = t.id AND a.available) AS agents_available,
+                (SELECT COUNT(*) FROM agent_teams m WHERE m.team_id = t.id) AS agents
          FROM teams t WHERE t.active ORDER BY t.tier, t.key COLLATE \"C\"",
     )
     .fetch_all(pool)
@@ -130,6 +135,7 @@ fn agent_from_row(row: &PgRow) -> StoreResult<Agent> {
         name: row.try_get("name")?,
         role: vocabulary(Role::parse, row.try_get("role")?)?,
         team: row.try_get("team_key")?,
+        teams: row.try_get("team_keys")?,
         available: row.try_get("available")?,
         capacity: row.try_get("capacity")?,
         open_conversations: row.try_get("open_count")?,
@@ -150,7 +156,9 @@ pub async fn agent(pool: &PgPool, id: i64) -> StoreResult<Agent> {
 
 const AGENT_COLUMNS: &str = "SELECT a.id, a.name, a.role, t.key AS team_key, a.created_at, a.available, a.capacity,
         a.active, a.password_hash IS NOT NULL AS has_password,
-        (SELECT COUNT(*) FROM conversations c WHERE c.assignee_id = a.id AND c.status = 'open') AS open_count
+        (SELECT COUNT(*) FROM conversations c WHERE c.assignee_id = a.id AND c.status = 'open') AS open_count,
+        ARRAY(SELECT mt.key FROM agent_teams m JOIN teams mt ON mt.id = m.team_id WHERE m.agent_id = a.id
+              ORDER BY mt.id IS DISTINCT FROM a.team_id, mt.id) AS team_keys
      FROM agents a LEFT JOIN teams t ON t.id = a.team_id";
 
 pub async fn next_sla_fire(pool: &PgPool) -> StoreResult<Option<i64>> {
@@ -347,5 +355,18 @@ impl Queries for PgStore {
                 })
             })
             .collect()
+    }
+
+    async fn admin_audit(
+        &self,
+        agent_id: Option<i64>,
+        before: Option<i64>,
+        limit: u32,
+    ) -> StoreResult<Vec<AdminAuditEntry>> {
+        admin::admin_audit(&self.pool, agent_id, before, limit).await
+    }
+
+    async fn agent_tokens(&self, agent_id: i64) -> StoreResult<Vec<TokenView>> {
+        admin::agent_tokens(&self.pool, agent_id).await
     }
 }

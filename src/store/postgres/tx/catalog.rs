@@ -65,20 +65,42 @@ impl CatalogTx for PgTx<'_> {
             AgentSelector::Id(id) => self.row(sqlx::query(&format!("{COLUMNS} WHERE a.id = $1")).bind(id))?,
             AgentSelector::Name(name) => self.row(sqlx::query(&format!("{COLUMNS} WHERE a.name = $1")).bind(name))?,
         };
-        row.map(|row| {
-            let role: String = column(&row, "role")?;
-            Ok(AgentRow {
-                id: column(&row, "id")?,
-                name: column(&row, "name")?,
-                role: vocabulary(Role::parse, &role)?,
-                team_id: column(&row, "team_id")?,
-                team: column(&row, "team")?,
+        let Some(row) = row else {
+            return Ok(None);
+        };
+        let id: i64 = column(&row, "id")?;
+        let team_id: Option<i64> = column(&row, "team_id")?;
+        // The home team first, then the others by id.
+        let teams = self
+            .rows(
+                sqlx::query(
+                    "SELECT t.id, t.key, t.name FROM agent_teams m JOIN teams t ON t.id = m.team_id
+                     WHERE m.agent_id = $1 ORDER BY t.id IS DISTINCT FROM $2, t.id",
+                )
+                .bind(id)
+                .bind(team_id),
+            )?
+            .iter()
+            .map(|row| {
+                Ok(TeamRow {
+                    id: column(row, "id")?,
+                    key: column(row, "key")?,
+                    name: column(row, "name")?,
+                })
             })
-        })
-        .transpose()
+            .collect::<StoreResult<_>>()?;
+        let role: String = column(&row, "role")?;
+        Ok(Some(AgentRow {
+            id,
+            name: column(&row, "name")?,
+            role: vocabulary(Role::parse, &role)?,
+            team_id,
+            team: column(&row, "team")?,
+            teams,
+        }))
     }
 
-    fn insert_agent(&mut self, agent: &NewAgent, team_id: i64, now: i64) -> StoreResult<i64> {
+    fn insert_agent(&mut self, agent: &NewAgent, team_ids: &[i64], now: i64) -> StoreResult<i64> {
         let row = self.one(
             sqlx::query(
                 "INSERT INTO agents (name, role, team_id, token_hash, created_at, capacity, available)
@@ -86,13 +108,44 @@ impl CatalogTx for PgTx<'_> {
             )
             .bind(&agent.name)
             .bind(agent.role.as_str())
-            .bind(team_id)
+            .bind(team_ids.first())
             .bind(&agent.token_hash)
             .bind(now)
             .bind(agent.capacity.map(i64::from))
             .bind(agent.available),
         )?;
-        column(&row, "id")
+        let id = column(&row, "id")?;
+        self.set_agent_teams(id, team_ids)?;
+        if agent.first_token {
+            self.insert_agent_token(id, &agent.token_hash, "first", now)?;
+        }
+        Ok(id)
+    }
+
+    fn set_agent_teams(&mut self, agent_id: i64, team_ids: &[i64]) -> StoreResult<()> {
+        self.execute(
+            sqlx::query("UPDATE agents SET team_id = $2 WHERE id = $1")
+                .bind(agent_id)
+                .bind(team_ids.first()),
+        )?;
+        self.execute(sqlx::query("DELETE FROM agent_teams WHERE agent_id = $1").bind(agent_id))?;
+        self.execute(
+            sqlx::query(
+                "INSERT INTO agent_teams (agent_id, team_id) SELECT $1, UNNEST($2::BIGINT[]) ON CONFLICT DO NOTHING",
+            )
+            .bind(agent_id)
+            .bind(team_ids),
+        )?;
+        Ok(())
+    }
+
+    fn set_agent_role(&mut self, agent_id: i64, role: Role) -> StoreResult<()> {
+        self.execute(
+            sqlx::query("UPDATE agents SET role = $2 WHERE id = $1")
+                .bind(agent_id)
+                .bind(role.as_str()),
+        )?;
+        Ok(())
     }
 
     fn set_agent_available(&mut self, agent_id: i64, available: bool) -> StoreResult<()> {
@@ -118,7 +171,7 @@ impl CatalogTx for PgTx<'_> {
             sqlx::query(
                 "SELECT a.id, a.capacity, a.last_assigned_at,
                         (SELECT COUNT(*) FROM conversations c WHERE c.assignee_id = a.id AND c.status = 'open') AS load
-                 FROM agents a WHERE a.team_id = $1 AND a.available",
+                 FROM agent_teams m JOIN agents a ON a.id = m.agent_id WHERE m.team_id = $1 AND a.available",
             )
             .bind(team_id),
         )?;
@@ -136,8 +189,11 @@ impl CatalogTx for PgTx<'_> {
 
     fn supervisors(&mut self, team_id: Option<i64>) -> StoreResult<Vec<String>> {
         let rows = self.rows(
-            sqlx::query("SELECT name FROM agents WHERE team_id = $1 AND role IN ('supervisor', 'admin') ORDER BY name")
-                .bind(team_id),
+            sqlx::query(
+                "SELECT a.name FROM agent_teams m JOIN agents a ON a.id = m.agent_id
+                 WHERE m.team_id = $1 AND a.role IN ('supervisor', 'admin') ORDER BY a.name",
+            )
+            .bind(team_id),
         )?;
         rows.iter().map(|row| column(row, "name")).collect()
     }

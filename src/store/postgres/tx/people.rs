@@ -135,4 +135,53 @@ impl PeopleTx for PgTx<'_> {
         let links = self.execute(sqlx::query("DELETE FROM sign_in_links WHERE expires_at <= $1").bind(now))?;
         Ok(sessions + links)
     }
+
+    fn insert_agent_token(&mut self, agent_id: i64, token_hash: &[u8], label: &str, now: i64) -> StoreResult<i64> {
+        let row = self.one(
+            sqlx::query(
+                "INSERT INTO agent_tokens (agent_id, token_hash, label, created_at) VALUES ($1, $2, $3, $4) RETURNING id",
+            )
+            .bind(agent_id)
+            .bind(token_hash)
+            .bind(label)
+            .bind(now),
+        )?;
+        column(&row, "id")
+    }
+
+    fn revoke_agent_token(&mut self, agent_id: i64, token_id: i64, now: i64) -> StoreResult<bool> {
+        let revoked = self.execute(
+            sqlx::query(
+                "UPDATE agent_tokens SET revoked_at = $3 WHERE id = $2 AND agent_id = $1 AND revoked_at IS NULL",
+            )
+            .bind(agent_id)
+            .bind(token_id)
+            .bind(now),
+        )?;
+        Ok(revoked > 0)
+    }
+
+    fn open_assigned(&mut self, agent_id: i64) -> StoreResult<Vec<i64>> {
+        let rows = self.rows(
+            sqlx::query("SELECT id FROM conversations WHERE assignee_id = $1 AND status = 'open' ORDER BY id")
+                .bind(agent_id),
+        )?;
+        rows.iter().map(|row| column(row, "id")).collect()
+    }
+
+    fn insert_admin_audit(&mut self, entry: &AuditEntry<'_>, now: i64) -> StoreResult<i64> {
+        let row = self.one(
+            sqlx::query(
+                "INSERT INTO admin_audit (actor_id, action, target_kind, target_id, details, created_at)
+                 VALUES ($1, $2, $3, $4, $5, $6) RETURNING id",
+            )
+            .bind(entry.actor_id)
+            .bind(entry.action)
+            .bind(entry.target_kind)
+            .bind(entry.target_id)
+            .bind(entry.details.to_string())
+            .bind(now),
+        )?;
+        column(&row, "id")
+    }
 }

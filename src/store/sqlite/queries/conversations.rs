@@ -211,18 +211,27 @@ pub(super) async fn push_filter(
     query: &mut QueryBuilder<'_, Sqlite>,
     filter: &ConversationFilter,
 ) -> StoreResult<()> {
-    if let Some(team) = &filter.team {
-        let team_id: Option<i64> = sqlx::query_scalar("SELECT id FROM teams WHERE key = ?")
-            .bind(team)
-            .fetch_optional(&mut *conn)
-            .await?;
-        let Some(team_id) = team_id else {
-            return Err(StoreError::Invalid {
-                field: "team",
-                problem: format!("`{team}` is not a team"),
-            });
-        };
-        query.push(" AND c.team_id = ").push_bind(team_id);
+    if !filter.teams.is_empty() {
+        let mut team_ids = Vec::with_capacity(filter.teams.len());
+        for team in &filter.teams {
+            let team_id: Option<i64> = sqlx::query_scalar("SELECT id FROM teams WHERE key = ?")
+                .bind(team)
+                .fetch_optional(&mut *conn)
+                .await?;
+            let Some(team_id) = team_id else {
+                return Err(StoreError::Invalid {
+                    field: "team",
+                    problem: format!("`{team}` is not a team"),
+                });
+            };
+            team_ids.push(team_id);
+        }
+        query.push(" AND c.team_id IN (");
+        let mut ids = query.separated(", ");
+        for team_id in team_ids {
+            ids.push_bind(team_id);
+        }
+        query.push(")");
     }
     if let Some(inbox) = &filter.inbox {
         let inbox_id: Option<i64> = sqlx::query_scalar("SELECT id FROM inboxes WHERE key = ?")
@@ -459,39 +468,46 @@ pub async fn attachment(pool: &SqlitePool, id: i64) -> StoreResult<AttachmentDat
     })
 }
 
-/// [`Visibility`] with the team's key looked up once, for the queries it limits.
+/// [`Visibility`] with the teams' keys looked up once, for the queries it limits.
 pub(super) enum Scope {
     All,
-    Of { agent_id: i64, team_id: Option<i64> },
+    Of { agent_id: i64, team_ids: Vec<i64> },
 }
 
 pub(super) async fn scope_of(conn: &mut SqliteConnection, visible_to: &Visibility) -> StoreResult<Scope> {
-    let Visibility::TeamOf { agent_id, team } = visible_to else {
+    let Visibility::Teams { agent_id, teams } = visible_to else {
         return Ok(Scope::All);
     };
-    let team_id = match team {
-        Some(team) => {
-            sqlx::query_scalar("SELECT id FROM teams WHERE key = ?")
-                .bind(team)
-                .fetch_optional(&mut *conn)
-                .await?
+    let team_ids = if teams.is_empty() {
+        Vec::new()
+    } else {
+        let mut query = QueryBuilder::<Sqlite>::new("SELECT id FROM teams WHERE key IN (");
+        let mut keys = query.separated(", ");
+        for team in teams {
+            keys.push_bind(team);
         }
-        None => None,
+        query.push(")");
+        query.build_query_scalar().fetch_all(&mut *conn).await?
     };
     Ok(Scope::Of {
         agent_id: *agent_id,
-        team_id,
+        team_ids,
     })
 }
 
 /// Limits a query on `conversations c` to what the scope may see.
 pub(super) fn push_scope(query: &mut QueryBuilder<'_, Sqlite>, scope: &Scope) {
-    let Scope::Of { agent_id, team_id } = scope else {
+    let Scope::Of { agent_id, team_ids } = scope else {
         return;
     };
     query.push(" AND (c.assignee_id = ").push_bind(*agent_id);
-    if let Some(team_id) = team_id {
-        query.push(" OR c.team_id = ").push_bind(*team_id);
+    if !team_ids.is_empty() {
+        query.push(" OR c.team_id IN (");
+        let mut ids = query.separated(", ");
+        for team_id in team_ids {
+            ids.push_bind(*team_id);
+        }
+        query.push(")");
     }
     query.push(")");
 }
@@ -499,27 +515,26 @@ pub(super) fn push_scope(query: &mut QueryBuilder<'_, Sqlite>, scope: &Scope) {
 pub async fn queue_counts(pool: &SqlitePool, agent_id: i64, visible_to: &Visibility) -> StoreResult<QueueCounts> {
     let mut conn = pool.acquire().await?;
     let scope = scope_of(&mut conn, visible_to).await?;
-    let team_id: Option<i64> = sqlx::query_scalar("SELECT team_id FROM agents WHERE id = ?")
-        .bind(agent_id)
-        .fetch_optional(&mut *conn)
-        .await?
-        .flatten();
-    let mut count = async |extra: &str, bind: Option<i64>| -> StoreResult<i64> {
+
+    let mut count = async |extra: &str, bind: Option<i64>, after: &str| -> StoreResult<i64> {
         let mut query = QueryBuilder::<Sqlite>::new("SELECT COUNT(*) FROM conversations c WHERE c.status = 'open'");
         query.push(extra);
         if let Some(bind) = bind {
             query.push_bind(bind);
         }
+        query.push(after);
         push_scope(&mut query, &scope);
         Ok(query.build_query_scalar::<i64>().fetch_one(&mut *conn).await?)
     };
-    let mine = count(" AND c.assignee_id = ", Some(agent_id)).await?;
-    let unassigned = count(" AND c.assignee_id IS NULL", None).await?;
-    let team = match team_id {
-        Some(team_id) => count(" AND c.team_id = ", Some(team_id)).await?,
-        None => 0,
-    };
-    let all = count("", None).await?;
+    let mine = count(" AND c.assignee_id = ", Some(agent_id), "").await?;
+    let unassigned = count(" AND c.assignee_id IS NULL", None, "").await?;
+    let team = count(
+        " AND c.team_id IN (SELECT m.team_id FROM agent_teams m WHERE m.agent_id = ",
+        Some(agent_id),
+        ")",
+    )
+    .await?;
+    let all = count("", None, "").await?;
     Ok(QueueCounts {
         mine,
         unassigned,

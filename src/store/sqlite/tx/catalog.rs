@@ -74,20 +74,35 @@ impl CatalogTx for SqliteTx<'_> {
                 .query_row([name], read)
                 .optional()?,
         };
-        row.map(|(id, name, role, team_id, team)| {
-            Ok(AgentRow {
-                id,
-                name,
-                role: vocabulary(Role::parse, &role)?,
-                team_id,
-                team,
-            })
-        })
-        .transpose()
+        let Some((id, name, role, team_id, team)) = row else {
+            return Ok(None);
+        };
+        let teams = self
+            .conn
+            .prepare_cached(
+                "SELECT t.id, t.key, t.name FROM agent_teams m JOIN teams t ON t.id = m.team_id
+                 WHERE m.agent_id = ?1 ORDER BY t.id IS NOT ?2, t.id",
+            )?
+            .query_map(params![id, team_id], |row| {
+                Ok(TeamRow {
+                    id: row.get(0)?,
+                    key: row.get(1)?,
+                    name: row.get(2)?,
+                })
+            })?
+            .collect::<Result<_, _>>()?;
+        Ok(Some(AgentRow {
+            id,
+            name,
+            role: vocabulary(Role::parse, &role)?,
+            team_id,
+            team,
+            teams,
+        }))
     }
 
-    fn insert_agent(&mut self, agent: &NewAgent, team_id: i64, now: i64) -> StoreResult<i64> {
-        Ok(self
+    fn insert_agent(&mut self, agent: &NewAgent, team_ids: &[i64], now: i64) -> StoreResult<i64> {
+        let id: i64 = self
             .conn
             .prepare_cached(
                 "INSERT INTO agents (name, role, team_id, token_hash, created_at, capacity, available)
@@ -97,14 +112,42 @@ impl CatalogTx for SqliteTx<'_> {
                 params![
                     agent.name,
                     agent.role.as_str(),
-                    team_id,
+                    team_ids.first(),
                     agent.token_hash,
                     now,
                     agent.capacity,
                     agent.available
                 ],
                 |row| row.get(0),
-            )?)
+            )?;
+        self.set_agent_teams(id, team_ids)?;
+        if agent.first_token {
+            self.insert_agent_token(id, &agent.token_hash, "first", now)?;
+        }
+        Ok(id)
+    }
+
+    fn set_agent_teams(&mut self, agent_id: i64, team_ids: &[i64]) -> StoreResult<()> {
+        self.conn
+            .prepare_cached("UPDATE agents SET team_id = ?2 WHERE id = ?1")?
+            .execute(params![agent_id, team_ids.first()])?;
+        self.conn
+            .prepare_cached("DELETE FROM agent_teams WHERE agent_id = ?1")?
+            .execute([agent_id])?;
+        let mut insert = self
+            .conn
+            .prepare_cached("INSERT OR IGNORE INTO agent_teams (agent_id, team_id) VALUES (?1, ?2)")?;
+        for team_id in team_ids {
+            insert.execute(params![agent_id, team_id])?;
+        }
+        Ok(())
+    }
+
+    fn set_agent_role(&mut self, agent_id: i64, role: Role) -> StoreResult<()> {
+        self.conn
+            .prepare_cached("UPDATE agents SET role = ?2 WHERE id = ?1")?
+            .execute(params![agent_id, role.as_str()])?;
+        Ok(())
     }
 
     fn set_agent_available(&mut self, agent_id: i64, available: bool) -> StoreResult<()> {
@@ -127,7 +170,7 @@ impl CatalogTx for SqliteTx<'_> {
             .prepare_cached(
                 "SELECT a.id, a.capacity, a.last_assigned_at,
                         (SELECT COUNT(*) FROM conversations c WHERE c.assignee_id = a.id AND c.status = 'open')
-                 FROM agents a WHERE a.team_id = ?1 AND a.available = 1",
+                 FROM agent_teams m JOIN agents a ON a.id = m.agent_id WHERE m.team_id = ?1 AND a.available = 1",
             )?
             .query_map([team_id], |row| {
                 Ok(AgentLoad {
@@ -144,7 +187,8 @@ impl CatalogTx for SqliteTx<'_> {
         Ok(self
             .conn
             .prepare_cached(
-                "SELECT name FROM agents WHERE team_id = ?1 AND role IN ('supervisor', 'admin') ORDER BY name",
+                "SELECT a.name FROM agent_teams m JOIN agents a ON a.id = m.agent_id
+                 WHERE m.team_id = ?1 AND a.role IN ('supervisor', 'admin') ORDER BY a.name",
             )?
             .query_map([team_id], |row| row.get(0))?
             .collect::<Result<_, _>>()?)

@@ -137,4 +137,51 @@ impl PeopleTx for SqliteTx<'_> {
             .execute([now])?;
         Ok((sessions + links) as u64)
     }
+
+    fn insert_agent_token(&mut self, agent_id: i64, token_hash: &[u8], label: &str, now: i64) -> StoreResult<i64> {
+        Ok(self
+            .conn
+            .prepare_cached(
+                "INSERT INTO agent_tokens (agent_id, token_hash, label, created_at) VALUES (?1, ?2, ?3, ?4) RETURNING id",
+            )?
+            .query_row(params![agent_id, token_hash, label, now], |row| row.get(0))?)
+    }
+
+    fn revoke_agent_token(&mut self, agent_id: i64, token_id: i64, now: i64) -> StoreResult<bool> {
+        let revoked = self
+            .conn
+            .prepare_cached(
+                "UPDATE agent_tokens SET revoked_at = ?3 WHERE id = ?2 AND agent_id = ?1 AND revoked_at IS NULL",
+            )?
+            .execute(params![agent_id, token_id, now])?;
+        Ok(revoked > 0)
+    }
+
+    fn open_assigned(&mut self, agent_id: i64) -> StoreResult<Vec<i64>> {
+        Ok(self
+            .conn
+            .prepare_cached("SELECT id FROM conversations WHERE assignee_id = ?1 AND status = 'open' ORDER BY id")?
+            .query_map([agent_id], |row| row.get(0))?
+            .collect::<Result<_, _>>()?)
+    }
+
+    fn insert_admin_audit(&mut self, entry: &AuditEntry<'_>, now: i64) -> StoreResult<i64> {
+        Ok(self
+            .conn
+            .prepare_cached(
+                "INSERT INTO admin_audit (actor_id, action, target_kind, target_id, details, created_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6) RETURNING id",
+            )?
+            .query_row(
+                params![
+                    entry.actor_id,
+                    entry.action,
+                    entry.target_kind,
+                    entry.target_id,
+                    entry.details.to_string(),
+                    now
+                ],
+                |row| row.get(0),
+            )?)
+    }
 }

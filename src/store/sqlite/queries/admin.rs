@@ -1,0 +1,3 @@
+//! The admins' read models (`store::admin_views`).
+
+crate::store::admin_views::admin_queries!(sqlx::Sqlite, sqlx::SqlitePool);
