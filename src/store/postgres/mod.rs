@@ -142,6 +142,11 @@ const MIGRATIONS: migrations::Versions = &[
         "search",
         include_str!("../../../migrations/postgres/0004_search.sql"),
     ),
+    (
+        7,
+        "saved replies",
+        include_str!("../../../migrations/postgres/0007_saved_replies.sql"),
+    ),
 ];
 
 /// A connection that is put back into the pool only once its transaction is over: if a

@@ -80,6 +80,11 @@ const MIGRATIONS: Versions = &[
         "contact search",
         include_str!("../../../migrations/sqlite/0017_contact_search.sql"),
     ),
+    (
+        19,
+        "saved replies",
+        include_str!("../../../migrations/sqlite/0019_saved_replies.sql"),
+    ),
 ];
 
 pub async fn migrator() -> Result<Migrator, sqlx::migrate::MigrateError> {
