@@ -13,6 +13,7 @@ mod ingest;
 mod migrate;
 mod postgres;
 mod privacy;
+mod saved_replies;
 mod sessions;
 mod stream;
 mod subscriptions;
