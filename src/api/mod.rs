@@ -12,6 +12,7 @@ pub mod door;
 mod error;
 mod hooks;
 mod privacy;
+mod saved_replies;
 pub mod serve;
 mod sessions;
 pub mod stream;

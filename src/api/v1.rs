@@ -108,6 +108,17 @@ pub fn router() -> Router<Arc<AppState>> {
         .route("/contacts/{id}/export", get(super::privacy::export))
         .route("/contacts/{id}/erase", axum::routing::post(super::privacy::erase))
         .route("/privacy/audit", get(super::privacy::audit))
+        .route(
+            "/saved-replies",
+            get(super::saved_replies::list).post(super::saved_replies::create),
+        )
+        .route(
+            "/saved-replies/{id}",
+            get(super::saved_replies::show)
+                .patch(super::saved_replies::update)
+                .delete(super::saved_replies::delete),
+        )
+        .route("/saved-replies/{id}/render", get(super::saved_replies::render))
 }
 
 /// The agent a bearer token belongs to.
@@ -671,13 +682,30 @@ async fn add_message(
     JsonObject(object): JsonObject,
 ) -> Result<Response, ApiError> {
     let conversation_id = parse_id(&id, "conversation")?;
-    reject_unknown(object.keys(), &["text", "private", "attachments"], "field")?;
+    reject_unknown(
+        object.keys(),
+        &["text", "private", "attachments", "saved_reply"],
+        "field",
+    )?;
     check_visible(&state, &agent, conversation_id).await?;
-    let text = match object.get("text") {
-        Some(Value::String(text)) if !text.trim().is_empty() => text.trim().to_owned(),
-        Some(Value::String(_)) => return Err(ApiError::invalid("text", "must not be empty")),
-        Some(_) => return Err(ApiError::invalid("text", "must be a string")),
-        None => return Err(ApiError::invalid("text", "is required")),
+    let saved_reply = match object.get("saved_reply") {
+        None | Some(Value::Null) => None,
+        Some(Value::Number(number)) => Some(
+            number
+                .as_i64()
+                .filter(|id| *id > 0)
+                .ok_or_else(|| ApiError::invalid("saved_reply", "must be a saved reply's id"))?,
+        ),
+        Some(_) => return Err(ApiError::invalid("saved_reply", "must be a saved reply's id")),
+    };
+    // With a saved reply, `text` is the agent's edit of it; without, the saved reply is
+    // filled for this conversation as it is stored (an empty text here).
+    let text = match (object.get("text"), saved_reply) {
+        (Some(Value::String(text)), _) if !text.trim().is_empty() => text.trim().to_owned(),
+        (Some(Value::String(_)), _) => return Err(ApiError::invalid("text", "must not be empty")),
+        (None | Some(Value::Null), Some(_)) => String::new(),
+        (Some(_), _) => return Err(ApiError::invalid("text", "must be a string")),
+        (None, None) => return Err(ApiError::invalid("text", "is required (or `saved_reply`)")),
     };
     if text.len() > MAX_TEXT {
         return Err(ApiError::invalid("text", format!("must be at most {MAX_TEXT} bytes")));
@@ -692,18 +720,25 @@ async fn add_message(
         Some(value) => parse_attachments(value)?,
     };
     let now = state.clock.now_ms();
-    let message_id = state
-        .service
-        .add_agent_message(NewAgentMessage {
-            conversation_id,
-            agent_id: agent.id,
-            text,
-            private,
-            attachments,
-            now,
-            expires_at: state.expires_at(now),
-        })
-        .await?;
+    let new = NewAgentMessage {
+        conversation_id,
+        agent_id: agent.id,
+        text,
+        private,
+        attachments,
+        saved_reply: None,
+        now,
+        expires_at: state.expires_at(now),
+    };
+    let message_id = match saved_reply {
+        None => state.service.add_agent_message(new).await?,
+        Some(saved_reply) => {
+            state
+                .service
+                .add_saved_reply_message(caller(&state, &agent), saved_reply, new)
+                .await?
+        }
+    };
     // Read before the outbox is woken: the answer shows the reply as it was stored.
     let message = state.queries.message(message_id).await;
     if !private {

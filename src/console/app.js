@@ -555,33 +555,40 @@ function escalateDialog(detail) {
 function composer(detail) {
   const error = h("p", { class: "error", id: "composer-error", role: "alert", hidden: true });
   const text = h("textarea", { id: "composer-text", rows: 4, dir: "auto", "aria-label": "Message",
-    placeholder: "Reply to the customer (Ctrl+Enter sends)" });
+    placeholder: "Reply to the customer (Ctrl+Enter sends, / for saved replies)",
+    role: "combobox", "aria-autocomplete": "list", "aria-expanded": "false", "aria-controls": "saved-replies-menu" });
   const note = h("input", { type: "checkbox", id: "composer-note" });
   const files = h("input", { type: "file", id: "composer-files", multiple: true });
+  const saved = savedReplyMenu(detail, text, error);
   const send = async () => {
     if (!text.value.trim()) { showError(error, { code: "empty", message: "write something first" }); return; }
     const attachments = await Promise.all([...files.files].map(readFile));
     const body = { text: text.value, private: note.checked };
+    // The agent's edit of an inserted saved reply is what is sent; the reply records
+    // which one it came from.
+    if (saved.used()) body.saved_reply = saved.used();
     if (attachments.length) body.attachments = attachments;
     try {
       await api("POST", "/conversations/" + detail.id + "/messages", body);
       text.value = "";
       files.value = "";
+      saved.forget();
       showError(error, null);
       await reloadOpen();
       refreshList();
     } catch (problem) { showError(error, problem); }
   };
   text.addEventListener("keydown", (event) => {
+    if (saved.keydown(event)) return;
     if (event.key === "Enter" && (event.ctrlKey || event.metaKey)) { event.preventDefault(); send(); }
   });
   note.addEventListener("change", () => {
     form.classList.toggle("noting", note.checked);
-    text.placeholder = note.checked ? "Internal note: never sent to the customer" : "Reply to the customer (Ctrl+Enter sends)";
+    text.placeholder = note.checked ? "Internal note: never sent to the customer" : "Reply to the customer (Ctrl+Enter sends, / for saved replies)";
   });
   const form = h("form", { class: "composer", id: "composer",
     onsubmit: (event) => { event.preventDefault(); send(); } },
-    text,
+    h("div", { class: "composer-text" }, text, saved.menu),
     h("div", { class: "composer-bar" },
       h("label", { class: "inline" }, note, " Internal note"),
       h("label", { class: "inline" }, "Files ", files),
@@ -589,6 +596,114 @@ function composer(detail) {
       h("button", { type: "submit", class: "primary", id: "composer-send" }, "Send")),
     error);
   return form;
+}
+
+// ---- Saved replies -------------------------------------------------------------------
+
+// The `/shortcut` being typed just before the caret: at the start or after a space.
+function slashWord(text) {
+  const before = text.value.slice(0, text.selectionStart);
+  const match = /(^|\s)\/([a-z0-9_-]*)$/i.exec(before);
+  return match ? { start: before.length - match[2].length - 1, query: match[2].toLowerCase() } : null;
+}
+
+// The same order as GET /api/v1/saved-replies?q=: a shortcut that starts with the
+// text, then one that holds it, then a title that holds it.
+function rankReplies(replies, query) {
+  const rank = (reply) => !query || reply.shortcut.startsWith(query) ? 0
+    : reply.shortcut.includes(query) ? 1
+    : reply.title.toLowerCase().includes(query) ? 2 : 3;
+  return replies.map((reply) => [rank(reply), reply]).filter(([r]) => r < 3)
+    .sort((a, b) => a[0] - b[0] || a[1].shortcut.localeCompare(b[1].shortcut)
+      || (a[1].scope === "team") - (b[1].scope === "team"))
+    .map(([, reply]) => reply).slice(0, 8);
+}
+
+// Typing `/` and a shortcut in the composer offers the matching saved replies; arrows
+// move, Enter or Tab chooses, Escape closes. The chosen one is filled for the open
+// conversation by the daemon (the same text a send would make) and replaces the
+// `/shortcut`, for the agent to edit before sending.
+function savedReplyMenu(detail, text, error) {
+  const menu = h("ul", { class: "saved-replies", id: "saved-replies-menu", role: "listbox",
+    "aria-label": "Saved replies", hidden: true });
+  let replies = null;     // fetched once per composer, when first wanted
+  let shown = [];
+  let active = 0;
+  let word = null;
+  let used = null;        // the saved reply inserted, until the text is sent
+  const close = () => {
+    menu.hidden = true;
+    shown = [];
+    text.setAttribute("aria-expanded", "false");
+    text.removeAttribute("aria-activedescendant");
+  };
+  const highlight = () => {
+    [...menu.children].forEach((item, index) => item.setAttribute("aria-selected", String(index === active)));
+    if (shown.length) text.setAttribute("aria-activedescendant", "saved-reply-" + shown[active].id);
+  };
+  const choose = async (reply) => {
+    close();
+    const at = word;
+    try {
+      const filled = await api("GET", "/saved-replies/" + reply.id + "/render?conversation=" + detail.id);
+      const before = text.value.slice(0, at.start);
+      const after = text.value.slice(text.selectionStart);
+      text.value = before + filled.text + after;
+      const caret = before.length + filled.text.length;
+      text.setSelectionRange(caret, caret);
+      used = reply.id;
+      if (filled.missing.length) {
+        showError(error, { code: "check", message: "nothing to fill in for " + filled.missing.join(", ") + "; check the text" });
+      } else showError(error, null);
+      text.focus();
+    } catch (problem) { showError(error, problem); }
+  };
+  const update = async () => {
+    if (!text.value.trim()) used = null;
+    word = slashWord(text);
+    if (!word) { close(); return; }
+    if (replies === null) {
+      replies = [];
+      try { replies = (await api("GET", "/saved-replies")).saved_replies; } catch (problem) { showError(error, problem); }
+      word = slashWord(text);
+      if (!word) { close(); return; }
+    }
+    shown = rankReplies(replies, word.query);
+    if (!shown.length) { close(); return; }
+    active = 0;
+    replace(menu, shown.map((reply) => h("li", { role: "option", id: "saved-reply-" + reply.id,
+      class: "saved-reply", "data-shortcut": reply.shortcut,
+      // Keeps the focus in the composer, where the keys are read.
+      onmousedown: (event) => { event.preventDefault(); choose(reply); } },
+      h("span", { class: "shortcut" }, "/" + reply.shortcut), " ",
+      h("span", { class: "title" }, reply.title), " ",
+      reply.scope === "team" ? h("span", { class: "badge" }, reply.team) : null)));
+    menu.hidden = false;
+    text.setAttribute("aria-expanded", "true");
+    highlight();
+  };
+  text.addEventListener("input", update);
+  text.addEventListener("blur", close);
+  return {
+    menu,
+    used: () => used,
+    forget: () => { used = null; },
+    // Handles the keys that move or choose while the menu is open; says whether it did.
+    keydown(event) {
+      if (menu.hidden || !shown.length) return false;
+      if (event.key === "ArrowDown" || event.key === "ArrowUp") {
+        const step = event.key === "ArrowDown" ? 1 : shown.length - 1;
+        active = (active + step) % shown.length;
+        highlight();
+      } else if ((event.key === "Enter" && !event.ctrlKey && !event.metaKey) || event.key === "Tab") {
+        choose(shown[active]);
+      } else if (event.key === "Escape") {
+        close();
+      } else return false;
+      event.preventDefault();
+      return true;
+    },
+  };
 }
 
 function readFile(file) {

@@ -5,8 +5,8 @@
 
 use crate::domain::{DeskError, DeskResult};
 use crate::model::Role;
-use crate::query::Visibility;
-use crate::store::Conversation;
+use crate::query::{TeamsSeen, Visibility};
+use crate::store::{Conversation, ReplyScope};
 
 /// Whose conversations agents and supervisors see (`agents.visibility`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -125,6 +125,45 @@ pub fn may_handle_personal_data(caller: &Caller) -> DeskResult<()> {
     ))
 }
 
+/// Whose saved replies a caller sees: their own personal ones, and those of the teams
+/// whose conversations they see (their teams; every team for admins, or for everyone
+/// under `agents.visibility = "all"`). Another agent's personal replies are theirs
+/// alone, whatever the role.
+pub fn saved_replies_seen(caller: &Caller) -> TeamsSeen {
+    match visibility(caller) {
+        Visibility::All => TeamsSeen::All,
+        Visibility::Teams { teams, .. } => TeamsSeen::Only(teams),
+    }
+}
+
+pub fn may_see_saved_reply(caller: &Caller, scope: &ReplyScope) -> bool {
+    match scope {
+        ReplyScope::Personal(owner) => *owner == caller.id,
+        ReplyScope::Team(team) => saved_replies_seen(caller).includes(team),
+    }
+}
+
+/// An agent keeps their own saved replies; a team's are its supervisors' and admins'
+/// to write, because every member sends them.
+pub fn may_manage_saved_reply(caller: &Caller, scope: &ReplyScope) -> DeskResult<()> {
+    match scope {
+        ReplyScope::Personal(owner) if *owner == caller.id => Ok(()),
+        ReplyScope::Personal(_) => Err(DeskError::NotFound("saved reply")),
+        ReplyScope::Team(team) if caller.role != Role::Agent => {
+            if saved_replies_seen(caller).includes(team) {
+                Ok(())
+            } else {
+                Err(DeskError::Forbidden(format!(
+                    "team `{team}` is not one of yours; supervisors manage their own teams' saved replies"
+                )))
+            }
+        }
+        ReplyScope::Team(team) => Err(DeskError::Forbidden(format!(
+            "only supervisors and admins manage team `{team}`'s saved replies; keep your own without `team`"
+        ))),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -166,6 +205,39 @@ mod tests {
             "{refused}"
         );
         assert!(may_escalate(&caller(Role::Supervisor, "support"), &billing).is_ok());
+    }
+
+    #[test]
+    fn personal_saved_replies_are_their_owners_alone_and_team_ones_their_leads_to_manage() {
+        let ada = caller(Role::Agent, "billing");
+        let lead = Caller {
+            id: 2,
+            ..caller(Role::Supervisor, "support")
+        };
+        let own = ReplyScope::Personal(ada.id);
+        let billing = ReplyScope::Team("billing".into());
+        let technical = ReplyScope::Team("technical".into());
+        assert!(may_see_saved_reply(&ada, &own) && may_manage_saved_reply(&ada, &own).is_ok());
+        assert!(!may_see_saved_reply(&lead, &own), "not even a supervisor");
+        assert!(matches!(
+            may_manage_saved_reply(&lead, &own),
+            Err(DeskError::NotFound(_))
+        ));
+        assert!(may_see_saved_reply(&ada, &billing) && !may_see_saved_reply(&ada, &technical));
+        assert!(matches!(
+            may_manage_saved_reply(&ada, &billing),
+            Err(DeskError::Forbidden(_))
+        ));
+        // A supervisor leads their own teams' replies; an admin every team's.
+        let support = ReplyScope::Team("support".into());
+        assert!(may_see_saved_reply(&lead, &support) && may_manage_saved_reply(&lead, &support).is_ok());
+        assert!(!may_see_saved_reply(&lead, &technical));
+        assert!(matches!(
+            may_manage_saved_reply(&lead, &technical),
+            Err(DeskError::Forbidden(_))
+        ));
+        let admin = caller(Role::Admin, "support");
+        assert!(may_see_saved_reply(&admin, &technical) && may_manage_saved_reply(&admin, &technical).is_ok());
     }
 
     #[test]

@@ -21,6 +21,9 @@ pub struct NewAgentMessage {
     pub private: bool,
     /// Files sent with a reply (channels that carry files only) or kept with a note.
     pub attachments: Vec<OutboundAttachment>,
+    /// The saved reply the text came from and the language of its body: kept with the
+    /// message (`details.saved_reply`, and its language), so reports can count uses.
+    pub saved_reply: Option<(i64, String)>,
     pub now: i64,
     pub expires_at: i64,
 }
@@ -91,6 +94,10 @@ pub fn add_agent_message(tx: &mut dyn Tx, desk: &Desk, new: &NewAgentMessage) ->
     } else {
         (Direction::Outbound, MessageKind::Reply)
     };
+    let origin = new
+        .saved_reply
+        .as_ref()
+        .map(|(id, language)| json!({"saved_reply": {"id": id, "language": language}}).to_string());
     let message = NewMessage {
         conversation_id: new.conversation_id,
         inbox_id: conversation.inbox_id,
@@ -101,8 +108,8 @@ pub fn add_agent_message(tx: &mut dyn Tx, desk: &Desk, new: &NewAgentMessage) ->
         text: &new.text,
         html: None,
         external_id: None,
-        language: None,
-        metadata: None,
+        language: new.saved_reply.as_ref().map(|(_, language)| language.as_str()),
+        metadata: origin,
     };
     let message_id = tx.insert_message(&message, new.now)?;
     events::message_created(

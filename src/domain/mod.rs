@@ -18,6 +18,8 @@
 //! - [`catalog`]: the configured teams and inboxes made to exist.
 //! - [`contacts`]: agents' edits of a contact, and two contacts merged into one.
 //! - [`privacy`]: a contact's export and erasure, and the retention policy.
+//! - [`saved_replies`]: team and personal replies by shortcut, a body per language,
+//!   placeholders filled for a conversation.
 //! - [`service`]: the operations above, each one unit of work, as callers use them.
 //! - [`explain`]: `route explain`, a sample message through router and desk.
 
@@ -38,6 +40,7 @@ pub mod people;
 pub mod privacy;
 pub mod queues;
 pub mod router;
+pub mod saved_replies;
 pub mod service;
 pub mod threading;
 pub mod updates;

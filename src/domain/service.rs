@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use switchboard_connector_core::InboundMessage;
 
+use crate::domain::access::Caller;
 use crate::domain::agents::{self, AgentChanges, Deactivation};
 use crate::domain::clocks::{self, FireOutcome};
 use crate::domain::contacts;
@@ -16,6 +17,7 @@ use crate::domain::ingest::{self, IngestContext, IngestOutcome};
 use crate::domain::lifecycle::{self, ConversationChanges, NewAgentMessage};
 use crate::domain::people::{self, Refusal, SessionGrant, SignInPolicy};
 use crate::domain::privacy::{self, Erasure, RetentionOutcome};
+use crate::domain::saved_replies::{self, Rendered};
 use crate::domain::updates::send as updates;
 use crate::domain::{DeskError, DeskResult, catalog, deliveries, queues};
 use crate::store::{
@@ -210,6 +212,86 @@ impl Service {
         self.store
             .unit(move |tx| lifecycle::add_agent_message(tx, &desk, &new))
             .await
+    }
+
+    /// A reply (or note) made of the saved reply `saved_reply` filled for its
+    /// conversation, unless `new.text` is given (the agent's edit of it); both in one unit
+    /// of work, so the text is filled from what the conversation is when it is stored.
+    /// Returns the message's id.
+    pub async fn add_saved_reply_message(
+        &self,
+        caller: Caller,
+        saved_reply: i64,
+        new: NewAgentMessage,
+    ) -> DeskResult<i64> {
+        let desk = Arc::clone(&self.desk);
+        self.store
+            .unit(move |tx| {
+                let rendered = saved_replies::render(tx, &desk, &caller, saved_reply, new.conversation_id).map_err(
+                    |err| match err {
+                        DeskError::NotFound("saved reply") => DeskError::Invalid {
+                            field: "saved_reply",
+                            problem: format!("#{saved_reply} is not a saved reply you can use"),
+                        },
+                        other => other,
+                    },
+                )?;
+                let mut new = new.clone();
+                if new.text.is_empty() {
+                    new.text = rendered.text.trim().to_owned();
+                }
+                if new.text.is_empty() {
+                    return Err(DeskError::Invalid {
+                        field: "saved_reply",
+                        problem: format!(
+                            "#{saved_reply} fills to nothing for conversation #{} (missing: {})",
+                            new.conversation_id,
+                            rendered.missing.join(", ")
+                        ),
+                    });
+                }
+                if new.text.len() > saved_replies::MAX_REPLY {
+                    return Err(DeskError::Invalid {
+                        field: "saved_reply",
+                        problem: format!("#{saved_reply} fills to more than {} bytes", saved_replies::MAX_REPLY),
+                    });
+                }
+                new.saved_reply = Some((saved_reply, rendered.language));
+                lifecycle::add_agent_message(tx, &desk, &new)
+            })
+            .await
+    }
+
+    /// A saved reply filled for a conversation as `caller` would send it.
+    pub async fn render_saved_reply(&self, caller: Caller, id: i64, conversation_id: i64) -> DeskResult<Rendered> {
+        let desk = Arc::clone(&self.desk);
+        self.store
+            .unit(move |tx| saved_replies::render(tx, &desk, &caller, id, conversation_id))
+            .await
+    }
+
+    /// Returns the new saved reply's id (see [`saved_replies::create`]).
+    pub async fn create_saved_reply(&self, caller: Caller, draft: saved_replies::Draft, now: i64) -> DeskResult<i64> {
+        let desk = Arc::clone(&self.desk);
+        self.store
+            .unit(move |tx| saved_replies::create(tx, &desk, &caller, &draft, now))
+            .await
+    }
+
+    pub async fn edit_saved_reply(
+        &self,
+        caller: Caller,
+        id: i64,
+        changes: saved_replies::Changes,
+        now: i64,
+    ) -> DeskResult<()> {
+        self.store
+            .unit(move |tx| saved_replies::edit(tx, &caller, id, &changes, now))
+            .await
+    }
+
+    pub async fn delete_saved_reply(&self, caller: Caller, id: i64) -> DeskResult<()> {
+        self.store.unit(move |tx| saved_replies::delete(tx, &caller, id)).await
     }
 
     pub async fn update_conversation(

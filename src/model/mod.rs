@@ -105,6 +105,12 @@ impl Serialize for Timestamp {
     }
 }
 
+/// How customers name a conversation (`#42`): the id, which is what status updates,
+/// saved replies and the read models show them.
+pub fn reference(conversation_id: i64) -> String {
+    format!("#{conversation_id}")
+}
+
 /// A duration in Unix-millisecond arithmetic, saturating.
 pub fn millis(duration: Duration) -> i64 {
     i64::try_from(duration.as_millis()).unwrap_or(i64::MAX)

@@ -3,6 +3,7 @@
 //! the rules never read a read model, and a read model can change shape without the
 //! rules noticing. Each backend implements [`Queries`] beside its [`Store`](crate::store::Store).
 
+pub mod saved_replies;
 pub mod search;
 
 use async_trait::async_trait;
@@ -12,6 +13,7 @@ use switchboard_connector_core::ChannelKind;
 
 use crate::model::{ActorKind, DeliveryStatus, Direction, MessageKind, Priority, Role, Status, Timestamp};
 use crate::store::{AgentSelector, StoreResult, Subscription};
+pub use saved_replies::{SavedReplyView, TeamsSeen};
 
 #[derive(Debug, Clone, Serialize)]
 pub struct Agent {
@@ -756,4 +758,9 @@ pub trait Queries: Send + Sync + 'static {
     /// `NotFound` when there is none, or the caller may see none of its conversations.
     async fn contact(&self, id: i64, visible_to: &Visibility) -> StoreResult<ContactDetail>;
     async fn search(&self, request: &search::SearchRequest) -> StoreResult<search::SearchPage>;
+    /// The personal saved replies of `agent_id` and those of the teams `teams` names, in
+    /// no order ([`saved_replies::matching`] finds and orders them).
+    async fn saved_replies(&self, agent_id: i64, teams: &TeamsSeen) -> StoreResult<Vec<SavedReplyView>>;
+    /// `NotFound` when there is none; who may see it is the caller's to judge.
+    async fn saved_reply(&self, id: i64) -> StoreResult<SavedReplyView>;
 }

@@ -1464,3 +1464,134 @@ async fn agents_belong_to_several_teams_hold_several_tokens_and_admin_changes_ar
     assert_eq!(all.len(), 4);
     assert_eq!(all[0].actor_name.as_deref(), Some("ada"));
 }
+
+#[tokio::test]
+async fn saved_replies_keep_their_scope_and_shortcut_and_are_listed_to_who_may_see_them() {
+    let store = testing::with_shop().await;
+    let (ada, bob) = (store.agent("ada").await, store.agent("bob").await);
+    let reply = move |scope: ReplyScope, by: i64| SavedReply {
+        id: 0,
+        scope,
+        shortcut: "refund".into(),
+        title: "Refund steps".into(),
+        bodies: [
+            ("en".to_owned(), "Hello {{contact.name}}".to_owned()),
+            ("it".to_owned(), "Ciao {{contact.name}}, è già fatto.".to_owned()),
+        ]
+        .into_iter()
+        .collect(),
+        fallback: "en".into(),
+        created_by: by,
+        created_at: NOW,
+        updated_by: by,
+        updated_at: NOW,
+    };
+    let team = ReplyScope::Team("support".into());
+    let (adas, bobs, teams) = (
+        reply(ReplyScope::Personal(ada), ada),
+        reply(ReplyScope::Personal(bob), bob),
+        reply(team.clone(), bob),
+    );
+    let written = (adas.clone(), bobs.clone(), teams.clone());
+    let (ada_id, bob_id, team_id) = store
+        .store
+        .unit(move |tx| {
+            let (adas, bobs, teams) = &written;
+            Ok::<_, StoreError>((
+                tx.insert_saved_reply(adas)?,
+                tx.insert_saved_reply(bobs)?,
+                tx.insert_saved_reply(teams)?,
+            ))
+        })
+        .await
+        .unwrap();
+    let (read, found) = store
+        .store
+        .unit(move |tx| {
+            let team = ReplyScope::Team("support".into());
+            Ok::<_, StoreError>((
+                tx.saved_reply(team_id)?,
+                [
+                    tx.saved_reply_by_shortcut(&ReplyScope::Personal(ada), "refund")?,
+                    tx.saved_reply_by_shortcut(&ReplyScope::Personal(bob), "refund")?,
+                    tx.saved_reply_by_shortcut(&team, "refund")?,
+                    tx.saved_reply_by_shortcut(&team, "other")?,
+                    tx.saved_reply_by_shortcut(&ReplyScope::Team("billing".into()), "refund")?,
+                ],
+            ))
+        })
+        .await
+        .unwrap();
+    assert_eq!(read, Some(SavedReply { id: team_id, ..teams }), "read back as written");
+    assert_eq!(
+        found,
+        [Some(ada_id), Some(bob_id), Some(team_id), None, None],
+        "one shortcut in three scopes, each found in its own"
+    );
+
+    let mut changed = SavedReply {
+        id: ada_id,
+        title: "Refunds".into(),
+        updated_by: ada,
+        updated_at: NOW + 1,
+        ..adas.clone()
+    };
+    changed.bodies.remove("it");
+    let saved = changed.clone();
+    store.store.unit(move |tx| tx.update_saved_reply(&saved)).await.unwrap();
+    let view = store.queries.saved_reply(ada_id).await.unwrap();
+    assert_eq!(
+        (
+            view.title.as_str(),
+            view.bodies.len(),
+            view.owner_id,
+            view.team.as_deref()
+        ),
+        ("Refunds", 1, Some(ada), None)
+    );
+    assert_eq!((view.created_by.name.as_str(), view.updated_at.0), ("ada", NOW + 1));
+    let team_view = store.queries.saved_reply(team_id).await.unwrap();
+    assert_eq!(
+        (
+            team_view.team.as_deref(),
+            team_view.owner_id,
+            team_view.created_by.name.as_str()
+        ),
+        (Some("support"), None, "bob")
+    );
+
+    let ids = |replies: Vec<crate::query::SavedReplyView>| {
+        let mut ids: Vec<i64> = replies.iter().map(|reply| reply.id).collect();
+        ids.sort_unstable();
+        ids
+    };
+    let support = crate::query::TeamsSeen::Only(vec!["support".into()]);
+    let nothing = crate::query::TeamsSeen::Only(Vec::new());
+    let all = crate::query::TeamsSeen::All;
+    assert_eq!(
+        ids(store.queries.saved_replies(ada, &support).await.unwrap()),
+        [ada_id, team_id]
+    );
+    assert_eq!(ids(store.queries.saved_replies(ada, &nothing).await.unwrap()), [ada_id]);
+    assert_eq!(
+        ids(store.queries.saved_replies(bob, &all).await.unwrap()),
+        [bob_id, team_id]
+    );
+
+    let deleted = store
+        .store
+        .unit(move |tx| {
+            Ok::<_, StoreError>((
+                tx.delete_saved_reply(bob_id)?,
+                tx.delete_saved_reply(bob_id)?,
+                tx.saved_reply(bob_id)?,
+            ))
+        })
+        .await
+        .unwrap();
+    assert_eq!(deleted, (true, false, None));
+    assert!(matches!(
+        store.queries.saved_reply(bob_id).await,
+        Err(StoreError::NotFound(_))
+    ));
+}

@@ -688,3 +688,30 @@ pub struct AuditEntry<'a> {
     pub target_id: Option<i64>,
     pub details: serde_json::Value,
 }
+
+/// Whose a saved reply is: a team's (by key), or one agent's own.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ReplyScope {
+    Team(String),
+    Personal(i64),
+}
+
+/// A saved reply as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SavedReply {
+    /// Ignored on insert.
+    pub id: i64,
+    pub scope: ReplyScope,
+    /// Unique within its scope.
+    pub shortcut: String,
+    pub title: String,
+    /// Language tag → text with placeholders.
+    pub bodies: BTreeMap<String, String>,
+    /// A key of `bodies`: the text used when neither the contact's language nor the
+    /// desk's has one.
+    pub fallback: String,
+    pub created_by: i64,
+    pub created_at: i64,
+    pub updated_by: i64,
+    pub updated_at: i64,
+}

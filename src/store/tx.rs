@@ -254,6 +254,20 @@ pub trait LeaseTx {
     fn clear_leases(&mut self) -> StoreResult<u64>;
 }
 
+/// Saved replies of teams and agents.
+pub trait SavedReplyTx {
+    fn saved_reply(&mut self, id: i64) -> StoreResult<Option<SavedReply>>;
+    /// The saved reply of `scope` with this shortcut.
+    fn saved_reply_by_shortcut(&mut self, scope: &ReplyScope, shortcut: &str) -> StoreResult<Option<i64>>;
+    /// Stores a new one (its team must exist); returns its id.
+    fn insert_saved_reply(&mut self, reply: &SavedReply) -> StoreResult<i64>;
+    /// Saves its shortcut, title, bodies, fallback, and who changed it when; the scope
+    /// and the creation stay.
+    fn update_saved_reply(&mut self, reply: &SavedReply) -> StoreResult<()>;
+    /// Says whether there was such a reply.
+    fn delete_saved_reply(&mut self, id: i64) -> StoreResult<bool>;
+}
+
 /// One unit of work: everything the rules do to the store, applied whole or not at all.
 pub trait Tx:
     CatalogTx
@@ -266,6 +280,7 @@ pub trait Tx:
     + SubscriptionTx
     + PrivacyTx
     + LeaseTx
+    + SavedReplyTx
 {
 }
 
@@ -279,7 +294,8 @@ impl<
         + OutboxTx
         + SubscriptionTx
         + PrivacyTx
-        + LeaseTx,
+        + LeaseTx
+        + SavedReplyTx,
 > Tx for T
 {
 }

@@ -330,7 +330,7 @@ async fn an_agent_sees_in_the_console_exactly_what_the_api_lets_them_see() {
 async fn the_console_is_usable_at_375_pixels_and_from_the_keyboard() {
     let receiver = Receiver::start().await;
     let daemon = Daemon::start(&receiver.url()).await;
-    let (_, link) = daemon.agent_with_link("ada", "support", "supervisor");
+    let (token, link) = daemon.agent_with_link("ada", "support", "supervisor");
     let body = daemon.post_accepted("k-1", "c-1", "مرحبا، لم يصل طلبي بعد").await;
     let id = body["conversation_id"].as_i64().unwrap();
 
@@ -359,6 +359,67 @@ async fn the_console_is_usable_at_375_pixels_and_from_the_keyboard() {
         .await;
     browser.wait_until(overflow).await;
     browser.screenshot("mobile-conversation").await;
+
+    // A saved reply from the keyboard: `/` and the start of a shortcut offer the team's
+    // matches, arrows move, Enter puts the text filled for this conversation in the
+    // composer, and what the agent makes of it is what leaves.
+    let mut saved = Vec::new();
+    for (shortcut, text) in [
+        (
+            "parcel-late",
+            "Sorry {{contact.first_name}}, {{conversation.reference}} is late. {{agent.name}}",
+        ),
+        ("parcel-lost", "We are looking for your parcel."),
+    ] {
+        let (status, reply) = daemon
+            .api(
+                reqwest::Method::POST,
+                "/saved-replies",
+                &token,
+                Some(json!({"team": "support", "shortcut": shortcut, "bodies": {"en": text}})),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{reply}");
+        saved.push(reply["id"].as_i64().unwrap());
+    }
+    browser.fill("#composer-text", "/parc").await;
+    browser
+        .wait_for("#saved-replies-menu .saved-reply[data-shortcut='parcel-lost']")
+        .await;
+    let selected =
+        |id: i64| format!("document.querySelector('#saved-reply-{id}').getAttribute('aria-selected') === 'true'");
+    browser.wait_until(&selected(saved[0])).await;
+    browser.press("#composer-text", &[Key::Down]).await;
+    browser.wait_until(&selected(saved[1])).await;
+    browser.press("#composer-text", &[Key::Up]).await;
+    browser.wait_until(&selected(saved[0])).await;
+    browser.press("#composer-text", &[Key::Enter]).await;
+    let filled = format!("Sorry Ada, #{id} is late. ada");
+    browser
+        .wait_until(&format!(
+            "document.querySelector('#composer-text').value === {}",
+            json!(filled)
+        ))
+        .await;
+    browser
+        .wait_until("document.querySelector('#saved-replies-menu').hidden")
+        .await;
+    browser
+        .wait_for("#composer-text")
+        .await
+        .send_keys(" We will call you.")
+        .await
+        .unwrap();
+    browser.press("#composer-text", &[Key::Control, Key::Enter]).await;
+    reaches_callback(&receiver, &format!("{filled} We will call you.")).await;
+    let detail = daemon.get(&format!("/conversations/{id}"), &token).await;
+    let sent = detail["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|message| message["kind"] == "reply")
+        .unwrap();
+    assert_eq!(sent["details"]["saved_reply"]["id"], saved[0], "{sent}");
 
     // The supervisors' view at desktop width.
     browser.set_viewport_size(1280, 800).await;

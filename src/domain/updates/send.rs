@@ -107,7 +107,7 @@ pub fn send_expiring(
         },
         conversation: ConversationVars {
             id: target.id,
-            reference: format!("#{}", target.id),
+            reference: crate::model::reference(target.id),
             subject: target.subject.clone(),
             status: target.status.as_str().to_owned(),
             priority: target.priority.as_str().to_owned(),

@@ -152,6 +152,11 @@ const MIGRATIONS: migrations::Versions = &[
         "agent teams tokens audit",
         include_str!("../../../migrations/postgres/0006_agent_teams_tokens_audit.sql"),
     ),
+    (
+        7,
+        "saved replies",
+        include_str!("../../../migrations/postgres/0007_saved_replies.sql"),
+    ),
 ];
 
 /// A connection that is put back into the pool only once its transaction is over: if a

@@ -85,6 +85,11 @@ const MIGRATIONS: Versions = &[
         "agent teams tokens audit",
         include_str!("../../../migrations/sqlite/0018_agent_teams_tokens_audit.sql"),
     ),
+    (
+        19,
+        "saved replies",
+        include_str!("../../../migrations/sqlite/0019_saved_replies.sql"),
+    ),
 ];
 
 pub async fn migrator() -> Result<Migrator, sqlx::migrate::MigrateError> {

@@ -16,6 +16,7 @@ mod messages;
 mod outbox;
 mod people;
 mod privacy;
+mod saved_replies;
 mod subscriptions;
 
 use sqlx::PgConnection;

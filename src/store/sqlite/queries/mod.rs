@@ -261,6 +261,34 @@ impl Queries for SqliteStore {
         contacts::contact(&self.reader, id, visible_to).await
     }
 
+    async fn saved_replies(&self, agent_id: i64, teams: &TeamsSeen) -> StoreResult<Vec<SavedReplyView>> {
+        use crate::store::saved_reply_views::{SELECT_SAVED_REPLIES, SavedReplyColumns, view};
+        let rows: Vec<SavedReplyColumns> = sqlx::query_as(&format!(
+            "{SELECT_SAVED_REPLIES} WHERE r.agent_id = ?1 OR r.team_id IS NOT NULL"
+        ))
+        .bind(agent_id)
+        .fetch_all(&self.reader)
+        .await?;
+        // Which teams a caller sees is the access layer's list, not a column to match.
+        let mut replies = Vec::with_capacity(rows.len());
+        for row in rows {
+            let reply = view(row)?;
+            if reply.team.as_deref().is_none_or(|team| teams.includes(team)) {
+                replies.push(reply);
+            }
+        }
+        Ok(replies)
+    }
+
+    async fn saved_reply(&self, id: i64) -> StoreResult<SavedReplyView> {
+        use crate::store::saved_reply_views::{SELECT_SAVED_REPLIES, SavedReplyColumns, view};
+        let row: Option<SavedReplyColumns> = sqlx::query_as(&format!("{SELECT_SAVED_REPLIES} WHERE r.id = ?1"))
+            .bind(id)
+            .fetch_optional(&self.reader)
+            .await?;
+        view(row.ok_or(StoreError::NotFound("saved reply"))?)
+    }
+
     async fn search(
         &self,
         request: &crate::query::search::SearchRequest,

@@ -11,6 +11,7 @@ mod messages;
 mod outbox;
 mod people;
 mod privacy;
+mod saved_replies;
 mod subscriptions;
 
 use rusqlite::Connection;
