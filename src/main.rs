@@ -287,7 +287,7 @@ async fn agent(settings: Settings, command: AgentCommand) -> anyhow::Result<()> 
                         role,
                         teams: team.split(',').map(|key| key.trim().to_owned()).collect(),
                         token_hash: hash_token(&token),
-                        first_token: true,
+                        first_token: Some("first".into()),
                         capacity,
                         available,
                     },

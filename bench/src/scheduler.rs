@@ -341,7 +341,7 @@ pub async fn run(conversations: u64, idle_seconds: u64) -> anyhow::Result<Schedu
             role: Role::Supervisor,
             teams: vec![team.to_owned()],
             token_hash: hash_token(&format!("bench-{team}")),
-            first_token: true,
+            first_token: Some("first".into()),
             capacity: None,
             available: false,
         };

@@ -655,7 +655,7 @@ async fn through_store(conversations: u64, updates: bool) -> anyhow::Result<Stor
                 role: Role::Supervisor,
                 teams: vec!["support".into()],
                 token_hash: hash_token("bench-updates"),
-                first_token: true,
+                first_token: Some("first".into()),
                 capacity: None,
                 // Not available: the queue assigns it nothing when a resolve drains it.
                 available: false,

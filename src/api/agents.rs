@@ -141,7 +141,7 @@ pub async fn create(
                 role,
                 teams,
                 token_hash: hash_token(&token),
-                first_token: token_label.is_some(),
+                first_token: token_label.clone(),
                 capacity,
                 available,
             },

@@ -74,11 +74,12 @@ pub struct NewAgent {
     pub role: Role,
     /// The teams they belong to, their home team first; at least one.
     pub teams: Vec<String>,
-    /// The hash of their first API token, stored in `agent_tokens` when `first_token` is
-    /// set. `agents.token_hash` keeps it either way (random bytes for an agent made
+    /// The hash of their first API token, stored in `agent_tokens` when `first_token`
+    /// labels it. `agents.token_hash` keeps it either way (random bytes for an agent made
     /// without a token): the column is no longer read but SQLite cannot drop it.
     pub token_hash: Vec<u8>,
-    pub first_token: bool,
+    /// The first token's label; `None`: the agent gets no token.
+    pub first_token: Option<String>,
     /// `None`: the team's capacity.
     pub capacity: Option<u32>,
     pub available: bool,

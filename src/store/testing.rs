@@ -121,7 +121,7 @@ impl TestStore {
             role: Role::Agent,
             teams: vec!["support".into()],
             token_hash: name.as_bytes().to_vec(),
-            first_token: true,
+            first_token: Some("first".into()),
             capacity: None,
             available: true,
         };

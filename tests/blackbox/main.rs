@@ -1,5 +1,6 @@
 //! Black-box tests: the real `switchboard` binary, driven through HTTP and its CLI.
 
+mod access;
 mod agents;
 mod browser;
 mod cli;
@@ -13,6 +14,7 @@ mod ingest;
 mod migrate;
 mod postgres;
 mod privacy;
+mod saved_replies;
 mod sessions;
 mod stream;
 mod subscriptions;

@@ -72,6 +72,21 @@ impl Stream {
         .expect("no event before the deadline")
     }
 
+    /// Whether the server ends the stream before the deadline (events meanwhile are
+    /// read and dropped).
+    pub(crate) async fn ended(&mut self) -> bool {
+        tokio::time::timeout(DEADLINE, async {
+            loop {
+                match self.response.chunk().await {
+                    Ok(Some(_)) => continue,
+                    Ok(None) | Err(_) => return true,
+                }
+            }
+        })
+        .await
+        .unwrap_or(false)
+    }
+
     /// Events up to and including the first that `done` accepts.
     pub(crate) async fn until(&mut self, done: impl Fn(&Sse) -> bool) -> Vec<Sse> {
         let mut seen = Vec::new();

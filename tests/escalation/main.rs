@@ -212,7 +212,7 @@ impl Desk {
                         role: *role,
                         teams: vec![team.to_string()],
                         token_hash: hash_token(&token),
-                        first_token: true,
+                        first_token: Some("first".into()),
                         capacity: None,
                         available: *available,
                     },

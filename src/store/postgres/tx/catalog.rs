@@ -116,8 +116,8 @@ impl CatalogTx for PgTx<'_> {
         )?;
         let id = column(&row, "id")?;
         self.set_agent_teams(id, team_ids)?;
-        if agent.first_token {
-            self.insert_agent_token(id, &agent.token_hash, "first", now)?;
+        if let Some(label) = &agent.first_token {
+            self.insert_agent_token(id, &agent.token_hash, label, now)?;
         }
         Ok(id)
     }

@@ -121,8 +121,8 @@ impl CatalogTx for SqliteTx<'_> {
                 |row| row.get(0),
             )?;
         self.set_agent_teams(id, team_ids)?;
-        if agent.first_token {
-            self.insert_agent_token(id, &agent.token_hash, "first", now)?;
+        if let Some(label) = &agent.first_token {
+            self.insert_agent_token(id, &agent.token_hash, label, now)?;
         }
         Ok(id)
     }
