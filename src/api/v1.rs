@@ -75,6 +75,7 @@ pub fn router() -> Router<Arc<AppState>> {
         .route("/conversations/{id}/escalate", axum::routing::post(escalate))
         .route("/route/explain", axum::routing::post(explain_route))
         .route("/teams", get(teams))
+        .route("/labels", get(labels))
         .route("/conversations", get(list_conversations))
         .route("/search", get(search))
         .route("/conversations/{id}", get(conversation).patch(update_conversation))
@@ -271,6 +272,33 @@ async fn agents(
 ) -> Result<Json<Value>, ApiError> {
     access::may_supervise(&caller(&state, &agent))?;
     Ok(Json(json!({"agents": state.queries.agents().await?})))
+}
+
+/// The label catalogue with each label's open conversations the caller may see; labels
+/// on conversations but not in the catalogue (free-form, or from before it) follow.
+async fn labels(
+    State(state): State<Arc<AppState>>,
+    Authenticated(agent): Authenticated,
+) -> Result<Json<Value>, ApiError> {
+    let visible_to = access::visibility(&caller(&state, &agent));
+    let mut counts: HashMap<String, i64> = state.queries.label_counts(&visible_to).await?.into_iter().collect();
+    let catalog = &state.service.desk().labels;
+    let mut labels: Vec<Value> = catalog
+        .labels()
+        .map(|label| {
+            let mut value = json!(label);
+            value["open_conversations"] = json!(counts.remove(&label.name).unwrap_or(0));
+            value["in_catalogue"] = json!(true);
+            value
+        })
+        .collect();
+    let mut others: Vec<(String, i64)> = counts.into_iter().collect();
+    others.sort();
+    labels.extend(others.into_iter().map(|(name, open)| {
+        json!({"name": name, "color": null, "description": null, "built_in": false,
+               "open_conversations": open, "in_catalogue": false})
+    }));
+    Ok(Json(json!({"free_form": catalog.is_free_form(), "labels": labels})))
 }
 
 /// The caller's queue tabs counted: open conversations assigned to them, unassigned,

@@ -84,6 +84,9 @@ pub struct RawConfig {
     /// Routing rules, all evaluated: see [`crate::domain::router`] for how matches combine.
     #[serde(default)]
     pub rules: Vec<RuleConfig>,
+    /// The label catalogue: `[labels.<name>]` with a colour and a description.
+    #[serde(default)]
+    pub labels: BTreeMap<String, crate::domain::labels::LabelConfig>,
     /// Named keyword lists in any languages, for rules' `when.keywords`.
     #[serde(default)]
     pub keywords: BTreeMap<String, Vec<String>>,
@@ -298,7 +301,15 @@ impl RawConfig {
         let inboxes = validate_inboxes(&self.inboxes, secrets)?;
         let team_keys: Vec<&str> = teams.iter().map(|team| team.key.as_str()).collect();
         let inbox_keys: Vec<&str> = inboxes.iter().map(|inbox| inbox.key.as_str()).collect();
-        let router = validate_rules(&self.routing, &self.rules, &self.keywords, &team_keys, &inbox_keys)?;
+        let labels = crate::domain::labels::LabelCatalog::validate(&self.labels)?;
+        let router = validate_rules(
+            &self.routing,
+            &self.rules,
+            &self.keywords,
+            &team_keys,
+            &inbox_keys,
+            &labels,
+        )?;
         let inbox_updates: Vec<_> = self
             .inboxes
             .iter()
@@ -323,6 +334,7 @@ impl RawConfig {
             &self.sla,
             &self.routing.detect_languages,
             updates,
+            labels,
         )?;
         let subscriptions = self.subscriptions.validate()?;
         let privacy = self.privacy.validate()?;
@@ -607,6 +619,21 @@ on_breach = [\"raise_priority\"]
                 "console.public_url",
             ),
             (format!("{MINIMAL}\n[console]\nlockout = \"1s\""), "console.lockout"),
+            (
+                format!("{MINIMAL}\n[agents]\nvisibility = \"some\""),
+                "agents.visibility",
+            ),
+            (
+                format!("{MINIMAL}\n[labels.billing]\ncolor = \"blue\""),
+                "labels.billing.color",
+            ),
+            (
+                format!(
+                    "{}\n[labels.billing]\ncolor = \"#00f\"",
+                    MINIMAL.replace("priority = \"high\" }", "labels = [\"refund\"] }")
+                ),
+                "rules[0].then.labels[0]",
+            ),
             (
                 format!("{MINIMAL}\n[console]\nsession_lifetime = \"forever\""),
                 "console.session_lifetime",

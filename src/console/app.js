@@ -103,6 +103,7 @@ async function start() {
   }
   if (path !== "/") { location.replace("/"); return; }
   app.teams = (await api("GET", "/teams")).teams;
+  app.labels = (await api("GET", "/labels")).labels.filter((label) => label.in_catalogue);
   renderDesk();
   openStream();
   window.addEventListener("hashchange", route);
@@ -216,7 +217,7 @@ function renderDesk() {
     select("channel", "Channel", [["", "Any"], ["email", "Email"], ["telegram", "Telegram"], ["webhook", "Webhook"]]),
     select("sla", "SLA", [["", "Any"], ["at_risk", "At risk"], ["breached", "Breached"]]),
     select("sort", "Order", [["newest", "Newest activity"], ["oldest", "Oldest waiting"]]),
-    h("label", { class: "filter" }, "Label", h("input", { name: "label", id: "filter-label", size: 10,
+    h("label", { class: "filter" }, "Label", labelOptions(), h("input", { name: "label", id: "filter-label", size: 10, list: "label-catalogue",
       onchange: (event) => { app.view.label = event.target.value.trim(); refreshList(); } })));
 
   const list = h("section", { class: "list", "aria-label": "Conversations" }, tabs, filters,
@@ -277,7 +278,7 @@ function row(conversation) {
         h("span", { class: "grow" }),
         h("span", { class: "badge priority-" + conversation.priority }, conversation.priority),
         breached ? h("span", { class: "badge breached" }, "SLA") : null),
-      conversation.labels.length ? h("span", { class: "line" }, conversation.labels.map((label) => h("span", { class: "label" }, label))) : null,
+      conversation.labels.length ? h("span", { class: "line" }, conversation.labels.map((label) => labelChip(label))) : null,
       h("span", { class: "subject", dir: "auto" }, conversation.subject || (last ? last.text : "")),
       h("span", { class: "meta" }, conversation.reference, " · ", conversation.status,
         conversation.team ? " · " + conversation.team.name : "",
@@ -477,14 +478,28 @@ async function changeLabels(id, body) {
   } catch (problem) { showError("#action-error", problem); }
 }
 
+// A label as a chip in its catalogue colour, its description as the tooltip.
+function labelChip(name, ...children) {
+  const known = (app.labels || []).find((label) => label.name === name);
+  const chip = h("span", { class: "label", "data-label": name, title: known && known.description || "" }, name, ...children);
+  // Set through the CSSOM: the page's Content-Security-Policy forbids style attributes.
+  if (known && known.color) chip.style.setProperty("--label-color", known.color);
+  return chip;
+}
+
+// The catalogue's names, offered by every label field.
+function labelOptions() {
+  return h("datalist", { id: "label-catalogue" }, (app.labels || []).map((label) => h("option", { value: label.name })));
+}
+
 function labelChips(detail) {
-  return detail.labels.map((label) => h("span", { class: "label", "data-label": label }, label,
+  return detail.labels.map((label) => labelChip(label,
     h("button", { class: "remove-label", "aria-label": "Remove label " + label,
       onclick: () => changeLabels(detail.id, { remove: [label] }) }, "×")));
 }
 
 function labelInput(detail) {
-  const input = h("input", { id: "label-add", size: 10, placeholder: "+ label", "aria-label": "Add a label",
+  const input = h("input", { id: "label-add", size: 10, placeholder: "+ label", "aria-label": "Add a label", list: "label-catalogue",
     onkeydown: (event) => {
       if (event.key === "Enter" && input.value.trim()) {
         event.preventDefault();

@@ -342,6 +342,13 @@ pub fn update_conversation(
             .cloned()
             .collect();
         for label in &labels.add {
+            // Labels added before the catalogue closed may stay; new ones come from it.
+            if !current.contains(label) {
+                desk.labels.check(label).map_err(|problem| DeskError::Invalid {
+                    field: "labels.add",
+                    problem,
+                })?;
+            }
             if !next.contains(label) {
                 next.push(label.clone());
             }

@@ -16,6 +16,7 @@
 //! - [`updates`]: status updates: events, templates, and the rules that send them.
 //! - [`deliveries`]: what a send's outcome does; subscriptions' lifecycle.
 //! - [`catalog`]: the configured teams and inboxes made to exist.
+//! - [`labels`]: the label catalogue rules and agents add from.
 //! - [`contacts`]: agents' edits of a contact, and two contacts merged into one.
 //! - [`privacy`]: a contact's export and erasure, and the retention policy.
 //! - [`saved_replies`]: team and personal replies by shortcut, a body per language,
@@ -34,6 +35,7 @@ pub mod escalation;
 pub mod events;
 pub mod explain;
 pub mod ingest;
+pub mod labels;
 pub mod language;
 pub mod lifecycle;
 pub mod people;

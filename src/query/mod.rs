@@ -699,6 +699,8 @@ pub trait Queries: Send + Sync + 'static {
     async fn agent_by_token_hash(&self, token_hash: &[u8]) -> StoreResult<Option<Agent>>;
     /// An unexpired session of an active agent.
     async fn session(&self, token_hash: &[u8], now: i64) -> StoreResult<Option<SessionView>>;
+    /// Open conversations the caller may see, counted by label (labels on none left out).
+    async fn label_counts(&self, visible_to: &Visibility) -> StoreResult<Vec<(String, i64)>>;
     async fn queue_counts(&self, agent_id: i64, visible_to: &Visibility) -> StoreResult<QueueCounts>;
     /// What happened after `after`, oldest first, at most `limit` of each kind.
     async fn stream_after(&self, after: StreamPosition, limit: u32) -> StoreResult<Vec<StreamItem>>;

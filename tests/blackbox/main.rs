@@ -11,6 +11,7 @@ mod door;
 mod email;
 mod harness;
 mod ingest;
+mod labels;
 mod migrate;
 mod postgres;
 mod privacy;

@@ -10,6 +10,7 @@ use serde::Deserialize;
 
 use crate::config::error::{ConfigError, check_key, duration, positive_duration};
 use crate::domain::desk::{Assignment, BreachActions, Desk, SlaPolicy, TeamPolicy};
+use crate::domain::labels::LabelCatalog;
 use crate::domain::language::LanguageDetector;
 use crate::domain::updates::UpdatePolicy;
 use crate::model::Priority;
@@ -183,6 +184,7 @@ pub fn validate_desk(
     sla: &SlaConfig,
     detect_languages: &[String],
     updates: UpdatePolicy,
+    labels: LabelCatalog,
 ) -> Result<Desk, ConfigError> {
     let mut calendars = BTreeMap::new();
     for (name, hours) in business_hours {
@@ -286,6 +288,7 @@ pub fn validate_desk(
             raise_priority: false,
             notify: true,
         },
+        labels: Arc::new(labels),
     })
 }
 

@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use serde::Serialize;
 
+use crate::domain::labels::LabelCatalog;
 use crate::domain::language::LanguageDetector;
 use crate::domain::updates::UpdatePolicy;
 use crate::model::clock::{ClockKind, ClockTarget};
@@ -105,6 +106,8 @@ pub struct Desk {
     pub max_open: Duration,
     /// What the cap's breach does.
     pub max_open_actions: BreachActions,
+    /// The labels rules and agents may add.
+    pub labels: Arc<LabelCatalog>,
 }
 
 impl Desk {
@@ -186,6 +189,7 @@ impl Desk {
             updates: Arc::new(UpdatePolicy::defaults()),
             max_open: Duration::from_secs(30 * 86_400),
             max_open_actions: BreachActions::default(),
+            labels: Arc::new(LabelCatalog::default()),
         }
     }
 }

@@ -7,6 +7,7 @@ use serde::Deserialize;
 use switchboard_connector_core::ChannelKind;
 
 use crate::config::error::ConfigError;
+use crate::domain::labels::LabelCatalog;
 use crate::domain::router::{KeywordSet, RouteAction, RouteCondition, Router};
 use crate::model::Priority;
 
@@ -74,6 +75,7 @@ pub fn validate_rules(
     keywords: &BTreeMap<String, Vec<String>>,
     teams: &[&str],
     inboxes: &[&str],
+    labels: &LabelCatalog,
 ) -> Result<Router, ConfigError> {
     let mut compiled = Vec::new();
     for (index, rule) in rules.iter().enumerate() {
@@ -168,6 +170,11 @@ pub fn validate_rules(
                 })
             })
             .transpose()?;
+        for (i, label) in rule.then.labels.iter().enumerate() {
+            labels
+                .check(label)
+                .map_err(|problem| ConfigError::new(at(&format!("then.labels[{i}]")), problem))?;
+        }
         if team.is_none() && priority.is_none() && rule.then.labels.is_empty() {
             return Err(ConfigError::new(
                 at("then"),

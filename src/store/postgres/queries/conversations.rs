@@ -516,6 +516,19 @@ pub(super) fn push_scope(query: &mut QueryBuilder<'_, Postgres>, scope: &Scope) 
     query.push(")");
 }
 
+/// Open conversations the caller may see, counted by label.
+pub async fn label_counts(pool: &PgPool, visible_to: &Visibility) -> StoreResult<Vec<(String, i64)>> {
+    let mut conn = pool.acquire().await?;
+    let scope = scope_of(&mut conn, visible_to).await?;
+    let mut query = QueryBuilder::<Postgres>::new(
+        "SELECT j.value, COUNT(*) FROM conversations c CROSS JOIN LATERAL jsonb_array_elements_text(c.labels::jsonb) AS j(value)
+         WHERE c.status = 'open'",
+    );
+    push_scope(&mut query, &scope);
+    query.push(" GROUP BY j.value");
+    Ok(query.build_query_as().fetch_all(&mut *conn).await?)
+}
+
 pub async fn queue_counts(pool: &PgPool, agent_id: i64, visible_to: &Visibility) -> StoreResult<QueueCounts> {
     let mut conn = pool.acquire().await?;
     let scope = scope_of(&mut conn, visible_to).await?;

@@ -241,6 +241,10 @@ impl Queries for SqliteStore {
         session(&self.reader, token_hash, now).await
     }
 
+    async fn label_counts(&self, visible_to: &Visibility) -> StoreResult<Vec<(String, i64)>> {
+        conversations::label_counts(&self.reader, visible_to).await
+    }
+
     async fn queue_counts(&self, agent_id: i64, visible_to: &Visibility) -> StoreResult<QueueCounts> {
         queue_counts(&self.reader, agent_id, visible_to).await
     }
