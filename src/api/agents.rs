@@ -12,7 +12,7 @@ use axum::response::{IntoResponse, Response};
 use serde_json::{Map, Value, json};
 
 use super::error::ApiError;
-use super::v1::{Authenticated, JsonObject, agent_id_of, caller, page_limit, reject_unknown};
+use super::v1::{Authenticated, JsonObject, agent_id_of, caller, id_param, page_limit, reject_unknown};
 use super::{AppState, PathParam};
 use crate::auth::{generate_token, hash_token, link_url, random_secret};
 use crate::domain::access;
@@ -315,15 +315,7 @@ pub async fn audit(
         Some(who) => Some(agent_id_of(&state, who).await?),
         None => None,
     };
-    let before = params
-        .get("before")
-        .map(|text| {
-            text.parse::<i64>()
-                .ok()
-                .filter(|id| *id > 0)
-                .ok_or_else(|| ApiError::invalid("before", "must be a positive id"))
-        })
-        .transpose()?;
+    let before = id_param(&params, "before")?;
     let limit = page_limit(params.get("limit").map(String::as_str))?;
     let entries = state.queries.admin_audit(agent, before, limit).await?;
     Ok(Json(json!({"entries": entries})))

@@ -11,6 +11,7 @@ mod deliveries;
 pub mod door;
 mod error;
 mod hooks;
+mod mentions;
 mod privacy;
 mod saved_replies;
 pub mod serve;

@@ -12,7 +12,7 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
-use super::v1::{Authenticated, JsonObject, caller, page_limit, parse_id, reject_unknown};
+use super::v1::{Authenticated, JsonObject, caller, id_param, page_limit, parse_id, reject_unknown};
 use super::{ApiError, AppState, PathParam};
 use crate::domain::access;
 use crate::domain::events::Actor;
@@ -99,18 +99,7 @@ pub async fn audit(
 ) -> Result<Response, ApiError> {
     access::may_handle_personal_data(&caller(&state, &agent))?;
     reject_unknown(params.keys(), &["contact", "before", "limit"], "query parameter")?;
-    let id_param = |name: &str| -> Result<Option<i64>, ApiError> {
-        params
-            .get(name)
-            .map(|text| {
-                text.parse::<i64>()
-                    .ok()
-                    .filter(|id| *id > 0)
-                    .ok_or_else(|| ApiError::invalid(name, "must be a positive id"))
-            })
-            .transpose()
-    };
-    let (contact, before) = (id_param("contact")?, id_param("before")?);
+    let (contact, before) = (id_param(&params, "contact")?, id_param(&params, "before")?);
     let limit = page_limit(params.get("limit").map(String::as_str))?;
     let entries = state.queries.privacy_audit(contact, before, limit).await?;
     Ok(Json(json!({"entries": entries})).into_response())

@@ -25,7 +25,7 @@ use crate::domain::escalation::{Escalation, EscalationTarget};
 use crate::domain::lifecycle::{ConversationChanges, LabelChanges, NewAgentMessage};
 use crate::model::{Priority, Status, Timestamp};
 use crate::query::{Agent, AssigneeFilter, ConversationDetail, ConversationFilter, ConversationPage, Cursor};
-use crate::query::{ListOrder, QueueCounts, SlaFilter, TeamCounts};
+use crate::query::{ListOrder, SlaFilter, TeamCounts};
 use crate::store::AgentSelector;
 
 const DEFAULT_PAGE: u32 = 25;
@@ -61,6 +61,8 @@ pub fn router() -> Router<Arc<AppState>> {
             axum::routing::delete(super::agents::revoke_token),
         )
         .route("/audit", get(super::agents::audit))
+        .route("/mentions", get(super::mentions::list))
+        .route("/mentions/read", axum::routing::post(super::mentions::mark_read))
         .route(
             "/agents/me/password",
             axum::routing::put(super::sessions::change_password),
@@ -185,6 +187,20 @@ pub(super) fn bearer_token(headers: &axum::http::HeaderMap) -> Option<&str> {
         .filter(|token| !token.is_empty())
 }
 
+/// An optional query parameter holding a positive id (`before`, `contact`): `422` naming
+/// it otherwise.
+pub(super) fn id_param(params: &HashMap<String, String>, name: &str) -> Result<Option<i64>, ApiError> {
+    params
+        .get(name)
+        .map(|text| {
+            text.parse::<i64>()
+                .ok()
+                .filter(|id| *id > 0)
+                .ok_or_else(|| ApiError::invalid(name, "must be a positive id"))
+        })
+        .transpose()
+}
+
 /// A list's `limit` parameter: a page of 1 to 100, 25 when absent.
 pub(super) fn page_limit(value: Option<&str>) -> Result<u32, ApiError> {
     match value {
@@ -306,9 +322,12 @@ async fn labels(
 async fn queue_counts(
     State(state): State<Arc<AppState>>,
     Authenticated(agent): Authenticated,
-) -> Result<Json<QueueCounts>, ApiError> {
+) -> Result<Json<Value>, ApiError> {
     let visible_to = access::visibility(&caller(&state, &agent));
-    Ok(Json(state.queries.queue_counts(agent.id, &visible_to).await?))
+    let mut counts = serde_json::to_value(state.queries.queue_counts(agent.id, &visible_to).await?)
+        .map_err(|err| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", err.to_string()))?;
+    counts["mentions"] = json!(state.queries.unread_mentions(agent.id, &visible_to).await?);
+    Ok(Json(counts))
 }
 
 async fn deactivate(
@@ -747,6 +766,11 @@ async fn add_message(
         None | Some(Value::Null) => Vec::new(),
         Some(value) => parse_attachments(value)?,
     };
+    let mentions = if private {
+        mentions_in(&state, &agent, conversation_id, &text).await?
+    } else {
+        Vec::new()
+    };
     let now = state.clock.now_ms();
     let new = NewAgentMessage {
         conversation_id,
@@ -755,6 +779,7 @@ async fn add_message(
         private,
         attachments,
         saved_reply: None,
+        mentions,
         now,
         expires_at: state.expires_at(now),
     };
@@ -776,6 +801,36 @@ async fn add_message(
     // Notes too: teammates' consoles show them.
     state.stream.wake();
     Ok((StatusCode::CREATED, Json(message?)).into_response())
+}
+
+/// The active agents a note's `@name`s mention. Each must be able to read the
+/// conversation, else the note is refused naming them: a mention they could not open
+/// would tell them nothing, and its excerpt would show them another team's case.
+async fn mentions_in(state: &AppState, author: &Agent, conversation_id: i64, text: &str) -> Result<Vec<i64>, ApiError> {
+    if !text.contains('@') {
+        return Ok(Vec::new());
+    }
+    let agents = state.queries.agents().await?;
+    let active: Vec<&Agent> = agents.iter().filter(|agent| agent.active).collect();
+    let ids = crate::domain::mentions::mentioned(text, active.iter().map(|agent| (agent.id, agent.name.as_str())));
+    let (team, assignee) = state.queries.conversation_owner(conversation_id).await?;
+    for id in ids.iter().filter(|id| **id != author.id) {
+        let Some(mentioned) = active.iter().find(|agent| agent.id == *id) else {
+            continue;
+        };
+        if !access::may_read(&caller(state, mentioned), team.as_deref(), assignee) {
+            return Err(ApiError::invalid(
+                "text",
+                format!(
+                    "mentions @{}, who cannot see this conversation (team `{}`); transfer it, or mention \
+                     someone of its team",
+                    mentioned.name,
+                    team.as_deref().unwrap_or("-")
+                ),
+            ));
+        }
+    }
+    Ok(ids)
 }
 
 /// `[{"filename": …, "content_type": …, "data_base64": …}]` (the shape the webhook channel

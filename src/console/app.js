@@ -114,6 +114,7 @@ async function start() {
 function route() {
   const match = location.hash.match(/^#\/c\/(\d+)$/);
   if (location.hash === "#/supervisor") { app.openId = null; renderSupervisor(); return; }
+  if (location.hash === "#/mentions") { app.openId = null; renderMentions(); refreshList(); return; }
   document.body.classList.toggle("reading", !!match);
   if (match) openConversation(Number(match[1]));
   else { app.openId = null; replace($("#conversation"), h("p", { class: "empty" }, "Choose a conversation.")); }
@@ -193,6 +194,8 @@ function renderDesk() {
   const header = h("header", { class: "top" },
     h("a", { href: "#/", class: "brand" }, "Switchboard"),
     supervising() ? h("a", { href: "#/supervisor", id: "supervisor-link" }, "Supervisor") : null,
+    h("a", { href: "#/mentions", id: "mentions-link", title: "Notes that mention you" }, "@ ",
+      h("span", { class: "count", id: "count-mentions" }, "·")),
     h("span", { class: "grow" }),
     h("span", { id: "whoami", dir: "auto" }, agent.name, agent.teams.length ? " · " + agent.teams.join(", ") : ""),
     available,
@@ -409,6 +412,7 @@ function eventView(event) {
     case "conversation.assigned": text = data.to ? "Assigned" + (data.reason ? " (" + data.reason + ")" : "") : "Unassigned"; break;
     case "conversation.escalated": text = "Escalated to " + (data.to && data.to.name) + ": " + data.summary; break;
     case "conversation.transferred": text = "Moved from " + data.from + " to " + data.to; break;
+    case "agent.mentioned": text = "Mentioned @" + data.agent_name; break;
     case "conversation.status_changed": text = "Status " + data.from + " → " + data.to; break;
     case "conversation.priority_changed": text = "Priority " + data.from + " → " + data.to; break;
     case "conversation.labels_changed": text = "Labels" + (data.added.length ? " +" + data.added.join(", +") : "") +
@@ -769,6 +773,35 @@ async function renderSupervisor() {
   } catch (error) { replace(pane, h("p", { class: "error" }, error.message)); }
 }
 
+// ---- Mentions -------------------------------------------------------------------------
+
+async function renderMentions() {
+  const pane = $("#conversation");
+  document.body.classList.add("reading");
+  try {
+    const page = await api("GET", "/mentions?limit=50");
+    const open = (mention) => async () => {
+      try {
+        if (!mention.read_at) await api("POST", "/mentions/read", { ids: [mention.id] });
+      } finally { location.hash = "#/c/" + mention.conversation_id; }
+    };
+    replace(pane,
+      h("div", { class: "pane-head" }, h("a", { href: "#/", class: "back" }, "← Back"), h("h2", {}, "Mentions"),
+        page.unread ? h("button", { id: "mentions-read-all", onclick: async () => {
+          try { await api("POST", "/mentions/read", { all: true }); renderMentions(); refreshList(); }
+          catch (error) { alert(error.message); }
+        } }, "Mark all read") : null),
+      page.mentions.length ? h("ul", { id: "mention-list", class: "conversations" }, page.mentions.map((mention) =>
+        h("li", { class: "row mention" + (mention.read_at ? "" : " unread"), "data-mention": mention.id },
+          h("button", { class: "mention-open conversation-link", onclick: open(mention) },
+            h("span", { class: "line" }, h("strong", { dir: "auto" }, mention.by.name || "someone"),
+              " · #" + mention.conversation_id, h("span", { class: "grow" }),
+              h("time", { datetime: mention.created_at, title: when(mention.created_at) }, ago(mention.created_at))),
+            h("span", { class: "subject", dir: "auto" }, mention.excerpt)))))
+        : h("p", { class: "empty" }, "Nobody has mentioned you."));
+  } catch (error) { replace(pane, h("p", { class: "error" }, error.message)); }
+}
+
 // ---- Live updates ---------------------------------------------------------------------
 
 function openStream() {
@@ -787,6 +820,16 @@ function openStream() {
     "delivery.failed", "delivery.retried"]) {
     stream.addEventListener(kind, changed);
   }
+  // A note that mentions this agent: the badge counts it at once, wherever they are.
+  stream.addEventListener("agent.mentioned", (event) => {
+    let data = {};
+    try { data = JSON.parse(event.data); } catch (_) { return; }
+    if (data.conversation_id === app.openId) reloadOpen();
+    if (data.event && data.event.data && data.event.data.agent_id === app.session.agent.id && location.hash === "#/mentions") {
+      renderMentions();
+    }
+    scheduleRefresh();
+  });
   stream.addEventListener("stream.ready", () => document.body.dataset.live = "yes");
   stream.addEventListener("stream.reset", () => { scheduleRefresh(); reloadOpen(); });
   stream.onerror = () => { document.body.dataset.live = "no"; };

@@ -205,6 +205,13 @@ pub enum DomainEvent {
         to: Option<i64>,
         reason: Option<AssignReason>,
     },
+    /// An internal note (`message_id`) mentions an agent, who is told.
+    Mentioned {
+        agent_id: i64,
+        agent_name: String,
+        message_id: i64,
+        mention_id: i64,
+    },
     /// Moved to another team by an agent, with the summary they left for it (the note
     /// `note_id`).
     Transferred {
@@ -269,6 +276,7 @@ impl DomainEvent {
             DomainEvent::LabelsChanged { .. } => "conversation.labels_changed",
             DomainEvent::Assigned { .. } => "conversation.assigned",
             DomainEvent::Transferred { .. } => "conversation.transferred",
+            DomainEvent::Mentioned { .. } => "agent.mentioned",
             DomainEvent::Escalated(_) => "conversation.escalated",
             DomainEvent::SlaWarning(_) => "sla.warning",
             DomainEvent::SlaBreached(..) => "sla.breached",
@@ -329,6 +337,13 @@ impl DomainEvent {
                 summary,
                 note_id,
             } => json!({"from": from, "to": to, "summary": summary, "note_id": note_id}),
+            DomainEvent::Mentioned {
+                agent_id,
+                agent_name,
+                message_id,
+                mention_id,
+            } => json!({"agent_id": agent_id, "agent_name": agent_name, "message_id": message_id,
+                        "mention_id": mention_id}),
             DomainEvent::Escalated(record) => record.to_json(),
             DomainEvent::SlaWarning(facts) => facts.to_json(),
             DomainEvent::SlaBreached(facts, taken) => {
@@ -390,6 +405,7 @@ impl DomainEvent {
             | DomainEvent::LabelsChanged { .. }
             | DomainEvent::Assigned { to: None, .. }
             | DomainEvent::Transferred { .. }
+            | DomainEvent::Mentioned { .. }
             | DomainEvent::UpdatesStopped
             | DomainEvent::UpdatesResumed
             | DomainEvent::MessageEdited { .. }

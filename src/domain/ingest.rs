@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use serde_json::{Value, json};
-use switchboard_connector_core::{BounceReport, ChannelKind, InboundMessage};
+use switchboard_connector_core::{BounceReport, ChannelKind, InboundMessage, Sender};
 
 use crate::domain::desk::Desk;
 use crate::domain::events::{self, Actor, DomainEvent, MessageNews, StatusReason};
@@ -312,6 +312,8 @@ pub fn ingest(
         updated_at: Some(now),
         last_message_id: Some(message_id),
         language_if_unset: language.map(str::to_owned),
+        // Replies go where the person wrote last.
+        identity_id: Some(contact.identity_id),
         ..ConversationPatch::default()
     };
     if reopens {
@@ -580,6 +582,13 @@ pub fn merge_contact(contact: &mut ContactRecord, message: &InboundMessage, dete
         contact.metadata.insert(key.clone(), value.clone());
         changed = true;
     }
+    if let Some(phone) = &message.sender.phone {
+        let phone = Value::String(phone.clone());
+        if contact.metadata.get(PHONE) != Some(&phone) {
+            contact.metadata.insert(PHONE.into(), phone);
+            changed = true;
+        }
+    }
     changed
 }
 
@@ -602,11 +611,15 @@ fn find_or_create_contact(
             metadata: message.metadata.clone(),
             unreachable: false,
         };
+        if let Some(phone) = &sender.phone {
+            contact.metadata.insert(PHONE.into(), Value::String(phone.clone()));
+        }
         // Email addresses and Telegram user ids name one person whatever inbox they
         // write to: a second inbox's identity joins the contact the first one made.
-        // A webhook id is the app's own, so there it stays one contact per inbox.
+        // A webhook id is the app's own, so there it stays one contact per inbox, unless
+        // the app vouches for an address we already know a person by.
         let known = if inbox.channel == ChannelKind::Webhook {
-            None
+            verified_contact(tx, sender)?
         } else {
             tx.contact_of_channel_identity(inbox.channel, &sender.external_id)?
         };
@@ -626,6 +639,25 @@ fn find_or_create_contact(
         tx.update_contact(&contact, context.now)?;
     }
     Ok(contact)
+}
+
+/// The attribute a contact's phone number is kept in: contact search and likely
+/// duplicates read it there (migration 0017).
+const PHONE: &str = "phone";
+
+/// The contact a sender's verified email address or phone number names, when exactly
+/// one does: several would be a guess, which an agent confirms instead (the contact
+/// page's likely duplicates).
+fn verified_contact(tx: &mut dyn Tx, sender: &Sender) -> DeskResult<Option<i64>> {
+    let email = sender.email.as_deref().filter(|_| sender.email_verified);
+    let phone = sender.phone.as_deref().filter(|_| sender.phone_verified);
+    if email.is_none() && phone.is_none() {
+        return Ok(None);
+    }
+    Ok(match tx.contacts_with_address(email, phone)?.as_slice() {
+        [only] => Some(*only),
+        _ => None,
+    })
 }
 
 /// A delivery report on our own messages: it joins the conversation of the message it

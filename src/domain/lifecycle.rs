@@ -8,7 +8,7 @@ use switchboard_connector_core::{ChannelKind, OutboundAttachment};
 use crate::domain::clocks::{self, ClockChange};
 use crate::domain::desk::Desk;
 use crate::domain::events::{self, Actor, AssignReason, DomainEvent, EscalationRecord, MessageNews};
-use crate::domain::{DeskError, DeskResult, queues};
+use crate::domain::{DeskError, DeskResult, mentions, queues};
 use crate::model::{ActorKind, Direction, MessageKind, Status};
 use crate::store::{AgentSelector, ConversationPatch, NewAttachment, NewMessage, Tx};
 
@@ -24,6 +24,8 @@ pub struct NewAgentMessage {
     /// The saved reply the text came from and the language of its body: kept with the
     /// message (`details.saved_reply`, and its language), so reports can count uses.
     pub saved_reply: Option<(i64, String)>,
+    /// Agents a note mentions (`@name`), already found allowed to read the conversation.
+    pub mentions: Vec<i64>,
     pub now: i64,
     pub expires_at: i64,
 }
@@ -168,6 +170,17 @@ pub fn add_agent_message(tx: &mut dyn Tx, desk: &Desk, new: &NewAgentMessage) ->
     }
     tx.update_conversation(new.conversation_id, &touched)?;
     events::insert(tx, new.conversation_id, &recorded, new.now)?;
+    if new.private && !new.mentions.is_empty() {
+        mentions::record(
+            tx,
+            desk,
+            new.conversation_id,
+            message_id,
+            new.agent_id,
+            &new.mentions,
+            new.now,
+        )?;
+    }
     if public {
         // A reply only ends clocks, so the scheduler's plan cannot get earlier.
         let state = clocks::state(tx, new.conversation_id)?;

@@ -17,6 +17,7 @@
 //! - [`deliveries`]: what a send's outcome does; subscriptions' lifecycle.
 //! - [`catalog`]: the configured teams and inboxes made to exist.
 //! - [`labels`]: the label catalogue rules and agents add from.
+//! - [`mentions`]: `@name` in an internal note telling that agent.
 //! - [`contacts`]: agents' edits of a contact, and two contacts merged into one.
 //! - [`privacy`]: a contact's export and erasure, and the retention policy.
 //! - [`saved_replies`]: team and personal replies by shortcut, a body per language,
@@ -38,6 +39,7 @@ pub mod ingest;
 pub mod labels;
 pub mod language;
 pub mod lifecycle;
+pub mod mentions;
 pub mod people;
 pub mod privacy;
 pub mod queues;

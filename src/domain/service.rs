@@ -94,6 +94,13 @@ impl Service {
             .await
     }
 
+    /// Marks the agent's unread mentions read (those of `ids`, or all); returns how many.
+    pub async fn mark_mentions_read(&self, agent_id: i64, ids: Option<Vec<i64>>, now: i64) -> DeskResult<u64> {
+        self.store
+            .unit(move |tx| Ok(tx.mark_mentions_read(agent_id, ids.as_deref(), now)?))
+            .await
+    }
+
     /// See [`agents::issue_token`].
     pub async fn issue_token(
         &self,

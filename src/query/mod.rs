@@ -680,6 +680,20 @@ pub struct AdminAuditEntry {
     pub at: Timestamp,
 }
 
+/// A note that mentions the agent, as their list of mentions shows it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct MentionView {
+    pub id: i64,
+    pub conversation_id: i64,
+    pub message_id: i64,
+    /// `{id, name}` of who wrote the note.
+    pub by: Value,
+    /// The note's first 280 characters.
+    pub excerpt: String,
+    pub created_at: Timestamp,
+    pub read_at: Option<Timestamp>,
+}
+
 /// One of an agent's API tokens as listed: never the token, which is shown once.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct TokenView {
@@ -753,6 +767,17 @@ pub trait Queries: Send + Sync + 'static {
         before: Option<i64>,
         limit: u32,
     ) -> StoreResult<Vec<AdminAuditEntry>>;
+    /// The agent's mentions newest first, in conversations they may see; `before`: the
+    /// last id already seen.
+    async fn mentions(
+        &self,
+        agent_id: i64,
+        visible_to: &Visibility,
+        unread_only: bool,
+        before: Option<i64>,
+        limit: u32,
+    ) -> StoreResult<Vec<MentionView>>;
+    async fn unread_mentions(&self, agent_id: i64, visible_to: &Visibility) -> StoreResult<i64>;
     /// The agent's API tokens, oldest first, revoked ones included.
     async fn agent_tokens(&self, agent_id: i64) -> StoreResult<Vec<TokenView>>;
     /// Newest first; `after`: the last id of the previous page.

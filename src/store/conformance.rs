@@ -1595,3 +1595,68 @@ async fn saved_replies_keep_their_scope_and_shortcut_and_are_listed_to_who_may_s
         Err(StoreError::NotFound(_))
     ));
 }
+
+#[tokio::test]
+async fn mentions_are_listed_to_their_agent_while_they_may_see_the_conversation_and_read_once() {
+    let store = testing::with_shop().await;
+    let (ada, lea) = (store.agent("ada").await, store.agent("lea").await);
+    let seeded = store.converse("cust", "Where is my parcel?", None, NOW).await;
+    let (first, second) = store
+        .store
+        .unit(move |tx| {
+            let first = tx.insert_mention(seeded.message_id, seeded.conversation_id, lea, ada, NOW)?;
+            let second = tx.insert_mention(seeded.message_id, seeded.conversation_id, lea, ada, NOW + 1)?;
+            Ok::<_, StoreError>((first, second))
+        })
+        .await
+        .unwrap();
+    let support = Visibility::Teams {
+        agent_id: lea,
+        teams: vec!["support".into()],
+    };
+    let listed = store.queries.mentions(lea, &support, true, None, 10).await.unwrap();
+    assert_eq!(
+        listed.iter().map(|mention| mention.id).collect::<Vec<_>>(),
+        [second, first]
+    );
+    assert_eq!(listed[0].excerpt, "Where is my parcel?");
+    assert_eq!(listed[0].by["name"], "ada");
+    assert_eq!(store.queries.unread_mentions(lea, &support).await.unwrap(), 2);
+    let paged = store
+        .queries
+        .mentions(lea, &support, false, Some(second), 10)
+        .await
+        .unwrap();
+    assert_eq!(paged.len(), 1);
+
+    // Outside the conversation's team (and not its assignee), nothing is listed.
+    let elsewhere = Visibility::Teams {
+        agent_id: lea,
+        teams: Vec::new(),
+    };
+    assert!(
+        store
+            .queries
+            .mentions(lea, &elsewhere, false, None, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(store.queries.unread_mentions(lea, &elsewhere).await.unwrap(), 0);
+
+    let marked = store
+        .store
+        .unit(move |tx| {
+            let not_hers = tx.mark_mentions_read(ada, Some(&[first]), NOW + 2)?;
+            let one = tx.mark_mentions_read(lea, Some(&[first]), NOW + 2)?;
+            let again = tx.mark_mentions_read(lea, Some(&[first]), NOW + 3)?;
+            let rest = tx.mark_mentions_read(lea, None, NOW + 3)?;
+            Ok::<_, StoreError>((not_hers, one, again, rest))
+        })
+        .await
+        .unwrap();
+    assert_eq!(marked, (0, 1, 0, 1));
+    assert_eq!(store.queries.unread_mentions(lea, &support).await.unwrap(), 0);
+    let all = store.queries.mentions(lea, &support, false, None, 10).await.unwrap();
+    assert_eq!(all[1].read_at.map(|at| at.0), Some(NOW + 2));
+}

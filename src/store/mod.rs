@@ -19,7 +19,7 @@ pub mod config;
 #[cfg(test)]
 mod conformance;
 
-mod admin_views;
+mod agent_views;
 mod columns;
 mod contact_views;
 mod error;

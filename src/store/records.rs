@@ -282,6 +282,9 @@ pub struct ConversationPatch {
     pub updated_at: Option<i64>,
     pub last_activity_at: Option<i64>,
     pub last_message_id: Option<i64>,
+    /// The identity replies go to: the one that wrote last (one person may write to an
+    /// inbox under two ids of an app, linked or merged).
+    pub identity_id: Option<i64>,
     /// The language, unless the conversation has one already.
     pub language_if_unset: Option<String>,
     pub csat: Option<CsatPatch>,

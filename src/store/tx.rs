@@ -62,6 +62,18 @@ pub trait PeopleTx {
     /// The open conversations assigned to the agent, oldest first.
     fn open_assigned(&mut self, agent_id: i64) -> StoreResult<Vec<i64>>;
     fn insert_admin_audit(&mut self, entry: &AuditEntry<'_>, now: i64) -> StoreResult<i64>;
+    /// `agent_id` was mentioned by `by` in the note `message_id`.
+    fn insert_mention(
+        &mut self,
+        message_id: i64,
+        conversation_id: i64,
+        agent_id: i64,
+        by: i64,
+        now: i64,
+    ) -> StoreResult<i64>;
+    /// Marks the agent's unread mentions read: those of `ids`, or all when `None`;
+    /// returns how many.
+    fn mark_mentions_read(&mut self, agent_id: i64, ids: Option<&[i64]>, now: i64) -> StoreResult<u64>;
 }
 
 /// Contacts and their channel identities.
@@ -69,6 +81,9 @@ pub trait ContactTx {
     fn identity(&mut self, inbox_id: i64, external_id: &str) -> StoreResult<Option<ContactRecord>>;
     /// The contact of the oldest identity with this id on this channel, in any inbox.
     fn contact_of_channel_identity(&mut self, channel: ChannelKind, external_id: &str) -> StoreResult<Option<i64>>;
+    /// Contacts (not merged away, not erased) with this email address (case aside) or
+    /// this phone number, oldest first, at most two: enough to tell one from several.
+    fn contacts_with_address(&mut self, email: Option<&str>, phone: Option<&str>) -> StoreResult<Vec<i64>>;
     /// A new contact from `record` (its ids are ignored); returns the contact id.
     fn insert_contact(&mut self, record: &ContactRecord, now: i64) -> StoreResult<i64>;
     fn insert_identity(&mut self, contact_id: i64, inbox: &InboxRef, external_id: &str, now: i64) -> StoreResult<i64>;

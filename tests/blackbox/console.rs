@@ -15,7 +15,7 @@ use crate::harness::{Daemon, Receiver, eventually};
 const PASSWORD: &str = "a long enough password";
 
 /// Sets the agent's password through their link in `browser` and waits for the desk.
-async fn sign_in_by_link(browser: &Browser, daemon: &Daemon, link: &str, name: &str) {
+pub(crate) async fn sign_in_by_link(browser: &Browser, daemon: &Daemon, link: &str, name: &str) {
     sign_in_by_link_shot(browser, daemon, link, name, None).await;
 }
 

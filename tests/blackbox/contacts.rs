@@ -469,3 +469,132 @@ async fn search_finds_a_thai_word_inside_a_sentence_and_nothing_of_another_teams
         assert!(answer["error"]["message"].as_str().unwrap().contains(field), "{answer}");
     }
 }
+
+/// The contact a conversation belongs to.
+async fn contact_of(daemon: &Daemon, token: &str, answer: &Value) -> i64 {
+    daemon
+        .get(&format!("/conversations/{}", answer["conversation_id"]), token)
+        .await["contact"]["id"]
+        .as_i64()
+        .unwrap()
+}
+
+/// An app that vouches for its user's email address or phone number joins that user to
+/// the person the desk already knows by it; an unverified address, or one several
+/// contacts share, only makes a likely duplicate for an agent to confirm.
+#[tokio::test]
+async fn a_verified_email_or_phone_from_an_app_links_its_user_to_the_person_already_known() {
+    let receiver = Receiver::start().await;
+    let daemon = desk(&receiver, None).await;
+    let root = daemon.agent("root", "support", "admin");
+    let sender = |id: &str, from: Value| json!({"id": id, "text": "Hello again", "from": from});
+
+    let known = post(
+        &daemon,
+        &sender(
+            "m-1",
+            json!({"id": "web-1", "name": "Ada Lovelace", "email": "ada@example.com"}),
+        ),
+    )
+    .await;
+    let ada = contact_of(&daemon, &root, &known).await;
+    let verified = post(
+        &daemon,
+        &sender(
+            "m-2",
+            json!({"id": "app-77", "email": "ADA@example.com", "verified": ["email"]}),
+        ),
+    )
+    .await;
+    assert_eq!(
+        contact_of(&daemon, &root, &verified).await,
+        ada,
+        "linked by the verified email"
+    );
+    let page = daemon.get(&format!("/contacts/{ada}"), &root).await;
+    assert_eq!(page["identities"].as_array().unwrap().len(), 2, "{page}");
+    // The same person in the same inbox: the open conversation goes on.
+    assert_eq!(verified["conversation_id"], known["conversation_id"]);
+
+    // The reply goes to the user id that wrote last.
+    let conversation = verified["conversation_id"].as_i64().unwrap();
+    let (status, reply) = daemon
+        .api(
+            Method::POST,
+            &format!("/conversations/{conversation}/messages"),
+            &root,
+            Some(json!({"text": "Welcome back, Ada"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{reply}");
+    let reply_id = reply["id"].as_i64().unwrap();
+    let callback = eventually("the reply to reach the app", || async {
+        receiver.for_message(reply_id).into_iter().next()
+    })
+    .await;
+    assert_eq!(callback.body["to"]["id"], "app-77");
+
+    // A phone number given once, then vouched for by another user id of the app.
+    let phoned = post(
+        &daemon,
+        &sender(
+            "m-3",
+            json!({"id": "web-2", "name": "Grace", "phone": "+49 30 1234-567"}),
+        ),
+    )
+    .await;
+    let grace = contact_of(&daemon, &root, &phoned).await;
+    assert_eq!(
+        daemon.get(&format!("/contacts/{grace}"), &root).await["attributes"]["phone"],
+        "+49301234567"
+    );
+    let by_phone = post(
+        &daemon,
+        &sender(
+            "m-4",
+            json!({"id": "app-88", "phone": "+49301234567", "verified": ["phone"]}),
+        ),
+    )
+    .await;
+    assert_eq!(contact_of(&daemon, &root, &by_phone).await, grace);
+
+    // Unverified: a new contact, shown as Ada's likely duplicate.
+    let unverified = post(
+        &daemon,
+        &sender("m-5", json!({"id": "web-3", "email": "ada@example.com"})),
+    )
+    .await;
+    let twin = contact_of(&daemon, &root, &unverified).await;
+    assert_ne!(twin, ada);
+    let page = daemon.get(&format!("/contacts/{ada}"), &root).await;
+    assert_eq!(page["possible_duplicates"], json!([twin]), "{page}");
+    // Now two contacts hold the address: a verified one links to neither.
+    let ambiguous = post(
+        &daemon,
+        &sender(
+            "m-6",
+            json!({"id": "app-99", "email": "ada@example.com", "verified": ["email"]}),
+        ),
+    )
+    .await;
+    let third = contact_of(&daemon, &root, &ambiguous).await;
+    assert!(third != ada && third != twin);
+
+    // What the app may not claim is refused, naming the field.
+    for (from, field) in [
+        (json!({"id": "x", "verified": ["email"]}), "from.verified[0]"),
+        (
+            json!({"id": "x", "email": "a@b.c", "verified": ["email", "age"]}),
+            "from.verified[1]",
+        ),
+        (
+            json!({"id": "x", "email": "a@b.c", "verified": "email"}),
+            "from.verified",
+        ),
+        (json!({"id": "x", "phone": "call me"}), "from.phone"),
+    ] {
+        let (status, answer) = daemon.post_signed(&sender("m-bad", from.clone())).await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{from}: {answer}");
+        assert!(answer.to_string().contains(field), "{from}: {answer}");
+    }
+}

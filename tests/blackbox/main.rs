@@ -12,6 +12,7 @@ mod email;
 mod harness;
 mod ingest;
 mod labels;
+mod mentions;
 mod migrate;
 mod postgres;
 mod privacy;

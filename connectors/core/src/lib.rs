@@ -62,6 +62,13 @@ pub struct Sender {
     pub external_id: String,
     pub name: Option<String>,
     pub email: Option<String>,
+    /// A phone number the channel gives, digits with an optional leading `+`.
+    pub phone: Option<String>,
+    /// The channel vouches that `email` is this sender's (a webhook app that verified
+    /// it): the desk links the identity to the contact it already knows by that address.
+    pub email_verified: bool,
+    /// The same for `phone`.
+    pub phone_verified: bool,
 }
 
 /// An attachment as received, before the store deduplicates it by content hash.

@@ -79,7 +79,7 @@ fn unreadable(raw: &[u8], error: &str) -> InboundMessage {
         sender: Sender {
             external_id: nobody(&external_id),
             name: Some("Unreadable mail".into()),
-            email: None,
+            ..Sender::default()
         },
         external_id,
         anonymous: true,
@@ -162,6 +162,7 @@ pub fn sender_of(parsed: &ParsedMail, external_id: &str) -> (Sender, bool) {
             external_id: from.address.clone(),
             name: from.name.clone(),
             email: Some(from.address.clone()),
+            ..Sender::default()
         };
         return (sender, true);
     }
@@ -176,12 +177,12 @@ pub fn sender_of(parsed: &ParsedMail, external_id: &str) -> (Sender, bool) {
         Some(mailbox) => Sender {
             external_id: mailbox.address,
             name: mailbox.name,
-            email: None,
+            ..Sender::default()
         },
         None => Sender {
             external_id: nobody(external_id),
             name: Some("Unknown sender".into()),
-            email: None,
+            ..Sender::default()
         },
     };
     (sender, false)

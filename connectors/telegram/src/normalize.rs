@@ -147,7 +147,7 @@ fn sender_of(user: &teloxide::types::User) -> Sender {
     Sender {
         external_id: user.id.0.to_string(),
         name: Some(name.trim().to_owned()).filter(|name| !name.is_empty()),
-        email: None,
+        ..Sender::default()
     }
 }
 

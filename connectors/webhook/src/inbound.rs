@@ -169,15 +169,36 @@ pub fn parse_body_with(body: &[u8], limits: &BodyLimits) -> Result<InboundMessag
 
     let external_id = root.required_id("id")?;
     let from = Fields::of(root.required("from")?, "from")?;
-    let sender = Sender {
+    let mut sender = Sender {
         external_id: from.required_id("id")?,
         name: from.optional_text("name")?,
         email: from.optional_text("email")?,
+        phone: from
+            .optional_text("phone")?
+            .map(|phone| normalized_phone(&phone))
+            .transpose()?,
+        ..Sender::default()
     };
     if let Some(email) = &sender.email
         && !looks_like_email(email)
     {
         return Err(invalid("from.email", "must be an email address"));
+    }
+    if let Some(verified) = from.get("verified") {
+        let Some(items) = verified.as_array() else {
+            return Err(invalid("from.verified", "must be an array of `email` and `phone`"));
+        };
+        for (index, item) in items.iter().enumerate() {
+            let at = format!("from.verified[{index}]");
+            match item.as_str() {
+                Some("email") if sender.email.is_some() => sender.email_verified = true,
+                Some("phone") if sender.phone.is_some() => sender.phone_verified = true,
+                Some("email" | "phone") => {
+                    return Err(invalid(at, "names a field `from` does not give"));
+                }
+                _ => return Err(invalid(at, "must be `email` or `phone`")),
+            }
+        }
     }
     if let Some(name) = &sender.name
         && name.chars().count() > limits.max_name_chars
@@ -320,6 +341,21 @@ fn parse_attachments(root: &Fields<'_>, limits: &BodyLimits) -> Result<Vec<Inbou
             })
         })
         .collect()
+}
+
+/// A phone number as apps write it (`+49 30 1234-567`, `(030) 1234567`): spaces,
+/// dashes, dots and brackets dropped, then an optional `+` and 5 to 20 digits.
+fn normalized_phone(text: &str) -> Result<String, BodyError> {
+    let kept: String = text
+        .chars()
+        .filter(|c| !matches!(c, ' ' | '-' | '.' | '(' | ')'))
+        .collect();
+    let digits = kept.strip_prefix('+').unwrap_or(&kept);
+    if (5..=20).contains(&digits.len()) && digits.chars().all(|c| c.is_ascii_digit()) {
+        Ok(kept)
+    } else {
+        Err(invalid("from.phone", "must be a phone number such as `+4930123456`"))
+    }
 }
 
 fn looks_like_email(text: &str) -> bool {

@@ -157,6 +157,11 @@ const MIGRATIONS: migrations::Versions = &[
         "saved replies",
         include_str!("../../../migrations/postgres/0007_saved_replies.sql"),
     ),
+    (
+        8,
+        "mentions",
+        include_str!("../../../migrations/postgres/0008_mentions.sql"),
+    ),
 ];
 
 /// A connection that is put back into the pool only once its transaction is over: if a

@@ -90,6 +90,11 @@ const MIGRATIONS: Versions = &[
         "saved replies",
         include_str!("../../../migrations/sqlite/0019_saved_replies.sql"),
     ),
+    (
+        20,
+        "mentions",
+        include_str!("../../../migrations/sqlite/0020_mentions.sql"),
+    ),
 ];
 
 pub async fn migrator() -> Result<Migrator, sqlx::migrate::MigrateError> {

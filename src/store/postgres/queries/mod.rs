@@ -7,7 +7,7 @@
 //! - `conversations`: summaries, details, messages, attachments.
 //! - `deliveries`: the outbox, event deliveries, gauges.
 
-mod admin;
+mod agents;
 mod contacts;
 mod conversations;
 mod deliveries;
@@ -395,10 +395,25 @@ impl Queries for PgStore {
         before: Option<i64>,
         limit: u32,
     ) -> StoreResult<Vec<AdminAuditEntry>> {
-        admin::admin_audit(&self.pool, agent_id, before, limit).await
+        agents::admin_audit(&self.pool, agent_id, before, limit).await
+    }
+
+    async fn mentions(
+        &self,
+        agent_id: i64,
+        visible_to: &Visibility,
+        unread_only: bool,
+        before: Option<i64>,
+        limit: u32,
+    ) -> StoreResult<Vec<MentionView>> {
+        agents::mentions(&self.pool, agent_id, visible_to, unread_only, before, limit).await
+    }
+
+    async fn unread_mentions(&self, agent_id: i64, visible_to: &Visibility) -> StoreResult<i64> {
+        agents::unread_mentions(&self.pool, agent_id, visible_to).await
     }
 
     async fn agent_tokens(&self, agent_id: i64) -> StoreResult<Vec<TokenView>> {
-        admin::agent_tokens(&self.pool, agent_id).await
+        agents::agent_tokens(&self.pool, agent_id).await
     }
 }

@@ -46,6 +46,23 @@ impl ContactTx for PgTx<'_> {
         row.map(|row| column(&row, "contact_id")).transpose()
     }
 
+    fn contacts_with_address(&mut self, email: Option<&str>, phone: Option<&str>) -> StoreResult<Vec<i64>> {
+        // Each arm matches its expression index (migration 0005).
+        let rows = self.rows(
+            sqlx::query(
+                "SELECT id FROM (
+                     SELECT id FROM contacts WHERE email IS NOT NULL AND LOWER(email) = LOWER($1)
+                     UNION
+                     SELECT id FROM contacts WHERE metadata::jsonb ? 'phone' AND (metadata::jsonb ->> 'phone') = $2
+                 ) found JOIN contacts USING (id)
+                 WHERE merged_into IS NULL AND erased_at IS NULL ORDER BY id LIMIT 2",
+            )
+            .bind(email)
+            .bind(phone),
+        )?;
+        rows.iter().map(|row| column(row, "id")).collect()
+    }
+
     fn insert_contact(&mut self, record: &ContactRecord, now: i64) -> StoreResult<i64> {
         let row = self.one(
             sqlx::query(

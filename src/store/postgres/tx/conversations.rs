@@ -244,6 +244,10 @@ impl ConversationTx for PgTx<'_> {
             set(&mut update, "last_activity_at = ");
             update.push_bind(at);
         }
+        if let Some(identity_id) = patch.identity_id {
+            set(&mut update, "identity_id = ");
+            update.push_bind(identity_id);
+        }
         if let Some(message_id) = patch.last_message_id {
             set(&mut update, "last_message_id = ");
             update.push_bind(message_id);

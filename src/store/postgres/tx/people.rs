@@ -184,4 +184,44 @@ impl PeopleTx for PgTx<'_> {
         )?;
         column(&row, "id")
     }
+
+    fn insert_mention(
+        &mut self,
+        message_id: i64,
+        conversation_id: i64,
+        agent_id: i64,
+        by: i64,
+        now: i64,
+    ) -> StoreResult<i64> {
+        let row = self.one(
+            sqlx::query(
+                "INSERT INTO mentions (message_id, conversation_id, agent_id, by_agent_id, created_at)
+                 VALUES ($1, $2, $3, $4, $5) RETURNING id",
+            )
+            .bind(message_id)
+            .bind(conversation_id)
+            .bind(agent_id)
+            .bind(by)
+            .bind(now),
+        )?;
+        column(&row, "id")
+    }
+
+    fn mark_mentions_read(&mut self, agent_id: i64, ids: Option<&[i64]>, now: i64) -> StoreResult<u64> {
+        match ids {
+            None => self.execute(
+                sqlx::query("UPDATE mentions SET read_at = $2 WHERE agent_id = $1 AND read_at IS NULL")
+                    .bind(agent_id)
+                    .bind(now),
+            ),
+            Some(ids) => self.execute(
+                sqlx::query(
+                    "UPDATE mentions SET read_at = $3 WHERE agent_id = $1 AND id = ANY($2) AND read_at IS NULL",
+                )
+                .bind(agent_id)
+                .bind(ids)
+                .bind(now),
+            ),
+        }
+    }
 }

@@ -57,6 +57,23 @@ impl ContactTx for SqliteTx<'_> {
             .optional()?)
     }
 
+    fn contacts_with_address(&mut self, email: Option<&str>, phone: Option<&str>) -> StoreResult<Vec<i64>> {
+        // Each arm matches its expression index (migration 0017).
+        Ok(self
+            .conn
+            .prepare_cached(
+                "SELECT id FROM (
+                     SELECT id FROM contacts WHERE email IS NOT NULL AND LOWER(email) = LOWER(?1)
+                     UNION
+                     SELECT id FROM contacts WHERE json_extract(metadata, '$.phone') IS NOT NULL
+                         AND CAST(json_extract(metadata, '$.phone') AS TEXT) = ?2
+                 ) found JOIN contacts USING (id)
+                 WHERE merged_into IS NULL AND erased_at IS NULL ORDER BY id LIMIT 2",
+            )?
+            .query_map(params![email, phone], |row| row.get(0))?
+            .collect::<Result<_, _>>()?)
+    }
+
     fn insert_contact(&mut self, record: &ContactRecord, now: i64) -> StoreResult<i64> {
         Ok(self
             .conn

@@ -272,6 +272,9 @@ impl ConversationTx for SqliteTx<'_> {
         if let Some(at) = patch.last_activity_at {
             set("last_activity_at = ?", int(Some(at)));
         }
+        if let Some(identity_id) = patch.identity_id {
+            set("identity_id = ?", int(Some(identity_id)));
+        }
         if let Some(message_id) = patch.last_message_id {
             set("last_message_id = ?", int(Some(message_id)));
         }

@@ -184,4 +184,43 @@ impl PeopleTx for SqliteTx<'_> {
                 |row| row.get(0),
             )?)
     }
+
+    fn insert_mention(
+        &mut self,
+        message_id: i64,
+        conversation_id: i64,
+        agent_id: i64,
+        by: i64,
+        now: i64,
+    ) -> StoreResult<i64> {
+        Ok(self
+            .conn
+            .prepare_cached(
+                "INSERT INTO mentions (message_id, conversation_id, agent_id, by_agent_id, created_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5) RETURNING id",
+            )?
+            .query_row(params![message_id, conversation_id, agent_id, by, now], |row| {
+                row.get(0)
+            })?)
+    }
+
+    fn mark_mentions_read(&mut self, agent_id: i64, ids: Option<&[i64]>, now: i64) -> StoreResult<u64> {
+        let marked = match ids {
+            None => self
+                .conn
+                .prepare_cached("UPDATE mentions SET read_at = ?2 WHERE agent_id = ?1 AND read_at IS NULL")?
+                .execute(params![agent_id, now])?,
+            Some(ids) => {
+                let mut update = self.conn.prepare_cached(
+                    "UPDATE mentions SET read_at = ?3 WHERE agent_id = ?1 AND id = ?2 AND read_at IS NULL",
+                )?;
+                let mut marked = 0;
+                for id in ids {
+                    marked += update.execute(params![agent_id, id, now])?;
+                }
+                marked
+            }
+        };
+        Ok(marked as u64)
+    }
 }

@@ -1,3 +1,0 @@
-//! The admins' read models (`store::admin_views`).
-
-crate::store::admin_views::admin_queries!(sqlx::Postgres, sqlx::PgPool);

@@ -1,0 +1,3 @@
+//! What agents and admins read of agents (`store::agent_views`).
+
+crate::store::agent_views::agent_queries!(sqlx::Sqlite, sqlx::SqlitePool);
