@@ -12,6 +12,7 @@ const app = {
   detail: null,
   stream: null,
   refreshTimer: null,
+  ticket: 0,          // the view on show (see route)
 };
 
 // ---- DOM helpers -------------------------------------------------------------
@@ -110,13 +111,40 @@ async function start() {
   setInterval(tickClocks, 1000);
 }
 
+// The pane shows what the address says: `#/c/{id}` a conversation, `#/search?q=…` search
+// results, `#/supervisor` the supervisors' view. Each view takes a ticket: an answer that comes
+// back after the agent went elsewhere is dropped rather than drawn over the new view.
 function route() {
-  const match = location.hash.match(/^#\/c\/(\d+)$/);
-  if (location.hash === "#/supervisor") { app.openId = null; renderSupervisor(); return; }
-  document.body.classList.toggle("reading", !!match);
-  if (match) openConversation(Number(match[1]));
-  else { app.openId = null; replace($("#conversation"), h("p", { class: "empty" }, "Choose a conversation.")); }
+  const hash = location.hash;
+  const ticket = ++app.ticket;
+  const query = (text) => new URLSearchParams(text || "");
+  const conversation = hash.match(/^#\/c\/(\d+)$/);
+  const search = hash.match(/^#\/search(?:\?(.*))?$/);
+  if (!conversation) app.openId = null;
+  const input = $("#search-input");
+  if (input && !search) input.value = "";
+  if (hash === "#/supervisor") { renderSupervisor(); return; }
+  document.body.classList.toggle("reading", !!(conversation || search));
+  if (conversation) openConversation(Number(conversation[1]));
+  else if (search) renderSearch(query(search[1]), ticket);
+  else replace(freshPane(), h("p", { class: "empty" }, "Choose a conversation."));
   refreshList();
+}
+
+// Shows `hash`; the same address again (a search repeated) shows it anew.
+function go(hash) {
+  if (location.hash === hash) route();
+  else location.hash = hash;
+}
+
+// Whether `ticket` is still the view on show.
+function current(ticket) { return ticket === app.ticket; }
+
+// The pane, emptied of a conversation's state, for another view.
+function freshPane() {
+  const pane = $("#conversation");
+  delete pane.dataset.id;
+  return pane;
 }
 
 function signedOut() {
@@ -192,6 +220,7 @@ function renderDesk() {
   const header = h("header", { class: "top" },
     h("a", { href: "#/", class: "brand" }, "Switchboard"),
     supervising() ? h("a", { href: "#/supervisor", id: "supervisor-link" }, "Supervisor") : null,
+    searchBox(),
     h("span", { class: "grow" }),
     h("span", { id: "whoami", dir: "auto" }, agent.name, agent.teams.length ? " · " + agent.teams.join(", ") : ""),
     available,
@@ -291,10 +320,13 @@ async function openConversation(id) {
   app.openId = id;
   document.querySelectorAll(".row").forEach((r) => r.classList.toggle("current", Number(r.dataset.id) === id));
   try {
-    app.detail = await api("GET", "/conversations/" + id);
+    const detail = await api("GET", "/conversations/" + id);
+    if (app.openId !== id) return;
+    app.detail = detail;
     renderConversation(app.detail);
   } catch (error) {
-    replace($("#conversation"), h("p", { class: "error" }, error.message));
+    if (app.openId !== id) return;
+    replace(freshPane(), h("p", { class: "error" }, error.message));
   }
 }
 
@@ -719,10 +751,134 @@ function readFile(file) {
   });
 }
 
+// ---- Search ----------------------------------------------------------------------------
+
+// The header's search box: `/` anywhere but in a field puts the cursor in it, Enter
+// shows the results (`#/search?q=…`, keeping the results' filters), Escape leaves it.
+function searchBox() {
+  const input = h("input", { type: "search", id: "search-input", name: "q", placeholder: "Search (/)",
+    "aria-label": "Search conversations", autocomplete: "off", dir: "auto",
+    onkeydown: (event) => { if (event.key === "Escape") { input.value = ""; input.blur(); } } });
+  return h("form", { role: "search", class: "search-box", id: "search-form", onsubmit: (event) => {
+    event.preventDefault();
+    const params = location.hash.startsWith("#/search") ? searchParams() : new URLSearchParams();
+    params.set("q", input.value.trim());
+    go("#/search?" + params.toString());
+  } }, input);
+}
+
+document.addEventListener("keydown", (event) => {
+  if (event.key !== "/" || event.ctrlKey || event.metaKey || event.altKey) return;
+  const target = event.target;
+  if (target.closest && target.closest("input, textarea, select, [contenteditable], dialog")) return;
+  const input = $("#search-input");
+  if (!input) return;
+  event.preventDefault();
+  input.focus();
+  input.select();
+});
+
+// The search's parameters in the address now.
+function searchParams() {
+  const match = location.hash.match(/^#\/search(?:\?(.*))?$/);
+  return new URLSearchParams(match ? match[1] || "" : "");
+}
+
+// What GET /api/v1/search refuses as too short: no word of three characters or more
+// (characters as the API counts them: Unicode scalar values).
+function searchable(text) {
+  return text.split(/\s+/).some((word) => [...word].length >= 3);
+}
+
+async function renderSearch(params, ticket) {
+  const pane = freshPane();
+  const q = (params.get("q") || "").trim();
+  const input = $("#search-input");
+  if (input && document.activeElement !== input) input.value = q;
+  const filter = (name, label, options) => h("label", { class: "filter" }, label,
+    h("select", { id: "search-" + name, name, onchange: (event) => {
+      const next = searchParams();
+      if (event.target.value) next.set(name, event.target.value); else next.delete(name);
+      location.hash = "#/search?" + next.toString();
+    } }, options.map(([value, text]) => h("option", { value, selected: (params.get(name) || "") === value }, text))));
+  const message = h("p", { id: "search-message", class: "empty", role: "status" });
+  const results = h("ol", { id: "search-results", class: "results" });
+  replace(pane,
+    h("div", { class: "pane-head" }, h("a", { href: "#/", class: "back" }, "← Back"),
+      h("h2", {}, "Search ", q ? h("q", { dir: "auto", id: "search-query" }, q) : null)),
+    h("div", { class: "filters", id: "search-filters" },
+      filter("status", "Status", [["", "All"], ["open", "Open"], ["pending", "Pending"], ["open,pending,snoozed", "Unresolved"], ["resolved,closed", "Resolved"]]),
+      filter("priority", "Priority", [["", "Any"], ["urgent", "Urgent"], ["high", "High"], ["normal", "Normal"], ["low", "Low"]]),
+      filter("channel", "Channel", [["", "Any"], ["email", "Email"], ["telegram", "Telegram"], ["webhook", "Webhook"]])),
+    message, results);
+  if (!q) { message.textContent = "Type words to find in messages, notes and subjects."; return; }
+  if (!searchable(q)) {
+    message.className = "error";
+    message.textContent = "Type at least 3 characters: a search needs one word of three characters or more.";
+    return;
+  }
+  message.textContent = "Searching…";
+  const query = new URLSearchParams();
+  for (const [key, value] of params) if (value) query.set(key, value);
+  query.set("limit", "50");
+  try {
+    const page = await api("GET", "/search?" + query.toString());
+    if (!current(ticket)) return;
+    if (!page.results.length) { message.textContent = "No conversations match “" + q + "”."; return; }
+    message.textContent = page.results.length + (page.results.length === 1 ? " conversation" : " conversations");
+    replace(results, page.results.map(searchResult));
+  } catch (error) {
+    if (!current(ticket)) return;
+    message.className = "error";
+    replace(message, h("span", { class: "error-code" }, error.code), " " + error.message);
+  }
+}
+
+function searchResult(result) {
+  const c = result.conversation;
+  return h("li", { class: "result", "data-id": c.id },
+    h("a", { href: "#/c/" + c.id, class: "result-link" },
+      h("span", { class: "line" },
+        h("span", { class: "badge channel-" + c.channel }, c.channel),
+        h("strong", { dir: "auto", class: "who" }, c.contact.name || "(no name)"),
+        h("span", { class: "grow" }),
+        h("span", { class: "badge priority-" + c.priority }, c.priority)),
+      result.subject ? h("span", { class: "excerpt subject-excerpt", dir: "auto" }, marked(result.subject)) :
+        c.subject ? h("span", { class: "subject", dir: "auto" }, c.subject) : null,
+      result.matches.map((match) => h("span", { class: "excerpt " + (match.kind === "note" ? "note" : match.direction),
+        "data-message-id": match.message_id },
+        match.kind === "note" ? h("span", { class: "badge note-badge" }, "note") : null,
+        match.kind === "note" ? " " : null,
+        h("span", { dir: "auto" }, marked(match)))),
+      h("span", { class: "meta" }, c.reference, " · ", c.status, c.team ? " · " + c.team : "",
+        " · ", ago(c.last_activity_at))));
+}
+
+// An excerpt as text with its highlights in <mark>: the API's `[start, end)` ranges
+// count Unicode scalar values, which is what iterating a string gives.
+function marked(excerpt) {
+  const chars = [...excerpt.excerpt];
+  const ranges = excerpt.highlights
+    .map(([start, end]) => [Math.max(0, start), Math.min(chars.length, end)])
+    .filter(([start, end]) => start < end)
+    .sort((a, b) => a[0] - b[0]);
+  const parts = [];
+  let at = 0;
+  for (const [start, end] of ranges) {
+    if (end <= at) continue;
+    const from = Math.max(start, at);
+    if (from > at) parts.push(chars.slice(at, from).join(""));
+    parts.push(h("mark", {}, chars.slice(from, end).join("")));
+    at = end;
+  }
+  if (at < chars.length) parts.push(chars.slice(at).join(""));
+  return parts;
+}
+
 // ---- Supervisors -----------------------------------------------------------------------
 
 async function renderSupervisor() {
-  const pane = $("#conversation");
+  const pane = freshPane();
   document.body.classList.add("reading");
   replace(pane, h("p", {}, "Loading…"));
   try {
