@@ -487,7 +487,13 @@ async fn an_agent_finds_a_thai_word_and_a_person_corrects_them_and_merges_their_
             EMAIL,
             "สวัสดีครับ ผมต้องการยกเลิกคำสั่งซื้อเพราะสินค้ามาช้ามาก",
         ),
-        customer("t-2", "somchai-app", "Somchai J.", EMAIL, "Any news about my order?"),
+        customer(
+            "t-2",
+            "somchai-app",
+            "Somchai J.",
+            EMAIL,
+            "Any news about my order? <img src=x onerror=\"document.body.dataset.injected='yes'\"> ยกเลิกได้ไหม",
+        ),
         customer(
             "t-3",
             "niran-shop",
@@ -538,18 +544,39 @@ async fn an_agent_finds_a_thai_word_and_a_person_corrects_them_and_merges_their_
         "results",
         Some("conversation"),
     );
-    assert_eq!(expected, BTreeSet::from([thai]), "support's agent finds support's only");
-    assert_eq!(ids_shown(&ada, "#search-results .result").await, expected);
-    // The word is marked where it is, inside the sentence, and the rest is plain text.
-    let marks = ada
-        .execute(
-            "return [...document.querySelectorAll(arguments[0] + ' .excerpt mark')].map((m) => m.textContent);",
-            vec![json!(result)],
-        )
+    assert_eq!(
+        expected,
+        BTreeSet::from([thai, second]),
+        "support's agent finds support's only"
+    );
+    ada.wait_for(&format!("#search-results .result[data-id='{second}']"))
         .await;
-    assert_eq!(marks, json!([WORD]));
+    assert_eq!(ids_shown(&ada, "#search-results .result").await, expected);
+    // The word is marked where it is, inside the sentence, and the rest is plain text:
+    // markup a customer wrote is shown, never made.
+    for conversation in [thai, second] {
+        let marks = ada
+            .execute(
+                "return [...document.querySelectorAll(arguments[0] + ' .excerpt mark')].map((m) => m.textContent);",
+                vec![json!(format!("#search-results .result[data-id='{conversation}']"))],
+            )
+            .await;
+        assert_eq!(marks, json!([WORD]), "conversation {conversation}");
+    }
     let excerpt = ada.text(&format!("{result} .excerpt")).await;
     assert!(excerpt.contains("ผมต้องการยกเลิกคำสั่งซื้อ"), "{excerpt}");
+    let excerpt = ada
+        .text(&format!("#search-results .result[data-id='{second}'] .excerpt"))
+        .await;
+    assert!(excerpt.contains("<img src=x"), "{excerpt}");
+    let made = ada
+        .execute(
+            "return document.querySelectorAll('#search-results img').length === 0
+                 && document.body.dataset.injected === undefined;",
+            vec![],
+        )
+        .await;
+    assert_eq!(made, json!(true), "customer text became markup");
     ada.screenshot("search").await;
     // The list's filters apply: nothing resolved matches, everything does again.
     ada.execute(
@@ -667,6 +694,34 @@ async fn an_agent_finds_a_thai_word_and_a_person_corrects_them_and_merges_their_
     ada.click(&format!("#contact-conversations li[data-id='{second}'] a"))
         .await;
     ada.wait_for_text("#thread .message.inbound .text", "Any news").await;
+
+    // Everyone, newest first, a page at a time by the API's cursor.
+    for n in 0..25 {
+        let (status, answer) = daemon
+            .post_signed(&customer(
+                &format!("p-{n}"),
+                &format!("person-{n}"),
+                &format!("Person {n}"),
+                &format!("person{n}@example.com"),
+                "Where is my parcel?",
+            ))
+            .await;
+        assert_eq!(status, StatusCode::ACCEPTED, "{answer}");
+    }
+    let everyone = ids_of(&daemon.get("/contacts?limit=100", &ada_token).await, "contacts", None);
+    assert_eq!(
+        everyone.len(),
+        26,
+        "Somchai and 25 more; the merged one and billing's are not listed"
+    );
+    ada.click("#contacts-link").await;
+    ada.wait_until("document.querySelectorAll('#contact-results .contact-row').length === 25")
+        .await;
+    ada.click("#contacts-more").await;
+    ada.wait_until("document.querySelectorAll('#contact-results .contact-row').length === 26")
+        .await;
+    ada.wait_until("document.querySelector('#contacts-more').hidden").await;
+    assert_eq!(ids_shown(&ada, "#contact-results .contact-row").await, everyone);
 
     // Billing's agent, on a phone: search, contacts and pages show what the API lets
     // them see, Niran and billing's conversation, nothing of Somchai.
