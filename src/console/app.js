@@ -12,6 +12,7 @@ const app = {
   detail: null,
   stream: null,
   refreshTimer: null,
+  ticket: 0,          // the view on show (see route)
 };
 
 // ---- DOM helpers -------------------------------------------------------------
@@ -111,14 +112,46 @@ async function start() {
   setInterval(tickClocks, 1000);
 }
 
+// The pane shows what the address says: `#/c/{id}` a conversation, `#/search?q=…` search
+// results, `#/contacts[?q=…]` people found, `#/contacts/{id}` a person's page,
+// `#/mentions` the notes that mention the agent, `#/supervisor` the supervisors' view. Each view takes a ticket: an answer that comes
+// back after the agent went elsewhere is dropped rather than drawn over the new view.
 function route() {
-  const match = location.hash.match(/^#\/c\/(\d+)$/);
-  if (location.hash === "#/supervisor") { app.openId = null; renderSupervisor(); return; }
-  if (location.hash === "#/mentions") { app.openId = null; renderMentions(); refreshList(); return; }
-  document.body.classList.toggle("reading", !!match);
-  if (match) openConversation(Number(match[1]));
-  else { app.openId = null; replace($("#conversation"), h("p", { class: "empty" }, "Choose a conversation.")); }
+  const hash = location.hash;
+  const ticket = ++app.ticket;
+  const query = (text) => new URLSearchParams(text || "");
+  const conversation = hash.match(/^#\/c\/(\d+)$/);
+  const search = hash.match(/^#\/search(?:\?(.*))?$/);
+  const contact = hash.match(/^#\/contacts\/(\d+)$/);
+  const contacts = hash.match(/^#\/contacts(?:\?(.*))?$/);
+  if (!conversation) app.openId = null;
+  const input = $("#search-input");
+  if (input && !search) input.value = "";
+  if (hash === "#/supervisor") { renderSupervisor(); return; }
+  if (hash === "#/mentions") { renderMentions(); refreshList(); return; }
+  document.body.classList.toggle("reading", !!(conversation || search || contact || contacts));
+  if (conversation) openConversation(Number(conversation[1]));
+  else if (search) renderSearch(query(search[1]), ticket);
+  else if (contact) renderContact(Number(contact[1]), ticket);
+  else if (contacts) renderContacts(query(contacts[1]), ticket);
+  else replace(freshPane(), h("p", { class: "empty" }, "Choose a conversation."));
   refreshList();
+}
+
+// Shows `hash`; the same address again (a search repeated) shows it anew.
+function go(hash) {
+  if (location.hash === hash) route();
+  else location.hash = hash;
+}
+
+// Whether `ticket` is still the view on show.
+function current(ticket) { return ticket === app.ticket; }
+
+// The pane, emptied of a conversation's state, for another view.
+function freshPane() {
+  const pane = $("#conversation");
+  delete pane.dataset.id;
+  return pane;
 }
 
 function signedOut() {
@@ -193,9 +226,11 @@ function renderDesk() {
     } }, agent.available ? "Available" : "Away");
   const header = h("header", { class: "top" },
     h("a", { href: "#/", class: "brand" }, "Switchboard"),
+    h("a", { href: "#/contacts", id: "contacts-link" }, "Contacts"),
     supervising() ? h("a", { href: "#/supervisor", id: "supervisor-link" }, "Supervisor") : null,
     h("a", { href: "#/mentions", id: "mentions-link", title: "Notes that mention you" }, "@ ",
       h("span", { class: "count", id: "count-mentions" }, "·")),
+    searchBox(),
     h("span", { class: "grow" }),
     h("span", { id: "whoami", dir: "auto" }, agent.name, agent.teams.length ? " · " + agent.teams.join(", ") : ""),
     available,
@@ -295,10 +330,13 @@ async function openConversation(id) {
   app.openId = id;
   document.querySelectorAll(".row").forEach((r) => r.classList.toggle("current", Number(r.dataset.id) === id));
   try {
-    app.detail = await api("GET", "/conversations/" + id);
+    const detail = await api("GET", "/conversations/" + id);
+    if (app.openId !== id) return;
+    app.detail = detail;
     renderConversation(app.detail);
   } catch (error) {
-    replace($("#conversation"), h("p", { class: "error" }, error.message));
+    if (app.openId !== id) return;
+    replace(freshPane(), h("p", { class: "error" }, error.message));
   }
 }
 
@@ -359,7 +397,7 @@ function renderConversation(detail, refresh) {
   if (atBottom) thread.scrollTop = thread.scrollHeight;
   replace($("#clocks"), clocks(detail.sla));
   replace($("#contact"),
-    h("p", { dir: "auto", id: "contact-name" }, contact.name || "(no name)"),
+    h("p", {}, h("a", { href: "#/contacts/" + contact.id, id: "contact-link", dir: "auto" }, contact.name || "(no name)")),
     h("p", { class: "meta" }, detail.channel, " · ", contact.external_id, contact.email ? " · " + contact.email : ""),
     contact.language ? h("p", { class: "meta" }, "Language: ", contact.language) : null,
     contact.unreachable ? h("p", { class: "error" }, "Unreachable: ", contact.unreachable) : null);
@@ -738,10 +776,376 @@ function readFile(file) {
   });
 }
 
+// ---- Search ----------------------------------------------------------------------------
+
+// The header's search box: `/` anywhere but in a field puts the cursor in it, Enter
+// shows the results (`#/search?q=…`, keeping the results' filters), Escape leaves it.
+function searchBox() {
+  const input = h("input", { type: "search", id: "search-input", name: "q", placeholder: "Search (/)",
+    "aria-label": "Search conversations", autocomplete: "off", dir: "auto",
+    onkeydown: (event) => { if (event.key === "Escape") { input.value = ""; input.blur(); } } });
+  return h("form", { role: "search", class: "search-box", id: "search-form", onsubmit: (event) => {
+    event.preventDefault();
+    const params = location.hash.startsWith("#/search") ? searchParams() : new URLSearchParams();
+    params.set("q", input.value.trim());
+    go("#/search?" + params.toString());
+  } }, input);
+}
+
+document.addEventListener("keydown", (event) => {
+  if (event.key !== "/" || event.ctrlKey || event.metaKey || event.altKey) return;
+  const target = event.target;
+  if (target.closest && target.closest("input, textarea, select, [contenteditable], dialog")) return;
+  const input = $("#search-input");
+  if (!input) return;
+  event.preventDefault();
+  input.focus();
+  input.select();
+});
+
+// The search's parameters in the address now.
+function searchParams() {
+  const match = location.hash.match(/^#\/search(?:\?(.*))?$/);
+  return new URLSearchParams(match ? match[1] || "" : "");
+}
+
+// What GET /api/v1/search refuses as too short: no word of three characters or more
+// (characters as the API counts them: Unicode scalar values).
+function searchable(text) {
+  return text.split(/\s+/).some((word) => [...word].length >= 3);
+}
+
+async function renderSearch(params, ticket) {
+  const pane = freshPane();
+  const q = (params.get("q") || "").trim();
+  const input = $("#search-input");
+  if (input && document.activeElement !== input) input.value = q;
+  const filter = (name, label, options) => h("label", { class: "filter" }, label,
+    h("select", { id: "search-" + name, name, onchange: (event) => {
+      const next = searchParams();
+      if (event.target.value) next.set(name, event.target.value); else next.delete(name);
+      location.hash = "#/search?" + next.toString();
+    } }, options.map(([value, text]) => h("option", { value, selected: (params.get(name) || "") === value }, text))));
+  const message = h("p", { id: "search-message", class: "empty", role: "status" });
+  const results = h("ol", { id: "search-results", class: "results" });
+  replace(pane,
+    h("div", { class: "pane-head" }, h("a", { href: "#/", class: "back" }, "← Back"),
+      h("h2", {}, "Search ", q ? h("q", { dir: "auto", id: "search-query" }, q) : null)),
+    h("div", { class: "filters", id: "search-filters" },
+      filter("status", "Status", [["", "All"], ["open", "Open"], ["pending", "Pending"], ["open,pending,snoozed", "Unresolved"], ["resolved,closed", "Resolved"]]),
+      filter("priority", "Priority", [["", "Any"], ["urgent", "Urgent"], ["high", "High"], ["normal", "Normal"], ["low", "Low"]]),
+      filter("channel", "Channel", [["", "Any"], ["email", "Email"], ["telegram", "Telegram"], ["webhook", "Webhook"]])),
+    message, results);
+  if (!q) { message.textContent = "Type words to find in messages, notes and subjects."; return; }
+  if (!searchable(q)) {
+    message.className = "error";
+    message.textContent = "Type at least 3 characters: a search needs one word of three characters or more.";
+    return;
+  }
+  message.textContent = "Searching…";
+  const query = new URLSearchParams();
+  for (const [key, value] of params) if (value) query.set(key, value);
+  query.set("limit", "50");
+  try {
+    const page = await api("GET", "/search?" + query.toString());
+    if (!current(ticket)) return;
+    if (!page.results.length) { message.textContent = "No conversations match “" + q + "”."; return; }
+    message.textContent = page.results.length + (page.results.length === 1 ? " conversation" : " conversations");
+    replace(results, page.results.map(searchResult));
+  } catch (error) {
+    if (!current(ticket)) return;
+    message.className = "error";
+    replace(message, h("span", { class: "error-code" }, error.code), " " + error.message);
+  }
+}
+
+function searchResult(result) {
+  const c = result.conversation;
+  return h("li", { class: "result", "data-id": c.id },
+    h("a", { href: "#/c/" + c.id, class: "result-link" },
+      h("span", { class: "line" },
+        h("span", { class: "badge channel-" + c.channel }, c.channel),
+        h("strong", { dir: "auto", class: "who" }, c.contact.name || "(no name)"),
+        h("span", { class: "grow" }),
+        h("span", { class: "badge priority-" + c.priority }, c.priority)),
+      result.subject ? h("span", { class: "excerpt subject-excerpt", dir: "auto" }, marked(result.subject)) :
+        c.subject ? h("span", { class: "subject", dir: "auto" }, c.subject) : null,
+      result.matches.map((match) => h("span", { class: "excerpt " + (match.kind === "note" ? "note" : match.direction),
+        "data-message-id": match.message_id },
+        match.kind === "note" ? h("span", { class: "badge note-badge" }, "note") : null,
+        match.kind === "note" ? " " : null,
+        h("span", { dir: "auto" }, marked(match)))),
+      h("span", { class: "meta" }, c.reference, " · ", c.status, c.team ? " · " + c.team : "",
+        " · ", ago(c.last_activity_at))));
+}
+
+// An excerpt as text with its highlights in <mark>: the API's `[start, end)` ranges
+// count Unicode scalar values, which is what iterating a string gives.
+function marked(excerpt) {
+  const chars = [...excerpt.excerpt];
+  const ranges = excerpt.highlights
+    .map(([start, end]) => [Math.max(0, start), Math.min(chars.length, end)])
+    .filter(([start, end]) => start < end)
+    .sort((a, b) => a[0] - b[0]);
+  const parts = [];
+  let at = 0;
+  for (const [start, end] of ranges) {
+    if (end <= at) continue;
+    const from = Math.max(start, at);
+    if (from > at) parts.push(chars.slice(at, from).join(""));
+    parts.push(h("mark", {}, chars.slice(from, end).join("")));
+    at = end;
+  }
+  if (at < chars.length) parts.push(chars.slice(at).join(""));
+  return parts;
+}
+
+// ---- Contacts --------------------------------------------------------------------------
+
+const KNOWN_FLAGS = ["vip", "influencer", "verified"];
+
+function contactName(contact) { return contact.name || contact.email || "Contact #" + contact.id; }
+
+function flagBadges(flags) {
+  return flags.map((flag) => h("span", { class: "badge flag flag-" + flag, "data-flag": flag }, flag));
+}
+
+// `#/contacts?q=…`: people found by a part of their name, email, phone, Telegram username
+// or a channel's id; no text lists the newest. "More" follows the API's cursor.
+async function renderContacts(params, ticket) {
+  const pane = freshPane();
+  const q = (params.get("q") || "").trim();
+  const input = h("input", { type: "search", id: "contact-search", name: "q", value: q, dir: "auto",
+    placeholder: "Name, email, phone, @username or channel id", autocomplete: "off" });
+  const message = h("p", { id: "contacts-message", class: "empty", role: "status" });
+  const list = h("ul", { id: "contact-results", class: "results" });
+  const more = h("button", { type: "button", id: "contacts-more", hidden: true }, "More");
+  replace(pane,
+    h("div", { class: "pane-head" }, h("a", { href: "#/", class: "back" }, "← Back"), h("h2", {}, "Contacts")),
+    h("form", { role: "search", class: "contact-search", onsubmit: (event) => {
+      event.preventDefault();
+      const text = input.value.trim();
+      go(text ? "#/contacts?" + new URLSearchParams({ q: text }).toString() : "#/contacts");
+    } }, h("label", { for: "contact-search" }, "Find a person"), h("div", { class: "inline-form" }, input,
+      h("button", { type: "submit", class: "primary", id: "contact-search-submit" }, "Find"))),
+    message, list, more);
+  if (q && [...q.replace(/^@/, "")].length < 3) {
+    message.className = "error";
+    message.textContent = "Type at least 3 characters to find a person.";
+    return;
+  }
+  let cursor = null;
+  const load = async () => {
+    const query = new URLSearchParams({ limit: "25" });
+    if (q) query.set("q", q);
+    if (cursor) query.set("cursor", cursor);
+    more.disabled = true;
+    try {
+      const page = await api("GET", "/contacts?" + query.toString());
+      if (!current(ticket)) return;
+      list.append(...page.contacts.map(contactRow));
+      cursor = page.next_cursor;
+      more.hidden = !cursor;
+      more.disabled = false;
+      message.textContent = list.children.length ? "" : q ? "Nobody matches “" + q + "”." : "No contacts yet.";
+    } catch (error) {
+      if (!current(ticket)) return;
+      message.className = "error";
+      replace(message, h("span", { class: "error-code" }, error.code), " " + error.message);
+    }
+  };
+  more.addEventListener("click", load);
+  message.textContent = "Loading…";
+  await load();
+}
+
+function contactRow(contact) {
+  const phone = contact.attributes && contact.attributes.phone;
+  return h("li", { class: "contact-row", "data-id": contact.id },
+    h("a", { href: "#/contacts/" + contact.id, class: "contact-link" },
+      h("span", { class: "line" }, h("strong", { dir: "auto" }, contactName(contact)), " ", flagBadges(contact.flags)),
+      h("span", { class: "meta" },
+        [contact.email, typeof phone === "string" ? phone : null].filter(Boolean).join(" · ")),
+      h("span", { class: "line" }, contact.identities.map((identity) =>
+        h("span", { class: "badge channel-" + identity.channel, title: identity.inbox }, identity.channel)))));
+}
+
+// `#/contacts/{id}`: the person, every way they reach the desk, their conversations (the
+// ones the agent may read), a form for what agents correct, and the likely duplicates.
+async function renderContact(id, ticket) {
+  const pane = freshPane();
+  replace(pane, h("p", { class: "loading" }, "Loading…"));
+  let contact;
+  try {
+    contact = await api("GET", "/contacts/" + id);
+  } catch (error) {
+    if (!current(ticket)) return;
+    replace(pane, h("div", { class: "pane-head" }, h("a", { href: "#/contacts", class: "back" }, "← Contacts")),
+      h("p", { class: "error", id: "contact-error" }, error.status === 404 ? "Contact #" + id + " was not found." : error.message));
+    return;
+  }
+  if (!current(ticket)) return;
+  drawContact(pane, contact, ticket);
+}
+
+function drawContact(pane, contact, ticket, notice) {
+  const attributes = Object.entries(contact.attributes || {}).filter(([key]) => key !== "flags");
+  const value = (v) => typeof v === "string" ? v : JSON.stringify(v);
+  const fact = (label, text, id) => [h("dt", {}, label), h("dd", { id, dir: "auto" }, text || "—")];
+  const duplicates = h("ul", { id: "contact-duplicates", class: "duplicates" });
+  replace(pane,
+    h("div", { class: "pane-head" },
+      h("a", { href: "#/contacts", class: "back" }, "← Contacts"),
+      h("h2", { id: "contact-title", dir: "auto" }, contactName(contact)),
+      h("p", { id: "contact-flags", class: "line" }, flagBadges(contact.flags))),
+    notice ? h("p", { id: "contact-notice", class: "notice", role: "status" }, notice) : null,
+    contact.merged_into ? h("p", { class: "notice", id: "contact-merged" }, "Merged into ",
+      h("a", { href: "#/contacts/" + contact.merged_into }, "contact #" + contact.merged_into),
+      ": everything of this person is there now.") : null,
+    h("div", { class: "contact-columns" },
+      h("div", {},
+        h("dl", { class: "facts", id: "contact-facts" },
+          fact("Email", contact.email, "contact-email"),
+          fact("Language", contact.language, "contact-language"),
+          fact("Time zone", contact.time_zone, "contact-time-zone"),
+          fact("Flags", contact.flags.join(", "), "contact-flag-list"),
+          fact("Automated updates", contact.updates_stopped_at ? "stopped " + when(contact.updates_stopped_at) : "sent"),
+          fact("Since", when(contact.created_at))),
+        h("h3", {}, "Attributes"),
+        attributes.length ? h("table", { id: "contact-attributes" }, h("tbody", {}, attributes.map(([key, v]) =>
+          h("tr", { "data-key": key }, h("th", { scope: "row", dir: "auto" }, key), h("td", { dir: "auto" }, value(v))))))
+          : h("p", { class: "meta", id: "contact-attributes" }, "None."),
+        h("h3", {}, "Channels"),
+        h("ul", { id: "contact-identities", class: "identities" }, contact.identities.map((identity) =>
+          h("li", { "data-id": identity.id, "data-channel": identity.channel },
+            h("span", { class: "badge channel-" + identity.channel }, identity.channel), " ",
+            h("span", {}, identity.inbox), " · ", h("code", { dir: "auto" }, identity.external_id),
+            identity.unreachable ? h("span", { class: "error" }, " · unreachable: ", identity.unreachable) : null))),
+        h("h3", {}, "Conversations"),
+        h("ul", { id: "contact-conversations", class: "results" }, contact.conversations.length
+          ? contact.conversations.map((c) => h("li", { class: "contact-conversation", "data-id": c.id },
+            h("a", { href: "#/c/" + c.id },
+              h("span", { class: "line" }, h("strong", {}, c.reference), " ",
+                h("span", { class: "badge channel-" + c.channel }, c.channel), " ",
+                h("span", { class: "badge priority-" + c.priority }, c.priority)),
+              c.subject ? h("span", { class: "subject", dir: "auto" }, c.subject) : null,
+              h("span", { class: "meta" }, c.status, c.team ? " · " + c.team : "", " · ", c.inbox, " · ", ago(c.last_activity_at)))))
+          : h("li", { class: "meta" }, "None you can see."))),
+      contact.merged_into ? null : h("div", {},
+        h("section", { "aria-labelledby": "duplicates-title" },
+          h("h3", { id: "duplicates-title" }, "Possible duplicates"),
+          h("p", { class: "hint" }, "Other contacts with the same email address or phone: likely the same person."),
+          duplicates),
+        contactForm(contact, ticket))));
+  if (!contact.merged_into) loadDuplicates(contact, duplicates, ticket);
+}
+
+// The agent's corrections: what changed is sent; a refusal shows next to its field.
+function contactForm(contact, ticket) {
+  const error = h("p", { class: "error", id: "contact-edit-error", role: "alert", hidden: true });
+  const fieldError = (name) => h("p", { class: "error field-error", id: "contact-edit-" + name + "-error", role: "alert", hidden: true });
+  const errors = { name: fieldError("name"), language: fieldError("language"), time_zone: fieldError("time_zone"), flags: fieldError("flags") };
+  const field = (name, label, attrs) => {
+    const input = h("input", Object.assign({ id: "contact-edit-" + name, name, value: contact[name] || "", dir: "auto",
+      "aria-describedby": "contact-edit-" + name + "-error" }, attrs));
+    return h("label", {}, label, input, errors[name]);
+  };
+  const zones = typeof Intl.supportedValuesOf === "function" ? Intl.supportedValuesOf("timeZone") : [];
+  const others = contact.flags.filter((flag) => !KNOWN_FLAGS.includes(flag));
+  const form = h("form", { id: "contact-edit", class: "contact-edit", onsubmit: async (event) => {
+    event.preventDefault();
+    const body = {};
+    for (const name of ["name", "language", "time_zone"]) {
+      const text = form.elements[name].value.trim();
+      if (text !== (contact[name] || "")) body[name] = text || null;
+    }
+    const flags = [...KNOWN_FLAGS.filter((flag) => form.elements["flag-" + flag].checked), ...others];
+    if ([...flags].sort().join() !== [...contact.flags].sort().join()) body.flags = flags;
+    for (const box of Object.values(errors)) showError(box, null);
+    if (!Object.keys(body).length) { showError(error, { code: "unchanged", message: "nothing to save" }); return; }
+    try {
+      const updated = await api("PATCH", "/contacts/" + contact.id, body);
+      if (!current(ticket)) return;
+      drawContact(freshPane(), updated, ticket, "Saved.");
+    } catch (problem) {
+      // The API names the field it refuses first: `time_zone` ….
+      const named = /^`([a-z_]+)`/.exec(problem.message || "");
+      const box = named && errors[named[1]] ? errors[named[1]] : error;
+      showError(box, problem);
+      if (box !== error) showError(error, null);
+    }
+  } },
+    h("h3", {}, "Edit"),
+    field("name", "Name", { autocomplete: "off" }),
+    field("language", "Language", { placeholder: "en, th, pt-br", size: 8 }),
+    field("time_zone", "Time zone", { placeholder: "Asia/Bangkok", list: zones.length ? "time-zones" : null }),
+    zones.length ? h("datalist", { id: "time-zones" }, zones.map((zone) => h("option", { value: zone }))) : null,
+    h("fieldset", { class: "flags", "aria-describedby": "contact-edit-flags-error" }, h("legend", {}, "Flags"),
+      KNOWN_FLAGS.map((flag) => h("label", { class: "inline" },
+        h("input", { type: "checkbox", name: "flag-" + flag, id: "contact-edit-flag-" + flag, checked: contact.flags.includes(flag) }),
+        " ", flag)),
+      others.length ? h("p", { class: "meta" }, "Also: ", others.join(", ")) : null,
+      errors.flags),
+    error,
+    h("button", { type: "submit", class: "primary", id: "contact-edit-save" }, "Save"));
+  return form;
+}
+
+async function loadDuplicates(contact, list, ticket) {
+  if (!contact.possible_duplicates.length) { replace(list, h("li", { class: "meta" }, "None found.")); return; }
+  // Each is a contact the agent may see (the API lists no other); one that is gone by now
+  // is left out.
+  const others = (await Promise.all(contact.possible_duplicates.map((id) =>
+    api("GET", "/contacts/" + id).catch(() => null)))).filter(Boolean);
+  if (!current(ticket)) return;
+  replace(list, others.length ? others.map((other) => {
+    const phone = other.attributes && other.attributes.phone;
+    return h("li", { class: "duplicate", "data-id": other.id },
+      h("a", { href: "#/contacts/" + other.id, dir: "auto" }, contactName(other)), " ",
+      h("span", { class: "meta" }, [other.email, typeof phone === "string" ? phone : null].filter(Boolean).join(" · ")),
+      h("p", { class: "meta" }, other.identities.map((identity) => identity.channel + " " + identity.inbox).join(", "),
+        " · ", other.conversations.length + (other.conversations.length === 1 ? " conversation" : " conversations")),
+      h("button", { type: "button", class: "merge", "data-from": other.id,
+        onclick: () => mergeDialog(contact, other, ticket) }, "Merge into this contact"));
+  }) : h("li", { class: "meta" }, "None found."));
+}
+
+// Asks before merging: `other` becomes part of `contact`, for good.
+function mergeDialog(contact, other, ticket) {
+  const error = h("p", { class: "error", id: "merge-error", role: "alert", hidden: true });
+  const confirm = h("button", { type: "submit", class: "primary", id: "merge-confirm" }, "Merge");
+  const dialog = h("dialog", { id: "merge-dialog", "aria-labelledby": "merge-title" },
+    h("form", { method: "dialog", onsubmit: async (event) => {
+      event.preventDefault();
+      confirm.disabled = true;
+      try {
+        const merged = await api("POST", "/contacts/" + contact.id + "/merge", { from: other.id });
+        dialog.close();
+        if (!current(ticket)) return;
+        drawContact(freshPane(), merged.contact, ticket,
+          "Merged " + contactName(other) + " (#" + other.id + ") into this contact: " +
+          merged.merged.identities + (merged.merged.identities === 1 ? " channel" : " channels") + " and " +
+          merged.merged.conversations.length + (merged.merged.conversations.length === 1 ? " conversation" : " conversations") + " moved.");
+      } catch (problem) { confirm.disabled = false; showError(error, problem); }
+    } },
+      h("h2", { id: "merge-title" }, "Merge these contacts?"),
+      h("p", { dir: "auto" }, h("strong", {}, contactName(other)), " (#" + other.id + ")"),
+      h("p", {}, "becomes part of ", h("strong", { dir: "auto" }, contactName(contact)), " (#" + contact.id + "): ",
+        "its channels and conversations move here, and it is left empty. This cannot be undone."),
+      error,
+      h("div", { class: "row-buttons" },
+        h("button", { type: "button", id: "merge-cancel", onclick: () => dialog.close() }, "Cancel"),
+        confirm)));
+  dialog.addEventListener("close", () => dialog.remove());
+  document.body.append(dialog);
+  dialog.showModal();
+  $("#merge-cancel", dialog).focus();
+}
+
 // ---- Supervisors -----------------------------------------------------------------------
 
 async function renderSupervisor() {
-  const pane = $("#conversation");
+  const pane = freshPane();
   document.body.classList.add("reading");
   replace(pane, h("p", {}, "Loading…"));
   try {

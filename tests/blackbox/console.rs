@@ -428,3 +428,355 @@ async fn the_console_is_usable_at_375_pixels_and_from_the_keyboard() {
     browser.wait_for("#agent-table tr[data-agent='ada']").await;
     browser.screenshot("supervisor").await;
 }
+
+/// A customer of the webhook inbox `shop` (their app's id, name and email) writing `text`.
+fn customer(id: &str, from: &str, name: &str, email: &str, text: &str) -> Value {
+    json!({"id": id, "from": {"id": from, "name": name, "email": email}, "text": text})
+}
+
+/// The ids (`data-id`) of the elements matching `css` now.
+async fn ids_shown(browser: &Browser, css: &str) -> BTreeSet<i64> {
+    let ids = browser
+        .execute(
+            "return [...document.querySelectorAll(arguments[0])].map((node) => Number(node.dataset.id));",
+            vec![json!(css)],
+        )
+        .await;
+    ids.as_array().unwrap().iter().map(|id| id.as_i64().unwrap()).collect()
+}
+
+/// The ids of `array` in an API answer: each item's `id`, or `key`'s `id`.
+fn ids_of(answer: &Value, array: &str, key: Option<&str>) -> BTreeSet<i64> {
+    answer[array]
+        .as_array()
+        .unwrap_or_else(|| panic!("no `{array}` in {answer}"))
+        .iter()
+        .map(|item| key.map_or(item, |key| &item[key])["id"].as_i64().unwrap())
+        .collect()
+}
+
+/// The console's search box: `/` from the page (not from a field) puts the cursor in it.
+async fn search_from_the_keyboard(browser: &Browser, text: &str) {
+    browser.wait_for("body").await.send_keys("/").await.unwrap();
+    browser
+        .wait_until("document.activeElement === document.querySelector('#search-input')")
+        .await;
+    browser.fill("#search-input", text).await;
+    browser.press("#search-input", &[Key::Enter]).await;
+}
+
+#[tokio::test]
+async fn an_agent_finds_a_thai_word_and_a_person_corrects_them_and_merges_their_duplicate_in_the_console() {
+    const EMAIL: &str = "somchai@example.co.th";
+    const WORD: &str = "ยกเลิก";
+    let receiver = Receiver::start().await;
+    let daemon = Daemon::start(&receiver.url()).await;
+    let (ada_token, ada_link) = daemon.agent_with_link("ada", "support", "agent");
+    let (bo_token, bo_link) = daemon.agent_with_link("bo", "billing", "agent");
+    let admin = daemon.agent("root", "support", "admin");
+
+    // Somchai writes in Thai from the shop's app, and again from a second account with
+    // the same email: two contacts until an agent says they are one. Someone sharing the
+    // address writes to billing, whose conversation support's agents may not see.
+    let mut conversations = Vec::new();
+    for body in [
+        customer(
+            "t-1",
+            "somchai-shop",
+            "Somchai Jaidee",
+            EMAIL,
+            "สวัสดีครับ ผมต้องการยกเลิกคำสั่งซื้อเพราะสินค้ามาช้ามาก",
+        ),
+        customer(
+            "t-2",
+            "somchai-app",
+            "Somchai J.",
+            EMAIL,
+            "Any news about my order? <img src=x onerror=\"document.body.dataset.injected='yes'\"> ยกเลิกได้ไหม",
+        ),
+        customer(
+            "t-3",
+            "niran-shop",
+            "Niran",
+            EMAIL,
+            "I was charged twice, ผมขอยกเลิกรายการที่สอง",
+        ),
+    ] {
+        let (status, answer) = daemon.post_signed(&body).await;
+        assert_eq!(status, StatusCode::ACCEPTED, "{answer}");
+        conversations.push(answer["conversation_id"].as_i64().unwrap());
+    }
+    let [thai, second, billing] = conversations[..] else {
+        unreachable!()
+    };
+    let contact_of = |conversation: i64| {
+        let daemon = &daemon;
+        let admin = &admin;
+        async move {
+            daemon.get(&format!("/conversations/{conversation}"), admin).await["contact"]["id"]
+                .as_i64()
+                .unwrap()
+        }
+    };
+    let (somchai, duplicate, niran) = (
+        contact_of(thai).await,
+        contact_of(second).await,
+        contact_of(billing).await,
+    );
+    assert_eq!(
+        daemon.get(&format!("/conversations/{billing}"), &admin).await["team"]["key"],
+        "billing"
+    );
+
+    let ada = Browser::start().await;
+    sign_in_by_link(&ada, &daemon, &ada_link, "ada").await;
+
+    // Search: too short, nothing found, then the word from the middle of the sentence.
+    search_from_the_keyboard(&ada, "ยก").await;
+    ada.wait_for_text("#search-message", "at least 3 characters").await;
+    search_from_the_keyboard(&ada, "zzqxv").await;
+    ada.wait_for_text("#search-message", "No conversations match").await;
+    search_from_the_keyboard(&ada, WORD).await;
+    let result = format!("#search-results .result[data-id='{thai}']");
+    ada.wait_for(&result).await;
+    let expected = ids_of(
+        &daemon.get(&format!("/search?q={}", urlencode(WORD)), &ada_token).await,
+        "results",
+        Some("conversation"),
+    );
+    assert_eq!(
+        expected,
+        BTreeSet::from([thai, second]),
+        "support's agent finds support's only"
+    );
+    ada.wait_for(&format!("#search-results .result[data-id='{second}']"))
+        .await;
+    assert_eq!(ids_shown(&ada, "#search-results .result").await, expected);
+    // The word is marked where it is, inside the sentence, and the rest is plain text:
+    // markup a customer wrote is shown, never made.
+    for conversation in [thai, second] {
+        let marks = ada
+            .execute(
+                "return [...document.querySelectorAll(arguments[0] + ' .excerpt mark')].map((m) => m.textContent);",
+                vec![json!(format!("#search-results .result[data-id='{conversation}']"))],
+            )
+            .await;
+        assert_eq!(marks, json!([WORD]), "conversation {conversation}");
+    }
+    let excerpt = ada.text(&format!("{result} .excerpt")).await;
+    assert!(excerpt.contains("ผมต้องการยกเลิกคำสั่งซื้อ"), "{excerpt}");
+    let excerpt = ada
+        .text(&format!("#search-results .result[data-id='{second}'] .excerpt"))
+        .await;
+    assert!(excerpt.contains("<img src=x"), "{excerpt}");
+    let made = ada
+        .execute(
+            "return document.querySelectorAll('#search-results img').length === 0
+                 && document.body.dataset.injected === undefined;",
+            vec![],
+        )
+        .await;
+    assert_eq!(made, json!(true), "customer text became markup");
+    ada.screenshot("search").await;
+    // The list's filters apply: nothing resolved matches, everything does again.
+    ada.execute(
+        "const s = document.querySelector('#search-status'); s.value = 'resolved,closed';
+         s.dispatchEvent(new Event('change')); return true;",
+        vec![],
+    )
+    .await;
+    ada.wait_for_text("#search-message", "No conversations match").await;
+    ada.wait_until("location.hash.includes('status=resolved%2Cclosed')")
+        .await;
+    ada.execute(
+        "const s = document.querySelector('#search-status'); s.value = 'open';
+         s.dispatchEvent(new Event('change')); return true;",
+        vec![],
+    )
+    .await;
+    ada.wait_for(&result).await;
+
+    // The result opens the conversation, whose contact panel leads to the person's page.
+    ada.click(&format!("{result} a")).await;
+    ada.wait_for_text("#thread .message.inbound .text", "ยกเลิกคำสั่งซื้อ").await;
+    ada.wait_until(&format!(
+        "document.querySelector('#contact-link').getAttribute('href') === '#/contacts/{somchai}'"
+    ))
+    .await;
+
+    // Contacts: found by email; both of Somchai's, not billing's Niran.
+    ada.click("#contacts-link").await;
+    ada.fill("#contact-search", EMAIL).await;
+    ada.press("#contact-search", &[Key::Enter]).await;
+    let row = format!("#contact-results .contact-row[data-id='{somchai}']");
+    ada.wait_for(&row).await;
+    let found = ids_of(
+        &daemon
+            .get(&format!("/contacts?q={}", urlencode(EMAIL)), &ada_token)
+            .await,
+        "contacts",
+        None,
+    );
+    assert_eq!(found, BTreeSet::from([somchai, duplicate]));
+    ada.wait_until(&format!(
+        "document.querySelectorAll('#contact-results .contact-row').length === {}",
+        found.len()
+    ))
+    .await;
+    assert_eq!(ids_shown(&ada, "#contact-results .contact-row").await, found);
+
+    // Their page; an edit the API refuses names the field, next to it, and changes nothing.
+    ada.click(&format!("{row} a")).await;
+    ada.wait_for_text("#contact-title", "Somchai Jaidee").await;
+    ada.wait_for_text("#contact-email", EMAIL).await;
+    ada.wait_for("#contact-identities li[data-channel='webhook']").await;
+    ada.wait_for(&format!("#contact-conversations li[data-id='{thai}']"))
+        .await;
+    ada.fill("#contact-edit-name", "Khun Somchai Jaidee").await;
+    ada.fill("#contact-edit-time_zone", "Mars/Olympus").await;
+    ada.click("#contact-edit-flag-vip").await;
+    ada.click("#contact-edit-save").await;
+    ada.wait_for_text("#contact-edit-time_zone-error", "time zone").await;
+    let unchanged = daemon.get(&format!("/contacts/{somchai}"), &ada_token).await;
+    assert_eq!(
+        (unchanged["name"].clone(), unchanged["flags"].clone()),
+        (json!("Somchai Jaidee"), json!([]))
+    );
+    ada.fill("#contact-edit-time_zone", "Asia/Bangkok").await;
+    ada.click("#contact-edit-save").await;
+    ada.wait_for_text("#contact-notice", "Saved").await;
+    ada.wait_for_text("#contact-title", "Khun Somchai Jaidee").await;
+    ada.wait_for("#contact-flags .flag[data-flag='vip']").await;
+    let edited = daemon.get(&format!("/contacts/{somchai}"), &ada_token).await;
+    assert_eq!(edited["name"], "Khun Somchai Jaidee", "{edited}");
+    assert_eq!(edited["flags"], json!(["vip"]));
+    assert_eq!(edited["time_zone"], "Asia/Bangkok");
+
+    // The likely duplicate: the other account with the same email, and only that one
+    // (Niran shares it but is billing's).
+    let duplicate_item = format!("#contact-duplicates .duplicate[data-id='{duplicate}']");
+    ada.wait_for_text(&duplicate_item, "Somchai J.").await;
+    assert_eq!(edited["possible_duplicates"], json!([duplicate]));
+    assert_eq!(
+        ids_shown(&ada, "#contact-duplicates .duplicate").await,
+        BTreeSet::from([duplicate])
+    );
+    ada.screenshot("contacts").await;
+
+    // Merging asks first: cancelled, nothing happens; confirmed, both histories are here.
+    ada.click(&format!("{duplicate_item} button.merge")).await;
+    ada.wait_for("#merge-dialog[open]").await;
+    ada.click("#merge-cancel").await;
+    ada.wait_until("!document.querySelector('#merge-dialog')").await;
+    assert_eq!(
+        daemon.get(&format!("/contacts/{duplicate}"), &ada_token).await["merged_into"],
+        Value::Null
+    );
+    ada.click(&format!("{duplicate_item} button.merge")).await;
+    ada.wait_for_text("#merge-dialog", "cannot be undone").await;
+    ada.click("#merge-confirm").await;
+    ada.wait_for_text("#contact-notice", "Merged").await;
+    ada.wait_until("document.querySelectorAll('#contact-identities li').length === 2")
+        .await;
+    for conversation in [thai, second] {
+        ada.wait_for(&format!("#contact-conversations li[data-id='{conversation}']"))
+            .await;
+    }
+    ada.wait_for_text("#contact-duplicates", "None found").await;
+    let merged = daemon.get(&format!("/contacts/{somchai}"), &ada_token).await;
+    assert_eq!(ids_of(&merged, "conversations", None), BTreeSet::from([thai, second]));
+    assert_eq!(merged["identities"].as_array().unwrap().len(), 2);
+    assert_eq!(
+        daemon.get(&format!("/contacts/{duplicate}"), &ada_token).await["merged_into"],
+        somchai
+    );
+    // A conversation opened from the page.
+    ada.click(&format!("#contact-conversations li[data-id='{second}'] a"))
+        .await;
+    ada.wait_for_text("#thread .message.inbound .text", "Any news").await;
+
+    // Everyone, newest first, a page at a time by the API's cursor.
+    for n in 0..25 {
+        let (status, answer) = daemon
+            .post_signed(&customer(
+                &format!("p-{n}"),
+                &format!("person-{n}"),
+                &format!("Person {n}"),
+                &format!("person{n}@example.com"),
+                "Where is my parcel?",
+            ))
+            .await;
+        assert_eq!(status, StatusCode::ACCEPTED, "{answer}");
+    }
+    let everyone = ids_of(&daemon.get("/contacts?limit=100", &ada_token).await, "contacts", None);
+    assert_eq!(
+        everyone.len(),
+        26,
+        "Somchai and 25 more; the merged one and billing's are not listed"
+    );
+    ada.click("#contacts-link").await;
+    ada.wait_until("document.querySelectorAll('#contact-results .contact-row').length === 25")
+        .await;
+    ada.click("#contacts-more").await;
+    ada.wait_until("document.querySelectorAll('#contact-results .contact-row').length === 26")
+        .await;
+    ada.wait_until("document.querySelector('#contacts-more').hidden").await;
+    assert_eq!(ids_shown(&ada, "#contact-results .contact-row").await, everyone);
+
+    // Billing's agent, on a phone: search, contacts and pages show what the API lets
+    // them see, Niran and billing's conversation, nothing of Somchai.
+    let bo = Browser::start().await;
+    bo.set_viewport_size(375, 812).await;
+    sign_in_by_link(&bo, &daemon, &bo_link, "bo").await;
+    let fits = "document.documentElement.scrollWidth <= window.innerWidth";
+    search_from_the_keyboard(&bo, WORD).await;
+    bo.wait_for(&format!("#search-results .result[data-id='{billing}']"))
+        .await;
+    let theirs = ids_of(
+        &daemon.get(&format!("/search?q={}", urlencode(WORD)), &bo_token).await,
+        "results",
+        Some("conversation"),
+    );
+    assert_eq!(theirs, BTreeSet::from([billing]));
+    assert_eq!(ids_shown(&bo, "#search-results .result").await, theirs);
+    bo.wait_until(fits).await;
+    bo.goto(&daemon.url(&format!("/#/contacts?q={}", urlencode(EMAIL))))
+        .await;
+    bo.wait_for(&format!("#contact-results .contact-row[data-id='{niran}']"))
+        .await;
+    let theirs = ids_of(
+        &daemon
+            .get(&format!("/contacts?q={}", urlencode(EMAIL)), &bo_token)
+            .await,
+        "contacts",
+        None,
+    );
+    assert_eq!(theirs, BTreeSet::from([niran]));
+    assert_eq!(ids_shown(&bo, "#contact-results .contact-row").await, theirs);
+    bo.click(&format!("#contact-results .contact-row[data-id='{niran}'] a"))
+        .await;
+    bo.wait_for_text("#contact-title", "Niran").await;
+    bo.wait_for_text("#contact-duplicates", "None found").await;
+    bo.wait_until(fits).await;
+    for id in [somchai, duplicate] {
+        let (status, _) = daemon
+            .api(reqwest::Method::GET, &format!("/contacts/{id}"), &bo_token, None)
+            .await;
+        assert_eq!(status, StatusCode::NOT_FOUND);
+        bo.goto(&daemon.url(&format!("/#/contacts/{id}"))).await;
+        bo.wait_for_text("#contact-error", &format!("#{id} was not found"))
+            .await;
+    }
+    bo.goto(&daemon.url(&format!("/#/c/{thai}"))).await;
+    bo.wait_for_text("#conversation .error", "conversation not found").await;
+}
+
+/// `text` as a URL query value.
+fn urlencode(text: &str) -> String {
+    text.bytes()
+        .map(|byte| match byte {
+            b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'-' | b'.' | b'_' => (byte as char).to_string(),
+            _ => format!("%{byte:02X}"),
+        })
+        .collect()
+}
