@@ -214,7 +214,7 @@ async fn admins_manage_agents_and_every_change_takes_effect_at_once_and_is_audit
     .await;
 
     // Refused, naming the field, changing nothing; and only admins may.
-    let before = daemon.snapshot().await;
+    let before = daemon.snapshot_but_outbox().await;
     for (body, field) in [
         (json!({"teams": ["billing"]}), "name"),
         (json!({"name": "cy"}), "teams"),
@@ -254,7 +254,7 @@ async fn admins_manage_agents_and_every_change_takes_effect_at_once_and_is_audit
         .await;
     assert_eq!(status, StatusCode::FORBIDDEN);
     assert_eq!(status_of(&daemon, &ada, "/audit").await, StatusCode::FORBIDDEN);
-    assert_eq!(daemon.snapshot().await, before, "refusals changed nothing");
+    assert_eq!(daemon.snapshot_but_outbox().await, before, "refusals changed nothing");
 
     let (status, created) = daemon
         .api(

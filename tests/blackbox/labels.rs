@@ -50,7 +50,7 @@ async fn agents_add_labels_from_the_catalogue_and_lists_filter_by_them() {
     assert_eq!(overdue["built_in"], true, "{overdue}");
 
     // A label outside the catalogue is refused naming the field, and nothing changes.
-    let before = daemon.snapshot().await;
+    let before = daemon.snapshot_but_outbox().await;
     let (status, answer) = daemon
         .api(
             Method::PATCH,
@@ -65,7 +65,7 @@ async fn agents_add_labels_from_the_catalogue_and_lists_filter_by_them() {
         message.contains("`labels.add`") && message.contains("refnud") && message.contains("needs-info"),
         "{message}"
     );
-    assert_eq!(daemon.snapshot().await, before);
+    assert_eq!(daemon.snapshot_but_outbox().await, before);
 
     let (status, answer) = daemon
         .api(

@@ -34,12 +34,12 @@ async fn a_note_mentions_a_teammate_who_is_told_live_and_reads_it_once() {
 
     // Mentioning someone who cannot see the conversation is refused, naming them, and
     // nothing is stored.
-    let before = daemon.snapshot().await;
+    let before = daemon.snapshot_but_outbox().await;
     let (status, answer) = note(&daemon, &ada, conversation, "@lea weber and @bo, please check").await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{answer}");
     let message = answer["error"]["message"].as_str().unwrap();
     assert!(message.contains("`text`") && message.contains("@bo"), "{message}");
-    assert_eq!(daemon.snapshot().await, before);
+    assert_eq!(daemon.snapshot_but_outbox().await, before);
 
     let (status, created) = note(&daemon, &ada, conversation, "@Lea Weber can you call the courier?").await;
     assert_eq!(status, StatusCode::CREATED, "{created}");
