@@ -114,7 +114,9 @@ async function start() {
 
 // The pane shows what the address says: `#/c/{id}` a conversation, `#/search?q=…` search
 // results, `#/contacts[?q=…]` people found, `#/contacts/{id}` a person's page,
-// `#/mentions` the notes that mention the agent, `#/supervisor` the supervisors' view. Each view takes a ticket: an answer that comes
+// `#/mentions` the notes that mention the agent, `#/supervisor` the supervisors' view,
+// `#/replies` saved replies (`#/replies/new`, `#/replies/{id}` one's form), and for
+// admins `#/admin/agents` (`#/admin/agents/{id}` one agent) and `#/admin/audit`. Each view takes a ticket: an answer that comes
 // back after the agent went elsewhere is dropped rather than drawn over the new view.
 function route() {
   const hash = location.hash;
@@ -124,16 +126,27 @@ function route() {
   const search = hash.match(/^#\/search(?:\?(.*))?$/);
   const contact = hash.match(/^#\/contacts\/(\d+)$/);
   const contacts = hash.match(/^#\/contacts(?:\?(.*))?$/);
+  const replies = hash === "#/replies";
+  const reply = hash.match(/^#\/replies\/(\d+|new)$/);
+  const agents = hash === "#/admin/agents";
+  const agent = hash.match(/^#\/admin\/agents\/(\d+)$/);
+  const audit = hash === "#/admin/audit";
   if (!conversation) app.openId = null;
   const input = $("#search-input");
   if (input && !search) input.value = "";
   if (hash === "#/supervisor") { renderSupervisor(); return; }
   if (hash === "#/mentions") { renderMentions(); refreshList(); return; }
-  document.body.classList.toggle("reading", !!(conversation || search || contact || contacts));
+  document.body.classList.toggle("reading",
+    !!(conversation || search || contact || contacts || replies || reply || agents || agent || audit));
   if (conversation) openConversation(Number(conversation[1]));
   else if (search) renderSearch(query(search[1]), ticket);
   else if (contact) renderContact(Number(contact[1]), ticket);
   else if (contacts) renderContacts(query(contacts[1]), ticket);
+  else if (replies) renderReplies(ticket);
+  else if (reply) renderReply(reply[1] === "new" ? null : Number(reply[1]), ticket);
+  else if (agents) renderAgents(ticket);
+  else if (agent) renderAgent(Number(agent[1]), ticket);
+  else if (audit) renderAudit(ticket);
   else replace(freshPane(), h("p", { class: "empty" }, "Choose a conversation."));
   refreshList();
 }
@@ -212,6 +225,8 @@ function renderSetup() {
 
 function supervising() { return app.session && app.session.agent.role !== "agent"; }
 
+function administering() { return app.session && app.session.agent.role === "admin"; }
+
 function renderDesk() {
   const agent = app.session.agent;
   const available = h("button", { id: "availability", class: agent.available ? "on" : "", "aria-pressed": String(agent.available),
@@ -227,7 +242,9 @@ function renderDesk() {
   const header = h("header", { class: "top" },
     h("a", { href: "#/", class: "brand" }, "Switchboard"),
     h("a", { href: "#/contacts", id: "contacts-link" }, "Contacts"),
+    h("a", { href: "#/replies", id: "replies-link" }, "Replies"),
     supervising() ? h("a", { href: "#/supervisor", id: "supervisor-link" }, "Supervisor") : null,
+    administering() ? h("a", { href: "#/admin/agents", id: "admin-link" }, "Agents") : null,
     h("a", { href: "#/mentions", id: "mentions-link", title: "Notes that mention you" }, "@ ",
       h("span", { class: "count", id: "count-mentions" }, "·")),
     searchBox(),
@@ -1204,6 +1221,634 @@ async function renderMentions() {
             h("span", { class: "subject", dir: "auto" }, mention.excerpt)))))
         : h("p", { class: "empty" }, "Nobody has mentioned you."));
   } catch (error) { replace(pane, h("p", { class: "error" }, error.message)); }
+}
+
+// ---- Forms, confirmations, secrets ----------------------------------------------------
+
+// Boxes for the API's refusals beside a form's fields: `show` puts one next to the field
+// its message names first (`teams` …, `bodies.it` …), else in the form's own box.
+// `more` finds boxes made later (a saved reply's language rows).
+function fieldErrors(prefix, names, more) {
+  const boxes = {};
+  for (const name of names) {
+    boxes[name] = h("p", { class: "error field-error", id: prefix + "-" + name + "-error", role: "alert", hidden: true });
+  }
+  const general = h("p", { class: "error", id: prefix + "-error", role: "alert", hidden: true });
+  const all = () => [general, ...Object.values(boxes), ...(more ? more.boxes() : [])];
+  return {
+    general,
+    box: (name) => boxes[name],
+    clear: () => all().forEach((box) => showError(box, null)),
+    show(problem) {
+      all().forEach((box) => showError(box, null));
+      const named = /^`([^`]+)`/.exec(problem.message || "");
+      const field = named ? named[1] : null;
+      const box = field && (boxes[field] || (more && more.find(field)));
+      showError(box || general, problem);
+      if (box) box.scrollIntoView({ block: "nearest" });
+    },
+  };
+}
+
+// Asks before something that cannot be taken back; resolves to whether they agreed.
+// Escape or Cancel says no.
+function confirmDialog(title, text, action) {
+  return new Promise((resolve) => {
+    let agreed = false;
+    const dialog = h("dialog", { id: "confirm-dialog", "aria-labelledby": "confirm-title" },
+      h("form", { method: "dialog", onsubmit: (event) => { event.preventDefault(); agreed = true; dialog.close(); } },
+        h("h2", { id: "confirm-title" }, title),
+        h("p", { dir: "auto" }, text),
+        h("div", { class: "row-buttons" },
+          h("button", { type: "button", id: "confirm-cancel", onclick: () => dialog.close() }, "Cancel"),
+          h("button", { type: "submit", class: "primary", id: "confirm-ok" }, action))));
+    dialog.addEventListener("close", () => { dialog.remove(); resolve(agreed); });
+    document.body.append(dialog);
+    dialog.showModal();
+    $("#confirm-cancel", dialog).focus();
+  });
+}
+
+// A secret the API shows only once (a sign-in link, a token), with a copy button: the
+// clipboard where the browser allows it, else the text selected for Ctrl+C.
+function secretField(id, label, value) {
+  const field = h("input", { id, class: "secret", readonly: true, value, spellcheck: "false", autocomplete: "off",
+    onfocus: (event) => event.target.select() });
+  const said = h("span", { class: "meta", id: id + "-copied", role: "status" });
+  const copy = h("button", { type: "button", id: id + "-copy", onclick: async () => {
+    try {
+      if (!navigator.clipboard) throw new Error("no clipboard");
+      await navigator.clipboard.writeText(value);
+      said.textContent = "Copied.";
+    } catch (_) {
+      field.focus();
+      field.select();
+      said.textContent = "Selected: press Ctrl+C (⌘C) to copy.";
+    }
+  } }, "Copy");
+  return h("div", { class: "secret-row" }, h("label", { for: id }, label), h("div", { class: "inline-form" }, field, copy), said);
+}
+
+// What an admin must pass on now: shown once, never again.
+function secretsBox(id, title, fields) {
+  return h("section", { class: "secrets", id, role: "status", "aria-labelledby": id + "-title" },
+    h("h3", { id: id + "-title" }, title),
+    h("p", { class: "hint" }, "Shown only this once: copy it now and pass it on privately."),
+    fields);
+}
+
+function teamName(key) {
+  const team = app.teams.find((t) => t.key === key);
+  return team ? team.name : key;
+}
+
+// Teams as checkboxes. The teams are sent in the order they were ticked, so the first
+// ticked is the home team (an agent's present teams start in their order, home first;
+// untick the home team and the next becomes it).
+function teamPicker(prefix, chosen, error) {
+  let order = chosen.filter((key) => app.teams.some((team) => team.key === key));
+  const home = h("p", { class: "hint", id: prefix + "-home" });
+  const showHome = () => {
+    home.textContent = order.length ? "Home team: " + teamName(order[0]) + " (the first ticked)."
+      : "Tick one team or more; the first ticked is the home team.";
+  };
+  showHome();
+  const boxes = app.teams.map((team) => h("label", { class: "inline" },
+    h("input", { type: "checkbox", id: prefix + "-team-" + team.key, name: "team", value: team.key,
+      checked: order.includes(team.key), onchange: (event) => {
+        order = order.filter((key) => key !== team.key);
+        if (event.target.checked) order.push(team.key);
+        showHome();
+      } }),
+    " ", team.name));
+  return {
+    node: h("fieldset", { class: "choices", id: prefix + "-teams", "aria-describedby": prefix + "-home " + prefix + "-teams-error" },
+      h("legend", {}, "Teams"), h("div", { class: "choice-list" }, boxes), home, error),
+    value: () => order.slice(),
+  };
+}
+
+function roleSelect(id, role) {
+  return h("select", { id, name: "role", "aria-describedby": id + "-error" },
+    ["agent", "supervisor", "admin"].map((value) => h("option", { value, selected: value === role }, value)));
+}
+
+// ---- Admins: agents ---------------------------------------------------------------------
+
+function adminHead(title, here) {
+  return h("div", { class: "pane-head" },
+    h("a", { href: "#/", class: "back" }, "← Back"),
+    h("nav", { class: "subnav", "aria-label": "Administration" },
+      h("a", { href: "#/admin/agents", id: "admin-agents-link", "aria-current": here === "agents" ? "page" : null }, "Agents"),
+      h("a", { href: "#/admin/audit", id: "admin-audit-link", "aria-current": here === "audit" ? "page" : null }, "Audit log")),
+    h("h2", {}, title));
+}
+
+function agentRow(agent) {
+  return h("li", { class: "agent-row", "data-id": agent.id, "data-name": agent.name },
+    h("a", { href: "#/admin/agents/" + agent.id, class: "contact-link" },
+      h("span", { class: "line" }, h("strong", { dir: "auto" }, agent.name), " ",
+        h("span", { class: "badge role-" + agent.role }, agent.role),
+        agent.active ? null : h("span", { class: "badge inactive" }, "deactivated")),
+      h("span", { class: "meta" }, agent.teams.map(teamName).join(", ") || "no team", " · ",
+        agent.available ? "available" : "away", " · ", agent.open_conversations + " open",
+        agent.has_password ? "" : " · no password yet")));
+}
+
+// `#/admin/agents`: every agent, and a form for a new one.
+async function renderAgents(ticket) {
+  const pane = freshPane();
+  const list = h("ul", { id: "agent-list", class: "results" }, h("li", { class: "meta" }, "Loading…"));
+  const created = h("div", { id: "agent-created" });
+  replace(pane, adminHead("Agents", "agents"), list, created, newAgentForm(ticket, list, created));
+  await loadAgents(ticket, list);
+}
+
+async function loadAgents(ticket, list) {
+  try {
+    const agents = (await api("GET", "/agents")).agents;
+    if (!current(ticket)) return;
+    replace(list, agents.length ? agents.map(agentRow) : h("li", { class: "meta" }, "No agents."));
+  } catch (error) {
+    if (!current(ticket)) return;
+    replace(list, h("li", { class: "error meta", id: "agent-list-error" }, error.message));
+  }
+}
+
+function newAgentForm(ticket, list, created) {
+  const errors = fieldErrors("agent-new", ["name", "role", "teams", "token"]);
+  const teams = teamPicker("agent-new", [], errors.box("teams"));
+  const name = h("input", { id: "agent-new-name", name: "name", required: true, autocomplete: "off", dir: "auto",
+    "aria-describedby": "agent-new-name-error" });
+  const token = h("input", { id: "agent-new-token", name: "token", autocomplete: "off", dir: "auto",
+    placeholder: "CRM sync", "aria-describedby": "agent-new-token-hint agent-new-token-error" });
+  const submit = h("button", { type: "submit", class: "primary", id: "agent-new-submit" }, "Create agent");
+  const form = h("form", { id: "agent-new", class: "panel", onsubmit: async (event) => {
+    event.preventDefault();
+    const body = { name: name.value.trim(), role: form.elements.role.value, teams: teams.value() };
+    if (token.value.trim()) body.token = token.value.trim();
+    errors.clear();
+    submit.disabled = true;
+    try {
+      const answer = await api("POST", "/agents", body);
+      if (!current(ticket)) return;
+      const agent = answer.agent;
+      replace(created, secretsBox("agent-new-secrets", "Created " + agent.name, [
+        h("p", {}, "Give ", h("strong", { dir: "auto" }, agent.name), " this sign-in link (it works once, until ",
+          when(answer.sign_in_link.expires_at), "):"),
+        secretField("agent-new-link", "Sign-in link", answer.sign_in_link.url),
+        answer.token ? secretField("agent-new-api-token", "API token “" + body.token + "”", answer.token) : null,
+        h("p", {}, h("a", { href: "#/admin/agents/" + agent.id, id: "agent-new-open" }, "Manage " + agent.name)),
+      ]));
+      form.replaceWith(newAgentForm(ticket, list, created));
+      $("#agent-new-link").focus();
+      loadAgents(ticket, list);
+    } catch (problem) {
+      submit.disabled = false;
+      errors.show(problem);
+    }
+  } },
+    h("h3", {}, "New agent"),
+    h("label", {}, "Name", name, errors.box("name")),
+    h("label", {}, "Role ", roleSelect("agent-new-role", "agent"), errors.box("role")),
+    teams.node,
+    h("label", {}, "API token (optional)", token,
+      h("span", { class: "hint", id: "agent-new-token-hint" }, "A label such as “CRM sync” issues a token for an integration."),
+      errors.box("token")),
+    errors.general,
+    submit);
+  return form;
+}
+
+// `#/admin/agents/{id}`: one agent's teams and role, access, sign-in link and tokens.
+// `shown` carries what the last action answered (a notice, secrets shown once).
+async function renderAgent(id, ticket, shown) {
+  const pane = freshPane();
+  if (!shown) replace(pane, adminHead("Agent", "agents"), h("p", { class: "loading" }, "Loading…"));
+  let agent, tokens;
+  try {
+    const [agents, list] = await Promise.all([api("GET", "/agents"), api("GET", "/agents/" + id + "/tokens")]);
+    agent = agents.agents.find((a) => a.id === id);
+    tokens = list.tokens;
+  } catch (error) {
+    if (!current(ticket)) return;
+    replace(pane, adminHead("Agent", "agents"),
+      h("p", { class: "error", id: "agent-error" }, error.status === 404 ? "Agent #" + id + " was not found." : error.message));
+    return;
+  }
+  if (!current(ticket)) return;
+  if (!agent) { replace(pane, adminHead("Agent", "agents"), h("p", { class: "error", id: "agent-error" }, "Agent #" + id + " was not found.")); return; }
+  const again = (next) => { if (current(ticket)) renderAgent(id, ticket, next); };
+  const actionError = h("p", { class: "error", id: "agent-action-error", role: "alert", hidden: true });
+  const fact = (label, text, factId) => [h("dt", {}, label), h("dd", { id: factId, dir: "auto" }, text)];
+  const self = agent.id === app.session.agent.id;
+
+  const deactivate = async () => {
+    const open = agent.open_conversations;
+    const agreed = await confirmDialog("Deactivate " + agent.name + "?",
+      "Their sessions end at once, their tokens stop working, and their " + open +
+      (open === 1 ? " open conversation goes" : " open conversations go") + " back to the queue. You can activate them again later.",
+      "Deactivate");
+    if (!agreed) return;
+    try {
+      const answer = await api("POST", "/agents/" + id + "/deactivate");
+      const back = answer.returned_to_queue || [];
+      again({ notice: "Deactivated " + agent.name + ". " + (back.length
+        ? back.length + (back.length === 1 ? " conversation went" : " conversations went") + " back to the queue: " +
+          back.map((c) => "#" + c).join(", ") + "."
+        : "No open conversations went back to the queue.") });
+    } catch (problem) { showError(actionError, problem); }
+  };
+  const activate = async () => {
+    try {
+      await api("POST", "/agents/" + id + "/activate");
+      again({ notice: "Activated " + agent.name + ": their unrevoked tokens work again." });
+    } catch (problem) { showError(actionError, problem); }
+  };
+  const newLink = async () => {
+    try {
+      const link = await api("POST", "/agents/" + id + "/sign-in-link");
+      again({ secrets: secretsBox("agent-secrets", "New sign-in link for " + agent.name, [
+        h("p", { class: "hint" }, "Their earlier unused links stop working. This one works once, until ", when(link.expires_at), "."),
+        secretField("agent-link", "Sign-in link", link.url)]) });
+    } catch (problem) { showError(actionError, problem); }
+  };
+  const revoke = (token) => async () => {
+    const agreed = await confirmDialog("Revoke “" + token.label + "”?",
+      "Whatever uses this token is refused from its next request. This cannot be undone.", "Revoke");
+    if (!agreed) return;
+    try {
+      await api("DELETE", "/agents/" + id + "/tokens/" + token.id);
+      again({ notice: "Revoked the token “" + token.label + "”." });
+    } catch (problem) { showError(actionError, problem); }
+  };
+
+  replace(pane,
+    adminHead(agent.name, "agents"),
+    h("p", { class: "line", id: "agent-badges" }, h("span", { class: "badge role-" + agent.role }, agent.role),
+      agent.active ? h("span", { class: "badge" }, "active") : h("span", { class: "badge inactive" }, "deactivated")),
+    shown && shown.notice ? h("p", { class: "notice", id: "agent-notice", role: "status" }, shown.notice) : null,
+    shown && shown.secrets ? shown.secrets : null,
+    h("div", { class: "contact-columns" },
+      h("div", {},
+        h("dl", { class: "facts", id: "agent-facts" },
+          fact("Teams", agent.teams.map(teamName).join(", ") || "—", "agent-teams"),
+          fact("Role", agent.role, "agent-role"),
+          fact("Status", agent.active ? "active" : "deactivated", "agent-active"),
+          fact("Availability", agent.available ? "available" : "away", "agent-available"),
+          fact("Open conversations", String(agent.open_conversations), "agent-open"),
+          fact("Password", agent.has_password ? "set" : "not yet (their link was not used)", "agent-password"),
+          fact("Since", when(agent.created_at))),
+        h("h3", {}, "Access"),
+        h("div", { class: "actions" },
+          agent.active
+            ? h("button", { type: "button", id: "agent-deactivate", class: "danger", disabled: self,
+              title: self ? "Another admin must do this" : null, onclick: deactivate }, "Deactivate…")
+            : h("button", { type: "button", id: "agent-activate", onclick: activate }, "Activate"),
+          agent.active ? h("button", { type: "button", id: "agent-issue-link", onclick: newLink }, "New sign-in link") : null,
+          actionError),
+        h("h3", {}, "API tokens"),
+        h("ul", { id: "agent-tokens", class: "results" }, tokens.length ? tokens.map((token) =>
+          h("li", { class: "token-row" + (token.revoked_at ? " revoked" : ""), "data-id": token.id },
+            h("span", { class: "line" }, h("strong", { dir: "auto" }, token.label), h("span", { class: "grow" }),
+              token.revoked_at ? h("span", { class: "badge inactive" }, "revoked")
+                : h("button", { type: "button", class: "revoke danger", "aria-label": "Revoke " + token.label,
+                  onclick: revoke(token) }, "Revoke…")),
+            h("span", { class: "meta" }, "issued ", when(token.created_at),
+              token.revoked_at ? " · revoked " + when(token.revoked_at) : "")))
+          : h("li", { class: "meta" }, "None.")),
+        agent.active ? newTokenForm(agent, again) : null),
+      agentEditForm(agent, again)));
+}
+
+function newTokenForm(agent, again) {
+  const errors = fieldErrors("token-new", ["label"]);
+  const label = h("input", { id: "token-new-label", name: "label", required: true, autocomplete: "off", dir: "auto",
+    placeholder: "CRM sync", "aria-describedby": "token-new-label-error" });
+  return h("form", { id: "token-new", class: "inline-token", onsubmit: async (event) => {
+    event.preventDefault();
+    errors.clear();
+    try {
+      const answer = await api("POST", "/agents/" + agent.id + "/tokens", { label: label.value.trim() });
+      again({ secrets: secretsBox("agent-secrets", "New API token for " + agent.name, [
+        secretField("agent-token", "API token “" + answer.label + "”", answer.token)]) });
+    } catch (problem) { errors.show(problem); }
+  } },
+    h("label", {}, "New token's label", h("div", { class: "inline-form" }, label,
+      h("button", { type: "submit", id: "token-new-submit" }, "Issue token"))),
+    errors.box("label"), errors.general);
+}
+
+function agentEditForm(agent, again) {
+  const errors = fieldErrors("agent-edit", ["teams", "role"]);
+  const teams = teamPicker("agent-edit", agent.teams, errors.box("teams"));
+  const role = roleSelect("agent-edit-role", agent.role);
+  const form = h("form", { id: "agent-edit", class: "panel", onsubmit: async (event) => {
+    event.preventDefault();
+    const body = {};
+    const wanted = teams.value();
+    if (wanted.join() !== agent.teams.join()) body.teams = wanted;
+    if (role.value !== agent.role) body.role = role.value;
+    errors.clear();
+    if (!Object.keys(body).length) { showError(errors.general, { code: "unchanged", message: "nothing to save" }); return; }
+    try {
+      const updated = await api("PATCH", "/agents/" + agent.id, body);
+      again({ notice: "Saved: " + updated.name + " is " + updated.role + " in " + updated.teams.map(teamName).join(", ") + "." });
+    } catch (problem) { errors.show(problem); }
+  } },
+    h("h3", {}, "Teams and role"),
+    teams.node,
+    h("label", {}, "Role ", role, errors.box("role")),
+    errors.general,
+    h("button", { type: "submit", class: "primary", id: "agent-edit-save" }, "Save"));
+  return form;
+}
+
+// ---- Admins: the audit log ----------------------------------------------------------------
+
+const AUDIT_ACTIONS = {
+  "agent.created": "Agent created", "agent.updated": "Agent changed", "agent.deactivated": "Agent deactivated",
+  "agent.activated": "Agent activated", "sign_in_link.issued": "Sign-in link issued", "token.issued": "Token issued",
+  "token.revoked": "Token revoked", "subscription.created": "Subscription created",
+  "subscription.enabled": "Subscription enabled", "subscription.disabled": "Subscription disabled",
+  "subscription.deleted": "Subscription deleted",
+};
+
+// An entry's details as a sentence: `{"teams": {"from": [..], "to": [..]}}` reads
+// "teams: billing, technical → billing".
+function auditDetails(entry) {
+  const details = entry.details || {};
+  const text = (value) => Array.isArray(value) ? (value.length ? value.join(", ") : "none")
+    : value && typeof value === "object" && "from" in value && "to" in value ? text(value.from) + " → " + text(value.to)
+      : value && typeof value === "object" ? JSON.stringify(value) : String(value);
+  if (entry.action === "agent.deactivated") {
+    const back = details.returned_to_queue || [];
+    return back.length ? back.length + (back.length === 1 ? " conversation" : " conversations") + " back to the queue: " +
+      back.map((id) => "#" + id).join(", ") : "no open conversations to return";
+  }
+  if (entry.action === "token.issued" || entry.action === "token.revoked") {
+    return "token #" + details.token_id + (details.label ? " “" + details.label + "”" : "");
+  }
+  if (entry.action === "sign_in_link.issued" && details.expires_at) return "valid until " + when(details.expires_at);
+  return Object.entries(details).map(([key, value]) => key.replace(/_/g, " ") + ": " + text(value)).join("; ");
+}
+
+// `#/admin/audit`: what admins did, newest first, 25 at a time ("More" pages back).
+async function renderAudit(ticket) {
+  const pane = freshPane();
+  const list = h("ol", { id: "audit-list", class: "results audit" });
+  const message = h("p", { id: "audit-message", class: "empty", role: "status" }, "Loading…");
+  const more = h("button", { type: "button", id: "audit-more", hidden: true }, "More");
+  replace(pane, adminHead("Audit log", "audit"), message, list, more);
+  let names = {};
+  api("GET", "/agents").then((data) => {
+    names = Object.fromEntries(data.agents.map((a) => [a.id, a.name]));
+    list.querySelectorAll("[data-target-agent]").forEach((node) => {
+      const name = names[node.dataset.targetAgent];
+      if (name) node.textContent = name;
+    });
+  }).catch(() => {});
+  let before = null;
+  const load = async () => {
+    const query = new URLSearchParams({ limit: "25" });
+    if (before) query.set("before", before);
+    more.disabled = true;
+    try {
+      const page = await api("GET", "/audit?" + query.toString());
+      if (!current(ticket)) return;
+      list.append(...page.entries.map((entry) => {
+        const target = entry.target || {};
+        const targetText = target.kind === "agent"
+          ? h("a", { href: "#/admin/agents/" + target.id, "data-target-agent": target.id, dir: "auto" }, names[target.id] || "agent #" + target.id)
+          : h("span", {}, (target.kind || "") + " #" + target.id);
+        return h("li", { class: "audit-entry", "data-id": entry.id, "data-action": entry.action },
+          h("span", { class: "line" },
+            h("strong", {}, AUDIT_ACTIONS[entry.action] || entry.action), " ", targetText,
+            h("span", { class: "grow" }),
+            h("time", { datetime: entry.at, title: when(entry.at) }, when(entry.at))),
+          h("span", { class: "meta" }, "by ", h("span", { class: "actor", dir: "auto" }, entry.actor_name || "command line"),
+            " · ", h("code", {}, entry.action)),
+          h("span", { class: "details", dir: "auto" }, auditDetails(entry)));
+      }));
+      before = page.entries.length ? page.entries[page.entries.length - 1].id : before;
+      more.hidden = page.entries.length < 25;
+      more.disabled = false;
+      message.textContent = list.children.length ? "" : "Nothing yet.";
+    } catch (error) {
+      if (!current(ticket)) return;
+      message.className = "error";
+      replace(message, h("span", { class: "error-code" }, error.code), " " + error.message);
+    }
+  };
+  more.addEventListener("click", load);
+  await load();
+}
+
+// ---- Saved replies: the list and the form ------------------------------------------------
+
+// `#/replies`: the agent's own saved replies and their teams' (supervisors and admins
+// see every team's). Anyone changes their own; team replies only supervisors and admins.
+async function renderReplies(ticket) {
+  const pane = freshPane();
+  const notice = app.notice;
+  app.notice = null;
+  replace(pane, h("div", { class: "pane-head" }, h("a", { href: "#/", class: "back" }, "← Back"), h("h2", {}, "Saved replies")),
+    h("p", { class: "loading" }, "Loading…"));
+  let replies;
+  try {
+    replies = (await api("GET", "/saved-replies")).saved_replies;
+  } catch (error) {
+    if (!current(ticket)) return;
+    replace(pane, h("div", { class: "pane-head" }, h("a", { href: "#/", class: "back" }, "← Back"), h("h2", {}, "Saved replies")),
+      h("p", { class: "error", id: "replies-error" }, error.message));
+    return;
+  }
+  if (!current(ticket)) return;
+  const item = (reply) => h("li", { class: "reply-row", "data-id": reply.id, "data-shortcut": reply.shortcut, "data-scope": reply.scope },
+    h("a", { href: "#/replies/" + reply.id, class: "contact-link" },
+      h("span", { class: "line" }, h("strong", { class: "shortcut" }, "/" + reply.shortcut), " ",
+        h("span", { dir: "auto" }, reply.title), h("span", { class: "grow" }),
+        reply.scope === "team" ? h("span", { class: "badge" }, reply.team) : null),
+      h("span", { class: "meta" }, Object.keys(reply.bodies).join(", "), " (fallback ", reply.fallback, ")",
+        reply.updated_by ? " · " + reply.updated_by.name + ", " + ago(reply.updated_at) : "")));
+  const mine = replies.filter((reply) => reply.scope !== "team");
+  const teams = replies.filter((reply) => reply.scope === "team");
+  replace(pane,
+    h("div", { class: "pane-head" }, h("a", { href: "#/", class: "back" }, "← Back"), h("h2", {}, "Saved replies")),
+    notice ? h("p", { class: "notice", id: "replies-notice", role: "status" }, notice) : null,
+    h("p", { class: "hint" }, "Type / and a shortcut in the composer to use one. ",
+      h("a", { href: "#/replies/new", id: "reply-new-link" }, "New saved reply")),
+    h("h3", {}, "Yours"),
+    h("ul", { id: "replies-personal", class: "results" }, mine.length ? mine.map(item) : h("li", { class: "meta" }, "None yet.")),
+    h("h3", {}, supervising() ? "Teams’" : "Your teams’", supervising() ? null : h("span", { class: "hint" }, " (read only)")),
+    h("ul", { id: "replies-team", class: "results" }, teams.length ? teams.map(item) : h("li", { class: "meta" }, "None.")));
+}
+
+// One text per language: rows of a language tag and its text, added and removed.
+function bodyRows(bodies, changed) {
+  const list = h("div", { id: "reply-bodies", class: "body-rows" });
+  const rows = [];
+  let made = 0;
+  const add = (language, text) => {
+    const n = made++;
+    const error = h("p", { class: "error field-error", id: "reply-body-" + n + "-error", role: "alert", hidden: true });
+    const lang = h("input", { id: "reply-language-" + n, class: "reply-language", value: language || "", size: 6,
+      placeholder: "en", autocomplete: "off", required: true, "aria-describedby": "reply-body-" + n + "-error" });
+    const body = h("textarea", { id: "reply-body-" + n, class: "reply-body", rows: 4, dir: "auto", required: true,
+      "aria-describedby": "reply-body-" + n + "-error" });
+    body.value = text || "";
+    const row = {
+      language: () => lang.value.trim().toLowerCase(), text: () => body.value, error, lang,
+      node: h("div", { class: "body-row", "data-language": (language || "").toLowerCase() },
+        h("div", { class: "body-row-head" },
+          h("label", { class: "inline" }, "Language", lang),
+          h("button", { type: "button", class: "reply-remove-language", "aria-label": "Remove this language",
+            onclick: () => { rows.splice(rows.indexOf(row), 1); row.node.remove(); changed(); } }, "Remove")),
+        h("label", {}, "Text", body), error),
+    };
+    lang.addEventListener("input", () => { row.node.dataset.language = row.language(); changed(); });
+    rows.push(row);
+    list.append(row.node);
+    changed();
+    return row;
+  };
+  for (const [language, text] of Object.entries(bodies)) add(language, text);
+  return {
+    node: list, rows, add,
+    boxes: () => rows.map((row) => row.error),
+    find: (field) => {
+      if (!field.startsWith("bodies.")) return null;
+      const row = rows.find((r) => r.language() === field.slice(7).toLowerCase());
+      return row ? row.error : null;
+    },
+  };
+}
+
+// `#/replies/new` and `#/replies/{id}`: a saved reply's form, or its texts for someone
+// who may not change it (a team's reply, for an agent).
+async function renderReply(id, ticket) {
+  const pane = freshPane();
+  let reply = null;
+  if (id !== null) {
+    replace(pane, h("p", { class: "loading" }, "Loading…"));
+    try {
+      reply = await api("GET", "/saved-replies/" + id);
+    } catch (error) {
+      if (!current(ticket)) return;
+      replace(pane, h("div", { class: "pane-head" }, h("a", { href: "#/replies", class: "back" }, "← Saved replies")),
+        h("p", { class: "error", id: "reply-error" }, error.status === 404 ? "Saved reply #" + id + " was not found." : error.message));
+      return;
+    }
+    if (!current(ticket)) return;
+  }
+  const head = h("div", { class: "pane-head" }, h("a", { href: "#/replies", id: "replies-back" }, "← Saved replies"),
+    h("h2", { dir: "auto" }, reply ? "/" + reply.shortcut : "New saved reply"));
+  if (reply && reply.scope === "team" && !supervising()) {
+    replace(pane, head,
+      h("section", { id: "reply-readonly", class: "panel" },
+        h("p", { class: "meta" }, reply.team, "’s saved reply: only supervisors and admins change it."),
+        h("h3", { dir: "auto" }, reply.title),
+        Object.entries(reply.bodies).map(([language, text]) => h("div", { class: "body-row", "data-language": language },
+          h("p", { class: "meta" }, language, language === reply.fallback ? " (fallback)" : ""),
+          h("p", { class: "text", dir: "auto" }, text)))));
+    return;
+  }
+  replace(pane, head, replyForm(reply, ticket));
+  $("#reply-shortcut").focus();
+}
+
+function replyForm(reply, ticket) {
+  const fallback = h("select", { id: "reply-fallback", name: "fallback", "aria-describedby": "reply-form-fallback-error" });
+  const syncFallback = () => {
+    const chosen = fallback.value || (reply ? reply.fallback : "");
+    const languages = [...new Set(rows.rows.map((row) => row.language()).filter(Boolean))];
+    replace(fallback, h("option", { value: "" }, reply ? "Unchanged" : "Automatic"),
+      languages.map((language) => h("option", { value: language, selected: language === chosen }, language)));
+  };
+  let rows = { rows: [] };
+  rows = bodyRows(reply ? reply.bodies : { "": "" }, () => syncFallback());
+  syncFallback();
+  const errors = fieldErrors("reply-form", ["shortcut", "title", "bodies", "fallback", "team"], rows);
+  const shortcut = h("input", { id: "reply-shortcut", name: "shortcut", required: true, autocomplete: "off",
+    value: reply ? reply.shortcut : "", placeholder: "refund", "aria-describedby": "reply-form-shortcut-error" });
+  const title = h("input", { id: "reply-title", name: "title", autocomplete: "off", dir: "auto",
+    value: reply ? reply.title : "", placeholder: "Refund steps", "aria-describedby": "reply-form-title-error" });
+  const team = !reply && supervising()
+    ? h("select", { id: "reply-team", name: "team", "aria-describedby": "reply-form-team-error" },
+      h("option", { value: "" }, "Only me"), app.teams.map((t) => h("option", { value: t.key }, t.name)))
+    : null;
+  const collect = () => {
+    const bodies = {};
+    for (const row of rows.rows) {
+      const language = row.language();
+      if (!language) { showError(row.error, { code: "invalid_field", message: "type a language tag such as en or pt-br" }); return null; }
+      if (language in bodies) { showError(row.error, { code: "invalid_field", message: "`" + language + "` is here twice" }); return null; }
+      bodies[language] = row.text();
+    }
+    return bodies;
+  };
+  const save = h("button", { type: "submit", class: "primary", id: "reply-save" }, "Save");
+  const form = h("form", { id: "reply-form", class: "panel reply-form", onsubmit: async (event) => {
+    event.preventDefault();
+    errors.clear();
+    const bodies = collect();
+    if (!bodies) return;
+    let body;
+    if (!reply) {
+      body = { shortcut: shortcut.value.trim(), bodies };
+      if (title.value.trim()) body.title = title.value.trim();
+      if (fallback.value) body.fallback = fallback.value;
+      if (team && team.value) body.team = team.value;
+    } else {
+      body = {};
+      if (shortcut.value.trim() !== reply.shortcut) body.shortcut = shortcut.value.trim();
+      if (title.value.trim() !== reply.title) body.title = title.value.trim();
+      const changedBodies = {};
+      for (const [language, text] of Object.entries(bodies)) if (reply.bodies[language] !== text) changedBodies[language] = text;
+      for (const language of Object.keys(reply.bodies)) if (!(language in bodies)) changedBodies[language] = null;
+      if (Object.keys(changedBodies).length) body.bodies = changedBodies;
+      if (fallback.value && fallback.value !== reply.fallback) body.fallback = fallback.value;
+      if (!Object.keys(body).length) { showError(errors.general, { code: "unchanged", message: "nothing to save" }); return; }
+    }
+    save.disabled = true;
+    try {
+      const saved = await api(reply ? "PATCH" : "POST", reply ? "/saved-replies/" + reply.id : "/saved-replies", body);
+      if (!current(ticket)) return;
+      app.notice = "Saved /" + saved.shortcut + ".";
+      go("#/replies");
+    } catch (problem) {
+      save.disabled = false;
+      errors.show(problem);
+    }
+  } },
+    team ? h("label", {}, "For ", team, errors.box("team")) : reply && reply.scope === "team"
+      ? h("p", { class: "meta" }, "Team ", reply.team, "’s saved reply") : h("p", { class: "meta" }, "Only you see it."),
+    h("label", {}, "Shortcut", shortcut, h("span", { class: "hint" }, " letters, digits, - and _"), errors.box("shortcut")),
+    h("label", {}, "Title", title, errors.box("title")),
+    h("fieldset", { class: "choices bodies" }, h("legend", {}, "Text per language"),
+      h("p", { class: "hint" }, "Placeholders: {{contact.name}}, {{contact.first_name}}, {{contact.email}}, ",
+        "{{conversation.reference}}, {{conversation.subject}}, {{agent.name}}, {{team.name}}; ",
+        "{{contact.name | default: \"there\"}} fills what is missing."),
+      rows.node,
+      h("button", { type: "button", id: "reply-add-language", onclick: () => { const row = rows.add("", ""); row.lang.focus(); } },
+        "Add a language"),
+      errors.box("bodies")),
+    h("label", {}, "Fallback language ", fallback,
+      h("span", { class: "hint" }, " used when the customer’s language has no text"), errors.box("fallback")),
+    errors.general,
+    h("div", { class: "actions" }, save,
+      reply ? h("button", { type: "button", id: "reply-delete", class: "danger", onclick: async () => {
+        const agreed = await confirmDialog("Delete /" + reply.shortcut + "?",
+          "Nobody can use it after this. Replies already sent keep their text.", "Delete");
+        if (!agreed) return;
+        try {
+          await api("DELETE", "/saved-replies/" + reply.id);
+          if (!current(ticket)) return;
+          app.notice = "Deleted /" + reply.shortcut + ".";
+          go("#/replies");
+        } catch (problem) { errors.show(problem); }
+      } }, "Delete…") : null));
+  return form;
 }
 
 // ---- Live updates ---------------------------------------------------------------------

@@ -1,6 +1,7 @@
 //! Black-box tests: the real `switchboard` binary, driven through HTTP and its CLI.
 
 mod access;
+mod admin_console;
 mod agents;
 mod browser;
 mod cli;
