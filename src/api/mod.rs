@@ -13,6 +13,7 @@ mod error;
 mod hooks;
 mod mentions;
 mod privacy;
+mod reports;
 mod saved_replies;
 pub mod serve;
 mod sessions;

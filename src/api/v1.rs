@@ -61,6 +61,8 @@ pub fn router() -> Router<Arc<AppState>> {
             axum::routing::delete(super::agents::revoke_token),
         )
         .route("/audit", get(super::agents::audit))
+        .route("/reports/overview", get(super::reports::overview))
+        .route("/reports/conversations", get(super::reports::conversations))
         .route("/mentions", get(super::mentions::list))
         .route("/mentions/read", axum::routing::post(super::mentions::mark_read))
         .route(

@@ -1660,3 +1660,44 @@ async fn mentions_are_listed_to_their_agent_while_they_may_see_the_conversation_
     let all = store.queries.mentions(lea, &support, false, None, 10).await.unwrap();
     assert_eq!(all[1].read_at.map(|at| at.0), Some(NOW + 2));
 }
+
+#[tokio::test]
+async fn report_facts_are_the_ranges_conversations_events_and_messages_under_the_readers_visibility() {
+    use crate::query::reports::{Grouping, ReportRequest};
+    let store = testing::with_shop().await;
+    let seeded = store
+        .converse("ada", "Where is my parcel?", Some("On its way"), NOW)
+        .await;
+    let old = store.converse("bob", "Hello", None, NOW - 86_400_000).await;
+    let request = |visible_to: Visibility| ReportRequest {
+        from: NOW - 1,
+        to: NOW + 1,
+        grouping: Some(Grouping::Team),
+        visible_to,
+    };
+    let facts = store.queries.report_facts(&request(Visibility::All)).await.unwrap();
+    let ids: Vec<i64> = facts.conversations.iter().map(|fact| fact.id).collect();
+    assert_eq!(ids, [seeded.conversation_id], "bob's opened a day before the range");
+    assert_eq!(facts.conversations[0].key.as_deref(), Some("support"));
+    assert_eq!(facts.conversations[0].created_at, NOW);
+    let inbound: i64 = facts
+        .messages
+        .iter()
+        .filter(|count| count.direction == "inbound")
+        .map(|count| count.count)
+        .sum();
+    assert_eq!(inbound, 1);
+    assert!(
+        facts
+            .messages
+            .iter()
+            .all(|count| count.key.as_deref() == Some("support"))
+    );
+    let nobody = Visibility::Teams {
+        agent_id: 0,
+        teams: Vec::new(),
+    };
+    let hidden = store.queries.report_facts(&request(nobody)).await.unwrap();
+    assert!(hidden.conversations.is_empty() && hidden.messages.is_empty());
+    assert_ne!(old.conversation_id, seeded.conversation_id);
+}

@@ -19,6 +19,7 @@ use switchboard_test_mailservers::eventually;
 use tempfile::TempDir;
 use tokio_util::sync::CancellationToken;
 
+mod reports;
 mod updates;
 
 const SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";

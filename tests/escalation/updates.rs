@@ -60,13 +60,13 @@ answer_window = "7days"
 "#;
 
 /// What the shop's app received on its callback URL.
-struct Callbacks {
+pub(super) struct Callbacks {
     url: String,
     bodies: Arc<Mutex<Vec<Value>>>,
 }
 
 impl Callbacks {
-    async fn start() -> Callbacks {
+    pub(super) async fn start() -> Callbacks {
         let bodies = Arc::new(Mutex::new(Vec::new()));
         let app = axum::Router::new()
             .route(
@@ -96,7 +96,7 @@ impl Callbacks {
     }
 
     /// Waits until the conversation has had `count` callbacks; returns them in order.
-    async fn wait(&self, conversation: i64, count: usize) -> Vec<Value> {
+    pub(super) async fn wait(&self, conversation: i64, count: usize) -> Vec<Value> {
         eventually(&format!("{count} callbacks for #{conversation}"), || async {
             let bodies = self.of(conversation);
             (bodies.len() >= count).then_some(bodies)
@@ -109,7 +109,7 @@ impl Callbacks {
     }
 }
 
-fn setup(callbacks: &Callbacks) -> Setup {
+pub(super) fn setup(callbacks: &Callbacks) -> Setup {
     Setup {
         updates: UPDATES.into(),
         callback_url: callbacks.url.clone(),

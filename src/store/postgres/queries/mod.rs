@@ -11,6 +11,7 @@ mod agents;
 mod contacts;
 mod conversations;
 mod deliveries;
+mod reports;
 mod search;
 
 use async_trait::async_trait;
@@ -411,6 +412,13 @@ impl Queries for PgStore {
 
     async fn unread_mentions(&self, agent_id: i64, visible_to: &Visibility) -> StoreResult<i64> {
         agents::unread_mentions(&self.pool, agent_id, visible_to).await
+    }
+
+    async fn report_facts(
+        &self,
+        request: &crate::query::reports::ReportRequest,
+    ) -> StoreResult<crate::query::reports::ReportFacts> {
+        self::reports::report_facts(&self.pool, request).await
     }
 
     async fn agent_tokens(&self, agent_id: i64) -> StoreResult<Vec<TokenView>> {

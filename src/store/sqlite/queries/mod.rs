@@ -10,6 +10,7 @@ mod agents;
 mod contacts;
 mod conversations;
 mod deliveries;
+mod reports;
 mod search;
 
 use async_trait::async_trait;
@@ -410,6 +411,13 @@ impl Queries for SqliteStore {
 
     async fn unread_mentions(&self, agent_id: i64, visible_to: &Visibility) -> StoreResult<i64> {
         agents::unread_mentions(&self.reader, agent_id, visible_to).await
+    }
+
+    async fn report_facts(
+        &self,
+        request: &crate::query::reports::ReportRequest,
+    ) -> StoreResult<crate::query::reports::ReportFacts> {
+        self::reports::report_facts(&self.reader, request).await
     }
 
     async fn agent_tokens(&self, agent_id: i64) -> StoreResult<Vec<TokenView>> {
