@@ -258,6 +258,7 @@ impl Report {
             ("scale: detail queries", &scale.detail),
             ("scale: search", &scale.search),
             ("scale: contact look-ups", &scale.contacts),
+            ("scale: reports (a year)", &scale.reports),
         ] {
             let line = row(&self.label(name), load, scale.peak_rss_mib);
             self.lines.push(format!("{line}   ({} messages)", scale.messages));

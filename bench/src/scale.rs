@@ -46,6 +46,7 @@ pub struct ScaleFigures {
     pub detail: LoadResult,
     pub search: LoadResult,
     pub contacts: LoadResult,
+    pub reports: LoadResult,
     pub peak_rss_mib: f64,
 }
 
@@ -60,6 +61,7 @@ impl ScaleFigures {
             "detail": load_json(&self.detail),
             "search": load_json(&self.search),
             "contacts": load_json(&self.contacts),
+            "reports": load_json(&self.reports),
             "peak_rss_mib": self.peak_rss_mib,
         })
     }
@@ -112,6 +114,7 @@ pub async fn run(
     let detail = measure(detail_paths(conversations)).await;
     let search = measure(search_paths(conversations)).await;
     let contacts = measure(contact_paths(conversations)).await;
+    let reports = measure(report_paths()).await;
     let peak_rss_mib = desk.peak_rss_mib();
     desk.finish().await?;
     Ok(ScaleFigures {
@@ -123,6 +126,7 @@ pub async fn run(
         detail,
         search,
         contacts,
+        reports,
         peak_rss_mib,
     })
 }
@@ -184,6 +188,15 @@ pub(crate) fn contact_paths(conversations: u64) -> Vec<String> {
 }
 
 /// Conversations opened at random over the whole history.
+/// What a supervisor reads of the seeded year (2026): the overview, and the same by agent.
+pub(crate) fn report_paths() -> Vec<String> {
+    let year = "from=2026-01-01&to=2027-01-01&time_zone=Europe/Berlin";
+    vec![
+        format!("/api/v1/reports/overview?{year}"),
+        format!("/api/v1/reports/overview?{year}&by=agent"),
+    ]
+}
+
 pub(crate) fn detail_paths(conversations: u64) -> Vec<String> {
     (0..4096u64)
         .map(|draw| format!("/api/v1/conversations/{}", mix(draw) % conversations + 1))
