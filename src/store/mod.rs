@@ -25,6 +25,7 @@ mod contact_views;
 mod error;
 pub mod migrate;
 mod migrations;
+mod replay_views;
 pub mod postgres;
 pub mod records;
 mod saved_reply_views;
