@@ -201,7 +201,10 @@ impl<'a> Replay<'a> {
         }
         if before.priority != after.priority {
             report.priority.changed += 1;
-            *self.priority_moves.entry((before.priority, after.priority)).or_default() += 1;
+            *self
+                .priority_moves
+                .entry((before.priority, after.priority))
+                .or_default() += 1;
             keep(&mut report.priority.examples, &|| example(&before, &after));
         }
         let added: Vec<&String> = after.labels.iter().filter(|l| !before.labels.contains(l)).collect();
@@ -291,13 +294,19 @@ pub fn parse_since(text: &str, now: i64) -> Result<i64, String> {
             time.duration_since(std::time::UNIX_EPOCH)
                 .map_or(0, |since| since.as_millis() as i64)
         })
-        .map_err(|_| format!("`{text}` is neither a duration such as 7d or 36h nor a time such as 2026-11-27T17:55:00Z"))
+        .map_err(|_| {
+            format!("`{text}` is neither a duration such as 7d or 36h nor a time such as 2026-11-27T17:55:00Z")
+        })
 }
 
 /// The report as people read it in a terminal.
 pub fn render_text(report: &ReplayReport) -> String {
     let mut out = String::new();
-    let time = |at: Timestamp| serde_json::to_value(at).ok().and_then(|v| v.as_str().map(str::to_owned));
+    let time = |at: Timestamp| {
+        serde_json::to_value(at)
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_owned))
+    };
     let _ = writeln!(
         out,
         "replayed {} conversations opened since {} ({} skipped: no routing recorded, or erased)",
@@ -420,9 +429,21 @@ mod tests {
     fn openings() -> Vec<RoutedOpening> {
         vec![
             opening(1, "I want a refund", "billing", Priority::High, &["billing"]),
-            opening(2, "the shop is down, outage!", "technical", Priority::Urgent, &["outage"]),
+            opening(
+                2,
+                "the shop is down, outage!",
+                "technical",
+                Priority::Urgent,
+                &["outage"],
+            ),
             opening(3, "where is my parcel?", "support", Priority::Normal, &[]),
-            opening(4, "refund please, charged twice", "billing", Priority::High, &["billing"]),
+            opening(
+                4,
+                "refund please, charged twice",
+                "billing",
+                Priority::High,
+                &["billing"],
+            ),
         ]
     }
 
@@ -487,7 +508,10 @@ mod tests {
         let due = &report.first_response_due;
         assert_eq!((due.changed, due.later, due.earlier), (1, 1, 0));
         let example = &due.examples[0];
-        assert_eq!(example.before.first_response_due, Some(Timestamp(SATURDAY + 15 * 60_000)));
+        assert_eq!(
+            example.before.first_response_due,
+            Some(Timestamp(SATURDAY + 15 * 60_000))
+        );
         // Monday 2026-11-30 09:30 Berlin (UTC+1) = 08:30 UTC.
         let monday = SATURDAY + 2 * 86_400_000 - 90 * 60_000;
         assert_eq!(example.after.first_response_due, Some(Timestamp(monday)));
@@ -533,7 +557,10 @@ mod tests {
         let report = replay(&current, &current, &openings, 5);
         assert_eq!((report.changed, report.drift.count), (0, 1));
         let example = &report.drift.examples[0];
-        assert_eq!((example.before.team.as_str(), example.after.team.as_str()), ("technical", "support"));
+        assert_eq!(
+            (example.before.team.as_str(), example.after.team.as_str()),
+            ("technical", "support")
+        );
     }
 
     #[test]
