@@ -64,11 +64,8 @@ fn assert_moves_exactly(report: &Value, moved: &BTreeSet<i64>, total: usize) {
     assert_eq!(report["first_response_due"]["changed"], 0, "{report}");
 }
 
-#[tokio::test]
-async fn replay_reports_exactly_the_conversations_a_changed_rule_moves_and_changes_nothing() {
-    let daemon = Daemon::start("http://127.0.0.1:9/unused").await;
-    let lead = daemon.agent("lead", "support", "supervisor");
-    let ada = daemon.agent("ada", "support", "agent");
+/// Posts [`MESSAGES`]; returns the ids of the conversations the billing rule caught.
+async fn seed(daemon: &Daemon) -> BTreeSet<i64> {
     let mut moved = BTreeSet::new();
     for (n, (text, plan)) in MESSAGES.iter().enumerate() {
         let mut body = json!({"id": format!("m-{n}"), "from": {"id": format!("customer-{n}")}, "text": text});
@@ -82,13 +79,26 @@ async fn replay_reports_exactly_the_conversations_a_changed_rule_moves_and_chang
         }
     }
     assert_eq!(moved.len(), 3, "the seed has three billing messages");
+    moved
+}
 
+/// The daemon's config with the billing rule sending to `technical` instead.
+fn billing_to_technical(daemon: &Daemon) -> String {
     let running = std::fs::read_to_string(daemon.config_path()).unwrap();
     assert!(running.contains(BILLING_RULE), "the test config's billing rule changed");
-    let changed = running.replace(
+    running.replace(
         BILLING_RULE,
         r#"then = { team = "technical", priority = "high", labels = ["billing"] }"#,
-    );
+    )
+}
+
+#[tokio::test]
+async fn replay_reports_exactly_the_conversations_a_changed_rule_moves_and_changes_nothing() {
+    let daemon = Daemon::start("http://127.0.0.1:9/unused").await;
+    let lead = daemon.agent("lead", "support", "supervisor");
+    let ada = daemon.agent("ada", "support", "agent");
+    let moved = seed(&daemon).await;
+    let changed = billing_to_technical(&daemon);
     let new_path = daemon.dir.path().join("new.toml");
     std::fs::write(&new_path, &changed).unwrap();
     let new_path = new_path.to_str().unwrap();
@@ -143,6 +153,28 @@ async fn replay_reports_exactly_the_conversations_a_changed_rule_moves_and_chang
     assert_eq!(status, StatusCode::FORBIDDEN, "{refused}");
 
     assert_eq!(daemon.snapshot_but_outbox().await, before, "replaying changed nothing");
+}
+
+#[tokio::test]
+async fn replay_reads_the_same_openings_on_postgresql() {
+    let cluster = switchboard_test_postgres::Cluster::shared().await;
+    let url = cluster.fresh_database().await;
+    let dir = tempfile::tempdir().unwrap();
+    let sqlite = format!("url = \"sqlite://{}\"", dir.path().join("switchboard.db").display());
+    let config = crate::harness::config(dir.path(), "http://127.0.0.1:9/unused");
+    assert!(config.contains(&sqlite), "the test config no longer says {sqlite}");
+    std::fs::write(
+        dir.path().join("switchboard.toml"),
+        config.replacen(&sqlite, &format!("url = \"{url}\""), 1),
+    )
+    .unwrap();
+    let daemon = Daemon::start_in(dir).await;
+    let lead = daemon.agent("lead", "support", "admin");
+    let moved = seed(&daemon).await;
+    let body = json!({"since": "1h", "config": billing_to_technical(&daemon), "examples": 100});
+    let (status, report) = daemon.api(Method::POST, "/route/replay", &lead, Some(body)).await;
+    assert_eq!(status, StatusCode::OK, "{report}");
+    assert_moves_exactly(&report, &moved, MESSAGES.len());
 }
 
 #[tokio::test]
