@@ -1,5 +1,5 @@
 //! The `switchboard` command: `serve` runs the daemon; `check-config`, `agent add`,
-//! `agent list`, `route explain`, `contact export`, `contact erase` and `migrate` are the
+//! `agent list`, `route explain`, `route replay`, `contact export`, `contact erase` and `migrate` are the
 //! operator's tools around it.
 
 use std::io::{IsTerminal, Write};
@@ -93,6 +93,24 @@ enum RouteCommand {
         #[arg(long)]
         json: bool,
     },
+    /// What-if routing: replay the first messages of the conversations opened since
+    /// `--since` through the rules of `--with` and of the running config (`--config`),
+    /// and report how many would go to another team, priority or labels and how their
+    /// first-response deadlines would move, with examples. Changes nothing.
+    Replay {
+        /// How far back: a duration (`7d`, `36h`) or an RFC 3339 time.
+        #[arg(long)]
+        since: String,
+        /// The changed configuration file, validated as `check-config` does.
+        #[arg(long = "with", value_name = "NEW.toml")]
+        with: PathBuf,
+        /// Print the report as JSON (what `POST /api/v1/route/replay` returns).
+        #[arg(long)]
+        json: bool,
+        /// Examples shown of each kind of change.
+        #[arg(long, default_value_t = 5)]
+        examples: usize,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -160,6 +178,12 @@ fn main() -> ExitCode {
         Command::Serve => serve(settings),
         Command::Agent(command) => runtime().and_then(|runtime| runtime.block_on(agent(settings, command))),
         Command::Route(RouteCommand::Explain { message, json }) => explain(&settings, &message, json),
+        Command::Route(RouteCommand::Replay {
+            since,
+            with,
+            json,
+            examples,
+        }) => runtime().and_then(|runtime| runtime.block_on(replay(&settings, &since, &with, json, examples))),
         Command::Contact(command) => runtime().and_then(|runtime| runtime.block_on(contact(settings, command))),
         Command::Migrate { .. } => unreachable!("migrate runs before the configuration is loaded"),
     };
@@ -256,6 +280,40 @@ fn explain(settings: &Settings, path: &std::path::Path, json: bool) -> anyhow::R
         println!("{}", serde_json::to_string_pretty(&explanation)?);
     } else {
         print!("{}", switchboard::domain::explain::render_text(&explanation));
+    }
+    Ok(())
+}
+
+/// Reads the store only: no catalogue sync, so a changed config's teams and inboxes are
+/// never made to exist.
+async fn replay(
+    settings: &Settings,
+    since: &str,
+    with: &std::path::Path,
+    json: bool,
+    examples: usize,
+) -> anyhow::Result<()> {
+    use switchboard::domain::replay::{Replay, Routing};
+    let since = switchboard::domain::replay::parse_since(since, SystemClock.now_ms())
+        .map_err(|err| anyhow::anyhow!("--since {err}"))?;
+    let changed = config::load(with).map_err(|err| anyhow::anyhow!("--with {}: {err}", with.display()))?;
+    let (_store, queries) = switchboard::store::open(&settings.storage)
+        .await
+        .with_context(|| format!("opening the store at {} (storage.url)", settings.storage.shown_url()))?;
+    let running = Routing {
+        router: &settings.router,
+        desk: &settings.desk,
+    };
+    let after = Routing {
+        router: &changed.router,
+        desk: &changed.desk,
+    };
+    let report =
+        switchboard::query::replay(queries.as_ref(), since, Replay::new(running, after, since, examples)).await?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        print!("{}", switchboard::domain::replay::render_text(&report));
     }
     Ok(())
 }

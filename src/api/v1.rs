@@ -78,6 +78,7 @@ pub fn router() -> Router<Arc<AppState>> {
         .route("/agents/{agent}/availability", axum::routing::put(set_availability))
         .route("/conversations/{id}/escalate", axum::routing::post(escalate))
         .route("/route/explain", axum::routing::post(explain_route))
+        .route("/route/replay", axum::routing::post(replay_route))
         .route("/teams", get(teams))
         .route("/labels", get(labels))
         .route("/conversations", get(list_conversations))
@@ -483,6 +484,87 @@ async fn explain_route(
         &sample,
         state.clock.now_ms(),
     )))
+}
+
+/// The most examples `POST /route/replay` shows of each kind of change.
+const MAX_REPLAY_EXAMPLES: u64 = 1000;
+
+/// What-if routing (see [`crate::domain::replay`]): `{"since": "7d", "config": "<TOML>",
+/// "examples"?: 5}`, the conversations opened since then through the running config and
+/// the posted one; stores nothing. Supervisors and admins.
+async fn replay_route(
+    State(state): State<Arc<AppState>>,
+    Authenticated(agent): Authenticated,
+    JsonObject(object): JsonObject,
+) -> Result<Json<crate::domain::replay::ReplayReport>, ApiError> {
+    use crate::domain::replay::{Replay, Routing};
+    access::may_replay_routing(&caller(&state, &agent))?;
+    const KNOWN: [&str; 3] = ["since", "config", "examples"];
+    if let Some(unknown) = object.keys().find(|key| !KNOWN.contains(&key.as_str())) {
+        return Err(ApiError::invalid(
+            unknown,
+            format!("is not a field; known: {}", KNOWN.join(", ")),
+        ));
+    }
+    let text = |field: &str| match object.get(field) {
+        Some(Value::String(text)) => Ok(text.as_str()),
+        _ => Err(ApiError::invalid(field, "is required, a string")),
+    };
+    let since = crate::domain::replay::parse_since(text("since")?, state.clock.now_ms())
+        .map_err(|problem| ApiError::invalid("since", problem))?;
+    let examples = match object.get("examples") {
+        None | Some(Value::Null) => 5,
+        Some(value) => value
+            .as_u64()
+            .filter(|count| *count <= MAX_REPLAY_EXAMPLES)
+            .ok_or_else(|| {
+                ApiError::invalid(
+                    "examples",
+                    format!("must be a whole number up to {MAX_REPLAY_EXAMPLES}"),
+                )
+            })?,
+    };
+    let changed = crate::config::from_toml(text("config")?, &EnvironmentOnly).map_err(|err| {
+        ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_field",
+            format!("`config` key `{}`: {}", err.key, err.problem),
+        )
+    })?;
+    let running = Routing {
+        router: &state.settings.router,
+        desk: &state.settings.desk,
+    };
+    let after = Routing {
+        router: &changed.router,
+        desk: &changed.desk,
+    };
+    let report = crate::query::replay(
+        state.queries.as_ref(),
+        since,
+        Replay::new(running, after, since, examples as usize),
+    )
+    .await?;
+    Ok(Json(report))
+}
+
+/// The secrets a config posted to the API names: the daemon's environment variables, but
+/// no file, so a request cannot make the daemon read its disk.
+struct EnvironmentOnly;
+
+impl switchboard_connector_core::SecretSource for EnvironmentOnly {
+    fn var(&self, name: &str) -> Option<String> {
+        std::env::var(name).ok()
+    }
+
+    fn read_file(&self, path: &str) -> std::io::Result<Vec<u8>> {
+        Err(std::io::Error::new(
+            std::io::ErrorKind::PermissionDenied,
+            format!(
+                "{path}: files are not read for a config posted to the API; name the secret inline or by environment variable, or use `switchboard route replay`"
+            ),
+        ))
+    }
 }
 
 async fn teams(State(state): State<Arc<AppState>>, _agent: Authenticated) -> Result<Json<Value>, ApiError> {

@@ -79,6 +79,16 @@ pub fn may_supervise(caller: &Caller) -> DeskResult<()> {
     ))
 }
 
+/// What-if routing over the whole desk's recent conversations: supervisors and admins.
+pub fn may_replay_routing(caller: &Caller) -> DeskResult<()> {
+    if caller.role != Role::Agent {
+        return Ok(());
+    }
+    Err(DeskError::Forbidden(
+        "only supervisors and admins replay routing".into(),
+    ))
+}
+
 /// Escalating takes a member of the conversation's team, or a supervisor or admin.
 pub fn may_escalate(caller: &Caller, conversation: &Conversation) -> DeskResult<()> {
     let member = conversation

@@ -24,6 +24,8 @@
 //!   placeholders filled for a conversation.
 //! - [`service`]: the operations above, each one unit of work, as callers use them.
 //! - [`explain`]: `route explain`, a sample message through router and desk.
+//! - [`replay`]: `route replay`, recent conversations through the running and a changed
+//!   config, compared.
 
 pub mod access;
 pub mod agents;
@@ -43,6 +45,7 @@ pub mod mentions;
 pub mod people;
 pub mod privacy;
 pub mod queues;
+pub mod replay;
 pub mod router;
 pub mod saved_replies;
 pub mod service;

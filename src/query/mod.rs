@@ -704,6 +704,38 @@ pub struct TokenView {
     pub revoked_at: Option<Timestamp>,
 }
 
+/// A conversation's opening as routing saw it: its first inbound message, the contact's
+/// attributes, and what was decided then (`route replay`, [`crate::domain::replay`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct RoutedOpening {
+    pub conversation_id: i64,
+    pub inbox: String,
+    pub channel: ChannelKind,
+    pub subject: Option<String>,
+    /// The first inbound message's text; `None` when there is none left (an erased
+    /// contact's conversation), which is not replayed.
+    pub text: Option<String>,
+    /// The language routing saw (the `conversation.routed` event's), else the
+    /// conversation's.
+    pub language: Option<String>,
+    /// The contact's attributes (`flags` and `value_tier` among them) as they are now:
+    /// the store keeps no history of them.
+    pub metadata: std::collections::BTreeMap<String, Value>,
+    /// The decision recorded by `conversation.routed`; `None` when the conversation has
+    /// none (opened some other way, or erased).
+    pub routed: Option<RoutedDecision>,
+    pub opened_at: i64,
+}
+
+/// What `conversation.routed` recorded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RoutedDecision {
+    pub rule: Option<String>,
+    pub team: String,
+    pub priority: Priority,
+    pub labels: Vec<String>,
+}
+
 /// The reads the API and the CLI make. Each answers from committed state; a detail reads
 /// its conversation, messages and events in one read transaction, so they agree.
 #[async_trait]
@@ -793,4 +825,30 @@ pub trait Queries: Send + Sync + 'static {
     async fn saved_replies(&self, agent_id: i64, teams: &TeamsSeen) -> StoreResult<Vec<SavedReplyView>>;
     /// `NotFound` when there is none; who may see it is the caller's to judge.
     async fn saved_reply(&self, id: i64) -> StoreResult<SavedReplyView>;
+    /// Conversations opened at or after `since`, by id, those after `after` (the last id
+    /// of the previous page), at most `limit`: a desk is read in pages, never whole.
+    async fn routed_openings(&self, since: i64, after: Option<i64>, limit: u32) -> StoreResult<Vec<RoutedOpening>>;
+}
+
+/// Openings read per page by [`replay`].
+pub const REPLAY_PAGE: u32 = 500;
+
+/// Every conversation opened since `since` through `replay`, a page at a time, and its
+/// report (`route replay`; stores nothing).
+pub async fn replay(
+    queries: &dyn Queries,
+    since: i64,
+    mut replay: crate::domain::replay::Replay<'_>,
+) -> StoreResult<crate::domain::replay::ReplayReport> {
+    let mut after = None;
+    loop {
+        let page = queries.routed_openings(since, after, REPLAY_PAGE).await?;
+        for opening in &page {
+            replay.add(opening);
+        }
+        match page.last() {
+            Some(last) if page.len() == REPLAY_PAGE as usize => after = Some(last.conversation_id),
+            _ => return Ok(replay.finish()),
+        }
+    }
 }

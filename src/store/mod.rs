@@ -27,6 +27,7 @@ pub mod migrate;
 mod migrations;
 pub mod postgres;
 pub mod records;
+mod replay_views;
 mod report_views;
 mod saved_reply_views;
 mod search_views;

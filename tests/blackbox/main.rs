@@ -17,6 +17,7 @@ mod mentions;
 mod migrate;
 mod postgres;
 mod privacy;
+mod replay;
 mod saved_replies;
 mod sessions;
 mod stream;

@@ -10,6 +10,7 @@ mod agents;
 mod contacts;
 mod conversations;
 mod deliveries;
+mod replay;
 mod reports;
 mod search;
 
@@ -422,5 +423,9 @@ impl Queries for SqliteStore {
 
     async fn agent_tokens(&self, agent_id: i64) -> StoreResult<Vec<TokenView>> {
         agents::agent_tokens(&self.reader, agent_id).await
+    }
+
+    async fn routed_openings(&self, since: i64, after: Option<i64>, limit: u32) -> StoreResult<Vec<RoutedOpening>> {
+        replay::routed_openings(&self.reader, since, after, limit).await
     }
 }
