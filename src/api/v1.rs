@@ -499,13 +499,7 @@ async fn replay_route(
 ) -> Result<Json<crate::domain::replay::ReplayReport>, ApiError> {
     use crate::domain::replay::{Replay, Routing};
     access::may_replay_routing(&caller(&state, &agent))?;
-    const KNOWN: [&str; 3] = ["since", "config", "examples"];
-    if let Some(unknown) = object.keys().find(|key| !KNOWN.contains(&key.as_str())) {
-        return Err(ApiError::invalid(
-            unknown,
-            format!("is not a field; known: {}", KNOWN.join(", ")),
-        ));
-    }
+    reject_unknown(object.keys(), &["since", "config", "examples"], "field")?;
     let text = |field: &str| match object.get(field) {
         Some(Value::String(text)) => Ok(text.as_str()),
         _ => Err(ApiError::invalid(field, "is required, a string")),

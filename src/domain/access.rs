@@ -79,13 +79,15 @@ pub fn may_supervise(caller: &Caller) -> DeskResult<()> {
     ))
 }
 
-/// What-if routing over the whole desk's recent conversations: supervisors and admins.
+/// What-if routing reads the whole desk's recent conversations (their counts and
+/// examples cross every team): those who see every conversation, so admins, and
+/// supervisors when `agents.visibility = "all"`.
 pub fn may_replay_routing(caller: &Caller) -> DeskResult<()> {
-    if caller.role != Role::Agent {
+    if caller.role != Role::Agent && visibility(caller) == Visibility::All {
         return Ok(());
     }
     Err(DeskError::Forbidden(
-        "only supervisors and admins replay routing".into(),
+        "replaying routing reads every team's conversations: admins (and supervisors when agents see all teams)".into(),
     ))
 }
 

@@ -95,8 +95,10 @@ fn billing_to_technical(daemon: &Daemon) -> String {
 #[tokio::test]
 async fn replay_reports_exactly_the_conversations_a_changed_rule_moves_and_changes_nothing() {
     let daemon = Daemon::start("http://127.0.0.1:9/unused").await;
-    let lead = daemon.agent("lead", "support", "supervisor");
+    let lead = daemon.agent("lead", "support", "admin");
     let ada = daemon.agent("ada", "support", "agent");
+    // A supervisor of one team sees only its conversations; the replay reads them all.
+    let sam = daemon.agent("sam", "support", "supervisor");
     let moved = seed(&daemon).await;
     let changed = billing_to_technical(&daemon);
     let new_path = daemon.dir.path().join("new.toml");
@@ -149,8 +151,12 @@ async fn replay_reports_exactly_the_conversations_a_changed_rule_moves_and_chang
         .await;
     assert_eq!(status, StatusCode::OK, "{report}");
     assert_moves_exactly(&report, &moved, MESSAGES.len());
-    let (status, refused) = daemon.api(Method::POST, "/route/replay", &ada, Some(body)).await;
-    assert_eq!(status, StatusCode::FORBIDDEN, "{refused}");
+    for token in [&ada, &sam] {
+        let (status, refused) = daemon
+            .api(Method::POST, "/route/replay", token, Some(body.clone()))
+            .await;
+        assert_eq!(status, StatusCode::FORBIDDEN, "{refused}");
+    }
 
     assert_eq!(daemon.snapshot_but_outbox().await, before, "replaying changed nothing");
 }
@@ -180,7 +186,7 @@ async fn replay_reads_the_same_openings_on_postgresql() {
 #[tokio::test]
 async fn a_bad_changed_config_is_refused_naming_its_key() {
     let daemon = Daemon::start("http://127.0.0.1:9/unused").await;
-    let lead = daemon.agent("lead", "support", "supervisor");
+    let lead = daemon.agent("lead", "support", "admin");
     let running = std::fs::read_to_string(daemon.config_path()).unwrap();
     let bad = running.replace(
         BILLING_RULE,
