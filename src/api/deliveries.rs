@@ -66,10 +66,15 @@ pub async fn retry(
     Ok(Json(retried?))
 }
 
-/// `GET /metrics`: the outbox's gauges in the Prometheus text format.
+/// `GET /metrics`: the outbox's gauges, then the queue and SLA per team, in the
+/// Prometheus text format.
 pub async fn metrics(State(state): State<Arc<AppState>>) -> Response {
     let gauges = match state.queries.outbox_gauges().await {
         Ok(gauges) => gauges,
+        Err(err) => return ApiError::from(err).into_response(),
+    };
+    let teams = match state.queries.team_counts().await {
+        Ok(teams) => teams,
         Err(err) => return ApiError::from(err).into_response(),
     };
     let oldest_age = gauges
@@ -128,6 +133,7 @@ pub async fn metrics(State(state): State<Arc<AppState>>) -> Response {
          # TYPE switchboard_outbox_oldest_unsent_age_seconds gauge\n\
          switchboard_outbox_oldest_unsent_age_seconds {oldest_age:.3}\n"
     ));
+    super::metrics::render_teams(&mut text, &teams, now);
     (
         StatusCode::OK,
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],

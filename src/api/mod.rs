@@ -12,6 +12,7 @@ pub mod door;
 mod error;
 mod hooks;
 mod mentions;
+mod metrics;
 mod privacy;
 mod reports;
 mod saved_replies;

@@ -14,6 +14,7 @@ mod harness;
 mod ingest;
 mod labels;
 mod mentions;
+mod metrics;
 mod migrate;
 mod postgres;
 mod privacy;
