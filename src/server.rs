@@ -232,8 +232,15 @@ pub async fn run_with_clock(
             watching.clone(),
         );
     }
+    let metrics = crate::api::metrics::Metrics::new(
+        settings
+            .inboxes
+            .iter()
+            .map(|inbox| (inbox.key.as_str(), inbox.channel.kind())),
+    );
     let state = Arc::new(AppState {
         door,
+        metrics,
         settings,
         service,
         queries,

@@ -134,6 +134,7 @@ pub async fn metrics(State(state): State<Arc<AppState>>) -> Response {
          switchboard_outbox_oldest_unsent_age_seconds {oldest_age:.3}\n"
     ));
     super::metrics::render_teams(&mut text, &teams, now);
+    state.metrics.render(&mut text);
     (
         StatusCode::OK,
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],

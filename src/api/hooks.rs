@@ -170,11 +170,13 @@ async fn receive_webhook(
     })?;
     drop(body);
 
+    let started = std::time::Instant::now();
     let outcome = state
         .service
         .ingest(state.ingest_context(&inbox.reference), message)
         .await?;
-    state.committed(&outcome);
+    state.metrics.ingested(started.elapsed());
+    state.committed(&inbox.reference, &outcome);
     if outcome.duplicate {
         tracing::debug!(inbox = %inbox.reference.key, message_id = outcome.message_id, "duplicate delivery acknowledged");
     } else {

@@ -12,7 +12,7 @@ pub mod door;
 mod error;
 mod hooks;
 mod mentions;
-mod metrics;
+pub mod metrics;
 mod privacy;
 mod reports;
 mod saved_replies;
@@ -82,6 +82,8 @@ pub struct AppState {
     /// Password hashes computed at once: each takes ~20 MiB and a core for tens of
     /// milliseconds, so a burst of sign-ins waits here instead of starving the daemon.
     pub password_hashing: tokio::sync::Semaphore,
+    /// Counters since start for `/metrics`: messages received, HTTP responses, ingest time.
+    pub metrics: metrics::Metrics,
 }
 
 impl AppState {
@@ -90,8 +92,12 @@ impl AppState {
         now.saturating_add(self.settings.outbox.expire_after.as_millis() as i64)
     }
 
-    /// Tells the outbox and the SLA scheduler what an ingest committed for them.
-    pub fn committed(&self, outcome: &IngestOutcome) {
+    /// Tells the outbox and the SLA scheduler what an ingest into `inbox` committed for
+    /// them, and counts the message when it is new.
+    pub fn committed(&self, inbox: &InboxRef, outcome: &IngestOutcome) {
+        if !outcome.duplicate {
+            self.metrics.received(&inbox.key);
+        }
         if outcome.queued_outbound {
             self.outbox_wakeup.notify_one();
         }
@@ -148,7 +154,19 @@ pub fn router(state: Arc<AppState>) -> Router {
                 "this endpoint does not take that method",
             )
         })
+        .layer(axum::middleware::from_fn_with_state(Arc::clone(&state), count_response))
         .with_state(state)
+}
+
+/// Counts every answer of the HTTP interface by its status class, for `/metrics`.
+async fn count_response(
+    State(state): State<Arc<AppState>>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    let response = next.run(request).await;
+    state.metrics.responded(response.status());
+    response
 }
 
 /// The one path parameter of a route, refused as JSON (axum's own rejection is plain

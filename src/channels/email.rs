@@ -212,7 +212,7 @@ impl Reader {
         for (uid, outcome) in uids.into_iter().zip(outcomes) {
             match outcome {
                 Ok(outcome) => {
-                    self.state.committed(&outcome);
+                    self.state.committed(&self.inbox, &outcome);
                     tracing::debug!(
                         inbox = %self.inbox.key,
                         uid,

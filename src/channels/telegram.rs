@@ -273,7 +273,7 @@ pub async fn take(state: &AppState, inbox: &TelegramInbox, update: &Update) -> R
     let mut context = state.ingest_context(&inbox.reference);
     context.greeting = start;
     let outcome = state.service.ingest(context, *message).await?;
-    state.committed(&outcome);
+    state.committed(&inbox.reference, &outcome);
     tracing::debug!(
         inbox = %key,
         update_id = update.id.0,

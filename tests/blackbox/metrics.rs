@@ -1,6 +1,9 @@
-//! `/metrics` for operators: the queue and SLA per team.
+//! `/metrics` for operators: counters since start (messages received, HTTP responses,
+//! ingest time) and the queue and SLA per team.
 
-use crate::harness::{Daemon, Receiver, eventually};
+use reqwest::StatusCode;
+
+use crate::harness::{Daemon, Receiver, SignAs, customer_message, eventually};
 
 /// The scrape, as text.
 async fn scrape(daemon: &Daemon) -> String {
@@ -85,4 +88,76 @@ async fn each_team_shows_its_queue_and_sla_gauges() {
         (later > oldest).then_some(())
     })
     .await;
+}
+
+/// The counter `series` in `metrics`, as a number.
+fn count(metrics: &str, series: &str) -> u64 {
+    sample(metrics, series)
+        .parse()
+        .unwrap_or_else(|_| panic!("`{series}` is not a count in:\n{metrics}"))
+}
+
+#[tokio::test]
+async fn messages_responses_and_ingest_times_are_counted_since_start() {
+    let receiver = Receiver::start().await;
+    let daemon = Daemon::start(&receiver.url()).await;
+    let received = "switchboard_messages_received_total{inbox=\"shop\",channel=\"webhook\"}";
+    let responses = |metrics: &str, class: &str| {
+        count(
+            metrics,
+            &format!("switchboard_http_responses_total{{code=\"{class}\"}}"),
+        )
+    };
+    let before = scrape(&daemon).await;
+    assert_eq!(count(&before, received), 0);
+    assert_eq!(count(&before, "switchboard_ingest_seconds_count"), 0);
+    assert!(
+        before.contains("# TYPE switchboard_ingest_seconds histogram\n"),
+        "{before}"
+    );
+
+    // Three new messages, a duplicate (acknowledged, not counted as received), and two
+    // refusals that never reach ingest.
+    for (id, from, text) in [
+        ("e1", "ada", "I need a refund"),
+        ("e2", "bob", "Hello"),
+        ("e3", "ada", "Hi"),
+    ] {
+        daemon.post_accepted(id, from, text).await;
+    }
+    let (status, _) = daemon
+        .post_signed(&customer_message("e1", "ada", "I need a refund"))
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let body = customer_message("e4", "ada", "unsigned").to_string().into_bytes();
+    let (status, _) = daemon.post_raw("shop", body.clone(), SignAs::Unsigned).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    let (status, _) = daemon.post_raw("nowhere", body, SignAs::Now).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+
+    let after = scrape(&daemon).await;
+    assert_eq!(count(&after, received), 3, "{after}");
+    // The four posts that were taken and the first scrape; the scrape being answered is
+    // counted once it is.
+    assert_eq!(responses(&after, "2xx") - responses(&before, "2xx"), 5, "{after}");
+    assert_eq!(responses(&after, "4xx") - responses(&before, "4xx"), 2, "{after}");
+    assert_eq!(responses(&after, "5xx"), 0, "{after}");
+
+    // Every ingest, the duplicate's too, is in the histogram: cumulative buckets that
+    // end at the count.
+    assert_eq!(count(&after, "switchboard_ingest_seconds_count"), 4, "{after}");
+    assert_eq!(
+        count(&after, "switchboard_ingest_seconds_bucket{le=\"+Inf\"}"),
+        4,
+        "{after}"
+    );
+    let buckets: Vec<u64> = after
+        .lines()
+        .filter(|line| line.starts_with("switchboard_ingest_seconds_bucket{"))
+        .map(|line| line.rsplit(' ').next().unwrap().parse().unwrap())
+        .collect();
+    assert_eq!(buckets.len(), 13, "{after}");
+    assert!(buckets.windows(2).all(|pair| pair[0] <= pair[1]), "{after}");
+    let sum: f64 = sample(&after, "switchboard_ingest_seconds_sum").parse().unwrap();
+    assert!(sum > 0.0, "{after}");
 }
