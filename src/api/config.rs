@@ -7,6 +7,8 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+use switchboard_connector_core::SecretSource;
+
 use crate::config::error::{ConfigError, duration};
 
 #[derive(Debug, Clone, Deserialize)]
@@ -38,6 +40,10 @@ pub struct ServerConfig {
     pub max_buffered_body_bytes: usize,
     #[serde(default)]
     pub rate_limits: RateLimitsConfig,
+    /// The environment variable holding the bearer token `/metrics` asks for; none: no
+    /// token.
+    #[serde(default)]
+    pub metrics_token_env: Option<String>,
 }
 
 /// Requests a second allowed, each with a burst of twice as many; 0 turns a limit off.
@@ -111,6 +117,7 @@ impl Default for ServerConfig {
             max_connections: default_max_connections(),
             max_buffered_body_bytes: default_max_buffered_body_bytes(),
             rate_limits: RateLimitsConfig::default(),
+            metrics_token_env: None,
         }
     }
 }
@@ -168,6 +175,50 @@ impl ServerConfig {
                 api_per_token: self.rate_limits.api_per_token,
             },
         ))
+    }
+}
+
+/// The token a scrape of `/metrics` must bring; never printed.
+#[derive(Clone)]
+pub struct MetricsToken(String);
+
+impl std::fmt::Debug for MetricsToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("MetricsToken(…)")
+    }
+}
+
+impl MetricsToken {
+    /// Whether `given` is the token, compared in constant time.
+    pub fn accepts(&self, given: &str) -> bool {
+        use subtle::ConstantTimeEq;
+        bool::from(given.as_bytes().ct_eq(self.0.as_bytes()))
+    }
+}
+
+impl ServerConfig {
+    /// The `/metrics` token from the variable `metrics_token_env` names, read from
+    /// `secrets`: it must be set and not blank.
+    pub fn metrics_token(&self, secrets: &dyn SecretSource) -> Result<Option<MetricsToken>, ConfigError> {
+        const KEY: &str = "server.metrics_token_env";
+        let Some(name) = &self.metrics_token_env else {
+            return Ok(None);
+        };
+        let name = name.trim();
+        if name.is_empty() {
+            return Err(ConfigError::new(KEY, "names no environment variable"));
+        }
+        let value = secrets
+            .var(name)
+            .ok_or_else(|| ConfigError::new(KEY, format!("the environment variable `{name}` is not set")))?;
+        let value = value.trim();
+        if value.is_empty() {
+            return Err(ConfigError::new(
+                KEY,
+                format!("the environment variable `{name}` is empty"),
+            ));
+        }
+        Ok(Some(MetricsToken(value.to_owned())))
     }
 }
 

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use axum::Json;
 use axum::extract::{Query, State};
-use axum::http::{StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
 use super::v1::{Authenticated, page_limit, parse_id, reject_unknown};
@@ -68,7 +68,21 @@ pub async fn retry(
 
 /// `GET /metrics`: the outbox's gauges, then the queue and SLA per team, in the
 /// Prometheus text format.
-pub async fn metrics(State(state): State<Arc<AppState>>) -> Response {
+pub async fn metrics(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Response {
+    if let Some(token) = &state.settings.metrics_token
+        && !super::v1::bearer_token(&headers).is_some_and(|given| token.accepts(given))
+    {
+        let mut response = ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "unauthorized",
+            "send the metrics token as `Authorization: Bearer <token>`",
+        )
+        .into_response();
+        response
+            .headers_mut()
+            .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        return response;
+    }
     let gauges = match state.queries.outbox_gauges().await {
         Ok(gauges) => gauges,
         Err(err) => return ApiError::from(err).into_response(),

@@ -154,6 +154,8 @@ pub struct Settings {
     pub http_shutdown_grace: Duration,
     /// Timeouts, connection, memory and rate limits at the HTTP door.
     pub door: DoorSettings,
+    /// The bearer token `/metrics` asks for, if any (`server.metrics_token_env`).
+    pub metrics_token: Option<crate::api::config::MetricsToken>,
     /// The console's address and sign-in policy.
     pub console: crate::api::config::ConsoleSettings,
     /// Whose conversations agents and supervisors see (`agents.visibility`).
@@ -292,6 +294,7 @@ impl RawConfig {
     /// mistakes, the first reported stays the same.
     pub fn validate_with(&self, secrets: &dyn SecretSource) -> Result<Settings, ConfigError> {
         let (listen, http_shutdown_grace, door) = self.server.validate()?;
+        let metrics_token = self.server.metrics_token(secrets)?;
         let console = self.console.validate(listen)?;
         let visibility = self.agents.validate()?;
         let storage = self.storage.validate()?;
@@ -343,6 +346,7 @@ impl RawConfig {
             listen,
             http_shutdown_grace,
             door,
+            metrics_token,
             console,
             visibility,
             storage,
@@ -443,6 +447,19 @@ mod tests {
         assert_eq!(settings.inboxes.len(), 1);
         let err = from_toml(&text, &Vault(&[])).unwrap_err();
         assert_eq!(err.key, "inboxes.shop-bot.telegram.token_env");
+    }
+
+    #[test]
+    fn the_metrics_token_is_read_from_the_variable_named_and_refused_naming_the_key() {
+        let text = format!("[server]\nmetrics_token_env = \"SCRAPE_TOKEN\"\n{MINIMAL}");
+        let settings = from_toml(&text, &Vault(&[("SCRAPE_TOKEN", " s3cret\n")])).unwrap();
+        let token = settings.metrics_token.expect("a metrics token");
+        assert!(token.accepts("s3cret") && !token.accepts("s3cre") && !token.accepts(""));
+        assert!(!format!("{token:?}").contains("s3cret"));
+        for vault in [Vault(&[]), Vault(&[("SCRAPE_TOKEN", "  ")])] {
+            assert_eq!(from_toml(&text, &vault).unwrap_err().key, "server.metrics_token_env");
+        }
+        assert!(from_toml(MINIMAL, &Vault(&[])).unwrap().metrics_token.is_none());
     }
 
     #[test]

@@ -184,6 +184,15 @@ impl Daemon {
     /// Starts on the config in `dir` with the process's open-file limit set to
     /// `open_files` (by `prlimit`, as an operator's unit file would).
     pub async fn start_with_open_files(dir: TempDir, open_files: Option<u32>) -> Daemon {
+        Daemon::launch(dir, open_files, &[]).await
+    }
+
+    /// Starts on the config in `dir` with these variables added to its environment.
+    pub async fn start_with_env(dir: TempDir, env: &[(&str, &str)]) -> Daemon {
+        Daemon::launch(dir, None, env).await
+    }
+
+    async fn launch(dir: TempDir, open_files: Option<u32>, env: &[(&str, &str)]) -> Daemon {
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
@@ -201,6 +210,7 @@ impl Daemon {
             None => Command::new(env!("CARGO_BIN_EXE_switchboard")),
         };
         let mut child = command
+            .envs(env.iter().copied())
             .arg("--config")
             .arg(dir.path().join("switchboard.toml"))
             .arg("serve")

@@ -3,7 +3,7 @@
 
 use reqwest::StatusCode;
 
-use crate::harness::{Daemon, Receiver, SignAs, customer_message, eventually};
+use crate::harness::{Daemon, Receiver, SignAs, config, customer_message, eventually};
 
 /// The scrape, as text.
 async fn scrape(daemon: &Daemon) -> String {
@@ -160,4 +160,46 @@ async fn messages_responses_and_ingest_times_are_counted_since_start() {
     assert!(buckets.windows(2).all(|pair| pair[0] <= pair[1]), "{after}");
     let sum: f64 = sample(&after, "switchboard_ingest_seconds_sum").parse().unwrap();
     assert!(sum > 0.0, "{after}");
+}
+
+#[tokio::test]
+async fn with_a_metrics_token_a_scrape_without_it_is_refused() {
+    let receiver = Receiver::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let text = config(dir.path(), &receiver.url()).replacen(
+        "[server]\n",
+        "[server]\nmetrics_token_env = \"SWITCHBOARD_TEST_SCRAPE_TOKEN\"\n",
+        1,
+    );
+    std::fs::write(dir.path().join("switchboard.toml"), text).unwrap();
+    let daemon = Daemon::start_with_env(dir, &[("SWITCHBOARD_TEST_SCRAPE_TOKEN", "scrape-me")]).await;
+    let http = reqwest::Client::new();
+    let scrape_with = |authorization: Option<&'static str>| {
+        let mut request = http.get(daemon.url("/metrics"));
+        if let Some(value) = authorization {
+            request = request.header("Authorization", value);
+        }
+        request.send()
+    };
+    for refused in [
+        None,
+        Some("Bearer wrong"),
+        Some("Bearer scrape-m"),
+        Some("Basic scrape-me"),
+    ] {
+        let response = scrape_with(refused).await.unwrap();
+        assert_eq!(response.status(), StatusCode::UNAUTHORIZED, "{refused:?}");
+        assert_eq!(response.headers()["www-authenticate"], "Bearer");
+        let body: serde_json::Value = response.json().await.unwrap();
+        assert_eq!(body["error"]["code"], "unauthorized", "{body}");
+    }
+    let response = scrape_with(Some("Bearer scrape-me")).await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let metrics = response.text().await.unwrap();
+    // The refusals were answered, and counted, before this scrape.
+    assert_eq!(
+        count(&metrics, "switchboard_http_responses_total{code=\"4xx\"}"),
+        4,
+        "{metrics}"
+    );
 }
