@@ -116,11 +116,11 @@ pub async fn overview(
     let facts = facts(&state, &agent, &range).await?;
     let (total, groups) = reports::report(&facts, range.from, range.to, range.grouping.is_some());
     if csv {
-        let mut rows = vec![(None, "total".to_owned(), &total)];
+        let mut rows = vec![("total".to_owned(), &total)];
         rows.extend(
             groups
                 .iter()
-                .map(|group| (Some(()), group.key.clone().unwrap_or_default(), &group.figures)),
+                .map(|group| (group.key.clone().unwrap_or_default(), &group.figures)),
         );
         let mut response = as_csv(&rows).into_response();
         response.headers_mut().insert(
@@ -146,7 +146,7 @@ pub async fn overview(
 }
 
 /// The figures as CSV: one row for the total, one per group; a column per number.
-fn as_csv(rows: &[(Option<()>, String, &Figures)]) -> String {
+fn as_csv(rows: &[(String, &Figures)]) -> String {
     let columns = [
         "opened",
         "resolved",
@@ -179,12 +179,7 @@ fn as_csv(rows: &[(Option<()>, String, &Figures)]) -> String {
     let mut out = format!("group,{}\r\n", columns.join(","));
     let opt = |value: Option<i64>| value.map(|value| value.to_string()).unwrap_or_default();
     let share = |value: Option<f64>| value.map(|value| format!("{value:.4}")).unwrap_or_default();
-    for (grouped, key, figures) in rows {
-        let label = if grouped.is_some() {
-            key.clone()
-        } else {
-            "total".to_owned()
-        };
+    for (label, figures) in rows {
         let cells = [
             figures.opened.to_string(),
             figures.resolved.to_string(),
@@ -214,7 +209,7 @@ fn as_csv(rows: &[(Option<()>, String, &Figures)]) -> String {
             share(figures.csat.response_rate),
             share(figures.csat.average),
         ];
-        let _ = write!(out, "{},{}\r\n", csv_field(&label), cells.join(","));
+        let _ = write!(out, "{},{}\r\n", csv_field(label), cells.join(","));
     }
     out
 }

@@ -795,9 +795,10 @@ async fn readable(state: &AppState, agent: &Agent, id: i64) -> Result<Conversati
 
 /// `404` as for a conversation that does not exist, unless the caller may read it: the
 /// check before a change, which reads only whose the conversation is.
-async fn check_visible(state: &AppState, agent: &Agent, id: i64) -> Result<(), ApiError> {
+async fn check_visible(state: &AppState, agent: &Agent, id: i64) -> Result<(Option<String>, Option<i64>), ApiError> {
     let (team, assignee) = state.queries.conversation_owner(id).await?;
-    Ok(access::check_read(&caller(state, agent), team.as_deref(), assignee)?)
+    access::check_read(&caller(state, agent), team.as_deref(), assignee)?;
+    Ok((team, assignee))
 }
 
 async fn add_message(
@@ -812,7 +813,7 @@ async fn add_message(
         &["text", "private", "attachments", "saved_reply"],
         "field",
     )?;
-    check_visible(&state, &agent, conversation_id).await?;
+    let owner = check_visible(&state, &agent, conversation_id).await?;
     let saved_reply = match object.get("saved_reply") {
         None | Some(Value::Null) => None,
         Some(Value::Number(number)) => Some(
@@ -845,7 +846,7 @@ async fn add_message(
         Some(value) => parse_attachments(value)?,
     };
     let mentions = if private {
-        mentions_in(&state, &agent, conversation_id, &text).await?
+        mentions_in(&state, &agent, &owner, &text).await?
     } else {
         Vec::new()
     };
@@ -884,19 +885,23 @@ async fn add_message(
 /// The active agents a note's `@name`s mention. Each must be able to read the
 /// conversation, else the note is refused naming them: a mention they could not open
 /// would tell them nothing, and its excerpt would show them another team's case.
-async fn mentions_in(state: &AppState, author: &Agent, conversation_id: i64, text: &str) -> Result<Vec<i64>, ApiError> {
+async fn mentions_in(
+    state: &AppState,
+    author: &Agent,
+    (team, assignee): &(Option<String>, Option<i64>),
+    text: &str,
+) -> Result<Vec<i64>, ApiError> {
     if !text.contains('@') {
         return Ok(Vec::new());
     }
     let agents = state.queries.agents().await?;
     let active: Vec<&Agent> = agents.iter().filter(|agent| agent.active).collect();
     let ids = crate::domain::mentions::mentioned(text, active.iter().map(|agent| (agent.id, agent.name.as_str())));
-    let (team, assignee) = state.queries.conversation_owner(conversation_id).await?;
     for id in ids.iter().filter(|id| **id != author.id) {
         let Some(mentioned) = active.iter().find(|agent| agent.id == *id) else {
             continue;
         };
-        if !access::may_read(&caller(state, mentioned), team.as_deref(), assignee) {
+        if !access::may_read(&caller(state, mentioned), team.as_deref(), *assignee) {
             return Err(ApiError::invalid(
                 "text",
                 format!(
