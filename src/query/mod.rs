@@ -381,6 +381,25 @@ pub struct OutboxGauges {
     pub oldest_unsent_at: Option<i64>,
 }
 
+/// A team's SLA warnings and breaches since the desk began, counted from the event log
+/// (events are never deleted, and an erasure keeps their team), for `/metrics`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SlaEventCounts {
+    /// The team the conversation was in when the clock fired.
+    pub team: String,
+    pub warnings: u64,
+    pub breaches: u64,
+}
+
+/// A subscription's deliveries not yet sent nor failed, for `/metrics`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SubscriptionBacklog {
+    pub subscription_id: i64,
+    pub pending: u64,
+    /// When the oldest of them was queued.
+    pub oldest_pending_at: Option<i64>,
+}
+
 /// A subscription's delivery, as its listing shows it.
 #[derive(Debug, Clone, Serialize)]
 pub struct SubscriptionDelivery {
@@ -778,6 +797,11 @@ pub trait Queries: Send + Sync + 'static {
     ) -> StoreResult<DeliveryPage>;
     async fn delivery(&self, id: i64) -> StoreResult<DeliveryRecord>;
     async fn outbox_gauges(&self) -> StoreResult<OutboxGauges>;
+    /// Each team's SLA warnings and breaches ever recorded, by team key; teams without
+    /// any are absent. Walks an index of the SLA events only.
+    async fn sla_event_counts(&self) -> StoreResult<Vec<SlaEventCounts>>;
+    /// Every subscription not deleted (active or not), by id, with its backlog.
+    async fn subscription_backlogs(&self) -> StoreResult<Vec<SubscriptionBacklog>>;
     async fn subscriptions(&self) -> StoreResult<Vec<Subscription>>;
     async fn subscription(&self, id: i64) -> StoreResult<Subscription>;
     async fn subscription_deliveries(&self, id: i64, limit: u32) -> StoreResult<Vec<SubscriptionDelivery>>;

@@ -1701,3 +1701,111 @@ async fn report_facts_are_the_ranges_conversations_events_and_messages_under_the
     assert!(hidden.conversations.is_empty() && hidden.messages.is_empty());
     assert_ne!(old.conversation_id, seeded.conversation_id);
 }
+
+#[tokio::test]
+async fn sla_events_are_counted_by_the_team_they_were_recorded_for_and_backlogs_by_subscription() {
+    let store = testing::with_shop().await;
+    let admin = store.agent("admin").await;
+    let ada = store.converse("ada", "Hello", None, NOW).await.conversation_id;
+    let bob = store.converse("bob", "Hi", None, NOW).await.conversation_id;
+    assert!(store.queries.sla_event_counts().await.unwrap().is_empty());
+    store
+        .store
+        .unit(move |tx| {
+            // Bob's conversation moved from Billing to Support between its warning and
+            // its breach: each counts for the team it was recorded in.
+            for (conversation_id, kind, team) in [
+                (ada, "sla.warning", Some("billing")),
+                (ada, "sla.breached", Some("billing")),
+                (bob, "sla.warning", Some("billing")),
+                (bob, "sla.breached", Some("support")),
+                (bob, "conversation.routed", Some("technical")),
+                (bob, "sla.warning", None),
+            ] {
+                let data = serde_json::json!({"clock": "first_response", "team": team});
+                tx.insert_event(
+                    &EventRow {
+                        conversation_id,
+                        kind,
+                        actor_kind: crate::model::ActorKind::System,
+                        actor_id: None,
+                        data: &data,
+                    },
+                    NOW,
+                )?;
+            }
+            Ok::<_, StoreError>(())
+        })
+        .await
+        .unwrap();
+    let counts = |team: &str, warnings, breaches| crate::query::SlaEventCounts {
+        team: team.into(),
+        warnings,
+        breaches,
+    };
+    assert_eq!(
+        store.queries.sla_event_counts().await.unwrap(),
+        [counts("billing", 2, 1), counts("support", 0, 1)]
+    );
+
+    let (quiet, busy, gone) = store
+        .store
+        .unit(move |tx| {
+            let mut subscribe = || {
+                tx.insert_subscription(
+                    &NewSubscription {
+                        url: "http://crm.example/hooks".into(),
+                        events: vec!["message.created".into()],
+                        secret: "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw".into(),
+                        description: None,
+                        created_by: admin,
+                    },
+                    NOW,
+                )
+            };
+            let (quiet, busy, gone) = (subscribe()?, subscribe()?, subscribe()?);
+            tx.queue_event(busy, Some(ada), "message.created", "{}", NOW + 10)?;
+            tx.queue_event(busy, Some(ada), "message.created", "{}", NOW + 20)?;
+            tx.delete_subscription(gone, NOW + 30)?;
+            Ok::<_, StoreError>((quiet, busy, gone))
+        })
+        .await
+        .unwrap();
+    let backlog = |subscription_id, pending, oldest_pending_at| crate::query::SubscriptionBacklog {
+        subscription_id,
+        pending,
+        oldest_pending_at,
+    };
+    assert_eq!(
+        store.queries.subscription_backlogs().await.unwrap(),
+        [backlog(quiet, 0, None), backlog(busy, 2, Some(NOW + 10))],
+        "a deleted subscription ({gone}) is not listed"
+    );
+    // In flight is still waiting; once sent, the next one is the oldest.
+    let claimed = store
+        .store
+        .unit(move |tx| {
+            let lease = Lease {
+                holder: HOLDER,
+                until: NOW + 40 + LEASED_FOR,
+            };
+            tx.claim_events(NOW + 40, 10, lease, &[])
+        })
+        .await
+        .unwrap();
+    assert_eq!(claimed.len(), 1, "one at a time per conversation");
+    assert_eq!(
+        store.queries.subscription_backlogs().await.unwrap(),
+        [backlog(quiet, 0, None), backlog(busy, 2, Some(NOW + 10))]
+    );
+    let sent = claimed[0].id;
+    store
+        .store
+        .unit(move |tx| tx.settle_event(sent, Settlement::Sent { receipt: "{}" }, NOW + 50))
+        .await
+        .unwrap();
+    assert_eq!(
+        store.queries.subscription_backlogs().await.unwrap(),
+        [backlog(quiet, 0, None), backlog(busy, 1, Some(NOW + 20))]
+    );
+}

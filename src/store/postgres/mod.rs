@@ -162,6 +162,11 @@ const MIGRATIONS: migrations::Versions = &[
         "mentions",
         include_str!("../../../migrations/postgres/0008_mentions.sql"),
     ),
+    (
+        9,
+        "sla events by team",
+        include_str!("../../../migrations/postgres/0009_sla_events_by_team.sql"),
+    ),
 ];
 
 /// A connection that is put back into the pool only once its transaction is over: if a

@@ -95,6 +95,11 @@ const MIGRATIONS: Versions = &[
         "mentions",
         include_str!("../../../migrations/sqlite/0020_mentions.sql"),
     ),
+    (
+        21,
+        "sla events by team",
+        include_str!("../../../migrations/sqlite/0021_sla_events_by_team.sql"),
+    ),
 ];
 
 pub async fn migrator() -> Result<Migrator, sqlx::migrate::MigrateError> {

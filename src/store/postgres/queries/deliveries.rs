@@ -106,6 +106,52 @@ pub async fn outbox_gauges(pool: &PgPool) -> StoreResult<OutboxGauges> {
     })
 }
 
+pub async fn sla_event_counts(pool: &PgPool) -> StoreResult<Vec<SlaEventCounts>> {
+    // The partial index holds the SLA events alone; its expression must be written here
+    // as in the index for the planner to take it.
+    let rows: Vec<(String, i64, i64)> = sqlx::query_as(
+        "SELECT (data::jsonb) ->> 'team' AS team,
+                COUNT(*) FILTER (WHERE kind = 'sla.warning'), COUNT(*) FILTER (WHERE kind = 'sla.breached')
+         FROM events
+         WHERE kind IN ('sla.warning', 'sla.breached') AND (data::jsonb) ->> 'team' IS NOT NULL
+         GROUP BY 1 ORDER BY 1",
+    )
+    .fetch_all(pool)
+    .await?;
+    Ok(rows
+        .into_iter()
+        .map(|(team, warnings, breaches)| SlaEventCounts {
+            team,
+            warnings: u64::try_from(warnings).unwrap_or(0),
+            breaches: u64::try_from(breaches).unwrap_or(0),
+        })
+        .collect())
+}
+
+pub async fn subscription_backlogs(pool: &PgPool) -> StoreResult<Vec<SubscriptionBacklog>> {
+    // Both walk the partial index of the unsent deliveries, a subscription's range of it:
+    // as long as its backlog, not its history.
+    let rows: Vec<(i64, i64, Option<i64>)> = sqlx::query_as(
+        "SELECT s.id,
+                (SELECT COUNT(*) FROM event_deliveries d
+                 WHERE d.subscription_id = s.id AND d.status IN ('scheduled', 'in_flight')),
+                (SELECT o.created_at FROM event_deliveries o WHERE o.id =
+                    (SELECT MIN(d.id) FROM event_deliveries d
+                     WHERE d.subscription_id = s.id AND d.status IN ('scheduled', 'in_flight')))
+         FROM subscriptions s WHERE s.deleted_at IS NULL ORDER BY s.id",
+    )
+    .fetch_all(pool)
+    .await?;
+    Ok(rows
+        .into_iter()
+        .map(|(subscription_id, pending, oldest_pending_at)| SubscriptionBacklog {
+            subscription_id,
+            pending: u64::try_from(pending).unwrap_or(0),
+            oldest_pending_at,
+        })
+        .collect())
+}
+
 /// A subscription's deliveries, newest first.
 pub async fn subscription_deliveries(pool: &PgPool, id: i64, limit: u32) -> StoreResult<Vec<SubscriptionDelivery>> {
     let exists: Option<i64> = sqlx::query_scalar("SELECT id FROM subscriptions WHERE id = $1 AND deleted_at IS NULL")

@@ -332,6 +332,14 @@ impl Queries for PgStore {
         outbox_gauges(&self.pool).await
     }
 
+    async fn sla_event_counts(&self) -> StoreResult<Vec<SlaEventCounts>> {
+        sla_event_counts(&self.pool).await
+    }
+
+    async fn subscription_backlogs(&self) -> StoreResult<Vec<SubscriptionBacklog>> {
+        subscription_backlogs(&self.pool).await
+    }
+
     async fn subscriptions(&self) -> StoreResult<Vec<Subscription>> {
         let rows = sqlx::query(&format!("{SUBSCRIPTION_COLUMNS} WHERE deleted_at IS NULL ORDER BY id"))
             .fetch_all(&self.pool)

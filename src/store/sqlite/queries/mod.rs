@@ -331,6 +331,14 @@ impl Queries for SqliteStore {
         outbox_gauges(&self.reader).await
     }
 
+    async fn sla_event_counts(&self) -> StoreResult<Vec<SlaEventCounts>> {
+        sla_event_counts(&self.reader).await
+    }
+
+    async fn subscription_backlogs(&self) -> StoreResult<Vec<SubscriptionBacklog>> {
+        subscription_backlogs(&self.reader).await
+    }
+
     async fn subscriptions(&self) -> StoreResult<Vec<Subscription>> {
         let rows = sqlx::query(&format!("{SUBSCRIPTION_COLUMNS} WHERE deleted_at IS NULL ORDER BY id"))
             .fetch_all(&self.reader)
