@@ -232,11 +232,18 @@ pub async fn run_with_clock(
             watching.clone(),
         );
     }
+    let routes = api::routes();
     let metrics = crate::api::metrics::Metrics::new(
-        settings
-            .inboxes
-            .iter()
-            .map(|inbox| (inbox.key.as_str(), inbox.channel.kind())),
+        settings.inboxes.iter().map(|inbox| {
+            // A pull reader: every email inbox, and a Telegram bot that polls.
+            let pulls = match &inbox.channel {
+                ChannelSettings::Email(_) => true,
+                ChannelSettings::Telegram(_) => telegram.get(&inbox.key).is_some_and(|bot| bot.polls()),
+                ChannelSettings::Webhook(_) => false,
+            };
+            (inbox.key.as_str(), inbox.channel.kind(), pulls)
+        }),
+        routes.templates(),
     );
     let state = Arc::new(AppState {
         door,
@@ -301,7 +308,7 @@ pub async fn run_with_clock(
             readers.push(tokio::spawn(reading(readers_shutdown.clone())));
         }
     }
-    let app = api::router(Arc::clone(&state));
+    let app = api::router(routes, Arc::clone(&state));
     tracing::info!(address = %listener.local_addr()?, "listening");
 
     let stopping = Arc::clone(&state);

@@ -3,14 +3,9 @@
 //! `/api/v1` with the session cookie, so the console shows exactly what the API lets the
 //! agent see.
 
-use std::sync::Arc;
-
-use axum::Router;
 use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-
-use super::AppState;
 
 const PAGE: &str = include_str!("../console/index.html");
 const SCRIPT: &str = include_str!("../console/app.js");
@@ -21,8 +16,8 @@ const STYLES: &str = include_str!("../console/app.css");
 const POLICY: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
                       connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
 
-pub fn router() -> Router<Arc<AppState>> {
-    Router::new()
+pub fn router() -> super::Routes {
+    super::Routes::new()
         .route("/", get(page))
         .route("/sign-in", get(page))
         .route("/setup", get(page))

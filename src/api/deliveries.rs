@@ -83,12 +83,15 @@ pub async fn metrics(State(state): State<Arc<AppState>>, headers: HeaderMap) -> 
             .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
         return response;
     }
-    let gauges = match state.queries.outbox_gauges().await {
-        Ok(gauges) => gauges,
-        Err(err) => return ApiError::from(err).into_response(),
-    };
-    let teams = match state.queries.team_counts().await {
-        Ok(teams) => teams,
+    let queries = &state.queries;
+    let read = tokio::try_join!(
+        queries.outbox_gauges(),
+        queries.team_counts(),
+        queries.sla_event_counts(),
+        queries.subscription_backlogs(),
+    );
+    let (gauges, teams, sla_events, backlogs) = match read {
+        Ok(read) => read,
         Err(err) => return ApiError::from(err).into_response(),
     };
     let oldest_age = gauges
@@ -148,6 +151,8 @@ pub async fn metrics(State(state): State<Arc<AppState>>, headers: HeaderMap) -> 
          switchboard_outbox_oldest_unsent_age_seconds {oldest_age:.3}\n"
     ));
     super::metrics::render_teams(&mut text, &teams, now);
+    super::metrics::render_sla_events(&mut text, &teams, &sla_events);
+    super::metrics::render_subscriptions(&mut text, &backlogs, now);
     state.metrics.render(&mut text);
     (
         StatusCode::OK,

@@ -11,6 +11,7 @@ use axum::extract::{ConnectInfo, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use subtle::ConstantTimeEq;
+use switchboard_connector_core::ChannelKind;
 use switchboard_connector_telegram::config::Mode;
 use switchboard_connector_telegram::read_update_bytes;
 use switchboard_connector_webhook::{BodyError, WebhookSettings, check_headers, parse_body_with};
@@ -175,7 +176,7 @@ async fn receive_webhook(
         .service
         .ingest(state.ingest_context(&inbox.reference), message)
         .await?;
-    state.metrics.ingested(started.elapsed());
+    state.metrics.ingested(ChannelKind::Webhook, started.elapsed());
     state.committed(&inbox.reference, &outcome);
     if outcome.duplicate {
         tracing::debug!(inbox = %inbox.reference.key, message_id = outcome.message_id, "duplicate delivery acknowledged");

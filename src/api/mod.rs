@@ -27,10 +27,10 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use axum::Router;
-use axum::extract::{FromRequestParts, Path, State};
+use axum::extract::{FromRequestParts, MatchedPath, Path, State};
 use axum::http::StatusCode;
 use axum::http::request::Parts;
-use axum::routing::{get, post};
+use axum::routing::{MethodRouter, get, post};
 use serde_json::json;
 use tokio::sync::Notify;
 
@@ -82,7 +82,8 @@ pub struct AppState {
     /// Password hashes computed at once: each takes ~20 MiB and a core for tens of
     /// milliseconds, so a burst of sign-ins waits here instead of starving the daemon.
     pub password_hashing: tokio::sync::Semaphore,
-    /// Counters since start for `/metrics`: messages received, HTTP responses, ingest time.
+    /// Counters since start for `/metrics`: messages received, HTTP responses by route,
+    /// ingest time; and the pull readers' state, which the readers write.
     pub metrics: metrics::Metrics,
 }
 
@@ -137,8 +138,49 @@ impl AppState {
     }
 }
 
-pub fn router(state: Arc<AppState>) -> Router {
-    Router::new()
+/// A router that keeps the templates of its routes, so that `/metrics` counts each from
+/// a table fixed before the first request.
+pub struct Routes {
+    router: Router<Arc<AppState>>,
+    templates: Vec<String>,
+}
+
+impl Routes {
+    fn new() -> Routes {
+        Routes {
+            router: Router::new(),
+            templates: Vec::new(),
+        }
+    }
+
+    fn route(mut self, path: &str, method_router: MethodRouter<Arc<AppState>>) -> Routes {
+        self.templates.push(path.to_owned());
+        self.router = self.router.route(path, method_router);
+        self
+    }
+
+    fn nest(mut self, prefix: &str, routes: Routes) -> Routes {
+        self.templates
+            .extend(routes.templates.into_iter().map(|path| format!("{prefix}{path}")));
+        self.router = self.router.nest(prefix, routes.router);
+        self
+    }
+
+    fn merge(mut self, routes: Routes) -> Routes {
+        self.templates.extend(routes.templates);
+        self.router = self.router.merge(routes.router);
+        self
+    }
+
+    /// Every route's template, as axum's `MatchedPath` names it.
+    pub fn templates(&self) -> impl Iterator<Item = String> + '_ {
+        self.templates.iter().cloned()
+    }
+}
+
+/// The routes of the HTTP interface, before they are given the state.
+pub fn routes() -> Routes {
+    Routes::new()
         .route("/healthz", get(|| async { axum::Json(json!({"status": "ok"})) }))
         .route("/readyz", get(ready))
         .route("/metrics", get(deliveries::metrics))
@@ -146,6 +188,11 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/csat/{token}", get(csat::show).post(csat::answer))
         .nest("/api/v1", v1::router())
         .merge(console::router())
+}
+
+pub fn router(routes: Routes, state: Arc<AppState>) -> Router {
+    routes
+        .router
         .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such endpoint") })
         .method_not_allowed_fallback(|| async {
             ApiError::new(
@@ -158,14 +205,19 @@ pub fn router(state: Arc<AppState>) -> Router {
         .with_state(state)
 }
 
-/// Counts every answer of the HTTP interface by its status class, for `/metrics`.
+/// Counts every answer of the HTTP interface by its route's template and status class,
+/// for `/metrics`. The layer wraps each route after matching, so the template is known;
+/// the fallback has none.
 async fn count_response(
     State(state): State<Arc<AppState>>,
     request: axum::extract::Request,
     next: axum::middleware::Next,
 ) -> axum::response::Response {
+    let route = state
+        .metrics
+        .route(request.extensions().get::<MatchedPath>().map(MatchedPath::as_str));
     let response = next.run(request).await;
-    state.metrics.responded(response.status());
+    state.metrics.responded(route, response.status());
     response
 }
 

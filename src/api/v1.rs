@@ -3,13 +3,13 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use axum::Json;
 use axum::body::Bytes;
 use axum::extract::{DefaultBodyLimit, FromRequest, FromRequestParts, Query, Request, State};
 use axum::http::request::Parts;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use axum::{Json, Router};
 use base64::Engine as _;
 use serde::Serialize;
 use serde_json::{Map, Value, json};
@@ -38,8 +38,8 @@ const MAX_ATTACHMENT_BYTES: usize = 10 * 1024 * 1024;
 /// A reply's body: its files in base64 (4/3 of their size) plus text and JSON.
 const MAX_MESSAGE_BODY: usize = MAX_ATTACHMENT_BYTES / 3 * 4 + 2 * MAX_TEXT + 64 * 1024;
 
-pub fn router() -> Router<Arc<AppState>> {
-    Router::new()
+pub fn router() -> super::Routes {
+    super::Routes::new()
         .route(
             "/session",
             get(super::sessions::current)

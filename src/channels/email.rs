@@ -5,14 +5,16 @@
 //! Message-ID, so nothing is missed and nothing is stored twice.
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
+use switchboard_connector_core::ChannelKind;
 use switchboard_connector_email::EmailSettings;
 use switchboard_connector_email::imap::{self, FetchedMail, ImapError, ImapSession, Woke};
 use switchboard_connector_email::inbound::{Disposition, disposition, too_large};
 use tokio_util::sync::CancellationToken;
 
 use crate::api::AppState;
+use crate::api::metrics::ReaderStatus;
 use crate::domain::DeskError;
 use crate::store::{InboxRef, StoreError};
 
@@ -83,6 +85,8 @@ impl Reader {
         let mut session = imap::connect(&self.settings.imap).await?;
         let folder = session.select(&self.settings.folder).await?;
         *connected = true;
+        let status = self.state.metrics.reader(&self.inbox.key);
+        let _up = status.map(ReaderStatus::connected);
         tracing::info!(
             inbox = %self.inbox.key,
             folder = %self.settings.folder,
@@ -126,6 +130,9 @@ impl Reader {
         };
         loop {
             let uids = session.uids_after(last_uid).await?;
+            if let Some(status) = status {
+                status.polled(self.state.clock.now_ms());
+            }
             for batch in uids.chunks(FETCH_BATCH) {
                 let mails = session.fetch(batch, self.settings.max_message_bytes).await?;
                 self.take(mails).await?;
@@ -207,11 +214,15 @@ impl Reader {
                 }
             }
         }
+        let started = Instant::now();
         let outcomes = self.state.service.ingest_in_order(batch).await;
+        // The mails of a batch commit together: each waited as long as the batch.
+        let took = started.elapsed();
         let mut failure = None;
         for (uid, outcome) in uids.into_iter().zip(outcomes) {
             match outcome {
                 Ok(outcome) => {
+                    self.state.metrics.ingested(ChannelKind::Email, took);
                     self.state.committed(&self.inbox, &outcome);
                     tracing::debug!(
                         inbox = %self.inbox.key,

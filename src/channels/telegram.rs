@@ -8,7 +8,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
-use switchboard_connector_core::InboundAttachment;
+use switchboard_connector_core::{ChannelKind, InboundAttachment};
 use switchboard_connector_telegram::client::{self, ClientError, Fetched};
 use switchboard_connector_telegram::config::Mode;
 use switchboard_connector_telegram::{BotIdentity, Normalized, normalize};
@@ -160,6 +160,8 @@ async fn poll(state: &AppState, inbox: &TelegramInbox, backoff: &mut Duration) -
         .await?
         .and_then(|value| value.parse().ok())
         .unwrap_or(0);
+    let status = state.metrics.reader(key);
+    let mut up = None;
     loop {
         let fetched = match client::updates(
             &inbox.http,
@@ -171,6 +173,11 @@ async fn poll(state: &AppState, inbox: &TelegramInbox, backoff: &mut Duration) -
         {
             Ok(fetched) => {
                 *backoff = BACKOFF_FIRST;
+                if let Some(status) = status {
+                    status.polled(state.clock.now_ms());
+                    // Down again when this ends: an error, a lost lease, shutdown.
+                    up.get_or_insert_with(|| status.connected());
+                }
                 fetched
             }
             Err(ClientError::RetryAfter(wait)) => {
@@ -178,6 +185,7 @@ async fn poll(state: &AppState, inbox: &TelegramInbox, backoff: &mut Duration) -
                 continue;
             }
             Err(err) => {
+                up = None;
                 pause(backoff, "getUpdates", key, &err).await;
                 continue;
             }
@@ -272,7 +280,9 @@ pub async fn take(state: &AppState, inbox: &TelegramInbox, update: &Update) -> R
     }
     let mut context = state.ingest_context(&inbox.reference);
     context.greeting = start;
+    let started = std::time::Instant::now();
     let outcome = state.service.ingest(context, *message).await?;
+    state.metrics.ingested(ChannelKind::Telegram, started.elapsed());
     state.committed(&inbox.reference, &outcome);
     tracing::debug!(
         inbox = %key,

@@ -662,6 +662,62 @@ async fn a_dropped_connection_and_a_restart_lose_and_duplicate_nothing() {
     assert!(cursor[0].contains(":31'"), "the cursor stands after UID 31: {cursor:?}");
 }
 
+/// The value of the one sample `series` of the daemon's `/metrics`, as a number.
+async fn metric(daemon: &Daemon, series: &str) -> f64 {
+    let metrics = reqwest::get(daemon.url("/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    metrics
+        .lines()
+        .find_map(|line| line.strip_prefix(series)?.strip_prefix(' '))
+        .unwrap_or_else(|| panic!("no `{series}` in:\n{metrics}"))
+        .parse()
+        .unwrap()
+}
+
+#[tokio::test]
+async fn the_mailbox_reader_shows_on_metrics_connected_when_it_last_looked_and_its_ingest_time() {
+    let desk = Desk::start().await;
+    let daemon = desk.daemon();
+    let connected = "switchboard_reader_connected{inbox=\"mail\",channel=\"email\"}";
+    let polled = "switchboard_reader_last_poll_timestamp_seconds{inbox=\"mail\",channel=\"email\"}";
+    let ingested = "switchboard_ingest_seconds_count{channel=\"email\"}";
+    let first_look = eventually("the reader's first look at the folder", || async {
+        let at = metric(daemon, polled).await;
+        (at > 0.0).then_some(at)
+    })
+    .await;
+    assert_eq!(metric(daemon, connected).await, 1.0);
+    assert_eq!(metric(daemon, ingested).await, 0.0);
+
+    // IDLE wakes the reader for the new mail: it looks again, and stores it.
+    desk.receive(&mail(
+        "Ada <ada@client.test>",
+        "Where is my parcel?",
+        "parcel@client.test",
+        &[],
+        "It has been a week.",
+    ))
+    .await;
+    eventually("the mail's ingest to be timed", || async {
+        (metric(daemon, ingested).await == 1.0).then_some(())
+    })
+    .await;
+    assert!(metric(daemon, polled).await > first_look);
+    assert_eq!(
+        metric(
+            daemon,
+            "switchboard_messages_received_total{inbox=\"mail\",channel=\"email\"}"
+        )
+        .await,
+        1.0
+    );
+    assert_eq!(metric(daemon, connected).await, 1.0);
+}
+
 #[tokio::test]
 async fn a_reply_waits_out_an_smtp_outage_and_is_delivered_once() {
     let mut desk = Desk::start().await;
