@@ -247,8 +247,9 @@ pub(crate) async fn check_seed(
     let detail = get(format!("/api/v1/conversations/{}", conversations / 2)).await?;
     let messages = detail["messages"].as_array().map_or(0, Vec::len) as u64;
     let events = detail["events"].as_array().map_or(0, Vec::len);
+    // Created, routed, and resolved: the middle of the history is long resolved.
     ensure!(
-        messages == MESSAGES_PER_CONVERSATION && events == 2,
+        messages == MESSAGES_PER_CONVERSATION && events == 3,
         "a seeded conversation reads back with {messages} messages and {events} events"
     );
     Ok(())
@@ -344,6 +345,27 @@ pub(crate) fn seed(database: &Path, conversations: u64) -> anyhow::Result<()> {
                 '{\"rule\":null,\"team\":\"support\",\"priority\":\"normal\",\"labels\":[]}', created_at
          FROM conversations
          ORDER BY 1, 2",
+        // What the daemon keeps for reports as it writes (migration 0022): the messages
+        // by quarter hour, each reply that answered a waiting customer (the first one
+        // waited since the conversation opened, each next one since the message before
+        // it), and the resolution of every conversation resolved or closed.
+        "INSERT INTO message_tallies (slot, conversation_id, inbound, outbound, automated, notes)
+         SELECT created_at / 900000, conversation_id,
+                SUM(CASE WHEN direction = 'inbound' THEN 1 ELSE 0 END),
+                SUM(CASE WHEN direction = 'outbound' AND kind <> 'status_update' THEN 1 ELSE 0 END),
+                SUM(CASE WHEN kind = 'status_update' THEN 1 ELSE 0 END),
+                SUM(CASE WHEN direction = 'note' THEN 1 ELSE 0 END)
+         FROM messages GROUP BY 1, 2",
+        "INSERT INTO responses (message_id, conversation_id, waited_from, answered_at, first, sla)
+         SELECT m.id, m.conversation_id,
+                CASE WHEN m.id - (m.conversation_id - 1) * :per - 1 = 3 THEN m.created_at - 3000
+                     ELSE m.created_at - 1000 END,
+                m.created_at, m.id - (m.conversation_id - 1) * :per - 1 = 3, NULL
+         FROM messages m WHERE m.kind = 'reply'",
+        "INSERT INTO events (conversation_id, kind, actor_kind, actor_id, data, created_at)
+         SELECT id, 'conversation.status_changed', 'agent', :agent, '{\"from\":\"open\",\"to\":\"resolved\"}',
+                resolved_at
+         FROM conversations WHERE resolved_at IS NOT NULL ORDER BY id",
     ];
     for statement in statements {
         let mut prepared = transaction.prepare(statement)?;
@@ -454,6 +476,27 @@ async fn seed_postgres(url: &str, conversations: u64) -> anyhow::Result<()> {
                 '{\"rule\":null,\"team\":\"support\",\"priority\":\"normal\",\"labels\":[]}', created_at
          FROM conversations
          ORDER BY 1, 2",
+        // What the daemon keeps for reports as it writes (migration 0022): the messages
+        // by quarter hour, each reply that answered a waiting customer (the first one
+        // waited since the conversation opened, each next one since the message before
+        // it), and the resolution of every conversation resolved or closed.
+        "INSERT INTO message_tallies (slot, conversation_id, inbound, outbound, automated, notes)
+         SELECT created_at / 900000, conversation_id,
+                SUM(CASE WHEN direction = 'inbound' THEN 1 ELSE 0 END),
+                SUM(CASE WHEN direction = 'outbound' AND kind <> 'status_update' THEN 1 ELSE 0 END),
+                SUM(CASE WHEN kind = 'status_update' THEN 1 ELSE 0 END),
+                SUM(CASE WHEN direction = 'note' THEN 1 ELSE 0 END)
+         FROM messages GROUP BY 1, 2",
+        "INSERT INTO responses (message_id, conversation_id, waited_from, answered_at, first, sla)
+         SELECT m.id, m.conversation_id,
+                CASE WHEN m.id - (m.conversation_id - 1) * :per - 1 = 3 THEN m.created_at - 3000
+                     ELSE m.created_at - 1000 END,
+                m.created_at, m.id - (m.conversation_id - 1) * :per - 1 = 3, NULL
+         FROM messages m WHERE m.kind = 'reply'",
+        "INSERT INTO events (conversation_id, kind, actor_kind, actor_id, data, created_at)
+         SELECT id, 'conversation.status_changed', 'agent', :agent, '{\"from\":\"open\",\"to\":\"resolved\"}',
+                resolved_at
+         FROM conversations WHERE resolved_at IS NOT NULL ORDER BY id",
         // Given ids leave the identities behind: the next row the daemon adds takes the next one.
         "SELECT setval(pg_get_serial_sequence(name, 'id'), (SELECT max(id) FROM contacts))
          FROM unnest(ARRAY['contacts', 'contact_identities', 'conversations']) name",

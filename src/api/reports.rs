@@ -16,7 +16,8 @@ use super::error::ApiError;
 use super::v1::{Authenticated, caller, page_limit, reject_unknown};
 use crate::domain::access;
 use crate::model::Timestamp;
-use crate::query::reports::{self, Figure, Figures, Grouping, ReportRequest};
+use crate::query::Visibility;
+use crate::query::reports::{self, Calendars, Figure, Figures, Grouping, Interval, Report, ReportRequest, Shape};
 
 /// The longest range one report reads.
 const MAX_RANGE_MS: i64 = 366 * 86_400_000;
@@ -50,6 +51,7 @@ struct Range {
     from: i64,
     to: i64,
     time_zone: String,
+    zone: jiff::tz::TimeZone,
     grouping: Option<Grouping>,
 }
 
@@ -80,6 +82,7 @@ fn range(params: &HashMap<String, String>) -> Result<Range, ApiError> {
         from,
         to,
         time_zone,
+        zone,
         grouping,
     })
 }
@@ -96,7 +99,45 @@ async fn facts(state: &AppState, agent: &crate::query::Agent, range: &Range) -> 
     Ok(state.queries.report_facts(&request).await?)
 }
 
-/// `GET /api/v1/reports/overview?from=&to=&time_zone=&by=&format=json|csv`.
+/// The business hours of every team not open around the clock.
+fn calendars(state: &AppState) -> Calendars {
+    state
+        .service
+        .desk()
+        .teams
+        .iter()
+        .filter(|(_, team)| !team.hours.is_always())
+        .map(|(key, team)| (key.clone(), Arc::clone(&team.hours)))
+        .collect()
+}
+
+/// Each team's queue now, of the teams the caller sees (a supervisor their own).
+async fn queue_now(state: &AppState, agent: &crate::query::Agent) -> Result<Vec<Value>, ApiError> {
+    let visible = access::visibility(&caller(state, agent));
+    let now = state.clock.now_ms();
+    Ok(state
+        .queries
+        .team_counts()
+        .await?
+        .into_iter()
+        .filter(|team| match &visible {
+            Visibility::All => true,
+            Visibility::Teams { teams, .. } => teams.contains(&team.key),
+        })
+        .map(|team| {
+            json!({
+                "team": team.key,
+                "waiting": team.waiting,
+                "oldest_waiting_since": team.oldest_waiting_since,
+                "oldest_waiting_ms": team.oldest_waiting_since.map(|since| (now - since.0).max(0)),
+                "at_risk": team.at_risk,
+                "breached": team.breached,
+            })
+        })
+        .collect())
+}
+
+/// `GET /api/v1/reports/overview?from=&to=&time_zone=&by=&interval=&format=json|csv`.
 pub async fn overview(
     State(state): State<Arc<AppState>>,
     Authenticated(agent): Authenticated,
@@ -104,7 +145,7 @@ pub async fn overview(
 ) -> Result<Response, ApiError> {
     reject_unknown(
         params.keys(),
-        &["from", "to", "time_zone", "by", "format"],
+        &["from", "to", "time_zone", "by", "interval", "format"],
         "query parameter",
     )?;
     let csv = match params.get("format").map(String::as_str) {
@@ -113,16 +154,36 @@ pub async fn overview(
         Some(other) => return Err(ApiError::invalid("format", format!("`{other}` is not json or csv"))),
     };
     let range = range(&params)?;
+    let buckets = params
+        .get("interval")
+        .map(|name| {
+            let interval = Interval::parse(name)
+                .ok_or_else(|| ApiError::invalid("interval", format!("`{name}` is not one of {}", Interval::NAMES)))?;
+            reports::buckets(range.from, range.to, &range.zone, interval).ok_or_else(|| {
+                ApiError::invalid(
+                    "interval",
+                    format!(
+                        "`{name}` cuts the range into more than {} buckets: shorten the range or take a longer interval",
+                        reports::MAX_BUCKETS
+                    ),
+                )
+            })
+        })
+        .transpose()?;
     let facts = facts(&state, &agent, &range).await?;
-    let (total, groups) = reports::report(&facts, range.from, range.to, range.grouping.is_some());
+    let calendars = calendars(&state);
+    let report = reports::report(
+        &facts,
+        &Shape {
+            from: range.from,
+            to: range.to,
+            grouped: range.grouping.is_some(),
+            buckets: buckets.as_deref(),
+            calendars: &calendars,
+        },
+    );
     if csv {
-        let mut rows = vec![("total".to_owned(), &total)];
-        rows.extend(
-            groups
-                .iter()
-                .map(|group| (group.key.clone().unwrap_or_default(), &group.figures)),
-        );
-        let mut response = as_csv(&rows).into_response();
+        let mut response = as_csv(&report, range.from, range.to).into_response();
         response.headers_mut().insert(
             header::CONTENT_TYPE,
             HeaderValue::from_static("text/csv; charset=utf-8"),
@@ -133,83 +194,83 @@ pub async fn overview(
         );
         return Ok(response);
     }
-    let by = params.get("by").cloned();
-    Ok(Json(json!({
+    let queue = queue_now(&state, &agent).await?;
+    let mut body = json!({
         "from": Timestamp(range.from),
         "to": Timestamp(range.to),
         "time_zone": range.time_zone,
-        "by": by,
-        "total": total,
-        "groups": groups,
-    }))
-    .into_response())
+        "by": params.get("by"),
+        "interval": params.get("interval"),
+        "queue": queue,
+    });
+    if let (Value::Object(body), Ok(Value::Object(report))) = (&mut body, serde_json::to_value(&report)) {
+        body.extend(report);
+    }
+    Ok(Json(body).into_response())
 }
 
-/// The figures as CSV: one row for the total, one per group; a column per number.
-fn as_csv(rows: &[(String, &Figures)]) -> String {
-    let columns = [
-        "opened",
-        "resolved",
-        "reopened",
-        "messages_in",
-        "messages_out",
-        "automated_updates",
-        "notes",
-        "first_response_count",
-        "first_response_median_ms",
-        "first_response_p90_ms",
-        "first_response_average_ms",
-        "resolution_count",
-        "resolution_median_ms",
-        "resolution_p90_ms",
-        "resolution_average_ms",
-        "escalations",
-        "escalated",
-        "transfers",
-        "transferred",
-        "resolved_without_transfer",
-        "sla_warnings",
-        "sla_breaches",
-        "breached",
-        "csat_asked",
-        "csat_answers",
-        "csat_response_rate",
-        "csat_average",
-    ];
-    let mut out = format!("group,{}\r\n", columns.join(","));
-    let opt = |value: Option<i64>| value.map(|value| value.to_string()).unwrap_or_default();
-    let share = |value: Option<f64>| value.map(|value| format!("{value:.4}")).unwrap_or_default();
-    for (label, figures) in rows {
-        let cells = [
-            figures.opened.to_string(),
-            figures.resolved.to_string(),
-            figures.reopened.to_string(),
-            figures.messages_in.to_string(),
-            figures.messages_out.to_string(),
-            figures.automated_updates.to_string(),
-            figures.notes.to_string(),
-            figures.first_response.count.to_string(),
-            opt(figures.first_response.median_ms),
-            opt(figures.first_response.p90_ms),
-            opt(figures.first_response.average_ms),
-            figures.resolution.count.to_string(),
-            opt(figures.resolution.median_ms),
-            opt(figures.resolution.p90_ms),
-            opt(figures.resolution.average_ms),
-            figures.escalations.to_string(),
-            figures.escalated.to_string(),
-            figures.transfers.to_string(),
-            figures.transferred.to_string(),
-            share(figures.resolved_without_transfer),
-            figures.sla_warnings.to_string(),
-            figures.sla_breaches.to_string(),
-            figures.breached.to_string(),
-            figures.csat.asked.to_string(),
-            figures.csat.answers.to_string(),
-            share(figures.csat.response_rate),
-            share(figures.csat.average),
-        ];
-        let _ = write!(out, "{},{}\r\n", csv_field(label), cells.join(","));
+/// A figure's JSON as CSV cells: nested names joined by `_` (`first_response_median_ms`,
+/// `sla_first_response_share_met`), shares with four decimals, `null` empty.
+fn flatten(prefix: &str, value: &Value, cells: &mut Vec<(String, String)>) {
+    let name = |key: &str| {
+        if prefix.is_empty() {
+            key.to_owned()
+        } else {
+            format!("{prefix}_{key}")
+        }
+    };
+    match value {
+        Value::Object(fields) => {
+            for (key, field) in fields {
+                flatten(&name(key), field, cells);
+            }
+        }
+        Value::Null => cells.push((prefix.to_owned(), String::new())),
+        Value::Number(number) if number.is_f64() => {
+            cells.push((prefix.to_owned(), format!("{:.4}", number.as_f64().unwrap_or_default())));
+        }
+        other => cells.push((prefix.to_owned(), other.to_string())),
+    }
+}
+
+/// The report as CSV: a row for the total, one per group, and one per bucket of each
+/// when the report has a series; `group` is empty for the total's rows, `from` and `to`
+/// bound each row.
+fn as_csv(report: &Report, from: i64, to: i64) -> String {
+    let mut rows: Vec<(&str, Option<&str>, i64, i64, &Figures)> = vec![("total", None, from, to, &report.total)];
+    for bucket in report.series.iter().flatten() {
+        rows.push(("total", None, bucket.from.0, bucket.to.0, &bucket.figures));
+    }
+    for group in &report.groups {
+        let key = Some(group.key.as_deref().unwrap_or(""));
+        rows.push(("group", key, from, to, &group.figures));
+        for bucket in group.series.iter().flatten() {
+            rows.push(("group", key, bucket.from.0, bucket.to.0, &bucket.figures));
+        }
+    }
+    let mut out = String::new();
+    for (index, (row, group, from, to, figures)) in rows.into_iter().enumerate() {
+        let mut cells = Vec::new();
+        flatten("", &serde_json::to_value(figures).unwrap_or_default(), &mut cells);
+        if index == 0 {
+            let names: Vec<&str> = cells.iter().map(|(name, _)| name.as_str()).collect();
+            let _ = write!(out, "row,group,from,to,{}\r\n", names.join(","));
+        }
+        let values: Vec<String> = cells.into_iter().map(|(_, value)| value).collect();
+        let stamp = |at: i64| {
+            serde_json::to_value(Timestamp(at))
+                .ok()
+                .and_then(|v| v.as_str().map(str::to_owned))
+                .unwrap_or_default()
+        };
+        let _ = write!(
+            out,
+            "{row},{},{},{},{}\r\n",
+            csv_field(group.unwrap_or("")),
+            stamp(from),
+            stamp(to),
+            values.join(",")
+        );
     }
     out
 }

@@ -314,14 +314,19 @@ pub fn ingest(
         language_if_unset: language.map(str::to_owned),
         // Replies go where the person wrote last.
         identity_id: Some(contact.identity_id),
+        // A person waits for an answer from their first message no reply has answered
+        // yet: what starts the response clocks starts the reports' response times.
+        awaiting_since_if_unset: (!automated && csat.is_none() && !quiet && !filed).then_some(now),
         ..ConversationPatch::default()
     };
     if reopens {
         // Status apart from the touch: SQLite rewrites the entries of every index
         // holding a column a statement sets, changed or not, and status is in three.
+        // A reopening waits from now: a wait the resolution ended is not this one.
         let reopened = ConversationPatch {
             status: Some(Status::Open),
             resolved_at: Some(None),
+            awaiting_since: Some(Some(now)),
             ..ConversationPatch::default()
         };
         tx.update_conversation(conversation_id, &reopened)?;

@@ -9,8 +9,9 @@ use crate::domain::clocks::{self, ClockChange};
 use crate::domain::desk::Desk;
 use crate::domain::events::{self, Actor, AssignReason, DomainEvent, EscalationRecord, MessageNews};
 use crate::domain::{DeskError, DeskResult, mentions, queues};
+use crate::model::clock::{ClockKind, ClockState};
 use crate::model::{ActorKind, Direction, MessageKind, Status};
-use crate::store::{AgentSelector, ConversationPatch, NewAttachment, NewMessage, Tx};
+use crate::store::{AgentSelector, Conversation, ConversationPatch, NewAttachment, NewMessage, NewResponse, Tx};
 
 /// An agent's reply (sent by the conversation's channel) or internal note (never sent).
 #[derive(Debug, Clone)]
@@ -154,6 +155,10 @@ pub fn add_agent_message(tx: &mut dyn Tx, desk: &Desk, new: &NewAgentMessage) ->
         if conversation.first_response_at.is_none() {
             touched.first_response_at = Some(new.now);
         }
+        if let Some(waited_from) = conversation.awaiting_since {
+            record_response(tx, &conversation, message_id, waited_from, new.now)?;
+            touched.awaiting_since = Some(None);
+        }
         // Whoever answers an unassigned conversation owns it, as in most help desks:
         // the customer's next message then reaches the agent they talked to.
         if conversation.assignee.is_none() {
@@ -187,6 +192,37 @@ pub fn add_agent_message(tx: &mut dyn Tx, desk: &Desk, new: &NewAgentMessage) ->
         clocks::update(tx, desk, &state, ClockChange::AgentReply, new.now)?;
     }
     Ok(message_id)
+}
+
+/// A reply that answers a waiting customer is a response: the first of the conversation
+/// or a next one, with what its response clock (when the policy runs one) said of it.
+fn record_response(
+    tx: &mut dyn Tx,
+    conversation: &Conversation,
+    message_id: i64,
+    waited_from: i64,
+    now: i64,
+) -> DeskResult<()> {
+    let first = conversation.first_response_at.is_none();
+    let kind = if first {
+        ClockKind::FirstResponse
+    } else {
+        ClockKind::NextResponse
+    };
+    let sla_breached = tx
+        .clocks(conversation.id)?
+        .into_iter()
+        .find(|clock| clock.kind == kind && matches!(clock.state, ClockState::Running | ClockState::Paused))
+        .map(|clock| clock.breached_at.is_some());
+    tx.insert_response(&NewResponse {
+        message_id,
+        conversation_id: conversation.id,
+        waited_from,
+        answered_at: now,
+        first,
+        sla_breached,
+    })?;
+    Ok(())
 }
 
 /// The id of the agent a selector names; an unknown one is the caller's mistake.

@@ -14,7 +14,7 @@ use std::sync::Arc;
 use super::testing::{self, Seeded, TestStore};
 use super::*;
 use crate::model::clock::{ClockKind, ClockState, SlaClock};
-use crate::model::{DeliveryStatus, Priority, Status};
+use crate::model::{ActorKind, DeliveryStatus, Direction, MessageKind, Priority, Status};
 use crate::query::{ConversationFilter, Visibility};
 
 const NOW: i64 = 1_800_000_000_000;
@@ -1662,44 +1662,114 @@ async fn mentions_are_listed_to_their_agent_while_they_may_see_the_conversation_
 }
 
 #[tokio::test]
-async fn report_facts_are_the_ranges_conversations_events_and_messages_under_the_readers_visibility() {
-    use crate::query::reports::{Grouping, ReportRequest};
+async fn report_facts_are_the_ranges_conversations_events_responses_and_messages_under_the_readers_visibility() {
+    use crate::query::reports::{EventKind, Grouping, ReportRequest, SLOT_MS};
     let store = testing::with_shop().await;
     let seeded = store
         .converse("ada", "Where is my parcel?", Some("On its way"), NOW)
         .await;
     let old = store.converse("bob", "Hello", None, NOW - 86_400_000).await;
-    let request = |visible_to: Visibility| ReportRequest {
-        from: NOW - 1,
-        to: NOW + 1,
+    // Bob's conversation, opened the day before, is answered and resolved in the range:
+    // its facts bring it into the report.
+    let (old_id, seeded_id) = (old.conversation_id, seeded.conversation_id);
+    store
+        .store
+        .unit(move |tx| {
+            let inbox_id = tx.conversation(old_id)?.expect("bob's conversation").inbox_id;
+            let message_id = tx.insert_message(
+                &NewMessage {
+                    conversation_id: old_id,
+                    inbox_id,
+                    direction: Direction::Outbound,
+                    kind: MessageKind::Reply,
+                    author_kind: ActorKind::Agent,
+                    author_id: None,
+                    text: "Hello Bob",
+                    html: None,
+                    external_id: None,
+                    language: None,
+                    metadata: None,
+                },
+                NOW,
+            )?;
+            tx.insert_response(&NewResponse {
+                message_id,
+                conversation_id: old_id,
+                waited_from: NOW - 86_400_000,
+                answered_at: NOW,
+                first: true,
+                sla_breached: Some(true),
+            })?;
+            tx.insert_event(
+                &EventRow {
+                    conversation_id: old_id,
+                    kind: "conversation.status_changed",
+                    actor_kind: ActorKind::System,
+                    actor_id: None,
+                    data: &serde_json::json!({"from": "open", "to": "resolved"}),
+                },
+                NOW,
+            )?;
+            Ok::<_, StoreError>(())
+        })
+        .await
+        .unwrap();
+    let request = |from: i64, to: i64, visible_to: Visibility| ReportRequest {
+        from,
+        to,
         grouping: Some(Grouping::Team),
         visible_to,
     };
-    let facts = store.queries.report_facts(&request(Visibility::All)).await.unwrap();
-    let ids: Vec<i64> = facts.conversations.iter().map(|fact| fact.id).collect();
-    assert_eq!(ids, [seeded.conversation_id], "bob's opened a day before the range");
-    assert_eq!(facts.conversations[0].key.as_deref(), Some("support"));
-    assert_eq!(facts.conversations[0].created_at, NOW);
-    let inbound: i64 = facts
-        .messages
-        .iter()
-        .filter(|count| count.direction == "inbound")
-        .map(|count| count.count)
-        .sum();
-    assert_eq!(inbound, 1);
-    assert!(
-        facts
-            .messages
-            .iter()
-            .all(|count| count.key.as_deref() == Some("support"))
-    );
+    // A range around NOW that cuts two quarter hours, and the whole quarter from NOW.
+    for (from, to) in [(NOW - 1, NOW + 1), (NOW, NOW + SLOT_MS)] {
+        let facts = store
+            .queries
+            .report_facts(&request(from, to, Visibility::All))
+            .await
+            .unwrap();
+        let ids: Vec<i64> = facts.conversations.iter().map(|fact| fact.id).collect();
+        let mut expected = vec![seeded_id, old_id];
+        expected.sort_unstable();
+        assert_eq!(ids, expected, "bob's by its response and event");
+        assert!(
+            facts
+                .conversations
+                .iter()
+                .all(|fact| fact.key.as_deref() == Some("support") && fact.team.as_deref() == Some("support"))
+        );
+        let created: Vec<i64> = facts.conversations.iter().map(|fact| fact.created_at).collect();
+        assert!(created.contains(&NOW) && created.contains(&(NOW - 86_400_000)));
+        let mut counts = [0i64; 4];
+        for tally in &facts.tallies {
+            assert!(from <= tally.at && tally.at < to, "{tally:?}");
+            for (sum, count) in counts.iter_mut().zip(tally.counts) {
+                *sum += count;
+            }
+        }
+        assert_eq!(counts, [1, 2, 0, 0], "ada's message, the reply and bob's answer");
+        assert_eq!(facts.responses.len(), 1);
+        assert_eq!(facts.responses[0].sla_breached, Some(true));
+        assert_eq!(
+            facts.events.iter().map(|event| event.kind).collect::<Vec<_>>(),
+            [EventKind::Resolved]
+        );
+    }
+    let before = store
+        .queries
+        .report_facts(&request(NOW - 2, NOW, Visibility::All))
+        .await
+        .unwrap();
+    assert!(before.conversations.is_empty() && before.tallies.is_empty());
     let nobody = Visibility::Teams {
         agent_id: 0,
         teams: Vec::new(),
     };
-    let hidden = store.queries.report_facts(&request(nobody)).await.unwrap();
-    assert!(hidden.conversations.is_empty() && hidden.messages.is_empty());
-    assert_ne!(old.conversation_id, seeded.conversation_id);
+    let hidden = store
+        .queries
+        .report_facts(&request(NOW - 1, NOW + 1, nobody))
+        .await
+        .unwrap();
+    assert_eq!(hidden, Default::default(), "nothing of what the reader may not see");
 }
 
 #[tokio::test]

@@ -163,6 +163,8 @@ pub struct Conversation {
     pub csat_requested_at: Option<i64>,
     pub csat_comment: Option<String>,
     pub csat_answered_at: Option<i64>,
+    /// Since when the customer waits for an agent's answer (docs/REPORTS.md).
+    pub awaiting_since: Option<i64>,
 }
 
 impl Conversation {
@@ -193,6 +195,7 @@ impl Conversation {
             csat_requested_at: None,
             csat_comment: None,
             csat_answered_at: None,
+            awaiting_since: None,
         }
     }
 }
@@ -287,6 +290,10 @@ pub struct ConversationPatch {
     pub identity_id: Option<i64>,
     /// The language, unless the conversation has one already.
     pub language_if_unset: Option<String>,
+    /// Since when the customer waits: set by a reopening, cleared by an answer.
+    pub awaiting_since: Option<Option<i64>>,
+    /// A customer's message starts a wait unless one is running.
+    pub awaiting_since_if_unset: Option<i64>,
     pub csat: Option<CsatPatch>,
 }
 
@@ -718,4 +725,25 @@ pub struct SavedReply {
     pub created_at: i64,
     pub updated_by: i64,
     pub updated_at: i64,
+}
+
+/// An agent's public reply to a customer who was waiting since `waited_from`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NewResponse {
+    pub message_id: i64,
+    pub conversation_id: i64,
+    pub waited_from: i64,
+    pub answered_at: i64,
+    /// The conversation's first response (else a next one).
+    pub first: bool,
+    /// What the response clock said when one ran: `Some(true)` breached, `Some(false)` met in time.
+    pub sla_breached: Option<bool>,
+}
+
+impl NewResponse {
+    /// The `responses.sla` column.
+    pub fn sla(&self) -> Option<&'static str> {
+        self.sla_breached
+            .map(|breached| if breached { "breached" } else { "met" })
+    }
 }

@@ -138,6 +138,8 @@ pub trait MessageTx {
     /// The text of the conversation's latest inbound message.
     fn last_inbound_text(&mut self, conversation_id: i64) -> StoreResult<Option<String>>;
     fn insert_event(&mut self, event: &EventRow<'_>, now: i64) -> StoreResult<()>;
+    /// An agent's reply answered a waiting customer (the reports' response times).
+    fn insert_response(&mut self, response: &NewResponse) -> StoreResult<()>;
 }
 
 /// SLA clocks.

@@ -167,6 +167,11 @@ const MIGRATIONS: migrations::Versions = &[
         "sla events by team",
         include_str!("../../../migrations/postgres/0009_sla_events_by_team.sql"),
     ),
+    (
+        10,
+        "report facts",
+        include_str!("../../../migrations/postgres/0010_report_facts.sql"),
+    ),
 ];
 
 /// A connection that is put back into the pool only once its transaction is over: if a

@@ -100,6 +100,11 @@ const MIGRATIONS: Versions = &[
         "sla events by team",
         include_str!("../../../migrations/sqlite/0021_sla_events_by_team.sql"),
     ),
+    (
+        22,
+        "report facts",
+        include_str!("../../../migrations/sqlite/0022_report_facts.sql"),
+    ),
 ];
 
 pub async fn migrator() -> Result<Migrator, sqlx::migrate::MigrateError> {

@@ -27,7 +27,7 @@ impl ConversationTx for PgTx<'_> {
                 "SELECT c.inbox_id, i.kind, c.contact_id, c.status, c.priority,
                         c.team_id, t.key AS team_key, c.tier, c.assignee_id, c.labels, c.transfer_count,
                         c.first_response_at, c.resolved_at, c.sla_breached_at,
-                        c.csat_requested_at, c.csat_comment, c.csat_answered_at
+                        c.csat_requested_at, c.csat_comment, c.csat_answered_at, c.awaiting_since
                  FROM conversations c JOIN inboxes i ON i.id = c.inbox_id LEFT JOIN teams t ON t.id = c.team_id
                  WHERE c.id = $1",
             )
@@ -55,6 +55,7 @@ impl ConversationTx for PgTx<'_> {
             csat_requested_at: column(&row, "csat_requested_at")?,
             csat_comment: column(&row, "csat_comment")?,
             csat_answered_at: column(&row, "csat_answered_at")?,
+            awaiting_since: column(&row, "awaiting_since")?,
         }))
     }
 
@@ -255,6 +256,15 @@ impl ConversationTx for PgTx<'_> {
         if let Some(language) = &patch.language_if_unset {
             set(&mut update, "language = COALESCE(language, ");
             update.push_bind(language.clone());
+            update.push(")");
+        }
+        if let Some(since) = patch.awaiting_since {
+            set(&mut update, "awaiting_since = ");
+            update.push_bind(since);
+        }
+        if let Some(since) = patch.awaiting_since_if_unset {
+            set(&mut update, "awaiting_since = COALESCE(awaiting_since, ");
+            update.push_bind(since);
             update.push(")");
         }
         match &patch.csat {

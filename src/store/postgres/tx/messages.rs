@@ -2,9 +2,10 @@
 
 use super::{PgTx, column};
 use crate::model::{DeliveryStatus, Direction};
+use crate::query::reports::SLOT_MS;
 use crate::store::StoreResult;
-use crate::store::columns::sha256_hex;
 use crate::store::columns::vocabulary;
+use crate::store::columns::{RESPONSE_INSERT, TALLY_UPSERT, sha256_hex, tally_of};
 use crate::store::records::*;
 use crate::store::tx::*;
 
@@ -58,6 +59,16 @@ impl MessageTx for PgTx<'_> {
             .bind(message.language)
             .bind(message.metadata.as_deref())
             .bind(now),
+        )?;
+        let [inbound, outbound, automated, notes] = tally_of(message.direction, message.kind);
+        self.execute(
+            sqlx::query(TALLY_UPSERT)
+                .bind(now / SLOT_MS)
+                .bind(message.conversation_id)
+                .bind(inbound)
+                .bind(outbound)
+                .bind(automated)
+                .bind(notes),
         )?;
         column(&row, "id")
     }
@@ -143,6 +154,19 @@ impl MessageTx for PgTx<'_> {
             .bind(event.actor_id)
             .bind(event.data.to_string())
             .bind(now),
+        )?;
+        Ok(())
+    }
+
+    fn insert_response(&mut self, response: &NewResponse) -> StoreResult<()> {
+        self.execute(
+            sqlx::query(RESPONSE_INSERT)
+                .bind(response.message_id)
+                .bind(response.conversation_id)
+                .bind(response.waited_from)
+                .bind(response.answered_at)
+                .bind(response.first)
+                .bind(response.sla()),
         )?;
         Ok(())
     }

@@ -19,7 +19,7 @@ impl ConversationTx for SqliteTx<'_> {
             (i64, String, i64, String, String),
             (Option<i64>, Option<String>, i64, Option<i64>, String, i64),
             (Option<i64>, Option<i64>, Option<i64>),
-            (Option<i64>, Option<String>, Option<i64>),
+            (Option<i64>, Option<String>, Option<i64>, Option<i64>),
         );
         let row: Option<Row> = self
             .conn
@@ -27,7 +27,7 @@ impl ConversationTx for SqliteTx<'_> {
                 "SELECT c.inbox_id, i.kind, c.contact_id, c.status, c.priority,
                         c.team_id, t.key, c.tier, c.assignee_id, c.labels, c.transfer_count,
                         c.first_response_at, c.resolved_at, c.sla_breached_at,
-                        c.csat_requested_at, c.csat_comment, c.csat_answered_at
+                        c.csat_requested_at, c.csat_comment, c.csat_answered_at, c.awaiting_since
                  FROM conversations c JOIN inboxes i ON i.id = c.inbox_id LEFT JOIN teams t ON t.id = c.team_id
                  WHERE c.id = ?1",
             )?
@@ -43,7 +43,7 @@ impl ConversationTx for SqliteTx<'_> {
                         row.get(10)?,
                     ),
                     (row.get(11)?, row.get(12)?, row.get(13)?),
-                    (row.get(14)?, row.get(15)?, row.get(16)?),
+                    (row.get(14)?, row.get(15)?, row.get(16)?, row.get(17)?),
                 ))
             })
             .optional()?;
@@ -51,7 +51,7 @@ impl ConversationTx for SqliteTx<'_> {
             (inbox_id, channel, contact_id, status, priority),
             (team_id, team_key, tier, assignee, labels, transfer_count),
             (first_response_at, resolved_at, sla_breached_at),
-            (csat_requested_at, csat_comment, csat_answered_at),
+            (csat_requested_at, csat_comment, csat_answered_at, awaiting_since),
         )) = row
         else {
             return Ok(None);
@@ -75,6 +75,7 @@ impl ConversationTx for SqliteTx<'_> {
             csat_requested_at,
             csat_comment,
             csat_answered_at,
+            awaiting_since,
         }))
     }
 
@@ -280,6 +281,12 @@ impl ConversationTx for SqliteTx<'_> {
         }
         if let Some(language) = &patch.language_if_unset {
             set("language = COALESCE(language, ?)", text(Some(language)));
+        }
+        if let Some(since) = patch.awaiting_since {
+            set("awaiting_since = ?", int(since));
+        }
+        if let Some(since) = patch.awaiting_since_if_unset {
+            set("awaiting_since = COALESCE(awaiting_since, ?)", int(Some(since)));
         }
         match &patch.csat {
             None => {}

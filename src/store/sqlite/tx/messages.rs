@@ -4,9 +4,10 @@ use rusqlite::{OptionalExtension, params};
 
 use super::SqliteTx;
 use crate::model::{DeliveryStatus, Direction};
+use crate::query::reports::SLOT_MS;
 use crate::store::StoreResult;
-use crate::store::columns::sha256_hex;
 use crate::store::columns::vocabulary;
+use crate::store::columns::{RESPONSE_INSERT, TALLY_UPSERT, sha256_hex, tally_of};
 use crate::store::records::*;
 use crate::store::tx::*;
 
@@ -45,6 +46,15 @@ impl MessageTx for SqliteTx<'_> {
     }
 
     fn insert_message(&mut self, message: &NewMessage<'_>, now: i64) -> StoreResult<i64> {
+        let [inbound, outbound, automated, notes] = tally_of(message.direction, message.kind);
+        self.conn.prepare_cached(TALLY_UPSERT)?.execute(params![
+            now / SLOT_MS,
+            message.conversation_id,
+            inbound,
+            outbound,
+            automated,
+            notes
+        ])?;
         Ok(self
             .conn
             .prepare_cached(
@@ -143,6 +153,18 @@ impl MessageTx for SqliteTx<'_> {
                 event.data.to_string(),
                 now
             ])?;
+        Ok(())
+    }
+
+    fn insert_response(&mut self, response: &NewResponse) -> StoreResult<()> {
+        self.conn.prepare_cached(RESPONSE_INSERT)?.execute(params![
+            response.message_id,
+            response.conversation_id,
+            response.waited_from,
+            response.answered_at,
+            response.first,
+            response.sla()
+        ])?;
         Ok(())
     }
 }
