@@ -13,6 +13,7 @@ const app = {
   stream: null,
   refreshTimer: null,
   ticket: 0,          // the view on show (see route)
+  reportRange: "7d",  // the supervisor's reports' range, kept while they look elsewhere
 };
 
 // ---- DOM helpers -------------------------------------------------------------
@@ -1164,34 +1165,447 @@ function mergeDialog(contact, other, ticket) {
 async function renderSupervisor() {
   const pane = freshPane();
   document.body.classList.add("reading");
-  replace(pane, h("p", {}, "Loading…"));
+  replace(pane,
+    h("div", { class: "pane-head" }, h("a", { href: "#/", class: "back" }, "← Back"), h("h2", {}, "Supervisor")),
+    h("div", { id: "supervisor-tables" }, h("p", {}, "Loading…")),
+    reportsSection());
+  refreshSupervisorTables();
+}
+
+// The live half of the view: the stream's changes redraw the teams and agents, not the
+// reports, so that a drill-down being read stays put and a burst of messages does not
+// recompute a month of figures.
+async function refreshSupervisorTables() {
+  const box = $("#supervisor-tables");
+  if (!box) return;
   try {
     const [teams, agents] = await Promise.all([api("GET", "/teams"), api("GET", "/agents")]);
+    if (!box.isConnected) return;
     const setAvailability = (agent, available) => async () => {
       try {
         await api("PUT", "/agents/" + agent.id + "/availability", { available });
-        renderSupervisor();
+        refreshSupervisorTables();
       } catch (error) { alert(error.message); }
     };
-    replace(pane,
-      h("div", { class: "pane-head" }, h("a", { href: "#/", class: "back" }, "← Back"), h("h2", {}, "Supervisor")),
+    replace(box,
       h("h3", {}, "Teams"),
-      h("table", { id: "team-table" },
+      h("div", { class: "table-scroll" }, h("table", { id: "team-table" },
         h("thead", {}, h("tr", {}, ["Team", "Tier", "Waiting", "Oldest waiting", "Assigned", "At risk / breached", "Agents available"].map((t) => h("th", { scope: "col" }, t)))),
         h("tbody", {}, teams.teams.map((team) => h("tr", { "data-team": team.key },
           h("th", { scope: "row" }, team.name), h("td", {}, "L" + team.tier), h("td", { class: "waiting" }, team.waiting),
           h("td", {}, team.oldest_waiting_since ? ago(team.oldest_waiting_since) : "—"), h("td", {}, team.assigned),
-          h("td", {}, team.at_risk + " / " + team.breached), h("td", {}, team.agents_available + " / " + team.agents))))),
+          h("td", {}, team.at_risk + " / " + team.breached), h("td", {}, team.agents_available + " / " + team.agents)))))),
       h("h3", {}, "Agents"),
-      h("table", { id: "agent-table" },
+      h("div", { class: "table-scroll" }, h("table", { id: "agent-table" },
         h("thead", {}, h("tr", {}, ["Agent", "Team", "Role", "Open", "Availability", ""].map((t) => h("th", { scope: "col" }, t)))),
         h("tbody", {}, agents.agents.map((agent) => h("tr", { "data-agent": agent.name },
           h("th", { scope: "row", dir: "auto" }, agent.name, agent.active ? "" : " (deactivated)"),
           h("td", {}, agent.teams.join(", ") || "—"), h("td", {}, agent.role), h("td", {}, agent.open_conversations),
           h("td", {}, agent.available ? "available" : "away"),
           h("td", {}, agent.active ? h("button", { onclick: setAvailability(agent, !agent.available) },
-            agent.available ? "Set away" : "Set available") : null))))));
-  } catch (error) { replace(pane, h("p", { class: "error" }, error.message)); }
+            agent.available ? "Set away" : "Set available") : null)))))));
+  } catch (error) { if (box.isConnected) replace(box, h("p", { class: "error" }, error.message)); }
+}
+
+// ---- Supervisors: reports ------------------------------------------------------------------
+
+const DASH = "—";
+const SVG_NS = "http://www.w3.org/2000/svg";
+
+// `h()` for SVG: its elements live in their own namespace, and `class` is an attribute
+// there. Colours come from classes, not `style`: the page's policy forbids style attributes.
+function svg(tag, attrs, ...children) {
+  const node = document.createElementNS(SVG_NS, tag);
+  for (const [key, value] of Object.entries(attrs || {})) {
+    if (value === null || value === undefined || value === false) continue;
+    if (key.startsWith("on")) node.addEventListener(key.slice(2), value);
+    else node.setAttribute(key, String(value));
+  }
+  for (const child of children.flat()) {
+    if (child === null || child === undefined || child === false) continue;
+    node.append(child instanceof Node ? child : document.createTextNode(String(child)));
+  }
+  return node;
+}
+
+function missing(value) { return value === null || value === undefined || Number.isNaN(value); }
+
+// "45 s", "12 min", "3 h 5 min", "2 d 4 h": whole units, cut rather than rounded, so a
+// duration never reads longer than it was.
+function duration(ms) {
+  if (missing(ms)) return DASH;
+  const seconds = Math.floor(ms / 1000);
+  if (seconds < 60) return seconds + " s";
+  const minutes = Math.floor(seconds / 60);
+  if (minutes < 60) return minutes + " min";
+  const hours = Math.floor(minutes / 60);
+  if (hours < 24) return hours + " h" + (minutes % 60 ? " " + (minutes % 60) + " min" : "");
+  return Math.floor(hours / 24) + " d" + (hours % 24 ? " " + (hours % 24) + " h" : "");
+}
+
+function percent(fraction) { return missing(fraction) ? DASH : Math.round(fraction * 100) + "%"; }
+
+function score(average) { return missing(average) ? DASH : average.toFixed(1) + " / 5"; }
+
+function count(value) { return missing(value) ? DASH : String(value); }
+
+const REPORT_RANGES = [
+  { key: "today", label: "Today", interval: "hour", back: () => 0 },
+  { key: "7d", label: "Last 7 days", interval: "day", back: () => 6 },
+  { key: "30d", label: "Last 30 days", interval: "day", back: () => 29 },
+  // Weeks start on Monday, as the API's weekly buckets do.
+  { key: "week", label: "This week", interval: "day", back: (today) => (today.getDay() + 6) % 7 },
+];
+
+function isoDate(date) {
+  const two = (n) => String(n).padStart(2, "0");
+  return date.getFullYear() + "-" + two(date.getMonth() + 1) + "-" + two(date.getDate());
+}
+
+// The chosen range as dates in the browser's time zone, and that zone for the API: a day
+// on the charts is the supervisor's own day, midnight to midnight, clock changes and all.
+function reportRange(key) {
+  const choice = REPORT_RANGES.find((range) => range.key === key) || REPORT_RANGES[1];
+  const now = new Date();
+  const day = (offset) => new Date(now.getFullYear(), now.getMonth(), now.getDate() + offset);
+  const first = day(-choice.back(now));
+  return {
+    key: choice.key, interval: choice.interval, first, last: day(0),
+    from: isoDate(first), to: isoDate(day(1)),
+    time_zone: Intl.DateTimeFormat().resolvedOptions().timeZone || "UTC",
+  };
+}
+
+function reportQuery(range, extra) {
+  return new URLSearchParams({ from: range.from, to: range.to, time_zone: range.time_zone, ...extra }).toString();
+}
+
+function reportsSection() {
+  const section = h("section", { id: "reports", class: "reports", "aria-labelledby": "reports-title" });
+  const picker = h("select", { id: "report-range", onchange: () => { app.reportRange = picker.value; loadReports(section); } },
+    REPORT_RANGES.map((range) => h("option", { value: range.key, selected: range.key === app.reportRange }, range.label)));
+  replace(section,
+    h("h3", { id: "reports-title" }, "Reports"),
+    h("div", { class: "report-bar" },
+      h("label", { class: "inline" }, "Range", picker),
+      h("button", { type: "button", id: "report-refresh", onclick: () => loadReports(section) }, "Refresh"),
+      h("a", { id: "report-csv" }, "Download CSV")),
+    h("p", { class: "hint", id: "report-range-said" }),
+    h("div", { id: "report-body" }),
+    h("section", { id: "report-drill", class: "drill", "aria-labelledby": "report-drill-title", hidden: true }));
+  loadReports(section);
+  return section;
+}
+
+// One report draws everything: the total and its series for the charts, the teams'
+// groups for the table, and the same address with `format=csv` for the download.
+async function loadReports(section) {
+  const load = String(Number(section.dataset.load || 0) + 1);
+  section.dataset.load = load;
+  section.dataset.state = "loading";
+  const range = reportRange(app.reportRange);
+  const query = reportQuery(range, { by: "team", interval: range.interval });
+  const csv = $("#report-csv", section);
+  // A plain link: the API reads GETs with the session cookie, which a same-site
+  // download sends, so the browser saves the file itself.
+  csv.setAttribute("href", "/api/v1/reports/overview?" + query + "&format=csv");
+  csv.setAttribute("download", "switchboard-report-" + range.from + "-to-" + range.to + ".csv");
+  const dates = { day: "numeric", month: "short", year: "numeric" };
+  $("#report-range-said", section).textContent = range.first.toLocaleDateString(undefined, dates)
+    + (range.key === "today" ? "" : " – " + range.last.toLocaleDateString(undefined, dates)) + " · " + range.time_zone;
+  const body = $("#report-body", section);
+  replace(body, h("p", { class: "loading" }, "Loading…"));
+  const drill = $("#report-drill", section);
+  drill.hidden = true;
+  replace(drill);
+  try {
+    const report = await api("GET", "/reports/overview?" + query);
+    // A later choice of range is on its way, or the view is gone.
+    if (section.dataset.load !== load || !section.isConnected) return;
+    const pick = (title, params) => drillDown(section, title, { time_zone: range.time_zone, ...params });
+    replace(body,
+      h("div", { class: "charts" }, reportCharts(report, range, pick)),
+      h("h4", {}, "By team"),
+      teamReport(report, range, pick));
+    section.dataset.query = query;
+    section.dataset.state = "ready";
+  } catch (error) {
+    if (section.dataset.load === load) replace(body, h("p", { class: "error" }, error.message));
+  }
+}
+
+function bucketRows(report, range) {
+  const hourly = range.interval === "hour";
+  const time = { hour: "2-digit", minute: "2-digit" };
+  return (report.series || []).map((bucket) => {
+    const from = new Date(bucket.from);
+    return {
+      from: bucket.from, to: bucket.to, figures: bucket.figures,
+      label: hourly ? from.toLocaleTimeString(undefined, time) : from.toLocaleDateString(undefined, { weekday: "short", day: "numeric" }),
+      long: hourly ? from.toLocaleTimeString(undefined, time) + "–" + new Date(bucket.to).toLocaleTimeString(undefined, time)
+        : from.toLocaleDateString(undefined, { weekday: "short", day: "numeric", month: "short" }),
+    };
+  });
+}
+
+function reportCharts(report, range, pick) {
+  const rows = bucketRows(report, range);
+  const unit = range.interval === "hour" ? "Hour" : "Day";
+  const per = range.interval === "hour" ? " per hour" : " per day";
+  const onPick = (series, row) => pick(series.label + ", " + row.long, { figure: series.figure, from: row.from, to: row.to });
+  return [
+    chart({ id: "chart-volume", kind: "bars", title: "Conversations opened and resolved" + per, rows, onPick,
+      xTitle: unit, yTitle: "Conversations", format: count, top: countTop,
+      series: [
+        { key: "opened", label: "Opened", tone: "tone-blue", figure: "opened", value: (f) => f.opened },
+        { key: "resolved", label: "Resolved", tone: "tone-green", figure: "resolved", value: (f) => f.resolved },
+      ] }),
+    chart({ id: "chart-first-response", kind: "lines", title: "First response, median" + per, rows, onPick,
+      xTitle: unit, yTitle: "Waited", format: duration, top: durationTop,
+      series: [
+        // Business time is drawn over calendar time with smaller dots: a team open around
+        // the clock has the same figures in both, and both should still show.
+        { key: "calendar", label: "Calendar time", tone: "tone-blue", radius: 5, figure: "first_response",
+          value: (f) => f.first_response.median_ms },
+        { key: "business", label: "Business hours", tone: "tone-orange dashed", radius: 3, figure: "first_response",
+          value: (f) => f.first_response.business_median_ms },
+      ] }),
+    chart({ id: "chart-sla", kind: "bars", title: "First responses within the SLA" + per, rows,
+      xTitle: unit, yTitle: "Met", format: percent, top: () => 1,
+      series: [{ key: "share_met", label: "Share met", tone: "tone-green", value: (f) => f.sla.first_response.share_met }] }),
+    csatChart(report.total.csat, (title, figure) => pick(title, { figure, from: range.from, to: range.to })),
+  ];
+}
+
+// The y axis's top: the largest count rounded up so that its half is a whole number.
+function countTop(largest) {
+  let top = 2;
+  for (let power = 1; top < largest; power *= 10) {
+    top = [2, 4, 10].map((step) => step * power).find((step) => step >= largest) || 20 * power;
+  }
+  return top;
+}
+
+// The y axis's top for durations: a length whose half reads as a round one too.
+const DURATION_TOPS = [2, 4, 10, 20, 30, 60, 120, 240, 600, 1200, 1800, 3600, 7200, 14400, 21600, 43200,
+  86400, 172800, 345600, 864000, 1728000, 5184000].map((seconds) => seconds * 1000);
+
+function durationTop(largest) {
+  return DURATION_TOPS.find((top) => top >= largest) || countTop(largest);
+}
+
+const CHART = { width: 560, height: 240, left: 84, right: 10, top: 12, bottom: 52 };
+
+// A chart of `series` over the report's buckets, as bars side by side or as lines, with
+// its axes; and a table of the same numbers for screen readers (the marks themselves
+// are buttons where they lead to a drill-down).
+function chart(spec) {
+  const { width, height, left, right, top, bottom } = CHART;
+  const plotWidth = width - left - right;
+  const plotHeight = height - top - bottom;
+  const values = spec.rows.flatMap((row) => spec.series.map((series) => series.value(row.figures)))
+    .filter((value) => !missing(value));
+  const topValue = spec.top(Math.max(0, ...values));
+  const band = plotWidth / Math.max(1, spec.rows.length);
+  const scale = {
+    band,
+    x: (index) => left + index * band,
+    y: (value) => top + plotHeight - (value / topValue) * plotHeight,
+  };
+  // Every bucket is named in the table; under the axis, at most eight fit.
+  const every = Math.ceil(spec.rows.length / 8);
+  const titleId = spec.id + "-title";
+  return h("figure", { class: "chart-box", id: spec.id, "aria-labelledby": spec.id + "-caption" },
+    h("figcaption", { id: spec.id + "-caption" }, spec.title),
+    legend(spec.series),
+    svg("svg", { class: "chart", viewBox: "0 0 " + width + " " + height, role: spec.onPick ? "group" : "img", "aria-labelledby": titleId },
+      svg("title", { id: titleId }, spec.title),
+      [0, topValue / 2, topValue].map((value) => svg("g", { class: "tick" },
+        svg("line", { x1: left, x2: width - right, y1: scale.y(value), y2: scale.y(value) }),
+        svg("text", { x: left - 6, y: scale.y(value), "text-anchor": "end", "dominant-baseline": "middle" }, spec.format(value)))),
+      svg("line", { class: "axis", x1: left, x2: width - right, y1: top + plotHeight, y2: top + plotHeight }),
+      spec.rows.map((row, index) => index % every ? null : svg("text", { class: "bucket", x: scale.x(index) + band / 2,
+        y: top + plotHeight + 20, "text-anchor": "middle" }, row.label)),
+      svg("text", { class: "axis-title", x: left + plotWidth / 2, y: height - 6, "text-anchor": "middle" }, spec.xTitle),
+      svg("text", { class: "axis-title", "text-anchor": "middle",
+        transform: "translate(12 " + (top + plotHeight / 2) + ") rotate(-90)" }, spec.yTitle),
+      spec.kind === "lines" ? lineMarks(spec, scale) : barMarks(spec, scale)),
+    chartTable(spec));
+}
+
+function legend(series) {
+  return h("ul", { class: "legend", "aria-hidden": "true" }, series.map((one) =>
+    h("li", {}, svg("svg", { class: "swatch", viewBox: "0 0 10 10", width: 10, height: 10 },
+      svg("rect", { class: one.tone, width: 10, height: 10, rx: 2 })), one.label)));
+}
+
+// What a mark says to a screen reader and in its tooltip; and, when it leads to the
+// conversations behind it, what makes it a button for the mouse and the keyboard.
+function markAttributes(spec, series, row, value) {
+  const name = series.label + ", " + row.long + ": " + spec.format(value);
+  // A count of none has nothing behind it; a duration always has its conversations.
+  const behind = spec.kind === "lines" || value > 0;
+  const pick = spec.onPick && series.figure && behind ? () => spec.onPick(series, row) : null;
+  return {
+    name,
+    attrs: {
+      "data-series": series.key, "data-from": row.from, "data-value": value,
+      tabindex: pick ? 0 : null, role: pick ? "button" : null, "aria-label": pick ? name + ". List the conversations." : null,
+      onclick: pick,
+      onkeydown: pick ? (event) => {
+        if (event.key === "Enter" || event.key === " ") { event.preventDefault(); pick(); }
+      } : null,
+    },
+  };
+}
+
+function barMarks(spec, scale) {
+  const gap = scale.band * 0.15;
+  const width = (scale.band - 2 * gap) / spec.series.length;
+  return spec.rows.flatMap((row, index) => spec.series.map((series, nth) => {
+    const value = series.value(row.figures);
+    if (missing(value)) return null;
+    const mark = markAttributes(spec, series, row, value);
+    return svg("rect", { class: "bar " + series.tone, x: scale.x(index) + gap + nth * width, y: scale.y(value),
+      width: Math.max(1, width - 1), height: Math.max(0, scale.y(0) - scale.y(value)), ...mark.attrs },
+      svg("title", {}, mark.name));
+  }));
+}
+
+// A line per series through the buckets that have a value: a bucket without one (no
+// conversation answered that day) breaks the line rather than drawing it down to zero.
+function lineMarks(spec, scale) {
+  return spec.series.map((series) => {
+    const points = spec.rows.map((row, index) => ({ row, value: series.value(row.figures),
+      x: scale.x(index) + scale.band / 2 })).filter((point) => !missing(point.value));
+    let path = "";
+    let previous = null;
+    for (const point of points) {
+      const joined = previous && spec.rows.indexOf(point.row) === spec.rows.indexOf(previous.row) + 1;
+      path += (joined ? "L" : "M") + point.x.toFixed(1) + " " + scale.y(point.value).toFixed(1) + " ";
+      previous = point;
+    }
+    return svg("g", { class: "line " + series.tone, "data-series": series.key },
+      path ? svg("path", { d: path.trim() }) : null,
+      points.map((point) => {
+        const mark = markAttributes(spec, series, point.row, point.value);
+        return svg("circle", { class: "dot", cx: point.x, cy: scale.y(point.value), r: series.radius || 4, ...mark.attrs },
+          svg("title", {}, mark.name));
+      }));
+  });
+}
+
+function chartTable(spec) {
+  // Wrapped: a table takes the width its cells need whatever its own width says.
+  return h("div", { class: "visually-hidden" }, h("table", { id: spec.id + "-data" },
+    h("caption", {}, spec.title),
+    h("thead", {}, h("tr", {}, h("th", { scope: "col" }, spec.xTitle),
+      spec.series.map((series) => h("th", { scope: "col" }, series.label)))),
+    h("tbody", {}, spec.rows.map((row) => h("tr", { "data-from": row.from, "data-to": row.to },
+      h("th", { scope: "row" }, row.long),
+      spec.series.map((series) => h("td", { "data-series": series.key }, spec.format(series.value(row.figures)))))))));
+}
+
+// Satisfaction over the whole range: the average score out of 5 and the share of those
+// asked who answered, as two bars along their own scales.
+function csatChart(csat, pick) {
+  const width = CHART.width;
+  const left = 140;
+  const track = width - left - 110;
+  const meters = [
+    { key: "average", label: "Average score", value: csat.average, top: 5, text: score(csat.average), ends: ["0", "5"],
+      figure: "csat_answers", count: csat.answers + " answers" },
+    { key: "response_rate", label: "Response rate", value: csat.response_rate, top: 1, text: percent(csat.response_rate),
+      ends: ["0%", "100%"], figure: "csat_asked", count: csat.asked + " asked" },
+  ];
+  const row = (meter, index) => {
+    const y = 14 + index * 56;
+    const filled = missing(meter.value) ? 0 : (meter.value / meter.top) * track;
+    const name = meter.label + ": " + meter.text + " (" + meter.count + ")";
+    const count = meter.key === "average" ? csat.answers : csat.asked;
+    const open = count > 0 ? () => pick(meter.label + " (" + meter.count + ")", meter.figure) : null;
+    return svg("g", { class: "meter", "data-series": meter.key },
+      svg("text", { class: "axis-title", x: 0, y: y + 9, "dominant-baseline": "middle" }, meter.label),
+      svg("rect", { class: "track", x: left, y, width: track, height: 18, rx: 3 }),
+      svg("rect", { class: "bar tone-blue", x: left, y, width: filled, height: 18, rx: 3,
+        tabindex: open ? 0 : null, role: open ? "button" : null, "aria-label": open ? name + ". List the conversations." : null,
+        onclick: open, onkeydown: open ? (event) => {
+          if (event.key === "Enter" || event.key === " ") { event.preventDefault(); open(); }
+        } : null }, svg("title", {}, name)),
+      svg("text", { x: left + track + 8, y: y + 9, "dominant-baseline": "middle" }, meter.text),
+      svg("text", { x: left + track + 8, y: y + 32 }, meter.count),
+      svg("text", { x: left, y: y + 32, "text-anchor": "start" }, meter.ends[0]),
+      svg("text", { x: left + track, y: y + 32, "text-anchor": "end" }, meter.ends[1]));
+  };
+  return h("figure", { class: "chart-box", id: "chart-csat", "aria-labelledby": "chart-csat-caption" },
+    h("figcaption", { id: "chart-csat-caption" }, "Satisfaction over the range"),
+    svg("svg", { class: "chart", viewBox: "0 0 " + width + " 130", role: "group", "aria-labelledby": "chart-csat-title" },
+      svg("title", { id: "chart-csat-title" }, "Satisfaction over the range"),
+      meters.map(row)),
+    h("div", { class: "visually-hidden" }, h("table", { id: "chart-csat-data" },
+      h("caption", {}, "Satisfaction over the range"),
+      h("tbody", {},
+        h("tr", {}, h("th", { scope: "row" }, "Average score"), h("td", { "data-series": "average" }, score(csat.average))),
+        h("tr", {}, h("th", { scope: "row" }, "Response rate"), h("td", { "data-series": "response_rate" }, percent(csat.response_rate))),
+        h("tr", {}, h("th", { scope: "row" }, "Asked"), h("td", { "data-series": "asked" }, count(csat.asked))),
+        h("tr", {}, h("th", { scope: "row" }, "Answers"), h("td", { "data-series": "answers" }, count(csat.answers)))))));
+}
+
+// The report's teams, and all of them together in the foot; a count leads to the
+// conversations behind it.
+function teamReport(report, range, pick) {
+  const figure = (figures, name, label, params) => {
+    const value = figures[name];
+    return h("td", { "data-figure": name }, value > 0
+      ? h("button", { type: "button", class: "figure-link", "aria-label": label + ": " + value + ". List the conversations.",
+        onclick: () => pick(label, { figure: name, from: range.from, to: range.to, ...params }) }, String(value))
+      : count(value));
+  };
+  const line = (title, figures, params, attrs) => h("tr", attrs,
+    h("th", { scope: "row" }, title),
+    figure(figures, "opened", title + ", opened", params),
+    figure(figures, "resolved", title + ", resolved", params),
+    h("td", { "data-figure": "first_response_median" }, duration(figures.first_response.median_ms)),
+    h("td", { "data-figure": "sla_first_response_share_met" }, percent(figures.sla.first_response.share_met)),
+    h("td", { "data-figure": "csat_average" }, score(figures.csat.average)));
+  return h("div", { class: "table-scroll" }, h("table", { id: "report-team-table" },
+    h("thead", {}, h("tr", {}, ["Team", "Opened", "Resolved", "First response (median)", "First response within SLA", "Satisfaction"]
+      .map((title) => h("th", { scope: "col" }, title)))),
+    h("tbody", {}, (report.groups || []).map((group) => line(group.key === null ? "No team" : teamName(group.key), group.figures,
+      { by: "team", group: group.key === null ? "" : group.key }, { "data-team": group.key === null ? "" : group.key }))),
+    h("tfoot", {}, line("All teams", report.total, {}, { "data-team": "*" }))));
+}
+
+// The conversations behind a figure, a hundred at a time, each a link to open it.
+async function drillDown(section, title, params, after) {
+  const box = $("#report-drill", section);
+  const query = new URLSearchParams({ ...params, limit: "100" });
+  if (after) query.set("after", after);
+  try {
+    const page = await api("GET", "/reports/conversations?" + query);
+    if (!box.isConnected) return;
+    const items = page.conversation_ids.map((id) => h("li", { "data-id": id }, h("a", { href: "#/c/" + id }, "#" + id)));
+    const more = h("button", { type: "button", id: "report-drill-more", hidden: !page.next_after,
+      onclick: () => { more.remove(); drillDown(section, title, params, page.next_after); } }, "More");
+    if (after) {
+      $("#report-drill-list", box).append(...items);
+      box.append(more);
+      return;
+    }
+    const heading = h("h4", { id: "report-drill-title", tabindex: "-1" },
+      title + ": " + page.count + (page.count === 1 ? " conversation" : " conversations"));
+    replace(box, heading,
+      h("ul", { id: "report-drill-list", class: "drill-list" }, items),
+      h("button", { type: "button", class: "close", onclick: () => { box.hidden = true; } }, "Close"),
+      more);
+    box.dataset.figure = params.figure;
+    box.hidden = false;
+    heading.focus();
+  } catch (error) {
+    if (!box.isConnected) return;
+    replace(box, h("p", { class: "error" }, error.message));
+    box.hidden = false;
+  }
 }
 
 // ---- Mentions -------------------------------------------------------------------------
@@ -1889,7 +2303,7 @@ function scheduleRefresh() {
   if (app.refreshTimer) return;
   app.refreshTimer = setTimeout(() => {
     app.refreshTimer = null;
-    if (location.hash === "#/supervisor") renderSupervisor();
+    if (location.hash === "#/supervisor") refreshSupervisorTables();
     refreshList();
   }, 250);
 }

@@ -19,6 +19,7 @@ mod migrate;
 mod postgres;
 mod privacy;
 mod replay;
+mod reports_console;
 mod saved_replies;
 mod sessions;
 mod stream;
