@@ -259,6 +259,7 @@ impl Report {
             ("scale: search", &scale.search),
             ("scale: contact look-ups", &scale.contacts),
             ("scale: reports (a year)", &scale.reports),
+            ("scale: reports, one supervisor", &scale.reports_alone),
         ] {
             let line = row(&self.label(name), load, scale.peak_rss_mib);
             self.lines.push(format!("{line}   ({} messages)", scale.messages));

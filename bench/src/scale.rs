@@ -47,6 +47,8 @@ pub struct ScaleFigures {
     pub search: LoadResult,
     pub contacts: LoadResult,
     pub reports: LoadResult,
+    /// The same reports read by one supervisor at a time.
+    pub reports_alone: LoadResult,
     pub peak_rss_mib: f64,
 }
 
@@ -62,6 +64,7 @@ impl ScaleFigures {
             "search": load_json(&self.search),
             "contacts": load_json(&self.contacts),
             "reports": load_json(&self.reports),
+            "reports_alone": load_json(&self.reports_alone),
             "peak_rss_mib": self.peak_rss_mib,
         })
     }
@@ -115,6 +118,17 @@ pub async fn run(
     let search = measure(search_paths(conversations)).await;
     let contacts = measure(contact_paths(conversations)).await;
     let reports = measure(report_paths()).await;
+    let reports_alone = load::run_across(
+        &addresses,
+        1,
+        duration,
+        Arc::new(QueueQueries {
+            host: host.clone(),
+            token: token.clone(),
+            paths: report_paths(),
+        }),
+    )
+    .await;
     let peak_rss_mib = desk.peak_rss_mib();
     desk.finish().await?;
     Ok(ScaleFigures {
@@ -127,6 +141,7 @@ pub async fn run(
         search,
         contacts,
         reports,
+        reports_alone,
         peak_rss_mib,
     })
 }

@@ -1,6 +1,6 @@
-//! The facts reports are made of (`query::reports`), read with the same SQL on every
-//! backend: [`report_queries!`] makes `report_facts` for a backend's pool, with the
-//! placeholders its query builder writes.
+//! The facts reports are made of (`query::reports`): the SQL every backend runs (numbered
+//! `$n` parameters, which SQLite reads too, bound in order) and what is made of the
+//! rows. SQLite reads them through rusqlite on a blocking thread, PostgreSQL through sqlx.
 //!
 //! The large fact tables (events, responses, message tallies) are read by time alone,
 //! through indexes that hold what is read, and joined to their conversations here
@@ -8,345 +8,219 @@
 //! row would cost more than the rows themselves. Who may see what is decided here too,
 //! on each conversation's team and assignee.
 
-/// `report_facts(pool, request)` for `$db`; `snapshot` is what makes the transaction's
-/// reads see one state (PostgreSQL's `REPEATABLE READ`; SQLite's read transactions do).
-macro_rules! report_queries {
-    ($db:ty, $pool:ty, snapshot = $snapshot:expr) => {
-        use std::collections::{HashMap, HashSet};
+use std::collections::{HashMap, HashSet};
 
-        use sqlx::QueryBuilder;
+use crate::model::{Direction, MessageKind};
+use crate::query::reports::{ConversationFact, Grouping, ReportFacts, SLOT_MS, TallyFact};
+use crate::store::StoreResult;
+use crate::store::columns::{tally_of, vocabulary};
 
-        use super::conversations::{Scope, scope_of};
-        use crate::model::clock::ClockKind;
-        use crate::model::{Direction, MessageKind};
-        use crate::query::reports::{
-            ClockMetFact, ConversationFact, EventFact, EventKind, Grouping, ReportFacts, ReportRequest, ResponseFact,
-            SLOT_MS, TallyFact,
-        };
-        use crate::store::StoreResult;
-        use crate::store::columns::{tally_of, vocabulary};
+/// The events a figure counts, by time: the condition is the `events_reported` index's,
+/// word for word, so the planner knows the index holds them all.
+pub(in crate::store) const EVENTS: &str = "SELECT e.conversation_id, e.created_at, e.kind, e.data FROM events e
+     WHERE e.kind IN ('conversation.status_changed', 'conversation.escalated', 'conversation.transferred',
+                      'sla.warning', 'sla.breached')
+       AND e.created_at >= $1 AND e.created_at < $2";
 
-        type Conn = <$db as sqlx::Database>::Connection;
+/// Responses by when they were sent, from the index alone.
+pub(in crate::store) const RESPONSES: &str = "SELECT r.conversation_id, r.waited_from, r.answered_at, r.first, r.sla
+     FROM responses r WHERE r.answered_at >= $1 AND r.answered_at < $2";
 
-        /// The events a figure counts: the same text as the `events_reported` index's
-        /// condition, so the planner knows the index holds them all.
-        const COUNTED: &str = "e.kind IN ('conversation.status_changed', 'conversation.escalated', \
-                               'conversation.transferred', 'sla.warning', 'sla.breached')";
+/// Whole quarter hours' tallies: `$1`, `$2` are slots.
+pub(in crate::store) const TALLIES: &str =
+    "SELECT t.slot, t.conversation_id, t.inbound, t.outbound, t.automated, t.notes
+     FROM message_tallies t WHERE t.slot >= $1 AND t.slot < $2";
 
-        fn key_of(grouping: Option<Grouping>) -> &'static str {
-            match grouping {
-                None => "CAST(NULL AS TEXT)",
-                Some(Grouping::Team) => "t.key",
-                Some(Grouping::Agent) => "ag.name",
-                Some(Grouping::Channel) => "i.kind",
-                Some(Grouping::Inbox) => "i.key",
-                Some(Grouping::Language) => "c.language",
-                Some(Grouping::Priority) => "c.priority",
-            }
-        }
+/// The messages of part of a quarter hour (`$1`), between `$2` and `$3`: found through
+/// the quarter's tallies, so no index by time on the messages is needed.
+pub(in crate::store) const EDGE_MESSAGES: &str =
+    "SELECT m.conversation_id, m.direction, m.kind, COUNT(*) FROM message_tallies t
+     JOIN messages m ON m.conversation_id = t.conversation_id
+     WHERE t.slot = $1 AND m.created_at >= $2 AND m.created_at < $3
+     GROUP BY m.conversation_id, m.direction, m.kind";
 
-        fn push_range<'a>(query: &mut QueryBuilder<'a, $db>, column: &str, from: i64, to: i64) {
-            query
-                .push(format!("({column} >= "))
-                .push_bind(from)
-                .push(format!(" AND {column} < "))
-                .push_bind(to)
-                .push(")");
-        }
+/// Resolution and max-open clocks that reached their goal in time (response clocks'
+/// outcomes are on their responses).
+pub(in crate::store) const CLOCKS_MET: &str = "SELECT s.conversation_id, s.kind, s.stopped_at FROM sla_clocks s
+     WHERE s.state = 'met' AND s.breached_at IS NULL AND s.kind IN ('resolution', 'max_open')
+       AND s.stopped_at >= $1 AND s.stopped_at < $2";
 
-        /// A conversation as a report reads it, with what decides who may see it.
-        struct Visible {
-            fact: ConversationFact,
-            team_id: Option<i64>,
-            assignee_id: Option<i64>,
-        }
+/// Conversations whose own times fall in `[$1, $2)`.
+pub(in crate::store) const IN_RANGE: &str = "(c.created_at >= $1 AND c.created_at < $2)
+     OR (c.resolved_at >= $1 AND c.resolved_at < $2)
+     OR (c.csat_requested_at >= $1 AND c.csat_requested_at < $2)
+     OR (c.csat_answered_at >= $1 AND c.csat_answered_at < $2)";
 
-        fn may_see(scope: &Scope, row: &Visible) -> bool {
-            match scope {
-                Scope::All => true,
-                Scope::Of { agent_id, team_ids } => {
-                    row.assignee_id == Some(*agent_id) || row.team_id.is_some_and(|team| team_ids.contains(&team))
-                }
-            }
-        }
-
-        fn conversations_query<'a>(grouping: Option<Grouping>) -> QueryBuilder<'a, $db> {
-            QueryBuilder::<$db>::new(format!(
-                "SELECT c.id, {} AS report_key, t.key AS team_key, c.team_id, c.assignee_id, c.created_at,
-                        c.first_response_at, c.resolved_at, c.transfer_count, c.csat_score, c.csat_requested_at,
-                        c.csat_answered_at
-                 FROM conversations c JOIN inboxes i ON i.id = c.inbox_id LEFT JOIN teams t ON t.id = c.team_id
-                 LEFT JOIN agents ag ON ag.id = c.assignee_id WHERE ",
-                key_of(grouping)
-            ))
-        }
-
-        async fn read_conversations(conn: &mut Conn, query: &mut QueryBuilder<'_, $db>) -> StoreResult<Vec<Visible>> {
-            type Row = (
-                i64,
-                Option<String>,
-                Option<String>,
-                Option<i64>,
-                Option<i64>,
-                i64,
-                Option<i64>,
-                Option<i64>,
-                i64,
-                Option<i64>,
-                Option<i64>,
-                Option<i64>,
-            );
-            let rows: Vec<Row> = query.build_query_as().fetch_all(&mut *conn).await?;
-            Ok(rows
-                .into_iter()
-                .map(
-                    |(
-                        id,
-                        key,
-                        team,
-                        team_id,
-                        assignee_id,
-                        created_at,
-                        first_response_at,
-                        resolved_at,
-                        transfer_count,
-                        csat_score,
-                        csat_requested_at,
-                        csat_answered_at,
-                    )| Visible {
-                        fact: ConversationFact {
-                            id,
-                            key,
-                            team,
-                            created_at,
-                            first_response_at,
-                            resolved_at,
-                            transfer_count,
-                            csat_score,
-                            csat_requested_at,
-                            csat_answered_at,
-                        },
-                        team_id,
-                        assignee_id,
-                    },
-                )
-                .collect())
-        }
-
-        /// Conversations whose own times fall in the range.
-        async fn conversations(conn: &mut Conn, request: &ReportRequest) -> StoreResult<Vec<Visible>> {
-            let (from, to) = (request.from, request.to);
-            let mut query = conversations_query(request.grouping);
-            query.push("(");
-            push_range(&mut query, "c.created_at", from, to);
-            query.push(" OR ");
-            push_range(&mut query, "c.resolved_at", from, to);
-            query.push(" OR ");
-            push_range(&mut query, "c.csat_requested_at", from, to);
-            query.push(" OR ");
-            push_range(&mut query, "c.csat_answered_at", from, to);
-            query.push(")");
-            read_conversations(conn, &mut query).await
-        }
-
-        /// The conversations of facts whose conversation had no time of its own in the
-        /// range (a response to one opened last year).
-        async fn conversations_by_id(
-            conn: &mut Conn,
-            request: &ReportRequest,
-            ids: &[i64],
-        ) -> StoreResult<Vec<Visible>> {
-            let mut found = Vec::new();
-            for chunk in ids.chunks(500) {
-                let mut query = conversations_query(request.grouping);
-                query.push("c.id IN (");
-                let mut list = query.separated(", ");
-                for id in chunk {
-                    list.push_bind(*id);
-                }
-                query.push(")");
-                found.extend(read_conversations(conn, &mut query).await?);
-            }
-            Ok(found)
-        }
-
-        async fn events(conn: &mut Conn, request: &ReportRequest) -> StoreResult<Vec<EventFact>> {
-            let mut query = QueryBuilder::<$db>::new(format!(
-                "SELECT e.conversation_id, e.created_at, e.kind, e.data FROM events e WHERE {COUNTED} AND "
-            ));
-            push_range(&mut query, "e.created_at", request.from, request.to);
-            let rows: Vec<(i64, i64, String, String)> = query.build_query_as().fetch_all(&mut *conn).await?;
-            Ok(rows
-                .into_iter()
-                .filter_map(|(conversation_id, at, kind, data)| {
-                    EventKind::of(&kind, &data).map(|kind| EventFact {
-                        conversation_id,
-                        at,
-                        kind,
-                    })
-                })
-                .collect())
-        }
-
-        async fn responses(conn: &mut Conn, request: &ReportRequest) -> StoreResult<Vec<ResponseFact>> {
-            let mut query = QueryBuilder::<$db>::new(
-                "SELECT r.conversation_id, r.waited_from, r.answered_at, r.first, r.sla FROM responses r WHERE ",
-            );
-            push_range(&mut query, "r.answered_at", request.from, request.to);
-            let rows: Vec<(i64, i64, i64, bool, Option<String>)> = query.build_query_as().fetch_all(&mut *conn).await?;
-            Ok(rows
-                .into_iter()
-                .map(
-                    |(conversation_id, waited_from, answered_at, first, sla)| ResponseFact {
-                        conversation_id,
-                        waited_from,
-                        answered_at,
-                        first,
-                        sla_breached: sla.map(|sla| sla == "breached"),
-                    },
-                )
-                .collect())
-        }
-
-        /// Messages by quarter hour: whole quarters from their tallies, the parts of a
-        /// quarter at either edge of the range counted from the messages themselves.
-        async fn tallies(conn: &mut Conn, request: &ReportRequest) -> StoreResult<Vec<TallyFact>> {
-            let (from, to) = (request.from, request.to);
-            let first_slot = from.div_euclid(SLOT_MS);
-            let last_slot = (to - 1).div_euclid(SLOT_MS);
-            let whole_from = if from % SLOT_MS == 0 {
-                first_slot
-            } else {
-                first_slot + 1
-            };
-            let whole_to = if to % SLOT_MS == 0 {
-                last_slot + 1
-            } else {
-                last_slot
-            };
-            let mut tallies = Vec::new();
-            if whole_from < whole_to {
-                let mut query = QueryBuilder::<$db>::new(
-                    "SELECT t.slot, t.conversation_id, t.inbound, t.outbound, t.automated, t.notes
-                     FROM message_tallies t WHERE ",
-                );
-                push_range(&mut query, "t.slot", whole_from, whole_to);
-                let rows: Vec<(i64, i64, i64, i64, i64, i64)> = query.build_query_as().fetch_all(&mut *conn).await?;
-                tallies.extend(
-                    rows.into_iter().map(
-                        |(slot, conversation_id, inbound, outbound, automated, notes)| TallyFact {
-                            conversation_id,
-                            at: slot * SLOT_MS,
-                            counts: [inbound, outbound, automated, notes],
-                        },
-                    ),
-                );
-            }
-            let mut edges = Vec::new();
-            if from % SLOT_MS != 0 {
-                edges.push((first_slot, from, to.min((first_slot + 1) * SLOT_MS)));
-            }
-            if to % SLOT_MS != 0 && (last_slot != first_slot || from % SLOT_MS == 0) {
-                edges.push((last_slot, from.max(last_slot * SLOT_MS), to));
-            }
-            for (slot, start, end) in edges {
-                let mut query = QueryBuilder::<$db>::new(
-                    "SELECT m.conversation_id, m.direction, m.kind, COUNT(*) FROM message_tallies t
-                     JOIN messages m ON m.conversation_id = t.conversation_id WHERE t.slot = ",
-                );
-                query.push_bind(slot).push(" AND ");
-                push_range(&mut query, "m.created_at", start, end);
-                query.push(" GROUP BY m.conversation_id, m.direction, m.kind");
-                let rows: Vec<(i64, String, String, i64)> = query.build_query_as().fetch_all(&mut *conn).await?;
-                for (conversation_id, direction, kind, count) in rows {
-                    let one = tally_of(
-                        vocabulary(Direction::parse, &direction)?,
-                        vocabulary(MessageKind::parse, &kind)?,
-                    );
-                    tallies.push(TallyFact {
-                        conversation_id,
-                        at: start,
-                        counts: one.map(|unit| unit * count),
-                    });
-                }
-            }
-            Ok(tallies)
-        }
-
-        /// Resolution and max-open clocks that reached their goal in the range in time.
-        /// (Response clocks' outcomes are on their responses.)
-        async fn clocks_met(conn: &mut Conn, request: &ReportRequest) -> StoreResult<Vec<ClockMetFact>> {
-            let mut query = QueryBuilder::<$db>::new(
-                "SELECT s.conversation_id, s.kind, s.stopped_at FROM sla_clocks s
-                 WHERE s.state = 'met' AND s.breached_at IS NULL AND s.kind IN ('resolution', 'max_open') AND ",
-            );
-            push_range(&mut query, "s.stopped_at", request.from, request.to);
-            let rows: Vec<(i64, String, i64)> = query.build_query_as().fetch_all(&mut *conn).await?;
-            rows.into_iter()
-                .map(|(conversation_id, clock, at)| {
-                    Ok(ClockMetFact {
-                        conversation_id,
-                        clock: vocabulary(ClockKind::parse, &clock)?,
-                        at,
-                    })
-                })
-                .collect()
-        }
-
-        /// The facts of the request's range, in one read transaction so the reads agree.
-        pub async fn report_facts(pool: &$pool, request: &ReportRequest) -> StoreResult<ReportFacts> {
-            let mut tx = pool.begin().await?;
-            let snapshot: Option<&str> = $snapshot;
-            if let Some(statement) = snapshot {
-                sqlx::query(statement).execute(&mut *tx).await?;
-            }
-            let scope = scope_of(&mut tx, &request.visible_to).await?;
-            let mut facts = ReportFacts {
-                events: events(&mut tx, request).await?,
-                responses: responses(&mut tx, request).await?,
-                tallies: tallies(&mut tx, request).await?,
-                clocks_met: clocks_met(&mut tx, request).await?,
-                conversations: Vec::new(),
-            };
-            let mut rows = conversations(&mut tx, request).await?;
-            let known: HashSet<i64> = rows.iter().map(|row| row.fact.id).collect();
-            let mut missing: Vec<i64> = facts
-                .events
-                .iter()
-                .map(|fact| fact.conversation_id)
-                .chain(facts.responses.iter().map(|fact| fact.conversation_id))
-                .chain(facts.tallies.iter().map(|fact| fact.conversation_id))
-                .chain(facts.clocks_met.iter().map(|fact| fact.conversation_id))
-                .filter(|id| !known.contains(id))
-                .collect::<HashSet<i64>>()
-                .into_iter()
-                .collect();
-            missing.sort_unstable();
-            rows.extend(conversations_by_id(&mut tx, request, &missing).await?);
-            tx.commit().await?;
-
-            let visible: HashMap<i64, ConversationFact> = rows
-                .into_iter()
-                .filter(|row| may_see(&scope, row))
-                .map(|row| (row.fact.id, row.fact))
-                .collect();
-            facts
-                .events
-                .retain(|fact| visible.contains_key(&fact.conversation_id));
-            facts
-                .responses
-                .retain(|fact| visible.contains_key(&fact.conversation_id));
-            facts
-                .tallies
-                .retain(|fact| visible.contains_key(&fact.conversation_id));
-            facts
-                .clocks_met
-                .retain(|fact| visible.contains_key(&fact.conversation_id));
-            facts.conversations = visible.into_values().collect();
-            facts.conversations.sort_unstable_by_key(|fact| fact.id);
-            Ok(facts)
-        }
+/// A report's conversations where `condition` holds, with the grouping's value.
+pub(in crate::store) fn conversations_sql(grouping: Option<Grouping>, condition: &str) -> String {
+    let key = match grouping {
+        None => "CAST(NULL AS TEXT)",
+        Some(Grouping::Team) => "t.key",
+        Some(Grouping::Agent) => "ag.name",
+        Some(Grouping::Channel) => "i.kind",
+        Some(Grouping::Inbox) => "i.key",
+        Some(Grouping::Language) => "c.language",
+        Some(Grouping::Priority) => "c.priority",
     };
+    format!(
+        "SELECT c.id, {key} AS report_key, t.key AS team_key, c.team_id, c.assignee_id, c.created_at,
+                c.first_response_at, c.resolved_at, c.transfer_count, c.csat_score, c.csat_requested_at,
+                c.csat_answered_at
+         FROM conversations c JOIN inboxes i ON i.id = c.inbox_id LEFT JOIN teams t ON t.id = c.team_id
+         LEFT JOIN agents ag ON ag.id = c.assignee_id WHERE {condition}"
+    )
 }
 
-pub(in crate::store) use report_queries;
+/// A conversation row of [`conversations_sql`], as read.
+pub(in crate::store) type ConversationRow = (
+    i64,
+    Option<String>,
+    Option<String>,
+    Option<i64>,
+    Option<i64>,
+    i64,
+    Option<i64>,
+    Option<i64>,
+    i64,
+    Option<i64>,
+    Option<i64>,
+    Option<i64>,
+);
+
+/// A conversation as a report reads it, with what decides who may see it.
+pub(in crate::store) struct Visible {
+    pub fact: ConversationFact,
+    pub team_id: Option<i64>,
+    pub assignee_id: Option<i64>,
+}
+
+impl Visible {
+    pub fn of(row: ConversationRow) -> Visible {
+        let (
+            id,
+            key,
+            team,
+            team_id,
+            assignee_id,
+            created_at,
+            first_response_at,
+            resolved_at,
+            transfer_count,
+            csat_score,
+            csat_requested_at,
+            csat_answered_at,
+        ) = row;
+        Visible {
+            fact: ConversationFact {
+                id,
+                key,
+                team,
+                created_at,
+                first_response_at,
+                resolved_at,
+                transfer_count,
+                csat_score,
+                csat_requested_at,
+                csat_answered_at,
+            },
+            team_id,
+            assignee_id,
+        }
+    }
+
+    /// Whether an agent of `team_ids` (`None`: anyone) may see it.
+    pub fn seen_by(&self, reader: Option<(i64, &[i64])>) -> bool {
+        match reader {
+            None => true,
+            Some((agent_id, team_ids)) => {
+                self.assignee_id == Some(agent_id) || self.team_id.is_some_and(|team| team_ids.contains(&team))
+            }
+        }
+    }
+}
+
+/// Part of one quarter hour: its slot, and the instants it runs from and to.
+pub(in crate::store) type Edge = (i64, i64, i64);
+
+/// The quarter hours of `[from, to)`: the whole ones (a range of slots, if any) and the
+/// parts at either edge.
+pub(in crate::store) fn slots(from: i64, to: i64) -> (Option<(i64, i64)>, Vec<Edge>) {
+    let first_slot = from.div_euclid(SLOT_MS);
+    let last_slot = (to - 1).div_euclid(SLOT_MS);
+    let whole_from = if from % SLOT_MS == 0 {
+        first_slot
+    } else {
+        first_slot + 1
+    };
+    let whole_to = if to % SLOT_MS == 0 { last_slot + 1 } else { last_slot };
+    let mut edges = Vec::new();
+    if from % SLOT_MS != 0 {
+        edges.push((first_slot, from, to.min((first_slot + 1) * SLOT_MS)));
+    }
+    if to % SLOT_MS != 0 && (last_slot != first_slot || from % SLOT_MS == 0) {
+        edges.push((last_slot, from.max(last_slot * SLOT_MS), to));
+    }
+    ((whole_from < whole_to).then_some((whole_from, whole_to)), edges)
+}
+
+/// A row of [`EDGE_MESSAGES`] as a tally of the part of the quarter from `at`.
+pub(in crate::store) fn edge_tally(
+    conversation_id: i64,
+    direction: &str,
+    kind: &str,
+    count: i64,
+    at: i64,
+) -> StoreResult<TallyFact> {
+    let one = tally_of(
+        vocabulary(Direction::parse, direction)?,
+        vocabulary(MessageKind::parse, kind)?,
+    );
+    Ok(TallyFact {
+        conversation_id,
+        at,
+        counts: one.map(|unit| unit * count),
+    })
+}
+
+/// The conversations of facts that `rows` (those with times of their own in the range)
+/// do not hold, ascending.
+pub(in crate::store) fn missing(facts: &ReportFacts, rows: &[Visible]) -> Vec<i64> {
+    let known: HashSet<i64> = rows.iter().map(|row| row.fact.id).collect();
+    let mut missing: Vec<i64> = facts
+        .events
+        .iter()
+        .map(|fact| fact.conversation_id)
+        .chain(facts.responses.iter().map(|fact| fact.conversation_id))
+        .chain(facts.tallies.iter().map(|fact| fact.conversation_id))
+        .chain(facts.clocks_met.iter().map(|fact| fact.conversation_id))
+        .filter(|id| !known.contains(id))
+        .collect::<HashSet<i64>>()
+        .into_iter()
+        .collect();
+    missing.sort_unstable();
+    missing
+}
+
+/// The facts with their conversations, of what the reader may see only.
+pub(in crate::store) fn finish(
+    mut facts: ReportFacts,
+    rows: Vec<Visible>,
+    reader: Option<(i64, &[i64])>,
+) -> ReportFacts {
+    let visible: HashMap<i64, ConversationFact> = rows
+        .into_iter()
+        .filter(|row| row.seen_by(reader))
+        .map(|row| (row.fact.id, row.fact))
+        .collect();
+    facts.events.retain(|fact| visible.contains_key(&fact.conversation_id));
+    facts
+        .responses
+        .retain(|fact| visible.contains_key(&fact.conversation_id));
+    facts.tallies.retain(|fact| visible.contains_key(&fact.conversation_id));
+    facts
+        .clocks_met
+        .retain(|fact| visible.contains_key(&fact.conversation_id));
+    facts.conversations = visible.into_values().collect();
+    facts.conversations.sort_unstable_by_key(|fact| fact.id);
+    facts
+}

@@ -17,6 +17,7 @@ mod writer;
 
 use std::path::Path;
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -31,10 +32,12 @@ use writer::Writer;
 /// Read connections: agents' list and detail queries run on them in parallel.
 const READERS: u32 = 4;
 /// How long a read waits for a lock another process holds.
-const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+pub(super) const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 
 pub struct SqliteStore {
     reader: SqlitePool,
+    /// Reports' long reads, through rusqlite.
+    blocking: Arc<queries::reports::BlockingReaders>,
     /// Dropped last: its thread finishes queued writes and closes the file cleanly.
     writer: Writer,
 }
@@ -65,7 +68,11 @@ impl SqliteStore {
             .max_connections(READERS)
             .connect_with(options)
             .await?;
-        Ok(SqliteStore { reader, writer })
+        Ok(SqliteStore {
+            reader,
+            writer,
+            blocking: Arc::new(queries::reports::BlockingReaders::new(path.clone())),
+        })
     }
 }
 

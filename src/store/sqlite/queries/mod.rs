@@ -11,7 +11,7 @@ mod contacts;
 mod conversations;
 mod deliveries;
 mod replay;
-mod reports;
+pub(super) mod reports;
 mod search;
 
 use async_trait::async_trait;
@@ -426,7 +426,10 @@ impl Queries for SqliteStore {
         &self,
         request: &crate::query::reports::ReportRequest,
     ) -> StoreResult<crate::query::reports::ReportFacts> {
-        self::reports::report_facts(&self.reader, request).await
+        let request = request.clone();
+        self.blocking
+            .read(move |conn| self::reports::report_facts(conn, &request))
+            .await
     }
 
     async fn agent_tokens(&self, agent_id: i64) -> StoreResult<Vec<TokenView>> {
