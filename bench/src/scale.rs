@@ -270,6 +270,31 @@ pub(crate) async fn check_seed(
     Ok(())
 }
 
+/// What the daemon keeps for reports as it writes (migration 0022): the messages
+/// by quarter hour, each reply that answered a waiting customer (the first one
+/// waited since the conversation opened, each next one since the message before
+/// it), and the resolution of every conversation resolved or closed. Both seeds run
+/// them after their own statements.
+const REPORT_FACTS: [&str; 3] = [
+    "INSERT INTO message_tallies (slot, conversation_id, inbound, outbound, automated, notes)
+         SELECT created_at / 900000, conversation_id,
+                SUM(CASE WHEN direction = 'inbound' THEN 1 ELSE 0 END),
+                SUM(CASE WHEN direction = 'outbound' AND kind <> 'status_update' THEN 1 ELSE 0 END),
+                SUM(CASE WHEN kind = 'status_update' THEN 1 ELSE 0 END),
+                SUM(CASE WHEN direction = 'note' THEN 1 ELSE 0 END)
+         FROM messages GROUP BY 1, 2",
+    "INSERT INTO responses (message_id, conversation_id, waited_from, answered_at, first, sla)
+         SELECT m.id, m.conversation_id,
+                CASE WHEN m.id - (m.conversation_id - 1) * :per - 1 = 3 THEN m.created_at - 3000
+                     ELSE m.created_at - 1000 END,
+                m.created_at, m.id - (m.conversation_id - 1) * :per - 1 = 3, NULL
+         FROM messages m WHERE m.kind = 'reply'",
+    "INSERT INTO events (conversation_id, kind, actor_kind, actor_id, data, created_at)
+         SELECT id, 'conversation.status_changed', 'agent', :agent, '{\"from\":\"open\",\"to\":\"resolved\"}',
+                resolved_at
+         FROM conversations WHERE resolved_at IS NOT NULL ORDER BY id",
+];
+
 /// Writes the history in one transaction. Not durable while it runs (synchronous off):
 /// this is setup, not the measurement, and the daemon's own settings apply afterwards.
 pub(crate) fn seed(database: &Path, conversations: u64) -> anyhow::Result<()> {
@@ -360,29 +385,8 @@ pub(crate) fn seed(database: &Path, conversations: u64) -> anyhow::Result<()> {
                 '{\"rule\":null,\"team\":\"support\",\"priority\":\"normal\",\"labels\":[]}', created_at
          FROM conversations
          ORDER BY 1, 2",
-        // What the daemon keeps for reports as it writes (migration 0022): the messages
-        // by quarter hour, each reply that answered a waiting customer (the first one
-        // waited since the conversation opened, each next one since the message before
-        // it), and the resolution of every conversation resolved or closed.
-        "INSERT INTO message_tallies (slot, conversation_id, inbound, outbound, automated, notes)
-         SELECT created_at / 900000, conversation_id,
-                SUM(CASE WHEN direction = 'inbound' THEN 1 ELSE 0 END),
-                SUM(CASE WHEN direction = 'outbound' AND kind <> 'status_update' THEN 1 ELSE 0 END),
-                SUM(CASE WHEN kind = 'status_update' THEN 1 ELSE 0 END),
-                SUM(CASE WHEN direction = 'note' THEN 1 ELSE 0 END)
-         FROM messages GROUP BY 1, 2",
-        "INSERT INTO responses (message_id, conversation_id, waited_from, answered_at, first, sla)
-         SELECT m.id, m.conversation_id,
-                CASE WHEN m.id - (m.conversation_id - 1) * :per - 1 = 3 THEN m.created_at - 3000
-                     ELSE m.created_at - 1000 END,
-                m.created_at, m.id - (m.conversation_id - 1) * :per - 1 = 3, NULL
-         FROM messages m WHERE m.kind = 'reply'",
-        "INSERT INTO events (conversation_id, kind, actor_kind, actor_id, data, created_at)
-         SELECT id, 'conversation.status_changed', 'agent', :agent, '{\"from\":\"open\",\"to\":\"resolved\"}',
-                resolved_at
-         FROM conversations WHERE resolved_at IS NOT NULL ORDER BY id",
     ];
-    for statement in statements {
+    for statement in statements.into_iter().chain(REPORT_FACTS) {
         let mut prepared = transaction.prepare(statement)?;
         // Each statement names only some of the parameters.
         let wanted: Vec<(&str, &dyn rusqlite::ToSql)> = params
@@ -491,34 +495,13 @@ async fn seed_postgres(url: &str, conversations: u64) -> anyhow::Result<()> {
                 '{\"rule\":null,\"team\":\"support\",\"priority\":\"normal\",\"labels\":[]}', created_at
          FROM conversations
          ORDER BY 1, 2",
-        // What the daemon keeps for reports as it writes (migration 0022): the messages
-        // by quarter hour, each reply that answered a waiting customer (the first one
-        // waited since the conversation opened, each next one since the message before
-        // it), and the resolution of every conversation resolved or closed.
-        "INSERT INTO message_tallies (slot, conversation_id, inbound, outbound, automated, notes)
-         SELECT created_at / 900000, conversation_id,
-                SUM(CASE WHEN direction = 'inbound' THEN 1 ELSE 0 END),
-                SUM(CASE WHEN direction = 'outbound' AND kind <> 'status_update' THEN 1 ELSE 0 END),
-                SUM(CASE WHEN kind = 'status_update' THEN 1 ELSE 0 END),
-                SUM(CASE WHEN direction = 'note' THEN 1 ELSE 0 END)
-         FROM messages GROUP BY 1, 2",
-        "INSERT INTO responses (message_id, conversation_id, waited_from, answered_at, first, sla)
-         SELECT m.id, m.conversation_id,
-                CASE WHEN m.id - (m.conversation_id - 1) * :per - 1 = 3 THEN m.created_at - 3000
-                     ELSE m.created_at - 1000 END,
-                m.created_at, m.id - (m.conversation_id - 1) * :per - 1 = 3, NULL
-         FROM messages m WHERE m.kind = 'reply'",
-        "INSERT INTO events (conversation_id, kind, actor_kind, actor_id, data, created_at)
-         SELECT id, 'conversation.status_changed', 'agent', :agent, '{\"from\":\"open\",\"to\":\"resolved\"}',
-                resolved_at
-         FROM conversations WHERE resolved_at IS NOT NULL ORDER BY id",
         // Given ids leave the identities behind: the next row the daemon adds takes the next one.
         "SELECT setval(pg_get_serial_sequence(name, 'id'), (SELECT max(id) FROM contacts))
          FROM unnest(ARRAY['contacts', 'contact_identities', 'conversations']) name",
         "SELECT setval(pg_get_serial_sequence('messages', 'id'), (SELECT max(id) FROM messages))",
     ];
     let named = regex::Regex::new(r":([a-z_]+)\b").expect("a valid pattern");
-    for statement in statements {
+    for statement in statements.into_iter().chain(REPORT_FACTS) {
         // Any other `:word` (`"rule":null` in a JSON literal) stays as it is.
         let sql = named.replace_all(statement, |found: &regex::Captures| {
             params

@@ -23,6 +23,7 @@ mod agent_views;
 mod columns;
 mod contact_views;
 mod error;
+mod metric_views;
 pub mod migrate;
 mod migrations;
 pub mod postgres;

@@ -129,27 +129,10 @@ pub async fn sla_event_counts(pool: &PgPool) -> StoreResult<Vec<SlaEventCounts>>
 }
 
 pub async fn subscription_backlogs(pool: &PgPool) -> StoreResult<Vec<SubscriptionBacklog>> {
-    // Both walk the partial index of the unsent deliveries, a subscription's range of it:
-    // as long as its backlog, not its history.
-    let rows: Vec<(i64, i64, Option<i64>)> = sqlx::query_as(
-        "SELECT s.id,
-                (SELECT COUNT(*) FROM event_deliveries d
-                 WHERE d.subscription_id = s.id AND d.status IN ('scheduled', 'in_flight')),
-                (SELECT o.created_at FROM event_deliveries o WHERE o.id =
-                    (SELECT MIN(d.id) FROM event_deliveries d
-                     WHERE d.subscription_id = s.id AND d.status IN ('scheduled', 'in_flight')))
-         FROM subscriptions s WHERE s.deleted_at IS NULL ORDER BY s.id",
-    )
-    .fetch_all(pool)
-    .await?;
-    Ok(rows
-        .into_iter()
-        .map(|(subscription_id, pending, oldest_pending_at)| SubscriptionBacklog {
-            subscription_id,
-            pending: u64::try_from(pending).unwrap_or(0),
-            oldest_pending_at,
-        })
-        .collect())
+    let rows = sqlx::query_as(crate::store::metric_views::SUBSCRIPTION_BACKLOGS)
+        .fetch_all(pool)
+        .await?;
+    Ok(crate::store::metric_views::backlogs(rows))
 }
 
 /// A subscription's deliveries, newest first.
