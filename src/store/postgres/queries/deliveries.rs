@@ -118,14 +118,7 @@ pub async fn sla_event_counts(pool: &PgPool) -> StoreResult<Vec<SlaEventCounts>>
     )
     .fetch_all(pool)
     .await?;
-    Ok(rows
-        .into_iter()
-        .map(|(team, warnings, breaches)| SlaEventCounts {
-            team,
-            warnings: u64::try_from(warnings).unwrap_or(0),
-            breaches: u64::try_from(breaches).unwrap_or(0),
-        })
-        .collect())
+    Ok(crate::store::metric_views::sla_counts(rows))
 }
 
 pub async fn subscription_backlogs(pool: &PgPool) -> StoreResult<Vec<SubscriptionBacklog>> {
