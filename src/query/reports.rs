@@ -6,6 +6,8 @@
 //! definitions are docs/REPORTS.md's.
 
 use std::collections::{BTreeMap, HashMap};
+
+use rustc_hash::FxHashMap;
 use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
@@ -502,21 +504,30 @@ impl<'a> Slice<'a> {
     }
 
     /// Split by a key of each fact's conversation.
-    fn split<K: Ord + Clone>(
+    fn split<K: Ord>(
         &self,
-        by_id: &HashMap<i64, &'a ConversationFact>,
-        key: impl Fn(&ConversationFact) -> K,
+        by_id: &FxHashMap<i64, &'a ConversationFact>,
+        key: impl Fn(&'a ConversationFact) -> K,
     ) -> BTreeMap<K, Slice<'a>> {
-        let mut parts: BTreeMap<K, Slice<'a>> = BTreeMap::new();
-        let key_of = |id: i64| by_id.get(&id).map(|fact| key(fact));
+        // Each conversation's part is found once; its facts then go to it by id.
+        let mut order: BTreeMap<K, usize> = BTreeMap::new();
+        let mut part_of: FxHashMap<i64, usize> = FxHashMap::default();
+        for fact in by_id.values() {
+            let next = order.len();
+            let part = *order.entry(key(fact)).or_insert(next);
+            part_of.insert(fact.id, part);
+        }
+        let mut parts: Vec<Slice<'a>> = (0..order.len()).map(|_| Slice::default()).collect();
         for fact in &self.conversations {
-            parts.entry(key(fact)).or_default().conversations.push(fact);
+            if let Some(part) = part_of.get(&fact.id) {
+                parts[*part].conversations.push(fact);
+            }
         }
         macro_rules! spread {
             ($field:ident) => {
                 for fact in &self.$field {
-                    if let Some(k) = key_of(fact.conversation_id) {
-                        parts.entry(k).or_default().$field.push(fact);
+                    if let Some(part) = part_of.get(&fact.conversation_id) {
+                        parts[*part].$field.push(fact);
                     }
                 }
             };
@@ -525,7 +536,10 @@ impl<'a> Slice<'a> {
         spread!(responses);
         spread!(tallies);
         spread!(clocks_met);
-        parts
+        order
+            .into_iter()
+            .map(|(key, part)| (key, std::mem::take(&mut parts[part])))
+            .collect()
     }
 
     /// Split into `buckets` by each fact's time; a conversation goes to every bucket one
@@ -578,8 +592,8 @@ impl<'a> Slice<'a> {
 
     /// Which conversation-counting figures each conversation of the slice is in, for
     /// `[from, to)`.
-    fn members(&self, by_id: &HashMap<i64, &ConversationFact>, from: i64, to: i64) -> HashMap<i64, u16> {
-        let mut members: HashMap<i64, u16> = HashMap::new();
+    fn members(&self, by_id: &FxHashMap<i64, &ConversationFact>, from: i64, to: i64) -> FxHashMap<i64, u16> {
+        let mut members: FxHashMap<i64, u16> = FxHashMap::default();
         let mut add = |id: i64, figure: Figure| *members.entry(id).or_default() |= figure.bit();
         for fact in &self.conversations {
             if within(Some(fact.created_at), from, to) {
@@ -622,7 +636,7 @@ impl<'a> Slice<'a> {
         members
     }
 
-    fn figures(&self, by_id: &HashMap<i64, &ConversationFact>, calendars: &Calendars, from: i64, to: i64) -> Figures {
+    fn figures(&self, by_id: &FxHashMap<i64, &ConversationFact>, calendars: &Calendars, from: i64, to: i64) -> Figures {
         let members = self.members(by_id, from, to);
         let count = |figure: Figure| members.values().filter(|bits| *bits & figure.bit() != 0).count();
         let facts_of = |figure: Figure| {
@@ -803,11 +817,11 @@ pub struct Shape<'a> {
     pub calendars: &'a Calendars,
 }
 
-fn index(facts: &ReportFacts) -> HashMap<i64, &ConversationFact> {
+fn index(facts: &ReportFacts) -> FxHashMap<i64, &ConversationFact> {
     facts.conversations.iter().map(|fact| (fact.id, fact)).collect()
 }
 
-fn series(slice: &Slice<'_>, by_id: &HashMap<i64, &ConversationFact>, shape: &Shape<'_>) -> Option<Vec<Bucket>> {
+fn series(slice: &Slice<'_>, by_id: &FxHashMap<i64, &ConversationFact>, shape: &Shape<'_>) -> Option<Vec<Bucket>> {
     let buckets = shape.buckets?;
     Some(
         slice
@@ -829,10 +843,10 @@ pub fn report(facts: &ReportFacts, shape: &Shape<'_>) -> Report {
     let all = Slice::all(facts);
     let total = all.figures(&by_id, shape.calendars, shape.from, shape.to);
     let groups = if shape.grouped {
-        all.split(&by_id, |fact| fact.key.clone())
+        all.split(&by_id, |fact| fact.key.as_deref())
             .into_iter()
             .map(|(key, part)| Group {
-                key,
+                key: key.map(str::to_owned),
                 figures: part.figures(&by_id, shape.calendars, shape.from, shape.to),
                 series: series(&part, &by_id, shape),
             })

@@ -11,8 +11,8 @@ use crate::query::reports::{
 use crate::store::StoreResult;
 use crate::store::columns::vocabulary;
 use crate::store::report_views::{
-    CLOCKS_MET, ConversationRow, EDGE_MESSAGES, EVENTS, IN_RANGE, RESPONSES, TALLIES, Visible, conversations_sql,
-    edge_tally, finish, missing, slots,
+    CLOCKS_MET, ConversationRow, EDGE_MESSAGES, EVENTS, RESPONSES, TALLIES, Visible, conversations_sql, edge_tally,
+    finish, in_range, missing, slots,
 };
 
 async fn timeline(conn: &mut PgConnection, from: i64, to: i64) -> StoreResult<ReportFacts> {
@@ -101,11 +101,12 @@ pub async fn report_facts(pool: &PgPool, request: &ReportRequest) -> StoreResult
         .await?;
     let scope = scope_of(&mut tx, &request.visible_to).await?;
     let facts = timeline(&mut tx, request.from, request.to).await?;
-    let rows: Vec<ConversationRow> = sqlx::query_as(&conversations_sql(request.grouping, IN_RANGE))
-        .bind(request.from)
-        .bind(request.to)
-        .fetch_all(&mut *tx)
-        .await?;
+    let rows: Vec<ConversationRow> =
+        sqlx::query_as(&conversations_sql(request.grouping, in_range(request.from, request.to)))
+            .bind(request.from)
+            .bind(request.to)
+            .fetch_all(&mut *tx)
+            .await?;
     let mut rows: Vec<Visible> = rows.into_iter().map(Visible::of).collect();
     let missing = missing(&facts, &rows);
     if !missing.is_empty() {

@@ -16,7 +16,7 @@ use crate::query::reports::{
 };
 use crate::store::columns::vocabulary;
 use crate::store::report_views::{
-    CLOCKS_MET, EDGE_MESSAGES, EVENTS, IN_RANGE, RESPONSES, TALLIES, Visible, conversations_sql, edge_tally, finish,
+    CLOCKS_MET, EDGE_MESSAGES, EVENTS, RESPONSES, TALLIES, Visible, conversations_sql, edge_tally, finish, in_range,
     missing, slots,
 };
 use crate::store::{StoreError, StoreResult};
@@ -176,7 +176,7 @@ pub fn report_facts(conn: &mut Connection, request: &ReportRequest) -> StoreResu
     let facts = timeline(&tx, request.from, request.to)?;
     let mut rows = conversations(
         &tx,
-        &conversations_sql(request.grouping, IN_RANGE),
+        &conversations_sql(request.grouping, in_range(request.from, request.to)),
         params![request.from, request.to],
     )?;
     let missing = missing(&facts, &rows);
