@@ -44,12 +44,7 @@ pub fn visibility(caller: &Caller) -> Visibility {
 
 /// Whether the caller may read a conversation of `team` assigned to `assignee`.
 pub fn may_read(caller: &Caller, team: Option<&str>, assignee: Option<i64>) -> bool {
-    match visibility(caller) {
-        Visibility::All => true,
-        Visibility::Teams { agent_id, teams } => {
-            assignee == Some(agent_id) || team.is_some_and(|team| teams.iter().any(|own| own == team))
-        }
-    }
+    visibility(caller).allows(team, assignee)
 }
 
 /// [`may_read`], refused with what would allow it. The refusal is `NotFound`: an agent

@@ -58,6 +58,18 @@ pub enum Visibility {
     },
 }
 
+impl Visibility {
+    /// Whether it takes in a conversation of `team` (its key) assigned to `assignee`.
+    pub fn allows(&self, team: Option<&str>, assignee: Option<i64>) -> bool {
+        match self {
+            Visibility::All => true,
+            Visibility::Teams { agent_id, teams } => {
+                assignee == Some(*agent_id) || team.is_some_and(|team| teams.iter().any(|own| own == team))
+            }
+        }
+    }
+}
+
 /// Where a conversation's SLA stands, for list filters.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SlaFilter {

@@ -6,11 +6,12 @@
 //! through indexes that hold what is read, and joined to their conversations here
 //! rather than in SQL: a year of a desk is hundreds of thousands of rows, and a join per
 //! row would cost more than the rows themselves. Who may see what is decided here too,
-//! on each conversation's team and assignee.
+//! by [`Visibility::allows`] on each conversation's team and assignee.
 
 use rustc_hash::{FxHashMap, FxHashSet};
 
 use crate::model::{Direction, MessageKind};
+use crate::query::Visibility;
 use crate::query::reports::{ConversationFact, Grouping, ReportFacts, SLOT_MS, TallyFact};
 use crate::store::StoreResult;
 use crate::store::columns::{tally_of, vocabulary};
@@ -84,7 +85,7 @@ pub(in crate::store) fn conversations_sql(grouping: Option<Grouping>, condition:
         Some(Grouping::Priority) => "c.priority",
     };
     format!(
-        "SELECT c.id, {key} AS report_key, t.key AS team_key, c.team_id, c.assignee_id, c.created_at,
+        "SELECT c.id, {key} AS report_key, t.key AS team_key, c.assignee_id, c.created_at,
                 c.first_response_at, c.resolved_at, c.transfer_count, c.csat_score, c.csat_requested_at,
                 c.csat_answered_at
          FROM conversations c JOIN inboxes i ON i.id = c.inbox_id LEFT JOIN teams t ON t.id = c.team_id
@@ -98,7 +99,6 @@ pub(in crate::store) type ConversationRow = (
     Option<String>,
     Option<String>,
     Option<i64>,
-    Option<i64>,
     i64,
     Option<i64>,
     Option<i64>,
@@ -108,10 +108,10 @@ pub(in crate::store) type ConversationRow = (
     Option<i64>,
 );
 
-/// A conversation as a report reads it, with what decides who may see it.
+/// A conversation as a report reads it, with its assignee: with its team, what decides
+/// who may see it.
 pub(in crate::store) struct Visible {
     pub fact: ConversationFact,
-    pub team_id: Option<i64>,
     pub assignee_id: Option<i64>,
 }
 
@@ -121,7 +121,6 @@ impl Visible {
             id,
             key,
             team,
-            team_id,
             assignee_id,
             created_at,
             first_response_at,
@@ -144,18 +143,7 @@ impl Visible {
                 csat_requested_at,
                 csat_answered_at,
             },
-            team_id,
             assignee_id,
-        }
-    }
-
-    /// Whether an agent of `team_ids` (`None`: anyone) may see it.
-    pub fn seen_by(&self, reader: Option<(i64, &[i64])>) -> bool {
-        match reader {
-            None => true,
-            Some((agent_id, team_ids)) => {
-                self.assignee_id == Some(agent_id) || self.team_id.is_some_and(|team| team_ids.contains(&team))
-            }
         }
     }
 }
@@ -223,14 +211,10 @@ pub(in crate::store) fn missing(facts: &ReportFacts, rows: &[Visible]) -> Vec<i6
 }
 
 /// The facts with their conversations, of what the reader may see only.
-pub(in crate::store) fn finish(
-    mut facts: ReportFacts,
-    rows: Vec<Visible>,
-    reader: Option<(i64, &[i64])>,
-) -> ReportFacts {
+pub(in crate::store) fn finish(mut facts: ReportFacts, rows: Vec<Visible>, reader: &Visibility) -> ReportFacts {
     let visible: FxHashMap<i64, ConversationFact> = rows
         .into_iter()
-        .filter(|row| row.seen_by(reader))
+        .filter(|row| reader.allows(row.fact.team.as_deref(), row.assignee_id))
         .map(|row| (row.fact.id, row.fact))
         .collect();
     facts.events.retain(|fact| visible.contains_key(&fact.conversation_id));

@@ -3,7 +3,6 @@
 
 use sqlx::{PgConnection, PgPool};
 
-use super::conversations::{Scope, scope_of};
 use crate::model::clock::ClockKind;
 use crate::query::reports::{
     ClockMetFact, EventFact, EventKind, ReportFacts, ReportRequest, ResponseFact, SLOT_MS, TallyFact,
@@ -99,7 +98,6 @@ pub async fn report_facts(pool: &PgPool, request: &ReportRequest) -> StoreResult
     sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
         .execute(&mut *tx)
         .await?;
-    let scope = scope_of(&mut tx, &request.visible_to).await?;
     let facts = timeline(&mut tx, request.from, request.to).await?;
     let rows: Vec<ConversationRow> =
         sqlx::query_as(&conversations_sql(request.grouping, in_range(request.from, request.to)))
@@ -117,9 +115,5 @@ pub async fn report_facts(pool: &PgPool, request: &ReportRequest) -> StoreResult
         rows.extend(more.into_iter().map(Visible::of));
     }
     tx.commit().await?;
-    let reader = match &scope {
-        Scope::All => None,
-        Scope::Of { agent_id, team_ids } => Some((*agent_id, team_ids.as_slice())),
-    };
-    Ok(finish(facts, rows, reader))
+    Ok(finish(facts, rows, &request.visible_to))
 }

@@ -6,11 +6,10 @@
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
-use rusqlite::{Connection, OpenFlags, OptionalExtension, Transaction, params};
+use rusqlite::{Connection, OpenFlags, Transaction, params};
 
 use super::super::BUSY_TIMEOUT;
 use crate::model::clock::ClockKind;
-use crate::query::Visibility;
 use crate::query::reports::{
     ClockMetFact, EventFact, EventKind, ReportFacts, ReportRequest, ResponseFact, SLOT_MS, TallyFact,
 };
@@ -149,30 +148,14 @@ fn conversations(tx: &Transaction<'_>, sql: &str, bind: impl rusqlite::Params) -
             row.get(8)?,
             row.get(9)?,
             row.get(10)?,
-            row.get(11)?,
         )))
     })?;
     Ok(rows.collect::<Result<_, _>>()?)
 }
 
-fn team_ids(tx: &Transaction<'_>, teams: &[String]) -> StoreResult<Vec<i64>> {
-    let mut statement = tx.prepare_cached("SELECT id FROM teams WHERE key = ?1")?;
-    let mut ids = Vec::new();
-    for team in teams {
-        if let Some(id) = statement.query_row([team], |row| row.get(0)).optional()? {
-            ids.push(id);
-        }
-    }
-    Ok(ids)
-}
-
 /// The facts of the request's range, in one read transaction so the reads agree.
 pub fn report_facts(conn: &mut Connection, request: &ReportRequest) -> StoreResult<ReportFacts> {
     let tx = conn.transaction()?;
-    let reader = match &request.visible_to {
-        Visibility::All => None,
-        Visibility::Teams { agent_id, teams } => Some((*agent_id, team_ids(&tx, teams)?)),
-    };
     let facts = timeline(&tx, request.from, request.to)?;
     let mut rows = conversations(
         &tx,
@@ -190,9 +173,5 @@ pub fn report_facts(conn: &mut Connection, request: &ReportRequest) -> StoreResu
         )?);
     }
     tx.finish()?;
-    Ok(finish(
-        facts,
-        rows,
-        reader.as_ref().map(|(agent, teams)| (*agent, teams.as_slice())),
-    ))
+    Ok(finish(facts, rows, &request.visible_to))
 }
