@@ -359,12 +359,16 @@ async function openConversation(id) {
 }
 
 async function reloadOpen() {
-  if (!app.openId) return;
+  const id = app.openId;
+  if (!id) return;
   try {
-    app.detail = await api("GET", "/conversations/" + app.openId);
+    const detail = await api("GET", "/conversations/" + id);
+    // The agent went elsewhere while it loaded: the answer is not drawn over that view.
+    if (app.openId !== id) return;
+    app.detail = detail;
     renderConversation(app.detail, true);
   } catch (error) {
-    if (error.status === 404) replace($("#conversation"), h("p", { class: "empty" }, "This conversation is no longer yours to see."));
+    if (error.status === 404 && app.openId === id) replace($("#conversation"), h("p", { class: "empty" }, "This conversation is no longer yours to see."));
   }
 }
 
