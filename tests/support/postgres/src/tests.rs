@@ -216,6 +216,12 @@ async fn child_holding_the_shared_cluster() {
     if how == "hang" {
         std::future::pending::<()>().await;
     }
+    // Exiting before the parent has seen the postmaster alive would stop the cluster
+    // under its check: the parent takes the report away once it has looked.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while std::path::Path::new(report).exists() && std::time::Instant::now() < deadline {
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
 }
 
 /// A process running [`child_holding_the_shared_cluster`], once it has reported: the
@@ -245,6 +251,7 @@ async fn child_with_a_shared_cluster(how: &str) -> (Child, PathBuf, u32, tempfil
     let (dir, postmaster) = text.trim().split_once('\n').unwrap();
     let postmaster: u32 = postmaster.parse().unwrap();
     assert!(alive(postmaster), "the child's postmaster {postmaster} is not running");
+    std::fs::remove_file(&report).unwrap();
     (child, PathBuf::from(dir), postmaster, reports)
 }
 
