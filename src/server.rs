@@ -245,7 +245,19 @@ pub async fn run_with_clock(
         }),
         routes.templates(),
     );
+    // A supervisor's first report after a start should not wait for the year behind it.
+    let reports = Arc::new(crate::query::report_cache::ReportCache::new());
+    {
+        let (reports, queries, clock) = (Arc::clone(&reports), Arc::clone(&queries), Arc::clone(&clock));
+        tokio::spawn(async move {
+            match reports.warm(queries.as_ref(), clock.now_ms()).await {
+                Ok(facts) => tracing::debug!(facts, "report facts of the finished days read"),
+                Err(err) => tracing::warn!(error = %err, "could not read the finished days' report facts"),
+            }
+        });
+    }
     let state = Arc::new(AppState {
+        reports,
         door,
         metrics,
         settings,

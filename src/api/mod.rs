@@ -58,6 +58,8 @@ pub struct AppState {
     pub service: Service,
     /// What agents and admins are shown.
     pub queries: Arc<dyn Queries>,
+    /// The finished days' report facts, kept between reports.
+    pub reports: Arc<crate::query::report_cache::ReportCache>,
     pub clock: Arc<dyn Clock>,
     /// Configured inboxes by key, as they appear in `/hooks/{key}`.
     pub inboxes: HashMap<String, Inbox>,

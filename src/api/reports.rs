@@ -17,7 +17,7 @@ use super::v1::{Authenticated, caller, page_limit, reject_unknown};
 use crate::domain::access;
 use crate::model::Timestamp;
 use crate::query::Visibility;
-use crate::query::reports::{self, Calendars, Figure, Figures, Grouping, Interval, Report, ReportRequest, Shape};
+use crate::query::reports::{self, Calendars, Figure, Figures, Grouping, Interval, Report, Shape};
 
 /// The longest range one report reads.
 const MAX_RANGE_MS: i64 = 366 * 86_400_000;
@@ -90,13 +90,17 @@ fn range(params: &HashMap<String, String>) -> Result<Range, ApiError> {
 async fn facts(state: &AppState, agent: &crate::query::Agent, range: &Range) -> Result<reports::ReportFacts, ApiError> {
     let caller = caller(state, agent);
     access::may_supervise(&caller)?;
-    let request = ReportRequest {
-        from: range.from,
-        to: range.to,
-        grouping: range.grouping,
-        visible_to: access::visibility(&caller),
-    };
-    Ok(state.queries.report_facts(&request).await?)
+    Ok(state
+        .reports
+        .facts(
+            state.queries.as_ref(),
+            range.from,
+            range.to,
+            range.grouping,
+            &access::visibility(&caller),
+            state.clock.now_ms(),
+        )
+        .await?)
 }
 
 /// The business hours of every team not open around the clock.

@@ -3,6 +3,7 @@
 //! the rules never read a read model, and a read model can change shape without the
 //! rules noticing. Each backend implements [`Queries`] beside its [`Store`](crate::store::Store).
 
+pub mod report_cache;
 pub mod reports;
 pub mod saved_replies;
 pub mod search;
@@ -770,7 +771,7 @@ pub struct RoutedDecision {
 /// The reads the API and the CLI make. Each answers from committed state; a detail reads
 /// its conversation, messages and events in one read transaction, so they agree.
 #[async_trait]
-pub trait Queries: Send + Sync + 'static {
+pub trait Queries: report_cache::ReportSource + Send + Sync + 'static {
     /// Answers when the database can serve a query.
     async fn ping(&self) -> StoreResult<()>;
     /// The active agent the token belongs to.
@@ -847,8 +848,6 @@ pub trait Queries: Send + Sync + 'static {
         limit: u32,
     ) -> StoreResult<Vec<MentionView>>;
     async fn unread_mentions(&self, agent_id: i64, visible_to: &Visibility) -> StoreResult<i64>;
-    /// What reports count between two instants (`query::reports`).
-    async fn report_facts(&self, request: &reports::ReportRequest) -> StoreResult<reports::ReportFacts>;
     /// The agent's API tokens, oldest first, revoked ones included.
     async fn agent_tokens(&self, agent_id: i64) -> StoreResult<Vec<TokenView>>;
     /// Newest first; `after`: the last id of the previous page.

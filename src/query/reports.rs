@@ -12,7 +12,6 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
-use super::Visibility;
 use crate::model::Timestamp;
 use crate::model::clock::ClockKind;
 use crate::model::hours::BusinessHours;
@@ -125,13 +124,16 @@ pub fn buckets(from: i64, to: i64, zone: &jiff::tz::TimeZone, interval: Interval
     Some(cuts.windows(2).map(|pair| (pair[0], pair[1])).collect())
 }
 
-/// The facts of `[from, to)` the caller may see.
+/// What the store reads for a report of `[from, to)`: the conversations with times of
+/// their own in it, the SLA clocks met in it, and the timeline of the parts `timeline`
+/// (the rest of the range comes from [`ReportCache`](super::report_cache::ReportCache)),
+/// with the conversations of that timeline's facts, all in one read so they agree.
 #[derive(Debug, Clone)]
 pub struct ReportRequest {
     pub from: i64,
     pub to: i64,
     pub grouping: Option<Grouping>,
-    pub visible_to: Visibility,
+    pub timeline: Vec<(i64, i64)>,
 }
 
 /// A conversation with a fact in the range: its own times, or one of the events,
@@ -140,9 +142,9 @@ pub struct ReportRequest {
 pub struct ConversationFact {
     pub id: i64,
     /// The grouping's value (`None`: no team, unassigned, no language).
-    pub key: Option<String>,
+    pub key: Option<Arc<str>>,
     /// Its team now: whose business hours measure it.
-    pub team: Option<String>,
+    pub team: Option<Arc<str>>,
     pub created_at: i64,
     pub first_response_at: Option<i64>,
     pub resolved_at: Option<i64>,
@@ -151,6 +153,25 @@ pub struct ConversationFact {
     pub csat_score: Option<i64>,
     pub csat_requested_at: Option<i64>,
     pub csat_answered_at: Option<i64>,
+}
+
+#[cfg(test)]
+impl ConversationFact {
+    /// Conversation `id` of `team`, opened at `created_at`, nothing since; no grouping.
+    pub(crate) fn opened(id: i64, team: &str, created_at: i64) -> ConversationFact {
+        ConversationFact {
+            id,
+            key: None,
+            team: Some(team.into()),
+            created_at,
+            first_response_at: None,
+            resolved_at: None,
+            transfer_count: 0,
+            csat_score: None,
+            csat_requested_at: None,
+            csat_answered_at: None,
+        }
+    }
 }
 
 /// What a counted event says.
@@ -300,15 +321,123 @@ pub struct ClockMetFact {
     pub at: i64,
 }
 
-/// What the store read for a report: every fact's conversation is in `conversations`
-/// (the store drops facts of conversations the reader may not see).
+/// The facts written once, at the instant they are about, and never changed after:
+/// counted events, responses and message tallies. A finished day's timeline is final,
+/// which is what lets [`ReportCache`](super::report_cache::ReportCache) keep it.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct ReportFacts {
-    pub conversations: Vec<ConversationFact>,
+pub struct Timeline {
     pub events: Vec<EventFact>,
     pub responses: Vec<ResponseFact>,
     pub tallies: Vec<TallyFact>,
+    /// The conversations the facts are of, ascending, each once.
+    conversations: Vec<i64>,
+}
+
+impl Timeline {
+    pub fn new(events: Vec<EventFact>, responses: Vec<ResponseFact>, tallies: Vec<TallyFact>) -> Timeline {
+        let mut conversations: Vec<i64> = events
+            .iter()
+            .map(|fact| fact.conversation_id)
+            .chain(responses.iter().map(|fact| fact.conversation_id))
+            .chain(tallies.iter().map(|fact| fact.conversation_id))
+            .collect();
+        conversations.sort_unstable();
+        conversations.dedup();
+        Timeline {
+            events,
+            responses,
+            tallies,
+            conversations,
+        }
+    }
+
+    /// The facts of all `parts` in one timeline.
+    pub fn join(parts: Vec<Timeline>) -> Timeline {
+        if parts.len() == 1 {
+            return parts.into_iter().next().unwrap_or_default();
+        }
+        let (mut events, mut responses, mut tallies) = (Vec::new(), Vec::new(), Vec::new());
+        for part in parts {
+            events.extend(part.events);
+            responses.extend(part.responses);
+            tallies.extend(part.tallies);
+        }
+        Timeline::new(events, responses, tallies)
+    }
+
+    pub fn conversations(&self) -> &[i64] {
+        &self.conversations
+    }
+
+    pub fn len(&self) -> usize {
+        self.events.len() + self.responses.len() + self.tallies.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The facts of the conversations `keep` takes.
+    pub fn only(&self, keep: impl Fn(i64) -> bool) -> Timeline {
+        Timeline::new(
+            self.events
+                .iter()
+                .filter(|fact| keep(fact.conversation_id))
+                .cloned()
+                .collect(),
+            self.responses
+                .iter()
+                .filter(|fact| keep(fact.conversation_id))
+                .cloned()
+                .collect(),
+            self.tallies
+                .iter()
+                .filter(|fact| keep(fact.conversation_id))
+                .cloned()
+                .collect(),
+        )
+    }
+}
+
+/// A conversation as the store reads it for a report, with its assignee: with its team,
+/// what decides who may see it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReportConversation {
+    pub fact: ConversationFact,
+    pub assignee_id: Option<i64>,
+}
+
+/// What the store read for a [`ReportRequest`]: every fact's conversation is among
+/// `conversations` unless it no longer exists.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct StoredFacts {
+    pub conversations: Vec<ReportConversation>,
+    pub timeline: Timeline,
     pub clocks_met: Vec<ClockMetFact>,
+}
+
+/// A report's facts, of what its reader may see only: every fact's conversation is in
+/// `conversations` (ascending by id). The timeline comes in pieces, finished days shared
+/// with other reports.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ReportFacts {
+    pub conversations: Vec<ConversationFact>,
+    pub timeline: Vec<Arc<Timeline>>,
+    pub clocks_met: Vec<ClockMetFact>,
+}
+
+impl ReportFacts {
+    pub fn events(&self) -> impl Iterator<Item = &EventFact> {
+        self.timeline.iter().flat_map(|piece| piece.events.iter())
+    }
+
+    pub fn responses(&self) -> impl Iterator<Item = &ResponseFact> {
+        self.timeline.iter().flat_map(|piece| piece.responses.iter())
+    }
+
+    pub fn tallies(&self) -> impl Iterator<Item = &TallyFact> {
+        self.timeline.iter().flat_map(|piece| piece.tallies.iter())
+    }
 }
 
 /// Durations, in milliseconds: in calendar time, and in the business hours of each
@@ -325,27 +454,43 @@ pub struct Durations {
 }
 
 /// Median and p90 by nearest rank (the smallest value with at least that share of the
-/// values at or below it) and the average rounded to the millisecond.
+/// values at or below it) and the average rounded to the millisecond. Ranks are found by
+/// selection, not sorting: a year's next responses are hundreds of thousands.
 fn summary(mut values: Vec<i64>) -> (Option<i64>, Option<i64>, Option<i64>) {
-    values.sort_unstable();
-    let rank = |share: f64| {
-        let index = ((share * values.len() as f64).ceil() as usize).max(1) - 1;
-        values.get(index).copied()
+    if values.is_empty() {
+        return (None, None, None);
+    }
+    let rank = |share: f64, len: usize| ((share * len as f64).ceil() as usize).max(1) - 1;
+    let sum: i128 = values.iter().map(|value| i128::from(*value)).sum();
+    let average = (sum as f64 / values.len() as f64).round() as i64;
+    let (p90_index, median_index) = (rank(0.9, values.len()), rank(0.5, values.len()));
+    let (below, p90, _) = values.select_nth_unstable(p90_index);
+    let p90 = *p90;
+    // The median's rank is at or below p90's, so it is among the values left of it.
+    let median = if median_index == p90_index {
+        p90
+    } else {
+        *below.select_nth_unstable(median_index).1
     };
-    let average = (!values.is_empty()).then(|| {
-        let sum: i128 = values.iter().map(|value| i128::from(*value)).sum();
-        (sum as f64 / values.len() as f64).round() as i64
-    });
-    (rank(0.5), rank(0.9), average)
+    (Some(median), Some(p90), Some(average))
 }
 
 impl Durations {
     /// From `(calendar, business)` pairs.
     fn of(pairs: Vec<(i64, i64)>) -> Durations {
         let count = pairs.len();
-        let (calendar, business): (Vec<i64>, Vec<i64>) = pairs.into_iter().unzip();
+        let open_around_the_clock = pairs.iter().all(|(calendar, business)| calendar == business);
+        let (calendar, business): (Vec<i64>, Vec<i64>) = if open_around_the_clock {
+            (pairs.into_iter().map(|(calendar, _)| calendar).collect(), Vec::new())
+        } else {
+            pairs.into_iter().unzip()
+        };
         let (median_ms, p90_ms, average_ms) = summary(calendar);
-        let (business_median_ms, business_p90_ms, business_average_ms) = summary(business);
+        let (business_median_ms, business_p90_ms, business_average_ms) = if open_around_the_clock {
+            (median_ms, p90_ms, average_ms)
+        } else {
+            summary(business)
+        };
         Durations {
             count,
             median_ms,
@@ -481,54 +626,176 @@ fn within(at: Option<i64>, from: i64, to: i64) -> bool {
 /// Business hours by team key; a team absent is open around the clock.
 pub type Calendars = HashMap<String, Arc<BusinessHours>>;
 
-/// The facts one figure computation reads: a slice of the report's (a group, a bucket).
+/// A conversation's place in `ReportFacts::conversations`: facts are joined to their
+/// conversation once per report, and figures then index instead of hashing ids.
+type At = u32;
+
+/// What every figure computation of one report reads.
+struct Context<'a> {
+    conversations: &'a [ConversationFact],
+    /// Each conversation's team's business hours; `None`: open around the clock.
+    hours: Vec<Option<&'a BusinessHours>>,
+}
+
+impl<'a> Context<'a> {
+    fn new(facts: &'a ReportFacts, calendars: &'a Calendars) -> Context<'a> {
+        Context {
+            conversations: &facts.conversations,
+            hours: facts
+                .conversations
+                .iter()
+                .map(|fact| {
+                    fact.team
+                        .as_deref()
+                        .and_then(|team| calendars.get(team))
+                        .map(|hours| hours.as_ref())
+                })
+                .collect(),
+        }
+    }
+
+    fn conversation(&self, at: At) -> &'a ConversationFact {
+        &self.conversations[at as usize]
+    }
+
+    /// `(calendar, business)` time from `start` to `end` for the conversation at `at`.
+    fn span(&self, at: At, start: i64, end: i64) -> (i64, i64) {
+        let business = match self.hours[at as usize] {
+            Some(hours) => hours.elapsed(start, end),
+            None => end.saturating_sub(start),
+        };
+        (end - start, business)
+    }
+}
+
+/// Which conversation-counting figures each conversation of a slice is in: a bit set
+/// per conversation, over all of the report's, with the ones set listed so that a
+/// slice's computation costs what it touches, not the report's size.
+struct Members {
+    bits: Vec<u16>,
+    touched: Vec<At>,
+}
+
+impl Members {
+    fn new(conversations: usize) -> Members {
+        Members {
+            bits: vec![0; conversations],
+            touched: Vec::new(),
+        }
+    }
+
+    fn add(&mut self, at: At, figure: Figure) {
+        let bits = &mut self.bits[at as usize];
+        if *bits == 0 {
+            self.touched.push(at);
+        }
+        *bits |= figure.bit();
+    }
+
+    /// Each conversation set with its bits, clearing them for the next slice.
+    fn drain(&mut self) -> Vec<(At, u16)> {
+        let bits = &mut self.bits;
+        self.touched
+            .drain(..)
+            .map(|at| (at, std::mem::take(&mut bits[at as usize])))
+            .collect()
+    }
+}
+
+/// The facts one figure computation reads: a slice of the report's (a group, a bucket),
+/// each fact with its conversation's place.
 #[derive(Default)]
 struct Slice<'a> {
     /// Conversations whose own times (opened, resolved, asked, answered) may fall in it.
-    conversations: Vec<&'a ConversationFact>,
-    events: Vec<&'a EventFact>,
-    responses: Vec<&'a ResponseFact>,
-    tallies: Vec<&'a TallyFact>,
-    clocks_met: Vec<&'a ClockMetFact>,
+    conversations: Vec<At>,
+    events: Vec<(At, &'a EventFact)>,
+    responses: Vec<(At, &'a ResponseFact)>,
+    tallies: Vec<(At, &'a TallyFact)>,
+    clocks_met: Vec<(At, &'a ClockMetFact)>,
 }
 
 impl<'a> Slice<'a> {
     fn all(facts: &'a ReportFacts) -> Slice<'a> {
-        Slice {
-            conversations: facts.conversations.iter().collect(),
-            events: facts.events.iter().collect(),
-            responses: facts.responses.iter().collect(),
-            tallies: facts.tallies.iter().collect(),
-            clocks_met: facts.clocks_met.iter().collect(),
+        let place: FxHashMap<i64, At> = facts
+            .conversations
+            .iter()
+            .enumerate()
+            .map(|(at, fact)| (fact.id, at as At))
+            .collect();
+        // The store hands over the facts of visible conversations only; any other is
+        // left out rather than trusted.
+        let placed = |id: i64| place.get(&id).copied();
+        let pieces = &facts.timeline;
+        let mut slice = Slice {
+            conversations: (0..facts.conversations.len() as At).collect(),
+            events: Vec::with_capacity(pieces.iter().map(|piece| piece.events.len()).sum()),
+            responses: Vec::with_capacity(pieces.iter().map(|piece| piece.responses.len()).sum()),
+            tallies: Vec::with_capacity(pieces.iter().map(|piece| piece.tallies.len()).sum()),
+            clocks_met: Vec::with_capacity(facts.clocks_met.len()),
+        };
+        macro_rules! place {
+            ($field:ident, $facts:expr) => {
+                slice
+                    .$field
+                    .extend($facts.filter_map(|fact| Some((placed(fact.conversation_id)?, fact))));
+            };
         }
+        place!(events, facts.events());
+        place!(responses, facts.responses());
+        place!(tallies, facts.tallies());
+        place!(clocks_met, facts.clocks_met.iter());
+        slice
     }
 
-    /// Split by a key of each fact's conversation.
-    fn split<K: Ord>(
+    /// Split by a key of each fact's conversation, in the keys' order.
+    fn split<K: Ord + std::hash::Hash + Copy>(
         &self,
-        by_id: &FxHashMap<i64, &'a ConversationFact>,
+        context: &Context<'a>,
         key: impl Fn(&'a ConversationFact) -> K,
-    ) -> BTreeMap<K, Slice<'a>> {
-        // Each conversation's part is found once; its facts then go to it by id.
-        let mut order: BTreeMap<K, usize> = BTreeMap::new();
-        let mut part_of: FxHashMap<i64, usize> = FxHashMap::default();
-        for fact in by_id.values() {
-            let next = order.len();
-            let part = *order.entry(key(fact)).or_insert(next);
-            part_of.insert(fact.id, part);
+    ) -> Vec<(K, Slice<'a>)> {
+        // Each conversation's part is found once; its facts then go to it by place.
+        let mut parts_by_key: FxHashMap<K, usize> = FxHashMap::default();
+        let part_of: Vec<usize> = context
+            .conversations
+            .iter()
+            .map(|fact| {
+                let next = parts_by_key.len();
+                *parts_by_key.entry(key(fact)).or_insert(next)
+            })
+            .collect();
+        // Sized first: pushing a year's facts into growing vectors copies them over and over.
+        let mut sizes = vec![[0usize; 5]; parts_by_key.len()];
+        macro_rules! count {
+            ($field:ident, $i:expr) => {
+                for &(at, _) in &self.$field {
+                    sizes[part_of[at as usize]][$i] += 1;
+                }
+            };
         }
-        let mut parts: Vec<Slice<'a>> = (0..order.len()).map(|_| Slice::default()).collect();
-        for fact in &self.conversations {
-            if let Some(part) = part_of.get(&fact.id) {
-                parts[*part].conversations.push(fact);
-            }
+        for &at in &self.conversations {
+            sizes[part_of[at as usize]][0] += 1;
+        }
+        count!(events, 1);
+        count!(responses, 2);
+        count!(tallies, 3);
+        count!(clocks_met, 4);
+        let mut parts: Vec<Slice<'a>> = sizes
+            .iter()
+            .map(|size| Slice {
+                conversations: Vec::with_capacity(size[0]),
+                events: Vec::with_capacity(size[1]),
+                responses: Vec::with_capacity(size[2]),
+                tallies: Vec::with_capacity(size[3]),
+                clocks_met: Vec::with_capacity(size[4]),
+            })
+            .collect();
+        for &at in &self.conversations {
+            parts[part_of[at as usize]].conversations.push(at);
         }
         macro_rules! spread {
             ($field:ident) => {
-                for fact in &self.$field {
-                    if let Some(part) = part_of.get(&fact.conversation_id) {
-                        parts[*part].$field.push(fact);
-                    }
+                for &(at, fact) in &self.$field {
+                    parts[part_of[at as usize]].$field.push((at, fact));
                 }
             };
         }
@@ -536,21 +803,23 @@ impl<'a> Slice<'a> {
         spread!(responses);
         spread!(tallies);
         spread!(clocks_met);
-        order
-            .into_iter()
+        let mut keys: Vec<(K, usize)> = parts_by_key.into_iter().collect();
+        keys.sort_unstable_by_key(|(key, _)| *key);
+        keys.into_iter()
             .map(|(key, part)| (key, std::mem::take(&mut parts[part])))
             .collect()
     }
 
     /// Split into `buckets` by each fact's time; a conversation goes to every bucket one
     /// of its own times falls in.
-    fn by_bucket(&self, buckets: &[(i64, i64)]) -> Vec<Slice<'a>> {
+    fn by_bucket(&self, context: &Context<'a>, buckets: &[(i64, i64)]) -> Vec<Slice<'a>> {
         let mut parts: Vec<Slice<'a>> = buckets.iter().map(|_| Slice::default()).collect();
         let index = |at: i64| {
             let i = buckets.partition_point(|(start, _)| *start <= at);
             (i > 0 && at < buckets[i - 1].1).then(|| i - 1)
         };
-        for fact in &self.conversations {
+        for &at in &self.conversations {
+            let fact = context.conversation(at);
             let mut seen: Vec<usize> = [
                 Some(fact.created_at),
                 fact.resolved_at,
@@ -564,159 +833,160 @@ impl<'a> Slice<'a> {
             seen.sort_unstable();
             seen.dedup();
             for i in seen {
-                parts[i].conversations.push(fact);
+                parts[i].conversations.push(at);
             }
         }
-        for fact in &self.events {
+        for &(at, fact) in &self.events {
             if let Some(i) = index(fact.at) {
-                parts[i].events.push(fact);
+                parts[i].events.push((at, fact));
             }
         }
-        for fact in &self.responses {
+        for &(at, fact) in &self.responses {
             if let Some(i) = index(fact.answered_at) {
-                parts[i].responses.push(fact);
+                parts[i].responses.push((at, fact));
             }
         }
-        for fact in &self.tallies {
+        for &(at, fact) in &self.tallies {
             if let Some(i) = index(fact.at) {
-                parts[i].tallies.push(fact);
+                parts[i].tallies.push((at, fact));
             }
         }
-        for fact in &self.clocks_met {
+        for &(at, fact) in &self.clocks_met {
             if let Some(i) = index(fact.at) {
-                parts[i].clocks_met.push(fact);
+                parts[i].clocks_met.push((at, fact));
             }
         }
         parts
     }
 
-    /// Which conversation-counting figures each conversation of the slice is in, for
-    /// `[from, to)`.
-    fn members(&self, by_id: &FxHashMap<i64, &ConversationFact>, from: i64, to: i64) -> FxHashMap<i64, u16> {
-        let mut members: FxHashMap<i64, u16> = FxHashMap::default();
-        let mut add = |id: i64, figure: Figure| *members.entry(id).or_default() |= figure.bit();
-        for fact in &self.conversations {
+    /// Marks which conversation-counting figures each conversation of the slice is in,
+    /// for `[from, to)`.
+    fn members(&self, context: &Context<'a>, members: &mut Members, from: i64, to: i64) {
+        for &at in &self.conversations {
+            let fact = context.conversation(at);
             if within(Some(fact.created_at), from, to) {
-                add(fact.id, Figure::Opened);
+                members.add(at, Figure::Opened);
                 if fact.first_response_at.is_some() {
-                    add(fact.id, Figure::FirstResponse);
+                    members.add(at, Figure::FirstResponse);
                 }
             }
             if within(fact.resolved_at, from, to) {
-                add(fact.id, Figure::Resolution);
+                members.add(at, Figure::Resolution);
             }
             if within(fact.csat_requested_at, from, to) {
-                add(fact.id, Figure::CsatAsked);
+                members.add(at, Figure::CsatAsked);
             }
             if within(fact.csat_answered_at, from, to) && fact.csat_score.is_some() {
-                add(fact.id, Figure::CsatAnswers);
+                members.add(at, Figure::CsatAnswers);
             }
         }
-        for event in self.events.iter().filter(|event| within(Some(event.at), from, to)) {
-            let id = event.conversation_id;
+        for &(at, event) in &self.events {
+            if !within(Some(event.at), from, to) {
+                continue;
+            }
             match event.kind {
                 EventKind::Resolved => {
-                    add(id, Figure::Resolved);
-                    if by_id.get(&id).is_some_and(|fact| fact.transfer_count == 0) {
-                        add(id, Figure::ResolvedWithoutTransfer);
+                    members.add(at, Figure::Resolved);
+                    if context.conversation(at).transfer_count == 0 {
+                        members.add(at, Figure::ResolvedWithoutTransfer);
                     }
                 }
-                EventKind::Reopened => add(id, Figure::Reopened),
-                EventKind::Escalated { .. } => add(id, Figure::Escalated),
-                EventKind::Transferred => add(id, Figure::Transferred),
-                EventKind::SlaBreached { .. } => add(id, Figure::Breached),
+                EventKind::Reopened => members.add(at, Figure::Reopened),
+                EventKind::Escalated { .. } => members.add(at, Figure::Escalated),
+                EventKind::Transferred => members.add(at, Figure::Transferred),
+                EventKind::SlaBreached { .. } => members.add(at, Figure::Breached),
                 EventKind::SlaWarning { .. } => {}
             }
         }
-        for response in &self.responses {
+        for &(at, response) in &self.responses {
             if !response.first && within(Some(response.answered_at), from, to) {
-                add(response.conversation_id, Figure::NextResponse);
+                members.add(at, Figure::NextResponse);
             }
         }
-        members
     }
 
-    fn figures(&self, by_id: &FxHashMap<i64, &ConversationFact>, calendars: &Calendars, from: i64, to: i64) -> Figures {
-        let members = self.members(by_id, from, to);
-        let count = |figure: Figure| members.values().filter(|bits| *bits & figure.bit() != 0).count();
-        let facts_of = |figure: Figure| {
-            members
-                .iter()
-                .filter(move |(_, bits)| *bits & figure.bit() != 0)
-                .filter_map(|(id, _)| by_id.get(id).copied())
-        };
-        let business = |team: Option<&String>, start: i64, end: i64| match team.and_then(|team| calendars.get(team)) {
-            Some(hours) => hours.elapsed(start, end),
-            None => end.saturating_sub(start),
-        };
-        let span = |fact: &ConversationFact, end: i64| {
-            (
-                end - fact.created_at,
-                business(fact.team.as_ref(), fact.created_at, end),
-            )
-        };
-        let first_response = Durations::of(
-            facts_of(Figure::FirstResponse)
-                .filter_map(|fact| fact.first_response_at.map(|at| span(fact, at)))
-                .collect(),
-        );
-        let resolution = Durations::of(
-            facts_of(Figure::Resolution)
-                .filter_map(|fact| fact.resolved_at.map(|at| span(fact, at)))
-                .collect(),
-        );
-        let in_range: Vec<&&ResponseFact> = self
-            .responses
-            .iter()
-            .filter(|response| within(Some(response.answered_at), from, to))
-            .collect();
-        let next_response = Durations::of(
-            in_range
-                .iter()
-                .filter(|response| !response.first)
-                .map(|response| {
-                    let team = by_id.get(&response.conversation_id).and_then(|fact| fact.team.as_ref());
-                    (
-                        response.answered_at - response.waited_from,
-                        business(team, response.waited_from, response.answered_at),
-                    )
-                })
-                .collect(),
-        );
+    fn figures(&self, context: &Context<'a>, members: &mut Members, from: i64, to: i64) -> Figures {
+        self.members(context, members, from, to);
+        let mut counts = [0usize; Figure::ALL.len()];
+        let (mut first_response, mut resolution) = (Vec::new(), Vec::new());
+        let (mut passes, mut asked_answered) = (0i64, 0usize);
+        let mut answered: Vec<i64> = Vec::new();
+        for (at, bits) in members.drain() {
+            for (figure, count) in counts.iter_mut().enumerate() {
+                *count += usize::from(bits & (1 << figure) != 0);
+            }
+            let fact = context.conversation(at);
+            let has = |figure: Figure| bits & figure.bit() != 0;
+            if has(Figure::FirstResponse)
+                && let Some(end) = fact.first_response_at
+            {
+                first_response.push(context.span(at, fact.created_at, end));
+            }
+            if has(Figure::Resolution)
+                && let Some(end) = fact.resolved_at
+            {
+                resolution.push(context.span(at, fact.created_at, end));
+            }
+            if has(Figure::Resolved) {
+                passes += fact.transfer_count;
+            }
+            if has(Figure::CsatAnswers)
+                && let Some(score) = fact.csat_score
+            {
+                answered.push(score);
+            }
+            if has(Figure::CsatAsked) && fact.csat_score.is_some() {
+                asked_answered += 1;
+            }
+        }
+        let count = |figure: Figure| counts[figure as usize];
 
-        let events: Vec<&&EventFact> = self
-            .events
-            .iter()
-            .filter(|event| within(Some(event.at), from, to))
-            .collect();
-        let count_events = |wanted: fn(&EventKind) -> bool| events.iter().filter(|event| wanted(&event.kind)).count();
         let mut sla: BTreeMap<&'static str, ClockFigures> = ClockKind::ALL
             .iter()
             .map(|clock| (clock.as_str(), ClockFigures::default()))
             .collect();
+        let mut next_response = Vec::new();
+        for &(at, response) in &self.responses {
+            if !within(Some(response.answered_at), from, to) {
+                continue;
+            }
+            if !response.first {
+                next_response.push(context.span(at, response.waited_from, response.answered_at));
+            }
+            if response.sla_breached == Some(false) {
+                let clock = if response.first {
+                    ClockKind::FirstResponse
+                } else {
+                    ClockKind::NextResponse
+                };
+                sla.entry(clock.as_str()).or_default().met += 1;
+            }
+        }
+
         let mut breach_actions = BreachActions::default();
-        for event in &events {
+        let (mut escalations_functional, mut escalations_hierarchical) = (0, 0);
+        let (mut transfers, mut sla_warnings, mut sla_breaches) = (0, 0, 0);
+        for (_, event) in self.events.iter().filter(|(_, event)| within(Some(event.at), from, to)) {
             match event.kind {
-                EventKind::SlaWarning { clock } => sla.entry(clock.as_str()).or_default().warnings += 1,
+                EventKind::Escalated { hierarchical: true } => escalations_hierarchical += 1,
+                EventKind::Escalated { hierarchical: false } => escalations_functional += 1,
+                EventKind::Transferred => transfers += 1,
+                EventKind::SlaWarning { clock } => {
+                    sla_warnings += 1;
+                    sla.entry(clock.as_str()).or_default().warnings += 1;
+                }
                 EventKind::SlaBreached { clock, actions } => {
+                    sla_breaches += 1;
                     sla.entry(clock.as_str()).or_default().breached += 1;
                     breach_actions.escalated += usize::from(actions.escalated);
                     breach_actions.priority_raised += usize::from(actions.priority_raised);
                     breach_actions.supervisors_notified += usize::from(actions.notified);
                     breach_actions.labelled_overdue += usize::from(actions.labelled);
                 }
-                _ => {}
+                EventKind::Resolved | EventKind::Reopened => {}
             }
         }
-        for response in in_range.iter().filter(|response| response.sla_breached == Some(false)) {
-            let clock = if response.first {
-                ClockKind::FirstResponse
-            } else {
-                ClockKind::NextResponse
-            };
-            sla.entry(clock.as_str()).or_default().met += 1;
-        }
-        for met in self.clocks_met.iter().filter(|met| within(Some(met.at), from, to)) {
+        for (_, met) in self.clocks_met.iter().filter(|(_, met)| within(Some(met.at), from, to)) {
             sla.entry(met.clock.as_str()).or_default().met += 1;
         }
         let share = |part: usize, whole: usize| (whole > 0).then(|| part as f64 / whole as f64);
@@ -725,21 +995,18 @@ impl<'a> Slice<'a> {
         }
 
         let mut messages = [0i64; 4];
-        for tally in self.tallies.iter().filter(|tally| within(Some(tally.at), from, to)) {
+        for (_, tally) in self
+            .tallies
+            .iter()
+            .filter(|(_, tally)| within(Some(tally.at), from, to))
+        {
             for (sum, count) in messages.iter_mut().zip(tally.counts) {
                 *sum += count;
             }
         }
 
         let resolved = count(Figure::Resolved);
-        let passes: i64 = facts_of(Figure::Resolved).map(|fact| fact.transfer_count).sum();
-        let answered: Vec<i64> = facts_of(Figure::CsatAnswers)
-            .filter_map(|fact| fact.csat_score)
-            .collect();
         let asked = count(Figure::CsatAsked);
-        let asked_answered = facts_of(Figure::CsatAsked)
-            .filter(|fact| fact.csat_score.is_some())
-            .count();
         let mut distribution: BTreeMap<String, usize> = (1..=5).map(|score| (score.to_string(), 0)).collect();
         for score in &answered {
             *distribution.entry(score.to_string()).or_default() += 1;
@@ -752,19 +1019,19 @@ impl<'a> Slice<'a> {
             messages_out: messages[1],
             automated_updates: messages[2],
             notes: messages[3],
-            first_response,
-            next_response,
-            resolution,
-            escalations: count_events(|kind| matches!(kind, EventKind::Escalated { .. })),
-            escalations_functional: count_events(|kind| matches!(kind, EventKind::Escalated { hierarchical: false })),
-            escalations_hierarchical: count_events(|kind| matches!(kind, EventKind::Escalated { hierarchical: true })),
+            first_response: Durations::of(first_response),
+            next_response: Durations::of(next_response),
+            resolution: Durations::of(resolution),
+            escalations: escalations_functional + escalations_hierarchical,
+            escalations_functional,
+            escalations_hierarchical,
             escalated: count(Figure::Escalated),
-            transfers: count_events(|kind| matches!(kind, EventKind::Transferred)),
+            transfers,
             transferred: count(Figure::Transferred),
             resolved_without_transfer: share(count(Figure::ResolvedWithoutTransfer), resolved),
             transfers_per_conversation: (resolved > 0).then(|| passes as f64 / resolved as f64),
-            sla_warnings: count_events(|kind| matches!(kind, EventKind::SlaWarning { .. })),
-            sla_breaches: count_events(|kind| matches!(kind, EventKind::SlaBreached { .. })),
+            sla_warnings,
+            sla_breaches,
             breached: count(Figure::Breached),
             sla,
             breach_actions,
@@ -779,7 +1046,6 @@ impl<'a> Slice<'a> {
     }
 }
 
-/// One bucket of a series.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Bucket {
     pub from: Timestamp,
@@ -817,21 +1083,17 @@ pub struct Shape<'a> {
     pub calendars: &'a Calendars,
 }
 
-fn index(facts: &ReportFacts) -> FxHashMap<i64, &ConversationFact> {
-    facts.conversations.iter().map(|fact| (fact.id, fact)).collect()
-}
-
-fn series(slice: &Slice<'_>, by_id: &FxHashMap<i64, &ConversationFact>, shape: &Shape<'_>) -> Option<Vec<Bucket>> {
+fn series(slice: &Slice<'_>, context: &Context<'_>, members: &mut Members, shape: &Shape<'_>) -> Option<Vec<Bucket>> {
     let buckets = shape.buckets?;
     Some(
         slice
-            .by_bucket(buckets)
+            .by_bucket(context, buckets)
             .iter()
             .zip(buckets)
             .map(|(part, (from, to))| Bucket {
                 from: Timestamp(*from),
                 to: Timestamp(*to),
-                figures: part.figures(by_id, shape.calendars, *from, *to),
+                figures: part.figures(context, members, *from, *to),
             })
             .collect(),
     )
@@ -839,23 +1101,24 @@ fn series(slice: &Slice<'_>, by_id: &FxHashMap<i64, &ConversationFact>, shape: &
 
 /// The whole range's figures, each group's when grouped, and their series when asked.
 pub fn report(facts: &ReportFacts, shape: &Shape<'_>) -> Report {
-    let by_id = index(facts);
+    let context = Context::new(facts, shape.calendars);
+    let mut members = Members::new(facts.conversations.len());
     let all = Slice::all(facts);
-    let total = all.figures(&by_id, shape.calendars, shape.from, shape.to);
+    let total = all.figures(&context, &mut members, shape.from, shape.to);
     let groups = if shape.grouped {
-        all.split(&by_id, |fact| fact.key.as_deref())
+        all.split(&context, |fact| fact.key.as_deref())
             .into_iter()
             .map(|(key, part)| Group {
                 key: key.map(str::to_owned),
-                figures: part.figures(&by_id, shape.calendars, shape.from, shape.to),
-                series: series(&part, &by_id, shape),
+                figures: part.figures(&context, &mut members, shape.from, shape.to),
+                series: series(&part, &context, &mut members, shape),
             })
             .collect()
     } else {
         Vec::new()
     };
     Report {
-        series: series(&all, &by_id, shape),
+        series: series(&all, &context, &mut members, shape),
         total,
         groups,
     }
@@ -864,20 +1127,24 @@ pub fn report(facts: &ReportFacts, shape: &Shape<'_>) -> Report {
 /// The conversations behind `figure`, of the group `key` when given (`Some(None)`: the
 /// group without a value), ascending: as many as the figure counts.
 pub fn drill_down(facts: &ReportFacts, from: i64, to: i64, figure: Figure, key: Option<Option<&str>>) -> Vec<i64> {
-    let by_id = index(facts);
+    let calendars = Calendars::new();
+    let context = Context::new(facts, &calendars);
+    let mut members = Members::new(facts.conversations.len());
     let all = Slice::all(facts);
     let slice = match key {
         None => all,
         Some(key) => all
-            .split(&by_id, |fact| fact.key.as_deref() == key)
-            .remove(&true)
+            .split(&context, |fact| fact.key.as_deref() == key)
+            .into_iter()
+            .find_map(|(chosen, part)| chosen.then_some(part))
             .unwrap_or_default(),
     };
-    let mut ids: Vec<i64> = slice
-        .members(&by_id, from, to)
+    slice.members(&context, &mut members, from, to);
+    let mut ids: Vec<i64> = members
+        .drain()
         .into_iter()
         .filter(|(_, bits)| bits & figure.bit() != 0)
-        .map(|(id, _)| id)
+        .map(|(at, _)| context.conversation(at).id)
         .collect();
     ids.sort_unstable();
     ids
@@ -889,16 +1156,8 @@ mod tests {
 
     fn conversation(id: i64, key: &str, created_at: i64) -> ConversationFact {
         ConversationFact {
-            id,
             key: Some(key.into()),
-            team: Some(key.into()),
-            created_at,
-            first_response_at: None,
-            resolved_at: None,
-            transfer_count: 0,
-            csat_score: None,
-            csat_requested_at: None,
-            csat_answered_at: None,
+            ..ConversationFact::opened(id, key, created_at)
         }
     }
 
@@ -983,34 +1242,36 @@ mod tests {
         let before = conversation(3, "billing", 10);
         let facts = ReportFacts {
             conversations: vec![answered, moved, before],
-            events: vec![
-                event(1, 400, EventKind::Resolved),
-                event(2, 500, EventKind::Resolved),
-                event(2, 600, EventKind::Reopened),
-                event(2, 900, EventKind::Resolved),
-                event(2, 300, EventKind::Transferred),
-            ],
-            responses: vec![
-                ResponseFact {
-                    conversation_id: 3,
-                    waited_from: 500,
-                    answered_at: 530,
-                    first: false,
-                    sla_breached: Some(false),
-                },
-                ResponseFact {
+            timeline: vec![Arc::new(Timeline::new(
+                vec![
+                    event(1, 400, EventKind::Resolved),
+                    event(2, 500, EventKind::Resolved),
+                    event(2, 600, EventKind::Reopened),
+                    event(2, 900, EventKind::Resolved),
+                    event(2, 300, EventKind::Transferred),
+                ],
+                vec![
+                    ResponseFact {
+                        conversation_id: 3,
+                        waited_from: 500,
+                        answered_at: 530,
+                        first: false,
+                        sla_breached: Some(false),
+                    },
+                    ResponseFact {
+                        conversation_id: 1,
+                        waited_from: 100,
+                        answered_at: 160,
+                        first: true,
+                        sla_breached: None,
+                    },
+                ],
+                vec![TallyFact {
                     conversation_id: 1,
-                    waited_from: 100,
-                    answered_at: 160,
-                    first: true,
-                    sla_breached: None,
-                },
-            ],
-            tallies: vec![TallyFact {
-                conversation_id: 1,
-                at: 100,
-                counts: [3, 1, 1, 0],
-            }],
+                    at: 100,
+                    counts: [3, 1, 1, 0],
+                }],
+            ))],
             clocks_met: Vec::new(),
         };
         let calendars = Calendars::new();
@@ -1067,7 +1328,11 @@ mod tests {
         let late = conversation(2, "billing", 600);
         let facts = ReportFacts {
             conversations: vec![early, late],
-            events: vec![event(1, 700, EventKind::Resolved)],
+            timeline: vec![Arc::new(Timeline::new(
+                vec![event(1, 700, EventKind::Resolved)],
+                Vec::new(),
+                Vec::new(),
+            ))],
             ..ReportFacts::default()
         };
         let calendars = Calendars::new();

@@ -1714,62 +1714,85 @@ async fn report_facts_are_the_ranges_conversations_events_responses_and_messages
         })
         .await
         .unwrap();
-    let request = |from: i64, to: i64, visible_to: Visibility| ReportRequest {
+    let request = |from: i64, to: i64| ReportRequest {
         from,
         to,
         grouping: Some(Grouping::Team),
-        visible_to,
+        timeline: vec![(from, to)],
     };
     // A range around NOW that cuts two quarter hours, and the whole quarter from NOW.
     for (from, to) in [(NOW - 1, NOW + 1), (NOW, NOW + SLOT_MS)] {
-        let facts = store
-            .queries
-            .report_facts(&request(from, to, Visibility::All))
-            .await
-            .unwrap();
-        let ids: Vec<i64> = facts.conversations.iter().map(|fact| fact.id).collect();
+        let facts = store.queries.report_facts(&request(from, to)).await.unwrap();
+        let ids: Vec<i64> = facts.conversations.iter().map(|row| row.fact.id).collect();
         let mut expected = vec![seeded_id, old_id];
         expected.sort_unstable();
         assert_eq!(ids, expected, "bob's by its response and event");
         assert!(
-            facts
-                .conversations
-                .iter()
-                .all(|fact| fact.key.as_deref() == Some("support") && fact.team.as_deref() == Some("support"))
+            facts.conversations.iter().all(|row| {
+                row.fact.key.as_deref() == Some("support") && row.fact.team.as_deref() == Some("support")
+            })
         );
-        let created: Vec<i64> = facts.conversations.iter().map(|fact| fact.created_at).collect();
+        let created: Vec<i64> = facts.conversations.iter().map(|row| row.fact.created_at).collect();
         assert!(created.contains(&NOW) && created.contains(&(NOW - 86_400_000)));
+        let timeline = &facts.timeline;
         let mut counts = [0i64; 4];
-        for tally in &facts.tallies {
+        for tally in &timeline.tallies {
             assert!(from <= tally.at && tally.at < to, "{tally:?}");
             for (sum, count) in counts.iter_mut().zip(tally.counts) {
                 *sum += count;
             }
         }
         assert_eq!(counts, [1, 2, 0, 0], "ada's message, the reply and bob's answer");
-        assert_eq!(facts.responses.len(), 1);
-        assert_eq!(facts.responses[0].sla_breached, Some(true));
+        assert_eq!(timeline.responses.len(), 1);
+        assert_eq!(timeline.responses[0].sla_breached, Some(true));
         assert_eq!(
-            facts.events.iter().map(|event| event.kind).collect::<Vec<_>>(),
+            timeline.events.iter().map(|event| event.kind).collect::<Vec<_>>(),
             [EventKind::Resolved]
         );
+        assert_eq!(timeline.conversations(), expected.as_slice());
+        assert_eq!(
+            &store.queries.report_timeline(from, to).await.unwrap(),
+            timeline,
+            "the same timeline read alone"
+        );
     }
-    let before = store
+    let before = store.queries.report_facts(&request(NOW - 2, NOW)).await.unwrap();
+    assert!(before.conversations.is_empty() && before.timeline.is_empty());
+    // Without a timeline to read, only the conversations with times of their own.
+    let own = store
         .queries
-        .report_facts(&request(NOW - 2, NOW, Visibility::All))
+        .report_facts(&ReportRequest {
+            timeline: Vec::new(),
+            ..request(NOW - 1, NOW + 1)
+        })
         .await
         .unwrap();
-    assert!(before.conversations.is_empty() && before.tallies.is_empty());
+    assert_eq!(
+        own.conversations.iter().map(|row| row.fact.id).collect::<Vec<_>>(),
+        [seeded_id]
+    );
+    let by_id = store
+        .queries
+        .report_conversations(Some(Grouping::Agent), &[old_id, old_id + seeded_id + 1])
+        .await
+        .unwrap();
+    assert_eq!(by_id.len(), 1, "only those that exist");
+    assert_eq!(
+        (by_id[0].fact.id, by_id[0].fact.key.as_deref()),
+        (old_id, None),
+        "unassigned"
+    );
+    // Above the store, a reader sees the facts of what they may see only.
+    let cache = crate::query::report_cache::ReportCache::new();
     let nobody = Visibility::Teams {
         agent_id: 0,
         teams: Vec::new(),
     };
-    let hidden = store
-        .queries
-        .report_facts(&request(NOW - 1, NOW + 1, nobody))
+    let hidden = cache
+        .facts(store.queries.as_ref(), NOW - 1, NOW + 1, None, &nobody, NOW + 1)
         .await
         .unwrap();
-    assert_eq!(hidden, Default::default(), "nothing of what the reader may not see");
+    assert!(hidden.conversations.is_empty() && hidden.events().next().is_none() && hidden.tallies().next().is_none());
 }
 
 #[tokio::test]

@@ -1,18 +1,21 @@
 //! The facts reports are made of (`query::reports`): the SQL every backend runs (numbered
 //! `$n` parameters, which SQLite reads too, bound in order) and what is made of the
 //! rows. SQLite reads them through rusqlite on a blocking thread, PostgreSQL through sqlx.
+//! Who may see what is decided above the store (`query::report_cache`).
 //!
 //! The large fact tables (events, responses, message tallies) are read by time alone,
 //! through indexes that hold what is read, and joined to their conversations here
 //! rather than in SQL: a year of a desk is hundreds of thousands of rows, and a join per
-//! row would cost more than the rows themselves. Who may see what is decided here too,
-//! by [`Visibility::allows`] on each conversation's team and assignee.
+//! row would cost more than the rows themselves.
+
+use std::sync::Arc;
 
 use rustc_hash::{FxHashMap, FxHashSet};
 
 use crate::model::{Direction, MessageKind};
-use crate::query::Visibility;
-use crate::query::reports::{ConversationFact, Grouping, ReportFacts, SLOT_MS, TallyFact};
+use crate::query::reports::{
+    ClockMetFact, ConversationFact, Grouping, ReportConversation, SLOT_MS, TallyFact, Timeline,
+};
 use crate::store::StoreResult;
 use crate::store::columns::{tally_of, vocabulary};
 
@@ -73,32 +76,32 @@ pub(in crate::store) fn in_range(from: i64, to: i64) -> &'static str {
     }
 }
 
-/// A report's conversations where `condition` holds, with the grouping's value.
-pub(in crate::store) fn conversations_sql(grouping: Option<Grouping>, condition: &str) -> String {
-    let key = match grouping {
-        None => "CAST(NULL AS TEXT)",
-        Some(Grouping::Team) => "t.key",
-        Some(Grouping::Agent) => "ag.name",
-        Some(Grouping::Channel) => "i.kind",
-        Some(Grouping::Inbox) => "i.key",
-        Some(Grouping::Language) => "c.language",
-        Some(Grouping::Priority) => "c.priority",
-    };
+/// A report's conversations where `condition` holds: their own columns only, names
+/// looked up by id in [`Names`] (a join per conversation costs more, a year being
+/// 100,000 of them).
+pub(in crate::store) fn conversations_sql(condition: &str) -> String {
     format!(
-        "SELECT c.id, {key} AS report_key, t.key AS team_key, c.assignee_id, c.created_at,
+        "SELECT c.id, c.team_id, c.assignee_id, c.inbox_id, c.language, c.priority, c.created_at,
                 c.first_response_at, c.resolved_at, c.transfer_count, c.csat_score, c.csat_requested_at,
                 c.csat_answered_at
-         FROM conversations c JOIN inboxes i ON i.id = c.inbox_id LEFT JOIN teams t ON t.id = c.team_id
-         LEFT JOIN agents ag ON ag.id = c.assignee_id WHERE {condition}"
+         FROM conversations c WHERE {condition}"
     )
 }
 
+/// The teams', agents' and inboxes' names by id, read in the same transaction as the
+/// conversations that name them.
+pub(in crate::store) const TEAM_NAMES: &str = "SELECT id, key FROM teams";
+pub(in crate::store) const AGENT_NAMES: &str = "SELECT id, name FROM agents";
+pub(in crate::store) const INBOX_NAMES: &str = "SELECT id, key, kind FROM inboxes";
+
 /// A conversation row of [`conversations_sql`], as read.
-pub(in crate::store) type ConversationRow = (
+pub(in crate::store) type ConversationRow<Text> = (
     i64,
-    Option<String>,
-    Option<String>,
     Option<i64>,
+    Option<i64>,
+    i64,
+    Option<Text>,
+    Text,
     i64,
     Option<i64>,
     Option<i64>,
@@ -108,20 +111,52 @@ pub(in crate::store) type ConversationRow = (
     Option<i64>,
 );
 
-/// A conversation as a report reads it, with its assignee: with its team, what decides
-/// who may see it.
-pub(in crate::store) struct Visible {
-    pub fact: ConversationFact,
-    pub assignee_id: Option<i64>,
+/// What a report's conversations name by id, and the values they share, each held once.
+#[derive(Default)]
+pub(in crate::store) struct Names {
+    teams: FxHashMap<i64, Arc<str>>,
+    agents: FxHashMap<i64, Arc<str>>,
+    /// Key and channel.
+    inboxes: FxHashMap<i64, (Arc<str>, Arc<str>)>,
+    values: FxHashMap<Box<str>, Arc<str>>,
 }
 
-impl Visible {
-    pub fn of(row: ConversationRow) -> Visible {
+impl Names {
+    pub fn new(teams: Vec<(i64, String)>, agents: Vec<(i64, String)>, inboxes: Vec<(i64, String, String)>) -> Names {
+        Names {
+            teams: teams.into_iter().map(|(id, key)| (id, Arc::from(key))).collect(),
+            agents: agents.into_iter().map(|(id, name)| (id, Arc::from(name))).collect(),
+            inboxes: inboxes
+                .into_iter()
+                .map(|(id, key, kind)| (id, (Arc::from(key), Arc::from(kind))))
+                .collect(),
+            values: FxHashMap::default(),
+        }
+    }
+
+    /// `text`, shared with every other conversation that has it.
+    fn value(&mut self, text: &str) -> Arc<str> {
+        if let Some(value) = self.values.get(text) {
+            return Arc::clone(value);
+        }
+        let value: Arc<str> = Arc::from(text);
+        self.values.insert(text.into(), Arc::clone(&value));
+        value
+    }
+
+    /// A row of [`conversations_sql`] as a report reads it, with the grouping's value.
+    pub fn conversation<Text: AsRef<str>>(
+        &mut self,
+        grouping: Option<Grouping>,
+        row: ConversationRow<Text>,
+    ) -> ReportConversation {
         let (
             id,
-            key,
-            team,
+            team_id,
             assignee_id,
+            inbox_id,
+            language,
+            priority,
             created_at,
             first_response_at,
             resolved_at,
@@ -130,7 +165,18 @@ impl Visible {
             csat_requested_at,
             csat_answered_at,
         ) = row;
-        Visible {
+        let team = team_id.and_then(|id| self.teams.get(&id).cloned());
+        let inbox = self.inboxes.get(&inbox_id);
+        let key = match grouping {
+            None => None,
+            Some(Grouping::Team) => team.clone(),
+            Some(Grouping::Agent) => assignee_id.and_then(|id| self.agents.get(&id).cloned()),
+            Some(Grouping::Channel) => inbox.map(|(_, kind)| Arc::clone(kind)),
+            Some(Grouping::Inbox) => inbox.map(|(key, _)| Arc::clone(key)),
+            Some(Grouping::Language) => language.map(|language| self.value(language.as_ref())),
+            Some(Grouping::Priority) => Some(self.value(priority.as_ref())),
+        };
+        ReportConversation {
             fact: ConversationFact {
                 id,
                 key,
@@ -191,41 +237,26 @@ pub(in crate::store) fn edge_tally(
     })
 }
 
-/// The conversations of facts that `rows` (those with times of their own in the range)
-/// do not hold, ascending.
-pub(in crate::store) fn missing(facts: &ReportFacts, rows: &[Visible]) -> Vec<i64> {
-    let known: FxHashSet<i64> = rows.iter().map(|row| row.fact.id).collect();
-    let mut missing: Vec<i64> = facts
-        .events
+/// The conversations of the timeline's facts and the clocks that `rows` (those with
+/// times of their own in the range) do not hold, ascending.
+pub(in crate::store) fn missing(
+    timeline: &Timeline,
+    clocks_met: &[ClockMetFact],
+    rows: &[ReportConversation],
+) -> Vec<i64> {
+    let mut missing: FxHashSet<i64> = timeline
+        .conversations()
         .iter()
-        .map(|fact| fact.conversation_id)
-        .chain(facts.responses.iter().map(|fact| fact.conversation_id))
-        .chain(facts.tallies.iter().map(|fact| fact.conversation_id))
-        .chain(facts.clocks_met.iter().map(|fact| fact.conversation_id))
-        .filter(|id| !known.contains(id))
-        .collect::<FxHashSet<i64>>()
-        .into_iter()
+        .copied()
+        .chain(clocks_met.iter().map(|fact| fact.conversation_id))
         .collect();
+    // Usually a handful (today's facts): the rows are walked, not hashed.
+    if !missing.is_empty() {
+        for row in rows {
+            missing.remove(&row.fact.id);
+        }
+    }
+    let mut missing: Vec<i64> = missing.into_iter().collect();
     missing.sort_unstable();
     missing
-}
-
-/// The facts with their conversations, of what the reader may see only.
-pub(in crate::store) fn finish(mut facts: ReportFacts, rows: Vec<Visible>, reader: &Visibility) -> ReportFacts {
-    let visible: FxHashMap<i64, ConversationFact> = rows
-        .into_iter()
-        .filter(|row| reader.allows(row.fact.team.as_deref(), row.assignee_id))
-        .map(|row| (row.fact.id, row.fact))
-        .collect();
-    facts.events.retain(|fact| visible.contains_key(&fact.conversation_id));
-    facts
-        .responses
-        .retain(|fact| visible.contains_key(&fact.conversation_id));
-    facts.tallies.retain(|fact| visible.contains_key(&fact.conversation_id));
-    facts
-        .clocks_met
-        .retain(|fact| visible.contains_key(&fact.conversation_id));
-    facts.conversations = visible.into_values().collect();
-    facts.conversations.sort_unstable_by_key(|fact| fact.id);
-    facts
 }

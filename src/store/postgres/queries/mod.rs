@@ -24,6 +24,8 @@ pub use conversations::*;
 pub use deliveries::*;
 
 use crate::model::{DeliveryStatus, Role, Timestamp};
+use crate::query::report_cache::ReportSource;
+use crate::query::reports::{Grouping, ReportConversation, ReportRequest, StoredFacts, Timeline};
 use crate::query::*;
 use crate::store::columns::vocabulary;
 use crate::store::{StoreError, StoreResult, Subscription};
@@ -193,6 +195,25 @@ pub async fn csat_page(pool: &PgPool, token: &str, asked_since: i64) -> StoreRes
         language: row.try_get("language")?,
         open: row.try_get("open")?,
     })
+}
+
+#[async_trait]
+impl ReportSource for PgStore {
+    async fn report_timeline(&self, from: i64, to: i64) -> StoreResult<Timeline> {
+        self::reports::report_timeline(&self.pool, from, to).await
+    }
+
+    async fn report_facts(&self, request: &ReportRequest) -> StoreResult<StoredFacts> {
+        self::reports::report_facts(&self.pool, request).await
+    }
+
+    async fn report_conversations(
+        &self,
+        grouping: Option<Grouping>,
+        ids: &[i64],
+    ) -> StoreResult<Vec<ReportConversation>> {
+        self::reports::report_conversations(&self.pool, grouping, ids).await
+    }
 }
 
 #[async_trait]
@@ -421,13 +442,6 @@ impl Queries for PgStore {
 
     async fn unread_mentions(&self, agent_id: i64, visible_to: &Visibility) -> StoreResult<i64> {
         agents::unread_mentions(&self.pool, agent_id, visible_to).await
-    }
-
-    async fn report_facts(
-        &self,
-        request: &crate::query::reports::ReportRequest,
-    ) -> StoreResult<crate::query::reports::ReportFacts> {
-        self::reports::report_facts(&self.pool, request).await
     }
 
     async fn agent_tokens(&self, agent_id: i64) -> StoreResult<Vec<TokenView>> {

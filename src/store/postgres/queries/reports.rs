@@ -5,16 +5,17 @@ use sqlx::{PgConnection, PgPool};
 
 use crate::model::clock::ClockKind;
 use crate::query::reports::{
-    ClockMetFact, EventFact, EventKind, ReportFacts, ReportRequest, ResponseFact, SLOT_MS, TallyFact,
+    ClockMetFact, EventFact, EventKind, Grouping, ReportConversation, ReportRequest, ResponseFact, SLOT_MS,
+    StoredFacts, TallyFact, Timeline,
 };
 use crate::store::StoreResult;
 use crate::store::columns::vocabulary;
 use crate::store::report_views::{
-    CLOCKS_MET, ConversationRow, EDGE_MESSAGES, EVENTS, RESPONSES, TALLIES, Visible, conversations_sql, edge_tally,
-    finish, in_range, missing, slots,
+    AGENT_NAMES, CLOCKS_MET, ConversationRow, EDGE_MESSAGES, EVENTS, INBOX_NAMES, Names, RESPONSES, TALLIES,
+    TEAM_NAMES, conversations_sql, edge_tally, in_range, missing, slots,
 };
 
-async fn timeline(conn: &mut PgConnection, from: i64, to: i64) -> StoreResult<ReportFacts> {
+async fn timeline(conn: &mut PgConnection, from: i64, to: i64) -> StoreResult<Timeline> {
     let events: Vec<(i64, i64, String, String)> =
         sqlx::query_as(EVENTS).bind(from).bind(to).fetch_all(&mut *conn).await?;
     let responses: Vec<(i64, i64, i64, bool, Option<String>)> = sqlx::query_as(RESPONSES)
@@ -51,14 +52,8 @@ async fn timeline(conn: &mut PgConnection, from: i64, to: i64) -> StoreResult<Re
             tallies.push(edge_tally(conversation_id, &direction, &kind, count, start)?);
         }
     }
-    let clocks: Vec<(i64, String, i64)> = sqlx::query_as(CLOCKS_MET)
-        .bind(from)
-        .bind(to)
-        .fetch_all(&mut *conn)
-        .await?;
-    Ok(ReportFacts {
-        conversations: Vec::new(),
-        events: events
+    Ok(Timeline::new(
+        events
             .into_iter()
             .filter_map(|(conversation_id, at, kind, data)| {
                 EventKind::of(&kind, &data).map(|kind| EventFact {
@@ -68,7 +63,7 @@ async fn timeline(conn: &mut PgConnection, from: i64, to: i64) -> StoreResult<Re
                 })
             })
             .collect(),
-        responses: responses
+        responses
             .into_iter()
             .map(|(conversation_id, waited_from, answered_at, first, sla)| ResponseFact {
                 conversation_id,
@@ -79,41 +74,107 @@ async fn timeline(conn: &mut PgConnection, from: i64, to: i64) -> StoreResult<Re
             })
             .collect(),
         tallies,
-        clocks_met: clocks
-            .into_iter()
-            .map(|(conversation_id, clock, at)| {
-                Ok(ClockMetFact {
-                    conversation_id,
-                    clock: vocabulary(ClockKind::parse, &clock)?,
-                    at,
-                })
-            })
-            .collect::<StoreResult<_>>()?,
-    })
+    ))
 }
 
-/// The facts of the request's range, in one snapshot so the reads agree.
-pub async fn report_facts(pool: &PgPool, request: &ReportRequest) -> StoreResult<ReportFacts> {
+async fn clocks_met(conn: &mut PgConnection, from: i64, to: i64) -> StoreResult<Vec<ClockMetFact>> {
+    let clocks: Vec<(i64, String, i64)> = sqlx::query_as(CLOCKS_MET)
+        .bind(from)
+        .bind(to)
+        .fetch_all(&mut *conn)
+        .await?;
+    clocks
+        .into_iter()
+        .map(|(conversation_id, clock, at)| {
+            Ok(ClockMetFact {
+                conversation_id,
+                clock: vocabulary(ClockKind::parse, &clock)?,
+                at,
+            })
+        })
+        .collect()
+}
+
+async fn names(conn: &mut PgConnection) -> StoreResult<Names> {
+    Ok(Names::new(
+        sqlx::query_as(TEAM_NAMES).fetch_all(&mut *conn).await?,
+        sqlx::query_as(AGENT_NAMES).fetch_all(&mut *conn).await?,
+        sqlx::query_as(INBOX_NAMES).fetch_all(&mut *conn).await?,
+    ))
+}
+
+async fn conversations(
+    conn: &mut PgConnection,
+    names: &mut Names,
+    grouping: Option<Grouping>,
+    query: sqlx::query::QueryAs<'_, sqlx::Postgres, ConversationRow<String>, sqlx::postgres::PgArguments>,
+) -> StoreResult<Vec<ReportConversation>> {
+    let rows: Vec<ConversationRow<String>> = query.fetch_all(&mut *conn).await?;
+    Ok(rows.into_iter().map(|row| names.conversation(grouping, row)).collect())
+}
+
+async fn conversations_by_id(
+    conn: &mut PgConnection,
+    names: &mut Names,
+    grouping: Option<Grouping>,
+    ids: &[i64],
+) -> StoreResult<Vec<ReportConversation>> {
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let sql = conversations_sql("c.id = ANY($1)");
+    conversations(conn, names, grouping, sqlx::query_as(&sql).bind(ids)).await
+}
+
+/// A read-only transaction on one snapshot, so its reads agree.
+async fn snapshot(pool: &PgPool) -> StoreResult<sqlx::Transaction<'static, sqlx::Postgres>> {
     let mut tx = pool.begin().await?;
     sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
         .execute(&mut *tx)
         .await?;
-    let facts = timeline(&mut tx, request.from, request.to).await?;
-    let rows: Vec<ConversationRow> =
-        sqlx::query_as(&conversations_sql(request.grouping, in_range(request.from, request.to)))
-            .bind(request.from)
-            .bind(request.to)
-            .fetch_all(&mut *tx)
-            .await?;
-    let mut rows: Vec<Visible> = rows.into_iter().map(Visible::of).collect();
-    let missing = missing(&facts, &rows);
-    if !missing.is_empty() {
-        let more: Vec<ConversationRow> = sqlx::query_as(&conversations_sql(request.grouping, "c.id = ANY($1)"))
-            .bind(&missing)
-            .fetch_all(&mut *tx)
-            .await?;
-        rows.extend(more.into_iter().map(Visible::of));
-    }
+    Ok(tx)
+}
+
+/// The timeline of `[from, to)`.
+pub async fn report_timeline(pool: &PgPool, from: i64, to: i64) -> StoreResult<Timeline> {
+    let mut tx = snapshot(pool).await?;
+    let timeline = timeline(&mut tx, from, to).await?;
     tx.commit().await?;
-    Ok(finish(facts, rows, &request.visible_to))
+    Ok(timeline)
+}
+
+/// The request's facts, in one snapshot so the reads agree.
+pub async fn report_facts(pool: &PgPool, request: &ReportRequest) -> StoreResult<StoredFacts> {
+    let mut tx = snapshot(pool).await?;
+    let mut parts = Vec::new();
+    for (from, to) in &request.timeline {
+        parts.push(timeline(&mut tx, *from, *to).await?);
+    }
+    let timeline = Timeline::join(parts);
+    let clocks_met = clocks_met(&mut tx, request.from, request.to).await?;
+    let mut names = names(&mut tx).await?;
+    let sql = conversations_sql(in_range(request.from, request.to));
+    let query = sqlx::query_as(&sql).bind(request.from).bind(request.to);
+    let mut rows = conversations(&mut tx, &mut names, request.grouping, query).await?;
+    let missing = missing(&timeline, &clocks_met, &rows);
+    rows.extend(conversations_by_id(&mut tx, &mut names, request.grouping, &missing).await?);
+    tx.commit().await?;
+    Ok(StoredFacts {
+        conversations: rows,
+        timeline,
+        clocks_met,
+    })
+}
+
+/// The conversations `ids` names that exist.
+pub async fn report_conversations(
+    pool: &PgPool,
+    grouping: Option<Grouping>,
+    ids: &[i64],
+) -> StoreResult<Vec<ReportConversation>> {
+    let mut tx = snapshot(pool).await?;
+    let mut names = names(&mut tx).await?;
+    let rows = conversations_by_id(&mut tx, &mut names, grouping, ids).await?;
+    tx.commit().await?;
+    Ok(rows)
 }

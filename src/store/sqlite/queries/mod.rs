@@ -23,6 +23,8 @@ pub use conversations::*;
 pub use deliveries::*;
 
 use crate::model::{DeliveryStatus, Role, Timestamp};
+use crate::query::report_cache::ReportSource;
+use crate::query::reports::{Grouping, ReportConversation, ReportRequest, StoredFacts, Timeline};
 use crate::query::*;
 use crate::store::columns::vocabulary;
 use crate::store::{StoreError, StoreResult, Subscription};
@@ -192,6 +194,33 @@ pub async fn csat_page(pool: &SqlitePool, token: &str, asked_since: i64) -> Stor
         language: row.try_get("language")?,
         open: row.try_get("open")?,
     })
+}
+
+#[async_trait]
+impl ReportSource for SqliteStore {
+    async fn report_timeline(&self, from: i64, to: i64) -> StoreResult<Timeline> {
+        self.blocking
+            .read(move |conn| self::reports::report_timeline(conn, from, to))
+            .await
+    }
+
+    async fn report_facts(&self, request: &ReportRequest) -> StoreResult<StoredFacts> {
+        let request = request.clone();
+        self.blocking
+            .read(move |conn| self::reports::report_facts(conn, &request))
+            .await
+    }
+
+    async fn report_conversations(
+        &self,
+        grouping: Option<Grouping>,
+        ids: &[i64],
+    ) -> StoreResult<Vec<ReportConversation>> {
+        let ids = ids.to_vec();
+        self.blocking
+            .read(move |conn| self::reports::report_conversations(conn, grouping, &ids))
+            .await
+    }
 }
 
 #[async_trait]
@@ -420,16 +449,6 @@ impl Queries for SqliteStore {
 
     async fn unread_mentions(&self, agent_id: i64, visible_to: &Visibility) -> StoreResult<i64> {
         agents::unread_mentions(&self.reader, agent_id, visible_to).await
-    }
-
-    async fn report_facts(
-        &self,
-        request: &crate::query::reports::ReportRequest,
-    ) -> StoreResult<crate::query::reports::ReportFacts> {
-        let request = request.clone();
-        self.blocking
-            .read(move |conn| self::reports::report_facts(conn, &request))
-            .await
     }
 
     async fn agent_tokens(&self, agent_id: i64) -> StoreResult<Vec<TokenView>> {

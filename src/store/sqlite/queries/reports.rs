@@ -11,12 +11,13 @@ use rusqlite::{Connection, OpenFlags, Transaction, params};
 use super::super::BUSY_TIMEOUT;
 use crate::model::clock::ClockKind;
 use crate::query::reports::{
-    ClockMetFact, EventFact, EventKind, ReportFacts, ReportRequest, ResponseFact, SLOT_MS, TallyFact,
+    ClockMetFact, EventFact, EventKind, Grouping, ReportConversation, ReportRequest, ResponseFact, SLOT_MS,
+    StoredFacts, TallyFact, Timeline,
 };
 use crate::store::columns::vocabulary;
 use crate::store::report_views::{
-    CLOCKS_MET, EDGE_MESSAGES, EVENTS, RESPONSES, TALLIES, Visible, conversations_sql, edge_tally, finish, in_range,
-    missing, slots,
+    AGENT_NAMES, CLOCKS_MET, EDGE_MESSAGES, EVENTS, INBOX_NAMES, Names, RESPONSES, TALLIES, TEAM_NAMES,
+    conversations_sql, edge_tally, in_range, missing, slots,
 };
 use crate::store::{StoreError, StoreResult};
 
@@ -69,26 +70,27 @@ impl BlockingReaders {
     }
 }
 
-fn timeline(tx: &Transaction<'_>, from: i64, to: i64) -> StoreResult<ReportFacts> {
-    let mut facts = ReportFacts::default();
-    let mut events = tx.prepare_cached(EVENTS)?;
-    let mut rows = events.query(params![from, to])?;
+fn timeline(tx: &Transaction<'_>, from: i64, to: i64) -> StoreResult<Timeline> {
+    let mut events = Vec::new();
+    let mut statement = tx.prepare_cached(EVENTS)?;
+    let mut rows = statement.query(params![from, to])?;
     while let Some(row) = rows.next()? {
         let kind: String = row.get(2)?;
         let data: String = row.get(3)?;
         if let Some(kind) = EventKind::of(&kind, &data) {
-            facts.events.push(EventFact {
+            events.push(EventFact {
                 conversation_id: row.get(0)?,
                 at: row.get(1)?,
                 kind,
             });
         }
     }
-    let mut responses = tx.prepare_cached(RESPONSES)?;
-    let mut rows = responses.query(params![from, to])?;
+    let mut responses = Vec::new();
+    let mut statement = tx.prepare_cached(RESPONSES)?;
+    let mut rows = statement.query(params![from, to])?;
     while let Some(row) = rows.next()? {
         let sla: Option<String> = row.get(4)?;
-        facts.responses.push(ResponseFact {
+        responses.push(ResponseFact {
             conversation_id: row.get(0)?,
             waited_from: row.get(1)?,
             answered_at: row.get(2)?,
@@ -96,13 +98,14 @@ fn timeline(tx: &Transaction<'_>, from: i64, to: i64) -> StoreResult<ReportFacts
             sla_breached: sla.map(|sla| sla == "breached"),
         });
     }
+    let mut tallies = Vec::new();
     let (whole, edges) = slots(from, to);
     if let Some((first, end)) = whole {
-        let mut tallies = tx.prepare_cached(TALLIES)?;
-        let mut rows = tallies.query(params![first, end])?;
+        let mut statement = tx.prepare_cached(TALLIES)?;
+        let mut rows = statement.query(params![first, end])?;
         while let Some(row) = rows.next()? {
             let slot: i64 = row.get(0)?;
-            facts.tallies.push(TallyFact {
+            tallies.push(TallyFact {
                 conversation_id: row.get(1)?,
                 at: slot * SLOT_MS,
                 counts: [row.get(2)?, row.get(3)?, row.get(4)?, row.get(5)?],
@@ -115,16 +118,19 @@ fn timeline(tx: &Transaction<'_>, from: i64, to: i64) -> StoreResult<ReportFacts
         while let Some(row) = rows.next()? {
             let direction: String = row.get(1)?;
             let kind: String = row.get(2)?;
-            facts
-                .tallies
-                .push(edge_tally(row.get(0)?, &direction, &kind, row.get(3)?, start)?);
+            tallies.push(edge_tally(row.get(0)?, &direction, &kind, row.get(3)?, start)?);
         }
     }
-    let mut clocks = tx.prepare_cached(CLOCKS_MET)?;
-    let mut rows = clocks.query(params![from, to])?;
+    Ok(Timeline::new(events, responses, tallies))
+}
+
+fn clocks_met(tx: &Transaction<'_>, from: i64, to: i64) -> StoreResult<Vec<ClockMetFact>> {
+    let mut statement = tx.prepare_cached(CLOCKS_MET)?;
+    let mut rows = statement.query(params![from, to])?;
+    let mut facts = Vec::new();
     while let Some(row) = rows.next()? {
         let clock: String = row.get(1)?;
-        facts.clocks_met.push(ClockMetFact {
+        facts.push(ClockMetFact {
             conversation_id: row.get(0)?,
             clock: vocabulary(ClockKind::parse, &clock)?,
             at: row.get(2)?,
@@ -133,45 +139,124 @@ fn timeline(tx: &Transaction<'_>, from: i64, to: i64) -> StoreResult<ReportFacts
     Ok(facts)
 }
 
-fn conversations(tx: &Transaction<'_>, sql: &str, bind: impl rusqlite::Params) -> StoreResult<Vec<Visible>> {
-    let mut statement = tx.prepare_cached(sql)?;
-    let rows = statement.query_map(bind, |row| {
-        Ok(Visible::of((
-            row.get(0)?,
-            row.get(1)?,
-            row.get(2)?,
-            row.get(3)?,
-            row.get(4)?,
-            row.get(5)?,
-            row.get(6)?,
-            row.get(7)?,
-            row.get(8)?,
-            row.get(9)?,
-            row.get(10)?,
-        )))
-    })?;
-    Ok(rows.collect::<Result<_, _>>()?)
+fn names(tx: &Transaction<'_>) -> StoreResult<Names> {
+    fn read<T>(
+        tx: &Transaction<'_>,
+        sql: &str,
+        row: impl FnMut(&rusqlite::Row<'_>) -> rusqlite::Result<T>,
+    ) -> StoreResult<Vec<T>> {
+        Ok(tx.prepare_cached(sql)?.query_map([], row)?.collect::<Result<_, _>>()?)
+    }
+    Ok(Names::new(
+        read(tx, TEAM_NAMES, |row| Ok((row.get(0)?, row.get(1)?)))?,
+        read(tx, AGENT_NAMES, |row| Ok((row.get(0)?, row.get(1)?)))?,
+        read(tx, INBOX_NAMES, |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)))?,
+    ))
 }
 
-/// The facts of the request's range, in one read transaction so the reads agree.
-pub fn report_facts(conn: &mut Connection, request: &ReportRequest) -> StoreResult<ReportFacts> {
+fn conversations(
+    tx: &Transaction<'_>,
+    names: &mut Names,
+    grouping: Option<Grouping>,
+    sql: &str,
+    bind: impl rusqlite::Params,
+) -> StoreResult<Vec<ReportConversation>> {
+    let mut statement = tx.prepare_cached(sql)?;
+    let mut rows = statement.query(bind)?;
+    let mut read = Vec::new();
+    while let Some(row) = rows.next()? {
+        // Texts borrowed from the row: most are the same few values, held once by `names`.
+        let text = |index: usize| -> StoreResult<Option<&str>> {
+            row.get_ref(index)?
+                .as_str_or_null()
+                .map_err(|err| StoreError::fatal(format!("a conversation's column {index}: {err}")))
+        };
+        let language = text(4)?;
+        let priority = text(5)?.unwrap_or_default();
+        read.push(names.conversation(
+            grouping,
+            (
+                row.get(0)?,
+                row.get(1)?,
+                row.get(2)?,
+                row.get(3)?,
+                language,
+                priority,
+                row.get(6)?,
+                row.get(7)?,
+                row.get(8)?,
+                row.get(9)?,
+                row.get(10)?,
+                row.get(11)?,
+                row.get(12)?,
+            ),
+        ));
+    }
+    Ok(read)
+}
+
+fn conversations_by_id(
+    tx: &Transaction<'_>,
+    names: &mut Names,
+    grouping: Option<Grouping>,
+    ids: &[i64],
+) -> StoreResult<Vec<ReportConversation>> {
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let ids: Vec<String> = ids.iter().map(i64::to_string).collect();
+    conversations(
+        tx,
+        names,
+        grouping,
+        &conversations_sql("c.id IN (SELECT value FROM json_each($1))"),
+        params![format!("[{}]", ids.join(","))],
+    )
+}
+
+/// The timeline of `[from, to)`.
+pub fn report_timeline(conn: &mut Connection, from: i64, to: i64) -> StoreResult<Timeline> {
     let tx = conn.transaction()?;
-    let facts = timeline(&tx, request.from, request.to)?;
+    let timeline = timeline(&tx, from, to)?;
+    tx.finish()?;
+    Ok(timeline)
+}
+
+/// The request's facts, in one read transaction so the reads agree.
+pub fn report_facts(conn: &mut Connection, request: &ReportRequest) -> StoreResult<StoredFacts> {
+    let tx = conn.transaction()?;
+    let mut parts = Vec::new();
+    for (from, to) in &request.timeline {
+        parts.push(timeline(&tx, *from, *to)?);
+    }
+    let timeline = Timeline::join(parts);
+    let clocks_met = clocks_met(&tx, request.from, request.to)?;
+    let mut names = names(&tx)?;
     let mut rows = conversations(
         &tx,
-        &conversations_sql(request.grouping, in_range(request.from, request.to)),
+        &mut names,
+        request.grouping,
+        &conversations_sql(in_range(request.from, request.to)),
         params![request.from, request.to],
     )?;
-    let missing = missing(&facts, &rows);
-    if !missing.is_empty() {
-        let ids: Vec<String> = missing.iter().map(i64::to_string).collect();
-        let ids = format!("[{}]", ids.join(","));
-        rows.extend(conversations(
-            &tx,
-            &conversations_sql(request.grouping, "c.id IN (SELECT value FROM json_each($1))"),
-            params![ids],
-        )?);
-    }
+    let missing = missing(&timeline, &clocks_met, &rows);
+    rows.extend(conversations_by_id(&tx, &mut names, request.grouping, &missing)?);
     tx.finish()?;
-    Ok(finish(facts, rows, &request.visible_to))
+    Ok(StoredFacts {
+        conversations: rows,
+        timeline,
+        clocks_met,
+    })
+}
+
+/// The conversations `ids` names that exist.
+pub fn report_conversations(
+    conn: &mut Connection,
+    grouping: Option<Grouping>,
+    ids: &[i64],
+) -> StoreResult<Vec<ReportConversation>> {
+    let tx = conn.transaction()?;
+    let rows = conversations_by_id(&tx, &mut names(&tx)?, grouping, ids)?;
+    tx.finish()?;
+    Ok(rows)
 }
