@@ -5,9 +5,9 @@
 
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
-use switchboard_test_telegram::FakeTelegram;
+use switchboard_test_telegram::{FakeTelegram, telegram_inbox};
 
-use crate::harness::{Daemon, Receiver, config_with_inbox, eventually, shop_inbox, telegram_inbox};
+use crate::harness::{Daemon, Receiver, config_with_inbox, eventually, shop_inbox};
 
 const BOT_TOKEN: &str = "5000000002:AAHfake-token-for-the-contacts-bot";
 const ADA_TELEGRAM: i64 = 418_552_901;

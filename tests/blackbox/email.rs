@@ -9,46 +9,13 @@ use serde_json::{Value, json};
 use switchboard_connector_email::{Limits, ParsedMail, parse};
 
 use crate::harness::{Daemon, config_with_inbox, eventually, message_by_id, with_update_events};
-use switchboard_test_mailservers::{Dovecot, SmtpRelay, TestCa};
+use switchboard_test_mailservers::{
+    CUSTOMER, Dovecot, OTHER, SUPPORT, SmtpRelay, TestCa, email_inbox, mail, password_file, plain_servers,
+};
 
-const SUPPORT: &str = "support@test.local";
-const CUSTOMER: &str = "customer@test.local";
-const OTHER: &str = "other@test.local";
-
-/// The IMAP and SMTP tables of the test inbox, plain on loopback.
-fn plain_servers(dir: &std::path::Path, dovecot: &Dovecot, relay: &SmtpRelay) -> (String, String) {
-    (
-        format!(
-            r#"{{ host = "127.0.0.1", port = {}, security = "plain", password_file = "{}" }}"#,
-            dovecot.imap_port(),
-            dir.join("imap-password").display()
-        ),
-        format!(
-            r#"{{ host = "127.0.0.1", port = {}, security = "plain" }}"#,
-            relay.port()
-        ),
-    )
-}
-
+/// The test config around the inbox `mail` on these servers (inline tables).
 fn email_config(dir: &std::path::Path, imap: &str, smtp: &str) -> String {
-    std::fs::write(dir.join("imap-password"), "secret\n").unwrap();
-    config_with_inbox(
-        dir,
-        &format!(
-            r#"
-[inboxes.mail]
-name = "Support mail"
-
-[inboxes.mail.email]
-address = "{SUPPORT}"
-display_name = "Test Support"
-imap = {imap}
-smtp = {smtp}
-# Used only where the server has no IDLE.
-poll_interval = "1s"
-"#
-        ),
-    )
+    config_with_inbox(dir, &email_inbox(dir, "mail", imap, smtp))
 }
 
 /// Dovecot, the SMTP relay into it, and the daemon reading `support@test.local`.
@@ -237,21 +204,6 @@ fn outbound_messages(detail: &Value) -> Vec<Value> {
         .filter(|m| m["direction"] == "outbound")
         .cloned()
         .collect()
-}
-
-/// A plain-text mail as a customer's client writes it.
-fn mail(from: &str, subject: &str, message_id: &str, threading: &[(&str, &str)], body: &str) -> Vec<u8> {
-    let mut raw = format!(
-        "From: {from}\r\nTo: Test Support <{SUPPORT}>\r\nSubject: {subject}\r\nMessage-ID: <{message_id}>\r\n\
-         Date: Tue, 24 Nov 2026 10:00:00 +0000\r\nMIME-Version: 1.0\r\n"
-    );
-    for (name, value) in threading {
-        raw.push_str(&format!("{name}: {value}\r\n"));
-    }
-    raw.push_str("Content-Type: text/plain; charset=utf-8\r\n\r\n");
-    raw.push_str(body);
-    raw.push_str("\r\n");
-    raw.into_bytes()
 }
 
 fn id_of(mail: &ParsedMail) -> String {
@@ -838,13 +790,13 @@ async fn imap_over_tls_and_smtp_with_starttls_and_auth_check_the_servers_certifi
             format!(
                 r#"{{ host = "localhost", port = {}, security = "tls", password_file = "{}", ca_file = "{}" }}"#,
                 dovecot.imaps_port(),
-                dir.join("imap-password").display(),
+                password_file(dir).display(),
                 ca_file.display()
             ),
             format!(
                 r#"{{ host = "localhost", port = {}, security = "starttls", password_file = "{}", ca_file = "{}" }}"#,
                 relay.port(),
-                dir.join("imap-password").display(),
+                password_file(dir).display(),
                 ca_file.display()
             ),
         )
@@ -870,7 +822,7 @@ async fn imap_over_tls_and_smtp_with_starttls_and_auth_check_the_servers_certifi
     let imap = format!(
         r#"{{ host = "localhost", port = {}, security = "tls", password_file = "{}" }}"#,
         desk.dovecot.imaps_port(),
-        dir.path().join("imap-password").display()
+        password_file(dir.path()).display()
     );
     let smtp = r#"{ host = "localhost", port = 1, security = "tls" }"#;
     std::fs::write(

@@ -52,33 +52,6 @@ max_body_bytes = 65536
     )
 }
 
-/// A Telegram inbox `key` (TOML) polling the fake Bot API as the bot `token`, written
-/// to a token file in `dir`; `extra` adds to its table.
-pub fn telegram_inbox(
-    dir: &Path,
-    key: &str,
-    token: &str,
-    fake: &switchboard_test_telegram::FakeTelegram,
-    extra: &str,
-) -> String {
-    let token_file = dir.join(format!("{key}.token"));
-    std::fs::write(&token_file, format!("{token}\n")).unwrap();
-    format!(
-        r#"
-[inboxes.{key}]
-name = "Bot {key}"
-
-[inboxes.{key}.telegram]
-token_file = "{token_file}"
-api_url = "{api}"
-poll_timeout = "5s"
-{extra}
-"#,
-        token_file = token_file.display(),
-        api = fake.url().trim_end_matches('/'),
-    )
-}
-
 /// The test config around one inbox's tables (TOML).
 pub fn config_with_inbox(dir: &Path, inbox: &str) -> String {
     format!(

@@ -4,10 +4,10 @@
 
 use reqwest::{Method, StatusCode};
 use serde_json::json;
-use switchboard_test_telegram::{FakeTelegram, private_text};
+use switchboard_test_telegram::{FakeTelegram, private_text, telegram_inbox};
 
 use crate::harness::{
-    Daemon, Receiver, SECRET, SignAs, config, config_with_inbox, customer_message, eventually, telegram_inbox, unix_now,
+    Daemon, Receiver, SECRET, SignAs, config, config_with_inbox, customer_message, eventually, unix_now,
 };
 
 /// The scrape, as text.

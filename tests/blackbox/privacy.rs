@@ -16,10 +16,10 @@ use std::time::Instant;
 
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
-use switchboard_test_mailservers::{Dovecot, SmtpRelay};
-use switchboard_test_telegram::FakeTelegram;
+use switchboard_test_mailservers::{Dovecot, SmtpRelay, email_inbox, plain_servers};
+use switchboard_test_telegram::{FakeTelegram, telegram_inbox};
 
-use crate::harness::{Daemon, Receiver, SECRET, config_with_inbox, eventually, shop_inbox, telegram_inbox};
+use crate::harness::{Daemon, Receiver, SECRET, config_with_inbox, eventually, shop_inbox};
 
 const BOT_TOKEN: &str = "5000000001:AAHfake-token-for-the-shop-help-bot";
 /// Ada's Telegram user id: long enough not to turn up by chance in the file's bytes.
@@ -59,23 +59,8 @@ async fn start() -> Desk {
     let relay = SmtpRelay::start(&dovecot).await;
     let receiver = Receiver::start().await;
     let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("imap-password"), "secret\n").unwrap();
-    let mail = format!(
-        r#"
-[inboxes.mail]
-name = "Support mail"
-
-[inboxes.mail.email]
-address = "support@test.local"
-display_name = "Test Support"
-imap = {{ host = "127.0.0.1", port = {imap}, security = "plain", password_file = "{password}" }}
-smtp = {{ host = "127.0.0.1", port = {smtp}, security = "plain" }}
-poll_interval = "1s"
-"#,
-        imap = dovecot.imap_port(),
-        password = dir.path().join("imap-password").display(),
-        smtp = relay.port(),
-    );
+    let (imap, smtp) = plain_servers(dir.path(), &dovecot, &relay);
+    let mail = email_inbox(dir.path(), "mail", &imap, &smtp);
     let inboxes = shop_inbox(&receiver.url()) + &telegram_inbox(dir.path(), "shop-bot", BOT_TOKEN, &fake, "") + &mail;
     std::fs::write(
         dir.path().join("switchboard.toml"),

@@ -6,9 +6,9 @@ use std::time::Duration;
 
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
-use switchboard_test_telegram::{Failure, FakeTelegram};
+use switchboard_test_telegram::{Failure, FakeTelegram, telegram_inbox};
 
-use crate::harness::{Daemon, config_with_inbox, eventually, telegram_inbox, with_update_events};
+use crate::harness::{Daemon, config_with_inbox, eventually, with_update_events};
 
 const TOKEN: &str = "5000000001:AAHfake-token-for-the-shop-help-bot";
 const OTHER_TOKEN: &str = "5000000002:AAHfake-token-for-the-second-bot-00";

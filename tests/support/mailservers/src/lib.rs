@@ -3,8 +3,9 @@
 //! a copy of every message it accepts and relays it into that Dovecot over LMTP. Each is
 //! a private instance on free loopback ports in its own temp dir, so tests run in parallel.
 //!
-//! A crate of its own because two programs start them: the black-box tests and the
-//! benchmark program's email scenario.
+//! A crate of its own because several programs start them: the black-box tests, the
+//! manual-clock tests (tests/escalation) and the benchmark program's email scenario.
+//! [`email_inbox`] is the daemon's config for them.
 
 use std::fs::{File, OpenOptions};
 use std::io::{BufRead, BufReader};
@@ -17,6 +18,10 @@ use futures_util::TryStreamExt;
 use tempfile::TempDir;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
+
+mod inbox;
+
+pub use inbox::{CUSTOMER, OTHER, SUPPORT, email_inbox, mail, password_file, plain_servers};
 
 /// How long any awaited effect may take before the caller fails.
 pub const DEADLINE: Duration = Duration::from_secs(20);
@@ -51,7 +56,7 @@ pub const PASSWORD: &str = "secret";
 /// The login the TLS relay requires.
 pub const RELAY_USER: &str = "support@test.local";
 /// The mailboxes every Dovecot has.
-pub const USERS: [&str; 3] = ["support@test.local", "customer@test.local", "other@test.local"];
+pub const USERS: [&str; 3] = [SUPPORT, CUSTOMER, OTHER];
 /// Not `python3`: that may be a pyenv shim without aiosmtpd.
 const PYTHON: &str = "/usr/bin/python3";
 const RELAY_SCRIPT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/smtp_relay.py");

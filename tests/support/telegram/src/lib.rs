@@ -48,6 +48,7 @@
 //! Tests must not sleep to wait for the daemon. [`FakeTelegram::wait_for_calls`] and [`FakeTelegram::wait_until`]
 //! wake on every change of the fake's state and panic with what was seen when their deadline passes.
 
+mod inbox;
 mod markdown;
 mod params;
 mod server;
@@ -60,6 +61,7 @@ use std::time::Duration;
 use serde_json::{Value, json};
 use tokio::sync::oneshot;
 
+pub use inbox::telegram_inbox;
 pub use state::{Call, Failure, Upload, Webhook};
 use state::{FailureRule, Identity, Shared, StoredFile};
 
@@ -422,11 +424,6 @@ impl FakeTelegram {
     }
 }
 
-/// POSTs `update` to `url` the way Telegram delivers webhooks (JSON body, `X-Telegram-Bot-Api-Secret-Token` when a
-/// secret is given) and returns the status answered.
-///
-/// # Panics
-/// If `url` is not on loopback (tests must not reach out), or on a connection error.
 /// A customer's text in a private chat, as `getUpdates` or a webhook carries it (the
 /// update id is the fake's to add).
 pub fn private_text(user: i64, message_id: i64, text: &str) -> Value {
@@ -441,6 +438,11 @@ pub fn private_text(user: i64, message_id: i64, text: &str) -> Value {
     })
 }
 
+/// POSTs `update` to `url` the way Telegram delivers webhooks (JSON body, `X-Telegram-Bot-Api-Secret-Token` when a
+/// secret is given) and returns the status answered.
+///
+/// # Panics
+/// If `url` is not on loopback (tests must not reach out), or on a connection error.
 pub async fn post_update(url: &str, secret: Option<&str>, update: &Value) -> u16 {
     post_update_with(&reqwest::Client::new(), url, secret, update).await
 }
