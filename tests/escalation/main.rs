@@ -1,6 +1,12 @@
 //! Escalation, assignment and SLA clocks, through the HTTP API of a daemon running in
 //! this process on a [`ManualClock`]: the tests set Friday 17:55, then Monday, and watch
 //! what the scheduler does, without waiting for real time to pass.
+//!
+//! Every desk has the webhook inbox `shop`; a test can add an email inbox on a private
+//! Dovecot and SMTP relay and a Telegram inbox on the fake Bot API ([`Setup`]). Their
+//! readers wait on real time (IDLE, long polling), not on the clock, and store each
+//! message at the clock's time when they take it: a test waits for a message through
+//! the API before it moves the clock.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -15,7 +21,8 @@ use switchboard::model::Role;
 use switchboard::store::NewAgent;
 use switchboard_connector_webhook::Secret;
 use switchboard_connector_webhook::signature::{HEADER_ID, HEADER_SIGNATURE, HEADER_TIMESTAMP};
-use switchboard_test_mailservers::eventually;
+use switchboard_test_mailservers::{Dovecot, SmtpRelay, email_inbox, eventually, plain_servers};
+use switchboard_test_telegram::{FakeTelegram, telegram_inbox};
 use tempfile::TempDir;
 use tokio_util::sync::CancellationToken;
 
@@ -33,30 +40,57 @@ fn at(text: &str) -> i64 {
         .as_millis() as i64
 }
 
+/// The key of the email inbox a [`Setup`] may add.
+const MAIL_INBOX: &str = "mail";
+/// The key of the Telegram inbox a [`Setup`] may add.
+const BOT_INBOX: &str = "shop-bot";
+
 /// What a test adds to the desk's config.
-struct Setup {
+struct Setup<'a> {
     /// The `[updates]` and `[csat]` tables.
     updates: String,
     /// Where the shop inbox's replies and updates go.
     callback_url: String,
+    /// An email inbox [`MAIL_INBOX`] reading the support mailbox of this Dovecot and
+    /// sending through this relay.
+    email: Option<(&'a Dovecot, &'a SmtpRelay)>,
+    /// A Telegram inbox [`BOT_INBOX`] polling this fake as the bot of this token.
+    telegram: Option<(&'a FakeTelegram, &'a str)>,
 }
 
-impl Default for Setup {
-    /// No status updates, and a callback nobody listens on: the escalation tests watch
-    /// the API, not the channel.
-    fn default() -> Setup {
+impl Default for Setup<'_> {
+    /// No status updates, a callback nobody listens on, and the webhook inbox alone: the
+    /// escalation tests watch the API, not the channel.
+    fn default() -> Self {
         Setup {
             updates: "[updates]\nevents = []".into(),
             callback_url: "http://127.0.0.1:9/callback".into(),
+            email: None,
+            telegram: None,
         }
     }
 }
 
-fn config(dir: &Path, setup: &Setup) -> String {
+fn config(dir: &Path, setup: &Setup<'_>) -> String {
+    let mut channels = String::new();
+    if let Some((dovecot, relay)) = setup.email {
+        let (imap, smtp) = plain_servers(dir, dovecot, relay);
+        channels.push_str(&email_inbox(dir, MAIL_INBOX, &imap, &smtp));
+    }
+    if let Some((fake, token)) = setup.telegram {
+        // The bot writes to a chat as fast as the fake takes it: these tests do not
+        // measure Telegram's pacing (tests/blackbox/telegram.rs does), and a send waiting
+        // for its turn would hold up the daemon's stop.
+        channels.push_str(&telegram_inbox(dir, BOT_INBOX, token, fake, r#"chat_interval = "0s""#));
+    }
     format!(
         r#"
 [server]
 listen = "127.0.0.1:0"
+# The tests read the desk as fast as it answers (a report's every drill-down, a reader's
+# message awaited); tests/blackbox/door.rs tests the limits.
+[server.rate_limits]
+api_per_token = 0
 [storage]
 url = "sqlite://{db}"
 [log]
@@ -136,7 +170,7 @@ tier = 2
 [inboxes.shop.webhook]
 secret = "{SECRET}"
 callback_url = "{callback_url}"
-
+{channels}
 [[rules]]
 name = "billing"
 when = {{ keywords = ["billing"] }}
@@ -191,7 +225,7 @@ impl Desk {
         Desk::start_with(now, agents, &Setup::default()).await
     }
 
-    async fn start_with(now: i64, agents: &[AgentSpec<'_>], setup: &Setup) -> Desk {
+    async fn start_with(now: i64, agents: &[AgentSpec<'_>], setup: &Setup<'_>) -> Desk {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("switchboard.toml");
         std::fs::write(&path, config(dir.path(), setup)).unwrap();
@@ -225,7 +259,34 @@ impl Desk {
             tokens.insert(name.to_string(), token);
         }
         drop(store);
-        Desk::run(dir, path, clock, tokens).await
+        let desk = Desk::run(dir, path, clock, tokens).await;
+        // An update pushed before the bot's first poll waits in the fake; a mail
+        // delivered before the IMAP reader's first look would be old mail to it.
+        if setup.email.is_some() {
+            desk.reader_looked(MAIL_INBOX).await;
+        }
+        desk
+    }
+
+    /// Waits until the reader of `inbox` has looked for new messages once (its
+    /// `last_poll` on `/metrics`): what arrives from then on is new to it, not mail for
+    /// the backfill window (which is measured on the clock).
+    async fn reader_looked(&self, inbox: &str) {
+        let series = format!("switchboard_reader_last_poll_timestamp_seconds{{inbox=\"{inbox}\"");
+        eventually(&format!("the first look of the {inbox} reader"), || async {
+            let metrics = self
+                .http
+                .get(self.url("/metrics"))
+                .send()
+                .await
+                .ok()?
+                .text()
+                .await
+                .ok()?;
+            let line = metrics.lines().find(|line| line.starts_with(&series))?;
+            (!line.ends_with(" 0.000")).then_some(())
+        })
+        .await;
     }
 
     async fn run(dir: TempDir, path: PathBuf, clock: Arc<ManualClock>, tokens: HashMap<String, String>) -> Desk {

@@ -109,10 +109,11 @@ impl Callbacks {
     }
 }
 
-pub(super) fn setup(callbacks: &Callbacks) -> Setup {
+pub(super) fn setup(callbacks: &Callbacks) -> Setup<'static> {
     Setup {
         updates: UPDATES.into(),
         callback_url: callbacks.url.clone(),
+        ..Setup::default()
     }
 }
 
