@@ -358,6 +358,30 @@ impl Desk {
         body["conversation_id"].as_i64().unwrap()
     }
 
+    /// Waits until a customer's `text` has been stored on `channel` (`email`,
+    /// `telegram`), by the inbox's reader; returns its conversation.
+    async fn arrived(&self, channel: &str, text: &str) -> i64 {
+        eventually(&format!("`{text}` by {channel}"), || async {
+            let page = self
+                .get(&format!("/conversations?channel={channel}&limit=100"), READER)
+                .await;
+            for listed in page["conversations"].as_array().unwrap() {
+                let id = listed["id"].as_i64().unwrap();
+                let messages = &self.conversation(id).await["messages"];
+                if messages
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .any(|message| message["direction"] == "inbound" && message["text"] == text)
+                {
+                    return Some(id);
+                }
+            }
+            None
+        })
+        .await
+    }
+
     /// Any body through the signed webhook: the answer's status and JSON.
     async fn hook(&self, body: Value) -> (StatusCode, Value) {
         let id = body["id"].as_str().unwrap().to_owned();

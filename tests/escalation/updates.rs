@@ -104,6 +104,17 @@ impl Callbacks {
         .await
     }
 
+    /// Waits until the agent's reply `text` on the conversation has reached the app.
+    pub(super) async fn wait_for_reply(&self, conversation: i64, text: &str) {
+        eventually(&format!("the reply `{text}` on #{conversation}"), || async {
+            self.of(conversation)
+                .iter()
+                .any(|body| body["kind"] == "reply" && body["text"] == text)
+                .then_some(())
+        })
+        .await;
+    }
+
     fn all(&self) -> String {
         serde_json::to_string(&*self.bodies.lock().unwrap()).unwrap()
     }
@@ -511,7 +522,8 @@ async fn an_update_of_a_kind_goes_once_per_window_and_not_at_all_after_stop() {
     desk.stop().await;
 }
 
-async fn reply(desk: &Desk, id: i64, agent: &str, text: &str) {
+/// An agent's reply, stored.
+pub(super) async fn reply(desk: &Desk, id: i64, agent: &str, text: &str) {
     let (status, body) = desk
         .call(
             reqwest::Method::POST,
