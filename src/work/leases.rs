@@ -80,13 +80,63 @@ pub async fn run_leased<R, F>(
                 }
             }
         };
-        stop_reading.cancel();
-        reading.await;
-        if !lost {
+        if lost {
+            // Still reading: stop it and wait until it lets go. (A reader that ended,
+            // at shutdown or by itself, is done: awaiting it again would panic.)
+            stop_reading.cancel();
+            reading.await;
+        } else {
             // Shutdown (or a reader that ended): let another daemon take over now.
             if let Err(error) = service.drop_lease(name.clone(), Arc::clone(&holder)).await {
                 tracing::warn!(lease = %name, %error, "could not give the lease up; it runs out by itself");
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::clock::ManualClock;
+    use crate::domain::desk::Desk;
+
+    #[tokio::test]
+    async fn a_reader_stopped_by_shutdown_ends_cleanly_and_another_daemon_takes_its_lease_at_once() {
+        let test = crate::store::testing::with_shop().await;
+        let service = Service::new(
+            Arc::clone(&test.store),
+            Arc::new(Desk::plain(&[("support", "Support")])),
+        );
+        let clock = Arc::new(ManualClock::new(1_000_000));
+        let shutdown = CancellationToken::new();
+        let (started, reading) = tokio::sync::oneshot::channel::<()>();
+        let started = std::sync::Mutex::new(Some(started));
+        let task = tokio::spawn(run_leased(
+            service.clone(),
+            clock.clone(),
+            "reader:mail".into(),
+            Arc::from("first"),
+            shutdown.clone(),
+            move |stop: CancellationToken| {
+                let started = started.lock().unwrap().take();
+                async move {
+                    if let Some(started) = started {
+                        let _ = started.send(());
+                    }
+                    stop.cancelled().await;
+                }
+            },
+        ));
+        reading.await.expect("the reader runs");
+        shutdown.cancel();
+        task.await.expect("run_leased ends without panicking");
+        let now = clock.now_ms();
+        assert!(
+            service
+                .take_lease("reader:mail".into(), Arc::from("second"), now, now + millis(LEASE))
+                .await
+                .unwrap(),
+            "the lease was given up, not left to run out"
+        );
     }
 }
