@@ -44,7 +44,7 @@ const DAY_MS: i64 = 86_400_000;
 /// How long after its end a day's timeline is taken as final.
 pub const SETTLE_MS: i64 = 3_600_000;
 
-/// The most facts kept: about 32 bytes each, so some 250 MiB at most; a year of the
+/// The most facts kept: about 35 bytes each, so some 270 MiB at most; a year of the
 /// scale desk (1,000,000 messages) is about 600,000.
 pub const MAX_FACTS: usize = 8_000_000;
 

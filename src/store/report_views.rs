@@ -76,15 +76,41 @@ pub(in crate::store) fn in_range(from: i64, to: i64) -> &'static str {
     }
 }
 
-/// A report's conversations where `condition` holds: their own columns only, names
-/// looked up by id in [`Names`] (a join per conversation costs more, a year being
-/// 100,000 of them).
-pub(in crate::store) fn conversations_sql(condition: &str) -> String {
+/// The columns a report reads of each conversation, in [`ConversationRow`]'s order: its
+/// own only, names looked up by id in [`Names`] (a join per conversation costs more, a
+/// year being 100,000 of them). Language and priority are texts, read only when the
+/// report is grouped by them.
+fn conversation_columns(grouping: Option<Grouping>) -> [&'static str; 13] {
+    [
+        "c.id",
+        "c.team_id",
+        "c.assignee_id",
+        "c.inbox_id",
+        if grouping == Some(Grouping::Language) {
+            "c.language"
+        } else {
+            "CAST(NULL AS TEXT)"
+        },
+        if grouping == Some(Grouping::Priority) {
+            "c.priority"
+        } else {
+            "CAST(NULL AS TEXT)"
+        },
+        "c.created_at",
+        "c.first_response_at",
+        "c.resolved_at",
+        "c.transfer_count",
+        "c.csat_score",
+        "c.csat_requested_at",
+        "c.csat_answered_at",
+    ]
+}
+
+/// A report's conversations where `condition` holds, a row each.
+pub(in crate::store) fn conversations_sql(grouping: Option<Grouping>, condition: &str) -> String {
     format!(
-        "SELECT c.id, c.team_id, c.assignee_id, c.inbox_id, c.language, c.priority, c.created_at,
-                c.first_response_at, c.resolved_at, c.transfer_count, c.csat_score, c.csat_requested_at,
-                c.csat_answered_at
-         FROM conversations c WHERE {condition}"
+        "SELECT {} FROM conversations c WHERE {condition}",
+        conversation_columns(grouping).join(", ")
     )
 }
 
@@ -94,14 +120,14 @@ pub(in crate::store) const TEAM_NAMES: &str = "SELECT id, key FROM teams";
 pub(in crate::store) const AGENT_NAMES: &str = "SELECT id, name FROM agents";
 pub(in crate::store) const INBOX_NAMES: &str = "SELECT id, key, kind FROM inboxes";
 
-/// A conversation row of [`conversations_sql`], as read.
+/// A conversation row of [`conversations_sql`], as read (`Text`: owned or borrowed).
 pub(in crate::store) type ConversationRow<Text> = (
     i64,
     Option<i64>,
     Option<i64>,
     i64,
     Option<Text>,
-    Text,
+    Option<Text>,
     i64,
     Option<i64>,
     Option<i64>,
@@ -174,7 +200,7 @@ impl Names {
             Some(Grouping::Channel) => inbox.map(|(_, kind)| Arc::clone(kind)),
             Some(Grouping::Inbox) => inbox.map(|(key, _)| Arc::clone(key)),
             Some(Grouping::Language) => language.map(|language| self.value(language.as_ref())),
-            Some(Grouping::Priority) => Some(self.value(priority.as_ref())),
+            Some(Grouping::Priority) => priority.map(|priority| self.value(priority.as_ref())),
         };
         ReportConversation {
             fact: ConversationFact {

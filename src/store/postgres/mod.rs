@@ -11,6 +11,7 @@
 //! A commit waits for the WAL to reach the disk (`synchronous_commit` as the server
 //! has it, `on` by default), so an acknowledged message survives a crash.
 
+mod binary_copy;
 mod queries;
 mod tx;
 

@@ -1,19 +1,22 @@
 //! The facts reports are made of, read with `store::report_views`' SQL in one
 //! `REPEATABLE READ` snapshot.
 
+use futures_util::StreamExt;
 use sqlx::{PgConnection, PgPool};
+
+use crate::store::postgres::binary_copy::{BinaryRows, int8, text};
 
 use crate::model::clock::ClockKind;
 use crate::query::reports::{
     ClockMetFact, EventFact, EventKind, Grouping, ReportConversation, ReportRequest, ResponseFact, SLOT_MS,
     StoredFacts, TallyFact, Timeline,
 };
-use crate::store::StoreResult;
 use crate::store::columns::vocabulary;
 use crate::store::report_views::{
-    AGENT_NAMES, CLOCKS_MET, ConversationRow, EDGE_MESSAGES, EVENTS, INBOX_NAMES, Names, RESPONSES, TALLIES,
-    TEAM_NAMES, conversations_sql, edge_tally, in_range, missing, slots,
+    AGENT_NAMES, CLOCKS_MET, EDGE_MESSAGES, EVENTS, INBOX_NAMES, Names, RESPONSES, TALLIES, TEAM_NAMES,
+    conversations_sql, edge_tally, in_range, missing, slots,
 };
+use crate::store::{StoreError, StoreResult};
 
 async fn timeline(conn: &mut PgConnection, from: i64, to: i64) -> StoreResult<Timeline> {
     let events: Vec<(i64, i64, String, String)> =
@@ -103,14 +106,63 @@ async fn names(conn: &mut PgConnection) -> StoreResult<Names> {
     ))
 }
 
+/// The conversations where `condition` holds, read with a binary COPY
+/// ([`BinaryRows`]). COPY takes no parameters: `condition` has its values written in,
+/// integers all.
 async fn conversations(
     conn: &mut PgConnection,
     names: &mut Names,
     grouping: Option<Grouping>,
-    query: sqlx::query::QueryAs<'_, sqlx::Postgres, ConversationRow<String>, sqlx::postgres::PgArguments>,
+    condition: &str,
 ) -> StoreResult<Vec<ReportConversation>> {
-    let rows: Vec<ConversationRow<String>> = query.fetch_all(&mut *conn).await?;
-    Ok(rows.into_iter().map(|row| names.conversation(grouping, row)).collect())
+    let statement = format!(
+        "COPY ({}) TO STDOUT (FORMAT binary)",
+        conversations_sql(grouping, condition)
+    );
+    let mut data = Vec::new();
+    let mut chunks = conn.copy_out_raw(&statement).await?;
+    while let Some(chunk) = chunks.next().await {
+        data.extend_from_slice(&chunk?);
+    }
+    drop(chunks);
+    let missing = |what: &str| StoreError::fatal(format!("a report's conversation without {what}"));
+    let mut read = Vec::new();
+    for row in BinaryRows::<13>::new(&data)? {
+        let [
+            id,
+            team_id,
+            assignee_id,
+            inbox_id,
+            language,
+            priority,
+            created_at,
+            first_response_at,
+            resolved_at,
+            transfer_count,
+            csat_score,
+            csat_requested_at,
+            csat_answered_at,
+        ] = row?;
+        read.push(names.conversation(
+            grouping,
+            (
+                int8(id)?.ok_or_else(|| missing("an id"))?,
+                int8(team_id)?,
+                int8(assignee_id)?,
+                int8(inbox_id)?.ok_or_else(|| missing("an inbox"))?,
+                text(language)?,
+                text(priority)?,
+                int8(created_at)?.ok_or_else(|| missing("a creation time"))?,
+                int8(first_response_at)?,
+                int8(resolved_at)?,
+                int8(transfer_count)?.unwrap_or_default(),
+                int8(csat_score)?,
+                int8(csat_requested_at)?,
+                int8(csat_answered_at)?,
+            ),
+        ));
+    }
+    Ok(read)
 }
 
 async fn conversations_by_id(
@@ -122,8 +174,9 @@ async fn conversations_by_id(
     if ids.is_empty() {
         return Ok(Vec::new());
     }
-    let sql = conversations_sql("c.id = ANY($1)");
-    conversations(conn, names, grouping, sqlx::query_as(&sql).bind(ids)).await
+    let ids: Vec<String> = ids.iter().map(i64::to_string).collect();
+    let condition = format!("c.id IN ({})", ids.join(","));
+    conversations(conn, names, grouping, &condition).await
 }
 
 /// A read-only transaction on one snapshot, so its reads agree.
@@ -153,9 +206,10 @@ pub async fn report_facts(pool: &PgPool, request: &ReportRequest) -> StoreResult
     let timeline = Timeline::join(parts);
     let clocks_met = clocks_met(&mut tx, request.from, request.to).await?;
     let mut names = names(&mut tx).await?;
-    let sql = conversations_sql(in_range(request.from, request.to));
-    let query = sqlx::query_as(&sql).bind(request.from).bind(request.to);
-    let mut rows = conversations(&mut tx, &mut names, request.grouping, query).await?;
+    let condition = in_range(request.from, request.to)
+        .replace("$1", &request.from.to_string())
+        .replace("$2", &request.to.to_string());
+    let mut rows = conversations(&mut tx, &mut names, request.grouping, &condition).await?;
     let missing = missing(&timeline, &clocks_met, &rows);
     rows.extend(conversations_by_id(&mut tx, &mut names, request.grouping, &missing).await?);
     tx.commit().await?;

@@ -172,7 +172,7 @@ fn conversations(
                 .map_err(|err| StoreError::fatal(format!("a conversation's column {index}: {err}")))
         };
         let language = text(4)?;
-        let priority = text(5)?.unwrap_or_default();
+        let priority = text(5)?;
         read.push(names.conversation(
             grouping,
             (
@@ -209,7 +209,7 @@ fn conversations_by_id(
         tx,
         names,
         grouping,
-        &conversations_sql("c.id IN (SELECT value FROM json_each($1))"),
+        &conversations_sql(grouping, "c.id IN (SELECT value FROM json_each($1))"),
         params![format!("[{}]", ids.join(","))],
     )
 }
@@ -236,7 +236,7 @@ pub fn report_facts(conn: &mut Connection, request: &ReportRequest) -> StoreResu
         &tx,
         &mut names,
         request.grouping,
-        &conversations_sql(in_range(request.from, request.to)),
+        &conversations_sql(request.grouping, in_range(request.from, request.to)),
         params![request.from, request.to],
     )?;
     let missing = missing(&timeline, &clocks_met, &rows);
