@@ -77,9 +77,18 @@ pub fn detect_language(desk: &Desk, message: &InboundMessage) -> Option<String> 
     }
 }
 
+/// Whether a language detected from `text` stands for the message of a contact whose
+/// language is `known`: a short chat line ("si grazie, va bene") says too little to move a
+/// known Italian customer to Spanish, so there the contact's language is kept.
+fn keeps_detection(known: Option<&str>, detected: &str, text: &str) -> bool {
+    let Some(known) = known else { return true };
+    let primary = |tag: &str| tag.split(['-', '_']).next().unwrap_or_default().to_ascii_lowercase();
+    primary(known) == primary(detected) || !crate::domain::language::short_line(text)
+}
+
 /// `detected`: the language detected from the text when the channel gave none. It is the
 /// message's language, and the contact's when they have none yet; it never replaces a
-/// language the channel gave.
+/// language the channel gave, nor, on a short chat line, the contact's known one.
 pub fn ingest(
     tx: &mut dyn Tx,
     desk: &Desk,
@@ -105,6 +114,7 @@ pub fn ingest(
     }
 
     let contact = find_or_create_contact(tx, context, message, detected)?;
+    let detected = detected.filter(|tag| keeps_detection(contact.language.as_deref(), tag, &message.text));
     let stated = message.language.as_deref().or(detected);
     let language = stated.or(contact.language.as_deref());
     let mut existing = if message.hints.is_empty() {
@@ -829,6 +839,19 @@ mod tests {
         stated.language = Some("en".into());
         assert!(merge_contact(&mut contact, &stated, None));
         assert_eq!(contact.language.as_deref(), Some("en"));
+    }
+
+    #[test]
+    fn a_short_line_keeps_a_known_contacts_language_and_a_sentence_may_change_it() {
+        let short = "si, gracias mil";
+        let sentence = "Buenos días, mi paquete todavía no ha llegado a casa";
+        assert!(!keeps_detection(Some("it"), "es", short));
+        assert!(
+            keeps_detection(Some("it-IT"), "it", short),
+            "the same language, regional or not"
+        );
+        assert!(keeps_detection(None, "es", short), "nothing known to keep");
+        assert!(keeps_detection(Some("it"), "es", sentence));
     }
 
     #[test]
