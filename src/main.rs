@@ -166,6 +166,9 @@ fn main() -> ExitCode {
     };
     let result = match command {
         Command::CheckConfig => {
+            for warning in &settings.warnings {
+                eprintln!("warning: {warning}");
+            }
             println!(
                 "{}: valid ({} inboxes, {} teams, storage {})",
                 cli.config.display(),
@@ -236,6 +239,9 @@ fn bind(address: std::net::SocketAddr) -> std::io::Result<tokio::net::TcpListene
 
 fn serve(settings: Settings) -> anyhow::Result<()> {
     init_logging(&settings);
+    for warning in &settings.warnings {
+        tracing::warn!(key = %warning.key, "configuration: {}", warning.problem);
+    }
     runtime()?.block_on(async {
         let listener = bind(settings.listen).with_context(|| format!("binding {} (server.listen)", settings.listen))?;
         // A stable line on stdout, so scripts and tests that ask for port 0 learn the port.

@@ -29,7 +29,7 @@ use crate::domain::desk::config::{
 use crate::domain::privacy::config::{PrivacyConfig, PrivacySettings};
 use crate::domain::router::Router;
 use crate::domain::router::config::{RoutingConfig, RuleConfig, validate_rules};
-use crate::domain::updates::config::{CsatConfig, UpdatesConfig, validate_updates};
+use crate::domain::updates::config::{CsatConfig, UpdatesConfig, missing_templates, validate_updates};
 use crate::store::config::StorageConfig;
 use crate::work::config::{OutboxConfig, OutboxSettings, SubscriptionSettings, SubscriptionsConfig};
 
@@ -170,6 +170,10 @@ pub struct Settings {
     pub desk: Arc<Desk>,
     pub subscriptions: SubscriptionSettings,
     pub privacy: PrivacySettings,
+    /// What runs but deserves a look, each naming its key: `check-config` prints them,
+    /// `serve` logs them at start (an update event without a template in a language the
+    /// desk routes on or detects).
+    pub warnings: Vec<ConfigError>,
 }
 
 impl Settings {
@@ -330,6 +334,7 @@ impl RawConfig {
             &team_updates,
             outbox.expire_after,
         )?;
+        let warnings = missing_templates(&updates, &self.languages());
         let desk = validate_desk(
             &self.teams,
             &self.business_hours,
@@ -359,7 +364,31 @@ impl RawConfig {
             desk: Arc::new(desk),
             subscriptions,
             privacy,
+            warnings,
         })
+    }
+
+    /// The languages the desk routes on or detects, each with the key naming it.
+    fn languages(&self) -> Vec<(String, String)> {
+        let mut languages = Vec::new();
+        for (index, tag) in self.routing.detect_languages.iter().enumerate() {
+            languages.push((tag.clone(), format!("routing.detect_languages[{index}]")));
+        }
+        for (rule, config) in self.rules.iter().enumerate() {
+            for (index, tag) in config.when.language.iter().flatten().enumerate() {
+                languages.push((tag.clone(), format!("rules[{rule}].when.language[{index}]")));
+            }
+        }
+        for (key, inbox) in &self.inboxes {
+            if let Some(tag) = &inbox.language {
+                languages.push((tag.clone(), format!("inboxes.{key}.language")));
+            }
+        }
+        languages.push((
+            self.updates.default_language.clone(),
+            "updates.default_language".to_owned(),
+        ));
+        languages
     }
 }
 
@@ -398,6 +427,38 @@ mod tests {
             Ok(_) => panic!("config was accepted:\n{text}"),
             Err(err) => err.key,
         }
+    }
+
+    #[test]
+    fn an_event_without_a_template_in_a_language_the_desk_detects_or_routes_on_is_a_warning() {
+        let text = MINIMAL.replace(
+            "default_team = \"support\"",
+            "default_team = \"support\"\ndetect_languages = [\"en\", \"it\"]",
+        ) + r#"
+        [[rules]]
+        name = "austrian customers"
+        when = { language = ["de-AT"] }
+        then = { labels = ["austria"] }
+        [updates]
+        events = ["received", "resolved"]
+        [updates.templates.received.it]
+        text = "Abbiamo ricevuto il tuo messaggio: {{ conversation.reference }}"
+        [updates.templates.resolved.de]
+        text = "Ihre Anfrage {{ conversation.reference }} ist gelöst."
+        "#;
+        let settings = raw(&text).unwrap().validate().unwrap();
+        let keys: Vec<&str> = settings.warnings.iter().map(|warning| warning.key.as_str()).collect();
+        // English is built in; `de` covers `de-AT`; `assigned` is not sent.
+        assert_eq!(
+            keys,
+            ["updates.templates.resolved.it", "updates.templates.received.de-at"]
+        );
+        assert_eq!(
+            settings.warnings[0].to_string(),
+            "configuration key `updates.templates.resolved.it`: no template, so `resolved` updates to \
+             customers in `it` (routing.detect_languages[1]) go out in `en`"
+        );
+        assert!(raw(MINIMAL).unwrap().validate().unwrap().warnings.is_empty());
     }
 
     #[test]

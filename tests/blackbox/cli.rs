@@ -37,6 +37,27 @@ fn check_config_accepts_the_test_config_and_the_shipped_default() {
 }
 
 #[test]
+fn check_config_warns_of_an_update_without_a_template_in_a_language_the_desk_detects() {
+    let shipped = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/config/switchboard.toml")).unwrap();
+    let (ok, _, stderr) = switchboard(&shipped, &["check-config"], &[]);
+    assert!(ok && !stderr.contains("warning"), "{stderr}");
+    let without = shipped.replacen(
+        "[updates.templates.auto_closed.it]",
+        "[updates.templates.auto_closed.fr]",
+        1,
+    );
+    assert_ne!(without, shipped);
+    let (ok, stdout, stderr) = switchboard(&without, &["check-config"], &[]);
+    assert!(ok, "a warning is not an error: {stderr}");
+    assert!(stdout.contains("valid"), "{stdout}");
+    assert_eq!(
+        stderr.trim(),
+        "warning: configuration key `updates.templates.auto_closed.it`: no template, so `auto_closed` \
+         updates to customers in `it` (routing.detect_languages[3]) go out in `en`"
+    );
+}
+
+#[test]
 fn check_config_names_an_unknown_key() {
     let (ok, _, stderr) = switchboard(
         &base().replace("[outbox]", "[outbox]\nretry_shedule = [\"1s\"]"),

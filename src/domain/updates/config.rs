@@ -240,3 +240,33 @@ pub fn validate_updates(
     };
     UpdatePolicy::compile(settings, templates).map_err(|err| ConfigError::new(err.key, err.problem))
 }
+
+/// Warnings, not errors (the desk runs, in another language): every event `updates.events`
+/// sends, in every language the desk routes on or detects, should have its templates, or
+/// those customers get that update in the fallback language. `languages` holds each tag
+/// with the key that names it (`routing.detect_languages`, `rules[2].when.language`); a
+/// tag named twice is reported once, under its first key.
+pub fn missing_templates(policy: &UpdatePolicy, languages: &[(String, String)]) -> Vec<ConfigError> {
+    let mut seen = BTreeSet::new();
+    let mut warnings = Vec::new();
+    for (tag, named_by) in languages {
+        let tag = tag.trim().to_ascii_lowercase().replace('_', "-");
+        if !seen.insert(tag.clone()) {
+            continue;
+        }
+        for event in UpdateEvent::ALL {
+            if !policy.settings.enabled.contains(&event) || policy.has_template(event, &tag) {
+                continue;
+            }
+            let fallback = policy.language(event, Some(&tag), "");
+            warnings.push(ConfigError::new(
+                format!("updates.templates.{}.{tag}", event.as_str()),
+                format!(
+                    "no template, so `{}` updates to customers in `{tag}` ({named_by}) go out in `{fallback}`",
+                    event.as_str()
+                ),
+            ));
+        }
+    }
+    warnings
+}

@@ -371,6 +371,16 @@ impl UpdatePolicy {
             .unwrap_or_else(|| "en".into())
     }
 
+    /// Whether `event` has templates for customers reading `tag` (`pt-BR` or `pt`), so
+    /// that its updates need not fall back to another language.
+    pub fn has_template(&self, event: UpdateEvent, tag: &str) -> bool {
+        let tag = tag.trim().to_ascii_lowercase().replace('_', "-");
+        let primary = tag.split('-').next().unwrap_or_default();
+        self.templates
+            .get(&event)
+            .is_some_and(|languages| languages.contains_key(&tag) || languages.contains_key(primary))
+    }
+
     /// Renders `event` for `vars.channel` in `language` (which [`Self::language`] chose).
     pub fn render(&self, event: UpdateEvent, language: &str, vars: &UpdateVars) -> Result<Rendered, String> {
         let parts = self
