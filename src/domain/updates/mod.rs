@@ -17,6 +17,8 @@ use switchboard_connector_core::ChannelKind;
 
 pub mod config;
 pub mod send;
+#[cfg(test)]
+mod shipped;
 
 /// A step of a conversation that can send the customer an update.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
