@@ -358,6 +358,45 @@ mod tests {
     use super::*;
     use serde_json::json;
 
+    /// CONFIGURATION.md shows the shipped rules: each TOML block there is the file's own
+    /// text, and the Italian examples after it route as it says.
+    #[test]
+    fn the_shipped_rules_in_the_docs_are_the_files_and_route_italian_as_they_say() {
+        let doc = include_str!("../../../docs/CONFIGURATION.md");
+        let shipped = include_str!("../../../config/switchboard.toml");
+        let section = doc
+            .split("The shipped rules (")
+            .nth(1)
+            .and_then(|rest| rest.split("So an Italian").next())
+            .expect("CONFIGURATION.md shows the shipped rules");
+        let blocks: Vec<&str> = section
+            .split("```toml\n")
+            .skip(1)
+            .filter_map(|block| block.split("```").next())
+            .collect();
+        assert_eq!(blocks.len(), 2, "{section}");
+        for block in blocks {
+            assert!(shipped.contains(block), "not in config/switchboard.toml:\n{block}");
+        }
+        let settings = crate::config::from_toml(shipped, &switchboard_connector_core::ProcessSecrets).unwrap();
+        let metadata = BTreeMap::new();
+        for (text, team, priority) in [
+            ("mi avete addebitato due volte", "billing", Priority::High),
+            ("il sito è down", "technical", Priority::Urgent),
+            ("il pacco non è mai arrivato", "support", Priority::High),
+        ] {
+            let decision = settings.router.route(&RouteInput {
+                inbox: "shop",
+                channel: ChannelKind::Webhook,
+                subject: None,
+                text,
+                language: Some("it"),
+                metadata: &metadata,
+            });
+            assert_eq!((decision.team.as_str(), decision.priority), (team, priority), "{text}");
+        }
+    }
+
     fn keywords(name: &str, words: &[&str]) -> KeywordSet {
         KeywordSet::new(name, &words.iter().map(|w| w.to_string()).collect::<Vec<_>>()).unwrap()
     }
