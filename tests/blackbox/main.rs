@@ -13,6 +13,7 @@ mod email;
 mod harness;
 mod ingest;
 mod labels;
+mod languages;
 mod mentions;
 mod metrics;
 mod migrate;
