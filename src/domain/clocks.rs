@@ -284,7 +284,7 @@ pub fn fire_due(tx: &mut dyn Tx, desk: &Desk, now: i64, limit: u32) -> DeskResul
             calendar_time: calendar_of(desk, team, kind, conversation.priority).is_always(),
             due_at: clock.due_at,
         };
-        if fired.warning && !fired.breach {
+        if fired.warning {
             outcome.warnings += 1;
             events::insert(
                 tx,

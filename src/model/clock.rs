@@ -138,9 +138,12 @@ impl SlaClock {
         clock
     }
 
-    /// The next moment the scheduler must look at this clock.
+    /// The next moment the scheduler must look at this clock. A breached clock has no
+    /// warning left to give.
     pub fn next_fire_at(&self) -> Option<i64> {
-        let warn = self.warn_at.filter(|_| self.warned_at.is_none());
+        let warn = self
+            .warn_at
+            .filter(|_| self.warned_at.is_none() && self.breached_at.is_none());
         let due = self.due_at.filter(|_| self.breached_at.is_none());
         match (warn, due) {
             (Some(warn), Some(due)) => Some(warn.min(due)),
@@ -213,19 +216,18 @@ impl SlaClock {
         self.schedule(&target.calendar);
     }
 
-    /// Records a warning and a breach whose time has come, each once.
+    /// Records a warning or a breach whose time has come, each once. A breach found due
+    /// together with its warning (the daemon was down past both, or a new priority cut
+    /// the target short) is the breach alone: `warned_at` stays empty, as no warning was
+    /// given, and none follows (see [`SlaClock::next_fire_at`]).
     pub fn fire(&mut self, now: i64) -> Fired {
         let mut fired = Fired::default();
-        if self.warned_at.is_none() && self.warn_at.is_some_and(|at| at <= now) {
-            self.warned_at = Some(now);
-            fired.warning = true;
-        }
         if self.breached_at.is_none() && self.due_at.is_some_and(|at| at <= now) {
             self.breached_at = Some(now);
             fired.breach = true;
-            // A breach without its warning (the target was cut short by a new
-            // priority) must not warn afterwards.
-            self.warned_at.get_or_insert(now);
+        } else if self.breached_at.is_none() && self.warned_at.is_none() && self.warn_at.is_some_and(|at| at <= now) {
+            self.warned_at = Some(now);
+            fired.warning = true;
         }
         fired
     }
@@ -273,6 +275,23 @@ mod tests {
         );
         assert_eq!(clock.fire(2 * HOUR), Fired::default());
         assert_eq!(clock.next_fire_at(), None);
+    }
+
+    #[test]
+    fn a_breach_found_with_its_warning_due_is_the_breach_alone_and_no_warning_follows() {
+        let target = target(HOUR, BusinessHours::always());
+        let mut clock = SlaClock::start(ClockKind::FirstResponse, &target, 0);
+        assert_eq!(
+            clock.fire(2 * HOUR),
+            Fired {
+                warning: false,
+                breach: true
+            }
+        );
+        assert_eq!((clock.warned_at, clock.breached_at), (None, Some(2 * HOUR)));
+        assert_eq!(clock.next_fire_at(), None);
+        assert_eq!(clock.fire(3 * HOUR), Fired::default());
+        assert_eq!(clock.warned_at, None);
     }
 
     #[test]

@@ -494,6 +494,32 @@ fn count(conversation: &Value, kind: &str, clock: &str) -> usize {
         .count()
 }
 
+/// Each clock's `warned_at` and `breached_at` are set exactly when an `sla.warning` and an
+/// `sla.breached` event of that clock were recorded, at the event's time.
+fn assert_clocks_agree_with_events(conversation: &Value) {
+    for clock in conversation["sla"].as_array().unwrap() {
+        let kind = clock["kind"].as_str().unwrap();
+        for (field, event) in [("warned_at", "sla.warning"), ("breached_at", "sla.breached")] {
+            let recorded: Vec<&Value> = conversation["events"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter(|e| e["kind"] == event && e["data"]["clock"] == kind)
+                .map(|e| &e["created_at"])
+                .collect();
+            if clock[field].is_null() {
+                assert!(recorded.is_empty(), "{kind} has no {field} but {event} at {recorded:?}");
+            } else {
+                assert!(
+                    recorded.contains(&&clock[field]),
+                    "{kind} {field} {} has no {event} behind it (events at {recorded:?})",
+                    clock[field]
+                );
+            }
+        }
+    }
+}
+
 /// Monday 2026-11-30, 10:00 in Berlin.
 const MONDAY_10: &str = "2026-11-30T09:00:00Z";
 const DAY: i64 = 24 * 60 * 60 * 1000;
@@ -961,6 +987,7 @@ async fn a_first_response_breach_counts_business_hours_warns_then_escalates_once
     let first = desk.conversation(id).await;
     assert_eq!(count(&first, "sla.breached", "first_response"), 1);
     assert_eq!(first["transfer_count"], 1);
+    assert_clocks_agree_with_events(&first);
     let teams = desk.get("/teams", "sue").await;
     let l1 = teams["teams"]
         .as_array()
@@ -1050,6 +1077,19 @@ async fn a_breach_due_while_the_daemon_was_down_escalates_once_after_restart() {
         (first["team"]["key"].as_str(), first["transfer_count"].as_i64()),
         (Some("support-l1"), Some(1))
     );
+    // Found past its warning and its deadline at once: the breach alone, on the clock as
+    // in the events; and so for the one breached while the daemon ran, its warning and
+    // deadline passed by one move of the clock.
+    for conversation in [&first, &desk.conversation(later).await] {
+        let clock = clock_of(conversation, "first_response");
+        assert_eq!(
+            (clock["warned_at"].is_null(), clock["breached_at"].is_null()),
+            (true, false),
+            "{clock}"
+        );
+        assert_eq!(count(conversation, "sla.warning", "first_response"), 0);
+        assert_clocks_agree_with_events(conversation);
+    }
 }
 
 #[tokio::test]
