@@ -858,6 +858,7 @@ async fn add_message(
         private,
         attachments,
         saved_reply: None,
+        language: None,
         mentions,
         now,
         expires_at: state.expires_at(now),

@@ -25,6 +25,9 @@ pub struct NewAgentMessage {
     /// The saved reply the text came from and the language of its body: kept with the
     /// message (`details.saved_reply`, and its language), so reports can count uses.
     pub saved_reply: Option<(i64, String)>,
+    /// The language of a reply's text when no saved reply tells it: detected by
+    /// [`crate::domain::service::Service::add_agent_message`] before its unit of work.
+    pub language: Option<String>,
     /// Agents a note mentions (`@name`), already found allowed to read the conversation.
     pub mentions: Vec<i64>,
     pub now: i64,
@@ -101,6 +104,13 @@ pub fn add_agent_message(tx: &mut dyn Tx, desk: &Desk, new: &NewAgentMessage) ->
         .saved_reply
         .as_ref()
         .map(|(id, language)| json!({"saved_reply": {"id": id, "language": language}}).to_string());
+    // The language of the text sent: the saved reply's body, else what its text showed.
+    // A note leaves nothing, so it has none.
+    let language = match &new.saved_reply {
+        _ if new.private => None,
+        Some((_, language)) => Some(language.as_str()),
+        None => new.language.as_deref(),
+    };
     let message = NewMessage {
         conversation_id: new.conversation_id,
         inbox_id: conversation.inbox_id,
@@ -111,7 +121,7 @@ pub fn add_agent_message(tx: &mut dyn Tx, desk: &Desk, new: &NewAgentMessage) ->
         text: &new.text,
         html: None,
         external_id: None,
-        language: new.saved_reply.as_ref().map(|(_, language)| language.as_str()),
+        language,
         metadata: origin,
     };
     let message_id = tx.insert_message(&message, new.now)?;
@@ -124,7 +134,7 @@ pub fn add_agent_message(tx: &mut dyn Tx, desk: &Desk, new: &NewAgentMessage) ->
             kind,
             author: Actor::agent(new.agent_id),
             text: &new.text,
-            language: None,
+            language,
         },
         new.now,
     )?;

@@ -214,8 +214,13 @@ impl Service {
     }
 
     /// An agent's reply or note; returns the message's id.
-    pub async fn add_agent_message(&self, new: NewAgentMessage) -> DeskResult<i64> {
+    /// A public reply's language is detected here, off the store's writer, as ingest
+    /// detects a customer's.
+    pub async fn add_agent_message(&self, mut new: NewAgentMessage) -> DeskResult<i64> {
         let desk = Arc::clone(&self.desk);
+        if !new.private && new.saved_reply.is_none() && new.language.is_none() {
+            new.language = desk.languages.detect(&new.text).map(str::to_owned);
+        }
         self.store
             .unit(move |tx| lifecycle::add_agent_message(tx, &desk, &new))
             .await

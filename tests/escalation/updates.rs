@@ -128,6 +128,16 @@ pub(super) fn setup(callbacks: &Callbacks) -> Setup<'static> {
     }
 }
 
+/// Monday 10:00 in Berlin, with Rita of returns (around the clock) available.
+async fn rita_desk(callbacks: &Callbacks) -> Desk {
+    Desk::start_with(
+        at("2026-11-30T09:00:00Z"),
+        &[("rita", "returns", Role::Agent, true)],
+        &setup(callbacks),
+    )
+    .await
+}
+
 /// The events of status-update callbacks, in order.
 fn events(bodies: &[Value]) -> Vec<&str> {
     bodies
@@ -241,6 +251,7 @@ async fn every_update_reaches_the_app_in_the_contacts_language_and_never_the_sum
         for body in old_bodies.iter().chain(&bodies) {
             assert_eq!(body["kind"], "status_update");
             assert_eq!(body["fields"]["language"], customer.language, "{body}");
+            assert_eq!(body["fields"]["contact_language"], customer.language, "{body}");
         }
         let (old_ref, new_ref) = (format!("#{old}"), format!("#{new}"));
         let csat = bodies.iter().find(|body| body["event"] == "csat.requested").unwrap();
@@ -305,6 +316,60 @@ async fn every_update_reaches_the_app_in_the_contacts_language_and_never_the_sum
     assert!(
         !callbacks.all().contains("chargeback"),
         "the summary leaked to the channel"
+    );
+    desk.stop().await;
+}
+
+#[tokio::test]
+async fn an_update_sent_in_a_fallback_language_says_so_and_every_outbound_text_records_its_language() {
+    let callbacks = Callbacks::start().await;
+    let desk = rita_desk(&callbacks).await;
+    // German: the desk has no German templates, so the built-in English ones go out.
+    let hans = Customer {
+        id: "hans",
+        language: "de",
+        complaint: "My parcel never arrived",
+    };
+    let id = write(&desk, "hans-1", &hans, hans.complaint).await;
+    desk.patch(id, "rita", json!({"assignee": "rita"})).await;
+    let answer = "Guten Tag, wir haben Ihr Paket heute noch einmal verschickt, es kommt morgen bei Ihnen an.";
+    let (status, body) = desk
+        .call(
+            reqwest::Method::POST,
+            &format!("/conversations/{id}/messages"),
+            "rita",
+            Some(json!({"text": "Parcel re-sent with DHL, tracking in the order.", "private": true})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    reply(&desk, id, "rita", answer).await;
+    callbacks.wait_for_reply(id, answer).await;
+    let bodies = callbacks.of(id);
+    assert_eq!(events(&bodies), ["received", "assigned"]);
+    for body in bodies.iter().filter(|body| body["kind"] == "status_update") {
+        assert_eq!(
+            (&body["fields"]["language"], &body["fields"]["contact_language"]),
+            (&json!("en"), &json!("de")),
+            "{body}"
+        );
+    }
+    // The messages say the same: each outbound text in the language it was written in.
+    let conversation = desk.conversation(id).await;
+    let languages: Vec<(&str, &Value)> = conversation["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|message| (message["kind"].as_str().unwrap(), &message["language"]))
+        .collect();
+    assert_eq!(
+        languages,
+        [
+            ("message", &json!("de")),
+            ("status_update", &json!("en")),
+            ("status_update", &json!("en")),
+            ("note", &Value::Null),
+            ("reply", &json!("de")),
+        ]
     );
     desk.stop().await;
 }
@@ -383,12 +448,7 @@ async fn out_of_hours_names_the_next_opening_in_the_customers_own_zone() {
 #[tokio::test]
 async fn satisfaction_answers_arrive_by_webhook_or_digit_and_other_replies_reopen() {
     let callbacks = Callbacks::start().await;
-    let desk = Desk::start_with(
-        at("2026-11-30T09:00:00Z"),
-        &[("rita", "returns", Role::Agent, true)],
-        &setup(&callbacks),
-    )
-    .await;
+    let desk = rita_desk(&callbacks).await;
     let [emma, somchai, layla] = &CUSTOMERS;
     let mut ids = Vec::new();
     for customer in [emma, somchai, layla] {
@@ -570,12 +630,7 @@ async fn the_satisfaction_page_refuses_what_it_cannot_record_in_words_for_people
 #[tokio::test]
 async fn late_answers_are_refused_and_a_stop_with_words_is_still_a_message() {
     let callbacks = Callbacks::start().await;
-    let desk = Desk::start_with(
-        at("2026-11-30T09:00:00Z"),
-        &[("rita", "returns", Role::Agent, true)],
-        &setup(&callbacks),
-    )
-    .await;
+    let desk = rita_desk(&callbacks).await;
     let [emma, somchai, layla] = &CUSTOMERS;
     let mut ids = Vec::new();
     for customer in [emma, somchai, layla] {

@@ -160,7 +160,7 @@ pub fn send_expiring(
         subject: rendered.subject,
         html: None,
         markdown_v2: rendered.markdown_v2,
-        fields: fields(target, event, &vars),
+        fields: fields(target, event, &vars, &rendered.language),
         csat: question,
     };
     let message = NewMessage {
@@ -204,15 +204,18 @@ fn customer_time_zone(metadata: &Value) -> Option<&str> {
         .find_map(|key| metadata.get(key).and_then(Value::as_str))
 }
 
-/// What a receiver that shows its own UI (the webhook) gets besides the text.
-fn fields(target: &UpdateTarget, event: UpdateEvent, vars: &UpdateVars) -> Value {
+/// What a receiver that shows its own UI (the webhook) gets besides the text:
+/// `language` is the language of the text sent (the template's, which may be a fallback),
+/// `contact_language` the one the customer reads.
+fn fields(target: &UpdateTarget, event: UpdateEvent, vars: &UpdateVars, language: &str) -> Value {
     let mut fields = json!({
         "reference": vars.conversation.reference,
         "status": target.status,
         "priority": target.priority,
         "team": {"key": vars.team.key, "name": vars.team.name},
         "agent": target.agent,
-        "language": target.language,
+        "language": language,
+        "contact_language": target.language,
     });
     if let Some(next_open) = &vars.next_open {
         fields["next_open"] = json!({"at": next_open.at, "time_zone": next_open.time_zone});
