@@ -1007,17 +1007,29 @@ async fn the_stream_tells_a_row_that_commits_after_a_later_one() {
         released.notify_all();
     }
     let early = held_open.await.unwrap();
-    for item in store.queries.stream_after(position, 100).await.unwrap() {
-        position = position.past(&item);
-        told.push(item);
+    let messages_told = |told: &[crate::query::StreamItem]| -> Vec<i64> {
+        told.iter()
+            .filter_map(|item| match &item.change {
+                crate::query::StreamChange::Message(message) => Some(message.id),
+                crate::query::StreamChange::Event(_) => None,
+            })
+            .collect()
+    };
+    // A row is told once every transaction older than its own has ended, in any
+    // database of the cluster (the tests' others run beside this one): read until both
+    // are told, or the deadline.
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        for item in store.queries.stream_after(position, 100).await.unwrap() {
+            position = position.past(&item);
+            told.push(item);
+        }
+        if messages_told(&told).len() >= 2 || std::time::Instant::now() > deadline {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    let messages: Vec<i64> = told
-        .iter()
-        .filter_map(|item| match &item.change {
-            crate::query::StreamChange::Message(message) => Some(message.id),
-            crate::query::StreamChange::Event(_) => None,
-        })
-        .collect();
+    let messages = messages_told(&told);
     assert_eq!(
         messages,
         [early.message_id, later.message_id],
