@@ -132,6 +132,11 @@ enum AgentCommand {
         /// `PUT /api/v1/agents/me/availability`).
         #[arg(long)]
         available: bool,
+        /// The languages the agent reads, separated by commas (`th,en`): queues give them
+        /// conversations in those languages first. Admins change them with
+        /// `PATCH /api/v1/agents/{name}`.
+        #[arg(long, default_value = "")]
+        languages: String,
     },
     /// List agents.
     List,
@@ -334,6 +339,7 @@ async fn agent(settings: Settings, command: AgentCommand) -> anyhow::Result<()> 
             role,
             capacity,
             available,
+            languages,
         } => {
             let name = name.trim().to_owned();
             anyhow::ensure!(
@@ -354,6 +360,12 @@ async fn agent(settings: Settings, command: AgentCommand) -> anyhow::Result<()> 
                         first_token: Some("first".into()),
                         capacity,
                         available,
+                        languages: languages
+                            .split(',')
+                            .map(str::trim)
+                            .filter(|tag| !tag.is_empty())
+                            .map(str::to_owned)
+                            .collect(),
                     },
                     None,
                     clock.now_ms(),
@@ -408,10 +420,10 @@ async fn agent(settings: Settings, command: AgentCommand) -> anyhow::Result<()> 
             );
         }
         AgentCommand::List => {
-            println!("id\tname\trole\tteams\tavailable\tcapacity\topen");
+            println!("id\tname\trole\tteams\tavailable\tcapacity\topen\tlanguages");
             for agent in opened.queries.agents().await? {
                 println!(
-                    "{}\t{}\t{}\t{}\t{}\t{}\t{}",
+                    "{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}",
                     agent.id,
                     agent.name,
                     agent.role,
@@ -424,7 +436,12 @@ async fn agent(settings: Settings, command: AgentCommand) -> anyhow::Result<()> 
                     agent
                         .capacity
                         .map_or_else(|| "team".to_owned(), |capacity| capacity.to_string()),
-                    agent.open_conversations
+                    agent.open_conversations,
+                    if agent.languages.is_empty() {
+                        "-".to_owned()
+                    } else {
+                        agent.languages.join(",")
+                    }
                 );
             }
         }

@@ -344,6 +344,7 @@ pub async fn run(conversations: u64, idle_seconds: u64) -> anyhow::Result<Schedu
             first_token: Some("first".into()),
             capacity: None,
             available: false,
+            languages: Vec::new(),
         };
         store.create_agent(supervisor, None, system.now_ms()).await?;
     }

@@ -659,6 +659,7 @@ async fn through_store(conversations: u64, updates: bool) -> anyhow::Result<Stor
                 capacity: None,
                 // Not available: the queue assigns it nothing when a resolve drains it.
                 available: false,
+                languages: Vec::new(),
             },
             None,
             clock.now_ms(),

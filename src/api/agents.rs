@@ -1,5 +1,5 @@
-//! Agents as admins manage them through the API: created in one or more teams, their teams
-//! and role changed, deactivated and reactivated, sign-in links and API tokens issued,
+//! Agents as admins manage them through the API: created in one or more teams, their teams,
+//! role and languages changed, deactivated and reactivated, sign-in links and API tokens issued,
 //! tokens revoked, and the audit log of all of it (`GET /api/v1/audit`).
 
 use std::collections::HashMap;
@@ -16,7 +16,7 @@ use super::v1::{Authenticated, JsonObject, agent_id_of, caller, id_param, page_l
 use super::{AppState, PathParam};
 use crate::auth::{generate_token, hash_token, link_url, random_secret};
 use crate::domain::access;
-use crate::domain::agents::AgentChanges;
+use crate::domain::agents::{AgentChanges, language_skills};
 use crate::model::Role;
 use crate::query::Agent;
 use crate::store::NewAgent;
@@ -54,6 +54,25 @@ fn teams_of(value: &Value) -> Result<Vec<String>, ApiError> {
         .collect()
 }
 
+/// `"languages": ["th", "en"]`: the languages the agent reads, checked and made lowercase
+/// as stored; `[]` for none.
+fn languages_of(value: &Value) -> Result<Vec<String>, ApiError> {
+    let shape = || {
+        ApiError::invalid(
+            "languages",
+            "must be an array of language tags such as [\"th\", \"en\"]",
+        )
+    };
+    let Value::Array(items) = value else {
+        return Err(shape());
+    };
+    let tags: Vec<String> = items
+        .iter()
+        .map(|item| item.as_str().map(str::to_owned).ok_or_else(shape))
+        .collect::<Result<_, _>>()?;
+    Ok(language_skills(&tags)?)
+}
+
 fn role_of(value: &Value) -> Result<Role, ApiError> {
     value
         .as_str()
@@ -80,7 +99,7 @@ fn label_of(object: &Map<String, Value>, field: &str) -> Result<Option<String>, 
 }
 
 /// `POST /api/v1/agents` (admins): `{"name", "role"?, "teams", "capacity"?, "available"?,
-/// "token"?: "label"}`. Answers the agent with a one-time sign-in link and, when `token`
+/// "languages"?, "token"?: "label"}`. Answers the agent with a one-time sign-in link and, when `token`
 /// names one, an API token: both shown only this once.
 pub async fn create(
     State(state): State<Arc<AppState>>,
@@ -90,7 +109,7 @@ pub async fn create(
     admin(&state, &admin_agent)?;
     reject_unknown(
         object.keys(),
-        &["name", "role", "teams", "capacity", "available", "token"],
+        &["name", "role", "teams", "capacity", "available", "languages", "token"],
         "field",
     )?;
     let name = match object.get("name") {
@@ -129,6 +148,10 @@ pub async fn create(
         Some(Value::Bool(available)) => *available,
         Some(_) => return Err(ApiError::invalid("available", "must be true or false")),
     };
+    let languages = match object.get("languages") {
+        None | Some(Value::Null) => Vec::new(),
+        Some(value) => languages_of(value)?,
+    };
     let token_label = label_of(&object, "token")?;
     // Without a token the agent still needs a unique value in the column it replaces.
     let token = generate_token().map_err(internal)?;
@@ -144,6 +167,7 @@ pub async fn create(
                 first_token: token_label.clone(),
                 capacity,
                 available,
+                languages,
             },
             Some(admin_agent.id),
             now,
@@ -160,7 +184,7 @@ pub async fn create(
     Ok(no_store((StatusCode::CREATED, Json(body)).into_response()))
 }
 
-/// `PATCH /api/v1/agents/{agent}` (admins): `{"teams"?, "role"?}`.
+/// `PATCH /api/v1/agents/{agent}` (admins): `{"teams"?, "role"?, "languages"?}`.
 pub async fn update(
     State(state): State<Arc<AppState>>,
     Authenticated(admin_agent): Authenticated,
@@ -168,13 +192,17 @@ pub async fn update(
     JsonObject(object): JsonObject,
 ) -> Result<Json<Agent>, ApiError> {
     admin(&state, &admin_agent)?;
-    reject_unknown(object.keys(), &["teams", "role"], "field")?;
+    reject_unknown(object.keys(), &["teams", "role", "languages"], "field")?;
     let changes = AgentChanges {
         teams: object.get("teams").map(teams_of).transpose()?,
         role: object.get("role").map(role_of).transpose()?,
+        languages: object.get("languages").map(languages_of).transpose()?,
     };
-    if changes.teams.is_none() && changes.role.is_none() {
-        return Err(ApiError::invalid("body", "must change at least one of teams, role"));
+    if changes.teams.is_none() && changes.role.is_none() && changes.languages.is_none() {
+        return Err(ApiError::invalid(
+            "body",
+            "must change at least one of teams, role, languages",
+        ));
     }
     let agent_id = agent_id_of(&state, &who).await?;
     state

@@ -1746,6 +1746,24 @@ function teamPicker(prefix, chosen, error) {
   };
 }
 
+// The languages an agent reads, typed as tags separated by commas or spaces ("th, en"):
+// queues give them conversations in those languages first.
+function languagesInput(id, languages) {
+  return h("input", { id, name: "languages", autocomplete: "off", placeholder: "th, en",
+    value: (languages || []).join(", "), "aria-describedby": id + "-hint " + id + "-error" });
+}
+
+function languagesOf(input) {
+  return input.value.split(/[\s,]+/).map((tag) => tag.trim()).filter((tag) => tag);
+}
+
+function languagesField(prefix, input, error) {
+  return h("label", {}, "Languages they read", input,
+    h("span", { class: "hint", id: prefix + "-languages-hint" },
+      "Tags such as th, ar, en: the queues give them conversations in these languages first."),
+    error);
+}
+
 function roleSelect(id, role) {
   return h("select", { id, name: "role", "aria-describedby": id + "-error" },
     ["agent", "supervisor", "admin"].map((value) => h("option", { value, selected: value === role }, value)));
@@ -1770,6 +1788,7 @@ function agentRow(agent) {
         agent.active ? null : h("span", { class: "badge inactive" }, "deactivated")),
       h("span", { class: "meta" }, agent.teams.map(teamName).join(", ") || "no team", " · ",
         agent.available ? "available" : "away", " · ", agent.open_conversations + " open",
+        agent.languages && agent.languages.length ? " · reads " + agent.languages.join(", ") : "",
         agent.has_password ? "" : " · no password yet")));
 }
 
@@ -1794,8 +1813,9 @@ async function loadAgents(ticket, list) {
 }
 
 function newAgentForm(ticket, list, created) {
-  const errors = fieldErrors("agent-new", ["name", "role", "teams", "token"]);
+  const errors = fieldErrors("agent-new", ["name", "role", "teams", "languages", "token"]);
   const teams = teamPicker("agent-new", [], errors.box("teams"));
+  const languages = languagesInput("agent-new-languages", []);
   const name = h("input", { id: "agent-new-name", name: "name", required: true, autocomplete: "off", dir: "auto",
     "aria-describedby": "agent-new-name-error" });
   const token = h("input", { id: "agent-new-token", name: "token", autocomplete: "off", dir: "auto",
@@ -1804,6 +1824,8 @@ function newAgentForm(ticket, list, created) {
   const form = h("form", { id: "agent-new", class: "panel", onsubmit: async (event) => {
     event.preventDefault();
     const body = { name: name.value.trim(), role: form.elements.role.value, teams: teams.value() };
+    const read = languagesOf(languages);
+    if (read.length) body.languages = read;
     if (token.value.trim()) body.token = token.value.trim();
     errors.clear();
     submit.disabled = true;
@@ -1830,6 +1852,7 @@ function newAgentForm(ticket, list, created) {
     h("label", {}, "Name", name, errors.box("name")),
     h("label", {}, "Role ", roleSelect("agent-new-role", "agent"), errors.box("role")),
     teams.node,
+    languagesField("agent-new", languages, errors.box("languages")),
     h("label", {}, "API token (optional)", token,
       h("span", { class: "hint", id: "agent-new-token-hint" }, "A label such as “CRM sync” issues a token for an integration."),
       errors.box("token")),
@@ -1912,6 +1935,7 @@ async function renderAgent(id, ticket, shown) {
         h("dl", { class: "facts", id: "agent-facts" },
           fact("Teams", agent.teams.map(teamName).join(", ") || "—", "agent-teams"),
           fact("Role", agent.role, "agent-role"),
+          fact("Languages", (agent.languages || []).join(", ") || "—", "agent-languages"),
           fact("Status", agent.active ? "active" : "deactivated", "agent-active"),
           fact("Availability", agent.available ? "available" : "away", "agent-available"),
           fact("Open conversations", String(agent.open_conversations), "agent-open"),
@@ -1958,25 +1982,30 @@ function newTokenForm(agent, again) {
 }
 
 function agentEditForm(agent, again) {
-  const errors = fieldErrors("agent-edit", ["teams", "role"]);
+  const errors = fieldErrors("agent-edit", ["teams", "role", "languages"]);
   const teams = teamPicker("agent-edit", agent.teams, errors.box("teams"));
   const role = roleSelect("agent-edit-role", agent.role);
+  const languages = languagesInput("agent-edit-languages", agent.languages);
   const form = h("form", { id: "agent-edit", class: "panel", onsubmit: async (event) => {
     event.preventDefault();
     const body = {};
     const wanted = teams.value();
     if (wanted.join() !== agent.teams.join()) body.teams = wanted;
     if (role.value !== agent.role) body.role = role.value;
+    const read = languagesOf(languages);
+    if (read.join() !== (agent.languages || []).join()) body.languages = read;
     errors.clear();
     if (!Object.keys(body).length) { showError(errors.general, { code: "unchanged", message: "nothing to save" }); return; }
     try {
       const updated = await api("PATCH", "/agents/" + agent.id, body);
-      again({ notice: "Saved: " + updated.name + " is " + updated.role + " in " + updated.teams.map(teamName).join(", ") + "." });
+      again({ notice: "Saved: " + updated.name + " is " + updated.role + " in " + updated.teams.map(teamName).join(", ") +
+        (updated.languages.length ? ", reading " + updated.languages.join(", ") : "") + "." });
     } catch (problem) { errors.show(problem); }
   } },
-    h("h3", {}, "Teams and role"),
+    h("h3", {}, "Teams, role and languages"),
     teams.node,
     h("label", {}, "Role ", role, errors.box("role")),
+    languagesField("agent-edit", languages, errors.box("languages")),
     errors.general,
     h("button", { type: "submit", class: "primary", id: "agent-edit-save" }, "Save"));
   return form;

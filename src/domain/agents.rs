@@ -1,5 +1,5 @@
-//! Agents as admins manage them: created in one or more teams, their teams and role
-//! changed, deactivated (their sessions end and their open conversations go back to the
+//! Agents as admins manage them: created in one or more teams, their teams, role and
+//! language skills changed, deactivated (their sessions end and their open conversations go back to the
 //! queue), API tokens issued and revoked. Every change is written to the admins' audit
 //! log with who made it (`None`: the operator, at the command line).
 
@@ -18,6 +18,44 @@ pub struct AgentChanges {
     /// Their teams, home team first.
     pub teams: Option<Vec<String>>,
     pub role: Option<Role>,
+    /// The languages they read (tags such as `th`, `pt-BR`); empty for none.
+    pub languages: Option<Vec<String>>,
+}
+
+/// The most languages one agent is said to read.
+pub const MAX_LANGUAGES: usize = 20;
+
+/// Language skills as given (`th`, `pt-BR`) made into what is stored: lowercase tags, in
+/// the order given, none twice. A tag is a 2–3 letter primary subtag, then subtags of 1
+/// to 8 letters or digits after `-` or `_`.
+pub fn language_skills(given: &[String]) -> DeskResult<Vec<String>> {
+    let invalid = |problem: String| DeskError::Invalid {
+        field: "languages",
+        problem,
+    };
+    if given.len() > MAX_LANGUAGES {
+        return Err(invalid(format!("names more than {MAX_LANGUAGES} languages")));
+    }
+    let mut skills: Vec<String> = Vec::with_capacity(given.len());
+    for tag in given {
+        let tag = tag.trim().to_ascii_lowercase().replace('_', "-");
+        let mut parts = tag.split('-');
+        let primary_ok = parts
+            .next()
+            .is_some_and(|primary| (2..=3).contains(&primary.len()) && primary.chars().all(|c| c.is_ascii_lowercase()));
+        let rest_ok =
+            parts.all(|part| (1..=8).contains(&part.len()) && part.chars().all(|c| c.is_ascii_alphanumeric()));
+        if !primary_ok || !rest_ok {
+            return Err(invalid(format!(
+                "`{tag}` is not a language tag such as th, en or pt-BR"
+            )));
+        }
+        if skills.contains(&tag) {
+            return Err(invalid(format!("names `{tag}` twice")));
+        }
+        skills.push(tag);
+    }
+    Ok(skills)
 }
 
 /// What a deactivation did.
@@ -88,6 +126,10 @@ fn keys(teams: &[TeamRow]) -> Vec<&str> {
 
 /// A new agent in configured teams, under a name nobody has; returns their id.
 pub fn create(tx: &mut dyn Tx, agent: &NewAgent, actor: Option<i64>, now: i64) -> DeskResult<i64> {
+    let agent = &NewAgent {
+        languages: language_skills(&agent.languages)?,
+        ..agent.clone()
+    };
     let teams = teams_named(tx, &agent.teams)?;
     if tx.agent(&AgentSelector::Name(agent.name.clone()))?.is_some() {
         return Err(DeskError::Conflict(format!(
@@ -97,13 +139,14 @@ pub fn create(tx: &mut dyn Tx, agent: &NewAgent, actor: Option<i64>, now: i64) -
     }
     let team_ids: Vec<i64> = teams.iter().map(|team| team.id).collect();
     let id = tx.insert_agent(agent, &team_ids, now)?;
-    let details = json!({"name": agent.name, "role": agent.role, "teams": keys(&teams)});
+    let details = json!({"name": agent.name, "role": agent.role, "teams": keys(&teams), "languages": agent.languages});
     audit(tx, actor, "agent.created", "agent", id, details, now)?;
     Ok(id)
 }
 
-/// Changes an agent's teams or role. An admin cannot change their own role (nobody would
-/// be left to undo a mistake); new teams may hand the agent waiting work at once.
+/// Changes an agent's teams, role or languages. An admin cannot change their own role
+/// (nobody would be left to undo a mistake); new teams or languages may hand the agent
+/// waiting work at once.
 pub fn update(
     tx: &mut dyn Tx,
     desk: &Desk,
@@ -125,14 +168,26 @@ pub fn update(
         tx.set_agent_role(agent_id, role)?;
         details.insert("role".into(), json!({"from": before.role, "to": role}));
     }
+    let mut drain = false;
     if let Some(keys_wanted) = &changes.teams {
         let teams = teams_named(tx, keys_wanted)?;
         if keys(&teams) != keys(&before.teams) {
             let team_ids: Vec<i64> = teams.iter().map(|team| team.id).collect();
             tx.set_agent_teams(agent_id, &team_ids)?;
             details.insert("teams".into(), json!({"from": keys(&before.teams), "to": keys(&teams)}));
-            queues::drain_agent_team(tx, desk, agent_id, now)?;
+            drain = true;
         }
+    }
+    if let Some(given) = &changes.languages {
+        let languages = language_skills(given)?;
+        if languages != before.languages {
+            tx.set_agent_languages(agent_id, &languages)?;
+            details.insert("languages".into(), json!({"from": before.languages, "to": languages}));
+            drain = true;
+        }
+    }
+    if drain {
+        queues::drain_agent_team(tx, desk, agent_id, now)?;
     }
     if !details.is_empty() {
         audit(tx, actor, "agent.updated", "agent", agent_id, details.into(), now)?;

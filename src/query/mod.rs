@@ -30,6 +30,9 @@ pub struct Agent {
     pub available: bool,
     /// Their own limit of open conversations; `null`: the team's.
     pub capacity: Option<i64>,
+    /// The languages they read (lowercase tags): queues prefer them for conversations
+    /// in those languages.
+    pub languages: Vec<String>,
     /// Open conversations assigned to them now.
     pub open_conversations: i64,
     /// Deactivated agents keep their history but cannot sign in or use their token.

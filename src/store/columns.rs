@@ -28,6 +28,19 @@ pub(in crate::store) fn to_json<T: serde::Serialize>(value: &T, empty: &str) -> 
     serde_json::to_string(value).unwrap_or_else(|_| empty.into())
 }
 
+/// An agent's languages as `agents.languages` keeps them: tags joined by commas.
+pub(in crate::store) fn languages_column(languages: &[String]) -> String {
+    languages.join(",")
+}
+
+/// `agents.languages` back into its tags; empty when none were given.
+pub(in crate::store) fn languages_of(text: &str) -> Vec<String> {
+    text.split(',')
+        .filter(|tag| !tag.is_empty())
+        .map(str::to_owned)
+        .collect()
+}
+
 /// How a new message adds to its quarter hour's `message_tallies` row: customers'
 /// messages, agents' replies, automated updates, notes (docs/REPORTS.md's counts).
 pub(in crate::store) fn tally_of(direction: Direction, kind: MessageKind) -> [i64; 4] {

@@ -1478,6 +1478,46 @@ async fn agents_belong_to_several_teams_hold_several_tokens_and_admin_changes_ar
 }
 
 #[tokio::test]
+async fn agents_keep_the_languages_they_read() {
+    let store = testing::with_shop().await;
+    let ada = store.agent("ada").await;
+    let team = store.support;
+    let (ada_row, bob_row) = store
+        .store
+        .unit(move |tx| {
+            tx.set_agent_languages(ada, &["th".into(), "en".into()])?;
+            let bob = NewAgent {
+                name: "bob".into(),
+                role: crate::model::Role::Agent,
+                teams: vec!["support".into()],
+                token_hash: b"bob".to_vec(),
+                first_token: None,
+                capacity: None,
+                available: true,
+                languages: vec!["ar".into()],
+            };
+            let bob = tx.insert_agent(&bob, &[team], NOW)?;
+            let ada_row = tx.agent(&AgentSelector::Id(ada))?.expect("ada exists");
+            let bob_row = tx.agent(&AgentSelector::Id(bob))?.expect("bob exists");
+            Ok::<_, StoreError>((ada_row, bob_row))
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        (ada_row.languages, bob_row.languages),
+        (vec!["th".to_owned(), "en".to_owned()], vec!["ar".to_owned()])
+    );
+    assert_eq!(store.queries.agent(ada).await.unwrap().languages, ["th", "en"]);
+    assert_eq!(store.queries.agent(bob_row.id).await.unwrap().languages, ["ar"]);
+    store
+        .store
+        .unit(move |tx| tx.set_agent_languages(ada, &[]))
+        .await
+        .unwrap();
+    assert!(store.queries.agent(ada).await.unwrap().languages.is_empty());
+}
+
+#[tokio::test]
 async fn saved_replies_keep_their_scope_and_shortcut_and_are_listed_to_who_may_see_them() {
     let store = testing::with_shop().await;
     let (ada, bob) = (store.agent("ada").await, store.agent("bob").await);

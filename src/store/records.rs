@@ -66,6 +66,8 @@ pub struct AgentRow {
     pub team: Option<String>,
     /// Every team they belong to, the home team first.
     pub teams: Vec<TeamRow>,
+    /// The languages they read (lowercase tags), in the order given.
+    pub languages: Vec<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -83,10 +85,13 @@ pub struct NewAgent {
     /// `None`: the team's capacity.
     pub capacity: Option<u32>,
     pub available: bool,
+    /// The languages they read (lowercase tags); assignment prefers them for
+    /// conversations in those languages.
+    pub languages: Vec<String>,
 }
 
 /// An available member of a team, with what they hold now.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AgentLoad {
     pub id: i64,
     /// Their own limit; `None`: the team's.

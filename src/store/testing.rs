@@ -124,6 +124,7 @@ impl TestStore {
             first_token: Some("first".into()),
             capacity: None,
             available: true,
+            languages: Vec::new(),
         };
         let team = self.support;
         self.store

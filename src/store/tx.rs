@@ -29,6 +29,8 @@ pub trait CatalogTx {
     fn set_agent_teams(&mut self, agent_id: i64, team_ids: &[i64]) -> StoreResult<()>;
     fn set_agent_role(&mut self, agent_id: i64, role: Role) -> StoreResult<()>;
     fn set_agent_available(&mut self, agent_id: i64, available: bool) -> StoreResult<()>;
+    /// Replaces the languages the agent reads.
+    fn set_agent_languages(&mut self, agent_id: i64, languages: &[String]) -> StoreResult<()>;
     /// When round-robin last gave the agent a conversation.
     fn note_assignment(&mut self, agent_id: i64, now: i64) -> StoreResult<()>;
     /// The team's members marked available, with their load.

@@ -79,6 +79,11 @@ async fn an_admin_creates_changes_revokes_and_deactivates_an_agent_in_the_consol
     admin.click("#agent-new-team-billing").await;
     admin.wait_for_text("#agent-new-home", "Customer Support").await;
     admin.fill("#agent-new-token", "CRM sync").await;
+    // She reads Thai and English: a tag that is none is refused beside its field.
+    admin.fill("#agent-new-languages", "th, english!").await;
+    admin.click("#agent-new-submit").await;
+    admin.wait_for_text("#agent-new-languages-error", "english!").await;
+    admin.fill("#agent-new-languages", "th, EN").await;
     admin.click("#agent-new-submit").await;
     admin.wait_for_text("#agent-new-secrets", "Shown only this once").await;
     // A fresh form for the next one; the refusal is gone.
@@ -105,6 +110,7 @@ async fn an_admin_creates_changes_revokes_and_deactivates_an_agent_in_the_consol
         "the first ticked is her home team"
     );
     assert_eq!(me["role"], "agent");
+    assert_eq!(me["languages"], json!(["th", "en"]));
 
     // Lena signs in through her link and takes a customer's conversation.
     let lena = Browser::start().await;
@@ -130,13 +136,16 @@ async fn an_admin_creates_changes_revokes_and_deactivates_an_agent_in_the_consol
     admin.click("#agent-new-open").await;
     admin.wait_for_text("#agent-tokens .token-row", "CRM sync").await;
     admin.wait_for_text("#agent-teams", "Customer Support, Billing").await;
+    admin.wait_for_text("#agent-languages", "th, en").await;
     admin.click("#agent-edit-team-billing").await;
     admin.click("#agent-edit-team-technical").await;
+    admin.fill("#agent-edit-languages", "th ar").await;
     admin.click("#agent-edit-save").await;
     admin.wait_for_text("#agent-notice", "Saved").await;
     admin
         .wait_for_text("#agent-teams", "Customer Support, Technical Support")
         .await;
+    admin.wait_for_text("#agent-languages", "th, ar").await;
     let agents = daemon.get("/agents", &root_token).await;
     let lena_now = agents["agents"]
         .as_array()
@@ -146,6 +155,7 @@ async fn an_admin_creates_changes_revokes_and_deactivates_an_agent_in_the_consol
         .unwrap()
         .clone();
     assert_eq!(lena_now["teams"], json!(["support", "technical"]));
+    assert_eq!(lena_now["languages"], json!(["th", "ar"]));
     let lena_id = lena_now["id"].as_i64().unwrap();
     admin.screenshot("admin-agents").await;
 

@@ -134,19 +134,30 @@ fn agent_add_refuses_unknown_teams_roles_and_taken_names() {
             "--capacity",
             "3",
             "--available",
+            "--languages",
+            "th, EN",
         ],
         &[],
     );
     assert!(ok, "{stderr}");
+    let (ok, _, stderr) = switchboard(
+        &text,
+        &["agent", "add", "max", "--team", "support", "--languages", "th,thai!"],
+        &[],
+    );
+    assert!(
+        !ok && stderr.contains("languages") && stderr.contains("thai!"),
+        "{stderr}"
+    );
     let (ok, listing, _) = switchboard(&text, &["agent", "list"], &[]);
     assert!(ok);
     let lines: Vec<&str> = listing.lines().collect();
     assert_eq!(
         lines,
         [
-            "id\tname\trole\tteams\tavailable\tcapacity\topen",
-            "2\tlea\tagent\tsupport\tyes\t3\t0",
-            "1\tsam\tagent\tsupport\tno\tteam\t0"
+            "id\tname\trole\tteams\tavailable\tcapacity\topen\tlanguages",
+            "2\tlea\tagent\tsupport\tyes\t3\t0\tth,en",
+            "1\tsam\tagent\tsupport\tno\tteam\t0\t-"
         ],
         "{listing}"
     );

@@ -250,6 +250,7 @@ impl Desk {
                         first_token: Some("first".into()),
                         capacity: None,
                         available: *available,
+                        languages: Vec::new(),
                     },
                     None,
                     now,

@@ -173,6 +173,11 @@ const MIGRATIONS: migrations::Versions = &[
         "report facts",
         include_str!("../../../migrations/postgres/0010_report_facts.sql"),
     ),
+    (
+        11,
+        "agent languages",
+        include_str!("../../../migrations/postgres/0011_agent_languages.sql"),
+    ),
 ];
 
 /// A connection that is put back into the pool only once its transaction is over: if a

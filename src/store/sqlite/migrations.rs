@@ -105,6 +105,11 @@ const MIGRATIONS: Versions = &[
         "report facts",
         include_str!("../../../migrations/sqlite/0022_report_facts.sql"),
     ),
+    (
+        23,
+        "agent languages",
+        include_str!("../../../migrations/sqlite/0023_agent_languages.sql"),
+    ),
 ];
 
 pub async fn migrator() -> Result<Migrator, sqlx::migrate::MigrateError> {

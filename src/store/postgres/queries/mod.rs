@@ -27,7 +27,7 @@ use crate::model::{DeliveryStatus, Role, Timestamp};
 use crate::query::report_cache::ReportSource;
 use crate::query::reports::{Grouping, ReportConversation, ReportRequest, StoredFacts, Timeline};
 use crate::query::*;
-use crate::store::columns::vocabulary;
+use crate::store::columns::{languages_of, vocabulary};
 use crate::store::{StoreError, StoreResult, Subscription};
 
 pub async fn ping(pool: &PgPool) -> StoreResult<()> {
@@ -142,6 +142,7 @@ fn agent_from_row(row: &PgRow) -> StoreResult<Agent> {
         teams: row.try_get("team_keys")?,
         available: row.try_get("available")?,
         capacity: row.try_get("capacity")?,
+        languages: languages_of(row.try_get("languages")?),
         open_conversations: row.try_get("open_count")?,
         active: row.try_get("active")?,
         has_password: row.try_get("has_password")?,
@@ -159,7 +160,7 @@ pub async fn agent(pool: &PgPool, id: i64) -> StoreResult<Agent> {
 }
 
 const AGENT_COLUMNS: &str = "SELECT a.id, a.name, a.role, t.key AS team_key, a.created_at, a.available, a.capacity,
-        a.active, a.password_hash IS NOT NULL AS has_password,
+        a.languages, a.active, a.password_hash IS NOT NULL AS has_password,
         (SELECT COUNT(*) FROM conversations c WHERE c.assignee_id = a.id AND c.status = 'open') AS open_count,
         ARRAY(SELECT mt.key FROM agent_teams m JOIN teams mt ON mt.id = m.team_id WHERE m.agent_id = a.id
               ORDER BY mt.id IS DISTINCT FROM a.team_id, mt.id) AS team_keys

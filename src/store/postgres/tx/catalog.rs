@@ -5,7 +5,7 @@ use switchboard_connector_core::ChannelKind;
 use super::{PgTx, column};
 use crate::model::Role;
 use crate::store::StoreResult;
-use crate::store::columns::vocabulary;
+use crate::store::columns::{languages_column, languages_of, vocabulary};
 use crate::store::records::*;
 use crate::store::tx::*;
 
@@ -59,7 +59,7 @@ impl CatalogTx for PgTx<'_> {
     }
 
     fn agent(&mut self, who: &AgentSelector) -> StoreResult<Option<AgentRow>> {
-        const COLUMNS: &str = "SELECT a.id, a.name, a.role, a.team_id, t.key AS team
+        const COLUMNS: &str = "SELECT a.id, a.name, a.role, a.team_id, t.key AS team, a.languages
              FROM agents a LEFT JOIN teams t ON t.id = a.team_id";
         let row = match who {
             AgentSelector::Id(id) => self.row(sqlx::query(&format!("{COLUMNS} WHERE a.id = $1")).bind(id))?,
@@ -97,14 +97,15 @@ impl CatalogTx for PgTx<'_> {
             team_id,
             team: column(&row, "team")?,
             teams,
+            languages: languages_of(&column::<String>(&row, "languages")?),
         }))
     }
 
     fn insert_agent(&mut self, agent: &NewAgent, team_ids: &[i64], now: i64) -> StoreResult<i64> {
         let row = self.one(
             sqlx::query(
-                "INSERT INTO agents (name, role, team_id, token_hash, created_at, capacity, available)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id",
+                "INSERT INTO agents (name, role, team_id, token_hash, created_at, capacity, available, languages)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING id",
             )
             .bind(&agent.name)
             .bind(agent.role.as_str())
@@ -112,7 +113,8 @@ impl CatalogTx for PgTx<'_> {
             .bind(&agent.token_hash)
             .bind(now)
             .bind(agent.capacity.map(i64::from))
-            .bind(agent.available),
+            .bind(agent.available)
+            .bind(languages_column(&agent.languages)),
         )?;
         let id = column(&row, "id")?;
         self.set_agent_teams(id, team_ids)?;
@@ -153,6 +155,15 @@ impl CatalogTx for PgTx<'_> {
             sqlx::query("UPDATE agents SET available = $1 WHERE id = $2")
                 .bind(available)
                 .bind(agent_id),
+        )?;
+        Ok(())
+    }
+
+    fn set_agent_languages(&mut self, agent_id: i64, languages: &[String]) -> StoreResult<()> {
+        self.execute(
+            sqlx::query("UPDATE agents SET languages = $2 WHERE id = $1")
+                .bind(agent_id)
+                .bind(languages_column(languages)),
         )?;
         Ok(())
     }

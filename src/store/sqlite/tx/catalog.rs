@@ -6,7 +6,7 @@ use switchboard_connector_core::ChannelKind;
 use super::SqliteTx;
 use crate::model::Role;
 use crate::store::StoreResult;
-use crate::store::columns::vocabulary;
+use crate::store::columns::{languages_column, languages_of, vocabulary};
 use crate::store::records::*;
 use crate::store::tx::*;
 
@@ -56,11 +56,14 @@ impl CatalogTx for SqliteTx<'_> {
     }
 
     fn agent(&mut self, who: &AgentSelector) -> StoreResult<Option<AgentRow>> {
-        const COLUMNS: &str =
-            "SELECT a.id, a.name, a.role, a.team_id, t.key FROM agents a LEFT JOIN teams t ON t.id = a.team_id";
-        type Row = (i64, String, String, Option<i64>, Option<String>);
+        const COLUMNS: &str = "SELECT a.id, a.name, a.role, a.team_id, t.key, a.languages
+             FROM agents a LEFT JOIN teams t ON t.id = a.team_id";
+        type Row = ((i64, String, String), (Option<i64>, Option<String>, String));
         let read = |row: &rusqlite::Row<'_>| -> rusqlite::Result<Row> {
-            Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?, row.get(4)?))
+            Ok((
+                (row.get(0)?, row.get(1)?, row.get(2)?),
+                (row.get(3)?, row.get(4)?, row.get(5)?),
+            ))
         };
         let row = match who {
             AgentSelector::Id(id) => self
@@ -74,7 +77,7 @@ impl CatalogTx for SqliteTx<'_> {
                 .query_row([name], read)
                 .optional()?,
         };
-        let Some((id, name, role, team_id, team)) = row else {
+        let Some(((id, name, role), (team_id, team, languages))) = row else {
             return Ok(None);
         };
         let teams = self
@@ -98,6 +101,7 @@ impl CatalogTx for SqliteTx<'_> {
             team_id,
             team,
             teams,
+            languages: languages_of(&languages),
         }))
     }
 
@@ -105,8 +109,8 @@ impl CatalogTx for SqliteTx<'_> {
         let id: i64 = self
             .conn
             .prepare_cached(
-                "INSERT INTO agents (name, role, team_id, token_hash, created_at, capacity, available)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) RETURNING id",
+                "INSERT INTO agents (name, role, team_id, token_hash, created_at, capacity, available, languages)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) RETURNING id",
             )?
             .query_row(
                 params![
@@ -116,7 +120,8 @@ impl CatalogTx for SqliteTx<'_> {
                     agent.token_hash,
                     now,
                     agent.capacity,
-                    agent.available
+                    agent.available,
+                    languages_column(&agent.languages)
                 ],
                 |row| row.get(0),
             )?;
@@ -154,6 +159,13 @@ impl CatalogTx for SqliteTx<'_> {
         self.conn
             .prepare_cached("UPDATE agents SET available = ?1 WHERE id = ?2")?
             .execute(params![available, agent_id])?;
+        Ok(())
+    }
+
+    fn set_agent_languages(&mut self, agent_id: i64, languages: &[String]) -> StoreResult<()> {
+        self.conn
+            .prepare_cached("UPDATE agents SET languages = ?2 WHERE id = ?1")?
+            .execute(params![agent_id, languages_column(languages)])?;
         Ok(())
     }
 
