@@ -286,7 +286,7 @@ fn explain(settings: &Settings, path: &std::path::Path, json: bool) -> anyhow::R
     let sample = switchboard::domain::explain::Sample::parse(&object, &settings.inbox_kinds())
         .map_err(|err| anyhow::anyhow!("--message {}: `{}` {}", path.display(), err.field, err.problem))?;
     let explanation =
-        switchboard::domain::explain::explain(&settings.router, &settings.desk, &sample, SystemClock.now_ms());
+        switchboard::domain::explain::explain(&settings.router, &settings.desk, &sample, SystemClock.now_ms(), None);
     if json {
         println!("{}", serde_json::to_string_pretty(&explanation)?);
     } else {

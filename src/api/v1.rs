@@ -478,11 +478,14 @@ async fn explain_route(
 ) -> Result<Json<crate::domain::explain::Explanation>, ApiError> {
     let sample = crate::domain::explain::Sample::parse(&object, &state.settings.inbox_kinds())
         .map_err(|err| ApiError::invalid(&err.field, err.problem))?;
+    // Which language rule of assignment applies depends on who is on shift now.
+    let agents = state.queries.agents().await?;
     Ok(Json(crate::domain::explain::explain(
         &state.settings.router,
         &state.settings.desk,
         &sample,
         state.clock.now_ms(),
+        Some(&agents),
     )))
 }
 

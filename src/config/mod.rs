@@ -742,6 +742,14 @@ on_breach = [\"raise_priority\"]
                 "teams.billing.assignment",
             ),
             (
+                MINIMAL.replace("name = \"Billing\"", "name = \"Billing\"\nlanguage_wait = \"soon\""),
+                "teams.billing.language_wait",
+            ),
+            (
+                MINIMAL.replace("name = \"Billing\"", "name = \"Billing\"\nlanguage_wait = \"2days\""),
+                "teams.billing.language_wait",
+            ),
+            (
                 MINIMAL.replace("name = \"Billing\"", "name = \"Billing\"\nescalate_to = \"billing\""),
                 "teams.billing.escalate_to",
             ),

@@ -64,8 +64,9 @@ pub enum StatusReason {
 pub enum AssignReason {
     /// Whoever replies to an unassigned conversation takes it.
     Replied,
-    /// The queue's policy chose (`round_robin`, `least_loaded`).
-    Queue(&'static str),
+    /// The queue's policy chose (`round_robin`, `least_loaded`), and how the
+    /// conversation's language weighed when it has one.
+    Queue(&'static str, Option<crate::domain::queues::LanguageFit>),
     ReturningCustomer,
     /// The assignee is not in the team it moved to.
     Transferred,
@@ -78,7 +79,7 @@ impl AssignReason {
     fn as_str(self) -> &'static str {
         match self {
             AssignReason::Replied => "replied",
-            AssignReason::Queue(policy) => policy,
+            AssignReason::Queue(policy, _) => policy,
             AssignReason::ReturningCustomer => "returning_customer",
             AssignReason::Transferred => "transferred",
             AssignReason::Escalated => "escalated",
@@ -328,6 +329,9 @@ impl DomainEvent {
                 let mut data = json!({"from": from, "to": to});
                 if let Some(reason) = reason {
                     data["reason"] = json!(reason.as_str());
+                }
+                if let Some(AssignReason::Queue(_, Some(fit))) = reason {
+                    data["language_fit"] = json!(fit.as_str());
                 }
                 data
             }
@@ -705,7 +709,7 @@ mod tests {
         let queued = DomainEvent::Assigned {
             from: None,
             to: Some(1),
-            reason: Some(AssignReason::Queue("round_robin")),
+            reason: Some(AssignReason::Queue("round_robin", None)),
         };
         assert_eq!(queued.updates(), [UpdateEvent::Assigned]);
         let transferred = DomainEvent::Transferred {

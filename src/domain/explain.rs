@@ -8,11 +8,14 @@ use serde::Serialize;
 use serde_json::{Map, Value};
 use switchboard_connector_core::ChannelKind;
 
-use crate::domain::desk::Desk;
+use crate::domain::desk::{Assignment, Desk, TeamPolicy};
+use crate::domain::queues::{self, Choice, LanguageFit};
 use crate::domain::router::{RouteInput, Router, RuleTrace};
 use crate::model::clock::ClockKind;
 use crate::model::human_duration;
 use crate::model::{Priority, Timestamp};
+use crate::query::Agent;
+use crate::store::{AgentLoad, Queued};
 
 /// A sample message: `{"inbox": "shop", "text": "…", "subject"?, "language"?,
 /// "metadata"?: {…contact attributes…}, "at"?: "2026-11-27T17:55:00Z"}`.
@@ -124,7 +127,31 @@ pub struct Decision {
     pub priority: Priority,
     pub labels: Vec<String>,
     pub assignment: Option<&'static str>,
+    /// How the team's queue weighs the message's language; `null` for a team that
+    /// assigns by hand.
+    pub language_assignment: Option<LanguageAssignment>,
     pub escalates_to: Option<String>,
+}
+
+/// The language rule of assignment for the sample: a reader of its language with room
+/// first; when readers are on shift but full, a wait of the team's `language_wait`,
+/// then anyone with room.
+#[derive(Debug, Clone, Serialize)]
+pub struct LanguageAssignment {
+    /// The conversation's language; `null`: none, so the policy's pick alone.
+    pub language: Option<String>,
+    /// The team's `language_wait`.
+    pub wait: String,
+    /// Which rule applies with the team's agents as they are now: `reader` (a reader has
+    /// room), `wait` (readers are on shift but full: it waits until `wait_until`, then
+    /// anyone), `no_reader` (nobody on shift reads it: anyone with room), `no_language`
+    /// (the policy's pick), `nobody` (nobody has room: it queues). `null` where the
+    /// agents are not read (the command line).
+    pub applies: Option<&'static str>,
+    pub wait_until: Option<Timestamp>,
+    /// The available members who read the language and have room now (by name);
+    /// `null` where the agents are not read.
+    pub readers_with_room: Option<Vec<String>>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -147,7 +174,9 @@ pub struct Deadline {
     pub due_at: Timestamp,
 }
 
-pub fn explain(router: &Router, desk: &Desk, sample: &Sample, now: i64) -> Explanation {
+/// What the router and desk would do with `sample`; with `agents` (the API reads them),
+/// also which language rule of assignment applies with the agents as they are now.
+pub fn explain(router: &Router, desk: &Desk, sample: &Sample, now: i64, agents: Option<&[Agent]>) -> Explanation {
     let at = sample.at.unwrap_or(now);
     let (language, source) = match &sample.language {
         Some(tag) => (Some(tag.clone()), Some("message")),
@@ -192,6 +221,9 @@ pub fn explain(router: &Router, desk: &Desk, sample: &Sample, now: i64) -> Expla
             deadlines,
         })
     });
+    let language_assignment = team
+        .filter(|team| team.assignment != Assignment::Manual)
+        .map(|team| language_assignment(team, language.as_deref(), agents, at));
     Explanation {
         evaluated_at: Timestamp(at),
         language: LanguageSeen { tag: language, source },
@@ -203,6 +235,7 @@ pub fn explain(router: &Router, desk: &Desk, sample: &Sample, now: i64) -> Expla
             department: team.map(|team| team.department.clone()),
             tier: team.map_or(0, |team| team.tier),
             assignment: team.map(|team| team.assignment.as_str()),
+            language_assignment,
             escalates_to: team.and_then(|team| team.next_tier.clone()),
             team: decision.team,
             priority: decision.priority,
@@ -210,6 +243,68 @@ pub fn explain(router: &Router, desk: &Desk, sample: &Sample, now: i64) -> Expla
         },
         sla,
     }
+}
+
+/// The language rule for a conversation in `language` arriving at `at` in `team`, and,
+/// given the agents, which part of it applies now.
+fn language_assignment(
+    team: &TeamPolicy,
+    language: Option<&str>,
+    agents: Option<&[Agent]>,
+    at: i64,
+) -> LanguageAssignment {
+    let mut rule = LanguageAssignment {
+        language: language.map(str::to_owned),
+        wait: human_duration(crate::model::millis(team.language_wait)),
+        applies: None,
+        wait_until: None,
+        readers_with_room: None,
+    };
+    let Some(agents) = agents else {
+        return rule;
+    };
+    let on_shift: Vec<(&Agent, AgentLoad)> = agents
+        .iter()
+        .filter(|agent| agent.active && agent.available && agent.teams.contains(&team.key))
+        .map(|agent| {
+            let load = AgentLoad {
+                id: agent.id,
+                capacity: agent.capacity,
+                load: agent.open_conversations,
+                last_assigned_at: None,
+                languages: agent.languages.clone(),
+            };
+            (agent, load)
+        })
+        .collect();
+    let members: Vec<AgentLoad> = on_shift.iter().map(|(_, load)| load.clone()).collect();
+    rule.readers_with_room = Some(
+        on_shift
+            .iter()
+            .filter(|(_, load)| {
+                language.is_some_and(|tag| queues::reads(&load.languages, tag)) && queues::has_room_now(team, load)
+            })
+            .map(|(agent, _)| agent.name.clone())
+            .collect(),
+    );
+    let queued = Queued {
+        id: 0,
+        language: language.map(str::to_owned),
+        queued_at: at,
+    };
+    rule.applies = Some(match queues::choose(team, &members, &queued, at) {
+        Choice::Nobody => "nobody",
+        Choice::Wait(until) => {
+            rule.wait_until = Some(Timestamp(until));
+            "wait"
+        }
+        Choice::Assign(_, None) => "no_language",
+        Choice::Assign(_, Some(LanguageFit::Reader)) => "reader",
+        Choice::Assign(_, Some(LanguageFit::NoReader)) => "no_reader",
+        // A wait of zero: anyone at once.
+        Choice::Assign(_, Some(LanguageFit::AfterWait)) => "after_wait",
+    });
+    rule
 }
 
 /// The explanation as people read it in a terminal.
@@ -258,6 +353,18 @@ pub fn render_text(explanation: &Explanation) -> String {
         decision.priority,
         decision.labels.join(", ")
     );
+    if let Some(rule) = &decision.language_assignment {
+        let line = match (&rule.language, rule.applies) {
+            (None, _) => "no language: the queue's policy picks".to_owned(),
+            (Some(tag), None) => format!(
+                "an available agent who reads {tag} and has room; when readers are on shift but full, \
+                 it waits up to {} for one, then anyone with room takes it",
+                rule.wait
+            ),
+            (Some(tag), Some(applies)) => format!("{tag}: {applies} (wait {})", rule.wait),
+        };
+        let _ = writeln!(out, "assignment: {}, {line}", decision.assignment.unwrap_or("manual"));
+    }
     if let Some(sla) = &explanation.sla {
         let _ = writeln!(
             out,

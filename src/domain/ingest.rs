@@ -404,8 +404,8 @@ pub fn ingest(
             created.team_id = team.as_ref().map(|team| team.id);
             created.team_key = Some(decision.team.clone());
             let next = clocks::update(tx, desk, &created, clocks::ClockChange::Created, now)?;
-            if let Some(team) = team {
-                queues::assign_new(
+            let wait = match team {
+                Some(team) => queues::assign_new(
                     tx,
                     desk,
                     conversation_id,
@@ -413,9 +413,10 @@ pub fn ingest(
                     team.id,
                     &decision.team,
                     now,
-                )?;
-            }
-            next
+                )?,
+                None => None,
+            };
+            earliest(next, wait)
         }
         None if automated || csat.is_some() || quiet || (!reopens && !desk.runs_next_response()) => None,
         None => {
@@ -425,6 +426,7 @@ pub fn ingest(
             };
             let change = clocks::ClockChange::CustomerMessage { reopened: reopens };
             let next = clocks::update(tx, desk, &state, change, now)?;
+            let mut wait_until = None;
             // A reopened conversation nobody holds joins its team's queue, from now.
             if reopens
                 && state.assignee.is_none()
@@ -435,9 +437,10 @@ pub fn ingest(
                     ..ConversationPatch::default()
                 };
                 tx.update_conversation(conversation_id, &queued)?;
-                queues::drain_team(tx, desk, team_id, team_key, now)?;
+                let drained = queues::drain_team(tx, desk, team_id, team_key, now)?;
+                wait_until = drained.wait_until;
             }
-            next
+            earliest(next, wait_until)
         }
     };
     Ok(IngestOutcome {
@@ -450,6 +453,14 @@ pub fn ingest(
         queued_outbound: queued_outbound || (routed.is_some() && !filed) || reopens,
         next_sla_fire,
     })
+}
+
+/// The sooner of two moments the scheduler must look, either maybe none.
+fn earliest(one: Option<i64>, other: Option<i64>) -> Option<i64> {
+    match (one, other) {
+        (Some(one), Some(other)) => Some(one.min(other)),
+        (one, other) => one.or(other),
+    }
 }
 
 /// What decides a new or joined conversation's acknowledgement.

@@ -494,6 +494,79 @@ async fn clocks_fall_due_in_order_of_their_next_moment() {
 }
 
 #[tokio::test]
+async fn the_queue_head_comes_with_its_members_languages_and_each_ones_language_and_wait() {
+    let store = testing::with_shop().await;
+    let ada = store.agent("ada").await;
+    let team = store.support;
+    let members = store
+        .store
+        .unit(move |tx| {
+            tx.set_agent_languages(ada, &["th".into(), "en".into()])?;
+            tx.available_agents(team)
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        members
+            .iter()
+            .map(|member| (member.id, member.languages.clone()))
+            .collect::<Vec<_>>(),
+        [(ada, vec!["th".to_owned(), "en".to_owned()])]
+    );
+
+    // The queue's head, in order, each with its language and since when it waits; and a
+    // language wait is a timer like the follow-ups.
+    let shop = store.shop.clone();
+    let (queue, head, due) = store
+        .store
+        .unit(move |tx| {
+            let mut ids = Vec::new();
+            for (n, (language, priority)) in [
+                (Some("th"), Priority::Normal),
+                (None, Priority::Normal),
+                (Some("ar"), Priority::High),
+            ]
+            .into_iter()
+            .enumerate()
+            {
+                let contact_id = tx.insert_contact(&testing::blank_contact(), NOW)?;
+                let identity_id = tx.insert_identity(contact_id, &shop, &format!("c{n}"), NOW)?;
+                ids.push(tx.insert_conversation(&NewConversation {
+                    inbox_id: shop.id,
+                    contact_id,
+                    identity_id,
+                    thread_key: None,
+                    subject: None,
+                    priority,
+                    team_id: Some(team),
+                    tier: 0,
+                    labels: &[],
+                    language,
+                    now: NOW + n as i64,
+                })?);
+            }
+            tx.set_timer(ids[0], "language_wait", NOW + 300_000)?;
+            let queue = tx.waiting(team, 10)?;
+            let head = tx.waiting(team, 1)?;
+            let due = tx.due_timers(NOW + 300_000, 10)?;
+            Ok::<_, StoreError>((queue, head, due))
+        })
+        .await
+        .unwrap();
+    let seen: Vec<(Option<&str>, i64)> = queue
+        .iter()
+        .map(|queued| (queued.language.as_deref(), queued.queued_at))
+        .collect();
+    assert_eq!(
+        seen,
+        [(Some("ar"), NOW + 2), (Some("th"), NOW), (None, NOW + 1)],
+        "urgent first, then oldest"
+    );
+    assert_eq!(head, queue[..1]);
+    assert_eq!(due, [(queue[1].id, "language_wait".to_owned())]);
+}
+
+#[tokio::test]
 async fn event_deliveries_go_in_order_per_conversation_and_a_disabled_subscription_gets_only_pings() {
     let store = testing::with_shop().await;
     let admin = store.agent("admin").await;

@@ -99,6 +99,18 @@ pub struct AgentLoad {
     /// Open conversations assigned to them.
     pub load: i64,
     pub last_assigned_at: Option<i64>,
+    /// The languages they read (lowercase tags); empty when none were given.
+    pub languages: Vec<String>,
+}
+
+/// A conversation in its team's queue, as assignment weighs it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Queued {
+    pub id: i64,
+    /// The conversation's language, when it has one.
+    pub language: Option<String>,
+    /// Since when it waits in this queue.
+    pub queued_at: i64,
 }
 
 /// The contact behind an identity, with what we know of them.

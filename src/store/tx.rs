@@ -110,9 +110,9 @@ pub trait ConversationTx {
     fn find_conversation(&mut self, lookup: ConversationLookup<'_>) -> StoreResult<Option<ConversationRef>>;
     fn insert_conversation(&mut self, new: &NewConversation<'_>) -> StoreResult<i64>;
     fn update_conversation(&mut self, id: i64, patch: &ConversationPatch) -> StoreResult<()>;
-    /// The team's queue head: its open, unassigned conversation, most urgent and then
-    /// longest waiting first.
-    fn next_waiting(&mut self, team_id: i64) -> StoreResult<Option<i64>>;
+    /// The head of the team's queue, at most `limit`: its open, unassigned
+    /// conversations, most urgent and then longest waiting first.
+    fn waiting(&mut self, team_id: i64, limit: u32) -> StoreResult<Vec<Queued>>;
     /// Who held the contact's latest conversation other than `except` that had someone.
     fn previous_assignee(&mut self, contact_id: i64, except: i64) -> StoreResult<Option<i64>>;
     fn update_target(&mut self, id: i64) -> StoreResult<Option<UpdateTarget>>;

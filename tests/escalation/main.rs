@@ -124,6 +124,7 @@ department = "support"
 tier = 0
 assignment = "round_robin"
 capacity = 2
+language_wait = "10m"
 business_hours = "office"
 sla = "standard"
 
@@ -818,6 +819,166 @@ async fn round_robin_spreads_within_capacity_and_a_full_team_queues_urgent_then_
         .call(reqwest::Method::PUT, "/agents/nobody/availability", "sue", off())
         .await;
     assert_eq!(status, StatusCode::NOT_FOUND);
+}
+
+/// The `conversation.assigned` events of a conversation: `(assignee id, language_fit)`.
+fn assignments(conversation: &Value) -> Vec<(i64, Value)> {
+    conversation["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|event| event["kind"] == "conversation.assigned")
+        .map(|event| {
+            (
+                event["data"]["to"].as_i64().unwrap(),
+                event["data"]["language_fit"].clone(),
+            )
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn a_mixed_desk_gives_each_conversation_to_a_reader_of_its_language_and_to_anyone_after_the_wait() {
+    let desk = Desk::start(
+        at(MONDAY_10),
+        &[
+            ("somchai", "support", Role::Agent, true),
+            ("layla", "support", Role::Agent, true),
+            ("emma", "support", Role::Agent, true),
+        ],
+    )
+    .await;
+    // An admin says who reads what; bad input is refused and changes nothing.
+    let mut ids = HashMap::new();
+    for (name, languages) in [
+        ("somchai", json!(["th"])),
+        ("layla", json!(["ar"])),
+        ("emma", json!(["EN"])),
+    ] {
+        let (status, agent) = desk
+            .call(
+                reqwest::Method::PATCH,
+                &format!("/agents/{name}"),
+                READER,
+                Some(json!({"languages": languages})),
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "{agent}");
+        ids.insert(name, agent["id"].as_i64().unwrap());
+    }
+    for wrong in [json!(["english!"]), json!("en"), json!(["en", "en"])] {
+        let (status, body) = desk
+            .call(
+                reqwest::Method::PATCH,
+                "/agents/emma",
+                READER,
+                Some(json!({"languages": wrong, "role": "supervisor"})),
+            )
+            .await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+        assert!(
+            body["error"]["message"].as_str().unwrap().contains("languages"),
+            "{body}"
+        );
+    }
+    let agents = desk.get("/agents", READER).await;
+    let emma = agents["agents"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|agent| agent["name"] == "emma")
+        .unwrap();
+    assert_eq!((&emma["languages"], &emma["role"]), (&json!(["en"]), &json!("agent")));
+
+    let write = |id: &'static str, text: &'static str, language: &'static str| {
+        let desk = &desk;
+        async move {
+            desk.clock.advance(std::time::Duration::from_secs(60));
+            let (status, body) = desk
+                .hook(json!({"id": id, "from": {"id": id, "name": id}, "text": text, "language": language}))
+                .await;
+            assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+            body["conversation_id"].as_i64().unwrap()
+        }
+    };
+    const ENGLISH: &str = "Hello, how do I change my password?";
+    const ARABIC: &str = "مرحبا، كيف أغير كلمة المرور؟";
+    const THAI: &str = "สวัสดีครับ จะเปลี่ยนรหัสผ่านได้อย่างไร";
+    // Round-robin alone would start with somchai: each goes to the one who reads it.
+    let english = write("e1", ENGLISH, "en").await;
+    let arabic = write("a1", ARABIC, "ar").await;
+    let thai = write("t1", THAI, "th").await;
+    let thai_again = write("t2", THAI, "th").await;
+    for (id, reader) in [
+        (english, "emma"),
+        (arabic, "layla"),
+        (thai, "somchai"),
+        (thai_again, "somchai"),
+    ] {
+        let conversation = desk.conversation(id).await;
+        assert_eq!(assignee(&conversation).as_deref(), Some(reader));
+        assert_eq!(assignments(&conversation), [(ids[reader], json!("reader"))]);
+    }
+    // Somchai is full (capacity 2): the third Thai conversation waits for him though
+    // Layla and Emma have room, and does not hold up the English one behind it.
+    let waiting = write("t3", THAI, "th").await;
+    let english_again = write("e2", ENGLISH, "en").await;
+    assert_eq!(assignee(&desk.conversation(waiting).await), None);
+    assert_eq!(
+        assignee(&desk.conversation(english_again).await).as_deref(),
+        Some("emma")
+    );
+
+    // `route explain` says which rule applies with the desk as it is now.
+    let explain = |text: &'static str, language: &'static str| {
+        let desk = &desk;
+        async move {
+            let (status, explained) = desk
+                .call(
+                    reqwest::Method::POST,
+                    "/route/explain",
+                    READER,
+                    Some(json!({"inbox": "shop", "text": text, "language": language})),
+                )
+                .await;
+            assert_eq!(status, StatusCode::OK, "{explained}");
+            explained["decision"]["language_assignment"].clone()
+        }
+    };
+    let queued_at = at(desk.conversation(waiting).await["queued_at"].as_str().unwrap());
+    let until = queued_at + 10 * 60 * 1000;
+    let thai_rule = explain(THAI, "th").await;
+    assert_eq!(
+        (
+            &thai_rule["applies"],
+            &thai_rule["wait"],
+            &thai_rule["readers_with_room"]
+        ),
+        (&json!("wait"), &json!("10m"), &json!([]))
+    );
+    assert_eq!(
+        at(thai_rule["wait_until"].as_str().unwrap()),
+        desk.clock.now_ms() + 10 * 60 * 1000
+    );
+    let arabic_rule = explain(ARABIC, "ar").await;
+    assert_eq!(
+        (&arabic_rule["applies"], &arabic_rule["readers_with_room"]),
+        (&json!("reader"), &json!(["layla"]))
+    );
+    assert_eq!(
+        explain("Guten Tag, wie ändere ich mein Passwort?", "de").await["applies"],
+        "no_reader"
+    );
+
+    // Ten minutes in the queue: anyone with room takes it (Layla), on the clock alone.
+    desk.clock.set(until);
+    let events = desk.events(waiting, "conversation.assigned", 1).await;
+    assert_eq!(events[0]["data"]["to"], ids["layla"]);
+    assert_eq!(
+        (&events[0]["data"]["reason"], &events[0]["data"]["language_fit"]),
+        (&json!("round_robin"), &json!("after_wait"))
+    );
+    assert_eq!(at(events[0]["created_at"].as_str().unwrap()), until);
 }
 
 #[tokio::test]

@@ -119,6 +119,11 @@ pub struct TeamConfig {
     /// The most open conversations each agent holds (an agent's own capacity wins).
     #[serde(default = "default_capacity")]
     pub capacity: u32,
+    /// How long a conversation in a language waits in the queue for an available agent
+    /// who reads it, when such an agent is on shift but has no room; then anyone with
+    /// room takes it. `"0s"`: a reader when one has room, else anyone at once.
+    #[serde(default = "default_language_wait")]
+    pub language_wait: String,
     /// A `[business_hours.NAME]`; around the clock when absent.
     pub business_hours: Option<String>,
     /// A `[sla_policies.NAME]`; no SLA clocks but the `sla.max_open` cap when absent.
@@ -135,6 +140,14 @@ fn default_assignment() -> String {
 fn default_capacity() -> u32 {
     10
 }
+
+fn default_language_wait() -> String {
+    "5m".into()
+}
+
+/// The longest `teams.KEY.language_wait`: past a working day, a conversation is better
+/// answered by anyone.
+const MAX_LANGUAGE_WAIT: Duration = Duration::from_secs(24 * 3600);
 
 /// A team as the catalog makes it exist: its key and the name agents see.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -211,6 +224,13 @@ pub fn validate_desk(
         if team.capacity > 10_000 {
             return Err(ConfigError::new(at("capacity"), "must be at most 10000"));
         }
+        let language_wait = duration(&at("language_wait"), &team.language_wait)?;
+        if language_wait > MAX_LANGUAGE_WAIT {
+            return Err(ConfigError::new(
+                at("language_wait"),
+                "must be at most 24h (`0s`: no wait, anyone with room when no reader has any)",
+            ));
+        }
         let hours = match &team.business_hours {
             None => Arc::new(BusinessHours::always()),
             Some(name) => Arc::clone(calendars.get(name).ok_or_else(|| {
@@ -254,6 +274,7 @@ pub fn validate_desk(
                 next_tier,
                 assignment,
                 capacity: team.capacity,
+                language_wait,
                 hours,
                 hours_name: team.business_hours.clone(),
                 sla,

@@ -90,6 +90,9 @@ pub struct TeamPolicy {
     /// The most open conversations an agent of this team holds, unless the agent has
     /// their own capacity.
     pub capacity: u32,
+    /// How long a conversation in a language waits for an available member who reads
+    /// it to have room, before any member with room takes it (calendar time).
+    pub language_wait: Duration,
     pub hours: Arc<BusinessHours>,
     pub hours_name: Option<String>,
     pub sla: Option<Arc<SlaPolicy>>,
@@ -178,6 +181,7 @@ impl Desk {
                             next_tier: None,
                             assignment: Assignment::Manual,
                             capacity: 10,
+                            language_wait: Duration::from_secs(300),
                             hours: Arc::new(BusinessHours::always()),
                             hours_name: None,
                             sla: None,

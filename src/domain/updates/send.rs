@@ -268,12 +268,17 @@ pub fn schedule_follow_ups(tx: &mut dyn Tx, desk: &Desk, conversation_id: i64, n
 const WAITING_REMINDER: &str = "waiting_reminder";
 const AUTO_CLOSE: &str = "auto_close";
 
-/// Fires up to `limit` follow-ups due by `now`; returns how many fired.
+/// Fires up to `limit` follow-ups due by `now`, and the language waits that ended
+/// ([`queues::language_wait_over`], timers of the same table); returns how many fired.
 pub fn fire_follow_ups(tx: &mut dyn Tx, desk: &Desk, now: i64, limit: u32) -> DeskResult<u32> {
     let due = tx.due_timers(now, limit)?;
     for (conversation_id, kind) in &due {
         tx.clear_timers(*conversation_id, Some(kind))?;
         let conversation = clocks::state(tx, *conversation_id)?;
+        if kind == queues::LANGUAGE_WAIT {
+            queues::language_wait_over(tx, desk, &conversation, now)?;
+            continue;
+        }
         // Scheduled under an earlier configuration that had it: not any more.
         let still_configured = match kind.as_str() {
             AUTO_CLOSE => desk.updates.settings.auto_close_after.is_some(),

@@ -181,7 +181,8 @@ impl CatalogTx for PgTx<'_> {
         let rows = self.rows(
             sqlx::query(
                 "SELECT a.id, a.capacity, a.last_assigned_at,
-                        (SELECT COUNT(*) FROM conversations c WHERE c.assignee_id = a.id AND c.status = 'open') AS load
+                        (SELECT COUNT(*) FROM conversations c WHERE c.assignee_id = a.id AND c.status = 'open') AS load,
+                        a.languages
                  FROM agent_teams m JOIN agents a ON a.id = m.agent_id WHERE m.team_id = $1 AND a.available",
             )
             .bind(team_id),
@@ -193,6 +194,7 @@ impl CatalogTx for PgTx<'_> {
                     capacity: column(row, "capacity")?,
                     last_assigned_at: column(row, "last_assigned_at")?,
                     load: column(row, "load")?,
+                    languages: languages_of(&column::<String>(row, "languages")?),
                 })
             })
             .collect()

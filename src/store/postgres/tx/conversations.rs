@@ -300,21 +300,29 @@ impl ConversationTx for PgTx<'_> {
         Ok(())
     }
 
-    fn next_waiting(&mut self, team_id: i64) -> StoreResult<Option<i64>> {
+    fn waiting(&mut self, team_id: i64, limit: u32) -> StoreResult<Vec<Queued>> {
         // The ORDER BY repeats the expression of the partial index `conversations_waiting`
         // as written there, so the planner reads the queue head off the index.
-        self.row(
+        self.rows(
             sqlx::query(
-                "SELECT id FROM conversations
+                "SELECT id, language, COALESCE(queued_at, created_at) AS queued_at FROM conversations
                  WHERE team_id = $1 AND status = 'open' AND assignee_id IS NULL
                  ORDER BY (CASE priority WHEN 'urgent' THEN 0 WHEN 'high' THEN 1 WHEN 'normal' THEN 2 ELSE 3 END),
                           queued_at, id
-                 LIMIT 1",
+                 LIMIT $2",
             )
-            .bind(team_id),
+            .bind(team_id)
+            .bind(i64::from(limit)),
         )?
-        .map(|row| column(&row, "id"))
-        .transpose()
+        .iter()
+        .map(|row| {
+            Ok(Queued {
+                id: column(row, "id")?,
+                language: column(row, "language")?,
+                queued_at: column(row, "queued_at")?,
+            })
+        })
+        .collect()
     }
 
     fn previous_assignee(&mut self, contact_id: i64, except: i64) -> StoreResult<Option<i64>> {

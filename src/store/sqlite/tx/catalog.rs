@@ -181,7 +181,8 @@ impl CatalogTx for SqliteTx<'_> {
             .conn
             .prepare_cached(
                 "SELECT a.id, a.capacity, a.last_assigned_at,
-                        (SELECT COUNT(*) FROM conversations c WHERE c.assignee_id = a.id AND c.status = 'open')
+                        (SELECT COUNT(*) FROM conversations c WHERE c.assignee_id = a.id AND c.status = 'open'),
+                        a.languages
                  FROM agent_teams m JOIN agents a ON a.id = m.agent_id WHERE m.team_id = ?1 AND a.available = 1",
             )?
             .query_map([team_id], |row| {
@@ -190,6 +191,7 @@ impl CatalogTx for SqliteTx<'_> {
                     capacity: row.get(1)?,
                     last_assigned_at: row.get(2)?,
                     load: row.get(3)?,
+                    languages: languages_of(&row.get::<_, String>(4)?),
                 })
             })?
             .collect::<Result<_, _>>()?)

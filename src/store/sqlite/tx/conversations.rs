@@ -316,18 +316,24 @@ impl ConversationTx for SqliteTx<'_> {
         Ok(())
     }
 
-    fn next_waiting(&mut self, team_id: i64) -> StoreResult<Option<i64>> {
+    fn waiting(&mut self, team_id: i64, limit: u32) -> StoreResult<Vec<Queued>> {
         Ok(self
             .conn
             .prepare_cached(
-                "SELECT id FROM conversations INDEXED BY conversations_waiting
+                "SELECT id, language, COALESCE(queued_at, created_at) FROM conversations INDEXED BY conversations_waiting
                  WHERE team_id = ?1 AND status = 'open' AND assignee_id IS NULL
                  ORDER BY (CASE priority WHEN 'urgent' THEN 0 WHEN 'high' THEN 1 WHEN 'normal' THEN 2 ELSE 3 END),
                           queued_at, id
-                 LIMIT 1",
+                 LIMIT ?2",
             )?
-            .query_row([team_id], |row| row.get(0))
-            .optional()?)
+            .query_map(params![team_id, limit], |row| {
+                Ok(Queued {
+                    id: row.get(0)?,
+                    language: row.get(1)?,
+                    queued_at: row.get(2)?,
+                })
+            })?
+            .collect::<Result<_, _>>()?)
     }
 
     fn previous_assignee(&mut self, contact_id: i64, except: i64) -> StoreResult<Option<i64>> {
