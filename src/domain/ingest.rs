@@ -82,8 +82,8 @@ pub fn detect_language(desk: &Desk, message: &InboundMessage) -> Option<String> 
 /// known Italian customer to Spanish, so there the contact's language is kept.
 fn keeps_detection(known: Option<&str>, detected: &str, text: &str) -> bool {
     let Some(known) = known else { return true };
-    let primary = |tag: &str| tag.split(['-', '_']).next().unwrap_or_default().to_ascii_lowercase();
-    primary(known) == primary(detected) || !crate::domain::language::short_line(text)
+    use crate::domain::language::{same_language, short_line};
+    same_language(known, detected) || !short_line(text)
 }
 
 /// `detected`: the language detected from the text when the channel gave none. It is the

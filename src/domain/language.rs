@@ -126,6 +126,16 @@ impl LanguageDetector {
     }
 }
 
+/// Whether two language tags name the same language: their primary subtags, case aside
+/// (`pt` and `pt-BR`, `it` and `it_IT`). An empty tag names none.
+pub fn same_language(one: &str, other: &str) -> bool {
+    fn primary(tag: &str) -> &str {
+        tag.split(['-', '_']).next().unwrap_or_default()
+    }
+    let one = primary(one);
+    !one.is_empty() && one.eq_ignore_ascii_case(primary(other))
+}
+
 /// Whether `text` is a chat line too short for its detected language to replace a
 /// contact's known one ("ok grazie mille" from an Italian customer stays Italian).
 pub fn short_line(text: &str) -> bool {

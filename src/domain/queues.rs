@@ -50,9 +50,9 @@ pub enum Choice {
 
 /// Whether the agent reads `language` (primary subtags compared: `pt` reads `pt-BR`).
 pub fn reads(languages: &[String], language: &str) -> bool {
-    let primary = |tag: &str| -> String { tag.split(['-', '_']).next().unwrap_or_default().to_ascii_lowercase() };
-    let wanted = primary(language);
-    !wanted.is_empty() && languages.iter().any(|tag| primary(tag) == wanted)
+    languages
+        .iter()
+        .any(|tag| crate::domain::language::same_language(language, tag))
 }
 
 /// Whether the agent holds fewer open conversations than their capacity (their own,

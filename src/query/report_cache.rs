@@ -247,7 +247,7 @@ impl ReportCache {
                 timeline,
             })
             .await?;
-        let read: FxHashSet<i64> = stored.conversations.iter().map(|row| row.fact.id).collect();
+        let mut read: FxHashSet<i64> = stored.conversations.iter().map(|row| row.fact.id).collect();
         let mut missing: Vec<i64> = pieces
             .iter()
             .flat_map(|piece| piece.conversations().iter().copied())
@@ -261,24 +261,33 @@ impl ReportCache {
         } else {
             source.report_conversations(grouping, &missing).await?
         };
-        Ok(finish(stored, more, pieces, reader))
+        read.extend(more.iter().map(|row| row.fact.id));
+        Ok(finish(stored, more, read, pieces, reader))
     }
 }
 
 /// The facts with their conversations, of what the reader may see only.
+/// `visible`: the ids of the conversations read, of which those the reader may not see
+/// are dropped here.
 fn finish(
     stored: StoredFacts,
     more: Vec<ReportConversation>,
+    mut visible: FxHashSet<i64>,
     pieces: Vec<Arc<Timeline>>,
     reader: &Visibility,
 ) -> ReportFacts {
     let mut rows: Vec<ReportConversation> = stored.conversations;
     rows.extend(more);
-    rows.retain(|row| reader.allows(row.fact.team.as_deref(), row.assignee_id));
+    rows.retain(|row| {
+        let allowed = reader.allows(row.fact.team.as_deref(), row.assignee_id);
+        if !allowed {
+            visible.remove(&row.fact.id);
+        }
+        allowed
+    });
     // The store reads them about in id order, which makes this sort cheap.
     rows.sort_unstable_by_key(|row| row.fact.id);
     rows.dedup_by_key(|row| row.fact.id);
-    let visible: FxHashSet<i64> = rows.iter().map(|row| row.fact.id).collect();
     let seen = |id: i64| visible.contains(&id);
     // A kept day is shared as it is when the reader sees all its conversations.
     let mut timeline: Vec<Arc<Timeline>> = pieces
