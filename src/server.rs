@@ -2,7 +2,6 @@
 //! dispatcher, the SLA scheduler, the channel readers and the HTTP listener, and shuts
 //! them down in order when told.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -11,9 +10,11 @@ use tokio::net::TcpListener;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
-use crate::api::{self, AppState, Inbox};
+use switchboard_connector_core::ReaderContext;
+
+use crate::api::{self, AppState};
 use crate::channels::Channels;
-use crate::channels::config::ChannelSettings;
+use crate::channels::sink::InboxSink;
 use crate::clock::{Clock, SystemClock};
 use crate::config::Settings;
 use crate::domain::service::Service;
@@ -107,22 +108,7 @@ pub async fn run_with_clock(
     if assigned > 0 {
         tracing::info!(assigned, "assigned waiting conversations at start");
     }
-    let telegram = crate::channels::telegram::inboxes(&settings, &catalog)?;
-    let channels = Arc::new(Channels::build(&settings.inboxes, &catalog, &telegram)?);
-    let inboxes: HashMap<String, Inbox> = settings
-        .inboxes
-        .iter()
-        .filter_map(|inbox| {
-            let reference = catalog.inboxes.get(&inbox.key)?.clone();
-            Some((
-                inbox.key.clone(),
-                Inbox {
-                    settings: inbox.clone(),
-                    reference,
-                },
-            ))
-        })
-        .collect();
+    let channels = Arc::new(Channels::build(&settings.inboxes, &catalog)?);
     let outbox_wakeup = Arc::new(Notify::new());
     let destinations = Arc::new(crate::work::destinations::Destinations::new(
         settings.outbox.inbox_concurrency,
@@ -135,7 +121,7 @@ pub async fn run_with_clock(
     tracing::info!(holder = %holder, "leases held as");
     let dispatcher = Dispatcher {
         lane: Arc::new(OutboxLane {
-            channels,
+            channels: Arc::clone(&channels),
             clock: Arc::clone(&clock),
             settings: settings.outbox.clone(),
         }),
@@ -234,14 +220,10 @@ pub async fn run_with_clock(
     }
     let routes = api::routes();
     let metrics = crate::api::metrics::Metrics::new(
-        settings.inboxes.iter().map(|inbox| {
-            // A pull reader: every email inbox, and a Telegram bot that polls.
-            let pulls = match &inbox.channel {
-                ChannelSettings::Email(_) => true,
-                ChannelSettings::Telegram(_) => telegram.get(&inbox.key).is_some_and(|bot| bot.polls()),
-                ChannelSettings::Webhook(_) => false,
-            };
-            (inbox.key.as_str(), inbox.channel.kind(), pulls)
+        channels.iter().map(|inbox| {
+            // A pull reader: a mailbox, a bot that polls.
+            let pulls = inbox.connector.reader().is_some_and(|reader| reader.exclusive());
+            (inbox.reference.key.as_str(), inbox.connector.kind(), pulls)
         }),
         routes.templates(),
     );
@@ -264,12 +246,11 @@ pub async fn run_with_clock(
         service,
         queries,
         clock,
-        inboxes,
+        channels: Arc::clone(&channels),
         outbox_wakeup,
         destinations,
         events_wakeup,
         subscribed: AtomicBool::new(subscribed),
-        telegram,
         scheduler,
         ready: AtomicBool::new(true),
         stream,
@@ -286,27 +267,33 @@ pub async fn run_with_clock(
     if state.service.store().exclusive() {
         state.service.clear_leases().await?;
     }
-    for inbox in &state.settings.inboxes {
-        if let (ChannelSettings::Email(email), Some(reference)) = (&inbox.channel, catalog.inboxes.get(&inbox.key)) {
-            let (state, reference, email) = (Arc::clone(&state), reference.clone(), Arc::new((**email).clone()));
-            readers.push(tokio::spawn(crate::work::leases::run_leased(
-                state.service.clone(),
-                Arc::clone(&state.clock),
-                format!("reader:{}", inbox.key),
-                Arc::clone(&holder),
-                readers_shutdown.clone(),
-                move |stop| {
-                    crate::channels::email::run(Arc::clone(&state), reference.clone(), Arc::clone(&email), stop)
-                },
-            )));
+    for inbox in channels.iter() {
+        if inbox.connector.reader().is_none() {
+            continue;
         }
-    }
-    for inbox in state.telegram.values() {
         let reading = {
             let (state, inbox) = (Arc::clone(&state), Arc::clone(inbox));
-            move |stop| crate::channels::telegram::run(Arc::clone(&state), Arc::clone(&inbox), stop)
+            move |stop: CancellationToken| {
+                let (state, inbox) = (Arc::clone(&state), Arc::clone(&inbox));
+                async move {
+                    let sink = InboxSink {
+                        kind: inbox.connector.kind(),
+                        inbox: inbox.reference.clone(),
+                        state,
+                    };
+                    if let Some(reader) = inbox.connector.reader() {
+                        reader
+                            .run(ReaderContext {
+                                sink: &sink,
+                                cursors: &sink,
+                                shutdown: stop,
+                            })
+                            .await;
+                    }
+                }
+            }
         };
-        if inbox.polls() {
+        if inbox.connector.reader().is_some_and(|reader| reader.exclusive()) {
             readers.push(tokio::spawn(crate::work::leases::run_leased(
                 state.service.clone(),
                 Arc::clone(&state.clock),
@@ -316,7 +303,7 @@ pub async fn run_with_clock(
                 reading,
             )));
         } else {
-            // Webhook mode: every daemon takes the updates Telegram posts to it.
+            // Every daemon runs it (a Telegram bot registering its webhook).
             readers.push(tokio::spawn(reading(readers_shutdown.clone())));
         }
     }

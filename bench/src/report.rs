@@ -559,7 +559,7 @@ impl Report {
         self.json.insert("updates".into(), updates.to_json());
         let render = &updates.render;
         for language in LANGUAGES {
-            for channel in switchboard_connector_core::ChannelKind::ALL {
+            for &channel in switchboard::channels::registry::REGISTERED {
                 let pooled = render.pooled(language, channel);
                 let slowest = render.slowest(language, channel);
                 self.lines.push(format!(

@@ -347,7 +347,9 @@ fn two_hundred_rules() -> Vec<Rule> {
         urgent,
         &["outage"],
     );
-    let vip_telegram = when().channel(ChannelKind::Telegram).flags(&["vip"]);
+    let vip_telegram = when()
+        .channel(switchboard::channels::registry::known::TELEGRAM)
+        .flags(&["vip"]);
     rules.add("vip on telegram", vip_telegram, None, None, &["vip-telegram"]);
 
     // Regional desks, one per language and early topic: 56.
@@ -451,7 +453,7 @@ fn two_hundred_rules() -> Vec<Rule> {
         rules.add(name, when().text(pattern), team, None, &[label]);
     }
     let newsletter = when()
-        .channel(ChannelKind::Email)
+        .channel(switchboard::channels::registry::known::EMAIL)
         .text(r"(?i)\b(?:unsubscribe|newsletter|abmelden)\b");
     rules.add("newsletter", newsletter, None, Some(Priority::Low), &["newsletter"]);
     let international = when()
@@ -477,7 +479,11 @@ fn two_hundred_rules() -> Vec<Rule> {
     }
 
     // Channels: 12.
-    for channel in [ChannelKind::Telegram, ChannelKind::Email, ChannelKind::Webhook] {
+    for channel in [
+        switchboard::channels::registry::known::TELEGRAM,
+        switchboard::channels::registry::known::EMAIL,
+        switchboard::channels::registry::known::WEBHOOK,
+    ] {
         for name in ["billing", "delivery", "account", "app"] {
             let label = format!("{channel}-{name}");
             rules.add(&label, when().channel(channel).keywords(name), None, None, &[&label]);
@@ -688,9 +694,9 @@ fn chat_lines() -> Vec<Message> {
         .map(|(index, (text, contact))| {
             // Telegram and the shop's chat widget, with a brand's widget now and then.
             let (inbox, channel) = match index % 6 {
-                0 | 3 => ("telegram", ChannelKind::Telegram),
-                5 => ("brand-3", ChannelKind::Webhook),
-                _ => ("shop", ChannelKind::Webhook),
+                0 | 3 => ("telegram", switchboard::channels::registry::known::TELEGRAM),
+                5 => ("brand-3", switchboard::channels::registry::known::WEBHOOK),
+                _ => ("shop", switchboard::channels::registry::known::WEBHOOK),
             };
             Message::new(inbox, channel, None, text.to_owned(), contact)
         })
@@ -940,7 +946,7 @@ fn emails() -> Vec<Message> {
             let subject = Some(subject.to_string());
             emails.push(Message::new(
                 inbox,
-                ChannelKind::Email,
+                switchboard::channels::registry::known::EMAIL,
                 subject,
                 body.join("\n\n"),
                 contact,

@@ -202,7 +202,7 @@ pub const LANGUAGES: [&str; 2] = ["en", "th"];
 /// the team's SLA targets, the next opening in Bangkok, five CSAT links on email (a desk
 /// with `csat.public_url`).
 fn vars(event: UpdateEvent, channel: ChannelKind, language: &str) -> UpdateVars {
-    let email = channel == ChannelKind::Email;
+    let email = channel == switchboard::channels::registry::known::EMAIL;
     let (name, subject) = match language {
         "th" => ("สมชาย ใจดี", "สั่งซื้อแล้วยังไม่ได้รับสินค้า"),
         _ => ("Ada Lovelace", "Order not delivered"),
@@ -317,7 +317,11 @@ impl RenderFigures {
     fn to_json(&self) -> Value {
         let pooled: Vec<Value> = LANGUAGES
             .iter()
-            .flat_map(|language| ChannelKind::ALL.map(|channel| (*language, channel)))
+            .flat_map(|language| {
+                switchboard::channels::registry::REGISTERED
+                    .iter()
+                    .map(|&channel| (*language, channel))
+            })
             .map(|(language, channel)| {
                 let pooled = self.pooled(language, channel);
                 json!({
@@ -556,13 +560,13 @@ fn render(budget: Duration) -> anyhow::Result<RenderFigures> {
         ensure!(chosen == language, "a `{language}` contact gets `{chosen}` templates");
     }
 
-    let cells = LANGUAGES.len() * UpdateEvent::ALL.len() * ChannelKind::ALL.len();
+    let cells = LANGUAGES.len() * UpdateEvent::ALL.len() * switchboard::channels::registry::REGISTERED.len();
     let per_cell = budget / cells as u32;
     let mut figures = Vec::with_capacity(cells);
     for language in LANGUAGES {
         let policy = policy_of(language);
         for event in UpdateEvent::ALL {
-            for channel in ChannelKind::ALL {
+            for &channel in switchboard::channels::registry::REGISTERED {
                 let vars = vars(event, channel, language);
                 let rendered = policy
                     .render(event, language, &vars)

@@ -120,10 +120,9 @@ pub async fn metrics(State(state): State<Arc<AppState>>, headers: HeaderMap) -> 
         );
         let key_of = |id: i64| {
             state
-                .inboxes
-                .iter()
-                .find(|(_, inbox)| inbox.reference.id == id)
-                .map_or_else(|| id.to_string(), |(key, _)| key.clone())
+                .channels
+                .get(id)
+                .map_or_else(|| id.to_string(), |inbox| inbox.reference.key.clone())
         };
         for view in &views {
             let paused = view.paused_until.is_some_and(|until| until > now);

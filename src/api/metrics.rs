@@ -6,12 +6,14 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::fmt::Write;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::time::Duration;
 
 use axum::http::StatusCode;
 use switchboard_connector_core::ChannelKind;
 
+use crate::channels::registry::REGISTERED;
 use crate::query::{SlaEventCounts, SubscriptionBacklog, TeamCounts};
 
 /// A team gauge's value, from the team's counts and the time now.
@@ -171,16 +173,16 @@ impl ReaderStatus {
 
     /// Marks the reader connected until the guard is dropped: whether its session ends
     /// in an error or is cancelled mid-await (lease lost, shutdown), it shows down.
-    pub fn connected(&self) -> ConnectedGuard<'_> {
+    pub fn connected(self: &Arc<ReaderStatus>) -> ConnectedGuard {
         self.set_connected(true);
-        ConnectedGuard(self)
+        ConnectedGuard(Arc::clone(self))
     }
 }
 
 /// See [`ReaderStatus::connected`].
-pub struct ConnectedGuard<'a>(&'a ReaderStatus);
+pub struct ConnectedGuard(Arc<ReaderStatus>);
 
-impl Drop for ConnectedGuard<'_> {
+impl Drop for ConnectedGuard {
     fn drop(&mut self) {
         self.0.set_connected(false);
     }
@@ -198,12 +200,12 @@ pub struct Metrics {
     /// The templates in `responses`' order, for rendering.
     templates: Vec<Box<str>>,
     responses: Box<[ClassCounts]>,
-    /// Ingest latency per channel, in [`ChannelKind::ALL`]'s order.
-    ingest: [Histogram; 3],
+    /// Ingest latency per channel, in [`REGISTERED`]'s order.
+    ingest: Box<[Histogram]>,
     /// Channels with a configured inbox: only their histograms are shown.
     channels: Vec<ChannelKind>,
     /// Per pull reader's inbox key: its channel and state.
-    readers: BTreeMap<String, (&'static str, ReaderStatus)>,
+    readers: BTreeMap<String, (&'static str, Arc<ReaderStatus>)>,
 }
 
 impl Metrics {
@@ -233,12 +235,12 @@ impl Metrics {
                 .collect(),
             responses: templates.iter().map(|_| ClassCounts::default()).collect(),
             templates,
-            ingest: Default::default(),
+            ingest: REGISTERED.iter().map(|_| Histogram::default()).collect(),
             channels,
             readers: inboxes
                 .iter()
                 .filter(|(_, _, pulls)| *pulls)
-                .map(|(key, channel, _)| ((*key).to_owned(), (channel.as_str(), ReaderStatus::default())))
+                .map(|(key, channel, _)| ((*key).to_owned(), (channel.as_str(), Arc::default())))
                 .collect(),
         }
     }
@@ -282,7 +284,7 @@ impl Metrics {
     }
 
     /// The state the pull reader of `inbox` keeps; `None` for an inbox nothing pulls.
-    pub fn reader(&self, inbox: &str) -> Option<&ReaderStatus> {
+    pub fn reader(&self, inbox: &str) -> Option<&Arc<ReaderStatus>> {
         self.readers.get(inbox).map(|(_, status)| status)
     }
 
@@ -382,8 +384,5 @@ impl Metrics {
 }
 
 fn channel_index(channel: ChannelKind) -> usize {
-    ChannelKind::ALL
-        .iter()
-        .position(|kind| *kind == channel)
-        .unwrap_or_default()
+    REGISTERED.iter().position(|kind| *kind == channel).unwrap_or_default()
 }

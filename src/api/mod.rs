@@ -22,7 +22,6 @@ pub mod stream;
 mod subscriptions;
 mod v1;
 
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -36,7 +35,6 @@ use tokio::sync::Notify;
 
 pub use error::ApiError;
 
-use crate::channels::config::InboxSettings;
 use crate::clock::Clock;
 use crate::config::Settings;
 use crate::domain::ingest::{IngestContext, IngestOutcome};
@@ -44,12 +42,6 @@ use crate::domain::service::Service;
 use crate::query::Queries;
 use crate::store::InboxRef;
 use crate::work::scheduler::SchedulerHandle;
-
-/// A configured inbox with its database row.
-pub struct Inbox {
-    pub settings: InboxSettings,
-    pub reference: InboxRef,
-}
 
 /// What every handler shares.
 pub struct AppState {
@@ -61,12 +53,11 @@ pub struct AppState {
     /// The finished days' report facts, kept between reports.
     pub reports: Arc<crate::query::report_cache::ReportCache>,
     pub clock: Arc<dyn Clock>,
-    /// Configured inboxes by key, as they appear in `/hooks/{key}`.
-    pub inboxes: HashMap<String, Inbox>,
+    /// Each configured inbox's connector, by key (as in `/hooks/{key}`) and by id; the
+    /// outbox sends through the same ones.
+    pub channels: Arc<crate::channels::Channels>,
     /// Poked after a commit that queued outbound messages, so they leave at once.
     pub outbox_wakeup: Arc<Notify>,
-    /// Telegram inboxes by key: their bot, identity and webhook secret.
-    pub telegram: HashMap<String, Arc<crate::channels::telegram::TelegramInbox>>,
     /// The outbox's view of each inbox's destination, for `/metrics`.
     pub destinations: Arc<crate::work::destinations::Destinations>,
     /// Wakes the event dispatcher when a commit may have told subscribers something.
@@ -186,7 +177,7 @@ pub fn routes() -> Routes {
         .route("/healthz", get(|| async { axum::Json(json!({"status": "ok"})) }))
         .route("/readyz", get(ready))
         .route("/metrics", get(deliveries::metrics))
-        .route("/hooks/{inbox}", post(hooks::receive))
+        .route("/hooks/{inbox}", post(hooks::receive).get(hooks::receive))
         .route("/csat/{token}", get(csat::show).post(csat::answer))
         .nest("/api/v1", v1::router())
         .merge(console::router())

@@ -723,7 +723,7 @@ fn conversation_filter(params: &HashMap<String, String>, caller: &Caller) -> Res
     };
     let channel = param("channel")
         .map(|name| {
-            switchboard_connector_core::ChannelKind::parse(name)
+            crate::channels::kind(name)
                 .ok_or_else(|| ApiError::invalid("channel", format!("`{name}` is not email, telegram or webhook")))
         })
         .transpose()?;

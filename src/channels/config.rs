@@ -1,33 +1,71 @@
 //! `[inboxes.KEY]`: the configured channel endpoints, each validated by its connector
-//! into the settings the senders and readers here are built from.
+//! into the settings the connectors here are built from.
 
 use std::collections::BTreeMap;
+use std::fmt;
 
 use serde::Deserialize;
-use switchboard_connector_core::{ChannelKind, SecretSource};
-use switchboard_connector_email::{EmailConfig, EmailSettings};
-use switchboard_connector_telegram::{TelegramConfig, TelegramSettings};
-use switchboard_connector_webhook::{WebhookConfig, WebhookSettings};
+use serde::de::{Deserializer, Error as _, MapAccess, Visitor};
+use switchboard_connector_core::SecretSource;
 
+pub use crate::channels::registry::{ChannelConfig, ChannelSettings};
+use crate::channels::registry::{ChannelTable, REGISTERED};
 use crate::config::error::{ConfigError, check_key};
 
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
+/// An inbox: what agents see of it, and its channel, named by its one table
+/// (`[inboxes.KEY.webhook]`, `[inboxes.KEY.email]`, …).
+#[derive(Debug, Clone)]
 pub struct InboxConfig {
     /// The name agents see; the key when absent.
     pub name: Option<String>,
     /// Update events this inbox does not send (see `updates.events`).
-    #[serde(default)]
     pub updates_off: Vec<String>,
     /// The language of updates to contacts whose own language has no template.
     pub language: Option<String>,
-    /// The channel: exactly one of these tables. `[inboxes.KEY.webhook]`: signed HTTP
-    /// in, a callback out.
-    pub webhook: Option<WebhookConfig>,
-    /// `[inboxes.KEY.email]`: IMAP in, SMTP out.
-    pub email: Option<EmailConfig>,
-    /// `[inboxes.KEY.telegram]`: a bot, by long polling or webhook.
-    pub telegram: Option<TelegramConfig>,
+    /// The channel; `None` only while reading, refused by validation.
+    pub channel: Option<ChannelConfig>,
+}
+
+impl<'de> Deserialize<'de> for InboxConfig {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<InboxConfig, D::Error> {
+        deserializer.deserialize_map(InboxVisitor)
+    }
+}
+
+struct InboxVisitor;
+
+impl<'de> Visitor<'de> for InboxVisitor {
+    type Value = InboxConfig;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("an inbox table with `name`, `updates_off`, `language` and one channel table")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<InboxConfig, A::Error> {
+        let mut inbox = InboxConfig {
+            name: None,
+            updates_off: Vec::new(),
+            language: None,
+            channel: None,
+        };
+        while let Some(key) = map.next_key::<String>()? {
+            match key.as_str() {
+                "name" => inbox.name = map.next_value()?,
+                "updates_off" => inbox.updates_off = map.next_value()?,
+                "language" => inbox.language = map.next_value()?,
+                channel => {
+                    if let Some(first) = &inbox.channel {
+                        return Err(A::Error::custom(format!(
+                            "an inbox speaks one channel: keep one of [inboxes.KEY.{}] and [inboxes.KEY.{channel}]",
+                            first.kind()
+                        )));
+                    }
+                    inbox.channel = Some(map.next_value_seed(ChannelTable(channel))?);
+                }
+            }
+        }
+        Ok(inbox)
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -37,31 +75,8 @@ pub struct InboxSettings {
     pub channel: ChannelSettings,
 }
 
-#[derive(Debug, Clone)]
-pub enum ChannelSettings {
-    Webhook(WebhookSettings),
-    Email(Box<EmailSettings>),
-    Telegram(Box<TelegramChannel>),
-}
-
-/// A Telegram inbox's settings.
-#[derive(Debug, Clone)]
-pub struct TelegramChannel {
-    pub settings: TelegramSettings,
-}
-
-impl ChannelSettings {
-    pub fn kind(&self) -> ChannelKind {
-        match self {
-            ChannelSettings::Webhook(_) => ChannelKind::Webhook,
-            ChannelSettings::Email(_) => ChannelKind::Email,
-            ChannelSettings::Telegram(_) => ChannelKind::Telegram,
-        }
-    }
-}
-
-/// `[inboxes.KEY]`, each with exactly one channel table, validated by its connector (the
-/// email and Telegram ones read the secrets they name from `secrets`).
+/// `[inboxes.KEY]`, each with exactly one channel table, validated by its connector
+/// (reading the secrets it names from `secrets`).
 pub fn validate_inboxes(
     inboxes: &BTreeMap<String, InboxConfig>,
     secrets: &dyn SecretSource,
@@ -69,43 +84,16 @@ pub fn validate_inboxes(
     let mut settings = Vec::new();
     for (key, inbox) in inboxes {
         check_key("inboxes", key)?;
-        let at = |table: &str, field: &str| format!("inboxes.{key}.{table}.{field}");
-        let channel = match (&inbox.webhook, &inbox.email, &inbox.telegram) {
-            (Some(webhook), None, None) => ChannelSettings::Webhook(
-                webhook
-                    .validate()
-                    .map_err(|err| ConfigError::new(at("webhook", &err.key), err.problem))?,
-            ),
-            (None, Some(email), None) => ChannelSettings::Email(Box::new(
-                email
-                    .validate(secrets)
-                    .map_err(|err| ConfigError::new(at("email", &err.key), err.problem))?,
-            )),
-            (None, None, Some(telegram)) => {
-                let settings = telegram
-                    .validate(key, secrets)
-                    .map_err(|err| ConfigError::new(at("telegram", &err.key), err.problem))?;
-                if settings.greeting.is_some() {
-                    return Err(ConfigError::new(
-                        at("telegram", "greeting"),
-                        "moved: write it as [updates.templates.greeting.LANGUAGE] text = \"…\"",
-                    ));
-                }
-                ChannelSettings::Telegram(Box::new(TelegramChannel { settings }))
-            }
-            (None, None, None) => {
-                return Err(ConfigError::new(
-                    format!("inboxes.{key}"),
-                    "name the channel with a table: [inboxes.KEY.webhook], [inboxes.KEY.email] or [inboxes.KEY.telegram]",
-                ));
-            }
-            _ => {
-                return Err(ConfigError::new(
-                    format!("inboxes.{key}"),
-                    "an inbox speaks one channel: keep one of [inboxes.KEY.webhook], [inboxes.KEY.email], [inboxes.KEY.telegram]",
-                ));
-            }
+        let Some(config) = &inbox.channel else {
+            let tables: Vec<String> = REGISTERED.iter().map(|kind| format!("[inboxes.KEY.{kind}]")).collect();
+            return Err(ConfigError::new(
+                format!("inboxes.{key}"),
+                format!("name the channel with a table: {}", tables.join(", ")),
+            ));
         };
+        let channel = config
+            .validate(key, secrets)
+            .map_err(|err| ConfigError::new(format!("inboxes.{key}.{}.{}", config.kind(), err.key), err.problem))?;
         let name = inbox
             .name
             .as_deref()

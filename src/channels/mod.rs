@@ -1,89 +1,72 @@
-//! The daemon side of the connectors: the sending half of each configured inbox (one
-//! closed enum over the connectors), and the readers of the inboxes that pull.
+//! The daemon side of the connectors: the registry of channels, each inbox's connector
+//! built from its settings, and what the daemon hands every connector (an ingest sink
+//! bound to its inbox and a cursor store).
 //!
+//! - [`registry`]: the channels this daemon speaks, one line each.
 //! - [`config`]: `[inboxes.KEY]`, each inbox's channel validated by its connector.
-//! - [`email`]: the reading half of each email inbox (IMAP, cursor after commit).
-//! - [`telegram`]: the inbound half of each Telegram inbox (long polling or webhook).
+//! - [`sink`]: the [`IngestSink`](switchboard_connector_core::IngestSink) and
+//!   [`CursorStore`](switchboard_connector_core::CursorStore) of one inbox.
 
 pub mod config;
-pub mod email;
-pub mod telegram;
+pub mod registry;
+pub mod sink;
 
 use std::collections::HashMap;
 use std::sync::Arc;
 
 use anyhow::Context;
-use switchboard_connector_core::{OutboundChannel, OutboundMessage, Receipt, SendError};
-use switchboard_connector_email::SmtpSender;
-use switchboard_connector_telegram::TelegramSender;
-use switchboard_connector_webhook::WebhookSender;
+use switchboard_connector_core::Connector;
 
-use crate::channels::config::{ChannelSettings, InboxSettings};
-use crate::channels::telegram::TelegramInbox;
-use crate::store::Catalog;
+use crate::channels::config::InboxSettings;
+pub use crate::channels::registry::kind;
+use crate::store::{Catalog, InboxRef};
 
-#[derive(Debug, Clone)]
-pub enum ChannelSender {
-    Webhook(WebhookSender),
-    Email(Box<SmtpSender>),
-    Telegram(TelegramSender),
+/// One configured inbox at run time: what the store calls it and its connector.
+pub struct Inbox {
+    pub reference: InboxRef,
+    pub settings: InboxSettings,
+    pub connector: Arc<dyn Connector>,
 }
 
-impl ChannelSender {
-    pub async fn send(&self, message: &OutboundMessage) -> Result<Receipt, SendError> {
-        match self {
-            ChannelSender::Webhook(sender) => sender.send(message).await,
-            ChannelSender::Email(sender) => sender.send(message).await,
-            ChannelSender::Telegram(sender) => sender.send(message).await,
-        }
-    }
-}
-
-/// Senders by inbox id, built once at start.
-#[derive(Debug, Default)]
+/// Every configured inbox's connector, by key and by id, built once at start.
+#[derive(Default)]
 pub struct Channels {
-    senders: HashMap<i64, ChannelSender>,
+    by_key: HashMap<String, Arc<Inbox>>,
+    by_id: HashMap<i64, Arc<Inbox>>,
 }
 
 impl Channels {
-    /// `telegram` gives each Telegram inbox's bot: the reader and the sender share one
-    /// bot and its connection pool.
-    pub fn build(
-        inboxes: &[InboxSettings],
-        catalog: &Catalog,
-        telegram: &HashMap<String, Arc<TelegramInbox>>,
-    ) -> anyhow::Result<Channels> {
-        // Redirects are not followed: a moved callback is a configuration problem for
-        // the operator, not something to chase with a signed body.
-        let client = reqwest::Client::builder()
-            .redirect(reqwest::redirect::Policy::none())
-            .build()
-            .context("building the HTTP client for callbacks")?;
-        let mut senders = HashMap::new();
-        for inbox in inboxes {
-            let Some(reference) = catalog.inboxes.get(&inbox.key) else {
+    pub fn build(inboxes: &[InboxSettings], catalog: &Catalog) -> anyhow::Result<Channels> {
+        let mut channels = Channels::default();
+        for settings in inboxes {
+            let Some(reference) = catalog.inboxes.get(&settings.key) else {
                 continue;
             };
-            let sender = match &inbox.channel {
-                ChannelSettings::Webhook(settings) => {
-                    ChannelSender::Webhook(WebhookSender::new(client.clone(), settings.clone()))
-                }
-                ChannelSettings::Telegram(channel) => {
-                    let Some(runtime) = telegram.get(&inbox.key) else {
-                        continue;
-                    };
-                    ChannelSender::Telegram(TelegramSender::new(runtime.bot.clone(), channel.settings.limits))
-                }
-                ChannelSettings::Email(settings) => ChannelSender::Email(Box::new(
-                    SmtpSender::new(settings).map_err(|err| anyhow::anyhow!("inboxes.{}.email.{err}", inbox.key))?,
-                )),
-            };
-            senders.insert(reference.id, sender);
+            let connector = settings
+                .channel
+                .build(&settings.key)
+                .map_err(|err| anyhow::anyhow!("inboxes.{}.{}.{err}", settings.key, settings.channel.kind()))
+                .context("building the inbox's connector")?;
+            let inbox = Arc::new(Inbox {
+                reference: reference.clone(),
+                settings: settings.clone(),
+                connector,
+            });
+            channels.by_id.insert(reference.id, Arc::clone(&inbox));
+            channels.by_key.insert(settings.key.clone(), inbox);
         }
-        Ok(Channels { senders })
+        Ok(channels)
     }
 
-    pub fn get(&self, inbox_id: i64) -> Option<&ChannelSender> {
-        self.senders.get(&inbox_id)
+    pub fn get(&self, inbox_id: i64) -> Option<&Arc<Inbox>> {
+        self.by_id.get(&inbox_id)
+    }
+
+    pub fn by_key(&self, key: &str) -> Option<&Arc<Inbox>> {
+        self.by_key.get(key)
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = &Arc<Inbox>> {
+        self.by_id.values()
     }
 }

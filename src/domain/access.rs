@@ -176,7 +176,6 @@ mod tests {
     use super::*;
     use crate::model::Priority;
     use crate::store::{InboxRef, TeamRow};
-    use switchboard_connector_core::ChannelKind;
 
     fn caller(role: Role, team: &str) -> Caller {
         Caller {
@@ -192,7 +191,7 @@ mod tests {
             id: 1,
             key: "shop".into(),
             name: "Shop".into(),
-            channel: ChannelKind::Webhook,
+            channel: crate::channels::registry::known::WEBHOOK,
         };
         let team = TeamRow {
             id: 1,

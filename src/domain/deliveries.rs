@@ -3,6 +3,7 @@
 //! event subscriptions and their deliveries.
 
 use serde_json::json;
+use switchboard_connector_core::{DeliveryReport, DeliveryState};
 
 use crate::domain::events::{self, Actor, DomainEvent, EventType};
 use crate::domain::{DeskError, DeskResult, agents};
@@ -15,12 +16,26 @@ pub fn record(tx: &mut dyn Tx, outbox_id: i64, result: &DeliveryResult, now: i64
     match result {
         DeliveryResult::Sent(receipt) => {
             let stored = json!({"external_id": receipt.external_id, "detail": receipt.detail}).to_string();
-            let settled = tx.settle_delivery(outbox_id, Settlement::Sent { receipt: &stored }, now)?;
+            let sent = Settlement::Sent {
+                receipt: &stored,
+                external_id: receipt.external_id.as_deref(),
+            };
+            let settled = tx.settle_delivery(outbox_id, sent, now)?;
             if settled.is_some()
                 && let Some(thread_id) = &receipt.thread_id
             {
                 tx.set_sent_message_id(outbox_id, thread_id)?;
             }
+        }
+        DeliveryResult::Skipped { reason } => {
+            let Some(row) = tx.settle_delivery(outbox_id, Settlement::Skipped { reason }, now)? else {
+                return Ok(());
+            };
+            let skipped = DomainEvent::DeliverySkipped {
+                message_id: row.message_id,
+                reason: reason.clone(),
+            };
+            events::insert(tx, row.conversation_id, &[(Actor::SYSTEM, skipped)], now)?;
         }
         DeliveryResult::RetryAt { at, error } => {
             tx.settle_delivery(outbox_id, Settlement::RetryAt { at: *at, error }, now)?;
@@ -41,6 +56,30 @@ pub fn record(tx: &mut dyn Tx, outbox_id: i64, result: &DeliveryResult, now: i64
         }
     }
     Ok(())
+}
+
+/// Takes a channel's report on a message we sent (WhatsApp's `sent`, `delivered`,
+/// `read`, `failed`), in whatever order reports arrive: the state only moves forward, so
+/// a `delivered` after `read` changes nothing. A failure fails the sent delivery and
+/// tells the conversation; returns whether it did.
+pub fn report(tx: &mut dyn Tx, inbox_id: i64, report: &DeliveryReport, now: i64) -> DeskResult<bool> {
+    if !tx.record_delivery_report(inbox_id, report, now)? || report.state != DeliveryState::Failed {
+        return Ok(false);
+    }
+    let error = report
+        .error
+        .as_deref()
+        .unwrap_or("the channel reported the message failed");
+    let Some(row) = tx.fail_sent_delivery(inbox_id, &report.external_id, error, now)? else {
+        return Ok(false);
+    };
+    let failed = DomainEvent::DeliveryFailed {
+        message_id: row.message_id,
+        attempts: None,
+        error: error.to_owned(),
+    };
+    events::insert(tx, row.conversation_id, &[(Actor::SYSTEM, failed)], now)?;
+    Ok(true)
 }
 
 /// Schedules a failed delivery again: due now, its retry schedule from the start (the
@@ -146,10 +185,15 @@ pub fn record_event(
     let settlement = match result {
         DeliveryResult::Sent(sent) => {
             receipt = json!({"detail": sent.detail}).to_string();
-            Settlement::Sent { receipt: &receipt }
+            Settlement::Sent {
+                receipt: &receipt,
+                external_id: None,
+            }
         }
         DeliveryResult::RetryAt { at, error } => Settlement::RetryAt { at: *at, error },
-        DeliveryResult::Failed { error } | DeliveryResult::Unreachable { error } => Settlement::Failed { error },
+        DeliveryResult::Failed { error }
+        | DeliveryResult::Unreachable { error }
+        | DeliveryResult::Skipped { reason: error } => Settlement::Failed { error },
     };
     tx.settle_event(id, settlement, now)?;
     if let Some(reason) = disable

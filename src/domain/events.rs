@@ -244,6 +244,12 @@ pub enum DomainEvent {
         message_id: i64,
         reason: String,
     },
+    /// The channel did not carry the message and nothing is owed (a status update
+    /// outside WhatsApp's customer service window without an approved template).
+    DeliverySkipped {
+        message_id: i64,
+        reason: String,
+    },
     DeliveryRetried {
         message_id: i64,
         delivery_id: i64,
@@ -287,6 +293,7 @@ impl DomainEvent {
             DomainEvent::MessageEdited { .. } => "message.edited",
             DomainEvent::DeliveryFailed { .. } => "delivery.failed",
             DomainEvent::DeliveryDelayed { .. } => "delivery.delayed",
+            DomainEvent::DeliverySkipped { .. } => "delivery.skipped",
             DomainEvent::DeliveryRetried { .. } => "delivery.retried",
             DomainEvent::StatusUpdateFailed { .. } => "status_update.failed",
             DomainEvent::ContactMerged { .. } => "contact.merged",
@@ -375,7 +382,8 @@ impl DomainEvent {
                 Some(attempts) => json!({"message_id": message_id, "attempts": attempts, "error": error}),
                 None => json!({"message_id": message_id, "error": error, "bounce": true}),
             },
-            DomainEvent::DeliveryDelayed { message_id, reason } => {
+            DomainEvent::DeliveryDelayed { message_id, reason }
+            | DomainEvent::DeliverySkipped { message_id, reason } => {
                 json!({"message_id": message_id, "reason": reason})
             }
             DomainEvent::DeliveryRetried {
@@ -415,6 +423,7 @@ impl DomainEvent {
             | DomainEvent::MessageEdited { .. }
             | DomainEvent::DeliveryFailed { .. }
             | DomainEvent::DeliveryDelayed { .. }
+            | DomainEvent::DeliverySkipped { .. }
             | DomainEvent::DeliveryRetried { .. }
             | DomainEvent::StatusUpdateFailed { .. }
             | DomainEvent::ContactMerged { .. }

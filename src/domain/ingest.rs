@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use serde_json::{Value, json};
-use switchboard_connector_core::{BounceReport, ChannelKind, InboundMessage, Sender};
+use switchboard_connector_core::{BounceReport, IdentityScope, InboundMessage, Sender};
 
 use crate::domain::desk::Desk;
 use crate::domain::events::{self, Actor, DomainEvent, MessageNews, StatusReason};
@@ -642,12 +642,13 @@ fn find_or_create_contact(
         }
         // Email addresses and Telegram user ids name one person whatever inbox they
         // write to: a second inbox's identity joins the contact the first one made.
-        // A webhook id is the app's own, so there it stays one contact per inbox, unless
-        // the app vouches for an address we already know a person by.
-        let known = if inbox.channel == ChannelKind::Webhook {
-            verified_contact(tx, sender)?
-        } else {
-            tx.contact_of_channel_identity(inbox.channel, &sender.external_id)?
+        // An app's ids are its own, so there it stays one contact per inbox, unless the
+        // app vouches for an address we already know a person by.
+        let capabilities = inbox.channel.capabilities();
+        let known = match capabilities.identity {
+            IdentityScope::Global => tx.contact_of_channel_identity(inbox.channel, &sender.external_id)?,
+            IdentityScope::PerInbox if capabilities.vouches_for_sender => verified_contact(tx, sender)?,
+            IdentityScope::PerInbox => None,
         };
         contact.contact_id = match known {
             Some(id) => id,

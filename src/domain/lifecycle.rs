@@ -3,7 +3,7 @@
 //! the agents themselves joining the desk.
 
 use serde_json::json;
-use switchboard_connector_core::{ChannelKind, OutboundAttachment};
+use switchboard_connector_core::OutboundAttachment;
 
 use crate::domain::clocks::{self, ClockChange};
 use crate::domain::desk::Desk;
@@ -72,7 +72,7 @@ impl ConversationChanges {
 pub fn add_agent_message(tx: &mut dyn Tx, desk: &Desk, new: &NewAgentMessage) -> DeskResult<i64> {
     let conversation = clocks::state(tx, new.conversation_id)?;
     // A file the customer would never get must not look sent.
-    if !new.private && !new.attachments.is_empty() && conversation.channel == ChannelKind::Webhook {
+    if !new.private && !new.attachments.is_empty() && !conversation.channel.capabilities().files_out {
         return Err(DeskError::Invalid {
             field: "attachments",
             problem: format!(
@@ -87,6 +87,24 @@ pub fn add_agent_message(tx: &mut dyn Tx, desk: &Desk, new: &NewAgentMessage) ->
             "conversation #{} is closed; reopen it (status open) before replying",
             new.conversation_id
         )));
+    }
+    // The channel carries free-form replies only for a while after the customer wrote
+    // (WhatsApp: 24 hours); a reply the channel would refuse is refused here, at once.
+    if !new.private
+        && let Some(window) = conversation.channel.capabilities().reply_window
+    {
+        let window_ms = i64::try_from(window.as_millis()).unwrap_or(i64::MAX);
+        let wrote_at = tx.last_customer_message_at(new.conversation_id)?;
+        if wrote_at.is_none_or(|at| new.now.saturating_sub(at) >= window_ms) {
+            return Err(DeskError::Conflict(format!(
+                "outside the {channel} reply window: {channel} carries free-form replies only within {} \
+                 of the customer's last message, and conversation #{} has none that recent; \
+                 the customer must write first (status updates use the inbox's approved templates)",
+                humantime::format_duration(window),
+                new.conversation_id,
+                channel = conversation.channel,
+            )));
+        }
     }
     // An erased person has no address left here; a reply would fail at the channel.
     if !new.private && matches!(tx.contact_erased_at(conversation.contact_id)?, Some(Some(_))) {

@@ -387,7 +387,7 @@ pub fn render_text(report: &ReplayReport) -> String {
 mod tests {
     use std::collections::BTreeMap;
 
-    use switchboard_connector_core::{ChannelKind, ProcessSecrets};
+    use switchboard_connector_core::ProcessSecrets;
 
     use super::*;
     use crate::config::{Settings, from_toml};
@@ -411,7 +411,7 @@ mod tests {
         RoutedOpening {
             conversation_id: id,
             inbox: "shop".into(),
-            channel: ChannelKind::Webhook,
+            channel: crate::channels::registry::known::WEBHOOK,
             subject: None,
             text: Some(text.into()),
             language: Some("en".into()),

@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use switchboard_connector_core::InboundMessage;
+use switchboard_connector_core::{DeliveryReport, InboundMessage};
 
 use crate::domain::access::Caller;
 use crate::domain::agents::{self, AgentChanges, Deactivation};
@@ -392,6 +392,13 @@ impl Service {
     }
 
     /// Moves a connector's cursor; call only after what came before it is committed.
+    /// A channel's report on a message we sent; `true` when it failed the delivery.
+    pub async fn delivery_report(&self, inbox_id: i64, report: DeliveryReport, now: i64) -> DeskResult<bool> {
+        self.store
+            .unit(move |tx| deliveries::report(tx, inbox_id, &report, now))
+            .await
+    }
+
     pub async fn set_channel_cursor(&self, inbox_id: i64, name: String, value: String, now: i64) -> DeskResult<()> {
         self.store
             .unit(move |tx| Ok::<_, DeskError>(tx.set_channel_cursor(inbox_id, &name, &value, now)?))

@@ -85,7 +85,7 @@ vocabulary! {
 
 vocabulary! {
     /// Where an outbound message is on its way out.
-    DeliveryStatus { Scheduled => "scheduled", InFlight => "in_flight", Sent => "sent", Failed => "failed" }
+    DeliveryStatus { Scheduled => "scheduled", InFlight => "in_flight", Sent => "sent", Failed => "failed", Skipped => "skipped" }
 }
 
 /// A point in time, Unix milliseconds in storage, RFC 3339 (UTC) on the wire.

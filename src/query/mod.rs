@@ -301,6 +301,9 @@ pub struct DeliveryView {
     pub next_attempt_at: Option<Timestamp>,
     pub last_error: Option<String>,
     pub sent_at: Option<Timestamp>,
+    /// What the channel last reported of the sent message (`sent`, `delivered`, `read`,
+    /// `failed`), for channels that report (WhatsApp); never moves back.
+    pub channel_state: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize)]

@@ -326,7 +326,16 @@ async fn a_conversations_messages_are_claimed_one_at_a_time_in_order() {
         claim(&store, NOW, 10, plan(vec![], vec![], 16)).await.is_empty(),
         "the second waits"
     );
-    settle(&store, first[0].outbox_id, Settlement::Sent { receipt: "{}" }, NOW + 1).await;
+    settle(
+        &store,
+        first[0].outbox_id,
+        Settlement::Sent {
+            receipt: "{}",
+            external_id: None,
+        },
+        NOW + 1,
+    )
+    .await;
     let second = claim(&store, NOW + 1, 10, plan(vec![], vec![], 16)).await;
     assert_eq!(
         second.iter().map(|d| d.message.text.as_str()).collect::<Vec<_>>(),
@@ -385,7 +394,16 @@ async fn a_renewed_lease_is_kept_and_one_that_ran_out_is_taken_over() {
         [(of_b[0].outbox_id, 2)]
     );
     // The live daemon's send still settles as its own.
-    let settled = settle(&store, of_a[0].outbox_id, Settlement::Sent { receipt: "{}" }, later).await;
+    let settled = settle(
+        &store,
+        of_a[0].outbox_id,
+        Settlement::Sent {
+            receipt: "{}",
+            external_id: None,
+        },
+        later,
+    )
+    .await;
     assert!(settled.is_some());
 }
 
@@ -423,9 +441,17 @@ async fn a_delivery_is_settled_once_and_a_retry_waits_for_its_time() {
     let claimed = claim(&store, NOW, 3, plan(vec![], vec![], 16)).await;
     let (sent, retried, failed) = (claimed[0].outbox_id, claimed[1].outbox_id, claimed[2].outbox_id);
     assert!(
-        settle(&store, sent, Settlement::Sent { receipt: "{}" }, NOW + 1)
-            .await
-            .is_some()
+        settle(
+            &store,
+            sent,
+            Settlement::Sent {
+                receipt: "{}",
+                external_id: None,
+            },
+            NOW + 1
+        )
+        .await
+        .is_some()
     );
     let late = Settlement::Failed { error: "late" };
     assert_eq!(
@@ -620,7 +646,16 @@ async fn event_deliveries_go_in_order_per_conversation_and_a_disabled_subscripti
     let sent = first[0].0;
     let settled = store
         .store
-        .unit(move |tx| tx.settle_event(sent, Settlement::Sent { receipt: "{}" }, NOW + 2))
+        .unit(move |tx| {
+            tx.settle_event(
+                sent,
+                Settlement::Sent {
+                    receipt: "{}",
+                    external_id: None,
+                },
+                NOW + 2,
+            )
+        })
         .await
         .unwrap();
     assert_eq!(settled, Some(subscription));
@@ -2019,7 +2054,16 @@ async fn sla_events_are_counted_by_the_team_they_were_recorded_for_and_backlogs_
     let sent = claimed[0].id;
     store
         .store
-        .unit(move |tx| tx.settle_event(sent, Settlement::Sent { receipt: "{}" }, NOW + 50))
+        .unit(move |tx| {
+            tx.settle_event(
+                sent,
+                Settlement::Sent {
+                    receipt: "{}",
+                    external_id: None,
+                },
+                NOW + 50,
+            )
+        })
         .await
         .unwrap();
     assert_eq!(

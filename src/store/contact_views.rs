@@ -4,7 +4,6 @@
 use std::collections::BTreeMap;
 
 use serde_json::Value;
-use switchboard_connector_core::ChannelKind;
 
 use super::StoreResult;
 use super::columns::{json_column, status_of, vocabulary};
@@ -55,7 +54,7 @@ pub(in crate::store) fn contact_summary(
         own.push(IdentityView {
             id: *identity_id,
             inbox: inbox.clone(),
-            channel: vocabulary(ChannelKind::parse, channel)?,
+            channel: vocabulary(crate::channels::kind, channel)?,
             external_id: external_id.clone(),
             unreachable: unreachable.clone(),
             created_at: Timestamp(*created_at),
@@ -83,7 +82,7 @@ pub(in crate::store) fn contact_conversation(columns: ConversationColumns) -> St
         id,
         reference: format!("#{id}"),
         inbox,
-        channel: vocabulary(ChannelKind::parse, &channel)?,
+        channel: vocabulary(crate::channels::kind, &channel)?,
         subject,
         status: status_of(&status)?,
         priority: vocabulary(Priority::parse, &priority)?,

@@ -5,7 +5,7 @@
 use std::collections::{BTreeMap, HashMap};
 
 use serde_json::Value;
-use switchboard_connector_core::{ChannelKind, OutboundMessage, Receipt};
+use switchboard_connector_core::{ChannelKind, DeliveryState, OutboundMessage, Receipt};
 
 use crate::model::{ActorKind, DeliveryStatus, Direction, MessageKind, Priority, Role, Status, Timestamp};
 
@@ -437,6 +437,11 @@ pub enum DeliveryResult {
     Unreachable {
         error: String,
     },
+    /// Not sent, and nothing owed: the channel may not carry it now (a status update
+    /// outside the customer service window with no approved template).
+    Skipped {
+        reason: String,
+    },
 }
 
 /// How a delivery in flight is settled.
@@ -444,6 +449,12 @@ pub enum DeliveryResult {
 pub enum Settlement<'a> {
     Sent {
         receipt: &'a str,
+        /// The channel's id for the sent message, which its delivery reports name.
+        external_id: Option<&'a str>,
+    },
+    /// Not sent and not owed (see [`DeliveryResult::Skipped`]).
+    Skipped {
+        reason: &'a str,
     },
     RetryAt {
         at: i64,
@@ -762,5 +773,16 @@ impl NewResponse {
     pub fn sla(&self) -> Option<&'static str> {
         self.sla_breached
             .map(|breached| if breached { "breached" } else { "met" })
+    }
+}
+
+/// A delivery report's state as a number that only grows (sent, delivered, read, then
+/// failed): a report arriving late never moves a message back.
+pub fn report_rank(state: DeliveryState) -> i64 {
+    match state {
+        DeliveryState::Sent => 1,
+        DeliveryState::Delivered => 2,
+        DeliveryState::Read => 3,
+        DeliveryState::Failed => 4,
     }
 }

@@ -5,7 +5,6 @@
 use std::collections::BTreeMap;
 
 use serde_json::Value;
-use switchboard_connector_core::ChannelKind;
 
 use super::StoreResult;
 use super::columns::{json_column, vocabulary};
@@ -60,7 +59,7 @@ pub(in crate::store) fn opening(columns: OpeningColumns) -> StoreResult<RoutedOp
     Ok(RoutedOpening {
         conversation_id: id,
         inbox,
-        channel: vocabulary(ChannelKind::parse, &kind)?,
+        channel: vocabulary(crate::channels::kind, &kind)?,
         subject,
         text,
         language: seen.or(language),

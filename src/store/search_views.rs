@@ -5,8 +5,6 @@
 
 use std::collections::HashMap;
 
-use switchboard_connector_core::ChannelKind;
-
 use super::StoreResult;
 use super::columns::{status_of, vocabulary};
 use crate::model::{Direction, MessageKind, Priority, Timestamp};
@@ -105,7 +103,7 @@ pub(in crate::store) fn conversation_of(row: ConversationRow) -> StoreResult<Sea
         priority: vocabulary(Priority::parse, &priority)?,
         team,
         inbox,
-        channel: vocabulary(ChannelKind::parse, &channel)?,
+        channel: vocabulary(crate::channels::kind, &channel)?,
         contact: SearchContact {
             id: contact_id,
             name: contact_name,

@@ -6,8 +6,6 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use switchboard_connector_core::ChannelKind;
-
 use crate::model::{ActorKind, Direction, MessageKind, Priority, Role};
 use crate::query::Queries;
 use crate::store::postgres::PgStore;
@@ -81,7 +79,7 @@ pub async fn with_shop() -> TestStore {
             let inbox = InboxSpec {
                 key: "shop".into(),
                 name: "Shop".into(),
-                channel: ChannelKind::Webhook,
+                channel: crate::channels::registry::known::WEBHOOK,
             };
             let (id, channel) = tx.upsert_inbox(&inbox, 0)?;
             let shop = InboxRef {

@@ -5,7 +5,7 @@
 //!
 //! Grouped by what they touch; [`Tx`] is all of them.
 
-use switchboard_connector_core::ChannelKind;
+use switchboard_connector_core::{ChannelKind, DeliveryReport};
 
 use super::StoreResult;
 use super::records::*;
@@ -177,6 +177,22 @@ pub trait OutboxTx {
     fn settle_delivery(&mut self, id: i64, settlement: Settlement<'_>, now: i64) -> StoreResult<Option<OutboxRow>>;
     /// Fails a row whatever its state but failed (a bounce's verdict).
     fn fail_delivery(&mut self, id: i64, error: &str, now: i64) -> StoreResult<()>;
+    /// When the customer last wrote in the conversation (a channel's reply window runs
+    /// from then); `None` when they never did.
+    fn last_customer_message_at(&mut self, conversation_id: i64) -> StoreResult<Option<i64>>;
+    /// Keeps a channel's report on a message we sent, moving its state forward only;
+    /// `true` when the state advanced. The report may name a message whose send is not
+    /// recorded yet: it waits here for the outbox row that will carry its id.
+    fn record_delivery_report(&mut self, inbox_id: i64, report: &DeliveryReport, now: i64) -> StoreResult<bool>;
+    /// Fails the sent row of `inbox_id` the channel knows as `external_id` (a report
+    /// that the message did not arrive); `None` when there is no such sent row.
+    fn fail_sent_delivery(
+        &mut self,
+        inbox_id: i64,
+        external_id: &str,
+        error: &str,
+        now: i64,
+    ) -> StoreResult<Option<OutboxRow>>;
     /// Keeps the channel's id of a sent message, unless some message holds it already.
     fn set_sent_message_id(&mut self, outbox_id: i64, external_id: &str) -> StoreResult<()>;
     fn delivery(&mut self, id: i64) -> StoreResult<Option<OutboxRow>>;

@@ -255,7 +255,9 @@ impl Lane for EventLane {
             // The endpoint is gone for good (the receiver said 410, or the URL is no
             // longer allowed): stop telling it.
             Err(SendError::Unreachable { reason }) => (DeliveryResult::Failed { error: reason.clone() }, Some(reason)),
-            Err(SendError::Permanent { reason }) => (DeliveryResult::Failed { error: reason }, None),
+            Err(SendError::Permanent { reason } | SendError::Skipped { reason }) => {
+                (DeliveryResult::Failed { error: reason }, None)
+            }
             Err(SendError::Transient { reason, retry_after }) => {
                 let result = after_transient_failure(
                     &self.settings.retry_schedule,

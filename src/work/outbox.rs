@@ -88,7 +88,7 @@ impl Lane for OutboxLane {
             ))
         } else {
             match self.channels.get(delivery.inbox_id) {
-                Some(channel) => channel.send(&delivery.message).await,
+                Some(inbox) => inbox.connector.sender().send(&delivery.message).await,
                 None => Err(SendError::permanent("the inbox is no longer configured")),
             }
         };
@@ -98,6 +98,7 @@ impl Lane for OutboxLane {
             Ok(receipt) => DeliveryResult::Sent(receipt),
             Err(SendError::Permanent { reason }) => DeliveryResult::Failed { error: reason },
             Err(SendError::Unreachable { reason }) => DeliveryResult::Unreachable { error: reason },
+            Err(SendError::Skipped { reason }) => DeliveryResult::Skipped { reason },
             Err(SendError::Transient { reason, retry_after }) => after_transient_failure(
                 &self.settings.retry_schedule,
                 delivery.attempts,
@@ -116,6 +117,9 @@ impl Lane for OutboxLane {
             }
             DeliveryResult::Failed { error } | DeliveryResult::Unreachable { error } => {
                 tracing::warn!(message_id, attempts = delivery.attempts, %error, "delivery failed for good")
+            }
+            DeliveryResult::Skipped { reason } => {
+                tracing::info!(message_id, %reason, "not sent: the channel skipped it")
             }
         }
         let record = OutboxRecord {
@@ -170,10 +174,10 @@ mod tests {
         let inboxes = [InboxSettings {
             key: "shop".into(),
             name: "Shop".into(),
-            channel: ChannelSettings::Webhook(webhook.validate().unwrap()),
+            channel: ChannelSettings::Webhook(Box::new(webhook.validate().unwrap())),
         }];
         let lane = OutboxLane {
-            channels: Arc::new(Channels::build(&inboxes, &catalog, &std::collections::HashMap::new()).unwrap()),
+            channels: Arc::new(Channels::build(&inboxes, &catalog).unwrap()),
             clock: Arc::new(crate::clock::SystemClock),
             settings: OutboxSettings {
                 retry_schedule: vec![Duration::from_secs(60)],

@@ -8,51 +8,25 @@
 //! - [`SendError`]: the connector's verdict on a failed send, transient (retry later,
 //!   maybe after a time the other side named) or permanent (dead letter). Each connector
 //!   classifies its own errors in one place; the outbox only reads the verdict.
-//! - [`OutboundChannel`]: the sending half of the contract.
+//! - [`OutboundChannel`]: the sending half, as each connector's sender implements it.
+//! - the channel contract ([`Channel`], [`Connector`], [`Capabilities`], [`Hook`],
+//!   [`Reader`], [`MessageSender`], [`IngestSink`], [`CursorStore`]): what a channel declares
+//!   and provides, and what the daemon hands it.
 //! - [`SecretSource`]: where a connector's config validation reads the secrets it names
 //!   (`*_env`, `*_file`), injected so validation can run without the process's.
 //!
 //! A connector crate depends on this crate only; it never touches the store. The daemon
 //! acknowledges the source of an inbound message only after the message is committed.
 
+mod contract;
+
 use std::collections::BTreeMap;
-use std::fmt;
 use std::future::Future;
 use std::time::Duration;
 
+pub use contract::*;
+
 use serde::{Deserialize, Serialize};
-
-/// The kind of channel an inbox speaks. Stored with every contact identity and shown
-/// in the API, so the names are part of the wire format.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum ChannelKind {
-    Webhook,
-    Email,
-    Telegram,
-}
-
-impl ChannelKind {
-    pub const ALL: [ChannelKind; 3] = [ChannelKind::Webhook, ChannelKind::Email, ChannelKind::Telegram];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ChannelKind::Webhook => "webhook",
-            ChannelKind::Email => "email",
-            ChannelKind::Telegram => "telegram",
-        }
-    }
-
-    pub fn parse(name: &str) -> Option<ChannelKind> {
-        ChannelKind::ALL.into_iter().find(|kind| kind.as_str() == name)
-    }
-}
-
-impl fmt::Display for ChannelKind {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
 
 /// The person (or system) who sent an inbound message, as the channel names them.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -243,6 +217,10 @@ pub struct OutboundMessage {
     pub attachments: Vec<OutboundAttachment>,
     /// What an automated status update carries beyond its plain `text`.
     pub update: Option<StatusUpdate>,
+    /// Whether a free-form message may go now: always, unless the channel declares a
+    /// [`Capabilities::reply_window`] and the customer's last message is older than it.
+    /// Outside it, a channel sends a status update by its approved template, or skips it.
+    pub window_open: bool,
 }
 
 /// An automated status update, rendered from the desk's templates for the channel it
@@ -267,6 +245,9 @@ pub struct StatusUpdate {
     /// A satisfaction question: the channel offers the scores 1–5 its own way.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub csat: Option<CsatQuestion>,
+    /// The language the update was written in (a template's primary tag, e.g. `de`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub language: Option<String>,
 }
 
 /// A satisfaction question the customer answers with a score from 1 to 5.
@@ -313,6 +294,11 @@ pub enum SendError {
     /// agents know before they write again.
     #[error("unreachable: {reason}")]
     Unreachable { reason: String },
+    /// The channel may not carry this message now and nothing is owed (a status update
+    /// outside the customer service window with no approved template): nothing was sent,
+    /// and the reason is recorded; not a failure to retry.
+    #[error("skipped: {reason}")]
+    Skipped { reason: String },
 }
 
 impl SendError {
@@ -371,15 +357,6 @@ impl<F: Fn(&str) -> Option<String>> SecretSource for F {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn channel_kind_names_round_trip() {
-        for kind in ChannelKind::ALL {
-            assert_eq!(ChannelKind::parse(kind.as_str()), Some(kind));
-            assert_eq!(serde_json::to_value(kind).unwrap(), kind.as_str());
-        }
-        assert_eq!(ChannelKind::parse("sms"), None);
-    }
 
     #[test]
     fn csat_callback_data_round_trips_and_refuses_other_buttons() {

@@ -7,6 +7,7 @@ use std::time::Duration;
 use rustls::pki_types::CertificateDer;
 use rustls::pki_types::pem::PemObject;
 use serde::Deserialize;
+pub use switchboard_connector_core::KeyError;
 use switchboard_connector_core::SecretSource;
 
 use crate::parse::Limits;
@@ -144,13 +145,6 @@ pub struct EmailSettings {
     pub max_message_bytes: usize,
     pub limits: Limits,
     pub thread_window: Duration,
-}
-
-/// A config problem, with the key (relative to the inbox's `email` table) to change.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct KeyError {
-    pub key: String,
-    pub problem: String,
 }
 
 fn key_error(key: impl Into<String>, problem: impl Into<String>) -> KeyError {

@@ -21,6 +21,7 @@
 //! - [`smtp`]: [`SmtpSender`], replies and status updates as threaded mail through lettre;
 //!   status updates with the template's subject and HTML, and a List-Unsubscribe.
 
+pub mod channel;
 pub mod config;
 pub mod imap;
 pub mod inbound;
@@ -29,6 +30,7 @@ pub mod quote;
 pub mod smtp;
 pub mod thread;
 
+pub use channel::Email;
 pub use config::{EmailConfig, EmailSettings};
 pub use parse::{
     Attachment, Automated, Bounce, Limits, Mailbox, ParseError, ParsedMail, SubjectSays, auto_reply_subject, parse,

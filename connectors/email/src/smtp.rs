@@ -278,6 +278,7 @@ mod tests {
             references: vec!["CAF=abc@mail.example.org".into()],
             attachments: vec![],
             update,
+            window_open: true,
         }
     }
 
@@ -413,6 +414,7 @@ mod tests {
                 data: b"%PDF-1.4 not really".to_vec(),
             }],
             update: None,
+            window_open: true,
         };
         let (mail, id) = sender.build(&message).unwrap();
         assert_eq!(id, "switchboard.42.9@example.com");
@@ -466,6 +468,7 @@ mod tests {
             references: vec![],
             attachments: vec![],
             update: None,
+            window_open: true,
         };
         assert!(matches!(sender.build(&message), Err(SendError::Permanent { .. })));
     }

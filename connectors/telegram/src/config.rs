@@ -6,6 +6,7 @@ use std::fmt;
 use std::time::Duration;
 
 use serde::Deserialize;
+pub use switchboard_connector_core::KeyError;
 use switchboard_connector_core::SecretSource;
 
 #[derive(Debug, Clone, Deserialize)]
@@ -106,12 +107,6 @@ pub struct Limits {
     pub chat_interval: Duration,
     pub group_per_minute: u32,
     pub bot_per_second: u32,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct KeyError {
-    pub key: String,
-    pub problem: String,
 }
 
 fn key_error(key: &str, problem: impl Into<String>) -> KeyError {

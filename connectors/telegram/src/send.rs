@@ -448,6 +448,7 @@ mod tests {
             references: vec![],
             attachments: vec![],
             update: None,
+            window_open: true,
         };
         assert_eq!(
             Destination::of(&message),
@@ -486,6 +487,7 @@ mod tests {
                 markdown_v2: markdown.map(str::to_owned),
                 ..Default::default()
             }),
+            window_open: true,
         }
     }
 

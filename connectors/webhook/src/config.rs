@@ -4,6 +4,7 @@ use std::time::Duration;
 
 use reqwest::Url;
 use serde::Deserialize;
+pub use switchboard_connector_core::KeyError;
 
 use crate::inbound::BodyLimits;
 use crate::signature::Secret;
@@ -75,13 +76,6 @@ impl WebhookSettings {
     pub fn signing_secret(&self) -> &Secret {
         &self.secrets[0]
     }
-}
-
-/// A config problem, with the key (relative to the inbox's table) to change.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct KeyError {
-    pub key: String,
-    pub problem: String,
 }
 
 impl WebhookConfig {

@@ -12,11 +12,13 @@
 //! The HTTP listener belongs to the daemon: it reads the body, asks this crate to verify
 //! and parse it, ingests it, and only then answers the sender.
 
+pub mod channel;
 pub mod config;
 pub mod inbound;
 pub mod outbound;
 pub mod signature;
 
+pub use channel::Webhook;
 pub use config::{KeyError, WebhookConfig, WebhookSettings};
 pub use inbound::{BodyError, BodyLimits, parse_body, parse_body_with};
 pub use outbound::WebhookSender;

@@ -217,6 +217,7 @@ mod tests {
             references: vec![],
             attachments: vec![],
             update: None,
+            window_open: true,
         };
         let body: serde_json::Value = serde_json::from_slice(&WebhookSender::body(&message)).unwrap();
         assert_eq!(

@@ -78,7 +78,7 @@ fn kept_keys(kind: &str) -> &'static [&'static str] {
         "csat.answered" => &["score", "via"],
         "message.edited" => &["message_id"],
         "delivery.failed" => &["message_id", "attempts", "bounce"],
-        "delivery.delayed" => &["message_id"],
+        "delivery.delayed" | "delivery.skipped" => &["message_id"],
         "delivery.retried" => &["message_id", "delivery_id", "attempts_before"],
         "status_update.failed" => &["event"],
         "conversation.erased" => &["cause"],

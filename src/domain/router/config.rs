@@ -4,7 +4,6 @@
 use std::collections::BTreeMap;
 
 use serde::Deserialize;
-use switchboard_connector_core::ChannelKind;
 
 use crate::config::error::ConfigError;
 use crate::domain::labels::LabelCatalog;
@@ -100,7 +99,7 @@ pub fn validate_rules(
                 .iter()
                 .enumerate()
                 .map(|(i, kind)| {
-                    ChannelKind::parse(kind).ok_or_else(|| {
+                    crate::channels::kind(kind).ok_or_else(|| {
                         ConfigError::new(
                             at(&format!("when.channel[{i}]")),
                             format!("`{kind}` is not webhook, email or telegram"),

@@ -387,7 +387,7 @@ mod tests {
         ] {
             let decision = settings.router.route(&RouteInput {
                 inbox: "shop",
-                channel: ChannelKind::Webhook,
+                channel: crate::channels::registry::known::WEBHOOK,
                 subject: None,
                 text,
                 language: Some("it"),
@@ -440,7 +440,7 @@ mod tests {
                 (
                     "enterprise webhook".into(),
                     vec![
-                        RouteCondition::Channel(vec![ChannelKind::Webhook]),
+                        RouteCondition::Channel(vec![crate::channels::registry::known::WEBHOOK]),
                         RouteCondition::Inbox(vec!["shop".into()]),
                         RouteCondition::Metadata(BTreeMap::from([("seats".into(), "500".into())])),
                     ],
@@ -458,7 +458,7 @@ mod tests {
     fn input<'a>(text: &'a str, metadata: &'a BTreeMap<String, Value>) -> RouteInput<'a> {
         RouteInput {
             inbox: "shop",
-            channel: ChannelKind::Webhook,
+            channel: crate::channels::registry::known::WEBHOOK,
             subject: None,
             text,
             language: None,

@@ -13,7 +13,9 @@ use std::time::Duration;
 
 use minijinja::{AutoEscape, Environment, UndefinedBehavior};
 use serde::Serialize;
-use switchboard_connector_core::ChannelKind;
+use switchboard_connector_core::{ChannelKind, CsatStyle};
+
+use crate::channels::registry::REGISTERED;
 
 pub mod config;
 pub mod send;
@@ -298,7 +300,7 @@ impl UpdatePolicy {
         for (event, languages) in &self.templates {
             for (language, parts) in languages {
                 for full in [true, false] {
-                    for channel in ChannelKind::ALL {
+                    for &channel in REGISTERED {
                         let vars = UpdateVars::sample(*event, channel, full);
                         for (part, present) in [
                             (TEXT, true),
@@ -314,7 +316,8 @@ impl UpdatePolicy {
                                 key: name.clone(),
                                 problem,
                             })?;
-                            if part == TEXT && rendered.trim().is_empty() && channel != ChannelKind::Webhook {
+                            if part == TEXT && rendered.trim().is_empty() && !channel.capabilities().structured_updates
+                            {
                                 return Err(TemplateError {
                                     key: name,
                                     problem: format!("renders to empty text on the {channel} channel"),
@@ -395,17 +398,13 @@ impl UpdatePolicy {
             self.render_part(&template_name(event, language, name), vars)
                 .map_err(|problem| format!("{}: {problem}", template_name(event, language, name)))
         };
-        let channel = vars.channel;
+        let formats = vars.channel.capabilities().formats;
         Ok(Rendered {
             language: language.to_owned(),
             text: part(TEXT)?,
-            subject: (parts.subject && channel == ChannelKind::Email)
-                .then(|| part(SUBJECT))
-                .transpose()?,
-            html: (parts.html && channel == ChannelKind::Email)
-                .then(|| part(HTML))
-                .transpose()?,
-            markdown_v2: (parts.markdown && channel == ChannelKind::Telegram)
+            subject: (parts.subject && formats.subject).then(|| part(SUBJECT)).transpose()?,
+            html: (parts.html && formats.html).then(|| part(HTML)).transpose()?,
+            markdown_v2: (parts.markdown && formats.markdown_v2)
                 .then(|| part(MARKDOWN))
                 .transpose()?,
         })
@@ -544,7 +543,7 @@ impl UpdateVars {
             },
             next_open: (event == UpdateEvent::OutOfHours).then(|| NextOpen::at(0, "UTC").expect("UTC is known")),
             csat: (event == UpdateEvent::Csat).then(|| CsatVars {
-                links: if full && channel == ChannelKind::Email {
+                links: if full && channel.capabilities().csat == CsatStyle::Links {
                     (1..=5)
                         .map(|score| format!("https://example.com/csat/t?score={score}"))
                         .collect()
@@ -742,12 +741,12 @@ mod tests {
     fn the_built_in_templates_render_on_every_channel() {
         let policy = compile(vec![]).unwrap();
         for event in UpdateEvent::ALL {
-            for channel in ChannelKind::ALL {
+            for &channel in crate::channels::registry::REGISTERED {
                 let rendered = policy
                     .render(event, "en", &UpdateVars::sample(event, channel, true))
                     .unwrap();
                 assert!(rendered.text.contains("#42"), "{event:?} {channel}: {}", rendered.text);
-                assert_eq!(rendered.subject.is_some(), channel == ChannelKind::Email);
+                assert_eq!(rendered.subject.is_some(), channel.capabilities().formats.subject);
             }
         }
     }
@@ -824,12 +823,12 @@ mod tests {
             },
         )])
         .unwrap();
-        let mut vars = UpdateVars::sample(UpdateEvent::Resolved, ChannelKind::Telegram, true);
+        let mut vars = UpdateVars::sample(UpdateEvent::Resolved, crate::channels::registry::known::TELEGRAM, true);
         vars.contact.name = Some("A.B <x> (1)".into());
         let telegram = policy.render(UpdateEvent::Resolved, "en", &vars).unwrap();
         assert_eq!(telegram.markdown_v2.as_deref(), Some("*A\\.B <x\\> \\(1\\)* \\#ok"));
         assert_eq!(telegram.text, "Hi A.B <x> (1)");
-        vars.channel = ChannelKind::Email;
+        vars.channel = crate::channels::registry::known::EMAIL;
         let email = policy.render(UpdateEvent::Resolved, "en", &vars).unwrap();
         assert_eq!(email.html.as_deref(), Some("<b>A.B &lt;x&gt; (1)</b>"));
         assert_eq!(email.markdown_v2, None);

@@ -9,7 +9,7 @@
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde_json::{Value, json};
-use switchboard_connector_core::{ChannelKind, CsatQuestion, StatusUpdate};
+use switchboard_connector_core::{CsatQuestion, CsatStyle, StatusUpdate};
 
 use super::{
     AgentVars, ContactVars, ConversationVars, CsatVars, InboxVars, NextOpen, SlaVars, TeamVars, UpdateEvent, UpdateVars,
@@ -52,7 +52,7 @@ pub fn send_expiring(
     // An email contact has an address only when a mail's `From` gave it; one known only
     // by a `Sender`, a `Return-Path` or nothing gets no automated mail (see
     // `connectors/email`'s `sender_of`). Agents can still write to them.
-    if target.channel == ChannelKind::Email && target.contact_email.is_none() {
+    if target.channel.capabilities().updates_need_address && target.contact_email.is_none() {
         return Ok(false);
     }
     // A conversation is opened once: its acknowledgement needs no record of the window,
@@ -86,8 +86,8 @@ pub fn send_expiring(
     };
     let question = (event == UpdateEvent::Csat).then(new_question).transpose()?;
     let csat = question.as_ref().map(|question| CsatVars {
-        links: match (&policy.settings.csat.public_url, target.channel) {
-            (Some(base), ChannelKind::Email) => (1..=5)
+        links: match (&policy.settings.csat.public_url, target.channel.capabilities().csat) {
+            (Some(base), CsatStyle::Links) => (1..=5)
                 .map(|score| format!("{base}/csat/{}?score={score}", question.token))
                 .collect(),
             _ => Vec::new(),
@@ -162,6 +162,7 @@ pub fn send_expiring(
         markdown_v2: rendered.markdown_v2,
         fields: fields(target, event, &vars, &rendered.language),
         csat: question,
+        language: Some(rendered.language.clone()),
     };
     let message = NewMessage {
         conversation_id: target.id,

@@ -5,7 +5,7 @@
 
 use std::fmt::Write as _;
 
-use switchboard_connector_core::{ChannelKind, ProcessSecrets};
+use switchboard_connector_core::ProcessSecrets;
 
 use super::{NextOpen, UpdateEvent, UpdatePolicy, UpdateVars};
 
@@ -46,7 +46,7 @@ fn tables(policy: &UpdatePolicy, configured: &dyn Fn(UpdateEvent, &str) -> bool,
         let _ = writeln!(out, "| language | text |");
         let _ = writeln!(out, "|---|---|");
         for language in languages {
-            let mut vars = UpdateVars::sample(event, ChannelKind::Webhook, true);
+            let mut vars = UpdateVars::sample(event, crate::channels::registry::known::WEBHOOK, true);
             if vars.next_open.is_some() {
                 vars.next_open = NextOpen::at(MONDAY_MORNING_MS, "Europe/Berlin");
             }

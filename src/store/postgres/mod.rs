@@ -178,6 +178,11 @@ const MIGRATIONS: migrations::Versions = &[
         "agent languages",
         include_str!("../../../migrations/postgres/0011_agent_languages.sql"),
     ),
+    (
+        12,
+        "channel contract",
+        include_str!("../../../migrations/postgres/0012_channel_contract.sql"),
+    ),
 ];
 
 /// A connection that is put back into the pool only once its transaction is over: if a

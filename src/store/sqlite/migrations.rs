@@ -110,6 +110,11 @@ const MIGRATIONS: Versions = &[
         "agent languages",
         include_str!("../../../migrations/sqlite/0023_agent_languages.sql"),
     ),
+    (
+        24,
+        "channel contract",
+        include_str!("../../../migrations/sqlite/0024_channel_contract.sql"),
+    ),
 ];
 
 pub async fn migrator() -> Result<Migrator, sqlx::migrate::MigrateError> {

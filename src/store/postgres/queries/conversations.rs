@@ -5,7 +5,6 @@ use std::collections::HashMap;
 
 use sqlx::postgres::PgRow;
 use sqlx::{PgConnection, PgPool, Postgres, QueryBuilder, Row};
-use switchboard_connector_core::ChannelKind;
 
 use crate::model::clock::ClockKind;
 use crate::model::{ActorKind, DeliveryStatus, Direction, MessageKind, Priority, Status, Timestamp, human_duration};
@@ -23,11 +22,12 @@ pub async fn message_views(conn: &mut PgConnection, scope: MessageScope) -> Stor
                 m.external_id, m.language, m.metadata, m.created_at,
                 COALESCE(ag.name, ct.name) AS author_name,
                 o.id AS delivery_id, o.status AS delivery_status, o.attempts, o.next_attempt_at, o.last_error,
-                o.sent_at
+                o.sent_at, dr.state AS channel_state
          FROM messages m
          LEFT JOIN agents ag ON m.author_kind = 'agent' AND ag.id = m.author_id
          LEFT JOIN contacts ct ON m.author_kind = 'contact' AND ct.id = m.author_id
          LEFT JOIN outbox o ON o.message_id = m.id
+         LEFT JOIN delivery_reports dr ON dr.inbox_id = o.inbox_id AND dr.external_id = o.external_id
          WHERE {filter} ORDER BY m.id"
     ))
     .bind(id)
@@ -66,6 +66,7 @@ pub async fn message_views(conn: &mut PgConnection, scope: MessageScope) -> Stor
                         .transpose()?,
                     last_error: row.try_get("last_error")?,
                     sent_at: row.try_get::<Option<i64>, _>("sent_at")?.map(Timestamp),
+                    channel_state: row.try_get("channel_state")?,
                 }),
                 None => None,
             };
@@ -158,7 +159,7 @@ fn summary(row: &PgRow) -> StoreResult<ConversationSummary> {
         id,
         reference: format!("#{id}"),
         inbox: row.try_get("inbox_key")?,
-        channel: vocabulary(ChannelKind::parse, row.try_get("channel")?)?,
+        channel: vocabulary(crate::channels::kind, row.try_get("channel")?)?,
         subject: row.try_get("subject")?,
         thread: row.try_get("thread_key")?,
         status: vocabulary(Status::parse, row.try_get("status")?)?,

@@ -43,7 +43,7 @@ impl CatalogTx for PgTx<'_> {
             .bind(now),
         )?;
         let kind: String = column(&row, "kind")?;
-        Ok((column(&row, "id")?, vocabulary(ChannelKind::parse, &kind)?))
+        Ok((column(&row, "id")?, vocabulary(crate::channels::kind, &kind)?))
     }
 
     fn team(&mut self, key: &str) -> StoreResult<Option<TeamRow>> {

@@ -3,7 +3,6 @@
 use serde_json::Value;
 use sqlx::postgres::PgRow;
 use sqlx::{Postgres, QueryBuilder};
-use switchboard_connector_core::ChannelKind;
 
 use super::{PgTx, column};
 use crate::model::Priority;
@@ -39,7 +38,7 @@ impl ConversationTx for PgTx<'_> {
         Ok(Some(Conversation {
             id,
             inbox_id: column(&row, "inbox_id")?,
-            channel: vocabulary(ChannelKind::parse, &column::<String>(&row, "kind")?)?,
+            channel: vocabulary(crate::channels::kind, &column::<String>(&row, "kind")?)?,
             contact_id: column(&row, "contact_id")?,
             status: status_of(&column::<String>(&row, "status")?)?,
             priority: vocabulary(Priority::parse, &column::<String>(&row, "priority")?)?,
@@ -364,7 +363,7 @@ impl ConversationTx for PgTx<'_> {
             inbox_id: column(&row, "inbox_id")?,
             inbox_key: column(&row, "inbox_key")?,
             inbox_name: column(&row, "inbox_name")?,
-            channel: vocabulary(ChannelKind::parse, &column::<String>(&row, "kind")?)?,
+            channel: vocabulary(crate::channels::kind, &column::<String>(&row, "kind")?)?,
             team_key: column(&row, "team_key")?,
             team_name: column(&row, "team_name")?,
             status: status_of(&column::<String>(&row, "status")?)?,

@@ -2,7 +2,7 @@
 
 use serde_json::Value;
 use sqlx::postgres::PgRow;
-use switchboard_connector_core::{ChannelKind, OutboundAttachment, OutboundKind, OutboundMessage, StatusUpdate};
+use switchboard_connector_core::{DeliveryReport, OutboundAttachment, OutboundKind, OutboundMessage, StatusUpdate};
 
 use super::{PgTx, column};
 use crate::model::{DeliveryStatus, Direction, MessageKind};
@@ -94,7 +94,7 @@ impl OutboxTx for PgTx<'_> {
         let mut deliveries = Vec::with_capacity(claimed.len());
         for row in claimed {
             let outbox_id: i64 = column(&row, "id")?;
-            deliveries.push(self.delivery_of(outbox_id)?);
+            deliveries.push(self.delivery_of(outbox_id, now)?);
         }
         deliveries.sort_by_key(|delivery| delivery.outbox_id);
         Ok(deliveries)
@@ -102,13 +102,23 @@ impl OutboxTx for PgTx<'_> {
 
     fn settle_delivery(&mut self, id: i64, settlement: Settlement<'_>, now: i64) -> StoreResult<Option<OutboxRow>> {
         let row = match settlement {
-            Settlement::Sent { receipt } => self.row(
+            Settlement::Sent { receipt, external_id } => self.row(
                 sqlx::query(&format!(
                     "UPDATE outbox SET status = 'sent', receipt = $1, sent_at = $2, last_error = NULL,
-                            lease_until = NULL, updated_at = $2
+                            lease_until = NULL, updated_at = $2, external_id = $4
                      WHERE id = $3 AND status = 'in_flight' RETURNING {OUTBOX_ROW}"
                 ))
                 .bind(receipt)
+                .bind(now)
+                .bind(id)
+                .bind(external_id),
+            )?,
+            Settlement::Skipped { reason } => self.row(
+                sqlx::query(&format!(
+                    "UPDATE outbox SET status = 'skipped', last_error = $1, lease_until = NULL, updated_at = $2
+                     WHERE id = $3 AND status = 'in_flight' RETURNING {OUTBOX_ROW}"
+                ))
+                .bind(reason)
                 .bind(now)
                 .bind(id),
             )?,
@@ -156,6 +166,53 @@ impl OutboxTx for PgTx<'_> {
             .bind(id),
         )?;
         Ok(())
+    }
+
+    fn last_customer_message_at(&mut self, conversation_id: i64) -> StoreResult<Option<i64>> {
+        self.customer_wrote_at(conversation_id)
+    }
+
+    fn record_delivery_report(&mut self, inbox_id: i64, report: &DeliveryReport, now: i64) -> StoreResult<bool> {
+        let changed = self.execute(
+            sqlx::query(
+                "INSERT INTO delivery_reports (inbox_id, external_id, state, rank, error, reported_at, updated_at)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7)
+                 ON CONFLICT (inbox_id, external_id) DO UPDATE SET
+                    state = excluded.state, rank = excluded.rank, error = excluded.error,
+                    reported_at = excluded.reported_at, updated_at = excluded.updated_at
+                 WHERE excluded.rank > delivery_reports.rank",
+            )
+            .bind(inbox_id)
+            .bind(&report.external_id)
+            .bind(report.state.as_str())
+            .bind(report_rank(report.state))
+            .bind(&report.error)
+            .bind(report.at_ms)
+            .bind(now),
+        )?;
+        Ok(changed > 0)
+    }
+
+    fn fail_sent_delivery(
+        &mut self,
+        inbox_id: i64,
+        external_id: &str,
+        error: &str,
+        now: i64,
+    ) -> StoreResult<Option<OutboxRow>> {
+        self.row(
+            sqlx::query(&format!(
+                "UPDATE outbox SET status = 'failed', last_error = $1, updated_at = $2
+                 WHERE inbox_id = $3 AND external_id = $4 AND status = 'sent' RETURNING {OUTBOX_ROW}"
+            ))
+            .bind(error)
+            .bind(now)
+            .bind(inbox_id)
+            .bind(external_id),
+        )?
+        .as_ref()
+        .map(outbox_row)
+        .transpose()
     }
 
     fn set_sent_message_id(&mut self, outbox_id: i64, external_id: &str) -> StoreResult<()> {
@@ -264,7 +321,7 @@ const MAX_REFERENCES: usize = 20;
 
 impl PgTx<'_> {
     /// A claimed row as its channel sends it.
-    fn delivery_of(&mut self, outbox_id: i64) -> StoreResult<Delivery> {
+    fn delivery_of(&mut self, outbox_id: i64, now: i64) -> StoreResult<Delivery> {
         let row = self
             .row(
                 sqlx::query(
@@ -322,12 +379,21 @@ impl PgTx<'_> {
                 references: Vec::new(),
                 attachments: Vec::new(),
                 update,
+                window_open: true,
             },
         };
         // Email threads by earlier messages' ids, Telegram answers the customer's latest
-        // message in groups; both carry files. The webhook skips the lookups.
-        if channel != ChannelKind::Webhook.as_str() {
+        // message in groups. A channel that does neither skips the lookups.
+        let capabilities = crate::channels::kind(&channel).map(|kind| *kind.capabilities());
+        if let Some(window) = capabilities.and_then(|capabilities| capabilities.reply_window) {
+            let wrote_at = self.customer_wrote_at(delivery.message.conversation_id)?;
+            delivery.message.window_open = wrote_at
+                .is_some_and(|at| now.saturating_sub(at) < i64::try_from(window.as_millis()).unwrap_or(i64::MAX));
+        }
+        if capabilities.is_some_and(|capabilities| capabilities.threads_by_ids) {
             self.thread_ids(&mut delivery.message)?;
+        }
+        if capabilities.is_some_and(|capabilities| capabilities.files_out) {
             delivery.message.attachments = self
                 .rows(
                     sqlx::query(
@@ -348,6 +414,21 @@ impl PgTx<'_> {
                 .collect::<StoreResult<_>>()?;
         }
         Ok(delivery)
+    }
+
+    /// When the customer last wrote in the conversation: a channel's reply window runs
+    /// from then.
+    fn customer_wrote_at(&mut self, conversation_id: i64) -> StoreResult<Option<i64>> {
+        self.row(
+            sqlx::query(
+                "SELECT created_at FROM messages
+                 WHERE conversation_id = $1 AND direction = 'inbound' AND author_kind = 'contact'
+                 ORDER BY id DESC LIMIT 1",
+            )
+            .bind(conversation_id),
+        )?
+        .map(|row| column(&row, "created_at"))
+        .transpose()
     }
 
     /// The channel ids of the conversation's earlier messages, for a channel that threads

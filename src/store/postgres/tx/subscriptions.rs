@@ -216,7 +216,7 @@ impl SubscriptionTx for PgTx<'_> {
 
     fn settle_event(&mut self, id: i64, settlement: Settlement<'_>, now: i64) -> StoreResult<Option<i64>> {
         let row = match settlement {
-            Settlement::Sent { receipt } => self.row(
+            Settlement::Sent { receipt, .. } => self.row(
                 sqlx::query(
                     "UPDATE event_deliveries SET status = 'sent', sent_at = $1, receipt = $2, last_error = NULL,
                             lease_until = NULL, updated_at = $1
@@ -237,7 +237,7 @@ impl SubscriptionTx for PgTx<'_> {
                 .bind(now)
                 .bind(id),
             )?,
-            Settlement::Failed { error } => self.row(
+            Settlement::Failed { error } | Settlement::Skipped { reason: error } => self.row(
                 sqlx::query(
                     "UPDATE event_deliveries SET status = 'failed', last_error = $1, lease_until = NULL, updated_at = $2
                      WHERE id = $3 AND status = 'in_flight' RETURNING subscription_id",

@@ -3,7 +3,6 @@
 
 use sqlx::sqlite::SqliteRow;
 use sqlx::{QueryBuilder, Row, Sqlite, SqlitePool};
-use switchboard_connector_core::ChannelKind;
 
 use crate::model::{DeliveryStatus, MessageKind, Timestamp};
 use crate::query::*;
@@ -22,7 +21,7 @@ fn delivery_record(row: &SqliteRow) -> StoreResult<DeliveryRecord> {
         message_id: row.try_get("message_id")?,
         conversation_id: row.try_get("conversation_id")?,
         inbox: row.try_get("inbox")?,
-        channel: vocabulary(ChannelKind::parse, row.try_get("channel")?)?,
+        channel: vocabulary(crate::channels::kind, row.try_get("channel")?)?,
         kind: vocabulary(MessageKind::parse, row.try_get("kind")?)?,
         status,
         attempts: row.try_get("attempts")?,

@@ -38,7 +38,7 @@ impl CatalogTx for SqliteTx<'_> {
             .query_row(params![inbox.key, inbox.name, inbox.channel.as_str(), now], |row| {
                 Ok((row.get(0)?, row.get(1)?))
             })?;
-        Ok((id, vocabulary(ChannelKind::parse, &kind)?))
+        Ok((id, vocabulary(crate::channels::kind, &kind)?))
     }
 
     fn team(&mut self, key: &str) -> StoreResult<Option<TeamRow>> {

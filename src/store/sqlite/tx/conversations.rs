@@ -3,7 +3,6 @@
 use rusqlite::types::Value as SqlValue;
 use rusqlite::{OptionalExtension, params, params_from_iter};
 use serde_json::Value;
-use switchboard_connector_core::ChannelKind;
 
 use super::SqliteTx;
 use crate::model::Priority;
@@ -59,7 +58,7 @@ impl ConversationTx for SqliteTx<'_> {
         Ok(Some(Conversation {
             id,
             inbox_id,
-            channel: vocabulary(ChannelKind::parse, &channel)?,
+            channel: vocabulary(crate::channels::kind, &channel)?,
             contact_id,
             status: status_of(&status)?,
             priority: vocabulary(Priority::parse, &priority)?,
@@ -394,7 +393,7 @@ impl ConversationTx for SqliteTx<'_> {
             inbox_id,
             inbox_key,
             inbox_name,
-            channel: vocabulary(ChannelKind::parse, &kind)?,
+            channel: vocabulary(crate::channels::kind, &kind)?,
             team_key,
             team_name,
             status: status_of(&status)?,

@@ -2,7 +2,7 @@
 
 use rusqlite::{OptionalExtension, params};
 use serde_json::Value;
-use switchboard_connector_core::{ChannelKind, OutboundAttachment, OutboundKind, OutboundMessage, StatusUpdate};
+use switchboard_connector_core::{DeliveryReport, OutboundAttachment, OutboundKind, OutboundMessage, StatusUpdate};
 
 use super::SqliteTx;
 use crate::model::{DeliveryStatus, Direction, MessageKind};
@@ -83,7 +83,7 @@ impl OutboxTx for SqliteTx<'_> {
             .collect::<Result<_, _>>()?;
         let mut deliveries = Vec::with_capacity(claimed.len());
         for outbox_id in claimed {
-            deliveries.push(self.delivery_of(outbox_id)?);
+            deliveries.push(self.delivery_of(outbox_id, now)?);
         }
         deliveries.sort_by_key(|delivery| delivery.outbox_id);
         Ok(deliveries)
@@ -95,14 +95,22 @@ impl OutboxTx for SqliteTx<'_> {
             Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?, row.get(4)?))
         };
         let row = match settlement {
-            Settlement::Sent { receipt } => self
+            Settlement::Sent { receipt, external_id } => self
                 .conn
                 .prepare_cached(&format!(
                     "UPDATE outbox SET status = 'sent', receipt = ?1, sent_at = ?2, last_error = NULL,
-                            lease_until = NULL, updated_at = ?2
+                            lease_until = NULL, updated_at = ?2, external_id = ?4
                      WHERE id = ?3 AND status = 'in_flight' {RETURNING}"
                 ))?
-                .query_row(params![receipt, now, id], read)
+                .query_row(params![receipt, now, id, external_id], read)
+                .optional()?,
+            Settlement::Skipped { reason } => self
+                .conn
+                .prepare_cached(&format!(
+                    "UPDATE outbox SET status = 'skipped', last_error = ?1, lease_until = NULL, updated_at = ?2
+                     WHERE id = ?3 AND status = 'in_flight' {RETURNING}"
+                ))?
+                .query_row(params![reason, now, id], read)
                 .optional()?,
             Settlement::RetryAt { at, error } => self
                 .conn
@@ -141,6 +149,54 @@ impl OutboxTx for SqliteTx<'_> {
             )?
             .execute(params![error, now, id])?;
         Ok(())
+    }
+
+    fn last_customer_message_at(&mut self, conversation_id: i64) -> StoreResult<Option<i64>> {
+        self.customer_wrote_at(conversation_id)
+    }
+
+    fn record_delivery_report(&mut self, inbox_id: i64, report: &DeliveryReport, now: i64) -> StoreResult<bool> {
+        let changed = self
+            .conn
+            .prepare_cached(
+                "INSERT INTO delivery_reports (inbox_id, external_id, state, rank, error, reported_at, updated_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+                 ON CONFLICT (inbox_id, external_id) DO UPDATE SET
+                    state = excluded.state, rank = excluded.rank, error = excluded.error,
+                    reported_at = excluded.reported_at, updated_at = excluded.updated_at
+                 WHERE excluded.rank > delivery_reports.rank",
+            )?
+            .execute(params![
+                inbox_id,
+                report.external_id,
+                report.state.as_str(),
+                report_rank(report.state),
+                report.error,
+                report.at_ms,
+                now
+            ])?;
+        Ok(changed > 0)
+    }
+
+    fn fail_sent_delivery(
+        &mut self,
+        inbox_id: i64,
+        external_id: &str,
+        error: &str,
+        now: i64,
+    ) -> StoreResult<Option<OutboxRow>> {
+        self.conn
+            .prepare_cached(
+                "UPDATE outbox SET status = 'failed', last_error = ?1, updated_at = ?2
+                 WHERE inbox_id = ?3 AND external_id = ?4 AND status = 'sent'
+                 RETURNING id, status, conversation_id, message_id, attempts",
+            )?
+            .query_row(params![error, now, inbox_id, external_id], |row| {
+                Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?, row.get(4)?))
+            })
+            .optional()?
+            .map(outbox_row)
+            .transpose()
     }
 
     fn set_sent_message_id(&mut self, outbox_id: i64, external_id: &str) -> StoreResult<()> {
@@ -234,7 +290,7 @@ const MAX_REFERENCES: usize = 20;
 
 impl SqliteTx<'_> {
     /// A claimed row as its channel sends it.
-    fn delivery_of(&mut self, outbox_id: i64) -> StoreResult<Delivery> {
+    fn delivery_of(&mut self, outbox_id: i64, now: i64) -> StoreResult<Delivery> {
         let (mut delivery, channel) = self
             .conn
             .prepare_cached(
@@ -288,14 +344,23 @@ impl SqliteTx<'_> {
                         references: Vec::new(),
                         attachments: Vec::new(),
                         update,
+                        window_open: true,
                     },
                 };
                 Ok((delivery, channel))
             })?;
         // Email threads by earlier messages' ids, Telegram answers the customer's latest
-        // message in groups; both carry files. The webhook skips the lookups.
-        if channel != ChannelKind::Webhook.as_str() {
+        // message in groups. A channel that does neither skips the lookups.
+        let capabilities = crate::channels::kind(&channel).map(|kind| *kind.capabilities());
+        if let Some(window) = capabilities.and_then(|capabilities| capabilities.reply_window) {
+            let wrote_at = self.customer_wrote_at(delivery.message.conversation_id)?;
+            delivery.message.window_open = wrote_at
+                .is_some_and(|at| now.saturating_sub(at) < i64::try_from(window.as_millis()).unwrap_or(i64::MAX));
+        }
+        if capabilities.is_some_and(|capabilities| capabilities.threads_by_ids) {
             self.thread_ids(&mut delivery.message)?;
+        }
+        if capabilities.is_some_and(|capabilities| capabilities.files_out) {
             delivery.message.attachments = self
                 .conn
                 .prepare_cached(
@@ -312,6 +377,20 @@ impl SqliteTx<'_> {
                 .collect::<Result<_, _>>()?;
         }
         Ok(delivery)
+    }
+
+    /// When the customer last wrote in the conversation: a channel's reply window runs
+    /// from then.
+    fn customer_wrote_at(&mut self, conversation_id: i64) -> StoreResult<Option<i64>> {
+        Ok(self
+            .conn
+            .prepare_cached(
+                "SELECT created_at FROM messages
+                 WHERE conversation_id = ?1 AND direction = 'inbound' AND author_kind = 'contact'
+                 ORDER BY id DESC LIMIT 1",
+            )?
+            .query_row([conversation_id], |row| row.get(0))
+            .optional()?)
     }
 
     /// The channel ids of the conversation's earlier messages, for a channel that threads

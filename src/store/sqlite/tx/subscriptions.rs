@@ -202,7 +202,7 @@ impl SubscriptionTx for SqliteTx<'_> {
 
     fn settle_event(&mut self, id: i64, settlement: Settlement<'_>, now: i64) -> StoreResult<Option<i64>> {
         let row = match settlement {
-            Settlement::Sent { receipt } => self
+            Settlement::Sent { receipt, .. } => self
                 .conn
                 .prepare_cached(
                     "UPDATE event_deliveries SET status = 'sent', sent_at = ?1, receipt = ?2, last_error = NULL,
@@ -220,7 +220,7 @@ impl SubscriptionTx for SqliteTx<'_> {
                 )?
                 .query_row(params![at, error, now, id], |row| row.get(0))
                 .optional()?,
-            Settlement::Failed { error } => self
+            Settlement::Failed { error } | Settlement::Skipped { reason: error } => self
                 .conn
                 .prepare_cached(
                     "UPDATE event_deliveries SET status = 'failed', last_error = ?1, lease_until = NULL, updated_at = ?2

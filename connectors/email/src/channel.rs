@@ -1,22 +1,136 @@
-//! The reader of each email inbox: an IMAP session that takes every new mail of the
-//! folder into the store, in UID order, and moves the inbox's cursor
-//! (`uidvalidity:last_uid`) only after the mails before it are committed. A restart or
-//! a dropped connection resumes from the cursor; a mail read twice is recognised by its
-//! Message-ID, so nothing is missed and nothing is stored twice.
+//! The email channel as the daemon registers it: its declaration, SMTP out, and the
+//! reader of each inbox: an IMAP session that takes every new mail of the folder, in UID
+//! order, and moves the inbox's cursor (`imap:<folder>` = `uidvalidity:last_uid`) only
+//! after the mails before it are committed. A restart or a dropped connection resumes
+//! from the cursor; a mail read twice is recognised by its Message-ID, so nothing is
+//! missed and nothing is stored twice.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use switchboard_connector_core::ChannelKind;
-use switchboard_connector_email::EmailSettings;
-use switchboard_connector_email::imap::{self, FetchedMail, ImapError, ImapSession, Woke};
-use switchboard_connector_email::inbound::{Disposition, disposition, too_large};
-use tokio_util::sync::CancellationToken;
+use switchboard_connector_core::{
+    BoxFuture, Capabilities, Channel, ChannelKind, ChannelSpec, Connector, CsatStyle, CursorStore, Formats,
+    IdentityScope, IngestSink, KeyError, MessageSender, RateLimits, Reader, ReaderContext, SecretSource, SinkError,
+};
 
-use crate::api::AppState;
-use crate::api::metrics::ReaderStatus;
-use crate::domain::DeskError;
-use crate::store::{InboxRef, StoreError};
+use crate::config::{EmailConfig, EmailSettings};
+use crate::imap::{self, FetchedMail, ImapError, ImapSession, Woke};
+use crate::inbound::{Disposition, disposition, too_large};
+use crate::smtp::SmtpSender;
+
+static SPEC: ChannelSpec = ChannelSpec {
+    name: "email",
+    capabilities: Capabilities {
+        // An address names one person whatever inbox they write to.
+        identity: IdentityScope::Global,
+        vouches_for_sender: false,
+        files_in: true,
+        files_out: true,
+        threads_by_ids: true,
+        structured_updates: false,
+        formats: Formats {
+            subject: true,
+            html: true,
+            markdown_v2: false,
+        },
+        csat: CsatStyle::Links,
+        // Only a `From` the mail gave is an address to write to automatically.
+        updates_need_address: true,
+        reply_window: None,
+        limits: RateLimits {
+            per_inbox_per_second: None,
+            per_recipient_interval: None,
+        },
+    },
+};
+
+/// Email over IMAP and SMTP (`[inboxes.KEY.email]`).
+pub struct Email;
+
+impl Channel for Email {
+    type Config = EmailConfig;
+    type Settings = EmailSettings;
+    const KIND: ChannelKind = ChannelKind::of(&SPEC);
+
+    fn validate(config: &EmailConfig, _inbox_key: &str, secrets: &dyn SecretSource) -> Result<EmailSettings, KeyError> {
+        config.validate(secrets)
+    }
+
+    fn build(settings: &EmailSettings, inbox_key: &str) -> Result<Arc<dyn Connector>, KeyError> {
+        Ok(Arc::new(EmailInbox {
+            key: inbox_key.to_owned(),
+            sender: SmtpSender::new(settings).map_err(|err| match err.split_once(": ") {
+                Some((key, problem)) => KeyError::new(key, problem),
+                None => KeyError::new("smtp", err),
+            })?,
+            cursor_name: format!("imap:{}", settings.folder),
+            settings: Arc::new(settings.clone()),
+        }))
+    }
+}
+
+struct EmailInbox {
+    key: String,
+    settings: Arc<EmailSettings>,
+    sender: SmtpSender,
+    cursor_name: String,
+}
+
+impl Connector for EmailInbox {
+    fn kind(&self) -> ChannelKind {
+        Email::KIND
+    }
+
+    fn reader(&self) -> Option<&dyn Reader> {
+        Some(self)
+    }
+
+    fn sender(&self) -> &dyn MessageSender {
+        &self.sender
+    }
+}
+
+impl Reader for EmailInbox {
+    /// A mailbox is read by one daemon at a time.
+    fn exclusive(&self) -> bool {
+        true
+    }
+
+    /// Reads the folder until shutdown, reconnecting with backoff after any failure.
+    fn run<'a>(&'a self, context: ReaderContext<'a>) -> BoxFuture<'a, ()> {
+        Box::pin(async move {
+            let reader = Session {
+                inbox: self,
+                sink: context.sink,
+                cursors: context.cursors,
+            };
+            let mut backoff = BACKOFF_FIRST;
+            loop {
+                let mut connected = false;
+                let result = tokio::select! {
+                    result = reader.session(&mut connected) => result,
+                    () = context.shutdown.cancelled() => return,
+                };
+                if connected {
+                    backoff = BACKOFF_FIRST;
+                }
+                let Err(err) = result;
+                let wait = match &err {
+                    ReadError::Imap(imap) if imap.is_configuration() => BACKOFF_CONFIGURATION,
+                    _ => backoff,
+                };
+                tracing::warn!(inbox = %self.key, error = %err, retry_in = ?wait, "email inbox: reading stopped");
+                // Jitter, so inboxes on one server do not reconnect in step.
+                let wait = wait.mul_f64(0.8 + fastrand::f64() * 0.4);
+                tokio::select! {
+                    () = tokio::time::sleep(wait) => {}
+                    () = context.shutdown.cancelled() => return,
+                }
+                backoff = (backoff * 2).min(BACKOFF_MAX);
+            }
+        })
+    }
+}
 
 /// Mails fetched per command: the cursor moves after each batch.
 const FETCH_BATCH: usize = 50;
@@ -32,75 +146,37 @@ enum ReadError {
     #[error(transparent)]
     Imap(#[from] ImapError),
     #[error("store: {0}")]
-    Store(#[from] DeskError),
+    Store(#[from] SinkError),
 }
 
-/// Reads one inbox until `shutdown`, reconnecting with backoff after any failure.
-pub async fn run(state: Arc<AppState>, inbox: InboxRef, settings: Arc<EmailSettings>, shutdown: CancellationToken) {
-    let reader = Reader {
-        cursor_name: format!("imap:{}", settings.folder),
-        state,
-        inbox,
-        settings,
-    };
-    let mut backoff = BACKOFF_FIRST;
-    loop {
-        let mut connected = false;
-        let result = tokio::select! {
-            result = reader.session(&mut connected) => result,
-            () = shutdown.cancelled() => return,
-        };
-        if connected {
-            backoff = BACKOFF_FIRST;
-        }
-        let Err(err) = result;
-        let wait = match &err {
-            ReadError::Imap(imap) if imap.is_configuration() => BACKOFF_CONFIGURATION,
-            _ => backoff,
-        };
-        tracing::warn!(inbox = %reader.inbox.key, error = %err, retry_in = ?wait, "email inbox: reading stopped");
-        // Jitter, so inboxes on one server do not reconnect in step.
-        let wait = wait.mul_f64(0.8 + fastrand::f64() * 0.4);
-        tokio::select! {
-            () = tokio::time::sleep(wait) => {}
-            () = shutdown.cancelled() => return,
-        }
-        backoff = (backoff * 2).min(BACKOFF_MAX);
-    }
-}
-
-struct Reader {
-    state: Arc<AppState>,
-    inbox: InboxRef,
-    settings: Arc<EmailSettings>,
-    cursor_name: String,
+struct Session<'a> {
+    inbox: &'a EmailInbox,
+    sink: &'a dyn IngestSink,
+    cursors: &'a dyn CursorStore,
 }
 
 enum Never {}
 
-impl Reader {
+impl Session<'_> {
     /// One session: connect, catch up from the cursor, then wait for mail and repeat.
     /// Returns only with the error that ended it.
     async fn session(&self, connected: &mut bool) -> Result<Never, ReadError> {
-        let mut session = imap::connect(&self.settings.imap).await?;
-        let folder = session.select(&self.settings.folder).await?;
+        let settings = &self.inbox.settings;
+        let mut session = imap::connect(&settings.imap).await?;
+        let folder = session.select(&settings.folder).await?;
         *connected = true;
-        let status = self.state.metrics.reader(&self.inbox.key);
-        let _up = status.map(ReaderStatus::connected);
+        let _up = self.sink.reader_connected();
         tracing::info!(
             inbox = %self.inbox.key,
-            folder = %self.settings.folder,
+            folder = %settings.folder,
             messages = folder.exists,
             idle = session.supports_idle(),
             "email inbox: connected"
         );
         let cursor = self
-            .state
-            .service
-            .store()
-            .channel_cursor(self.inbox.id, &self.cursor_name)
-            .await
-            .map_err(DeskError::from)?
+            .cursors
+            .get(&self.inbox.cursor_name)
+            .await?
             .and_then(|value| parse_cursor(&value));
         let mut last_uid = match cursor {
             Some((validity, last_uid)) if validity == folder.uid_validity => last_uid,
@@ -126,15 +202,13 @@ impl Reader {
         let timeout = if session.supports_idle() {
             IDLE_RENEW
         } else {
-            self.settings.poll_interval
+            settings.poll_interval
         };
         loop {
             let uids = session.uids_after(last_uid).await?;
-            if let Some(status) = status {
-                status.polled(self.state.clock.now_ms());
-            }
+            self.sink.reader_polled();
             for batch in uids.chunks(FETCH_BATCH) {
-                let mails = session.fetch(batch, self.settings.max_message_bytes).await?;
+                let mails = session.fetch(batch, settings.max_message_bytes).await?;
                 self.take(mails).await?;
                 // Every UID of the batch is committed (or was not there any more).
                 last_uid = batch.iter().copied().max().unwrap_or(last_uid);
@@ -150,13 +224,14 @@ impl Reader {
 
     /// The first start: mail of the backfill window up to `mark`, with progress.
     async fn backfill(&self, session: &mut ImapSession, mark: u32) -> Result<(), ReadError> {
-        if self.settings.backfill.is_zero() {
+        let settings = &self.inbox.settings;
+        if settings.backfill.is_zero() {
             return Ok(());
         }
-        let now = self.state.clock.now_ms() / 1000;
-        let since = now - i64::try_from(self.settings.backfill.as_secs()).unwrap_or(i64::MAX / 2);
+        let now = self.sink.now_ms() / 1000;
+        let since = now - i64::try_from(settings.backfill.as_secs()).unwrap_or(i64::MAX / 2);
         let uids: Vec<u32> = session
-            .uids_since(since, self.settings.backfill_unseen_only)
+            .uids_since(since, settings.backfill_unseen_only)
             .await?
             .into_iter()
             .filter(|uid| *uid <= mark)
@@ -164,13 +239,13 @@ impl Reader {
         tracing::info!(
             inbox = %self.inbox.key,
             mails = uids.len(),
-            window = %humantime::format_duration(self.settings.backfill),
-            unseen_only = self.settings.backfill_unseen_only,
+            window = %humantime::format_duration(settings.backfill),
+            unseen_only = settings.backfill_unseen_only,
             "email inbox: backfill started"
         );
         let mut done = 0;
         for batch in uids.chunks(FETCH_BATCH) {
-            self.take(session.fetch(batch, self.settings.max_message_bytes).await?)
+            self.take(session.fetch(batch, settings.max_message_bytes).await?)
                 .await?;
             done += batch.len();
             tracing::info!(inbox = %self.inbox.key, done, of = uids.len(), "email inbox: backfill progress");
@@ -186,7 +261,7 @@ impl Reader {
         let normalizing: Vec<_> = mails
             .into_iter()
             .map(|mail| {
-                let settings = Arc::clone(&self.settings);
+                let settings = Arc::clone(&self.inbox.settings);
                 let uid = mail.uid;
                 let disposition = tokio::task::spawn_blocking(move || {
                     if mail.headers_only {
@@ -203,10 +278,10 @@ impl Reader {
         for (uid, disposition) in normalizing {
             let disposition = disposition
                 .await
-                .map_err(|err| DeskError::Store(StoreError::fatal(format!("mail normalization failed: {err}"))))?;
+                .map_err(|err| SinkError::Failed(format!("mail normalization failed: {err}")))?;
             match disposition {
                 Disposition::Ingest(message) => {
-                    batch.push((self.state.ingest_context(&self.inbox), *message));
+                    batch.push(*message);
                     uids.push(uid);
                 }
                 Disposition::Skip(reason) => {
@@ -214,23 +289,17 @@ impl Reader {
                 }
             }
         }
-        let started = Instant::now();
-        let outcomes = self.state.service.ingest_in_order(batch).await;
-        // The mails of a batch commit together: each waited as long as the batch.
-        let took = started.elapsed();
+        let outcomes = self.sink.ingest_batch(batch).await;
         let mut failure = None;
         for (uid, outcome) in uids.into_iter().zip(outcomes) {
             match outcome {
                 Ok(outcome) => {
-                    self.state.metrics.ingested(ChannelKind::Email, took);
-                    self.state.committed(&self.inbox, &outcome);
                     tracing::debug!(
                         inbox = %self.inbox.key,
                         uid,
                         conversation_id = outcome.conversation_id,
                         message_id = outcome.message_id,
                         duplicate = outcome.duplicate,
-                        new_conversation = outcome.created_conversation,
                         "email inbox: mail taken"
                     );
                 }
@@ -247,16 +316,9 @@ impl Reader {
         }
     }
 
-    async fn save_cursor(&self, uid_validity: u32, last_uid: u32) -> Result<(), DeskError> {
-        let value = format!("{uid_validity}:{last_uid}");
-        self.state
-            .service
-            .set_channel_cursor(
-                self.inbox.id,
-                self.cursor_name.clone(),
-                value,
-                self.state.clock.now_ms(),
-            )
+    async fn save_cursor(&self, uid_validity: u32, last_uid: u32) -> Result<(), SinkError> {
+        self.cursors
+            .set(&self.inbox.cursor_name, format!("{uid_validity}:{last_uid}"))
             .await
     }
 }
