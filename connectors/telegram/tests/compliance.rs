@@ -1,0 +1,149 @@
+//! The Telegram channel passes the connector compliance suite: real updates (see
+//! tests/fixtures/telegram/SOURCES.md) read by its long-polling reader from the fake Bot
+//! API, the offset being its acknowledgement; and its sends against the fake's errors.
+
+use std::sync::Arc;
+
+use serde_json::Value;
+use switchboard_connector_core::{BoxFuture, Channel, Connector, ReaderContext};
+use switchboard_connector_telegram::{Telegram, TelegramConfig};
+use switchboard_test_compliance::{
+    DEADLINE, Fixture, Inbound, RecordingSink, SendCase, Verdict, check_inbound, check_send_errors, outbound, stage,
+};
+use switchboard_test_telegram::{Failure, FakeTelegram};
+use tokio_util::sync::CancellationToken;
+
+const TOKEN: &str = "5000000001:AAHfake-token-for-the-shop-help-bot";
+const CHAT: i64 = 424_242;
+
+/// Real updates that each carry a customer's words.
+const FIXTURES: &[&str] = &[
+    "ntg-update-text.json",
+    "tlx-update-private-text.json",
+    "ntg-update-location.json",
+    "ntg-update-contact.json",
+];
+
+fn connector(fake: &FakeTelegram) -> Arc<dyn Connector> {
+    let config: TelegramConfig = serde_json::from_value(serde_json::json!({
+        "token_env": "BOT_TOKEN",
+        "api_url": fake.url().trim_end_matches('/'),
+        "poll_timeout": "1s",
+        "chat_interval": "0s",
+    }))
+    .unwrap();
+    let token = |name: &str| (name == "BOT_TOKEN").then(|| TOKEN.to_owned());
+    let settings = Telegram::validate(&config, "shop-bot", &token).unwrap();
+    Telegram::build(&settings, "shop-bot").unwrap()
+}
+
+struct Polled {
+    fake: FakeTelegram,
+    connector: Arc<dyn Connector>,
+}
+
+impl Inbound for Polled {
+    fn fixtures(&self) -> Vec<Fixture> {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/telegram");
+        FIXTURES
+            .iter()
+            .map(|name| Fixture::new(*name, std::fs::read(dir.join(name)).unwrap()))
+            .collect()
+    }
+
+    /// Pushes the update to the fake and runs the reader until its offset moved past it
+    /// (acknowledged) or the sink refused it.
+    fn deliver<'a>(&'a self, fixture: &'a Fixture, sink: &'a RecordingSink) -> BoxFuture<'a, bool> {
+        Box::pin(async move {
+            let update: Value = serde_json::from_slice(&fixture.bytes).unwrap();
+            let update_id = self.fake.push_update(TOKEN, update);
+            let refused_before = sink.refused();
+            let shutdown = CancellationToken::new();
+            let reader = self.connector.reader().expect("a Telegram inbox has a reader");
+            let run = reader.run(ReaderContext {
+                sink,
+                cursors: sink,
+                shutdown: shutdown.clone(),
+            });
+            let watch = async {
+                let deadline = tokio::time::Instant::now() + DEADLINE;
+                loop {
+                    let offset: i64 = sink
+                        .cursors()
+                        .get("updates")
+                        .and_then(|offset| offset.parse().ok())
+                        .unwrap_or(0);
+                    if offset > update_id {
+                        return true;
+                    }
+                    if sink.refused() > refused_before {
+                        // The offset is still before the update: Telegram keeps it.
+                        return offset > update_id;
+                    }
+                    assert!(
+                        tokio::time::Instant::now() < deadline,
+                        "{}: the reader did not take it",
+                        fixture.name
+                    );
+                    tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+                }
+            };
+            let acknowledged = tokio::select! {
+                acknowledged = watch => acknowledged,
+                () = run => panic!("the reader stopped by itself"),
+            };
+            shutdown.cancel();
+            acknowledged
+        })
+    }
+}
+
+#[tokio::test]
+async fn the_telegram_channel_normalizes_dedupes_and_acknowledges_only_after_commit() {
+    let fake = FakeTelegram::start().await;
+    fake.add_bot(TOKEN, 5_000_000_001, "ShopHelpBot");
+    let connector = connector(&fake);
+    check_inbound(&Polled { fake, connector }).await;
+}
+
+#[tokio::test]
+async fn the_telegram_channel_classifies_its_send_errors() {
+    let fake = FakeTelegram::start().await;
+    fake.add_bot(TOKEN, 5_000_000_001, "ShopHelpBot");
+    let connector = connector(&fake);
+    let fail = |failure: Failure| {
+        let fake = &fake;
+        stage(move || fake.fail_next(TOKEN, "sendMessage", Some(CHAT), failure.clone(), 1))
+    };
+    let message = || outbound(&CHAT.to_string(), "Your parcel left the warehouse.");
+    check_send_errors(
+        connector.sender(),
+        vec![
+            SendCase {
+                name: "the chat takes it",
+                stage: stage(|| {}),
+                message: message(),
+                expect: Verdict::Sent,
+            },
+            SendCase {
+                name: "flood control",
+                stage: fail(Failure::TooManyRequests { retry_after: 3 }),
+                message: message(),
+                expect: Verdict::Transient,
+            },
+            SendCase {
+                name: "the chat is unknown",
+                stage: fail(Failure::ChatNotFound),
+                message: message(),
+                expect: Verdict::Permanent,
+            },
+            SendCase {
+                name: "the customer blocked the bot",
+                stage: fail(Failure::Blocked),
+                message: message(),
+                expect: Verdict::Unreachable,
+            },
+        ],
+    )
+    .await;
+}
