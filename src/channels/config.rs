@@ -9,7 +9,7 @@ use serde::de::{Deserializer, Error as _, MapAccess, Visitor};
 use switchboard_connector_core::SecretSource;
 
 pub use crate::channels::registry::{ChannelConfig, ChannelSettings};
-use crate::channels::registry::{ChannelTable, REGISTERED};
+use crate::channels::registry::{ChannelTable, REGISTERED, kind};
 use crate::config::error::{ConfigError, check_key};
 
 /// An inbox: what agents see of it, and its channel, named by its one table
@@ -34,6 +34,20 @@ impl<'de> Deserialize<'de> for InboxConfig {
 
 struct InboxVisitor;
 
+/// The keys an inbox table takes: its own, then one per channel.
+const TABLES: [&str; 3 + REGISTERED.len()] = {
+    let mut tables = [""; 3 + REGISTERED.len()];
+    tables[0] = "name";
+    tables[1] = "updates_off";
+    tables[2] = "language";
+    let mut index = 0;
+    while index < REGISTERED.len() {
+        tables[3 + index] = REGISTERED[index].as_str();
+        index += 1;
+    }
+    tables
+};
+
 impl<'de> Visitor<'de> for InboxVisitor {
     type Value = InboxConfig;
 
@@ -54,6 +68,9 @@ impl<'de> Visitor<'de> for InboxVisitor {
                 "updates_off" => inbox.updates_off = map.next_value()?,
                 "language" => inbox.language = map.next_value()?,
                 channel => {
+                    if kind(channel).is_none() {
+                        return Err(A::Error::unknown_field(channel, &TABLES));
+                    }
                     if let Some(first) = &inbox.channel {
                         return Err(A::Error::custom(format!(
                             "an inbox speaks one channel: keep one of [inboxes.KEY.{}] and [inboxes.KEY.{channel}]",
