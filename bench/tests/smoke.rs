@@ -282,7 +282,11 @@ fn every_scenario_runs_and_reports_consistent_figures() {
     let updates = &report["updates"];
     let cells = updates["render"]["by_event"].as_array().unwrap();
     let channels = switchboard::channels::registry::REGISTERED.len();
-    assert_eq!(cells.len(), 2 * 9 * channels, "two languages, nine events, every channel");
+    assert_eq!(
+        cells.len(),
+        2 * 9 * channels,
+        "two languages, nine events, every channel"
+    );
     for cell in cells {
         assert!(cell["renders"].as_u64().unwrap() >= 100, "{cell}");
         assert!(cell["p50_us"].as_f64().unwrap() > 0.0, "{cell}");

@@ -723,8 +723,12 @@ fn conversation_filter(params: &HashMap<String, String>, caller: &Caller) -> Res
     };
     let channel = param("channel")
         .map(|name| {
-            crate::channels::kind(name)
-                .ok_or_else(|| ApiError::invalid("channel", format!("`{name}` is not email, telegram or webhook")))
+            crate::channels::kind(name).ok_or_else(|| {
+                ApiError::invalid(
+                    "channel",
+                    format!("`{name}` is not one of {}", crate::channels::registry::names()),
+                )
+            })
         })
         .transpose()?;
     let sla = match param("sla") {

@@ -84,6 +84,15 @@ pub fn kind(name: &str) -> Option<ChannelKind> {
     REGISTERED.iter().copied().find(|kind| kind.as_str() == name)
 }
 
+/// The registered channels' names, for an error that lists them: `webhook, email, …`.
+pub fn names() -> String {
+    REGISTERED
+        .iter()
+        .map(|kind| kind.as_str())
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 /// Reads the channel table named by its key in the inbox table.
 pub struct ChannelTable<'a>(pub &'a str);
 

@@ -102,7 +102,7 @@ pub fn validate_rules(
                     crate::channels::kind(kind).ok_or_else(|| {
                         ConfigError::new(
                             at(&format!("when.channel[{i}]")),
-                            format!("`{kind}` is not webhook, email or telegram"),
+                            format!("`{kind}` is not one of {}", crate::channels::registry::names()),
                         )
                     })
                 })
