@@ -77,6 +77,7 @@ channels! {
     Webhook(switchboard_connector_webhook::Webhook),
     Email(switchboard_connector_email::Email),
     Telegram(switchboard_connector_telegram::Telegram),
+    Whatsapp(switchboard_connector_whatsapp::Whatsapp),
 }
 
 /// The channel stored or written under `name`.
