@@ -232,6 +232,38 @@ fn check_config_reads_the_telegram_example_names_template_errors_and_keeps_the_t
 }
 
 #[test]
+fn check_config_reads_the_whatsapp_example_and_names_a_missing_secret_or_a_bad_template() {
+    let example =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/config/examples/whatsapp.toml")).unwrap();
+    let secrets = [
+        ("SHOP_WA_TOKEN", "EAAGexample-access-token"),
+        ("SHOP_WA_APP_SECRET", "0123456789abcdef0123456789abcdef"),
+        ("SHOP_WA_VERIFY_TOKEN", "verify-me"),
+    ];
+    let (ok, stdout, stderr) = switchboard(&example, &["check-config"], &secrets);
+    assert!(ok, "{stderr}");
+    assert!(stdout.contains("1 inboxes"), "{stdout}");
+
+    let (ok, _, stderr) = switchboard(&example, &["check-config"], &secrets[..2]);
+    assert!(!ok);
+    assert!(stderr.contains("inboxes.shop-wa.whatsapp.verify_token_env"), "{stderr}");
+
+    let unknown_event = example.replace("templates.resolved.de]", "templates.solved.de]");
+    let (ok, _, stderr) = switchboard(&unknown_event, &["check-config"], &secrets);
+    assert!(!ok);
+    assert!(stderr.contains("inboxes.shop-wa.whatsapp.templates.solved"), "{stderr}");
+
+    // One inbox speaks one channel.
+    let two = example.replace(
+        "[inboxes.shop-wa.whatsapp]\n",
+        "[inboxes.shop-wa.telegram]\ntoken_env = \"X\"\n\n[inboxes.shop-wa.whatsapp]\n",
+    );
+    let (ok, _, stderr) = switchboard(&two, &["check-config"], &secrets);
+    assert!(!ok);
+    assert!(stderr.contains("an inbox speaks one channel"), "{stderr}");
+}
+
+#[test]
 fn route_explain_shows_each_rule_and_the_decision_for_a_sample_message() {
     let shipped = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/config/switchboard.toml")).unwrap();
     let dir = tempfile::tempdir().unwrap();

@@ -28,6 +28,7 @@ use tokio_util::sync::CancellationToken;
 
 mod reports;
 mod updates;
+mod whatsapp;
 
 const SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
 
@@ -56,6 +57,8 @@ struct Setup<'a> {
     email: Option<(&'a Dovecot, &'a SmtpRelay)>,
     /// A Telegram inbox [`BOT_INBOX`] polling this fake as the bot of this token.
     telegram: Option<(&'a FakeTelegram, &'a str)>,
+    /// More inbox tables, as written (TOML).
+    inboxes: String,
 }
 
 impl Default for Setup<'_> {
@@ -67,6 +70,7 @@ impl Default for Setup<'_> {
             callback_url: "http://127.0.0.1:9/callback".into(),
             email: None,
             telegram: None,
+            inboxes: String::new(),
         }
     }
 }
@@ -83,6 +87,7 @@ fn config(dir: &Path, setup: &Setup<'_>) -> String {
         // for its turn would hold up the daemon's stop.
         channels.push_str(&telegram_inbox(dir, BOT_INBOX, token, fake, r#"chat_interval = "0s""#));
     }
+    channels.push_str(&setup.inboxes);
     format!(
         r#"
 [server]
