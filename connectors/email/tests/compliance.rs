@@ -5,14 +5,14 @@
 
 use std::sync::Arc;
 
-use switchboard_connector_core::{BoxFuture, Channel, Connector, ReaderContext};
+use switchboard_connector_core::{BoxFuture, Channel, Connector};
 use switchboard_connector_email::{Email, EmailConfig};
 use switchboard_test_compliance::{
-    DEADLINE, Fixture, Inbound, RecordingSink, SendCase, Verdict, check_inbound, check_send_errors, outbound, stage,
+    Fixture, Inbound, RecordingSink, SendCase, Verdict, check_inbound, check_send_errors, outbound, stage, until,
+    while_reading,
 };
 use switchboard_test_mailservers::{CUSTOMER, SUPPORT, password_file};
 use switchboard_test_mailservers::{Dovecot, PASSWORD, SmtpRelay};
-use tokio_util::sync::CancellationToken;
 
 /// Real customer mails: plain, quoted-printable, HTML only, with a photo.
 const FIXTURES: &[&str] = &[
@@ -56,47 +56,25 @@ impl Inbound for Mailbox {
     /// until the cursor moved past it (acknowledged) or the sink refused it.
     fn deliver<'a>(&'a self, fixture: &'a Fixture, sink: &'a RecordingSink) -> BoxFuture<'a, bool> {
         Box::pin(async move {
-            let shutdown = CancellationToken::new();
             let reader = self.connector.reader().expect("an email inbox has a reader");
-            let run = reader.run(ReaderContext {
-                sink,
-                cursors: sink,
-                shutdown: shutdown.clone(),
-            });
             let polls_before = sink.polls();
             let refused_before = sink.refused();
             let watch = async {
-                let deadline = tokio::time::Instant::now() + DEADLINE;
-                let tick = || async {
-                    assert!(
-                        tokio::time::Instant::now() < deadline,
-                        "{}: the reader did not take it",
-                        fixture.name
-                    );
-                    tokio::time::sleep(std::time::Duration::from_millis(10)).await;
-                };
                 // What the reader has seen before the mail arrives is its starting mark.
-                while sink.polls() == polls_before {
-                    tick().await;
-                }
+                until("the reader's first look", || {
+                    (sink.polls() > polls_before).then_some(())
+                })
+                .await;
                 let mark = sink.cursors();
                 self.dovecot.deliver(SUPPORT, &fixture.bytes).await;
-                loop {
-                    if sink.cursors() != mark {
-                        return true;
-                    }
-                    if sink.refused() > refused_before {
-                        return sink.cursors() != mark;
-                    }
-                    tick().await;
-                }
+                // Acknowledged: the cursor moved past it. Given back: the sink refused it
+                // and the cursor stays where it was.
+                until(&format!("the reader to take {}", fixture.name), || {
+                    (sink.cursors() != mark || sink.refused() > refused_before).then(|| sink.cursors() != mark)
+                })
+                .await
             };
-            let acknowledged = tokio::select! {
-                acknowledged = watch => acknowledged,
-                () = run => panic!("the reader stopped by itself"),
-            };
-            shutdown.cancel();
-            acknowledged
+            while_reading(reader, sink, watch).await
         })
     }
 }

@@ -5,13 +5,13 @@
 use std::sync::Arc;
 
 use serde_json::Value;
-use switchboard_connector_core::{BoxFuture, Channel, Connector, ReaderContext};
+use switchboard_connector_core::{BoxFuture, Channel, Connector};
 use switchboard_connector_telegram::{Telegram, TelegramConfig};
 use switchboard_test_compliance::{
-    DEADLINE, Fixture, Inbound, RecordingSink, SendCase, Verdict, check_inbound, check_send_errors, outbound, stage,
+    Fixture, Inbound, RecordingSink, SendCase, Verdict, check_inbound, check_send_errors, outbound, stage, until,
+    while_reading,
 };
 use switchboard_test_telegram::{Failure, FakeTelegram};
-use tokio_util::sync::CancellationToken;
 
 const TOKEN: &str = "5000000001:AAHfake-token-for-the-shop-help-bot";
 const CHAT: i64 = 424_242;
@@ -58,42 +58,20 @@ impl Inbound for Polled {
             let update: Value = serde_json::from_slice(&fixture.bytes).unwrap();
             let update_id = self.fake.push_update(TOKEN, update);
             let refused_before = sink.refused();
-            let shutdown = CancellationToken::new();
             let reader = self.connector.reader().expect("a Telegram inbox has a reader");
-            let run = reader.run(ReaderContext {
-                sink,
-                cursors: sink,
-                shutdown: shutdown.clone(),
+            let offset = || -> i64 {
+                sink.cursors()
+                    .get("updates")
+                    .and_then(|offset| offset.parse().ok())
+                    .unwrap_or(0)
+            };
+            // Acknowledged: the offset moved past it. Given back: the sink refused it and
+            // the offset stays before it, so Telegram keeps it.
+            let what = format!("the reader to take {}", fixture.name);
+            let watch = until(&what, || {
+                (offset() > update_id || sink.refused() > refused_before).then(|| offset() > update_id)
             });
-            let watch = async {
-                let deadline = tokio::time::Instant::now() + DEADLINE;
-                loop {
-                    let offset: i64 = sink
-                        .cursors()
-                        .get("updates")
-                        .and_then(|offset| offset.parse().ok())
-                        .unwrap_or(0);
-                    if offset > update_id {
-                        return true;
-                    }
-                    if sink.refused() > refused_before {
-                        // The offset is still before the update: Telegram keeps it.
-                        return offset > update_id;
-                    }
-                    assert!(
-                        tokio::time::Instant::now() < deadline,
-                        "{}: the reader did not take it",
-                        fixture.name
-                    );
-                    tokio::time::sleep(std::time::Duration::from_millis(10)).await;
-                }
-            };
-            let acknowledged = tokio::select! {
-                acknowledged = watch => acknowledged,
-                () = run => panic!("the reader stopped by itself"),
-            };
-            shutdown.cancel();
-            acknowledged
+            while_reading(reader, sink, watch).await
         })
     }
 }

@@ -23,8 +23,9 @@ use std::time::Duration;
 
 use switchboard_connector_core::{
     BoxFuture, CursorStore, DeliveryReport, InboundMessage, IngestOptions, IngestSink, Ingested, MessageSender,
-    OutboundMessage, SendError, SinkError,
+    OutboundMessage, Reader, ReaderContext, SendError, SinkError,
 };
+use tokio_util::sync::CancellationToken;
 
 /// How long a check waits for a connector before it fails.
 pub const DEADLINE: Duration = Duration::from_secs(30);
@@ -258,6 +259,35 @@ pub async fn check_inbound(inbound: &dyn Inbound) {
             ids(&first),
             "{name}: the redelivery lost a message"
         );
+    }
+}
+
+/// Runs a pulling channel's reader on `sink` until `watch` settles what became of an
+/// input, then stops it: the frame of a reader's [`Inbound::deliver`].
+pub async fn while_reading<T>(reader: &dyn Reader, sink: &RecordingSink, watch: impl Future<Output = T>) -> T {
+    let shutdown = CancellationToken::new();
+    let run = reader.run(ReaderContext {
+        sink,
+        cursors: sink,
+        shutdown: shutdown.clone(),
+    });
+    let settled = tokio::select! {
+        settled = watch => settled,
+        () = run => panic!("the reader stopped by itself"),
+    };
+    shutdown.cancel();
+    settled
+}
+
+/// Polls `probe` until it gives a value; fails the check past [`DEADLINE`].
+pub async fn until<T>(what: &str, mut probe: impl FnMut() -> Option<T>) -> T {
+    let deadline = tokio::time::Instant::now() + DEADLINE;
+    loop {
+        if let Some(value) = probe() {
+            return value;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "waited {DEADLINE:?} for {what}");
+        tokio::time::sleep(Duration::from_millis(10)).await;
     }
 }
 
