@@ -485,6 +485,135 @@ async fn a_delivery_is_settled_once_and_a_retry_waits_for_its_time() {
 }
 
 #[tokio::test]
+async fn a_channels_reports_move_a_sent_message_forward_only_and_a_failure_fails_it() {
+    use switchboard_connector_core::{DeliveryReport, DeliveryState};
+
+    let store = three_replies().await;
+    let claimed = claim(&store, NOW, 3, plan(vec![], vec![], 16)).await;
+    let (read, failed, skipped) = (&claimed[0], &claimed[1], claimed[2].outbox_id);
+    let inbox = read.inbox_id;
+    for (row, wamid) in [(read.outbox_id, "wamid.READ"), (failed.outbox_id, "wamid.FAILED")] {
+        let sent = Settlement::Sent {
+            receipt: "{}",
+            external_id: Some(wamid),
+        };
+        settle(&store, row, sent, NOW + 1).await.unwrap();
+    }
+    let not_owed = Settlement::Skipped {
+        reason: "no template for csat.requested in en",
+    };
+    let row = settle(&store, skipped, not_owed, NOW + 1).await.unwrap();
+    assert_eq!(row.status, DeliveryStatus::Skipped);
+    let kept = store.queries.delivery(skipped).await.unwrap();
+    assert_eq!(kept.last_error.as_deref(), Some("no template for csat.requested in en"));
+
+    let report = |external_id: &'static str, state: DeliveryState| {
+        let report = DeliveryReport {
+            external_id: external_id.into(),
+            state,
+            error: None,
+            at_ms: Some(NOW),
+        };
+        let store = store.store.clone();
+        async move {
+            store
+                .unit(move |tx| tx.record_delivery_report(inbox, &report, NOW + 2))
+                .await
+                .unwrap()
+        }
+    };
+    assert!(report("wamid.READ", DeliveryState::Read).await);
+    assert!(
+        !report("wamid.READ", DeliveryState::Delivered).await,
+        "delivered after read"
+    );
+    assert!(!report("wamid.READ", DeliveryState::Sent).await);
+    // A report on a message whose send is not recorded (yet) is kept for when it is.
+    assert!(report("wamid.UNKNOWN", DeliveryState::Delivered).await);
+
+    let fail = |external_id: &'static str| {
+        let store = store.store.clone();
+        async move {
+            store
+                .unit(move |tx| tx.fail_sent_delivery(inbox, external_id, "131026 undeliverable", NOW + 3))
+                .await
+                .unwrap()
+        }
+    };
+    let row = fail("wamid.FAILED").await.expect("the sent row fails");
+    assert_eq!((row.id, row.status), (failed.outbox_id, DeliveryStatus::Failed));
+    assert_eq!(fail("wamid.FAILED").await, None, "failed once");
+    assert_eq!(fail("wamid.UNKNOWN").await, None, "no sent row holds it");
+
+    let detail = store.queries.conversation(read.message.conversation_id).await.unwrap();
+    let message = detail
+        .messages
+        .iter()
+        .find(|message| message.id == read.message.message_id)
+        .unwrap();
+    let delivery = message.delivery.as_ref().unwrap();
+    assert_eq!(
+        (delivery.status, delivery.channel_state.as_deref()),
+        (DeliveryStatus::Sent, Some("read"))
+    );
+}
+
+#[tokio::test]
+async fn a_claim_says_whether_the_channels_reply_window_is_still_open() {
+    let store = testing::with_shop().await;
+    let support = store.support;
+    let day = 24 * 60 * 60 * 1000;
+    store
+        .store
+        .unit(move |tx| {
+            // WhatsApp carries free-form messages for 24 hours after the customer's last.
+            let inbox = InboxSpec {
+                key: "wa".into(),
+                name: "WhatsApp".into(),
+                channel: crate::channels::kind("whatsapp").expect("WhatsApp is registered"),
+            };
+            let (id, channel) = tx.upsert_inbox(&inbox, 0)?;
+            let wa = InboxRef {
+                id,
+                key: inbox.key,
+                name: inbox.name,
+                channel,
+            };
+            testing::converse(
+                tx,
+                &wa,
+                support,
+                "4915100000001",
+                "Hello",
+                Some("Hi"),
+                NOW - day + 60_000,
+            )?;
+            testing::converse(
+                tx,
+                &wa,
+                support,
+                "4915100000002",
+                "Hello",
+                Some("Hi"),
+                NOW - day - 60_000,
+            )?;
+            Ok::<_, StoreError>(())
+        })
+        .await
+        .unwrap();
+    let claimed = claim(&store, NOW, 10, plan(vec![], vec![], 16)).await;
+    let mut windows: Vec<(String, bool)> = claimed
+        .iter()
+        .map(|delivery| (delivery.message.recipient.clone(), delivery.message.window_open))
+        .collect();
+    windows.sort();
+    assert_eq!(
+        windows,
+        [("4915100000001".into(), true), ("4915100000002".into(), false)]
+    );
+}
+
+#[tokio::test]
 async fn clocks_fall_due_in_order_of_their_next_moment() {
     let store = three_replies().await;
     let clock = |due_at: i64| SlaClock {
