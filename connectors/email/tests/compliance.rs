@@ -45,11 +45,10 @@ struct Mailbox {
 
 impl Inbound for Mailbox {
     fn fixtures(&self) -> Vec<Fixture> {
-        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/email");
-        FIXTURES
-            .iter()
-            .map(|name| Fixture::new(*name, std::fs::read(dir.join(name)).unwrap()))
-            .collect()
+        Fixture::read(
+            &std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/email"),
+            FIXTURES,
+        )
     }
 
     /// Runs the reader until it has looked at the folder, delivers the mail, and waits

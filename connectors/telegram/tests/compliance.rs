@@ -44,11 +44,10 @@ struct Polled {
 
 impl Inbound for Polled {
     fn fixtures(&self) -> Vec<Fixture> {
-        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/telegram");
-        FIXTURES
-            .iter()
-            .map(|name| Fixture::new(*name, std::fs::read(dir.join(name)).unwrap()))
-            .collect()
+        Fixture::read(
+            &std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/telegram"),
+            FIXTURES,
+        )
     }
 
     /// Pushes the update to the fake and runs the reader until its offset moved past it

@@ -58,10 +58,7 @@ fn fixture_dir() -> std::path::PathBuf {
 
 impl Inbound for Hooked {
     fn fixtures(&self) -> Vec<Fixture> {
-        FIXTURES
-            .iter()
-            .map(|name| Fixture::new(*name, std::fs::read(fixture_dir().join(name)).unwrap()))
-            .collect()
+        Fixture::read(&fixture_dir(), FIXTURES)
     }
 
     fn deliver<'a>(&'a self, fixture: &'a Fixture, sink: &'a RecordingSink) -> BoxFuture<'a, bool> {

@@ -183,6 +183,17 @@ impl Fixture {
             bytes: bytes.into(),
         }
     }
+
+    /// The files `names` of `dir`, in that order.
+    pub fn read(dir: &std::path::Path, names: &[&str]) -> Vec<Fixture> {
+        names
+            .iter()
+            .map(|name| {
+                let bytes = std::fs::read(dir.join(name)).unwrap_or_else(|err| panic!("fixture {name}: {err}"));
+                Fixture::new(*name, bytes)
+            })
+            .collect()
+    }
 }
 
 /// How a channel's source hands its connector an input, and how the connector tells the
