@@ -458,7 +458,9 @@ function messageView(message) {
     message.attachments.length ? h("ul", { class: "attachments" }, message.attachments.map((file) =>
       h("li", {}, h("a", { href: "/api/v1/attachments/" + file.id, download: file.filename, dir: "auto" }, file.filename),
         " ", h("span", { class: "meta" }, Math.ceil(file.size / 1024) + " KiB")))) : null,
+    // What the channel reported (WhatsApp: delivered, read) after the send.
     delivery ? h("p", { class: "meta delivery delivery-" + delivery.status }, delivery.status,
+      delivery.channel_state && delivery.channel_state !== delivery.status ? " · " + delivery.channel_state : "",
       delivery.last_error ? ": " + delivery.last_error : "") : null);
 }
 
@@ -479,6 +481,7 @@ function eventView(event) {
       (data.removed.length ? " −" + data.removed.join(", −") : ""); break;
     case "sla.warning": text = "SLA warning: " + data.clock + " due " + when(data.due_at); break;
     case "sla.breached": text = "SLA breached: " + data.clock + " (" + data.target + ")"; break;
+    case "delivery.skipped": text = "Not sent: " + data.reason; break;
     default: text = event.kind;
   }
   return h("p", { class: "event " + event.kind.replace(/\./g, "-"), "data-event": event.kind },
@@ -2313,7 +2316,7 @@ function openStream() {
   for (const kind of ["message.created", "conversation.created", "conversation.routed", "conversation.assigned",
     "conversation.escalated", "conversation.transferred", "conversation.status_changed",
     "conversation.priority_changed", "conversation.labels_changed", "sla.warning", "sla.breached", "csat.answered", "message.edited",
-    "delivery.failed", "delivery.retried"]) {
+    "delivery.failed", "delivery.retried", "delivery.skipped"]) {
     stream.addEventListener(kind, changed);
   }
   // A note that mentions this agent: the badge counts it at once, wherever they are.
