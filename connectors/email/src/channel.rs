@@ -59,10 +59,7 @@ impl Channel for Email {
     fn build(settings: &EmailSettings, inbox_key: &str) -> Result<Arc<dyn Connector>, KeyError> {
         Ok(Arc::new(EmailInbox {
             key: inbox_key.to_owned(),
-            sender: SmtpSender::new(settings).map_err(|err| match err.split_once(": ") {
-                Some((key, problem)) => KeyError::new(key, problem),
-                None => KeyError::new("smtp", err),
-            })?,
+            sender: SmtpSender::new(settings)?,
             cursor_name: format!("imap:{}", settings.folder),
             settings: Arc::new(settings.clone()),
         }))

@@ -7,7 +7,7 @@ use lettre::message::{Attachment, Mailbox, MultiPart};
 use lettre::transport::smtp::authentication::Credentials;
 use lettre::transport::smtp::client::{Certificate, Tls, TlsParameters};
 use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
-use switchboard_connector_core::{OutboundChannel, OutboundKind, OutboundMessage, Receipt, SendError};
+use switchboard_connector_core::{KeyError, OutboundChannel, OutboundKind, OutboundMessage, Receipt, SendError};
 
 use crate::config::{EmailSettings, Security};
 use crate::thread::{OurMessageId, reply_subject, update_subject};
@@ -92,17 +92,19 @@ fn unsubscribe_uri(address: &Address) -> String {
 }
 
 impl SmtpSender {
-    pub fn new(settings: &EmailSettings) -> Result<SmtpSender, String> {
+    /// The error names the key of the inbox's table whose value the transport refused.
+    pub fn new(settings: &EmailSettings) -> Result<SmtpSender, KeyError> {
         let smtp = &settings.smtp;
         let tls_parameters = || {
             let mut builder = TlsParameters::builder(smtp.host.clone());
             if let Some(pem) = &smtp.extra_roots_pem {
-                let certificate = Certificate::from_pem(pem).map_err(|err| format!("smtp.ca_file: {err}"))?;
+                let certificate =
+                    Certificate::from_pem(pem).map_err(|err| KeyError::new("smtp.ca_file", err.to_string()))?;
                 builder = builder.add_root_certificate(certificate);
             }
             builder
                 .build_rustls()
-                .map_err(|err| format!("smtp.host `{}`: {err}", smtp.host))
+                .map_err(|err| KeyError::new("smtp.host", format!("`{}`: {err}", smtp.host)))
         };
         let tls = match smtp.security {
             Security::Tls => Tls::Wrapper(tls_parameters()?),
@@ -119,7 +121,7 @@ impl SmtpSender {
         let address = settings
             .address
             .parse()
-            .map_err(|err| format!("address `{}`: {err}", settings.address))?;
+            .map_err(|err| KeyError::new("address", format!("`{}`: {err}", settings.address)))?;
         Ok(SmtpSender {
             transport: builder.build(),
             from: Mailbox::new(settings.display_name.clone(), address),
