@@ -90,12 +90,12 @@ pub fn add_agent_message(tx: &mut dyn Tx, desk: &Desk, new: &NewAgentMessage) ->
     }
     // The channel carries free-form replies only for a while after the customer wrote
     // (WhatsApp: 24 hours); a reply the channel would refuse is refused here, at once.
+    let capabilities = conversation.channel.capabilities();
     if !new.private
-        && let Some(window) = conversation.channel.capabilities().reply_window
+        && let Some(window) = capabilities.reply_window
     {
-        let window_ms = i64::try_from(window.as_millis()).unwrap_or(i64::MAX);
         let wrote_at = tx.last_customer_message_at(new.conversation_id)?;
-        if wrote_at.is_none_or(|at| new.now.saturating_sub(at) >= window_ms) {
+        if !capabilities.window_open(wrote_at, new.now) {
             return Err(DeskError::Conflict(format!(
                 "outside the {channel} reply window: {channel} carries free-form replies only within {} \
                  of the customer's last message, and conversation #{} has none that recent; \

@@ -108,6 +108,19 @@ pub struct Capabilities {
     pub limits: RateLimits,
 }
 
+impl Capabilities {
+    /// Whether a free-form message may leave at `now_ms` when the customer last wrote at
+    /// `customer_wrote_at` (Unix milliseconds; `None`: never): always on a channel
+    /// without a reply window, else only within the window after that message.
+    pub fn window_open(&self, customer_wrote_at: Option<i64>, now_ms: i64) -> bool {
+        let Some(window) = self.reply_window else {
+            return true;
+        };
+        let window_ms = i64::try_from(window.as_millis()).unwrap_or(i64::MAX);
+        customer_wrote_at.is_some_and(|at| now_ms.saturating_sub(at) < window_ms)
+    }
+}
+
 /// Whose ids the channel's external ids are.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum IdentityScope {

@@ -359,6 +359,43 @@ mod tests {
     use super::*;
 
     #[test]
+    fn the_reply_window_is_open_only_within_its_length_of_the_customers_last_message() {
+        static CHAT: ChannelSpec = ChannelSpec {
+            name: "chat",
+            capabilities: Capabilities {
+                identity: IdentityScope::Global,
+                vouches_for_sender: false,
+                files_in: true,
+                files_out: true,
+                threads_by_ids: false,
+                structured_updates: false,
+                formats: Formats {
+                    subject: false,
+                    html: false,
+                    markdown_v2: false,
+                },
+                csat: CsatStyle::Buttons,
+                updates_need_address: false,
+                reply_window: Some(Duration::from_secs(24 * 60 * 60)),
+                limits: RateLimits {
+                    per_inbox_per_second: None,
+                    per_recipient_interval: None,
+                },
+            },
+        };
+        let windowed = ChannelKind::of(&CHAT).capabilities();
+        let day = 24 * 60 * 60 * 1000;
+        assert!(windowed.window_open(Some(1_000), 1_000 + day - 1));
+        assert!(!windowed.window_open(Some(1_000), 1_000 + day));
+        assert!(!windowed.window_open(None, 1_000), "a customer who never wrote");
+        let unlimited = Capabilities {
+            reply_window: None,
+            ..*windowed
+        };
+        assert!(unlimited.window_open(None, i64::MAX));
+    }
+
+    #[test]
     fn csat_callback_data_round_trips_and_refuses_other_buttons() {
         let question = CsatQuestion {
             token: "Zm9vYmFyYmF6cXV4".into(),

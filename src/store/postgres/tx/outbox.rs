@@ -169,7 +169,16 @@ impl OutboxTx for PgTx<'_> {
     }
 
     fn last_customer_message_at(&mut self, conversation_id: i64) -> StoreResult<Option<i64>> {
-        self.customer_wrote_at(conversation_id)
+        self.row(
+            sqlx::query(
+                "SELECT created_at FROM messages
+                 WHERE conversation_id = $1 AND direction = 'inbound' AND author_kind = 'contact'
+                 ORDER BY id DESC LIMIT 1",
+            )
+            .bind(conversation_id),
+        )?
+        .map(|row| column(&row, "created_at"))
+        .transpose()
     }
 
     fn record_delivery_report(&mut self, inbox_id: i64, report: &DeliveryReport, now: i64) -> StoreResult<bool> {
@@ -385,10 +394,9 @@ impl PgTx<'_> {
         // Email threads by earlier messages' ids, Telegram answers the customer's latest
         // message in groups. A channel that does neither skips the lookups.
         let capabilities = crate::channels::kind(&channel).map(|kind| *kind.capabilities());
-        if let Some(window) = capabilities.and_then(|capabilities| capabilities.reply_window) {
-            let wrote_at = self.customer_wrote_at(delivery.message.conversation_id)?;
-            delivery.message.window_open = wrote_at
-                .is_some_and(|at| now.saturating_sub(at) < i64::try_from(window.as_millis()).unwrap_or(i64::MAX));
+        if let Some(capabilities) = capabilities.filter(|capabilities| capabilities.reply_window.is_some()) {
+            let wrote_at = self.last_customer_message_at(delivery.message.conversation_id)?;
+            delivery.message.window_open = capabilities.window_open(wrote_at, now);
         }
         if capabilities.is_some_and(|capabilities| capabilities.threads_by_ids) {
             self.thread_ids(&mut delivery.message)?;
@@ -414,21 +422,6 @@ impl PgTx<'_> {
                 .collect::<StoreResult<_>>()?;
         }
         Ok(delivery)
-    }
-
-    /// When the customer last wrote in the conversation: a channel's reply window runs
-    /// from then.
-    fn customer_wrote_at(&mut self, conversation_id: i64) -> StoreResult<Option<i64>> {
-        self.row(
-            sqlx::query(
-                "SELECT created_at FROM messages
-                 WHERE conversation_id = $1 AND direction = 'inbound' AND author_kind = 'contact'
-                 ORDER BY id DESC LIMIT 1",
-            )
-            .bind(conversation_id),
-        )?
-        .map(|row| column(&row, "created_at"))
-        .transpose()
     }
 
     /// The channel ids of the conversation's earlier messages, for a channel that threads

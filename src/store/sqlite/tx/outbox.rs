@@ -152,7 +152,15 @@ impl OutboxTx for SqliteTx<'_> {
     }
 
     fn last_customer_message_at(&mut self, conversation_id: i64) -> StoreResult<Option<i64>> {
-        self.customer_wrote_at(conversation_id)
+        Ok(self
+            .conn
+            .prepare_cached(
+                "SELECT created_at FROM messages
+                 WHERE conversation_id = ?1 AND direction = 'inbound' AND author_kind = 'contact'
+                 ORDER BY id DESC LIMIT 1",
+            )?
+            .query_row([conversation_id], |row| row.get(0))
+            .optional()?)
     }
 
     fn record_delivery_report(&mut self, inbox_id: i64, report: &DeliveryReport, now: i64) -> StoreResult<bool> {
@@ -352,10 +360,9 @@ impl SqliteTx<'_> {
         // Email threads by earlier messages' ids, Telegram answers the customer's latest
         // message in groups. A channel that does neither skips the lookups.
         let capabilities = crate::channels::kind(&channel).map(|kind| *kind.capabilities());
-        if let Some(window) = capabilities.and_then(|capabilities| capabilities.reply_window) {
-            let wrote_at = self.customer_wrote_at(delivery.message.conversation_id)?;
-            delivery.message.window_open = wrote_at
-                .is_some_and(|at| now.saturating_sub(at) < i64::try_from(window.as_millis()).unwrap_or(i64::MAX));
+        if let Some(capabilities) = capabilities.filter(|capabilities| capabilities.reply_window.is_some()) {
+            let wrote_at = self.last_customer_message_at(delivery.message.conversation_id)?;
+            delivery.message.window_open = capabilities.window_open(wrote_at, now);
         }
         if capabilities.is_some_and(|capabilities| capabilities.threads_by_ids) {
             self.thread_ids(&mut delivery.message)?;
@@ -377,20 +384,6 @@ impl SqliteTx<'_> {
                 .collect::<Result<_, _>>()?;
         }
         Ok(delivery)
-    }
-
-    /// When the customer last wrote in the conversation: a channel's reply window runs
-    /// from then.
-    fn customer_wrote_at(&mut self, conversation_id: i64) -> StoreResult<Option<i64>> {
-        Ok(self
-            .conn
-            .prepare_cached(
-                "SELECT created_at FROM messages
-                 WHERE conversation_id = ?1 AND direction = 'inbound' AND author_kind = 'contact'
-                 ORDER BY id DESC LIMIT 1",
-            )?
-            .query_row([conversation_id], |row| row.get(0))
-            .optional()?)
     }
 
     /// The channel ids of the conversation's earlier messages, for a channel that threads
