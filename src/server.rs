@@ -277,8 +277,7 @@ pub async fn run_with_clock(
                 let (state, inbox) = (Arc::clone(&state), Arc::clone(&inbox));
                 async move {
                     let sink = InboxSink {
-                        kind: inbox.connector.kind(),
-                        inbox: inbox.reference.clone(),
+                        inbox: Arc::clone(&inbox),
                         state,
                     };
                     if let Some(reader) = inbox.connector.reader() {

@@ -50,8 +50,7 @@ pub async fn receive(
     let body = state.door.budget.read(body, limit, state.door.body_timeout).await?;
     let sink = InboxSink {
         state: Arc::clone(&state),
-        inbox: inbox.reference.clone(),
-        kind: inbox.connector.kind(),
+        inbox: Arc::clone(inbox),
     };
     let reply = hook.handle(&head, &body.bytes, &sink).await.map_err(refused)?;
     let status = StatusCode::from_u16(reply.status).unwrap_or(StatusCode::OK);

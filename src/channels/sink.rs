@@ -7,25 +7,26 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use switchboard_connector_core::{
-    BoxFuture, ChannelKind, CursorStore, DeliveryReport, InboundMessage, IngestOptions, IngestSink, Ingested, SinkError,
+    BoxFuture, CursorStore, DeliveryReport, InboundMessage, IngestOptions, IngestSink, Ingested, SinkError,
 };
 
 use crate::api::AppState;
+use crate::channels::Inbox;
 use crate::domain::DeskError;
 use crate::domain::ingest::IngestOutcome;
-use crate::store::{InboxRef, StoreError};
+use crate::store::StoreError;
 
 /// One inbox's sink and cursor store.
 pub struct InboxSink {
     pub state: Arc<AppState>,
-    pub inbox: InboxRef,
-    pub kind: ChannelKind,
+    /// Shared with the daemon's table of inboxes: a sink per hook request copies nothing.
+    pub inbox: Arc<Inbox>,
 }
 
 impl InboxSink {
     fn taken(&self, outcome: &IngestOutcome, took: std::time::Duration) -> Ingested {
-        self.state.metrics.ingested(self.kind, took);
-        self.state.committed(&self.inbox, outcome);
+        self.state.metrics.ingested(self.inbox.reference.channel, took);
+        self.state.committed(&self.inbox.reference, outcome);
         Ingested {
             conversation_id: outcome.conversation_id,
             message_id: outcome.message_id,
@@ -71,7 +72,7 @@ pub fn sink_error(err: DeskError) -> SinkError {
 impl IngestSink for InboxSink {
     fn ingest(&self, message: InboundMessage, options: IngestOptions) -> BoxFuture<'_, Result<Ingested, SinkError>> {
         Box::pin(async move {
-            let mut context = self.state.ingest_context(&self.inbox);
+            let mut context = self.state.ingest_context(&self.inbox.reference);
             context.greeting = options.greeting;
             let started = Instant::now();
             let outcome = self.state.service.ingest(context, message).await.map_err(sink_error)?;
@@ -83,7 +84,7 @@ impl IngestSink for InboxSink {
         Box::pin(async move {
             let batch = messages
                 .into_iter()
-                .map(|message| (self.state.ingest_context(&self.inbox), message))
+                .map(|message| (self.state.ingest_context(&self.inbox.reference), message))
                 .collect();
             let started = Instant::now();
             let outcomes = self.state.service.ingest_in_order(batch).await;
@@ -104,7 +105,7 @@ impl IngestSink for InboxSink {
         Box::pin(async move {
             self.state
                 .service
-                .mark_unreachable(self.inbox.id, external_id, reason, self.state.clock.now_ms())
+                .mark_unreachable(self.inbox.reference.id, external_id, reason, self.state.clock.now_ms())
                 .await
                 .map_err(sink_error)?;
             Ok(())
@@ -116,7 +117,7 @@ impl IngestSink for InboxSink {
             let failed = self
                 .state
                 .service
-                .delivery_report(self.inbox.id, report, self.state.clock.now_ms())
+                .delivery_report(self.inbox.reference.id, report, self.state.clock.now_ms())
                 .await
                 .map_err(sink_error)?;
             if failed {
@@ -128,12 +129,12 @@ impl IngestSink for InboxSink {
     }
 
     fn reader_connected(&self) -> Option<Box<dyn Send + Sync>> {
-        let status = self.state.metrics.reader(&self.inbox.key)?;
+        let status = self.state.metrics.reader(&self.inbox.reference.key)?;
         Some(Box::new(status.connected()))
     }
 
     fn reader_polled(&self) {
-        if let Some(status) = self.state.metrics.reader(&self.inbox.key) {
+        if let Some(status) = self.state.metrics.reader(&self.inbox.reference.key) {
             status.polled(self.state.clock.now_ms());
         }
     }
@@ -145,7 +146,7 @@ impl CursorStore for InboxSink {
             self.state
                 .service
                 .store()
-                .channel_cursor(self.inbox.id, name)
+                .channel_cursor(self.inbox.reference.id, name)
                 .await
                 .map_err(|err| sink_error(err.into()))
         })
@@ -155,7 +156,12 @@ impl CursorStore for InboxSink {
         Box::pin(async move {
             self.state
                 .service
-                .set_channel_cursor(self.inbox.id, name.to_owned(), value, self.state.clock.now_ms())
+                .set_channel_cursor(
+                    self.inbox.reference.id,
+                    name.to_owned(),
+                    value,
+                    self.state.clock.now_ms(),
+                )
                 .await
                 .map_err(sink_error)
         })
