@@ -87,11 +87,7 @@ pub fn kind(name: &str) -> Option<ChannelKind> {
 
 /// The registered channels' names, for an error that lists them: `webhook, email, …`.
 pub fn names() -> String {
-    REGISTERED
-        .iter()
-        .map(|kind| kind.as_str())
-        .collect::<Vec<_>>()
-        .join(", ")
+    NAMES.join(", ")
 }
 
 /// Reads the channel table named by its key in the inbox table.

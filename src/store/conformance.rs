@@ -567,18 +567,8 @@ async fn a_claim_says_whether_the_channels_reply_window_is_still_open() {
         .store
         .unit(move |tx| {
             // WhatsApp carries free-form messages for 24 hours after the customer's last.
-            let inbox = InboxSpec {
-                key: "wa".into(),
-                name: "WhatsApp".into(),
-                channel: crate::channels::kind("whatsapp").expect("WhatsApp is registered"),
-            };
-            let (id, channel) = tx.upsert_inbox(&inbox, 0)?;
-            let wa = InboxRef {
-                id,
-                key: inbox.key,
-                name: inbox.name,
-                channel,
-            };
+            let whatsapp = crate::channels::kind("whatsapp").expect("WhatsApp is registered");
+            let wa = testing::inbox(tx, "wa", "WhatsApp", whatsapp)?;
             testing::converse(
                 tx,
                 &wa,

@@ -6,6 +6,8 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+use switchboard_connector_core::ChannelKind;
+
 use crate::model::{ActorKind, Direction, MessageKind, Priority, Role};
 use crate::query::Queries;
 use crate::store::postgres::PgStore;
@@ -76,18 +78,7 @@ pub async fn with_shop() -> TestStore {
                 tier: 0,
             };
             tx.upsert_team(&team, 0)?;
-            let inbox = InboxSpec {
-                key: "shop".into(),
-                name: "Shop".into(),
-                channel: crate::channels::registry::known::WEBHOOK,
-            };
-            let (id, channel) = tx.upsert_inbox(&inbox, 0)?;
-            let shop = InboxRef {
-                id,
-                key: inbox.key,
-                name: inbox.name,
-                channel,
-            };
+            let shop = inbox(tx, "shop", "Shop", crate::channels::registry::known::WEBHOOK)?;
             let support = tx.team("support")?.expect("the team exists").id;
             Ok::<_, StoreError>((shop, support))
         })
@@ -100,6 +91,22 @@ pub async fn with_shop() -> TestStore {
         shop,
         support,
     }
+}
+
+/// Makes inbox `key` of `channel` exist, as the catalog would.
+pub(super) fn inbox(tx: &mut dyn Tx, key: &str, name: &str, channel: ChannelKind) -> Result<InboxRef, StoreError> {
+    let spec = InboxSpec {
+        key: key.into(),
+        name: name.into(),
+        channel,
+    };
+    let (id, channel) = tx.upsert_inbox(&spec, 0)?;
+    Ok(InboxRef {
+        id,
+        key: spec.key,
+        name: spec.name,
+        channel,
+    })
 }
 
 /// What [`TestStore::converse`] wrote.
