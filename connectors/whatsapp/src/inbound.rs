@@ -31,9 +31,9 @@ pub struct WhatsappHook {
 }
 
 impl WhatsappHook {
-    pub fn new(settings: Arc<WhatsappSettings>) -> Result<WhatsappHook, String> {
-        let graph = Graph::new(&settings)?;
-        Ok(WhatsappHook { settings, graph })
+    /// `graph` fetches customers' files; the inbox's sender shares it (one pool).
+    pub fn new(settings: Arc<WhatsappSettings>, graph: Graph) -> WhatsappHook {
+        WhatsappHook { settings, graph }
     }
 
     fn handshake(&self, head: &HookHead<'_>) -> Result<HookReply, HookError> {

@@ -96,10 +96,11 @@ pub struct WhatsappConnector {
 
 impl WhatsappConnector {
     pub fn new(settings: &WhatsappSettings) -> Result<WhatsappConnector, KeyError> {
-        let client_error = |problem: String| KeyError::new("api_base", problem);
+        // The hook's file downloads and the sender's calls share one connection pool.
+        let graph = graph::Graph::new(settings).map_err(|problem| KeyError::new("api_base", problem))?;
         Ok(WhatsappConnector {
-            hook: WhatsappHook::new(Arc::new(settings.clone())).map_err(client_error)?,
-            sender: WhatsappSender::new(settings).map_err(client_error)?,
+            hook: WhatsappHook::new(Arc::new(settings.clone()), graph.clone()),
+            sender: WhatsappSender::new(settings, graph),
         })
     }
 }

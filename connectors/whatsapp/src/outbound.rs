@@ -72,13 +72,13 @@ enum Part<'a> {
 }
 
 impl WhatsappSender {
-    pub fn new(settings: &WhatsappSettings) -> Result<WhatsappSender, String> {
-        Ok(WhatsappSender {
-            graph: Graph::new(settings)?,
+    pub fn new(settings: &WhatsappSettings, graph: Graph) -> WhatsappSender {
+        WhatsappSender {
+            graph,
             pacer: Pacer::new(&settings.limits),
             templates: settings.templates.clone(),
             pair_rate_wait: settings.limits.pair_rate_wait,
-        })
+        }
     }
 
     async fn deliver(&self, message: &OutboundMessage) -> Result<Receipt, SendError> {
