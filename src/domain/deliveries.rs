@@ -10,6 +10,9 @@ use crate::domain::{DeskError, DeskResult, agents};
 use crate::model::DeliveryStatus;
 use crate::store::{DeliveryResult, IdentityRef, NewSubscription, Settlement, Subscription, Tx, Waiting};
 
+/// A failure report's error when the channel gave none.
+const REPORTED_FAILED: &str = "the channel reported the message failed";
+
 /// Records what became of an attempt. A row no longer in flight was settled meanwhile (a
 /// bounce that arrived before the send's own record): that word stands.
 pub fn record(tx: &mut dyn Tx, outbox_id: i64, result: &DeliveryResult, now: i64) -> DeskResult<()> {
@@ -20,11 +23,26 @@ pub fn record(tx: &mut dyn Tx, outbox_id: i64, result: &DeliveryResult, now: i64
                 receipt: &stored,
                 external_id: receipt.external_id.as_deref(),
             };
-            let settled = tx.settle_delivery(outbox_id, sent, now)?;
-            if settled.is_some()
-                && let Some(thread_id) = &receipt.thread_id
-            {
+            let Some(row) = tx.settle_delivery(outbox_id, sent, now)? else {
+                return Ok(());
+            };
+            if let Some(thread_id) = &receipt.thread_id {
                 tx.set_sent_message_id(outbox_id, thread_id)?;
+            }
+            // The channel may report a failure before the send's own answer is recorded
+            // (Meta's webhook can outrun the Graph API's reply): the report waited for
+            // this row, and its word stands, as a bounce's does.
+            if receipt.external_id.is_some()
+                && let Some(error) = tx.reported_failure(outbox_id)?
+            {
+                let error = error.as_deref().unwrap_or(REPORTED_FAILED);
+                tx.fail_delivery(outbox_id, error, now)?;
+                let failed = DomainEvent::DeliveryFailed {
+                    message_id: row.message_id,
+                    attempts: None,
+                    error: error.to_owned(),
+                };
+                events::insert(tx, row.conversation_id, &[(Actor::SYSTEM, failed)], now)?;
             }
         }
         DeliveryResult::Skipped { reason } => {
@@ -66,10 +84,7 @@ pub fn report(tx: &mut dyn Tx, inbox_id: i64, report: &DeliveryReport, now: i64)
     if !tx.record_delivery_report(inbox_id, report, now)? || report.state != DeliveryState::Failed {
         return Ok(false);
     }
-    let error = report
-        .error
-        .as_deref()
-        .unwrap_or("the channel reported the message failed");
+    let error = report.error.as_deref().unwrap_or(REPORTED_FAILED);
     let Some(row) = tx.fail_sent_delivery(inbox_id, &report.external_id, error, now)? else {
         return Ok(false);
     };

@@ -545,6 +545,17 @@ async fn a_channels_reports_move_a_sent_message_forward_only_and_a_failure_fails
     assert_eq!(fail("wamid.FAILED").await, None, "failed once");
     assert_eq!(fail("wamid.UNKNOWN").await, None, "no sent row holds it");
 
+    // A failure the channel reported is found from the row its send recorded, for the
+    // send that is recorded after the report.
+    let reported = |outbox_id: i64| {
+        let store = store.store.clone();
+        async move { store.unit(move |tx| tx.reported_failure(outbox_id)).await.unwrap() }
+    };
+    assert_eq!(reported(read.outbox_id).await, None, "read is no failure");
+    assert_eq!(reported(skipped).await, None, "a skipped row has no channel id");
+    assert!(report("wamid.FAILED", DeliveryState::Failed).await);
+    assert_eq!(reported(failed.outbox_id).await, Some(None), "failed, without an error");
+
     let detail = store.queries.conversation(read.message.conversation_id).await.unwrap();
     let message = detail
         .messages

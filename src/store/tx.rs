@@ -184,6 +184,10 @@ pub trait OutboxTx {
     /// `true` when the state advanced. The report may name a message whose send is not
     /// recorded yet: it waits here for the outbox row that will carry its id.
     fn record_delivery_report(&mut self, inbox_id: i64, report: &DeliveryReport, now: i64) -> StoreResult<bool>;
+    /// The channel's failure report on outbox row `outbox_id`, found by the id its send
+    /// recorded: `Some(error)` when a `failed` report came before the send's own record
+    /// (the report's error, `None` when it gave none); `None` when there is no such report.
+    fn reported_failure(&mut self, outbox_id: i64) -> StoreResult<Option<Option<String>>>;
     /// Fails the sent row of `inbox_id` the channel knows as `external_id` (a report
     /// that the message did not arrive); `None` when there is no such sent row.
     fn fail_sent_delivery(

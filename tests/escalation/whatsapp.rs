@@ -280,8 +280,30 @@ async fn a_reply_goes_out_and_delivered_after_read_does_not_move_its_state_back(
 
 #[tokio::test]
 async fn a_failed_status_fails_the_delivery_and_tells_the_conversation() {
+    a_failed_status_fails_the_reply(false).await;
+}
+
+#[tokio::test]
+async fn a_failure_reported_before_the_sends_answer_still_fails_the_delivery() {
+    a_failed_status_fails_the_reply(true).await;
+}
+
+/// Ada gets a reply and Meta reports it failed: after the desk recorded the send, or
+/// (`before_the_answer`) while the fake still holds its answer to the send, Meta's
+/// webhook outrunning it; then the desk has no message by that wamid yet, and must keep
+/// the report for it.
+async fn a_failed_status_fails_the_reply(before_the_answer: bool) {
     let (fake, _secrets, desk) = started().await;
     let id = desk.ada_writes("wamid.ADA1", "Can you call me back?").await;
+    let release = if before_the_answer {
+        fake.wait_until(Duration::from_secs(20), "the acknowledgement", |fake| {
+            (!sent_to_ada(fake).is_empty()).then_some(())
+        })
+        .await;
+        Some(fake.hold_next_send())
+    } else {
+        None
+    };
     let (_, reply) = desk.reply(id, "We will call you at 3 pm.").await;
     let reply_id = reply["id"].as_i64().unwrap();
     let sent = fake
@@ -291,10 +313,15 @@ async fn a_failed_status_fails_the_delivery_and_tells_the_conversation() {
                 .find(|sent| sent.text() == Some("We will call you at 3 pm."))
         })
         .await;
-    desk.delivery_of(id, reply_id, "sent", |delivery| delivery["status"] == "sent")
-        .await;
+    if release.is_none() {
+        desk.delivery_of(id, reply_id, "sent", |delivery| delivery["status"] == "sent")
+            .await;
+    }
     let failed = status(&sent.id, "failed", &[(131_026, "Message undeliverable")]);
     assert_eq!(desk.whatsapp(&failed).await, 200);
+    if let Some(release) = release {
+        release.notify_one();
+    }
     let message = desk
         .delivery_of(id, reply_id, "failed", |delivery| delivery["status"] == "failed")
         .await;

@@ -202,6 +202,19 @@ impl OutboxTx for PgTx<'_> {
         Ok(changed > 0)
     }
 
+    fn reported_failure(&mut self, outbox_id: i64) -> StoreResult<Option<Option<String>>> {
+        self.row(
+            sqlx::query(
+                "SELECT dr.error FROM outbox o
+                 JOIN delivery_reports dr ON dr.inbox_id = o.inbox_id AND dr.external_id = o.external_id
+                 WHERE o.id = $1 AND dr.state = 'failed'",
+            )
+            .bind(outbox_id),
+        )?
+        .map(|row| column(&row, "error"))
+        .transpose()
+    }
+
     fn fail_sent_delivery(
         &mut self,
         inbox_id: i64,

@@ -186,6 +186,18 @@ impl OutboxTx for SqliteTx<'_> {
         Ok(changed > 0)
     }
 
+    fn reported_failure(&mut self, outbox_id: i64) -> StoreResult<Option<Option<String>>> {
+        Ok(self
+            .conn
+            .prepare_cached(
+                "SELECT dr.error FROM outbox o
+                 JOIN delivery_reports dr ON dr.inbox_id = o.inbox_id AND dr.external_id = o.external_id
+                 WHERE o.id = ?1 AND dr.state = 'failed'",
+            )?
+            .query_row([outbox_id], |row| row.get(0))
+            .optional()?)
+    }
+
     fn fail_sent_delivery(
         &mut self,
         inbox_id: i64,

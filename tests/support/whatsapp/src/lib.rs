@@ -30,7 +30,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
-use tokio::sync::{oneshot, watch};
+use tokio::sync::{Notify, oneshot, watch};
 
 pub use webhook::{
     PHONE_NUMBER_ID, SignedWebhook, image_message, list_reply, post_webhook, signature, signed, status, text_message,
@@ -191,6 +191,9 @@ pub(crate) struct State {
     pub(crate) media: HashMap<String, Media>,
     failures: VecDeque<FailureRule>,
     pub(crate) next_id: u64,
+    /// Set by [`FakeWhatsapp::hold_next_send`]: the next accepted send waits on it
+    /// before answering.
+    pub(crate) hold: Option<Arc<Notify>>,
 }
 
 impl State {
@@ -300,6 +303,15 @@ impl FakeWhatsapp {
             },
         );
         self.shared.bump();
+    }
+
+    /// Accepts the next send (it shows in [`FakeWhatsapp::sent`] with its wamid at once)
+    /// but answers only after `release` on the returned handle is notified: Meta's status
+    /// webhooks can reach the desk before the Graph API's answer to the send does.
+    pub fn hold_next_send(&self) -> Arc<Notify> {
+        let release = Arc::new(Notify::new());
+        self.shared.lock().hold = Some(release.clone());
+        release
     }
 
     /// Answers the next `times` sends (to `to` only, when given) with `failure`; rules

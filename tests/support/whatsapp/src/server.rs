@@ -10,6 +10,7 @@ use axum::http::{HeaderValue, Method, header};
 use axum::response::Response;
 use serde_json::{Map, Value, json};
 use sha2::{Digest, Sha256};
+use tokio::sync::Notify;
 
 use crate::{Call, SentMessage, Shared, Upload, graph_error};
 
@@ -63,7 +64,12 @@ async fn handle(State(shared): State<Arc<Shared>>, request: Request) -> Response
                 match serde_json::from_slice::<Value>(&body) {
                     Ok(json) => {
                         recorded = json.clone();
-                        send(&shared, number, json, at)
+                        let (reply, hold) = send(&shared, number, json, at);
+                        if let Some(release) = hold {
+                            shared.bump();
+                            release.notified().await;
+                        }
+                        reply
                     }
                     Err(err) => invalid(format!("the body is not JSON: {err}")),
                 }
@@ -129,15 +135,16 @@ fn is_version(segment: &str) -> bool {
         .is_some_and(|rest| !rest.is_empty() && rest.bytes().all(|b| b.is_ascii_digit() || b == b'.'))
 }
 
-fn send(shared: &Shared, number: &str, body: Value, at: Instant) -> Reply {
+/// The answer to a send, and the hold on it when the test asked for one.
+fn send(shared: &Shared, number: &str, body: Value, at: Instant) -> (Reply, Option<Arc<Notify>>) {
     let to = match check_message(&body) {
         Ok(to) => to,
-        Err(details) => return invalid(details),
+        Err(details) => return (invalid(details), None),
     };
     let mut state = shared.lock();
     if let Some(failure) = state.take_failure(&to) {
         let (status, body) = failure.reply();
-        return Reply::Json(status, body);
+        return (Reply::Json(status, body), None);
     }
     let n = state.next_id();
     // Shaped like Meta's (base64 of a protobuf naming the recipient), opaque all the same.
@@ -150,14 +157,15 @@ fn send(shared: &Shared, number: &str, body: Value, at: Instant) -> Reply {
         id: id.clone(),
         at,
     });
-    Reply::Json(
+    let reply = Reply::Json(
         200,
         json!({
             "messaging_product": "whatsapp",
             "contacts": [{"input": to, "wa_id": to}],
             "messages": [{"id": id}],
         }),
-    )
+    );
+    (reply, state.hold.take())
 }
 
 fn chars(value: &Value, pointer: &str) -> Option<usize> {
