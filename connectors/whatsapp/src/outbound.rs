@@ -6,7 +6,8 @@
 //!   scores need five).
 //! - Outside it (`window_open == false`): a reply cannot go at all (permanent), and a
 //!   status update goes as the approved template configured for its event and language,
-//!   else in the fallback language, else it is skipped.
+//!   else in the fallback language, else it is skipped. Meta's 131047 before anything
+//!   went means it was outside after all: the message is planned again as such.
 //!
 //! The text of a reply with files rides as the caption of the first file when that file
 //! takes one (image, video, document) and the text fits a caption: one message instead
@@ -59,6 +60,22 @@ pub struct WhatsappSender {
     pair_rate_wait: Duration,
 }
 
+/// Why a send stopped: Meta's word that the window is closed, before any part went, is
+/// kept apart, since the message can still go as it would outside the window.
+#[derive(Debug)]
+enum Refused {
+    WindowClosed(SendError),
+    Other(SendError),
+}
+
+impl Refused {
+    fn into_send_error(self) -> SendError {
+        match self {
+            Refused::WindowClosed(error) | Refused::Other(error) => error,
+        }
+    }
+}
+
 /// One message of a send, in the order they go.
 #[derive(Debug, Clone, PartialEq)]
 enum Part<'a> {
@@ -83,7 +100,30 @@ impl WhatsappSender {
 
     async fn deliver(&self, message: &OutboundMessage) -> Result<Receipt, SendError> {
         let to = recipient(&message.recipient)?;
-        let parts = plan(message, &self.templates)?;
+        let parts = plan(message, message.window_open, &self.templates)?;
+        match self.send_parts(to, parts).await {
+            // Meta counts the window from its own record of the customer's last message,
+            // which can be older than the desk's (a message that reached the desk by
+            // another way, clocks apart at the edge of the 24 hours). When it says the
+            // window is closed before anything went, the message is what it would be
+            // outside the window: a status update by its template or skipped, a reply
+            // refused, naming the window.
+            Err(Refused::WindowClosed(error)) if message.window_open => {
+                match plan(message, false, &self.templates) {
+                    Ok(parts) => {
+                        tracing::info!(%error, "whatsapp: Meta says the window is closed; the update goes by its template");
+                        self.send_parts(to, parts).await.map_err(Refused::into_send_error)
+                    }
+                    Err(skipped @ SendError::Skipped { .. }) => Err(skipped),
+                    // A reply cannot go outside the window; Meta's own words say why.
+                    Err(_) => Err(error),
+                }
+            }
+            sent => sent.map_err(Refused::into_send_error),
+        }
+    }
+
+    async fn send_parts(&self, to: &str, parts: Vec<Part<'_>>) -> Result<Receipt, Refused> {
         let mut last = None;
         let count = parts.len();
         for part in parts {
@@ -97,16 +137,18 @@ impl WhatsappSender {
                         .graph
                         .upload(&attachment.filename, &attachment.content_type, attachment.data.clone())
                         .await
-                        .map_err(|failure| self.judge(&failure, to))?;
+                        .map_err(|failure| Refused::Other(self.judge(&failure, to)))?;
                     media_body(kind, &id, caption.as_deref(), &attachment.filename)
                 }
             };
             self.pacer.wait_turn(to).await;
-            let sent = self
-                .graph
-                .send(&addressed(body, to))
-                .await
-                .map_err(|failure| self.judge(&failure, to))?;
+            let sent = match self.graph.send(&addressed(body, to)).await {
+                Ok(sent) => sent,
+                Err(failure) if last.is_none() && is_window_closed(&failure) => {
+                    return Err(Refused::WindowClosed(self.judge(&failure, to)));
+                }
+                Err(failure) => return Err(Refused::Other(self.judge(&failure, to))),
+            };
             last = sent.id.or(last);
         }
         Ok(Receipt {
@@ -152,12 +194,16 @@ fn recipient(external_id: &str) -> Result<&str, SendError> {
 }
 
 /// What to send for `message`, in order; pure, so each choice is tested without I/O.
-fn plan<'a>(message: &'a OutboundMessage, templates: &Templates) -> Result<Vec<Part<'a>>, SendError> {
+fn plan<'a>(
+    message: &'a OutboundMessage,
+    window_open: bool,
+    templates: &Templates,
+) -> Result<Vec<Part<'a>>, SendError> {
     let update = message
         .update
         .as_ref()
         .filter(|_| message.kind == OutboundKind::StatusUpdate);
-    if !message.window_open {
+    if !window_open {
         let Some(update) = update else {
             return Err(SendError::permanent(format!("cannot send a reply: {WINDOW_CLOSED}")));
         };
@@ -340,6 +386,10 @@ fn graph_code(failure: &GraphFailure) -> Option<i64> {
 
 fn is_pair_rate(failure: &GraphFailure) -> bool {
     graph_code(failure) == Some(131_056)
+}
+
+fn is_window_closed(failure: &GraphFailure) -> bool {
+    matches!(graph_code(failure), Some(131_047 | 470))
 }
 
 /// Meta's verdict on a send, as the outbox acts on it.
@@ -539,7 +589,7 @@ mod tests {
     #[test]
     fn outside_the_window_a_reply_is_refused_naming_the_window() {
         let reply = message(OutboundKind::Reply, "Hello", false);
-        let Err(SendError::Permanent { reason }) = plan(&reply, &templates()) else {
+        let Err(SendError::Permanent { reason }) = plan(&reply, reply.window_open, &templates()) else {
             panic!("a reply outside the window is permanent");
         };
         assert!(reason.contains("24-hour"), "{reason}");
@@ -549,7 +599,7 @@ mod tests {
     fn outside_the_window_an_update_goes_as_its_template_or_is_skipped() {
         let mut assigned = message(OutboundKind::StatusUpdate, "Grace took your case", false);
         assigned.update = Some(update("assigned", Some("en-GB")));
-        let parts = plan(&assigned, &templates()).unwrap();
+        let parts = plan(&assigned, assigned.window_open, &templates()).unwrap();
         assert_eq!(
             parts,
             [Part::Body(json!({
@@ -560,7 +610,7 @@ mod tests {
             }))]
         );
         assigned.update = Some(update("assigned", Some("de")));
-        let Err(SendError::Skipped { reason }) = plan(&assigned, &templates()) else {
+        let Err(SendError::Skipped { reason }) = plan(&assigned, assigned.window_open, &templates()) else {
             panic!("no German template: skipped");
         };
         assert!(reason.contains("assigned") && reason.contains("`de`"), "{reason}");
@@ -569,7 +619,7 @@ mod tests {
         bare.fields = json!({"conversation_id": 7});
         missing_field.update = Some(bare);
         assert!(matches!(
-            plan(&missing_field, &templates()),
+            plan(&missing_field, missing_field.window_open, &templates()),
             Err(SendError::Permanent { .. })
         ));
     }
@@ -582,7 +632,7 @@ mod tests {
             csat: Some(question.clone()),
             ..update("csat.requested", Some("en"))
         });
-        let [Part::Body(body)] = &plan(&ask, &templates()).unwrap()[..] else {
+        let [Part::Body(body)] = &plan(&ask, ask.window_open, &templates()).unwrap()[..] else {
             panic!("one interactive message");
         };
         assert_eq!(body["interactive"]["type"], "list");
@@ -605,14 +655,14 @@ mod tests {
         };
         let mut reply = message(OutboundKind::Reply, "Here you go", true);
         reply.attachments = vec![file("image/png"), file("application/pdf")];
-        let parts = plan(&reply, &templates()).unwrap();
+        let parts = plan(&reply, reply.window_open, &templates()).unwrap();
         assert!(matches!(&parts[..], [
             Part::File { caption: Some(caption), .. },
             Part::File { caption: None, .. },
         ] if caption == "Here you go"));
         // Audio takes no caption: the text goes first.
         reply.attachments = vec![file("audio/ogg")];
-        let parts = plan(&reply, &templates()).unwrap();
+        let parts = plan(&reply, reply.window_open, &templates()).unwrap();
         assert!(matches!(&parts[..], [Part::Text(text), Part::File { caption: None, .. }] if text == "Here you go"));
     }
 

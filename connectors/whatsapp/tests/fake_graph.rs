@@ -186,6 +186,18 @@ fn outbound(kind: OutboundKind, text: &str, window_open: bool) -> OutboundMessag
     }
 }
 
+/// The `resolved` update of conversation 42, in English (the settings have its template).
+fn resolved_update(window_open: bool) -> OutboundMessage {
+    let mut resolved = outbound(OutboundKind::StatusUpdate, "Case 42 resolved", window_open);
+    resolved.update = Some(StatusUpdate {
+        event: "resolved".into(),
+        language: Some("en".into()),
+        fields: json!({"conversation_id": 42}),
+        ..StatusUpdate::default()
+    });
+    resolved
+}
+
 #[tokio::test]
 async fn replies_files_csat_lists_and_templates_reach_the_graph_api() {
     let fake = FakeWhatsapp::start(TOKEN).await;
@@ -210,13 +222,7 @@ async fn replies_files_csat_lists_and_templates_reach_the_graph_api() {
         ..StatusUpdate::default()
     });
     sender.send(&csat).await.unwrap();
-    let mut resolved = outbound(OutboundKind::StatusUpdate, "Case 42 resolved", false);
-    resolved.update = Some(StatusUpdate {
-        event: "resolved".into(),
-        language: Some("en".into()),
-        fields: json!({"conversation_id": 42}),
-        ..StatusUpdate::default()
-    });
+    let resolved = resolved_update(false);
     sender.send(&resolved).await.unwrap();
 
     let sent = fake.wait_for_sent(4, Duration::from_secs(5)).await;
@@ -239,6 +245,37 @@ async fn replies_files_csat_lists_and_templates_reach_the_graph_api() {
         sender.send(&unconfigured).await,
         Err(SendError::Skipped { .. })
     ));
+}
+
+#[tokio::test]
+async fn when_meta_says_the_window_closed_an_update_goes_by_its_template_and_a_reply_is_refused() {
+    let fake = FakeWhatsapp::start(TOKEN).await;
+    let connector = WhatsappConnector::new(&settings(&fake)).unwrap();
+    let sender = connector.sender();
+    // The desk thinks the window open; Meta, counting from its own record, does not.
+    let resolved = resolved_update(true);
+    fake.fail_next_sends(Some(CUSTOMER), Failure::re_engagement(), 1);
+    let receipt = sender.send(&resolved).await.unwrap();
+    let sent = fake.sent();
+    assert_eq!(sent.len(), 1, "{sent:#?}");
+    assert_eq!(sent[0].body["template"]["name"], "case_resolved");
+    assert_eq!(receipt.external_id.as_deref(), Some(sent[0].id.as_str()));
+
+    let mut unconfigured = resolved.clone();
+    unconfigured.update.as_mut().unwrap().event = "assigned".into();
+    fake.fail_next_sends(Some(CUSTOMER), Failure::re_engagement(), 1);
+    let Err(SendError::Skipped { reason }) = sender.send(&unconfigured).await else {
+        panic!("an update without a template is skipped");
+    };
+    assert!(reason.contains("templates.assigned.en"), "{reason}");
+
+    let reply = outbound(OutboundKind::Reply, "Hi", true);
+    fake.fail_next_sends(Some(CUSTOMER), Failure::re_engagement(), 1);
+    let Err(SendError::Permanent { reason }) = sender.send(&reply).await else {
+        panic!("a reply cannot go outside the window");
+    };
+    assert!(reason.contains("24-hour") && reason.contains("131047"), "{reason}");
+    assert_eq!(fake.sent().len(), 1, "only the template went");
 }
 
 #[tokio::test]
