@@ -440,7 +440,8 @@ async function loadEarlier(contact) {
 function timeline(detail) {
   const entries = [
     ...detail.messages.map((message) => ({ at: message.created_at, message })),
-    ...detail.events.map((event) => ({ at: event.created_at, event })),
+    // A channel's report shows on its message (sent · read), not as a line of its own.
+    ...detail.events.filter((event) => event.kind !== "delivery.reported").map((event) => ({ at: event.created_at, event })),
   ].sort((a, b) => new Date(a.at) - new Date(b.at));
   return entries.map((entry) => entry.message ? messageView(entry.message) : eventView(entry.event));
 }
@@ -2328,6 +2329,12 @@ function openStream() {
       renderMentions();
     }
     scheduleRefresh();
+  });
+  // The customer's phone got or read a reply: its line changes; the list does not.
+  stream.addEventListener("delivery.reported", (event) => {
+    let data = {};
+    try { data = JSON.parse(event.data); } catch (_) { return; }
+    if (data.conversation_id === app.openId) reloadOpen();
   });
   stream.addEventListener("stream.ready", () => document.body.dataset.live = "yes");
   stream.addEventListener("stream.reset", () => { scheduleRefresh(); reloadOpen(); });

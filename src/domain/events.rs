@@ -255,6 +255,12 @@ pub enum DomainEvent {
         delivery_id: i64,
         attempts_before: i64,
     },
+    /// The channel said what became of a message we sent (WhatsApp's `delivered`,
+    /// `read`); only a state that moved forward. A failure is `DeliveryFailed`.
+    DeliveryReported {
+        message_id: i64,
+        state: &'static str,
+    },
     StatusUpdateFailed {
         event: UpdateEvent,
         error: String,
@@ -295,6 +301,7 @@ impl DomainEvent {
             DomainEvent::DeliveryDelayed { .. } => "delivery.delayed",
             DomainEvent::DeliverySkipped { .. } => "delivery.skipped",
             DomainEvent::DeliveryRetried { .. } => "delivery.retried",
+            DomainEvent::DeliveryReported { .. } => "delivery.reported",
             DomainEvent::StatusUpdateFailed { .. } => "status_update.failed",
             DomainEvent::ContactMerged { .. } => "contact.merged",
             DomainEvent::Erased { .. } => "conversation.erased",
@@ -391,6 +398,7 @@ impl DomainEvent {
                 delivery_id,
                 attempts_before,
             } => json!({"message_id": message_id, "delivery_id": delivery_id, "attempts_before": attempts_before}),
+            DomainEvent::DeliveryReported { message_id, state } => json!({"message_id": message_id, "state": state}),
             DomainEvent::StatusUpdateFailed { event, error } => json!({"event": event.as_str(), "error": error}),
             DomainEvent::ContactMerged { from, into } => json!({"from": from, "into": into}),
             DomainEvent::Erased { retention } => {
@@ -425,6 +433,7 @@ impl DomainEvent {
             | DomainEvent::DeliveryDelayed { .. }
             | DomainEvent::DeliverySkipped { .. }
             | DomainEvent::DeliveryRetried { .. }
+            | DomainEvent::DeliveryReported { .. }
             | DomainEvent::StatusUpdateFailed { .. }
             | DomainEvent::ContactMerged { .. }
             // Subscribers hear `contact.erased` once per person instead (domain/privacy.rs).

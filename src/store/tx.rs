@@ -200,6 +200,8 @@ pub trait OutboxTx {
     /// Keeps the channel's id of a sent message, unless some message holds it already.
     fn set_sent_message_id(&mut self, outbox_id: i64, external_id: &str) -> StoreResult<()>;
     fn delivery(&mut self, id: i64) -> StoreResult<Option<OutboxRow>>;
+    /// The row of `inbox_id` whose send the channel knows as `external_id`, if recorded.
+    fn delivery_by_channel_id(&mut self, inbox_id: i64, external_id: &str) -> StoreResult<Option<OutboxRow>>;
     /// Due now again, attempts from zero, a new expiry.
     fn reschedule_delivery(&mut self, id: i64, now: i64, expires_at: i64) -> StoreResult<()>;
     /// When the first queued row falls due after `now`. Rows due already were claimed,

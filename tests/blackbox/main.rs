@@ -26,3 +26,4 @@ mod sessions;
 mod stream;
 mod subscriptions;
 mod telegram;
+mod whatsapp;

@@ -264,6 +264,19 @@ async fn a_reply_goes_out_and_delivered_after_read_does_not_move_its_state_back(
         .find(|m| m["id"] == reply_id)
         .unwrap();
     assert_eq!(message["delivery"]["channel_state"], "read", "{message:#}");
+    // The read moved the state and told the conversation (a console redraws the line);
+    // the late delivered did neither.
+    let reported: Vec<&Value> = after["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|event| event["kind"] == "delivery.reported" && event["data"]["message_id"] == reply_id)
+        .collect();
+    assert_eq!(
+        reported.iter().map(|event| &event["data"]["state"]).collect::<Vec<_>>(),
+        ["read"],
+        "{reported:#?}"
+    );
 
     // Ada answers quoting the reply: a chat has no threads, so it joins her conversation.
     let mut quoting = text_message(ADA, "Ada Lovelace", "wamid.ADA2", "Great, thanks!");

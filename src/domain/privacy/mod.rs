@@ -80,6 +80,7 @@ fn kept_keys(kind: &str) -> &'static [&'static str] {
         "delivery.failed" => &["message_id", "attempts", "bounce"],
         "delivery.delayed" | "delivery.skipped" => &["message_id"],
         "delivery.retried" => &["message_id", "delivery_id", "attempts_before"],
+        "delivery.reported" => &["message_id", "state"],
         "status_update.failed" => &["event"],
         "conversation.erased" => &["cause"],
         _ => &[],

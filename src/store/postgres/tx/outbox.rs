@@ -263,6 +263,19 @@ impl OutboxTx for PgTx<'_> {
             .transpose()
     }
 
+    fn delivery_by_channel_id(&mut self, inbox_id: i64, external_id: &str) -> StoreResult<Option<OutboxRow>> {
+        self.row(
+            sqlx::query(&format!(
+                "SELECT {OUTBOX_ROW} FROM outbox WHERE inbox_id = $1 AND external_id = $2 ORDER BY id LIMIT 1"
+            ))
+            .bind(inbox_id)
+            .bind(external_id),
+        )?
+        .as_ref()
+        .map(outbox_row)
+        .transpose()
+    }
+
     fn reschedule_delivery(&mut self, id: i64, now: i64, expires_at: i64) -> StoreResult<()> {
         self.execute(
             sqlx::query(

@@ -242,6 +242,20 @@ impl OutboxTx for SqliteTx<'_> {
             .transpose()
     }
 
+    fn delivery_by_channel_id(&mut self, inbox_id: i64, external_id: &str) -> StoreResult<Option<OutboxRow>> {
+        self.conn
+            .prepare_cached(
+                "SELECT id, status, conversation_id, message_id, attempts FROM outbox
+                 WHERE inbox_id = ?1 AND external_id = ?2 ORDER BY id LIMIT 1",
+            )?
+            .query_row(params![inbox_id, external_id], |row| {
+                Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?, row.get(4)?))
+            })
+            .optional()?
+            .map(outbox_row)
+            .transpose()
+    }
+
     fn reschedule_delivery(&mut self, id: i64, now: i64, expires_at: i64) -> StoreResult<()> {
         self.conn
             .prepare_cached(
