@@ -106,6 +106,7 @@ pub async fn metrics(State(state): State<Arc<AppState>>, headers: HeaderMap) -> 
         ("in_flight", gauges.in_flight),
         ("sent", gauges.sent),
         ("failed", gauges.failed),
+        ("skipped", gauges.skipped),
     ] {
         text.push_str(&format!(
             "switchboard_outbox_deliveries{{status=\"{status}\"}} {count}\n"

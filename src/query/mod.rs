@@ -396,6 +396,8 @@ pub struct OutboxGauges {
     pub in_flight: u64,
     pub sent: u64,
     pub failed: u64,
+    /// Not sent and not owed (a channel that may not carry it now).
+    pub skipped: u64,
     /// When the oldest delivery not yet sent nor failed was queued.
     pub oldest_unsent_at: Option<i64>,
 }

@@ -281,19 +281,16 @@ impl Desk {
     async fn reader_looked(&self, inbox: &str) {
         let series = format!("switchboard_reader_last_poll_timestamp_seconds{{inbox=\"{inbox}\"");
         eventually(&format!("the first look of the {inbox} reader"), || async {
-            let metrics = self
-                .http
-                .get(self.url("/metrics"))
-                .send()
-                .await
-                .ok()?
-                .text()
-                .await
-                .ok()?;
+            let metrics = self.metrics().await?;
             let line = metrics.lines().find(|line| line.starts_with(&series))?;
             (!line.ends_with(" 0.000")).then_some(())
         })
         .await;
+    }
+
+    /// `/metrics` as the daemon answers it now; `None` when it did not.
+    async fn metrics(&self) -> Option<String> {
+        self.http.get(self.url("/metrics")).send().await.ok()?.text().await.ok()
     }
 
     async fn run(dir: TempDir, path: PathBuf, clock: Arc<ManualClock>, tokens: HashMap<String, String>) -> Desk {

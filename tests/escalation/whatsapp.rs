@@ -404,6 +404,15 @@ async fn outside_the_window_a_reply_is_refused_and_a_status_update_goes_by_its_t
         .find(|m| m["id"] == skipped[0]["data"]["message_id"])
         .unwrap();
     assert_eq!(csat["delivery"]["status"], "skipped", "{csat:#}");
+    // Operators see it apart: the acknowledgement and the template were sent, the
+    // question was not.
+    eventually("the outbox gauges", || async {
+        let metrics = desk.metrics().await?;
+        (metrics.contains("switchboard_outbox_deliveries{status=\"sent\"} 2\n")
+            && metrics.contains("switchboard_outbox_deliveries{status=\"skipped\"} 1\n"))
+        .then_some(())
+    })
+    .await;
     // Nothing free-form left after the window closed.
     assert!(
         sent_to_ada(&fake)

@@ -183,6 +183,11 @@ const MIGRATIONS: migrations::Versions = &[
         "channel contract",
         include_str!("../../../migrations/postgres/0012_channel_contract.sql"),
     ),
+    (
+        13,
+        "outbox skipped index",
+        include_str!("../../../migrations/postgres/0013_outbox_skipped_index.sql"),
+    ),
 ];
 
 /// A connection that is put back into the pool only once its transaction is over: if a

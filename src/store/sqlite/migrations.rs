@@ -115,6 +115,11 @@ const MIGRATIONS: Versions = &[
         "channel contract",
         include_str!("../../../migrations/sqlite/0024_channel_contract.sql"),
     ),
+    (
+        25,
+        "outbox skipped index",
+        include_str!("../../../migrations/sqlite/0025_outbox_skipped_index.sql"),
+    ),
 ];
 
 pub async fn migrator() -> Result<Migrator, sqlx::migrate::MigrateError> {

@@ -85,6 +85,9 @@ pub async fn outbox_gauges(pool: &SqlitePool) -> StoreResult<OutboxGauges> {
     let failed: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM outbox WHERE status = 'failed'")
         .fetch_one(pool)
         .await?;
+    let skipped: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM outbox WHERE status = 'skipped'")
+        .fetch_one(pool)
+        .await?;
     let total: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM outbox")
         .fetch_one(pool)
         .await?;
@@ -100,7 +103,8 @@ pub async fn outbox_gauges(pool: &SqlitePool) -> StoreResult<OutboxGauges> {
         scheduled: unsigned(scheduled),
         in_flight: unsigned(in_flight),
         failed: unsigned(failed),
-        sent: unsigned(total - scheduled - in_flight - failed),
+        skipped: unsigned(skipped),
+        sent: unsigned(total - scheduled - in_flight - failed - skipped),
         oldest_unsent_at,
     })
 }
