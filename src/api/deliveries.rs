@@ -154,6 +154,12 @@ pub async fn metrics(State(state): State<Arc<AppState>>, headers: HeaderMap) -> 
     super::metrics::render_sla_events(&mut text, &teams, &sla_events);
     super::metrics::render_subscriptions(&mut text, &backlogs, now);
     state.metrics.render(&mut text);
+    text.push_str(&format!(
+        "# HELP switchboard_delivery_reports_pruned_total Channel reports (WhatsApp statuses) forgotten since the daemon started because no recorded send carried them for a day: messages another tool sent from the number, or sends erased since.\n\
+         # TYPE switchboard_delivery_reports_pruned_total counter\n\
+         switchboard_delivery_reports_pruned_total {}\n",
+        state.scheduler.reports_pruned.load(std::sync::atomic::Ordering::Relaxed)
+    ));
     (
         StatusCode::OK,
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],

@@ -399,6 +399,14 @@ impl Service {
             .await
     }
 
+    /// Forgets channel reports no recorded send carries, unchanged since `before`;
+    /// returns how many went.
+    pub async fn prune_delivery_reports(&self, before: i64) -> DeskResult<u64> {
+        self.store
+            .unit(move |tx| Ok::<_, DeskError>(tx.prune_delivery_reports(before)?))
+            .await
+    }
+
     pub async fn set_channel_cursor(&self, inbox_id: i64, name: String, value: String, now: i64) -> DeskResult<()> {
         self.store
             .unit(move |tx| Ok::<_, DeskError>(tx.set_channel_cursor(inbox_id, &name, &value, now)?))

@@ -981,6 +981,67 @@ async fn erasing_leaves_an_anonymous_shell_that_still_counts_and_spares_other_co
 }
 
 #[tokio::test]
+async fn reports_go_with_an_erased_conversation_and_unmatched_ones_after_a_while() {
+    use switchboard_connector_core::{DeliveryReport, DeliveryState};
+
+    let store = three_replies().await;
+    let claimed = claim(&store, NOW, 3, plan(vec![], vec![], 16)).await;
+    let inbox = claimed[0].inbox_id;
+    for (delivery, wamid) in claimed.iter().zip(["wamid.ADA", "wamid.BOB"]) {
+        let sent = Settlement::Sent {
+            receipt: "{}",
+            external_id: Some(wamid),
+        };
+        settle(&store, delivery.outbox_id, sent, NOW + 1).await.unwrap();
+    }
+    let report = |external_id: &'static str, state: DeliveryState, at: i64| {
+        let store = store.store.clone();
+        let report = DeliveryReport {
+            external_id: external_id.into(),
+            state,
+            error: None,
+            at_ms: Some(at),
+        };
+        async move {
+            store
+                .unit(move |tx| tx.record_delivery_report(inbox, &report, at))
+                .await
+                .unwrap()
+        }
+    };
+    // Whether the desk still knows an id it was told `read` of: a `delivered` then
+    // changes nothing, and is kept as new for an id it forgot.
+    let known = |external_id: &'static str, at: i64| {
+        let delivered = report(external_id, DeliveryState::Delivered, at);
+        async move { !delivered.await }
+    };
+    let prune = |before: i64| {
+        let store = store.store.clone();
+        async move { store.unit(move |tx| tx.prune_delivery_reports(before)).await.unwrap() }
+    };
+    for wamid in ["wamid.ADA", "wamid.BOB", "wamid.NOT-OURS"] {
+        assert!(report(wamid, DeliveryState::Read, NOW + 2).await);
+    }
+    // Another tool's message, which no send of ours carries, goes once it is older than
+    // the cut; ours stay.
+    assert_eq!(prune(NOW + 2).await, 0, "nothing is older than the cut");
+    assert_eq!(prune(NOW + 3).await, 1);
+    assert!(!known("wamid.NOT-OURS", NOW + 4).await);
+    assert!(known("wamid.ADA", NOW + 4).await && known("wamid.BOB", NOW + 4).await);
+
+    // Erasing ada's conversation forgets the reports on what was sent to her: the id
+    // encodes her number. Bob's stay.
+    let ada = claimed[0].message.conversation_id;
+    store
+        .store
+        .unit(move |tx| tx.erase_conversation_content(ada, NOW + 5))
+        .await
+        .unwrap();
+    assert!(!known("wamid.ADA", NOW + 6).await, "ada's report was erased");
+    assert!(known("wamid.BOB", NOW + 6).await);
+}
+
+#[tokio::test]
 async fn retention_finds_finished_conversations_past_the_age_oldest_first_and_not_twice() {
     let store = testing::with_shop().await;
     let old = store.converse("ada", "old", None, NOW).await.conversation_id;

@@ -184,6 +184,10 @@ pub trait OutboxTx {
     /// `true` when the state advanced. The report may name a message whose send is not
     /// recorded yet: it waits here for the outbox row that will carry its id.
     fn record_delivery_report(&mut self, inbox_id: i64, report: &DeliveryReport, now: i64) -> StoreResult<bool>;
+    /// Forgets reports that no recorded send carries and that have not changed since
+    /// `before`: a message another tool sent from the same number, or one erased since.
+    /// Returns how many went.
+    fn prune_delivery_reports(&mut self, before: i64) -> StoreResult<u64>;
     /// The channel's failure report on outbox row `outbox_id`, found by the id its send
     /// recorded: `Some(error)` when a `failed` report came before the send's own record
     /// (the report's error, `None` when it gave none); `None` when there is no such report.

@@ -8,7 +8,9 @@
 //!
 //! It also runs the retention policy (`[privacy] erase_resolved_after`): at start and
 //! then once a day of its clock, finished conversations past the age are erased. Driven
-//! by the same injected clock, so tests move a day by setting the time.
+//! by the same injected clock, so tests move a day by setting the time. On the same
+//! rhythm, whatever the policy, it forgets channel reports that no recorded send carries
+//! (a WhatsApp message id encodes the customer's number).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
@@ -31,6 +33,11 @@ const MAX_SLEEP_MS: i64 = 15 * 60 * 1000;
 const RETRY_AFTER_FAILURE: Duration = Duration::from_secs(1);
 /// How often the retention policy runs.
 const RETENTION_EVERY_MS: i64 = 24 * 60 * 60 * 1000;
+/// How long a channel's report waits for the send it names to be recorded (Meta's
+/// webhook can outrun the answer to the send by seconds), and how often the ones that
+/// waited longer are looked for: messages another tool sent from the same number, or
+/// sends erased since.
+const UNMATCHED_REPORT_KEPT_MS: i64 = 24 * 60 * 60 * 1000;
 
 /// How other tasks reach the scheduler, and what it has done.
 #[derive(Debug)]
@@ -45,6 +52,8 @@ pub struct SchedulerHandle {
     /// Retention passes run, and conversations they erased.
     pub retention_sweeps: AtomicU64,
     pub retention_erased: AtomicU64,
+    /// Channel reports forgotten because no recorded send carried them.
+    pub reports_pruned: AtomicU64,
 }
 
 impl Default for SchedulerHandle {
@@ -57,6 +66,7 @@ impl Default for SchedulerHandle {
             breaches: AtomicU64::new(0),
             retention_sweeps: AtomicU64::new(0),
             retention_erased: AtomicU64::new(0),
+            reports_pruned: AtomicU64::new(0),
         }
     }
 }
@@ -98,11 +108,15 @@ impl Scheduler {
     pub async fn run(self, shutdown: CancellationToken) {
         // The first pass at start: a daemon restarted daily still erases.
         let mut next_sweep = self.clock.now_ms();
+        let mut next_prune = next_sweep;
         loop {
             if let Some(age) = self.retention
                 && self.clock.now_ms() >= next_sweep
             {
                 next_sweep = self.sweep(age).await;
+            }
+            if self.clock.now_ms() >= next_prune {
+                next_prune = self.prune_reports().await;
             }
             // While it fires and asks, every new deadline must wake it again: what it
             // reads may predate that commit.
@@ -130,7 +144,8 @@ impl Scheduler {
                 wake_at.min(next_sweep)
             } else {
                 wake_at
-            };
+            }
+            .min(next_prune);
             tokio::select! {
                 () = shutdown.cancelled() => return,
                 () = self.clock.sleep_until(wake_at) => {}
@@ -168,6 +183,30 @@ impl Scheduler {
                     tracing::error!(%err, "retention policy: the store failed; trying again");
                     return now.saturating_add(RETRY_AFTER_FAILURE.as_millis() as i64);
                 }
+            }
+        }
+    }
+
+    /// Forgets the channel reports no recorded send has carried for a day; returns when to
+    /// look again. One statement, reading the reports table once a day (a row per
+    /// message sent on a channel that reports).
+    async fn prune_reports(&self) -> i64 {
+        let now = self.clock.now_ms();
+        match self
+            .service
+            .prune_delivery_reports(now.saturating_sub(UNMATCHED_REPORT_KEPT_MS))
+            .await
+        {
+            Ok(pruned) => {
+                self.handle.reports_pruned.fetch_add(pruned, Ordering::Relaxed);
+                if pruned > 0 {
+                    tracing::info!(pruned, "forgot channel reports that no recorded send carries");
+                }
+                now.saturating_add(UNMATCHED_REPORT_KEPT_MS)
+            }
+            Err(err) => {
+                tracing::error!(%err, "pruning channel reports: the store failed; trying again");
+                now.saturating_add(RETRY_AFTER_FAILURE.as_millis() as i64)
             }
         }
     }

@@ -425,6 +425,39 @@ async fn outside_the_window_a_reply_is_refused_and_a_status_update_goes_by_its_t
 }
 
 #[tokio::test]
+async fn a_report_no_send_carries_is_forgotten_after_a_day_and_ours_are_kept() {
+    let (fake, _secrets, desk) = started().await;
+    let id = desk.ada_writes("wamid.ADA1", "Is my order on its way?").await;
+    let acknowledgement = fake
+        .wait_until(Duration::from_secs(20), "the acknowledgement", |fake| {
+            sent_to_ada(fake).into_iter().next()
+        })
+        .await;
+    assert_eq!(desk.whatsapp(&status(&acknowledgement.id, "read", &[])).await, 200);
+    // A message another tool sent from the same number: its id encodes a customer's
+    // number, and no send of the desk's will ever carry it.
+    assert_eq!(desk.whatsapp(&status("wamid.HBgNOTOURS", "delivered", &[])).await, 200);
+
+    desk.clock.advance(DAY + Duration::from_secs(60));
+    eventually("the scheduler's daily prune", || async {
+        desk.metrics()
+            .await?
+            .contains("switchboard_delivery_reports_pruned_total 1\n")
+            .then_some(())
+    })
+    .await;
+    let detail = desk.conversation(id).await;
+    let states: Vec<&Value> = detail["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|m| m["kind"] == "status_update")
+        .map(|m| &m["delivery"]["channel_state"])
+        .collect();
+    assert_eq!(states, [&json!("read")], "the acknowledgement's report stays");
+}
+
+#[tokio::test]
 async fn a_pair_rate_limit_is_waited_out_and_the_reply_delivered_once() {
     let (fake, _secrets, desk) = started().await;
     let id = desk.ada_writes("wamid.ADA1", "Please confirm my new address").await;

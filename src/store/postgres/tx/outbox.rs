@@ -202,6 +202,17 @@ impl OutboxTx for PgTx<'_> {
         Ok(changed > 0)
     }
 
+    fn prune_delivery_reports(&mut self, before: i64) -> StoreResult<u64> {
+        self.execute(
+            sqlx::query(
+                "DELETE FROM delivery_reports dr
+                 WHERE dr.updated_at < $1 AND NOT EXISTS
+                     (SELECT 1 FROM outbox o WHERE o.inbox_id = dr.inbox_id AND o.external_id = dr.external_id)",
+            )
+            .bind(before),
+        )
+    }
+
     fn reported_failure(&mut self, outbox_id: i64) -> StoreResult<Option<Option<String>>> {
         self.row(
             sqlx::query(

@@ -240,6 +240,16 @@ impl PrivacyTx for PgTx<'_> {
     fn erase_conversation_content(&mut self, conversation_id: i64, now: i64) -> StoreResult<ErasedContent> {
         let event_deliveries_dropped =
             self.execute(sqlx::query("DELETE FROM event_deliveries WHERE conversation_id = $1").bind(conversation_id))?;
+        // The channel's reports on what was sent go first: a WhatsApp message id encodes
+        // the customer's number.
+        self.execute(
+            sqlx::query(
+                "DELETE FROM delivery_reports
+                 WHERE (inbox_id, external_id) IN
+                     (SELECT inbox_id, external_id FROM outbox WHERE conversation_id = $1 AND external_id IS NOT NULL)",
+            )
+            .bind(conversation_id),
+        )?;
         // Sent and failed rows go too: receipts and errors can name the address. Only the
         // queued ones count as dropped.
         let outbox = self.row(

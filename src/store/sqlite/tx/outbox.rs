@@ -186,6 +186,18 @@ impl OutboxTx for SqliteTx<'_> {
         Ok(changed > 0)
     }
 
+    fn prune_delivery_reports(&mut self, before: i64) -> StoreResult<u64> {
+        Ok(self
+            .conn
+            .prepare_cached(
+                "DELETE FROM delivery_reports
+                 WHERE updated_at < ?1 AND NOT EXISTS
+                     (SELECT 1 FROM outbox o
+                      WHERE o.inbox_id = delivery_reports.inbox_id AND o.external_id = delivery_reports.external_id)",
+            )?
+            .execute([before])? as u64)
+    }
+
     fn reported_failure(&mut self, outbox_id: i64) -> StoreResult<Option<Option<String>>> {
         Ok(self
             .conn

@@ -222,7 +222,15 @@ impl PrivacyTx for SqliteTx<'_> {
         let queued_dropped = conn
             .prepare_cached("DELETE FROM outbox WHERE conversation_id = ?1 AND status IN ('scheduled', 'in_flight')")?
             .execute([conversation_id])? as u64;
-        // Sent and failed rows go too: receipts and errors can name the address.
+        // The channel's reports on what was sent go first: a WhatsApp message id encodes
+        // the customer's number. Then sent and failed rows: receipts and errors can name
+        // the address.
+        conn.prepare_cached(
+            "DELETE FROM delivery_reports
+             WHERE (inbox_id, external_id) IN
+                 (SELECT inbox_id, external_id FROM outbox WHERE conversation_id = ?1 AND external_id IS NOT NULL)",
+        )?
+        .execute([conversation_id])?;
         conn.prepare_cached("DELETE FROM outbox WHERE conversation_id = ?1")?
             .execute([conversation_id])?;
         let hashes: Vec<String> = conn
