@@ -463,6 +463,16 @@ async fn a_delivery_is_settled_once_and_a_retry_waits_for_its_time() {
         at: NOW + 5_000,
         error: "HTTP 503",
     };
+    // The attempt got two of the message's parts out; a late, smaller count changes
+    // nothing.
+    store
+        .store
+        .unit(move |tx| {
+            tx.set_parts_sent(retried, 2)?;
+            tx.set_parts_sent(retried, 1)
+        })
+        .await
+        .unwrap();
     settle(&store, retried, retry, NOW + 1).await;
     let gone = settle(&store, failed, Settlement::Failed { error: "HTTP 400" }, NOW + 1).await;
     assert_eq!(
@@ -479,8 +489,11 @@ async fn a_delivery_is_settled_once_and_a_retry_waits_for_its_time() {
     assert_eq!(after, Some(NOW + 5_000), "the retry is the next row due");
     let due = claim(&store, NOW + 5_000, 3, plan(vec![], vec![], 16)).await;
     assert_eq!(
-        due.iter().map(|d| (d.outbox_id, d.attempts)).collect::<Vec<_>>(),
-        [(retried, 2)]
+        due.iter()
+            .map(|d| (d.outbox_id, d.attempts, d.message.parts_sent))
+            .collect::<Vec<_>>(),
+        [(retried, 2, 2)],
+        "the retry starts after the parts that went"
     );
 }
 

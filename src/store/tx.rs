@@ -184,6 +184,9 @@ pub trait OutboxTx {
     /// `true` when the state advanced. The report may name a message whose send is not
     /// recorded yet: it waits here for the outbox row that will carry its id.
     fn record_delivery_report(&mut self, inbox_id: i64, report: &DeliveryReport, now: i64) -> StoreResult<bool>;
+    /// Keeps how many parts of row `id`'s message the channel took: its next attempt
+    /// starts after them.
+    fn set_parts_sent(&mut self, id: i64, parts_sent: u32) -> StoreResult<()>;
     /// Forgets reports that no recorded send carries and that have not changed since
     /// `before`: a message another tool sent from the same number, or one erased since.
     /// Returns how many went.

@@ -53,7 +53,7 @@ impl SendOutcome {
     pub fn of<T>(sent: &Result<T, SendError>) -> SendOutcome {
         match sent {
             Ok(_) => SendOutcome::Delivered,
-            Err(SendError::Transient { .. }) => SendOutcome::Unavailable,
+            Err(error) if error.is_transient() => SendOutcome::Unavailable,
             Err(_) => SendOutcome::Answered,
         }
     }

@@ -258,6 +258,13 @@ impl Lane for EventLane {
             Err(SendError::Permanent { reason } | SendError::Skipped { reason }) => {
                 (DeliveryResult::Failed { error: reason }, None)
             }
+            // An event is one POST: it has no parts, and its sender counts none.
+            Err(partly @ SendError::PartlySent { .. }) => (
+                DeliveryResult::Failed {
+                    error: partly.to_string(),
+                },
+                None,
+            ),
             Err(SendError::Transient { reason, retry_after }) => {
                 let result = after_transient_failure(
                     &self.settings.retry_schedule,

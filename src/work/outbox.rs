@@ -32,6 +32,9 @@ pub struct OutboxLane {
 pub struct OutboxRecord {
     pub outbox_id: i64,
     pub result: DeliveryResult,
+    /// The parts of the message the channel has taken by now, when this attempt added
+    /// some and still failed: the next attempt starts after them.
+    pub parts_sent: Option<u32>,
     pub at: i64,
 }
 
@@ -51,6 +54,9 @@ impl Lane for OutboxLane {
     }
 
     fn record(tx: &mut dyn Tx, record: &OutboxRecord) -> DeskResult<()> {
+        if let Some(parts_sent) = record.parts_sent {
+            tx.set_parts_sent(record.outbox_id, parts_sent)?;
+        }
         deliveries::record(tx, record.outbox_id, &record.result, record.at)
     }
 
@@ -94,20 +100,12 @@ impl Lane for OutboxLane {
         };
         let now = self.clock.now_ms();
         let for_breaker = SendOutcome::of(&outcome);
-        let result = match outcome {
-            Ok(receipt) => DeliveryResult::Sent(receipt),
-            Err(SendError::Permanent { reason }) => DeliveryResult::Failed { error: reason },
-            Err(SendError::Unreachable { reason }) => DeliveryResult::Unreachable { error: reason },
-            Err(SendError::Skipped { reason }) => DeliveryResult::Skipped { reason },
-            Err(SendError::Transient { reason, retry_after }) => after_transient_failure(
-                &self.settings.retry_schedule,
-                delivery.attempts,
-                now,
-                delivery.expires_at,
-                retry_after,
-                reason,
-                fastrand::f64(),
-            ),
+        let (parts_sent, result) = match outcome {
+            Ok(receipt) => (0, DeliveryResult::Sent(receipt)),
+            Err(error) => {
+                let (parts_sent, error) = error.split_progress();
+                (parts_sent, self.failed(error, &delivery, now))
+            }
         };
         let message_id = delivery.message.message_id;
         match &result {
@@ -125,9 +123,32 @@ impl Lane for OutboxLane {
         let record = OutboxRecord {
             outbox_id: delivery.outbox_id,
             result,
+            parts_sent: (parts_sent > delivery.message.parts_sent).then_some(parts_sent),
             at: now,
         };
         (record, for_breaker)
+    }
+}
+
+impl OutboxLane {
+    /// What a failed send means for the row.
+    fn failed(&self, error: SendError, delivery: &Delivery, now: i64) -> DeliveryResult {
+        match error {
+            SendError::Permanent { reason } => DeliveryResult::Failed { error: reason },
+            SendError::Unreachable { reason } => DeliveryResult::Unreachable { error: reason },
+            SendError::Skipped { reason } => DeliveryResult::Skipped { reason },
+            SendError::Transient { reason, retry_after } => after_transient_failure(
+                &self.settings.retry_schedule,
+                delivery.attempts,
+                now,
+                delivery.expires_at,
+                retry_after,
+                reason,
+                fastrand::f64(),
+            ),
+            // `split_progress` took the count off; the error under it is what counts.
+            SendError::PartlySent { error, .. } => self.failed(*error, delivery, now),
+        }
     }
 }
 

@@ -66,6 +66,14 @@ parameters = ["reference", "team.name"]
     Desk::start_with(at(MONDAY_10), &[(AGENT, "support", Role::Agent, true)], &setup).await
 }
 
+/// Waits until Ada's acknowledgement reached the Graph API.
+async fn acknowledged(fake: &FakeWhatsapp) {
+    fake.wait_until(Duration::from_secs(20), "the acknowledgement", |fake| {
+        (!sent_to_ada(fake).is_empty()).then_some(())
+    })
+    .await;
+}
+
 async fn started() -> (FakeWhatsapp, tempfile::TempDir, Desk) {
     let fake = FakeWhatsapp::start(ACCESS_TOKEN).await;
     let secrets = tempfile::tempdir().unwrap();
@@ -309,10 +317,7 @@ async fn a_failed_status_fails_the_reply(before_the_answer: bool) {
     let (fake, _secrets, desk) = started().await;
     let id = desk.ada_writes("wamid.ADA1", "Can you call me back?").await;
     let release = if before_the_answer {
-        fake.wait_until(Duration::from_secs(20), "the acknowledgement", |fake| {
-            (!sent_to_ada(fake).is_empty()).then_some(())
-        })
-        .await;
+        acknowledged(&fake).await;
         Some(fake.hold_next_send())
     } else {
         None
@@ -351,10 +356,7 @@ async fn a_failed_status_fails_the_reply(before_the_answer: bool) {
 async fn outside_the_window_a_reply_is_refused_and_a_status_update_goes_by_its_template_or_is_skipped() {
     let (fake, _secrets, desk) = started().await;
     let id = desk.ada_writes("wamid.ADA1", "My parcel never arrived").await;
-    fake.wait_until(Duration::from_secs(20), "the acknowledgement", |fake| {
-        (!sent_to_ada(fake).is_empty()).then_some(())
-    })
-    .await;
+    acknowledged(&fake).await;
     let before = sent_to_ada(&fake).len();
     desk.clock.advance(DAY + Duration::from_secs(60));
 
@@ -461,10 +463,7 @@ async fn a_report_no_send_carries_is_forgotten_after_a_day_and_ours_are_kept() {
 async fn a_pair_rate_limit_is_waited_out_and_the_reply_delivered_once() {
     let (fake, _secrets, desk) = started().await;
     let id = desk.ada_writes("wamid.ADA1", "Please confirm my new address").await;
-    fake.wait_until(Duration::from_secs(20), "the acknowledgement", |fake| {
-        (!sent_to_ada(fake).is_empty()).then_some(())
-    })
-    .await;
+    acknowledged(&fake).await;
     fake.fail_next_sends(Some(ADA), Failure::pair_rate_limit(), 1);
     let text = "Your new address is saved.";
     let (_, reply) = desk.reply(id, text).await;
@@ -489,6 +488,42 @@ async fn a_pair_rate_limit_is_waited_out_and_the_reply_delivered_once() {
         .filter(|sent| sent.text() == Some(text))
         .count();
     assert_eq!(accepted, 1, "delivered once");
+}
+
+#[tokio::test]
+async fn a_send_that_fails_part_way_resumes_after_what_went() {
+    let (fake, _secrets, desk) = started().await;
+    let id = desk.ada_writes("wamid.ADA1", "Can you send me the voice memo?").await;
+    acknowledged(&fake).await;
+    // A voice note takes no caption: the text and the file are two messages. Meta takes
+    // the text, then has trouble of its own (131000) with the file.
+    fake.fail_sends_after(Some(ADA), 1, Failure::something_went_wrong(), 1);
+    let text = "Here is the memo from our call.";
+    let (answered, reply) = desk
+        .call(
+            Method::POST,
+            &format!("/conversations/{id}/messages"),
+            AGENT,
+            Some(json!({"text": text, "attachments": [
+                {"filename": "memo.ogg", "content_type": "audio/ogg", "data_base64": "T2dnUwACAAAAAAAA"}
+            ]})),
+        )
+        .await;
+    assert_eq!(answered, StatusCode::CREATED, "{reply}");
+    let reply_id = reply["id"].as_i64().unwrap();
+    desk.delivery_of(id, reply_id, "waiting to retry", |delivery| {
+        delivery["status"] == "scheduled" && delivery["attempts"] == 1
+    })
+    .await;
+    desk.clock.advance(Duration::from_secs(60));
+    let delivered = desk
+        .delivery_of(id, reply_id, "sent", |delivery| delivery["status"] == "sent")
+        .await;
+    assert_eq!(delivered["delivery"]["attempts"], 2);
+    let to_ada = sent_to_ada(&fake);
+    let texts = to_ada.iter().filter(|sent| sent.text() == Some(text)).count();
+    let memos = to_ada.iter().filter(|sent| sent.kind == "audio").count();
+    assert_eq!((texts, memos), (1, 1), "each part once: {to_ada:#?}");
 }
 
 #[tokio::test]

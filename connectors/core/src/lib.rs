@@ -221,6 +221,11 @@ pub struct OutboundMessage {
     /// [`Capabilities::reply_window`] and the customer's last message is older than it.
     /// Outside it, a channel sends a status update by its approved template, or skips it.
     pub window_open: bool,
+    /// How many of this message's parts (the messages a send is made of: texts split at
+    /// the channel's limit, then files) the channel took in earlier attempts. A sender
+    /// plans the same parts every time and starts after these, so a retry never sends
+    /// the customer a part twice.
+    pub parts_sent: u32,
 }
 
 /// An automated status update, rendered from the desk's templates for the channel it
@@ -299,6 +304,10 @@ pub enum SendError {
     /// and the reason is recorded; not a failure to retry.
     #[error("skipped: {reason}")]
     Skipped { reason: String },
+    /// `error`, after the channel took the first `parts_sent` parts of the send (counted
+    /// from the message's start, earlier attempts included): see [`SendError::after_parts`].
+    #[error("{error} (after {parts_sent} part(s) went)")]
+    PartlySent { parts_sent: u32, error: Box<SendError> },
 }
 
 impl SendError {
@@ -311,6 +320,37 @@ impl SendError {
 
     pub fn permanent(reason: impl Into<String>) -> SendError {
         SendError::Permanent { reason: reason.into() }
+    }
+
+    /// This error, after the channel took the first `parts_sent` parts of the message:
+    /// the outbox keeps the count, and the next attempt starts after them.
+    #[must_use]
+    pub fn after_parts(self, parts_sent: u32) -> SendError {
+        match self {
+            _ if parts_sent == 0 => self,
+            SendError::PartlySent { error, .. } => SendError::PartlySent { parts_sent, error },
+            error => SendError::PartlySent {
+                parts_sent,
+                error: Box::new(error),
+            },
+        }
+    }
+
+    /// Whether it is worth retrying, whatever went before it.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            SendError::Transient { .. } => true,
+            SendError::PartlySent { error, .. } => error.is_transient(),
+            SendError::Permanent { .. } | SendError::Unreachable { .. } | SendError::Skipped { .. } => false,
+        }
+    }
+
+    /// How many parts went before the error (0 when none is recorded), and the error.
+    pub fn split_progress(self) -> (u32, SendError) {
+        match self {
+            SendError::PartlySent { parts_sent, error } => (parts_sent, *error),
+            error => (0, error),
+        }
     }
 }
 
@@ -356,6 +396,21 @@ impl<F: Fn(&str) -> Option<String>> SecretSource for F {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn a_partial_send_keeps_one_count_over_the_error_under_it() {
+        let flood = SendError::transient("429");
+        assert!(
+            matches!(flood.clone().after_parts(0), SendError::Transient { .. }),
+            "no parts, no wrapper"
+        );
+        let partly = flood.after_parts(1).after_parts(3);
+        assert_eq!(partly.to_string(), "transient: 429 (after 3 part(s) went)");
+        assert!(partly.is_transient());
+        let (parts_sent, error) = partly.split_progress();
+        assert_eq!((parts_sent, error), (3, SendError::transient("429")));
+        assert!(!SendError::permanent("400").after_parts(2).is_transient());
+    }
     use super::*;
 
     #[test]

@@ -281,6 +281,7 @@ mod tests {
             attachments: vec![],
             update,
             window_open: true,
+            parts_sent: 0,
         }
     }
 
@@ -417,6 +418,7 @@ mod tests {
             }],
             update: None,
             window_open: true,
+            parts_sent: 0,
         };
         let (mail, id) = sender.build(&message).unwrap();
         assert_eq!(id, "switchboard.42.9@example.com");
@@ -471,6 +473,7 @@ mod tests {
             attachments: vec![],
             update: None,
             window_open: true,
+            parts_sent: 0,
         };
         assert!(matches!(sender.build(&message), Err(SendError::Permanent { .. })));
     }

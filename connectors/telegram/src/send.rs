@@ -82,7 +82,12 @@ impl TelegramSender {
         }
     }
 
-    async fn send_all(&self, message: &OutboundMessage, to: Destination) -> Result<Receipt, RequestError> {
+    /// Sends the message's parts (its text, in one or more messages, then each file)
+    /// after the first `message.parts_sent`, which earlier attempts sent. A failure says
+    /// how many parts had gone by then, counting those.
+    async fn send_all(&self, message: &OutboundMessage, to: Destination) -> Result<Receipt, (u32, RequestError)> {
+        let already = message.parts_sent;
+        let mut went = 0u32;
         let chat = ChatId(to.chat);
         // In a group, answer the customer's own message, so the group sees whom we answer.
         let reply_to = message
@@ -102,7 +107,9 @@ impl TelegramSender {
             .and_then(|update| update.csat.as_ref())
             .map(csat_keyboard);
         let mut last = None;
-        if let Some(markdown) = markdown_of(message) {
+        // A status update's MarkdownV2 is one message, and an update has no files: it
+        // never went part-way, so a resumed send has no markup to choose.
+        if let Some(markdown) = markdown_of(message).filter(|_| already == 0) {
             let text = Text {
                 text: markdown.to_owned(),
                 markdown: true,
@@ -110,7 +117,10 @@ impl TelegramSender {
                 keyboard: keyboard.clone(),
             };
             match self.send_text(to, text).await {
-                Ok(id) => last = Some(id),
+                Ok(id) => {
+                    last = Some(id);
+                    went += 1;
+                }
                 // A template (or a variable it failed to escape) the desk got wrong must not
                 // cost the customer the update: the plain text says the same.
                 Err(err) if refused_markup(&err) => tracing::warn!(
@@ -119,13 +129,17 @@ impl TelegramSender {
                     error = %describe(&err),
                     "Telegram cannot parse the status update's MarkdownV2; sending it as plain text"
                 ),
-                Err(err) => return Err(err),
+                Err(err) => return Err((went, err)),
             }
         }
         if last.is_none() {
             let parts = split_text(&message.text);
             let count = parts.len();
             for (index, part) in parts.into_iter().enumerate() {
+                if went < already {
+                    went += 1;
+                    continue;
+                }
                 let text = Text {
                     text: part,
                     markdown: false,
@@ -133,10 +147,15 @@ impl TelegramSender {
                     // Under the last part, where the customer's reading ends.
                     keyboard: keyboard.clone().filter(|_| index + 1 == count),
                 };
-                last = Some(self.send_text(to, text).await?);
+                last = Some(self.send_text(to, text).await.map_err(|err| (went, err))?);
+                went += 1;
             }
         }
         for attachment in &message.attachments {
+            if went < already {
+                went += 1;
+                continue;
+            }
             self.limiter.wait_turn(to).await;
             let file = InputFile::memory(attachment.data.clone()).file_name(attachment.filename.clone());
             let topic = to.topic.map(|topic| ThreadId(MessageId(topic)));
@@ -147,15 +166,17 @@ impl TelegramSender {
                 if let Some(topic) = topic {
                     request = request.message_thread_id(topic);
                 }
-                request.await?
+                request.await
             } else {
                 let mut request = self.bot.send_document(chat, file);
                 if let Some(topic) = topic {
                     request = request.message_thread_id(topic);
                 }
-                request.await?
-            };
+                request.await
+            }
+            .map_err(|err| (went, err))?;
             last = Some(sent.id);
+            went += 1;
         }
         let external_id = last.map(|id| format!("{}:{}", to.chat, id.0));
         Ok(Receipt {
@@ -233,7 +254,9 @@ impl OutboundChannel for TelegramSender {
                 message.recipient
             )));
         };
-        self.send_all(message, to).await.map_err(|err| classify(&err))
+        self.send_all(message, to)
+            .await
+            .map_err(|(went, err)| classify(&err).after_parts(went))
     }
 }
 
@@ -449,6 +472,7 @@ mod tests {
             attachments: vec![],
             update: None,
             window_open: true,
+            parts_sent: 0,
         };
         assert_eq!(
             Destination::of(&message),
@@ -488,6 +512,7 @@ mod tests {
                 ..Default::default()
             }),
             window_open: true,
+            parts_sent: 0,
         }
     }
 

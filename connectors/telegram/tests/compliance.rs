@@ -124,3 +124,48 @@ async fn the_telegram_channel_classifies_its_send_errors() {
     )
     .await;
 }
+
+#[tokio::test]
+async fn a_send_that_fails_part_way_says_what_went_and_the_retry_resumes_after_it() {
+    let fake = FakeTelegram::start().await;
+    fake.add_bot(TOKEN, 5_000_000_001, "ShopHelpBot");
+    let connector = connector(&fake);
+    let sender = connector.sender();
+    let mut message = outbound(&CHAT.to_string(), "Here is the invoice you asked for.");
+    message.attachments = vec![switchboard_connector_core::OutboundAttachment {
+        filename: "invoice.pdf".into(),
+        content_type: "application/pdf".into(),
+        data: b"%PDF-1.7".to_vec(),
+    }];
+    // The text goes; Telegram's flood control stops the file.
+    fake.fail_next(
+        TOKEN,
+        "sendDocument",
+        Some(CHAT),
+        Failure::TooManyRequests { retry_after: 1 },
+        1,
+    );
+    let failed = sender.send(&message).await.expect_err("the file was refused");
+    assert!(failed.is_transient(), "{failed}");
+    let (parts_sent, _) = failed.split_progress();
+    assert_eq!(parts_sent, 1, "the text went");
+
+    message.parts_sent = parts_sent;
+    let receipt = sender.send(&message).await.expect("the retry sends the file");
+    let accepted = |method: &str| fake.calls_to(TOKEN, method).iter().filter(|call| call.ok()).count();
+    assert_eq!(
+        (accepted("sendMessage"), accepted("sendDocument")),
+        (1, 1),
+        "each part once"
+    );
+    let document = fake
+        .calls_to(TOKEN, "sendDocument")
+        .into_iter()
+        .find(|call| call.ok())
+        .unwrap();
+    assert_eq!(
+        receipt.external_id,
+        Some(format!("{CHAT}:{}", document.message_id().unwrap())),
+        "the receipt names the last part"
+    );
+}

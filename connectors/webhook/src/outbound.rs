@@ -218,6 +218,7 @@ mod tests {
             attachments: vec![],
             update: None,
             window_open: true,
+            parts_sent: 0,
         };
         let body: serde_json::Value = serde_json::from_slice(&WebhookSender::body(&message)).unwrap();
         assert_eq!(

@@ -101,7 +101,7 @@ impl WhatsappSender {
     async fn deliver(&self, message: &OutboundMessage) -> Result<Receipt, SendError> {
         let to = recipient(&message.recipient)?;
         let parts = plan(message, message.window_open, &self.templates)?;
-        match self.send_parts(to, parts).await {
+        match self.send_parts(to, parts, message.parts_sent).await {
             // Meta counts the window from its own record of the customer's last message,
             // which can be older than the desk's (a message that reached the desk by
             // another way, clocks apart at the edge of the 24 hours). When it says the
@@ -112,7 +112,7 @@ impl WhatsappSender {
                 match plan(message, false, &self.templates) {
                     Ok(parts) => {
                         tracing::info!(%error, "whatsapp: Meta says the window is closed; the update goes by its template");
-                        self.send_parts(to, parts).await.map_err(Refused::into_send_error)
+                        self.send_parts(to, parts, 0).await.map_err(Refused::into_send_error)
                     }
                     Err(skipped @ SendError::Skipped { .. }) => Err(skipped),
                     // A reply cannot go outside the window; Meta's own words say why.
@@ -123,10 +123,15 @@ impl WhatsappSender {
         }
     }
 
-    async fn send_parts(&self, to: &str, parts: Vec<Part<'_>>) -> Result<Receipt, Refused> {
+    /// Sends `parts` after the first `already` (taken in earlier attempts). A failure
+    /// part-way says how many went, counting those.
+    async fn send_parts(&self, to: &str, parts: Vec<Part<'_>>, already: u32) -> Result<Receipt, Refused> {
         let mut last = None;
         let count = parts.len();
-        for part in parts {
+        let remaining = parts.into_iter().skip(usize::try_from(already).unwrap_or(usize::MAX));
+        // `went`: the parts the channel took before this one.
+        for (went, part) in (already..).zip(remaining) {
+            let refused = |error: SendError| Refused::Other(error.after_parts(went));
             let body = match part {
                 Part::Text(text) => text_body(&text),
                 Part::Body(body) => body,
@@ -137,23 +142,28 @@ impl WhatsappSender {
                         .graph
                         .upload(&attachment.filename, &attachment.content_type, attachment.data.clone())
                         .await
-                        .map_err(|failure| Refused::Other(self.judge(&failure, to)))?;
+                        .map_err(|failure| refused(self.judge(&failure, to)))?;
                     media_body(kind, &id, caption.as_deref(), &attachment.filename)
                 }
             };
             self.pacer.wait_turn(to).await;
             let sent = match self.graph.send(&addressed(body, to)).await {
                 Ok(sent) => sent,
-                Err(failure) if last.is_none() && is_window_closed(&failure) => {
+                Err(failure) if went == 0 && is_window_closed(&failure) => {
                     return Err(Refused::WindowClosed(self.judge(&failure, to)));
                 }
-                Err(failure) => return Err(Refused::Other(self.judge(&failure, to))),
+                Err(failure) => return Err(refused(self.judge(&failure, to))),
             };
             last = sent.id.or(last);
         }
         Ok(Receipt {
             detail: format!(
-                "WhatsApp accepted {count} message(s), last {}",
+                "WhatsApp accepted {count} message(s){}, last {}",
+                if already > 0 {
+                    format!(" ({already} in earlier attempts)")
+                } else {
+                    String::new()
+                },
                 last.as_deref().unwrap_or("without an id")
             ),
             external_id: last,
@@ -564,6 +574,7 @@ mod tests {
             attachments: vec![],
             update: None,
             window_open,
+            parts_sent: 0,
         }
     }
 

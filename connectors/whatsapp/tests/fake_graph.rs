@@ -183,6 +183,7 @@ fn outbound(kind: OutboundKind, text: &str, window_open: bool) -> OutboundMessag
         attachments: vec![],
         update: None,
         window_open,
+        parts_sent: 0,
     }
 }
 

@@ -188,6 +188,11 @@ const MIGRATIONS: migrations::Versions = &[
         "outbox skipped index",
         include_str!("../../../migrations/postgres/0013_outbox_skipped_index.sql"),
     ),
+    (
+        14,
+        "outbox parts sent",
+        include_str!("../../../migrations/postgres/0014_outbox_parts_sent.sql"),
+    ),
 ];
 
 /// A connection that is put back into the pool only once its transaction is over: if a

@@ -120,6 +120,11 @@ const MIGRATIONS: Versions = &[
         "outbox skipped index",
         include_str!("../../../migrations/sqlite/0025_outbox_skipped_index.sql"),
     ),
+    (
+        26,
+        "outbox parts sent",
+        include_str!("../../../migrations/sqlite/0026_outbox_parts_sent.sql"),
+    ),
 ];
 
 pub async fn migrator() -> Result<Migrator, sqlx::migrate::MigrateError> {

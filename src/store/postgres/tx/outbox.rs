@@ -202,6 +202,15 @@ impl OutboxTx for PgTx<'_> {
         Ok(changed > 0)
     }
 
+    fn set_parts_sent(&mut self, id: i64, parts_sent: u32) -> StoreResult<()> {
+        self.execute(
+            sqlx::query("UPDATE outbox SET parts_sent = GREATEST(parts_sent, $2) WHERE id = $1")
+                .bind(id)
+                .bind(i64::from(parts_sent)),
+        )?;
+        Ok(())
+    }
+
     fn prune_delivery_reports(&mut self, before: i64) -> StoreResult<u64> {
         self.execute(
             sqlx::query(
@@ -373,7 +382,7 @@ impl PgTx<'_> {
                 sqlx::query(
                     "SELECT o.id AS outbox_id, o.inbox_id, o.attempts, o.expires_at, m.id AS message_id, m.kind,
                             m.text, c.id AS conversation_id, c.thread_key, c.subject, ci.external_id AS recipient,
-                            ci.channel, m.html, m.metadata
+                            ci.channel, m.html, m.metadata, o.parts_sent
                      FROM outbox o
                      JOIN messages m ON m.id = o.message_id
                      JOIN conversations c ON c.id = o.conversation_id
@@ -426,6 +435,7 @@ impl PgTx<'_> {
                 attachments: Vec::new(),
                 update,
                 window_open: true,
+                parts_sent: column::<i64>(&row, "parts_sent")?.try_into().unwrap_or(0),
             },
         };
         // Email threads by earlier messages' ids, Telegram answers the customer's latest

@@ -186,6 +186,13 @@ impl OutboxTx for SqliteTx<'_> {
         Ok(changed > 0)
     }
 
+    fn set_parts_sent(&mut self, id: i64, parts_sent: u32) -> StoreResult<()> {
+        self.conn
+            .prepare_cached("UPDATE outbox SET parts_sent = MAX(parts_sent, ?2) WHERE id = ?1")?
+            .execute(params![id, parts_sent])?;
+        Ok(())
+    }
+
     fn prune_delivery_reports(&mut self, before: i64) -> StoreResult<u64> {
         Ok(self
             .conn
@@ -341,7 +348,8 @@ impl SqliteTx<'_> {
             .conn
             .prepare_cached(
                 "SELECT o.id, o.inbox_id, o.attempts, o.expires_at, m.id, m.kind, m.text,
-                        c.id, c.thread_key, c.subject, ci.external_id, ci.channel, m.html, m.metadata
+                        c.id, c.thread_key, c.subject, ci.external_id, ci.channel, m.html, m.metadata,
+                        o.parts_sent
                  FROM outbox o
                  JOIN messages m ON m.id = o.message_id
                  JOIN conversations c ON c.id = o.conversation_id
@@ -391,6 +399,7 @@ impl SqliteTx<'_> {
                         attachments: Vec::new(),
                         update,
                         window_open: true,
+                        parts_sent: row.get::<_, i64>(14)?.try_into().unwrap_or(0),
                     },
                 };
                 Ok((delivery, channel))

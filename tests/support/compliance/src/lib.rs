@@ -322,10 +322,17 @@ impl Verdict {
     pub fn of(result: &Result<switchboard_connector_core::Receipt, SendError>) -> Verdict {
         match result {
             Ok(_) => Verdict::Sent,
-            Err(SendError::Transient { .. }) => Verdict::Transient,
-            Err(SendError::Permanent { .. }) => Verdict::Permanent,
-            Err(SendError::Unreachable { .. }) => Verdict::Unreachable,
-            Err(SendError::Skipped { .. }) => Verdict::Skipped,
+            Err(error) => Verdict::of_error(error),
+        }
+    }
+
+    fn of_error(error: &SendError) -> Verdict {
+        match error {
+            SendError::Transient { .. } => Verdict::Transient,
+            SendError::Permanent { .. } => Verdict::Permanent,
+            SendError::Unreachable { .. } => Verdict::Unreachable,
+            SendError::Skipped { .. } => Verdict::Skipped,
+            SendError::PartlySent { error, .. } => Verdict::of_error(error),
         }
     }
 }
@@ -392,5 +399,6 @@ pub fn outbound(recipient: &str, text: &str) -> OutboundMessage {
         attachments: Vec::new(),
         update: None,
         window_open: true,
+        parts_sent: 0,
     }
 }

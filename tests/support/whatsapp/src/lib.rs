@@ -180,6 +180,8 @@ pub(crate) struct Media {
 struct FailureRule {
     to: Option<String>,
     failure: Failure,
+    /// Matching sends to let through before the rule applies.
+    passing: usize,
     remaining: usize,
 }
 
@@ -204,6 +206,10 @@ impl State {
             .iter()
             .position(|rule| rule.to.as_deref().is_none_or(|wanted| wanted == to))?;
         let rule = &mut self.failures[index];
+        if rule.passing > 0 {
+            rule.passing -= 1;
+            return None;
+        }
         rule.remaining -= 1;
         let failure = rule.failure.clone();
         if rule.remaining == 0 {
@@ -317,12 +323,19 @@ impl FakeWhatsapp {
     /// Answers the next `times` sends (to `to` only, when given) with `failure`; rules
     /// are consumed in the order they were added.
     pub fn fail_next_sends(&self, to: Option<&str>, failure: Failure, times: usize) {
+        self.fail_sends_after(to, 0, failure, times);
+    }
+
+    /// Lets the next `passing` sends (to `to` only, when given) through, then answers
+    /// `times` with `failure`: a send of several messages failing part-way.
+    pub fn fail_sends_after(&self, to: Option<&str>, passing: usize, failure: Failure, times: usize) {
         if times == 0 {
             return;
         }
         self.shared.lock().failures.push_back(FailureRule {
             to: to.map(str::to_owned),
             failure,
+            passing,
             remaining: times,
         });
     }
