@@ -128,6 +128,14 @@ impl WhatsappSender {
     async fn send_parts(&self, to: &str, parts: Vec<Part<'_>>, already: u32) -> Result<Receipt, Refused> {
         let mut last = None;
         let count = parts.len();
+        // An attempt fails only before its last part, so as many parts as went means
+        // another plan: a status update begun inside the window and retried outside it
+        // goes whole, as its template.
+        let already = if usize::try_from(already).unwrap_or(usize::MAX) >= count {
+            0
+        } else {
+            already
+        };
         let remaining = parts.into_iter().skip(usize::try_from(already).unwrap_or(usize::MAX));
         // `went`: the parts the channel took before this one.
         for (went, part) in (already..).zip(remaining) {

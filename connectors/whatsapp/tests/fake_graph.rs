@@ -280,6 +280,20 @@ async fn when_meta_says_the_window_closed_an_update_goes_by_its_template_and_a_r
 }
 
 #[tokio::test]
+async fn an_update_begun_inside_the_window_and_retried_outside_it_goes_whole_by_its_template() {
+    let fake = FakeWhatsapp::start(TOKEN).await;
+    let connector = WhatsappConnector::new(&settings(&fake)).unwrap();
+    // Its first part went inside the window; the window closed before the retry.
+    let mut resolved = resolved_update(false);
+    resolved.parts_sent = 1;
+    let receipt = connector.sender().send(&resolved).await.unwrap();
+    let sent = fake.sent();
+    assert_eq!(sent.len(), 1, "{sent:#?}");
+    assert_eq!(sent[0].body["template"]["name"], "case_resolved");
+    assert_eq!(receipt.external_id.as_deref(), Some(sent[0].id.as_str()));
+}
+
+#[tokio::test]
 async fn metas_refusals_are_classified() {
     let fake = FakeWhatsapp::start(TOKEN).await;
     let connector = WhatsappConnector::new(&settings(&fake)).unwrap();
