@@ -25,7 +25,7 @@ use crate::domain::escalation::{Escalation, EscalationTarget};
 use crate::domain::lifecycle::{ConversationChanges, LabelChanges, NewAgentMessage};
 use crate::model::{Priority, Status, Timestamp};
 use crate::query::{Agent, AssigneeFilter, ConversationDetail, ConversationFilter, ConversationPage, Cursor};
-use crate::query::{ListOrder, SlaFilter, TeamCounts};
+use crate::query::{ListOrder, ReplyWindow, SlaFilter, TeamCounts};
 use crate::store::AgentSelector;
 
 const DEFAULT_PAGE: u32 = 25;
@@ -790,13 +790,24 @@ async fn conversation(
 /// The conversation's detail, when the caller may read it; `404` as for one that does
 /// not exist otherwise.
 async fn readable(state: &AppState, agent: &Agent, id: i64) -> Result<ConversationDetail, ApiError> {
-    let detail = state.queries.conversation(id).await?;
+    let mut detail = state.queries.conversation(id).await?;
     let conversation = &detail.conversation;
     access::check_read(
         &caller(state, agent),
         conversation.team.as_ref().map(|team| team.key.as_str()),
         conversation.assignee.as_ref().map(|assignee| assignee.id),
     )?;
+    // The same rule as the reply's refusal (domain/lifecycle.rs), so a console can say so
+    // before the agent writes.
+    let capabilities = conversation.channel.capabilities();
+    if let Some(window) = capabilities.reply_window {
+        let wrote_at = detail.customer_wrote_at();
+        detail.reply_window = Some(ReplyWindow {
+            open: capabilities.window_open(wrote_at, state.clock.now_ms()),
+            closes_at: wrote_at
+                .map(|at| Timestamp(at.saturating_add(i64::try_from(window.as_millis()).unwrap_or(i64::MAX)))),
+        });
+    }
     Ok(detail)
 }
 

@@ -665,10 +665,11 @@ function composer(detail) {
     if (saved.keydown(event)) return;
     if (event.key === "Enter" && (event.ctrlKey || event.metaKey)) { event.preventDefault(); send(); }
   });
-  note.addEventListener("change", () => {
+  const noting = () => {
     form.classList.toggle("noting", note.checked);
     text.placeholder = note.checked ? "Internal note: never sent to the customer" : "Reply to the customer (Ctrl+Enter sends, / for saved replies)";
-  });
+  };
+  note.addEventListener("change", noting);
   const form = h("form", { class: "composer", id: "composer",
     onsubmit: (event) => { event.preventDefault(); send(); } },
     h("div", { class: "composer-text" }, text, saved.menu),
@@ -677,8 +678,28 @@ function composer(detail) {
       h("label", { class: "inline" }, "Files ", files),
       h("span", { class: "grow" }),
       h("button", { type: "submit", class: "primary", id: "composer-send" }, "Send")),
+    replyWindow(detail),
     error);
+  // Past the channel's reply window a reply would be refused: the composer starts as a
+  // note, and the line above says why.
+  if (detail.reply_window && !detail.reply_window.open) {
+    note.checked = true;
+    noting();
+  }
   return form;
+}
+
+// How long the agent may still reply on a channel that carries free-form replies only
+// for a while after the customer wrote (WhatsApp).
+function replyWindow(detail) {
+  const reply = detail.reply_window;
+  if (!reply) return null;
+  const closes = reply.closes_at ? new Date(reply.closes_at).getTime() : null;
+  const text = reply.open && closes
+    ? "Reply window open: " + span(Math.max(0, Math.floor((closes - Date.now()) / 1000))) + " left to reply on " + detail.channel + "."
+    : "Reply window closed: " + detail.channel + " takes no reply until the customer writes again. Notes still work.";
+  return h("p", { class: "meta reply-window" + (reply.open ? "" : " closed"), id: "reply-window",
+    title: reply.closes_at ? "Closes " + when(reply.closes_at) : "" }, text);
 }
 
 // ---- Saved replies -------------------------------------------------------------------

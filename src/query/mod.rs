@@ -344,6 +344,30 @@ pub struct ConversationDetail {
     pub sla: Vec<ClockView>,
     pub messages: Vec<MessageView>,
     pub events: Vec<EventView>,
+    /// For a channel that carries free-form replies only for a while after the customer
+    /// wrote (WhatsApp: 24 hours); set by the API, which knows the time.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reply_window: Option<ReplyWindow>,
+}
+
+impl ConversationDetail {
+    /// When the customer last wrote, as the reply window counts: their latest inbound
+    /// message.
+    pub fn customer_wrote_at(&self) -> Option<i64> {
+        self.messages
+            .iter()
+            .filter(|message| message.direction == Direction::Inbound && message.author.kind == ActorKind::Contact)
+            .map(|message| message.created_at.0)
+            .max()
+    }
+}
+
+/// Whether an agent's reply may go now on a channel with a reply window.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct ReplyWindow {
+    pub open: bool,
+    /// When it closes (closed, when past); `null` when the customer never wrote.
+    pub closes_at: Option<Timestamp>,
 }
 
 #[derive(Debug, Clone, Serialize)]

@@ -211,6 +211,10 @@ async fn works_a_conversation(engine: Engine) {
     bo.wait_for_text("#conversation-status", "resolved").await;
     let detail = daemon.get(&format!("/conversations/{id}"), &supervisor).await;
     assert_eq!(detail["status"], "resolved");
+    assert!(
+        detail.get("reply_window").is_none(),
+        "a webhook inbox has no reply window"
+    );
     assert_eq!(detail["team"]["key"], "billing");
 
     // A forged request with the session cookie but without the CSRF token is refused and

@@ -58,6 +58,14 @@ pair_interval = "0s"
     browser
         .wait_for_text("#thread .message.inbound .text", "Where is my parcel?")
         .await;
+    // Ada just wrote: WhatsApp's 24 hours have barely begun.
+    let window = browser.wait_for_text("#reply-window", "Reply window open: 23h ").await;
+    let said = window.text().await.unwrap();
+    assert!(said.ends_with("m left to reply on whatsapp."), "{said}");
+    let composing_a_note = browser
+        .execute("return document.querySelector('#composer-note').checked;", vec![])
+        .await;
+    assert_eq!(composing_a_note, json!(false), "inside the window the composer replies");
 
     browser
         .fill("#composer-text", "It left our warehouse this morning.")

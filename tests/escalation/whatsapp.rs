@@ -358,7 +358,15 @@ async fn outside_the_window_a_reply_is_refused_and_a_status_update_goes_by_its_t
     let id = desk.ada_writes("wamid.ADA1", "My parcel never arrived").await;
     acknowledged(&fake).await;
     let before = sent_to_ada(&fake).len();
+    // The detail says how long a reply may still go, by the rule that refuses it.
+    let window = |detail: &Value| detail["reply_window"].clone();
+    let wrote_at = desk.conversation(id).await["messages"][0]["created_at"].clone();
+    assert_eq!(wrote_at, "2026-11-30T09:00:00.000Z");
+    let open = json!({"open": true, "closes_at": "2026-12-01T09:00:00.000Z"});
+    assert_eq!(window(&desk.conversation(id).await), open);
     desk.clock.advance(DAY + Duration::from_secs(60));
+    let closed = json!({"open": false, "closes_at": "2026-12-01T09:00:00.000Z"});
+    assert_eq!(window(&desk.conversation(id).await), closed);
 
     // An agent's free-form reply would be refused by WhatsApp: the desk refuses it first.
     // (The admin writes: a day's wait escalated the conversation past the agent's team.)

@@ -413,6 +413,7 @@ pub async fn conversation(pool: &PgPool, id: i64) -> StoreResult<ConversationDet
         sla,
         messages,
         events,
+        reply_window: None,
     })
 }
 

@@ -406,6 +406,7 @@ pub async fn conversation(pool: &SqlitePool, id: i64) -> StoreResult<Conversatio
         sla,
         messages,
         events,
+        reply_window: None,
     })
 }
 
