@@ -78,16 +78,20 @@ pub fn record(tx: &mut dyn Tx, outbox_id: i64, result: &DeliveryResult, now: i64
 
 /// Takes a channel's report on a message we sent (WhatsApp's `sent`, `delivered`,
 /// `read`, `failed`), in whatever order reports arrive: the state only moves forward, so
-/// a `delivered` after `read` changes nothing. A state that moved tells the conversation
-/// (`delivery.reported`, so a console shows the ticks live); a failure fails the sent
-/// delivery instead, with `delivery.failed`. Returns whether it failed one.
+/// a `delivered` after `read` changes nothing. A `delivered` or `read` that moved the
+/// state tells the conversation (`delivery.reported`, so a console shows the ticks live);
+/// a failure fails the sent delivery instead, with `delivery.failed`. Returns whether it
+/// failed one.
 pub fn report(tx: &mut dyn Tx, inbox_id: i64, report: &DeliveryReport, now: i64) -> DeskResult<bool> {
     if !tx.record_delivery_report(inbox_id, report, now)? {
         return Ok(false);
     }
     if report.state != DeliveryState::Failed {
         // A report on a send not recorded yet is kept; the message shows it when it is.
-        if let Some(row) = tx.delivery_by_channel_id(inbox_id, &report.external_id)? {
+        // `sent` tells nothing the delivery's own status does not: no event for it.
+        if report.state != DeliveryState::Sent
+            && let Some(row) = tx.delivery_by_channel_id(inbox_id, &report.external_id)?
+        {
             let reported = DomainEvent::DeliveryReported {
                 message_id: row.message_id,
                 state: report.state.as_str(),

@@ -258,6 +258,7 @@ async fn a_reply_goes_out_and_delivered_after_read_does_not_move_its_state_back(
         .await;
 
     // Meta's statuses arrive in any order: read overtakes delivered.
+    assert_eq!(desk.whatsapp(&status(&sent.id, "sent", &[])).await, 200);
     assert_eq!(desk.whatsapp(&status(&sent.id, "read", &[])).await, 200);
     let read = desk
         .delivery_of(id, reply_id, "read", |delivery| delivery["channel_state"] == "read")
@@ -273,7 +274,8 @@ async fn a_reply_goes_out_and_delivered_after_read_does_not_move_its_state_back(
         .unwrap();
     assert_eq!(message["delivery"]["channel_state"], "read", "{message:#}");
     // The read moved the state and told the conversation (a console redraws the line);
-    // the late delivered did neither.
+    // `sent` told nothing the delivery's status does not, and the late delivered did
+    // neither.
     let reported: Vec<&Value> = after["events"]
         .as_array()
         .unwrap()
