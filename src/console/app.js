@@ -423,6 +423,7 @@ function renderConversation(detail, refresh) {
     h("p", { class: "meta" }, detail.channel, " · ", contact.external_id, contact.email ? " · " + contact.email : ""),
     contact.language ? h("p", { class: "meta" }, "Language: ", contact.language) : null,
     contact.unreachable ? h("p", { class: "error" }, "Unreachable: ", contact.unreachable) : null);
+  syncReplyWindow(detail);
   tickClocks();
 }
 
@@ -669,7 +670,11 @@ function composer(detail) {
     form.classList.toggle("noting", note.checked);
     text.placeholder = note.checked ? "Internal note: never sent to the customer" : "Reply to the customer (Ctrl+Enter sends, / for saved replies)";
   };
-  note.addEventListener("change", noting);
+  note.addEventListener("change", (event) => {
+    // The agent's own choice stands over the reply window's (`syncReplyWindow`).
+    if (event.isTrusted) delete note.dataset.auto;
+    noting();
+  });
   const form = h("form", { class: "composer", id: "composer",
     onsubmit: (event) => { event.preventDefault(); send(); } },
     h("div", { class: "composer-text" }, text, saved.menu),
@@ -678,15 +683,29 @@ function composer(detail) {
       h("label", { class: "inline" }, "Files ", files),
       h("span", { class: "grow" }),
       h("button", { type: "submit", class: "primary", id: "composer-send" }, "Send")),
-    replyWindow(detail),
+    h("div", { id: "reply-window-box" }),
     error);
-  // Past the channel's reply window a reply would be refused: the composer starts as a
-  // note, and the line above says why.
-  if (detail.reply_window && !detail.reply_window.open) {
-    note.checked = true;
-    noting();
-  }
   return form;
+}
+
+// Past the channel's reply window a reply would be refused: the composer turns to a note
+// and says why, and turns back when the customer writes again, unless the agent chose
+// themselves. Runs on every draw, the stream's refreshes included.
+function syncReplyWindow(detail) {
+  const box = $("#reply-window-box");
+  const note = $("#composer-note");
+  if (!box || !note) return;
+  replace(box, replyWindow(detail));
+  const closed = Boolean(detail.reply_window && !detail.reply_window.open);
+  if (closed && !note.checked) {
+    note.checked = true;
+    note.dataset.auto = "yes";
+    note.dispatchEvent(new Event("change"));
+  } else if (!closed && note.dataset.auto === "yes") {
+    note.checked = false;
+    delete note.dataset.auto;
+    note.dispatchEvent(new Event("change"));
+  }
 }
 
 // How long the agent may still reply on a channel that carries free-form replies only
