@@ -396,6 +396,7 @@ impl<F: Fn(&str) -> Option<String>> SecretSource for F {
 
 #[cfg(test)]
 mod tests {
+    use super::*;
 
     #[test]
     fn a_partial_send_keeps_one_count_over_the_error_under_it() {
@@ -411,7 +412,6 @@ mod tests {
         assert_eq!((parts_sent, error), (3, SendError::transient("429")));
         assert!(!SendError::permanent("400").after_parts(2).is_transient());
     }
-    use super::*;
 
     #[test]
     fn the_reply_window_is_open_only_within_its_length_of_the_customers_last_message() {

@@ -12,18 +12,22 @@ fn text(to: &str, body: &str) -> Value {
            "type": "text", "text": {"preview_url": false, "body": body}})
 }
 
-#[tokio::test]
-async fn a_posted_message_is_answered_with_a_wamid_and_listed() {
-    let fake = FakeWhatsapp::start(TOKEN).await;
-    let client = reqwest::Client::new();
-    let url = format!("{}/v21.0/1122334455667/messages", fake.api_base());
-    let answer: Value = client
-        .post(&url)
-        .bearer_auth(TOKEN)
-        .json(&text("4915112345678", "Hello"))
+/// Posts a text to `to` through the fake's messages endpoint, with `token`.
+async fn post_text(fake: &FakeWhatsapp, token: &str, to: &str, body: &str) -> reqwest::Response {
+    reqwest::Client::new()
+        .post(format!("{}/v21.0/1122334455667/messages", fake.api_base()))
+        .bearer_auth(token)
+        .json(&text(to, body))
         .send()
         .await
         .unwrap()
+}
+
+#[tokio::test]
+async fn a_posted_message_is_answered_with_a_wamid_and_listed() {
+    let fake = FakeWhatsapp::start(TOKEN).await;
+    let answer: Value = post_text(&fake, TOKEN, "4915112345678", "Hello")
+        .await
         .json()
         .await
         .unwrap();
@@ -33,13 +37,7 @@ async fn a_posted_message_is_answered_with_a_wamid_and_listed() {
     assert_eq!(answer["messages"][0]["id"], json!(sent[0].id));
     assert_eq!(answer["contacts"][0]["wa_id"], "4915112345678");
 
-    let wrong_token = client
-        .post(&url)
-        .bearer_auth("nope")
-        .json(&text("1", "x"))
-        .send()
-        .await
-        .unwrap();
+    let wrong_token = post_text(&fake, "nope", "1", "x").await;
     assert_eq!(wrong_token.status(), 401);
     let error: Value = wrong_token.json().await.unwrap();
     assert_eq!(error["error"]["code"], 190);
@@ -49,25 +47,11 @@ async fn a_posted_message_is_answered_with_a_wamid_and_listed() {
 async fn scripted_failures_answer_graph_errors_then_stop() {
     let fake = FakeWhatsapp::start(TOKEN).await;
     fake.fail_next_sends(Some("4915112345678"), Failure::pair_rate_limit(), 1);
-    let client = reqwest::Client::new();
-    let url = format!("{}/v21.0/1122334455667/messages", fake.api_base());
-    let first = client
-        .post(&url)
-        .bearer_auth(TOKEN)
-        .json(&text("4915112345678", "a"))
-        .send()
-        .await
-        .unwrap();
+    let first = post_text(&fake, TOKEN, "4915112345678", "a").await;
     assert_eq!(first.status(), 400);
     let error: Value = first.json().await.unwrap();
     assert_eq!(error["error"]["code"], 131_056);
-    let second = client
-        .post(&url)
-        .bearer_auth(TOKEN)
-        .json(&text("4915112345678", "b"))
-        .send()
-        .await
-        .unwrap();
+    let second = post_text(&fake, TOKEN, "4915112345678", "b").await;
     assert_eq!(second.status(), 200);
     assert_eq!(fake.sent().len(), 1);
 }
