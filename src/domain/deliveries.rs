@@ -8,7 +8,7 @@ use switchboard_connector_core::{DeliveryReport, DeliveryState};
 use crate::domain::events::{self, Actor, DomainEvent, EventType};
 use crate::domain::{DeskError, DeskResult, agents};
 use crate::model::DeliveryStatus;
-use crate::store::{DeliveryResult, IdentityRef, NewSubscription, Settlement, Subscription, Tx, Waiting};
+use crate::store::{DeliveryResult, IdentityRef, NewSubscription, OutboxRow, Settlement, Subscription, Tx, Waiting};
 
 /// A failure report's error when the channel gave none.
 const REPORTED_FAILED: &str = "the channel reported the message failed";
@@ -37,12 +37,7 @@ pub fn record(tx: &mut dyn Tx, outbox_id: i64, result: &DeliveryResult, now: i64
             {
                 let error = error.as_deref().unwrap_or(REPORTED_FAILED);
                 tx.fail_delivery(outbox_id, error, now)?;
-                let failed = DomainEvent::DeliveryFailed {
-                    message_id: row.message_id,
-                    attempts: None,
-                    error: error.to_owned(),
-                };
-                events::insert(tx, row.conversation_id, &[(Actor::SYSTEM, failed)], now)?;
+                tell_reported_failure(tx, &row, error, now)?;
             }
         }
         DeliveryResult::Skipped { reason } => {
@@ -104,13 +99,18 @@ pub fn report(tx: &mut dyn Tx, inbox_id: i64, report: &DeliveryReport, now: i64)
     let Some(row) = tx.fail_sent_delivery(inbox_id, &report.external_id, error, now)? else {
         return Ok(false);
     };
+    tell_reported_failure(tx, &row, error, now)?;
+    Ok(true)
+}
+
+/// Tells the conversation that the channel reported its sent message failed.
+fn tell_reported_failure(tx: &mut dyn Tx, row: &OutboxRow, error: &str, now: i64) -> DeskResult<()> {
     let failed = DomainEvent::DeliveryFailed {
         message_id: row.message_id,
         attempts: None,
         error: error.to_owned(),
     };
-    events::insert(tx, row.conversation_id, &[(Actor::SYSTEM, failed)], now)?;
-    Ok(true)
+    events::insert(tx, row.conversation_id, &[(Actor::SYSTEM, failed)], now)
 }
 
 /// Schedules a failed delivery again: due now, its retry schedule from the start (the
